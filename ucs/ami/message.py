@@ -1,0 +1,204 @@
+"""AMI wire format: bytes in, header dictionaries out, and back.
+
+A message is a plain ``dict`` of header name to value, in wire order.  Plain
+dictionaries keep the hot path (a busy PBX sends thousands of events a second)
+free of per-message object overhead; everything above the protocol reads
+``msg["Event"]`` or ``msg.get("Uniqueid")``.
+
+Asterisk frames a message with a blank line (CRLF CRLF).  Two exceptions are
+handled here so that nothing above needs to know about them: the banner line
+sent on connect, and the ``Response: Follows`` command output of Asterisk up to
+13, which is free text ended by ``--END COMMAND--``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+Message = dict[str, str]
+
+#: The largest frame accepted; a frame that grows past it is dropped (and
+#: reported once) instead of growing memory without bound.
+MAX_FRAME = 1 << 20
+
+_DELIM = b"\r\n\r\n"
+_END_COMMAND = b"--END COMMAND--"
+_BANNER_PREFIX = b"Asterisk Call Manager"
+_NAME_OK = re.compile(r"[A-Za-z0-9_\-()/.]+\Z").match
+
+
+class FrameError(ValueError):
+    """A frame from the peer that is not an AMI message."""
+
+
+class HeaderInjectionError(ValueError):
+    """A header we were asked to send would break AMI framing.
+
+    Raised before anything is written, so text a user typed (a caller name, a
+    transfer target) can never smuggle a second action onto the link.
+    """
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Fall back line by line so one bad byte (an old phone's Latin-1
+        # caller name) does not garble the valid UTF-8 around it.
+        out = []
+        for line in raw.split(b"\r\n"):
+            try:
+                out.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                out.append(line.decode("latin-1"))
+        return "\r\n".join(out)
+
+
+def parse_frame(raw: bytes) -> Message:
+    """Turn one frame (without its terminating blank line) into a message.
+
+    Raises :class:`FrameError` when the frame is not ``Event:`` or
+    ``Response:`` led, which is what Asterisk always sends.
+    """
+    text = _decode(raw)
+    msg: Message = {}
+    output: list[str] | None = None
+    for line in text.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+            if not sep or " " in key:
+                # Free text: command output of Response: Follows.
+                if line and line != "--END COMMAND--":
+                    if output is None:
+                        output = []
+                    output.append(line)
+                continue
+        if key in msg:
+            msg[key] = msg[key] + "\n" + value
+        else:
+            msg[key] = value
+    if output is not None:
+        prev = msg.get("Output")
+        msg["Output"] = "\n".join(([prev] if prev else []) + output)
+    if not ("Event" in msg or "Response" in msg):
+        first = text.split("\r\n", 1)[0][:80]
+        raise FrameError(f"frame does not start with Event: or Response: (first line {first!r})")
+    return msg
+
+
+class AMIParser:
+    """Incremental parser: feed it bytes in any chunking, get whole messages.
+
+    Frames that cannot be parsed are passed to ``on_error`` (once each) and
+    skipped; the parser never raises on peer input.
+    """
+
+    def __init__(
+        self,
+        on_error: Callable[[str, bytes], None] | None = None,
+        max_frame: int = MAX_FRAME,
+        expect_banner: bool = True,
+    ) -> None:
+        self._buf = b""
+        self._on_error = on_error or (lambda reason, raw: None)
+        self._max = max_frame
+        self._expect_banner = expect_banner
+        self._discarding = False
+        self.banner: str | None = None
+
+    def feed(self, data: bytes) -> list[Message]:
+        buf = self._buf + data if self._buf else data
+        if self._expect_banner:
+            if len(buf) < len(_BANNER_PREFIX) and _BANNER_PREFIX.startswith(buf):
+                self._buf = buf
+                return []
+            self._expect_banner = False
+            if buf.startswith(_BANNER_PREFIX):
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    self._expect_banner = True
+                    self._buf = buf
+                    return []
+                self.banner = buf[:end].decode("utf-8", "replace")
+                buf = buf[end + 2 :]
+        out: list[Message] = []
+        start = 0
+        find = buf.find
+        while True:
+            end = find(_DELIM, start)
+            if end < 0:
+                break
+            if self._discarding:
+                self._discarding = False
+                start = end + 4
+                continue
+            if buf.startswith(b"Response: Follows", start) and find(_END_COMMAND, start, end) < 0:
+                tail = find(_END_COMMAND, start)
+                if tail < 0:
+                    break
+                end = find(_DELIM, tail)
+                if end < 0:
+                    break
+            frame = buf[start:end]
+            start = end + 4
+            if not frame.strip():
+                continue
+            if len(frame) > self._max:
+                self._on_error(f"frame of {len(frame)} bytes exceeds the limit of {self._max}", frame[:200])
+                continue
+            try:
+                out.append(parse_frame(frame))
+            except FrameError as e:
+                self._on_error(str(e), frame[:200])
+        rest = buf[start:]
+        if len(rest) > self._max:
+            self._on_error(f"unterminated frame exceeds the limit of {self._max} bytes", rest[:200])
+            rest = b""
+            self._discarding = True
+        self._buf = rest
+        return out
+
+
+def _check(name: str, value: str) -> None:
+    if not _NAME_OK(name):
+        raise HeaderInjectionError(
+            f"AMI header name {name!r} is not allowed: use letters, digits, '_', '-', '(', ')', '/' and '.'"
+        )
+    if "\r" in value or "\n" in value:
+        raise HeaderInjectionError(
+            f"AMI header {name!r} has a line break in its value {value!r}: "
+            "CR and LF cannot be sent over AMI (they would end the header)"
+        )
+
+
+def _text(value: object) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+def format_message(headers: Mapping[str, object] | Iterable[tuple[str, object]]) -> bytes:
+    """Serialize headers to one AMI frame, refusing CR/LF anywhere in them.
+
+    A list or tuple value is sent as the same header repeated (``Variable``).
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    parts: list[str] = []
+    for name, value in items:
+        values = value if isinstance(value, (list, tuple)) else (value,)
+        for v in values:
+            if v is None:
+                continue
+            text = _text(v)
+            _check(name, text)
+            parts.append(f"{name}: {text}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")
+
+
+def format_action(action: str, action_id: str, headers: Mapping[str, object]) -> bytes:
+    return format_message([("Action", action), ("ActionID", action_id), *headers.items()])
