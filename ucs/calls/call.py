@@ -1,0 +1,204 @@
+"""A call as people think of it: one customer or colleague, however many
+channels, bridges and transfers Asterisk used to connect them.
+
+Field names follow seed 002's Call object so that the agent bar, plugins and
+the CDR all see the same thing.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+
+class Cause(enum.IntEnum):
+    """Seed 002's hang-up cause, from the point of view of the caller's leg."""
+
+    NOT_SET = -1
+    UNKNOWN = 0
+    BUSY = 1
+    INVALID_NUMBER = 2
+    CALLER_HUNG_UP = 3
+    CALLED_HUNG_UP = 4
+    REJECTED = 5
+    UNAVAILABLE = 6
+    PICKUP = 7
+    TRANSFER = 8
+
+
+class CallState(enum.IntEnum):
+    NEW = 0
+    DIALING = 1
+    RINGING = 2
+    CONNECTED = 3
+    SUSPENDED = 4
+    HELD = 5
+
+
+INCOMING, OUTGOING, INTERNAL = "INCOMING", "OUTGOING", "INTERNAL"
+
+#: Asterisk hang-up causes (Q.850) that say why a call did not connect.
+_Q850 = {
+    17: Cause.BUSY,
+    1: Cause.INVALID_NUMBER, 3: Cause.INVALID_NUMBER, 28: Cause.INVALID_NUMBER,
+    21: Cause.REJECTED,
+    18: Cause.UNAVAILABLE, 19: Cause.UNAVAILABLE, 20: Cause.UNAVAILABLE, 27: Cause.UNAVAILABLE,
+    34: Cause.UNAVAILABLE, 38: Cause.UNAVAILABLE, 41: Cause.UNAVAILABLE, 42: Cause.UNAVAILABLE,
+}
+#: Dial() statuses of a leg that did not answer.  They do not always agree
+#: with the Q.850 cause of the same leg; the dial status is what Dial() saw.
+_DIALSTATUS = {
+    "BUSY": Cause.BUSY,
+    "CONGESTION": Cause.UNAVAILABLE,
+    "CHANUNAVAIL": Cause.UNAVAILABLE,
+    "NOANSWER": Cause.UNAVAILABLE,
+    "INVALIDARGS": Cause.INVALID_NUMBER,
+}
+
+
+def cause_from_q850(code: int) -> Cause | None:
+    return _Q850.get(code)
+
+
+def cause_from_dialstatus(status: str) -> Cause | None:
+    return _DIALSTATUS.get(status.upper())
+
+
+def hms(seconds: float) -> str:
+    s = max(0, int(round(seconds)))
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+@attrs.define(eq=False)
+class JourneyStep:
+    device: str
+    device_type: str  # trunk | queue | line | application
+    description: str
+    start: float
+    end: float | None = None
+
+    def to_dict(self, now: float, call_id: str | None = None) -> dict[str, Any]:
+        end = self.end if self.end is not None else now
+        d: dict[str, Any] = {}
+        if call_id is not None:
+            d["CallId"] = call_id
+        d.update(
+            Device=self.device, DeviceType=self.device_type, Description=self.description,
+            Duration=hms(end - self.start),
+        )
+        return d
+
+
+@attrs.define(eq=False)
+class Leg:
+    """One channel's part in a call."""
+
+    uniqueid: str
+    channel: str
+    device: str
+    kind: str  # line | trunk | local
+    created: float
+    number: str = ""
+    name: str = ""
+    answered: float | None = None
+    ended: float | None = None
+    cause: Cause = Cause.NOT_SET
+    dial_status: str = ""
+    hangup_requested: bool = False
+    transferred: bool = False
+    step: JourneyStep | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uniqueid": self.uniqueid, "channel": self.channel, "device": self.device,
+            "type": self.kind, "number": self.number, "name": self.name, "created": self.created,
+            "answered": self.answered, "ended": self.ended, "cause": int(self.cause),
+        }
+
+
+@attrs.define(eq=False)
+class Call:
+    uniqueid: str  # the Linkedid
+    id: int
+    created: float
+    direction: str = INTERNAL
+    caller_channel: str = ""
+    caller_number: str = ""
+    caller_number_norm: str = ""
+    caller_name: str = ""
+    caller_type: str = ""
+    caller_internal: bool = False
+    caller_muted: bool = False
+    called_number: str = ""
+    called_number_norm: str = ""
+    called_name: str = ""
+    connected_channel: str = ""
+    connected_number: str = ""
+    connected_number_norm: str = ""
+    connected_name: str = ""
+    connected_type: str = ""
+    connected_internal: bool = False
+    connected_muted: bool = False
+    connected: float | None = None
+    disconnected: float | None = None
+    state: CallState = CallState.NEW
+    cause: Cause = Cause.NOT_SET
+    queue: str | None = None
+    answered_by: str | None = None
+    subcalls: int = 0
+    account_code: str = ""
+    data: dict[str, Any] = attrs.Factory(dict)
+    journey: list[JourneyStep] = attrs.Factory(list)
+    legs: dict[str, Leg] = attrs.Factory(dict)
+    origin: str = ""  # uniqueid of the caller's leg
+    transfers: list[dict[str, Any]] = attrs.Factory(list)
+
+    @property
+    def ended(self) -> bool:
+        return self.disconnected is not None
+
+    @property
+    def number(self) -> str:
+        """Seed 002: the called number of an outgoing call, the caller's otherwise."""
+        return self.called_number if self.direction == OUTGOING else self.caller_number
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        now = now if now is not None else (self.disconnected or self.created)
+        return {
+            "uniqueid": self.uniqueid,
+            "id": self.id,
+            "direction": self.direction,
+            "number": self.number,
+            "caller_channel": self.caller_channel,
+            "caller_number": self.caller_number,
+            "caller_number_norm": self.caller_number_norm,
+            "caller_name": self.caller_name,
+            "caller_type": self.caller_type,
+            "caller_internal": self.caller_internal,
+            "caller_muted": self.caller_muted,
+            "called_number": self.called_number,
+            "called_number_norm": self.called_number_norm,
+            "called_name": self.called_name,
+            "connected_channel": self.connected_channel,
+            "connected_number": self.connected_number,
+            "connected_number_norm": self.connected_number_norm,
+            "connected_name": self.connected_name,
+            "connected_type": self.connected_type,
+            "connected_internal": self.connected_internal,
+            "connected_muted": self.connected_muted,
+            "created": self.created,
+            "connected": self.connected,
+            "disconnected": self.disconnected,
+            "state": int(self.state),
+            "cause": int(self.cause),
+            "queue": self.queue,
+            "answered_by": self.answered_by,
+            "subcalls": self.subcalls,
+            "account_code": self.account_code,
+            "data": self.data,
+            "transfers": self.transfers,
+            "legs": [leg.to_dict() for leg in self.legs.values()],
+            "journey": [step.to_dict(now) for step in self.journey],
+        }

@@ -1,0 +1,538 @@
+"""The call tracker: turns the PBX model's channel-level facts into calls.
+
+A call is every channel sharing one ``Linkedid``.  The channel whose
+``Uniqueid`` equals the ``Linkedid`` (or, without one, the first seen) is the
+caller's leg; the direction, caller and cause are read from its point of
+view.
+
+Who ended a connected call is decided the way the captures' README explains:
+the side whose channel *first* leaves the bridge the caller is in at the end,
+counting from the last time that bridge's members changed.  Neither
+``SoftHangupRequest`` nor the order of ``Hangup`` events says who hung up.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+from twisted.logger import Logger
+
+from ucs.ami.message import Message
+from ucs.calls.call import (
+    INCOMING, INTERNAL, OUTGOING, Call, CallState, Cause, JourneyStep, Leg,
+    cause_from_dialstatus, cause_from_q850,
+)
+from ucs.calls.numbers import LINE, LOCAL, TRUNK, DeviceClassifier, NumberNormalizer
+from ucs.pbx.model import Bridge, Channel, Queue
+from ucs.pbx.observer import PBXObserver
+from ucs.pbx.pbx import PBX, SecondsClock
+
+#: Dialplan applications worth a step in the journey: where a caller spends
+#: time without a person on the line.  Plumbing (Set, Goto, NoOp…) is not.
+JOURNEY_APPS = frozenset({
+    "Playback", "BackGround", "Background", "Read", "WaitExten", "Wait", "VoiceMail",
+    "VoiceMailMain", "MusicOnHold", "AGI", "EAGI", "FastAGI", "ConfBridge", "MeetMe", "Record",
+    "SayDigits", "SayNumber", "SayAlpha", "Echo", "Park", "ParkedCall", "Directory", "Page",
+    "Festival", "Milliwatt", "Playtones", "Stasis",
+})
+
+
+class CallObserver:
+    """What the tracker tells the rest of UCS (agents, the bus, the CDR writer)."""
+
+    def call_created(self, call: Call) -> None: ...
+    def call_changed(self, call: Call) -> None: ...
+    def call_ended(self, call: Call) -> None: ...
+
+
+class CallTracker(PBXObserver):
+    log = Logger()
+
+    def __init__(
+        self,
+        pbx: PBX,
+        clock: SecondsClock,
+        classify: DeviceClassifier | None = None,
+        normalize: NumberNormalizer | None = None,
+        observers: Iterable[CallObserver] = (),
+    ) -> None:
+        self._pbx = pbx
+        self._clock = clock
+        self.classify = classify or DeviceClassifier()
+        self.normalize = normalize or NumberNormalizer()
+        self.observers: list[CallObserver] = list(observers)
+        self.calls: dict[str, Call] = {}  # active, by Linkedid
+        self._leg_call: dict[str, Call] = {}  # leg Uniqueid → call
+        self._visible: set[str] = set()
+        self._ids = itertools.cycle(range(1, 65536))
+        # bridge → uniqueid of the first channel to leave since its members last changed
+        self._first_leaver: dict[str, str | None] = {}
+        self._last_bridge: dict[str, str] = {}  # call → the caller leg's last bridge
+        self._queue_steps: dict[str, JourneyStep] = {}
+        self._app_steps: dict[str, JourneyStep] = {}
+        pbx.observers.append(self)
+
+    # -- lookups ------------------------------------------------------------------
+
+    def call_of(self, uniqueid: str) -> Call | None:
+        return self._leg_call.get(uniqueid)
+
+    def active_calls(self) -> list[Call]:
+        return [c for c in self.calls.values() if c.uniqueid in self._visible]
+
+    def calls_of_device(self, device: str) -> list[Call]:
+        return [
+            c for c in self.active_calls()
+            if any(leg.device == device and leg.ended is None for leg in c.legs.values())
+        ]
+
+    # -- notifications ------------------------------------------------------------
+
+    def _notify(self, method: str, call: Call) -> None:
+        if call.uniqueid not in self._visible:
+            return
+        for obs in self.observers:
+            try:
+                getattr(obs, method)(call)
+            except Exception:
+                self.log.failure("call observer {obs!r} failed on {method}", obs=obs, method=method)
+
+    def _changed(self, call: Call) -> None:
+        self._update_state(call)
+        self._notify("call_changed", call)
+
+    # -- channels -------------------------------------------------------------------
+
+    def channel_created(self, ch: Channel) -> None:
+        now = self._clock.seconds()
+        call = self.calls.get(ch.linkedid)
+        if call is None:
+            call = self.calls[ch.linkedid] = Call(uniqueid=ch.linkedid, id=next(self._ids), created=now)
+        kind = self.classify(ch.device)
+        leg = Leg(ch.uniqueid, ch.name, ch.device, kind, now, ch.caller_num, ch.caller_name)
+        call.legs[ch.uniqueid] = leg
+        self._leg_call[ch.uniqueid] = call
+        origin = call.legs.get(call.origin)
+        if origin is None or (origin.kind == LOCAL and kind != LOCAL and not self._has_real_leg(call, leg)):
+            self._set_origin(call, leg, ch)
+        elif kind != LOCAL:
+            if kind == TRUNK and call.direction == INTERNAL:
+                call.direction = OUTGOING
+            leg.step = self._step(call, ch.device, kind, f"{'Outgoing call to' if kind == TRUNK else 'Call to'} {ch.caller_num or ch.exten}".strip(), now)
+        if kind != LOCAL and call.uniqueid not in self._visible:
+            self._visible.add(call.uniqueid)
+            self._update_state(call)
+            self._notify("call_created", call)
+
+    def _has_real_leg(self, call: Call, besides: Leg) -> bool:
+        return any(l.kind != LOCAL for l in call.legs.values() if l is not besides)
+
+    def _set_origin(self, call: Call, leg: Leg, ch: Channel) -> None:
+        call.origin = leg.uniqueid
+        call.caller_channel = ch.name
+        call.caller_number = ch.caller_num
+        call.caller_name = ch.caller_name
+        call.caller_type = leg.kind if leg.kind != LOCAL else ""
+        call.caller_internal = leg.kind == LINE
+        call.caller_number_norm = "" if call.caller_internal else self.normalize(ch.caller_num)
+        if leg.kind == TRUNK:
+            call.direction = INCOMING
+            call.called_number = ch.exten if ch.exten not in ("s", "") else call.called_number
+            call.called_number_norm = self.normalize(call.called_number)
+            desc = f"Incoming call from {ch.caller_num or 'anonymous'}"
+            if call.called_number:
+                desc += f" to {call.called_number}"
+        elif leg.kind == LINE:
+            if any(l.kind == TRUNK for l in call.legs.values() if l is not leg):
+                call.direction = OUTGOING
+            else:
+                call.direction = INTERNAL
+            desc = f"Call from {ch.caller_name + ' ' if ch.caller_name else ''}({ch.caller_num or ch.device})"
+        else:
+            return
+        leg.step = self._step(call, ch.device, leg.kind, desc, leg.created)
+
+    def _step(self, call: Call, device: str, kind: str, description: str, start: float) -> JourneyStep:
+        step = JourneyStep(device, kind, description, start)
+        call.journey.append(step)
+        return step
+
+    def channel_updated(self, ch: Channel, msg: Message) -> None:
+        call = self._leg_call.get(ch.uniqueid)
+        if call is None:
+            return
+        leg = call.legs[ch.uniqueid]
+        changed = False
+        if ch.state == 6 and leg.answered is None:
+            leg.answered = self._clock.seconds()
+            changed = True
+        if leg.uniqueid == call.origin:
+            if ch.caller_num and ch.caller_num != call.caller_number and call.direction != OUTGOING:
+                call.caller_number = ch.caller_num
+                call.caller_number_norm = "" if call.caller_internal else self.normalize(ch.caller_num)
+                changed = True
+            if ch.caller_name and ch.caller_name != call.caller_name:
+                call.caller_name = ch.caller_name
+                changed = True
+            if msg.get("Event") == "MuteAudio":
+                call.caller_muted = ch.muted_in
+                changed = True
+        elif call.connected_channel == ch.name:
+            if msg.get("Event") == "MuteAudio":
+                call.connected_muted = ch.muted_in
+                changed = True
+            elif ch.caller_name and ch.caller_name != call.connected_name:
+                call.connected_name = ch.caller_name
+                changed = True
+        if changed:
+            self._changed(call)
+
+    def channel_renamed(self, ch: Channel, old_name: str) -> None:
+        call = self._leg_call.get(ch.uniqueid)
+        if call is not None:
+            call.legs[ch.uniqueid].channel = ch.name
+            if call.caller_channel == old_name:
+                call.caller_channel = ch.name
+            if call.connected_channel == old_name:
+                call.connected_channel = ch.name
+
+    def hangup_requested(self, ch: Channel) -> None:
+        call = self._leg_call.get(ch.uniqueid)
+        if call is not None:
+            call.legs[ch.uniqueid].hangup_requested = True
+
+    def channel_hungup(self, ch: Channel, cause: int, cause_txt: str) -> None:
+        call = self._leg_call.pop(ch.uniqueid, None)
+        if call is None:
+            return
+        now = self._clock.seconds()
+        leg = call.legs[ch.uniqueid]
+        leg.ended = now
+        leg.hangup_requested = leg.hangup_requested or ch.hangup_requested
+        forced = cause == 0 and cause_txt in ("Asterisk restarted", "gone while the AMI link was down")
+        leg.cause = Cause.UNKNOWN if forced else self._leg_cause(call, leg, cause)
+        if leg.step is not None and leg.step.end is None:
+            leg.step.end = now
+            self._describe_leg_end(call, leg)
+        if all(l.ended is not None for l in call.legs.values()):
+            self._finish(call, now, forced and leg.uniqueid == call.origin)
+        else:
+            self._changed(call)
+
+    def _describe_leg_end(self, call: Call, leg: Leg) -> None:
+        step = leg.step
+        assert step is not None
+        if leg.uniqueid == call.origin or leg.kind != LINE:
+            return
+        if leg.transferred:
+            step.description += ", transferred"
+        elif leg.answered is None and not step.description.endswith("answered"):
+            step.description += ", no answer" if leg.dial_status in ("", "NOANSWER", "CANCEL") else f", {leg.dial_status.lower()}"
+
+    def _leg_cause(self, call: Call, leg: Leg, q850: int) -> Cause:
+        if leg.transferred:
+            return Cause.TRANSFER
+        bridge = self._last_bridge.get(leg.uniqueid)
+        if bridge is not None:
+            first = self._first_leaver.get(bridge)
+            if first is not None:
+                origin_side = first == call.origin or self._is_origin_side(call, first)
+                return Cause.CALLER_HUNG_UP if origin_side else Cause.CALLED_HUNG_UP
+        if leg.answered is None:
+            origin = call.legs.get(call.origin)
+            if origin is not None and origin.hangup_requested and leg.uniqueid != call.origin:
+                return Cause.CALLER_HUNG_UP
+            by_status = cause_from_dialstatus(leg.dial_status) if leg.dial_status else None
+            if by_status is not None:
+                return by_status
+            if leg.dial_status == "CANCEL":
+                return Cause.CALLER_HUNG_UP
+        return cause_from_q850(q850) or (Cause.CALLER_HUNG_UP if leg.hangup_requested else Cause.UNKNOWN)
+
+    def _is_origin_side(self, call: Call, uniqueid: str) -> bool:
+        leg = call.legs.get(uniqueid)
+        return leg is not None and leg.uniqueid == call.origin
+
+    # -- the end of a call -----------------------------------------------------------
+
+    def _finish(self, call: Call, now: float, forced: bool) -> None:
+        call.disconnected = now
+        call.cause = Cause.UNKNOWN if forced else self._call_cause(call)
+        call.state = CallState.NEW if call.connected is None else CallState.CONNECTED
+        for step in call.journey:
+            if step.end is None:
+                step.end = now
+        self._queue_steps.pop(call.uniqueid, None)
+        self._app_steps.pop(call.uniqueid, None)
+        del self.calls[call.uniqueid]
+        for uid in call.legs:
+            self._leg_call.pop(uid, None)
+            bid = self._last_bridge.pop(uid, None)
+            if bid is not None and not self._pbx.bridges.get(bid):
+                self._first_leaver.pop(bid, None)
+        if call.uniqueid in self._visible:
+            self._visible.discard(call.uniqueid)
+            for obs in self.observers:
+                try:
+                    obs.call_ended(call)
+                except Exception:
+                    self.log.failure("call observer {obs!r} failed on call_ended", obs=obs)
+
+    def _call_cause(self, call: Call) -> Cause:
+        origin = call.legs.get(call.origin)
+        if origin is None:
+            return Cause.UNKNOWN
+        if call.connected is not None:
+            bridge = self._last_bridge.get(origin.uniqueid)
+            first = self._first_leaver.get(bridge) if bridge else None
+            if first is not None:
+                return Cause.CALLER_HUNG_UP if first == origin.uniqueid else Cause.CALLED_HUNG_UP
+            if origin.hangup_requested:
+                return Cause.CALLER_HUNG_UP
+            others = [l for l in call.legs.values() if l is not origin and l.kind != LOCAL]
+            if any(l.hangup_requested for l in others):
+                return Cause.CALLED_HUNG_UP
+            ended_first = min((l for l in call.legs.values() if l.ended is not None), key=lambda l: l.ended or 0.0)
+            return Cause.CALLER_HUNG_UP if ended_first is origin else Cause.CALLED_HUNG_UP
+        if origin.hangup_requested:
+            return Cause.CALLER_HUNG_UP
+        statuses = [l.dial_status for l in call.legs.values() if l is not origin and l.dial_status]
+        for status in reversed(statuses):
+            mapped = cause_from_dialstatus(status)
+            if mapped is not None:
+                return mapped
+        if origin.cause in (Cause.BUSY, Cause.INVALID_NUMBER, Cause.REJECTED, Cause.UNAVAILABLE):
+            return origin.cause
+        if origin.answered is not None:
+            # Answered by the PBX itself (an IVR, a message) and ended by it.
+            return Cause.CALLED_HUNG_UP
+        return Cause.UNKNOWN
+
+    # -- bridges: who is talking to whom ----------------------------------------------
+
+    def bridge_entered(self, bridge: Bridge, ch: Channel) -> None:
+        self._first_leaver[bridge.uniqueid] = None
+        call = self._leg_call.get(ch.uniqueid)
+        if call is None:
+            return
+        self._last_bridge[ch.uniqueid] = bridge.uniqueid
+        origin = self._pbx.channels.get(call.origin)
+        if origin is None or origin.bridge is None:
+            return
+        far = self._far_end(origin, set())
+        if far is None:
+            return
+        leg = call.legs.get(far.uniqueid)
+        if leg is None:
+            return
+        now = self._clock.seconds()
+        if leg.answered is None:
+            leg.answered = now
+        if call.connected is None:
+            call.connected = now
+            if call.answered_by is None and leg.uniqueid != call.origin:
+                call.answered_by = leg.device
+        if call.connected_channel != far.name:
+            if call.connected_channel and leg.kind == LINE:
+                call.transfers.append({"to": leg.device, "at": now})
+            call.connected_channel = far.name
+            call.connected_number = far.caller_num
+            call.connected_name = far.caller_name
+            call.connected_type = leg.kind
+            call.connected_internal = leg.kind == LINE
+            call.connected_number_norm = "" if leg.kind == LINE else self.normalize(far.caller_num)
+            if call.direction == OUTGOING and leg.kind == TRUNK and not call.called_number:
+                call.called_number = far.caller_num
+                call.called_number_norm = self.normalize(far.caller_num)
+            if leg.step is not None and not leg.step.description.endswith("answered"):
+                leg.step.description += ", answered"
+        self._changed(call)
+
+    def _far_end(self, ch: Channel, seen: set[str]) -> Channel | None:
+        """The line or trunk ``ch`` is talking to, looking through Local channel pairs."""
+        seen.add(ch.uniqueid)
+        bridge = self._pbx.bridges.get(ch.bridge or "")
+        if bridge is None:
+            return None
+        for uid in bridge.channels:
+            if uid in seen:
+                continue
+            other = self._pbx.channels.get(uid)
+            if other is None:
+                continue
+            if not other.is_local:
+                return other
+            name = other.name
+            partner = self._pbx.channel_by_name(name[:-1] + ("2" if name.endswith("1") else "1"))
+            if partner is not None and partner.uniqueid not in seen:
+                seen.add(other.uniqueid)
+                found = self._far_end(partner, seen)
+                if found is not None:
+                    return found
+        return None
+
+    def bridge_left(self, bridge: Bridge, ch: Channel) -> None:
+        if self._first_leaver.get(bridge.uniqueid) is None:
+            self._first_leaver[bridge.uniqueid] = ch.uniqueid
+
+    # -- dialing, queues, transfers ----------------------------------------------------
+
+    def dial_begin(self, src: Channel | None, dst: Channel, dialstring: str, exten: str) -> None:
+        call = self._leg_call.get(dst.uniqueid)
+        if call is None:
+            return
+        leg = call.legs[dst.uniqueid]
+        number = exten or dialstring.rpartition("/")[2]
+        if leg.kind == TRUNK and leg.uniqueid != call.origin:
+            if call.direction == INTERNAL:
+                call.direction = OUTGOING
+            if number and (call.direction == OUTGOING and not call.called_number or src is not None and src.uniqueid == call.origin):
+                call.called_number = number
+                call.called_number_norm = self.normalize(number)
+            if leg.step is not None:
+                leg.step.description = f"Outgoing call to {number}" if number else leg.step.description
+        elif leg.kind == LINE and leg.uniqueid != call.origin:
+            if call.direction == INTERNAL and not call.called_number and number:
+                call.called_number = number
+            if leg.step is not None:
+                who = f"{dst.caller_name} ({dst.caller_num})" if dst.caller_name else (dst.caller_num or dst.device)
+                leg.step.description = f"Rang {who}" + (f" (queue {call.queue})" if self._queue_steps.get(call.uniqueid) else "")
+        self._end_app_step(call)
+        call.subcalls = self._ringing(call)
+        self._changed(call)
+
+    def dial_end(self, src: Channel | None, dst: Channel, status: str) -> None:
+        call = self._leg_call.get(dst.uniqueid)
+        if call is None:
+            return
+        leg = call.legs[dst.uniqueid]
+        leg.dial_status = status
+        if status == "ANSWER" and leg.answered is None:
+            leg.answered = self._clock.seconds()
+        call.subcalls = self._ringing(call)
+        self._changed(call)
+
+    def _ringing(self, call: Call) -> int:
+        return sum(
+            1 for l in call.legs.values()
+            if l.kind == LINE and l.uniqueid != call.origin and l.ended is None and l.answered is None
+        )
+
+    def queue_caller_joined(self, queue: Queue, ch: Channel) -> None:
+        call = self._leg_call.get(ch.uniqueid)
+        if call is None:
+            return
+        now = self._clock.seconds()
+        self._end_app_step(call)
+        call.queue = queue.name
+        self._queue_steps[call.uniqueid] = self._step(call, f"Queue:{queue.name}", "queue", f"Waited in queue {queue.name}", now)
+        self._changed(call)
+
+    def queue_caller_left(self, queue: Queue, ch: Channel, abandoned: bool) -> None:
+        call = self._leg_call.get(ch.uniqueid)
+        if call is None:
+            return
+        step = self._queue_steps.pop(call.uniqueid, None)
+        if step is None:
+            return
+        step.end = self._clock.seconds()
+        if abandoned:
+            step.description += ", abandoned"
+
+    def agent_called(self, queue: Queue, interface: str, caller: Channel | None, agent: Channel | None) -> None:
+        if agent is None:
+            return
+        call = self._leg_call.get(agent.uniqueid)
+        if call is not None and call.legs[agent.uniqueid].step is not None:
+            member = queue.members.get(interface)
+            who = member.name if member and member.name else interface
+            step = call.legs[agent.uniqueid].step
+            assert step is not None
+            step.description = f"Rang {who} (queue {queue.name})"
+
+    def agent_ring_no_answer(self, queue: Queue, interface: str, caller: Channel | None, agent: Channel | None) -> None:
+        if agent is None:
+            return
+        call = self._leg_call.get(agent.uniqueid)
+        if call is not None:
+            call.legs[agent.uniqueid].dial_status = "NOANSWER"
+
+    def agent_connected(self, queue: Queue, interface: str, caller: Channel | None, agent: Channel | None, msg: Message) -> None:
+        ch = caller or agent
+        call = self._leg_call.get(ch.uniqueid) if ch is not None else None
+        if call is None:
+            return
+        call.queue = queue.name
+        if call.answered_by is None:
+            call.answered_by = interface or (agent.device if agent else None)
+        for step in reversed(call.journey):
+            if step.device == f"Queue:{queue.name}":
+                step.description += f", answered by {interface}"
+                break
+        self._changed(call)
+
+    def transfer(self, kind: str, msg: Message) -> None:
+        names = (
+            [msg.get("TransfererChannel", "")] if kind == "blind"
+            else [msg.get("OrigTransfererChannel", ""), msg.get("SecondTransfererChannel", "")]
+        )
+        if msg.get("Result", "Success") != "Success":
+            return
+        for name in names:
+            ch = self._pbx.channel_by_name(name) if name else None
+            call = self._leg_call.get(ch.uniqueid) if ch is not None else None
+            if call is None or ch is None:
+                continue
+            leg = call.legs[ch.uniqueid]
+            if leg.uniqueid != call.origin:
+                leg.transferred = True
+            target = msg.get("Extension") or msg.get("TransferTargetChannel") or msg.get("SecondTransfererConnectedLineNum") or ""
+            call.transfers.append({"kind": kind, "from": leg.device, "to": target, "at": self._clock.seconds()})
+
+    def hold_changed(self, ch: Channel) -> None:
+        call = self._leg_call.get(ch.uniqueid)
+        if call is not None:
+            self._changed(call)
+
+    def application(self, ch: Channel, app: str, data: str) -> None:
+        if app not in JOURNEY_APPS:
+            return
+        call = self._leg_call.get(ch.uniqueid)
+        if call is None or ch.uniqueid != call.origin:
+            return
+        self._end_app_step(call)
+        self._app_steps[call.uniqueid] = self._step(
+            call, app, "application", f"{app}({data})" if data else app, self._clock.seconds()
+        )
+
+    def _end_app_step(self, call: Call) -> None:
+        step = self._app_steps.pop(call.uniqueid, None)
+        if step is not None and step.end is None:
+            step.end = self._clock.seconds()
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _update_state(self, call: Call) -> None:
+        origin = self._pbx.channels.get(call.origin)
+        if call.connected_channel:
+            far = self._pbx.channel_by_name(call.connected_channel)
+            held = (origin is not None and origin.on_hold) or (far is not None and far.on_hold)
+            talking = origin is not None and origin.bridge is not None and far is not None
+            if held:
+                call.state = CallState.HELD
+            elif talking:
+                call.state = CallState.CONNECTED
+            else:
+                call.state = CallState.SUSPENDED
+        elif self._ringing(call) or any(
+            l.kind == TRUNK and l.answered is None and l.ended is None and l.uniqueid != call.origin
+            for l in call.legs.values()
+        ):
+            call.state = CallState.RINGING
+        elif len(call.legs) > 1 or (origin is not None and origin.state >= 4):
+            call.state = CallState.DIALING
+
+    def pbx_restarted(self) -> None:
+        # PBX.clear() already hung every channel up with cause 0.
+        pass
