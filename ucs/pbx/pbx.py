@@ -346,19 +346,22 @@ class PBX:
         pass
 
     def _bridge_v11(self, msg: Message) -> None:
-        """Asterisk 11 ``Bridge`` (Bridgestate Link/Unlink of two channels)."""
+        """Asterisk 11 ``Bridge`` (Bridgestate Link/Unlink of two channels).
+
+        An Unlink says nothing about who left first, so it is not applied:
+        the channels leave at their Hangup (in the order Asterisk hung them
+        up, the best evidence 11 gives) or when they are linked elsewhere.
+        """
+        if msg.get("Bridgestate", "Link") != "Link":
+            return
         a = self.channels.get(msg.get("Uniqueid1", ""))
         b = self.channels.get(msg.get("Uniqueid2", ""))
         if a is None or b is None:
             return
         bid = "v11-" + a.uniqueid
-        if msg.get("Bridgestate", "Link") == "Link":
-            for ch in (a, b):
+        for ch in (a, b):
+            if ch.bridge != bid:
                 self._enter(bid, ch)
-        else:
-            for ch in (a, b):
-                self._leave(bid, ch)
-            self.bridges.pop(bid, None)
 
     # -- dialing, hold, transfer ---------------------------------------------
 

@@ -17,6 +17,7 @@ from ucs.ami.message import Message
 class WireClock:
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
+        self._joined: dict[str, float] = {}  # queue caller Uniqueid → join time
 
     def seconds(self) -> float:
         return self._now
@@ -38,6 +39,22 @@ class WireClock:
             head = uid.partition(".")[0]
             if head.isdigit() and len(head) >= 9:
                 self._advance(float(head))
+        event = msg.get("Event")
+        if event == "QueueCallerJoin":
+            self._joined[msg.get("Uniqueid", "")] = self._now
+        elif event in ("AgentConnect", "AgentComplete", "QueueCallerAbandon"):
+            # Queue() reports how long the caller waited and talked: the
+            # only sub-capture clock a stream without timestamps carries.
+            joined = self._joined.get(msg.get("Uniqueid", ""))
+            if joined is not None:
+                try:
+                    held = int(msg.get("HoldTime", "0") or 0)
+                    talked = int(msg.get("TalkTime", "0") or 0)
+                except ValueError:
+                    held = talked = 0
+                self._advance(joined + held + talked)
+                if event != "AgentConnect":
+                    self._joined.pop(msg.get("Uniqueid", ""), None)
         tv = msg.get("EventTV")
         if tv:
             try:
