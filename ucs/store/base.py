@@ -1,0 +1,405 @@
+"""The store: CDRs and a key-value table, on SQLite or PostgreSQL.
+
+Every method that touches the database returns a :class:`Deferred` (so it can
+be ``await``-ed in ``async def`` code or chained in callback code) and does the
+database work in the store's own thread pool: nothing here blocks the reactor.
+The methods are written as ``async def`` and turned into Deferreds at the edge
+by :func:`_deferred`.
+
+Back ends (:mod:`ucs.store.sqlite`, :mod:`ucs.store.postgres`) only open
+connections and say how their SQL differs; the SQL, the migrations and the
+checks live here once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import queue
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IReactorCore
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from ucs.store.errors import StoreError
+from ucs.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
+from ucs.store.url import StoreURL
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = Logger(namespace="ucs.store")
+
+#: The keys of a CDR dict, in column order. ``uniqueid`` (the call's Linkedid) is required.
+CDR_FIELDS: tuple[str, ...] = (
+    "uniqueid",
+    "direction",
+    "caller_number",
+    "caller_name",
+    "called_number",
+    "connected_number",
+    "connected_name",
+    "queue",
+    "answered_by",
+    "cause",
+    "created",
+    "connected",
+    "disconnected",
+    "account_code",
+    "metadata",
+    "journey",
+    "data",
+)
+_TIME_FIELDS = frozenset({"created", "connected", "disconnected"})
+_JSON_FIELDS = {"metadata": dict, "journey": list, "data": dict}
+
+MAX_LIST_LIMIT = 10_000
+
+
+def _deferred(f: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Deferred[T]]:
+    """Make an ``async def`` method return a Deferred (which is also awaitable)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
+        return Deferred.fromCoroutine(f(*args, **kwargs))
+
+    return wrapper
+
+
+class Connection(Protocol):
+    """The part of a DB-API connection the store uses."""
+
+    def execute(self, sql: str, params: Any = ...) -> Any: ...
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    """What differs between SQLite and PostgreSQL. All methods run in a store thread."""
+
+    dialect: str  # "sqlite" | "postgresql": picks Migration.sqlite / .postgresql
+    types: dict[str, str]  # {json}, {real}, {text} in migrations
+    threads: int
+
+    def connect(self) -> Connection: ...
+    def transaction(self, conn: Connection, *, exclusive: bool = False) -> Any: ...
+    def sql(self, statement: str) -> str: ...
+    def json_out(self, value: Any) -> Any: ...
+
+
+def dumps(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what}: cannot be stored as JSON ({e})") from None
+
+
+def check_cdr(cdr: dict[str, Any]) -> list[Any]:
+    """Check a CDR dict and return its column values (JSON fields encoded)."""
+    if not isinstance(cdr, dict):
+        raise TypeError(f"a CDR must be a dict, not {type(cdr).__name__}")
+    unknown = sorted(set(cdr) - set(CDR_FIELDS))
+    if unknown:
+        raise ValueError(f"CDR keys {unknown} are unknown; accepted: {', '.join(CDR_FIELDS)}")
+    uid = cdr.get("uniqueid")
+    if not isinstance(uid, str) or not uid:
+        raise ValueError(f"CDR uniqueid {uid!r} is not accepted; use the call's Linkedid (a non-empty string)")
+    values: list[Any] = []
+    for name in CDR_FIELDS:
+        v = cdr.get(name)
+        if v is None:
+            values.append(None)
+        elif name in _TIME_FIELDS:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"CDR {name} {v!r} is not accepted; use seconds since the epoch (a number) or None")
+            values.append(float(v))
+        elif name in _JSON_FIELDS:
+            kind = _JSON_FIELDS[name]
+            if not isinstance(v, kind):
+                raise ValueError(f"CDR {name} {v!r} is not accepted; use a {kind.__name__} or None")
+            values.append(dumps(v, f"CDR {name}"))
+        else:
+            if not isinstance(v, str):
+                raise ValueError(f"CDR {name} {v!r} is not accepted; use a string or None")
+            values.append(v)
+    return values
+
+
+def _check_kv_names(namespace: object, key: object) -> None:
+    for what, v in (("namespace", namespace), ("key", key)):
+        if not isinstance(v, str) or not v:
+            raise ValueError(f"kv {what} {v!r} is not accepted; use a non-empty string")
+
+
+_UPSERT_CDR = (
+    f"INSERT INTO cdr ({', '.join(CDR_FIELDS)}, saved) VALUES ({', '.join('?' * (len(CDR_FIELDS) + 1))}) "
+    "ON CONFLICT (uniqueid) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*CDR_FIELDS[1:], "saved"))
+)
+_SELECT_CDR = f"SELECT {', '.join(CDR_FIELDS)} FROM cdr"
+
+
+class Store:
+    """CDRs and key-value data. Make one with :func:`ucs.store.open_store`.
+
+    ``url`` is the :class:`StoreURL` (print it: the password is hidden);
+    ``schema_version`` the schema version of the open database.
+    """
+
+    def __init__(self, url: StoreURL, backend: Backend, reactor: Any) -> None:
+        self.url = url
+        self._backend = backend
+        self._reactor = reactor
+        self._pool = ThreadPool(backend.threads, backend.threads, name=f"ucs-store-{url.scheme}")
+        self._conns: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        self._all_conns: list[Connection] = []
+        self._inflight: set[Deferred[Any]] = set()
+        self._state = "new"  # new -> open -> closing -> closed
+        self._shutdown_trigger: Any = None
+        self.schema_version = 0
+
+    # --- plumbing ---------------------------------------------------------------
+
+    def _in_thread(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
+        """Run ``f(conn, *args)`` in a store thread with a connection of its own."""
+
+        def work() -> T:
+            conn = self._conns.get()
+            try:
+                return f(conn, *args)
+            finally:
+                self._conns.put(conn)
+
+        d = deferToThreadPool(self._reactor, self._pool, work)
+        self._inflight.add(d)
+
+        def done(result: Any) -> Any:
+            self._inflight.discard(d)
+            return result
+
+        d.addBoth(done)
+        return d
+
+    async def _run(self, f: Callable[..., T], *args: Any) -> T:
+        if self._state != "open":
+            raise StoreError(f"store {self.url} is {self._state if self._state != 'new' else 'not open'}")
+        return await self._in_thread(f, *args)
+
+    async def _open(self) -> None:
+        if self._state != "new":
+            raise StoreError(f"store {self.url} was already opened")
+        self._state = "opening"
+        self._pool.start()
+        self._shutdown_trigger = IReactorCore(self._reactor).addSystemEventTrigger(
+            "during", "shutdown", self._stop_threads
+        )
+        try:
+            for _ in range(self._backend.threads):
+                conn = await deferToThreadPool(self._reactor, self._pool, self._backend.connect)
+                self._all_conns.append(conn)
+                self._conns.put(conn)
+                if len(self._all_conns) == 1:
+                    self.schema_version = await self._in_thread(self._migrate)
+        except BaseException as e:
+            await self._close_connections()
+            self._state = "closed"
+            if isinstance(e, Exception) and not isinstance(e, StoreError):
+                message = " ".join(str(e).split()) or type(e).__name__
+                raise StoreError(f"cannot open store {self.url}: {message}") from e
+            raise
+        self._state = "open"
+
+    def _migrate(self, conn: Connection) -> int:
+        b = self._backend
+        conn.execute(SCHEMA_VERSION_TABLE.format(**b.types))
+        version = 0
+        for migration in MIGRATIONS:
+            with b.transaction(conn, exclusive=True):
+                # Re-read inside the (locked) transaction: another UCS node may have migrated.
+                version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+                if version > LATEST_VERSION:
+                    raise StoreError(
+                        f"store {self.url}: the database schema is version {version}, newer than this "
+                        f"UCS knows ({LATEST_VERSION}); run a newer UCS or use another database"
+                    )
+                if migration.version <= version:
+                    continue
+                log.info("store {url}: applying migration {v}: {d}", url=str(self.url),
+                         v=migration.version, d=migration.description)
+                for statement in migration.statements_for(b.dialect, b.types):
+                    conn.execute(statement)
+                conn.execute(
+                    b.sql("INSERT INTO schema_version (version, description, applied) VALUES (?, ?, ?)"),
+                    (migration.version, migration.description, time.time()),
+                )
+                version = migration.version
+        return version
+
+    async def _close_connections(self) -> None:
+        conns, self._all_conns = self._all_conns, []
+
+        def close_all() -> None:
+            for conn in conns:
+                try:
+                    conn.close()
+                except Exception:
+                    log.failure("store: closing a connection failed")
+
+        try:
+            if conns:
+                await deferToThreadPool(self._reactor, self._pool, close_all)
+        finally:
+            self._stop_threads()
+
+    def _stop_threads(self) -> None:
+        if self._shutdown_trigger is not None:
+            try:
+                IReactorCore(self._reactor).removeSystemEventTrigger(self._shutdown_trigger)
+            except (ValueError, KeyError):
+                pass  # already fired
+            self._shutdown_trigger = None
+        if self._pool.started:
+            self._pool.stop()
+
+    # --- the API ------------------------------------------------------------------
+
+    @_deferred
+    async def close(self) -> None:
+        """Wait for operations in progress, then close the connections and threads.
+
+        Further calls fail with :class:`StoreError`; closing twice is harmless.
+        """
+        if self._state in ("closing", "closed", "new"):
+            self._state = "closed" if self._state == "new" else self._state
+            return
+        self._state = "closing"
+        while self._inflight:
+            await DeferredList(list(self._inflight), consumeErrors=False)
+        await self._close_connections()
+        self._state = "closed"
+
+    @_deferred
+    async def save_cdr(self, cdr: dict[str, Any]) -> None:
+        """Insert or replace (by ``uniqueid``) one finished call's CDR.
+
+        ``cdr`` has keys from :data:`CDR_FIELDS`; missing keys are stored as
+        ``None``, unknown keys raise :class:`ValueError` (nothing is written).
+        Times are seconds since the epoch; ``metadata`` and ``data`` dicts and
+        ``journey`` a list, stored as JSON.
+        """
+        values = check_cdr(cdr)
+        sql = self._backend.sql(_UPSERT_CDR)
+
+        def save(conn: Connection) -> None:
+            conn.execute(sql, (*values, time.time()))
+
+        await self._run(save)
+
+    def _row_to_cdr(self, row: Any) -> dict[str, Any]:
+        cdr = dict(zip(CDR_FIELDS, row))
+        for name in _JSON_FIELDS:
+            if cdr[name] is not None:
+                cdr[name] = self._backend.json_out(cdr[name])
+        return cdr
+
+    @_deferred
+    async def get_cdr(self, uniqueid: str) -> dict[str, Any] | None:
+        """The CDR saved under ``uniqueid``, or ``None``."""
+        sql = self._backend.sql(f"{_SELECT_CDR} WHERE uniqueid = ?")
+
+        def get(conn: Connection) -> Any:
+            return conn.execute(sql, (uniqueid,)).fetchone()
+
+        row = await self._run(get)
+        return None if row is None else self._row_to_cdr(row)
+
+    @_deferred
+    async def list_cdrs(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """CDRs created at or after ``since`` and before ``until`` (epoch seconds).
+
+        Ordered by creation time, oldest first (newest first with
+        ``newest_first``), at most ``limit`` (1-10000). CDRs without a creation
+        time sort as the oldest.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValueError(f"limit {limit!r} is not accepted; use an integer 1-{MAX_LIST_LIMIT}")
+        where, params = [], []
+        for name, v, op in (("since", since, ">="), ("until", until, "<")):
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{name} {v!r} is not accepted; use seconds since the epoch or None")
+            where.append(f"created {op} ?")
+            params.append(float(v))
+        order = "DESC" if newest_first else "ASC"
+        sql = self._backend.sql(
+            _SELECT_CDR
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY COALESCE(created, 0) {order}, uniqueid {order} LIMIT {limit}"
+        )
+
+        def select(conn: Connection) -> list[Any]:
+            return list(conn.execute(sql, params).fetchall())
+
+        return [self._row_to_cdr(r) for r in await self._run(select)]
+
+    @_deferred
+    async def kv_get(self, namespace: str, key: str, default: Any = None) -> Any:
+        """The value stored under (``namespace``, ``key``), or ``default``."""
+        _check_kv_names(namespace, key)
+        sql = self._backend.sql("SELECT value FROM kv WHERE namespace = ? AND key = ?")
+
+        def get(conn: Connection) -> Any:
+            return conn.execute(sql, (namespace, key)).fetchone()
+
+        row = await self._run(get)
+        return default if row is None else self._backend.json_out(row[0])
+
+    @_deferred
+    async def kv_set(self, namespace: str, key: str, value: Any) -> None:
+        """Store ``value`` (anything JSON can hold) under (``namespace``, ``key``)."""
+        _check_kv_names(namespace, key)
+        encoded = dumps(value, f"kv {namespace}/{key}")
+        sql = self._backend.sql(
+            "INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated"
+        )
+
+        def put(conn: Connection) -> None:
+            conn.execute(sql, (namespace, key, encoded, time.time()))
+
+        await self._run(put)
+
+    @_deferred
+    async def kv_delete(self, namespace: str, key: str) -> bool:
+        """Delete (``namespace``, ``key``); ``True`` if it was there."""
+        _check_kv_names(namespace, key)
+        sql = self._backend.sql("DELETE FROM kv WHERE namespace = ? AND key = ?")
+
+        def delete(conn: Connection) -> bool:
+            return bool(conn.execute(sql, (namespace, key)).rowcount)
+
+        return await self._run(delete)
+
+    @_deferred
+    async def kv_items(self, namespace: str) -> dict[str, Any]:
+        """Every key and value of ``namespace`` (e.g. all agents' saved state)."""
+        _check_kv_names(namespace, "-")
+        sql = self._backend.sql("SELECT key, value FROM kv WHERE namespace = ? ORDER BY key")
+
+        def select(conn: Connection) -> list[Any]:
+            return list(conn.execute(sql, (namespace,)).fetchall())
+
+        return {k: self._backend.json_out(v) for k, v in await self._run(select)}
+

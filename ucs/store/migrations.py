@@ -1,0 +1,92 @@
+"""Versioned schema migrations, one list for both back ends.
+
+Each :class:`Migration` has a number (1, 2, 3, ... in order, never reused or
+changed once released), a description and SQL statements. ``{json}``,
+``{real}`` and ``{text}`` in the SQL are replaced by each back end's column
+types (SQLite: ``TEXT``/``REAL``/``TEXT``; PostgreSQL:
+``JSONB``/``DOUBLE PRECISION``/``TEXT``). A migration that cannot be written
+the same way for both may give ``sqlite`` and ``postgresql`` statement lists
+instead.
+
+On open, the store creates ``schema_version`` if missing, then applies every
+migration newer than the highest version recorded there, each in its own
+transaction together with its ``schema_version`` row. A database whose version
+is newer than the newest migration here is refused (an older UCS must not write
+to a schema it does not know).
+
+Timestamps are seconds since the epoch (UTC) as floating-point numbers.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...] = ()
+    sqlite: tuple[str, ...] | None = None
+    postgresql: tuple[str, ...] | None = None
+
+    def statements_for(self, dialect: str, types: dict[str, str]) -> list[str]:
+        own = getattr(self, dialect)
+        statements = own if own is not None else self.statements
+        return [s.format(**types) for s in statements]
+
+
+SCHEMA_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    " version INTEGER PRIMARY KEY,"
+    " description {text} NOT NULL,"
+    " applied {real} NOT NULL)"
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "cdr and kv tables",
+        (
+            """CREATE TABLE cdr (
+                uniqueid {text} PRIMARY KEY,
+                direction {text},
+                caller_number {text},
+                caller_name {text},
+                called_number {text},
+                connected_number {text},
+                connected_name {text},
+                queue {text},
+                answered_by {text},
+                cause {text},
+                created {real},
+                connected {real},
+                disconnected {real},
+                account_code {text},
+                metadata {json},
+                journey {json},
+                data {json},
+                saved {real} NOT NULL
+            )""",
+            "CREATE INDEX cdr_created ON cdr (created)",
+            """CREATE TABLE kv (
+                namespace {text} NOT NULL,
+                key {text} NOT NULL,
+                value {json} NOT NULL,
+                updated {real} NOT NULL,
+                PRIMARY KEY (namespace, key)
+            )""",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _check() -> None:
+    for i, m in enumerate(MIGRATIONS, start=1):
+        if m.version != i:
+            raise AssertionError(f"migration {m.version} is out of order; expected {i}")
+
+
+_check()
