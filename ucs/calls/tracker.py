@@ -71,6 +71,8 @@ class CallTracker(PBXObserver):
         self._last_bridge: dict[str, str] = {}  # call → the caller leg's last bridge
         self._queue_steps: dict[str, JourneyStep] = {}
         self._app_steps: dict[str, JourneyStep] = {}
+        # calls Asterisk lost (restart) or that ended while the link was down: cause unknown
+        self._forced: set[str] = set()
         pbx.observers.append(self)
 
     # -- lookups ------------------------------------------------------------------
@@ -114,8 +116,19 @@ class CallTracker(PBXObserver):
         call.legs[ch.uniqueid] = leg
         self._leg_call[ch.uniqueid] = call
         origin = call.legs.get(call.origin)
-        if origin is None or (origin.kind == LOCAL and kind != LOCAL and not self._has_real_leg(call, leg)):
+        if (
+            origin is None
+            or (ch.uniqueid == call.uniqueid and origin.uniqueid != call.uniqueid)
+            or (origin.kind == LOCAL and kind != LOCAL and not self._has_real_leg(call, leg))
+        ):
+            if origin is not None and origin.step is not None:
+                # Seen after its other legs (a resync): the caller was not who we thought.
+                origin.step.description = f"Call to {origin.number or origin.device}"
+                origin.step.start = leg.created
             self._set_origin(call, leg, ch)
+            if leg.step is not None and call.journey[0] is not leg.step:
+                call.journey.remove(leg.step)
+                call.journey.insert(0, leg.step)
         elif kind != LOCAL:
             if kind == TRUNK and call.direction == INTERNAL:
                 call.direction = OUTGOING
@@ -188,6 +201,16 @@ class CallTracker(PBXObserver):
         if changed:
             self._changed(call)
 
+    def channel_relinked(self, ch: Channel, old_linkedid: str) -> None:
+        old = self.calls.get(old_linkedid)
+        if old is None or set(old.legs) != {ch.uniqueid}:
+            return
+        # The one-leg call it seemed to be never existed: fold it into the real one.
+        del self.calls[old_linkedid]
+        self._visible.discard(old_linkedid)
+        self._leg_call.pop(ch.uniqueid, None)
+        self.channel_created(ch)
+
     def channel_renamed(self, ch: Channel, old_name: str) -> None:
         call = self._leg_call.get(ch.uniqueid)
         if call is not None:
@@ -215,8 +238,10 @@ class CallTracker(PBXObserver):
         if leg.step is not None and leg.step.end is None:
             leg.step.end = now
             self._describe_leg_end(call, leg)
+        if forced:
+            self._forced.add(call.uniqueid)
         if all(l.ended is not None for l in call.legs.values()):
-            self._finish(call, now, forced and leg.uniqueid == call.origin)
+            self._finish(call, now, call.uniqueid in self._forced)
         else:
             self._changed(call)
 
@@ -263,6 +288,7 @@ class CallTracker(PBXObserver):
         for step in call.journey:
             if step.end is None:
                 step.end = now
+        self._forced.discard(call.uniqueid)
         self._queue_steps.pop(call.uniqueid, None)
         self._app_steps.pop(call.uniqueid, None)
         del self.calls[call.uniqueid]

@@ -385,8 +385,10 @@ class PBX:
             dst = self.channels.get(msg.get("DestUniqueID", ""))
             if dst is None:
                 return
-            if src is not None and dst.linkedid == dst.uniqueid:
+            if src is not None and dst.linkedid == dst.uniqueid and src.linkedid != dst.linkedid:
+                old = dst.linkedid
                 dst.linkedid = src.linkedid
+                self._emit("channel_relinked", dst, old)
             self._emit("dial_begin", src, dst, msg.get("Dialstring", ""), "")
         elif msg.get("SubEvent") == "End" and src is not None:
             for ch in list(self.channels.values()):
@@ -664,7 +666,12 @@ class PBX:
         self._emit("resynced")
 
     def _resync_channels(self, entries: list[Message], now: float) -> None:
-        seen: dict[str, Message] = {e["Uniqueid"]: e for e in entries if e.get("Uniqueid")}
+        def creation_order(e: Message) -> tuple[int, int]:
+            epoch, _, seq = e["Uniqueid"].partition(".")
+            return (_int(epoch), _int(seq))
+
+        ordered = sorted((e for e in entries if e.get("Uniqueid")), key=creation_order)
+        seen: dict[str, Message] = {e["Uniqueid"]: e for e in ordered}
         for uid in [u for u in self.channels if u not in seen]:
             ch = self.channels[uid]
             self._remove_channel(ch)

@@ -1,0 +1,163 @@
+"""The PBX model fed with real Asterisk 20 captures, and rebuilt by resync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ucs.ami.message import AMIParser, Message
+from ucs.calls.call import Call
+from ucs.calls.tracker import CallObserver, CallTracker
+from ucs.pbx.observer import PBXObserver
+from ucs.pbx.pbx import PBX, Snapshot
+from ucs.pbx.wireclock import WireClock
+
+CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "ami-captures"
+
+
+def messages(name: str) -> list[Message]:
+    return AMIParser().feed((CAPTURES / f"{name}.ami").read_bytes())
+
+
+class Recorder(PBXObserver, CallObserver):
+    def __init__(self) -> None:
+        self.members: list[tuple[str, str, bool, str]] = []
+        self.ended: list[Call] = []
+
+    def member_changed(self, member, previous) -> None:  # type: ignore[no-untyped-def]
+        self.members.append((member.queue, member.interface, member.paused, member.paused_reason))
+
+    def call_ended(self, call: Call) -> None:
+        self.ended.append(call)
+
+
+def build() -> tuple[PBX, CallTracker, WireClock, Recorder]:
+    clock = WireClock()
+    rec = Recorder()
+    pbx = PBX(clock, [rec])
+    tracker = CallTracker(pbx, clock, observers=[rec])
+    return pbx, tracker, clock, rec
+
+
+def feed(pbx: PBX, clock: WireClock, msgs: list[Message]) -> None:
+    for m in msgs:
+        clock.observe(m)
+        pbx.feed(m)
+
+
+def test_phone_registers_with_address_then_unregisters() -> None:
+    pbx, _, clock, rec = build()
+    msgs = messages("phone_registers_and_pauses")
+    registered = next(i for i, m in enumerate(msgs) if m.get("PeerStatus") == "Registered")
+    feed(pbx, clock, msgs[: registered + 1])
+    phone = pbx.devices["SIP/1004"]
+    assert (phone.registration, phone.address, phone.port) == ("Registered", "127.0.0.14", 5064)
+    feed(pbx, clock, msgs[registered + 1:])
+    assert pbx.devices["SIP/1004"].registration == "Unregistered"
+    assert pbx.devices["SIP/1004"].address is None
+    assert pbx.devices["SIP/1004"].state == "UNAVAILABLE"
+    # paused in every queue with Coffee, then unpaused in sales only
+    assert ("support", "SIP/1002", True, "Coffee") in rec.members
+    assert ("sales", "SIP/1002", True, "Coffee") in rec.members
+    assert rec.members[-1] == ("sales", "SIP/1002", False, "")
+    assert not pbx.queues["support"].members  # QueueRemove at the end
+
+
+def test_paused_member_with_reason_then_unpaused() -> None:
+    pbx, _, clock, rec = build()
+    msgs = messages("queue_paused_aux_then_ready")
+    added = next(i for i, m in enumerate(msgs) if m.get("Event") == "QueueMemberAdded")
+    feed(pbx, clock, msgs[: added + 1])
+    member = pbx.queues["support"].members["SIP/1002"]
+    assert member.paused and member.paused_reason == "Lunch"
+    feed(pbx, clock, msgs[added + 1:])
+    assert ("support", "SIP/1002", False, "") in rec.members
+
+
+def test_caller_waiting_then_gone() -> None:
+    pbx, _, clock, _ = build()
+    msgs = messages("caller_abandons")
+    joined = next(i for i, m in enumerate(msgs) if m.get("Event") == "QueueCallerJoin")
+    feed(pbx, clock, msgs[: joined + 1])
+    (caller,) = pbx.queues["support"].callers.values()
+    assert caller.caller_num == "420777123456" and caller.position == 1
+    feed(pbx, clock, msgs[joined + 1:])
+    assert not pbx.queues["support"].callers
+    assert pbx.queues["support"].abandoned == 1
+    assert not pbx.channels and not pbx.bridges
+
+
+def test_every_capture_leaves_no_phantoms() -> None:
+    for path in sorted(CAPTURES.glob("*.ami")):
+        if path.name == "load_mixed.ami":
+            continue
+        pbx, tracker, clock, _ = build()
+        feed(pbx, clock, AMIParser().feed(path.read_bytes()))
+        assert not pbx.channels, path.name
+        assert not tracker.active_calls(), path.name
+        assert not pbx.bridges, path.name
+
+
+def test_hold_by_redirect_and_mute_are_seen() -> None:
+    pbx, tracker, clock, _ = build()
+    msgs = messages("hold_redirect_bridge")
+    redirect = next(i for i, m in enumerate(msgs) if m.get("Message") == "Dual Redirect successful")
+    moh = next(i for i, m in enumerate(msgs) if i > redirect and m.get("Event") == "MusicOnHoldStart")
+    feed(pbx, clock, msgs[: moh + 1])
+    (call,) = tracker.active_calls()
+    assert int(call.state) == 5  # held
+    bridged = next(i for i, m in enumerate(msgs) if m.get("Message") == "Channels have been bridged")
+    enters = [i for i, m in enumerate(msgs) if i > bridged and m.get("Event") == "BridgeEnter"]
+    stop = next(i for i, m in enumerate(msgs) if i > bridged and m.get("Event") == "MusicOnHoldStop")
+    feed(pbx, clock, msgs[moh + 1: max(enters[1], stop) + 1])
+    assert int(call.state) == 3  # talking again
+    agent = next(ch for ch in pbx.channels.values() if ch.device == "SIP/1001")
+    pbx.set_muted(agent.name, "in", True)
+    assert call.connected_muted
+
+
+def _list(msgs: list[Message], action_id: str) -> list[Message]:
+    return [m for m in msgs if m.get("ActionID") == action_id and "Event" in m and m.get("EventList") != "Complete"]
+
+
+def test_resync_rebuilds_from_snapshot_without_phantoms() -> None:
+    """Connected mid-way: state is built from the lists; then a phantom is dropped."""
+    msgs = messages("resync_snapshot")
+    pbx, tracker, clock, rec = build()
+    clock.observe({"Timestamp": "1795444861"})
+    snap = Snapshot(
+        channels=_list(msgs, "lab-17"), queues=_list(msgs, "lab-16"),
+        device_states=_list(msgs, "lab-13"), sip_peers=_list(msgs, "lab-10"), pjsip_endpoints=None,
+    )
+    # a phantom channel of a call that ended while we were away
+    pbx.feed({"Event": "Newchannel", "Channel": "SIP/1003-000000aa", "Uniqueid": "1795444000.1",
+              "Linkedid": "1795444000.1", "ChannelState": "6", "CallerIDNum": "1003"})
+    pbx.resync(snap)
+    assert "1795444000.1" not in pbx.channels
+    (phantom,) = rec.ended
+    assert int(phantom.cause) == 0
+    assert len(pbx.channels) == 3
+    support = pbx.queues["support"]
+    assert support.members["SIP/1001"].paused_reason == "Busy elsewhere"
+    assert support.members["SIP/1002"].paused_reason == "Training"
+    assert set(pbx.queues["sales"].members) == {"SIP/1002"}
+    assert [c.caller_num for c in support.callers.values()] == ["420777123456"]
+    assert pbx.devices["SIP/1001"].address == "127.0.0.11"
+    calls = tracker.active_calls()
+    assert len(calls) == 2
+    answered = next(c for c in calls if c.connected is not None)
+    assert answered.connected_number == "1001"
+    # resync again with the same snapshot: nothing changes, nothing ends
+    pbx.resync(snap)
+    assert len(rec.ended) == 1 and len(tracker.active_calls()) == 2
+
+
+def test_shutdown_ends_calls_and_forgets_members() -> None:
+    pbx, tracker, clock, rec = build()
+    msgs = messages("asterisk_restart")
+    bridged = [i for i, m in enumerate(msgs) if m.get("Event") == "BridgeEnter"][-1]
+    feed(pbx, clock, msgs[: bridged + 1])
+    assert tracker.active_calls()
+    pbx.feed({"Event": "Shutdown", "Shutdown": "Cleanly", "Restart": "True"})
+    assert not pbx.channels and not tracker.active_calls()
+    assert int(rec.ended[0].cause) == 0
+    assert not pbx.queues["support"].members
