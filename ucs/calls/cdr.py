@@ -1,0 +1,123 @@
+"""Writes every finished call to the store as a CDR, and loses none.
+
+A call ends on the reactor thread; the store writes in its own threads.  The
+writer keeps finished calls in an ordered queue and writes them one at a
+time; when the store fails (PostgreSQL restarting, a full disk) the CDRs stay
+queued and the writer tries again after ``retry`` seconds, so a store outage
+delays CDRs instead of dropping them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from ucs.calls.call import Call
+from ucs.calls.tracker import CallObserver
+
+
+class CDRStore(Protocol):
+    def save_cdr(self, cdr: dict[str, Any]) -> Deferred[None]: ...
+
+
+def cdr_of(call: Call) -> dict[str, Any]:
+    full = call.to_dict()
+    return {
+        "uniqueid": call.uniqueid,
+        "direction": call.direction,
+        "caller_number": call.caller_number,
+        "caller_name": call.caller_name,
+        "called_number": call.called_number,
+        "connected_number": call.connected_number,
+        "connected_name": call.connected_name,
+        "queue": call.queue,
+        "answered_by": call.answered_by,
+        "cause": int(call.cause),
+        "created": call.created,
+        "connected": call.connected,
+        "disconnected": call.disconnected,
+        "account_code": call.account_code,
+        "metadata": dict(call.data),
+        "journey": full["journey"],
+        "data": full,
+    }
+
+
+class CDRWriter(CallObserver):
+    log = Logger()
+
+    def __init__(self, store: CDRStore, clock: IReactorTime, retry: float = 5.0) -> None:
+        self._store = store
+        self._clock = clock
+        self.retry = retry
+        self.pending: deque[dict[str, Any]] = deque()
+        self.written = 0
+        self.failures = 0
+        self._writing = False
+        self._retry_call: IDelayedCall | None = None
+        self._idle: list[Deferred[None]] = []
+
+    def call_ended(self, call: Call) -> None:
+        self.pending.append(cdr_of(call))
+        self._next()
+
+    def _next(self) -> None:
+        if self._writing or self._retry_call is not None:
+            return
+        if not self.pending:
+            idle, self._idle = self._idle, []
+            for d in idle:
+                d.callback(None)
+            return
+        self._writing = True
+        cdr = self.pending[0]
+        try:
+            d = self._store.save_cdr(cdr)
+        except Exception as e:  # a CDR the store refuses outright: log it, keep the rest going
+            self._writing = False
+            self.pending.popleft()
+            self.log.error("CDR {uniqueid} refused by the store and dropped: {e}", uniqueid=cdr["uniqueid"], e=e)
+            self._next()
+            return
+        d.addCallbacks(self._saved, self._failed)
+
+    def _saved(self, _: object) -> None:
+        self._writing = False
+        self.pending.popleft()
+        self.written += 1
+        if self.failures:
+            self.log.info("store is writable again; {n} CDRs still queued", n=len(self.pending))
+            self.failures = 0
+        self._next()
+
+    def _failed(self, failure: Any) -> None:
+        self._writing = False
+        self.failures += 1
+        if self.failures == 1:
+            self.log.warn(
+                "CDR {uniqueid} could not be written ({error}); {n} queued, retrying every {retry} s",
+                uniqueid=self.pending[0]["uniqueid"], error=failure.getErrorMessage(),
+                n=len(self.pending), retry=self.retry,
+            )
+        self._retry_call = self._clock.callLater(self.retry, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_call = None
+        self._next()
+
+    def flushed(self) -> Deferred[None]:
+        """Fires when every queued CDR is written (for graceful shutdown and tests)."""
+        if not self.pending and not self._writing:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        return d
+
+    def stop(self) -> None:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
