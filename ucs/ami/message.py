@@ -26,6 +26,7 @@ _DELIM = b"\r\n\r\n"
 _END_COMMAND = b"--END COMMAND--"
 _BANNER_PREFIX = b"Asterisk Call Manager"
 _NAME_OK = re.compile(r"[A-Za-z0-9_\-()/.]+\Z").match
+_BLANK = b" \t\r\n"
 
 
 class FrameError(ValueError):
@@ -55,16 +56,16 @@ def _decode(raw: bytes) -> str:
         return "\r\n".join(out)
 
 
-def parse_frame(raw: bytes) -> Message:
-    """Turn one frame (without its terminating blank line) into a message.
+def _parse_lines(lines: list[str]) -> Message:
+    """Header lines to a message.
 
-    Raises :class:`FrameError` when the frame is not ``Event:`` or
-    ``Response:`` led, which is what Asterisk always sends.
+    A repeated header (``Output``, ``ChanVariable``) keeps every value, joined
+    by LF; a line that is not a header is kept as ``Output`` text rather than
+    dropped, since losing part of what Asterisk said is worse than an extra key.
     """
-    text = _decode(raw)
     msg: Message = {}
     output: list[str] | None = None
-    for line in text.split("\r\n"):
+    for line in lines:
         key, sep, value = line.partition(": ")
         if not sep:
             key, sep, value = line.partition(":")
@@ -82,6 +83,54 @@ def parse_frame(raw: bytes) -> Message:
     if output is not None:
         prev = msg.get("Output")
         msg["Output"] = "\n".join(([prev] if prev else []) + output)
+    return msg
+
+
+def _parse_follows(text: str) -> Message:
+    """``Response: Follows`` (Asterisk up to 13): headers, then raw CLI text.
+
+    The CLI text uses bare LF line ends and may itself contain ``Name: value``
+    lines, so only CRLF-ended lines before the first line that is not a plain
+    header count as headers; everything after is ``Output``.
+    """
+    end = text.rfind("--END COMMAND--")
+    body = text[:end] if end >= 0 else text
+    msg: Message = {}
+    pos = 0
+    while True:
+        nl = body.find("\r\n", pos)
+        line = body[pos:] if nl < 0 else body[pos:nl]
+        key, sep, value = line.partition(": ")
+        if not sep or "\n" in line or not _NAME_OK(key):
+            break
+        msg[key] = msg[key] + "\n" + value if key in msg else value
+        if nl < 0:
+            pos = len(body)
+            break
+        pos = nl + 2
+    lines = [line.rstrip("\r") for line in body[pos:].split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    msg["Output"] = "\n".join(lines)
+    return msg
+
+
+def parse_frame(raw: bytes) -> Message:
+    """Turn one frame (without its terminating blank line) into a message.
+
+    Raises :class:`FrameError` when the frame is not ``Event:`` or
+    ``Response:`` led, which is what Asterisk always sends.
+    """
+    text = _decode(raw)
+    if text.startswith("Response: Follows"):
+        msg = _parse_follows(text)
+    else:
+        # One pass of str.partition per line measured as fast as any
+        # dict/split/regex variant on CPython 3.11, and it handles repeated
+        # headers and stray text lines without a second pass.
+        msg = _parse_lines(text.split("\r\n"))
     if not ("Event" in msg or "Response" in msg):
         first = text.split("\r\n", 1)[0][:80]
         raise FrameError(f"frame does not start with Event: or Response: (first line {first!r})")
@@ -92,7 +141,9 @@ class AMIParser:
     """Incremental parser: feed it bytes in any chunking, get whole messages.
 
     Frames that cannot be parsed are passed to ``on_error`` (once each) and
-    skipped; the parser never raises on peer input.
+    skipped; the parser never raises on peer input.  Memory is bounded: after
+    :meth:`feed` returns, at most ``max_frame`` bytes are kept; a frame that
+    grows past that is reported once and then skipped up to its end.
     """
 
     def __init__(
@@ -106,10 +157,34 @@ class AMIParser:
         self._max = max_frame
         self._expect_banner = expect_banner
         self._discarding = False
+        # Where the next search for a frame end may start in self._buf: the
+        # bytes before it were searched already (avoids rescanning a large
+        # frame that arrives in many small chunks).
+        self._scan = 0
         self.banner: str | None = None
+
+    @property
+    def awaiting_banner(self) -> bool:
+        """True until the banner line (or, without one, the first bytes) came."""
+        return self._expect_banner
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete frame (bounded by ``max_frame``)."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> list[Message]:
         buf = self._buf + data if self._buf else data
+        scan = self._scan
+        if self._discarding:
+            # Skipping the rest of an oversized frame: look for its end only.
+            end = buf.find(_DELIM)
+            if end < 0:
+                self._buf = buf[-3:]
+                return []
+            self._discarding = False
+            buf = buf[end + 4 :]
+            scan = 0
         if self._expect_banner:
             if len(buf) < len(_BANNER_PREFIX) and _BANNER_PREFIX.startswith(buf):
                 self._buf = buf
@@ -118,22 +193,23 @@ class AMIParser:
             if buf.startswith(_BANNER_PREFIX):
                 end = buf.find(b"\r\n")
                 if end < 0:
+                    if len(buf) > self._max:
+                        self._on_error(f"banner line exceeds the limit of {self._max} bytes", buf[:200])
+                        self._buf = b""
+                        return []
                     self._expect_banner = True
                     self._buf = buf
                     return []
                 self.banner = buf[:end].decode("utf-8", "replace")
                 buf = buf[end + 2 :]
+                scan = 0
         out: list[Message] = []
         start = 0
         find = buf.find
         while True:
-            end = find(_DELIM, start)
+            end = find(_DELIM, scan)
             if end < 0:
                 break
-            if self._discarding:
-                self._discarding = False
-                start = end + 4
-                continue
             if buf.startswith(b"Response: Follows", start) and find(_END_COMMAND, start, end) < 0:
                 tail = find(_END_COMMAND, start)
                 if tail < 0:
@@ -142,8 +218,8 @@ class AMIParser:
                 if end < 0:
                     break
             frame = buf[start:end]
-            start = end + 4
-            if not frame.strip():
+            start = scan = end + 4
+            if not frame or (frame[0] in _BLANK and not frame.strip()):
                 continue
             if len(frame) > self._max:
                 self._on_error(f"frame of {len(frame)} bytes exceeds the limit of {self._max}", frame[:200])
@@ -155,9 +231,15 @@ class AMIParser:
         rest = buf[start:]
         if len(rest) > self._max:
             self._on_error(f"unterminated frame exceeds the limit of {self._max} bytes", rest[:200])
-            rest = b""
             self._discarding = True
+            self._buf = rest[-3:]
+            self._scan = 0
+            return out
         self._buf = rest
+        # A Follows frame may hold blank lines before --END COMMAND--: search
+        # it from its start again; otherwise only the last 3 bytes may begin
+        # a frame end that the next chunk completes.
+        self._scan = 0 if rest.startswith(b"Response: Follows") else max(0, len(rest) - 3)
         return out
 
 
