@@ -1,0 +1,331 @@
+"""The store on both back ends (the ``store`` fixture runs each test on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor, task, threads
+
+from ucs.store import CDR_FIELDS, LATEST_VERSION, StoreError, StoreURLError, open_store, parse_store_url
+from ucs.store.migrations import MIGRATIONS
+from ucs.store.url import redact
+
+
+def full_cdr(uniqueid: str = "1700000000.42", **changes: Any) -> dict[str, Any]:
+    cdr = {
+        "uniqueid": uniqueid,
+        "direction": "INCOMING",
+        "caller_number": "+420777123456",
+        "caller_name": "Příliš žluťoučký kůň 🐴",
+        "called_number": "5000",
+        "connected_number": "1001",
+        "connected_name": "Алиса Agent 山田",
+        "queue": "support",
+        "answered_by": "SIP/1001",
+        "cause": "CALLER_HANGUP",
+        "created": 1700000000.25,
+        "connected": 1700000003.5,
+        "disconnected": 1700000010.0,
+        "account_code": "ACME-001",
+        "metadata": {"crm_id": "ticket-7", "tags": ["vip", "česky"], "score": 0.5, "nested": {"a": None}},
+        "journey": [
+            {"Device": "SIP/carrier", "DeviceType": "trunk", "Description": "Volající", "Duration": "00:00:10"},
+            {"Device": "Queue:support", "DeviceType": "queue", "Description": "support", "Duration": "00:00:03"},
+            {"Device": "SIP/1001", "DeviceType": "line", "Description": "Alice", "Duration": "00:00:07"},
+        ],
+        "data": {"uniqueid": uniqueid, "legs": [{"channel": "SIP/carrier-00000001"}], "unicode": "ünï©ødé"},
+    }
+    cdr.update(changes)
+    return cdr
+
+
+def schema_rows(url: str) -> list[tuple[int, str, float]]:
+    """schema_version rows, read outside the store (in a thread: see callers)."""
+    parsed = parse_store_url(url)
+    if parsed.scheme == "sqlite":
+        with sqlite3.connect(parsed.path) as conn:
+            return conn.execute("SELECT version, description, applied FROM schema_version ORDER BY version").fetchall()
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT version, description, applied FROM schema_version ORDER BY version").fetchall()
+
+
+def execute(url: str, statement: str) -> None:
+    parsed = parse_store_url(url)
+    if parsed.scheme == "sqlite":
+        with sqlite3.connect(parsed.path) as conn:
+            conn.execute(statement)
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            conn.execute(statement)
+
+
+def journal_mode(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+# --- schema and migrations ---------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_open_migrates_and_records_version(store_url: str) -> None:
+    s = await open_store(store_url, reactor)
+    assert s.schema_version == LATEST_VERSION
+    await s.close()
+    rows = await threads.deferToThread(schema_rows, store_url)
+    assert [(v, d) for v, d, _ in rows] == [(m.version, m.description) for m in MIGRATIONS]
+
+
+@pytest_twisted.ensureDeferred
+async def test_migrations_are_idempotent(store_url: str) -> None:
+    s = await open_store(store_url, reactor)
+    await s.save_cdr(full_cdr())
+    await s.kv_set("agents", "alice", {"state": "READY"})
+    await s.close()
+    before = await threads.deferToThread(schema_rows, store_url)
+
+    s = await open_store(store_url, reactor)  # opens again: nothing to apply
+    assert s.schema_version == LATEST_VERSION
+    assert await s.get_cdr("1700000000.42") == full_cdr()
+    assert await s.kv_get("agents", "alice") == {"state": "READY"}
+    await s.close()
+    assert await threads.deferToThread(schema_rows, store_url) == before
+
+
+@pytest_twisted.ensureDeferred
+async def test_newer_schema_is_refused(store_url: str) -> None:
+    s = await open_store(store_url, reactor)
+    await s.close()
+    await threads.deferToThread(
+        execute, store_url, "INSERT INTO schema_version (version, description, applied) VALUES (999, 'future', 0)"
+    )
+    with pytest.raises(StoreError, match=r"schema is version 999, newer than this UCS knows"):
+        await open_store(store_url, reactor)
+
+
+# --- CDRs ----------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_cdr_round_trip_with_unicode(store: Any) -> None:
+    cdr = full_cdr()
+    await store.save_cdr(cdr)
+    got = await store.get_cdr(cdr["uniqueid"])
+    assert got == cdr
+    assert list(got) == list(CDR_FIELDS)
+
+
+@pytest_twisted.ensureDeferred
+async def test_cdr_upsert_replaces_the_row(store: Any) -> None:
+    await store.save_cdr(full_cdr())
+    updated = full_cdr(cause="CALLED_HANGUP", answered_by="SIP/1003", journey=[], metadata={"v": 2})
+    await store.save_cdr(updated)
+    assert await store.get_cdr("1700000000.42") == updated
+    assert [c["uniqueid"] for c in await store.list_cdrs()] == ["1700000000.42"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_cdr_missing_fields_are_none(store: Any) -> None:
+    await store.save_cdr({"uniqueid": "x.1", "caller_number": "1001", "created": 5})
+    got = await store.get_cdr("x.1")
+    assert got == {**dict.fromkeys(CDR_FIELDS), "uniqueid": "x.1", "caller_number": "1001", "created": 5.0}
+    assert await store.get_cdr("does-not-exist") is None
+
+
+@pytest.mark.parametrize(
+    "cdr, message",
+    [
+        ({"caller_number": "1"}, r"uniqueid None is not accepted"),
+        ({"uniqueid": ""}, r"uniqueid '' is not accepted"),
+        ({"uniqueid": "1", "callerid": "x"}, r"CDR keys \['callerid'\] are unknown; accepted: uniqueid, direction"),
+        ({"uniqueid": "1", "created": "yesterday"}, r"CDR created 'yesterday' is not accepted; use seconds"),
+        ({"uniqueid": "1", "created": float("nan")}, r"CDR created nan is not accepted"),
+        ({"uniqueid": "1", "queue": 5}, r"CDR queue 5 is not accepted; use a string or None"),
+        ({"uniqueid": "1", "journey": {"a": 1}}, r"CDR journey .* use a list or None"),
+        ({"uniqueid": "1", "metadata": {"x": object()}}, r"CDR metadata: cannot be stored as JSON"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_bad_cdr_is_refused_and_nothing_written(store: Any, cdr: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        await store.save_cdr(cdr)
+    assert await store.list_cdrs() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_cdrs_since_until_limit_order(store: Any) -> None:
+    for i in range(10):
+        await store.save_cdr({"uniqueid": f"c{i}", "created": 1000.0 + i})
+    await store.save_cdr({"uniqueid": "no-time"})
+
+    ids = lambda cdrs: [c["uniqueid"] for c in cdrs]  # noqa: E731
+    assert ids(await store.list_cdrs()) == ["no-time"] + [f"c{i}" for i in range(10)]
+    assert ids(await store.list_cdrs(since=1005)) == ["c5", "c6", "c7", "c8", "c9"]
+    assert ids(await store.list_cdrs(since=1002, until=1004)) == ["c2", "c3"]
+    assert ids(await store.list_cdrs(since=1000, limit=3)) == ["c0", "c1", "c2"]
+    assert ids(await store.list_cdrs(limit=2, newest_first=True)) == ["c9", "c8"]
+    with pytest.raises(ValueError, match=r"limit 0 is not accepted; use an integer 1-10000"):
+        await store.list_cdrs(limit=0)
+    with pytest.raises(ValueError, match=r"since 'x' is not accepted"):
+        await store.list_cdrs(since="x")
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_saves_land_without_blocking_the_reactor(store: Any) -> None:
+    ticks = []
+    loop = task.LoopingCall(lambda: ticks.append(reactor.seconds()))
+    loop.start(0.0)  # runs once per reactor iteration while the saves are in flight
+    n = 200
+    saves = [store.save_cdr(full_cdr(f"conc.{i}", created=float(i))) for i in range(n)]
+    sets = [store.kv_set("stats", f"k{i}", {"i": i}) for i in range(50)]
+    calls_before = len(ticks)
+    results = await defer.DeferredList(saves + sets, consumeErrors=True)
+    loop.stop()
+    assert all(ok for ok, _ in results), [r for ok, r in results if not ok][:3]
+    # The reactor kept turning while the database worked.
+    assert len(ticks) > calls_before + 1
+    cdrs = await store.list_cdrs(limit=1000)
+    assert sorted(c["uniqueid"] for c in cdrs) == sorted(f"conc.{i}" for i in range(n))
+    assert len(await store.kv_items("stats")) == 50
+
+
+# --- key-value ---------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_kv_round_trip(store: Any) -> None:
+    values: list[Any] = ["text", "", 0, 42, -1.5, True, False, None, [], [1, "dva", 3.0], {},
+                        {"stav": "PŘIPRAVEN", "since": 1700000000.5, "queues": ["support", "sales"]}]
+    for i, v in enumerate(values):
+        await store.kv_set("ns", f"key{i}", v)
+    for i, v in enumerate(values):
+        assert await store.kv_get("ns", f"key{i}") == v
+    assert await store.kv_get("ns", "missing") is None
+    assert await store.kv_get("ns", "missing", default="d") == "d"
+    assert await store.kv_get("other", "key0") is None  # namespaces are separate
+    await store.kv_set("ns", "key0", {"overwritten": "ano"})
+    assert await store.kv_get("ns", "key0") == {"overwritten": "ano"}
+    items = await store.kv_items("ns")
+    assert items["key0"] == {"overwritten": "ano"} and len(items) == len(values)
+    assert await store.kv_delete("ns", "key0") is True
+    assert await store.kv_delete("ns", "key0") is False
+    assert await store.kv_get("ns", "key0") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_kv_bad_input(store: Any) -> None:
+    with pytest.raises(ValueError, match=r"kv namespace '' is not accepted"):
+        await store.kv_set("", "k", 1)
+    with pytest.raises(ValueError, match=r"kv key 5 is not accepted"):
+        await store.kv_get("ns", 5)
+    with pytest.raises(ValueError, match=r"cannot be stored as JSON"):
+        await store.kv_set("ns", "k", float("inf"))
+    with pytest.raises(ValueError, match=r"cannot be stored as JSON"):
+        await store.kv_set("ns", "k", {1, 2})
+
+
+# --- life cycle ------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_closed_store_refuses_work(store_url: str) -> None:
+    s = await open_store(store_url, reactor)
+    pending = s.save_cdr(full_cdr())  # in flight when close() starts: close waits for it
+    await s.close()
+    await pending
+    await s.close()  # twice is harmless
+    with pytest.raises(StoreError, match=r"is closed"):
+        await s.get_cdr("x")
+    s = await open_store(store_url, reactor)
+    assert await s.get_cdr("1700000000.42") == full_cdr()
+    await s.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_file_survives_reopen_in_wal_mode(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "sub" / "dir" / "ucs.db")  # directories are created
+    s = await open_store(url, reactor)
+    await s.save_cdr(full_cdr())
+    await s.kv_set("agents", "bob", {"state": "AUX", "reason": "Oběd"})
+    await s.close()
+    path = tmp_path / "sub" / "dir" / "ucs.db"
+    assert await threads.deferToThread(journal_mode, path) == "wal"
+    s = await open_store(url, reactor)
+    assert await s.get_cdr("1700000000.42") == full_cdr()
+    assert await s.kv_get("agents", "bob") == {"state": "AUX", "reason": "Oběd"}
+    await s.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_memory_store() -> None:
+    s = await open_store("sqlite:///:memory:", reactor)
+    await s.kv_set("a", "b", 1)
+    assert await s.kv_get("a", "b") == 1
+    await s.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlite_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=rf"cannot open store sqlite:///{path}: file is not a database"):
+        await open_store(f"sqlite:///{path}", reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_postgres_unreachable_names_url_without_password() -> None:
+    url = "postgresql://ucs:s3cret@127.0.0.1:1/ucs"
+    with pytest.raises(StoreError) as e:
+        await open_store(url, reactor)
+    message = str(e.value)
+    assert message.startswith("cannot connect to store postgresql://ucs:***@127.0.0.1:1/ucs: ")
+    assert "s3cret" not in message and "\n" not in message
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_url_is_refused() -> None:
+    with pytest.raises(StoreURLError, match=r"^'mysql://x' is not supported; use sqlite:///PATH or postgresql://"):
+        await open_store("mysql://x", reactor)
+
+
+# --- URLs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("mysql://x", r"'mysql://x' is not supported; use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"),
+        ("ucs.db", r"'ucs.db' is not a URL"),
+        ("sqlite://ucs.db", r"has no database path"),
+        ("sqlite:///", r"has no database path"),
+        ("sqlite:///var/", r"names a directory"),
+        ("postgresql:///db", r"has no host"),
+        ("postgresql://u@h:5432", r"has no database name"),
+        ("postgresql://u@h:99999/db", r"is not a valid URL"),
+        ("postgresql://u:pw@h:0/db", r"'postgresql://u:\*\*\*@h:0/db' has port 0"),
+        (5, r"5 is not a string"),
+    ],
+)
+def test_parse_store_url_errors(url: Any, message: str) -> None:
+    with pytest.raises(StoreURLError, match=message):
+        parse_store_url(url)
+
+
+def test_parse_store_url(tmp_path: Path) -> None:
+    u = parse_store_url("sqlite:///var/ucs.db", base_dir=str(tmp_path))
+    assert (u.scheme, u.path) == ("sqlite", os.path.join(str(tmp_path), "var", "ucs.db"))
+    assert parse_store_url("sqlite:////abs/ucs.db").path == "/abs/ucs.db"
+    assert parse_store_url("sqlite:///:memory:").path == ":memory:"
+    pg = parse_store_url("postgres://ucs:pw@db.example.com:5433/ucs?sslmode=require")
+    assert pg.scheme == "postgresql"
+    assert str(pg) == "postgres://ucs:***@db.example.com:5433/ucs?sslmode=require"
+    assert redact("postgresql://ucs@h/db") == "postgresql://ucs@h/db"
