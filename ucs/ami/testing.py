@@ -17,6 +17,7 @@ A client replaying a capture must number its actions the same way: pass
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,14 @@ from ucs.ami.message import FrameError, Message, parse_frame
 
 _DELIM = b"\r\n\r\n"
 _END_COMMAND = b"--END COMMAND--"
+
+
+def capturesDir() -> Path:
+    """Where the real Asterisk captures live: ``$UCS_AMI_CAPTURES``, else ``../shared/ami-captures`` next to the checkout."""
+    env = os.environ.get("UCS_AMI_CAPTURES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared" / "ami-captures"
 
 
 def splitCapture(data: bytes) -> tuple[bytes, list[bytes]]:
