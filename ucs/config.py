@@ -151,7 +151,7 @@ def choice(*options: str) -> Kind:
 
 def string_list(accepted: str = "a list of strings", item: Callable[[str], str] | None = None) -> Kind:
     def check(v: Any) -> tuple[str, ...]:
-        if not isinstance(v, list):
+        if not isinstance(v, (list, tuple)):
             raise _wrong_type(v, accepted)
         out = []
         for i, x in enumerate(v):
@@ -516,7 +516,8 @@ def load_config(path: str | None = None) -> Config:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8", source=path) from None
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (line {line}); save the file as UTF-8", source=path) from None
     return parse_config(text, path)
 
 

@@ -1,0 +1,130 @@
+"""The container (UCSServer) and the service tree twistd runs, in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.application.service import IServiceCollection, Service
+from twisted.internet import defer, reactor
+
+from ucs.config import Config
+from ucs.server import UCSServer
+from ucs.store import StoreError
+from ucs.tap import Options, makeService
+
+
+def sqlite_config(tmp_path: Path) -> Config:
+    return Config().replace(store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"})
+
+
+class Recorder(Service):
+    def __init__(self, name: str, events: list[str], server: UCSServer) -> None:
+        self.setName(name)
+        self.events = events
+        self.server = server
+
+    def startService(self) -> None:
+        super().startService()
+        # Started after the store: it can use it at once.
+        self.events.append(f"start {self.name} store={self.server.get_store().schema_version}")
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        self.events.append(f"stop {self.name}")
+        d: defer.Deferred[None] = defer.Deferred()
+        reactor.callLater(0, d.callback, None)  # type: ignore[attr-defined]
+        return d
+
+
+@pytest_twisted.ensureDeferred
+async def test_store_opens_first_and_closes_last(tmp_path: Path) -> None:
+    server = UCSServer(sqlite_config(tmp_path), reactor)
+    events: list[str] = []
+    svc = server.service
+    assert server.service is svc  # built once
+    Recorder("ami", events, server).setServiceParent(svc)
+    Recorder("web", events, server).setServiceParent(svc)
+    with pytest.raises(StoreError, match="not open yet"):
+        server.get_store()
+
+    svc.startService()
+    store = await server.when_store_open()
+    assert server.get_store() is store
+    await svc._starting
+    assert events == ["start ami store=1", "start web store=1"]
+    await store.kv_set("t", "k", [1])
+
+    await svc.stopService()
+    assert events[2:] == ["stop web", "stop ami"]
+    with pytest.raises(StoreError, match="closed"):
+        await store.kv_get("t", "k")
+
+
+@pytest_twisted.ensureDeferred
+async def test_stop_while_store_is_opening(tmp_path: Path) -> None:
+    server = UCSServer(sqlite_config(tmp_path), reactor)
+    events: list[str] = []
+    Recorder("ami", events, server).setServiceParent(server.service)
+    server.service.startService()
+    await server.service.stopService()  # before the store has opened
+    assert events == []
+    assert server.get_store_service().store is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_store_failure_is_fatal(tmp_path: Path) -> None:
+    messages: list[str] = []
+    config = Config().replace(store={"url": "postgresql://ucs:pw@127.0.0.1:1/ucs"})
+    server = UCSServer(config, reactor, on_fatal=messages.append)
+    events: list[str] = []
+    Recorder("ami", events, server).setServiceParent(server.service)
+    server.service.startService()
+    with pytest.raises(StoreError):
+        await server.when_store_open()
+    await server.service._starting
+    assert len(messages) == 1
+    assert messages[0].startswith("cannot connect to store postgresql://ucs:***@127.0.0.1:1/ucs: ")
+    assert events == []  # nothing else started
+    await server.service.stopService()
+
+
+def test_placeholders_say_what_is_missing() -> None:
+    server = UCSServer(Config(), reactor)
+    for getter in (server.get_ami_client, server.get_pbx, server.get_call_tracker):
+        with pytest.raises(NotImplementedError, match="not wired into the container yet"):
+            getter()
+    assert server.get_config() is server.config
+    assert server.get_reactor() is reactor
+
+
+def test_make_service_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no etc/ucs.toml here: built-in defaults
+    options = Options()
+    options.parseOptions(["--demo", "--listen", "[::1]:8443", "--store", "sqlite:///x.db"])
+    assert options.config.demo.enabled
+    assert (options.config.web.listen, options.config.web.port) == ("::1", 8443)
+    root = makeService(options)
+    ucs_service = IServiceCollection(root).getServiceNamed("ucs")
+    assert IServiceCollection(ucs_service).getServiceNamed("store") is not None
+    assert not root.running
+
+
+def test_bad_options_exit_with_one_line(tmp_path: Path) -> None:
+    options = Options()
+    with pytest.raises(SystemExit) as e:
+        options.parseOptions(["--config", str(tmp_path / "missing.toml")])
+    assert str(e.value.code) == f"{tmp_path / 'missing.toml'}: cannot read the config file: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    "listen, expected",
+    [("8080", {"port": 8080}), ("0.0.0.0:80", {"listen": "0.0.0.0", "port": 80}),
+     ("[::]:9000", {"listen": "::", "port": 9000})],
+)
+def test_listen_forms(listen: str, expected: dict[str, Any]) -> None:
+    from ucs.tap import _parse_listen
+
+    assert _parse_listen(listen) == expected
