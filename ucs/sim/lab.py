@@ -1,0 +1,56 @@
+"""The lab the captures in ``shared/ami-captures`` were recorded in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ucs.sim.pbx import Sim
+
+#: (device, display name, static ip or None for a dynamic peer)
+LAB_LINES = (
+    ("SIP/1001", "Alice Agent", "127.0.0.11"),
+    ("SIP/1002", "Bob Agent", "127.0.0.12"),
+    ("SIP/1003", "Carol Agent", "127.0.0.13"),
+    ("SIP/1004", "Dave Agent", None),
+)
+CUSTOMER = "420777123456"
+AMI_USER = ("ucs", "ucslab")
+
+
+def lab_dialplan(sim: Sim) -> None:
+    dp = sim.dialplan
+    dp.add(
+        "from-carrier",
+        "5000",
+        [("NoOp", "inbound support"), ("Set", "CDR(userfield)=inbound"), ("Answer", ""), ("Queue", "support,t,,,120")],
+    )
+    dp.add(
+        "from-carrier",
+        "5001",
+        [("NoOp", "inbound sales"), ("Set", "CDR(userfield)=inbound"), ("Answer", ""), ("Queue", "sales,t,,,120")],
+    )
+    dp.add("from-carrier", "6000", [("Goto", "load,6000,1")])
+    dp.add("load", "6000", [("Answer", ""), ("Wait", "2"), ("Hangup", "")])
+    dp.add("internal", "_1XXX", [("Dial", "SIP/${EXTEN},20,tT")])
+    dp.add("internal", "_0X.", [("NoOp", "outbound to carrier"), ("Dial", "SIP/carrier/${EXTEN},30,tT")])
+    dp.add("ucs-hold", "s", [("Answer", ""), ("MusicOnHold", "default")])
+    dp.add("ucs-wait", "s", [("Answer", ""), ("Wait", "3600")])
+
+
+def lab(clock: Any = None, *, seed: int | None = 0, epoch: float | None = None) -> Sim:
+    """A :class:`Sim` configured as the capture lab (see the captures' README):
+    lines 1001..1003 static, 1004 dynamic with a secret, trunk SIP/carrier,
+    queues ``support`` (rrmemory, member timeout 8 s) and ``sales`` (ringall),
+    the lab dialplan, and the AMI user ``ucs``/``ucslab``."""
+    sim = Sim(clock, seed=seed, epoch=epoch)
+    for device, name, ip in LAB_LINES:
+        if ip is None:
+            sim.add_line(device, name, dynamic=True, secret="dave1004", call_limit=0)
+        else:
+            sim.add_line(device, name, ip)
+    sim.add_trunk("SIP/carrier", "127.0.0.20")
+    sim.add_queue("support", strategy="rrmemory", timeout=8)
+    sim.add_queue("sales", strategy="ringall", timeout=15)
+    lab_dialplan(sim)
+    sim.ami_users[AMI_USER[0]] = AMI_USER[1]
+    return sim

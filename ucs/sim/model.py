@@ -1,0 +1,297 @@
+"""The simulated PBX's objects: lines, channels, bridges, queues and members.
+
+Plain classes with no behaviour of their own beyond small queries; the
+:class:`ucs.sim.pbx.Sim` changes them and emits the events.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+#: A behaviour value: a fixed number of seconds, ``(low, high)`` for a random
+#: uniform draw per call, a callable returning seconds, or None for "never".
+Delay = float | int | tuple[float, float] | Callable[[], float] | None
+
+
+def draw(value: Delay, rng: random.Random) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return rng.uniform(value[0], value[1])
+    if callable(value):
+        return float(value())
+    return float(value)
+
+
+class Behaviour:
+    """What the simulated phone (or the far end of a trunk) does with a call.
+
+    ``answer_after``: seconds of ringing before it answers (None: it never
+    answers by itself). ``busy``: it rejects every call with 486 Busy.
+    ``hangup_after``: seconds after answering before it hangs up (None: it
+    stays until the other side hangs up).
+    """
+
+    __slots__ = ("answer_after", "busy", "hangup_after")
+
+    def __init__(self, answer_after: Delay = None, busy: bool = False, hangup_after: Delay = None) -> None:
+        self.answer_after = answer_after
+        self.busy = busy
+        self.hangup_after = hangup_after
+
+
+class Line:
+    """A chan_sip peer: an agent's phone, or the trunk to the carrier."""
+
+    def __init__(
+        self,
+        peer: str,
+        *,
+        name: str = "",
+        ip: str | None = None,
+        port: int = 5060,
+        dynamic: bool = False,
+        secret: str | None = None,
+        context: str = "internal",
+        trunk: bool = False,
+        call_limit: int | None = None,
+    ) -> None:
+        self.peer = peer  # "1001"
+        self.device = f"SIP/{peer}"
+        self.display = name
+        self.number = peer if not trunk else ""
+        self.ip = ip
+        self.port = port if ip else 0
+        self.static_ip = None if dynamic else ip
+        self.dynamic = dynamic
+        self.secret = secret
+        self.context = context
+        self.trunk = trunk
+        self.call_limit = call_limit if call_limit is not None else (0 if (dynamic or trunk) else 2147483647)
+        self.registered = not dynamic
+        self.useragent = ""
+        self.reg_contact = ""
+        self.reg_expires_at: float | None = None
+        self.reg_timer: Any = None
+        self.behaviour = Behaviour()
+        self.channels: list[Channel] = []
+
+    @property
+    def reachable(self) -> bool:
+        return self.registered and self.ip is not None
+
+
+class Channel:
+    """One Asterisk channel and where it is in the dialplan."""
+
+    __slots__ = (
+        "app",
+        "appdata",
+        "bridge",
+        "bridge_time",
+        "cause",
+        "cid_name",
+        "cid_num",
+        "conn_name",
+        "conn_num",
+        "context",
+        "created",
+        "dnid",
+        "exten",
+        "gone",
+        "hold_owner",
+        "job",
+        "leg",
+        "line",
+        "linkedid",
+        "local_peer",
+        "moh",
+        "muted",
+        "name",
+        "on_bridged",
+        "originate",
+        "pbx",
+        "priority",
+        "state",
+        "tech",
+        "timers",
+        "uniqueid",
+        "vars",
+    )
+
+    def __init__(self, name: str, uniqueid: str, linkedid: str, created: float) -> None:
+        self.name = name
+        self.uniqueid = uniqueid
+        self.linkedid = linkedid
+        self.state = 0
+        self.cid_num = ""
+        self.cid_name = ""
+        self.conn_num = ""
+        self.conn_name = ""
+        self.context = ""
+        self.exten = ""
+        self.priority = 1
+        self.line: Line | None = None
+        self.tech = "SIP"
+        self.created = created
+        self.dnid = ""
+        self.app = ""
+        self.appdata = ""
+        #: True while a dialplan (PBX) runs on the channel: it goes on after an
+        #: application returns; False for the called side of Dial/Queue.
+        self.pbx = False
+        #: The application currently running (a Queue entry, a Dial, a Wait).
+        self.job: Any = None
+        #: For a channel being called: the call attempt it belongs to.
+        self.leg: Any = None
+        self.bridge: Bridge | None = None
+        self.local_peer: Channel | None = None
+        self.vars: dict[str, str] = {}
+        self.moh = False
+        self.muted: set[str] = set()
+        self.cause: int | None = None
+        self.gone = False
+        self.timers: list[Any] = []
+        self.hold_owner: Any = None
+        self.bridge_time: float | None = None
+        #: Called once when the channel first talks to someone in a bridge.
+        self.on_bridged: Callable[[Channel], None] | None = None
+        self.originate: Any = None
+
+    @property
+    def peer_name(self) -> str:
+        """``SIP/1001`` for ``SIP/1001-0000000a``; ``Local/1003@internal`` for Local."""
+        if self.tech == "Local":
+            return self.name.rsplit("-", 1)[0]
+        return self.name.rsplit("-", 1)[0]
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"<Channel {self.name}>"
+
+
+class Bridge:
+    __slots__ = ("channels", "created", "id")
+
+    def __init__(self, bridge_id: str, created: float) -> None:
+        self.id = bridge_id
+        self.channels: list[Channel] = []
+        self.created = created
+
+
+class Member:
+    """A queue member (added dynamically, as UCS does on agent login)."""
+
+    __slots__ = (
+        "calls_taken",
+        "dynamic",
+        "iface",
+        "in_call",
+        "last_call",
+        "last_pause",
+        "login_time",
+        "name",
+        "paused",
+        "penalty",
+        "queue",
+        "reason",
+        "ringing",
+        "state_iface",
+        "status",
+    )
+
+    def __init__(self, queue: Queue, iface: str, name: str, state_iface: str, penalty: int, login_time: int) -> None:
+        self.queue = queue
+        self.iface = iface
+        self.name = name or iface
+        self.state_iface = state_iface or iface
+        self.penalty = penalty
+        self.paused = False
+        self.reason = ""
+        self.calls_taken = 0
+        self.last_call = 0
+        self.last_pause = 0
+        self.login_time = login_time
+        self.in_call = False
+        self.status = 0
+        self.ringing = False
+        self.dynamic = True
+
+    def block(self) -> str:
+        """The member headers of QueueMemberAdded/Status/Pause/Removed."""
+        return (
+            f"Queue: {self.queue.name}\r\n"
+            f"MemberName: {self.name}\r\n"
+            f"Interface: {self.iface}\r\n"
+            f"StateInterface: {self.state_iface}\r\n"
+            f"Membership: dynamic\r\n"
+            f"Penalty: {self.penalty}\r\n"
+            f"CallsTaken: {self.calls_taken}\r\n"
+            f"LastCall: {self.last_call}\r\n"
+            f"LastPause: {self.last_pause}\r\n"
+            f"LoginTime: {self.login_time}\r\n"
+            f"InCall: {1 if self.in_call else 0}\r\n"
+            f"Status: {self.status}\r\n"
+            f"Paused: {1 if self.paused else 0}\r\n"
+            f"PausedReason: {self.reason}\r\n"
+            f"Ringinuse: 0\r\n"
+            f"Wrapuptime: 0\r\n"
+        )
+
+    @property
+    def available(self) -> bool:
+        return not self.paused and not self.ringing and self.status == 1
+
+
+class Queue:
+    def __init__(self, name: str, strategy: str = "ringall", timeout: float = 15, retry: float = 5) -> None:
+        if strategy not in ("ringall", "rrmemory", "linear"):
+            raise ValueError(f"queue strategy {strategy!r} is not simulated: use ringall, rrmemory or linear")
+        self.name = name
+        self.strategy = strategy
+        self.timeout = timeout
+        self.retry = retry
+        self.members: dict[str, Member] = {}
+        self.entries: list[QueueEntry] = []
+        self.rr_last = -1
+        self.holdtime = 0
+        self.talktime = 0
+        self.completed = 0
+        self.abandoned = 0
+
+
+class QueueEntry:
+    """A caller waiting in (or connected through) a queue."""
+
+    __slots__ = (
+        "agent",
+        "chan",
+        "connected_at",
+        "done",
+        "joined",
+        "member",
+        "position",
+        "queue",
+        "retry_timer",
+        "ring_started",
+        "ring_timer",
+        "ringing",
+        "timeout_timer",
+    )
+
+    def __init__(self, queue: Queue, chan: Channel, joined: float, position: int) -> None:
+        self.queue = queue
+        self.chan = chan
+        self.joined = joined
+        self.position = position
+        self.ringing: dict[Member, Channel] = {}
+        self.ring_timer: Any = None
+        self.retry_timer: Any = None
+        self.timeout_timer: Any = None
+        self.member: Member | None = None
+        self.agent: Channel | None = None
+        self.connected_at: float | None = None
+        self.ring_started = 0.0
+        #: The queue call is over for the member (completed or transferred).
+        self.done = False
