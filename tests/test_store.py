@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from hypothesis import given, settings, strategies as st
 from twisted.internet import defer, reactor, task, threads
 
 from ucs.store import CDR_FIELDS, LATEST_VERSION, StoreError, StoreURLError, open_store, parse_store_url
@@ -167,7 +168,7 @@ async def test_list_cdrs_since_until_limit_order(store: Any) -> None:
         await store.save_cdr({"uniqueid": f"c{i}", "created": 1000.0 + i})
     await store.save_cdr({"uniqueid": "no-time"})
 
-    ids = lambda cdrs: [c["uniqueid"] for c in cdrs]  # noqa: E731
+    ids = lambda cdrs: [c["uniqueid"] for c in cdrs]
     assert ids(await store.list_cdrs()) == ["no-time"] + [f"c{i}" for i in range(10)]
     assert ids(await store.list_cdrs(since=1005)) == ["c5", "c6", "c7", "c8", "c9"]
     assert ids(await store.list_cdrs(since=1002, until=1004)) == ["c2", "c3"]
@@ -329,3 +330,60 @@ def test_parse_store_url(tmp_path: Path) -> None:
     assert pg.scheme == "postgresql"
     assert str(pg) == "postgres://ucs:***@db.example.com:5433/ucs?sslmode=require"
     assert redact("postgresql://ucs@h/db") == "postgresql://ucs@h/db"
+
+
+# --- anything a PBX or a client may send ------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def generated_examples(n: int) -> list[tuple[str, str, dict[str, Any], Any]]:
+    """Hypothesis-made examples, collected by calling a @given function directly.
+
+    (pytest-twisted cannot run @given tests that take fixtures, and the store
+    is a fixture: so Hypothesis makes the data and the test below uses it.)
+    """
+    examples = []
+
+    @settings(max_examples=n, derandomize=True, database=None, deadline=None)
+    @given(
+        uniqueid=st.text(min_size=1, max_size=30),
+        name=st.text(),
+        metadata=st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+        value=json_values,
+    )
+    def collect(uniqueid: str, name: str, metadata: dict[str, Any], value: Any) -> None:
+        examples.append((uniqueid, name, metadata, value))
+
+    collect()
+    return examples
+
+
+@pytest_twisted.ensureDeferred
+async def test_any_text_and_json_round_trips(store: Any) -> None:
+    for i, (uniqueid, name, metadata, value) in enumerate(generated_examples(100)):
+        uniqueid = f"{i}:{uniqueid}"
+        cdr = {"uniqueid": uniqueid, "caller_name": name, "metadata": metadata, "journey": [value]}
+        await store.save_cdr(cdr)
+        got = await store.get_cdr(uniqueid)
+        assert got is not None
+        assert (got["caller_name"], got["metadata"], got["journey"]) == (
+            without_nul(name), without_nul(metadata), [without_nul(value)]
+        ), cdr
+        await store.kv_set("prop", uniqueid, value)
+        assert await store.kv_get("prop", uniqueid) == without_nul(value), value

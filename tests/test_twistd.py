@@ -26,7 +26,6 @@ def env() -> dict[str, str]:
     e = dict(os.environ)
     # The repository first, so its twisted/plugins/ is found even without `pip install -e`.
     e["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [e.get("PYTHONPATH")])])
-    e.pop("UCS_CONFIG", None)
     return e
 
 

@@ -42,9 +42,8 @@ log = Logger(namespace="ucs.server")
 class StoreService(Service):
     """Opens the store when started, closes it when stopped."""
 
-    name = "store"
-
     def __init__(self, config: Config, reactor: Any) -> None:
+        self.setName("store")
         self._config = config
         self._reactor = reactor
         self.store: Store | None = None

@@ -12,7 +12,7 @@ import atexit
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from twisted.application.service import IService, MultiService
@@ -124,7 +124,8 @@ def log_observer(config: LogConfig, twistd_options: Any) -> ILogObserver | None:
         out = LogFile.fromFullPath(logfile or "twistd.log")
     observer = json_lines_observer(out) if config.format == "json" else textFileLogObserver(out)
     level = LogLevel.levelWithName(config.level)
-    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+    predicate: Any = LogLevelFilterPredicate(defaultLogLevel=level)
+    return FilteringLogObserver(observer, [predicate])  # type: ignore[arg-type,return-value]
 
 
 def json_lines_observer(out: Any) -> ILogObserver:
@@ -134,7 +135,7 @@ def json_lines_observer(out: Any) -> ILogObserver:
     @implementer(ILogObserver)
     def observe(event: dict[str, Any]) -> None:
         record: dict[str, Any] = {
-            "time": datetime.fromtimestamp(event.get("log_time", 0), tz=timezone.utc).isoformat(),
+            "time": datetime.fromtimestamp(event.get("log_time", 0), tz=UTC).isoformat(),
             "level": getattr(event.get("log_level"), "name", "info"),
             "namespace": event.get("log_namespace", ""),
             "message": formatEvent(event),
@@ -186,16 +187,16 @@ def makeService(options: Options) -> IService:
     from ucs.server import UCSServer
 
     config = getattr(options, "config", None) or build_config(options)
-    fatal_seen = []
+    fatal_seen: list[str] = []
 
     def on_fatal(message: str) -> None:
         if not fatal_seen:
             fatal_seen.append(message)
             _exit_status_on_exit(1)
-        if reactor.running:
-            reactor.stop()
+        if reactor.running:  # type: ignore[attr-defined]
+            reactor.stop()  # type: ignore[attr-defined,misc]
 
     server = UCSServer(config, reactor, on_fatal=on_fatal)
     root = _TwistdRoot(config, getattr(options, "parent", None))
     server.service.setServiceParent(root)
-    return root
+    return root  # type: ignore[return-value]  # MultiService implements IService

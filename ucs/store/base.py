@@ -22,7 +22,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IReactorCore
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -92,9 +91,24 @@ class Backend(Protocol):
     def json_out(self, value: Any) -> Any: ...
 
 
+def no_nul(value: Any) -> Any:
+    """``value`` with NUL characters in its strings (keys too) replaced by U+FFFD.
+
+    PostgreSQL cannot store NUL in text or JSONB; both back ends store the same
+    thing, so a CDR reads back the same wherever it was saved.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {no_nul(k): no_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [no_nul(v) for v in value]
+    return value
+
+
 def dumps(value: Any, what: str) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return json.dumps(no_nul(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as e:
         raise ValueError(f"{what}: cannot be stored as JSON ({e})") from None
 
@@ -126,14 +140,15 @@ def check_cdr(cdr: dict[str, Any]) -> list[Any]:
         else:
             if not isinstance(v, str):
                 raise ValueError(f"CDR {name} {v!r} is not accepted; use a string or None")
-            values.append(v)
+            values.append(no_nul(v))
     return values
 
 
-def _check_kv_names(namespace: object, key: object) -> None:
+def _kv_names(namespace: object, key: object) -> tuple[str, str]:
     for what, v in (("namespace", namespace), ("key", key)):
         if not isinstance(v, str) or not v:
             raise ValueError(f"kv {what} {v!r} is not accepted; use a non-empty string")
+    return no_nul(namespace), no_nul(key)
 
 
 _UPSERT_CDR = (
@@ -195,7 +210,7 @@ class Store:
             raise StoreError(f"store {self.url} was already opened")
         self._state = "opening"
         self._pool.start()
-        self._shutdown_trigger = IReactorCore(self._reactor).addSystemEventTrigger(
+        self._shutdown_trigger = self._reactor.addSystemEventTrigger(
             "during", "shutdown", self._stop_threads
         )
         try:
@@ -259,7 +274,7 @@ class Store:
     def _stop_threads(self) -> None:
         if self._shutdown_trigger is not None:
             try:
-                IReactorCore(self._reactor).removeSystemEventTrigger(self._shutdown_trigger)
+                self._reactor.removeSystemEventTrigger(self._shutdown_trigger)
             except (ValueError, KeyError):
                 pass  # already fired
             self._shutdown_trigger = None
@@ -312,6 +327,10 @@ class Store:
         """The CDR saved under ``uniqueid``, or ``None``."""
         sql = self._backend.sql(f"{_SELECT_CDR} WHERE uniqueid = ?")
 
+        if not isinstance(uniqueid, str):
+            raise ValueError(f"CDR uniqueid {uniqueid!r} is not accepted; use a string")
+        uniqueid = no_nul(uniqueid)
+
         def get(conn: Connection) -> Any:
             return conn.execute(sql, (uniqueid,)).fetchone()
 
@@ -357,7 +376,7 @@ class Store:
     @_deferred
     async def kv_get(self, namespace: str, key: str, default: Any = None) -> Any:
         """The value stored under (``namespace``, ``key``), or ``default``."""
-        _check_kv_names(namespace, key)
+        namespace, key = _kv_names(namespace, key)
         sql = self._backend.sql("SELECT value FROM kv WHERE namespace = ? AND key = ?")
 
         def get(conn: Connection) -> Any:
@@ -369,7 +388,7 @@ class Store:
     @_deferred
     async def kv_set(self, namespace: str, key: str, value: Any) -> None:
         """Store ``value`` (anything JSON can hold) under (``namespace``, ``key``)."""
-        _check_kv_names(namespace, key)
+        namespace, key = _kv_names(namespace, key)
         encoded = dumps(value, f"kv {namespace}/{key}")
         sql = self._backend.sql(
             "INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
@@ -384,7 +403,7 @@ class Store:
     @_deferred
     async def kv_delete(self, namespace: str, key: str) -> bool:
         """Delete (``namespace``, ``key``); ``True`` if it was there."""
-        _check_kv_names(namespace, key)
+        namespace, key = _kv_names(namespace, key)
         sql = self._backend.sql("DELETE FROM kv WHERE namespace = ? AND key = ?")
 
         def delete(conn: Connection) -> bool:
@@ -395,7 +414,7 @@ class Store:
     @_deferred
     async def kv_items(self, namespace: str) -> dict[str, Any]:
         """Every key and value of ``namespace`` (e.g. all agents' saved state)."""
-        _check_kv_names(namespace, "-")
+        namespace, _ = _kv_names(namespace, "-")
         sql = self._backend.sql("SELECT key, value FROM kv WHERE namespace = ? ORDER BY key")
 
         def select(conn: Connection) -> list[Any]:

@@ -4,7 +4,7 @@ Each :class:`Migration` has a number (1, 2, 3, ... in order, never reused or
 changed once released), a description and SQL statements. ``{json}``,
 ``{real}`` and ``{text}`` in the SQL are replaced by each back end's column
 types (SQLite: ``TEXT``/``REAL``/``TEXT``; PostgreSQL:
-``JSONB``/``DOUBLE PRECISION``/``TEXT``). A migration that cannot be written
+``JSON``/``DOUBLE PRECISION``/``TEXT``). A migration that cannot be written
 the same way for both may give ``sqlite`` and ``postgresql`` statement lists
 instead.
 

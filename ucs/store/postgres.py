@@ -31,7 +31,10 @@ def one_line(error: BaseException) -> str:
 
 class PostgresBackend:
     dialect = "postgresql"
-    types = {"json": "JSONB", "real": "DOUBLE PRECISION", "text": "TEXT"}
+    # JSON, not JSONB: JSONB rewrites numbers (1e300 comes back as a 301-digit
+    # integer) and reorders keys; JSON keeps the text as written, so a CDR reads
+    # back exactly as saved, as on SQLite. Cast to JSONB in queries that need it.
+    types = {"json": "JSON", "real": "DOUBLE PRECISION", "text": "TEXT"}
 
     def __init__(self, url: StoreURL, pool_size: int = 4) -> None:
         self.url = url
@@ -42,9 +45,10 @@ class PostgresBackend:
         from psycopg.conninfo import conninfo_to_dict
 
         try:
-            params = conninfo_to_dict(self.url.url)
+            parsed = conninfo_to_dict(self.url.url)
         except psycopg.Error as e:
             raise StoreError(f"cannot use store {self.url}: {one_line(e)}") from None
+        params: dict[str, Any] = dict(parsed)
         params.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         params.setdefault("application_name", "ucs")
         try:
@@ -63,4 +67,4 @@ class PostgresBackend:
         return statement.replace("?", "%s")
 
     def json_out(self, value: Any) -> Any:
-        return value  # psycopg turns JSONB into Python values itself
+        return value  # psycopg turns JSON into Python values itself
