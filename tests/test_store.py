@@ -28,7 +28,7 @@ def full_cdr(uniqueid: str = "1700000000.42", **changes: Any) -> dict[str, Any]:
         "connected_name": "Алиса Agent 山田",
         "queue": "support",
         "answered_by": "SIP/1001",
-        "cause": "CALLER_HANGUP",
+        "cause": 3,
         "created": 1700000000.25,
         "connected": 1700000003.5,
         "disconnected": 1700000010.0,
@@ -128,7 +128,7 @@ async def test_cdr_round_trip_with_unicode(store: Any) -> None:
 @pytest_twisted.ensureDeferred
 async def test_cdr_upsert_replaces_the_row(store: Any) -> None:
     await store.save_cdr(full_cdr())
-    updated = full_cdr(cause="CALLED_HANGUP", answered_by="SIP/1003", journey=[], metadata={"v": 2})
+    updated = full_cdr(cause=4, answered_by="SIP/1003", journey=[], metadata={"v": 2})
     await store.save_cdr(updated)
     assert await store.get_cdr("1700000000.42") == updated
     assert [c["uniqueid"] for c in await store.list_cdrs()] == ["1700000000.42"]

@@ -128,6 +128,10 @@ def check_cdr(cdr: dict[str, Any]) -> list[Any]:
         v = cdr.get(name)
         if v is None:
             values.append(None)
+        elif name == "cause":
+            if isinstance(v, bool) or not isinstance(v, int) or not -1 <= v <= 8:
+                raise ValueError(f"CDR cause {v!r} is not accepted; use seed 002's cause, an integer from -1 to 8")
+            values.append(v)
         elif name in _TIME_FIELDS:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"CDR {name} {v!r} is not accepted; use seconds since the epoch (a number) or None")

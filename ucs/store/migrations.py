@@ -58,7 +58,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 connected_name {text},
                 queue {text},
                 answered_by {text},
-                cause {text},
+                cause INTEGER,
                 created {real},
                 connected {real},
                 disconnected {real},
