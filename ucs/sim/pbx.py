@@ -573,7 +573,9 @@ class Sim(QueueMixin, XferMixin):
             self._update_line(ch.line)
         if ch.tech == "Local":
             dev = ch.name.rsplit("-", 1)[0]
-            if not any(c.tech == "Local" and c.name.startswith(dev + "-") for c in self.channels.values()):
+            if not self.dialplan.exists(ch.context, ch.exten):
+                self._set_dev(dev, "INVALID", force=True)
+            elif not any(c.tech == "Local" and c.name.startswith(dev + "-") for c in self.channels.values()):
                 self._set_dev(dev, "NOT_INUSE")
         if peer is not None and not peer.gone:
             self._hangup(peer, "req")
@@ -1118,6 +1120,7 @@ class Sim(QueueMixin, XferMixin):
             self.devices: dict[str, str] = {}
         else:
             self.devices = {d: self._line_state(line) for d, line in self.lines.items()}
+            self.devices.update((f"Queue:{q}_avail", "INUSE") for q in self.queues)
         self._uid = 0
         self._sip_seq = 0
         self._local_seq = 0

@@ -38,6 +38,7 @@ class QueueMixin:
         """
         q = Queue(clean(name), strategy, timeout, retry)
         self.queues[q.name] = q
+        self.devices[f"Queue:{q.name}_avail"] = "INUSE"  # no member yet, known since boot
         return q
 
     # --------------------------------------------------------- membership

@@ -130,8 +130,7 @@ class XferMixin:
             lcontext = lcontext or "default"
             l1, l2 = self._new_local(lexten, lcontext, None)
             if not self.dialplan.exists(lcontext, lexten):
-                self._destroy(l2, 0)
-                self._destroy(l1, 0)
+                self._local_fail(l1, l2)
                 self._originate_result(job, False, "CHANUNAVAIL")
                 return job
             if callerid is not None:
@@ -206,6 +205,12 @@ class XferMixin:
         l1.local_peer, l2.local_peer = l2, l1
         return l1, l2
 
+    def _local_fail(self: Any, l1: Channel, l2: Channel) -> None:
+        """A Local channel to an extension that does not exist: both halves go at once."""
+        l1.local_peer = l2.local_peer = None
+        self._destroy(l2, 0)
+        self._destroy(l1, 0)
+
     def _local_ringing(self: Any, l2: Channel, callee: Channel) -> None:
         l1 = l2.local_peer
         if l1 is None or l1.gone or l1.state != 0:
@@ -259,8 +264,7 @@ class XferMixin:
         self._chan_ev("Hold", ch)
         l1, l2 = self._new_local(exten, context, ch.linkedid)
         if not self.dialplan.exists(context, exten):
-            self._destroy(l2, 0)
-            self._destroy(l1, 0)
+            self._local_fail(l1, l2)
             self._chan_ev("Unhold", ch)
             return
         b2 = self._bridge_create()
