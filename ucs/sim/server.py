@@ -208,6 +208,7 @@ class AMIServer(Factory):
     """The listening side: ``reactor.listenTCP(5038, AMIServer(sim))``."""
 
     protocol = AMISession  # type: ignore[assignment]
+    noisy = False
 
     def __init__(
         self,
