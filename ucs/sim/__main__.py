@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from twisted.internet import reactor
+    from twisted.internet.error import CannotListenError
     from twisted.python import log as twisted_log
 
     from ucs.sim.lab import lab
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         svc.startService()
-    except Exception as e:  # CannotListenError and the like: say what and where
+    except CannotListenError as e:
         print(f"ucs-sim: cannot listen on {args.interface}:{args.port}: {e}", file=sys.stderr)
         return 1
     reactor.addSystemEventTrigger("before", "shutdown", svc.stopService)

@@ -19,6 +19,7 @@ from ucs.sim.model import Channel
 from ucs.sim.pbx import Sim, SimError
 from ucs.sim.queues import QueueError
 from ucs.sim.wire import (
+    CLASSES,
     bridge_block,
     channel_block,
     class_mask,
@@ -76,7 +77,7 @@ class Actions:
     """The action handlers; ``dispatch`` picks one by the ``Action:`` header."""
 
     #: Actions allowed before Login.
-    OPEN = {"login", "challenge", "logoff"}
+    OPEN = frozenset({"login", "challenge", "logoff"})
 
     def __init__(self, sim: Sim) -> None:
         self.sim = sim
@@ -189,6 +190,8 @@ class Actions:
             f"SessionID: {s.session_id}\r\nLocalAddress: {local}\r\nRemoteAddress: {remote}\r\n"
             f"UsingPassword: 0\r\nSessionTV: {sim._eventtv()}\r\n",
         )
+        if not s.events_mask & CLASSES["system"]:
+            booted = b""
         return self.ok(m, "Authentication accepted") + booted
 
     def a_logoff(self, s: AMISession, m: ActionMessage) -> bytes:
@@ -741,6 +744,6 @@ def _addresses(s: AMISession) -> tuple[str, str]:
         h = s.transport.getHost()
         p = s.transport.getPeer()
         return f"IPV4/TCP/{h.host}/{h.port}", f"IPV4/TCP/{p.host}/{p.port}"
-    except Exception:
+    except (AttributeError, TypeError):  # a transport without addresses (tests)
         return "IPV4/TCP/127.0.0.1/5038", "IPV4/TCP/127.0.0.1/0"
 

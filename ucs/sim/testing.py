@@ -123,7 +123,7 @@ class SimHarness:
 
     @property
     def portnum(self) -> int:
-        return int(self.port.getHost().port)
+        return self.port.getHost().port  # type: ignore[no-any-return]
 
     async def client(self) -> AMITestClient:
         from twisted.internet import reactor
@@ -135,19 +135,18 @@ class SimHarness:
 
     def advance(self, seconds: float, step: float = 0.1) -> None:
         """Move the simulator's clock on by ``seconds``, in small steps."""
-        n = int(round(seconds / step))
-        for _ in range(n):
-            self.clock.advance(step)
-        rest = seconds - n * step
-        if rest > 1e-9:
-            self.clock.advance(rest)
+        clock = self.clock
+        target = clock.seconds() + seconds
+        while clock.seconds() + step < target:
+            clock.advance(step)
+        clock.advance(max(0.0, target - clock.seconds()))
 
     async def stop(self) -> None:
         for c in self.clients:
             if c.transport is not None and c.transport.connected:
                 c.transport.loseConnection()
                 await c.closed
-        await self.port.stopListening()
+        await defer.maybeDeferred(self.port.stopListening)
         for dc in list(self.sim._pending):
             self.sim._cancel(dc)
         for dc in self.clock.getDelayedCalls():
