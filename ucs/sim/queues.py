@@ -65,8 +65,8 @@ class QueueMixin:
         if paused:
             m.reason = clean(reason)
             m.last_pause = now
-        m.status = DEVSTATE_NUM.get(self._dev_state(m.state_iface), 0)
         q.members[m.iface] = m
+        m.status = DEVSTATE_NUM.get(self._dev_state(m.state_iface), 0)
         self._members_by_dev.setdefault(m.state_iface, []).append(m)
         self._set_dev(_pause_dev(m), "INUSE" if paused else "NOT_INUSE")
         self._emit("QueueMemberAdded", AGENT, m.block())
@@ -83,6 +83,7 @@ class QueueMixin:
         if m is None:
             raise QueueError("Unable to remove interface: Not there")
         del q.members[interface]
+        q.avail.pop(m, None)
         lst = self._members_by_dev.get(m.state_iface, [])
         if m in lst:
             lst.remove(m)
@@ -119,8 +120,7 @@ class QueueMixin:
         return state
 
     def _update_avail(self: Any, q: Queue) -> None:
-        avail = any(not m.paused and m.status == 1 for m in q.members.values())
-        self._set_dev(f"Queue:{q.name}_avail", "NOT_INUSE" if avail else "INUSE")
+        self._set_dev(f"Queue:{q.name}_avail", "NOT_INUSE" if q.avail else "INUSE")
 
     def _device_changed(self: Any, dev: str, state: str) -> None:
         """A phone's device state changed: members using it get a new Status."""
@@ -173,22 +173,23 @@ class QueueMixin:
         if entry.retry_timer is not None and entry.retry_timer.active():
             return
         q = entry.queue
-        order = list(q.members.values())
-        avail = [m for m in order if m.available and self._member_reachable(m)]
-        if not avail:
+        if not q.avail:
             return
         if q.strategy == "ringall":
-            targets = avail
+            targets = [m for m in q.avail if self._member_reachable(m)]
         else:
+            order = list(q.members.values())
             start = q.rr_last + 1 if q.strategy == "rrmemory" else 0
             n = len(order)
             targets = []
             for i in range(n):
                 m = order[(start + i) % n]
-                if m in avail:
+                if m in q.avail and self._member_reachable(m):
                     targets = [m]
                     q.rr_last = (start + i) % n
                     break
+        if not targets:
+            return
         entry.ring_started = self.now()
         for m in targets:
             self._queue_ring(entry, m)
@@ -196,7 +197,7 @@ class QueueMixin:
             entry.ring_timer = self._later(q.timeout, self._queue_ring_timeout, entry, chan=entry.chan)
 
     def _member_reachable(self: Any, m: Member) -> bool:
-        line = self.lines.get(m.iface)
+        line = self.lines.get(m.iface) if m.iface.startswith("SIP/") else None
         return line is not None and line.reachable and not line.trunk
 
     def _queue_ring(self: Any, entry: QueueEntry, m: Member) -> None:
