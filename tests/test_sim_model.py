@@ -190,7 +190,7 @@ def test_registration_expires() -> None:
 
 
 def test_queue_errors_and_pause_in_every_queue() -> None:
-    sim, clock, rec = make()
+    sim, _, rec = make()
     sim.queue_add("support", "SIP/1002", "Bob Agent")
     sim.queue_add("sales", "SIP/1002", "Bob Agent")
     with pytest.raises(QueueError, match="Already there"):
@@ -205,7 +205,7 @@ def test_queue_errors_and_pause_in_every_queue() -> None:
 
 
 def test_text_from_outside_cannot_break_a_frame() -> None:
-    sim, clock, rec = make()
+    sim, _, rec = make()
     sim.caller_calls("6000", "42077\r\n7123456", "Evil\r\nEvent: Fake")
     new = rec.of("Newchannel")[0]
     assert "\n" not in new["CallerIDName"] and "Fake" in new["CallerIDName"]

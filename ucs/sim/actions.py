@@ -387,10 +387,10 @@ class Actions:
             for c in hit:
                 sim.hangup_channel(c, cause)
             return b"".join(out)
-        c = self._channel(name)
-        if c is None:
+        target = self._channel(name)
+        if target is None:
             return self.error(m, "No such channel")
-        sim.hangup_channel(c, cause)
+        sim.hangup_channel(target, cause)
         return self.ok(m, "Channel Hungup")
 
     def a_originate(self, s: AMISession, m: ActionMessage) -> bytes | defer.Deferred[bytes]:

@@ -9,11 +9,10 @@ client with ``Events: on`` would).
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Sequence
-
 import heapq
 import itertools
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from ucs.sim.lab import lab
@@ -21,7 +20,7 @@ from ucs.sim.pbx import Sim
 
 
 class _Call:
-    __slots__ = ("time", "fn", "args", "cancelled", "called")
+    __slots__ = ("args", "called", "cancelled", "fn", "time")
 
     def __init__(self, time: float, fn: Any, args: tuple[Any, ...]) -> None:
         self.time = time

@@ -139,7 +139,7 @@ def significant(messages: Iterable[Message], names: Names | None = None) -> list
         if ev in AGENT_EVENTS:
             out.append((f"agent:{m.get('Queue')}:{m.get('Interface')}", (ev, c, m.get("Reason", ""))))
         elif ev in MEMBER_EVENTS:
-            rec = (ev, m.get("Status", ""), m.get("Paused", ""), m.get("PausedReason", ""), m.get("CallsTaken", ""))
+            rec: Record = (ev, m.get("Status", ""), m.get("Paused", ""), m.get("PausedReason", ""), m.get("CallsTaken", ""))
             out.append((f"member:{m.get('Queue')}:{m.get('Interface')}", rec))
         elif ev == "DeviceStateChange":
             out.append((f"dev:{m.get('Device')}", (ev, m.get("State", ""))))
@@ -153,8 +153,7 @@ def significant(messages: Iterable[Message], names: Names | None = None) -> list
             out.append((f"bridge:{n.bridge(m.get('ToBridgeUniqueid'))}", (ev, n.bridge(m.get("FromBridgeUniqueid")))))
         elif ev in ("AttendedTransfer", "BlindTransfer"):
             transferer = m.get("OrigTransfererChannel") or m.get("TransfererChannel")
-            rec = (ev, m.get("Result", ""), n.channel(transferer), n.channel(m.get("TransfereeChannel")))
-            out.append(("transfer", rec))
+            out.append(("transfer", (ev, m.get("Result", ""), n.channel(transferer), n.channel(m.get("TransfereeChannel")))))
         elif ev == "OriginateResponse":
             ch = m.get("Channel", "")
             key = n.channel(ch) if _SUFFIX.match(ch) else ch
@@ -166,7 +165,7 @@ def significant(messages: Iterable[Message], names: Names | None = None) -> list
             owner = c or dest
             out.append((f"chan:{owner}", (ev, dest, m.get("DialStatus", ""))))
         elif chan:
-            rec: Record = (ev, m.get("ChannelStateDesc", ""))
+            rec = (ev, m.get("ChannelStateDesc", ""))
             if ev == "Newchannel":
                 rec += (m.get("Context", ""), n.uniqueid(m.get("Linkedid")))
             elif ev in ("Hangup", "SoftHangupRequest"):

@@ -184,6 +184,9 @@ class Member:
     """A queue member (added dynamically, as UCS does on agent login)."""
 
     __slots__ = (
+        "_paused",
+        "_ringing",
+        "_status",
         "calls_taken",
         "dynamic",
         "iface",
@@ -192,13 +195,10 @@ class Member:
         "last_pause",
         "login_time",
         "name",
-        "_paused",
         "penalty",
         "queue",
         "reason",
-        "_ringing",
         "state_iface",
-        "_status",
     )
 
     def __init__(self, queue: Queue, iface: str, name: str, state_iface: str, penalty: int, login_time: int) -> None:

@@ -237,6 +237,7 @@ class QueueMixin:
     def _queue_rna(self: Any, leg: Leg) -> None:
         entry: QueueEntry = leg.owner
         m = leg.member
+        assert m is not None
         ring = int(self.now() - leg.started)
         self._emit(
             "AgentRingNoAnswer",
@@ -254,6 +255,7 @@ class QueueMixin:
 
     def _queue_leg_failed(self: Any, entry: QueueEntry, leg: Leg) -> None:
         m = leg.member
+        assert m is not None
         if entry.ringing.get(m) is leg.chan:
             del entry.ringing[m]
         m.ringing = False
@@ -279,6 +281,7 @@ class QueueMixin:
         caller = entry.chan
         q = entry.queue
         m = leg.member
+        assert m is not None
         self._cancel(entry.ring_timer)
         entry.ring_timer = None
         for other_m, other in list(entry.ringing.items()):
@@ -388,6 +391,7 @@ class QueueMixin:
 
     def _queue_call_over(self: Any, e: QueueEntry) -> None:
         m = e.member
+        assert m is not None
         q = e.queue
         m.in_call = False
         m.calls_taken += 1
