@@ -406,7 +406,6 @@ class AMIClient(Service):
             await link.whenLost()
             self._preparing = None
             return
-        self._preparing = None
         self._failedLinks = 0
         self.lastFailure = None
         self._transition("loggedIn")
@@ -425,6 +424,9 @@ class AMIClient(Service):
                 w.callback(proto)
             else:
                 self._upWaiters.append(w)
+        # Only now: until ClientService has seen prepareConnection finish, a
+        # stopService (say from connected()) must go the login-in-progress way.
+        self._preparing = None
 
     def _linkLost(self, link: _Link, reason: Failure) -> None:
         self._transition("lost")

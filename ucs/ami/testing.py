@@ -155,7 +155,7 @@ class ReplayProtocol(Protocol):
         self._pos = 0
         self._last = max(capture.answerEnds.values(), default=0)
         self._lost: Failure | None = None
-        self._lostWaiters: list[Deferred[Failure]] = []
+        self._lostWaiters: list[Deferred[None]] = []
         self._actionWaiters: list[tuple[int, Deferred[Message]]] = []
 
     def connectionMade(self) -> None:
@@ -218,13 +218,17 @@ class ReplayProtocol(Protocol):
         self._lost = reason
         waiters, self._lostWaiters = self._lostWaiters, []
         for d in waiters:
-            d.callback(reason)
+            d.callback(None)
 
-    def whenLost(self) -> Deferred[Failure]:
-        """Fires once the client side is gone (or at once if it is)."""
-        d: Deferred[Failure] = Deferred()
+    @property
+    def lostReason(self) -> Failure | None:
+        return self._lost
+
+    def whenLost(self) -> Deferred[None]:
+        """Fires (with ``None``; see :attr:`lostReason`) once the connection is gone."""
+        d: Deferred[None] = Deferred()
         if self._lost is not None:
-            d.callback(self._lost)
+            d.callback(None)
         else:
             self._lostWaiters.append(d)
         return d
