@@ -18,6 +18,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from ucs.ami import AMIActionError, AMIClient, AMIListener, AMIProtocol, EventListResult, counterIDs
@@ -96,6 +97,8 @@ async def replay(name: str) -> tuple[Capture, ReplayFactory, Listener, dict[str,
         actionIDs=lambda: counterIDs("lab-"),
     )
     answers: dict[str, object] = {}
+    logs = capturedLogs()
+    logged = logs.__enter__()
     try:
         client.startService()
         await client.whenUp()
@@ -112,7 +115,10 @@ async def replay(name: str) -> tuple[Capture, ReplayFactory, Listener, dict[str,
     finally:
         await client.stopService()
         await port.stopListening()
+        logs.__exit__(None, None, None)
     assert client.state == "down"
+    # Real Asterisk output: no frame dropped, no handler traceback.
+    assert not [e for e in logged if "log_failure" in e or (e.get("log_format") or "").startswith("Dropped")]
     return capture, factory, listener, answers
 
 

@@ -174,6 +174,11 @@ class AMIProtocol(Protocol):
         return self._parser.banner
 
     @property
+    def bufferedBytes(self) -> int:
+        """Bytes held for a frame not complete yet; never above ``maxFrame`` between reads."""
+        return self._parser.buffered
+
+    @property
     def pendingCount(self) -> int:
         """Actions still waiting for their answer (for metrics)."""
         return len(self._pending)
