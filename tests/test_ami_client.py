@@ -442,3 +442,45 @@ async def test_connection_closed_during_login_retries(logs) -> None:
         await lab.close()
     assert [k for k in lab.listener.kinds if not k.startswith("event")] == ["connected", "disconnected"]
     assert unexpected_failures(logs) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_listener_may_stop_the_client_from_connected(logs) -> None:
+    stopped: list[Deferred[None]] = []
+
+    class Stopper(Listener):
+        def connected(self, protocol: AMIProtocol) -> None:
+            stopped.append(lab.client.stopService())
+            super().connected(protocol)
+
+    lab = Lab(ReplayFactory([LOGIN_ONLY], closeAtEnd=False))
+    lab.client._listener = lab.listener = Stopper()
+    lab.client.startService()
+    await lab.listener.when("connected", 1)
+    await stopped[0]
+    assert lab.client.state == "down"
+    assert [k for k in lab.listener.kinds if not k.startswith("event")] == ["connected", "disconnected"]
+    await lab.factory.connections[0].whenLost()
+    await lab.port.stopListening()
+    assert lab.clock.getDelayedCalls() == []
+    assert unexpected_failures(logs) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_listener_bug_in_connected_is_logged_and_the_link_stays_up(logs) -> None:
+    class Buggy(Listener):
+        def connected(self, protocol: AMIProtocol) -> None:
+            super().connected(protocol)
+            raise RuntimeError("listener bug")
+
+    lab = Lab(ReplayFactory([LOGIN_ONLY], closeAtEnd=False))
+    lab.client._listener = lab.listener = Buggy()
+    try:
+        lab.client.startService()
+        await lab.client.whenUp()
+        assert (await lab.client.sendAction("Ping"))["Ping"] == "Pong"
+        assert lab.client.state == "up"
+    finally:
+        await lab.close()
+    failures = unexpected_failures(logs)
+    assert len(failures) == 1 and failures[0]["log_failure"].check(RuntimeError)

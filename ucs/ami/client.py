@@ -47,7 +47,7 @@ from zope.interface import Interface, implementer
 from ucs.ami.auth import AuthType, login
 from ucs.ami.errors import AMIAuthError, AMIConnectionLost, AMINotConnected, AMITimeoutError
 from ucs.ami.message import MAX_FRAME, Message
-from ucs.ami.protocol import DEFAULT_TIMEOUT, AMIProtocol, IAMIController
+from ucs.ami.protocol import _NO_HEADERS, DEFAULT_TIMEOUT, AMIProtocol, IAMIController
 
 LinkState = Literal["down", "connecting", "up"]
 
@@ -136,6 +136,9 @@ class _Link:
             self.client._listener.eventReceived(message)
         elif len(self._early) < _MAX_EARLY_EVENTS:
             self._early.append(message)
+        elif len(self._early) == _MAX_EARLY_EVENTS:
+            self._early.append(message)
+            self.client.log.warn("AMI: too many events before login completed; dropping the rest until it does")
 
     def connectionLost(self, reason: Failure) -> None:
         self.lost = reason
@@ -160,7 +163,7 @@ class _Link:
             self.protocol.transport.abortConnection()  # type: ignore[attr-defined]
 
     def flushEarly(self) -> None:
-        early, self._early = self._early, []
+        early, self._early = self._early[:_MAX_EARLY_EVENTS], []
         for message in early:
             if self.lost is not None:
                 return
@@ -205,7 +208,7 @@ class _LinkFactory(Factory):
     def __init__(self, client: AMIClient) -> None:
         self.client = client
 
-    def buildProtocol(self, addr: IAddress) -> AMIProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> AMIProtocol:
         client = self.client
         link = _Link(client)
         link.protocol = AMIProtocol(
@@ -315,7 +318,7 @@ class AMIClient(Service):
     def sendAction(
         self,
         action: str,
-        headers: Mapping[str, object] = {},
+        headers: Mapping[str, object] = _NO_HEADERS,
         *,
         timeout: float | None = None,
     ) -> Deferred[Any]:

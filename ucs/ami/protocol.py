@@ -33,6 +33,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Union
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -47,6 +48,8 @@ from ucs.ami.message import MAX_FRAME, AMIParser, HeaderInjectionError, Message,
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import ITransport
+
+_NO_HEADERS: Mapping[str, object] = MappingProxyType({})
 
 #: Seconds to wait for an answer unless the caller says otherwise.  For an
 #: event list the clock restarts at each event, so a long list is not cut off
@@ -204,7 +207,7 @@ class AMIProtocol(Protocol):
     def sendAction(
         self,
         action: str,
-        headers: Mapping[str, object] = {},
+        headers: Mapping[str, object] = _NO_HEADERS,
         *,
         timeout: float | None = None,
     ) -> Deferred[Any]:

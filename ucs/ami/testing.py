@@ -258,7 +258,7 @@ class ReplayFactory(Factory):
         self.connections: list[ReplayProtocol] = []
         self._waiters: list[tuple[int, Deferred[ReplayProtocol]]] = []
 
-    def buildProtocol(self, addr: IAddress) -> ReplayProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> ReplayProtocol:
         capture = self.captures[min(len(self.connections), len(self.captures) - 1)]
         proto = ReplayProtocol(capture, **self.options)
         proto.factory = self
