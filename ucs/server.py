@@ -27,13 +27,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.application.internet import backoffPolicy
 from twisted.application.service import MultiService, Service
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
+from zope.interface import implementer
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 import ucs
+from ucs.ami.client import AMIClient
+from ucs.bus import DomainPublisher, EventBus
+from ucs.calls.cdr import CDRWriter
+from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
+from ucs.calls.tracker import CallTracker
 from ucs.config import Config
+from ucs.pbx.link import PBXLink
+from ucs.pbx.pbx import PBX
 from ucs.store import Store, StoreError, open_store
 
 log = Logger(namespace="ucs.server")
@@ -130,6 +141,7 @@ class UCSService(MultiService):
         store_service = self.getServiceNamed("store")
         others = [s for s in reversed(list(self)) if s is not store_service and s.running]
         await DeferredList([maybeDeferred(s.stopService) for s in others], consumeErrors=True)
+        await self._server._flush_cdrs()
         if store_service.running:
             await store_service.stopService()
 
@@ -148,6 +160,15 @@ class UCSServer:
         self._on_fatal = on_fatal
         self._service: UCSService | None = None
         self._store_service: StoreService | None = None
+        self._bus: EventBus | None = None
+        self._pbx: PBX | None = None
+        self._tracker: CallTracker | None = None
+        self._cdr_writer: CDRWriter | None = None
+        self._link: PBXLink | None = None
+        self._ami: AMIClient | None = None
+        #: Set by the demo PBX: where and how the AMI client reaches it.
+        self._demo_address: Callable[[], tuple[str, int]] | None = None
+        self._demo_credentials: tuple[str, str] | None = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -164,11 +185,7 @@ class UCSServer:
         self.get_store_service().setServiceParent(root)
         if self.config.demo.enabled:
             self._build_demo_pbx(root)
-        # HOOK (lead): add the AMI client's service here (a ClientService logging in
-        # with [ami]; in demo mode pointed at the simulated PBX), then the web and
-        # Interaction Processor servers. The PBX model and call tracker are plain
-        # objects fed by the AMI client's events: build them in get_pbx() and
-        # get_call_tracker(); CDRs go to self.get_store() when calls end.
+        self.get_ami_client().setServiceParent(root)
 
     def _build_demo_pbx(self, root: MultiService) -> None:
         """HOOK (sim): add the simulated PBX's service to ``root``.
@@ -204,17 +221,82 @@ class UCSServer:
         """Fires with the store once it is open."""
         return self.get_store_service().when_open()
 
-    def get_ami_client(self) -> Any:
-        """HOOK (lead): the AMI client, built once from ``[ami]`` (or the demo PBX's address)."""
-        raise NotImplementedError("UCSServer.get_ami_client: the AMI client is not wired into the container yet")
+    def get_bus(self) -> EventBus:
+        """The events bus every domain fact is published on."""
+        if self._bus is None:
+            self._bus = EventBus()
+        return self._bus
 
-    def get_pbx(self) -> Any:
-        """HOOK (lead): the PBX model (ucs.pbx), fed by the AMI client's events."""
-        raise NotImplementedError("UCSServer.get_pbx: the PBX model is not wired into the container yet")
+    def get_pbx(self) -> PBX:
+        """The PBX model: Asterisk's view, fed by the AMI client's events."""
+        if self._pbx is None:
+            self._pbx = PBX(self._reactor, [DomainPublisher(self.get_bus())])
+        return self._pbx
 
-    def get_call_tracker(self) -> Any:
-        """HOOK (lead): the call tracker (ucs.calls), fed by the PBX model; saves CDRs to the store."""
-        raise NotImplementedError("UCSServer.get_call_tracker: the call tracker is not wired into the container yet")
+    def get_call_tracker(self) -> CallTracker:
+        """The call tracker, fed by the PBX model; ended calls go to the CDR writer and the bus."""
+        if self._tracker is None:
+            c = self.config.calls
+            self._tracker = CallTracker(
+                self.get_pbx(),
+                self._reactor,
+                DeviceClassifier(c.trunks, c.lines),
+                NumberNormalizer(c.country_code, c.dial_prefix),
+                observers=[DomainPublisher(self.get_bus()), self.get_cdr_writer()],
+            )
+        return self._tracker
+
+    def get_cdr_writer(self) -> CDRWriter:
+        if self._cdr_writer is None:
+            self._cdr_writer = CDRWriter(_OpenStore(self), self._reactor)
+        return self._cdr_writer
+
+    def get_pbx_link(self) -> PBXLink:
+        """What the AMI client tells about Asterisk: events and resyncs into the model."""
+        if self._link is None:
+            self.get_call_tracker()  # the tracker must observe the model before any event
+            self._link = PBXLink(self.get_pbx())
+        return self._link
+
+    def get_ami_client(self) -> AMIClient:
+        """The AMI client, built once from ``[ami]`` (or the demo PBX's address)."""
+        if self._ami is None:
+            a = self.config.ami
+            endpoint = _LateTCPEndpoint(self._reactor, self._ami_address)
+            events: bool | str = {"on": True, "off": False}.get(a.events, a.events)
+            self._ami = AMIClient(
+                endpoint, *self._ami_credentials(), self.get_pbx_link(),
+                clock=self._reactor, events=events, authType=a.auth,  # type: ignore[arg-type]
+                keepaliveInterval=a.ping_interval or None, actionTimeout=a.action_timeout,
+                retryPolicy=backoffPolicy(initialDelay=a.reconnect_min_delay, maxDelay=a.reconnect_max_delay),
+            )
+            self._ami.setName("ami")
+        return self._ami
+
+    async def _flush_cdrs(self, timeout: float = 10.0) -> None:
+        """Give queued CDRs a bounded chance to reach the store before it closes."""
+        writer = self._cdr_writer
+        if writer is None or not writer.pending:
+            return
+        d = writer.flushed()
+        d.addTimeout(timeout, self._reactor)
+        try:
+            await d
+        except Exception:
+            log.error("{n} CDRs could not be written before shutdown", n=len(writer.pending))
+        writer.stop()
+
+    def _ami_address(self) -> tuple[str, int]:
+        """Where the AMI client connects; asked at every attempt, because the
+        demo PBX only knows its port once it listens."""
+        if self._demo_address is not None:
+            return self._demo_address()
+        return self.config.ami.host, self.config.ami.port
+
+    def _ami_credentials(self) -> tuple[str, str]:
+        if self._demo_credentials is not None:
+            return self._demo_credentials
+        return self.config.ami.username, self.config.ami.secret
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -250,3 +332,29 @@ def _redacted_store_url(url: str) -> str:
     from ucs.store.url import redact
 
     return redact(url)
+
+
+class _OpenStore:
+    """The store as the CDR writer sees it: writes wait for the store to open
+    (and fail, to be retried, if it cannot)."""
+
+    def __init__(self, server: UCSServer) -> None:
+        self._server = server
+
+    def save_cdr(self, cdr: dict[str, Any]) -> Deferred[None]:
+        d = self._server.when_store_open()
+        d.addCallback(lambda store: store.save_cdr(cdr))
+        return d
+
+
+@implementer(IStreamClientEndpoint)
+class _LateTCPEndpoint:
+    """A TCP endpoint whose address is looked up at each connection attempt."""
+
+    def __init__(self, reactor: Any, address: Callable[[], tuple[str, int]]) -> None:
+        self._reactor = reactor
+        self._address = address
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        host, port = self._address()
+        return TCP4ClientEndpoint(self._reactor, host, port, timeout=10).connect(factory)

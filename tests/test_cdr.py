@@ -1,0 +1,90 @@
+"""Finished calls land in the store as CDRs, on both back ends, and survive a store outage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from ucs.ami.message import AMIParser
+from ucs.calls.cdr import CDRWriter
+from ucs.calls.tracker import CallTracker
+from ucs.pbx.pbx import PBX
+from ucs.pbx.wireclock import WireClock
+from ucs.store import open_store
+
+
+def replay_into(writer: CDRWriter, capture: Path) -> None:
+    clock = WireClock()
+    pbx = PBX(clock)
+    CallTracker(pbx, clock, observers=[writer])
+    for msg in AMIParser().feed(capture.read_bytes()):
+        clock.observe(msg)
+        pbx.feed(msg)
+
+
+@pytest_twisted.ensureDeferred
+async def test_finished_calls_are_stored(store_url: str, captures_dir: Path) -> None:
+    store = await open_store(store_url, reactor)
+    try:
+        writer = CDRWriter(store, reactor)
+        replay_into(writer, captures_dir / "atxfer_complete.ami")
+        await writer.flushed()
+        (cdr,) = await store.list_cdrs()
+        assert cdr["direction"] == "INCOMING" and cdr["queue"] == "support"
+        assert cdr["answered_by"] == "SIP/1001" and cdr["cause"] == 3
+        assert cdr["connected_number"] == "1003"
+        assert [s["Device"] for s in cdr["journey"]] == ["SIP/carrier", "Queue:support", "SIP/1001", "SIP/1003"]
+        assert cdr["data"]["transfers"]
+        assert cdr["disconnected"] >= cdr["connected"] >= cdr["created"]
+    finally:
+        await store.close()
+
+
+class SwitchableStore:
+    """The real store, behind a switch that makes it fail as a stopped database would."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.down = True
+
+    def save_cdr(self, cdr: dict[str, Any]) -> Deferred[None]:
+        if self.down:
+            d: Deferred[None] = Deferred()
+            reactor.callLater(0, d.errback, ConnectionRefusedError("store is down"))
+            return d
+        return self.store.save_cdr(cdr)
+
+
+@pytest_twisted.ensureDeferred
+async def test_cdrs_wait_for_the_store_and_none_is_lost(tmp_path: Path, captures_dir: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'ucs.db'}", reactor)
+    try:
+        flaky = SwitchableStore(store)
+        clock = Clock()
+        writer = CDRWriter(flaky, clock, retry=5.0)
+        for name in ("queue_answered_caller_hangup", "caller_abandons", "click_to_dial"):
+            replay_into(writer, captures_dir / f"{name}.ami")
+        await _turn()
+        assert len(writer.pending) == 3 and writer.failures == 1
+        clock.advance(5)
+        await _turn()
+        assert len(writer.pending) == 3  # still down: kept, retried later
+        flaky.down = False
+        clock.advance(5)
+        await writer.flushed()
+        assert writer.pending == type(writer.pending)()
+        cdrs = await store.list_cdrs()
+        assert sorted(c["direction"] for c in cdrs) == ["INCOMING", "INCOMING", "OUTGOING"]
+    finally:
+        await store.close()
+
+
+async def _turn() -> None:
+    d: Deferred[None] = Deferred()
+    reactor.callLater(0.01, d.callback, None)
+    await d

@@ -1,0 +1,113 @@
+"""Keeps the PBX model in step with Asterisk over the AMI client.
+
+Every event goes to the model.  After every (re)connect and every
+``FullyBooted`` (Asterisk restarted under a live link) the model is rebuilt
+from what Asterisk reports: ``CoreShowChannels``, ``QueueStatus``,
+``DeviceStateList``, ``SIPpeers`` and ``PJSIPShowEndpoints``.
+
+No buffering is needed for that: AMI is one ordered stream, and the protocol
+fires an event list's Deferred while it dispatches the list's ``…Complete``
+event, before it looks at the next message.  So each list is applied at the
+instant Asterisk produced it, and the events after it are applied after it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ucs.ami.client import IAMIListener
+from ucs.ami.errors import AMIActionError
+from ucs.ami.message import Message
+from ucs.ami.protocol import AMIProtocol
+from ucs.pbx.pbx import PBX, Snapshot
+
+#: The list actions a resync sends, and the Snapshot field each one fills.
+RESYNC_ACTIONS: tuple[tuple[str, str], ...] = (
+    ("CoreShowChannels", "channels"),
+    ("QueueStatus", "queues"),
+    ("DeviceStateList", "device_states"),
+    ("SIPpeers", "sip_peers"),
+    ("PJSIPShowEndpoints", "pjsip_endpoints"),
+)
+
+
+class ActionSender(Protocol):
+    def sendAction(self, action: str, headers: Any = ..., *, timeout: float | None = None) -> Deferred[Any]: ...
+
+
+@implementer(IAMIListener)
+class PBXLink:
+    log = Logger()
+
+    def __init__(self, pbx: PBX) -> None:
+        self.pbx = pbx
+        self.up = False
+        self.resyncs = 0
+        self.events = 0
+        self._sender: ActionSender | None = None
+
+    # IAMIListener
+
+    def connected(self, protocol: AMIProtocol) -> None:
+        self.up = True
+        self._sender = protocol
+        self.resync()
+
+    def eventReceived(self, message: Message) -> None:
+        self.events += 1
+        try:
+            self.pbx.feed(message)
+        except Exception:
+            self.log.failure("event {event} could not be applied to the PBX model", event=message.get("Event"))
+        if message.get("Event") == "FullyBooted" and self.up:
+            # Sent at every login and when Asterisk finishes booting under a
+            # live link.  The first doubles the resync of connected(); a list
+            # applied twice changes nothing, a boot missed would keep phantoms.
+            self.resync()
+
+    def disconnected(self, reason: Failure) -> None:
+        self.up = False
+        self._sender = None
+        self.log.warn("AMI link lost ({reason}); the PBX model is frozen until it is back",
+                      reason=reason.getErrorMessage())
+
+    # resync
+
+    def resync(self) -> Deferred[None]:
+        """Ask Asterisk for its state and apply each list as it completes."""
+        sender = self._sender
+        if sender is None:
+            return Deferred.fromCoroutine(self._nothing())
+        self.resyncs += 1
+        return Deferred.fromCoroutine(self._resync(sender))
+
+    async def _nothing(self) -> None:
+        return None
+
+    async def _resync(self, sender: ActionSender) -> None:
+        pending = []
+        for action, field in RESYNC_ACTIONS:
+            d = sender.sendAction(action)
+            d.addCallbacks(self._apply, self._unavailable, callbackArgs=(field,), errbackArgs=(action,))
+            pending.append(d)
+        for d in pending:
+            await d
+        self.log.info("PBX model resynchronised: {channels} channels, {queues} queues, {devices} devices",
+                      channels=len(self.pbx.channels), queues=len(self.pbx.queues), devices=len(self.pbx.devices))
+
+    def _apply(self, result: Any, field: str) -> None:
+        events = list(getattr(result, "events", []))
+        self.pbx.resync(Snapshot(**{field: events}))
+
+    def _unavailable(self, failure: Failure, action: str) -> None:
+        if failure.check(AMIActionError):
+            # chan_sip or PJSIP not loaded: that part of the model stays as it is.
+            self.log.debug("{action} not available: {why}", action=action, why=failure.getErrorMessage())
+            return None
+        self.log.warn("resync action {action} failed: {why}", action=action, why=failure.getErrorMessage())
+        return None
