@@ -483,6 +483,8 @@ class Actions:
         c2 = self._channel(n2)
         if c2 is None:
             return self.error(m, f"Channel2 does not exist: {n2}")
+        if c1 is c2:
+            return self.error(m, f"Channel1 and Channel2 are the same channel: {n1}")
         self.sim.bridge_channels(c1, c2)
         return self.ok(m, "Channels have been bridged")
 

@@ -1131,6 +1131,7 @@ class Sim(QueueMixin, XferMixin):
         self._kicks: set[str] = set()
         for q in self.queues.values():
             q.members.clear()
+            q.avail.clear()
             q.entries.clear()
             q.rr_last = -1
             q.holdtime = q.talktime = q.completed = q.abandoned = 0

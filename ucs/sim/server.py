@@ -87,13 +87,19 @@ class AMISession(Protocol):
         self._backlog_bytes = 0
 
     def close(self) -> None:
-        self.closing = True
+        """Close the link (Asterisk shutting down) once what is queued is written."""
+        self.server.sessions.discard(self)
         if self.sub is not None:
             self.sub.cancel()
             self.sub = None
+        if self.closing and self.transport is None:
+            return
+        self.closing = True
+        self._paused = False
         self._flush()
-        self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        if self.transport is not None:
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
 
     # ------------------------------------------------------------- reading
 

@@ -412,6 +412,8 @@ class XferMixin:
     def redirect(self: Any, moves: list[tuple[Channel, str, str, int]]) -> None:
         """AMI ``Redirect`` (with ``ExtraChannel``: a dual redirect)."""
         moving = [m[0] for m in moves]
+        for ch in moving:
+            self._detach_leg(ch)
         bridges: list[Bridge] = []
         for ch, context, exten, priority in moves:
             self._job_stop_quietly(ch)
@@ -434,11 +436,37 @@ class XferMixin:
             if not ch.gone:
                 self._pbx_run(ch)
 
+    def _detach_leg(self: Any, ch: Channel) -> None:
+        """``ch`` is being called (ringing) and is taken away by a Redirect or a
+        Bridge: the call attempt ends for whoever made it; the channel lives on."""
+        leg = ch.leg
+        if leg is None or leg.answered or leg.ended:
+            return
+        leg.ended = True
+        self._dial_end(leg, "CANCEL")
+        ch.leg = None
+        if ch.line is not None:
+            self._update_line(ch.line)
+        if leg.kind == "queue":
+            self._queue_leg_failed(leg.owner, leg)
+        elif leg.kind == "dial":
+            self._dial_failed(leg.owner, "CANCEL")
+        elif leg.kind == "originate":
+            self._originate_failed(leg.owner, "CANCEL")
+        elif leg.kind == "local":
+            self._local_leg_failed(leg, "CANCEL")
+
     # -------------------------------------------------------------- Bridge
 
     def bridge_channels(self: Any, c1: Channel, c2: Channel) -> None:
         """AMI ``Bridge``: both channels leave what they do and talk; the first
         one goes on in its dialplan afterwards."""
+        for c in (c1, c2):
+            self._detach_leg(c)
+        for c in (c1, c2):
+            self._job_stop_quietly(c)
+        if c1.gone or c2.gone:
+            return
         for c in (c1, c2):
             if c.bridge is not None:
                 old = c.bridge
@@ -450,6 +478,8 @@ class XferMixin:
                     self._bridge_destroy(old)
                 for y in rest:
                     self._after_bridge(y, "caller")
+        if c1.gone or c2.gone:
+            return
         b = self._bridge_create()
         for c in (c1, c2):
             self._job_stop_quietly(c)
