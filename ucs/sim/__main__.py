@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="demo: put the agent lines in the queues (UCS does it itself when agents log in)",
     )
+    p.add_argument(
+        "--phones",
+        type=int,
+        default=None,
+        help="instead of the capture lab's 4 lines (1004 dynamic), N static phones SIP/1001... (1 to 8999)",
+    )
     p.add_argument("--user", default="ucs", help="AMI username (default ucs)")
     p.add_argument("--secret", default="ucslab", help="AMI secret (default ucslab)")
     p.add_argument("--verbose", "-v", action="store_true", help="log every demo call")
@@ -51,18 +57,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from twisted.internet.error import CannotListenError
     from twisted.python import log as twisted_log
 
-    from ucs.sim.lab import lab
+    from ucs.sim.lab import demo_lab, lab
     from ucs.sim.service import SimService
 
     twisted_log.PythonLoggingObserver().start()
-    sim = lab(reactor, seed=None)
+    if args.phones is not None and not 1 <= args.phones <= 8999:
+        print(f"ucs-sim: --phones {args.phones}: give 1 to 8999 phones", file=sys.stderr)
+        return 2
+    sim = lab(reactor, seed=None) if args.phones is None else demo_lab(reactor, phones=args.phones)
     sim.ami_users = {args.user: args.secret}
     svc = SimService(
         port=args.port,
         interface=args.interface,
         sim=sim,
-        demo=args.demo,
-        demo_options={"rate": args.rate, "add_members": args.add_members},
+        call_rate=args.rate if args.demo else 0.0,
+        demo_options={"add_members": args.add_members},
         reactor=reactor,
     )
     try:

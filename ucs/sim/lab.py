@@ -54,3 +54,25 @@ def lab(clock: Any = None, *, seed: int | None = 0, epoch: float | None = None) 
     lab_dialplan(sim)
     sim.ami_users[AMI_USER[0]] = AMI_USER[1]
     return sim
+
+
+DEMO_NAMES = ("Alice Agent", "Bob Agent", "Carol Agent", "Dave Agent", "Eve Agent", "Frank Agent", "Grace Agent", "Heidi Agent")
+
+
+def demo_lab(clock: Any = None, *, phones: int = 4, seed: int | None = None) -> Sim:
+    """The lab for a demo: ``phones`` static lines SIP/1001, SIP/1002, ... (no
+    phone has to register first), the trunk, the queues and the dialplan."""
+    if not 1 <= phones <= 8999:
+        raise ValueError(f"phones={phones}: give 1 to 8999 simulated phones")
+    sim = Sim(clock, seed=seed)
+    for i in range(phones):
+        n = 1001 + i
+        name = DEMO_NAMES[i] if i < len(DEMO_NAMES) else f"Agent {n}"
+        ip = f"127.0.0.{11 + i}" if i < 200 else f"127.0.{(i >> 8) + 1}.{i & 255}"
+        sim.add_line(f"SIP/{n}", name, ip)
+    sim.add_trunk("SIP/carrier", "127.0.0.20")
+    sim.add_queue("support", strategy="rrmemory", timeout=8)
+    sim.add_queue("sales", strategy="ringall", timeout=15)
+    lab_dialplan(sim)
+    sim.ami_users[AMI_USER[0]] = AMI_USER[1]
+    return sim

@@ -8,7 +8,7 @@ from typing import Any
 from twisted.application import service
 
 from ucs.sim.demo import Demo
-from ucs.sim.lab import lab
+from ucs.sim.lab import demo_lab
 from ucs.sim.pbx import Sim
 from ucs.sim.server import AMIServer
 
@@ -16,11 +16,14 @@ log = logging.getLogger(__name__)
 
 
 class SimService(service.Service):
-    """Serve a simulated PBX over AMI on ``interface:port``, optionally with the demo.
+    """Serve a simulated PBX over AMI on ``interface:port``, optionally with demo callers.
 
-    ``SimService(port=5038, demo=True)`` builds the capture lab; pass ``sim``
-    for another configuration.  ``port=0`` lets the system choose (see
-    :attr:`port` once started).
+    ``SimService(port=0, phones=4, call_rate=2.0)`` builds the demo lab
+    (:func:`ucs.sim.lab.demo_lab`: static phones SIP/1001..., queues support
+    and sales) and, with ``call_rate`` > 0, callers arriving at that many calls
+    a minute.  Pass ``sim`` for another configuration.  Once started,
+    :meth:`address` says where the AMI is (``port=0`` lets the system choose)
+    and :attr:`credentials` how to log in.
     """
 
     def __init__(
@@ -29,7 +32,8 @@ class SimService(service.Service):
         port: int = 5038,
         interface: str = "127.0.0.1",
         sim: Sim | None = None,
-        demo: bool = False,
+        phones: int = 4,
+        call_rate: float = 0.0,
         demo_options: dict[str, Any] | None = None,
         reactor: Any = None,
     ) -> None:
@@ -38,12 +42,24 @@ class SimService(service.Service):
 
             reactor = _reactor
         self.reactor = reactor
-        self.sim = sim if sim is not None else lab(reactor, seed=None)
+        self.sim = sim if sim is not None else demo_lab(reactor, phones=phones)
         self.server = AMIServer(self.sim)
-        self.demo = Demo(self.sim, **(demo_options or {})) if demo else None
+        opts = dict(demo_options or {})
+        if call_rate > 0:
+            opts["rate"] = call_rate
+        self.demo = Demo(self.sim, **opts) if "rate" in opts else None
         self._port_number = port
         self.interface = interface
         self._listening: Any = None
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        """An AMI (username, secret) the simulator accepts."""
+        return next(iter(self.sim.ami_users.items()))
+
+    def address(self) -> tuple[str, int]:
+        """(host, port) of the AMI: the real port once listening."""
+        return self.interface, self.port
 
     @property
     def port(self) -> int:
@@ -63,7 +79,7 @@ class SimService(service.Service):
         if self.demo is not None:
             self.demo.stop()
         for s in list(self.server.sessions):
-            s.transport.loseConnection()
+            s.close()
         if self._listening is not None:
             d = self._listening.stopListening()
             self._listening = None
