@@ -26,7 +26,9 @@ connection open when ``prepareConnection`` fails.  So a failed login here
 closes the connection itself and only then lets ``prepareConnection`` finish
 (successfully, as far as ClientService is concerned); the backoff still grows
 because the retry policy is fed the count of consecutive links that never
-came up.
+came up.  Likewise ``stopService`` during a login (or from inside
+``connected()``) closes that connection first and stops ClientService only
+once ``prepareConnection`` has finished.
 """
 
 from __future__ import annotations
