@@ -45,7 +45,7 @@ async def test_store_opens_first_and_closes_last(tmp_path: Path) -> None:
     events: list[str] = []
     svc = server.service
     assert server.service is svc  # built once
-    Recorder("ami", events, server).setServiceParent(svc)
+    Recorder("recorder", events, server).setServiceParent(svc)
     Recorder("web", events, server).setServiceParent(svc)
     with pytest.raises(StoreError, match="not open yet"):
         server.get_store()
@@ -54,11 +54,11 @@ async def test_store_opens_first_and_closes_last(tmp_path: Path) -> None:
     store = await server.when_store_open()
     assert server.get_store() is store
     await svc._starting
-    assert events == ["start ami store=1", "start web store=1"]
+    assert events == ["start recorder store=1", "start web store=1"]
     await store.kv_set("t", "k", [1])
 
     await svc.stopService()
-    assert events[2:] == ["stop web", "stop ami"]
+    assert events[2:] == ["stop web", "stop recorder"]
     with pytest.raises(StoreError, match="closed"):
         await store.kv_get("t", "k")
 
@@ -67,7 +67,7 @@ async def test_store_opens_first_and_closes_last(tmp_path: Path) -> None:
 async def test_stop_while_store_is_opening(tmp_path: Path) -> None:
     server = UCSServer(sqlite_config(tmp_path), reactor)
     events: list[str] = []
-    Recorder("ami", events, server).setServiceParent(server.service)
+    Recorder("recorder", events, server).setServiceParent(server.service)
     server.service.startService()
     await server.service.stopService()  # before the store has opened
     assert events == []
@@ -80,7 +80,7 @@ async def test_store_failure_is_fatal(tmp_path: Path) -> None:
     config = Config().replace(store={"url": "postgresql://ucs:pw@127.0.0.1:1/ucs"})
     server = UCSServer(config, reactor, on_fatal=messages.append)
     events: list[str] = []
-    Recorder("ami", events, server).setServiceParent(server.service)
+    Recorder("recorder", events, server).setServiceParent(server.service)
     server.service.startService()
     with pytest.raises(StoreError):
         await server.when_store_open()
@@ -91,11 +91,29 @@ async def test_store_failure_is_fatal(tmp_path: Path) -> None:
     await server.service.stopService()
 
 
-def test_placeholders_say_what_is_missing() -> None:
-    server = UCSServer(Config(), reactor)
-    for getter in (server.get_ami_client, server.get_pbx, server.get_call_tracker):
-        with pytest.raises(NotImplementedError, match="not wired into the container yet"):
-            getter()
+@pytest_twisted.ensureDeferred
+async def test_components_are_built_once_and_wired(tmp_path: Path, captures_dir: Path) -> None:
+    server = UCSServer(sqlite_config(tmp_path), reactor)
+    assert server.get_pbx() is server.get_pbx()
+    assert server.get_call_tracker() is server.get_call_tracker()
+    assert server.get_ami_client() is server.get_ami_client()
+    ended: list[str] = []
+    server.get_bus().subscribe("call.ended", lambda name, call: ended.append(call.uniqueid))
+    from ucs.ami.message import AMIParser
+
+    link = server.get_pbx_link()
+    for msg in AMIParser().feed((captures_dir / "queue_answered_caller_hangup.ami").read_bytes()):
+        if "Event" in msg:
+            link.eventReceived(msg)
+    assert ended == ["1795391256.1"]
+    # the store is not open: the CDR waits for it, then lands
+    assert len(server.get_cdr_writer().pending) == 1
+    server.service.startService()
+    store = await server.when_store_open()
+    await server.get_cdr_writer().flushed()
+    cdr = await store.get_cdr("1795391256.1")
+    assert cdr is not None and cdr["answered_by"] == "SIP/1001"
+    await server.service.stopService()
     assert server.get_config() is server.config
     assert server.get_reactor() is reactor
 
