@@ -611,6 +611,13 @@ class Sim(QueueMixin, XferMixin):
         if b is None:
             return None
         if self._mask & _DIALPLAN_BIT and len(b.channels) == 2:
+            other = b.channels[0] if b.channels[1] is ch else b.channels[1]
+            if ch.tech == "SIP" and other.tech == "SIP":
+                # chan_sip reports the RTP quality of both legs as the call ends.
+                for x, y in ((ch, other), (other, ch)):
+                    for var, value in _QOS_VARS:
+                        self._varset(x, var, value)
+                        self._varset(y, var + "BRIDGED", value)
             self._varset(ch, "BRIDGEPEER", "")
             self._varset(ch, "BRIDGEPVTCALLID", "")
         b.channels.remove(ch)
@@ -1197,6 +1204,18 @@ class Sim(QueueMixin, XferMixin):
 
 
 _QOS = "ssrc=0;themssrc=0;lp=0;rxjitter=0.000000;rxcount=0;txjitter=0.000000;txcount=0;rlp=0;rtt=0.000000;rxmes=0.000000;txmes=0.000000"
+
+
+_QOS_VARS = (
+    ("RTPAUDIOQOS", _QOS),
+    ("RTPAUDIOQOSJITTER", "minrxjitter=000.000000;maxrxjitter=000.000000;avgrxjitter=000.000000;stdevrxjitter=000.000000;"
+     "mintxjitter=000.000000;maxtxjitter=000.000000;avgtxjitter=000.000000;stdevtxjitter=000.000000;"),
+    ("RTPAUDIOQOSLOSS", "  minrxlost=000.000000;  maxrxlost=000.000000;  avgrxlost=000.000000;  stdevrxlost=000.000000;"
+     "  mintxlost=000.000000;  maxtxlost=000.000000;  avgtxlost=000.000000;  stdevtxlost=000.000000;"),
+    ("RTPAUDIOQOSRTT", "     minrtt=000.000000;     maxrtt=000.000000;     avgrtt=000.000000;     stdevrtt=000.000000;"),
+    ("RTPAUDIOQOSMES", "   minrxmes=000.000000;   maxrxmes=000.000000;   avgrxmes=000.000000;   stdevrxmes=000.000000;"
+     "   mintxmes=000.000000;   maxtxmes=000.000000;   avgtxmes=000.000000;   stdevtxmes=000.000000;"),
+)
 
 
 def _peer(device: str) -> str:

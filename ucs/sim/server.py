@@ -220,7 +220,7 @@ class AMIServer(Factory):
         self,
         sim: Sim,
         *,
-        max_backlog: int = 4 * 1024 * 1024,
+        max_backlog: int = 16 * 1024 * 1024,
         stall_timeout: float = 30.0,
         clock: Any = None,
     ) -> None:
