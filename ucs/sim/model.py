@@ -163,8 +163,6 @@ class Channel:
     @property
     def peer_name(self) -> str:
         """``SIP/1001`` for ``SIP/1001-0000000a``; ``Local/1003@internal`` for Local."""
-        if self.tech == "Local":
-            return self.name.rsplit("-", 1)[0]
         return self.name.rsplit("-", 1)[0]
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid

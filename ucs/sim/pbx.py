@@ -947,10 +947,7 @@ class Sim(QueueMixin, XferMixin):
         self._varset(caller, "RINGTIME", str(int(elapsed)))
         b = self._bridge_create()
         callee = leg.chan
-        if not leg.line or not leg.line.trunk:
-            callee.exten = ""
-        else:
-            callee.exten = ""
+        callee.exten = ""
         self._newexten(callee, "AppDial", "(Outgoing Line)")
         self._bridge_enter(b, callee)
         self._bridge_enter(b, caller)
@@ -1063,6 +1060,7 @@ class Sim(QueueMixin, XferMixin):
         call arrives before the customer gives up if nobody answered yet.
         """
         line = self.line(trunk)
+        self._check_running()
         if not line.trunk:
             raise SimError(f"{trunk} is a phone line, not a trunk: callers come in through a trunk")
         ch = self._new_channel(
@@ -1094,12 +1092,17 @@ class Sim(QueueMixin, XferMixin):
         self._pbx_start(ch)
         return ch
 
+    def _check_running(self) -> None:
+        if not self.running:
+            raise SimError("the simulated Asterisk is restarting: no call can start until it is back")
+
     def _give_up(self, ch: Channel) -> None:
         if not ch.gone and ch.bridge_time is None:
             self.bye(ch)
 
     def call_from_line(self, line: Line, exten: str) -> Channel:
         """The phone on ``line`` dials ``exten`` (its dialplan context runs)."""
+        self._check_running()
         if not line.reachable:
             raise SimError(f"{line.device} is not registered: it cannot place a call")
         ch = self._new_channel(

@@ -36,7 +36,7 @@ def parse_action(raw: bytes) -> ActionMessage:
     """One action frame -> {lower-case header: [values]} (``Variable`` repeats)."""
     text = raw.decode("utf-8", "replace")
     headers: dict[str, list[str]] = {}
-    for line in text.replace("\r\n", "\n").split("\n"):
+    for line in text.replace("\r", "").split("\n"):
         key, sep, value = line.partition(":")
         if not sep:
             continue
@@ -104,14 +104,13 @@ class AMISession(Protocol):
     # ------------------------------------------------------------- reading
 
     def dataReceived(self, data: bytes) -> None:
-        buf = self._buf + data
-        if b"\n" in data and b"\r\n\r\n" not in buf and b"\n\n" in buf:
-            buf = buf.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        # Asterisk ends lines with CRLF; clients that send bare LF are accepted too.
+        buf = (self._buf + data).replace(b"\r\n", b"\n")
         while True:
-            end = buf.find(b"\r\n\r\n")
+            end = buf.find(b"\n\n")
             if end < 0:
                 break
-            raw, buf = buf[:end], buf[end + 4 :]
+            raw, buf = buf[:end], buf[end + 2 :]
             if raw.strip():
                 self._queue.append(parse_action(raw))
         if len(buf) > MAX_ACTION:
@@ -169,11 +168,19 @@ class AMISession(Protocol):
         if not self._paused and not self._backlog:
             self.transport.write(data)
             return
-        if droppable and self._backlog_bytes + len(data) > self.server.max_backlog:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 10000 == 0:
-                log.warning("sim AMI: client %s reads too slowly: %d events dropped", self.session_id, self.dropped)
-            return
+        limit = self.server.max_backlog
+        if self._backlog_bytes + len(data) > limit:
+            if droppable:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 10000 == 0:
+                    log.warning("sim AMI: client %s reads too slowly: %d events dropped", self.session_id, self.dropped)
+                return
+            if self._backlog_bytes + len(data) > 2 * limit:
+                # Responses are never dropped, but a client that keeps sending
+                # actions without reading their answers is let go.
+                log.warning("sim AMI: client %s sends actions but reads no answers; disconnected", self.session_id)
+                self.transport.abortConnection()
+                return
         self._backlog.append(data)
         self._backlog_bytes += len(data)
 
