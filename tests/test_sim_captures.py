@@ -147,3 +147,40 @@ async def test_headers_in_the_order_asterisk_sends_them(captures_dir: Path) -> N
         assert shapes <= real[kind], f"{kind}: header lists {shapes - real[kind]} are not in any capture"
     # The simulator covers what the captures show, but media/DTMF reports.
     assert set(real) - set(seen) <= {"DTMFBegin", "DTMFEnd", "RTCPSent", "RTCPReceived"}
+
+
+def _shapes_of_calls(messages: list[dict[str, str]]) -> set[tuple[str, tuple[str, ...]]]:
+    out = set()
+    for stream, recs in compare.streams(compare.significant(messages)).items():
+        if stream.startswith("chan:"):
+            kind = stream.split("#")[0]
+            out.add((kind, tuple(r[0] + ("/" + r[2] if r[0] == "Hangup" else "") for r in recs)))
+    return out
+
+
+def test_load_traffic_calls_have_the_shapes_of_load_mixed(captures_dir: Path) -> None:
+    """The load capture's two kinds of short calls, made by the simulator:
+    callers of 6000 hanging up during Wait(2), and queue callers giving up
+    while an agent's phone rings."""
+    clock = Clock()
+    sim = lab(clock)
+    got: list[dict[str, str]] = []
+    sim.subscribe(lambda ev: got.append(ev.message()))
+    for iface in ("SIP/1001", "SIP/1002", "SIP/1003"):
+        sim.queue_add("support", iface, f"Agent {iface[4:]}")
+    for _ in range(5):
+        sim.caller_calls("6000", abandon_after=1)
+        clock.advance(0.25)
+    for _ in range(20):
+        clock.advance(0.5)
+    for _ in range(3):
+        sim.caller_calls("5000", abandon_after=4)
+        for _ in range(20):
+            clock.advance(0.5)
+    assert sim.channels == {}
+    real = _shapes_of_calls(compare.load_capture(captures_dir / "load_mixed.ami"))
+    mine = _shapes_of_calls(got)
+    # a 6000 call, an abandoned queue call, and an agent channel cancelled on each phone in turn
+    assert {kind for kind, _ in mine} == {"chan:SIP/carrier", "chan:SIP/1001", "chan:SIP/1002", "chan:SIP/1003"}
+    assert len([1 for kind, _ in mine if kind == "chan:SIP/carrier"]) == 2
+    assert mine <= real, mine - real

@@ -341,6 +341,8 @@ class QueueMixin:
         for m, agent in list(entry.ringing.items()):
             if agent.leg is not None and not agent.leg.ended:
                 agent.leg.ended = True
+                # Asterisk reports the cancelled dial twice here (load_mixed).
+                self._dial_end(agent.leg, "CANCEL")
                 self._dial_end(agent.leg, "CANCEL")
                 m.ringing = False
                 self._destroy(agent, 16)
