@@ -254,3 +254,19 @@ async def test_logoff_says_goodbye_and_closes() -> None:
 
 def test_client_type_is_exported() -> None:
     assert AMITestClient.send is not None
+
+
+@pytest_twisted.ensureDeferred
+async def test_list_commands_names_every_action_it_answers() -> None:
+    from ucs.sim.actions import ACTION_NAMES
+
+    h = await _harness()
+    try:
+        c = await h.client()
+        await c.login()
+        resp = await c.action("ListCommands")
+        assert resp["Response"] == "Success"
+        assert {k for k in resp if k not in ("Response", "ActionID")} == set(ACTION_NAMES)
+        assert set(h.server.actions.names) == {n.lower() for n in ACTION_NAMES}
+    finally:
+        await h.stop()

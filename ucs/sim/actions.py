@@ -33,6 +33,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Pairs = list[tuple[str, object]]
 
+#: The actions the simulator answers, as Asterisk spells them.
+ACTION_NAMES = (
+    "Atxfer", "BlindTransfer", "Bridge", "BridgeList", "Challenge", "Command", "CoreSettings",
+    "CoreShowChannels", "CoreStatus", "DeviceStateList", "Events", "ExtensionStateList", "Getvar",
+    "Hangup", "ListCommands", "Login", "Logoff", "MuteAudio", "Originate", "Ping", "QueueAdd",
+    "QueuePause", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPpeers", "SIPshowpeer",
+    "Setvar", "Status",
+)  # fmt: skip
+
 
 class ActionMessage:
     """An action as received: header names are case-insensitive, some repeat."""
@@ -207,7 +216,8 @@ class Actions:
         return self.ok(m, "Events On" if mask else "Events Off")
 
     def a_listcommands(self, s: AMISession, m: ActionMessage) -> bytes:
-        return self.ok(m, None, *[(n.capitalize(), f"{n} (simulated)") for n in self.names])
+        proper = {n.lower(): n for n in ACTION_NAMES}
+        return self.ok(m, None, *[(proper.get(n, n), "Simulated by ucs.sim.  (Priv: all)") for n in self.names])
 
     # -------------------------------------------------------------- queues
 

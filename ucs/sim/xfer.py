@@ -394,6 +394,8 @@ class XferMixin:
 
     def _job_stop_quietly(self: Any, ch: Channel) -> None:
         """End ``ch``'s application without it going on in the dialplan."""
+        from ucs.sim.pbx import DialJob, WaitJob
+
         job = ch.job
         ch.job = None
         if isinstance(job, QueueEntry):
@@ -401,9 +403,9 @@ class XferMixin:
                 self._queue_leave_waiting(job, abandon=False)
             else:
                 self._queue_end_silently(job)
-        elif job is not None and hasattr(job, "legs"):
+        elif isinstance(job, DialJob):
             self._dial_cancel(job)
-        elif job is not None and hasattr(job, "timer"):
+        elif isinstance(job, WaitJob):
             self._cancel(job.timer)
         self._moh_stop(ch)
 
