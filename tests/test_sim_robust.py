@@ -167,5 +167,8 @@ def test_random_use_keeps_the_pbx_consistent(steps: list[tuple[Any, ...]]) -> No
     clock.advance(3600)
     clock.advance(3600)
     _check(sim)
-    out = AMIParser().feed(transport.value())
+    errors: list[str] = []
+    out = AMIParser(on_error=lambda reason, raw: errors.append(reason)).feed(transport.value())
+    assert errors == [], "everything the simulator writes is well-formed AMI"
+    assert out[0]["Message"] == "Authentication accepted"
     assert not [m for m in out if m.get("Message") == "Internal error in the simulator"]
