@@ -753,8 +753,8 @@ class Actions:
 
 def _addresses(s: AMISession) -> tuple[str, str]:
     try:
-        h = s.transport.getHost()
-        p = s.transport.getPeer()
+        h: Any = s.transport.getHost()
+        p: Any = s.transport.getPeer()
         return f"IPV4/TCP/{h.host}/{h.port}", f"IPV4/TCP/{p.host}/{p.port}"
     except (AttributeError, TypeError):  # a transport without addresses (tests)
         return "IPV4/TCP/127.0.0.1/5038", "IPV4/TCP/127.0.0.1/0"

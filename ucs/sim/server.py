@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, interfaces
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol, ServerFactory
 from zope.interface import implementer
 
 from ucs.sim.actions import ActionMessage, Actions
@@ -47,6 +47,8 @@ def parse_action(raw: bytes) -> ActionMessage:
 @implementer(interfaces.IPushProducer)
 class AMISession(Protocol):
     """One AMI client connection."""
+
+    transport: Any  # a TCP transport: producer registration, abortConnection
 
     def __init__(self, server: AMIServer) -> None:
         self.server = server
@@ -217,7 +219,7 @@ class AMISession(Protocol):
             self.transport.abortConnection()
 
 
-class AMIServer(Factory):
+class AMIServer(ServerFactory):
     """The listening side: ``reactor.listenTCP(5038, AMIServer(sim))``."""
 
     protocol = AMISession  # type: ignore[assignment]

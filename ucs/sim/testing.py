@@ -33,6 +33,7 @@ class AMITestClient(protocol.Protocol):
     """Records every message received; answers each action with its response."""
 
     _ids = itertools.count(1)
+    transport: Any
 
     def __init__(self) -> None:
         self.parser = AMIParser()
