@@ -39,6 +39,7 @@ from twisted.python.failure import Failure
 import ucs
 from ucs.ami.client import AMIClient
 from ucs.bus import DomainPublisher, EventBus
+from ucs.calls import calllog
 from ucs.calls.cdr import CDRWriter
 from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
 from ucs.calls.tracker import CallTracker
@@ -169,6 +170,7 @@ class UCSServer:
         #: Set by the demo PBX: where and how the AMI client reaches it.
         self._demo_address: Callable[[], tuple[str, int]] | None = None
         self._demo_credentials: tuple[str, str] | None = None
+        self._demo_pbx: Any = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -188,14 +190,25 @@ class UCSServer:
         self.get_ami_client().setServiceParent(root)
 
     def _build_demo_pbx(self, root: MultiService) -> None:
-        """HOOK (sim): add the simulated PBX's service to ``root``.
+        """The simulated PBX (``ucs.sim``), started before the AMI client, which
+        then connects to it instead of ``[ami]``."""
+        from ucs.sim.service import SimService
 
-        It must listen for AMI on 127.0.0.1 (``[demo] port``, 0 for any free
-        port), simulate ``[demo] phones`` phones and ``[demo] call_rate``
-        callers per minute, and tell the AMI client where to connect (host,
-        port, username, secret) instead of ``[ami]``. Not wired yet: ``ucs.sim``
-        is being written (start-up logs a warning meanwhile).
-        """
+        d = self.config.demo
+        # Until agents log in through UCS (the agents issue), the demo puts its
+        # phones in the queues itself so that callers get answered.
+        svc = SimService(port=d.port, phones=d.phones, call_rate=d.call_rate, reactor=self._reactor,
+                         demo_options={"add_members": True})
+        svc.setName("demo-pbx")
+        svc.setServiceParent(root)
+        self._demo_pbx = svc
+        self._demo_address = svc.address
+        self._demo_credentials = svc.credentials
+
+    def get_demo_pbx(self) -> Any:
+        """The simulated PBX in demo mode, else ``None``."""
+        self.service  # noqa: B018 - builds the tree, which builds the demo PBX
+        return self._demo_pbx
 
     # --- components -------------------------------------------------------------------
 
@@ -225,6 +238,7 @@ class UCSServer:
         """The events bus every domain fact is published on."""
         if self._bus is None:
             self._bus = EventBus()
+            calllog.subscribe(self._bus)
         return self._bus
 
     def get_pbx(self) -> PBX:
@@ -308,7 +322,6 @@ class UCSServer:
         if c.demo.enabled:
             log.info("AMI: the simulated PBX (demo mode, {rate:g} calls/min, {phones} phones)",
                      rate=c.demo.call_rate, phones=c.demo.phones)
-            log.warn("demo mode: the simulated PBX (ucs.sim) is not wired into the server yet")
         else:
             log.info("AMI: connecting to {host}:{port} as {user} ({auth} login)",
                      host=c.ami.host, port=c.ami.port, user=c.ami.username, auth=c.ami.auth)
