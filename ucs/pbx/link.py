@@ -50,6 +50,7 @@ class PBXLink:
         self.resyncs = 0
         self.events = 0
         self._sender: ActionSender | None = None
+        self._synced: list[Deferred[None]] = []
 
     # IAMIListener
 
@@ -99,6 +100,15 @@ class PBXLink:
             await d
         self.log.info("PBX model resynchronised: {channels} channels, {queues} queues, {devices} devices",
                       channels=len(self.pbx.channels), queues=len(self.pbx.queues), devices=len(self.pbx.devices))
+        waiters, self._synced = self._synced, []
+        for d in waiters:
+            d.callback(None)
+
+    def whenSynced(self) -> Deferred[None]:
+        """Fires when the next resync has been applied (health checks, tests)."""
+        d: Deferred[None] = Deferred()
+        self._synced.append(d)
+        return d
 
     def _apply(self, result: Any, field: str) -> None:
         events = list(getattr(result, "events", []))
