@@ -355,9 +355,11 @@ class _OpenStore:
         self._server = server
 
     def save_cdr(self, cdr: dict[str, Any]) -> Deferred[None]:
-        d = self._server.when_store_open()
-        d.addCallback(lambda store: store.save_cdr(cdr))
-        return d
+        async def save() -> None:
+            store = await self._server.when_store_open()
+            await store.save_cdr(cdr)
+
+        return Deferred.fromCoroutine(save())
 
 
 @implementer(IStreamClientEndpoint)

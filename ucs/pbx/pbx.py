@@ -673,11 +673,11 @@ class PBX:
         ordered = sorted((e for e in entries if e.get("Uniqueid")), key=creation_order)
         seen: dict[str, Message] = {e["Uniqueid"]: e for e in ordered}
         for uid in [u for u in self.channels if u not in seen]:
-            ch = self.channels[uid]
-            self._remove_channel(ch)
-            self._emit("channel_hungup", ch, 0, "gone while the AMI link was down")
+            gone = self.channels[uid]
+            self._remove_channel(gone)
+            self._emit("channel_hungup", gone, 0, "gone while the AMI link was down")
         for uid, entry in seen.items():
-            ch = self.channels.get(uid)
+            ch: Channel | None = self.channels.get(uid)
             if ch is None:
                 ch = self._create(entry)
                 duration = entry.get("Duration", "")
