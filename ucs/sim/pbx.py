@@ -535,6 +535,20 @@ class Sim(QueueMixin, XferMixin):
             return f"{self.random.randint(1, 9)}-{self.random.randint(1000, 99999)}@{line.ip}"
         return f"{self.random.getrandbits(128):032x}@{SIP_DOMAIN}:5060"
 
+    def _line_channel(self, line: Line, caller: Channel) -> Channel:
+        """The channel Asterisk creates to ring ``line`` for ``caller``'s call."""
+        ch = self._new_channel(
+            self._sip_name(line),
+            state=0,
+            cid=(line.number, line.display),
+            context=line.context,
+            exten="s",
+            linkedid=caller.linkedid,
+            line=line,
+        )
+        self._varset(ch, "SIPCALLID", self._callid(line))
+        return ch
+
     def find_channel(self, name: str) -> Channel | None:
         ch = self.channels.get(name)
         if ch is None:
@@ -896,16 +910,7 @@ class Sim(QueueMixin, XferMixin):
             self._set_callerid(callee, number, caller.cid_name)
             self._set_connected(callee, caller.cid_num, caller.cid_name)
         else:
-            callee = self._new_channel(
-                self._sip_name(line),
-                state=0,
-                cid=(line.number, line.display),
-                context=line.context,
-                exten="s",
-                linkedid=caller.linkedid,
-                line=line,
-            )
-            self._varset(callee, "SIPCALLID", self._callid(line))
+            callee = self._line_channel(line, caller)
             callee.exten = caller.exten
             self._newexten(callee, "AppDial", "(Outgoing Line)")
             self._set_connected(callee, caller.cid_num, caller.cid_name)

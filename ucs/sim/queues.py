@@ -205,16 +205,7 @@ class QueueMixin:
 
         caller = entry.chan
         line = self.lines[m.iface]
-        agent = self._new_channel(
-            self._sip_name(line),
-            state=0,
-            cid=(line.number, line.display),
-            context=line.context,
-            exten="s",
-            linkedid=caller.linkedid,
-            line=line,
-        )
-        self._varset(agent, "SIPCALLID", self._callid(line))
+        agent = self._line_channel(line, caller)
         agent.exten = ""
         self._varset(agent, "DIALEDPEERNUMBER", line.peer)
         leg = Leg("queue", caller, agent, line, entry, m.iface, self.now(), member=m)
