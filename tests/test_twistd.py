@@ -207,3 +207,18 @@ def test_unreachable_store_stops_with_error(tmp_path: Path, running: list[Runnin
     assert code == 1
     assert "s3cret" not in r.output
     assert "Traceback" not in r.output
+
+
+def test_demo_is_a_living_contact_center(tmp_path: Path, running: list[Running]) -> None:
+    """README's run command: the simulated PBX inside, calls flowing, CDRs stored."""
+    cfg = write_config(tmp_path, "\n[demo]\ncall_rate = 300\n")
+    r = Running(["--config", str(cfg), "--demo"], tmp_path)
+    running.append(r)
+    r.wait_for("PBX model resynchronised")
+    r.wait_for("INCOMING from 420")
+    ended = r.wait_for("ended: cause")
+    assert "queue support" in ended or "queue sales" in ended
+    assert r.stop() in CLEAN_EXIT
+    with sqlite3.connect(tmp_path / "data" / "ucs.db") as conn:
+        rows = conn.execute("SELECT direction, queue FROM cdr").fetchall()
+    assert rows and all(direction == "INCOMING" for direction, _ in rows)
