@@ -325,6 +325,9 @@ class UCSServer:
         else:
             log.info("AMI: connecting to {host}:{port} as {user} ({auth} login)",
                      host=c.ami.host, port=c.ami.port, user=c.ami.username, auth=c.ami.auth)
+            if not c.ami.secret:
+                log.warn("ami.secret is empty: Asterisk will refuse the login; set the manager.conf "
+                         "user's secret in the config")
         scheme = "https" if c.web.tls_cert else "http"
         host = f"[{c.web.listen}]" if ":" in c.web.listen else c.web.listen
         log.info("web: {url} (agent bar, Interaction Processor at {path})",
