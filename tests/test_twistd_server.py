@@ -97,8 +97,10 @@ async def test_components_are_built_once_and_wired(tmp_path: Path, captures_dir:
     assert server.get_pbx() is server.get_pbx()
     assert server.get_call_tracker() is server.get_call_tracker()
     assert server.get_ami_client() is server.get_ami_client()
+    from ucs.events import EVENT_CALL_HANGUP
+
     ended: list[str] = []
-    server.get_bus().subscribe("call.ended", lambda name, call: ended.append(call.uniqueid))
+    server.get_bus().subscribe(EVENT_CALL_HANGUP, lambda call, args: ended.append(call.uniqueid))
     from ucs.ami.message import AMIParser
 
     link = server.get_pbx_link()

@@ -360,8 +360,6 @@ class CallTracker(PBXObserver):
             if call.answered_by is None and leg.uniqueid != call.origin:
                 call.answered_by = leg.device
         if call.connected_channel != far.name:
-            if call.connected_channel and leg.kind == LINE:
-                call.transfers.append({"to": leg.device, "at": now})
             call.connected_channel = far.name
             call.connected_number = far.caller_num
             call.connected_name = far.caller_name
