@@ -1,0 +1,266 @@
+"""The directory: users, groups, teams, queues, lines, AUX and call reasons.
+
+Held in memory (the agent bar, the agents and the call tracker read it on
+every event) and written through to the store before a change is reported
+done: ``add``/``edit``/``delete`` validate, persist, then apply and publish
+``EVENT_USER_CHANGE`` / ``EVENT_CONFIG_CHANGE``.  Each entity is one JSON
+document in the store's key-value table (namespace ``dir.<kind>``), so both
+back ends share one schema.
+
+Passwords are argon2id hashes, computed and checked in a thread: a hash
+costs tens of milliseconds, which the reactor must never spend.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Protocol
+
+import attrs
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+from ucs.bus import EventBus
+from ucs.directory import validate
+from ucs.directory.model import (
+    AuxReason, CallReason, Group, Line, Queue, QueueMembership, Team, User,
+)
+from ucs.error import InvalidDataInput, NotFound
+from ucs.events import EVENT_CONFIG_CHANGE, EVENT_USER_CHANGE
+
+#: The kinds of entity, as named in the API (``config.<kind>.…``).
+KINDS: dict[str, type] = {
+    "users": User, "groups": Group, "teams": Team, "queues": Queue, "lines": Line,
+    "auxreasons": AuxReason, "callreasons": CallReason,
+}
+
+
+class KVStore(Protocol):
+    def kv_get(self, namespace: str, key: str, default: Any = None) -> Deferred[Any]: ...
+    def kv_set(self, namespace: str, key: str, value: Any) -> Deferred[None]: ...
+    def kv_delete(self, namespace: str, key: str) -> Deferred[bool]: ...
+    def kv_items(self, namespace: str) -> Deferred[dict[str, Any]]: ...
+
+
+def _to_doc(entity: Any) -> dict[str, Any]:
+    doc = attrs.asdict(entity, recurse=True)
+    if isinstance(entity, User):
+        doc["queues"] = {str(k): v for k, v in doc["queues"].items()}
+    return doc
+
+
+def _from_doc(kind: str, doc: dict[str, Any]) -> Any:
+    cls = KINDS[kind]
+    if cls is User:
+        doc = dict(doc)
+        doc["queues"] = {
+            int(k): v if isinstance(v, QueueMembership) else QueueMembership(**v)
+            for k, v in doc.get("queues", {}).items()
+        }
+    names = {a.name for a in attrs.fields(cls)}
+    return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+class Directory:
+    log = Logger()
+
+    def __init__(self, store: KVStore, bus: EventBus | None = None, hasher: PasswordHasher | None = None) -> None:
+        self._store = store
+        self._bus = bus
+        self._hasher = hasher or PasswordHasher()
+        self._lock = DeferredLock()  # one change at a time: ids and uniqueness stay consistent
+        self.users: dict[int, User] = {}
+        self.groups: dict[int, Group] = {}
+        self.teams: dict[int, Team] = {}
+        self.queues: dict[int, Queue] = {}
+        self.lines: dict[int, Line] = {}
+        self.auxreasons: dict[int, AuxReason] = {}
+        self.callreasons: dict[int, CallReason] = {}
+        self._next_id: dict[str, int] = {kind: 1 for kind in KINDS}
+
+    # -- reading (synchronous: all in memory) -------------------------------------------
+
+    def table(self, kind: str) -> dict[int, Any]:
+        if kind not in KINDS:
+            raise NotFound(f"there is no directory kind {kind!r}; kinds: {', '.join(KINDS)}")
+        table: dict[int, Any] = getattr(self, kind)
+        return table
+
+    def entity(self, kind: str, entity_id: int) -> Any:
+        found = self.table(kind).get(entity_id)
+        if found is None:
+            raise NotFound(f"{kind[:-1]} {entity_id} does not exist")
+        return found
+
+    def user_by_username(self, username: str) -> User | None:
+        low = username.lower()
+        return next((u for u in self.users.values() if u.username.lower() == low), None)
+
+    def line_by_device(self, device: str) -> Line | None:
+        return next((ln for ln in self.lines.values() if ln.device == device), None)
+
+    def line_by_identifier(self, identifier: str) -> Line | None:
+        """A line by one of its pairing identifiers (a MAC, a name, an IP), or its device."""
+        want = validate.norm_identifier(identifier)
+        for line in self.lines.values():
+            if want == line.device.lower() or want in (validate.norm_identifier(i) for i in line.identifiers):
+                return line
+        return None
+
+    def queue_by_asterisk_name(self, name: str) -> Queue | None:
+        return next((q for q in self.queues.values() if q.asterisk_name == name), None)
+
+    def queues_of(self, user: User) -> list[tuple[Queue, QueueMembership]]:
+        return [(self.queues[qid], m) for qid, m in user.queues.items() if qid in self.queues]
+
+    def lines_of(self, user: User) -> list[Line]:
+        """The lines a user may pair with: those listed on the user, or every line if none is."""
+        if not user.lines:
+            return list(self.lines.values())
+        return [self.lines[i] for i in user.lines if i in self.lines]
+
+    def members_of_team(self, team_id: int) -> list[User]:
+        return [u for u in self.users.values() if any(m.team_id == team_id for m in u.queues.values())]
+
+    # -- passwords --------------------------------------------------------------------------
+
+    def hash_password(self, password: str) -> Deferred[str]:
+        return deferToThread(self._hasher.hash, password)
+
+    def verify_password(self, user: User, password: str) -> Deferred[bool]:
+        """Fires with whether ``password`` is the user's; never fails."""
+        stored = user.password_hash
+
+        def check() -> bool:
+            if not stored:
+                return False
+            try:
+                return self._hasher.verify(stored, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return deferToThread(check)
+
+    # -- loading ------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        for kind in KINDS:
+            docs = await self._store.kv_items(f"dir.{kind}")
+            table = self.table(kind)
+            table.clear()
+            for key, doc in docs.items():
+                try:
+                    entity = _from_doc(kind, doc)
+                except (TypeError, ValueError) as e:
+                    self.log.error("directory: stored {kind} {key} cannot be read ({e}); skipped", kind=kind, key=key, e=e)
+                    continue
+                table[entity.id] = entity
+            self._next_id[kind] = max(table, default=0) + 1
+        self.log.info("directory loaded: {users} users, {queues} queues, {lines} lines",
+                      users=len(self.users), queues=len(self.queues), lines=len(self.lines))
+
+    async def ensure_admin(self, password: str = "") -> tuple[User, str | None]:
+        """The first superuser, created on first start.  Returns it and the
+        password when one was generated (to be printed once)."""
+        for user in self.users.values():
+            if user.superuser:
+                return user, None
+        generated = None
+        if not password:
+            password = generated = secrets.token_urlsafe(12)
+        user = await self.add("users", {"username": "admin", "password": password, "superuser": True,
+                                         "displayname": "Administrator"})
+        return user, generated
+
+    # -- changing -------------------------------------------------------------------------------
+
+    async def add(self, kind: str, data: dict[str, Any]) -> Any:
+        await self._lock.acquire()
+        try:
+            table = self.table(kind)
+            entity_id = self._next_id[kind]
+            fields = await self._checked(kind, data, None)
+            entity = _from_doc(kind, {**fields, "id": entity_id})
+            await self._store.kv_set(f"dir.{kind}", str(entity_id), _to_doc(entity))
+            self._next_id[kind] = entity_id + 1
+            table[entity_id] = entity
+        finally:
+            self._lock.release()
+        self._changed(kind, entity, "add")
+        return entity
+
+    async def edit(self, kind: str, entity_id: int, data: dict[str, Any]) -> Any:
+        await self._lock.acquire()
+        try:
+            current = self.entity(kind, entity_id)
+            fields = await self._checked(kind, data, current)
+            doc = {**_to_doc(current), **fields, "id": entity_id}
+            entity = _from_doc(kind, doc)
+            await self._store.kv_set(f"dir.{kind}", str(entity_id), _to_doc(entity))
+            # Keep the same object: agents and sessions hold references to it.
+            for a in attrs.fields(type(current)):
+                setattr(current, a.name, getattr(entity, a.name))
+        finally:
+            self._lock.release()
+        self._changed(kind, current, "edit")
+        return current
+
+    async def delete(self, kind: str, entity_id: int) -> Any:
+        await self._lock.acquire()
+        try:
+            current = self.entity(kind, entity_id)
+            self._check_delete(kind, current)
+            await self._store.kv_delete(f"dir.{kind}", str(entity_id))
+            del self.table(kind)[entity_id]
+            await self._forget_references(kind, entity_id)
+        finally:
+            self._lock.release()
+        self._changed(kind, current, "delete")
+        return current
+
+    def _changed(self, kind: str, entity: Any, action: str) -> None:
+        if self._bus is None:
+            return
+        if kind == "users":
+            self._bus.publish(EVENT_USER_CHANGE, entity, action=action)
+        self._bus.publish(EVENT_CONFIG_CHANGE, entity, kind=kind, action=action)
+
+    async def _checked(self, kind: str, data: Any, current: Any | None) -> dict[str, Any]:
+        fields = validate.check(kind, data, current, self)
+        if kind == "users" and "password" in fields:
+            password = fields.pop("password")
+            fields["password_hash"] = await self.hash_password(password) if password else ""
+        return fields
+
+    def _check_delete(self, kind: str, entity: Any) -> None:
+        if kind == "users" and entity.superuser and sum(u.superuser for u in self.users.values()) == 1:
+            raise InvalidDataInput({"id": f"user {entity.id} is the last superuser and cannot be deleted"})
+        if kind == "callreasons" and any(r.parent_id == entity.id for r in self.callreasons.values()):
+            raise InvalidDataInput({"id": f"call reason {entity.id} has sub-codes; delete them first"})
+
+    async def _forget_references(self, kind: str, entity_id: int) -> None:
+        """Users that pointed at a deleted group, team, queue or line stop doing so."""
+        touched: list[User] = []
+        for user in self.users.values():
+            changed = False
+            if kind == "groups" and user.group_id == entity_id:
+                user.group_id, changed = None, True
+            elif kind == "lines" and entity_id in user.lines:
+                user.lines.remove(entity_id)
+                changed = True
+            elif kind == "queues" and entity_id in user.queues:
+                del user.queues[entity_id]
+                changed = True
+            elif kind == "teams":
+                for m in user.queues.values():
+                    if m.team_id == entity_id:
+                        m.team_id, changed = None, True
+            if changed:
+                touched.append(user)
+        for user in touched:
+            await self._store.kv_set("dir.users", str(user.id), _to_doc(user))
+            self._changed("users", user, "edit")
+
