@@ -366,6 +366,55 @@ class CallsConfig:
         "Device patterns that are always lines (agents' phones), checked before `trunks`.")
 
 
+def _timezone() -> Kind:
+    accepted = "an IANA time zone name such as 'Europe/Prague' or 'UTC'"
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _wrong_type(v, accepted)
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _Invalid(f"{v!r} is not a known time zone; use {accepted}") from None
+        return v
+
+    return Kind(accepted, check, "string")
+
+
+@attrs.frozen
+class AuthConfig:
+    """Logging in: the first administrator, SSO tokens (seed 002) and brute-force throttling."""
+
+    admin_password: str = option("", string(),
+                                 "Password of the `admin` superuser created on first start; empty: a random "
+                                 "one is generated and printed once in the log.")
+    sso_secret: str = option("", string(),
+                             "Pre-shared secret of SSO tokens (`base64(sha1(secret + username + timestamp) "
+                             "+ username + timestamp)`); empty: SSO login is refused.")
+    sso_window: float = option(120.0, number(1, 86400, "seconds"),
+                               "An SSO token is accepted once, and only while its timestamp is at most "
+                               "this far from UCS's clock.")
+    max_failures: int = option(5, integer(1, 1000),
+                               "Failed logins allowed per user name and per address within `lockout` seconds.")
+    lockout: float = option(300.0, number(1, 86400, "seconds"),
+                            "How long a user name or address that failed too often is refused.")
+
+
+@attrs.frozen
+class AgentsConfig:
+    """Agents: after-call work, the first status after login, when the statistics day ends."""
+
+    acw_seconds: float = option(15.0, number(0, 3600, "seconds"),
+                                "After-call work after a queue call, before the agent is back to the "
+                                "status before the call (0: no ACW).")
+    initial_status: str = option("ready", choice("ready", "aux", "offline"),
+                                 "Status of an agent right after pairing a phone.")
+    timezone: str = option("UTC", _timezone(),
+                           "Time zone whose midnight resets the daily statistics.")
+
+
 @attrs.frozen
 class DemoConfig:
     """The demo: a simulated PBX inside UCS, with phones and callers (also `twistd ucs --demo`)."""
@@ -391,6 +440,8 @@ class Config:
     log: LogConfig = attrs.field(factory=LogConfig)
     calls: CallsConfig = attrs.field(factory=CallsConfig)
     demo: DemoConfig = attrs.field(factory=DemoConfig)
+    auth: AuthConfig = attrs.field(factory=AuthConfig)
+    agents: AgentsConfig = attrs.field(factory=AgentsConfig)
     source: str | None = attrs.field(default=None, eq=False)
 
     def replace(self, **changes: Mapping[str, Any]) -> Config:
@@ -413,7 +464,8 @@ class Config:
 #: Section name -> its class, in the order of the sample file.
 SECTIONS: dict[str, type] = {
     "ami": AMIConfig, "web": WebConfig, "iserver": IServerConfig, "store": StoreConfig,
-    "plugins": PluginsConfig, "log": LogConfig, "calls": CallsConfig, "demo": DemoConfig,
+    "plugins": PluginsConfig, "log": LogConfig, "calls": CallsConfig, "auth": AuthConfig,
+    "agents": AgentsConfig, "demo": DemoConfig,
 }
 
 
