@@ -1,0 +1,71 @@
+"""``config.<kind>.get/list/add/edit/delete`` for every directory kind.
+
+Reading is for supervisors (agents get what they need in their state
+object), except the lists an agent bar shows (queues, AUX and call reasons);
+changing is for superusers.  ``edit`` takes the entity's fields with its
+``id``, as seed 000's middleware example (``edit_user(handler, user, data)``)
+expects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ucs.api.registry import Param, Registry
+from ucs.api.session import Session
+from ucs.constants import Role
+from ucs.directory.directory import KINDS, Directory
+
+#: Kinds whose list an agent may read.
+_AGENT_READABLE = {"queues", "auxreasons", "callreasons", "groups"}
+
+
+def _positive(v: int) -> int:
+    if v < 1:
+        raise ValueError(f"{v} is not an id; give a positive integer")
+    return v
+
+
+def register(registry: Registry, directory: Directory) -> None:
+    for kind in KINDS:
+        _register_kind(registry, directory, kind)
+
+
+def _register_kind(registry: Registry, directory: Directory, kind: str) -> None:
+    one = kind[:-1]
+    read_role = Role.AGENT if kind in _AGENT_READABLE else Role.SUPERVISOR
+
+    def get(session: Session, entity_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = directory.entity(kind, entity_id).to_dict()
+        return result
+
+    def list_(session: Session) -> list[dict[str, Any]]:
+        return [e.to_dict() for e in sorted(directory.table(kind).values(), key=lambda e: e.id)]
+
+    async def add(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+        entity = await directory.add(kind, data)
+        result: dict[str, Any] = entity.to_dict()
+        return result
+
+    async def edit(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+        from ucs.error import InvalidDataInput
+
+        entity_id = data.get("id")
+        if isinstance(entity_id, bool) or not isinstance(entity_id, int):
+            raise InvalidDataInput({"id": f"{entity_id!r} is not accepted; give the id of the {one} to edit"})
+        entity = await directory.edit(kind, entity_id, data)
+        result: dict[str, Any] = entity.to_dict()
+        return result
+
+    async def delete(session: Session, entity_id: int) -> dict[str, Any]:
+        entity = await directory.delete(kind, entity_id)
+        return {"id": entity.id, "deleted": True}
+
+    ident = Param("id", int, check=_positive, doc=f"the {one}'s id")
+    data = Param("data", dict, doc=f"the {one}'s fields")
+    registry.add(f"config.{kind}.get", get, [ident], role=read_role, doc=f"One {one}.")
+    registry.add(f"config.{kind}.list", list_, role=read_role, doc=f"Every {one}.")
+    registry.add(f"config.{kind}.add", add, [data], role=Role.SUPERUSER, doc=f"Create a {one}.")
+    registry.add(f"config.{kind}.edit", edit, [data], role=Role.SUPERUSER,
+                 doc=f"Change some fields of a {one} (data holds its id).")
+    registry.add(f"config.{kind}.delete", delete, [ident], role=Role.SUPERUSER, doc=f"Delete a {one}.")
