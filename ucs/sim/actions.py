@@ -38,8 +38,8 @@ ACTION_NAMES = (
     "Atxfer", "BlindTransfer", "Bridge", "BridgeList", "Challenge", "Command", "CoreSettings",
     "CoreShowChannels", "CoreStatus", "DeviceStateList", "Events", "ExtensionStateList", "Getvar",
     "Hangup", "ListCommands", "Login", "Logoff", "MuteAudio", "Originate", "Ping", "QueueAdd",
-    "QueuePause", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPpeers", "SIPshowpeer",
-    "Setvar", "Status",
+    "QueuePause", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPnotify", "SIPpeers",
+    "SIPshowpeer", "Setvar", "Status",
 )  # fmt: skip
 
 
@@ -671,6 +671,19 @@ class Actions:
             )
         out.append(self.list_end(m, "PeerlistComplete", len(peers)))
         return b"".join(out)
+
+    def a_sipnotify(self, s: AMISession, m: ActionMessage) -> bytes:
+        channel = m.get("channel")
+        if not channel:
+            return self.error(m, "SIPNotify requires a channel name")
+        variables: dict[str, str] = {}
+        for v in m.getall("variable"):
+            for part in v.split(","):
+                k, _, val = part.partition("=")
+                if k.strip():
+                    variables[k.strip()] = val.strip()
+        self.sim.sip_notify(channel, variables)
+        return self.ok(m, "Notify Sent")
 
     def a_sipshowpeer(self, s: AMISession, m: ActionMessage) -> bytes:
         peer = m.get("peer")

@@ -31,15 +31,21 @@ class Behaviour:
     ``answer_after``: seconds of ringing before it answers (None: it never
     answers by itself). ``busy``: it rejects every call with 486 Busy.
     ``hangup_after``: seconds after answering before it hangs up (None: it
-    stays until the other side hangs up).
+    stays until the other side hangs up).  ``remote_answer``: it answers a
+    ringing call when told to by a SIP NOTIFY ``Event: talk`` (the AMI
+    ``SIPnotify`` action), as Yealink, Snom or Polycom phones do with that
+    option on; otherwise it ignores such a NOTIFY.
     """
 
-    __slots__ = ("answer_after", "busy", "hangup_after")
+    __slots__ = ("answer_after", "busy", "hangup_after", "remote_answer")
 
-    def __init__(self, answer_after: Delay = None, busy: bool = False, hangup_after: Delay = None) -> None:
+    def __init__(
+        self, answer_after: Delay = None, busy: bool = False, hangup_after: Delay = None, remote_answer: bool = False
+    ) -> None:
         self.answer_after = answer_after
         self.busy = busy
         self.hangup_after = hangup_after
+        self.remote_answer = remote_answer
 
 
 class Line:

@@ -172,9 +172,16 @@ class Phone:
         return None
 
     def set_behaviour(
-        self, *, answer_after: Delay = None, busy: bool = False, hangup_after: Delay = None
+        self,
+        *,
+        answer_after: Delay = None,
+        busy: bool = False,
+        hangup_after: Delay = None,
+        remote_answer: bool = False,
     ) -> Phone:
-        self.line.behaviour = Behaviour(answer_after=answer_after, busy=busy, hangup_after=hangup_after)
+        self.line.behaviour = Behaviour(
+            answer_after=answer_after, busy=busy, hangup_after=hangup_after, remote_answer=remote_answer
+        )
         return self
 
     def answer(self) -> Channel:
@@ -560,6 +567,30 @@ class Sim(QueueMixin, XferMixin):
 
     def channels_of(self, device: str) -> list[Channel]:
         return [c for c in self.channels.values() if c.peer_name == device]
+
+    #: Seconds a phone takes to pick up after a SIP NOTIFY ``Event: talk``.
+    REMOTE_ANSWER_DELAY = 0.1
+
+    def sip_notify(self, peer: str, variables: dict[str, str]) -> None:
+        """The AMI ``SIPnotify`` to ``peer`` (``1001`` or ``SIP/1001``); ``variables``
+        are the NOTIFY's headers (``{"Event": "talk"}``).
+
+        A phone whose behaviour has ``remote_answer`` answers its ringing call
+        on ``Event: talk``; every other phone (and every other NOTIFY) is
+        accepted and ignored, as a real phone answers 200 or 489 and Asterisk
+        reports "Notify Sent" either way.  A peer that does not exist or is
+        not registered has no address: Asterisk says so.
+        """
+        name = peer[4:] if peer.lower().startswith("sip/") else peer
+        line = self.lines.get(f"SIP/{name}")
+        if line is None or not line.reachable:
+            raise SimError("Could not create address")
+        event = next((v for k, v in variables.items() if k.lower() == "event"), "")
+        if event.strip().lower() != "talk" or line.trunk or not line.behaviour.remote_answer:
+            return
+        ch = Phone(self, line).ringing
+        if ch is not None and ch.leg is not None:
+            self._later(self.REMOTE_ANSWER_DELAY, self._leg_answer, ch.leg, chan=ch)
 
     def _destroy(self, ch: Channel, cause: int) -> None:
         """The channel is gone: ``Hangup``, devices updated, its Local half told."""
