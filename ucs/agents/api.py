@@ -1,0 +1,88 @@
+"""The agents' API methods (seed 002 "Component control").
+
+=========================  ==========  =================  =======================================
+method                     role        session states     does
+=========================  ==========  =================  =======================================
+``agent.changeStatus``     agent       READY              status (OFFLINE/READY/AUX/ACW), reason
+``agent.suspend``          agent       READY              stop taking calls from one queue
+``agent.resume``           agent       READY              take them again
+``agent.state``            agent       READY              the caller's own agent (User object)
+``agents.list``            supervisor  any                every logged-in agent
+``agents.changeStatus``    supervisor  any                another agent's status
+=========================  ==========  =================  =======================================
+
+Each returns the agent's User object (seed 002) as it is after the change;
+``agents.list`` a list of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ucs.agents.service import Agents
+from ucs.agents.transitions import parse_status
+from ucs.api.registry import Param, Registry
+from ucs.constants import AgentStatus, Role, SessionState
+from ucs.error import InvalidState
+
+READY_ONLY = (SessionState.READY,)
+
+
+def _status(value: Any) -> AgentStatus:
+    try:
+        return parse_status(value)
+    except Exception:
+        raise ValueError(f"{value!r} is not accepted; give OFFLINE, READY, AUX or ACW") from None
+
+
+STATUS = Param("status", (str, int), check=_status, doc="OFFLINE, READY, AUX or ACW")
+REASON = Param("reason", str, required=False, default="", nullable=True,
+               doc="the AUX reason (required with AUX; one of the AUX reasons when any are configured)")
+QUEUE = Param("queue", int, doc="the queue's id")
+
+
+def _user_id(session: Any) -> int:
+    user = getattr(session, "user", None)
+    if user is None:
+        raise InvalidState("log in first")
+    return int(user.id)
+
+
+def register(registry: Registry, agents: Agents) -> None:
+    """Add the agents' methods to the API registry."""
+
+    async def change_status(session: Any, status: AgentStatus, reason: str | None) -> dict[str, Any]:
+        """Change your availability: OFFLINE (out of the queues), READY, AUX (with a reason) or ACW."""
+        agent = await agents.change_status(_user_id(session), status, reason or "")
+        return agent.to_dict()
+
+    async def suspend(session: Any, queue: int) -> dict[str, Any]:
+        """Stop taking calls from one of your queues."""
+        agent = await agents.suspend(_user_id(session), queue)
+        return agent.to_dict()
+
+    async def resume(session: Any, queue: int) -> dict[str, Any]:
+        """Take calls from a suspended queue again."""
+        agent = await agents.resume(_user_id(session), queue)
+        return agent.to_dict()
+
+    def state(session: Any) -> dict[str, Any]:
+        """Your agent: status, reason, queues and today's statistics."""
+        return agents.agent(_user_id(session)).to_dict()
+
+    def list_agents(session: Any) -> list[dict[str, Any]]:
+        """Every logged-in agent."""
+        return [a.to_dict() for a in agents.all()]
+
+    async def change_other(session: Any, user_id: int, status: AgentStatus, reason: str | None) -> dict[str, Any]:
+        """Change another agent's availability."""
+        agent = await agents.change_status(user_id, status, reason or "")
+        return agent.to_dict()
+
+    registry.add("agent.changeStatus", change_status, (STATUS, REASON), role=Role.AGENT, states=READY_ONLY)
+    registry.add("agent.suspend", suspend, (QUEUE,), role=Role.AGENT, states=READY_ONLY)
+    registry.add("agent.resume", resume, (QUEUE,), role=Role.AGENT, states=READY_ONLY)
+    registry.add("agent.state", state, (), role=Role.AGENT, states=READY_ONLY)
+    registry.add("agents.list", list_agents, (), role=Role.SUPERVISOR)
+    registry.add("agents.changeStatus", change_other,
+                 (Param("user_id", int, doc="the agent's user id"), STATUS, REASON), role=Role.SUPERVISOR)

@@ -1,0 +1,189 @@
+"""Carrying a status out on Asterisk: queue memberships made to match targets.
+
+:meth:`Memberships.apply` sends, for each queue whose member (as the PBX
+model shows it) does not match its :class:`~ucs.agents.transitions.Target`,
+one action — ``QueueAdd`` (Interface and StateInterface = the phone,
+MemberName = the user's name, Penalty = the membership's priority, Paused,
+Reason), ``QueuePause`` (Queue, Interface, Paused, Reason) or
+``QueueRemove`` — all at once, and returns when Asterisk has *confirmed*
+every one: the ``QueueMemberAdded`` / ``QueueMemberPause`` /
+``QueueMemberRemoved`` event reached the PBX model (Asterisk sends them
+before the action's response; if one is late it is awaited for
+``confirm_timeout`` seconds).
+
+While an action is out, the outcome it should have is registered as an
+*expectation*; :meth:`Memberships.observe` tells the agents service whether a
+member event was one of ours (it met an expectation) or something done on the
+phone or by another AMI client.
+
+Asterisk's answers that mean "already so" are taken as done: ``QueueRemove``
+"Not there"; ``QueueAdd`` "Already there" is retried as ``QueuePause``, and
+``QueuePause`` "Interface not found" as ``QueueAdd``.  Anything else fails
+with :class:`~ucs.error.PBXError` carrying Asterisk's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from ucs.agents.transitions import Target
+from ucs.ami.errors import AMIActionError, AMIError
+from ucs.error import PBXError
+from ucs.pbx.model import Member
+from ucs.pbx.pbx import PBX
+
+
+class ActionSender(Protocol):
+    def sendAction(self, action: str, headers: Any = ..., *, timeout: float | None = None) -> Deferred[Any]: ...
+
+
+@attrs.define(frozen=True)
+class Change:
+    """One queue to bring to ``target`` for a phone."""
+
+    queue: str            # Asterisk's queue name
+    target: Target
+    penalty: int = 0
+
+
+@attrs.define(eq=False)
+class Expectation:
+    target: Target
+    seen: bool = False
+    waiters: list[Deferred[None]] = attrs.Factory(list)
+
+    def met(self) -> None:
+        self.seen = True
+        waiters, self.waiters = self.waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def wait(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        if self.seen:
+            d.callback(None)
+        else:
+            self.waiters.append(d)
+        return d
+
+
+class Memberships:
+    log = Logger()
+
+    def __init__(self, ami: ActionSender, pbx: PBX, clock: IReactorTime, *, confirm_timeout: float = 5.0) -> None:
+        self._ami = ami
+        self._pbx = pbx
+        self._clock = clock
+        self.confirm_timeout = confirm_timeout
+        self._expected: dict[tuple[str, str], Expectation] = {}
+
+    def member(self, queue: str, device: str) -> Member | None:
+        q = self._pbx.queues.get(queue)
+        return q.members.get(device) if q is not None else None
+
+    def observe(self, queue: str, device: str, member: Member | None) -> bool:
+        """A member event reached the model: ``True`` if it is the outcome of
+        one of our actions (and then that action is confirmed)."""
+        exp = self._expected.get((queue, device))
+        if exp is None or not exp.target.met_by(member):
+            return False
+        exp.met()
+        return True
+
+    def pending(self, device: str) -> bool:
+        return any(dev == device for _, dev in self._expected)
+
+    async def apply(self, device: str, name: str, changes: Sequence[Change]) -> int:
+        """Bring each queue to its target; returns how many actions were
+        needed.  Raises :class:`PBXError` (the first problem; the others are
+        logged) once every action has been answered."""
+        todo = [c for c in changes if not c.target.met_by(self.member(c.queue, device))]
+        if not todo:
+            return 0
+        started: list[tuple[Change, Expectation, Deferred[None]]] = []
+        for change in todo:
+            exp = Expectation(change.target)
+            self._expected[(change.queue, device)] = exp
+            started.append((change, exp, Deferred.fromCoroutine(self._carry_out(device, name, change, exp))))
+        problems: list[PBXError] = []
+        try:
+            for change, exp, d in started:
+                try:
+                    await d
+                except PBXError as e:
+                    problems.append(e)
+                    continue
+                if exp.seen or change.target.met_by(self.member(change.queue, device)):
+                    continue
+                waiting = exp.wait()
+                waiting.addTimeout(self.confirm_timeout, self._clock)
+                try:
+                    await waiting
+                except Exception:
+                    problems.append(PBXError(
+                        f"Asterisk did not confirm that {device} is {change.target.describe()} in queue "
+                        f"{change.queue} within {self.confirm_timeout:g} s"
+                    ))
+        finally:
+            for change, exp, _ in started:
+                if self._expected.get((change.queue, device)) is exp:
+                    del self._expected[(change.queue, device)]
+        if problems:
+            for extra in problems[1:]:
+                self.log.warn("{problem}", problem=str(extra))
+            raise problems[0]
+        return len(todo)
+
+    async def _carry_out(self, device: str, name: str, change: Change, exp: Expectation) -> None:
+        queue, target = change.queue, change.target
+        try:
+            if not target.present:
+                try:
+                    await self._send("QueueRemove", {"Queue": queue, "Interface": device})
+                except AMIActionError as e:
+                    if "not there" not in e.message.lower():
+                        raise
+                    exp.met()  # Asterisk says it is not a member: that is what we wanted
+            elif self.member(queue, device) is None:
+                try:
+                    await self._add(queue, device, name, change)
+                except AMIActionError as e:
+                    if "already there" not in e.message.lower():
+                        raise
+                    await self._pause(queue, device, target)
+            else:
+                try:
+                    await self._pause(queue, device, target)
+                except AMIActionError as e:
+                    if "not found" not in e.message.lower():
+                        raise
+                    await self._add(queue, device, name, change)
+        except AMIActionError as e:
+            raise PBXError(f"Asterisk refused {e.action} of {device} in queue {queue}: {e.message or 'no reason given'}") from None
+        except AMIError as e:
+            raise PBXError(f"{device} in queue {queue}: {e}") from None
+
+    def _send(self, action: str, headers: dict[str, str]) -> Deferred[Any]:
+        return self._ami.sendAction(action, headers)
+
+    def _add(self, queue: str, device: str, name: str, change: Change) -> Deferred[Any]:
+        target = change.target
+        headers = {
+            "Queue": queue, "Interface": device, "MemberName": name, "Penalty": str(change.penalty),
+            "StateInterface": device, "Paused": "true" if target.paused else "false",
+        }
+        if target.paused and target.reason:
+            headers["Reason"] = target.reason
+        return self._send("QueueAdd", headers)
+
+    def _pause(self, queue: str, device: str, target: Target) -> Deferred[Any]:
+        headers = {"Queue": queue, "Interface": device, "Paused": "true" if target.paused else "false"}
+        if target.paused and target.reason:
+            headers["Reason"] = target.reason
+        return self._send("QueuePause", headers)

@@ -1,0 +1,124 @@
+"""What survives a restart of UCS: the store's key-value table.
+
+- ``agents.state`` / ``<user id>``: a logged-in agent — paired line, status,
+  reason, since, suspended queues, the queues UCS made the phone a member of,
+  wrap-up (what to go back to, and when); ``agents.state`` / ``orphans``: queue
+  memberships still to remove (a logout while Asterisk was unreachable).
+- ``agents.stats`` / ``<user id>``: the user's figures of the day (exact
+  floats) and up to when time in states was counted.
+
+Writes go through one :class:`Saver`: the latest document per key, written
+in order by a single writer, so an older document never overwrites a newer
+one even on a store with several connections; :meth:`Saver.flush` waits
+until everything handed to it is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ucs.agents.agent import Agent
+from ucs.agents.transitions import parse_status
+from ucs.constants import AgentStatus
+from ucs.error import InvalidDataInput
+
+STATE = "agents.state"
+STATS = "agents.stats"
+ORPHANS = "orphans"
+
+_DELETE = object()
+
+
+class KVStore(Protocol):
+    def kv_set(self, namespace: str, key: str, value: Any) -> Deferred[None]: ...
+    def kv_delete(self, namespace: str, key: str) -> Deferred[bool]: ...
+    def kv_items(self, namespace: str) -> Deferred[dict[str, Any]]: ...
+
+
+class Saver:
+    log = Logger()
+
+    def __init__(self, store: KVStore) -> None:
+        self._store = store
+        self._dirty: dict[tuple[str, str], Any] = {}
+        self._writing = False
+        self._waiters: list[Deferred[None]] = []
+        self.written = 0
+
+    def put(self, namespace: str, key: str, value: Any) -> None:
+        self._dirty.pop((namespace, key), None)  # re-insert: written after the older ones
+        self._dirty[(namespace, key)] = value
+        self._kick()
+
+    def delete(self, namespace: str, key: str) -> None:
+        self._dirty.pop((namespace, key), None)
+        self._dirty[(namespace, key)] = _DELETE
+        self._kick()
+
+    def flush(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        if not self._writing and not self._dirty:
+            d.callback(None)
+        else:
+            self._waiters.append(d)
+        return d
+
+    def _kick(self) -> None:
+        if not self._writing:
+            self._writing = True
+            Deferred.fromCoroutine(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._dirty:
+                key = next(iter(self._dirty))
+                value = self._dirty.pop(key)
+                try:
+                    if value is _DELETE:
+                        await self._store.kv_delete(*key)
+                    else:
+                        await self._store.kv_set(key[0], key[1], value)
+                    self.written += 1
+                except Exception:
+                    self.log.failure("agents: could not write {namespace}/{key} to the store", namespace=key[0], key=key[1])
+        finally:
+            self._writing = False
+            waiters, self._waiters = self._waiters, []
+            for d in waiters:
+                d.callback(None)
+
+
+def state_doc(agent: Agent) -> dict[str, Any]:
+    return {
+        "user_id": agent.user.id, "line_id": agent.line.id, "device": agent.line.device,
+        "status": agent.status.name, "reason": agent.reason, "since": agent.since,
+        "logged_in": agent.logged_in, "suspended": sorted(agent.suspended), "applied": sorted(agent.applied),
+        "acw_return": [agent.acw_return[0].name, agent.acw_return[1]] if agent.acw_return else None,
+        "acw_until": agent.acw_until,
+    }
+
+
+def restore_state(agent: Agent, doc: dict[str, Any]) -> None:
+    """Put a stored state back on a freshly made agent (its user and line already found)."""
+    try:
+        agent.status = parse_status(doc.get("status", "OFFLINE"))
+    except InvalidDataInput:
+        agent.status = AgentStatus.OFFLINE
+    agent.reason = str(doc.get("reason") or "")
+    for name in ("since", "logged_in"):
+        value = doc.get(name)
+        if isinstance(value, (int, float)):
+            setattr(agent, name, float(value))
+    agent.suspended = {q for q in doc.get("suspended") or () if isinstance(q, int) and q in agent.user.queues}
+    agent.applied = {q for q in doc.get("applied") or () if isinstance(q, str)}
+    back = doc.get("acw_return")
+    if isinstance(back, list) and len(back) == 2:
+        try:
+            agent.acw_return = (parse_status(back[0]), str(back[1] or ""))
+        except InvalidDataInput:
+            agent.acw_return = None
+    until = doc.get("acw_until")
+    agent.acw_until = float(until) if isinstance(until, (int, float)) else None
