@@ -149,6 +149,8 @@ class AgentStack:
         """Move the clock on by ``seconds``, stopping at every scheduled call."""
         clock = self.clock
         target = clock.seconds() + seconds
+        if self.client.state == "up":
+            await self.settle()  # what the test did just now (a call placed) is applied at this instant
         for _ in range(1_000_000):
             now = clock.seconds()
             times = [dc.getTime() for dc in clock.getDelayedCalls() if dc.active()]
