@@ -364,7 +364,7 @@ class PluginHost(Service):
             record.instance = facade._timed("constructor", factory)(facade)
         except Exception as e:
             self._discard(record)
-            raise self._fail(record, "construct", e) from None
+            raise self._failed_run(record, "construct", e) from None
         start = getattr(record.instance, "start", None)
         if callable(start):
             try:
@@ -372,12 +372,20 @@ class PluginHost(Service):
             except Exception as e:
                 self._call_stop(record)
                 self._discard(record)
-                raise self._fail(record, "start", e) from None
+                raise self._failed_run(record, "start", e) from None
         record.state = RUNNING
         record.loaded_at = self.context.reactor.seconds()
         log.info("plugin {plugin} started ({kind} {origin}, class {cls})",
                  plugin=record.name, kind=record.kind, origin=record.origin, cls=record.class_name)
         return record
+
+    def _failed_run(self, record: PluginRecord, stage: str, e: Exception) -> PluginError:
+        error = self._fail(record, stage, e)
+        record.instance = None
+        if record.kind == FILE and record.module is not None:
+            importer.forget(Path(record.origin), record.module)
+        record.module = None
+        return error
 
     # --- stopping ------------------------------------------------------------------------
 
