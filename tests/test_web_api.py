@@ -1,0 +1,634 @@
+"""The agent-bar WebSocket API over a real socket, with a real autobahn client.
+
+The server side is the real :class:`ucs.web.WebService` with the real registry,
+sessions, auth and demo directory (on a SQLite store); agents and the state
+object are small fakes, so these tests do not need the PBX.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.web.client import Agent, readBody
+
+from ucs import demo
+from ucs.api import auth as auth_api
+from ucs.api.registry import Param, Registry
+from ucs.api.session import SessionManager
+from ucs.bus import EventBus
+from ucs.calls.call import Call, CallState, Leg
+from ucs.config import AuthConfig
+from ucs.constants import AgentStatus, Role, SessionState
+from ucs.directory.directory import Directory
+from ucs.events import EVENT_AGENT_STATUS, EVENT_CALL_CONNECT, EVENT_CALL_HANGUP, EVENT_CALL_RINGING, EVENT_QUEUE_WAITING
+from ucs.store import open_store
+from ucs.web import WebOptions, WebService
+
+_TEMPLATE: dict[str, Path] = {}
+
+
+class FakeAgent:
+    def __init__(self, user: Any, line: Any) -> None:
+        self.user, self.line = user, line
+        self.status, self.reason = AgentStatus.READY, ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.user.to_dict(), "status": self.status.name}
+
+
+class FakeAgents:
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+        self.agents: dict[int, FakeAgent] = {}
+
+    def get(self, user_id: int) -> FakeAgent | None:
+        return self.agents.get(user_id)
+
+    def all(self) -> list[FakeAgent]:
+        return list(self.agents.values())
+
+    async def login(self, user: Any, line: Any) -> FakeAgent:
+        agent = self.agents[user.id] = FakeAgent(user, line)
+        return agent
+
+    async def logout(self, user_id: int, reason: str = "") -> None:
+        self.agents.pop(user_id, None)
+
+    def change(self, session: Any, status: str, reason: str | None = None) -> dict[str, Any]:
+        agent = self.agents[session.user.id]
+        previous = agent.status
+        agent.status, agent.reason = AgentStatus[status], reason or ""
+        self.bus.publish(EVENT_AGENT_STATUS, agent, status=agent.status, reason=agent.reason, previous=previous)
+        return {"status": status, "reason": agent.reason}
+
+
+class FakeState:
+    def __init__(self, agents: FakeAgents) -> None:
+        self.agents = agents
+        self.waiting = 0
+        self.asked = 0
+
+    def waiting_callers(self, user_id: int) -> int:
+        self.asked += 1
+        return self.waiting
+
+    def __call__(self, session: Any) -> dict[str, Any]:
+        agent = self.agents.get(session.user.id)
+        return {"status": agent.status.name if agent else "OFFLINE", "reason": agent.reason if agent else "",
+                "user": session.user.to_dict(), "device": session.line.to_dict() if session.line else None,
+                "waitingCallers": self.waiting, "call": None}
+
+
+class Server:
+    def __init__(self, web: WebService, bus: EventBus, agents: FakeAgents, state: FakeState,
+                 directory: Directory, sessions: SessionManager, registry: Registry) -> None:
+        self.web, self.bus, self.agents, self.state = web, bus, agents, state
+        self.directory, self.sessions, self.registry = directory, sessions, registry
+
+    @property
+    def url(self) -> str:
+        return self.web.ws_url
+
+
+async def _directory(tmp_path: Path) -> tuple[Any, Directory]:
+    # Seeding hashes passwords (argon2): do it once and copy the file.
+    if "db" not in _TEMPLATE:
+        base = tmp_path.parent / "web-template.db"
+        store = await open_store(f"sqlite:///{base}", reactor)
+        d = Directory(store, EventBus())
+        await d.load()
+        await demo.seed(d, 2)
+        await store.close()
+        _TEMPLATE["db"] = base
+    db = tmp_path / "ucs.db"
+    shutil.copy(_TEMPLATE["db"], db)
+    store = await open_store(f"sqlite:///{db}", reactor)
+    d = Directory(store, EventBus())
+    await d.load()
+    return store, d
+
+
+async def start_server(tmp_path: Path, **options: Any) -> tuple[Server, Any]:
+    store, directory = await _directory(tmp_path)
+    bus = EventBus()
+    sessions = SessionManager(reactor)
+    agents = FakeAgents(bus)
+    state = FakeState(agents)
+    registry = Registry()
+    auth = auth_api.Auth(directory, sessions, agents, reactor,
+                         AuthConfig(sso_secret=demo.SSO_SECRET, max_failures=3), state)
+    auth_api.register(registry, auth)
+    registry.add("state", state, states=[SessionState.READY])
+    registry.add("agent.changeStatus", agents.change, [Param("status", str), Param("reason", str, required=False)],
+                 states=[SessionState.READY])
+    registry.add("boom", lambda s: 1 / 0, role=Role.ANONYMOUS)
+    registry.add("echo", lambda s, x: x, [Param("x", (str, int, dict, list))], role=Role.ANONYMOUS)
+    opts = dict(listen="127.0.0.1", port=0, ping_interval=20.0, ping_timeout=10.0)
+    opts.update(options)
+    web = WebService(registry, sessions, bus, state, reactor, WebOptions(**opts), version="9.9.9")
+    web.startService()
+    return Server(web, bus, agents, state, directory, sessions, registry), store
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Any:
+    srv, store = pytest_twisted.blockon(defer.ensureDeferred(start_server(tmp_path)))
+    yield srv
+    pytest_twisted.blockon(defer.maybeDeferred(srv.web.stopService))
+    pytest_twisted.blockon(store.close())
+
+
+# -- a test client ---------------------------------------------------------------------------
+
+
+class ClientProtocol(WebSocketClientProtocol):
+    def onOpen(self) -> None:
+        self.factory.client._opened(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.factory.client._message(payload, isBinary)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self.factory.client._closed(wasClean, code, reason)
+
+
+class Client:
+    def __init__(self) -> None:
+        self.proto: ClientProtocol | None = None
+        self.inbox: list[dict[str, Any]] = []
+        self.replies: dict[Any, dict[str, Any]] = {}
+        self.anonymous: list[dict[str, Any]] = []  # replies with id null
+        self._waiters: list[tuple[Any, defer.Deferred[Any]]] = []
+        self._next = 0
+        self.opened: defer.Deferred[None] = defer.Deferred()
+        self.closed: defer.Deferred[tuple[bool, int | None, str | None]] = defer.Deferred()
+        self.hello: dict[str, Any] = {}
+        self.handshake_error: Any = None
+
+    # wiring
+
+    def _opened(self, proto: ClientProtocol) -> None:
+        self.proto = proto
+
+    def _message(self, payload: bytes, is_binary: bool) -> None:
+        msg = json.loads(payload)
+        if msg.get("event") == "hello" and not self.opened.called:
+            self.hello = msg["data"]
+            self.opened.callback(None)
+            return
+        if "event" in msg:
+            self.inbox.append(msg)
+        elif msg.get("id") is None:
+            self.anonymous.append(msg)
+        else:
+            self.replies[msg.get("id")] = msg
+        self._check()
+
+    def _closed(self, clean: bool, code: int | None, reason: str | None) -> None:
+        if not self.opened.called:
+            self.opened.errback(ConnectionError(f"closed before hello: {code} {reason}"))
+        if not self.closed.called:
+            self.closed.callback((clean, code, reason))
+        self._check()
+
+    def _check(self) -> None:
+        for item in list(self._waiters):
+            test, d = item
+            found = test()
+            if found is not None:
+                self._waiters.remove(item)
+                d.callback(found)
+
+    def wait(self, test: Any, timeout: float = 5.0) -> defer.Deferred[Any]:
+        found = test()
+        if found is not None:
+            return defer.succeed(found)
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._waiters.append((test, d))
+        d.addTimeout(timeout, reactor)
+        return d
+
+    # use
+
+    def send_raw(self, payload: bytes, binary: bool = False) -> None:
+        assert self.proto is not None
+        self.proto.sendMessage(payload, binary)
+
+    def request(self, method: str, args: Any = None, **extra: Any) -> Any:
+        self._next += 1
+        msg: dict[str, Any] = {"id": self._next, "method": method, **extra}
+        if args is not None:
+            msg["args"] = args
+        self.send_raw(json.dumps(msg).encode())
+        return self._next
+
+    async def reply(self, rid: Any) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.wait(lambda: self.replies.pop(rid, None))
+        return reply
+
+    async def call(self, method: str, args: Any = None) -> Any:
+        reply = await self.reply(self.request(method, args))
+        if "error" in reply:
+            raise CallError(reply["error"])
+        return reply["result"]
+
+    async def event(self, name: str, timeout: float = 5.0) -> dict[str, Any]:
+        def take() -> Any:
+            for i, msg in enumerate(self.inbox):
+                if msg["event"] == name:
+                    return self.inbox.pop(i)
+            return None
+
+        msg: dict[str, Any] = await self.wait(take, timeout)
+        return msg
+
+    def events(self) -> list[str]:
+        return [m["event"] for m in self.inbox]
+
+    def close(self) -> None:
+        if self.proto is not None:
+            self.proto.sendClose(1000)
+
+
+class CallError(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.error = error
+
+
+async def connect(url: str, origin: str | None = None, headers: dict[str, str] | None = None) -> Client:
+    client = Client()
+    factory = WebSocketClientFactory(url, origin=origin, headers=headers or {})
+    factory.protocol = ClientProtocol
+    factory.client = client  # type: ignore[attr-defined]
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    await TCP4ClientEndpoint(reactor, host, int(port)).connect(factory)
+    await client.opened
+    return client
+
+
+async def until(test: Any, timeout: float = 5.0) -> None:
+    """Wait for a condition (checked every 10 ms), never longer than ``timeout``."""
+    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    while not test():
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            raise AssertionError(f"condition not met within {timeout} s")
+        await task.deferLater(reactor, 0.01, lambda: None)
+
+
+async def ready_agent(server: Server, i: int = 1, **options: Any) -> Client:
+    c = await connect(server.url)
+    if options:
+        await c.call("session.options", options)
+    username, password = demo.user_of(i)
+    await c.call("login", [username, password])
+    await c.call("identifier", [demo.line_of(i)[1]])
+    await c.call("provision")
+    return c
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_hello_then_login_pairing_and_state(server: Server) -> None:
+    c = await connect(server.url)
+    assert c.hello["version"] == "9.9.9" and c.hello["address"] == "127.0.0.1"
+    assert c.hello["state"] == "CREDENTIALS" and len(c.hello["sid"]) > 16
+    info = await c.call("session.info")
+    assert info["address"] == "127.0.0.1" and info["sid"] == c.hello["sid"]
+    with pytest.raises(CallError) as e:
+        await c.call("state")
+    assert e.value.error["error"] == "permission_denied"
+    res = await c.call("login", {"username": "agent1", "password": "demo-pass-1"})
+    assert res["state"] == "IDENTIFY" and res["user"]["username"] == "agent1"
+    devices = await c.call("devices.list")
+    assert [d["identifiers"] for d in devices] == [["phone-1001", "127.0.0.11"]]
+    assert (await c.call("identifier", ["phone-1001"]))["device"] == "SIP/1001"
+    st = await c.call("provision")
+    assert st["status"] == "READY" and st["device"]["device"] == "SIP/1001"
+    assert (await c.call("state"))["user"]["username"] == "agent1"
+    with pytest.raises(CallError) as e:
+        await c.call("provision")
+    assert e.value.error["error"] == "invalid_state" and "allowed in DEVICE, IDENTIFY" in e.value.error["message"]
+    c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_frames_get_errors_and_the_connection_lives_on(server: Server) -> None:
+    c = await connect(server.url)
+    c.send_raw(b"not json at all")
+    c.send_raw(b"[1, 2]")
+    c.send_raw(b'{"id": 5}')
+    c.send_raw(b'{"id": 6, "method": "echo", "args": "x"}')
+    c.send_raw(b'{"id": true, "method": "echo"}')
+    c.send_raw(b'{"id": 8, "method": "echo", "args": [1], "extra": 1}')
+    c.send_raw(b"\x00\x01binary", binary=True)
+    await c.wait(lambda: True if len(c.anonymous) == 4 and len(c.replies) == 3 else None)
+    assert [e["error"]["code"] for e in c.anonymous] == [400] * 4
+    assert "not JSON" in c.anonymous[0]["error"]["message"]
+    assert "a request is a JSON object" in c.anonymous[1]["error"]["message"]
+    assert "id must be an integer" in c.anonymous[2]["error"]["message"]
+    assert "binary frames are not accepted" in c.anonymous[3]["error"]["message"]
+    assert c.replies[5]["error"]["message"].startswith("method is missing")
+    assert "args must be a list" in c.replies[6]["error"]["message"]
+    assert "unknown request keys 'extra'" in c.replies[8]["error"]["message"]
+    c.replies.clear()
+
+    rid = c.request("agent.chngeStatus", ["READY"])
+    reply = await c.reply(rid)
+    assert reply["error"]["error"] == "method_not_found" and "did you mean agent.changeStatus" in reply["error"]["message"]
+    reply = await c.reply(c.request("login", ["agent1"]))
+    assert reply["error"]["code"] == 400 and "password" in reply["error"]["fields"]
+    reply = await c.reply(c.request("login", {"user": "x"}))
+    assert "has no argument 'user'" in reply["error"]["fields"]["user"]
+    reply = await c.reply(c.request("boom"))
+    assert reply["error"] == {"code": 500, "error": "internal_error",
+                              "message": "boom failed inside UCS; the UCS log has the details"}
+    # A request over max_request_size: an error reply, the connection stays.
+    c.anonymous.clear()
+    c.request("echo", ["x" * 70_000])
+    reply = await c.wait(lambda: c.anonymous.pop() if c.anonymous else None)
+    assert reply["error"]["error"] == "too_large" and "at most 65536 bytes" in reply["error"]["message"]
+    assert await c.call("echo", ["still here"]) == "still here"
+    c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_frame_over_the_hard_limit_closes_with_1009(server: Server) -> None:
+    c = await connect(server.url)
+    c.send_raw(json.dumps({"id": 1, "method": "echo", "args": ["y" * 1_100_000]}).encode())
+    clean, code, reason = await c.closed
+    assert code == 1009
+
+
+@pytest_twisted.ensureDeferred
+async def test_origin_allow_list(tmp_path: Path) -> None:
+    server, store = await start_server(tmp_path, allowed_origins=("https://crm.example.com",))
+    try:
+        port = server.web.port
+        ok = await connect(server.url, origin="https://crm.example.com")
+        same = await connect(server.url, origin=f"http://127.0.0.1:{port}")  # a page UCS serves
+        with pytest.raises(ConnectionError, match="403"):
+            await connect(server.url, origin="https://evil.example.net")
+        ok.close()
+        same.close()
+    finally:
+        await server.web.stopService()
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_password_and_throttling_by_the_real_peer_address(server: Server) -> None:
+    c = await connect(server.url, headers={"X-Forwarded-For": "10.9.9.9"})
+    for _ in range(3):
+        with pytest.raises(CallError) as e:
+            await c.call("login", ["agent1", "wrong"])
+        assert e.value.error["code"] == 401
+    with pytest.raises(CallError) as e:
+        await c.call("login", ["agent2", "demo-pass-2"])  # right password, same address: throttled
+    assert e.value.error["code"] == 429 and "127.0.0.1" in e.value.error["message"]
+    c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_tabs_of_one_agent_stay_in_sync(server: Server) -> None:
+    a = await ready_agent(server, 1)
+    b = await connect(server.url)
+    joined = await b.call("login", ["agent1", "demo-pass-1"])
+    assert joined["state"] == "READY" and joined["device"]["device"] == "SIP/1001"
+    await a.call("agent.changeStatus", ["AUX", "Lunch"])
+    for tab in (a, b):
+        ev = await tab.event("agent.status")
+        assert ev["data"]["status"] == "AUX" and ev["data"]["reason"] == "Lunch"
+        assert ev["data"]["previous"] == "READY"
+    other = await ready_agent(server, 2)
+    await other.call("agent.changeStatus", ["AUX", "Break"])
+    await other.event("agent.status")
+    assert "agent.status" not in a.events()  # agent2's status is not agent1's business
+    await b.call("logout")
+    ev = await a.event("logout")
+    assert ev["data"]["reason"] == "logged out in another window"
+    for c in (a, b, other):
+        c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_autologout_logs_the_older_session_out_with_a_message(server: Server) -> None:
+    old = await ready_agent(server, 1, autologout=True)
+    new = await connect(server.url)
+    await new.call("login", ["agent1", "demo-pass-1"])
+    ev = await old.event("session.closed")
+    assert ev["data"]["reason"] == "logged in elsewhere" and "another computer" in ev["data"]["message"]
+    assert ev["data"]["state"] == "CREDENTIALS" and ev["data"]["sid"] != old.hello["sid"]
+    with pytest.raises(CallError):
+        await old.call("state")
+    # The old tab got a fresh session: it may log in again.
+    assert (await old.call("session.info"))["state"] == "CREDENTIALS"
+    old.close()
+    new.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconnect_resumes_the_session_and_state_shows_the_truth(server: Server) -> None:
+    a = await ready_agent(server, 1)
+    sid = a.hello["sid"]
+    assert a.proto is not None
+    a.proto.dropConnection(abort=True)  # the network goes, no close frame
+    await a.closed
+    # Meanwhile the agent's status changes (another tab, a supervisor …).
+    agent = server.agents.get(server.directory.user_by_username("agent1").id)  # type: ignore[union-attr]
+    assert agent is not None
+    agent.status, agent.reason = AgentStatus.AUX, "Meeting"
+    b = await connect(server.url)
+    resumed = await b.call("session.resume", [sid])
+    assert resumed["state"] == "READY" and resumed["device"]["device"] == "SIP/1001"
+    state = await b.call("state")
+    assert state["status"] == "AUX" and state["reason"] == "Meeting"
+    with pytest.raises(CallError) as e:
+        await (await connect(server.url)).call("session.resume", ["no-such-session"])
+    assert e.value.error["code"] == 404 and "log in again" in e.value.error["message"]
+    b.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_detached_session_ends_after_the_resume_window(tmp_path: Path) -> None:
+    server, store = await start_server(tmp_path, resume_window=0.2)
+    try:
+        a = await ready_agent(server, 1)
+        a.close()
+        await a.closed
+        assert len(server.sessions) == 1
+        await task.deferLater(reactor, 0.4, lambda: None)
+        assert len(server.sessions) == 0
+    finally:
+        await server.web.stopService()
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_going_away_logs_out_when_the_bar_asked_for_it(server: Server) -> None:
+    a = await ready_agent(server, 1, logoutOnClose=True)
+    assert server.agents.all()
+    assert a.proto is not None
+    a.proto.sendCloseFrame(1001)  # what a browser sends when the tab closes
+    await a.closed
+    await task.deferLater(reactor, 0.05, lambda: None)
+    assert server.agents.all() == [] and len(server.sessions) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_heartbeat_drops_a_client_that_stopped_answering(tmp_path: Path) -> None:
+    # autobahn's ping timers have one-second buckets: one second is the shortest beat.
+    server, store = await start_server(tmp_path, ping_interval=1.0, ping_timeout=1.0)
+    try:
+        alive = await connect(server.url)
+        dead = await connect(server.url)
+        assert dead.proto is not None and dead.proto.transport is not None
+        dead.proto.transport.pauseProducing()  # stops reading: no pongs
+        await until(lambda: len(server.web.hub.connections) == 1, timeout=5)
+        dead.proto.transport.resumeProducing()
+        clean, code, reason = await dead.closed
+        assert not clean
+        assert await alive.call("echo", [1]) == 1
+        alive.close()
+    finally:
+        await server.web.stopService()
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_slow_reader_is_dropped_after_a_bounded_buffer(tmp_path: Path) -> None:
+    server, store = await start_server(tmp_path, max_client_buffer=256 * 1024)
+    try:
+        fast = await ready_agent(server, 1)
+        slow = await ready_agent(server, 2)
+        assert slow.proto is not None and slow.proto.transport is not None
+        slow.proto.transport.pauseProducing()
+        conns = {c.session.user.username: c for c in server.web.hub.connections}  # type: ignore[union-attr]
+        slow_conn = conns["agent2"]
+        fast_conn = conns["agent1"]
+        big = "x" * 16_000
+        sent = 0
+        while not slow_conn.dropped and sent < 5000:
+            for c in list(server.web.hub.connections):
+                c.push("test.blob", big)
+            sent += 1
+            await task.deferLater(reactor, 0, lambda: None)  # the reactor writes and reads
+        assert not fast_conn.dropped
+        assert slow_conn.dropped, "the slow client was never dropped"
+        assert slow_conn.queued_bytes == 0
+        slow.proto.transport.resumeProducing()
+        await slow.closed
+        # The fast client is fine and got everything.
+        await fast.wait(lambda: True if fast.events().count("test.blob") >= sent - 5 else None, timeout=20)
+        assert await fast.call("echo", ["ok"]) == "ok"
+        fast.close()
+    finally:
+        await server.web.stopService()
+        await store.close()
+
+
+def _call(uid: str, device: str, state: CallState, answered: bool = False) -> Call:
+    call = Call(uid, 7, 1000.0, direction="INCOMING", caller_number="420777123456", caller_name="Customer",
+                called_number="5000", state=state, origin=uid + "-c")
+    call.legs[uid + "-c"] = Leg(uid + "-c", "SIP/carrier-1", "SIP/carrier", "trunk", 1000.0, answered=1000.0)
+    call.legs[uid + "-a"] = Leg(uid + "-a", device + "-1", device, "line", 1001.0,
+                                answered=1002.0 if answered else None)
+    return call
+
+
+@pytest_twisted.ensureDeferred
+async def test_call_events_reach_the_tabs_of_the_phone_in_the_call(server: Server) -> None:
+    a1 = await ready_agent(server, 1)
+    a1b = await connect(server.url)
+    await a1b.call("login", ["agent1", "demo-pass-1"])
+    a2 = await ready_agent(server, 2)
+    call = _call("1700000000.1", "SIP/1001", CallState.RINGING)
+    server.bus.publish(EVENT_CALL_RINGING, call)
+    for tab in (a1, a1b):
+        ev = await tab.event("call.ringing")
+        assert ev["data"]["uniqueid"] == "1700000000.1" and ev["data"]["caller_number"] == "420777123456"
+        assert ev["data"]["state"] == 2 and ev["data"]["direction"] == "INCOMING"
+    call.state = CallState.CONNECTED
+    call.legs["1700000000.1-a"].answered = 1003.0
+    server.bus.publish(EVENT_CALL_CONNECT, call)
+    assert (await a1.event("call.connect"))["data"]["state"] == 3
+    call.state, call.disconnected = CallState.CONNECTED, 1010.0
+    server.bus.publish(EVENT_CALL_HANGUP, call)
+    await a1.event("call.hangup")
+    await a1b.event("call.hangup")
+    assert not [e for e in a2.events() if e.startswith("call.")]
+    for c in (a1, a1b, a2):
+        c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_transfer_target_sees_its_own_ringing_and_the_transferrer_its_hangup(server: Server) -> None:
+    a1 = await ready_agent(server, 1)
+    a2 = await ready_agent(server, 2)
+    call = _call("1700000000.2", "SIP/1001", CallState.CONNECTED, answered=True)
+    server.bus.publish(EVENT_CALL_CONNECT, call)
+    await a1.event("call.connect")
+    # Agent 2's phone rings inside the connected call (a consultation or a transfer).
+    call.legs["b"] = Leg("b", "SIP/1002-2", "SIP/1002", "line", 1005.0)
+    server.bus.publish("call.change", call)
+    ring = await a2.event("call.ringing")
+    assert ring["data"]["state"] == 2
+    # Agent 1 leaves, the call goes on with agent 2.
+    call.legs["1700000000.2-a"].ended = 1006.0
+    call.legs["b"].answered = 1006.0
+    server.bus.publish("call.transfer", call, kind="attended", to="SIP/1002")
+    await a1.event("call.hangup")
+    assert (await a2.event("call.connect"))["data"]["state"] == 3
+    a1.close()
+    a2.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_waiting_callers_are_merged(server: Server) -> None:
+    a = await ready_agent(server, 1)
+    b = await ready_agent(server, 2)
+    server.state.asked = 0
+    for n in range(1, 51):
+        server.state.waiting = n
+        server.bus.publish(EVENT_QUEUE_WAITING, object(), waiting=n)
+    for c in (a, b):
+        ev = await c.event("waitingCallers")
+        assert ev["data"] == {"waitingCallers": 50}
+    await task.deferLater(reactor, 0.3, lambda: None)
+    assert a.events().count("waitingCallers") == 0  # fifty changes, one message
+    assert server.state.asked == 2  # once per user, not per change
+    a.close()
+    b.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_and_static_files(server: Server) -> None:
+    agent = Agent(reactor)
+    base = server.web.url
+    resp = await agent.request(b"GET", (base + "health").encode())
+    body = json.loads(await readBody(resp))
+    assert resp.code == 200 and body["status"] == "ok" and body["version"] == "9.9.9"
+    for path in ("operator/operator-v4.0.0.js", "operator/operator.js", "operator/operator.css", "demo/"):
+        resp = await agent.request(b"GET", (base + path).encode())
+        await readBody(resp)
+        assert resp.code == 200, path
+    resp = await agent.request(b"GET", (base + "operator/operator.js").encode())
+    await readBody(resp)
+    assert resp.headers.getRawHeaders(b"content-type") == [b"text/javascript; charset=utf-8"]
+    resp = await agent.request(b"GET", (base + "operator/").encode())
+    await readBody(resp)
+    assert resp.code == 403
+    resp = await agent.request(b"GET", base.encode())
+    await readBody(resp)
+    assert resp.code == 302 and resp.headers.getRawHeaders(b"location") == [b"/demo/"]

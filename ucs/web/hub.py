@@ -1,0 +1,480 @@
+"""What all agent-bar connections share: sessions, requests, and the fan-out of events.
+
+The :class:`Hub` gives each connection a session (kind ``ws``, the peer's IP
+address), keeps a logged-in session for ``resume_window`` seconds after its
+socket went away so that a reconnecting bar takes it back (``session.resume``),
+sends requests through the API registry, and turns the bus's events into
+pushes for the sessions they concern:
+
+* an agent's own status, suspensions, log-in and log-out to that agent's sessions;
+* calls to the sessions paired with a phone that has a leg in the call, each
+  seeing the call from its phone's side (ringing for the phone that rings, hang-up
+  for the phone that left a call that goes on);
+* waiting-caller counts to the members of the queues, merged over
+  ``coalesce_delay`` so that a busy queue sends at most a few counts a second;
+* agent list changes to supervisors.
+
+A message that several clients get is encoded and framed once (``prepare``,
+autobahn's ``prepareMessage``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+
+from ucs import events as ev
+from ucs.api.registry import Registry
+from ucs.api.session import Session, SessionManager
+from ucs.calls.call import INCOMING, Call, CallState
+from ucs.constants import Role, SessionState
+from ucs.error import InvalidDataInput, NotFound
+from ucs.web import messages
+from ucs.web.connection import Connection
+from ucs.web.messages import Outgoing, Request
+from ucs.web.options import WebOptions, normalize_origin
+
+Prepare = Callable[[bytes], Any]
+
+#: Methods after which the sessions' phones may have changed.
+_PAIRING = frozenset({"login", "sso", "logout", "identifier", "selectIdentifier", "provision", "identify"})
+
+_RINGING = (CallState.NEW, CallState.DIALING, CallState.RINGING)
+
+
+def _name(value: Any) -> Any:
+    """An agent status (IntEnum) as the bar shows it: ``READY``."""
+    return getattr(value, "name", value)
+
+
+def _user_id(agent: Any) -> int | None:
+    user = getattr(agent, "user", None)
+    uid = getattr(user, "id", None)
+    return uid if isinstance(uid, int) else None
+
+
+class Hub:
+    log = Logger()
+
+    def __init__(
+        self,
+        registry: Registry,
+        sessions: SessionManager,
+        bus: Any,
+        state: Any,
+        clock: Any,
+        options: WebOptions,
+        *,
+        version: str = "",
+        prepare: Prepare | None = None,
+    ) -> None:
+        self.registry = registry
+        self.sessions = sessions
+        self.bus = bus
+        self.state = state
+        self.clock = clock
+        self.options = options
+        self.version = version
+        self._prepare = prepare
+        self.connections: set[Connection] = set()
+        self._by_sid: dict[str, Connection] = {}
+        self._expiry: dict[str, Any] = {}        # sid → DelayedCall of a detached session
+        self._calls: dict[str, dict[str, int]] = {}  # sid → call uniqueid → state last shown
+        self._flush: Any = None
+        self._stale_config = False
+        self._subscribed = False
+
+    # -- life --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self._subscribed:
+            self.bus.subscribe_all(self._on_event)
+            self._subscribed = True
+
+    def stop(self) -> None:
+        if self._subscribed:
+            self.bus.unsubscribe_all(self._on_event)
+            self._subscribed = False
+        if self._flush is not None and self._flush.active():
+            self._flush.cancel()
+        self._flush = None
+        for sid, dc in list(self._expiry.items()):
+            if dc.active():
+                dc.cancel()
+        self._expiry.clear()
+
+    # -- origins -----------------------------------------------------------------------
+
+    def origin_allowed(self, origin: str | None, host: str | None, secure: bool) -> bool:
+        """Browsers say which page opens a WebSocket: a page served by UCS itself, or one
+        of ``allowed_origins``, may; a client that sends no Origin is not a browser."""
+        if origin is None or origin == "":
+            return True
+        allowed = self.options.origins
+        if "*" in allowed:
+            return True
+        norm = normalize_origin(origin)
+        if norm in allowed:
+            return True
+        if host:
+            own = normalize_origin(("https://" if secure else "http://") + host)
+            if norm == own:
+                return True
+        return False
+
+    # -- connections and sessions ----------------------------------------------------------
+
+    def connection_opened(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self._attach(conn, self.sessions.create("ws", conn.address))
+        conn.push("hello", self.hello(conn))
+
+    def hello(self, conn: Connection) -> dict[str, Any]:
+        assert conn.session is not None
+        return {
+            "version": self.version,
+            "address": conn.address,
+            "sid": conn.session.sid,
+            "state": conn.session.state.value,
+            "now": self.clock.seconds(),
+            "heartbeat": self.options.ping_interval,
+            "resumeWindow": self.options.resume_window,
+        }
+
+    def _attach(self, conn: Connection, session: Session) -> None:
+        old = self._by_sid.get(session.sid)
+        if old is not None and old is not conn:
+            old.session = None
+            if old.open:
+                old.transport.close(4001, "this session was taken over by another connection")
+        dc = self._expiry.pop(session.sid, None)
+        if dc is not None and dc.active():
+            dc.cancel()
+        conn.session = session
+        conn.last_waiting = None
+        session.push = conn.push
+        session.on_close = functools.partial(self._session_closed, session)
+        self._by_sid[session.sid] = conn
+
+    def connection_closed(self, conn: Connection, code: int | None) -> None:
+        self.connections.discard(conn)
+        session, conn.session = conn.session, None
+        if session is None or session.closed:
+            return
+        if self._by_sid.get(session.sid) is conn:
+            del self._by_sid[session.sid]
+        session.push = None
+        if session.user is None:
+            self.sessions.close(session, "connection closed")
+            return
+        if code == 1001 and session.data.get("logout_on_close"):
+            # The page went away (the tab was closed, not a lost network):
+            # seed 002's integrated auto-logout.
+            self.log.info("{user}'s agent bar tab was closed: logging out", user=session.user.username)
+            d = self.registry.call(session, "logout")
+            d.addErrback(lambda f: self.log.failure("logout on tab close failed", f))
+            d.addBoth(lambda _: self.sessions.close(session, "tab closed"))
+            return
+        self._expiry[session.sid] = self.clock.callLater(
+            self.options.resume_window, self._expire, session)
+
+    def _expire(self, session: Session) -> None:
+        self._expiry.pop(session.sid, None)
+        if session.sid not in self._by_sid:
+            self.sessions.close(session, "the agent bar did not reconnect")
+
+    def _session_closed(self, session: Session, reason: str) -> None:
+        """The session ended on the server (a log-in elsewhere with ``autologout``, expiry)."""
+        dc = self._expiry.pop(session.sid, None)
+        if dc is not None and dc.active():
+            dc.cancel()
+        self._calls.pop(session.sid, None)
+        conn = self._by_sid.pop(session.sid, None)
+        session.push = None
+        if conn is None or conn.session is not session or not conn.open:
+            return
+        fresh = self.sessions.create("ws", conn.address, autologout=session.autologout,
+                                     data={k: v for k, v in session.data.items() if k == "logout_on_close"})
+        self._attach(conn, fresh)
+        messages_ = {"logged in elsewhere": "You were logged out: you logged in on another computer or window."}
+        conn.push("session.closed", {"reason": reason, "message": messages_.get(reason, f"Session ended: {reason}"),
+                                     "sid": fresh.sid, "state": fresh.state.value})
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def dispatch(self, conn: Connection, req: Request) -> Deferred[Any]:
+        session = conn.session
+        if session is None:
+            return maybeDeferred(_raise, NotFound("this connection has no session; reconnect"))
+        own = self._transport_methods.get(req.method)
+        if own is not None:
+            return maybeDeferred(own, self, conn, req.args)
+        d = self.registry.call(session, req.method, req.args)
+        if req.method in _PAIRING:
+            d.addCallback(self._paired, session)
+        return d
+
+    def _paired(self, result: Any, session: Session) -> Any:
+        # Calls shown to a session belong to the phone it had.
+        if session.line is None:
+            self._calls.pop(session.sid, None)
+        return result
+
+    def _resume(self, conn: Connection, args: Any) -> dict[str, Any]:
+        sid = _one_arg(args, "sid", "session.resume")
+        try:
+            session = self.sessions.get(sid)
+        except NotFound:
+            raise NotFound("that session has ended (UCS restarted, or it waited longer than "
+                           f"{self.options.resume_window:g} s); log in again") from None
+        if session.kind != "ws":
+            raise NotFound("that is not an agent-bar session; log in again")
+        current = conn.session
+        if current is session:
+            return self._resumed(session)
+        self._attach(conn, session)
+        if current is not None and current.user is None:
+            self.sessions.close(current, "replaced by a resumed session")
+        self.log.info("agent bar session of {user} resumed from {address}",
+                      user=session.user.username if session.user else "-", address=conn.address)
+        return self._resumed(session)
+
+    def _resumed(self, session: Session) -> dict[str, Any]:
+        return {"sid": session.sid, "state": session.state.value,
+                "user": session.user.to_dict() if session.user else None,
+                "device": session.line.to_dict() if session.line else None}
+
+    def _options(self, conn: Connection, args: Any) -> dict[str, Any]:
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            if isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict):
+                args = args[0]
+            else:
+                raise InvalidDataInput("session.options takes an object {autologout, logoutOnClose}")
+        known = {"autologout", "logoutOnClose"}
+        unknown = [k for k in args if k not in known]
+        if unknown:
+            raise InvalidDataInput({k: "unknown option; session.options takes autologout, logoutOnClose"
+                                    for k in unknown})
+        for k, v in args.items():
+            if not isinstance(v, bool):
+                raise InvalidDataInput({k: f"{v!r} is not accepted; give true or false"})
+        session = conn.session
+        assert session is not None
+        if "autologout" in args:
+            session.autologout = args["autologout"]
+        if "logoutOnClose" in args:
+            session.data["logout_on_close"] = args["logoutOnClose"]
+        return {"autologout": session.autologout, "logoutOnClose": bool(session.data.get("logout_on_close"))}
+
+    def _ping(self, conn: Connection, args: Any) -> dict[str, Any]:
+        return {"now": self.clock.seconds()}
+
+    _transport_methods: dict[str, Callable[[Hub, Connection, Any], Any]] = {
+        "session.resume": _resume,
+        "session.options": _options,
+        "session.ping": _ping,
+    }
+
+    # -- fan-out ---------------------------------------------------------------------------------
+
+    def _out(self, data: bytes) -> Outgoing:
+        return Outgoing(data, self._prepare(data) if self._prepare is not None else None)
+
+    def _send(self, conns: Iterable[Connection], name: str, data: Any,
+              args: dict[str, Any] | None = None, key: str | None = None) -> None:
+        conns = list(conns)
+        if not conns:
+            return
+        out = self._out(messages.event(name, data, args))
+        for conn in conns:
+            conn.send(out, key)
+
+    def _live(self) -> list[Connection]:
+        return [c for c in self.connections if c.open and c.session is not None]
+
+    def _ready(self) -> list[Connection]:
+        return [c for c in self._live() if c.session is not None and c.session.state is SessionState.READY]
+
+    def _of_user(self, user_id: int) -> list[Connection]:
+        return [c for c in self._live() if c.session is not None and c.session.user_id == user_id]
+
+    def _on_event(self, name: str, subject: Any, args: dict[str, Any]) -> None:
+        if name.startswith("call."):
+            if isinstance(subject, Call):
+                self._call_event(name, subject, args)
+        elif name.startswith("agent."):
+            self._agent_event(name, subject, args)
+        elif name == ev.EVENT_QUEUE_WAITING:
+            self._schedule_flush()
+        elif name in (ev.EVENT_PBX_RESYNCED, ev.EVENT_PBX_RESTARTED):
+            self._send(self._ready(), "resync", {"reason": name})
+        elif name in (ev.EVENT_CONFIG_CHANGE, ev.EVENT_USER_CHANGE):
+            self._stale_config = True
+            self._schedule_flush()
+
+    # agents
+
+    def _agent_event(self, name: str, agent: Any, args: dict[str, Any]) -> None:
+        uid = _user_id(agent)
+        if uid is None:
+            return
+        mine = self._of_user(uid)
+        if name == ev.EVENT_AGENT_STATUS:
+            data = {
+                "status": _name(args.get("status", getattr(agent, "status", None))),
+                "reason": args.get("reason", getattr(agent, "reason", "")) or "",
+                "previous": _name(args.get("previous")),
+                "previous_reason": args.get("previous_reason") or "",
+            }
+            for attr, key in (("since", "since"), ("acw_until", "acwUntil")):
+                value = getattr(agent, attr, None)
+                if isinstance(value, (int, float)):
+                    data[key] = value
+            self._send(mine, "agent.status", data)
+            self._agents_change(agent, data["status"], data["reason"])
+        elif name in (ev.EVENT_AGENT_SUSPEND, ev.EVENT_AGENT_RESUME):
+            self._send(mine, name, {"queue_id": args.get("queue_id")})
+        elif name in (ev.EVENT_AGENT_LOGIN, ev.EVENT_AGENT_LOGOUT):
+            status = _name(getattr(agent, "status", None)) if name == ev.EVENT_AGENT_LOGIN else "OFFLINE"
+            self._send(mine, name, {"reason": args.get("reason", ""), "status": status})
+            self._agents_change(agent, status, getattr(agent, "reason", "") or "")
+        elif name == ev.EVENT_AGENT_DEVICE:
+            line: Any = args.get("line")
+            to_dict = getattr(line, "to_dict", None)
+            self._send(mine, name, {"device": to_dict() if callable(to_dict) else None})
+
+    def _agents_change(self, agent: Any, status: Any, reason: str) -> None:
+        user = getattr(agent, "user", None)
+        supervisors = [c for c in self._ready() if c.session is not None and c.session.role >= Role.SUPERVISOR]
+        self._send(supervisors, "agents.change", {
+            "id": _user_id(agent), "displayname": getattr(user, "name", ""), "status": status, "reason": reason})
+
+    # calls
+
+    def _call_event(self, name: str, call: Call, args: dict[str, Any]) -> None:
+        devices = {leg.device for leg in call.legs.values()}
+        now = self.clock.seconds()
+        base: dict[str, Any] | None = None
+        groups: dict[tuple[tuple[str, ...], int], list[Connection]] = {}
+        for conn in self._ready():
+            session = conn.session
+            assert session is not None
+            shown = self._calls.get(session.sid)
+            if (session.line is None or session.line.device not in devices) and not (shown and call.uniqueid in shown):
+                continue
+            device = session.line.device if session.line is not None else ""
+            names, state = self._view(session.sid, call, name, device)
+            if names:
+                groups.setdefault((names, state), []).append(conn)
+        if not groups:
+            return
+        base = call.to_dict(now)
+        extra = {k: v for k, v in args.items() if isinstance(v, (str, int, float, bool)) or v is None}
+        for (names, state), conns in groups.items():
+            data = dict(base, state=state)
+            for event_name in names:
+                self._send(conns, event_name, data, extra if event_name == name else None)
+
+    def _view(self, sid: str, call: Call, name: str, device: str) -> tuple[tuple[str, ...], int]:
+        """Which events one phone's bar gets for this change, and the call's state as that phone sees it."""
+        shown = self._calls.setdefault(sid, {})
+        uid = call.uniqueid
+        prev = shown.get(uid)
+        legs = [leg for leg in call.legs.values() if leg.device == device and leg.ended is None]
+        if call.ended or name == ev.EVENT_CALL_HANGUP or not legs:
+            if prev is None:
+                return (), int(call.state)
+            del shown[uid]
+            return ("call.hangup",), int(call.state)
+        leg = legs[-1]
+        state = int(call.state)
+        if leg.answered is None and call.state not in _RINGING:
+            state = int(CallState.RINGING)  # my phone rings in a call that is connected elsewhere
+        if state == CallState.SUSPENDED and prev is not None:
+            state = prev  # passing through on the way to hold or back
+        names: list[str] = []
+        if prev is None:
+            origin = call.legs.get(call.origin)
+            if origin is not None and origin.device == device and call.direction != INCOMING:
+                names.append(ev.EVENT_CALL_NEW)
+        if state != prev:
+            if state in (CallState.DIALING, CallState.RINGING) and prev not in (CallState.DIALING, CallState.RINGING):
+                names.append(ev.EVENT_CALL_RINGING)
+            elif state == CallState.CONNECTED:
+                names.append(ev.EVENT_CALL_RESUME if prev == CallState.HELD else ev.EVENT_CALL_CONNECT)
+            elif state == CallState.HELD:
+                names.append(ev.EVENT_CALL_HOLD)
+        if name in (ev.EVENT_CALL_MUTE, ev.EVENT_CALL_UNMUTE, ev.EVENT_CALL_TRANSFER) and prev is not None:
+            names.append(name)
+        if not names:
+            names.append(ev.EVENT_CALL_CHANGE)
+        shown[uid] = state
+        return tuple(names), state
+
+    # waiting callers and configuration: merged, a few times a second at most
+
+    def _schedule_flush(self) -> None:
+        if self._flush is None or not self._flush.active():
+            self._flush = self.clock.callLater(self.options.coalesce_delay, self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush = None
+        ready = self._ready()
+        if self._stale_config:
+            self._stale_config = False
+            self._send(ready, "config.change", {})
+        counts: dict[int, int] = {}
+        groups: dict[int, list[Connection]] = {}
+        waiting = getattr(self.state, "waiting_callers", None)
+        if waiting is None:
+            return
+        for conn in ready:
+            uid = conn.session.user_id if conn.session is not None else None
+            if uid is None:
+                continue
+            if uid not in counts:
+                try:
+                    counts[uid] = int(waiting(uid))
+                except Exception:
+                    self.log.failure("waiting callers of user {uid}", uid=uid)
+                    counts[uid] = 0
+            n = counts[uid]
+            if n != conn.last_waiting:
+                conn.last_waiting = n
+                groups.setdefault(n, []).append(conn)
+        for n, conns in groups.items():
+            self._send(conns, "waitingCallers", {"waitingCallers": n}, key="waitingCallers")
+
+    # -- for the service --------------------------------------------------------------------
+
+    def close_all(self, code: int = 1001, reason: str = "UCS is shutting down") -> None:
+        for conn in list(self.connections):
+            if conn.open:
+                conn.transport.close(code, reason)
+
+    def stats(self) -> dict[str, Any]:
+        return {"connections": len(self.connections),
+                "sessions": sum(1 for c in self.connections if c.session is not None and c.session.user is not None),
+                "detached": len(self._expiry)}
+
+
+def _raise(e: Exception) -> Any:
+    raise e
+
+
+def _one_arg(args: Any, name: str, method: str) -> Any:
+    if isinstance(args, list) and len(args) == 1:
+        value = args[0]
+    elif isinstance(args, dict) and set(args) == {name}:
+        value = args[name]
+    else:
+        raise InvalidDataInput({name: f"is required: {method} takes one argument, {name}"})
+    if not isinstance(value, str) or not value:
+        raise InvalidDataInput({name: f"{value!r} is not accepted; give a string"})
+    return value

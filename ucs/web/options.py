@@ -1,0 +1,98 @@
+"""What the web server needs to know: where it listens, whom it lets in, its limits.
+
+:class:`WebOptions` is built from ``[web]`` (:meth:`WebOptions.from_config`);
+options that ``[web]`` does not have (yet) keep the defaults below, so the
+container can pass ``config.web`` as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+
+def normalize_origin(origin: str) -> str:
+    """``https://CRM.example.com:443/`` → ``https://crm.example.com`` (scheme, host, non-default port)."""
+    origin = origin.strip()
+    if origin in ("*", "null"):
+        return origin
+    parts = urlsplit(origin)
+    scheme = (parts.scheme or "").lower()
+    host = (parts.hostname or "").lower()
+    if not scheme or not host:
+        return origin.lower().rstrip("/")
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None or (scheme, port) in (("http", 80), ("https", 443), ("ws", 80), ("wss", 443)):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+@attrs.frozen
+class WebOptions:
+    """Options of :class:`ucs.web.WebService`; every size in bytes, every time in seconds."""
+
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    #: PEM certificate (chain) and key: HTTPS/WSS when set.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: Origins (``https://crm.example.com``) allowed to open the WebSocket besides
+    #: pages served by UCS itself; ``("*",)``: any.  A client sending no ``Origin``
+    #: (not a browser) is let in: origins protect browsers' users, not servers.
+    allowed_origins: tuple[str, ...] = ()
+    #: URL path of the agent-bar WebSocket.
+    ws_path: str = "/ws"
+    #: Heartbeat: a WebSocket ping this often; no pong within ``ping_timeout`` drops the client.
+    ping_interval: float = 20.0
+    ping_timeout: float = 10.0
+    #: A request larger than this gets an error reply (the message is not read further).
+    max_request_size: int = 64 * 1024
+    #: A frame or message larger than this closes the connection (1009): it is not even buffered.
+    max_frame_size: int = 1024 * 1024
+    #: Bytes a client that reads too slowly may have waiting for it before it is dropped.
+    max_client_buffer: int = 1024 * 1024
+    #: Requests one connection may have in progress at once.
+    max_pending: int = 32
+    #: Concurrent WebSocket connections (0: no limit).
+    max_connections: int = 0
+    #: How long a logged-in session waits for its client to reconnect (``session.resume``).
+    resume_window: float = 120.0
+    #: Waiting-caller counts are sent at most this often (changes in between are merged).
+    coalesce_delay: float = 0.25
+    open_handshake_timeout: float = 10.0
+
+    def __attrs_post_init__(self) -> None:
+        if not self.ws_path.startswith("/"):
+            raise ValueError(f"ws_path {self.ws_path!r} must start with '/'")
+        if self.ws_path.rstrip("/") in ("", "/operator", "/demo", "/health"):
+            raise ValueError(f"ws_path {self.ws_path!r} clashes with the static files; use e.g. '/ws'")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key must be set together")
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+    @property
+    def origins(self) -> frozenset[str]:
+        return frozenset(normalize_origin(o) for o in self.allowed_origins)
+
+    @classmethod
+    def from_config(cls, web: Any, **overrides: Any) -> WebOptions:
+        """From ``config.web`` (:class:`ucs.config.WebConfig`): every field it has
+        that this class knows; ``overrides`` win."""
+        values: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            if hasattr(web, field.name):
+                values[field.name] = getattr(web, field.name)
+        values.update(overrides)
+        if "allowed_origins" in values:
+            values["allowed_origins"] = tuple(values["allowed_origins"])
+        return cls(**values)

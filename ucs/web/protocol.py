@@ -1,0 +1,147 @@
+"""The agent bar's WebSocket protocol: frames in and out, nothing else.
+
+Every decision (origins, requests, sessions, events) belongs to the
+:class:`ucs.web.hub.Hub` and the per-connection :class:`ucs.web.connection.Connection`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from zope.interface import implementer
+
+from ucs.web.connection import Connection
+from ucs.web.hub import Hub
+from ucs.web.messages import Outgoing
+
+
+def peer_ip(transport: Any) -> str | None:
+    """The client's IP address as the socket gives it (never a header): what login
+    throttling and ``identifyIP`` use.  IPv4-mapped IPv6 addresses become IPv4."""
+    try:
+        host = transport.getPeer().host
+    except Exception:
+        return None
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return str(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+@implementer(IPushProducer)
+class _Producer:
+    """The connection as its socket's push producer."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def pauseProducing(self) -> None:
+        self._conn.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._conn.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self._conn.stopProducing()
+
+
+class _Transport:
+    """What a :class:`Connection` may do with its socket."""
+
+    def __init__(self, proto: AgentBarProtocol) -> None:
+        self._proto = proto
+
+    def send(self, out: Outgoing) -> None:
+        if out.prepared is not None:
+            self._proto.sendPreparedMessage(out.prepared)
+        else:
+            self._proto.sendMessage(out.data, False)
+
+    def close(self, code: int, reason: str) -> None:
+        if code == 1000 or 3000 <= code <= 4999:
+            self._proto.sendClose(code, reason[:120])
+        else:  # 1001 "going away" (UCS stops): autobahn's sendClose only takes application codes
+            self._proto.sendCloseFrame(code, reason[:120].encode("utf-8"))
+
+    def abort(self) -> None:
+        self._proto.dropConnection(abort=True)
+
+
+class AgentBarProtocol(WebSocketServerProtocol):
+    factory: AgentBarFactory
+    connection: Connection | None = None
+
+    def _secure(self) -> bool:
+        return ISSLTransport.providedBy(self.transport) or bool(getattr(self.factory, "isSecure", False))
+
+    def onConnect(self, request: Any) -> None:
+        origin = request.headers.get("origin")
+        host = request.headers.get("host")
+        if not self.factory.hub.origin_allowed(origin, host, self._secure()):
+            raise ConnectionDeny(403, f"the origin {origin} may not use this UCS; add it to web.allowed_origins")
+        return None
+
+    def onOpen(self) -> None:
+        conn = Connection(self.factory.hub, _Transport(self), peer_ip(self.transport))
+        self.connection = conn
+        transport: Any = self.transport
+        if transport is not None:
+            if getattr(transport, "producer", None) is not None:
+                transport.unregisterProducer()  # Twisted Web's HTTP channel, from before the upgrade
+            transport.registerProducer(_Producer(conn), True)
+        conn.opened()
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.connection is not None:
+            self.connection.received(payload, isBinary)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        conn, self.connection = self.connection, None
+        if conn is not None:
+            conn.closed(code)
+            transport: Any = self.transport
+            if transport is not None and getattr(transport, "producer", None) is not None:
+                try:
+                    transport.unregisterProducer()
+                except Exception:
+                    pass
+
+
+class AgentBarFactory(WebSocketServerFactory):
+    protocol = AgentBarProtocol  # type: ignore[assignment]
+
+    def __init__(self, hub: Hub, *, server: str = "UCS") -> None:
+        super().__init__(server=server)
+        self.hub = hub
+        o = hub.options
+        self.setProtocolOptions(
+            autoPingInterval=o.ping_interval,
+            autoPingTimeout=o.ping_timeout,
+            maxMessagePayloadSize=o.max_frame_size,
+            maxFramePayloadSize=o.max_frame_size,
+            openHandshakeTimeout=o.open_handshake_timeout,
+            closeHandshakeTimeout=5,
+            failByDrop=False,  # a bad client hears why (1009 too big, 1002 protocol error) before the close
+            maxConnections=o.max_connections,
+            perMessageCompressionAccept=lambda offers: None,  # prepared frames go out as they are
+            webStatus=False,
+        )
+
+
+class AgentBarResource(WebSocketResource):
+    """The WebSocket endpoint inside the web site.  The HTTP channel's idle timeout
+    is switched off for the upgraded connection: the WebSocket heartbeat watches it."""
+
+    def render(self, request: Any) -> Any:
+        channel = getattr(request, "channel", None)
+        if channel is not None and hasattr(channel, "setTimeout"):
+            channel.setTimeout(None)
+        return super().render(request)

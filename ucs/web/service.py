@@ -1,0 +1,237 @@
+"""The web server: the agent-bar WebSocket, ``operator.js``, the demo CRM page, ``/health``.
+
+::
+
+    /                          → redirect to /demo/
+    /ws                        the agent-bar WebSocket (``ws_path``)
+    /operator/operator-v4.0.0.js   the agent bar (seed 002), also /operator/operator.js
+    /operator/operator-v4.0.0.css  its look, also /operator/operator.css
+    /demo/                     a demo CRM page that embeds the bar
+    /health                    JSON: up, version, connections
+
+:class:`WebService` is a Twisted service: started, it listens on
+``options.listen:options.port`` (HTTPS/WSS when a certificate is configured);
+stopped, it tells every bar that UCS is going away and stops listening.
+Other parts of UCS may hang their own resources on :attr:`WebService.root`
+(``root.putChild(b"iserver", …)``) before it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import ssl
+from twisted.logger import Logger
+from twisted.web import pages
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
+from twisted.web.static import File
+from twisted.web.util import Redirect
+
+from ucs.api.registry import Registry
+from ucs.api.session import SessionManager
+from ucs.web.hub import Hub
+from ucs.web.options import WebOptions
+from ucs.web.protocol import AgentBarFactory, AgentBarResource
+
+#: The agent bar's version (seed 002's ``operator-v4.0.0.js``).
+BAR_VERSION = "4.0.0"
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
+
+
+class StaticFiles(File):
+    """Files of one directory: no directory listings, UTF-8 types, revalidated on each load."""
+
+    contentTypes = dict(File.contentTypes, **_TYPES)
+
+    def directoryListing(self) -> IResource:
+        return pages.forbidden("directory listings are not served")
+
+    def render_GET(self, request: Request) -> Any:
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        return super().render_GET(request)
+
+    def createSimilarFile(self, path: str) -> File:
+        f = super().createSimilarFile(path)
+        f.__class__ = StaticFiles
+        return f
+
+
+class Health(Resource):
+    isLeaf = True
+
+    def __init__(self, info: Callable[[], dict[str, Any]]) -> None:
+        super().__init__()
+        self._info = info
+
+    def render_GET(self, request: Request) -> bytes:
+        try:
+            body = self._info()
+        except Exception as e:  # a health check must answer, whatever broke
+            body = {"status": "error", "error": str(e)}
+        request.setResponseCode(200 if body.get("status") == "ok" else 503)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps(body, default=str).encode("utf-8")
+
+
+class Root(Resource):
+    def render_GET(self, request: Request) -> bytes:
+        return Redirect(b"/demo/").render(request)  # type: ignore[no-any-return]
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        if path == b"":
+            return self
+        return super().getChild(path, request)
+
+
+def operator_files(static: Path = STATIC) -> StaticFiles:
+    """``/operator/``: the versioned bundle and its unversioned aliases."""
+    files = StaticFiles(str(static / "operator"))
+    for ext in ("js", "css"):
+        versioned = static / "operator" / f"operator-v{BAR_VERSION}.{ext}"
+        files.putChild(f"operator.{ext}".encode(), StaticFiles(str(versioned)))
+    return files
+
+
+def tls_options(cert_path: str, key_path: str) -> ssl.CertificateOptions:
+    """Server TLS from a PEM certificate (the leaf first, then its chain) and a PEM key."""
+    pem = Path(cert_path).read_text()
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S)
+    if not blocks:
+        raise ValueError(f"{cert_path}: no PEM certificate in it")
+    from OpenSSL import crypto
+
+    key = ssl.KeyPair.load(Path(key_path).read_bytes(), crypto.FILETYPE_PEM)
+    certs = [ssl.Certificate.loadPEM(b.encode("ascii")) for b in blocks]
+    return ssl.CertificateOptions(
+        privateKey=key.original,
+        certificate=certs[0].original,
+        extraCertChain=[c.original for c in certs[1:]],
+    )
+
+
+class WebService(Service):
+    """The agent bar's web server; see the module docstring.
+
+    ``state`` is the state builder (``ucs.api.state.StateBuilder``: the bar's
+    waiting-caller counts come from its ``waiting_callers(user_id)``);
+    ``reactor`` listens and is the clock; ``health`` adds to ``/health``
+    (a ``status`` other than ``"ok"`` turns it into a 503).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        registry: Registry,
+        sessions: SessionManager,
+        bus: Any,
+        state: Any,
+        reactor: Any,
+        options: WebOptions | None = None,
+        *,
+        version: str = "",
+        health: Callable[[], dict[str, Any]] | None = None,
+        static: Path = STATIC,
+    ) -> None:
+        if not version:
+            import ucs
+
+            version = ucs.__version__
+        self.setName("web")
+        self.options = options if options is not None else WebOptions()
+        self._reactor = reactor
+        self._health = health
+        self.version = version
+        self.hub = Hub(registry, sessions, bus, state, reactor, self.options, version=version)
+        self.factory = AgentBarFactory(self.hub, server=f"UCS/{version}")
+        self.hub._prepare = self._prepare
+        self.root = Root()
+        self.root.putChild(b"operator", operator_files(static))
+        self.root.putChild(b"demo", StaticFiles(str(static / "demo")))
+        self.root.putChild(b"health", Health(self.health))
+        self._put(self.options.ws_path, AgentBarResource(self.factory))
+        self.site = Site(self.root)
+        self.site.displayTracebacks = False
+        self._listening: Any = None
+
+    def _prepare(self, data: bytes) -> Any:
+        return self.factory.prepareMessage(data, isBinary=False)
+
+    def _put(self, path: str, resource: Any) -> None:
+        parts = [p.encode() for p in path.strip("/").split("/")]
+        parent: Resource = self.root
+        for part in parts[:-1]:
+            child = parent.children.get(part)
+            if child is None:
+                child = Resource()
+                parent.putChild(part, child)
+            parent = child
+        parent.putChild(parts[-1], resource)
+
+    def health(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "ok", "version": self.version, "agentBar": BAR_VERSION,
+                                "web": self.hub.stats()}
+        if self._health is not None:
+            body.update(self._health())
+        return body
+
+    # -- listening ------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        o = self.options
+        self.hub.start()
+        if o.tls:
+            self._listening = self._reactor.listenSSL(o.port, self.site, tls_options(o.tls_cert, o.tls_key),
+                                                      interface=o.listen)
+        else:
+            self._listening = self._reactor.listenTCP(o.port, self.site, interface=o.listen)
+        super().startService()
+        self.log.info("agent bar: {url}demo/ (WebSocket {ws})", url=self.url, ws=self.ws_url)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        self.hub.close_all()
+        self.hub.stop()
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            return listening.stopListening()
+        return None
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the real one when ``options.port`` is 0)."""
+        if self._listening is None:
+            return self.options.port
+        return int(self._listening.getHost().port)
+
+    @property
+    def url(self) -> str:
+        host = self.options.listen
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.options.tls else 'http'}://{host}:{self.port}/"
+
+    @property
+    def ws_url(self) -> str:
+        return ("wss" + self.url[5:] if self.options.tls else "ws" + self.url[4:]).rstrip("/") + self.options.ws_path
