@@ -1,0 +1,89 @@
+"""The state object of seed 002 (``onReady`` / ``state()``): everything an agent
+bar needs to draw itself after a (re)connect, in one message.  A bar that lost
+its connection for a minute calls ``state`` again and shows the truth."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ucs.api.registry import Registry
+from ucs.api.session import Session
+from ucs.calls.tracker import CallTracker
+from ucs.constants import Role, SessionState
+from ucs.directory.directory import Directory
+from ucs.pbx.pbx import PBX
+
+
+class AgentsLike(Protocol):
+    def get(self, user_id: int) -> Any: ...
+    def all(self) -> list[Any]: ...
+
+
+class StateBuilder:
+    def __init__(self, directory: Directory, agents: AgentsLike, tracker: CallTracker, pbx: PBX, clock: Any) -> None:
+        self._directory = directory
+        self._agents = agents
+        self._tracker = tracker
+        self._pbx = pbx
+        self._clock = clock
+
+    def waiting_callers(self, user_id: int) -> int:
+        user = self._directory.users.get(user_id)
+        if user is None:
+            return 0
+        total = 0
+        for queue, _ in self._directory.queues_of(user):
+            pq = self._pbx.queues.get(queue.asterisk_name)
+            if pq is not None:
+                total += len(pq.callers)
+        return total
+
+    def device(self, session: Session) -> dict[str, Any] | None:
+        line = session.line
+        if line is None:
+            return None
+        d = line.to_dict()
+        dev = self._pbx.devices.get(line.device)
+        d.update(dev.to_dict() if dev is not None else {"state": "UNKNOWN", "registration": "Unknown"})
+        d["device"] = line.device
+        return d
+
+    def __call__(self, session: Session) -> dict[str, Any]:
+        user = session.user
+        assert user is not None
+        now = self._clock.seconds()
+        agent = self._agents.get(user.id)
+        call = None
+        if session.line is not None:
+            calls = self._tracker.calls_of_device(session.line.device)
+            if calls:
+                call = calls[-1].to_dict(now)
+        queues = []
+        for queue, membership in self._directory.queues_of(user):
+            q = {**queue.to_dict(), **membership.to_dict()}
+            if agent is not None:
+                q["suspended"] = queue.id in getattr(agent, "suspended", ())
+            queues.append(q)
+        d = self._directory
+        return {
+            "status": agent.status.name if agent is not None else "OFFLINE",
+            "reason": getattr(agent, "reason", "") if agent is not None else "",
+            "call": call,
+            "user": agent.to_dict() if agent is not None else user.to_dict(),
+            "device": self.device(session),
+            "auxReasons": [r.to_dict() for r in d.auxreasons.values()],
+            "callReasons": [r.to_dict() for r in d.callreasons.values()],
+            "queues": queues,
+            "groups": [g.to_dict() for g in d.groups.values()],
+            "agents": [
+                {"id": a.user.id, "displayname": a.user.name, "status": a.status.name, "reason": a.reason}
+                for a in self._agents.all()
+            ],
+            "waitingCallers": self.waiting_callers(user.id),
+            "now": now,
+        }
+
+
+def register(registry: Registry, state: StateBuilder) -> None:
+    registry.add("state", state, role=Role.AGENT, states=[SessionState.READY],
+                 doc="The whole current state of this agent (seed 002 onReady / state()).")
