@@ -47,7 +47,8 @@ async def seed(directory: Directory, phones: int) -> None:
     for i in range(1, phones + 1):
         device, identifier, ip = line_of(i)
         line = await ensure("lines", {"device": device}, {"name": f"Desk phone {1000 + i}",
-                                                          "identifiers": [identifier, ip]})
+                                                          "identifiers": [identifier, ip],
+                                                          "auto_answer": "sip-notify"})
         username, password = user_of(i)
         name = DEMO_NAMES[i - 1] if i <= len(DEMO_NAMES) else f"Agent {1000 + i}"
         first, _, last = name.partition(" ")

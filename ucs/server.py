@@ -37,13 +37,27 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 import ucs
+from ucs import demo
+from ucs.agents import api as agents_api
+from ucs.agents.service import Agents
 from ucs.ami.client import AMIClient
+from ucs.api import auth as auth_api
+from ucs.api import state as state_api
+from ucs.api.auth import Auth
+from ucs.api.registry import Registry
+from ucs.api.session import SessionManager
+from ucs.api.state import StateBuilder
 from ucs.bus import DomainPublisher, EventBus
 from ucs.calls import calllog
+from ucs.calls import control_api
 from ucs.calls.cdr import CDRWriter
+from ucs.calls.control import CallControl
 from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
 from ucs.calls.tracker import CallTracker
 from ucs.config import Config
+from ucs.constants import Role
+from ucs.directory import api as directory_api
+from ucs.directory.directory import Directory
 from ucs.pbx.link import PBXLink
 from ucs.pbx.pbx import PBX
 from ucs.store import Store, StoreError, open_store
@@ -131,7 +145,9 @@ class UCSService(MultiService):
             if not self.running:  # stopped while the store was opening
                 return
             if svc is not store_service and not svc.running:
-                svc.startService()
+                started = svc.startService()
+                if isinstance(started, Deferred):
+                    await started  # e.g. the directory and agents, before the AMI link
         log.info("UCS started")
 
     def stopService(self) -> Deferred[None]:
@@ -171,6 +187,13 @@ class UCSServer:
         self._demo_address: Callable[[], tuple[str, int]] | None = None
         self._demo_credentials: tuple[str, str] | None = None
         self._demo_pbx: Any = None
+        self._directory: Directory | None = None
+        self._sessions: SessionManager | None = None
+        self._agents: Agents | None = None
+        self._control: CallControl | None = None
+        self._state: StateBuilder | None = None
+        self._auth: Auth | None = None
+        self._registry: Registry | None = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -185,6 +208,7 @@ class UCSServer:
     def _build_services(self, root: MultiService) -> None:
         """Add every child service to ``root``, in start order (the store always first)."""
         self.get_store_service().setServiceParent(root)
+        _Lifecycle("domain", self._start_domain, self._stop_domain).setServiceParent(root)
         if self.config.demo.enabled:
             self._build_demo_pbx(root)
         self.get_ami_client().setServiceParent(root)
@@ -195,10 +219,9 @@ class UCSServer:
         from ucs.sim.service import SimService
 
         d = self.config.demo
-        # Until agents log in through UCS (the agents issue), the demo puts its
-        # phones in the queues itself so that callers get answered.
+        # Phones ring long enough for a person to press answer in the agent bar.
         svc = SimService(port=d.port, phones=d.phones, call_rate=d.call_rate, reactor=self._reactor,
-                         demo_options={"add_members": True})
+                         demo_options={"answer_after": (8.0, 14.0)})
         svc.setName("demo-pbx")
         svc.setServiceParent(root)
         self._demo_pbx = svc
@@ -262,8 +285,88 @@ class UCSServer:
 
     def get_cdr_writer(self) -> CDRWriter:
         if self._cdr_writer is None:
-            self._cdr_writer = CDRWriter(_OpenStore(self), self._reactor)
+            self._cdr_writer = CDRWriter(self.get_store_proxy(), self._reactor)
         return self._cdr_writer
+
+    def get_store_proxy(self) -> Any:
+        """The store for components built before it opens: each call waits for it."""
+        return _StoreProxy(self)
+
+    def get_directory(self) -> Directory:
+        if self._directory is None:
+            self._directory = Directory(self.get_store_proxy(), self.get_bus())
+        return self._directory
+
+    def get_sessions(self) -> SessionManager:
+        if self._sessions is None:
+            self._sessions = SessionManager(self._reactor)
+        return self._sessions
+
+    def get_agents(self) -> Agents:
+        """The agents: statuses carried out on the PBX, ACW, statistics."""
+        if self._agents is None:
+            a = self.config.agents
+            self._agents = Agents(
+                self.get_directory(), self.get_ami_client(), self.get_pbx(), self.get_call_tracker(),
+                self.get_bus(), self.get_store_proxy(), self._reactor,
+                acw_seconds=a.acw_seconds, timezone=a.timezone, initial_status=a.initial_status.upper(),
+                reactor=self._reactor,
+            )
+            self.get_pbx().observers.append(self._agents)
+            self.get_call_tracker().observers.append(self._agents)
+        return self._agents
+
+    def get_call_control(self) -> CallControl:
+        if self._control is None:
+            self._control = CallControl(
+                self.get_ami_client(), self.get_pbx(), self.get_call_tracker(), self.get_bus(), self._reactor,
+                directory=self.get_directory(), store=self.get_store_proxy(), cdrs=self.get_cdr_writer(),
+            )
+        return self._control
+
+    def get_state(self) -> StateBuilder:
+        if self._state is None:
+            self._state = StateBuilder(self.get_directory(), self.get_agents(), self.get_call_tracker(),
+                                       self.get_pbx(), self._reactor)
+        return self._state
+
+    def get_auth(self) -> Auth:
+        if self._auth is None:
+            self._auth = Auth(self.get_directory(), self.get_sessions(), self.get_agents(), self._reactor,
+                              self.config.auth, self.get_state())
+        return self._auth
+
+    def get_registry(self) -> Registry:
+        """Every API method, for the agent bar, the Interaction Processor and plugins."""
+        if self._registry is None:
+            reg = self._registry = Registry()
+            auth_api.register(reg, self.get_auth())
+            state_api.register(reg, self.get_state())
+            directory_api.register(reg, self.get_directory())
+            agents_api.register(reg, self.get_agents())
+            control_api.register(reg, self.get_call_control())
+            reg.add("api.methods", lambda session: [reg.get(n).describe() for n in reg.names()],
+                    role=Role.ANONYMOUS, doc="Every API method with its arguments, role and states.")
+        return self._registry
+
+    async def _start_domain(self) -> None:
+        """After the store opens, before the AMI link: the directory, the demo's
+        users, the first admin, the agents as they were."""
+        directory = self.get_directory()
+        await directory.load()
+        if self.config.demo.enabled:
+            await demo.seed(directory, self.config.demo.phones)
+        password = self.config.auth.admin_password or (demo.ADMIN_PASSWORD if self.config.demo.enabled else "")
+        admin, generated = await directory.ensure_admin(password)
+        if generated:
+            log.warn("created the superuser {name!r} with password {password!r}: change it "
+                     "(config.users.edit) or set auth.admin_password", name=admin.username, password=generated)
+        self.get_registry()
+        await self.get_agents().start()
+
+    async def _stop_domain(self) -> None:
+        if self._agents is not None:
+            await self._agents.stop()
 
     def get_pbx_link(self) -> PBXLink:
         """What the AMI client tells about Asterisk: events and resyncs into the model."""
@@ -350,21 +453,6 @@ def _redacted_store_url(url: str) -> str:
     return redact(url)
 
 
-class _OpenStore:
-    """The store as the CDR writer sees it: writes wait for the store to open
-    (and fail, to be retried, if it cannot)."""
-
-    def __init__(self, server: UCSServer) -> None:
-        self._server = server
-
-    def save_cdr(self, cdr: dict[str, Any]) -> Deferred[None]:
-        async def save() -> None:
-            store = await self._server.when_store_open()
-            await store.save_cdr(cdr)
-
-        return Deferred.fromCoroutine(save())
-
-
 @implementer(IStreamClientEndpoint)
 class _LateTCPEndpoint:
     """A TCP endpoint whose address is looked up at each connection attempt."""
@@ -376,3 +464,37 @@ class _LateTCPEndpoint:
     def connect(self, factory: Any) -> Deferred[Any]:
         host, port = self._address()
         return TCP4ClientEndpoint(self._reactor, host, port, timeout=10).connect(factory)
+
+
+class _StoreProxy:
+    """Stands for the store until it opens: every method call waits for it."""
+
+    def __init__(self, server: UCSServer) -> None:
+        self._server = server
+
+    def __getattr__(self, name: str) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            store = await self._server.when_store_open()
+            return await getattr(store, name)(*args, **kwargs)
+
+        def method(*args: Any, **kwargs: Any) -> Deferred[Any]:
+            return Deferred.fromCoroutine(call(*args, **kwargs))
+
+        return method
+
+
+class _Lifecycle(Service):
+    """A service made of an ``async`` start and stop."""
+
+    def __init__(self, name: str, start: Callable[[], Any], stop: Callable[[], Any]) -> None:
+        self.setName(name)
+        self._start = start
+        self._stop = stop
+
+    def startService(self) -> Deferred[None]:  # type: ignore[override]
+        super().startService()
+        return Deferred.fromCoroutine(self._start())
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())

@@ -58,7 +58,9 @@ class Demo:
     def start(self) -> None:
         self.running = True
         for device in self.agents:
-            self.sim.phone(device).set_behaviour(answer_after=self.answer_after)
+            # Demo phones also answer when told to (SIPnotify Event: talk), like a
+            # Yealink with remote answer on: the agent bar's answer button works.
+            self.sim.phone(device).set_behaviour(answer_after=self.answer_after, remote_answer=True)
         if self.add_members:
             self._add_members()
         self._schedule()
