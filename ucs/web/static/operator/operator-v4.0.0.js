@@ -1,0 +1,1089 @@
+/*!
+ * UCS agent bar (operator.js) v4.0.0
+ *
+ * Embed it in a CRM page as seed 002 says: set window.ucsOperator = {…parameters,
+ * callbacks…} and load this script from UCS.  It adds its methods to that object,
+ * connects to UCS over a WebSocket and, unless `headless`, draws the bar into
+ * the element `renderTo`.  Plain modern JavaScript, no build step; docs/agent-bar.md
+ * describes the parameters, callbacks, methods and the wire format.
+ */
+(function () {
+  "use strict";
+
+  var VERSION = "4.0.0";
+  var NS = (window.ucsOperator = window.ucsOperator || {});
+  if (NS.__ucsLoaded) return;
+  NS.__ucsLoaded = true;
+  var SCRIPT = document.currentScript;
+
+  // ---------------------------------------------------------------- settings
+
+  var DEFAULTS = {
+    lang: "en", renderTo: "app", headless: false, autologin: false, autologout: false,
+    identifyURL: true, identifyIP: true, identifyCookie: true, listDevices: true, confirmDevice: false,
+    showDialControl: true, confirmUnload: false, notifyWaitingCallers: false,
+    topMenuNameContent: "%icon% %name%", showBottomMenu: true, autoOpenAccountCode: true,
+    withoutDevice: false, legacyStartup: false, disableIntegratedAutoLogout: false, debounceRequests: false,
+  };
+  function opt(name) {
+    var v = NS[name];
+    return v === undefined || v === null ? DEFAULTS[name] : v;
+  }
+
+  // Seed 002, "Component control": the states each method may be called in.
+  var ALLOWED = {
+    login: ["CREDENTIALS"], sso: ["CREDENTIALS"], logout: ["IDENTIFY", "DEVICE", "READY"],
+    identifier: ["IDENTIFY", "DEVICE"], selectIdentifier: ["IDENTIFY", "DEVICE"],
+    provision: ["IDENTIFY", "DEVICE"], identify: ["DEVICE", "READY"],
+    changeStatus: ["READY"], suspend: ["READY"], resume: ["READY"], answer: ["READY"], dial: ["READY"],
+    hangup: ["READY"], transfer: ["READY"], finishTransfer: ["READY"], blindTransfer: ["READY"],
+    tribute: ["READY"], unhold: ["READY"], mute: ["READY"], state: ["READY"], setAccountCode: ["READY"],
+    selectRingingSound: ["READY"], testRingingSound: ["READY"], stopRingingSoundTest: ["READY"],
+    notify: null,
+  };
+  var STATUSES = ["OFFLINE", "READY", "ACW", "AUX"];
+  var CALL = { NEW: 0, DIALING: 1, RINGING: 2, CONNECTED: 3, SUSPENDED: 4, HELD: 5 };
+  var RINGING_SOUNDS = ["default", "christmas", "lovingYou", "quest", "rush"];
+
+  // ---------------------------------------------------------------- texts (EN, CS)
+
+  var I18N = {
+    en: {
+      loading: "Connecting to UCS…", signIn: "Sign in", username: "User name", password: "Password",
+      remember: "Remember me", login: "Log in", loggingIn: "Logging in…", badLogin: "Bad user name or password",
+      pickPhone: "Choose your phone", identifierLabel: "Phone identifier", pair: "Pair", pairing: "Pairing…",
+      noPhones: "No phone is assigned to you; type its identifier.", confirmPhone: "Is this your phone?",
+      confirm: "Confirm", another: "Choose another", READY: "Ready", AUX: "Not ready", ACW: "After-call work",
+      OFFLINE: "Offline", waiting: "waiting", waitingTitle: "Callers waiting in your queues",
+      dial: "Call", dialPlaceholder: "Number", keypad: "Keypad", answer: "Answer", hangup: "Hang up",
+      hold: "Hold", unhold: "Resume", mute: "Mute", unmute: "Unmute", transfer: "Transfer",
+      consult: "Consult", blind: "Blind transfer", finishTransfer: "Finish transfer", cancel: "Cancel",
+      transferTo: "Transfer to", incoming: "Incoming call", outgoing: "Outgoing call", internal: "Internal call",
+      st0: "New", st1: "Dialling", st2: "Ringing", st3: "Connected", st4: "Suspended", st5: "On hold",
+      muted: "muted", onHold: "on hold", accountCode: "Call reason", save: "Save", skip: "Skip",
+      accountSaved: "Call reason saved", changePhone: "Change phone", logout: "Log out", language: "Čeština",
+      phone: "Phone", noPhone: "No phone", connected: "Connected", reconnecting: "Reconnecting…",
+      lost: "Connection to UCS lost; reconnecting", restored: "Connection to UCS restored",
+      loggedOutElsewhere: "You were logged out in another window.", sessionExpired: "Your session ended; log in again.",
+      acwLeft: "left", statusChanged: "Status: {status}", unknownCaller: "Unknown", callerWaiting: "Callers are waiting: {n}",
+      queues: "Queues", suspended: "suspended", sub: "Detail", none: "—", notConnected: "Not connected to UCS",
+      withoutDevice: "Working without a phone",
+    },
+    cs: {
+      loading: "Připojuji se k UCS…", signIn: "Přihlášení", username: "Uživatelské jméno", password: "Heslo",
+      remember: "Zapamatovat", login: "Přihlásit", loggingIn: "Přihlašuji…", badLogin: "Špatné jméno nebo heslo",
+      pickPhone: "Vyberte svůj telefon", identifierLabel: "Identifikátor telefonu", pair: "Spárovat", pairing: "Páruji…",
+      noPhones: "Nemáte přiřazený telefon; zadejte jeho identifikátor.", confirmPhone: "Je toto váš telefon?",
+      confirm: "Potvrdit", another: "Vybrat jiný", READY: "Připraven", AUX: "Nepřipraven", ACW: "Dopracování",
+      OFFLINE: "Odhlášen", waiting: "čeká", waitingTitle: "Volající čekající ve vašich frontách",
+      dial: "Volat", dialPlaceholder: "Číslo", keypad: "Klávesnice", answer: "Přijmout", hangup: "Zavěsit",
+      hold: "Podržet", unhold: "Obnovit", mute: "Ztlumit", unmute: "Zapnout mikrofon", transfer: "Přepojit",
+      consult: "Konzultovat", blind: "Přepojit naslepo", finishTransfer: "Dokončit přepojení", cancel: "Zrušit",
+      transferTo: "Přepojit na", incoming: "Příchozí hovor", outgoing: "Odchozí hovor", internal: "Interní hovor",
+      st0: "Nový", st1: "Vytáčení", st2: "Vyzvání", st3: "Spojeno", st4: "Přerušeno", st5: "Podrženo",
+      muted: "ztlumeno", onHold: "podržen", accountCode: "Důvod hovoru", save: "Uložit", skip: "Přeskočit",
+      accountSaved: "Důvod hovoru uložen", changePhone: "Změnit telefon", logout: "Odhlásit", language: "English",
+      phone: "Telefon", noPhone: "Bez telefonu", connected: "Připojeno", reconnecting: "Znovu se připojuji…",
+      lost: "Spojení s UCS ztraceno; připojuji se znovu", restored: "Spojení s UCS obnoveno",
+      loggedOutElsewhere: "Byli jste odhlášeni v jiném okně.", sessionExpired: "Relace skončila; přihlaste se znovu.",
+      acwLeft: "zbývá", statusChanged: "Stav: {status}", unknownCaller: "Neznámý", callerWaiting: "Čekající volající: {n}",
+      queues: "Fronty", suspended: "pozastaveno", sub: "Upřesnění", none: "—", notConnected: "Nepřipojeno k UCS",
+      withoutDevice: "Pracuji bez telefonu",
+    },
+  };
+  var lang = I18N[opt("lang")] ? opt("lang") : "en";
+  function t(key, values) {
+    var s = (I18N[lang] && I18N[lang][key]) || I18N.en[key] || key;
+    return format(s, values);
+  }
+  function format(s, values) {
+    if (!values) return s;
+    return String(s).replace(/\{(\w+)\}/g, function (m, k) { return values[k] !== undefined ? values[k] : m; });
+  }
+
+  // ---------------------------------------------------------------- small helpers
+
+  function fire(name) {
+    var fn = NS[name];
+    var args = Array.prototype.slice.call(arguments, 1);
+    if (name !== "onDebug") debug("callback " + name);
+    if (typeof fn !== "function") return;
+    try { fn.apply(NS, args); } catch (e) { if (window.console) console.error("ucsOperator." + name + " failed:", e); }
+  }
+  function debug(message) {
+    var fn = NS.onDebug;
+    if (typeof fn === "function") { try { fn.call(NS, message); } catch (e) { /* the CRM's problem */ } }
+  }
+  function warn(message) { fire("onWarning", message); }
+
+  function getCookie(name) {
+    var m = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+  function setCookie(name, value, days) {
+    var secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = name + "=" + encodeURIComponent(value) + "; Max-Age=" + (days * 86400) + "; Path=/; SameSite=Strict" + secure;
+  }
+  function dropCookie(name) { document.cookie = name + "=; Max-Age=0; Path=/; SameSite=Strict"; }
+  var COOKIE_LOGIN = "ucsOperatorLogin", COOKIE_ID = "ucsOperatorIdentifier";
+
+  function esc(s) {
+    return String(s === undefined || s === null ? "" : s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function handled(p) { p.catch(function () {}); return p; }
+  function rejected(message, code) {
+    var e = new Error(message); e.code = code || 0;
+    return handled(Promise.reject(e));
+  }
+  function hms(sec) {
+    sec = Math.max(0, Math.floor(sec));
+    var h = Math.floor(sec / 3600), m = Math.floor(sec / 60) % 60, s = sec % 60;
+    return (h ? h + ":" + (m < 10 ? "0" : "") : "") + m + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  // ---------------------------------------------------------------- the model
+
+  var model = {
+    appState: "CONNECTING",  // then CREDENTIALS, IDENTIFY, DEVICE, READY (seed 002)
+    connected: false, reconnecting: false, hello: null, sid: null, skew: 0,
+    user: null, device: null, status: "OFFLINE", reason: "", since: null, acwUntil: null,
+    state: null, calls: {}, order: [], waitingCallers: 0, devices: [], notifications: [],
+    accountFor: null, transferOpen: false, keypadOpen: false, menuOpen: false, statusOpen: false,
+    loginError: "", busy: "", ringingSound: null, autoLogoutOnUnload: false, noAutologin: false,
+  };
+  try { model.ringingSound = localStorage.getItem("ucsOperatorRingingSound") || "default"; } catch (e) { model.ringingSound = "default"; }
+
+  function serverNow() { return Date.now() / 1000 + model.skew; }
+  function setAppState(s) {
+    if (model.appState === s) return;
+    model.appState = s;
+    debug("state " + s);
+    render();
+  }
+  function calls() { return model.order.map(function (u) { return model.calls[u]; }).filter(Boolean); }
+  function activeCall() {
+    var list = calls();
+    for (var i = list.length - 1; i >= 0; i--) if (list[i].state !== CALL.HELD) return list[i];
+    return list.length ? list[list.length - 1] : null;
+  }
+  function heldCall() {
+    var list = calls();
+    for (var i = 0; i < list.length; i++) if (list[i].state === CALL.HELD) return list[i];
+    return null;
+  }
+  function putCall(call) {
+    if (!model.calls[call.uniqueid]) model.order.push(call.uniqueid);
+    model.calls[call.uniqueid] = call;
+  }
+  function dropCall(call) {
+    delete model.calls[call.uniqueid];
+    model.order = model.order.filter(function (u) { return u !== call.uniqueid; });
+  }
+
+  // ---------------------------------------------------------------- the connection
+
+  var ws = null, nextId = 0, pending = {}, attempt = 0, reconnectTimer = null, pingTimer = null, lastHeard = 0;
+
+  function wsURL() {
+    var api = NS.api || {}, w = api.ws || {};
+    var secure = w.secure !== undefined ? w.secure : api.secure !== undefined ? api.secure :
+      (String(w.port || api.port || "") === "443" || location.protocol === "https:");
+    var host = w.hostname || api.hostname || location.hostname;
+    var port = w.port || api.port || (api.hostname ? "" : location.port);
+    var path = w.path || ((api.path || "").replace(/\/$/, "") + "/ws");
+    if (host.indexOf(":") >= 0 && host[0] !== "[") host = "[" + host + "]";
+    return (secure ? "wss://" : "ws://") + host + (port ? ":" + port : "") + path;
+  }
+
+  function connect() {
+    reconnectTimer = null;
+    var url = wsURL();
+    debug("connecting to " + url);
+    try { ws = new WebSocket(url); } catch (e) { fire("onError", "Cannot connect to UCS at " + url + ": " + e.message); return retry(); }
+    var sock = ws;
+    sock.onmessage = function (m) { if (sock === ws) receive(m.data); };
+    sock.onclose = function (ev) { if (sock === ws) closed(ev); };
+    sock.onerror = function () { /* onclose follows */ };
+  }
+
+  function closed(ev) {
+    ws = null;
+    var was = model.connected;
+    model.connected = false;
+    clearInterval(pingTimer);
+    Object.keys(pending).forEach(function (id) { pending[id].reject(Object.assign(new Error(t("notConnected")), { code: 0 })); });
+    pending = {};
+    debug("connection closed (" + ev.code + (ev.reason ? " " + ev.reason : "") + ")");
+    if (was) {
+      model.reconnecting = true;
+      fire("onError", t("lost"));
+    } else if (attempt === 0) {
+      fire("onError", "Cannot connect to UCS at " + wsURL());
+    }
+    render();
+    retry();
+  }
+
+  function retry() {
+    if (reconnectTimer) return;
+    var delays = [500, 1000, 2000, 4000, 8000, 15000];
+    var d = delays[Math.min(attempt, delays.length - 1)];
+    attempt++;
+    reconnectTimer = setTimeout(connect, d * (0.8 + Math.random() * 0.4));
+  }
+
+  function send(obj) {
+    if (!ws || ws.readyState !== 1) return false;
+    ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  // One API call: a Promise of the result; rejected with an Error that has `code`.
+  function request(method, args) {
+    if (!model.connected) return rejected(t("notConnected"));
+    var id = ++nextId;
+    debug("→ " + method + " " + JSON.stringify(args === undefined ? [] : args).slice(0, 200));
+    return handled(new Promise(function (resolve, reject) {
+      pending[id] = { resolve: resolve, reject: reject, method: method };
+      if (!send({ id: id, method: method, args: args === undefined ? [] : args })) {
+        delete pending[id];
+        reject(Object.assign(new Error(t("notConnected")), { code: 0 }));
+      }
+    }));
+  }
+
+  function receive(text) {
+    lastHeard = Date.now();
+    var msg;
+    try { msg = JSON.parse(text); } catch (e) { warn("UCS sent a message that is not JSON"); return; }
+    if (msg.event !== undefined) {
+      debug("← event " + msg.event);
+      try { onEvent(msg.event, msg.data || {}, msg.args || {}); } catch (e) { if (window.console) console.error(e); warn("event " + msg.event + ": " + e.message); }
+      return;
+    }
+    var p = pending[msg.id];
+    if (!p) { if (msg.error) warn(msg.error.message); return; }
+    delete pending[msg.id];
+    if (msg.error) {
+      var err = new Error(msg.error.message || msg.error.error);
+      err.code = msg.error.code; err.error = msg.error.error; err.fields = msg.error.fields;
+      debug("← " + p.method + " error " + err.code + " " + err.message);
+      p.reject(err);
+    } else {
+      debug("← " + p.method + " ok");
+      p.resolve(msg.result);
+    }
+  }
+
+  function startPing() {
+    clearInterval(pingTimer);
+    pingTimer = setInterval(function () {
+      if (!model.connected) return;
+      if (Date.now() - lastHeard > 25000) {
+        request("session.ping").catch(function () {});
+        setTimeout(function () { if (model.connected && Date.now() - lastHeard > 35000 && ws) ws.close(); }, 10000);
+      }
+    }, 10000);
+  }
+
+  // ---------------------------------------------------------------- the flow
+
+  function onHello(data) {
+    var first = !model.hello;
+    var oldSid = model.sid;
+    model.hello = data;
+    model.skew = (data.now || Date.now() / 1000) - Date.now() / 1000;
+    model.connected = true;
+    attempt = 0;
+    startPing();
+    var opts = { autologout: !!opt("autologout") };
+    if (model.autoLogoutOnUnload) opts.logoutOnClose = true;
+    request("session.options", opts).catch(function (e) { warn(e.message); });
+    if (first) fire("onConnect", VERSION);
+    if (model.reconnecting && oldSid && model.user) {
+      request("session.resume", [oldSid]).then(function (res) {
+        model.sid = res.sid;
+        model.reconnecting = false;
+        fire("onInfo", t("restored"));
+        if (res.state === "READY") return loadReady();
+        if (res.state === "IDENTIFY" || res.state === "DEVICE") return startPairing();
+        credentials();
+      }, function (e) {
+        model.reconnecting = false;
+        model.sid = data.sid;
+        forgetUser();
+        notifyInternal(t("sessionExpired"), "warning", "CREDENTIALS");
+        credentials();
+      });
+      return;
+    }
+    model.reconnecting = false;
+    model.sid = data.sid;
+    if (model.appState === "CONNECTING" || !model.user) credentials();
+  }
+
+  function credentials() {
+    setAppState("CREDENTIALS");
+    var saved = getCookie(COOKIE_LOGIN);
+    if (saved && !model.noAutologin) {
+      var u = null;
+      try { u = JSON.parse(atob(saved)); } catch (e) { dropCookie(COOKIE_LOGIN); }
+      if (u && u.u) {
+        fillLogin(u.u, u.p, true);
+        if (opt("autologin")) { doLogin(u.u, u.p, true); return; }
+      }
+    }
+    fire("onCredentials");
+  }
+
+  function forgetUser() {
+    model.user = null; model.device = null; model.state = null; model.calls = {}; model.order = [];
+    model.status = "OFFLINE"; model.reason = ""; model.accountFor = null; model.transferOpen = false;
+  }
+
+  function doLogin(username, password, remember) {
+    model.busy = "login"; model.loginError = ""; render();
+    return request("login", [String(username), String(password), !!remember]).then(function (res) {
+      if (remember) setCookie(COOKIE_LOGIN, btoa(JSON.stringify({ u: username, p: password })), 30);
+      else if (remember === false) dropCookie(COOKIE_LOGIN);
+      return loggedIn(res);
+    }, loginFailed);
+  }
+
+  function loginFailed(e) {
+    model.busy = "";
+    model.loginError = e.code === 401 ? t("badLogin") : e.message;
+    fire("onLoginError", e.code, e.message);
+    render();
+    throw e;
+  }
+
+  function loggedIn(res) {
+    model.busy = ""; model.loginError = ""; model.noAutologin = false;
+    model.user = res.user;
+    if (res.user && I18N[res.user.locale]) lang = res.user.locale;
+    fire("onUser", res.user);
+    if (res.state === "READY") return loadReady();
+    return startPairing();
+  }
+
+  function identifierFromURL() {
+    var q = new URLSearchParams(location.search);
+    return q.get("identifier") || q.get("ucsIdentifier");
+  }
+
+  function startPairing() {
+    setAppState("IDENTIFY");
+    if (opt("withoutDevice")) { render(); return Promise.resolve(null); }
+    var tries = [];
+    if (opt("identifyURL") && identifierFromURL()) tries.push(identifierFromURL());
+    if (opt("identifyIP") && model.hello && model.hello.address) tries.push(model.hello.address);
+    if (opt("identifyCookie") && getCookie(COOKIE_ID)) tries.push(getCookie(COOKIE_ID));
+    function next(i) {
+      if (i >= tries.length) return askIdentifier();
+      fire("onIdentifier", tries[i]);
+      return pairWith(tries[i], true).then(null, function () { return next(i + 1); });
+    }
+    return next(0);
+  }
+
+  function askIdentifier() {
+    var list = opt("listDevices") ? request("devices.list") : Promise.resolve([]);
+    return list.then(function (devices) {
+      model.devices = devices || [];
+      fire("onIdentify", model.devices);
+      render();
+    }, function (e) { warn(e.message); fire("onIdentify", []); render(); });
+  }
+
+  function pairWith(identifier, quiet) {
+    model.busy = "pair"; render();
+    return request("identifier", [String(identifier)]).then(function (device) {
+      model.busy = "";
+      model.device = device;
+      setCookie(COOKIE_ID, identifier, 365);
+      setAppState("DEVICE");
+      fire("onDevice", device);
+      if (!opt("confirmDevice")) return doProvision();
+      render();
+      return device;
+    }, function (e) {
+      model.busy = "";
+      if (!quiet) { warn(e.message); notifyInternal(e.message, "error", "IDENTIFY"); }
+      render();
+      throw e;
+    });
+  }
+
+  function doProvision() {
+    model.busy = "pair"; render();
+    return request("provision").then(function (state) {
+      model.busy = "";
+      applyState(state);
+      setAppState("READY");
+      fire("onReady", publicState());
+      return publicState();
+    }, function (e) { model.busy = ""; warn(e.message); render(); throw e; });
+  }
+
+  function loadReady() {
+    return request("state").then(function (state) {
+      applyState(state);
+      setAppState("READY");
+      fire("onReady", publicState());
+      render();
+      return publicState();
+    }, function (e) { warn(e.message); throw e; });
+  }
+
+  function applyState(s) {
+    model.state = s;
+    model.status = s.status; model.reason = s.reason || "";
+    model.user = s.user || model.user;
+    model.device = s.device || model.device;
+    model.waitingCallers = s.waitingCallers || 0;
+    if (s.now) model.skew = s.now - Date.now() / 1000;
+    model.since = s.user && s.user.since || null;
+    model.acwUntil = null;
+    model.calls = {}; model.order = [];
+    if (s.call) putCall(s.call);
+    render();
+  }
+
+  function publicState() {
+    var s = Object.assign({}, model.state || {});
+    s.status = model.status; s.reason = model.reason; s.call = activeCall();
+    s.user = model.user; s.device = model.device; s.waitingCallers = model.waitingCallers;
+    s.now = serverNow(); s.ringingSound = model.ringingSound;
+    return s;
+  }
+
+  // ---------------------------------------------------------------- events from UCS
+
+  var CALL_CALLBACKS = {
+    "call.new": "onCallNew", "call.ringing": "onCallRinging", "call.connect": "onCallConnect",
+    "call.hold": "onCallHold", "call.resume": "onCallResume", "call.mute": "onCallMute",
+    "call.unmute": "onCallUnmute",
+  };
+
+  function onEvent(name, data, args) {
+    if (name === "hello") return onHello(data);
+    if (CALL_CALLBACKS[name]) {
+      putCall(data);
+      if (name === "call.ringing" && data.direction !== "OUTGOING") model.transferOpen = false;
+      render();
+      fire(CALL_CALLBACKS[name], data);
+      return;
+    }
+    switch (name) {
+      case "call.change": case "call.transfer":
+        putCall(data); render(); return;
+      case "call.hangup":
+        dropCall(data);
+        if (!calls().length) model.transferOpen = false;
+        if (opt("autoOpenAccountCode") && data.connected && callReasons().length && !opt("headless")) { model.accountFor = data; model.accountCode = null; }
+        render();
+        fire("onCallHangup", data);
+        return;
+      case "agent.status":
+        model.status = data.status; model.reason = data.reason || "";
+        model.since = data.since || null; model.acwUntil = data.acwUntil || null;
+        render();
+        fire("onStateChange", { status: data.status, reason: model.reason });
+        return;
+      case "agent.suspend": case "agent.resume":
+        var q = (model.state && model.state.queues || []).filter(function (x) { return x.id === data.queue_id || x.queue_id === data.queue_id; })[0];
+        if (q) q.suspended = name === "agent.suspend";
+        render();
+        fire(name === "agent.suspend" ? "onAgentSuspend" : "onAgentResume", data.queue_id);
+        return;
+      case "agent.logout":
+        if (model.status !== "OFFLINE") {
+          model.status = "OFFLINE"; model.reason = "";
+          render();
+          fire("onStateChange", { status: "OFFLINE", reason: "" });
+        }
+        return;
+      case "agent.login": case "agent.device":
+        return;
+      case "waitingCallers":
+        var before = model.waitingCallers;
+        model.waitingCallers = data.waitingCallers;
+        render();
+        fire("onWaitingCallersChange", data.waitingCallers);
+        if (opt("notifyWaitingCallers") && data.waitingCallers > before && (model.status === "AUX" || model.status === "ACW")) alertWaiting(data.waitingCallers);
+        return;
+      case "agents.change":
+        if (model.state && model.state.agents) {
+          var list = model.state.agents.filter(function (a) { return a.id !== data.id; });
+          list.push(data); model.state.agents = list;
+        }
+        return;
+      case "logout":
+        forgetUser(); model.noAutologin = true;
+        showMessage(t("loggedOutElsewhere"), "warning", "logout", data);
+        credentials();
+        return;
+      case "session.closed":
+        model.sid = data.sid;
+        forgetUser(); model.noAutologin = true;
+        showMessage(data.message || t("loggedOutElsewhere"), "warning", "autologout", data);
+        credentials();
+        return;
+      case "resync": case "config.change":
+        if (model.appState === "READY") request("state").then(function (s) { applyState(s); }, function () {});
+        return;
+      default:
+        debug("unhandled event " + name);
+    }
+  }
+
+  function callReasons() { return (model.state && model.state.callReasons) || []; }
+
+  function alertWaiting(n) {
+    var text = t("callerWaiting", { n: n });
+    notifyInternal(text, "warning", "READY", 8000, "waitingCallers", true);
+    try {
+      if (window.Notification && Notification.permission === "granted") new Notification("UCS", { body: text, tag: "ucs-waiting" });
+    } catch (e) { /* no system alerts here */ }
+  }
+
+  function showMessage(message, type, group, data) {
+    fire("onMessage", { message: message, type: type, group: group, data: data || {} });
+    notifyInternal(message, type, null, 15000, group, true);
+  }
+
+  // ---------------------------------------------------------------- notifications (notify)
+
+  var noteId = 0;
+  function notifyInternal(title, type, boundState, timeoutMs, group, unique) {
+    if (unique) model.notifications = model.notifications.filter(function (n) { return !(n.title === title || (group && n.group === group)); });
+    var note = { id: ++noteId, title: title, type: type || "info", boundState: boundState || null, group: group || null };
+    model.notifications.push(note);
+    if (model.notifications.length > 5) model.notifications.shift();
+    if (timeoutMs) setTimeout(function () { removeNote(note.id); }, timeoutMs);
+    render();
+    return note.id;
+  }
+  function removeNote(id) {
+    model.notifications = model.notifications.filter(function (n) { return n.id !== id; });
+    render();
+  }
+
+  // ---------------------------------------------------------------- public methods
+
+  function guard(method, fn) {
+    return function () {
+      var allowed = ALLOWED[method];
+      if (allowed && allowed.indexOf(model.appState) < 0) {
+        var text = method + " is allowed in " + allowed.join(", ") + "; the agent bar is in " + model.appState;
+        warn(text);
+        return rejected(text, 412);
+      }
+      try {
+        var r = fn.apply(null, arguments);
+        return r && typeof r.then === "function" ? handled(r) : r;
+      } catch (e) {
+        warn(e.message);
+        return rejected(e.message, e.code || 400);
+      }
+    };
+  }
+  function needCall(method, test, what) {
+    var list = calls().filter(test || function () { return true; });
+    if (!list.length) {
+      var e = new Error(method + ": " + (what || "there is no call"));
+      e.code = 412;
+      throw e;
+    }
+    return list[list.length - 1];
+  }
+  // A call to UCS whose failure the CRM hears about through onWarning.
+  function act(method, args, info) {
+    return request(method, args).then(function (r) { if (info) fire("onInfo", info); return r; },
+      function (e) { warn(e.message); throw e; });
+  }
+
+  var api = {
+    login: function (username, password, remember) {
+      if (!username || !password) throw new Error("login needs a user name and a password");
+      return doLogin(username, password, remember);
+    },
+    sso: function (username, token, provider) {
+      if (!username || !token) throw new Error("sso needs a user name and a token");
+      model.busy = "login"; render();
+      return request("sso", [String(username), String(token), provider ? String(provider) : null]).then(function (res) {
+        if (provider && !opt("disableIntegratedAutoLogout")) {
+          model.autoLogoutOnUnload = true;
+          request("session.options", { logoutOnClose: true }).catch(function () {});
+        }
+        return loggedIn(res);
+      }, loginFailed);
+    },
+    logout: function () {
+      return request("logout").then(function () {
+        forgetUser(); model.noAutologin = true; model.autoLogoutOnUnload = false;
+        credentials();
+      }, function (e) { warn(e.message); throw e; });
+    },
+    identifier: function (identifier) {
+      if (!identifier) throw new Error("identifier needs the phone's identifier");
+      fire("onIdentifier", String(identifier));
+      return pairWith(identifier, false);
+    },
+    provision: function () { return doProvision(); },
+    identify: function () {
+      return request("identify").then(function () {
+        model.device = null; model.calls = {}; model.order = [];
+        setAppState("IDENTIFY");
+        return askIdentifier();
+      }, function (e) { warn(e.message); throw e; });
+    },
+    changeStatus: function (status, reason) {
+      status = String(status || "").toUpperCase();
+      if (STATUSES.indexOf(status) < 0) throw new Error("changeStatus: " + JSON.stringify(status) + " is not a status; give OFFLINE, READY, AUX or ACW");
+      return act("agent.changeStatus", reason ? [status, String(reason)] : [status], t("statusChanged", { status: status + (reason ? " (" + reason + ")" : "") }));
+    },
+    suspend: function (queue) { return act("agent.suspend", [Number(queue)]); },
+    resume: function (queue) { return act("agent.resume", [Number(queue)]); },
+    answer: function () {
+      needCall("answer", function (c) { return c.state === CALL.RINGING; }, "there is no ringing call to answer");
+      return act("call.answer");
+    },
+    dial: function (number, queue, line, data) {
+      if (!number) throw new Error("dial needs a number");
+      var args = [String(number)];
+      if (queue !== undefined || line !== undefined || data !== undefined) args.push(queue === undefined ? null : queue);
+      if (line !== undefined || data !== undefined) args.push(line === undefined ? null : line);
+      if (data !== undefined) args.push(data);
+      return act("call.dial", args);
+    },
+    hangup: function () { needCall("hangup"); return act("call.hangup"); },
+    transfer: function (number) {
+      needCall("transfer", function (c) { return c.state === CALL.CONNECTED || c.state === CALL.HELD; }, "there is no connected call to transfer");
+      model.transferOpen = false;
+      return act("call.transfer", number ? [String(number)] : []);
+    },
+    finishTransfer: function () { needCall("finishTransfer"); return act("call.finishTransfer"); },
+    blindTransfer: function (number) {
+      if (!number) throw new Error("blindTransfer needs a number");
+      needCall("blindTransfer");
+      model.transferOpen = false;
+      return act("call.blindTransfer", [String(number)]);
+    },
+    tribute: function () {
+      needCall("tribute", function (c) { return c.state === CALL.CONNECTED; }, "there is no connected call to hold");
+      return act("call.tribute");
+    },
+    unhold: function () {
+      needCall("unhold", function (c) { return c.state === CALL.HELD; }, "there is no call on hold");
+      return act("call.unhold");
+    },
+    mute: function () {
+      needCall("mute", function (c) { return c.state === CALL.CONNECTED; }, "there is no connected call to mute");
+      return act("call.mute");
+    },
+    setAccountCode: function (uniqueid, accountCode, subAccountCode, override) {
+      if (!uniqueid || !accountCode) throw new Error("setAccountCode needs the call's uniqueid and an account code");
+      return act("call.setAccountCode", [String(uniqueid), String(accountCode), subAccountCode ? String(subAccountCode) : null, !!override], t("accountSaved"));
+    },
+    notify: function (title, type, unique, timeout, boundState, group, other) {
+      if (title && typeof title === "object") {  // also notify({title, type, …})
+        var o = title; title = o.title; type = o.type; unique = o.unique; timeout = o.timeout;
+        boundState = o.boundState; group = o.group; other = o.other;
+      }
+      var text = format(t(String(title || "")), other && (other.values || other));
+      // timeout: seconds when up to 600, else milliseconds; null: until closed.
+      var ms = timeout === null || timeout === undefined ? null : (timeout <= 600 ? timeout * 1000 : timeout);
+      return notifyInternal(text, type || "info", boundState || null, ms, group || null, !!unique);
+    },
+    state: function () {
+      var snapshot = publicState();
+      var p = request("state").then(function (s) { applyState(s); return publicState(); });
+      return Object.assign(handled(p), snapshot);
+    },
+    selectRingingSound: function (sound) {
+      if (RINGING_SOUNDS.indexOf(sound) < 0) throw new Error("selectRingingSound: give one of " + RINGING_SOUNDS.join(", "));
+      model.ringingSound = sound;
+      try { localStorage.setItem("ucsOperatorRingingSound", sound); } catch (e) { /* private mode */ }
+      return sound;
+    },
+    testRingingSound: function () { ringTest(true); },
+    stopRingingSoundTest: function () { ringTest(false); },
+  };
+  api.selectIdentifier = api.identifier;
+
+  Object.keys(api).forEach(function (name) { NS[name] = guard(name, api[name]); });
+  NS.version = VERSION;
+  // Not in seed 002, for CRMs and tests: the component state and the calls the bar shows.
+  NS.componentState = function () { return model.appState; };
+  NS.calls = function () { return calls().slice(); };
+
+  // A short tone pattern per ringing sound (there is no softphone: a preview only).
+  var audio = null;
+  function ringTest(on) {
+    if (audio) { try { audio.close(); } catch (e) { /* closed */ } audio = null; }
+    if (!on || !window.AudioContext) return;
+    audio = new AudioContext();
+    var freqs = { "default": [440, 480], christmas: [659, 784], lovingYou: [523, 659], quest: [392, 587], rush: [880, 988] }[model.ringingSound] || [440, 480];
+    for (var i = 0; i < 4; i++) {
+      var o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = freqs[i % 2]; g.gain.value = 0.08;
+      o.connect(g); g.connect(audio.destination);
+      o.start(audio.currentTime + i * 0.5); o.stop(audio.currentTime + i * 0.5 + 0.35);
+    }
+  }
+
+  // ---------------------------------------------------------------- the visible bar
+
+  var root = null, els = {};
+  var ICONS = {
+    user: '<path d="M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm0 2c-4 0-7 2-7 4.5V20h14v-1.5C19 16 16 14 12 14z"/>',
+    phone: '<path d="M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2c.3-.3.7-.4 1-.2 1.1.4 2.3.6 3.6.6.6 0 1 .4 1 1V20c0 .6-.4 1-1 1A17 17 0 0 1 3 4c0-.6.4-1 1-1h3.5c.6 0 1 .4 1 1 0 1.3.2 2.5.6 3.6.1.3 0 .7-.2 1l-2.3 2.2z"/>',
+    hangup: '<path d="M12 9c-1.6 0-3.2.3-4.6.7v3.1c0 .4-.2.7-.6.9-1 .5-1.8 1.1-2.6 1.8-.2.2-.4.3-.7.3s-.5-.1-.7-.3L.3 13c-.2-.2-.3-.4-.3-.7s.1-.5.3-.7C3.3 8.8 7.4 7 12 7s8.7 1.8 11.7 4.6c.2.2.3.4.3.7s-.1.5-.3.7l-2.5 2.5c-.2.2-.4.3-.7.3s-.5-.1-.7-.3c-.8-.7-1.7-1.3-2.6-1.8-.3-.2-.6-.5-.6-.9V9.7C15.2 9.3 13.6 9 12 9z"/>',
+    pause: '<path d="M7 5h4v14H7zM13 5h4v14h-4z"/>',
+    play: '<path d="M8 5v14l11-7z"/>',
+    mic: '<path d="M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-3.1A7 7 0 0 0 19 11h-2z"/>',
+    micoff: '<path d="M19 11h-1.7c0 .7-.2 1.4-.4 2l1.2 1.2c.6-.9.9-2 .9-3.2zm-4 .2V5a3 3 0 0 0-6-.2l6 6.4zM4.3 3 3 4.3l6 6V11a3 3 0 0 0 4.2 2.8l1.7 1.6A5 5 0 0 1 7 11H5a7 7 0 0 0 6 6.9V21h2v-3.1c.9-.1 1.8-.4 2.5-.9l4.2 4.3L21 20 4.3 3z"/>',
+    transfer: '<path d="M16 3l5 5-5 5V9.5H9v-3h7V3zM8 11v3.5h7v3H8V21l-5-5 5-5z"/>',
+    keypad: '<path d="M6 3a2 2 0 1 0 0 4 2 2 0 0 0 0-4zm6 0a2 2 0 1 0 0 4 2 2 0 0 0 0-4zm6 0a2 2 0 1 0 0 4 2 2 0 0 0 0-4zM6 9a2 2 0 1 0 0 4 2 2 0 0 0 0-4zm6 0a2 2 0 1 0 0 4 2 2 0 0 0 0-4zm6 0a2 2 0 1 0 0 4 2 2 0 0 0 0-4zM6 15a2 2 0 1 0 0 4 2 2 0 0 0 0-4zm6 0a2 2 0 1 0 0 4 2 2 0 0 0 0-4zm6 0a2 2 0 1 0 0 4 2 2 0 0 0 0-4z"/>',
+    menu: '<path d="M3 6h18v2H3zm0 5h18v2H3zm0 5h18v2H3z"/>',
+    people: '<path d="M16 11a3 3 0 1 0 0-6 3 3 0 0 0 0 6zm-8 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zm0 2c-2.3 0-7 1.2-7 3.5V19h14v-2.5C15 14.2 10.3 13 8 13zm8 0h-1c1.2.9 2 2 2 3.5V19h6v-2.5c0-2.3-4.7-3.5-7-3.5z"/>',
+    chevron: '<path d="M7 10l5 5 5-5z"/>',
+    close: '<path d="M19 6.4 17.6 5 12 10.6 6.4 5 5 6.4 10.6 12 5 17.6 6.4 19 12 13.4 17.6 19 19 17.6 13.4 12z"/>',
+    inbound: '<path d="M20 5.4 18.6 4 8 14.6V9H6v9h9v-2H9.4z"/>',
+    outbound: '<path d="M9 5v2h6.6L4 18.6 5.4 20 17 8.4V15h2V5z"/>',
+  };
+  function icon(name, cls) { return '<svg class="ucs-i ' + (cls || "") + '" viewBox="0 0 24 24" aria-hidden="true">' + (ICONS[name] || "") + "</svg>"; }
+
+  function loadCSS() {
+    if (document.querySelector("link[data-ucs-operator]")) return;
+    var src = SCRIPT && SCRIPT.src;
+    if (!src) return;
+    var href = src.replace(/operator(-v[\d.]+)?\.js(\?.*)?$/, "operator-v" + VERSION + ".css");
+    var link = document.createElement("link");
+    link.rel = "stylesheet"; link.href = href; link.setAttribute("data-ucs-operator", "");
+    document.head.appendChild(link);
+  }
+
+  function mount() {
+    if (opt("headless")) return;
+    var host = document.getElementById(opt("renderTo"));
+    if (!host) { fire("onError", "renderTo: there is no element with id " + JSON.stringify(opt("renderTo")) + "; the bar runs headless"); return; }
+    loadCSS();
+    host.innerHTML =
+      '<div class="ucs-bar" data-state="CONNECTING">' +
+      '<div class="ucs-top">' +
+      '<div class="ucs-brand">UCS</div>' +
+      '<div class="ucs-name" data-ref="name"></div>' +
+      '<div class="ucs-status-wrap" data-ref="statusWrap"></div>' +
+      '<div class="ucs-waiting" data-ref="waiting"></div>' +
+      '<div class="ucs-spacer"></div>' +
+      '<form class="ucs-dial" data-ref="dial" autocomplete="off">' +
+      '<input class="ucs-dial-input" data-ref="dialInput" inputmode="tel" name="number">' +
+      '<button type="button" class="ucs-btn ucs-icon-btn" data-act="keypad" data-ref="keypadBtn">' + icon("keypad") + "</button>" +
+      '<button type="submit" class="ucs-btn ucs-green" data-ref="dialBtn">' + icon("phone") + '<span data-t="dial"></span></button>' +
+      '<div class="ucs-keypad" data-ref="keypad" hidden></div>' +
+      "</form>" +
+      '<div class="ucs-menu-wrap" data-ref="menuWrap"><button type="button" class="ucs-btn ucs-icon-btn ucs-ghost" data-act="menu">' + icon("menu") + '</button><div class="ucs-menu" data-ref="menu" hidden></div></div>' +
+      "</div>" +
+      '<div class="ucs-body">' +
+      '<form class="ucs-card ucs-login" data-ref="login" autocomplete="on">' +
+      '<h2 data-t="signIn"></h2>' +
+      '<label><span data-t="username"></span><input name="username" autocomplete="username" data-ref="loginUser"></label>' +
+      '<label><span data-t="password"></span><input name="password" type="password" autocomplete="current-password" data-ref="loginPass"></label>' +
+      '<label class="ucs-check"><input type="checkbox" name="remember" data-ref="loginRemember"><span data-t="remember"></span></label>' +
+      '<div class="ucs-form-error" data-ref="loginError" role="alert"></div>' +
+      '<div class="ucs-form-notes" data-ref="loginNotes"></div>' +
+      '<button type="submit" class="ucs-btn ucs-primary ucs-wide" data-ref="loginBtn"></button>' +
+      "</form>" +
+      '<form class="ucs-card ucs-pair" data-ref="pair" autocomplete="off">' +
+      '<h2 data-t="pickPhone"></h2>' +
+      '<div class="ucs-phones" data-ref="phones"></div>' +
+      '<label><span data-t="identifierLabel"></span><input name="identifier" data-ref="identifierInput"></label>' +
+      '<button type="submit" class="ucs-btn ucs-primary ucs-wide" data-ref="pairBtn"></button>' +
+      "</form>" +
+      '<div class="ucs-card ucs-confirm" data-ref="confirm"></div>' +
+      '<div class="ucs-calls" data-ref="calls"></div>' +
+      '<div class="ucs-account" data-ref="account"></div>' +
+      '<div class="ucs-loading" data-ref="loading"></div>' +
+      "</div>" +
+      '<div class="ucs-bottom" data-ref="bottom"></div>' +
+      "</div>";
+    root = host.firstChild;
+    Array.prototype.forEach.call(root.querySelectorAll("[data-ref]"), function (el) { els[el.getAttribute("data-ref")] = el; });
+    var keys = "123456789*0#".split("");
+    els.keypad.innerHTML = keys.map(function (k) { return '<button type="button" class="ucs-key" data-key="' + k + '">' + k + "</button>"; }).join("");
+    root.addEventListener("click", onClick);
+    root.addEventListener("submit", onSubmit);
+    document.addEventListener("click", function (e) {
+      if (!root.contains(e.target) || !e.target.closest(".ucs-status-wrap, .ucs-menu-wrap, .ucs-dial")) {
+        if (model.statusOpen || model.menuOpen || model.keypadOpen) { model.statusOpen = model.menuOpen = model.keypadOpen = false; render(); }
+      }
+    });
+    setInterval(tick, 1000);
+    render();
+  }
+
+  function fillLogin(user, pass, remember) {
+    if (!root) return;
+    els.loginUser.value = user || ""; els.loginPass.value = pass || ""; els.loginRemember.checked = !!remember;
+  }
+
+  function onSubmit(e) {
+    e.preventDefault();
+    var f = e.target;
+    if (f === els.login) {
+      NS.login(els.loginUser.value.trim(), els.loginPass.value, els.loginRemember.checked).catch(function () {});
+    } else if (f === els.pair) {
+      var id = els.identifierInput.value.trim();
+      if (id) NS.selectIdentifier(id).catch(function () {});
+    } else if (f === els.dial) {
+      var n = els.dialInput.value.trim();
+      if (!n) return;
+      model.keypadOpen = false;
+      NS.dial(n).then(function () { els.dialInput.value = ""; }, function () {});
+      render();
+    } else if (f.getAttribute("data-form") === "transfer") {
+      var num = f.querySelector("input").value.trim();
+      if (!num) return;
+      var kind = e.submitter && e.submitter.getAttribute("data-kind");
+      (kind === "blind" ? NS.blindTransfer(num) : NS.transfer(num)).catch(function () {});
+    } else if (f.getAttribute("data-form") === "account") {
+      var code = f.querySelector("[name=code]:checked"), sub = f.querySelector("[name=sub]");
+      if (!code || !model.accountFor) return;
+      var uid = model.accountFor.uniqueid;
+      NS.setAccountCode(uid, code.value, sub && sub.value ? sub.value : null, false).then(function () {
+        if (model.accountFor && model.accountFor.uniqueid === uid) { model.accountFor = null; render(); }
+      }, function () {});
+    }
+  }
+
+  function onClick(e) {
+    var key = e.target.closest("[data-key]");
+    if (key) { els.dialInput.value += key.getAttribute("data-key"); els.dialInput.focus(); return; }
+    var el = e.target.closest("[data-act]");
+    if (!el) return;
+    var act = el.getAttribute("data-act"), arg = el.getAttribute("data-arg");
+    var quiet = function (p) { if (p && p.catch) p.catch(function () {}); };
+    switch (act) {
+      case "status": model.statusOpen = !model.statusOpen; model.menuOpen = false; render(); break;
+      case "set-status":
+        model.statusOpen = false; render();
+        quiet(NS.changeStatus(el.getAttribute("data-status"), arg || undefined)); break;
+      case "menu": model.menuOpen = !model.menuOpen; model.statusOpen = false; render(); break;
+      case "keypad": model.keypadOpen = !model.keypadOpen; render(); break;
+      case "answer": quiet(NS.answer()); break;
+      case "hangup": quiet(NS.hangup()); break;
+      case "hold": quiet(NS.tribute()); break;
+      case "unhold": quiet(NS.unhold()); break;
+      case "mute": quiet(NS.mute()); break;
+      case "transfer": model.transferOpen = !model.transferOpen; render(); break;
+      case "finish": quiet(NS.finishTransfer()); break;
+      case "pick-phone": quiet(NS.selectIdentifier(arg)); break;
+      case "confirm": quiet(NS.provision()); break;
+      case "another": model.device = null; askIdentifier(); setAppState("IDENTIFY"); break;
+      case "change-phone": model.menuOpen = false; quiet(NS.identify()); break;
+      case "logout": model.menuOpen = false; quiet(NS.logout()); break;
+      case "lang": model.menuOpen = false; lang = lang === "cs" ? "en" : "cs"; render(); break;
+      case "suspend": quiet(el.getAttribute("data-on") === "1" ? NS.resume(Number(arg)) : NS.suspend(Number(arg))); break;
+      case "code": model.accountCode = arg; render(); break;
+      case "skip": model.accountFor = null; render(); break;
+      case "note-close": removeNote(Number(arg)); break;
+    }
+  }
+
+  function statusLabel(status, reason) {
+    return t(status) + (status === "AUX" && reason ? " · " + reason : "");
+  }
+
+  function renderTop() {
+    var name = (model.user && (model.user.displayname || model.user.username)) || "";
+    els.name.innerHTML = model.user ? opt("topMenuNameContent").replace("%icon%", icon("user", "ucs-avatar")).replace("%name%", '<span class="ucs-username">' + esc(name) + "</span>") : "";
+    var ready = model.appState === "READY";
+    if (ready) {
+      var reasons = (model.state && model.state.auxReasons) || [];
+      var acw = "";
+      if (model.status === "ACW") {
+        acw = model.acwUntil ? ' <span class="ucs-countdown" data-ref-acw>' + hms(model.acwUntil - serverNow()) + "</span>" : "";
+      }
+      var items = '<button type="button" class="ucs-item" data-act="set-status" data-status="READY"><i class="ucs-dot s-READY"></i>' + esc(t("READY")) + "</button>";
+      items += reasons.length ? reasons.map(function (r) {
+        return '<button type="button" class="ucs-item" data-act="set-status" data-status="AUX" data-arg="' + esc(r.name) + '"><i class="ucs-dot s-AUX"></i>' + esc(t("AUX")) + " · " + esc(r.name) + "</button>";
+      }).join("") : '<button type="button" class="ucs-item" data-act="set-status" data-status="AUX"><i class="ucs-dot s-AUX"></i>' + esc(t("AUX")) + "</button>";
+      items += '<button type="button" class="ucs-item" data-act="set-status" data-status="OFFLINE"><i class="ucs-dot s-OFFLINE"></i>' + esc(t("OFFLINE")) + "</button>";
+      els.statusWrap.innerHTML = '<button type="button" class="ucs-status s-' + esc(model.status) + '" data-act="status" aria-haspopup="true">' +
+        '<i class="ucs-dot s-' + esc(model.status) + '"></i><span>' + esc(statusLabel(model.status, model.reason)) + "</span>" + acw + icon("chevron") + "</button>" +
+        '<div class="ucs-dropdown"' + (model.statusOpen ? "" : " hidden") + ">" + items + "</div>";
+      var n = model.waitingCallers;
+      els.waiting.innerHTML = '<span class="ucs-waiting-badge' + (n ? " ucs-hot" : "") + '" title="' + esc(t("waitingTitle")) + '">' + icon("people") + "<b>" + n + "</b> " + esc(t("waiting")) + "</span>";
+    } else {
+      els.statusWrap.innerHTML = ""; els.waiting.innerHTML = "";
+    }
+    els.dial.hidden = !(ready && opt("showDialControl"));
+    els.keypad.hidden = !model.keypadOpen;
+    els.dialInput.placeholder = t("dialPlaceholder");
+    els.menuWrap.hidden = !model.user && model.appState !== "CREDENTIALS";
+    var menu = '<button type="button" class="ucs-item" data-act="lang">' + esc(t("language")) + "</button>";
+    if (model.user) {
+      if (ready || model.appState === "DEVICE") menu = '<button type="button" class="ucs-item" data-act="change-phone">' + esc(t("changePhone")) + "</button>" + menu;
+      if (ready && model.state && (model.state.queues || []).length) {
+        menu += '<div class="ucs-menu-title">' + esc(t("queues")) + "</div>" + model.state.queues.map(function (q) {
+          var id = q.id !== undefined ? q.id : q.queue_id;
+          return '<button type="button" class="ucs-item" data-act="suspend" data-arg="' + id + '" data-on="' + (q.suspended ? 1 : 0) + '"><i class="ucs-dot ' + (q.suspended ? "s-OFFLINE" : "s-READY") + '"></i>' + esc(q.name) + (q.suspended ? " · " + esc(t("suspended")) : "") + "</button>";
+        }).join("");
+      }
+      menu += '<button type="button" class="ucs-item ucs-danger" data-act="logout">' + esc(t("logout")) + "</button>";
+    }
+    els.menu.innerHTML = menu;
+    els.menu.hidden = !model.menuOpen;
+  }
+
+  function callView(c, primary) {
+    var dirIcon = c.direction === "OUTGOING" ? "outbound" : "inbound";
+    var who = c.direction === "OUTGOING" ? (c.called_name || c.connected_name || c.name) : (c.caller_name || c.name);
+    var number = c.number || (c.direction === "OUTGOING" ? c.called_number : c.caller_number) || "";
+    var since = c.state === CALL.CONNECTED || c.state === CALL.HELD ? (c.connected || c.created) : c.created;
+    var muted = c.caller_muted || c.connected_muted;
+    var ringing = c.state === CALL.RINGING || c.state === CALL.DIALING || c.state === CALL.NEW;
+    var btn = function (act, ic, label, cls) { return '<button type="button" class="ucs-btn ' + (cls || "") + '" data-act="' + act + '">' + icon(ic) + "<span>" + esc(label) + "</span></button>"; };
+    var buttons = "";
+    if (primary) {
+      if (c.state === CALL.RINGING && c.direction !== "OUTGOING") buttons += btn("answer", "phone", t("answer"), "ucs-green ucs-pulse");
+      if (c.state === CALL.CONNECTED) {
+        buttons += btn("hold", "pause", t("hold"));
+        buttons += btn("mute", muted ? "micoff" : "mic", muted ? t("unmute") : t("mute"), muted ? "ucs-on" : "");
+        buttons += btn("transfer", "transfer", t("transfer"), model.transferOpen ? "ucs-on" : "");
+      }
+      if (c.state === CALL.HELD) buttons += btn("unhold", "play", t("unhold"), "ucs-on");
+      if (heldCall() && heldCall() !== c && c.state === CALL.CONNECTED) buttons += btn("finish", "transfer", t("finishTransfer"), "ucs-primary");
+      buttons += btn("hangup", "hangup", t("hangup"), "ucs-red");
+    }
+    var dirText = c.direction === "OUTGOING" ? t("outgoing") : c.direction === "INTERNAL" ? t("internal") : t("incoming");
+    var stateText = t("st" + c.state) + (muted ? " · " + t("muted") : "");
+    var html = '<div class="ucs-call' + (primary ? "" : " ucs-call-held") + (ringing ? " ucs-ringing" : "") + '" data-uniqueid="' + esc(c.uniqueid) + '" data-call-state="' + c.state + '">' +
+      '<div class="ucs-call-icon">' + icon(dirIcon) + "</div>" +
+      '<div class="ucs-call-who"><div class="ucs-call-name">' + esc(who || number || t("unknownCaller")) + "</div>" +
+      '<div class="ucs-call-meta">' + esc(number) + (c.queue ? ' · <span class="ucs-queue">' + esc(c.queue) + "</span>" : "") + " · " + esc(dirText) + "</div></div>" +
+      '<div class="ucs-call-state"><span class="ucs-chip st-' + c.state + '">' + esc(stateText) + '</span><span class="ucs-timer" data-since="' + (since || "") + '">' + (since ? hms(serverNow() - since) : "") + "</span></div>" +
+      '<div class="ucs-call-actions">' + buttons + "</div></div>";
+    if (primary && model.transferOpen && c.state === CALL.CONNECTED) {
+      html += '<form class="ucs-transfer" data-form="transfer" autocomplete="off"><label>' + esc(t("transferTo")) +
+        ' <input name="number" inputmode="tel" placeholder="' + esc(t("dialPlaceholder")) + '"></label>' +
+        '<button type="submit" class="ucs-btn ucs-primary" data-kind="consult">' + esc(t("consult")) + "</button>" +
+        '<button type="submit" class="ucs-btn" data-kind="blind">' + esc(t("blind")) + "</button>" +
+        '<button type="button" class="ucs-btn ucs-ghost-dark" data-act="transfer">' + esc(t("cancel")) + "</button></form>";
+    }
+    return html;
+  }
+
+  function renderCalls() {
+    var list = calls(), primary = activeCall();
+    var keep = els.calls.querySelector("[data-form=transfer] input");
+    var typed = keep ? keep.value : "";
+    var html = list.filter(function (c) { return c !== primary; }).map(function (c) { return callView(c, false); }).join("");
+    if (primary) html += callView(primary, true);
+    if (els.calls.getAttribute("data-html") !== html) {
+      els.calls.innerHTML = html;
+      els.calls.setAttribute("data-html", html);
+      var input = els.calls.querySelector("[data-form=transfer] input");
+      if (input) { input.value = typed; if (!typed) input.focus(); }
+    }
+    els.calls.hidden = !(model.appState === "READY" && list.length);
+  }
+
+  function renderAccount() {
+    var c = model.accountFor;
+    if (!c || model.appState !== "READY") { els.account.hidden = true; els.account.innerHTML = ""; els.account.removeAttribute("data-for"); els.account.removeAttribute("data-html"); return; }
+    var reasons = callReasons();
+    var tops = reasons.filter(function (r) { return !r.parent_id; });
+    var chosen = tops.filter(function (r) { return r.code === model.accountCode; })[0];
+    var subs = chosen ? reasons.filter(function (r) { return r.parent_id === chosen.id; }) : [];
+    var who = c.direction === "OUTGOING" ? c.called_number : (c.caller_name ? c.caller_name + " · " : "") + c.caller_number;
+    els.account.hidden = false;
+    els.account.setAttribute("data-for", c.uniqueid);
+    var html = '<form data-form="account" class="ucs-account-form"><div class="ucs-account-title">' + esc(t("accountCode")) +
+      ' <span class="ucs-muted">' + esc(who || "") + "</span></div>" +
+      '<div class="ucs-codes">' + tops.map(function (r) {
+        return '<label class="ucs-code' + (chosen === r ? " ucs-on" : "") + '" data-act="code" data-arg="' + esc(r.code) + '"><input type="radio" name="code" value="' + esc(r.code) + '"' + (chosen === r ? " checked" : "") + ">" + esc(r.name || r.code) + "</label>";
+      }).join("") + "</div>" +
+      (subs.length ? '<label class="ucs-sub">' + esc(t("sub")) + ' <select name="sub"><option value="">' + esc(t("none")) + "</option>" + subs.map(function (r) { return '<option value="' + esc(r.code) + '">' + esc(r.name || r.code) + "</option>"; }).join("") + "</select></label>" : "") +
+      '<span class="ucs-spacer"></span><button type="submit" class="ucs-btn ucs-primary"' + (chosen ? "" : " disabled") + ">" + esc(t("save")) + '</button><button type="button" class="ucs-btn ucs-ghost-dark" data-act="skip">' + esc(t("skip")) + "</button></form>";
+    if (els.account.getAttribute("data-html") !== html + lang) { els.account.innerHTML = html; els.account.setAttribute("data-html", html + lang); }
+  }
+
+  function renderNotes(target, state) {
+    var notes = model.notifications.filter(function (n) { return !n.boundState || n.boundState === state; });
+    return notes.map(function (n) {
+      return '<div class="ucs-note ucs-note-' + esc(n.type) + '" data-note="' + n.id + '"><span>' + esc(n.title) + '</span><button type="button" class="ucs-x" data-act="note-close" data-arg="' + n.id + '">' + icon("close") + "</button></div>";
+    }).join("");
+  }
+
+  function render() {
+    if (!root) return;
+    var s = model.appState;
+    root.setAttribute("data-state", s);
+    root.setAttribute("lang", lang);
+    Array.prototype.forEach.call(root.querySelectorAll("[data-t]"), function (el) { el.textContent = t(el.getAttribute("data-t")); });
+    renderTop();
+    els.loading.hidden = s !== "CONNECTING";
+    els.loading.textContent = t("loading");
+    els.login.hidden = s !== "CREDENTIALS";
+    els.loginBtn.textContent = model.busy === "login" ? t("loggingIn") : t("login");
+    els.loginBtn.disabled = model.busy === "login" || !model.connected;
+    els.loginError.textContent = model.loginError;
+    els.loginNotes.innerHTML = s === "CREDENTIALS" ? renderNotes(null, s) : "";
+    els.pair.hidden = !(s === "IDENTIFY" && !opt("withoutDevice"));
+    els.phones.innerHTML = model.devices.length ? model.devices.map(function (d) {
+      var id = (d.identifiers && d.identifiers[0]) || d.device;
+      return '<button type="button" class="ucs-phone" data-act="pick-phone" data-arg="' + esc(id) + '">' + icon("phone") + "<span><b>" + esc(d.name || d.device) + "</b><small>" + esc(d.device) + " · " + esc((d.identifiers || []).join(", ")) + "</small></span></button>";
+    }).join("") : '<p class="ucs-muted">' + esc(t("noPhones")) + "</p>";
+    els.pairBtn.textContent = model.busy === "pair" ? t("pairing") : t("pair");
+    els.pairBtn.disabled = model.busy === "pair";
+    els.confirm.hidden = s !== "DEVICE";
+    els.confirm.innerHTML = s === "DEVICE" && model.device ? "<h2>" + esc(t("confirmPhone")) + '</h2><div class="ucs-phone ucs-static">' + icon("phone") + "<span><b>" + esc(model.device.name || model.device.device) + "</b><small>" + esc(model.device.device) + "</small></span></div>" +
+      '<div class="ucs-row"><button type="button" class="ucs-btn ucs-primary" data-act="confirm">' + esc(t("confirm")) + '</button><button type="button" class="ucs-btn ucs-ghost-dark" data-act="another">' + esc(t("another")) + "</button></div>" : "";
+    renderCalls();
+    renderAccount();
+    var bottom = "";
+    if (opt("showBottomMenu")) {
+      var conn = model.connected ? '<span class="ucs-conn ucs-ok"><i></i>' + esc(t("connected")) + "</span>" : '<span class="ucs-conn ucs-bad"><i></i>' + esc(model.reconnecting ? t("reconnecting") : t("loading")) + "</span>";
+      var phone = model.device ? '<span class="ucs-dev">' + icon("phone") + esc(model.device.name || model.device.device) + "</span>" : (s === "IDENTIFY" && opt("withoutDevice") ? '<span class="ucs-dev">' + esc(t("withoutDevice")) + "</span>" : "");
+      bottom = conn + phone + '<span class="ucs-notes">' + (s === "CREDENTIALS" ? "" : renderNotes(null, s)) + "</span>" + '<span class="ucs-ver">v' + VERSION + "</span>";
+    }
+    els.bottom.innerHTML = bottom;
+    els.bottom.hidden = !opt("showBottomMenu");
+  }
+
+  function tick() {
+    if (!root) return;
+    Array.prototype.forEach.call(root.querySelectorAll(".ucs-timer[data-since]"), function (el) {
+      var since = Number(el.getAttribute("data-since"));
+      if (since) el.textContent = hms(serverNow() - since);
+    });
+    var acw = root.querySelector("[data-ref-acw]");
+    if (acw && model.acwUntil) acw.textContent = hms(model.acwUntil - serverNow());
+  }
+
+  // ---------------------------------------------------------------- start
+
+  function onUnload() {
+    if (model.autoLogoutOnUnload && model.user && ws && ws.readyState === 1) {
+      try { ws.send(JSON.stringify({ id: ++nextId, method: "logout", args: [] })); } catch (e) { /* going away */ }
+    }
+  }
+
+  function start() {
+    mount();
+    window.addEventListener("beforeunload", function (e) {
+      if (opt("confirmUnload") && model.user) { e.preventDefault(); e.returnValue = ""; return ""; }
+    });
+    window.addEventListener("pagehide", onUnload);
+    connect();
+  }
+
+  if (opt("legacyStartup") || document.readyState === "complete") start();
+  else window.addEventListener("load", start);
+})();
