@@ -170,7 +170,25 @@ class HTTPSource:
         return d
 
     def _fetch(self, number: str) -> Deferred[Data | None]:
-        return Deferred.fromCoroutine(self._request(number)).addTimeout(self.timeout, self._clock)
+        d = Deferred.fromCoroutine(self._request(number))
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            d.cancel()
+
+        timer = self._clock.callLater(self.timeout, expire)
+
+        def settle(result: Any) -> Any:
+            if timer.active():
+                timer.cancel()
+            if expired and isinstance(result, Failure):
+                # The agent wraps the cancellation (ResponseNeverReceived…): say what happened.
+                return Failure(TimeoutError(f"no answer in {self.timeout:g} s"))
+            return result
+
+        return d.addBoth(settle)
 
     async def _request(self, number: str) -> Data | None:
         self.requests += 1
