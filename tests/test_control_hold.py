@@ -220,3 +220,37 @@ async def test_asterisk_refuses_the_notify() -> None:
             await s.control.answer(DAVE)
     finally:
         await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_agents_phone_hangs_up_while_the_call_is_held() -> None:
+    s = await started()
+    try:
+        call = await s.incoming()
+        await s.settle(s.control.hold(ALICE))
+        s.sim.phone("SIP/1001").hangup()
+        await s.advance(0.5)
+        # Nobody could take the caller off hold: UCS hangs the caller up too.
+        assert not s.sim.channels and not s.pbx.channels and "SIP/1001" not in s.control.ops
+        assert call.uniqueid in s.ended.calls
+    finally:
+        await s.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the tracker counts the hold's Redirect as the caller leaving the bridge first, so a held call the "
+    "agent's phone hangs up ends with cause 3; it needs to be told the Redirect was not a hang-up",
+)
+@pytest_twisted.ensureDeferred
+async def test_the_agents_phone_hanging_up_a_held_call_is_cause_4() -> None:
+    s = await started()
+    try:
+        call = await s.incoming()
+        await s.settle(s.control.hold(ALICE))
+        s.sim.phone("SIP/1001").hangup()
+        await s.advance(0.5)
+        done = s.ended.calls[call.uniqueid]
+        assert (done.cause, s.leg(done, "SIP/1001").cause) == (Cause.CALLED_HUNG_UP, Cause.CALLED_HUNG_UP)
+    finally:
+        await s.stop()

@@ -115,10 +115,10 @@ class Stack:
         self.clock.advance(max(0.0, target - self.clock.seconds()))
         await self.barrier()
 
-    async def settle(self, coro: Coroutine[Any, Any, Any], limit: float = 40.0) -> Any:
-        """Run a call-control method to its end, advancing the PBX's clock a
-        quarter second at a time while it waits."""
-        d: Deferred[Any] = Deferred.fromCoroutine(coro)
+    async def settle(self, coro: Coroutine[Any, Any, Any] | Deferred[Any], limit: float = 40.0) -> Any:
+        """Run a call-control method (or API call) to its end, advancing the
+        PBX's clock a quarter second at a time while it waits."""
+        d: Deferred[Any] = coro if isinstance(coro, Deferred) else Deferred.fromCoroutine(coro)
         waited = 0.0
         while True:
             await self.barrier()

@@ -36,7 +36,7 @@ class Expectation(Generic[T]):
         self._check = check
         #: What should happen, for the timeout message ("SIP/1001 answers").
         self.what = what
-        self._deferred: Deferred[T] = Deferred()
+        self._deferred: Deferred[T] = Deferred(lambda d: self._settle() if not self.done else None)
         self._timer: IDelayedCall | None = None
         self.done = False
 
@@ -59,12 +59,13 @@ class Expectation(Generic[T]):
             self._settle()
             self._deferred.callback(value)
 
-    async def wait(self, timeout: float) -> T:
-        """The value the check returned; :class:`PBXError` saying what did not
-        happen when ``timeout`` seconds pass first."""
-        if not self.done:
+    def wait(self, timeout: float) -> Deferred[T]:
+        """Fires with the value the check returned; fails with :class:`PBXError`
+        saying what did not happen when ``timeout`` seconds pass first (the
+        clock starts now)."""
+        if not self.done and self._timer is None:
             self._timer = self._owner.clock.callLater(timeout, self._timed_out, timeout)
-        return await self._deferred
+        return self._deferred
 
     def cancel(self) -> None:
         """Stop waiting (the action failed); nobody will read the result."""
