@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
@@ -52,9 +53,22 @@ class LogCapture:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self._waiting: list[tuple[str, Deferred[dict[str, Any]]]] = []
 
     def __call__(self, event: dict[str, Any]) -> None:
         self.events.append(event)
+        text = formatEvent(event)
+        for waiting in list(self._waiting):
+            if waiting[0] in text:
+                self._waiting.remove(waiting)
+                waiting[1].callback(event)
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> Deferred[dict[str, Any]]:
+        """Fires with the first event (from now) whose text has ``text``; fails after
+        ``timeout`` seconds of real time (a thread that never logs it)."""
+        d: Deferred[dict[str, Any]] = Deferred()
+        self._waiting.append((text, d))
+        return d.addTimeout(timeout, reactor)
 
     def __enter__(self) -> LogCapture:
         globalLogPublisher.addObserver(self)
@@ -115,6 +129,7 @@ class PluginStack:
         self.bus = bus or EventBus()
         self.registry = registry or Registry()
         self.sessions = sessions or SessionManager(self.clock)
+        self._own_directory = directory is None
         self.directory = directory or Directory(store, self.bus)
         self.shared = SharedData(store, self.bus)
         self.lookups = lookups if lookups is not None else LookupService([])
@@ -130,9 +145,10 @@ class PluginStack:
             directory_api.register(self.registry, self.directory)
 
     async def start(self, *, users: bool = True) -> None:
-        await self.directory.load()
+        if self._own_directory:
+            await self.directory.load()
         await self.shared.load()
-        if users and not self.directory.users:
+        if users and self._own_directory and not self.directory.users:
             await self.directory.ensure_admin("admin-password-1")
             await self.directory.add("users", {"username": "alice", "displayname": "Alice Agent"})
             await self.directory.add("users", {"username": "bob", "displayname": "Bob Agent"})
