@@ -3,8 +3,6 @@ line, status, suspensions, wrap-up and today's figures (SQLite and PostgreSQL)."
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest_twisted
 from test_agents_harness import close, stack_on
 

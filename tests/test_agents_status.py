@@ -15,7 +15,11 @@ from twisted.internet.defer import DeferredList, ensureDeferred
 from ucs.constants import AGENT_AUX, AgentStatus
 from ucs.error import InvalidDataInput, InvalidState, PBXError
 from ucs.events import (
-    EVENT_AGENT_DEVICE, EVENT_AGENT_LOGIN, EVENT_AGENT_LOGOUT, EVENT_AGENT_RESUME, EVENT_AGENT_STATUS,
+    EVENT_AGENT_DEVICE,
+    EVENT_AGENT_LOGIN,
+    EVENT_AGENT_LOGOUT,
+    EVENT_AGENT_RESUME,
+    EVENT_AGENT_STATUS,
     EVENT_AGENT_SUSPEND,
 )
 
@@ -304,5 +308,35 @@ async def test_asterisk_restart_puts_memberships_back(tmp_path: Any) -> None:
         assert s.ucs_members() == before
         assert (alice.status, bob.status, bob.reason, carol.status) == (READY, AUX, "Lunch", OFFLINE)
         assert len(s.named(EVENT_AGENT_STATUS)) == published  # nothing changed for anyone
+    finally:
+        await close(s)
+
+
+@pytest_twisted.ensureDeferred
+async def test_counted_only_when_asterisk_confirms(tmp_path: Any) -> None:
+    s = await stack_on(sqlite_url(tmp_path))
+    try:
+        agents = await s.start(confirm_timeout=4.0)
+        alice = await agents.login(s.user("alice"), s.line("SIP/1001"))
+        await s.settle()
+        published = len(s.named(EVENT_AGENT_STATUS))
+        # UCS's AMI session stops receiving agent events: Asterisk answers "Success" but the
+        # QueueMemberPause events never reach the model
+        await s.client.sendAction("Events", {"EventMask": "system,call"})
+        change = ensureDeferred(agents.change_status(alice.id, "AUX", "Lunch"))
+        await s.settle()
+        assert s.sim_members("SIP/1001") == {("support", "SIP/1001", True, "Lunch"), ("sales", "SIP/1001", True, "Lunch")}
+        assert not change.called and alice.status == READY  # responses alone count for nothing
+        s.clock.advance(4.0)
+        with pytest.raises(PBXError, match="Asterisk did not confirm that SIP/1001 is paused \\(Lunch\\) in queue"):
+            await change
+        assert alice.status == READY and len(s.named(EVENT_AGENT_STATUS)) == published
+
+        # the events are back and UCS resyncs: what Asterisk did is followed
+        await s.client.sendAction("Events", {"EventMask": "on"})
+        await s.link.resync()
+        await s.settle()
+        assert (alice.status, alice.reason) == (AUX, "Lunch")
+        assert s.members("SIP/1001") == {("support", True, "Lunch"), ("sales", True, "Lunch")}
     finally:
         await close(s)

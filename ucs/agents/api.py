@@ -23,7 +23,7 @@ from ucs.agents.service import Agents
 from ucs.agents.transitions import parse_status
 from ucs.api.registry import Param, Registry
 from ucs.constants import AgentStatus, Role, SessionState
-from ucs.error import InvalidState
+from ucs.error import InvalidDataInput, InvalidState
 
 READY_ONLY = (SessionState.READY,)
 
@@ -31,7 +31,7 @@ READY_ONLY = (SessionState.READY,)
 def _status(value: Any) -> AgentStatus:
     try:
         return parse_status(value)
-    except Exception:
+    except InvalidDataInput:
         raise ValueError(f"{value!r} is not accepted; give OFFLINE, READY, AUX or ACW") from None
 
 

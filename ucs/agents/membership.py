@@ -7,9 +7,10 @@ MemberName = the user's name, Penalty = the membership's priority, Paused,
 Reason), ``QueuePause`` (Queue, Interface, Paused, Reason) or
 ``QueueRemove`` — all at once, and returns when Asterisk has *confirmed*
 every one: the ``QueueMemberAdded`` / ``QueueMemberPause`` /
-``QueueMemberRemoved`` event reached the PBX model (Asterisk sends them
-before the action's response; if one is late it is awaited for
-``confirm_timeout`` seconds).
+``QueueMemberRemoved`` event reached the PBX model.  A response alone is not
+enough: Asterisk 20 sends the event right *after* the action's ``Response:
+Success`` (see the captures), so each event is awaited for up to
+``confirm_timeout`` seconds after its response.
 
 While an action is out, the outcome it should have is registered as an
 *expectation*; :meth:`Memberships.observe` tells the agents service whether a
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import attrs
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -113,23 +115,11 @@ class Memberships:
             started.append((change, exp, Deferred.fromCoroutine(self._carry_out(device, name, change, exp))))
         problems: list[PBXError] = []
         try:
-            for change, exp, d in started:
+            for _, _, d in started:
                 try:
                     await d
                 except PBXError as e:
                     problems.append(e)
-                    continue
-                if exp.seen or change.target.met_by(self.member(change.queue, device)):
-                    continue
-                waiting = exp.wait()
-                waiting.addTimeout(self.confirm_timeout, self._clock)
-                try:
-                    await waiting
-                except Exception:
-                    problems.append(PBXError(
-                        f"Asterisk did not confirm that {device} is {change.target.describe()} in queue "
-                        f"{change.queue} within {self.confirm_timeout:g} s"
-                    ))
         finally:
             for change, exp, _ in started:
                 if self._expected.get((change.queue, device)) is exp:
@@ -141,6 +131,21 @@ class Memberships:
         return len(todo)
 
     async def _carry_out(self, device: str, name: str, change: Change, exp: Expectation) -> None:
+        """One action, then its confirmation (each queue's on its own, all at once)."""
+        await self._act(device, name, change, exp)
+        if exp.seen or change.target.met_by(self.member(change.queue, device)):
+            return
+        waiting = exp.wait()
+        waiting.addTimeout(self.confirm_timeout, self._clock)
+        try:
+            await waiting
+        except (defer.TimeoutError, defer.CancelledError):
+            raise PBXError(
+                f"Asterisk did not confirm that {device} is {change.target.describe()} in queue "
+                f"{change.queue} within {self.confirm_timeout:g} s"
+            ) from None
+
+    async def _act(self, device: str, name: str, change: Change, exp: Expectation) -> None:
         queue, target = change.queue, change.target
         try:
             if not target.present:

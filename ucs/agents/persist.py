@@ -82,7 +82,7 @@ class Saver:
                     else:
                         await self._store.kv_set(key[0], key[1], value)
                     self.written += 1
-                except Exception:
+                except Exception:  # noqa: BLE001 - logged; the next save writes the latest again
                     self.log.failure("agents: could not write {namespace}/{key} to the store", namespace=key[0], key=key[1])
         finally:
             self._writing = False

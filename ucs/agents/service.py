@@ -55,10 +55,26 @@ from ucs.agents.agent import Agent
 from ucs.agents.hook import Hook, StatusHook
 from ucs.agents.membership import ActionSender, Change, Memberships
 from ucs.agents.persist import Saver
-from ucs.agents.stats import AgentStats, Days, QueueStats, count_external_transfer, count_leg, is_queue_call
+from ucs.agents.stats import (
+    AgentStats,
+    Days,
+    QueueStats,
+    count_external_transfer,
+    count_leg,
+    is_queue_call,
+)
 from ucs.agents.transitions import (
-    ACW, ACW_REASON, AUX, OFFLINE, READY, SUSPEND_REASON, Target, check_reason, check_transition,
-    parse_status, target,
+    ACW,
+    ACW_REASON,
+    AUX,
+    OFFLINE,
+    READY,
+    SUSPEND_REASON,
+    Target,
+    check_reason,
+    check_transition,
+    parse_status,
+    target,
 )
 from ucs.bus import EventBus
 from ucs.calls.call import Call, Cause, Leg
@@ -67,7 +83,12 @@ from ucs.calls.tracker import CallObserver, CallTracker
 from ucs.constants import AgentStatus
 from ucs.directory.directory import Directory
 from ucs.directory.model import Line, Queue, User
-from ucs.error import InvalidDataInput, InvalidState, PBXError, ProcessingError, UCSError
+from ucs.error import (
+    InvalidDataInput,
+    InvalidState,
+    PBXError,
+    UCSError,
+)
 from ucs.pbx.model import Member, device_of
 from ucs.pbx.observer import PBXObserver
 from ucs.pbx.pbx import PBX
@@ -188,10 +209,10 @@ class Agents(PBXObserver, CallObserver):
 
     # seed 000's names, for the plugin facade (ucs.agents.getAgents() …)
 
-    def getAgents(self) -> list[Agent]:  # noqa: N802
+    def getAgents(self) -> list[Agent]:
         return self.all()
 
-    def getAgent(self, user_id: int) -> Agent | None:  # noqa: N802
+    def getAgent(self, user_id: int) -> Agent | None:
         return self.get(user_id)
 
     # ==================================================================== the hook
@@ -203,8 +224,8 @@ class Agents(PBXObserver, CallObserver):
     def remove_change_status_hook(self) -> None:
         self.hook.remove()
 
-    addChangeStatusHook = add_change_status_hook  # noqa: N815
-    removeChangeStatusHook = remove_change_status_hook  # noqa: N815
+    addChangeStatusHook = add_change_status_hook
+    removeChangeStatusHook = remove_change_status_hook
 
     # ==================================================================== requests
 
@@ -483,7 +504,7 @@ class Agents(PBXObserver, CallObserver):
             qid = queue.id
             self._spawn(self._serial(agent.user.id, lambda: self._follow(agent, member.queue, qid)),
                         f"follow {member.interface} in {member.queue}")
-        except Exception:
+        except Exception:  # noqa: BLE001 - an observer must never break the PBX model's dispatch
             self.log.failure("agents: member event of {iface} in {queue} could not be handled",
                              iface=member.interface, queue=member.queue)
 
@@ -555,7 +576,7 @@ class Agents(PBXObserver, CallObserver):
                     if agent is not None:
                         agent.counted_legs.discard(leg.uniqueid)
                 self._settle_transfers(call)
-        except Exception:
+        except Exception:  # noqa: BLE001 - an observer must never break the tracker's dispatch
             self.log.failure("agents: call {uniqueid} could not be counted", uniqueid=call.uniqueid)
 
     def _count(self, agent: Agent, call: Call, leg: Leg) -> None:

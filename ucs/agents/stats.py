@@ -42,7 +42,7 @@ from __future__ import annotations
 import datetime
 import math
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
@@ -62,7 +62,7 @@ USER_FIGURES = (
 
 def seconds(value: float) -> int:
     """Whole seconds, halves rounded up (``round`` would make 2.5 into 2)."""
-    return int(math.floor(value + 0.5 + 1e-9))
+    return math.floor(value + 0.5 + 1e-9)
 
 
 @attrs.define
@@ -259,7 +259,7 @@ class Days:
     def __init__(self, timezone: str) -> None:
         try:
             self.zone = ZoneInfo(timezone)
-        except Exception as e:
+        except (ZoneInfoNotFoundError, ValueError) as e:
             raise ValueError(f"time zone {timezone!r} is not known ({e}); give an IANA name such as Europe/Prague") from None
 
     def day(self, ts: float) -> str:
