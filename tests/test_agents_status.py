@@ -340,3 +340,42 @@ async def test_counted_only_when_asterisk_confirms(tmp_path: Any) -> None:
         assert s.members("SIP/1001") == {("support", True, "Lunch"), ("sales", True, "Lunch")}
     finally:
         await close(s)
+
+
+@pytest_twisted.ensureDeferred
+async def test_directory_changes_and_a_new_phone(tmp_path: Any) -> None:
+    s = await stack_on(sqlite_url(tmp_path))
+    try:
+        agents = await s.start()
+        d = s.directory
+        alice = await agents.login(s.user("alice"), s.line("SIP/1001"))
+        await s.settle()
+        await agents.change_status(alice.id, "AUX", "Lunch")
+
+        # her queues change while she works: she leaves sales, joins it again with another priority
+        await d.edit("users", alice.id, {"queues": {"1": {}}})
+        await s.settle()
+        assert s.members("SIP/1001") == {("support", True, "Lunch")}
+        await d.edit("users", alice.id, {"queues": {"1": {}, "2": {"priorities": 5}}})
+        await s.settle()
+        assert s.members("SIP/1001") == {("support", True, "Lunch"), ("sales", True, "Lunch")}
+        assert s.sim.queues["sales"].members["SIP/1001"].penalty == 5
+
+        # she moves to another desk: memberships follow the phone, status kept
+        same = await agents.login(s.user("alice"), s.line("SIP/1003"))
+        await s.settle()
+        assert same is alice and alice.line.device == "SIP/1003" and (alice.status, alice.reason) == (AUX, "Lunch")
+        assert s.sim_members("SIP/1001") == set()
+        assert s.members("SIP/1003") == {("support", True, "Lunch"), ("sales", True, "Lunch")}
+        assert s.named(EVENT_AGENT_DEVICE)[-1]["line"].device == "SIP/1003"
+
+        # her line is deleted: she is logged out; bob's user is deleted: so is he
+        bob = await agents.login(s.user("bob"), s.line("SIP/1002"))
+        await s.settle()
+        await d.delete("lines", alice.line.id)
+        await d.delete("users", bob.id)
+        await s.settle()
+        assert agents.all() == [] and s.sim_members() == set()
+        assert [a["reason"] for a in s.named(EVENT_AGENT_LOGOUT)] == ["line deleted", "user deleted"]
+    finally:
+        await close(s)

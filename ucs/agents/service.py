@@ -684,7 +684,8 @@ class Agents(PBXObserver, CallObserver):
                 raise InvalidState(f"agent {agent.user.username} logged out meanwhile")
             if (new_status, new_reason) != (status, reason):
                 try:
-                    new_reason = check_reason(new_status, new_reason, aux)
+                    # plugins are trusted: any AUX reason text, not only the directory's
+                    new_reason = check_reason(new_status, new_reason, ())
                     check_transition(agent.status, new_status)
                 except UCSError as e:
                     self.log.error("status hook asked for {status} ({reason}) for {user}, which is not possible ({why}); "
