@@ -1,0 +1,1 @@
+"""An example UCS plugin package (see examples/ucs-greeter/README.md)."""
