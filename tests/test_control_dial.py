@@ -193,3 +193,16 @@ def test_numbers() -> None:
     with pytest.raises(InvalidDataInput) as e:
         check_number("x", "target")
     assert list(e.value.message) == ["target"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_asterisk_refuses_the_originate() -> None:
+    s = await started()
+    try:
+        actions = s.server.actions
+        actions._handlers["originate"] = lambda session, m: actions.error(m, "Originate failed")
+        with pytest.raises(PBXError, match="^Asterisk refused Originate: Originate failed$"):
+            await s.settle(s.control.dial(BOB, NUMBER))
+        assert not s.control._confirm and not s.control._originating
+    finally:
+        await s.stop()
