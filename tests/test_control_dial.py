@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import pytest_twisted
-from test_control_stack import ALICE, BOB, DAVE, Stack, started
+from test_control_stack import ALICE, BOB, DAVE, started
 
 from ucs.calls.call import OUTGOING, CallState, Cause
 from ucs.calls.control import check_number

@@ -71,7 +71,13 @@ from ucs.calls.confirm import Confirmations
 from ucs.calls.control_state import CONSULTING, HELD, IDLE, PARKED, LineOp, next_state
 from ucs.calls.tracker import CallObserver, CallTracker
 from ucs.directory.model import Line, Queue, User
-from ucs.error import InvalidDataInput, InvalidState, NotFound, PBXError, ProcessingError
+from ucs.error import (
+    InvalidDataInput,
+    InvalidState,
+    NotFound,
+    PBXError,
+    ProcessingError,
+)
 from ucs.pbx.model import STATE_UP, Bridge, Channel
 from ucs.pbx.observer import PBXObserver
 from ucs.pbx.pbx import PBX
@@ -137,6 +143,10 @@ class Contexts:
     wait: str = "ucs-wait"
     #: The extension of the hold and wait contexts.
     start: str = "s"
+
+
+#: The lab's contexts (``etc/asterisk/extensions.conf``).
+LAB_CONTEXTS = Contexts()
 
 
 class ActionRefused(PBXError):
@@ -224,7 +234,7 @@ class CallControl:
         directory: DirectoryView | None = None,
         store: CDRStore | None = None,
         cdrs: Flushable | None = None,
-        contexts: Contexts = Contexts(),
+        contexts: Contexts = LAB_CONTEXTS,
         confirm_timeout: float = 5.0,
         ring_timeout: float = 20.0,
         recent: int = 2000,
@@ -858,14 +868,14 @@ class CallControl:
             if self._cdrs is not None:
                 await self._cdrs.flushed()
             return await self._store.get_cdr(uniqueid)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any store failure is told to the client
             raise ProcessingError(f"the CDR of call {uniqueid} cannot be read now: {e}") from None
 
     async def _save_cdr(self, cdr: dict[str, Any]) -> None:
         assert self._store is not None
         try:
             await self._store.save_cdr(cdr)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any store failure is told to the client
             raise ProcessingError(f"the CDR of call {cdr.get('uniqueid')} cannot be saved now: {e}") from None
 
     # -- the phone and its call --------------------------------------------------------
@@ -961,7 +971,7 @@ class CallControl:
         try:
             self._reconcile()
             self._confirm.poke()
-        except Exception:
+        except Exception:  # noqa: BLE001 - nothing may break the PBX model's update
             self.log.failure("call control failed on a PBX event")
 
     def _reconcile(self) -> None:
@@ -973,9 +983,8 @@ class CallControl:
                 continue
             agent, party = channels.get(op.agent), channels.get(op.party)
             if op.state in (HELD, PARKED):
-                if agent is not None and party is not None:
-                    if agent.bridge is None or agent.bridge != party.bridge:
-                        continue
+                if agent is not None and party is not None and (agent.bridge is None or agent.bridge != party.bridge):
+                    continue  # still held
                 self._drop(device, "gone")
                 survivor = agent or party
                 if survivor is not None and (agent is None or party is None):
