@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from test_plugins_harness import LogCapture, logs  # noqa: F401
+from test_plugins_harness import LogCapture, logs_fixture  # noqa: F401
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock

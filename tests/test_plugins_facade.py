@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from test_plugins_harness import LogCapture, PluginStack, logs, sqlite_store, write  # noqa: F401
+from test_plugins_harness import LogCapture, PluginStack, logs_fixture, sqlite_store_fixture, write  # noqa: F401
 from twisted.internet.threads import deferToThread
 from twisted.logger import LogLevel
 

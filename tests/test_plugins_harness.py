@@ -88,14 +88,16 @@ class LogCapture:
         return [e for e in self.events if text in formatEvent(e)]
 
 
-@pytest.fixture
-def logs() -> Iterator[LogCapture]:
+@pytest.fixture(name="logs")
+def logs_fixture() -> Iterator[LogCapture]:
+    """Import ``logs_fixture`` to use the ``logs`` fixture (the log captured)."""
     with LogCapture() as capture:
         yield capture
 
 
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Any]:
+@pytest.fixture(name="sqlite_store")
+def sqlite_store_fixture(tmp_path: Path) -> Iterator[Any]:
+    """Import ``sqlite_store_fixture`` to use the ``sqlite_store`` fixture (an open SQLite store)."""
     s = pytest_twisted.blockon(open_store(f"sqlite:///{tmp_path / 'ucs.db'}", reactor))
     try:
         yield s

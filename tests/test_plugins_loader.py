@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from test_plugins_harness import FakeTimer, LogCapture, PluginStack, logs, sqlite_store, write  # noqa: F401
+from test_plugins_harness import FakeTimer, LogCapture, PluginStack, logs_fixture, sqlite_store_fixture, write  # noqa: F401
 from twisted.logger import LogLevel
 
 from ucs.error import InvalidDataInput, NotFound, PermissionDenied, ProcessingError

@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from test_plugins_harness import PluginStack, logs, sqlite_store, write  # noqa: F401
+from test_plugins_harness import PluginStack, logs_fixture, sqlite_store_fixture, write  # noqa: F401
 from twisted.plugin import getPlugins
 
-from ucs.error import ProcessingError
 from ucs.events import EVENT_AGENT_LOGIN
 from ucs.plugins.interfaces import IUCSPlugin, UCSPlugin
 

@@ -16,7 +16,7 @@ import pytest
 import pytest_twisted
 from test_agents_harness import AgentStack, close, sqlite_url, stack_on
 from test_control_stack import ALICE, Stack, started
-from test_plugins_harness import SEEDS, LogCapture, PluginStack, logs, sqlite_store  # noqa: F401
+from test_plugins_harness import SEEDS, LogCapture, PluginStack, logs_fixture, sqlite_store_fixture  # noqa: F401
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.logger import LogLevel
@@ -24,7 +24,7 @@ from twisted.logger import LogLevel
 from ucs.calls.call import INCOMING
 from ucs.constants import AgentStatus
 from ucs.error import InvalidDataInput, PermissionDenied, ProcessingError
-from ucs.events import EVENT_CALL_CHANGE, EVENT_CALL_RINGING
+from ucs.events import EVENT_CALL_RINGING
 from ucs.lookup import LookupService, StaticSource
 from ucs.lookup.calls import CallerLookup
 from ucs.plugins.shared import SharedData
