@@ -450,3 +450,19 @@ async def test_a_slow_hook_is_logged_with_its_name_and_time(sqlite_store: Any, t
         assert len(mw) == 1 and mw[0]["seconds"] == pytest.approx(0.06)
     finally:
         s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_minimal_plugin_of_the_docs(stack: PluginStack, logs: LogCapture) -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    code = text.split("A minimal plugin file:", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (stack.dir / "lunch.py").write_text(code, encoding="utf-8")
+    await stack.start()
+
+    class Agent(dict):
+        pass
+
+    stack.bus.publish(EVENT_AGENT_STATUS, Agent(status=2, reason="Lunch", displayname="Alice Agent"))
+    assert "Alice Agent left for lunch" in logs.texts(LogLevel.info, "ucs.plugin.lunch")
+    stack.host.unload("lunch")
+    assert not any("left" in t and "registered" in t for t in logs.texts(LogLevel.warn))

@@ -42,6 +42,7 @@ log = Logger(namespace="ucs.plugins")
 
 
 class AgentsService(Protocol):
+    def all(self) -> list[Any]: ...
     def add_change_status_hook(self, hook: Callable[..., Any]) -> None: ...
     def remove_change_status_hook(self) -> None: ...
 
@@ -175,14 +176,7 @@ class AgentsFacade:
     def getAgents(self) -> list[Any]:
         """Every agent (``agent['status']`` and ``agent.status`` both work)."""
         agents = _need(self._ctx.agents, "the agents service")
-        for name in ("get_agents", "list_agents", "all"):
-            fn = getattr(agents, name, None)
-            if callable(fn):
-                return list(fn())
-        table = getattr(agents, "agents", None)
-        if isinstance(table, dict):
-            return list(table.values())
-        return list(agents)
+        return list(agents.all())
 
     @_on_reactor
     def addChangeStatusHook(self, hook: Callable[[Any, int, str], Any]) -> None:
