@@ -111,6 +111,6 @@ async def test_plugins_read_agents_both_ways(tmp_path: Any) -> None:
                           "out_calls_answered", "out_calls_unanswered", "out_ringtime", "out_talktime", "queues",
                           "readytime", "ringtime", "status", "superuser", "talktime", "transferred",
                           "transferred_external"}
-        assert set(agent["queues"]) == {1, 2}
+        assert set(agent["queues"]) == {1, 2} and agent.queues[2]["priorities"] == 2
     finally:
         await close(s)

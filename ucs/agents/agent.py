@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ucs.agents.service import Agents
 
 #: Keys answered from the object itself rather than from ``to_dict()``.
-_ATTRIBUTES = frozenset({"status", "reason", "since", "line", "user", "suspended", "logged_in", "busy"})
+_ATTRIBUTES = frozenset({"status", "reason", "since", "line", "user", "suspended", "logged_in", "busy", "queues"})
 
 
 class Agent:
@@ -97,8 +97,9 @@ class Agent:
 
     # -- reading --------------------------------------------------------------------------
 
+    @property
     def queues(self) -> dict[int, dict[str, Any]]:
-        """Seed 002's Queue objects: the agent in each of the user's queues."""
+        """Seed 002's Queue objects: the agent in each of the user's queues (with today's figures)."""
         return self._service.queue_view(self)
 
     def to_dict(self) -> dict[str, Any]:
