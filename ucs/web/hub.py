@@ -357,7 +357,20 @@ class Hub:
 
     # calls
 
-    def _call_event(self, name: str, call: Call, args: dict[str, Any]) -> None:
+    # The tracker's own notifications (``CallObserver``): a phone that starts ringing
+    # inside a call that goes on (a consultation, a transfer) changes no call-level
+    # fact, so the bus says nothing; each phone's view still changes.
+
+    def call_created(self, call: Call) -> None:
+        self._call_event(ev.EVENT_CALL_CHANGE, call, {}, quiet=True)
+
+    def call_changed(self, call: Call) -> None:
+        self._call_event(ev.EVENT_CALL_CHANGE, call, {}, quiet=True)
+
+    def call_ended(self, call: Call) -> None:
+        self._call_event(ev.EVENT_CALL_HANGUP, call, {}, quiet=True)
+
+    def _call_event(self, name: str, call: Call, args: dict[str, Any], quiet: bool = False) -> None:
         devices = {leg.device for leg in call.legs.values()}
         now = self.clock.seconds()
         base: dict[str, Any] | None = None
@@ -370,6 +383,8 @@ class Hub:
                 continue
             device = session.line.device if session.line is not None else ""
             names, state = self._view(session.sid, call, name, device)
+            if quiet and names == (ev.EVENT_CALL_CHANGE,):
+                continue
             if names:
                 groups.setdefault((names, state), []).append(conn)
         if not groups:
@@ -396,6 +411,8 @@ class Hub:
         state = int(call.state)
         if leg.answered is None and call.state not in _RINGING:
             state = int(CallState.RINGING)  # my phone rings in a call that is connected elsewhere
+        elif leg.answered is not None and call.state == CallState.HELD and device not in self._holders(call):
+            state = int(CallState.CONNECTED)  # consulted while the caller waits on hold: I am talking
         if state == CallState.SUSPENDED and prev is not None:
             state = prev  # passing through on the way to hold or back
         names: list[str] = []
@@ -416,6 +433,16 @@ class Hub:
             names.append(ev.EVENT_CALL_CHANGE)
         shown[uid] = state
         return tuple(names), state
+
+    @staticmethod
+    def _holders(call: Call) -> set[str]:
+        """The phones of the call's two parties (the caller's and the connected one's):
+        when the call is on hold, one of them holds it."""
+        out = set()
+        for leg in call.legs.values():
+            if leg.uniqueid == call.origin or (call.connected_channel and leg.channel == call.connected_channel):
+                out.add(leg.device)
+        return out
 
     # waiting callers and configuration: merged, a few times a second at most
 

@@ -134,7 +134,9 @@ class WebService(Service):
     ``state`` is the state builder (``ucs.api.state.StateBuilder``: the bar's
     waiting-caller counts come from its ``waiting_callers(user_id)``);
     ``reactor`` listens and is the clock; ``health`` adds to ``/health``
-    (a ``status`` other than ``"ok"`` turns it into a 503).
+    (a ``status`` other than ``"ok"`` turns it into a 503); ``calls``, the call
+    tracker, lets each phone's bar follow its own leg of a call (a phone rung
+    for a consultation inside a call that goes on) besides the bus's call events.
     """
 
     log = Logger()
@@ -151,6 +153,7 @@ class WebService(Service):
         version: str = "",
         health: Callable[[], dict[str, Any]] | None = None,
         static: Path = STATIC,
+        calls: Any = None,
     ) -> None:
         if not version:
             import ucs
@@ -172,6 +175,7 @@ class WebService(Service):
         self.site = Site(self.root)
         self.site.displayTracebacks = False
         self._listening: Any = None
+        self._calls = calls
 
     def _prepare(self, data: bytes) -> Any:
         return self.factory.prepareMessage(data, isBinary=False)
@@ -199,6 +203,8 @@ class WebService(Service):
     def startService(self) -> None:
         o = self.options
         self.hub.start()
+        if self._calls is not None and self.hub not in self._calls.observers:
+            self._calls.observers.append(self.hub)
         if o.tls:
             self._listening = self._reactor.listenSSL(o.port, self.site, tls_options(o.tls_cert, o.tls_key),
                                                       interface=o.listen)
@@ -211,6 +217,8 @@ class WebService(Service):
         super().stopService()
         self.hub.close_all()
         self.hub.stop()
+        if self._calls is not None and self.hub in self._calls.observers:
+            self._calls.observers.remove(self.hub)
         listening, self._listening = self._listening, None
         if listening is not None:
             return listening.stopListening()

@@ -67,7 +67,7 @@
       loggedOutElsewhere: "You were logged out in another window.", sessionExpired: "Your session ended; log in again.",
       acwLeft: "left", statusChanged: "Status: {status}", unknownCaller: "Unknown", callerWaiting: "Callers are waiting: {n}",
       queues: "Queues", suspended: "suspended", sub: "Detail", none: "—", notConnected: "Not connected to UCS",
-      withoutDevice: "Working without a phone",
+      withoutDevice: "Working without a phone", consulting: "Consulting {number} — the caller is on hold",
     },
     cs: {
       loading: "Připojuji se k UCS…", signIn: "Přihlášení", username: "Uživatelské jméno", password: "Heslo",
@@ -88,7 +88,7 @@
       loggedOutElsewhere: "Byli jste odhlášeni v jiném okně.", sessionExpired: "Relace skončila; přihlaste se znovu.",
       acwLeft: "zbývá", statusChanged: "Stav: {status}", unknownCaller: "Neznámý", callerWaiting: "Čekající volající: {n}",
       queues: "Fronty", suspended: "pozastaveno", sub: "Upřesnění", none: "—", notConnected: "Nepřipojeno k UCS",
-      withoutDevice: "Pracuji bez telefonu",
+      withoutDevice: "Pracuji bez telefonu", consulting: "Konzultace s {number} — volající čeká",
     },
   };
   var lang = I18N[opt("lang")] ? opt("lang") : "en";
@@ -150,7 +150,7 @@
     connected: false, reconnecting: false, hello: null, sid: null, skew: 0,
     user: null, device: null, status: "OFFLINE", reason: "", since: null, acwUntil: null,
     state: null, calls: {}, order: [], waitingCallers: 0, devices: [], notifications: [],
-    accountFor: null, transferOpen: false, keypadOpen: false, menuOpen: false, statusOpen: false,
+    accountFor: null, transferOpen: false, consult: {}, keypadOpen: false, menuOpen: false, statusOpen: false,
     loginError: "", busy: "", ringingSound: null, autoLogoutOnUnload: false, noAutologin: false,
   };
   try { model.ringingSound = localStorage.getItem("ucsOperatorRingingSound") || "default"; } catch (e) { model.ringingSound = "default"; }
@@ -179,6 +179,7 @@
   }
   function dropCall(call) {
     delete model.calls[call.uniqueid];
+    delete model.consult[call.uniqueid];
     model.order = model.order.filter(function (u) { return u !== call.uniqueid; });
   }
 
@@ -340,7 +341,7 @@
 
   function forgetUser() {
     model.user = null; model.device = null; model.state = null; model.calls = {}; model.order = [];
-    model.status = "OFFLINE"; model.reason = ""; model.accountFor = null; model.transferOpen = false;
+    model.status = "OFFLINE"; model.reason = ""; model.accountFor = null; model.transferOpen = false; model.consult = {};
   }
 
   function doLogin(username, password, remember) {
@@ -654,6 +655,7 @@
     },
     dial: function (number, queue, line, data) {
       if (!number) throw new Error("dial needs a number");
+      Object.keys(model.consult).forEach(function (u) { if (model.consult[u] === "") model.consult[u] = String(number); });
       var args = [String(number)];
       if (queue !== undefined || line !== undefined || data !== undefined) args.push(queue === undefined ? null : queue);
       if (line !== undefined || data !== undefined) args.push(line === undefined ? null : line);
@@ -662,9 +664,13 @@
     },
     hangup: function () { needCall("hangup"); return act("call.hangup"); },
     transfer: function (number) {
-      needCall("transfer", function (c) { return c.state === CALL.CONNECTED || c.state === CALL.HELD; }, "there is no connected call to transfer");
+      var c = needCall("transfer", function (c) { return c.state === CALL.CONNECTED || c.state === CALL.HELD; }, "there is no connected call to transfer");
       model.transferOpen = false;
-      return act("call.transfer", number ? [String(number)] : []);
+      return act("call.transfer", number ? [String(number)] : []).then(function (r) {
+        model.consult[c.uniqueid] = number ? String(number) : "";
+        render();
+        return r;
+      });
     },
     finishTransfer: function () { needCall("finishTransfer"); return act("call.finishTransfer"); },
     blindTransfer: function (number) {
@@ -818,8 +824,9 @@
     els.keypad.innerHTML = keys.map(function (k) { return '<button type="button" class="ucs-key" data-key="' + k + '">' + k + "</button>"; }).join("");
     root.addEventListener("click", onClick);
     root.addEventListener("submit", onSubmit);
+    root.addEventListener("click", function (e) { e.ucsInside = !!e.target.closest(".ucs-status-wrap, .ucs-menu-wrap, .ucs-dial"); }, true);
     document.addEventListener("click", function (e) {
-      if (!root.contains(e.target) || !e.target.closest(".ucs-status-wrap, .ucs-menu-wrap, .ucs-dial")) {
+      if (!e.ucsInside) {
         if (model.statusOpen || model.menuOpen || model.keypadOpen) { model.statusOpen = model.menuOpen = model.keypadOpen = false; render(); }
       }
     });
@@ -958,15 +965,17 @@
         buttons += btn("transfer", "transfer", t("transfer"), model.transferOpen ? "ucs-on" : "");
       }
       if (c.state === CALL.HELD) buttons += btn("unhold", "play", t("unhold"), "ucs-on");
-      if (heldCall() && heldCall() !== c && c.state === CALL.CONNECTED) buttons += btn("finish", "transfer", t("finishTransfer"), "ucs-primary");
+      var consulting = model.consult[c.uniqueid] !== undefined || (heldCall() && heldCall() !== c && c.state === CALL.CONNECTED);
+      if (consulting) buttons += btn("finish", "transfer", t("finishTransfer"), "ucs-primary");
       buttons += btn("hangup", "hangup", t("hangup"), "ucs-red");
     }
     var dirText = c.direction === "OUTGOING" ? t("outgoing") : c.direction === "INTERNAL" ? t("internal") : t("incoming");
     var stateText = t("st" + c.state) + (muted ? " · " + t("muted") : "");
+    var consultText = model.consult[c.uniqueid] ? '<div class="ucs-consult">' + icon("transfer") + esc(t("consulting", { number: model.consult[c.uniqueid] })) + "</div>" : "";
     var html = '<div class="ucs-call' + (primary ? "" : " ucs-call-held") + (ringing ? " ucs-ringing" : "") + '" data-uniqueid="' + esc(c.uniqueid) + '" data-call-state="' + c.state + '">' +
       '<div class="ucs-call-icon">' + icon(dirIcon) + "</div>" +
       '<div class="ucs-call-who"><div class="ucs-call-name">' + esc(who || number || t("unknownCaller")) + "</div>" +
-      '<div class="ucs-call-meta">' + esc(number) + (c.queue ? ' · <span class="ucs-queue">' + esc(c.queue) + "</span>" : "") + " · " + esc(dirText) + "</div></div>" +
+      '<div class="ucs-call-meta">' + esc(number) + (c.queue ? ' · <span class="ucs-queue">' + esc(c.queue) + "</span>" : "") + " · " + esc(dirText) + "</div>" + consultText + "</div>" +
       '<div class="ucs-call-state"><span class="ucs-chip st-' + c.state + '">' + esc(stateText) + '</span><span class="ucs-timer" data-since="' + (since || "") + '">' + (since ? hms(serverNow() - since) : "") + "</span></div>" +
       '<div class="ucs-call-actions">' + buttons + "</div></div>";
     if (primary && model.transferOpen && c.state === CALL.CONNECTED) {
