@@ -20,7 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from ucs.error import ProcessingError
-from ucs.lookup import HTTPSource, LookupService, StaticSource, build_source
+from ucs.lookup import HTTPSource, LookupService, StaticSource, build_source, build_sources
 
 PEOPLE = {
     "420777123456": {"id": "C-17", "contact": {"fullName": "Our Customer"}, "companies": ["First", "Second"]},
@@ -154,6 +154,14 @@ def test_source_specs_are_checked_naming_the_key(tmp_path: Path) -> None:
     for spec, message in bad:
         with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
             build_source(spec, reactor=reactor, base=tmp_path)
+    good = {"id": 1, "type": "static", "table": {}}
+    with pytest.raises(ValueError, match=r"^sources\[1\]\.url: "):
+        build_sources([good, {"id": 2, "type": "http", "url": "x"}], reactor=reactor)
+    with pytest.raises(ValueError, match=r"^sources\[1\]\.id: 1 is the id of sources\[0\] too"):
+        build_sources([good, good], reactor=reactor)
+    with pytest.raises(ValueError, match=r"^sources\[0\]: give a table"):
+        build_sources(["x"], reactor=reactor)  # type: ignore[list-item]
+    assert [s.id for s in build_sources([good, {**good, "id": 2}], reactor=reactor)] == [1, 2]
 
 
 # --- HTTP ------------------------------------------------------------------------------------

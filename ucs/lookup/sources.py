@@ -18,7 +18,7 @@ import collections
 import copy
 import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -326,6 +326,27 @@ def build_source(spec: Mapping[str, Any], *, reactor: Any, clock: Any = None,
         cache_size=int(_number(spec, "cache_size", 10_000, 0, 10_000_000)),
         headers=headers, fields=fields, name=name,
     )
+
+
+def build_sources(specs: Sequence[Mapping[str, Any]], *, reactor: Any, clock: Any = None,
+                  base: Path | None = None) -> list[LookupSource]:
+    """The sources of ``[[lookup.sources]]``, in order; ``ValueError`` naming the
+    entry and the key (``sources[1].url: …``), or a repeated id."""
+    sources: list[LookupSource] = []
+    seen: dict[int, int] = {}
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"sources[{i}]: give a table (id, type, ...), not {type(spec).__name__}")
+        try:
+            source = build_source(spec, reactor=reactor, clock=clock, base=base)
+        except ValueError as e:
+            raise ValueError(f"sources[{i}].{e}") from None
+        if source.id in seen:
+            raise ValueError(f"sources[{i}].id: {source.id} is the id of sources[{seen[source.id]}] too; "
+                             "give each source its own id")
+        seen[source.id] = i
+        sources.append(source)
+    return sources
 
 
 def _opt(spec: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
