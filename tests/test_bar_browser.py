@@ -378,3 +378,51 @@ def test_wrong_password_then_sso_login(ucs: UCS, browser: Any) -> None:
     a.wait("onReady")
     assert a.page.evaluate("window.ucsOperator.componentState()") == "READY"
     a.close()
+
+
+@in_browser
+def test_confirm_device_dial_queues_notify_remembered_login_and_headless(ucs: UCS, browser: Any) -> None:
+    a = Bar(browser, ucs, "?confirmDevice=1&lang=cs")
+    assert "Přihlášení" in a.page.inner_text(".ucs-login")  # lang: before login
+    a.shot("login-cs")
+    a.call('login("agent1", "demo-pass-1", true)')  # remember me
+    a.wait("onIdentify")
+    a.page.click("[data-act=pick-phone]")
+    assert a.wait("onDevice")["args"][0]["device"] == "SIP/1001"
+    a.page.wait_for_selector(".ucs-confirm:has-text('Is this your phone?')")  # the user's locale now
+    assert a.page.evaluate("window.ucsOperator.componentState()") == "DEVICE"
+    a.page.click("[data-act=confirm]")
+    a.wait("onReady")
+
+    a.call("suspend(1)")
+    assert a.wait("onAgentSuspend")["args"] == [1]
+    ucs.wait(lambda: (m := _member(ucs, "SIP/1001")) is None or m.paused, what="suspended from support")
+    a.call("resume(1)")
+    assert a.wait("onAgentResume")["args"] == [1]
+
+    a.call('notify("Bad identifier: {identifier}", "error", true, null, null, null, {values: {identifier: "cisco"}})')
+    a.page.wait_for_selector(".ucs-note-error:has-text('Bad identifier: cisco')")
+
+    a.call('dial("0800123456")')
+    new = a.wait("onCallNew")["args"][0]
+    assert new["legs"][0]["device"] == "SIP/1001"  # click-to-dial rings the agent's own phone first
+    a.call("hangup()")
+    a.wait("onCallHangup")
+
+    # The remembered login logs in by itself on the next visit, and the phone comes from the cookie.
+    a.call("logout()")
+    a.wait("onCredentials", count=2)
+    a.page.goto(f"{ucs.base}/demo/?autologin=1")
+    a.wait("onReady")
+    names = a.names()
+    assert "onCredentials" not in names and "onIdentifier" in names, names
+    a.close()
+
+    # Headless: no GUI, the same methods and callbacks.
+    h = Bar(browser, ucs, "?headless=1")
+    assert h.page.query_selector(".ucs-bar") is None
+    h.call('login("agent2", "demo-pass-2")')
+    assert h.wait("onUser")["args"][0]["username"] == "agent2"
+    h.call('selectIdentifier("phone-1002")')
+    h.wait("onReady")
+    h.close()

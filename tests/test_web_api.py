@@ -632,3 +632,51 @@ async def test_health_and_static_files(server: Server) -> None:
     resp = await agent.request(b"GET", base.encode())
     await readBody(resp)
     assert resp.code == 302 and resp.headers.getRawHeaders(b"location") == [b"/demo/"]
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_tls_when_a_certificate_is_configured(tmp_path: Path) -> None:
+    from twisted.internet import ssl
+    from twisted.internet.endpoints import wrapClientTLS
+
+    cert, key = _self_signed(tmp_path)
+    server, store = await start_server(tmp_path, tls_cert=cert, tls_key=key)
+    try:
+        assert server.url.startswith("wss://127.0.0.1:")
+        trust = ssl.Certificate.loadPEM(Path(cert).read_bytes())
+        client = Client()
+        factory = WebSocketClientFactory(server.url)
+        factory.protocol = ClientProtocol
+        factory.client = client  # type: ignore[attr-defined]
+        endpoint = wrapClientTLS(ssl.optionsForClientTLS("127.0.0.1", trust),
+                                 TCP4ClientEndpoint(reactor, "127.0.0.1", server.web.port))
+        await endpoint.connect(factory)
+        await client.opened
+        assert client.hello["address"] == "127.0.0.1"
+        await client.call("login", ["agent1", "demo-pass-1"])
+        client.close()
+        await client.closed
+    finally:
+        await server.web.stopService()
+        await store.close()
