@@ -411,8 +411,11 @@ class Hub:
         state = int(call.state)
         if leg.answered is None and call.state not in _RINGING:
             state = int(CallState.RINGING)  # my phone rings in a call that is connected elsewhere
-        elif leg.answered is not None and call.state == CallState.HELD and device not in self._holders(call):
-            state = int(CallState.CONNECTED)  # consulted while the caller waits on hold: I am talking
+        elif leg.answered is not None and device not in self._holders(call):
+            if prev == CallState.HELD:
+                state = prev  # I held the caller, who went to the one I consulted; my own leg ends next
+            elif call.state == CallState.HELD:
+                state = int(CallState.CONNECTED)  # consulted while the caller waits on hold: I am talking
         if state == CallState.SUSPENDED and prev is not None:
             state = prev  # passing through on the way to hold or back
         names: list[str] = []
