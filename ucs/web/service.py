@@ -117,12 +117,12 @@ def tls_options(cert_path: str, key_path: str) -> ssl.CertificateOptions:
     blocks = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S)
     if not blocks:
         raise ValueError(f"{cert_path}: no PEM certificate in it")
-    from OpenSSL import crypto
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    key = ssl.KeyPair.load(Path(key_path).read_bytes(), crypto.FILETYPE_PEM)
+    key = load_pem_private_key(Path(key_path).read_bytes(), password=None)
     certs = [ssl.Certificate.loadPEM(b.encode("ascii")) for b in blocks]
     return ssl.CertificateOptions(
-        privateKey=key.original,
+        privateKey=key,  # type: ignore[arg-type]
         certificate=certs[0].original,
         extraCertChain=[c.original for c in certs[1:]],
     )
