@@ -154,6 +154,13 @@ class Call:
     legs: dict[str, Leg] = attrs.Factory(dict)
     origin: str = ""  # uniqueid of the caller's leg
     transfers: list[dict[str, Any]] = attrs.Factory(list)
+    #: While the caller is held for an attended transfer: who the agent consults
+    #: (``{"state": "ringing" | "connected", "number", "name", "channel"}``).
+    consult: dict[str, Any] | None = None
+    name: str = ""          # the caller's (or called party's) name from a lookup (seed 002)
+    external_id: str = ""   # the id the lookup found in the external system
+    outbound_id: int | None = None  # the outgoing queue (campaign) a click-to-dial used
+    recorded: bool = False
 
     @property
     def ended(self) -> bool:
@@ -199,6 +206,11 @@ class Call:
             "account_code": self.account_code,
             "data": self.data,
             "transfers": self.transfers,
+            "consult": self.consult,
+            "name": self.name,
+            "external_id": self.external_id,
+            "outbound_id": self.outbound_id,
+            "recorded": self.recorded,
             "legs": [leg.to_dict() for leg in self.legs.values()],
             "journey": [step.to_dict(now) for step in self.journey],
         }

@@ -28,6 +28,10 @@ from ucs.pbx.model import Bridge, Channel, Queue
 from ucs.pbx.observer import PBXObserver
 from ucs.pbx.pbx import PBX, SecondsClock
 
+def _cid(value: str | None) -> str:
+    return "" if not value or value in ("<unknown>", "unknown") else value
+
+
 #: Dialplan applications worth a step in the journey: where a caller spends
 #: time without a person on the line.  Plumbing (Set, Goto, NoOp…) is not.
 JOURNEY_APPS = frozenset({
@@ -73,6 +77,7 @@ class CallTracker(PBXObserver):
         self._app_steps: dict[str, JourneyStep] = {}
         # calls Asterisk lost (restart) or that ended while the link was down: cause unknown
         self._forced: set[str] = set()
+        self._redirecting: set[str] = set()
         pbx.observers.append(self)
 
     # -- lookups ------------------------------------------------------------------
@@ -102,6 +107,7 @@ class CallTracker(PBXObserver):
 
     def _changed(self, call: Call) -> None:
         self._update_state(call)
+        self._update_consult(call)
         self._notify("call_changed", call)
 
     # -- channels -------------------------------------------------------------------
@@ -258,12 +264,9 @@ class CallTracker(PBXObserver):
     def _leg_cause(self, call: Call, leg: Leg, q850: int) -> Cause:
         if leg.transferred:
             return Cause.TRANSFER
-        bridge = self._last_bridge.get(leg.uniqueid)
-        if bridge is not None:
-            first = self._first_leaver.get(bridge)
-            if first is not None:
-                origin_side = first == call.origin or self._is_origin_side(call, first)
-                return Cause.CALLER_HUNG_UP if origin_side else Cause.CALLED_HUNG_UP
+        left = self._who_left(call, leg.uniqueid, set())
+        if left is not None:
+            return Cause.CALLER_HUNG_UP if left == call.origin else Cause.CALLED_HUNG_UP
         if leg.answered is None:
             origin = call.legs.get(call.origin)
             if origin is not None and origin.hangup_requested and leg.uniqueid != call.origin:
@@ -275,9 +278,29 @@ class CallTracker(PBXObserver):
                 return Cause.CALLER_HUNG_UP
         return cause_from_q850(q850) or (Cause.CALLER_HUNG_UP if leg.hangup_requested else Cause.UNKNOWN)
 
-    def _is_origin_side(self, call: Call, uniqueid: str) -> bool:
-        leg = call.legs.get(uniqueid)
-        return leg is not None and leg.uniqueid == call.origin
+    def _who_left(self, call: Call, uniqueid: str, seen: set[str]) -> str | None:
+        """Which real leg left first the last bridge of ``uniqueid``, looking
+        through Local pairs: when the first to leave was a Local half, its
+        other half's bridge tells who hung up on the far side."""
+        seen.add(uniqueid)
+        bridge = self._last_bridge.get(uniqueid)
+        first = self._first_leaver.get(bridge) if bridge is not None else None
+        if first is None or first == uniqueid:
+            return first
+        leg = call.legs.get(first)
+        if leg is None or leg.kind != LOCAL:
+            return first
+        partner = self._local_partner(call, leg)
+        if partner is None or partner.uniqueid in seen:
+            return first
+        beyond = self._who_left(call, partner.uniqueid, seen)
+        return uniqueid if beyond in (None, partner.uniqueid) else beyond
+
+    @staticmethod
+    def _local_partner(call: Call, leg: Leg) -> Leg | None:
+        name = leg.channel
+        other = name[:-1] + ("2" if name.endswith("1") else "1")
+        return next((l for l in call.legs.values() if l.channel == other), None)
 
     # -- the end of a call -----------------------------------------------------------
 
@@ -373,8 +396,9 @@ class CallTracker(PBXObserver):
                 leg.step.description += ", answered"
         self._changed(call)
 
-    def _far_end(self, ch: Channel, seen: set[str]) -> Channel | None:
-        """The line or trunk ``ch`` is talking to, looking through Local channel pairs."""
+    def _far_end(self, ch: Channel, seen: set[str], path: list[Channel] | None = None) -> Channel | None:
+        """The line or trunk ``ch`` is talking to, looking through Local channel
+        pairs; ``path`` collects the Local channels on the way."""
         seen.add(ch.uniqueid)
         bridge = self._pbx.bridges.get(ch.bridge or "")
         if bridge is None:
@@ -391,14 +415,45 @@ class CallTracker(PBXObserver):
             partner = self._pbx.channel_by_name(name[:-1] + ("2" if name.endswith("1") else "1"))
             if partner is not None and partner.uniqueid not in seen:
                 seen.add(other.uniqueid)
-                found = self._far_end(partner, seen)
+                found = self._far_end(partner, seen, path)
                 if found is not None:
+                    if path is not None:
+                        path.extend((other, partner))
                     return found
         return None
 
+    def _update_consult(self, call: Call) -> None:
+        """Whom the agent consults while the caller waits (an attended transfer):
+        the caller is not talking to the connected agent, and the agent's phone
+        rings or talks to someone else."""
+        consult = None
+        agent = self._pbx.channel_by_name(call.connected_channel) if call.connected_channel else None
+        origin = self._pbx.channels.get(call.origin)
+        if agent is not None and origin is not None and self._far_end(origin, set()) is not agent:
+            far = self._far_end(agent, {call.origin})
+            if far is not None:
+                consult = {"state": "connected", "number": far.caller_num, "name": far.caller_name,
+                           "channel": far.name}
+            else:
+                ringing = [
+                    l for l in call.legs.values()
+                    if l.kind != LOCAL and l.answered is None and l.ended is None
+                    and l.uniqueid not in (call.origin, agent.uniqueid)
+                ]
+                if ringing:
+                    consult = {"state": "ringing", "number": ringing[-1].number, "name": ringing[-1].name,
+                               "channel": ringing[-1].channel}
+        call.consult = consult
+
     def bridge_left(self, bridge: Bridge, ch: Channel) -> None:
+        if ch.uniqueid in self._redirecting:
+            self._redirecting.discard(ch.uniqueid)
+            return
         if self._first_leaver.get(bridge.uniqueid) is None:
             self._first_leaver[bridge.uniqueid] = ch.uniqueid
+        call = self._leg_call.get(ch.uniqueid)
+        if call is not None and call.legs[ch.uniqueid].ended is None:
+            self._changed(call)
 
     # -- dialing, queues, transfers ----------------------------------------------------
 
@@ -497,22 +552,39 @@ class CallTracker(PBXObserver):
         self._changed(call)
 
     def transfer(self, kind: str, msg: Message) -> None:
+        if msg.get("Result", "Success") != "Success":
+            return
         names = (
             [msg.get("TransfererChannel", "")] if kind == "blind"
             else [msg.get("OrigTransfererChannel", ""), msg.get("SecondTransfererChannel", "")]
         )
-        if msg.get("Result", "Success") != "Success":
-            return
-        for name in names:
-            ch = self._pbx.channel_by_name(name) if name else None
-            call = self._leg_call.get(ch.uniqueid) if ch is not None else None
-            if call is None or ch is None:
+        call: Call | None = None
+        source: Leg | None = None
+        for name in dict.fromkeys(n for n in names if n):  # the same channel may be both transferers
+            ch = self._pbx.channel_by_name(name)
+            found = self._leg_call.get(ch.uniqueid) if ch is not None else None
+            if found is None or ch is None:
                 continue
-            leg = call.legs[ch.uniqueid]
-            if leg.uniqueid != call.origin:
+            call = found
+            leg = found.legs[ch.uniqueid]
+            if leg.uniqueid != found.origin:
                 leg.transferred = True
-            target = msg.get("Extension") or msg.get("TransferTargetChannel") or msg.get("SecondTransfererConnectedLineNum") or ""
-            call.transfers.append({"kind": kind, "from": leg.device, "to": target, "at": self._clock.seconds()})
+            source = source or leg
+        if call is None or source is None:
+            return
+        if kind == "blind":
+            target = msg.get("Extension", "")
+        else:
+            target = _cid(msg.get("TransfereeConnectedLineNum")) or _cid(msg.get("SecondTransfererConnectedLineNum"))
+            target = target or call.connected_number
+        call.transfers.append({"kind": kind, "from": source.device, "to": target, "at": self._clock.seconds()})
+        self._changed(call)
+
+    def expect_redirect(self, uniqueids: Iterable[str]) -> None:
+        """Call control is about to move these channels out of their bridge
+        with ``Redirect`` (hold on chan_sip): leaving that bridge is not hanging
+        up, so it must not count as who left first."""
+        self._redirecting.update(uniqueids)
 
     def hold_changed(self, ch: Channel) -> None:
         call = self._leg_call.get(ch.uniqueid)
@@ -541,7 +613,13 @@ class CallTracker(PBXObserver):
         origin = self._pbx.channels.get(call.origin)
         if call.connected_channel:
             far = self._pbx.channel_by_name(call.connected_channel)
-            held = (origin is not None and origin.on_hold) or (far is not None and far.on_hold)
+            path: list[Channel] = []
+            if origin is not None:
+                self._far_end(origin, set(), path)
+            held = (
+                (origin is not None and origin.on_hold) or (far is not None and far.on_hold)
+                or any(ch.on_hold for ch in path)
+            )
             talking = origin is not None and origin.bridge is not None and far is not None
             if held:
                 call.state = CallState.HELD
