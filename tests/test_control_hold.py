@@ -237,11 +237,6 @@ async def test_the_agents_phone_hangs_up_while_the_call_is_held() -> None:
         await s.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the tracker counts the hold's Redirect as the caller leaving the bridge first, so a held call the "
-    "agent's phone hangs up ends with cause 3; it needs to be told the Redirect was not a hang-up",
-)
 @pytest_twisted.ensureDeferred
 async def test_the_agents_phone_hanging_up_a_held_call_is_cause_4() -> None:
     s = await started()

@@ -62,11 +62,6 @@ async def test_attended_transfer_with_a_number() -> None:
         await s.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CallTracker._leg_cause does not look through Local channel pairs: the consulted leg of an attended "
-    "transfer gets 4 when the caller hangs up (ucs-replay says the same of the real atxfer_complete capture)",
-)
 @pytest_twisted.ensureDeferred
 async def test_the_consulted_leg_knows_the_caller_hung_up() -> None:
     s = await started()

@@ -107,6 +107,8 @@ class Leg:
     cause: Cause = Cause.NOT_SET
     dial_status: str = ""
     hangup_requested: bool = False
+    #: Order in which the call's legs hung up or asked to (1 = first); 0 while up.
+    gone_order: int = 0
     transferred: bool = False
     step: JourneyStep | None = None
 

@@ -561,6 +561,9 @@ class CallControl:
             return call if party.on_hold and party.bridge is None and agent.bridge is None else None
 
         c = self.contexts
+        # Leaving the bridge for music on hold is not hanging up: tell the
+        # tracker, so that who hangs up the held call later decides its cause.
+        self._tracker.expect_redirect((agent.uniqueid, party.uniqueid))
         return await self._do(
             "Redirect",
             {

@@ -78,6 +78,7 @@ class CallTracker(PBXObserver):
         # calls Asterisk lost (restart) or that ended while the link was down: cause unknown
         self._forced: set[str] = set()
         self._redirecting: set[str] = set()
+        self._gone_seq = 0
         pbx.observers.append(self)
 
     # -- lookups ------------------------------------------------------------------
@@ -229,7 +230,20 @@ class CallTracker(PBXObserver):
     def hangup_requested(self, ch: Channel) -> None:
         call = self._leg_call.get(ch.uniqueid)
         if call is not None:
-            call.legs[ch.uniqueid].hangup_requested = True
+            leg = call.legs[ch.uniqueid]
+            leg.hangup_requested = True
+            self._mark_gone(leg)
+
+    def _mark_gone(self, leg: Leg) -> None:
+        if not leg.gone_order:
+            self._gone_seq += 1
+            leg.gone_order = self._gone_seq
+
+    def _first_gone(self, call: Call) -> Leg | None:
+        """The real leg that hung up (or asked to) first: who ended a call that
+        no bridge tells about (a held call, Asterisk 11)."""
+        gone = [l for l in call.legs.values() if l.kind != LOCAL and l.gone_order]
+        return min(gone, key=lambda l: l.gone_order) if gone else None
 
     def channel_hungup(self, ch: Channel, cause: int, cause_txt: str) -> None:
         call = self._leg_call.pop(ch.uniqueid, None)
@@ -239,6 +253,7 @@ class CallTracker(PBXObserver):
         leg = call.legs[ch.uniqueid]
         leg.ended = now
         leg.hangup_requested = leg.hangup_requested or ch.hangup_requested
+        self._mark_gone(leg)
         forced = cause == 0 and cause_txt in ("Asterisk restarted", "gone while the AMI link was down")
         leg.cause = Cause.UNKNOWN if forced else self._leg_cause(call, leg, cause)
         if leg.step is not None and leg.step.end is None:
@@ -276,6 +291,10 @@ class CallTracker(PBXObserver):
                 return by_status
             if leg.dial_status == "CANCEL":
                 return Cause.CALLER_HUNG_UP
+        if leg.answered is not None and leg.uniqueid != call.origin:
+            first_gone = self._first_gone(call)
+            if first_gone is not None:
+                return Cause.CALLER_HUNG_UP if first_gone.uniqueid == call.origin else Cause.CALLED_HUNG_UP
         return cause_from_q850(q850) or (Cause.CALLER_HUNG_UP if leg.hangup_requested else Cause.UNKNOWN)
 
     def _who_left(self, call: Call, uniqueid: str, seen: set[str]) -> str | None:
@@ -337,13 +356,8 @@ class CallTracker(PBXObserver):
             first = self._first_leaver.get(bridge) if bridge else None
             if first is not None:
                 return Cause.CALLER_HUNG_UP if first == origin.uniqueid else Cause.CALLED_HUNG_UP
-            if origin.hangup_requested:
-                return Cause.CALLER_HUNG_UP
-            others = [l for l in call.legs.values() if l is not origin and l.kind != LOCAL]
-            if any(l.hangup_requested for l in others):
-                return Cause.CALLED_HUNG_UP
-            ended_first = min((l for l in call.legs.values() if l.ended is not None), key=lambda l: l.ended or 0.0)
-            return Cause.CALLER_HUNG_UP if ended_first is origin else Cause.CALLED_HUNG_UP
+            first_gone = self._first_gone(call)
+            return Cause.CALLER_HUNG_UP if first_gone is None or first_gone is origin else Cause.CALLED_HUNG_UP
         if origin.hangup_requested:
             return Cause.CALLER_HUNG_UP
         statuses = [l.dial_status for l in call.legs.values() if l is not origin and l.dial_status]
