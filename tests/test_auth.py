@@ -23,6 +23,8 @@ async def started(tmp_path: Path, **auth: Any) -> UCSServer:
     cfg = Config().replace(
         demo={"enabled": True, "call_rate": 0},
         store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
+        web={"port": 0},
+        plugins={"directory": str(tmp_path / "plugins")},
         auth={"sso_secret": "s3cret", "max_failures": 3, "lockout": 60, **auth},
     )
     server = UCSServer(cfg, reactor)

@@ -17,7 +17,8 @@ from ucs.tap import Options, makeService
 
 
 def sqlite_config(tmp_path: Path) -> Config:
-    return Config().replace(store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"})
+    return Config().replace(store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"}, web={"port": 0},
+                            plugins={"directory": str(tmp_path / "plugins")})
 
 
 class Recorder(Service):
@@ -46,7 +47,7 @@ async def test_store_opens_first_and_closes_last(tmp_path: Path) -> None:
     svc = server.service
     assert server.service is svc  # built once
     Recorder("recorder", events, server).setServiceParent(svc)
-    Recorder("web", events, server).setServiceParent(svc)
+    Recorder("other", events, server).setServiceParent(svc)
     with pytest.raises(StoreError, match="not open yet"):
         server.get_store()
 
@@ -54,11 +55,11 @@ async def test_store_opens_first_and_closes_last(tmp_path: Path) -> None:
     store = await server.when_store_open()
     assert server.get_store() is store
     await svc._starting
-    assert events == ["start recorder store=1", "start web store=1"]
+    assert events == ["start recorder store=1", "start other store=1"]
     await store.kv_set("t", "k", [1])
 
     await svc.stopService()
-    assert events[2:] == ["stop web", "stop recorder"]
+    assert events[2:] == ["stop other", "stop recorder"]
     with pytest.raises(StoreError, match="closed"):
         await store.kv_get("t", "k")
 

@@ -198,6 +198,30 @@ def _origin(v: str) -> str:
     return v.lower()
 
 
+def string_table(accepted: str = "a table of names to strings") -> Kind:
+    def check(v: Any) -> dict[str, str]:
+        if not isinstance(v, dict):
+            raise _wrong_type(v, accepted)
+        for k, x in v.items():
+            if not isinstance(x, str):
+                raise _Invalid(f"{k} = {x!r} is {_type_name(x)}; use {accepted}")
+        return dict(v)
+
+    return Kind(accepted, check, "table")
+
+
+def table_list(accepted: str = "a list of tables") -> Kind:
+    def check(v: Any) -> tuple[dict[str, Any], ...]:
+        if not isinstance(v, (list, tuple)):
+            raise _wrong_type(v, accepted)
+        for i, x in enumerate(v):
+            if not isinstance(x, dict):
+                raise _Invalid(f"item {i} {x!r} is {_type_name(x)}; use {accepted}")
+        return tuple(dict(x) for x in v)
+
+    return Kind(accepted, check, "array of tables")
+
+
 def _country_code() -> Kind:
     accepted = "a country calling code without '+', like \"420\" or \"1\""
 
@@ -303,6 +327,25 @@ class WebConfig:
         (), string_list("a list of origins like 'https://crm.example.com', or ['*']", _origin),
         "Web origins (CRM pages) allowed to open the agent-bar WebSocket. Empty: only pages "
         "served by UCS itself; `[\"*\"]`: any origin.")
+    ws_path: str = option("/ws", _url_path(), "URL path of the agent bar's WebSocket.")
+    ping_interval: float = option(20.0, number(1, 3600, "seconds"),
+                                  "WebSocket ping to every client this often (autobahn's auto-ping).")
+    ping_timeout: float = option(10.0, number(1, 3600, "seconds"),
+                                 "A client that does not answer a ping within this is dropped.")
+    max_request_size: int = option(65536, integer(256, 16 << 20),
+                                   "Larger requests get an error reply (bytes).")
+    max_frame_size: int = option(1 << 20, integer(1024, 64 << 20),
+                                 "Larger frames close the connection (bytes).")
+    max_client_buffer: int = option(1 << 20, integer(4096, 256 << 20),
+                                    "Bytes waiting for a slow client before it is dropped.")
+    max_pending: int = option(32, integer(1, 10000), "Requests one client may have in progress at once.")
+    max_connections: int = option(0, integer(0, 1_000_000), "WebSocket connections at most (0: no limit).")
+    resume_window: float = option(120.0, number(0, 86400, "seconds"),
+                                  "A logged-in session survives a lost connection this long (the bar "
+                                  "resumes it on reconnect).")
+    coalesce_delay: float = option(0.25, number(0, 60, "seconds"),
+                                   "Changes that concern many agents (waiting callers) are sent at most "
+                                   "this often.")
 
 
 @attrs.frozen
@@ -334,6 +377,15 @@ class PluginsConfig:
 
     directory: str = option("plugins", string("a directory path"),
                             "Directory scanned for plugin files at start (relative to where UCS starts).")
+    hook_budget: float = option(0.05, number(0.001, 60, "seconds"),
+                                "A plugin hook that runs longer than this on the reactor thread is logged "
+                                "with its plugin, hook and time.")
+    classes: dict[str, str] = option({}, string_table("a table of plugin file name to class name"),
+                                     "For plugin files without `UCS_PLUGIN`: which class to create, "
+                                     "e.g. `{ transform = \"MetadataTransformer\" }`.")
+    packages: tuple[str, ...] = option(("twisted.plugins",), string_list("a list of package names"),
+                                       "Packages searched for installed `IUCSPlugin` providers "
+                                       "(twisted.plugin discovery).")
 
 
 @attrs.frozen
@@ -381,6 +433,19 @@ def _timezone() -> Kind:
         return v
 
     return Kind(accepted, check, "string")
+
+
+@attrs.frozen
+class LookupConfig:
+    """Caller lookup: names for incoming numbers from a static table or an HTTP JSON service."""
+
+    directions: tuple[str, ...] = option(("INCOMING",), string_list("a list of INCOMING, OUTGOING, INTERNAL"),
+                                         "Which calls are looked up.")
+    normalized: bool = option(True, boolean(), "Look up the E.164 number (`+420…`) rather than as dialled.")
+    sources: tuple[dict[str, Any], ...] = option(
+        (), table_list("a list of tables, see docs/plugins.md (Caller lookup)"),
+        "Lookup sources asked in order, e.g. `[{ id = 1, type = \"static\", table = { \"+420777123456\" = "
+        "\"ACME\" } }, { id = 2, type = \"http\", url = \"https://crm/lookup?number={number}\" }]`.")
 
 
 @attrs.frozen
@@ -441,6 +506,7 @@ class Config:
     calls: CallsConfig = attrs.field(factory=CallsConfig)
     demo: DemoConfig = attrs.field(factory=DemoConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
+    lookup: LookupConfig = attrs.field(factory=LookupConfig)
     agents: AgentsConfig = attrs.field(factory=AgentsConfig)
     source: str | None = attrs.field(default=None, eq=False)
 
@@ -465,7 +531,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "ami": AMIConfig, "web": WebConfig, "iserver": IServerConfig, "store": StoreConfig,
     "plugins": PluginsConfig, "log": LogConfig, "calls": CallsConfig, "auth": AuthConfig,
-    "agents": AgentsConfig, "demo": DemoConfig,
+    "agents": AgentsConfig, "lookup": LookupConfig, "demo": DemoConfig,
 }
 
 
@@ -585,6 +651,8 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(value)
 
 

@@ -25,6 +25,7 @@ simulated PBX and says where the AMI client must connect.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from twisted.application.internet import backoffPolicy
@@ -54,7 +55,17 @@ from ucs.calls.cdr import CDRWriter
 from ucs.calls.control import CallControl
 from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
 from ucs.calls.tracker import CallTracker
-from ucs.config import Config
+from ucs.config import Config, ConfigError
+from ucs.lookup import api as lookup_api
+from ucs.lookup.calls import CallerLookup
+from ucs.lookup.service import LookupService
+from ucs.lookup.sources import build_sources
+from ucs.plugins import api as plugins_api
+from ucs.plugins.facade import PluginContext
+from ucs.plugins.host import PluginHost
+from ucs.plugins.shared import SharedData
+from ucs.web.options import WebOptions
+from ucs.web.service import WebService
 from ucs.constants import Role
 from ucs.directory import api as directory_api
 from ucs.directory.directory import Directory
@@ -185,7 +196,6 @@ class UCSServer:
         self._ami: AMIClient | None = None
         #: Set by the demo PBX: where and how the AMI client reaches it.
         self._demo_address: Callable[[], tuple[str, int]] | None = None
-        self._demo_credentials: tuple[str, str] | None = None
         self._demo_pbx: Any = None
         self._directory: Directory | None = None
         self._sessions: SessionManager | None = None
@@ -194,6 +204,10 @@ class UCSServer:
         self._state: StateBuilder | None = None
         self._auth: Auth | None = None
         self._registry: Registry | None = None
+        self._shared: SharedData | None = None
+        self._lookups: LookupService | None = None
+        self._plugins: PluginHost | None = None
+        self._web: WebService | None = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -212,6 +226,8 @@ class UCSServer:
         if self.config.demo.enabled:
             self._build_demo_pbx(root)
         self.get_ami_client().setServiceParent(root)
+        self.get_web_service().setServiceParent(root)
+        self.get_plugin_host().setServiceParent(root)  # last: plugins start when all else runs
 
     def _build_demo_pbx(self, root: MultiService) -> None:
         """The simulated PBX (``ucs.sim``), started before the AMI client, which
@@ -222,11 +238,14 @@ class UCSServer:
         # Phones ring long enough for a person to press answer in the agent bar.
         svc = SimService(port=d.port, phones=d.phones, call_rate=d.call_rate, reactor=self._reactor,
                          demo_options={"answer_after": (8.0, 14.0)})
+        if svc.demo is None:  # no simulated callers: the phones still answer from the bar
+            for device, line in svc.sim.lines.items():
+                if not line.trunk:
+                    svc.sim.phone(device).set_behaviour(remote_answer=True)
         svc.setName("demo-pbx")
         svc.setServiceParent(root)
         self._demo_pbx = svc
         self._demo_address = svc.address
-        self._demo_credentials = svc.credentials
 
     def get_demo_pbx(self) -> Any:
         """The simulated PBX in demo mode, else ``None``."""
@@ -336,6 +355,57 @@ class UCSServer:
                               self.config.auth, self.get_state())
         return self._auth
 
+    def get_shared(self) -> SharedData:
+        """Shared data (seed 000 ``ucs.shared``), persisted, with plugins' change hooks."""
+        if self._shared is None:
+            self._shared = SharedData(self.get_store_proxy(), self.get_bus())
+        return self._shared
+
+    def get_lookups(self) -> LookupService:
+        """Caller lookup sources ([lookup]) and the plugins' lookup transformer."""
+        if self._lookups is None:
+            cfg = self.config.lookup
+            base = Path(self.config.source).parent if self.config.source else None
+            try:
+                sources = build_sources(cfg.sources, reactor=self._reactor, base=base)
+            except ValueError as e:
+                raise ConfigError(f"{self.config.source or 'config'}: lookup.{e}",
+                                  source=self.config.source or "config", key="lookup.sources") from None
+            self._lookups = LookupService(sources)
+            filler = CallerLookup(self._lookups, self.get_bus(), self._reactor,
+                                  directions=cfg.directions, normalized=cfg.normalized)
+            # Before the publisher: a name found at once is in the call's first event.
+            self.get_call_tracker().observers.insert(0, filler)
+        return self._lookups
+
+    def get_plugin_host(self) -> PluginHost:
+        if self._plugins is None:
+            context = PluginContext(
+                self._reactor, bus=self.get_bus(), registry=self.get_registry(), sessions=self.get_sessions(),
+                directory=self.get_directory(), agents=self.get_agents(), call_control=self.get_call_control(),
+                shared=self.get_shared(), lookups=self.get_lookups(), budget=self.config.plugins.hook_budget,
+            )
+            p = self.config.plugins
+            self._plugins = PluginHost(context, p.directory, classes=p.classes, packages=p.packages)
+            plugins_api.register(self.get_registry(), self._plugins, self.get_shared())
+        return self._plugins
+
+    def get_web_service(self) -> WebService:
+        """The agent bar's WebSocket API, operator.js and the demo CRM page."""
+        if self._web is None:
+            self._web = WebService(
+                self.get_registry(), self.get_sessions(), self.get_bus(), self.get_state(), self._reactor,
+                WebOptions.from_config(self.config.web), calls=self.get_call_tracker(), health=self._health,
+            )
+        return self._web
+
+    def _health(self) -> dict[str, Any]:
+        ami = self._ami.state if self._ami is not None else "down"
+        return {"ami": ami, "pbx_synced": bool(self._link and self._link.resyncs),
+                "calls": len(self._tracker.active_calls()) if self._tracker else 0,
+                "agents": len(self._agents.all()) if self._agents else 0,
+                "sessions": len(self._sessions) if self._sessions else 0}
+
     def get_registry(self) -> Registry:
         """Every API method, for the agent bar, the Interaction Processor and plugins."""
         if self._registry is None:
@@ -345,6 +415,7 @@ class UCSServer:
             directory_api.register(reg, self.get_directory())
             agents_api.register(reg, self.get_agents())
             control_api.register(reg, self.get_call_control())
+            lookup_api.register(reg, self.get_lookups())
             reg.add("api.methods", lambda session: [reg.get(n).describe() for n in reg.names()],
                     role=Role.ANONYMOUS, doc="Every API method with its arguments, role and states.")
         return self._registry
@@ -361,12 +432,15 @@ class UCSServer:
         if generated:
             log.warn("created the superuser {name!r} with password {password!r}: change it "
                      "(config.users.edit) or set auth.admin_password", name=admin.username, password=generated)
+        await self.get_shared().load()
         self.get_registry()
         await self.get_agents().start()
 
     async def _stop_domain(self) -> None:
         if self._agents is not None:
             await self._agents.stop()
+        if self._lookups is not None:
+            await self._lookups.close()
 
     def get_pbx_link(self) -> PBXLink:
         """What the AMI client tells about Asterisk: events and resyncs into the model."""
@@ -411,8 +485,10 @@ class UCSServer:
         return self.config.ami.host, self.config.ami.port
 
     def _ami_credentials(self) -> tuple[str, str]:
-        if self._demo_credentials is not None:
-            return self._demo_credentials
+        if self.config.demo.enabled:
+            from ucs.sim.lab import AMI_USER
+
+            return AMI_USER
         return self.config.ami.username, self.config.ami.secret
 
     # --- start-up ----------------------------------------------------------------------
@@ -433,8 +509,8 @@ class UCSServer:
                          "user's secret in the config")
         scheme = "https" if c.web.tls_cert else "http"
         host = f"[{c.web.listen}]" if ":" in c.web.listen else c.web.listen
-        log.info("web: {url} (agent bar, Interaction Processor at {path})",
-                 url=f"{scheme}://{host}:{c.web.port}/", path=c.iserver.path)
+        log.info("web: {url} (agent bar {url}operator/operator-v4.0.0.js, demo CRM page {url}demo/)",
+                 url=f"{scheme}://{host}:{c.web.port}/")
 
     def _fatal(self, failure: Failure) -> None:
         if failure.check(StoreError):
