@@ -412,6 +412,8 @@ class CallControl:
     def _annotate(self, call: Call, campaign: Queue | None, meta: dict[str, Any] | None) -> None:
         if campaign is not None:
             call.queue = campaign.asterisk_name
+            call.outbound_id = campaign.id
+            call.data["outbound_id"] = campaign.id  # the agents' outgoing-queue figures read it
         if meta:
             call.data.update(meta)
         if campaign is not None or meta:

@@ -117,6 +117,7 @@ class PBX:
             "ContactStatus": self._contact_status,
             "Newexten": self._newexten,
             "Shutdown": self._shutdown,
+            "OriginateResponse": self._originate_response,
         }
         self._abandoned: set[str] = set()
 
@@ -610,6 +611,9 @@ class PBX:
         self._emit("device_changed", d)
 
     # -- restarts and resync ------------------------------------------------------
+
+    def _originate_response(self, msg: Message) -> None:
+        self._emit("originate_response", msg)
 
     def _shutdown(self, msg: Message) -> None:
         self.clear(cause=0)
