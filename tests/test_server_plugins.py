@@ -1,0 +1,79 @@
+"""A customer plugin in the plugin directory of the whole server: loaded at
+start, sees an agent's status change made through the API, unloaded by a superuser."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+
+from ucs.config import Config
+from ucs.error import PermissionDenied
+from ucs.events import EVENT_SHARED_CHANGE
+from ucs.server import UCSServer
+
+PLUGIN = textwrap.dedent('''
+    """Remembers who went AUX last (seed 000 style: top-level imports, addCallback)."""
+    from constants import AGENT_AUX
+    from events import EVENT_AGENT_STATUS
+
+    UCS_PLUGIN = "Watch"
+
+
+    class Watch:
+        def __init__(self, ucs):
+            self.ucs = ucs
+            self.ucs.addCallback(EVENT_AGENT_STATUS, self.changed)
+
+        def changed(self, agent, args):
+            if agent["status"] == AGENT_AUX:
+                self.ucs.shared.set("last_aux", {"user": agent["username"], "reason": agent["reason"]})
+
+        def stop(self):
+            self.ucs.removeCallback(EVENT_AGENT_STATUS, self.changed)
+''')
+
+
+@pytest_twisted.ensureDeferred
+async def test_plugin_sees_a_status_change_then_is_unloaded(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "watch.py").write_text(PLUGIN)
+    cfg = Config().replace(demo={"enabled": True, "call_rate": 0}, store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
+                           web={"port": 0}, plugins={"directory": str(plugins)})
+    server = UCSServer(cfg, reactor)
+    server.service.startService()
+    try:
+        await server.service._starting
+        if not server.get_pbx_link().resyncs:
+            await server.get_pbx_link().whenSynced()
+        reg, sessions = server.get_registry(), server.get_sessions()
+        listed = await reg.call(sessions.system(), "plugins.list")
+        assert [p["name"] for p in listed if p.get("running", True)] == ["watch"]
+        agent = sessions.create()
+        await reg.call(agent, "login", ["agent2", "demo-pass-2"])
+        await reg.call(agent, "identifier", ["phone-1002"])
+        await reg.call(agent, "provision")
+        changed: Deferred[None] = Deferred()
+        server.get_bus().subscribe(EVENT_SHARED_CHANGE, lambda subject, args: changed.called or changed.callback(None))
+        await reg.call(agent, "agent.changeStatus", ["AUX", "Break"])
+        await changed.addTimeout(5, reactor)
+        assert server.get_shared().get("last_aux") == {"user": "agent2", "reason": "Break"}
+        with pytest.raises(PermissionDenied):
+            await reg.call(agent, "plugins.unload", ["watch"])
+        admin = sessions.create()
+        await reg.call(admin, "login", ["admin", "admin-demo"])
+        await reg.call(admin, "plugins.unload", ["watch"])
+        again: Deferred[None] = Deferred()
+        server.get_bus().subscribe(EVENT_SHARED_CHANGE, lambda subject, args: again.called or again.callback(None))
+        await reg.call(agent, "agent.changeStatus", ["AUX", "Lunch"])
+        with pytest.raises(defer.TimeoutError):
+            await again.addTimeout(1.0, reactor)  # the unloaded plugin no longer hears status changes
+        assert server.get_shared().get("last_aux") == {"user": "agent2", "reason": "Break"}  # gone
+    finally:
+        await server.service.stopService()
