@@ -36,7 +36,7 @@ class Ended(CallObserver):
 class Stack:
     """A simulated Asterisk on a port, and UCS's ingest path connected to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, filters: tuple[str, ...] = ()) -> None:
         self.clock = Clock()
         self.clock.advance(1_000)
         self.sim = lab(self.clock)
@@ -48,7 +48,7 @@ class Stack:
         self.pbx = PBX(self.clock)
         self.ended = Ended()
         self.tracker = CallTracker(self.pbx, self.clock, observers=[self.ended])
-        self.link = PBXLink(self.pbx)
+        self.link = PBXLink(self.pbx, filters)
         self.client = AMIClient(
             TCP4ClientEndpoint(reactor, "127.0.0.1", self.portnum),
             "ucs", "ucslab", self.link,
@@ -225,3 +225,24 @@ async def test_asterisk_restart_with_new_state() -> None:
         assert s.link.resyncs >= 2
     finally:
         await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_ami_filters_keep_dialplan_noise_off_the_link() -> None:
+    """ami.filters: the same queue call with and without `!Event: VarSet` / `!Event: Newexten`."""
+    counts = {}
+    for filters in ((), ("!Event: VarSet", "!Event: Newexten", "!Event: Bogus[")):
+        s = Stack(filters)
+        try:
+            await s.start()
+            s.sim.queue_add("support", "SIP/1001", "Alice Agent")
+            await s.advance(0.1)
+            before = s.link.events
+            s.sim.caller_calls("5000", "420777123456", hangup_after=2)
+            await s.advance(6)
+            counts[bool(filters)] = s.link.events - before
+            (done,) = s.ended.calls.values()
+            assert done.cause == 3 and done.answered_by == "SIP/1001"  # the same call either way
+        finally:
+            await s.stop()
+    assert counts[True] < counts[False] * 0.6, counts

@@ -448,7 +448,7 @@ class UCSServer:
         """What the AMI client tells about Asterisk: events and resyncs into the model."""
         if self._link is None:
             self.get_call_tracker()  # the tracker must observe the model before any event
-            self._link = PBXLink(self.get_pbx())
+            self._link = PBXLink(self.get_pbx(), self.config.ami.filters)
         return self._link
 
     def get_ami_client(self) -> AMIClient:

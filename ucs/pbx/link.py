@@ -44,8 +44,10 @@ class ActionSender(Protocol):
 class PBXLink:
     log = Logger()
 
-    def __init__(self, pbx: PBX) -> None:
+    def __init__(self, pbx: PBX, filters: tuple[str, ...] = ()) -> None:
         self.pbx = pbx
+        #: ``Filter`` expressions sent after every login (manager.conf eventfilter syntax).
+        self.filters = tuple(filters)
         self.up = False
         self.resyncs = 0
         self.events = 0
@@ -57,6 +59,9 @@ class PBXLink:
     def connected(self, protocol: AMIProtocol) -> None:
         self.up = True
         self._sender = protocol
+        for expr in self.filters:
+            d = protocol.sendAction("Filter", {"Operation": "Add", "Filter": expr})
+            d.addErrback(self._filter_refused, expr)
         self.resync()
 
     def eventReceived(self, message: Message) -> None:
@@ -70,6 +75,11 @@ class PBXLink:
             # live link.  The first doubles the resync of connected(); a list
             # applied twice changes nothing, a boot missed would keep phantoms.
             self.resync()
+
+    def _filter_refused(self, failure: Failure, expr: str) -> None:
+        self.log.warn("Asterisk refused the AMI filter {expr!r} ({why}); its events still come "
+                      "(check ami.filters, or the AMI user's write permission 'system')",
+                      expr=expr, why=failure.getErrorMessage())
 
     def disconnected(self, reason: Failure) -> None:
         self.up = False

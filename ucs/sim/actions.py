@@ -36,7 +36,7 @@ Pairs = list[tuple[str, object]]
 #: The actions the simulator answers, as Asterisk spells them.
 ACTION_NAMES = (
     "Atxfer", "BlindTransfer", "Bridge", "BridgeList", "Challenge", "Command", "CoreSettings",
-    "CoreShowChannels", "CoreStatus", "DeviceStateList", "Events", "ExtensionStateList", "Getvar",
+    "CoreShowChannels", "CoreStatus", "DeviceStateList", "Events", "ExtensionStateList", "Filter", "Getvar",
     "Hangup", "ListCommands", "Login", "Logoff", "MuteAudio", "Originate", "Ping", "QueueAdd",
     "QueuePause", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPnotify", "SIPpeers",
     "SIPshowpeer", "Setvar", "Status",
@@ -214,6 +214,20 @@ class Actions:
         mask = class_mask(m.get("eventmask"))
         s.set_events(mask)
         return self.ok(m, "Events On" if mask else "Events Off")
+
+    def a_filter(self, s: AMISession, m: ActionMessage) -> bytes:
+        import re
+
+        if (m.get("operation") or "").lower() != "add":
+            return self.error(m, "Unknown operation")
+        expr = m.get("filter") or ""
+        exclude = expr.startswith("!")
+        try:
+            rx = re.compile(expr[1:] if exclude else expr)
+        except re.error:
+            return self.error(m, "Filter Not Added")
+        s.filters.append((exclude, rx))
+        return self.ok(m, "Filter Added Successfully")
 
     def a_listcommands(self, s: AMISession, m: ActionMessage) -> bytes:
         proper = {n.lower(): n for n in ACTION_NAMES}

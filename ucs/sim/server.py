@@ -57,6 +57,8 @@ class AMISession(Protocol):
         self.username: str | None = None
         self.challenge: str | None = None
         self.events_mask = 0
+        #: ``Filter`` action expressions: (exclude?, regex), as manager.conf eventfilter.
+        self.filters: list[tuple[bool, Any]] = []
         self.sub: Any = None
         self.session_id = ""
         self._buf = b""
@@ -162,7 +164,18 @@ class AMISession(Protocol):
             self.sub.mask = mask
 
     def event(self, ev: Event) -> None:
+        if self.filters and not self._passes(ev.data):
+            return
         self.write(ev.data, droppable=True)
+
+    def _passes(self, data: bytes) -> bool:
+        """Asterisk's filter rule: with any include filter the event must match
+        one; an event matching any ``!`` (exclude) filter is not sent."""
+        text = data.decode("utf-8", "replace")
+        includes = [rx for exclude, rx in self.filters if not exclude]
+        if includes and not any(rx.search(text) for rx in includes):
+            return False
+        return not any(rx.search(text) for exclude, rx in self.filters if exclude)
 
     def write(self, data: bytes, droppable: bool = False) -> None:
         if self.transport is None:
