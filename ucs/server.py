@@ -399,6 +399,9 @@ class UCSServer:
                 self.get_registry(), self.get_sessions(), self.get_bus(), self.get_state(), self._reactor,
                 WebOptions.from_config(self.config.web), calls=self.get_call_tracker(), health=self._health,
             )
+            from ucs.metrics import metrics_resource
+
+            self._web.root.putChild(b"metrics", metrics_resource(self))
         return self._web
 
     def _health(self) -> dict[str, Any]:
