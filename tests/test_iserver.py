@@ -43,6 +43,7 @@ class Client(WebSocketClientProtocol):
         for w in list(self._waiters):
             match, d = w
             if match(msg):
+                msg["_taken"] = True
                 self._waiters.remove(w)
                 d.callback(msg)
                 return
@@ -62,7 +63,7 @@ class Client(WebSocketClientProtocol):
                 d.callback(msg)
                 return d
         d = Deferred()
-        self._waiters.append((lambda m: match(m) and not m.setdefault("_taken", True) is False, d))
+        self._waiters.append((match, d))
         return d.addTimeout(TIMEOUT, reactor)
 
     def reply(self, command: Any) -> Deferred[dict[str, Any]]:

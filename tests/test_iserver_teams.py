@@ -1,0 +1,73 @@
+"""TeamWatch on plain objects: no reactor, no bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ucs.constants import AgentStatus
+from ucs.directory.model import QueueMembership, Team, User
+from ucs.iserver.teams import TeamWatch
+
+
+class FakeDirectory:
+    def __init__(self) -> None:
+        self.users: dict[int, User] = {}
+        self.teams: dict[int, Team] = {}
+
+    def members_of_team(self, team_id: int) -> list[User]:
+        return [u for u in self.users.values() if any(m.team_id == team_id for m in u.queues.values())]
+
+
+class FakeAgent:
+    def __init__(self, status: AgentStatus, reason: str = "") -> None:
+        self.status, self.reason = status, reason
+
+
+class FakeAgents(dict[int, Any]):
+    pass
+
+
+def names(msgs: list[dict[str, Any]]) -> list[str]:
+    return [m["name"].rsplit(".", 1)[1] for m in msgs]
+
+
+def test_begin_refresh_and_status() -> None:
+    d, agents = FakeDirectory(), FakeAgents()
+    d.teams[1] = Team(1, "Blue")
+    d.users[1] = User(1, "ann", firstname="Ann", queues={1: QueueMembership(team_id=1)})
+    d.users[2] = User(2, "bob", queues={1: QueueMembership(team_id=1, supervisor=True)})
+    d.users[3] = User(3, "cy", queues={1: QueueMembership()})
+    agents[1] = FakeAgent(AgentStatus.READY)
+    w = TeamWatch(1, d, agents)
+    [added] = w.begin()
+    assert added["name"] == "report.teamstatus.teamadded" and added["data"]["agentId"] == "ann"
+    assert added["data"]["team"]["members"] == [
+        {"memberId": "ann", "memberType": "Agent", "memberName": "Ann", "status": "ready", "reason": ""},
+        {"memberId": "bob", "memberType": "Supervisor", "memberName": "bob", "status": "not_ready",
+         "reason": "Logged out"},
+    ]
+    assert w.refresh() == []
+
+    agents[2] = FakeAgent(AgentStatus.ACW, "")
+    [st] = w.status_changed(2)
+    assert st["data"]["team"]["members"][0]["status"] == "ACW"
+    assert w.status_changed(2) == [] and w.status_changed(3) == []
+    agents[1] = FakeAgent(AgentStatus.AUX, "Lunch")
+    [st] = w.status_changed(1)
+    assert st["data"]["team"]["members"][0]["reason"] == "Lunch"
+
+    d.users[3].queues[1].team_id = 1
+    d.teams[1].name = "Green"
+    d.users[2].queues[1].team_id = None
+    out = w.refresh()
+    assert names(out) == ["teamchanged", "memberadded", "memberremoved"]
+    assert out[2]["data"]["team"]["members"] == [{"memberId": "bob"}]
+
+    d.teams[2] = Team(2, "Red")
+    d.users[1].queues[2] = QueueMembership(team_id=2)
+    assert names(w.refresh()) == ["teamadded"]
+    del d.teams[1]
+    out = w.refresh()
+    assert names(out) == ["teamremoved"] and out[0]["data"]["team"] == {"teamId": "1", "teamName": "Green"}
+    del d.users[1]
+    assert names(w.refresh()) == ["teamremoved"]
