@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -192,7 +193,9 @@ def test_example_package_pip_installed_into_a_fresh_venv_is_loaded(tmp_path: Pat
     install = [str(python), "-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "--quiet"]
     if _can_build_offline():
         install += ["--no-index", "--no-build-isolation"]
-    proc = subprocess.run([*install, str(EXAMPLE)], capture_output=True, text=True, timeout=600, env=env,
+    source = tmp_path / "ucs-greeter"  # pip builds in the source tree: keep the repository clean
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    proc = subprocess.run([*install, str(source)], capture_output=True, text=True, timeout=600, env=env,
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert Path(purelib, "twisted", "plugins", "ucs_greeter_plugin.py").is_file()

@@ -1,1 +1,0 @@
-"""An example UCS plugin package (see examples/ucs-greeter/README.md)."""
