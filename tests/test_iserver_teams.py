@@ -71,3 +71,40 @@ def test_begin_refresh_and_status() -> None:
     assert names(out) == ["teamremoved"] and out[0]["data"]["team"] == {"teamId": "1", "teamName": "Green"}
     del d.users[1]
     assert names(w.refresh()) == ["teamremoved"]
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.aborted = False
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def test_slow_client_is_queued_then_dropped() -> None:
+    from ucs.iserver.processor import Controller
+
+    class Box:
+        max_client_buffer = 100
+        controllers: set[Any] = set()
+
+    t = FakeTransport()
+    c = Controller(Box(), t)  # type: ignore[arg-type]
+    c.open = True
+    c.send({"name": "a"})
+    c.pauseProducing()
+    c.send({"name": "b"})
+    assert len(t.sent) == 1
+    c.resumeProducing()
+    assert len(t.sent) == 2 and not t.aborted
+    c.pauseProducing()
+    for _ in range(20):
+        c.send({"name": "x" * 10})
+    assert t.aborted and c.dropped

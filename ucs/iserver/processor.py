@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -79,6 +79,7 @@ class Transport(Protocol):
 
     def send(self, data: bytes) -> None: ...
     def close(self, code: int, reason: str) -> None: ...
+    def abort(self) -> None: ...
 
 
 class IServer(Service):
@@ -93,7 +94,8 @@ class IServer(Service):
 
     def __init__(self, *, registry: Any, sessions: Any, bus: Any, agents: Any, directory: Any, tracker: Any,
                  store: Any, ami: Any, reactor: Any, instance_domain: str = "", version: str = "",
-                 max_request_size: int = 64 * 1024, max_pending: int = 32) -> None:
+                 max_request_size: int = 64 * 1024, max_pending: int = 32,
+                 max_client_buffer: int = 1024 * 1024) -> None:
         self.setName("iserver")
         self.registry = registry
         self.sessions = sessions
@@ -108,6 +110,7 @@ class IServer(Service):
         self.version = version or ucs.__version__
         self.max_request_size = max_request_size
         self.max_pending = max_pending
+        self.max_client_buffer = max_client_buffer
         self.controllers: set[Controller] = set()
         self._cti_version: str | None = None
         self._recent: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
@@ -239,6 +242,25 @@ class Controller:
         self.resource_id: str | None = None
         self.watch: TeamWatch | None = None
         self._pending = 0
+        self._paused = False
+        self._queue: deque[bytes] = deque()
+        self._queued = 0
+        self.dropped = False
+
+    # -- push producer: the socket pauses us while the client does not read -------------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while self._queue and not self._paused and self.open:
+            data = self._queue.popleft()
+            self._queued -= len(data)
+            self.transport.send(data)
+
+    def stopProducing(self) -> None:
+        self._paused = True
 
     # -- from the protocol --------------------------------------------------------------
 
@@ -255,6 +277,8 @@ class Controller:
         self.open = False
         self.iserver.controllers.discard(self)
         self.watch = None
+        self._queue.clear()
+        self._queued = 0
         self._end_session("connection closed")
 
     def shutdown(self) -> None:
@@ -320,7 +344,18 @@ class Controller:
         except (TypeError, ValueError):
             self.log.failure("reply is not JSON")
             return
-        self.transport.send(data)
+        if not self._paused and not self._queue:
+            self.transport.send(data)
+            return
+        self._queue.append(data)
+        self._queued += len(data)
+        if self._queued > self.iserver.max_client_buffer:
+            self.log.warn("Interaction Processor client {address} reads too slowly: {n} bytes wait for it; "
+                          "dropped", address=self.address, n=self._queued)
+            self.dropped = True
+            self._queue.clear()
+            self._queued = 0
+            self.transport.abort()
 
     def fail(self, command: Any, original: Any, err: Failed) -> None:
         self.send({"command": command, "result": "failure",

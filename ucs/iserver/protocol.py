@@ -12,6 +12,8 @@ from typing import Any
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
 from ucs.iserver.processor import Controller, IServer
 from ucs.web.options import WebOptions
@@ -31,6 +33,24 @@ class _Transport:
         else:
             self._proto.sendCloseFrame(code, reason[:120].encode("utf-8"))
 
+    def abort(self) -> None:
+        self._proto.dropConnection(abort=True)
+
+
+@implementer(IPushProducer)
+class _Producer:
+    def __init__(self, controller: Controller) -> None:
+        self._c = controller
+
+    def pauseProducing(self) -> None:
+        self._c.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._c.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self._c.stopProducing()
+
 
 class IServerProtocol(WebSocketServerProtocol):
     factory: IServerFactory
@@ -47,6 +67,11 @@ class IServerProtocol(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         self.controller = Controller(self.factory.iserver, _Transport(self), peer_ip(self.transport), self._host)
+        transport: Any = self.transport
+        if transport is not None:
+            if getattr(transport, "producer", None) is not None:
+                transport.unregisterProducer()  # Twisted Web's HTTP channel, from before the upgrade
+            transport.registerProducer(_Producer(self.controller), True)
         self.controller.opened()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -57,6 +82,12 @@ class IServerProtocol(WebSocketServerProtocol):
         controller, self.controller = self.controller, None
         if controller is not None:
             controller.closed()
+            transport: Any = self.transport
+            if transport is not None and getattr(transport, "producer", None) is not None:
+                try:
+                    transport.unregisterProducer()
+                except Exception:
+                    pass
 
 
 class IServerFactory(WebSocketServerFactory):
