@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest_twisted
 from twisted.internet import reactor
 
-from ucs.config import Config
+from serverkit import demo_config
 from ucs.constants import Role, SessionState
 from ucs.directory.model import User
 from ucs.error import InvalidState, PermissionDenied
@@ -24,9 +24,7 @@ USERS = {
 
 @pytest_twisted.ensureDeferred
 async def test_roles_and_states_of_every_method(tmp_path: Path) -> None:
-    cfg = Config().replace(store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"}, web={"port": 0},
-                           plugins={"directory": str(tmp_path / "plugins")})
-    server = UCSServer(cfg, reactor)
+    server = UCSServer(demo_config(tmp_path, demo={"enabled": False}), reactor)
     registry = server.get_registry()
     server.get_plugin_host()  # registers plugins.* and shared.*
     sessions = server.get_sessions()
@@ -64,9 +62,7 @@ async def test_roles_and_states_of_every_method(tmp_path: Path) -> None:
 
 def test_what_each_kind_of_method_demands(tmp_path: Path) -> None:
     """Seed 002's state table and the issue's permissions, method by method."""
-    cfg = Config().replace(store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"}, web={"port": 0},
-                           plugins={"directory": str(tmp_path / "plugins")})
-    server = UCSServer(cfg, reactor)
+    server = UCSServer(demo_config(tmp_path, demo={"enabled": False}), reactor)
     registry = server.get_registry()
     server.get_plugin_host()
     S = SessionState

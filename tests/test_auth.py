@@ -13,26 +13,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 from ucs.api.auth import sso_token
-from ucs.config import Config
+from serverkit import start_demo
 from ucs.constants import SessionState
 from ucs.error import AuthenticationFailed, InvalidState, NotFound, PermissionDenied, TooManyRequests
 from ucs.server import UCSServer
 
 
-async def started(tmp_path: Path, **auth: Any) -> UCSServer:
-    cfg = Config().replace(
-        demo={"enabled": True, "call_rate": 0},
-        store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
-        web={"port": 0},
-        plugins={"directory": str(tmp_path / "plugins")},
-        auth={"sso_secret": "s3cret", "max_failures": 3, "lockout": 60, **auth},
-    )
-    server = UCSServer(cfg, reactor)
-    server.service.startService()
-    await server.service._starting
-    if not server.get_pbx_link().resyncs:
-        await server.get_pbx_link().whenSynced()
-    return server
+async def started(tmp_path: Path) -> UCSServer:
+    return await start_demo(tmp_path, auth={"sso_secret": "s3cret", "max_failures": 3, "lockout": 60})
 
 
 def call(server: UCSServer, session: Any, method: str, *args: Any) -> Deferred[Any]:

@@ -10,26 +10,15 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
-from ucs.config import Config
+from serverkit import start_demo, working_agent
 from ucs.events import EVENT_CALL_CONNECT
-from ucs.server import UCSServer
 
 
 @pytest_twisted.ensureDeferred
 async def test_metrics_and_health_follow_a_call(tmp_path: Path) -> None:
-    cfg = Config().replace(demo={"enabled": True, "call_rate": 0}, store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
-                           web={"port": 0}, plugins={"directory": str(tmp_path / "plugins")})
-    server = UCSServer(cfg, reactor)
-    server.service.startService()
+    server = await start_demo(tmp_path)
     try:
-        await server.service._starting
-        if not server.get_pbx_link().resyncs:
-            await server.get_pbx_link().whenSynced()
-        reg, sessions = server.get_registry(), server.get_sessions()
-        agent = sessions.create()
-        await reg.call(agent, "login", ["agent1", "demo-pass-1"])
-        await reg.call(agent, "identifier", ["phone-1001"])
-        await reg.call(agent, "provision")
+        await working_agent(server, 1)
         sim = server.get_demo_pbx().sim
         sim.phone("SIP/1001").set_behaviour(answer_after=0.2)
         connected: Deferred[None] = Deferred()

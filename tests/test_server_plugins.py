@@ -12,10 +12,9 @@ from twisted.internet import reactor
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
-from ucs.config import Config
+from serverkit import start_demo, working_agent
 from ucs.error import PermissionDenied
 from ucs.events import EVENT_SHARED_CHANGE
-from ucs.server import UCSServer
 
 PLUGIN = textwrap.dedent('''
     """Remembers who went AUX last (seed 000 style: top-level imports, addCallback)."""
@@ -44,21 +43,12 @@ async def test_plugin_sees_a_status_change_then_is_unloaded(tmp_path: Path) -> N
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "watch.py").write_text(PLUGIN)
-    cfg = Config().replace(demo={"enabled": True, "call_rate": 0}, store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
-                           web={"port": 0}, plugins={"directory": str(plugins)})
-    server = UCSServer(cfg, reactor)
-    server.service.startService()
+    server = await start_demo(tmp_path, plugins={"directory": str(plugins)})
     try:
-        await server.service._starting
-        if not server.get_pbx_link().resyncs:
-            await server.get_pbx_link().whenSynced()
         reg, sessions = server.get_registry(), server.get_sessions()
         listed = await reg.call(sessions.system(), "plugins.list")
         assert [p["name"] for p in listed if p.get("running", True)] == ["watch"]
-        agent = sessions.create()
-        await reg.call(agent, "login", ["agent2", "demo-pass-2"])
-        await reg.call(agent, "identifier", ["phone-1002"])
-        await reg.call(agent, "provision")
+        agent = await working_agent(server, 2)
         changed: Deferred[None] = Deferred()
         server.get_bus().subscribe(EVENT_SHARED_CHANGE, lambda subject, args: changed.called or changed.callback(None))
         await reg.call(agent, "agent.changeStatus", ["AUX", "Break"])

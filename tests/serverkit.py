@@ -1,0 +1,50 @@
+"""The whole server for a test: the container with the simulated PBX inside
+(demo mode, no simulated callers), a store in the test's directory, the web
+server on a free port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import reactor
+
+from ucs.api.session import Session
+from ucs.config import Config
+from ucs.server import UCSServer
+
+
+def demo_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
+    base: dict[str, dict[str, Any]] = {
+        "demo": {"enabled": True, "call_rate": 0},
+        "store": {"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
+        "web": {"port": 0},
+        "plugins": {"directory": str(tmp_path / "plugins")},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return Config().replace(**base)
+
+
+async def start_demo(tmp_path: Path, **sections: dict[str, Any]) -> UCSServer:
+    """Started, with the PBX model synchronised; stop it with ``server.service.stopService()``."""
+    server = UCSServer(demo_config(tmp_path, **sections), reactor)
+    server.service.startService()
+    await server.service._starting
+    if not server.get_pbx_link().resyncs:
+        await server.get_pbx_link().whenSynced()
+    return server
+
+
+async def working_agent(server: UCSServer, n: int) -> Session:
+    """Demo agent ``n`` logged in with its phone paired (READY)."""
+    from ucs import demo
+
+    username, password = demo.user_of(n)
+    _, identifier, _ = demo.line_of(n)
+    reg = server.get_registry()
+    session = server.get_sessions().create()
+    await reg.call(session, "login", [username, password])
+    await reg.call(session, "identifier", [identifier])
+    await reg.call(session, "provision")
+    return session
