@@ -49,22 +49,10 @@ class Ended(CallObserver):
         self.calls[call.uniqueid] = call
 
 
-class ForwardingLink(PBXLink):
-    """The PBX link, also handing ``OriginateResponse`` to call control (what
-    the container does once the model passes those events on)."""
-
-    control: CallControl | None = None
-
-    def eventReceived(self, message: Message) -> None:
-        super().eventReceived(message)
-        if message.get("Event") == "OriginateResponse" and self.control is not None:
-            self.control.originate_response(message)
-
-
 class Stack:
     """A simulated Asterisk on a port, UCS's ingest path, and call control."""
 
-    def __init__(self, *, store: Any = None, directory: Any = None, forward_originate: bool = False) -> None:
+    def __init__(self, *, store: Any = None, directory: Any = None, filters: tuple[str, ...] = ()) -> None:
         self.clock = Clock()
         self.clock.advance(1_000)
         self.sim = lab(self.clock)
@@ -84,7 +72,7 @@ class Stack:
         if store is not None:
             self.writer = CDRWriter(store, reactor)
             self.tracker.observers.append(self.writer)
-        self.link = ForwardingLink(self.pbx) if forward_originate else PBXLink(self.pbx)
+        self.link = PBXLink(self.pbx, filters)
         self.client = AMIClient(
             TCP4ClientEndpoint(reactor, "127.0.0.1", self.port.getHost().port),
             "ucs", "ucslab", self.link,
@@ -94,8 +82,6 @@ class Stack:
             self.client, self.pbx, self.tracker, self.bus, self.clock,
             directory=directory, store=store, cdrs=self.writer,
         )
-        if isinstance(self.link, ForwardingLink):
-            self.link.control = self.control
 
     async def start(self) -> Stack:
         synced = self.link.whenSynced()

@@ -70,7 +70,6 @@ from ucs.constants import Role
 from ucs.directory import api as directory_api
 from ucs.directory.directory import Directory
 from ucs.pbx.link import PBXLink
-from ucs.pbx.observer import PBXObserver
 from ucs.pbx.pbx import PBX
 from ucs.store import Store, StoreError, open_store
 
@@ -342,7 +341,6 @@ class UCSServer:
                 self.get_ami_client(), self.get_pbx(), self.get_call_tracker(), self.get_bus(), self._reactor,
                 directory=self.get_directory(), store=self.get_store_proxy(), cdrs=self.get_cdr_writer(),
             )
-            self.get_pbx().observers.append(_OriginateResponses(self._control))
         return self._control
 
     def get_state(self) -> StateBuilder:
@@ -545,16 +543,6 @@ class _LateTCPEndpoint:
     def connect(self, factory: Any) -> Deferred[Any]:
         host, port = self._address()
         return TCP4ClientEndpoint(self._reactor, host, port, timeout=10).connect(factory)
-
-
-class _OriginateResponses(PBXObserver):
-    """Hands Asterisk's answers to asynchronous Originates to call control."""
-
-    def __init__(self, control: CallControl) -> None:
-        self._control = control
-
-    def originate_response(self, msg: Any) -> None:
-        self._control.originate_response(msg)
 
 
 class _StoreProxy:

@@ -1048,7 +1048,7 @@ class _Watcher(PBXObserver, CallObserver):
         self._control._restarted()
 
     def originate_response(self, msg: Message) -> None:
-        """Not emitted by the PBX model today (see :meth:`CallControl.originate_response`)."""
+        """The PBX model passes every ``OriginateResponse`` on; ours fail or confirm a dial."""
         self._control.originate_response(msg)
 
     def call_ended(self, call: Call) -> None:
