@@ -89,7 +89,7 @@ async def started(tmp_path: Path) -> tuple[UCSServer, Any]:
         iserver={"instance_domain": "cc.example.com"},
     )
     server = UCSServer(cfg, reactor)
-    ix = iserver.install(server, server.service)
+    ix = server.get_iserver()
     server.service.startService()
     await server.service._starting
     if not server.get_pbx_link().resyncs:

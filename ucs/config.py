@@ -355,7 +355,7 @@ class IServerConfig:
     enabled: bool = option(True, boolean(), "Serve the Interaction Processor protocol.")
     path: str = option("/iserver", _url_path(), "URL path of its WebSocket on the web server.")
     instance_domain: str = option("", string("a domain name, or \"\""),
-                                  "The instance domain reported to clients in `prepareSession`; "
+                                  "The `instance-domain` of the service information sent to clients; "
                                   "empty: the host name the client connected to.")
 
 

@@ -38,7 +38,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 import ucs
-from ucs import demo
+from ucs import demo, iserver
 from ucs.agents import api as agents_api
 from ucs.agents.service import Agents
 from ucs.ami.client import AMIClient
@@ -208,6 +208,7 @@ class UCSServer:
         self._lookups: LookupService | None = None
         self._plugins: PluginHost | None = None
         self._web: WebService | None = None
+        self._iserver: Any = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -227,6 +228,7 @@ class UCSServer:
             self._build_demo_pbx(root)
         self.get_ami_client().setServiceParent(root)
         self.get_web_service().setServiceParent(root)
+        self._iserver = iserver.install(self, root)
         self.get_plugin_host().setServiceParent(root)  # last: plugins start when all else runs
 
     def _build_demo_pbx(self, root: MultiService) -> None:
@@ -399,8 +401,13 @@ class UCSServer:
             )
             from ucs.metrics import metrics_resource
 
-            self._web.root.putChild(b"metrics", metrics_resource(self))
+            self._web.put("/metrics", metrics_resource(self))
         return self._web
+
+    def get_iserver(self) -> Any:
+        """The Interaction Processor service (seed 003), or ``None`` when disabled."""
+        self.service  # noqa: B018 - builds the tree, which installs it
+        return self._iserver
 
     def _health(self) -> dict[str, Any]:
         ami = self._ami.state if self._ami is not None else "down"

@@ -40,7 +40,7 @@ def install(server: Any, parent: Any = None) -> IServer | None:
         max_client_buffer=options.max_client_buffer,
     )
     factory = IServerFactory(ix, options, web.hub.origin_allowed, server=f"UCS/{web.version}")
-    web._put(cfg.path, IServerResource(factory))
+    web.put(cfg.path, IServerResource(factory))
     if parent is not None:
         ix.setServiceParent(parent)
     return ix

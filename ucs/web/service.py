@@ -180,8 +180,22 @@ class WebService(Service):
     def _prepare(self, data: bytes) -> Any:
         return self.factory.prepareMessage(data, isBinary=False)
 
-    def _put(self, path: str, resource: Any) -> None:
+    def put(self, path: str, resource: Any) -> None:
+        """Serve ``resource`` at ``path`` (``/iserver``, ``/metrics``) on this site;
+        a path already served is refused, naming it."""
         parts = [p.encode() for p in path.strip("/").split("/")]
+        node: Resource = self.root
+        for part in parts:
+            node = node.children.get(part)  # type: ignore[assignment]
+            if node is None:
+                break
+        else:
+            raise ValueError(f"{path} is served already (the agent bar's ws_path, /metrics, /health, "
+                             "/operator and /demo are taken); choose another path")
+        self._put(parts, resource)
+
+    def _put(self, path: str | list[bytes], resource: Any) -> None:
+        parts = [p.encode() for p in path.strip("/").split("/")] if isinstance(path, str) else path
         parent: Resource = self.root
         for part in parts[:-1]:
             child = parent.children.get(part)
