@@ -16,7 +16,6 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from ucs import iserver
 from ucs.config import Config
 from ucs.server import UCSServer
 
