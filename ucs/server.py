@@ -9,17 +9,15 @@ constructor; nothing is a module-level singleton.
 Start-up order (see :class:`UCSService`):
 
 1. the store opens (``[store] url``) and migrates its schema;
-2. then every other child service starts, in the order added: the simulated
-   PBX first in demo mode, then the AMI client, then the web servers.
+2. the domain: the directory loads (with the demo's users in demo mode, and the
+   first superuser), shared data, the agents as they were;
+3. the simulated PBX in demo mode; the AMI client, which logs in and resyncs
+   the PBX model (the call tracker, the agents and the bus follow the model);
+4. the web server (agent bar, ``/metrics``, ``/health``) and the Interaction
+   Processor on it; last the plugins, which find everything running.
 
-Stop runs the other way: the other services stop (and their Deferreds are
-waited for), then the store closes.
-
-Where the rest gets wired (see the ``HOOK`` comments below): the AMI client,
-the PBX model and the call tracker are built by :meth:`get_ami_client`,
-:meth:`get_pbx` and :meth:`get_call_tracker`, and their services added in
-:meth:`_build_services`; in demo mode :meth:`_build_demo_pbx` adds the
-simulated PBX and says where the AMI client must connect.
+Stop runs the other way: plugins stop first, queued CDRs get a bounded chance
+to reach the store, then the store closes.
 """
 
 from __future__ import annotations
