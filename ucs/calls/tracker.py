@@ -107,8 +107,11 @@ class CallTracker(PBXObserver):
                 self.log.failure("call observer {obs!r} failed on {method}", obs=obs, method=method)
 
     def _changed(self, call: Call) -> None:
-        self._update_state(call)
-        self._update_consult(call)
+        origin = self._pbx.channels.get(call.origin)
+        path: list[Channel] = []
+        talks_to = self._far_end(origin, set(), path) if origin is not None else None
+        self._update_state(call, path)
+        self._update_consult(call, talks_to)
         self._notify("call_changed", call)
 
     # -- channels -------------------------------------------------------------------
@@ -142,7 +145,7 @@ class CallTracker(PBXObserver):
             leg.step = self._step(call, ch.device, kind, f"{'Outgoing call to' if kind == TRUNK else 'Call to'} {ch.caller_num or ch.exten}".strip(), now)
         if kind != LOCAL and call.uniqueid not in self._visible:
             self._visible.add(call.uniqueid)
-            self._update_state(call)
+            self._update_state(call, [])
             self._notify("call_created", call)
 
     def _has_real_leg(self, call: Call, besides: Leg) -> bool:
@@ -436,14 +439,14 @@ class CallTracker(PBXObserver):
                     return found
         return None
 
-    def _update_consult(self, call: Call) -> None:
+    def _update_consult(self, call: Call, talks_to: Channel | None) -> None:
         """Whom the agent consults while the caller waits (an attended transfer):
         the caller is not talking to the connected agent, and the agent's phone
         rings or talks to someone else."""
         consult = None
         agent = self._pbx.channel_by_name(call.connected_channel) if call.connected_channel else None
         origin = self._pbx.channels.get(call.origin)
-        if agent is not None and origin is not None and self._far_end(origin, set()) is not agent:
+        if agent is not None and origin is not None and talks_to is not agent:
             far = self._far_end(agent, {call.origin})
             if far is not None:
                 consult = {"state": "connected", "number": far.caller_num, "name": far.caller_name,
@@ -623,13 +626,11 @@ class CallTracker(PBXObserver):
 
     # -- state ---------------------------------------------------------------------------
 
-    def _update_state(self, call: Call) -> None:
+    def _update_state(self, call: Call, path: list[Channel]) -> None:
+        """``path``: the Local channels between the caller and whom it talks to."""
         origin = self._pbx.channels.get(call.origin)
         if call.connected_channel:
             far = self._pbx.channel_by_name(call.connected_channel)
-            path: list[Channel] = []
-            if origin is not None:
-                self._far_end(origin, set(), path)
             held = (
                 (origin is not None and origin.on_hold) or (far is not None and far.on_hold)
                 or any(ch.on_hold for ch in path)
