@@ -190,6 +190,8 @@ class Store:
         def work() -> T:
             conn = self._conns.get()
             try:
+                if getattr(conn, "closed", False):  # psycopg: the server ended it (restart, terminate)
+                    conn = self._reconnect(conn)  # raises while the database is still away
                 return f(conn, *args)
             finally:
                 self._conns.put(conn)
@@ -203,6 +205,13 @@ class Store:
 
         d.addBoth(done)
         return d
+
+    def _reconnect(self, dead: Connection) -> Connection:
+        """In a store thread: a new connection in place of one the database closed."""
+        conn = self._backend.connect()
+        self._all_conns = [conn if c is dead else c for c in self._all_conns]
+        log.info("store {url}: reconnected", url=str(self.url))
+        return conn
 
     async def _run(self, f: Callable[..., T], *args: Any) -> T:
         if self._state != "open":
