@@ -19,7 +19,7 @@ from ucs.ami.message import AMIParser
 from ucs.calls.call import Call
 from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
 from ucs.calls.tracker import CallObserver, CallTracker
-from ucs.pbx.pbx import PBX
+from ucs.pbx.pbx import NOISE_EVENTS, PBX
 from ucs.pbx.wireclock import WireClock
 
 CHUNK = 1 << 16
@@ -45,7 +45,8 @@ def replay(stream: BinaryIO, *, country_code: str = "420", dial_prefix: str = ""
     )
     collected = _Collect()
     tracker.observers.append(collected)
-    parser = AMIParser(on_error=lambda reason, raw: errors.append(f"skipped frame: {reason}"))
+    parser = AMIParser(on_error=lambda reason, raw: errors.append(f"skipped frame: {reason}"),
+                       skip_events=NOISE_EVENTS)
     failures = 0
     while True:
         chunk = stream.read(CHUNK)

@@ -68,7 +68,7 @@ from ucs.constants import Role
 from ucs.directory import api as directory_api
 from ucs.directory.directory import Directory
 from ucs.pbx.link import PBXLink
-from ucs.pbx.pbx import PBX
+from ucs.pbx.pbx import NOISE_EVENTS, PBX
 from ucs.store import Store, StoreError, open_store
 
 log = Logger(namespace="ucs.server")
@@ -468,6 +468,7 @@ class UCSServer:
                 clock=self._reactor, events=events, authType=a.auth,  # type: ignore[arg-type]
                 keepaliveInterval=a.ping_interval or None, actionTimeout=a.action_timeout,
                 retryPolicy=backoffPolicy(initialDelay=a.reconnect_min_delay, maxDelay=a.reconnect_max_delay),
+                skipEvents=NOISE_EVENTS,
             )
             self._ami.setName("ami")
         return self._ami

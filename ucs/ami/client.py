@@ -219,6 +219,7 @@ class _LinkFactory(Factory):
             actionIDs=client._actionIDs(),
             timeout=client.actionTimeout,
             maxFrame=client.maxFrame,
+            skipEvents=client.skipEvents,
         )
         link.protocol.factory = self
         return link.protocol
@@ -271,6 +272,7 @@ class AMIClient(Service):
         retryPolicy: Callable[[int], float] | None = None,
         actionIDs: Callable[[], Callable[[], str]] | None = None,
         maxFrame: int = MAX_FRAME,
+        skipEvents: Iterable[str] = (),
     ) -> None:
         if clock is None:
             from twisted.internet import reactor
@@ -288,6 +290,8 @@ class AMIClient(Service):
         self.actionTimeout = actionTimeout
         self.loginTimeout = loginTimeout
         self.maxFrame = maxFrame
+        #: Events dropped unread by the parser (see :class:`~ucs.ami.message.AMIParser`).
+        self.skipEvents = tuple(skipEvents)
         self._actionIDs = actionIDs or _sharedCounter()
         self._policy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0)
         self._state: LinkState = "down"

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Union
@@ -143,6 +143,7 @@ class AMIProtocol(Protocol):
     :param actionIDs: makes each ActionID; must not repeat within a connection.
     :param timeout: default per-action timeout in seconds (``None``: none).
     :param maxFrame: frames larger than this are dropped (and logged once).
+    :param skipEvents: names of events dropped unread (dialplan noise nobody uses).
     """
 
     log = Logger()
@@ -155,6 +156,7 @@ class AMIProtocol(Protocol):
         actionIDs: Callable[[], str] | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         maxFrame: int = MAX_FRAME,
+        skipEvents: Iterable[str] = (),
     ) -> None:
         if clock is None:
             from twisted.internet import reactor
@@ -164,7 +166,7 @@ class AMIProtocol(Protocol):
         self._clock: IReactorTime = clock  # type: ignore[assignment]
         self._nextID = actionIDs or counterIDs()
         self.defaultTimeout = timeout
-        self._parser = AMIParser(on_error=self._frameRejected, max_frame=maxFrame)
+        self._parser = AMIParser(on_error=self._frameRejected, max_frame=maxFrame, skip_events=skipEvents)
         self._pending: dict[str, _Pending] = {}
         self._readyWaiters: list[Deferred[str | None]] | None = []
         self._lost: Failure | None = None

@@ -25,6 +25,14 @@ from ucs.pbx.model import Bridge, Channel, Device, Member, Queue, QueueCaller, d
 from ucs.pbx.observer import PBXObserver
 
 
+#: Events nothing in UCS reads: the AMI parser drops them before decoding.
+#: Dialplan variables alone are about half of a busy PBX's AMI traffic.
+NOISE_EVENTS = frozenset({
+    "VarSet", "RTCPSent", "RTCPReceived", "DTMFBegin", "DTMFEnd", "NewAccountCode",
+    "AGIExecStart", "AGIExecEnd", "Cdr", "CEL",
+})
+
+
 class SecondsClock(Protocol):
     def seconds(self) -> float: ...
 

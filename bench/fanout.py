@@ -1,0 +1,502 @@
+"""Fan-out benchmark: one UCS process with its simulated PBX, N agents in 20
+queues, C new calls a second, N agent bars held by a separate process
+(``bench/loadgen.py``).
+
+    .venv/bin/python bench/fanout.py --agents 1000 [--rate 5] [--seconds 60]
+
+What it does, in order (every figure is printed, and the raw per-run numbers
+are appended as one JSON line to ``bench/fanout-results.jsonl``):
+
+1. builds UCS (``UCSServer`` in demo mode, no demo callers) in this process;
+   the directory gets N users ``bench1..benchN`` with one line each
+   (``SIP/100001..``, identifier ``bench-phone-I``) and 20 queues
+   ``q00..q19`` (user I in queue I mod 20) written straight into the
+   directory's tables (no argon2 hash: the bars log in by SSO; not persisted
+   to the store), the same 20 queues (rrmemory, member timeout 15 s) and
+   dialplan numbers 5100..5119 in the simulator;
+2. starts ``loadgen.py`` (asyncio + ``websockets``), which opens N
+   WebSockets, logs each in by ``sso``, pairs it (``identifier``) and
+   ``provision``\\ s it (READY: UCS adds the phone to its queue);
+3. idle CPU of this process over ``--idle`` seconds with N READY sessions;
+4. C calls/s for ``--seconds`` (``sim.caller_calls`` to a random queue
+   number; phones answer after 0.5-2 s, callers hang up 5-15 s after the
+   answer, ACW 15 s);
+5. latency: every event message UCS hands to a connection is logged here
+   with the time the AMI event that caused it reached UCS
+   (``PBXLink.eventReceived`` wrapped: ``time.time()`` before the model sees
+   the event), and a CRC of its bytes; the load generator logs the time
+   each message arrived (``time.time()``, same machine, same clock) with the
+   CRC of what it got.  Messages are matched per client in order: latency is
+   arrival - AMI event in; a message the server sent that the client never
+   got is lost, a different order is reordered.  Messages not caused by an AMI
+   event (waiting-caller counts flushed by the coalescing timer, replies) are
+   timed from the moment UCS sent them and reported apart;
+6. agent state changes/s end to end (``--status-agents`` bars switch
+   READY↔AUX as fast as the replies come: request → QueuePause to the PBX →
+   its QueueMemberPause → ``agent.status`` to the agent's tabs);
+7. all bars drop at once (TCP abort) and reconnect with the agent bar's
+   backoff (0.5 s ±20 %, then 1, 2, 4 ...) and ``session.resume`` + ``state``;
+   the time until the last one has its state is printed.
+
+CPU and RSS are this process's (psutil); the load generator runs on the
+other core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import psutil
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.protocol import ProcessProtocol
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from ucs import demo as ucs_demo  # noqa: E402
+from ucs.api.auth import sso_token  # noqa: E402,F401
+from ucs.config import Config  # noqa: E402
+from ucs.directory.directory import _from_doc  # noqa: E402
+from ucs.server import UCSServer  # noqa: E402
+from ucs.web.connection import Connection  # noqa: E402
+
+SSO_SECRET = "bench-secret"
+QUEUES = 20
+FIRST_DEVICE = 100000
+
+# -- what caused the message being sent -------------------------------------------------
+
+#: (origin time, kind): kind 0 = an AMI event, 1 = a timer (coalesced flush, ACW...), 2 = a request
+ORIGIN: list[Any] = [None, 1]
+_LAST: list[Any] = [None, 0]
+RECORD = [True]
+
+
+def _crc(out: Any) -> int:
+    if _LAST[0] is out:
+        return _LAST[1]
+    c = zlib.crc32(out.data)
+    _LAST[0], _LAST[1] = out, c
+    return c
+
+
+_orig_send = Connection.send
+
+
+def _send(self: Connection, out: Any, key: str | None = None) -> None:
+    if RECORD[0] and self.open and out.data.startswith(b'{"event":'):
+        logs = self.__dict__.get("_bench")
+        if logs is None:
+            logs = self.__dict__["_bench"] = (array.array("d"), array.array("b"), array.array("L"))
+        t, kind = ORIGIN
+        if t is None:
+            t, kind = time.time(), 1
+        logs[0].append(t)
+        logs[1].append(kind)
+        logs[2].append(_crc(out))
+    _orig_send(self, out, key)
+
+
+_orig_received = Connection.received
+
+
+def _received(self: Connection, payload: bytes, is_binary: bool) -> None:
+    ORIGIN[0], ORIGIN[1] = time.time(), 2
+    try:
+        _orig_received(self, payload, is_binary)
+    finally:
+        ORIGIN[0] = None
+
+
+Connection.send = _send  # type: ignore[method-assign]
+Connection.received = _received  # type: ignore[method-assign]
+
+
+def wrap_link(link: Any) -> None:
+    orig = link.eventReceived
+
+    def event_received(message: Any) -> None:
+        ORIGIN[0], ORIGIN[1] = time.time(), 0
+        try:
+            orig(message)
+        finally:
+            ORIGIN[0] = None
+
+    link.eventReceived = event_received
+
+
+# -- the directory: N users and lines without N password hashes -------------------------------
+
+N_AGENTS = [0]
+
+
+async def bench_seed(directory: Any, phones: int) -> None:
+    await _orig_seed(directory, 1)
+    qids = []
+    for i in range(QUEUES):
+        q = await directory.add("queues", {"name": f"Queue {i:02d}", "asterisk_name": f"q{i:02d}", "type": 1})
+        qids.append(q.id)
+    t0 = time.perf_counter()
+    lid = directory._next_id["lines"]
+    uid = directory._next_id["users"]
+    for i in range(1, N_AGENTS[0] + 1):
+        line = _from_doc("lines", {"id": lid, "device": f"SIP/{FIRST_DEVICE + i}", "name": f"Bench phone {i}",
+                                   "identifiers": [f"bench-phone-{i}"], "auto_answer": "sip-notify"})
+        directory.lines[lid] = line
+        user = _from_doc("users", {"id": uid, "username": f"bench{i}", "password_hash": "", "firstname": "Bench",
+                                   "lastname": str(i), "lines": [lid],
+                                   "queues": {qids[i % QUEUES]: {"priorities": 0}}, "locale": "en"})
+        directory.users[uid] = user
+        lid += 1
+        uid += 1
+    directory._next_id["lines"] = lid
+    directory._next_id["users"] = uid
+    print(f"directory: {N_AGENTS[0]} users and lines in {time.perf_counter() - t0:.2f} s", flush=True)
+
+
+_orig_seed = ucs_demo.seed
+ucs_demo.seed = bench_seed  # type: ignore[assignment]
+
+
+# -- the load generator --------------------------------------------------------------------
+
+
+class LoadGen(ProcessProtocol):
+    def __init__(self) -> None:
+        self.buf = b""
+        self.waiters: dict[str, list[Deferred[str]]] = {}
+        self.ended: Deferred[None] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            text = line.decode()
+            word, _, rest = text.partition(" ")
+            ws = self.waiters.pop(word, [])
+            if ws:
+                for d in ws:
+                    d.callback(rest)
+            else:
+                print(f"  [loadgen] {text}", flush=True)
+
+    def errReceived(self, data: bytes) -> None:
+        sys.stderr.write(data.decode(errors="replace"))
+
+    def expect(self, word: str) -> Deferred[str]:
+        d: Deferred[str] = Deferred()
+        self.waiters.setdefault(word, []).append(d)
+        return d
+
+    def command(self, text: str) -> None:
+        self.transport.write(text.encode() + b"\n")
+
+    def processEnded(self, reason: Any) -> None:
+        self.ended.callback(None)
+
+
+def sleep(s: float) -> Deferred[None]:
+    d: Deferred[None] = Deferred()
+    reactor.callLater(s, d.callback, None)
+    return d
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+class CPU:
+    def __init__(self, proc: psutil.Process) -> None:
+        self.proc = proc
+        self.start()
+
+    def start(self) -> None:
+        t = self.proc.cpu_times()
+        self.c0, self.t0 = t.user + t.system, time.monotonic()
+
+    def percent(self) -> float:
+        t = self.proc.cpu_times()
+        return 100 * (t.user + t.system - self.c0) / (time.monotonic() - self.t0)
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+async def run(opts: argparse.Namespace) -> dict[str, Any]:
+    n = opts.agents
+    N_AGENTS[0] = n
+    tmp = Path(tempfile.mkdtemp(prefix="ucs-fanout-"))
+    config = Config().replace(
+        demo={"enabled": True, "call_rate": 0, "phones": 1},
+        store={"url": f"sqlite:///{tmp / 'ucs.db'}"},
+        web={"port": 0, "max_connections": 0},
+        plugins={"directory": str(tmp / "plugins")},
+        auth={"sso_secret": SSO_SECRET, "sso_window": 3600.0},
+        ami={"filters": ["!Event: VarSet", "!Event: Newexten"]} if opts.filters else {},
+    )
+    server = UCSServer(config, reactor)
+    svc = server.get_demo_pbx()
+    sim = svc.sim
+    for i in range(1, n + 1):
+        dev = f"SIP/{FIRST_DEVICE + i}"
+        sim.add_line(dev, f"Bench {i}", f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}")
+        sim.phone(dev).set_behaviour(answer_after=(0.5, 2.0), remote_answer=True)
+    for i in range(QUEUES):
+        sim.add_queue(f"q{i:02d}", strategy="rrmemory", timeout=15)
+        sim.dialplan.add("from-carrier", str(5100 + i), [("Answer", ""), ("Queue", f"q{i:02d},t,,,120")])
+    wrap_link(server.get_pbx_link())
+    proc = psutil.Process()
+    server.service.startService()
+    await server.service._starting
+    if not server.get_pbx_link().resyncs:
+        await server.get_pbx_link().whenSynced()
+    port = server.get_web_service().port
+    rss0 = proc.memory_info().rss
+    print(f"UCS up on port {port}; RSS {rss0 / 2**20:.1f} MiB with {n} users in the directory", flush=True)
+    result: dict[str, Any] = {"agents": n, "rate": opts.rate, "seconds": opts.seconds, "filters": opts.filters,
+                              "machine": machine()}
+
+    lg = LoadGen()
+    cmd = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--agents", str(n),
+           "--secret", SSO_SECRET, "--concurrency", str(opts.concurrency)]
+    reactor.spawnProcess(lg, sys.executable, cmd, env=os.environ.copy(), childFDs={0: "w", 1: "r", 2: "r"})
+
+    # 2. log in and pair everyone
+    cpu = CPU(proc)
+    t0 = time.monotonic()
+    ready = await lg.expect("ready")
+    login_s = time.monotonic() - t0
+    result["login_all_s"] = round(login_s, 2)
+    result["login_cpu_pct"] = round(cpu.percent(), 1)
+    agents = server.get_agents()
+    print(f"{n} bars logged in and READY in {login_s:.1f} s ({ready}); UCS CPU {result['login_cpu_pct']} %; "
+          f"agents {len(agents.all())}", flush=True)
+    await sleep(2)
+    import gc
+    gc.collect()
+    rss1 = proc.memory_info().rss
+    result["rss_base_mib"] = round(rss0 / 2**20, 1)
+    result["rss_sessions_mib"] = round(rss1 / 2**20, 1)
+    result["kib_per_session"] = round((rss1 - rss0) / n / 1024, 1)
+    print(f"RSS {rss1 / 2**20:.1f} MiB: {(rss1 - rss0) / n / 1024:.1f} KiB per session (agent included)", flush=True)
+
+    # 3. idle
+    cpu.start()
+    await sleep(opts.idle)
+    result["idle_cpu_pct"] = round(cpu.percent(), 1)
+    print(f"idle CPU with {n} READY sessions over {opts.idle:g} s: {result['idle_cpu_pct']} % of a core", flush=True)
+
+    # 4. calls
+    rng = random.Random(1)
+    calls = [0]
+    stop = [False]
+
+    def one_call() -> None:
+        if stop[0]:
+            return
+        q = rng.randrange(QUEUES)
+        try:
+            sim.caller_calls(str(5100 + q), f"420{rng.randint(600000000, 799999999)}", "Bench Caller",
+                             hangup_after=(5.0, 15.0), abandon_after=(60.0, 90.0))
+            calls[0] += 1
+        except Exception as e:  # the sim refused: count it
+            print("call failed:", e)
+        reactor.callLater(rng.expovariate(opts.rate), one_call)
+
+    t_load = time.time()
+    cpu.start()
+    reactor.callLater(0, one_call)
+    samples: list[float] = []
+    for _ in range(int(opts.seconds // 5)):
+        await sleep(5)
+        samples.append(cpu.percent())
+        cpu.start()
+    stop[0] = True
+    t_load_end = time.time()
+    result["calls"] = calls[0]
+    result["load_cpu_pct"] = round(sum(samples) / max(1, len(samples)), 1)
+    result["load_cpu_max5s_pct"] = round(max(samples, default=0), 1)
+    print(f"{calls[0]} calls in {opts.seconds:g} s; UCS CPU {result['load_cpu_pct']} % of a core "
+          f"(5 s max {result['load_cpu_max5s_pct']} %)", flush=True)
+    await sleep(3)  # let the last messages arrive
+
+    # 5. latency: match what UCS sent to what each client got
+    RECORD[0] = False
+    path = tmp / "client.json"
+    lg.command(f"dump {path}")
+    await lg.expect("dumped")
+    client = json.loads(path.read_text())
+    hub = _hub(server)
+    lat_ami: list[float] = []
+    lat_other: list[float] = []
+    by_event: dict[str, list[float]] = {}
+    lost = reordered = extra = matched = 0
+    for conn in list(hub.connections):
+        logs = conn.__dict__.get("_bench")
+        user = conn.session.user.username if conn.session is not None and conn.session.user else None
+        if logs is None or user is None or user not in client:
+            continue
+        t_in, kinds, crcs = logs
+        got_t, got_crc, got_name = client[user]
+        # align: the server log starts at the connection's hello, as does the client's
+        i = 0
+        got = {}
+        for j, c in enumerate(got_crc):
+            got.setdefault(c, []).append(j)
+        last_j = -1
+        for k in range(len(crcs)):
+            js = got.get(crcs[k])
+            if not js:
+                lost += 1
+                continue
+            j = js.pop(0)
+            if j < last_j:
+                reordered += 1
+            last_j = j
+            matched += 1
+            if t_in[k] < t_load:
+                continue
+            dt = (got_t[j] - t_in[k]) * 1000
+            name = got_name[j]
+            if kinds[k] == 0:
+                lat_ami.append(dt)
+                by_event.setdefault(name, []).append(dt)
+            else:
+                lat_other.append(dt)
+                by_event.setdefault(name + " (timer)", []).append(dt)
+            i += 1
+        extra += sum(len(v) for v in got.values())
+    msgs = len(lat_ami) + len(lat_other)
+    dur = t_load_end - t_load
+    result.update({
+        "messages": msgs, "messages_per_s": round(msgs / dur, 1),
+        "p50_ms": round(pct(lat_ami, 50), 2), "p99_ms": round(pct(lat_ami, 99), 2),
+        "max_ms": round(max(lat_ami, default=float("nan")), 2),
+        "timer_p50_ms": round(pct(lat_other, 50), 2), "timer_p99_ms": round(pct(lat_other, 99), 2),
+        "timer_max_ms": round(max(lat_other, default=float("nan")), 2),
+        "lost": lost, "reordered": reordered, "unmatched_at_client": extra, "matched": matched,
+        "by_event": {k: {"n": len(v), "p50": round(pct(v, 50), 2), "p99": round(pct(v, 99), 2)}
+                     for k, v in sorted(by_event.items())},
+        "ami_events": server.get_pbx_link().events,
+    })
+    print(f"messages out during the load: {msgs} ({msgs / dur:,.0f}/s)", flush=True)
+    print(f"latency AMI event in UCS -> client, {len(lat_ami)} messages: p50 {result['p50_ms']} ms, "
+          f"p99 {result['p99_ms']} ms, max {result['max_ms']} ms", flush=True)
+    print(f"latency UCS send (coalesced flushes, timers) -> client, {len(lat_other)} messages: "
+          f"p50 {result['timer_p50_ms']} ms, p99 {result['timer_p99_ms']} ms, max {result['timer_max_ms']} ms",
+          flush=True)
+    for k, v in result["by_event"].items():
+        print(f"    {k:28} n={v['n']:7}  p50 {v['p50']:8.2f} ms  p99 {v['p99']:8.2f} ms")
+    print(f"lost {lost}, reordered {reordered}, at the client but not logged as sent {extra} "
+          f"(matched {matched})", flush=True)
+
+    # wait for calls to end before the status benchmark
+    for _ in range(60):
+        if not server.get_call_tracker().active_calls():
+            break
+        await sleep(1)
+    await sleep(16)  # ACW
+
+    # 6. agent state changes
+    if opts.status_agents:
+        cpu.start()
+        lg.command(f"status {min(opts.status_agents, n)} {opts.status_seconds}")
+        line = await lg.expect("status")
+        st = json.loads(line)
+        st["cpu_pct"] = round(cpu.percent(), 1)
+        result["status"] = st
+        print(f"agent state changes: {st['changes']} in {st['seconds']} s by {st['agents']} bars = "
+              f"{st['per_s']:.0f}/s; request->reply p50 {st['reply_p50_ms']} ms p99 {st['reply_p99_ms']} ms; "
+              f"request->agent.status p50 {st['event_p50_ms']} ms p99 {st['event_p99_ms']} ms; UCS CPU "
+              f"{st['cpu_pct']} %", flush=True)
+
+    # 7. everybody drops and comes back
+    cpu.start()
+    lg.command("reconnect")
+    line = await lg.expect("reconnected")
+    rc = json.loads(line)
+    rc["cpu_pct"] = round(cpu.percent(), 1)
+    result["reconnect"] = rc
+    print(f"all {n} dropped at once: {rc['resumed']} resumed, {rc['failed']} failed, last one back with its "
+          f"state after {rc['seconds']:.1f} s (UCS CPU {rc['cpu_pct']} %)", flush=True)
+
+    lg.command("quit")
+    await lg.ended
+    await server.service.stopService()
+    with open(HERE / "fanout-results.jsonl", "a") as f:
+        f.write(json.dumps(result) + "\n")
+    return result
+
+
+def _hub(server: UCSServer) -> Any:
+    web = server.get_web_service()
+    for name in ("hub", "_hub"):
+        if hasattr(web, name):
+            return getattr(web, name)
+    raise RuntimeError("no hub on the web service")
+
+
+def _find_port(server: UCSServer) -> int:
+    web = server.get_web_service()
+    for name, value in vars(web).items():
+        get_host = getattr(value, "getHost", None)
+        if callable(get_host):
+            return int(get_host().port)
+    raise RuntimeError("cannot find the web port")
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores {model}, {psutil.virtual_memory().total / 2**30:.0f} GiB, " \
+           f"Python {sys.version.split()[0]}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--agents", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=None, help="new calls a second (default: 5 per 1,000 agents)")
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--idle", type=float, default=30)
+    p.add_argument("--concurrency", type=int, default=200, help="logins in progress at once")
+    p.add_argument("--status-agents", type=int, default=200)
+    p.add_argument("--status-seconds", type=float, default=15)
+    p.add_argument("--filters", action="store_true", help="set ami.filters (no VarSet, Newexten)")
+    opts = p.parse_args()
+    if opts.rate is None:
+        opts.rate = 5.0 * opts.agents / 1000
+    print(machine(), flush=True)
+    out: dict[str, Any] = {}
+
+    async def go() -> None:
+        try:
+            out.update(await run(opts))
+        finally:
+            reactor.stop()
+
+    reactor.callWhenRunning(lambda: ensureDeferred(go()).addErrback(lambda f: f.printTraceback()))
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()

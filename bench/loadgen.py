@@ -1,0 +1,271 @@
+"""The load generator of ``bench/fanout.py``: N agent-bar WebSocket clients in one
+asyncio process (``websockets``), driven by commands on stdin.
+
+    loadgen.py --port P --agents N --secret S [--concurrency 200]
+
+Each client ``bench<i>`` connects to ``ws://127.0.0.1:P/ws``, logs in by
+``sso`` (token computed like a CRM: ``base64(sha1(secret + user + ts) + user + ts)``),
+pairs ``bench-phone-<i>`` and sends ``provision``; then it logs every message
+it receives: ``time.time()`` on arrival, the CRC-32 of the bytes, the event
+name.  It prints ``ready ...`` once all are READY.
+
+Commands (one a line on stdin), each answered with one line on stdout:
+
+* ``dump PATH`` → ``dumped``: ``{username: [times, crcs, names]}`` as JSON.
+* ``status M SECONDS`` → ``status {json}``: the first M clients switch
+  READY↔AUX one request after the other for SECONDS.
+* ``reconnect`` → ``reconnected {json}``: every socket is aborted at once, then
+  each client reconnects like the agent bar (backoff 0.5, 1, 2, 4, 8, then 15 s,
+  ±20 %), ``session.resume`` with its sid, then ``state``.
+* ``quit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import random
+import sys
+import time
+import zlib
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+
+def sso_token(secret: str, username: str, ts: int) -> str:
+    digest = hashlib.sha1(f"{secret}{username}{ts}".encode()).digest()
+    return base64.b64encode(digest + f"{username}{ts}".encode()).decode()
+
+
+def event_name(data: bytes) -> str | None:
+    if data.startswith(b'{"event":"'):
+        end = data.index(b'"', 10)
+        return data[10:end].decode()
+    return None
+
+
+class Client:
+    def __init__(self, gen: LoadGen, i: int) -> None:
+        self.gen = gen
+        self.i = i
+        self.username = f"bench{i}"
+        self.ws: Any = None
+        self.sid: str | None = None
+        self.next_id = 0
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.times: list[float] = []
+        self.crcs: list[int] = []
+        self.names: list[str] = []
+        self.record = True
+        self.status_waiter: asyncio.Future[float] | None = None
+        self.reader: asyncio.Task[None] | None = None
+
+    async def open(self) -> dict[str, Any]:
+        self.ws = await connect(self.gen.url, ping_interval=None, max_size=None, compression=None,
+                                open_timeout=60, close_timeout=1, max_queue=None)
+        hello_raw = await self.ws.recv(decode=False)
+        if self.record:
+            self._log(hello_raw, time.time())
+        hello = json.loads(hello_raw)
+        self.reader = asyncio.ensure_future(self._read())
+        return hello["data"]
+
+    def _log(self, data: bytes, t: float) -> None:
+        name = event_name(data)
+        if name is not None:
+            self.times.append(t)
+            self.crcs.append(zlib.crc32(data))
+            self.names.append(name)
+
+    async def _read(self) -> None:
+        ws = self.ws
+        try:
+            while True:
+                data = await ws.recv(decode=False)
+                t = time.time()
+                if data.startswith(b'{"event":'):
+                    if self.record:
+                        self._log(data, t)
+                    if self.status_waiter is not None and data.startswith(b'{"event":"agent.status"'):
+                        w, self.status_waiter = self.status_waiter, None
+                        if not w.done():
+                            w.set_result(t)
+                else:
+                    msg = json.loads(data)
+                    fut = self.pending.pop(msg.get("id"), None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(msg)
+        except Exception:
+            for fut in self.pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError("closed"))
+            self.pending.clear()
+
+    async def call(self, method: str, *args: Any) -> Any:
+        self.next_id += 1
+        rid = self.next_id
+        fut = asyncio.get_running_loop().create_future()
+        self.pending[rid] = fut
+        await self.ws.send(json.dumps({"id": rid, "method": method, "args": list(args)}))
+        msg = await fut
+        if "error" in msg:
+            raise RuntimeError(f"{self.username} {method}: {msg['error']}")
+        return msg["result"]
+
+    async def login(self) -> None:
+        hello = await self.open()
+        self.sid = hello["sid"]
+        await self.call("sso", self.username, sso_token(self.gen.secret, self.username, int(time.time())))
+        await self.call("identifier", f"bench-phone-{self.i}")
+        await self.call("provision")
+
+
+class LoadGen:
+    def __init__(self, opts: argparse.Namespace) -> None:
+        self.url = f"ws://127.0.0.1:{opts.port}/ws"
+        self.secret = opts.secret
+        self.opts = opts
+        self.clients = [Client(self, i) for i in range(1, opts.agents + 1)]
+
+    async def login_all(self) -> None:
+        sem = asyncio.Semaphore(self.opts.concurrency)
+        failed = 0
+        t0 = time.monotonic()
+
+        async def one(c: Client) -> None:
+            nonlocal failed
+            async with sem:
+                for attempt in range(5):
+                    try:
+                        await c.login()
+                        return
+                    except Exception as e:
+                        if attempt == 4:
+                            failed += 1
+                            print(f"login {c.username} failed: {e}", flush=True)
+                        await asyncio.sleep(1)
+
+        await asyncio.gather(*(one(c) for c in self.clients))
+        print(f"ready {len(self.clients) - failed} clients ({failed} failed) in {time.monotonic() - t0:.1f} s",
+              flush=True)
+
+    def dump(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump({c.username: [c.times, c.crcs, c.names] for c in self.clients}, f)
+        print("dumped", flush=True)
+
+    async def status(self, m: int, seconds: float) -> None:
+        reply: list[float] = []
+        event: list[float] = []
+        changes = 0
+        end = time.monotonic() + seconds
+        loop = asyncio.get_running_loop()
+
+        async def toggle(c: Client) -> None:
+            nonlocal changes
+            target = ("AUX", "Lunch")
+            while time.monotonic() < end:
+                c.status_waiter = loop.create_future()
+                t0 = time.time()
+                try:
+                    await c.call("agent.changeStatus", *target)
+                except Exception as e:
+                    print(f"status {c.username}: {e}", flush=True)
+                    await asyncio.sleep(0.5)
+                    continue
+                t1 = time.time()
+                reply.append((t1 - t0) * 1000)
+                try:
+                    t2 = await asyncio.wait_for(c.status_waiter, 10)
+                    event.append((t2 - t0) * 1000)
+                except asyncio.TimeoutError:
+                    pass
+                changes += 1
+                target = ("READY", "") if target[0] == "AUX" else ("AUX", "Lunch")
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(toggle(c) for c in self.clients[:m]))
+        dt = time.monotonic() - t0
+
+        def p(v: list[float], q: float) -> float:
+            v = sorted(v)
+            return round(v[min(len(v) - 1, int(q / 100 * len(v)))], 2) if v else float("nan")
+
+        print("status " + json.dumps({"agents": m, "seconds": round(dt, 1), "changes": changes,
+                                      "per_s": changes / dt, "reply_p50_ms": p(reply, 50),
+                                      "reply_p99_ms": p(reply, 99), "event_p50_ms": p(event, 50),
+                                      "event_p99_ms": p(event, 99), "events": len(event)}), flush=True)
+
+    async def reconnect(self) -> None:
+        for c in self.clients:
+            c.record = False
+        t0 = time.monotonic()
+        for c in self.clients:
+            if c.ws is not None and c.ws.transport is not None:
+                c.ws.transport.abort()
+        for c in self.clients:
+            if c.reader is not None:
+                c.reader.cancel()
+        failed = 0
+        attempts = 0
+        done_at: list[float] = []
+        delays = [0.5, 1, 2, 4, 8]
+
+        async def back(c: Client) -> None:
+            nonlocal failed, attempts
+            for k in range(12):
+                base = delays[k] if k < len(delays) else 15
+                await asyncio.sleep(base * random.uniform(0.8, 1.2))
+                attempts += 1
+                try:
+                    await asyncio.wait_for(c.open(), 20)
+                    await c.call("session.resume", c.sid)
+                    await c.call("state")
+                    done_at.append(time.monotonic() - t0)
+                    return
+                except Exception:
+                    if c.ws is not None and c.ws.transport is not None:
+                        c.ws.transport.abort()
+            failed += 1
+
+        await asyncio.gather(*(back(c) for c in self.clients))
+        print("reconnected " + json.dumps({
+            "resumed": len(done_at), "failed": failed, "attempts": attempts,
+            "seconds": max(done_at, default=float("nan")),
+            "p50_s": sorted(done_at)[len(done_at) // 2] if done_at else None}), flush=True)
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--agents", type=int, required=True)
+    p.add_argument("--secret", required=True)
+    p.add_argument("--concurrency", type=int, default=200)
+    opts = p.parse_args()
+    gen = LoadGen(opts)
+    await gen.login_all()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        line = (await reader.readline()).decode().strip()
+        if not line or line == "quit":
+            break
+        cmd, *args = line.split()
+        if cmd == "dump":
+            gen.dump(args[0])
+        elif cmd == "status":
+            await gen.status(int(args[0]), float(args[1]))
+        elif cmd == "reconnect":
+            await gen.reconnect()
+    for c in gen.clients:
+        if c.ws is not None and c.ws.transport is not None:
+            c.ws.transport.abort()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
