@@ -110,3 +110,34 @@ async def test_cdrs_queue_while_postgresql_is_down_and_none_is_lost(tmp_path: Pa
     finally:
         await f.stop()
         f.close_clock()
+
+
+@pytest_twisted.ensureDeferred
+async def test_graceful_shutdown_writes_the_cdrs_still_queued(tmp_path: Path, database: str) -> None:
+    """UCS is stopped while PostgreSQL is away with a CDR queued: the stop
+    waits (up to 10 s) for the store, and the CDR is written before it closes."""
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
+    f = Faults(tmp_path, store={"url": url, "pool_size": 1})
+    try:
+        await f.start()
+        await working_agent(f.ucs, 1)
+        writer = f.ucs.get_cdr_writer()
+        writer.retry = 0.05
+        await threads.deferToThread(postgres_down, database)
+        try:
+            call = f.sim.caller_calls("5000", "420777000001", hangup_after=2)
+            await f.advance(5)
+            await until(lambda: writer.failures >= 2)
+            assert [c["uniqueid"] for c in writer.pending] == [call.linkedid]
+            stopping = f.ucs.service.stopService()
+            await until(lambda: not f.ucs.get_web_service().running)  # the stop is under way, waiting
+            assert writer.pending and not stopping.called
+        finally:
+            await threads.deferToThread(postgres_up, database)
+        await stopping
+        assert not writer.pending
+        rows = await threads.deferToThread(in_db, database, "SELECT uniqueid, cause FROM cdr")
+        assert rows == [(call.linkedid, 3)]
+    finally:
+        await f.stop()
+        f.close_clock()
