@@ -5,6 +5,7 @@
   ``plugins.list``, and the server goes on — status changes still work;
 - a status hook that raises, and one that blocks past its own budget: the
   requested change goes ahead, the traceback is logged;
+- a plugin thread flooding ``ucs.log``: the reactor keeps up, statuses change;
 - stopping the server stops the plugins, flushes the CDRs and closes the
   WebSocket sessions with a reason.
 """
@@ -195,6 +196,60 @@ async def test_graceful_shutdown(tmp_path: Path, log_lines: list[str]) -> None:
         stored = await (await again.when_store_open()).list_cdrs()
         assert len(stored) == 1 and stored[0]["answered_by"] in {"SIP/1001", "SIP/1002"}
         assert again.get_shared().get("stopped.raiser") == {"yes": True}  # saved before the store closed
+    finally:
+        await f.stop()
+        f.close_clock()
+
+
+FLOODER = textwrap.dedent('''
+    import threading
+
+    UCS_PLUGIN = "Flooder"
+
+
+    class Flooder(threading.Thread):
+        def __init__(self, ucs):
+            super().__init__(daemon=True)
+            self.ucs = ucs
+            self.halt = threading.Event()
+            self.lines = 0
+
+        def run(self):
+            while not self.halt.is_set():
+                self.ucs.log.info("flood line %d", self.lines)
+                self.lines += 1
+
+        def stop(self):
+            self.halt.set()
+''')
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_plugin_thread_flooding_the_log(tmp_path: Path, log_lines: list[str]) -> None:
+    """A thread logging as fast as it can: the reactor keeps serving (what
+    hands over to it does not pile up) and status changes go on."""
+    from twisted.internet import reactor
+
+    d = tmp_path / "plugins"
+    d.mkdir()
+    (d / "flooder.py").write_text(FLOODER)
+    f = Faults(tmp_path, plugins={"directory": str(d)})
+    try:
+        await f.start()
+        server = f.ucs
+        reg = server.get_registry()
+        agent = await working_agent(server, 1)
+        backlog = 0
+        for i in range(30):
+            status = ["AUX", "Lunch"] if i % 2 == 0 else ["READY"]
+            result = await reg.call(agent, "agent.changeStatus", status)
+            assert result["status"] == status[0]
+            backlog = max(backlog, len(reactor.threadCallQueue))  # type: ignore[attr-defined]
+        await f.settle()
+        f.assert_in_step()
+        flood = sum(1 for line in log_lines if line.startswith("flood line"))
+        assert flood > 1000, flood  # it did flood meanwhile
+        assert backlog < 1000, backlog  # and the reactor kept up: lines handed over did not pile up
     finally:
         await f.stop()
         f.close_clock()
