@@ -16,12 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from serverkit import demo_config
 from twisted.application.service import MultiService
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 
-from serverkit import demo_config
 from ucs.constants import AgentStatus
 from ucs.server import UCSServer
 from ucs.sim.lab import demo_lab

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-
 from faultkit import Faults, until, wait_event
 from serverkit import working_agent
+from test_web_api import connect
+
+from ucs import demo
 from ucs.api.session import Session
 from ucs.constants import AgentStatus
-from test_web_api import connect
-from ucs import demo
 from ucs.events import EVENT_PBX_RESTARTED
 
 

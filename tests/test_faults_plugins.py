@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.logger import LogEvent, formatEvent, globalLogPublisher
-
 from faultkit import Faults
 from serverkit import working_agent
 from test_web_api import connect
+from twisted.logger import LogEvent, formatEvent, globalLogPublisher
+
 from ucs import demo
 from ucs.constants import AgentStatus
 
@@ -187,7 +187,7 @@ async def test_graceful_shutdown(tmp_path: Path, log_lines: list[str]) -> None:
         assert server.get_shared().get("stopped.blocker") == {"yes": True}
         # every WebSocket saw its session closed with a reason
         for c in (bar, anonymous):
-            clean, code, reason = await c.closed
+            _clean, code, reason = await c.closed
             assert code == 1001 and reason == "UCS is shutting down"
         # the CDRs were flushed (test_faults_store: with one still queued when the stop begins)
         assert not writer.pending and writer.written == 1

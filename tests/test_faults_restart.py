@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-
 from faultkit import Faults, until
 from serverkit import working_agent
 from test_web_api import CallError, Client, connect
+
 from ucs import demo
 from ucs.constants import AgentStatus
 
@@ -74,7 +74,7 @@ async def test_ucs_restarted_agents_calls_and_bars_come_back(tmp_path: Path) -> 
         # UCS stops: every bar sees its socket closed with a reason
         await f.stop()
         for b in (bar1, bar2):
-            clean, code, reason = await b.closed
+            _clean, code, reason = await b.closed
             assert code == 1001 and reason == "UCS is shutting down"
         # the PBX goes on meanwhile
         await f.advance(10, settle=False)

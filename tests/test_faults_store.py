@@ -19,11 +19,10 @@ from typing import Any
 import psycopg
 import pytest
 import pytest_twisted
-from twisted.internet import threads
-
 from conftest import POSTGRES_URL
 from faultkit import Faults, until
 from serverkit import working_agent
+from twisted.internet import threads
 
 
 def admin(sql: str, *params: Any) -> list[Any]:
