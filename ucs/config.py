@@ -478,6 +478,12 @@ class AgentsConfig:
                                  "Status of an agent right after pairing a phone.")
     timezone: str = option("UTC", _timezone(),
                            "Time zone whose midnight resets the daily statistics.")
+    hook_timeout: float = option(5.0, number(0.01, 600, "seconds"),
+                                 "A plugin's status-change hook may take this long (it runs in a thread); "
+                                 "after that the requested change goes ahead and the hook is logged.")
+    confirm_timeout: float = option(5.0, number(0.1, 600, "seconds"),
+                                    "How long a status change waits for Asterisk's queue-member event "
+                                    "before it fails as not confirmed.")
 
 
 @attrs.frozen

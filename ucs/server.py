@@ -329,7 +329,7 @@ class UCSServer:
                 self.get_directory(), self.get_ami_client(), self.get_pbx(), self.get_call_tracker(),
                 self.get_bus(), self.get_store_proxy(), self._reactor,
                 acw_seconds=a.acw_seconds, timezone=a.timezone, initial_status=a.initial_status.upper(),
-                reactor=self._reactor,
+                reactor=self._reactor, hook_timeout=a.hook_timeout, confirm_timeout=a.confirm_timeout,
             )
             self.get_pbx().observers.append(self._agents)
             self.get_call_tracker().observers.append(self._agents)
