@@ -156,7 +156,7 @@ async def bench_seed(directory: Any, phones: int) -> None:
         directory.lines[lid] = line
         user = _from_doc("users", {"id": uid, "username": f"bench{i}", "password_hash": "", "firstname": "Bench",
                                    "lastname": str(i), "lines": [lid],
-                                   "queues": {qids[i % QUEUES]: {"priorities": 0}}, "locale": "en"})
+                                   "queues": {qids[i % QUEUES]: {"priority": 0}}, "locale": "en"})
         directory.users[uid] = user
         lid += 1
         uid += 1

@@ -169,7 +169,7 @@ class LoadGen:
             nonlocal changes
             target = ("AUX", "Lunch")
             while time.monotonic() < end:
-                c.status_waiter = loop.create_future()
+                waiter = c.status_waiter = loop.create_future()
                 t0 = time.time()
                 try:
                     await c.call("agent.changeStatus", *target)
@@ -180,7 +180,7 @@ class LoadGen:
                 t1 = time.time()
                 reply.append((t1 - t0) * 1000)
                 try:
-                    t2 = await asyncio.wait_for(c.status_waiter, 10)
+                    t2 = await asyncio.wait_for(waiter, 10)
                     event.append((t2 - t0) * 1000)
                 except asyncio.TimeoutError:
                     pass
