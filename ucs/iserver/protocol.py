@@ -12,44 +12,15 @@ from typing import Any
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
-from twisted.internet.interfaces import IPushProducer
-from zope.interface import implementer
 
 from ucs.iserver.processor import Controller, IServer
 from ucs.web.options import WebOptions
-from ucs.web.protocol import peer_ip
+from ucs.web.protocol import ProducerAdapter, SocketTransport, peer_ip
 
 
-class _Transport:
-    def __init__(self, proto: IServerProtocol) -> None:
-        self._proto = proto
-
+class _Transport(SocketTransport):
     def send(self, data: bytes) -> None:
         self._proto.sendMessage(data, False)
-
-    def close(self, code: int, reason: str) -> None:
-        if code == 1000 or 3000 <= code <= 4999:
-            self._proto.sendClose(code, reason[:120])
-        else:
-            self._proto.sendCloseFrame(code, reason[:120].encode("utf-8"))
-
-    def abort(self) -> None:
-        self._proto.dropConnection(abort=True)
-
-
-@implementer(IPushProducer)
-class _Producer:
-    def __init__(self, controller: Controller) -> None:
-        self._c = controller
-
-    def pauseProducing(self) -> None:
-        self._c.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        self._c.resumeProducing()
-
-    def stopProducing(self) -> None:
-        self._c.stopProducing()
 
 
 class IServerProtocol(WebSocketServerProtocol):
@@ -71,7 +42,7 @@ class IServerProtocol(WebSocketServerProtocol):
         if transport is not None:
             if getattr(transport, "producer", None) is not None:
                 transport.unregisterProducer()  # Twisted Web's HTTP channel, from before the upgrade
-            transport.registerProducer(_Producer(self.controller), True)
+            transport.registerProducer(ProducerAdapter(self.controller), True)
         self.controller.opened()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:

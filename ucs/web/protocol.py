@@ -37,10 +37,11 @@ def peer_ip(transport: Any) -> str | None:
 
 
 @implementer(IPushProducer)
-class _Producer:
-    """The connection as its socket's push producer."""
+class ProducerAdapter:
+    """A connection's controller as its socket's push producer (the
+    Interaction Processor's connections use it too)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Any) -> None:
         self._conn = conn
 
     def pauseProducing(self) -> None:
@@ -53,17 +54,11 @@ class _Producer:
         self._conn.stopProducing()
 
 
-class _Transport:
-    """What a :class:`Connection` may do with its socket."""
+class SocketTransport:
+    """What a controller may do with its WebSocket besides sending: close, abort."""
 
-    def __init__(self, proto: AgentBarProtocol) -> None:
+    def __init__(self, proto: WebSocketServerProtocol) -> None:
         self._proto = proto
-
-    def send(self, out: Outgoing) -> None:
-        if out.prepared is not None:
-            self._proto.sendPreparedMessage(out.prepared)
-        else:
-            self._proto.sendMessage(out.data, False)
 
     def close(self, code: int, reason: str) -> None:
         if code == 1000 or 3000 <= code <= 4999:
@@ -73,6 +68,16 @@ class _Transport:
 
     def abort(self) -> None:
         self._proto.dropConnection(abort=True)
+
+
+class _Transport(SocketTransport):
+    """What a :class:`Connection` may do with its socket."""
+
+    def send(self, out: Outgoing) -> None:
+        if out.prepared is not None:
+            self._proto.sendPreparedMessage(out.prepared)
+        else:
+            self._proto.sendMessage(out.data, False)
 
 
 class AgentBarProtocol(WebSocketServerProtocol):
@@ -96,7 +101,7 @@ class AgentBarProtocol(WebSocketServerProtocol):
         if transport is not None:
             if getattr(transport, "producer", None) is not None:
                 transport.unregisterProducer()  # Twisted Web's HTTP channel, from before the upgrade
-            transport.registerProducer(_Producer(conn), True)
+            transport.registerProducer(ProducerAdapter(conn), True)
         conn.opened()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
