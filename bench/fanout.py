@@ -319,6 +319,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
 
     t_load = time.time()
     cpu.start()
+    stalls = Stalls()
     reactor.callLater(0, one_call)
     samples: list[float] = []
     for _ in range(int(opts.seconds // 5)):
@@ -326,7 +327,12 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         samples.append(cpu.percent())
         cpu.start()
     stop[0] = True
+    stalls.stop()
     t_load_end = time.time()
+    result["stall_max_ms"] = round(stalls.worst * 1000, 1)
+    result["gc_pause_max_ms"] = round(stalls.gc_worst * 1000, 1)
+    print(f"longest reactor stall during the load {result['stall_max_ms']} ms (longest GC pause "
+          f"{result['gc_pause_max_ms']} ms, {stalls.gc_count} collections)", flush=True)
     result["calls"] = calls[0]
     result["load_cpu_pct"] = round(sum(samples) / max(1, len(samples)), 1)
     result["load_cpu_max5s_pct"] = round(max(samples, default=0), 1)
@@ -440,6 +446,41 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     with open(HERE / "fanout-results.jsonl", "a") as f:
         f.write(json.dumps(result) + "\n")
     return result
+
+
+class Stalls:
+    """The longest time the reactor did not run a 5 ms timer on time, and the longest GC pause."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.worst = self.gc_worst = 0.0
+        self.gc_count = 0
+        self._gc_t = 0.0
+        self._next = time.monotonic() + 0.005
+        self._dc = reactor.callLater(0.005, self._tick)
+        self._cb = self._gc
+        gc.callbacks.append(self._cb)
+
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_t = time.perf_counter()
+        else:
+            self.gc_count += 1
+            self.gc_worst = max(self.gc_worst, time.perf_counter() - self._gc_t)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self.worst = max(self.worst, now - self._next)
+        self._next = now + 0.005
+        self._dc = reactor.callLater(0.005, self._tick)
+
+    def stop(self) -> None:
+        import gc
+
+        if self._dc.active():
+            self._dc.cancel()
+        gc.callbacks.remove(self._cb)
 
 
 def _hub(server: UCSServer) -> Any:
