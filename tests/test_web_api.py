@@ -1,150 +1,65 @@
 """The agent-bar WebSocket API over a real socket, with a real autobahn client.
 
-The server side is the real :class:`ucs.web.WebService` with the real registry,
-sessions, auth and demo directory (on a SQLite store); agents and the state
-object are small fakes, so these tests do not need the PBX.
+Every test runs against the whole server: :class:`ucs.server.UCSServer` in demo
+mode (``tests/serverkit.py``), with the simulated PBX inside, the real agents,
+state builder, directory, sessions, registry, bus and web service. What a test
+needs to happen (a status changed elsewhere, callers waiting in a queue, a call
+ringing, a transfer) is made to happen for real, in the simulated PBX or
+through the API.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from serverkit import start_demo
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.web.client import Agent, readBody
 
+import ucs
 from ucs import demo
-from ucs.api import auth as auth_api
-from ucs.api.registry import Param, Registry
-from ucs.api.session import SessionManager
-from ucs.bus import EventBus
-from ucs.calls.call import Call, CallState, Leg
-from ucs.config import AuthConfig
-from ucs.constants import AgentStatus, Role, SessionState
-from ucs.directory.directory import Directory
-from ucs.events import EVENT_AGENT_STATUS, EVENT_CALL_CONNECT, EVENT_CALL_HANGUP, EVENT_CALL_RINGING, EVENT_QUEUE_WAITING
-from ucs.store import open_store
-from ucs.web import WebOptions, WebService
+from ucs.api.registry import Param
+from ucs.calls.call import Call
+from ucs.constants import Role
+from ucs.server import UCSServer
 
-_TEMPLATE: dict[str, Path] = {}
+#: What every server of this module gets besides the demo defaults: the
+#: throttling threshold the login tests count on.
+AUTH = {"max_failures": 3}
 
 
-class FakeAgent:
-    def __init__(self, user: Any, line: Any) -> None:
-        self.user, self.line = user, line
-        self.status, self.reason = AgentStatus.READY, ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.user.to_dict(), "status": self.status.name}
-
-
-class FakeAgents:
-    def __init__(self, bus: EventBus) -> None:
-        self.bus = bus
-        self.agents: dict[int, FakeAgent] = {}
-
-    def get(self, user_id: int) -> FakeAgent | None:
-        return self.agents.get(user_id)
-
-    def all(self) -> list[FakeAgent]:
-        return list(self.agents.values())
-
-    async def login(self, user: Any, line: Any) -> FakeAgent:
-        agent = self.agents[user.id] = FakeAgent(user, line)
-        return agent
-
-    async def logout(self, user_id: int, reason: str = "") -> None:
-        self.agents.pop(user_id, None)
-
-    def change(self, session: Any, status: str, reason: str | None = None) -> dict[str, Any]:
-        agent = self.agents[session.user.id]
-        previous = agent.status
-        agent.status, agent.reason = AgentStatus[status], reason or ""
-        self.bus.publish(EVENT_AGENT_STATUS, agent, status=agent.status, reason=agent.reason, previous=previous)
-        return {"status": status, "reason": agent.reason}
+async def start(tmp_path: Path, **web: Any) -> UCSServer:
+    """The whole server in demo mode, ``web`` options in ``[web]``; with two
+    test-only API methods on its real registry: ``boom`` (fails) and ``echo``."""
+    server = await start_demo(tmp_path, auth=AUTH, web=web)
+    reg = server.get_registry()
+    reg.add("boom", lambda s: 1 / 0, role=Role.ANONYMOUS)
+    reg.add("echo", lambda s, x: x, [Param("x", (str, int, dict, list))], role=Role.ANONYMOUS)
+    return server
 
 
-class FakeState:
-    def __init__(self, agents: FakeAgents) -> None:
-        self.agents = agents
-        self.waiting = 0
-        self.asked = 0
-
-    def waiting_callers(self, user_id: int) -> int:
-        self.asked += 1
-        return self.waiting
-
-    def __call__(self, session: Any) -> dict[str, Any]:
-        agent = self.agents.get(session.user.id)
-        return {"status": agent.status.name if agent else "OFFLINE", "reason": agent.reason if agent else "",
-                "user": session.user.to_dict(), "device": session.line.to_dict() if session.line else None,
-                "waitingCallers": self.waiting, "call": None}
+def ws_url(server: UCSServer) -> str:
+    return server.get_web_service().ws_url
 
 
-class Server:
-    def __init__(self, web: WebService, bus: EventBus, agents: FakeAgents, state: FakeState,
-                 directory: Directory, sessions: SessionManager, registry: Registry) -> None:
-        self.web, self.bus, self.agents, self.state = web, bus, agents, state
-        self.directory, self.sessions, self.registry = directory, sessions, registry
-
-    @property
-    def url(self) -> str:
-        return self.web.ws_url
-
-
-async def _directory(tmp_path: Path) -> tuple[Any, Directory]:
-    # Seeding hashes passwords (argon2): do it once and copy the file.
-    if "db" not in _TEMPLATE:
-        base = tmp_path.parent / "web-template.db"
-        store = await open_store(f"sqlite:///{base}", reactor)
-        d = Directory(store, EventBus())
-        await d.load()
-        await demo.seed(d, 2)
-        await store.close()
-        _TEMPLATE["db"] = base
-    db = tmp_path / "ucs.db"
-    shutil.copy(_TEMPLATE["db"], db)
-    store = await open_store(f"sqlite:///{db}", reactor)
-    d = Directory(store, EventBus())
-    await d.load()
-    return store, d
-
-
-async def start_server(tmp_path: Path, **options: Any) -> tuple[Server, Any]:
-    store, directory = await _directory(tmp_path)
-    bus = EventBus()
-    sessions = SessionManager(reactor)
-    agents = FakeAgents(bus)
-    state = FakeState(agents)
-    registry = Registry()
-    auth = auth_api.Auth(directory, sessions, agents, reactor,
-                         AuthConfig(sso_secret=demo.SSO_SECRET, max_failures=3), state)
-    auth_api.register(registry, auth)
-    registry.add("state", state, states=[SessionState.READY])
-    registry.add("agent.changeStatus", agents.change, [Param("status", str), Param("reason", str, required=False)],
-                 states=[SessionState.READY])
-    registry.add("boom", lambda s: 1 / 0, role=Role.ANONYMOUS)
-    registry.add("echo", lambda s, x: x, [Param("x", (str, int, dict, list))], role=Role.ANONYMOUS)
-    opts = dict(listen="127.0.0.1", port=0, ping_interval=20.0, ping_timeout=10.0)
-    opts.update(options)
-    web = WebService(registry, sessions, bus, state, reactor, WebOptions(**opts), version="9.9.9")
-    web.startService()
-    return Server(web, bus, agents, state, directory, sessions, registry), store
+def user_id(server: UCSServer, i: int) -> int:
+    user = server.get_directory().user_by_username(demo.user_of(i)[0])
+    assert user is not None
+    return int(user.id)
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Any:
-    srv, store = pytest_twisted.blockon(defer.ensureDeferred(start_server(tmp_path)))
+def server(tmp_path: Path) -> Iterator[UCSServer]:
+    srv = pytest_twisted.blockon(defer.ensureDeferred(start(tmp_path)))
     yield srv
-    pytest_twisted.blockon(defer.maybeDeferred(srv.web.stopService))
-    pytest_twisted.blockon(store.close())
+    pytest_twisted.blockon(srv.service.stopService())
 
 
 # -- a test client ---------------------------------------------------------------------------
@@ -285,14 +200,19 @@ async def until(test: Any, timeout: float = 5.0) -> None:
         await task.deferLater(reactor, 0.01, lambda: None)
 
 
-async def ready_agent(server: Server, i: int = 1, **options: Any) -> Client:
-    c = await connect(server.url)
+async def ready_agent(server: UCSServer, i: int = 1, **options: Any) -> Client:
+    """A bar with demo agent ``i`` logged in, its phone paired, READY; the login's
+    own events (``agent.login``, ``agent.device``, ``agent.status`` READY) are
+    waited for and taken from the inbox, so a test sees what happens next."""
+    c = await connect(ws_url(server))
     if options:
         await c.call("session.options", options)
     username, password = demo.user_of(i)
     await c.call("login", [username, password])
     await c.call("identifier", [demo.line_of(i)[1]])
     await c.call("provision")
+    assert (await c.event("agent.status"))["data"]["status"] == "READY"
+    c.inbox.clear()
     return c
 
 
@@ -300,9 +220,9 @@ async def ready_agent(server: Server, i: int = 1, **options: Any) -> Client:
 
 
 @pytest_twisted.ensureDeferred
-async def test_hello_then_login_pairing_and_state(server: Server) -> None:
-    c = await connect(server.url)
-    assert c.hello["version"] == "9.9.9" and c.hello["address"] == "127.0.0.1"
+async def test_hello_then_login_pairing_and_state(server: UCSServer) -> None:
+    c = await connect(ws_url(server))
+    assert c.hello["version"] == ucs.__version__ and c.hello["address"] == "127.0.0.1"
     assert c.hello["state"] == "CREDENTIALS" and len(c.hello["sid"]) > 16
     info = await c.call("session.info")
     assert info["address"] == "127.0.0.1" and info["sid"] == c.hello["sid"]
@@ -324,8 +244,8 @@ async def test_hello_then_login_pairing_and_state(server: Server) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_bad_frames_get_errors_and_the_connection_lives_on(server: Server) -> None:
-    c = await connect(server.url)
+async def test_bad_frames_get_errors_and_the_connection_lives_on(server: UCSServer) -> None:
+    c = await connect(ws_url(server))
     c.send_raw(b"not json at all")
     c.send_raw(b"[1, 2]")
     c.send_raw(b'{"id": 5}')
@@ -364,32 +284,31 @@ async def test_bad_frames_get_errors_and_the_connection_lives_on(server: Server)
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_frame_over_the_hard_limit_closes_with_1009(server: Server) -> None:
-    c = await connect(server.url)
+async def test_a_frame_over_the_hard_limit_closes_with_1009(server: UCSServer) -> None:
+    c = await connect(ws_url(server))
     c.send_raw(json.dumps({"id": 1, "method": "echo", "args": ["y" * 1_100_000]}).encode())
-    clean, code, reason = await c.closed
+    _clean, code, _reason = await c.closed
     assert code == 1009
 
 
 @pytest_twisted.ensureDeferred
 async def test_origin_allow_list(tmp_path: Path) -> None:
-    server, store = await start_server(tmp_path, allowed_origins=("https://crm.example.com",))
+    server = await start(tmp_path, allowed_origins=["https://crm.example.com"])
     try:
-        port = server.web.port
-        ok = await connect(server.url, origin="https://crm.example.com")
-        same = await connect(server.url, origin=f"http://127.0.0.1:{port}")  # a page UCS serves
+        port = server.get_web_service().port
+        ok = await connect(ws_url(server), origin="https://crm.example.com")
+        same = await connect(ws_url(server), origin=f"http://127.0.0.1:{port}")  # a page UCS serves
         with pytest.raises(ConnectionError, match="403"):
-            await connect(server.url, origin="https://evil.example.net")
+            await connect(ws_url(server), origin="https://evil.example.net")
         ok.close()
         same.close()
     finally:
-        await server.web.stopService()
-        await store.close()
+        await server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
-async def test_wrong_password_and_throttling_by_the_real_peer_address(server: Server) -> None:
-    c = await connect(server.url, headers={"X-Forwarded-For": "10.9.9.9"})
+async def test_wrong_password_and_throttling_by_the_real_peer_address(server: UCSServer) -> None:
+    c = await connect(ws_url(server), headers={"X-Forwarded-For": "10.9.9.9"})
     for _ in range(3):
         with pytest.raises(CallError) as e:
             await c.call("login", ["agent1", "wrong"])
@@ -401,9 +320,9 @@ async def test_wrong_password_and_throttling_by_the_real_peer_address(server: Se
 
 
 @pytest_twisted.ensureDeferred
-async def test_two_tabs_of_one_agent_stay_in_sync(server: Server) -> None:
+async def test_two_tabs_of_one_agent_stay_in_sync(server: UCSServer) -> None:
     a = await ready_agent(server, 1)
-    b = await connect(server.url)
+    b = await connect(ws_url(server))
     joined = await b.call("login", ["agent1", "demo-pass-1"])
     assert joined["state"] == "READY" and joined["device"]["device"] == "SIP/1001"
     await a.call("agent.changeStatus", ["AUX", "Lunch"])
@@ -423,9 +342,9 @@ async def test_two_tabs_of_one_agent_stay_in_sync(server: Server) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_autologout_logs_the_older_session_out_with_a_message(server: Server) -> None:
+async def test_autologout_logs_the_older_session_out_with_a_message(server: UCSServer) -> None:
     old = await ready_agent(server, 1, autologout=True)
-    new = await connect(server.url)
+    new = await connect(ws_url(server))
     await new.call("login", ["agent1", "demo-pass-1"])
     ev = await old.event("session.closed")
     assert ev["data"]["reason"] == "logged in elsewhere" and "another computer" in ev["data"]["message"]
@@ -439,88 +358,90 @@ async def test_autologout_logs_the_older_session_out_with_a_message(server: Serv
 
 
 @pytest_twisted.ensureDeferred
-async def test_reconnect_resumes_the_session_and_state_shows_the_truth(server: Server) -> None:
+async def test_reconnect_resumes_the_session_and_state_shows_the_truth(server: UCSServer) -> None:
     a = await ready_agent(server, 1)
     sid = a.hello["sid"]
     assert a.proto is not None
     a.proto.dropConnection(abort=True)  # the network goes, no close frame
     await a.closed
-    # Meanwhile the agent's status changes (another tab, a supervisor …).
-    agent = server.agents.get(server.directory.user_by_username("agent1").id)  # type: ignore[union-attr]
-    assert agent is not None
-    agent.status, agent.reason = AgentStatus.AUX, "Meeting"
-    b = await connect(server.url)
+    # Meanwhile the agent's status changes (another tab, a supervisor …), on the PBX too.
+    agent = await server.get_agents().change_status(user_id(server, 1), "AUX", "Meeting")
+    assert agent.status.name == "AUX"
+    b = await connect(ws_url(server))
     resumed = await b.call("session.resume", [sid])
     assert resumed["state"] == "READY" and resumed["device"]["device"] == "SIP/1001"
     state = await b.call("state")
     assert state["status"] == "AUX" and state["reason"] == "Meeting"
     with pytest.raises(CallError) as e:
-        await (await connect(server.url)).call("session.resume", ["no-such-session"])
+        await (await connect(ws_url(server))).call("session.resume", ["no-such-session"])
     assert e.value.error["code"] == 404 and "log in again" in e.value.error["message"]
     b.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_detached_session_ends_after_the_resume_window(tmp_path: Path) -> None:
-    server, store = await start_server(tmp_path, resume_window=0.2)
+    server = await start(tmp_path, resume_window=0.2)
     try:
+        sessions = server.get_sessions()
         a = await ready_agent(server, 1)
         a.close()
         await a.closed
-        assert len(server.sessions) == 1
+        assert len(sessions) == 1
         await task.deferLater(reactor, 0.4, lambda: None)
-        assert len(server.sessions) == 0
+        assert len(sessions) == 0
     finally:
-        await server.web.stopService()
-        await store.close()
+        await server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
-async def test_going_away_logs_out_when_the_bar_asked_for_it(server: Server) -> None:
+async def test_going_away_logs_out_when_the_bar_asked_for_it(server: UCSServer) -> None:
+    agents, sessions = server.get_agents(), server.get_sessions()
     a = await ready_agent(server, 1, logoutOnClose=True)
-    assert server.agents.all()
+    assert agents.all()
     assert a.proto is not None
     a.proto.sendCloseFrame(1001)  # what a browser sends when the tab closes
     await a.closed
-    await task.deferLater(reactor, 0.05, lambda: None)
-    assert server.agents.all() == [] and len(server.sessions) == 0
+    # The real logout takes the agent out of its queues on the PBX first: wait for it, bounded.
+    await until(lambda: agents.all() == [] and len(sessions) == 0)
+    assert agents.all() == [] and len(sessions) == 0
 
 
 @pytest_twisted.ensureDeferred
 async def test_heartbeat_drops_a_client_that_stopped_answering(tmp_path: Path) -> None:
     # autobahn's ping timers have one-second buckets: one second is the shortest beat.
-    server, store = await start_server(tmp_path, ping_interval=1.0, ping_timeout=1.0)
+    server = await start(tmp_path, ping_interval=1.0, ping_timeout=1.0)
     try:
-        alive = await connect(server.url)
-        dead = await connect(server.url)
+        hub = server.get_web_service().hub
+        alive = await connect(ws_url(server))
+        dead = await connect(ws_url(server))
         assert dead.proto is not None and dead.proto.transport is not None
         dead.proto.transport.pauseProducing()  # stops reading: no pongs
-        await until(lambda: len(server.web.hub.connections) == 1, timeout=5)
+        await until(lambda: len(hub.connections) == 1, timeout=5)
         dead.proto.transport.resumeProducing()
-        clean, code, reason = await dead.closed
+        clean, _code, _reason = await dead.closed
         assert not clean
         assert await alive.call("echo", [1]) == 1
         alive.close()
     finally:
-        await server.web.stopService()
-        await store.close()
+        await server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_slow_reader_is_dropped_after_a_bounded_buffer(tmp_path: Path) -> None:
-    server, store = await start_server(tmp_path, max_client_buffer=256 * 1024)
+    server = await start(tmp_path, max_client_buffer=256 * 1024)
     try:
+        hub = server.get_web_service().hub
         fast = await ready_agent(server, 1)
         slow = await ready_agent(server, 2)
         assert slow.proto is not None and slow.proto.transport is not None
         slow.proto.transport.pauseProducing()
-        conns = {c.session.user.username: c for c in server.web.hub.connections}  # type: ignore[union-attr]
+        conns = {c.session.user.username: c for c in hub.connections}  # type: ignore[union-attr]
         slow_conn = conns["agent2"]
         fast_conn = conns["agent1"]
         big = "x" * 16_000
         sent = 0
         while not slow_conn.dropped and sent < 5000:
-            for c in list(server.web.hub.connections):
+            for c in list(hub.connections):
                 c.push("test.blob", big)
             sent += 1
             await task.deferLater(reactor, 0, lambda: None)  # the reactor writes and reads
@@ -534,37 +455,37 @@ async def test_a_slow_reader_is_dropped_after_a_bounded_buffer(tmp_path: Path) -
         assert await fast.call("echo", ["ok"]) == "ok"
         fast.close()
     finally:
-        await server.web.stopService()
-        await store.close()
+        await server.service.stopService()
 
 
-def _call(uid: str, device: str, state: CallState, answered: bool = False) -> Call:
-    call = Call(uid, 7, 1000.0, direction="INCOMING", caller_number="420777123456", caller_name="Customer",
-                called_number="5000", state=state, origin=uid + "-c")
-    call.legs[uid + "-c"] = Leg(uid + "-c", "SIP/carrier-1", "SIP/carrier", "trunk", 1000.0, answered=1000.0)
-    call.legs[uid + "-a"] = Leg(uid + "-a", device + "-1", device, "line", 1001.0,
-                                answered=1002.0 if answered else None)
-    return call
+#: A direct number of agent 1's phone on the trunk (a DID), so that a customer's
+#: call rings SIP/1001 only, whoever else is READY.
+DID_1001 = "7001"
+
+
+def call_on(server: UCSServer, device: str) -> Call:
+    calls = server.get_call_tracker().calls_of_device(device)
+    assert calls, f"no call on {device}"
+    return calls[-1]
 
 
 @pytest_twisted.ensureDeferred
-async def test_call_events_reach_the_tabs_of_the_phone_in_the_call(server: Server) -> None:
+async def test_call_events_reach_the_tabs_of_the_phone_in_the_call(server: UCSServer) -> None:
+    sim = server.get_demo_pbx().sim
+    sim.dialplan.add("from-carrier", DID_1001, [("Dial", "SIP/1001,30,tT")])
     a1 = await ready_agent(server, 1)
-    a1b = await connect(server.url)
+    a1b = await connect(ws_url(server))
     await a1b.call("login", ["agent1", "demo-pass-1"])
     a2 = await ready_agent(server, 2)
-    call = _call("1700000000.1", "SIP/1001", CallState.RINGING)
-    server.bus.publish(EVENT_CALL_RINGING, call)
+    sim.caller_calls(DID_1001, "420777123456", "Customer")
     for tab in (a1, a1b):
         ev = await tab.event("call.ringing")
-        assert ev["data"]["uniqueid"] == "1700000000.1" and ev["data"]["caller_number"] == "420777123456"
+        assert ev["data"]["uniqueid"] == call_on(server, "SIP/1001").uniqueid
+        assert ev["data"]["caller_number"] == "420777123456"
         assert ev["data"]["state"] == 2 and ev["data"]["direction"] == "INCOMING"
-    call.state = CallState.CONNECTED
-    call.legs["1700000000.1-a"].answered = 1003.0
-    server.bus.publish(EVENT_CALL_CONNECT, call)
+    await a1.call("call.answer")  # the phone answers when the bar asks (SIP NOTIFY)
     assert (await a1.event("call.connect"))["data"]["state"] == 3
-    call.state, call.disconnected = CallState.CONNECTED, 1010.0
-    server.bus.publish(EVENT_CALL_HANGUP, call)
+    sim.trunk().hangup()  # the customer hangs up
     await a1.event("call.hangup")
     await a1b.event("call.hangup")
     assert not [e for e in a2.events() if e.startswith("call.")]
@@ -573,21 +494,22 @@ async def test_call_events_reach_the_tabs_of_the_phone_in_the_call(server: Serve
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_transfer_target_sees_its_own_ringing_and_the_transferrer_its_hangup(server: Server) -> None:
+async def test_a_transfer_target_sees_its_own_ringing_and_the_transferrer_its_hangup(server: UCSServer) -> None:
+    sim = server.get_demo_pbx().sim
+    sim.dialplan.add("from-carrier", DID_1001, [("Dial", "SIP/1001,30,tT")])
     a1 = await ready_agent(server, 1)
     a2 = await ready_agent(server, 2)
-    call = _call("1700000000.2", "SIP/1001", CallState.CONNECTED, answered=True)
-    server.bus.publish(EVENT_CALL_CONNECT, call)
+    sim.caller_calls(DID_1001, "420777123456", "Customer")
+    await a1.event("call.ringing")
+    await a1.call("call.answer")
     await a1.event("call.connect")
-    # Agent 2's phone rings inside the connected call (a consultation or a transfer).
-    call.legs["b"] = Leg("b", "SIP/1002-2", "SIP/1002", "line", 1005.0)
-    server.bus.publish("call.change", call)
+    # Agent 1 consults agent 2: agent 2's phone rings inside the connected call.
+    await a1.call("call.transfer", ["1002"])
     ring = await a2.event("call.ringing")
     assert ring["data"]["state"] == 2
+    await a2.call("call.answer")
     # Agent 1 leaves, the call goes on with agent 2.
-    call.legs["1700000000.2-a"].ended = 1006.0
-    call.legs["b"].answered = 1006.0
-    server.bus.publish("call.transfer", call, kind="attended", to="SIP/1002")
+    await a1.call("call.finishTransfer")
     await a1.event("call.hangup")
     assert (await a2.event("call.connect"))["data"]["state"] == 3
     a1.close()
@@ -595,30 +517,42 @@ async def test_a_transfer_target_sees_its_own_ringing_and_the_transferrer_its_ha
 
 
 @pytest_twisted.ensureDeferred
-async def test_waiting_callers_are_merged(server: Server) -> None:
+async def test_waiting_callers_are_merged(server: UCSServer) -> None:
+    state, sim = server.get_state(), server.get_demo_pbx().sim
     a = await ready_agent(server, 1)
     b = await ready_agent(server, 2)
-    server.state.asked = 0
-    for n in range(1, 51):
-        server.state.waiting = n
-        server.bus.publish(EVENT_QUEUE_WAITING, object(), waiting=n)
+    for c in (a, b):  # no READY agent takes the callers: they wait in the queue
+        await c.call("agent.changeStatus", ["AUX", "Meeting"])
+    await task.deferLater(reactor, 2 * server.get_web_service().options.coalesce_delay, lambda: None)
+    for c in (a, b):
+        c.inbox.clear()
+    asked: list[int] = []
+    real = state.waiting_callers
+
+    def spy(uid: int) -> int:
+        asked.append(uid)
+        return real(uid)
+
+    state.waiting_callers = spy  # type: ignore[method-assign]
+    for i in range(1, 51):
+        sim.caller_calls("5000", f"42077712{i:04d}")
     for c in (a, b):
         ev = await c.event("waitingCallers")
         assert ev["data"] == {"waitingCallers": 50}
     await task.deferLater(reactor, 0.3, lambda: None)
     assert a.events().count("waitingCallers") == 0  # fifty changes, one message
-    assert server.state.asked == 2  # once per user, not per change
+    assert sorted(asked) == sorted([user_id(server, 1), user_id(server, 2)])  # once per user, not per change
     a.close()
     b.close()
 
 
 @pytest_twisted.ensureDeferred
-async def test_health_and_static_files(server: Server) -> None:
+async def test_health_and_static_files(server: UCSServer) -> None:
     agent = Agent(reactor)
-    base = server.web.url
+    base = server.get_web_service().url
     resp = await agent.request(b"GET", (base + "health").encode())
     body = json.loads(await readBody(resp))
-    assert resp.code == 200 and body["status"] == "ok" and body["version"] == "9.9.9"
+    assert resp.code == 200 and body["status"] == "ok" and body["version"] == ucs.__version__
     for path in ("operator/operator-v4.0.0.js", "operator/operator.js", "operator/operator.css", "demo/"):
         resp = await agent.request(b"GET", (base + path).encode())
         await readBody(resp)
@@ -644,7 +578,7 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
             .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
@@ -661,16 +595,16 @@ async def test_tls_when_a_certificate_is_configured(tmp_path: Path) -> None:
     from twisted.internet.endpoints import wrapClientTLS
 
     cert, key = _self_signed(tmp_path)
-    server, store = await start_server(tmp_path, tls_cert=cert, tls_key=key)
+    server = await start(tmp_path, tls_cert=cert, tls_key=key)
     try:
-        assert server.url.startswith("wss://127.0.0.1:")
+        assert ws_url(server).startswith("wss://127.0.0.1:")
         trust = ssl.Certificate.loadPEM(Path(cert).read_bytes())
         client = Client()
-        factory = WebSocketClientFactory(server.url)
+        factory = WebSocketClientFactory(ws_url(server))
         factory.protocol = ClientProtocol
         factory.client = client  # type: ignore[attr-defined]
         endpoint = wrapClientTLS(ssl.optionsForClientTLS("127.0.0.1", trust),
-                                 TCP4ClientEndpoint(reactor, "127.0.0.1", server.web.port))
+                                 TCP4ClientEndpoint(reactor, "127.0.0.1", server.get_web_service().port))
         await endpoint.connect(factory)
         await client.opened
         assert client.hello["address"] == "127.0.0.1"
@@ -678,5 +612,4 @@ async def test_tls_when_a_certificate_is_configured(tmp_path: Path) -> None:
         client.close()
         await client.closed
     finally:
-        await server.web.stopService()
-        await store.close()
+        await server.service.stopService()
