@@ -108,3 +108,4 @@ async def test_line_breaks_never_reach_an_ami_action(tmp_path: Path) -> None:
         assert server.get_agents().get(2).reason != CRLF  # type: ignore[union-attr]
     finally:
         await server.service.stopService()
+

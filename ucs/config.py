@@ -343,6 +343,9 @@ class WebConfig:
     resume_window: float = option(120.0, number(0, 86400, "seconds"),
                                   "A logged-in session survives a lost connection this long (the bar "
                                   "resumes it on reconnect).")
+    open_handshake_timeout: float = option(10.0, number(0.1, 600, "seconds"),
+                                           "A connection that has not finished its WebSocket handshake "
+                                           "after this long is closed (slowloris clients).")
     coalesce_delay: float = option(0.25, number(0, 60, "seconds"),
                                    "Changes that concern many agents (waiting callers) are sent at most "
                                    "this often.")
