@@ -57,6 +57,18 @@ def _user_id(agent: Any) -> int | None:
     return uid if isinstance(uid, int) else None
 
 
+class _Index:
+    """Open connections with a session, by what events look them up with."""
+
+    __slots__ = ("by_device", "by_user", "ready", "supervisors")
+
+    def __init__(self) -> None:
+        self.ready: list[Connection] = []
+        self.by_device: dict[str, list[Connection]] = {}
+        self.by_user: dict[int, list[Connection]] = {}
+        self.supervisors: list[Connection] = []
+
+
 class Hub:
     log = Logger()
 
@@ -84,6 +96,11 @@ class Hub:
         self._by_sid: dict[str, Connection] = {}
         self._expiry: dict[str, Any] = {}        # sid → DelayedCall of a detached session
         self._calls: dict[str, dict[str, int]] = {}  # sid → call uniqueid → state last shown
+        self._viewers: dict[str, set[str]] = {}  # call uniqueid → sids it was shown to
+        # Who is where, rebuilt only after something changed (a connection, a request,
+        # an agent logging in or out): events then touch only the connections they
+        # concern instead of scanning all of them.
+        self._index: _Index | None = None
         self._flush: Any = None
         self._stale_config = False
         self._subscribed = False
@@ -129,6 +146,7 @@ class Hub:
     # -- connections and sessions ----------------------------------------------------------
 
     def connection_opened(self, conn: Connection) -> None:
+        self._index = None
         self.connections.add(conn)
         self._attach(conn, self.sessions.create("ws", conn.address))
         conn.push("hello", self.hello(conn))
@@ -146,6 +164,7 @@ class Hub:
         }
 
     def _attach(self, conn: Connection, session: Session) -> None:
+        self._index = None
         old = self._by_sid.get(session.sid)
         if old is not None and old is not conn:
             old.session = None
@@ -161,6 +180,7 @@ class Hub:
         self._by_sid[session.sid] = conn
 
     def connection_closed(self, conn: Connection, code: int | None) -> None:
+        self._index = None
         self.connections.discard(conn)
         session, conn.session = conn.session, None
         if session is None or session.closed:
@@ -183,6 +203,7 @@ class Hub:
             self.options.resume_window, self._expire, session)
 
     def _expire(self, session: Session) -> None:
+        self._index = None
         self._expiry.pop(session.sid, None)
         if session.sid not in self._by_sid:
             self.sessions.close(session, "the agent bar did not reconnect")
@@ -192,7 +213,8 @@ class Hub:
         dc = self._expiry.pop(session.sid, None)
         if dc is not None and dc.active():
             dc.cancel()
-        self._calls.pop(session.sid, None)
+        self._index = None
+        self._forget_calls(session.sid)
         conn = self._by_sid.pop(session.sid, None)
         session.push = None
         if conn is None or conn.session is not session or not conn.open:
@@ -212,16 +234,30 @@ class Hub:
             return maybeDeferred(_raise, NotFound("this connection has no session; reconnect"))
         own = self._transport_methods.get(req.method)
         if own is not None:
-            return maybeDeferred(own, self, conn, req.args)
+            return maybeDeferred(own, self, conn, req.args).addBoth(self._changed)
         d = self.registry.call(session, req.method, req.args)
         if req.method in _PAIRING:
             d.addCallback(self._paired, session)
-        return d
+        return d.addBoth(self._changed)
 
     def _paired(self, result: Any, session: Session) -> Any:
         # Calls shown to a session belong to the phone it had.
         if session.line is None:
-            self._calls.pop(session.sid, None)
+            self._forget_calls(session.sid)
+        return result
+
+    def _forget_calls(self, sid: str) -> None:
+        for uid in self._calls.pop(sid, {}):
+            viewers = self._viewers.get(uid)
+            if viewers is not None:
+                viewers.discard(sid)
+                if not viewers:
+                    del self._viewers[uid]
+
+    def _changed(self, result: Any) -> Any:
+        # A request may have logged in, paired, unpaired or logged out any
+        # session of its user: look again before the next event.
+        self._index = None
         return result
 
     def _resume(self, conn: Connection, args: Any) -> dict[str, Any]:
@@ -295,16 +331,38 @@ class Hub:
         for conn in conns:
             conn.send(out, key)
 
-    def _live(self) -> list[Connection]:
-        return [c for c in self.connections if c.open and c.session is not None]
+    def _idx(self) -> _Index:
+        if self._index is None:
+            index = _Index()
+            for conn in self.connections:
+                session = conn.session
+                if not conn.open or session is None:
+                    continue
+                if session.user_id is not None:
+                    index.by_user.setdefault(session.user_id, []).append(conn)
+                if session.state is SessionState.READY:
+                    index.ready.append(conn)
+                    if session.line is not None:
+                        index.by_device.setdefault(session.line.device, []).append(conn)
+                    if session.role >= Role.SUPERVISOR:
+                        index.supervisors.append(conn)
+            self._index = index
+        return self._index
+
+    @staticmethod
+    def _still_ready(conns: Iterable[Connection]) -> list[Connection]:
+        return [c for c in conns if c.open and c.session is not None and c.session.state is SessionState.READY]
 
     def _ready(self) -> list[Connection]:
-        return [c for c in self._live() if c.session is not None and c.session.state is SessionState.READY]
+        return self._still_ready(self._idx().ready)
 
     def _of_user(self, user_id: int) -> list[Connection]:
-        return [c for c in self._live() if c.session is not None and c.session.user_id == user_id]
+        return [c for c in self._idx().by_user.get(user_id, ()) if c.open and c.session is not None
+                and c.session.user_id == user_id]
 
     def _on_event(self, name: str, subject: Any, args: dict[str, Any]) -> None:
+        if name in (ev.EVENT_AGENT_LOGIN, ev.EVENT_AGENT_LOGOUT, ev.EVENT_AGENT_DEVICE):
+            self._index = None  # sessions of that user were paired or unpaired
         if name.startswith("call."):
             if isinstance(subject, Call):
                 self._call_event(name, subject, args)
@@ -351,7 +409,8 @@ class Hub:
 
     def _agents_change(self, agent: Any, status: Any, reason: str) -> None:
         user = getattr(agent, "user", None)
-        supervisors = [c for c in self._ready() if c.session is not None and c.session.role >= Role.SUPERVISOR]
+        supervisors = [c for c in self._still_ready(self._idx().supervisors)
+                       if c.session is not None and c.session.role >= Role.SUPERVISOR]
         self._send(supervisors, "agents.change", {
             "id": _user_id(agent), "displayname": getattr(user, "name", ""), "status": status, "reason": reason})
 
@@ -375,7 +434,16 @@ class Hub:
         now = self.clock.seconds()
         base: dict[str, Any] | None = None
         groups: dict[tuple[tuple[str, ...], int], list[Connection]] = {}
-        for conn in self._ready():
+        index = self._idx()
+        candidates: dict[int, Connection] = {}
+        for device in devices:
+            for conn in index.by_device.get(device, ()):
+                candidates[id(conn)] = conn
+        for sid in self._viewers.get(call.uniqueid, ()):
+            viewer = self._by_sid.get(sid)
+            if viewer is not None:
+                candidates[id(viewer)] = viewer
+        for conn in self._still_ready(candidates.values()):
             session = conn.session
             assert session is not None
             shown = self._calls.get(session.sid)
@@ -406,6 +474,7 @@ class Hub:
             if prev is None:
                 return (), int(call.state)
             del shown[uid]
+            self._unview(uid, sid)
             return ("call.hangup",), int(call.state)
         leg = legs[-1]
         state = int(call.state)
@@ -435,7 +504,15 @@ class Hub:
         if not names:
             names.append(ev.EVENT_CALL_CHANGE)
         shown[uid] = state
+        self._viewers.setdefault(uid, set()).add(sid)
         return tuple(names), state
+
+    def _unview(self, uid: str, sid: str) -> None:
+        viewers = self._viewers.get(uid)
+        if viewers is not None:
+            viewers.discard(sid)
+            if not viewers:
+                del self._viewers[uid]
 
     @staticmethod
     def _holders(call: Call) -> set[str]:
