@@ -149,9 +149,12 @@ class Auth:
 
     async def sso(self, session: Session, username: str, token: str, provider: str | None = None) -> dict[str, Any]:
         now = self._clock.seconds()
-        for tok, until in list(self._used_tokens.items()):
-            if until < now:
-                del self._used_tokens[tok]
+        # Tokens are kept in the order they were used, so they expire from the front.
+        while self._used_tokens:
+            oldest, until = next(iter(self._used_tokens.items()))
+            if until >= now:
+                break
+            del self._used_tokens[oldest]
         if token in self._used_tokens:
             raise AuthenticationFailed("SSO token was used already; each token logs in once")
         check_sso(self._config.sso_secret, username, token, now, self._config.sso_window)

@@ -80,6 +80,11 @@ class Directory:
         self.auxreasons: dict[int, AuxReason] = {}
         self.callreasons: dict[int, CallReason] = {}
         self._next_id: dict[str, int] = {kind: 1 for kind in KINDS}
+        # Lookups by user name and by pairing identifier, rebuilt after a change
+        # of users or lines: every login and every pairing uses them.
+        self._by_username: dict[str, User] | None = None
+        self._by_identifier: dict[str, Line] | None = None
+        self._lines_indexed = 0
 
     # -- reading (synchronous: all in memory) -------------------------------------------
 
@@ -96,19 +101,24 @@ class Directory:
         return found
 
     def user_by_username(self, username: str) -> User | None:
-        low = username.lower()
-        return next((u for u in self.users.values() if u.username.lower() == low), None)
+        if self._by_username is None or len(self._by_username) != len(self.users):
+            self._by_username = {u.username.lower(): u for u in self.users.values()}
+        return self._by_username.get(username.lower())
 
     def line_by_device(self, device: str) -> Line | None:
         return next((ln for ln in self.lines.values() if ln.device == device), None)
 
     def line_by_identifier(self, identifier: str) -> Line | None:
         """A line by one of its pairing identifiers (a MAC, a name, an IP), or its device."""
-        want = validate.norm_identifier(identifier)
-        for line in self.lines.values():
-            if want == line.device.lower() or want in (validate.norm_identifier(i) for i in line.identifiers):
-                return line
-        return None
+        if self._by_identifier is None or self._lines_indexed != len(self.lines):
+            self._lines_indexed = len(self.lines)
+            index: dict[str, Line] = {}
+            for line in self.lines.values():
+                index[line.device.lower()] = line
+                for i in line.identifiers:
+                    index.setdefault(validate.norm_identifier(i), line)
+            self._by_identifier = index
+        return self._by_identifier.get(validate.norm_identifier(identifier))
 
     def queue_by_asterisk_name(self, name: str) -> Queue | None:
         return next((q for q in self.queues.values() if q.asterisk_name == name), None)
@@ -159,6 +169,7 @@ class Directory:
                     continue
                 table[entity.id] = entity
             self._next_id[kind] = max(table, default=0) + 1
+        self._by_username = self._by_identifier = None
         self.log.info("directory loaded: {users} users, {queues} queues, {lines} lines",
                       users=len(self.users), queues=len(self.queues), lines=len(self.lines))
 
@@ -222,6 +233,10 @@ class Directory:
         return current
 
     def _changed(self, kind: str, entity: Any, action: str) -> None:
+        if kind == "users":
+            self._by_username = None
+        elif kind == "lines":
+            self._by_identifier = None
         if self._bus is None:
             return
         if kind == "users":
