@@ -43,6 +43,10 @@ Prepare = Callable[[bytes], Any]
 #: Methods after which the sessions' phones may have changed.
 _PAIRING = frozenset({"login", "sso", "logout", "identifier", "selectIdentifier", "provision", "identify"})
 
+#: Methods that never change which sessions exist, their state or their phone.
+_NO_SESSION_CHANGE = ("agent.", "agents.", "call.", "cdr.", "state", "config.", "devices.", "session.info",
+                      "api.", "lookup.", "shared.")
+
 _RINGING = (CallState.NEW, CallState.DIALING, CallState.RINGING)
 
 
@@ -238,7 +242,10 @@ class Hub:
         d = self.registry.call(session, req.method, req.args)
         if req.method in _PAIRING:
             d.addCallback(self._paired, session)
-        return d.addBoth(self._changed)
+            d.addBoth(self._changed)
+        elif not req.method.startswith(_NO_SESSION_CHANGE):
+            d.addBoth(self._changed)  # a plugin's method may change sessions: look again
+        return d
 
     def _paired(self, result: Any, session: Session) -> Any:
         # Calls shown to a session belong to the phone it had.
@@ -361,8 +368,8 @@ class Hub:
                 and c.session.user_id == user_id]
 
     def _on_event(self, name: str, subject: Any, args: dict[str, Any]) -> None:
-        if name in (ev.EVENT_AGENT_LOGIN, ev.EVENT_AGENT_LOGOUT, ev.EVENT_AGENT_DEVICE):
-            self._index = None  # sessions of that user were paired or unpaired
+        if name in (ev.EVENT_AGENT_LOGIN, ev.EVENT_AGENT_LOGOUT, ev.EVENT_AGENT_DEVICE, ev.EVENT_USER_CHANGE):
+            self._index = None  # sessions of that user were paired or unpaired, or its role changed
         if name.startswith("call."):
             if isinstance(subject, Call):
                 self._call_event(name, subject, args)
