@@ -60,10 +60,18 @@ class SessionManager:
     def __init__(self, clock: Any) -> None:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
+        #: Bumped whenever a session is created, closed, logged in or out, or
+        #: pairs a phone: who keeps an index of sessions rebuilds it then.
+        self.generation = 0
+
+    def touch(self) -> None:
+        """Sessions changed (their user, state or phone)."""
+        self.generation += 1
 
     def create(self, kind: str = "ws", address: str | None = None, **kw: Any) -> Session:
         session = Session(secrets.token_urlsafe(18), kind, address, self._clock.seconds(), **kw)
         self._sessions[session.sid] = session
+        self.touch()
         return session
 
     def system(self, user: User | None = None) -> Session:
@@ -92,5 +100,6 @@ class SessionManager:
             return
         session.closed = True
         self._sessions.pop(session.sid, None)
+        self.touch()
         if session.on_close is not None:
             session.on_close(reason)

@@ -64,9 +64,10 @@ def _user_id(agent: Any) -> int | None:
 class _Index:
     """Open connections with a session, by what events look them up with."""
 
-    __slots__ = ("by_device", "by_user", "ready", "supervisors")
+    __slots__ = ("by_device", "by_user", "generation", "ready", "supervisors")
 
     def __init__(self) -> None:
+        self.generation = -1
         self.ready: list[Connection] = []
         self.by_device: dict[str, list[Connection]] = {}
         self.by_user: dict[int, list[Connection]] = {}
@@ -339,8 +340,9 @@ class Hub:
             conn.send(out, key)
 
     def _idx(self) -> _Index:
-        if self._index is None:
+        if self._index is None or self._index.generation != self.sessions.generation:
             index = _Index()
+            index.generation = self.sessions.generation
             for conn in self.connections:
                 session = conn.session
                 if not conn.open or session is None:
