@@ -249,7 +249,9 @@ async def test_a_plugin_thread_flooding_the_log(tmp_path: Path, log_lines: list[
         f.assert_in_step()
         flood = sum(1 for line in log_lines if line.startswith("flood line"))
         assert flood > 1000, flood  # it did flood meanwhile
-        assert backlog < 1000, backlog  # and the reactor kept up: lines handed over did not pile up
+        # The reactor's queue from threads did not pile up: the plugin's lines wait in
+        # a bounded buffer of its own, with one hand-over pending at a time.
+        assert backlog < 20, backlog
     finally:
         await f.stop()
         f.close_clock()

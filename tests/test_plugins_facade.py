@@ -197,3 +197,32 @@ def test_hooks_run_in_threads_are_not_held_to_the_reactor_budget(logs: LogCaptur
     thread.join(10)
     assert result == ["ok"] and ucs.slow.count == 0
     assert timed() == "ok" and ucs.slow.count == 1  # on the reactor thread it counts
+
+
+def test_a_thread_logging_faster_than_the_reactor_loses_its_oldest_lines_and_says_so(logs: LogCapture) -> None:
+    class HeldReactor:
+        """The reactor busy elsewhere: what threads hand over waits here."""
+
+        def __init__(self) -> None:
+            self.handed: list[Any] = []
+
+        def callFromThread(self, f: Any, *args: Any, **kwargs: Any) -> None:
+            self.handed.append((f, args, kwargs))
+
+    held = HeldReactor()
+    log = UCS(PluginContext(held), "chatty").log
+    limit = log.THREAD_BUFFER
+    thread = threading.Thread(target=lambda: [log.info("line %d", i) for i in range(limit + 500)])
+    thread.start()
+    thread.join(10)
+    assert len(held.handed) == 1  # one hand-over pending, not one per line
+    f, args, kwargs = held.handed.pop()
+    f(*args, **kwargs)
+    mine = [e for e in logs.events if e.get("log_namespace") == "ucs.plugin.chatty"]
+    assert "500 log lines from its threads were dropped" in mine[0]["log_format"].format(**mine[0])
+    assert [e["text"] for e in mine[1:]] == [f"line {i}" for i in range(500, limit + 500)]
+    log.info("after")  # the next line from a thread is handed over again
+    thread = threading.Thread(target=lambda: log.info("from a thread again"))
+    thread.start()
+    thread.join(10)
+    assert len(held.handed) == 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
@@ -117,10 +118,19 @@ class PluginLog:
     under the namespace ``ucs.plugin.<name>``.  ``dev`` and ``dbug`` are both
     debug level; ``dev`` lines carry ``ucs_level="dev"``."""
 
+    #: Lines from the plugin's own threads waiting for the reactor thread to log
+    #: them; a thread logging faster than that loses its oldest lines (counted
+    #: and reported) instead of growing the reactor's queue without end.
+    THREAD_BUFFER = 1000
+
     def __init__(self, ctx: PluginContext, plugin: str) -> None:
         self._ctx = ctx
         self._plugin = plugin
         self._logger = Logger(namespace=f"ucs.plugin.{plugin}")
+        self._lock = threading.Lock()
+        self._from_threads: deque[tuple[LogLevel, dict[str, Any]]] = deque(maxlen=self.THREAD_BUFFER)
+        self._dropped = 0
+        self._drain_scheduled = False
 
     @staticmethod
     def _text(msg: Any, args: tuple[Any, ...]) -> str:
@@ -138,8 +148,29 @@ class PluginLog:
             fields["log_failure"] = failure
         if self._ctx.in_reactor_thread():
             self._logger.emit(level, "{text}", **fields)
-        else:
-            self._ctx.reactor.callFromThread(self._logger.emit, level, "{text}", **fields)
+            return
+        with self._lock:
+            if len(self._from_threads) == self.THREAD_BUFFER:
+                self._dropped += 1
+            self._from_threads.append((level, fields))
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        self._ctx.reactor.callFromThread(self._drain)
+
+    def _drain(self) -> None:
+        """On the reactor thread: log what the plugin's threads handed over."""
+        with self._lock:
+            lines = list(self._from_threads)
+            self._from_threads.clear()
+            dropped, self._dropped = self._dropped, 0
+            self._drain_scheduled = False
+        if dropped:
+            self._logger.warn("plugin {plugin}: {dropped} log lines from its threads were dropped: they came "
+                              "faster than UCS writes its log", plugin=self._plugin, dropped=dropped,
+                              ucs_plugin=self._plugin, ucs_level="warn")
+        for level, fields in lines:
+            self._logger.emit(level, "{text}", **fields)
 
     def dev(self, msg: Any, *args: Any) -> None:
         self._emit(LogLevel.debug, "dev", msg, args)
