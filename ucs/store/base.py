@@ -192,7 +192,17 @@ class Store:
             try:
                 if getattr(conn, "closed", False):  # psycopg: the server ended it (restart, terminate)
                     conn = self._reconnect(conn)  # raises while the database is still away
-                return f(conn, *args)
+                try:
+                    return f(conn, *args)
+                except Exception:
+                    if not getattr(conn, "closed", False):
+                        raise  # the statement's own error, the connection is fine
+                    # The server had ended this connection (a restart while it sat idle; psycopg only
+                    # finds out on use) or ended it now. Every statement the store runs is idempotent
+                    # (upserts, reads, deletes, migrations re-checked under a lock), so once more on a
+                    # new connection; while the database is still away that raises StoreError.
+                    conn = self._reconnect(conn)
+                    return f(conn, *args)
             finally:
                 self._conns.put(conn)
 
