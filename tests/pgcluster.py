@@ -3,13 +3,14 @@
 The shared server on 127.0.0.1:5432 carries the rest of the suite and must
 never be stopped; a test that needs PostgreSQL to go away gets a cluster of its
 own instead: ``initdb`` into a fresh directory under /tmp, listening on
-127.0.0.1 on a free port (its unix socket inside that directory), trust
+127.0.0.1 on a free port (below the ephemeral range; its unix socket inside that directory), trust
 authentication for ``postgres``, fsync off.  ``stop()`` and ``start()`` are
 ``pg_ctl stop -m fast|immediate`` and ``pg_ctl start`` of that cluster.
 
 PostgreSQL refuses to run as root, so when the tests run as root (CI does) the
 binaries run as the ``postgres`` OS user (``runuser -u postgres``), and the
-directory is owned by it.
+directory is owned by it.  One ``initdb`` per test process is copied for each
+cluster.
 
 Needs the PostgreSQL 15 server binaries (``/usr/lib/postgresql/15/bin``, or
 ``$UCS_PG_BINDIR``) and, as root, the ``postgres`` user and ``runuser``.
@@ -20,12 +21,15 @@ there) or ``UCS_REQUIRE_PGCLUSTER=1`` makes that a failure.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,11 +62,73 @@ def missing() -> str | None:
     return None
 
 
-def free_port() -> int:
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A free port below the ephemeral range: while the cluster is stopped, no
+    outgoing connection (of this or any process) takes it as its local port."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(50):
+        port = random.randrange(20000, max(low, 20001))
+        if _bindable(port):
+            return port
+    with socket.socket() as s:  # fall back on one the kernel picks
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        found: int = s.getsockname()[1]
+        return found
+
+
+def _as_postgres(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` (as the postgres OS user when we are root); its output, or RuntimeError."""
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", OS_USER, "--", *argv]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT + 30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def _private_dir(prefix: str) -> Path:
+    """A new directory under /tmp (the postgres user may not reach pytest's tmp_path), owned by postgres."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    if os.geteuid() == 0:
+        user = pwd.getpwnam(OS_USER)
+        os.chown(path, user.pw_uid, user.pw_gid)
+    return path
+
+
+_template: Path | None = None
+_template_lock = threading.Lock()
+
+
+def template() -> Path:
+    """Blocking: a directory whose ``data`` is a fresh ``initdb`` (made once per
+    process, removed at exit); each :class:`PgCluster` copies it, as initdb takes
+    seconds on a busy machine."""
+    global _template
+    with _template_lock:
+        if _template is None:
+            path = _private_dir("ucs-pgtemplate-")
+            try:
+                _as_postgres([str(BINDIR / "initdb"), "-D", str(path / "data"), "-A", "trust", "-U", "postgres",
+                              "-E", "UTF8", "--no-sync", "--no-instructions"], path)
+            except BaseException:
+                shutil.rmtree(path, ignore_errors=True)
+                raise
+            atexit.register(shutil.rmtree, path, True)
+            _template = path
+        return _template
 
 
 class PgCluster:
@@ -71,31 +137,21 @@ class PgCluster:
     reactor)."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="ucs-pgcluster-", dir="/tmp"))
+        self.dir = _private_dir("ucs-pgcluster-")
         self.data = self.dir / "data"
         self.logfile = self.dir / "postgres.log"
         self.port = free_port()
         self.running = False
-        self._as_root = os.geteuid() == 0
-        if self._as_root:
-            user = pwd.getpwnam(OS_USER)
-            os.chown(self.dir, user.pw_uid, user.pw_gid)
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _cmd(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-        argv = [str(BINDIR / tool), *args]
-        if self._as_root:
-            argv = ["runuser", "-u", OS_USER, "--", *argv]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        proc = subprocess.run(argv, cwd=self.dir, env=env, capture_output=True, text=True, timeout=TIMEOUT + 30)
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}{self.log_tail()}"
-            )
-        return proc
+        try:
+            return _as_postgres([str(BINDIR / tool), *args], self.dir)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}{self.log_tail()}") from None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -105,8 +161,8 @@ class PgCluster:
         return "\n--- postgres.log (tail) ---\n" + "\n".join(text.splitlines()[-lines:])
 
     def init_blocking(self) -> None:
-        self._cmd("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                  "--no-sync", "--no-instructions")
+        # a copy of one initdb; cp -a keeps the owner (postgres) and the data directory's mode (0700)
+        subprocess.run(["cp", "-a", str(template() / "data"), str(self.data)], check=True, timeout=120)
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(
                 "\n# tests/pgcluster.py\n"

@@ -1,67 +1,56 @@
 """The store unavailable for a while (issue 8): CDRs queue up, are written
 when it returns, none lost.
 
-The failure is a real one of the real PostgreSQL, kept to a database of the
-test's own so the rest of the shared server is untouched: the database stops
-accepting connections (``ALTER DATABASE … ALLOW_CONNECTIONS false``) and every
-connection UCS has to it is killed (``pg_terminate_backend``), as when
-PostgreSQL is stopped; later it accepts connections again, as when it is
-started.  UCS must notice its connections are dead and open new ones.
+PostgreSQL is really stopped and started: UCS's store is a private PostgreSQL
+15 cluster of the test's own (:mod:`pgcluster`; the shared server on
+127.0.0.1:5432 carries the rest of the suite and is never touched), and the
+outage is ``pg_ctl stop -m fast`` (the server ends every session and shuts
+down cleanly) or ``pg_ctl stop -m immediate`` (the server processes are killed,
+as in a crash, and ``pg_ctl start`` runs crash recovery), then ``pg_ctl start``.
+While it is down nothing listens on the port; UCS's connections are dead
+without it knowing until it uses them. UCS must notice, open new ones once the
+server is back, and lose no CDR.
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import pytest_twisted
-from conftest import POSTGRES_URL
 from faultkit import Faults, until
+from pgcluster import PgCluster, pg_cluster  # noqa: F401  (pg_cluster: a fixture)
 from serverkit import working_agent
 from twisted.internet import threads
 
 
-def admin(sql: str, *params: Any) -> list[Any]:
-    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as conn:
-        cur = conn.execute(sql, params or None)
-        return cur.fetchall() if cur.description else []
-
-
-def in_db(db: str, sql: str) -> list[Any]:
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + db
+def query(url: str, sql: str) -> list[Any]:
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         return conn.execute(sql).fetchall()
 
 
-@pytest.fixture
-def database() -> Iterator[str]:
-    """A database of this test's own on the shared PostgreSQL, dropped afterwards."""
-    name = f"ucs_fault_{secrets.token_hex(5)}"
-    pytest_twisted.blockon(threads.deferToThread(admin, f'CREATE DATABASE "{name}"'))
+def ucs_backends(url: str) -> set[int]:
+    """The server processes of UCS's store connections."""
+    rows = query(url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'ucs' AND pid <> pg_backend_pid()")
+    return {r[0] for r in rows}
+
+
+def refused(url: str) -> bool:
     try:
-        yield name
-    finally:
-        pytest_twisted.blockon(threads.deferToThread(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError:
+        return True
+    return False
 
 
-def postgres_down(db: str) -> int:
-    """No new connection to ``db``, every existing one killed; how many were."""
-    admin(f'ALTER DATABASE "{db}" WITH ALLOW_CONNECTIONS false')
-    rows = admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", db)
-    return len(rows)
-
-
-def postgres_up(db: str) -> None:
-    admin(f'ALTER DATABASE "{db}" WITH ALLOW_CONNECTIONS true')
-
-
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 @pytest_twisted.ensureDeferred
-async def test_cdrs_queue_while_postgresql_is_down_and_none_is_lost(tmp_path: Path, database: str) -> None:
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
+async def test_cdrs_queue_while_postgresql_is_down_and_none_is_lost(
+    tmp_path: Path, pg_cluster: PgCluster, mode: str  # noqa: F811
+) -> None:
+    url = pg_cluster.url
     f = Faults(tmp_path, store={"url": url, "pool_size": 2})
     try:
         await f.start()
@@ -75,9 +64,11 @@ async def test_cdrs_queue_while_postgresql_is_down_and_none_is_lost(tmp_path: Pa
         await writer.flushed()
         assert writer.written == 1
 
-        killed = await threads.deferToThread(postgres_down, database)
-        assert killed >= 2  # UCS's pool
+        before = await threads.deferToThread(ucs_backends, url)
+        assert len(before) == 2  # UCS's pool
+        await pg_cluster.stop(mode)
         try:
+            assert await threads.deferToThread(refused, url)
             uids = [f.sim.caller_calls("5000", f"42077700010{i}", hangup_after=2 + i).linkedid for i in range(2)]
             await f.advance(10)
             uids += [f.sim.caller_calls("5001", f"42077700020{i}", hangup_after=3).linkedid for i in range(3)]
@@ -95,7 +86,7 @@ async def test_cdrs_queue_while_postgresql_is_down_and_none_is_lost(tmp_path: Pa
             await f.settle()
             f.assert_in_step()
         finally:
-            await threads.deferToThread(postgres_up, database)
+            await pg_cluster.start()
 
         await until(lambda: not writer.pending, timeout=10)
         await writer.flushed()
@@ -104,25 +95,28 @@ async def test_cdrs_queue_while_postgresql_is_down_and_none_is_lost(tmp_path: Pa
         for uid in uids:
             cdr = await store.get_cdr(uid)
             assert cdr is not None and cdr["disconnected"] is not None, uid
-        rows = await threads.deferToThread(in_db, database, "SELECT count(*), count(DISTINCT uniqueid) FROM cdr")
+        rows = await threads.deferToThread(query, url, "SELECT count(*), count(DISTINCT uniqueid) FROM cdr")
         assert rows == [(1 + len(uids), 1 + len(uids))]
+        # UCS is on new connections to the restarted server
+        after = await threads.deferToThread(ucs_backends, url)
+        assert after and not after & before
     finally:
         await f.stop()
         f.close_clock()
 
 
 @pytest_twisted.ensureDeferred
-async def test_graceful_shutdown_writes_the_cdrs_still_queued(tmp_path: Path, database: str) -> None:
-    """UCS is stopped while PostgreSQL is away with a CDR queued: the stop
+async def test_graceful_shutdown_writes_the_cdrs_still_queued(tmp_path: Path, pg_cluster: PgCluster) -> None:  # noqa: F811
+    """UCS is stopped while PostgreSQL is stopped with a CDR queued: the stop
     waits (up to 10 s) for the store, and the CDR is written before it closes."""
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
+    url = pg_cluster.url
     f = Faults(tmp_path, store={"url": url, "pool_size": 1})
     try:
         await f.start()
         await working_agent(f.ucs, 1)
         writer = f.ucs.get_cdr_writer()
         writer.retry = 0.05
-        await threads.deferToThread(postgres_down, database)
+        await pg_cluster.stop("fast")
         try:
             call = f.sim.caller_calls("5000", "420777000001", hangup_after=2)
             await f.advance(5)
@@ -132,10 +126,10 @@ async def test_graceful_shutdown_writes_the_cdrs_still_queued(tmp_path: Path, da
             await until(lambda: not f.ucs.get_web_service().running)  # the stop is under way, waiting
             assert writer.pending and not stopping.called
         finally:
-            await threads.deferToThread(postgres_up, database)
+            await pg_cluster.start()
         await stopping
         assert not writer.pending
-        rows = await threads.deferToThread(in_db, database, "SELECT uniqueid, cause FROM cdr")
+        rows = await threads.deferToThread(query, url, "SELECT uniqueid, cause FROM cdr")
         assert rows == [(call.linkedid, 3)]
     finally:
         await f.stop()

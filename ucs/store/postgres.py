@@ -9,6 +9,12 @@ keep all blocking off the reactor. Each thread has its own connection
 (``[store] pool_size`` of them), in autocommit mode; every statement the store
 runs is a whole unit of work, and migrations use explicit transactions under an
 advisory lock so that several UCS nodes starting at once migrate once.
+
+When the server goes away (stopped, restarted, crashed, the session
+terminated) a connection is only found dead when next used; the store then
+opens a new one and runs the operation once more (see ``Store._in_thread``),
+so after a restart nothing fails, and while the server is down every
+operation fails with a ``StoreError`` ("cannot connect to store ...").
 """
 
 from __future__ import annotations
