@@ -343,9 +343,15 @@ class WebConfig:
     resume_window: float = option(120.0, number(0, 86400, "seconds"),
                                   "A logged-in session survives a lost connection this long (the bar "
                                   "resumes it on reconnect).")
+    request_timeout: float = option(10.0, number(0.1, 600, "seconds"),
+                                    "A client must send its whole HTTP request (headers and body; the "
+                                    "WebSocket upgrade too) within this long of connecting or of its "
+                                    "previous response, else it is dropped (slowloris clients); an idle "
+                                    "keep-alive connection is closed after it too. An open WebSocket is "
+                                    "not affected: the ping (`ping_interval`) watches it.")
     open_handshake_timeout: float = option(10.0, number(0.1, 600, "seconds"),
-                                           "A connection that has not finished its WebSocket handshake "
-                                           "after this long is closed (slowloris clients).")
+                                           "A WebSocket whose handshake autobahn has not finished this "
+                                           "long after the HTTP upgrade request arrived is closed.")
     coalesce_delay: float = option(0.25, number(0, 60, "seconds"),
                                    "Changes that concern many agents (waiting callers) are sent at most "
                                    "this often.")

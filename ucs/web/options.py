@@ -67,6 +67,9 @@ class WebOptions:
     #: Waiting-caller counts are sent at most this often (changes in between are merged).
     coalesce_delay: float = 0.25
     open_handshake_timeout: float = 10.0
+    #: A whole HTTP request (the WebSocket upgrade too) within this long of connecting or
+    #: of the previous response, else the client is dropped (:mod:`ucs.web.site`).
+    request_timeout: float = 10.0
 
     def __attrs_post_init__(self) -> None:
         if not self.ws_path.startswith("/"):

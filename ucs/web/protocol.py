@@ -142,8 +142,9 @@ class AgentBarFactory(WebSocketServerFactory):
 
 
 class AgentBarResource(WebSocketResource):
-    """The WebSocket endpoint inside the web site.  The HTTP channel's idle timeout
-    is switched off for the upgraded connection: the WebSocket heartbeat watches it."""
+    """The WebSocket endpoint inside the web site.  The HTTP channel's timeout is off
+    for the upgraded connection (:mod:`ucs.web.site` stops it once the upgrade request
+    is complete; switched off here too whatever the channel): the heartbeat watches it."""
 
     def render(self, request: Any) -> Any:
         channel = getattr(request, "channel", None)

@@ -12,6 +12,8 @@
 :class:`WebService` is a Twisted service: started, it listens on
 ``options.listen:options.port`` (HTTPS/WSS when a certificate is configured);
 stopped, it tells every bar that UCS is going away and stops listening.
+A client must send each HTTP request (the WebSocket upgrade too) within
+``options.request_timeout`` or is dropped (:mod:`ucs.web.site`).
 Other parts of UCS may hang their own resources on :attr:`WebService.root`
 (``root.putChild(b"iserver", …)``) before it starts.
 """
@@ -29,7 +31,7 @@ from twisted.internet import ssl
 from twisted.logger import Logger
 from twisted.web import pages
 from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Request
 from twisted.web.static import File
 from twisted.web.util import Redirect
 
@@ -38,6 +40,7 @@ from ucs.api.session import SessionManager
 from ucs.web.hub import Hub
 from ucs.web.options import WebOptions
 from ucs.web.protocol import AgentBarFactory, AgentBarResource
+from ucs.web.site import DeadlineSite
 
 #: The agent bar's version (seed 002's ``operator-v4.0.0.js``).
 BAR_VERSION = "4.0.0"
@@ -172,7 +175,7 @@ class WebService(Service):
         self.root.putChild(b"demo", StaticFiles(str(static / "demo")))
         self.root.putChild(b"health", Health(self.health))
         self._put(self.options.ws_path, AgentBarResource(self.factory))
-        self.site = Site(self.root)
+        self.site = DeadlineSite(self.root, request_timeout=self.options.request_timeout, reactor=reactor)
         self.site.displayTracebacks = False
         self._listening: Any = None
         self._calls = calls
