@@ -22,6 +22,7 @@ to reach the store, then the store closes.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,8 @@ class UCSService(MultiService):
                 if isinstance(started, Deferred):
                     await started  # e.g. the directory and agents, before the AMI link
         log.info("UCS started")
+        gc.collect()  # what start-up built (directory, modules) lives on: no collection walks it again
+        gc.freeze()
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
