@@ -4,6 +4,11 @@ An agent bar tab, an Interaction Processor connection or a plugin each has a
 session.  Its ``state`` follows seed 002's component states: CREDENTIALS
 (not logged in) → IDENTIFY (logged in, no phone) → DEVICE (phone chosen, not
 confirmed) → READY (working).  Its ``role`` comes from the user.
+
+The :class:`SessionManager` keeps the sessions by id and by user, and tells
+who indexes sessions further (the agent-bar hub) which session changed: a
+session's ``user``, ``state`` and ``line`` report every assignment to the
+manager that made it, whoever assigns them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,15 @@ import attrs
 from ucs.constants import Role, SessionState
 from ucs.directory.model import Line, User
 from ucs.error import NotFound
+
+
+def _report(session: Session, attribute: attrs.Attribute[Any], value: Any) -> Any:
+    """``on_setattr`` of a session's user, state and phone: its manager hears of the
+    change before the value is set (it still sees the old one)."""
+    manager = session._manager
+    if manager is not None:
+        manager._changing(session, attribute.name, value)
+    return value
 
 
 def role_of(user: User | None) -> Role:
@@ -35,9 +49,9 @@ class Session:
     kind: str = "ws"              # ws | iserver | plugin | system
     address: str | None = None    # the client's IP address
     created: float = 0.0
-    user: User | None = None
-    state: SessionState = SessionState.CREDENTIALS
-    line: Line | None = None      # the paired phone
+    user: User | None = attrs.field(default=None, on_setattr=_report)
+    state: SessionState = attrs.field(default=SessionState.CREDENTIALS, on_setattr=_report)
+    line: Line | None = attrs.field(default=None, on_setattr=_report)  # the paired phone
     #: Log this session out when its user logs in elsewhere (seed 002 ``autologout``).
     autologout: bool = False
     closed: bool = False
@@ -46,6 +60,8 @@ class Session:
     #: Called with a reason when the server ends the session; set by the transport.
     on_close: Callable[[str], None] | None = None
     data: dict[str, Any] = attrs.Factory(dict)
+    #: The manager that made the session, told of changes; None for a session made by hand.
+    _manager: SessionManager | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def role(self) -> Role:
@@ -56,22 +72,71 @@ class Session:
         return self.user.id if self.user is not None else None
 
 
+#: Told of a session that was created, closed, or is being given another user, state or phone.
+Watcher = Callable[[Session], None]
+
+
 class SessionManager:
     def __init__(self, clock: Any) -> None:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
+        self._by_user: dict[int, dict[str, Session]] = {}  # user id → its open sessions by sid
+        self._watchers: list[Watcher] = []
         #: Bumped whenever a session is created, closed, logged in or out, or
-        #: pairs a phone: who keeps an index of sessions rebuilds it then.
+        #: pairs a phone: who keeps an index of sessions looks again then.
         self.generation = 0
 
-    def touch(self) -> None:
-        """Sessions changed (their user, state or phone)."""
+    # -- who follows the changes --------------------------------------------------------
+
+    def watch(self, watcher: Watcher) -> None:
+        """Call ``watcher(session)`` when a session is created or closed, or its user, state
+        or phone is assigned (before the new value is set, whoever assigns it)."""
+        self._watchers.append(watcher)
+
+    def unwatch(self, watcher: Watcher) -> None:
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
+
+    def _tell(self, session: Session) -> None:
+        for watcher in list(self._watchers):
+            watcher(session)
+
+    def _changing(self, session: Session, name: str, value: Any) -> None:
+        if session.closed:
+            return
+        if name == "user":
+            old, new = session.user_id, (value.id if value is not None else None)
+            if old != new:
+                self._unindex(session, old)
+                self._index(session, new)
         self.generation += 1
+        self._tell(session)
+
+    def _index(self, session: Session, user_id: int | None) -> None:
+        if user_id is not None:
+            self._by_user.setdefault(user_id, {})[session.sid] = session
+
+    def _unindex(self, session: Session, user_id: int | None) -> None:
+        mine = self._by_user.get(user_id) if user_id is not None else None
+        if mine is not None and user_id is not None:
+            mine.pop(session.sid, None)
+            if not mine:
+                del self._by_user[user_id]
+
+    def touch(self) -> None:
+        """Sessions changed (their user, state or phone).  The watchers heard of each
+        already (assignments report themselves); this only bumps the generation."""
+        self.generation += 1
+
+    # -- sessions -------------------------------------------------------------------------
 
     def create(self, kind: str = "ws", address: str | None = None, **kw: Any) -> Session:
         session = Session(secrets.token_urlsafe(18), kind, address, self._clock.seconds(), **kw)
+        session._manager = self
         self._sessions[session.sid] = session
-        self.touch()
+        self._index(session, session.user_id)
+        self.generation += 1
+        self._tell(session)
         return session
 
     def system(self, user: User | None = None) -> Session:
@@ -87,7 +152,9 @@ class SessionManager:
         return session
 
     def of_user(self, user_id: int) -> list[Session]:
-        return [s for s in self._sessions.values() if s.user_id == user_id and not s.closed]
+        """The open sessions of a user (an index: no scan of all sessions)."""
+        mine = self._by_user.get(user_id)
+        return list(mine.values()) if mine else []
 
     def __iter__(self) -> Iterator[Session]:
         return iter([s for s in self._sessions.values() if not s.closed])
@@ -99,7 +166,10 @@ class SessionManager:
         if session.closed:
             return
         session.closed = True
-        self._sessions.pop(session.sid, None)
-        self.touch()
+        if self._sessions.get(session.sid) is session:
+            del self._sessions[session.sid]
+            self._unindex(session, session.user_id)
+        self.generation += 1
+        self._tell(session)
         if session.on_close is not None:
             session.on_close(reason)
