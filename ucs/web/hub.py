@@ -11,11 +11,19 @@ pushes for the sessions they concern:
   seeing the call from its phone's side (ringing for the phone that rings, hang-up
   for the phone that left a call that goes on);
 * waiting-caller counts to the members of the queues, merged over
-  ``coalesce_delay`` so that a busy queue sends at most a few counts a second;
+  ``coalesce_delay`` so that a busy queue sends at most a few counts a second,
+  and counted once per set of queues that agents share (not once per agent);
 * agent list changes to supervisors.
 
 A message that several clients get is encoded and framed once (``prepare``,
 autobahn's ``prepareMessage``).
+
+Events find their connections through an index (by phone, by user, supervisors,
+READY connections by their user's queues) kept up to date one connection at a
+time: the :class:`SessionManager` reports each session whose user, state or
+phone changes, the hub each connection it attaches or loses.  It is rebuilt
+whole only after a change no session reports (a user's role or queues, the
+directory: their events; a plugin's method).
 """
 
 from __future__ import annotations
@@ -61,17 +69,81 @@ def _user_id(agent: Any) -> int | None:
     return uid if isinstance(uid, int) else None
 
 
-class _Index:
-    """Open connections with a session, by what events look them up with."""
+_Place = tuple[int | None, bool, str | None, bool, frozenset[int] | None]
 
-    __slots__ = ("by_device", "by_user", "generation", "ready", "supervisors")
+
+def _add(table: dict[Any, dict[Connection, None]], key: Any, conn: Connection) -> None:
+    table.setdefault(key, {})[conn] = None
+
+
+def _discard(table: dict[Any, dict[Connection, None]], key: Any, conn: Connection) -> None:
+    conns = table.get(key)
+    if conns is not None:
+        conns.pop(conn, None)
+        if not conns:
+            del table[key]
+
+
+class _Index:
+    """Open connections with a session, by what events look them up with.
+
+    Dicts used as ordered sets; ``places`` remembers where each connection was put so
+    that it can be taken out when its session changes."""
+
+    __slots__ = ("by_device", "by_queues", "by_user", "places", "ready", "supervisors", "told")
 
     def __init__(self) -> None:
-        self.generation = -1
-        self.ready: list[Connection] = []
-        self.by_device: dict[str, list[Connection]] = {}
-        self.by_user: dict[int, list[Connection]] = {}
-        self.supervisors: list[Connection] = []
+        self.ready: dict[Connection, None] = {}
+        self.by_device: dict[str, dict[Connection, None]] = {}
+        self.by_user: dict[int, dict[Connection, None]] = {}
+        self.supervisors: dict[Connection, None] = {}
+        #: READY connections by the ids of their user's queues: all of a group have the
+        #: same waiting-callers count.
+        self.by_queues: dict[frozenset[int], dict[Connection, None]] = {}
+        #: The count every connection of a group was told (absent: look at each).
+        self.told: dict[frozenset[int], int] = {}
+        self.places: dict[Connection, _Place] = {}
+
+    def add(self, conn: Connection) -> None:
+        session = conn.session
+        if not conn.open or session is None:
+            return
+        user = session.user
+        uid = session.user_id
+        ready = session.state is SessionState.READY
+        device = session.line.device if ready and session.line is not None else None
+        supervisor = ready and session.role >= Role.SUPERVISOR
+        queues = frozenset(user.queues) if ready and user is not None else None
+        self.places[conn] = (uid, ready, device, supervisor, queues)
+        if uid is not None:
+            _add(self.by_user, uid, conn)
+        if ready:
+            self.ready[conn] = None
+        if device is not None:
+            _add(self.by_device, device, conn)
+        if supervisor:
+            self.supervisors[conn] = None
+        if queues is not None:
+            _add(self.by_queues, queues, conn)
+            self.told.pop(queues, None)
+
+    def remove(self, conn: Connection) -> None:
+        place = self.places.pop(conn, None)
+        if place is None:
+            return
+        uid, ready, device, supervisor, queues = place
+        if uid is not None:
+            _discard(self.by_user, uid, conn)
+        if ready:
+            self.ready.pop(conn, None)
+        if device is not None:
+            _discard(self.by_device, device, conn)
+        if supervisor:
+            self.supervisors.pop(conn, None)
+        if queues is not None:
+            _discard(self.by_queues, queues, conn)
+            if queues not in self.by_queues:
+                self.told.pop(queues, None)
 
 
 class Hub:
@@ -102,10 +174,11 @@ class Hub:
         self._expiry: dict[str, Any] = {}        # sid → DelayedCall of a detached session
         self._calls: dict[str, dict[str, int]] = {}  # sid → call uniqueid → state last shown
         self._viewers: dict[str, set[str]] = {}  # call uniqueid → sids it was shown to
-        # Who is where, rebuilt only after something changed (a connection, a request,
-        # an agent logging in or out): events then touch only the connections they
-        # concern instead of scanning all of them.
+        # Who is where: events touch only the connections they concern instead of
+        # scanning all of them.  Connections whose session changed are put in their
+        # new place before the next event looks (``_dirty``); None: rebuild whole.
         self._index: _Index | None = None
+        self._dirty: set[Connection] = set()
         self._flush: Any = None
         self._stale_config = False
         self._subscribed = False
@@ -115,11 +188,14 @@ class Hub:
     def start(self) -> None:
         if not self._subscribed:
             self.bus.subscribe_all(self._on_event)
+            self.sessions.watch(self._session_changed)
             self._subscribed = True
+            self._index = None
 
     def stop(self) -> None:
         if self._subscribed:
             self.bus.unsubscribe_all(self._on_event)
+            self.sessions.unwatch(self._session_changed)
             self._subscribed = False
         if self._flush is not None and self._flush.active():
             self._flush.cancel()
@@ -151,7 +227,6 @@ class Hub:
     # -- connections and sessions ----------------------------------------------------------
 
     def connection_opened(self, conn: Connection) -> None:
-        self._index = None
         self.connections.add(conn)
         self._attach(conn, self.sessions.create("ws", conn.address))
         conn.push("hello", self.hello(conn))
@@ -169,9 +244,10 @@ class Hub:
         }
 
     def _attach(self, conn: Connection, session: Session) -> None:
-        self._index = None
+        self._dirty.add(conn)
         old = self._by_sid.get(session.sid)
         if old is not None and old is not conn:
+            self._dirty.add(old)
             old.session = None
             if old.open:
                 old.transport.close(4001, "this session was taken over by another connection")
@@ -185,7 +261,7 @@ class Hub:
         self._by_sid[session.sid] = conn
 
     def connection_closed(self, conn: Connection, code: int | None) -> None:
-        self._index = None
+        self._dirty.add(conn)
         self.connections.discard(conn)
         session, conn.session = conn.session, None
         if session is None or session.closed:
@@ -208,7 +284,6 @@ class Hub:
             self.options.resume_window, self._expire, session)
 
     def _expire(self, session: Session) -> None:
-        self._index = None
         self._expiry.pop(session.sid, None)
         if session.sid not in self._by_sid:
             self.sessions.close(session, "the agent bar did not reconnect")
@@ -218,9 +293,10 @@ class Hub:
         dc = self._expiry.pop(session.sid, None)
         if dc is not None and dc.active():
             dc.cancel()
-        self._index = None
         self._forget_calls(session.sid)
         conn = self._by_sid.pop(session.sid, None)
+        if conn is not None:
+            self._dirty.add(conn)
         session.push = None
         if conn is None or conn.session is not session or not conn.open:
             return
@@ -242,8 +318,8 @@ class Hub:
             return maybeDeferred(own, self, conn, req.args).addBoth(self._changed)
         d = self.registry.call(session, req.method, req.args)
         if req.method in _PAIRING:
+            # What these change (a session's user, state, phone) the sessions report.
             d.addCallback(self._paired, session)
-            d.addBoth(self._changed)
         elif not req.method.startswith(_NO_SESSION_CHANGE):
             d.addBoth(self._changed)  # a plugin's method may change sessions: look again
         return d
@@ -263,10 +339,17 @@ class Hub:
                     del self._viewers[uid]
 
     def _changed(self, result: Any) -> Any:
-        # A request may have logged in, paired, unpaired or logged out any
-        # session of its user: look again before the next event.
+        # A plugin's method may have changed what no session reports (a user's
+        # role or queues): look at every connection again before the next event.
         self._index = None
         return result
+
+    def _session_changed(self, session: Session) -> None:
+        """From the session manager: this session was created, closed, or is being given
+        another user, state or phone."""
+        conn = self._by_sid.get(session.sid)
+        if conn is not None:
+            self._dirty.add(conn)
 
     def _resume(self, conn: Connection, args: Any) -> dict[str, Any]:
         sid = _one_arg(args, "sid", "session.resume")
@@ -340,23 +423,18 @@ class Hub:
             conn.send(out, key)
 
     def _idx(self) -> _Index:
-        if self._index is None or self._index.generation != self.sessions.generation:
-            index = _Index()
-            index.generation = self.sessions.generation
+        index = self._index
+        if index is None or not self._subscribed:
+            index = self._index = _Index()
+            self._dirty.clear()
             for conn in self.connections:
-                session = conn.session
-                if not conn.open or session is None:
-                    continue
-                if session.user_id is not None:
-                    index.by_user.setdefault(session.user_id, []).append(conn)
-                if session.state is SessionState.READY:
-                    index.ready.append(conn)
-                    if session.line is not None:
-                        index.by_device.setdefault(session.line.device, []).append(conn)
-                    if session.role >= Role.SUPERVISOR:
-                        index.supervisors.append(conn)
-            self._index = index
-        return self._index
+                index.add(conn)
+        elif self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            for conn in dirty:
+                index.remove(conn)
+                index.add(conn)
+        return index
 
     @staticmethod
     def _still_ready(conns: Iterable[Connection]) -> list[Connection]:
@@ -370,8 +448,12 @@ class Hub:
                 and c.session.user_id == user_id]
 
     def _on_event(self, name: str, subject: Any, args: dict[str, Any]) -> None:
-        if name in (ev.EVENT_AGENT_LOGIN, ev.EVENT_AGENT_LOGOUT, ev.EVENT_AGENT_DEVICE, ev.EVENT_USER_CHANGE):
-            self._index = None  # sessions of that user were paired or unpaired, or its role changed
+        if name in (ev.EVENT_USER_CHANGE, ev.EVENT_CONFIG_CHANGE):
+            self._index = None  # a user's role or queues, or a phone, changed in the directory
+        elif name in (ev.EVENT_AGENT_LOGIN, ev.EVENT_AGENT_LOGOUT, ev.EVENT_AGENT_DEVICE):
+            uid = _user_id(subject)
+            if uid is not None and self._index is not None:
+                self._dirty.update(self._index.by_user.get(uid, ()))  # that user's sessions, looked at again
         if name.startswith("call."):
             if isinstance(subject, Call):
                 self._call_event(name, subject, args)
@@ -541,31 +623,35 @@ class Hub:
 
     def _flush_now(self) -> None:
         self._flush = None
-        ready = self._ready()
+        index = self._idx()
         if self._stale_config:
             self._stale_config = False
-            self._send(ready, "config.change", {})
-        counts: dict[int, int] = {}
-        groups: dict[int, list[Connection]] = {}
+            self._send(self._still_ready(index.ready), "config.change", {})
         waiting = getattr(self.state, "waiting_callers", None)
         if waiting is None:
             return
-        for conn in ready:
-            uid = conn.session.user_id if conn.session is not None else None
+        # One count per set of queues (all its agents have the same), then one message
+        # per distinct count, encoded once, to the connections not told it yet.
+        due: dict[int, list[Connection]] = {}
+        for queues, conns in index.by_queues.items():
+            first = next(iter(conns))
+            uid = first.session.user_id if first.session is not None else None
             if uid is None:
                 continue
-            if uid not in counts:
-                try:
-                    counts[uid] = int(waiting(uid))
-                except Exception:
-                    self.log.failure("waiting callers of user {uid}", uid=uid)
-                    counts[uid] = 0
-            n = counts[uid]
-            if n != conn.last_waiting:
-                conn.last_waiting = n
-                groups.setdefault(n, []).append(conn)
-        for n, conns in groups.items():
-            self._send(conns, "waitingCallers", {"waitingCallers": n}, key="waitingCallers")
+            try:
+                n = int(waiting(uid))
+            except Exception:
+                self.log.failure("waiting callers of user {uid}", uid=uid)
+                n = 0
+            if index.told.get(queues) == n:
+                continue
+            index.told[queues] = n
+            for conn in conns:
+                if conn.last_waiting != n:
+                    conn.last_waiting = n
+                    due.setdefault(n, []).append(conn)
+        for n, group in due.items():
+            self._send(group, "waitingCallers", {"waitingCallers": n}, key="waitingCallers")
 
     # -- for the service --------------------------------------------------------------------
 
