@@ -15,8 +15,9 @@ Commands (one a line on stdin), each answered with one line on stdout:
 * ``status M SECONDS`` → ``status {json}``: the first M clients switch
   READY↔AUX one request after the other for SECONDS.
 * ``reconnect`` → ``reconnected {json}``: every socket is aborted at once, then
-  each client reconnects like the agent bar (backoff 0.5, 1, 2, 4, 8, then 15 s,
-  ±20 %), ``session.resume`` with its sid, then ``state``.
+  each client reconnects like the agent bar (``retry`` in operator-v4.0.0.js:
+  backoff with full jitter, a random wait between 0 and min(15 s, 0.5 s × 2^attempt)),
+  ``session.resume`` with its sid, then ``state``.
 * ``quit``.
 """
 
@@ -39,6 +40,13 @@ from websockets.asyncio.client import connect
 def sso_token(secret: str, username: str, ts: int) -> str:
     digest = hashlib.sha1(f"{secret}{username}{ts}".encode()).digest()
     return base64.b64encode(digest + f"{username}{ts}".encode()).decode()
+
+
+def backoff(attempt: int) -> float:
+    """The agent bar's wait before reconnect attempt ``attempt`` (0, 1, …): full jitter,
+    a random time between 0 and min(15 s, 0.5 s × 2^attempt), as ``retry`` in
+    ``ucs/web/static/operator/operator-v4.0.0.js``."""
+    return random.uniform(0, min(15.0, 0.5 * 2 ** min(attempt, 5)))
 
 
 def event_name(data: bytes) -> str | None:
@@ -119,7 +127,9 @@ class Client:
     async def login(self) -> None:
         hello = await self.open()
         self.sid = hello["sid"]
-        await self.call("sso", self.username, sso_token(self.gen.secret, self.username, int(time.time())))
+        res = await self.call("sso", self.username, sso_token(self.gen.secret, self.username, int(time.time())))
+        if res.get("state") == "READY":
+            return  # a retry after an earlier attempt got this far: the agent works already
         await self.call("identifier", f"bench-phone-{self.i}")
         await self.call("provision")
 
@@ -213,13 +223,10 @@ class LoadGen:
         failed = 0
         attempts = 0
         done_at: list[float] = []
-        delays = [0.5, 1, 2, 4, 8]
-
         async def back(c: Client) -> None:
             nonlocal failed, attempts
             for k in range(12):
-                base = delays[k] if k < len(delays) else 15
-                await asyncio.sleep(base * random.uniform(0.8, 1.2))
+                await asyncio.sleep(backoff(k))
                 attempts += 1
                 try:
                     await asyncio.wait_for(c.open(), 20)

@@ -227,12 +227,14 @@
     retry();
   }
 
+  // Backoff with full jitter: a random wait between 0 and min(15 s, 0.5 s × 2^attempt),
+  // so that thousands of bars dropped at once (a UCS restart, a network cut) come back
+  // spread out instead of in waves.
   function retry() {
     if (reconnectTimer) return;
-    var delays = [500, 1000, 2000, 4000, 8000, 15000];
-    var d = delays[Math.min(attempt, delays.length - 1)];
+    var ceiling = Math.min(15000, 500 * Math.pow(2, Math.min(attempt, 5)));
     attempt++;
-    reconnectTimer = setTimeout(connect, d * (0.8 + Math.random() * 0.4));
+    reconnectTimer = setTimeout(connect, Math.random() * ceiling);
   }
 
   function send(obj) {
