@@ -1,9 +1,13 @@
-"""Prometheus metrics at ``/metrics``, read from the live objects at scrape time.
+"""Prometheus metrics at ``/metrics``.
 
-Nothing is counted on the hot path for them: the collector asks the AMI
-client, the PBX model, the tracker, the agents, the sessions and the CDR
+Most are read from the live objects at scrape time: the collector asks the
+AMI client, the PBX model, the tracker, the agents, the sessions and the CDR
 writer what they already know when Prometheus scrapes, so ingesting events
-costs no extra work per event.
+costs no extra work per event.  Two are durations, which nothing else keeps,
+so they are histograms fed as things finish: store operations (on the
+reactor thread, from call to answer: what the caller waited, queueing for a
+store thread included) and plugin hooks (per plugin and hook, on whatever
+thread the hook ran: the histograms lock for themselves).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.twisted import MetricsResource
@@ -34,6 +39,16 @@ class UCSCollector(Collector):
         proto = s.get_ami_client().protocol
         yield GaugeMetricFamily("ucs_ami_actions_in_flight", "AMI actions waiting for their response",
                                 value=float(proto.pendingCount if proto is not None else 0))
+        client = s.get_ami_client()
+        yield CounterMetricFamily("ucs_ami_actions", "AMI actions sent by UCS's services",
+                                  value=float(client.actionsSent))
+        failed = CounterMetricFamily(
+            "ucs_ami_actions_failed", "AMI actions that failed, by action and why (error: Asterisk said "
+            "Response: Error; timeout; connection_lost; not_connected: the link was down; refused: not sent)",
+            labels=["action", "reason"])
+        for (action, reason), n in sorted(client.actionsFailed.items()):
+            failed.add_metric([action, reason], float(n))
+        yield failed
         pbx_link = s.get_pbx_link()
         yield CounterMetricFamily("ucs_ami_events", "AMI events received", value=float(pbx_link.events))
         yield CounterMetricFamily("ucs_pbx_events_applied", "AMI events the PBX model had a use for",
@@ -63,7 +78,30 @@ class UCSCollector(Collector):
         yield CounterMetricFamily("ucs_bus_events", "Events published on the bus", value=float(s.get_bus().published))
 
 
-def metrics_resource(server: UCSServer) -> Any:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(UCSCollector(server))
-    return MetricsResource(registry=registry)
+#: Seconds: a store operation is a few milliseconds when well; a hook's budget is 50 ms.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """One server's metrics (a registry of its own, so servers in one process do not mix)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.store_seconds = Histogram(
+            "ucs_store_seconds", "Store operations from call to answer, by operation and outcome (ok, error)",
+            ["operation", "outcome"], registry=self.registry, buckets=BUCKETS)
+        self.hook_seconds = Histogram(
+            "ucs_plugin_hook_seconds", "Time spent in plugins' hooks, by plugin and hook",
+            ["plugin", "hook"], registry=self.registry, buckets=BUCKETS)
+
+    def watch(self, server: UCSServer) -> None:
+        self.registry.register(UCSCollector(server))
+
+    def observe_store(self, operation: str, outcome: str, seconds: float) -> None:
+        self.store_seconds.labels(operation, outcome).observe(seconds)
+
+    def observe_hook(self, plugin: str, hook: str, seconds: float) -> None:
+        self.hook_seconds.labels(plugin, hook).observe(seconds)
+
+    def resource(self) -> Any:
+        return MetricsResource(registry=self.registry)

@@ -70,6 +70,7 @@ from ucs.directory import api as directory_api
 from ucs.directory.directory import Directory
 from ucs.pbx.link import PBXLink
 from ucs.pbx.pbx import NOISE_EVENTS, PBX
+from ucs.metrics import Metrics
 from ucs.store import Store, StoreError, open_store
 
 log = Logger(namespace="ucs.server")
@@ -78,10 +79,12 @@ log = Logger(namespace="ucs.server")
 class StoreService(Service):
     """Opens the store when started, closes it when stopped."""
 
-    def __init__(self, config: Config, reactor: Any) -> None:
+    def __init__(self, config: Config, reactor: Any,
+                 observe: Callable[[str, str, float], None] | None = None) -> None:
         self.setName("store")
         self._config = config
         self._reactor = reactor
+        self._observe = observe
         self.store: Store | None = None
         self._opening: Deferred[Store] | None = None
         self._waiters: list[Deferred[Store]] = []
@@ -93,6 +96,7 @@ class StoreService(Service):
         self._opening.addCallbacks(self._opened, self._failed)
 
     def _opened(self, store: Store) -> None:
+        store.observe = self._observe
         self.store = store
         log.info("store open: {url} (schema version {v})", url=str(store.url), v=store.schema_version)
         waiters, self._waiters = self._waiters, []
@@ -210,6 +214,7 @@ class UCSServer:
         self._plugins: PluginHost | None = None
         self._web: WebService | None = None
         self._iserver: Any = None
+        self._metrics: Metrics | None = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -265,7 +270,7 @@ class UCSServer:
 
     def get_store_service(self) -> StoreService:
         if self._store_service is None:
-            self._store_service = StoreService(self.config, self._reactor)
+            self._store_service = StoreService(self.config, self._reactor, observe=self.get_metrics().observe_store)
         return self._store_service
 
     def get_store(self) -> Store:
@@ -387,6 +392,7 @@ class UCSServer:
                 self._reactor, bus=self.get_bus(), registry=self.get_registry(), sessions=self.get_sessions(),
                 directory=self.get_directory(), agents=self.get_agents(), call_control=self.get_call_control(),
                 shared=self.get_shared(), lookups=self.get_lookups(), budget=self.config.plugins.hook_budget,
+                observe_hook=self.get_metrics().observe_hook,
             )
             p = self.config.plugins
             self._plugins = PluginHost(context, p.directory, classes=p.classes, packages=p.packages)
@@ -400,10 +406,15 @@ class UCSServer:
                 self.get_registry(), self.get_sessions(), self.get_bus(), self.get_state(), self._reactor,
                 WebOptions.from_config(self.config.web), calls=self.get_call_tracker(), health=self._health,
             )
-            from ucs.metrics import metrics_resource
-
-            self._web.put("/metrics", metrics_resource(self))
+            self._web.put("/metrics", self.get_metrics().resource())
         return self._web
+
+    def get_metrics(self) -> Metrics:
+        """This server's Prometheus registry, served at ``/metrics``."""
+        if self._metrics is None:
+            self._metrics = Metrics()
+            self._metrics.watch(self)
+        return self._metrics
 
     def get_iserver(self) -> Any:
         """The Interaction Processor service (seed 003), or ``None`` when disabled."""

@@ -34,12 +34,13 @@ once ``prepareConnection`` has finished.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -47,7 +48,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from ucs.ami.auth import AuthType, login
-from ucs.ami.errors import AMIAuthError, AMIConnectionLost, AMINotConnected, AMITimeoutError
+from ucs.ami.errors import AMIActionError, AMIAuthError, AMIConnectionLost, AMINotConnected, AMITimeoutError
 from ucs.ami.message import MAX_FRAME, Message
 from ucs.ami.protocol import _NO_HEADERS, DEFAULT_TIMEOUT, AMIProtocol, IAMIController
 
@@ -234,6 +235,16 @@ def _sharedCounter(prefix: str = "ucs-") -> Callable[[], Callable[[], str]]:
     return perConnection
 
 
+#: Why an action failed, by the exception it failed with; anything else is
+#: ``"refused"`` (UCS would not send it: a bad header value, say).
+_FAILURE_REASONS: dict[type, str] = {
+    AMIActionError: "error",
+    AMITimeoutError: "timeout",
+    AMIConnectionLost: "connection_lost",
+    AMINotConnected: "not_connected",
+}
+
+
 class AMIClient(Service):
     """A reconnecting, logged-in, kept-alive AMI link.
 
@@ -301,6 +312,10 @@ class AMIClient(Service):
         self._upWaiters: list[Deferred[AMIProtocol]] = []
         #: Why the last connection attempt did not come up (for health checks).
         self.lastFailure: Failure | None = None
+        #: Actions asked of :meth:`sendAction`, and those that failed by
+        #: ``(action, reason)`` (reasons: see :data:`_FAILURE_REASONS`), for metrics.
+        self.actionsSent = 0
+        self.actionsFailed: Counter[tuple[str, str]] = Counter()
         self._service = ClientService(
             endpoint,
             _LinkFactory(self),
@@ -334,10 +349,18 @@ class AMIClient(Service):
         sent) unless the link is up: an action queued for a link that may
         come back in a minute would run against a PBX state nobody looked at.
         """
+        self.actionsSent += 1
         link = self._link
         if self._state != "up" or link is None:
+            self.actionsFailed[action, "not_connected"] += 1
             return fail(AMINotConnected(action, self._state))
-        return link.protocol.sendAction(action, headers, timeout=timeout)
+        return link.protocol.sendAction(action, headers, timeout=timeout).addErrback(self._actionFailed, action)
+
+    def _actionFailed(self, failure: Failure, action: str) -> Failure:
+        if not failure.check(CancelledError):
+            matched = failure.check(*_FAILURE_REASONS)
+            self.actionsFailed[action, _FAILURE_REASONS[matched] if matched else "refused"] += 1  # type: ignore[index]
+        return failure
 
     def whenUp(self) -> Deferred[AMIProtocol]:
         """Fires with the protocol once the link is (or next comes) up."""

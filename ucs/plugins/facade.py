@@ -82,6 +82,8 @@ class PluginContext:
     timer: Callable[[], float] = time.perf_counter
     #: Which plugin holds each one-at-a-time hook ("status", "metadata").
     holders: dict[str, str] = attrs.Factory(dict)
+    #: Told ``(plugin, hook, seconds)`` after each hook runs, on the thread it ran on (metrics).
+    observe_hook: Callable[[str, str, float], None] | None = None
 
     def in_reactor_thread(self) -> bool:
         io = threadable.ioThread
@@ -517,6 +519,13 @@ class UCS:
                  plugin=self.name, hook=what, ms=seconds * 1000, budget_ms=self._ctx.budget * 1000,
                  seconds=seconds)
 
+    def _took(self, what: str, seconds: float) -> None:
+        ctx = self._ctx
+        if ctx.observe_hook is not None:
+            ctx.observe_hook(self.name, what, seconds)
+        if seconds > ctx.budget and ctx.in_reactor_thread():
+            self._slow(what, seconds)
+
     def _timed(self, what: str, fn: Callable[P, T]) -> Callable[P, T]:
         ctx = self._ctx
 
@@ -527,8 +536,7 @@ class UCS:
                 return fn(*args, **kwargs)
             finally:
                 took = ctx.timer() - start
-                if took > ctx.budget and ctx.in_reactor_thread():
-                    self._slow(what, took)
+                self._took(what, took)
 
         return timed
 
@@ -551,9 +559,7 @@ class UCS:
             try:
                 return mw(timed_handler, *args)
             finally:
-                took = ctx.timer() - start - inner
-                if took > ctx.budget and ctx.in_reactor_thread():
-                    self._slow(f"middleware of {method}", took)
+                self._took(f"middleware of {method}", ctx.timer() - start - inner)
 
         return timed
 

@@ -24,6 +24,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from ucs.store.errors import StoreError
@@ -62,11 +63,23 @@ MAX_LIST_LIMIT = 10_000
 
 
 def _deferred(f: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Deferred[T]]:
-    """Make an ``async def`` method return a Deferred (which is also awaitable)."""
+    """Make an ``async def`` method return a Deferred (which is also awaitable),
+    timed for :attr:`Store.observe` when that is set."""
+    operation = f.__name__
 
     @functools.wraps(f)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
-        return Deferred.fromCoroutine(f(*args, **kwargs))
+        observe = getattr(args[0], "observe", None)
+        if observe is None:
+            return Deferred.fromCoroutine(f(*args, **kwargs))
+        start = time.perf_counter()
+        d = Deferred.fromCoroutine(f(*args, **kwargs))
+
+        def timed(result: Any) -> Any:
+            observe(operation, "error" if isinstance(result, Failure) else "ok", time.perf_counter() - start)
+            return result
+
+        return d.addBoth(timed)
 
     return wrapper
 
@@ -181,6 +194,9 @@ class Store:
         self._state = "new"  # new -> open -> closing -> closed
         self._shutdown_trigger: Any = None
         self.schema_version = 0
+        #: Told ``(operation, "ok" | "error", seconds)`` as each public operation
+        #: finishes, on the reactor thread (for metrics); ``None``: not timed.
+        self.observe: Callable[[str, str, float], None] | None = None
 
     # --- plumbing ---------------------------------------------------------------
 
