@@ -354,7 +354,7 @@ class UCSServer:
     def get_state(self) -> StateBuilder:
         if self._state is None:
             self._state = StateBuilder(self.get_directory(), self.get_agents(), self.get_call_tracker(),
-                                       self.get_pbx(), self._reactor)
+                                       self.get_pbx(), self._reactor, bus=self.get_bus())
         return self._state
 
     def get_auth(self) -> Auth:

@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ucs.api.registry import Registry
+from ucs.bus import EventBus
 from ucs.api.session import Session
 from ucs.calls.tracker import CallTracker
 from ucs.constants import Role, SessionState
 from ucs.directory.directory import Directory
+from ucs.events import EVENT_AGENT_LOGIN, EVENT_AGENT_LOGOUT, EVENT_AGENT_STATUS, EVENT_USER_CHANGE
 from ucs.pbx.pbx import PBX
 
 
@@ -19,13 +21,41 @@ class AgentsLike(Protocol):
     def all(self) -> list[Any]: ...
 
 
+#: What changes the list of agents a state carries.
+_AGENTS_CHANGE = (EVENT_AGENT_STATUS, EVENT_AGENT_LOGIN, EVENT_AGENT_LOGOUT, EVENT_USER_CHANGE)
+
+
 class StateBuilder:
-    def __init__(self, directory: Directory, agents: AgentsLike, tracker: CallTracker, pbx: PBX, clock: Any) -> None:
+    """Builds seed 002's state.  Its ``agents`` list (every logged-in agent) is
+    built once per change of an agent and then copied: after a network blip
+    thousands of bars ask for their state within seconds, and building the list
+    for each of them made that storm quadratic in the number of agents."""
+
+    def __init__(self, directory: Directory, agents: AgentsLike, tracker: CallTracker, pbx: PBX, clock: Any,
+                 bus: EventBus | None = None) -> None:
         self._directory = directory
         self._agents = agents
         self._tracker = tracker
         self._pbx = pbx
         self._clock = clock
+        self._bus = bus
+        self._agents_list: list[dict[str, Any]] | None = None
+        if bus is not None:
+            for event in _AGENTS_CHANGE:
+                bus.subscribe(event, self._agents_changed)
+
+    def _agents_changed(self, subject: Any, args: dict[str, Any]) -> None:
+        self._agents_list = None
+
+    def agents(self) -> list[dict[str, Any]]:
+        """Every logged-in agent as the state lists them (a copy the caller may change)."""
+        cached = self._agents_list
+        if cached is None or self._bus is None:
+            cached = self._agents_list = [
+                {"id": a.user.id, "displayname": a.user.name, "status": a.status.name, "reason": a.reason}
+                for a in self._agents.all()
+            ]
+        return [dict(a) for a in cached]
 
     def waiting_callers(self, user_id: int) -> int:
         user = self._directory.users.get(user_id)
@@ -75,10 +105,7 @@ class StateBuilder:
             "callReasons": [r.to_dict() for r in d.callreasons.values()],
             "queues": queues,
             "groups": [g.to_dict() for g in d.groups.values()],
-            "agents": [
-                {"id": a.user.id, "displayname": a.user.name, "status": a.status.name, "reason": a.reason}
-                for a in self._agents.all()
-            ],
+            "agents": self.agents(),
             "waitingCallers": self.waiting_callers(user.id),
             "now": now,
         }
