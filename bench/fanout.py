@@ -35,17 +35,26 @@ are appended as one JSON line to ``bench/fanout-results.jsonl``):
    READY↔AUX as fast as the replies come: request → QueuePause to the PBX →
    its QueueMemberPause → ``agent.status`` to the agent's tabs);
 7. all bars drop at once (TCP abort) and reconnect with the agent bar's
-   backoff (0.5 s ±20 %, then 1, 2, 4 ...) and ``session.resume`` + ``state``;
-   the time until the last one has its state is printed.
+   backoff (full jitter: a random wait up to min(15 s, 0.5 s × 2^attempt)) and
+   ``session.resume`` + ``state``; the time until the last one has its state is
+   printed, with the connections the kernel refused because UCS's listen queue
+   was full (``ListenOverflows``).
 
 CPU and RSS are this process's (psutil); the load generator runs on the
 other core.
+
+With ``--profile DIR`` each phase (login, idle, load, status, reconnect) runs
+under cProfile, its stats are written to ``DIR/<phase>.prof`` and its most
+costly functions printed; the figures of such a run are slowed by the profiler
+and are not appended to ``fanout-results.jsonl``.
 """
 
 from __future__ import annotations
 
 import argparse
 import array
+import cProfile
+import pstats
 import json
 import os
 import random
@@ -219,6 +228,21 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
+def listen_overflows() -> int:
+    """The kernel's count of connections refused because a listen queue was full
+    (``TcpExt ListenOverflows``, all sockets of this network namespace): a client
+    whose SYN is dropped retries it after 1, 3, 7 … s."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
 class CPU:
     def __init__(self, proc: psutil.Process) -> None:
         self.proc = proc
@@ -231,6 +255,38 @@ class CPU:
     def percent(self) -> float:
         t = self.proc.cpu_times()
         return 100 * (t.user + t.system - self.c0) / (time.monotonic() - self.t0)
+
+
+class Phases:
+    """cProfile around each phase of the run when ``--profile DIR`` is given."""
+
+    def __init__(self, directory: str | None) -> None:
+        self.dir = Path(directory) if directory else None
+        self.prof: cProfile.Profile | None = None
+        self.name = ""
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str) -> None:
+        self.stop()
+        if self.dir is not None:
+            self.name = name
+            self.prof = cProfile.Profile()
+            self.prof.enable()
+
+    def stop(self) -> None:
+        if self.prof is None or self.dir is None:
+            return
+        self.prof.disable()
+        path = self.dir / f"{self.name}.prof"
+        self.prof.dump_stats(str(path))
+        self.prof = None
+        stats = pstats.Stats(str(path))
+        print(f"--- profile of {self.name} ({path}), by own time:", flush=True)
+        stats.sort_stats("tottime").print_stats(12)
+        print(f"--- profile of {self.name}, by cumulative time:", flush=True)
+        stats.sort_stats("cumulative").print_stats(25)
+        sys.stdout.flush()
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -248,6 +304,13 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         auth={"sso_secret": SSO_SECRET, "sso_window": 3600.0},
         ami={"filters": ["!Event: VarSet", "!Event: Newexten"]} if opts.filters else {},
     )
+    if opts.backlog:
+        listen_tcp = reactor.listenTCP
+
+        def listen_with_backlog(port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+            return listen_tcp(port, factory, backlog=opts.backlog, interface=interface)
+
+        reactor.listenTCP = listen_with_backlog  # type: ignore[method-assign]
     server = UCSServer(config, reactor)
     svc = server.get_demo_pbx()
     sim = svc.sim
@@ -268,26 +331,40 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     rss0 = proc.memory_info().rss
     print(f"UCS up on port {port}; RSS {rss0 / 2**20:.1f} MiB with {n} users in the directory", flush=True)
     result: dict[str, Any] = {"agents": n, "rate": opts.rate, "seconds": opts.seconds, "filters": opts.filters,
-                              "machine": machine()}
+                              "machine": machine(), "backlog": opts.backlog or None}
 
     lg = LoadGen()
     cmd = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--agents", str(n),
            "--secret", SSO_SECRET, "--concurrency", str(opts.concurrency)]
-    reactor.spawnProcess(lg, sys.executable, cmd, env=os.environ.copy(), childFDs={0: "w", 1: "r", 2: "r"})
+    lg_proc = reactor.spawnProcess(lg, sys.executable, cmd, env=os.environ.copy(), childFDs={0: "w", 1: "r", 2: "r"})
+    lg_cpu = CPU(psutil.Process(lg_proc.pid))
 
     # 2. log in and pair everyone
+    phases = Phases(opts.profile)
+    phases.start("login")
     cpu = CPU(proc)
     t0 = time.monotonic()
+    overflows = listen_overflows()
     ready = await lg.expect("ready")
     login_s = time.monotonic() - t0
+    phases.stop()
     result["login_all_s"] = round(login_s, 2)
     result["login_cpu_pct"] = round(cpu.percent(), 1)
+    result["login_listen_overflows"] = listen_overflows() - overflows
+    result["login_loadgen_cpu_pct"] = round(lg_cpu.percent(), 1)
     agents = server.get_agents()
     print(f"{n} bars logged in and READY in {login_s:.1f} s ({ready}); UCS CPU {result['login_cpu_pct']} %; "
-          f"agents {len(agents.all())}", flush=True)
+          f"agents {len(agents.all())}; listen queue overflows {result['login_listen_overflows']}; load generator CPU "
+          f"{result['login_loadgen_cpu_pct']} %", flush=True)
     await sleep(2)
     import gc
+    t_gc = time.perf_counter()
     gc.collect()
+    result["full_gc_ms"] = round((time.perf_counter() - t_gc) * 1000, 1)
+    result["gc_tracked"] = len(gc.get_objects())
+    result["gc_frozen"] = gc.get_freeze_count()
+    print(f"a full collection with {n} sessions: {result['full_gc_ms']} ms, {result['gc_tracked']:,} objects tracked "
+          f"({result['gc_frozen']:,} frozen at start-up, not walked)", flush=True)
     rss1 = proc.memory_info().rss
     result["rss_base_mib"] = round(rss0 / 2**20, 1)
     result["rss_sessions_mib"] = round(rss1 / 2**20, 1)
@@ -295,9 +372,11 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     print(f"RSS {rss1 / 2**20:.1f} MiB: {(rss1 - rss0) / n / 1024:.1f} KiB per session (agent included)", flush=True)
 
     # 3. idle
+    phases.start("idle")
     cpu.start()
     await sleep(opts.idle)
     result["idle_cpu_pct"] = round(cpu.percent(), 1)
+    phases.stop()
     print(f"idle CPU with {n} READY sessions over {opts.idle:g} s: {result['idle_cpu_pct']} % of a core", flush=True)
 
     # 4. calls
@@ -318,26 +397,36 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         reactor.callLater(rng.expovariate(opts.rate), one_call)
 
     t_load = time.time()
+    phases.start("load")
     cpu.start()
     stalls = Stalls()
     reactor.callLater(0, one_call)
     samples: list[float] = []
+    lg_samples: list[float] = []
+    lg_cpu.start()
     for _ in range(int(opts.seconds // 5)):
         await sleep(5)
         samples.append(cpu.percent())
+        lg_samples.append(lg_cpu.percent())
         cpu.start()
+        lg_cpu.start()
     stop[0] = True
     stalls.stop()
+    phases.stop()
     t_load_end = time.time()
     result["stall_max_ms"] = round(stalls.worst * 1000, 1)
     result["gc_pause_max_ms"] = round(stalls.gc_worst * 1000, 1)
+    result["gc_full"] = stalls.gc_full
     print(f"longest reactor stall during the load {result['stall_max_ms']} ms (longest GC pause "
-          f"{result['gc_pause_max_ms']} ms, {stalls.gc_count} collections)", flush=True)
+          f"{result['gc_pause_max_ms']} ms, {stalls.gc_count} collections, {stalls.gc_full} of them full)", flush=True)
     result["calls"] = calls[0]
     result["load_cpu_pct"] = round(sum(samples) / max(1, len(samples)), 1)
     result["load_cpu_max5s_pct"] = round(max(samples, default=0), 1)
+    result["loadgen_cpu_pct"] = round(sum(lg_samples) / max(1, len(lg_samples)), 1)
+    result["loadgen_cpu_max5s_pct"] = round(max(lg_samples, default=0), 1)
     print(f"{calls[0]} calls in {opts.seconds:g} s; UCS CPU {result['load_cpu_pct']} % of a core "
-          f"(5 s max {result['load_cpu_max5s_pct']} %)", flush=True)
+          f"(5 s max {result['load_cpu_max5s_pct']} %); load generator {result['loadgen_cpu_pct']} % "
+          f"(5 s max {result['loadgen_cpu_max5s_pct']} %)", flush=True)
     await sleep(3)  # let the last messages arrive
 
     # 5. latency: match what UCS sent to what each client got
@@ -419,30 +508,42 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
 
     # 6. agent state changes
     if opts.status_agents:
+        phases.start("status")
         cpu.start()
         lg.command(f"status {min(opts.status_agents, n)} {opts.status_seconds}")
         line = await lg.expect("status")
         st = json.loads(line)
         st["cpu_pct"] = round(cpu.percent(), 1)
         result["status"] = st
+        phases.stop()
         print(f"agent state changes: {st['changes']} in {st['seconds']} s by {st['agents']} bars = "
               f"{st['per_s']:.0f}/s; request->reply p50 {st['reply_p50_ms']} ms p99 {st['reply_p99_ms']} ms; "
               f"request->agent.status p50 {st['event_p50_ms']} ms p99 {st['event_p99_ms']} ms; UCS CPU "
               f"{st['cpu_pct']} %", flush=True)
 
     # 7. everybody drops and comes back
+    phases.start("reconnect")
     cpu.start()
+    lg_cpu.start()
+    overflows = listen_overflows()
     lg.command("reconnect")
     line = await lg.expect("reconnected")
     rc = json.loads(line)
     rc["cpu_pct"] = round(cpu.percent(), 1)
+    rc["listen_overflows"] = listen_overflows() - overflows
+    rc["loadgen_cpu_pct"] = round(lg_cpu.percent(), 1)
     result["reconnect"] = rc
+    phases.stop()
     print(f"all {n} dropped at once: {rc['resumed']} resumed, {rc['failed']} failed, last one back with its "
-          f"state after {rc['seconds']:.1f} s (UCS CPU {rc['cpu_pct']} %)", flush=True)
+          f"state after {rc['seconds']:.1f} s, p50 {rc['p50_s'] or float('nan'):.1f} s, {rc['attempts']} attempts "
+          f"(UCS CPU {rc['cpu_pct']} %, load generator {rc['loadgen_cpu_pct']} %; listen queue overflows "
+          f"{rc['listen_overflows']})", flush=True)
 
     lg.command("quit")
     await lg.ended
     await server.service.stopService()
+    if opts.profile:
+        return result
     with open(HERE / "fanout-results.jsonl", "a") as f:
         f.write(json.dumps(result) + "\n")
     return result
@@ -456,6 +557,7 @@ class Stalls:
 
         self.worst = self.gc_worst = 0.0
         self.gc_count = 0
+        self.gc_full = 0  # collections of the oldest generation (they walk every live object)
         self._gc_t = 0.0
         self._next = time.monotonic() + 0.005
         self._dc = reactor.callLater(0.005, self._tick)
@@ -467,6 +569,7 @@ class Stalls:
             self._gc_t = time.perf_counter()
         else:
             self.gc_count += 1
+            self.gc_full += info.get("generation") == 2
             self.gc_worst = max(self.gc_worst, time.perf_counter() - self._gc_t)
 
     def _tick(self) -> None:
@@ -523,6 +626,9 @@ def main() -> None:
     p.add_argument("--status-agents", type=int, default=200)
     p.add_argument("--status-seconds", type=float, default=15)
     p.add_argument("--filters", action="store_true", help="set ami.filters (no VarSet, Newexten)")
+    p.add_argument("--backlog", type=int, default=0,
+                   help="experiment: listen with this backlog instead of UCS's (Twisted's default 50)")
+    p.add_argument("--profile", metavar="DIR", help="cProfile each phase into DIR/<phase>.prof (figures not kept)")
     opts = p.parse_args()
     if opts.rate is None:
         opts.rate = 5.0 * opts.agents / 1000

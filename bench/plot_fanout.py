@@ -23,7 +23,7 @@ def main() -> None:
     for line in (HERE / "fanout-results.jsonl").read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            if not r.get("filters"):
+            if not r.get("filters") and not r.get("backlog"):  # experiments are not plotted
                 runs[r["agents"]] = r
     ns = sorted(runs)
     rs = [runs[n] for n in ns]
