@@ -131,6 +131,7 @@ def test_events_follow_login_logout_close_and_resume() -> None:
     session = a.session
     assert session is not None
     a.closed(1006)
+    assert a not in hub._dirty and a not in hub._idx().places  # nothing holds a closed connection
     status(bus, users[1])
     assert len(sa.events("agent.status")) == 3
     a3, sa3 = connect(hub)

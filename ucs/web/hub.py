@@ -261,7 +261,10 @@ class Hub:
         self._by_sid[session.sid] = conn
 
     def connection_closed(self, conn: Connection, code: int | None) -> None:
-        self._dirty.add(conn)
+        # Out of the index at once: nothing keeps a closed connection until the next event.
+        self._dirty.discard(conn)
+        if self._index is not None:
+            self._index.remove(conn)
         self.connections.discard(conn)
         session, conn.session = conn.session, None
         if session is None or session.closed:
