@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 from serverkit import start_demo, working_agent
 
@@ -32,16 +33,38 @@ async def test_the_agents_in_the_state_follow_logins_status_changes_renames_and_
         await reg.call(two, "agent.changeStatus", ["AUX", "Break"])  # same status, another reason
         assert listed(await reg.call(one, "state"))[name2] == ("AUX", "Break")
 
-        # What one caller does with its copy does not reach the next one.
+        # The list is shared until an agent changes, so it cannot be changed by a caller.
         mine = await reg.call(one, "state")
-        mine["agents"][0]["status"] = "SCRIBBLED"
-        mine["agents"].clear()
-        assert listed(await reg.call(one, "state"))[name1] == ("READY", "")
+        assert isinstance(mine["agents"], tuple)
+        with pytest.raises(AttributeError):
+            mine["agents"].clear()
 
         await server.get_directory().edit("users", two.user.id, {"displayname": "Renamed Agent"})
         assert "Renamed Agent" in listed(await reg.call(one, "state"))
 
         await reg.call(two, "logout")
         assert listed(await reg.call(one, "state")) == {name1: ("READY", "")}
+    finally:
+        await server.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_bar_gets_the_agents_in_its_state_as_json_whatever_their_names(tmp_path: Path) -> None:
+    from test_web_api import ready_agent
+
+    server = await start_demo(tmp_path)
+    try:
+        bar = await ready_agent(server, 1)
+        two = await working_agent(server, 2)
+        tricky = 'Zoë "Q" \\ fragment-0 </script>'
+        await server.get_directory().edit("users", two.user.id, {"displayname": tricky})
+        state = await bar.call("state")
+        assert isinstance(state["agents"], list)
+        assert {a["displayname"]: a["status"] for a in state["agents"]} == {
+            state["user"]["displayname"]: "READY", tricky: "READY"}
+        assert state["user"]["username"] == "agent1" and state["status"] == "READY"
+        await server.get_registry().call(two, "agent.changeStatus", ["AUX", "Lunch"])
+        again = await bar.call("state")
+        assert {a["displayname"]: (a["status"], a["reason"]) for a in again["agents"]}[tricky] == ("AUX", "Lunch")
     finally:
         await server.service.stopService()

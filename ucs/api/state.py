@@ -12,6 +12,7 @@ from ucs.api.session import Session
 from ucs.calls.tracker import CallTracker
 from ucs.constants import Role, SessionState
 from ucs.directory.directory import Directory
+from ucs.fragments import Fragment
 from ucs.events import EVENT_AGENT_LOGIN, EVENT_AGENT_LOGOUT, EVENT_AGENT_STATUS, EVENT_USER_CHANGE
 from ucs.pbx.pbx import PBX
 
@@ -27,9 +28,10 @@ _AGENTS_CHANGE = (EVENT_AGENT_STATUS, EVENT_AGENT_LOGIN, EVENT_AGENT_LOGOUT, EVE
 
 class StateBuilder:
     """Builds seed 002's state.  Its ``agents`` list (every logged-in agent) is
-    built once per change of an agent and then copied: after a network blip
-    thousands of bars ask for their state within seconds, and building the list
-    for each of them made that storm quadratic in the number of agents."""
+    built and encoded once per change of an agent (:class:`~ucs.fragments.Fragment`):
+    after a network blip thousands of bars ask for their state within seconds,
+    and building and encoding the list for each of them made that storm
+    quadratic in the number of agents."""
 
     def __init__(self, directory: Directory, agents: AgentsLike, tracker: CallTracker, pbx: PBX, clock: Any,
                  bus: EventBus | None = None) -> None:
@@ -39,7 +41,7 @@ class StateBuilder:
         self._pbx = pbx
         self._clock = clock
         self._bus = bus
-        self._agents_list: list[dict[str, Any]] | None = None
+        self._agents_list: Fragment | None = None
         if bus is not None:
             for event in _AGENTS_CHANGE:
                 bus.subscribe(event, self._agents_changed)
@@ -47,15 +49,16 @@ class StateBuilder:
     def _agents_changed(self, subject: Any, args: dict[str, Any]) -> None:
         self._agents_list = None
 
-    def agents(self) -> list[dict[str, Any]]:
-        """Every logged-in agent as the state lists them (a copy the caller may change)."""
+    def agents(self) -> Fragment:
+        """Every logged-in agent as the state lists them: one tuple, with its JSON,
+        shared by every state until an agent changes (treat it as read-only)."""
         cached = self._agents_list
         if cached is None or self._bus is None:
-            cached = self._agents_list = [
+            cached = self._agents_list = Fragment(
                 {"id": a.user.id, "displayname": a.user.name, "status": a.status.name, "reason": a.reason}
                 for a in self._agents.all()
-            ]
-        return [dict(a) for a in cached]
+            )
+        return cached
 
     def waiting_callers(self, user_id: int) -> int:
         user = self._directory.users.get(user_id)

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from ucs.error import InvalidDataInput, UCSError
+from ucs.fragments import splice
 
 
 @attrs.frozen
@@ -75,7 +76,7 @@ def event(name: str, data: Any, args: Mapping[str, Any] | None = None) -> bytes:
 
 
 def result(id: int | str | None, value: Any) -> bytes:
-    return encode({"id": id, "result": value})
+    return splice({"id": id, "result": value}, encode)
 
 
 def error(id: int | str | None, err: UCSError) -> bytes:
