@@ -68,3 +68,31 @@ async def test_a_bar_gets_the_agents_in_its_state_as_json_whatever_their_names(t
         assert {a["displayname"]: (a["status"], a["reason"]) for a in again["agents"]}[tricky] == ("AUX", "Lunch")
     finally:
         await server.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_agent_sees_the_agents_of_its_queues_a_supervisor_sees_all(tmp_path: Path) -> None:
+    from ucs import demo
+
+    server = await start_demo(tmp_path)
+    try:
+        reg, directory = server.get_registry(), server.get_directory()
+        support, sales = (directory.queue_by_asterisk_name(name) for _, name in demo.QUEUES)
+        sessions = [await working_agent(server, n) for n in (1, 2, 3, 4)]
+        names = [(await reg.call(s, "state"))["user"]["displayname"] for s in sessions]
+        # agent1 in both queues, agent2 in Support only, agent3 in Sales only, agent4 in none.
+        for n, queues in ((2, [support]), (3, [sales]), (4, [])):
+            await directory.edit("users", sessions[n - 1].user.id,
+                                 {"queues": {str(q.id): {"priorities": 0} for q in queues}})
+
+        async def seen(n: int) -> set[str]:
+            return set(listed(await reg.call(sessions[n - 1], "state")))
+
+        assert await seen(1) == {names[0], names[1], names[2]}
+        assert await seen(2) == {names[0], names[1]}
+        assert await seen(3) == {names[0], names[2]}
+        assert await seen(4) == {names[3]}
+        await directory.edit("users", sessions[1].user.id, {"supervisor": True})
+        assert await seen(2) == set(names)
+    finally:
+        await server.service.stopService()

@@ -27,8 +27,8 @@ _AGENTS_CHANGE = (EVENT_AGENT_STATUS, EVENT_AGENT_LOGIN, EVENT_AGENT_LOGOUT, EVE
 
 
 class StateBuilder:
-    """Builds seed 002's state.  Its ``agents`` list (every logged-in agent) is
-    built and encoded once per change of an agent (:class:`~ucs.fragments.Fragment`):
+    """Builds seed 002's state.  Its ``agents`` list (the logged-in agents the
+    user works with: see :meth:`agents`) is built and encoded once per change of an agent (:class:`~ucs.fragments.Fragment`):
     after a network blip thousands of bars ask for their state within seconds,
     and building and encoding the list for each of them made that storm
     quadratic in the number of agents."""
@@ -41,23 +41,36 @@ class StateBuilder:
         self._pbx = pbx
         self._clock = clock
         self._bus = bus
-        self._agents_list: Fragment | None = None
+        #: The agents lists, by the set of queues they are for (``None``: every agent).
+        self._agents_lists: dict[frozenset[int] | None, Fragment] = {}
         if bus is not None:
             for event in _AGENTS_CHANGE:
                 bus.subscribe(event, self._agents_changed)
 
     def _agents_changed(self, subject: Any, args: dict[str, Any]) -> None:
-        self._agents_list = None
+        self._agents_lists.clear()
 
-    def agents(self) -> Fragment:
-        """Every logged-in agent as the state lists them: one tuple, with its JSON,
-        shared by every state until an agent changes (treat it as read-only)."""
-        cached = self._agents_list
-        if cached is None or self._bus is None:
-            cached = self._agents_list = Fragment(
+    def agents(self, user: Any = None) -> Fragment:
+        """The logged-in agents ``user``'s state lists: for a supervisor or a
+        superuser (or no user) every agent; for an agent those who share one of
+        its queues (those with no queue, when it has none).  One tuple, with its
+        JSON, shared by every state for the same queues until an agent changes
+        (treat it as read-only).  At 10,000 agents in 20 queues this is 500 an
+        agent, not 10,000 (700 KB a state)."""
+        key: frozenset[int] | None = None
+        if user is not None and not (user.supervisor or user.superuser):
+            key = frozenset(user.queues)
+        cached = self._agents_lists.get(key) if self._bus is not None else None
+        if cached is None:
+            agents = self._agents.all()
+            if key is not None:
+                agents = [a for a in agents if (not key.isdisjoint(a.user.queues) if key else not a.user.queues)]
+            cached = Fragment(
                 {"id": a.user.id, "displayname": a.user.name, "status": a.status.name, "reason": a.reason}
-                for a in self._agents.all()
+                for a in agents
             )
+            if self._bus is not None:
+                self._agents_lists[key] = cached
         return cached
 
     def waiting_callers(self, user_id: int) -> int:
@@ -108,7 +121,7 @@ class StateBuilder:
             "callReasons": [r.to_dict() for r in d.callreasons.values()],
             "queues": queues,
             "groups": [g.to_dict() for g in d.groups.values()],
-            "agents": self.agents(),
+            "agents": self.agents(user),
             "waitingCallers": self.waiting_callers(user.id),
             "now": now,
         }
