@@ -83,6 +83,8 @@ from ucs.web.connection import Connection  # noqa: E402
 SSO_SECRET = "bench-secret"
 QUEUES = 20
 FIRST_DEVICE = 100000
+#: The web port's listen backlog unless --backlog says otherwise: ``[web] backlog``'s default.
+DEFAULT_BACKLOG = Config().web.backlog
 
 # -- what caused the message being sent -------------------------------------------------
 
@@ -299,18 +301,11 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     config = Config().replace(
         demo={"enabled": True, "call_rate": 0, "phones": 1},
         store={"url": f"sqlite:///{tmp / 'ucs.db'}"},
-        web={"port": 0, "max_connections": 0},
+        web={"port": 0, "max_connections": 0, "backlog": opts.backlog},
         plugins={"directory": str(tmp / "plugins")},
         auth={"sso_secret": SSO_SECRET, "sso_window": 3600.0},
         ami={"filters": ["!Event: VarSet", "!Event: Newexten"]} if opts.filters else {},
     )
-    if opts.backlog:
-        listen_tcp = reactor.listenTCP
-
-        def listen_with_backlog(port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
-            return listen_tcp(port, factory, backlog=opts.backlog, interface=interface)
-
-        reactor.listenTCP = listen_with_backlog  # type: ignore[method-assign]
     server = UCSServer(config, reactor)
     svc = server.get_demo_pbx()
     sim = svc.sim
@@ -331,7 +326,10 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     rss0 = proc.memory_info().rss
     print(f"UCS up on port {port}; RSS {rss0 / 2**20:.1f} MiB with {n} users in the directory", flush=True)
     result: dict[str, Any] = {"agents": n, "rate": opts.rate, "seconds": opts.seconds, "filters": opts.filters,
-                              "machine": machine(), "backlog": opts.backlog or None}
+                              "machine": machine(),
+                              # "backlog": set only when not the config's default (an experiment)
+                              "backlog": None if opts.backlog == DEFAULT_BACKLOG else opts.backlog,
+                              "listen_backlog": opts.backlog}
 
     lg = LoadGen()
     cmd = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--agents", str(n),
@@ -626,8 +624,8 @@ def main() -> None:
     p.add_argument("--status-agents", type=int, default=200)
     p.add_argument("--status-seconds", type=float, default=15)
     p.add_argument("--filters", action="store_true", help="set ami.filters (no VarSet, Newexten)")
-    p.add_argument("--backlog", type=int, default=0,
-                   help="experiment: listen with this backlog instead of UCS's (Twisted's default 50)")
+    p.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG,
+                   help=f"web.backlog: the web port's listen backlog (default {DEFAULT_BACKLOG}, the config's)")
     p.add_argument("--profile", metavar="DIR", help="cProfile each phase into DIR/<phase>.prof (figures not kept)")
     opts = p.parse_args()
     if opts.rate is None:

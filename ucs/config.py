@@ -319,6 +319,13 @@ class WebConfig:
     listen: str = option("127.0.0.1", string("an IP address to listen on", nonempty=True),
                          "Address to listen on: `127.0.0.1` for this machine only, `0.0.0.0` or `::` for all.")
     port: int = option(8080, port(allow_zero=True), "TCP port to listen on.")
+    backlog: int = option(1024, integer(1, 65535),
+                          "Listen backlog of the web port: connections the kernel queues until UCS "
+                          "accepts them. A reconnect storm (thousands of agent bars at once after a "
+                          "network blip) overflows a short queue and each refused bar waits 1, 3, 7 … s "
+                          "to retry. Linux caps it at `net.core.somaxconn` "
+                          "(`/proc/sys/net/core/somaxconn`, 4096 by default since Linux 5.4); UCS logs "
+                          "a warning at start if this is larger, and the kernel uses the smaller value.")
     tls_cert: str = option("", string("a path to a PEM file, or \"\""),
                            "PEM certificate (chain) for HTTPS/WSS; empty: plain HTTP. Set with `tls_key`.")
     tls_key: str = option("", string("a path to a PEM file, or \"\""),

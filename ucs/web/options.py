@@ -34,12 +34,28 @@ def normalize_origin(origin: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+#: Where Linux keeps the cap on every listen backlog.
+SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
+
+
+def somaxconn(path: str = SOMAXCONN_PATH) -> int | None:
+    """The kernel's cap on a listen backlog (``net.core.somaxconn``); ``None`` where it
+    cannot be read (not Linux)."""
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 @attrs.frozen
 class WebOptions:
     """Options of :class:`ucs.web.WebService`; every size in bytes, every time in seconds."""
 
     listen: str = "127.0.0.1"
     port: int = 8080
+    #: Listen backlog of the web port (``listen(2)``); Linux caps it at ``net.core.somaxconn``.
+    backlog: int = 1024
     #: PEM certificate (chain) and key: HTTPS/WSS when set.
     tls_cert: str = ""
     tls_key: str = ""
@@ -76,6 +92,8 @@ class WebOptions:
             raise ValueError(f"ws_path {self.ws_path!r} must start with '/'")
         if self.ws_path.rstrip("/") in ("", "/operator", "/demo", "/health"):
             raise ValueError(f"ws_path {self.ws_path!r} clashes with the static files; use e.g. '/ws'")
+        if not 1 <= self.backlog <= 65535:
+            raise ValueError(f"backlog {self.backlog!r} is out of range; use an integer 1-65535")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key must be set together")
 

@@ -10,7 +10,8 @@
     /health                    JSON: up, version, connections
 
 :class:`WebService` is a Twisted service: started, it listens on
-``options.listen:options.port`` (HTTPS/WSS when a certificate is configured);
+``options.listen:options.port`` with backlog ``options.backlog`` (HTTPS/WSS when a
+certificate is configured);
 stopped, it tells every bar that UCS is going away and stops listening.
 A client must send each HTTP request (the WebSocket upgrade too) within
 ``options.request_timeout`` or is dropped (:mod:`ucs.web.site`).
@@ -38,7 +39,7 @@ from twisted.web.util import Redirect
 from ucs.api.registry import Registry
 from ucs.api.session import SessionManager
 from ucs.web.hub import Hub
-from ucs.web.options import WebOptions
+from ucs.web.options import SOMAXCONN_PATH, WebOptions, somaxconn
 from ucs.web.protocol import AgentBarFactory, AgentBarResource
 from ucs.web.site import DeadlineSite
 
@@ -222,11 +223,16 @@ class WebService(Service):
         self.hub.start()
         if self._calls is not None and self.hub not in self._calls.observers:
             self._calls.observers.append(self.hub)
+        cap = somaxconn()
+        if cap is not None and o.backlog > cap:
+            self.log.warn("web.backlog {backlog} is above the kernel's net.core.somaxconn ({cap}, "
+                          "{path}): the kernel will use {cap}; raise net.core.somaxconn or lower "
+                          "web.backlog", backlog=o.backlog, cap=cap, path=SOMAXCONN_PATH)
         if o.tls:
             self._listening = self._reactor.listenSSL(o.port, self.site, tls_options(o.tls_cert, o.tls_key),
-                                                      interface=o.listen)
+                                                      backlog=o.backlog, interface=o.listen)
         else:
-            self._listening = self._reactor.listenTCP(o.port, self.site, interface=o.listen)
+            self._listening = self._reactor.listenTCP(o.port, self.site, backlog=o.backlog, interface=o.listen)
         super().startService()
         self.log.info("agent bar: {url}demo/ (WebSocket {ws})", url=self.url, ws=self.ws_url)
 
