@@ -362,6 +362,11 @@ class WebConfig:
     coalesce_delay: float = option(0.25, number(0, 60, "seconds"),
                                    "Changes that concern many agents (waiting callers) are sent at most "
                                    "this often.")
+    waiting_rate: int = option(250, integer(1, 1_000_000),
+                               "Waiting-caller messages a second, at most, to the agents of one set of "
+                               "queues: a group of N agents gets a new count at most every "
+                               "max(`coalesce_delay`, N / `waiting_rate`) seconds, so a busy queue of 500 "
+                               "agents sends a count every 2 s, not 500 messages four times a second.")
 
 
 @attrs.frozen

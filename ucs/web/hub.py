@@ -12,7 +12,10 @@ pushes for the sessions they concern:
   for the phone that left a call that goes on);
 * waiting-caller counts to the members of the queues, merged over
   ``coalesce_delay`` so that a busy queue sends at most a few counts a second,
-  and counted once per set of queues that agents share (not once per agent);
+  counted once per set of queues that agents share (not once per agent), and
+  paced by the size of that group: N agents get a new count at most every
+  ``N / waiting_rate`` seconds (500 agents: every 2 s), so that the messages
+  a second stay bounded however many agents a queue has;
 * agent list changes to supervisors.
 
 A message that several clients get is encoded and framed once (``prepare``,
@@ -181,6 +184,8 @@ class Hub:
         self._dirty: set[Connection] = set()
         self._flush: Any = None
         self._stale_config = False
+        #: When each set of queues may next be sent a waiting-caller count (pacing).
+        self._waiting_next: dict[frozenset[int], float] = {}
         self._subscribed = False
 
     # -- life --------------------------------------------------------------------------
@@ -636,7 +641,13 @@ class Hub:
         # One count per set of queues (all its agents have the same), then one message
         # per distinct count, encoded once, to the connections not told it yet.
         due: dict[int, list[Connection]] = {}
+        now = self.clock.seconds()
+        paced = self._waiting_next
+        later = False
         for queues, conns in index.by_queues.items():
+            if paced.get(queues, 0.0) > now:
+                later = True
+                continue
             first = next(iter(conns))
             uid = first.session.user_id if first.session is not None else None
             if uid is None:
@@ -649,10 +660,19 @@ class Hub:
             if index.told.get(queues) == n:
                 continue
             index.told[queues] = n
+            sent = 0
             for conn in conns:
                 if conn.last_waiting != n:
                     conn.last_waiting = n
                     due.setdefault(n, []).append(conn)
+                    sent += 1
+            if sent:
+                paced[queues] = now + max(self.options.coalesce_delay, len(conns) / self.options.waiting_rate)
+        if len(paced) > 2 * len(index.by_queues) + 16:
+            for queues in [q for q, t in paced.items() if t <= now]:
+                del paced[queues]
+        if later:
+            self._schedule_flush()  # the groups held back get their count when their time comes
         for n, group in due.items():
             self._send(group, "waitingCallers", {"waitingCallers": n}, key="waitingCallers")
 

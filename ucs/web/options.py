@@ -82,6 +82,8 @@ class WebOptions:
     resume_window: float = 120.0
     #: Waiting-caller counts are sent at most this often (changes in between are merged).
     coalesce_delay: float = 0.25
+    #: Waiting-caller messages a second at most to one set of queues' agents.
+    waiting_rate: int = 250
     open_handshake_timeout: float = 10.0
     #: A whole HTTP request (the WebSocket upgrade too) within this long of connecting or
     #: of the previous response, else the client is dropped (:mod:`ucs.web.site`).

@@ -1,0 +1,43 @@
+"""Waiting-caller counts are paced by the size of the group of agents that gets
+them (``[web] waiting_rate``): a queue of many agents gets fewer counts a second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest_twisted
+from serverkit import start_demo
+from test_web_api import ready_agent
+from twisted.internet import reactor, task
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_group_gets_a_new_count_at_most_every_size_over_rate_seconds(tmp_path: Path) -> None:
+    # Two agents in the same queues at 2 messages a second: a count a second at most.
+    server = await start_demo(tmp_path, web={"waiting_rate": 2, "coalesce_delay": 0.05})
+    try:
+        sim = server.get_demo_pbx().sim
+        a = await ready_agent(server, 1)
+        b = await ready_agent(server, 2)
+        for c in (a, b):  # no READY agent takes the callers: they wait in the queue
+            await c.call("agent.changeStatus", ["AUX", "Meeting"])
+        await task.deferLater(reactor, 1.2, lambda: None)
+        for c in (a, b):
+            c.inbox.clear()
+
+        sim.caller_calls("5000", "420777120001")
+        first = await a.event("waitingCallers")
+        t1 = reactor.seconds()  # type: ignore[attr-defined]
+        assert first["data"] == {"waitingCallers": 1}
+        sim.caller_calls("5000", "420777120002")
+        second = await a.event("waitingCallers", timeout=5)
+        t2 = reactor.seconds()  # type: ignore[attr-defined]
+        assert second["data"] == {"waitingCallers": 2}
+        assert t2 - t1 >= 0.8, t2 - t1  # held back for the group's turn (2 agents / 2 a second)
+        # b got the same counts, and nothing else came meanwhile.
+        assert [(await b.event("waitingCallers"))["data"]["waitingCallers"] for _ in range(2)] == [1, 2]
+        assert a.events().count("waitingCallers") == 0 and b.events().count("waitingCallers") == 0
+        a.close()
+        b.close()
+    finally:
+        await server.service.stopService()
