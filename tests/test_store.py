@@ -14,6 +14,7 @@ from twisted.internet import defer, reactor, task, threads
 
 from ucs.store import CDR_FIELDS, LATEST_VERSION, StoreError, StoreURLError, open_store, parse_store_url
 from ucs.store.migrations import MIGRATIONS
+from ucs.store.base import KV_DELETE
 from ucs.store.url import redact
 
 
@@ -232,6 +233,26 @@ async def test_kv_bad_input(store: Any) -> None:
         await store.kv_set("ns", "k", float("inf"))
     with pytest.raises(ValueError, match=r"cannot be stored as JSON"):
         await store.kv_set("ns", "k", {1, 2})
+
+
+@pytest_twisted.ensureDeferred
+async def test_kv_write_stores_and_deletes_many_in_one_transaction(store: Any) -> None:
+    await store.kv_set("ns", "old", "to delete")
+    await store.kv_set("ns", "kept", 1)
+    await store.kv_write([("ns", f"k{i}", {"i": i, "jméno": "Zoë"}) for i in range(300)]
+                         + [("ns", "old", KV_DELETE), ("ns", "k5", "written twice: the last wins"),
+                            ("other", "x", [1, 2])])
+    items = await store.kv_items("ns")
+    assert "old" not in items and items["kept"] == 1 and items["k0"] == {"i": 0, "jméno": "Zoë"}
+    assert items["k5"] == "written twice: the last wins" and len(items) == 301
+    assert await store.kv_get("other", "x") == [1, 2]
+    await store.kv_write([])  # nothing to do
+    # One value that cannot be stored: nothing of the batch is written.
+    with pytest.raises(ValueError, match=r"kv ns/bad: cannot be stored as JSON"):
+        await store.kv_write([("ns", "new", 1), ("ns", "bad", float("nan"))])
+    assert await store.kv_get("ns", "new") is None
+    with pytest.raises(ValueError, match=r"kv key 5 is not accepted"):
+        await store.kv_write([("ns", 5, 1)])
 
 
 # --- life cycle ------------------------------------------------------------------------

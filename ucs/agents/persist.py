@@ -8,13 +8,15 @@
   floats) and up to when time in states was counted.
 
 Writes go through one :class:`Saver`: the latest document per key, written
-in order by a single writer, so an older document never overwrites a newer
-one even on a store with several connections; :meth:`Saver.flush` waits
+in order by a single writer (up to :data:`BATCH` documents a transaction), so
+an older document never overwrites a newer one even on a store with several
+connections; :meth:`Saver.flush` waits
 until everything handed to it is written.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -24,18 +26,24 @@ from ucs.agents.agent import Agent
 from ucs.agents.transitions import parse_status
 from ucs.constants import AgentStatus
 from ucs.error import InvalidDataInput
+from ucs.store.base import KV_DELETE
 
 STATE = "agents.state"
 STATS = "agents.stats"
 ORPHANS = "orphans"
 
-_DELETE = object()
+_DELETE = KV_DELETE
+
+#: Documents written in one transaction at most: a batch is encoded in a store
+#: thread, and a smaller one lets a newer document wait less behind it.
+BATCH = 200
 
 
 class KVStore(Protocol):
     def kv_set(self, namespace: str, key: str, value: Any) -> Deferred[None]: ...
     def kv_delete(self, namespace: str, key: str) -> Deferred[bool]: ...
     def kv_items(self, namespace: str) -> Deferred[dict[str, Any]]: ...
+    def kv_write(self, items: list[tuple[str, str, Any]]) -> Deferred[None]: ...
 
 
 class Saver:
@@ -74,16 +82,15 @@ class Saver:
     async def _drain(self) -> None:
         try:
             while self._dirty:
-                key = next(iter(self._dirty))
-                value = self._dirty.pop(key)
+                batch = []
+                for key in list(itertools.islice(self._dirty, BATCH)):
+                    batch.append((key[0], key[1], self._dirty.pop(key)))
                 try:
-                    if value is _DELETE:
-                        await self._store.kv_delete(*key)
-                    else:
-                        await self._store.kv_set(key[0], key[1], value)
-                    self.written += 1
+                    await self._store.kv_write(batch)
+                    self.written += len(batch)
                 except Exception:  # noqa: BLE001 - logged; the next save writes the latest again
-                    self.log.failure("agents: could not write {namespace}/{key} to the store", namespace=key[0], key=key[1])
+                    self.log.failure("agents: could not write {n} documents ({namespace}/{key} …) to the store",
+                                     n=len(batch), namespace=batch[0][0], key=batch[0][1])
         finally:
             self._writing = False
             waiters, self._waiters = self._waiters, []

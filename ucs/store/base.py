@@ -18,7 +18,7 @@ import json
 import math
 import queue
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -60,6 +60,9 @@ _TIME_FIELDS = frozenset({"created", "connected", "disconnected"})
 _JSON_FIELDS = {"metadata": dict, "journey": list, "data": dict}
 
 MAX_LIST_LIMIT = 10_000
+
+#: The value that deletes a key in :meth:`Store.kv_write`.
+KV_DELETE: Any = type("KV_DELETE", (), {"__repr__": lambda self: "KV_DELETE"})()
 
 
 def _deferred(f: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Deferred[T]]:
@@ -438,6 +441,35 @@ class Store:
             conn.execute(sql, (namespace, key, encoded, time.time()))
 
         await self._run(put)
+
+    @_deferred
+    async def kv_write(self, items: Sequence[tuple[str, str, Any]]) -> None:
+        """Several keys in one transaction: ``(namespace, key, value)`` stores
+        ``value``, a value of :data:`KV_DELETE` deletes the key.  All or none
+        is written.  For a writer with many small documents (the agents' states
+        after thousands of logins): one trip to a store thread, one commit, and
+        the JSON encoded there, not on the reactor thread."""
+        checked = [(*_kv_names(namespace, key), value) for namespace, key, value in items]
+        if not checked:
+            return
+        upsert = self._backend.sql(
+            "INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated"
+        )
+        delete = self._backend.sql("DELETE FROM kv WHERE namespace = ? AND key = ?")
+
+        def write(conn: Connection) -> None:
+            now = time.time()
+            rows = [(ns, key, value if value is KV_DELETE else dumps(value, f"kv {ns}/{key}"))
+                    for ns, key, value in checked]
+            with self._backend.transaction(conn):
+                for ns, key, value in rows:
+                    if value is KV_DELETE:
+                        conn.execute(delete, (ns, key))
+                    else:
+                        conn.execute(upsert, (ns, key, value, now))
+
+        await self._run(write)
 
     @_deferred
     async def kv_delete(self, namespace: str, key: str) -> bool:
