@@ -322,6 +322,10 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     await server.service._starting
     if not server.get_pbx_link().resyncs:
         await server.get_pbx_link().whenSynced()
+    if opts.gc:
+        import gc as _gc
+
+        _gc.set_threshold(*(int(x) for x in opts.gc.split(",")))
     port = server.get_web_service().port
     rss0 = proc.memory_info().rss
     print(f"UCS up on port {port}; RSS {rss0 / 2**20:.1f} MiB with {n} users in the directory", flush=True)
@@ -329,7 +333,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                               "machine": machine(),
                               # "backlog": set only when not the config's default (an experiment)
                               "backlog": None if opts.backlog == DEFAULT_BACKLOG else opts.backlog,
-                              "listen_backlog": opts.backlog}
+                              "listen_backlog": opts.backlog, "gc": opts.gc}
 
     lg = LoadGen()
     cmd = [sys.executable, str(HERE / "loadgen.py"), "--port", str(port), "--agents", str(n),
@@ -626,6 +630,7 @@ def main() -> None:
     p.add_argument("--filters", action="store_true", help="set ami.filters (no VarSet, Newexten)")
     p.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG,
                    help=f"web.backlog: the web port's listen backlog (default {DEFAULT_BACKLOG}, the config's)")
+    p.add_argument("--gc", metavar="T0,T1,T2", help="gc.set_threshold after start-up (an experiment)")
     p.add_argument("--profile", metavar="DIR", help="cProfile each phase into DIR/<phase>.prof (figures not kept)")
     opts = p.parse_args()
     if opts.rate is None:

@@ -23,7 +23,8 @@ def main() -> None:
     for line in (HERE / "fanout-results.jsonl").read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            if not r.get("filters") and not r.get("backlog"):  # experiments are not plotted
+            # experiments (filters, another backlog or GC thresholds, a short load) are not plotted
+            if not (r.get("filters") or r.get("backlog") or r.get("gc")) and r.get("seconds", 60) >= 60:
                 runs[r["agents"]] = r
     ns = sorted(runs)
     rs = [runs[n] for n in ns]

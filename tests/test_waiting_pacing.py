@@ -4,6 +4,7 @@ them (``[web] waiting_rate``): a queue of many agents gets fewer counts a second
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest_twisted
 from serverkit import start_demo
@@ -39,5 +40,32 @@ async def test_a_group_gets_a_new_count_at_most_every_size_over_rate_seconds(tmp
         assert a.events().count("waitingCallers") == 0 and b.events().count("waitingCallers") == 0
         a.close()
         b.close()
+    finally:
+        await server.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_counts_handed_out_a_few_per_reactor_turn_reach_everyone(tmp_path: Path, monkeypatch: Any) -> None:
+    from ucs.web import hub
+
+    monkeypatch.setattr(hub, "SENDS_PER_TURN", 1)  # one connection a turn: the rest follow in later turns
+    server = await start_demo(tmp_path, web={"coalesce_delay": 0.05})
+    try:
+        sim = server.get_demo_pbx().sim
+        bars = [await ready_agent(server, n) for n in (1, 2, 3)]
+        for c in bars:
+            await c.call("agent.changeStatus", ["AUX", "Meeting"])
+        await task.deferLater(reactor, 0.3, lambda: None)
+        for c in bars:
+            c.inbox.clear()
+        for i in range(3):
+            sim.caller_calls("5000", f"42077713000{i}")
+        for c in bars:  # each gets counts up to 3 (the callers may be seen over more than one flush)
+            counts = [(await c.event("waitingCallers"))["data"]["waitingCallers"]]
+            while counts[-1] < 3:
+                counts.append((await c.event("waitingCallers"))["data"]["waitingCallers"])
+            assert counts == sorted(set(counts)) and counts[-1] == 3
+        for c in bars:
+            c.close()
     finally:
         await server.service.stopService()

@@ -136,6 +136,16 @@ class StoreService(Service):
             log.info("store closed: {url}", url=str(store.url))
 
 
+#: The cyclic GC's thresholds once UCS runs.  With the default (700, 10, 10)
+#: objects that live a moment longer than usual (a message in flight, a call's
+#: Deferreds) are promoted to the oldest generation, which then grows by a
+#: quarter every few seconds under load and is walked whole: a pause of 0.3 s
+#: at 5,000 sessions, several times a minute.  Young collections every 20,000
+#: allocations let those objects die young; the old generation is looked at
+#: after 100 middle collections at the earliest (bench/README.md: measured).
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
 class UCSService(MultiService):
     """The root of UCS's service tree: the store first, then everything else."""
 
@@ -165,6 +175,7 @@ class UCSService(MultiService):
         log.info("UCS started")
         gc.collect()  # what start-up built (directory, modules) lives on: no collection walks it again
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)

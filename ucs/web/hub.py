@@ -32,6 +32,7 @@ directory: their events; a plugin's method).
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -149,6 +150,10 @@ class _Index:
                 self.told.pop(queues, None)
 
 
+#: Waiting-caller messages handed to connections in one reactor turn at most.
+SENDS_PER_TURN = 500
+
+
 class Hub:
     log = Logger()
 
@@ -186,6 +191,9 @@ class Hub:
         self._stale_config = False
         #: When each set of queues may next be sent a waiting-caller count (pacing).
         self._waiting_next: dict[frozenset[int], float] = {}
+        #: Waiting-caller counts still to hand to their connections (:meth:`_send_some`).
+        self._sends: deque[tuple[Connection, Outgoing]] = deque()
+        self._sending: Any = None
         self._subscribed = False
 
     # -- life --------------------------------------------------------------------------
@@ -205,6 +213,10 @@ class Hub:
         if self._flush is not None and self._flush.active():
             self._flush.cancel()
         self._flush = None
+        if self._sending is not None and self._sending.active():
+            self._sending.cancel()
+        self._sending = None
+        self._sends.clear()
         for sid, dc in list(self._expiry.items()):
             if dc.active():
                 dc.cancel()
@@ -674,7 +686,20 @@ class Hub:
         if later:
             self._schedule_flush()  # the groups held back get their count when their time comes
         for n, group in due.items():
-            self._send(group, "waitingCallers", {"waitingCallers": n}, key="waitingCallers")
+            out = self._out(messages.event("waitingCallers", {"waitingCallers": n}))
+            self._sends.extend((conn, out) for conn in group)
+        self._send_some()
+
+    def _send_some(self) -> None:
+        """Hand queued counts to their connections, :data:`SENDS_PER_TURN` at a
+        time: thousands of writes in one reactor turn would hold up the call
+        events that came meanwhile."""
+        sends = self._sends
+        for _ in range(min(len(sends), SENDS_PER_TURN)):
+            conn, out = sends.popleft()
+            conn.send(out, "waitingCallers")
+        if sends and (self._sending is None or not self._sending.active()):
+            self._sending = self.clock.callLater(0, self._send_some)
 
     # -- for the service --------------------------------------------------------------------
 
