@@ -143,7 +143,7 @@ class StoreService(Service):
 #: at 5,000 sessions, several times a minute.  Young collections every 20,000
 #: allocations let those objects die young; the old generation is looked at
 #: after 100 middle collections at the earliest (bench/README.md: measured).
-GC_THRESHOLDS = (20_000, 20, 100)
+GC_THRESHOLDS = (10_000, 10, 100)
 
 
 class UCSService(MultiService):
