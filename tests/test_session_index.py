@@ -64,15 +64,11 @@ def test_watchers_hear_of_each_session_that_changes() -> None:
     sessions.watch(heard.append)
     s = sessions.create()
     assert heard == [s]
-    g = sessions.generation
     s.user = User(1, "alice")
-    assert heard == [s, s] and sessions.generation > g
+    assert heard == [s, s]
     s.state = SessionState.IDENTIFY
     s.line = Line(1, "SIP/1")
     assert heard == [s] * 4
-    g = sessions.generation
-    sessions.touch()  # what Auth calls after its assignments: they reported themselves
-    assert heard == [s] * 4 and sessions.generation > g
     sessions.close(s)
     assert heard == [s] * 5
     sessions.unwatch(heard.append)

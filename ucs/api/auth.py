@@ -178,7 +178,6 @@ class Auth:
             session.state = S.READY
         else:
             session.state = S.IDENTIFY
-        self._sessions.touch()
         self.log.info("{username} logged in by {how} from {address}", username=user.username, how=how,
                       address=session.address)
         return {"user": user.to_dict(), "state": session.state.value,
@@ -194,7 +193,6 @@ class Auth:
             if s is not session and s.push is not None:
                 s.push("logout", {"reason": "logged out in another window"})
         session.user, session.line, session.state = None, None, S.CREDENTIALS
-        self._sessions.touch()
 
     # -- the phone -------------------------------------------------------------------------
 
@@ -212,7 +210,6 @@ class Auth:
                            "use a MAC address, a name or an IP address from devices.list")
         session.line = line
         session.state = S.DEVICE
-        self._sessions.touch()
         return line.to_dict()
 
     async def provision(self, session: Session) -> dict[str, Any]:
@@ -227,7 +224,6 @@ class Auth:
             await self._agents.login(user, line)
         for s in self._sessions.of_user(user.id):
             s.line, s.state = line, S.READY
-        self._sessions.touch()
         return self._state(session) if self._state is not None else {"device": line.to_dict()}
 
     async def identify(self, session: Session) -> None:
@@ -237,7 +233,6 @@ class Auth:
             await self._agents.logout(user.id, "choosing another phone")
         for s in self._sessions.of_user(user.id):
             s.line, s.state = None, S.IDENTIFY
-        self._sessions.touch()
 
     def info(self, session: Session) -> dict[str, Any]:
         """What the server knows of this client: its address (for ``identifyIP``), state, user."""

@@ -82,9 +82,6 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._by_user: dict[int, dict[str, Session]] = {}  # user id → its open sessions by sid
         self._watchers: list[Watcher] = []
-        #: Bumped whenever a session is created, closed, logged in or out, or
-        #: pairs a phone: who keeps an index of sessions looks again then.
-        self.generation = 0
 
     # -- who follows the changes --------------------------------------------------------
 
@@ -109,7 +106,6 @@ class SessionManager:
             if old != new:
                 self._unindex(session, old)
                 self._index(session, new)
-        self.generation += 1
         self._tell(session)
 
     def _index(self, session: Session, user_id: int | None) -> None:
@@ -117,16 +113,11 @@ class SessionManager:
             self._by_user.setdefault(user_id, {})[session.sid] = session
 
     def _unindex(self, session: Session, user_id: int | None) -> None:
-        mine = self._by_user.get(user_id) if user_id is not None else None
-        if mine is not None and user_id is not None:
-            mine.pop(session.sid, None)
-            if not mine:
-                del self._by_user[user_id]
-
-    def touch(self) -> None:
-        """Sessions changed (their user, state or phone).  The watchers heard of each
-        already (assignments report themselves); this only bumps the generation."""
-        self.generation += 1
+        if user_id is None:
+            return
+        mine = self._by_user.get(user_id)
+        if mine is not None and mine.pop(session.sid, None) is not None and not mine:
+            del self._by_user[user_id]
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -135,7 +126,6 @@ class SessionManager:
         session._manager = self
         self._sessions[session.sid] = session
         self._index(session, session.user_id)
-        self.generation += 1
         self._tell(session)
         return session
 
@@ -169,7 +159,6 @@ class SessionManager:
         if self._sessions.get(session.sid) is session:
             del self._sessions[session.sid]
             self._unindex(session, session.user_id)
-        self.generation += 1
         self._tell(session)
         if session.on_close is not None:
             session.on_close(reason)
