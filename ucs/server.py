@@ -68,9 +68,9 @@ from ucs.web.service import WebService
 from ucs.constants import Role
 from ucs.directory import api as directory_api
 from ucs.directory.directory import Directory
+from ucs.metrics import Metrics
 from ucs.pbx.link import PBXLink
 from ucs.pbx.pbx import NOISE_EVENTS, PBX
-from ucs.metrics import Metrics
 from ucs.store import Store, StoreError, open_store
 
 log = Logger(namespace="ucs.server")
@@ -140,7 +140,7 @@ class StoreService(Service):
 #: objects that live a moment longer than usual (a message in flight, a call's
 #: Deferreds) are promoted to the oldest generation, which then grows by a
 #: quarter every few seconds under load and is walked whole: a pause of 0.3 s
-#: at 5,000 sessions, several times a minute.  Young collections every 20,000
+#: at 5,000 sessions, several times a minute.  Young collections every 10,000
 #: allocations let those objects die young; the old generation is looked at
 #: after 100 middle collections at the earliest (bench/README.md: measured).
 GC_THRESHOLDS = (10_000, 10, 100)

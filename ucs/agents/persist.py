@@ -32,8 +32,6 @@ STATE = "agents.state"
 STATS = "agents.stats"
 ORPHANS = "orphans"
 
-_DELETE = KV_DELETE
-
 #: Documents written in one transaction at most: a batch is encoded in a store
 #: thread, and a smaller one lets a newer document wait less behind it.
 BATCH = 200
@@ -63,7 +61,7 @@ class Saver:
 
     def delete(self, namespace: str, key: str) -> None:
         self._dirty.pop((namespace, key), None)
-        self._dirty[(namespace, key)] = _DELETE
+        self._dirty[(namespace, key)] = KV_DELETE
         self._kick()
 
     def flush(self) -> Deferred[None]:

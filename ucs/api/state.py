@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ucs.api.registry import Registry
-from ucs.bus import EventBus
 from ucs.api.session import Session
+from ucs.bus import EventBus
 from ucs.calls.tracker import CallTracker
 from ucs.constants import Role, SessionState
 from ucs.directory.directory import Directory
-from ucs.fragments import Fragment
 from ucs.events import EVENT_AGENT_LOGIN, EVENT_AGENT_LOGOUT, EVENT_AGENT_STATUS, EVENT_USER_CHANGE
+from ucs.fragments import Fragment
 from ucs.pbx.pbx import PBX
 
 
@@ -28,8 +28,8 @@ _AGENTS_CHANGE = (EVENT_AGENT_STATUS, EVENT_AGENT_LOGIN, EVENT_AGENT_LOGOUT, EVE
 
 class StateBuilder:
     """Builds seed 002's state.  Its ``agents`` list (the logged-in agents the
-    user works with: see :meth:`agents`) is built and encoded once per change of an agent (:class:`~ucs.fragments.Fragment`):
-    after a network blip thousands of bars ask for their state within seconds,
+    user works with: see :meth:`agents`) is built and encoded once per change of
+    an agent (:class:`~ucs.fragments.Fragment`): after a network blip thousands of bars ask for their state within seconds,
     and building and encoding the list for each of them made that storm
     quadratic in the number of agents."""
 

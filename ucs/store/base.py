@@ -176,6 +176,10 @@ _UPSERT_CDR = (
     "ON CONFLICT (uniqueid) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*CDR_FIELDS[1:], "saved"))
 )
+_KV_UPSERT = (
+    "INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated"
+)
 _SELECT_CDR = f"SELECT {', '.join(CDR_FIELDS)} FROM cdr"
 
 
@@ -432,10 +436,7 @@ class Store:
         """Store ``value`` (anything JSON can hold) under (``namespace``, ``key``)."""
         namespace, key = _kv_names(namespace, key)
         encoded = dumps(value, f"kv {namespace}/{key}")
-        sql = self._backend.sql(
-            "INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated"
-        )
+        sql = self._backend.sql(_KV_UPSERT)
 
         def put(conn: Connection) -> None:
             conn.execute(sql, (namespace, key, encoded, time.time()))
@@ -452,10 +453,7 @@ class Store:
         checked = [(*_kv_names(namespace, key), value) for namespace, key, value in items]
         if not checked:
             return
-        upsert = self._backend.sql(
-            "INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated"
-        )
+        upsert = self._backend.sql(_KV_UPSERT)
         delete = self._backend.sql("DELETE FROM kv WHERE namespace = ? AND key = ?")
 
         def write(conn: Connection) -> None:
