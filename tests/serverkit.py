@@ -26,6 +26,13 @@ def demo_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     return Config().replace(**base)
 
 
+def write_plugin(tmp_path: Path, name: str, source: str) -> None:
+    """``<name>.py`` in the plugin directory :func:`demo_config` gives (loaded at start)."""
+    directory = tmp_path / "plugins"
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.py").write_text(source)
+
+
 async def start_demo(tmp_path: Path, **sections: dict[str, Any]) -> UCSServer:
     """Started, with the PBX model synchronised; stop it with ``server.service.stopService()``."""
     server = UCSServer(demo_config(tmp_path, **sections), reactor)

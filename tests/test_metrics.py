@@ -10,24 +10,30 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 
-from serverkit import start_demo, working_agent
+from serverkit import start_demo, working_agent, write_plugin
+from test_web_api import until
 from ucs.ami.errors import AMIActionError
 from ucs.events import EVENT_CALL_CONNECT
+from ucs.server import UCSServer
+
+
+async def agent_answers_a_caller(server: UCSServer, hangup_after: float) -> None:
+    """Demo agent 1 working; a caller to the support queue, answered by its phone."""
+    await working_agent(server, 1)
+    sim = server.get_demo_pbx().sim
+    sim.phone("SIP/1001").set_behaviour(answer_after=0.2)
+    connected: Deferred[None] = Deferred()
+    server.get_bus().subscribe(EVENT_CALL_CONNECT, lambda call, args: connected.called or connected.callback(None))
+    sim.caller_calls("5000", "420777123456", hangup_after=hangup_after)
+    await connected.addTimeout(10, reactor)
 
 
 @pytest_twisted.ensureDeferred
 async def test_metrics_and_health_follow_a_call(tmp_path: Path) -> None:
     server = await start_demo(tmp_path)
     try:
-        await working_agent(server, 1)
-        sim = server.get_demo_pbx().sim
-        sim.phone("SIP/1001").set_behaviour(answer_after=0.2)
-        connected: Deferred[None] = Deferred()
-        server.get_bus().subscribe(EVENT_CALL_CONNECT, lambda call, args: connected.called or connected.callback(None))
-        sim.caller_calls("5000", "420777123456", hangup_after=30)
-        await connected.addTimeout(10, reactor)
+        await agent_answers_a_caller(server, hangup_after=30)
 
         base = f"http://127.0.0.1:{server.get_web_service().port}"
         text = await (await treq.get(f"{base}/metrics")).text()
@@ -72,23 +78,12 @@ def samples(text: str, name: str) -> dict[str, float]:
 
 @pytest_twisted.ensureDeferred
 async def test_metrics_time_the_store_and_plugin_hooks_and_count_failed_ami_actions(tmp_path: Path) -> None:
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "hooked.py").write_text(HOOKED)
-    server = await start_demo(tmp_path, plugins={"directory": str(plugins)})
+    write_plugin(tmp_path, "hooked", HOOKED)
+    server = await start_demo(tmp_path)
     try:
-        await working_agent(server, 1)
-        sim = server.get_demo_pbx().sim
-        sim.phone("SIP/1001").set_behaviour(answer_after=0.2)
-        connected: Deferred[None] = Deferred()
-        server.get_bus().subscribe(EVENT_CALL_CONNECT, lambda call, args: connected.called or connected.callback(None))
-        sim.caller_calls("5000", "420777123456", hangup_after=0.5)
-        await connected.addTimeout(10, reactor)
+        await agent_answers_a_caller(server, hangup_after=0.5)
         writer = server.get_cdr_writer()
-        for _ in range(200):  # the caller hangs up after 0.5 s; its CDR is then written
-            if writer.written:
-                break
-            await deferLater(reactor, 0.05, lambda: None)
+        await until(lambda: writer.written >= 1, 10)  # the caller hangs up after 0.5 s; its CDR is then written
         assert writer.written == 1
         # Asterisk refuses a hangup of a channel it does not have: that is a failed action.
         with pytest.raises(AMIActionError):

@@ -12,7 +12,7 @@ from twisted.internet import reactor
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
-from serverkit import start_demo, working_agent
+from serverkit import start_demo, working_agent, write_plugin
 from ucs.error import PermissionDenied
 from ucs.events import EVENT_SHARED_CHANGE
 
@@ -40,10 +40,8 @@ PLUGIN = textwrap.dedent('''
 
 @pytest_twisted.ensureDeferred
 async def test_plugin_sees_a_status_change_then_is_unloaded(tmp_path: Path) -> None:
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "watch.py").write_text(PLUGIN)
-    server = await start_demo(tmp_path, plugins={"directory": str(plugins)})
+    write_plugin(tmp_path, "watch", PLUGIN)
+    server = await start_demo(tmp_path)
     try:
         reg, sessions = server.get_registry(), server.get_sessions()
         listed = await reg.call(sessions.system(), "plugins.list")

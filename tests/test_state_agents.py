@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from serverkit import start_demo, working_agent
+from test_web_api import ready_agent
+
+from ucs import demo
 
 
 def listed(state: dict) -> dict[str, tuple[str, str]]:
@@ -50,8 +53,6 @@ async def test_the_agents_in_the_state_follow_logins_status_changes_renames_and_
 
 @pytest_twisted.ensureDeferred
 async def test_a_bar_gets_the_agents_in_its_state_as_json_whatever_their_names(tmp_path: Path) -> None:
-    from test_web_api import ready_agent
-
     server = await start_demo(tmp_path)
     try:
         bar = await ready_agent(server, 1)
@@ -72,8 +73,6 @@ async def test_a_bar_gets_the_agents_in_its_state_as_json_whatever_their_names(t
 
 @pytest_twisted.ensureDeferred
 async def test_an_agent_sees_the_agents_of_its_queues_a_supervisor_sees_all(tmp_path: Path) -> None:
-    from ucs import demo
-
     server = await start_demo(tmp_path)
     try:
         reg, directory = server.get_registry(), server.get_directory()

@@ -43,7 +43,7 @@ from typing import Any
 import attrs
 import pytest
 import pytest_twisted
-from serverkit import demo_config, start_demo
+from serverkit import demo_config, start_demo, write_plugin
 from test_iserver import Client as IPClient
 from test_iserver import connect as ip_connect
 from test_iserver import prepare
@@ -149,9 +149,7 @@ def user_id(server: UCSServer, username: str) -> int:
 
 
 async def start(tmp_path: Path) -> World:
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "probe.py").write_text(PROBE)
+    write_plugin(tmp_path, "probe", PROBE)
     server = await start_demo(tmp_path)
     assert server.get_plugin_host().get("probe").instance is not None, "the probe plugin did not start"
     ws = await connect(ws_url(server))

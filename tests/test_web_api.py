@@ -570,7 +570,8 @@ async def test_health_and_static_files(server: UCSServer) -> None:
     assert resp.code == 302 and resp.headers.getRawHeaders(b"location") == [b"/demo/"]
 
 
-def _self_signed(tmp_path: Path) -> tuple[str, str]:
+def self_signed(tmp_path: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
     import datetime
 
     from cryptography import x509
@@ -596,7 +597,7 @@ async def test_tls_when_a_certificate_is_configured(tmp_path: Path) -> None:
     from twisted.internet import ssl
     from twisted.internet.endpoints import wrapClientTLS
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     server = await start(tmp_path, tls_cert=cert, tls_key=key)
     try:
         assert ws_url(server).startswith("wss://127.0.0.1:")
