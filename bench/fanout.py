@@ -419,8 +419,13 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     result["stall_max_ms"] = round(stalls.worst * 1000, 1)
     result["gc_pause_max_ms"] = round(stalls.gc_worst * 1000, 1)
     result["gc_full"] = stalls.gc_full
+    result["gc_by_generation"] = {g: [n, round(worst * 1000, 1), round(total * 1000)]
+                                  for g, (n, worst, total) in stalls.by_generation.items()}
+    result["stalls_over_20_50_ms"] = stalls.long_stalls
     print(f"longest reactor stall during the load {result['stall_max_ms']} ms (longest GC pause "
           f"{result['gc_pause_max_ms']} ms, {stalls.gc_count} collections, {stalls.gc_full} of them full)", flush=True)
+    print("  collections by generation (count, longest ms, total ms):", result["gc_by_generation"],
+          "; reactor stalls over 20 / 50 ms:", stalls.long_stalls, flush=True)
     result["calls"] = calls[0]
     result["load_cpu_pct"] = round(sum(samples) / max(1, len(samples)), 1)
     result["load_cpu_max5s_pct"] = round(max(samples, default=0), 1)
@@ -560,6 +565,8 @@ class Stalls:
         self.worst = self.gc_worst = 0.0
         self.gc_count = 0
         self.gc_full = 0  # collections of the oldest generation (they walk every live object)
+        self.by_generation = {0: [0, 0.0, 0.0], 1: [0, 0.0, 0.0], 2: [0, 0.0, 0.0]}  # count, longest, total
+        self.long_stalls = [0, 0]  # reactor stalls over 20 ms, over 50 ms
         self._gc_t = 0.0
         self._next = time.monotonic() + 0.005
         self._dc = reactor.callLater(0.005, self._tick)
@@ -570,13 +577,21 @@ class Stalls:
         if phase == "start":
             self._gc_t = time.perf_counter()
         else:
+            took = time.perf_counter() - self._gc_t
             self.gc_count += 1
             self.gc_full += info.get("generation") == 2
-            self.gc_worst = max(self.gc_worst, time.perf_counter() - self._gc_t)
+            self.gc_worst = max(self.gc_worst, took)
+            g = self.by_generation[info.get("generation", 2)]
+            g[0] += 1
+            g[1] = max(g[1], took)
+            g[2] += took
 
     def _tick(self) -> None:
         now = time.monotonic()
-        self.worst = max(self.worst, now - self._next)
+        late = now - self._next
+        self.worst = max(self.worst, late)
+        self.long_stalls[0] += late > 0.020
+        self.long_stalls[1] += late > 0.050
         self._next = now + 0.005
         self._dc = reactor.callLater(0.005, self._tick)
 

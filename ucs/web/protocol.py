@@ -19,6 +19,7 @@ from zope.interface import implementer
 from ucs.web.connection import Connection
 from ucs.web.hub import Hub
 from ucs.web.messages import Outgoing
+from ucs.web.writethrough import write_through
 
 # autobahn pretty-prints its configuration for a debug line on every new
 # connection, whether or not debug is logged: 1.5 ms a connection, most of
@@ -78,13 +79,23 @@ class SocketTransport:
 
 
 class _Transport(SocketTransport):
-    """What a :class:`Connection` may do with its socket."""
+    """What a :class:`Connection` may do with its socket.  Frames built once for
+    many clients go straight to an idle socket (:mod:`ucs.web.writethrough`)."""
+
+    def __init__(self, proto: WebSocketServerProtocol) -> None:
+        super().__init__(proto)
+        self._write = write_through(proto.transport)
 
     def send(self, out: Outgoing) -> None:
+        proto = self._proto
         if out.prepared is not None:
-            self._proto.sendPreparedMessage(out.prepared)
+            if self._write is not None and proto.state == proto.STATE_OPEN and not proto.send_queue \
+                    and proto._perMessageCompress is None:
+                self._write(out.prepared.payloadHybi)
+            else:
+                proto.sendPreparedMessage(out.prepared)
         else:
-            self._proto.sendMessage(out.data, False)
+            proto.sendMessage(out.data, False)
 
 
 class AgentBarProtocol(WebSocketServerProtocol):
