@@ -109,13 +109,16 @@ def _send(self: Connection, out: Any, key: str | None = None) -> None:
     if RECORD[0] and self.open and out.data.startswith(b'{"event":'):
         logs = self.__dict__.get("_bench")
         if logs is None:
-            logs = self.__dict__["_bench"] = (array.array("d"), array.array("b"), array.array("L"))
+            logs = self.__dict__["_bench"] = (array.array("d"), array.array("b"), array.array("L"),
+                                              array.array("d"))
+        now = time.time()
         t, kind = ORIGIN
         if t is None:
-            t, kind = time.time(), 1
+            t, kind = now, 1
         logs[0].append(t)
         logs[1].append(kind)
         logs[2].append(_crc(out))
+        logs[3].append(now)  # handed to the connection (to the socket unless the client is slow)
     _orig_send(self, out, key)
 
 
@@ -426,6 +429,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
           f"{result['gc_pause_max_ms']} ms, {stalls.gc_count} collections, {stalls.gc_full} of them full)", flush=True)
     print("  collections by generation (count, longest ms, total ms):", result["gc_by_generation"],
           "; reactor stalls over 20 / 50 ms:", stalls.long_stalls, flush=True)
+    if stalls.census:
+        print("  objects the first middle collection walked:", stalls.census, flush=True)
     result["calls"] = calls[0]
     result["load_cpu_pct"] = round(sum(samples) / max(1, len(samples)), 1)
     result["load_cpu_max5s_pct"] = round(max(samples, default=0), 1)
@@ -445,6 +450,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     hub = _hub(server)
     lat_ami: list[float] = []
     lat_other: list[float] = []
+    in_ucs: list[float] = []  # AMI event -> handed to the socket: UCS's part of lat_ami
     by_event: dict[str, list[float]] = {}
     lost = reordered = extra = matched = 0
     for conn in list(hub.connections):
@@ -452,7 +458,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         user = conn.session.user.username if conn.session is not None and conn.session.user else None
         if logs is None or user is None or user not in client:
             continue
-        t_in, kinds, crcs = logs
+        t_in, kinds, crcs, t_out = logs
         got_t, got_crc, got_name = client[user]
         # align: the server log starts at the connection's hello, as does the client's
         i = 0
@@ -476,6 +482,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             name = got_name[j]
             if kinds[k] == 0:
                 lat_ami.append(dt)
+                in_ucs.append((t_out[k] - t_in[k]) * 1000)
                 by_event.setdefault(name, []).append(dt)
             else:
                 lat_other.append(dt)
@@ -488,6 +495,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         "messages": msgs, "messages_per_s": round(msgs / dur, 1),
         "p50_ms": round(pct(lat_ami, 50), 2), "p99_ms": round(pct(lat_ami, 99), 2),
         "max_ms": round(max(lat_ami, default=float("nan")), 2),
+        "in_ucs_p50_ms": round(pct(in_ucs, 50), 2), "in_ucs_p99_ms": round(pct(in_ucs, 99), 2),
+        "in_ucs_max_ms": round(max(in_ucs, default=float("nan")), 2),
         "timer_p50_ms": round(pct(lat_other, 50), 2), "timer_p99_ms": round(pct(lat_other, 99), 2),
         "timer_max_ms": round(max(lat_other, default=float("nan")), 2),
         "lost": lost, "reordered": reordered, "unmatched_at_client": extra, "matched": matched,
@@ -498,6 +507,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     print(f"messages out during the load: {msgs} ({msgs / dur:,.0f}/s)", flush=True)
     print(f"latency AMI event in UCS -> client, {len(lat_ami)} messages: p50 {result['p50_ms']} ms, "
           f"p99 {result['p99_ms']} ms, max {result['max_ms']} ms", flush=True)
+    print(f"  of which in UCS (AMI event -> written to the socket): p50 {result['in_ucs_p50_ms']} ms, "
+          f"p99 {result['in_ucs_p99_ms']} ms, max {result['in_ucs_max_ms']} ms", flush=True)
     print(f"latency UCS send (coalesced flushes, timers) -> client, {len(lat_other)} messages: "
           f"p50 {result['timer_p50_ms']} ms, p99 {result['timer_p99_ms']} ms, max {result['timer_max_ms']} ms",
           flush=True)
@@ -567,6 +578,7 @@ class Stalls:
         self.gc_full = 0  # collections of the oldest generation (they walk every live object)
         self.by_generation = {0: [0, 0.0, 0.0], 1: [0, 0.0, 0.0], 2: [0, 0.0, 0.0]}  # count, longest, total
         self.long_stalls = [0, 0]  # reactor stalls over 20 ms, over 50 ms
+        self.census: list[tuple[str, int]] | None = None  # what the first middle collection walked
         self._gc_t = 0.0
         self._next = time.monotonic() + 0.005
         self._dc = reactor.callLater(0.005, self._tick)
@@ -575,6 +587,8 @@ class Stalls:
 
     def _gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
+            if self.census is None and info.get("generation") == 1:
+                self.census = self._census()
             self._gc_t = time.perf_counter()
         else:
             took = time.perf_counter() - self._gc_t
@@ -585,6 +599,15 @@ class Stalls:
             g[0] += 1
             g[1] = max(g[1], took)
             g[2] += took
+
+    @staticmethod
+    def _census() -> list[tuple[str, int]]:
+        """The commonest types among the young and middle generations' objects."""
+        import collections
+        import gc
+
+        counts = collections.Counter(type(o).__qualname__ for g in (0, 1) for o in gc.get_objects(g))
+        return [("total", sum(counts.values()))] + counts.most_common(12)
 
     def _tick(self) -> None:
         now = time.monotonic()

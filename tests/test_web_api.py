@@ -408,15 +408,17 @@ async def test_going_away_logs_out_when_the_bar_asked_for_it(server: UCSServer) 
 
 @pytest_twisted.ensureDeferred
 async def test_heartbeat_drops_a_client_that_stopped_answering(tmp_path: Path) -> None:
-    # autobahn's ping timers have one-second buckets: one second is the shortest beat.
     server = await start(tmp_path, ping_interval=1.0, ping_timeout=1.0)
     try:
         hub = server.get_web_service().hub
-        alive = await connect(ws_url(server))
+        alive = await connect(ws_url(server))  # says nothing, but answers pings
         dead = await connect(ws_url(server))
         assert dead.proto is not None and dead.proto.transport is not None
         dead.proto.transport.pauseProducing()  # stops reading: no pongs
         await until(lambda: len(hub.connections) == 1, timeout=5)
+        assert server.get_web_service().heartbeat.stats()["connections"] == 1
+        await task.deferLater(reactor, 2.5, lambda: None)  # more beats: the one answering stays
+        assert len(hub.connections) == 1
         dead.proto.transport.resumeProducing()
         clean, _code, _reason = await dead.closed
         assert not clean

@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from zope.interface import implementer
 
 from ucs.web.connection import Connection
+from ucs.web.heartbeat import Heartbeat
 from ucs.web.hub import Hub
 from ucs.web.messages import Outgoing
 from ucs.web.writethrough import write_through
@@ -78,6 +79,11 @@ class SocketTransport:
         self._proto.dropConnection(abort=True)
 
 
+#: A WebSocket ping frame with no payload (FIN, opcode 9, length 0): the same
+#: two bytes for every connection's heartbeat.
+PING = b"\x89\x00"
+
+
 class _Transport(SocketTransport):
     """What a :class:`Connection` may do with its socket.  Frames built once for
     many clients go straight to an idle socket (:mod:`ucs.web.writethrough`)."""
@@ -97,6 +103,15 @@ class _Transport(SocketTransport):
         else:
             proto.sendMessage(out.data, False)
 
+    def ping(self) -> None:
+        proto = self._proto
+        if proto.state != proto.STATE_OPEN:
+            return
+        if self._write is not None and not proto.send_queue:
+            self._write(PING)
+        else:
+            proto.sendPing()
+
 
 class AgentBarProtocol(WebSocketServerProtocol):
     factory: AgentBarFactory
@@ -115,12 +130,19 @@ class AgentBarProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         conn = Connection(self.factory.hub, _Transport(self), peer_ip(self.transport))
         self.connection = conn
+        self.factory.heartbeat.add(conn)
         transport: Any = self.transport
         if transport is not None:
             if getattr(transport, "producer", None) is not None:
                 transport.unregisterProducer()  # Twisted Web's HTTP channel, from before the upgrade
             transport.registerProducer(ProducerAdapter(conn), True)
         conn.opened()
+
+    def dataReceived(self, data: bytes) -> None:
+        conn = self.connection
+        if conn is not None:
+            conn.heard = self.factory.heartbeat.clock.seconds()  # any frame, a pong or a request
+        super().dataReceived(data)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.connection is not None:
@@ -129,6 +151,7 @@ class AgentBarProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         conn, self.connection = self.connection, None
         if conn is not None:
+            self.factory.heartbeat.remove(conn)
             conn.closed(code)
             transport: Any = self.transport
             if transport is not None and getattr(transport, "producer", None) is not None:
@@ -141,13 +164,13 @@ class AgentBarProtocol(WebSocketServerProtocol):
 class AgentBarFactory(WebSocketServerFactory):
     protocol = AgentBarProtocol  # type: ignore[assignment]
 
-    def __init__(self, hub: Hub, *, server: str = "UCS") -> None:
+    def __init__(self, hub: Hub, heartbeat: Heartbeat, *, server: str = "UCS") -> None:
         super().__init__(server=server)
         self.hub = hub
+        self.heartbeat = heartbeat
         o = hub.options
         self.setProtocolOptions(
-            autoPingInterval=o.ping_interval,
-            autoPingTimeout=o.ping_timeout,
+            autoPingInterval=0,  # the heartbeat pings, one timer for all connections
             maxMessagePayloadSize=o.max_frame_size,
             maxFramePayloadSize=o.max_frame_size,
             openHandshakeTimeout=o.open_handshake_timeout,

@@ -40,6 +40,7 @@ from ucs.api.registry import Registry
 from ucs.api.session import SessionManager
 from ucs.web.hub import Hub
 from ucs.web.options import SOMAXCONN_PATH, WebOptions, somaxconn
+from ucs.web.heartbeat import Heartbeat
 from ucs.web.protocol import AgentBarFactory, AgentBarResource
 from ucs.web.site import DeadlineSite
 
@@ -169,7 +170,8 @@ class WebService(Service):
         self._health = health
         self.version = version
         self.hub = Hub(registry, sessions, bus, state, reactor, self.options, version=version)
-        self.factory = AgentBarFactory(self.hub, server=f"UCS/{version}")
+        self.heartbeat = Heartbeat(reactor, self.options.ping_interval, self.options.ping_timeout)
+        self.factory = AgentBarFactory(self.hub, self.heartbeat, server=f"UCS/{version}")
         self.hub._prepare = self._prepare
         self.root = Root()
         self.root.putChild(b"operator", operator_files(static))
@@ -221,6 +223,7 @@ class WebService(Service):
     def startService(self) -> None:
         o = self.options
         self.hub.start()
+        self.heartbeat.start()
         if self._calls is not None and self.hub not in self._calls.observers:
             self._calls.observers.append(self.hub)
         cap = somaxconn()
@@ -240,6 +243,7 @@ class WebService(Service):
         super().stopService()
         self.hub.close_all()
         self.hub.stop()
+        self.heartbeat.stop()
         if self._calls is not None and self.hub in self._calls.observers:
             self._calls.observers.remove(self.hub)
         listening, self._listening = self._listening, None
