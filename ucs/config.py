@@ -336,9 +336,11 @@ class WebConfig:
         "served by UCS itself; `[\"*\"]`: any origin.")
     ws_path: str = option("/ws", _url_path(), "URL path of the agent bar's WebSocket.")
     ping_interval: float = option(20.0, number(1, 3600, "seconds"),
-                                  "WebSocket ping to every client this often (autobahn's auto-ping).")
+                                  "WebSocket ping to every client this often, spread evenly over "
+                                  "the interval by one timer for all clients.")
     ping_timeout: float = option(10.0, number(1, 3600, "seconds"),
-                                 "A client that does not answer a ping within this is dropped.")
+                                 "A client from which nothing (no pong, no request) arrived within this "
+                                 "after a ping is dropped.")
     max_request_size: int = option(65536, integer(256, 16 << 20),
                                    "Larger requests get an error reply (bytes).")
     max_frame_size: int = option(1 << 20, integer(1024, 64 << 20),
