@@ -17,62 +17,25 @@ long it took and the stayer's round trips are printed (speed is measured by
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest_twisted
 from serverkit import demo_config
 from test_web_api import ready_agent
-from twisted.internet import defer, reactor
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet import reactor
 
 from ucs import demo
 from ucs.constants import AgentStatus
 from ucs.server import UCSServer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from loadgen_process import LoadGenProcess  # noqa: E402  (bench/ is not a package)
+
 BARS = 2000
-LOADGEN = Path(__file__).resolve().parent.parent / "bench" / "loadgen.py"
 FIRST_DEVICE = 200000
-
-
-class LoadGen(ProcessProtocol):
-    """The load generator's stdout as lines, and a way to wait for one."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.stderr = b""
-        self._buffer = b""
-        self._waiting: list[tuple[str, defer.Deferred[str]]] = []
-        self.ended: defer.Deferred[None] = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for raw in lines:
-            line = raw.decode()
-            self.lines.append(line)
-            for word, d in list(self._waiting):
-                if line.startswith(word + " "):
-                    self._waiting.remove((word, d))
-                    d.callback(line[len(word) + 1:])
-
-    def errReceived(self, data: bytes) -> None:
-        self.stderr += data
-
-    def expect(self, word: str, timeout: float) -> defer.Deferred[str]:
-        d: defer.Deferred[str] = defer.Deferred()
-        self._waiting.append((word, d))
-        return d.addTimeout(timeout, reactor)
-
-    def processEnded(self, reason: Any) -> None:
-        for _word, d in self._waiting:
-            d.errback(RuntimeError(f"the load generator ended: {self.stderr.decode()[-2000:]}"))
-        self._waiting.clear()
-        self.ended.callback(None)
 
 
 async def seed_bars(server: UCSServer) -> None:
@@ -96,7 +59,7 @@ async def test_two_thousand_bars_reconnect_at_once_and_each_resumes_its_session(
     for i in range(1, BARS + 1):
         sim.add_line(f"SIP/{FIRST_DEVICE + i}", f"Storm {i}", f"10.1.{i >> 8}.{i & 255}")
     server.service.startService()
-    lg: LoadGen | None = None
+    lg: LoadGenProcess | None = None
     try:
         await server.service._starting
         if not server.get_pbx_link().resyncs:
@@ -104,12 +67,7 @@ async def test_two_thousand_bars_reconnect_at_once_and_each_resumes_its_session(
         await seed_bars(server)
         stayer = await ready_agent(server, 1)
 
-        lg = LoadGen()
-        port = server.get_web_service().port
-        reactor.spawnProcess(  # type: ignore[attr-defined]
-            lg, sys.executable,
-            [sys.executable, str(LOADGEN), "--port", str(port), "--agents", str(BARS), "--secret", demo.SSO_SECRET],
-            env=os.environ.copy(), childFDs={0: "w", 1: "r", 2: "r"})
+        lg = LoadGenProcess.spawn(reactor, server.get_web_service().port, BARS, demo.SSO_SECRET)
         ready = await lg.expect("ready", timeout=300)
         assert ready.startswith(f"{BARS} clients (0 failed)"), ready
         agents = server.get_agents()
@@ -120,7 +78,7 @@ async def test_two_thousand_bars_reconnect_at_once_and_each_resumes_its_session(
 
         # The blip: every bar's socket aborted at once; the stayer keeps working meanwhile.
         back = lg.expect("reconnected", timeout=300)
-        lg.transport.write(b"reconnect\n")  # type: ignore[union-attr]
+        lg.command("reconnect")
         round_trips: list[float] = []
         target = "AUX"
         while not back.called:
@@ -144,8 +102,6 @@ async def test_two_thousand_bars_reconnect_at_once_and_each_resumes_its_session(
         assert {a.line.device for a in bench} == {f"SIP/{FIRST_DEVICE + i}" for i in range(1, BARS + 1)}
         assert all(s.push is not None for s in after)  # attached to a live socket again
     finally:
-        if lg is not None and lg.transport is not None:
-            lg.transport.write(b"quit\n")
-            lg.transport.closeStdin()
-            await lg.ended.addTimeout(30, reactor)
+        if lg is not None:
+            await lg.quit()
         await server.service.stopService()

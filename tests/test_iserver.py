@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from twisted.internet import reactor
+from test_web_api import until
+from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
@@ -79,11 +80,11 @@ class Client(WebSocketClientProtocol):
         return await self.reply(command)
 
 
-async def started(tmp_path: Path) -> tuple[UCSServer, Any]:
+async def started(tmp_path: Path, **web: Any) -> tuple[UCSServer, Any]:
     cfg = Config().replace(
         demo={"enabled": True, "call_rate": 0},
         store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
-        web={"port": 0},
+        web={"port": 0, **web},
         plugins={"directory": str(tmp_path / "plugins")},
         iserver={"instance_domain": "cc.example.com"},
     )
@@ -323,3 +324,23 @@ async def test_teamstatus(tmp_path: Path) -> None:
         assert end["result"] == "success"
     finally:
         await stop(server, c)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_that_stops_answering_is_dropped_and_a_quiet_one_kept(tmp_path: Path) -> None:
+    """The agent bar's heartbeat watches these sockets too (``[web] ping_interval``)."""
+    server, ix = await started(tmp_path, ping_interval=1.0, ping_timeout=1.0)
+    quiet = await connect(server)  # sends nothing, but its WebSocket answers pings
+    dead = await connect(server)
+    try:
+        await until(lambda: len(ix.controllers) == 2)
+        assert dead.transport is not None
+        dead.transport.pauseProducing()  # stops reading: no pongs
+        await until(lambda: len(ix.controllers) == 1, timeout=5)
+        dead.transport.resumeProducing()
+        await dead.closed
+        await task.deferLater(reactor, 2.5, lambda: None)  # more beats: the quiet one stays
+        assert len(ix.controllers) == 1
+        assert (await quiet.request("getCapabilities", {}))["result"]
+    finally:
+        await stop(server, quiet)

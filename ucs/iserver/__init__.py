@@ -39,7 +39,7 @@ def install(server: Any, parent: Any = None) -> IServer | None:
         max_request_size=options.max_request_size, max_pending=options.max_pending,
         max_client_buffer=options.max_client_buffer,
     )
-    factory = IServerFactory(ix, options, web.hub.origin_allowed, server=f"UCS/{web.version}")
+    factory = IServerFactory(ix, options, web.heartbeat, web.hub.origin_allowed, server=f"UCS/{web.version}")
     web.put(cfg.path, IServerResource(factory))
     if parent is not None:
         ix.setServiceParent(parent)

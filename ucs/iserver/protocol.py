@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from autobahn.twisted.resource import WebSocketResource
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.types import ConnectionDeny
 
 from ucs.iserver.processor import Controller, IServer
 from ucs.web.options import WebOptions
-from ucs.web.protocol import ProducerAdapter, SocketTransport, peer_ip
+from ucs.web.heartbeat import Heartbeat
+from ucs.web.protocol import SocketTransport, UpgradedResource, WatchedProtocol, peer_ip, socket_options
 
 
 class _Transport(SocketTransport):
@@ -23,7 +23,7 @@ class _Transport(SocketTransport):
         self._proto.sendMessage(data, False)
 
 
-class IServerProtocol(WebSocketServerProtocol):
+class IServerProtocol(WatchedProtocol):
     factory: IServerFactory
     controller: Controller | None = None
     _host: str = ""
@@ -37,13 +37,18 @@ class IServerProtocol(WebSocketServerProtocol):
         return None
 
     def onOpen(self) -> None:
-        self.controller = Controller(self.factory.iserver, _Transport(self), peer_ip(self.transport), self._host)
-        transport: Any = self.transport
-        if transport is not None:
-            if getattr(transport, "producer", None) is not None:
-                transport.unregisterProducer()  # Twisted Web's HTTP channel, from before the upgrade
-            transport.registerProducer(ProducerAdapter(self.controller), True)
+        socket = _Transport(self, self._who)
+        self.controller = Controller(self.factory.iserver, socket, peer_ip(self.transport), self._host)
+        self._watch(socket, self.controller)
         self.controller.opened()
+
+    def _who(self) -> str:
+        c = self.controller
+        if c is None:
+            return "-"
+        if c.session is not None and c.session.user is not None:
+            return f"Interaction Processor client {c.session.user.username}"
+        return "Interaction Processor client"
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.controller is not None:
@@ -51,35 +56,21 @@ class IServerProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         controller, self.controller = self.controller, None
+        self._unwatch()
         if controller is not None:
             controller.closed()
-            transport: Any = self.transport
-            if transport is not None and getattr(transport, "producer", None) is not None:
-                try:
-                    transport.unregisterProducer()
-                except Exception:
-                    pass
 
 
 class IServerFactory(WebSocketServerFactory):
     protocol = IServerProtocol  # type: ignore[assignment]
 
-    def __init__(self, iserver: IServer, options: WebOptions, origin_allowed: Any = None, *,
-                 server: str = "UCS") -> None:
+    def __init__(self, iserver: IServer, options: WebOptions, heartbeat: Heartbeat,
+                 origin_allowed: Any = None, *, server: str = "UCS") -> None:
         super().__init__(server=server)
         self.iserver = iserver
+        self.heartbeat = heartbeat
         self._origin_allowed = origin_allowed
-        self.setProtocolOptions(
-            autoPingInterval=options.ping_interval,
-            autoPingTimeout=options.ping_timeout,
-            maxMessagePayloadSize=options.max_frame_size,
-            maxFramePayloadSize=options.max_frame_size,
-            openHandshakeTimeout=options.open_handshake_timeout,
-            closeHandshakeTimeout=5,
-            failByDrop=False,
-            maxConnections=options.max_connections,
-            webStatus=False,
-        )
+        self.setProtocolOptions(**socket_options(options))
 
     def origin_allowed(self, origin: str | None, host: str | None, secure: bool) -> bool:
         if self._origin_allowed is None:
@@ -87,11 +78,5 @@ class IServerFactory(WebSocketServerFactory):
         return bool(self._origin_allowed(origin, host, secure))
 
 
-class IServerResource(WebSocketResource):
-    """The endpoint inside the web site; the HTTP idle timeout is off once upgraded."""
-
-    def render(self, request: Any) -> Any:
-        channel = getattr(request, "channel", None)
-        if channel is not None and hasattr(channel, "setTimeout"):
-            channel.setTimeout(None)
-        return super().render(request)
+#: The endpoint inside the web site (the HTTP idle timeout is off once upgraded).
+IServerResource = UpgradedResource

@@ -30,7 +30,6 @@ class Transport(Protocol):
     """What a connection needs of its socket."""
 
     def send(self, out: Outgoing) -> None: ...
-    def ping(self) -> None: ...
     def close(self, code: int, reason: str) -> None: ...
     def abort(self) -> None: ...
 
@@ -56,10 +55,6 @@ class Connection:
         self._queued_bytes = 0
         self._pending = 0
         self.dropped = False
-        #: For the heartbeat (:mod:`ucs.web.heartbeat`): when the client was last
-        #: heard from, and when it was last pinged.
-        self.heard = 0.0
-        self.pinged: float | None = None
 
     # -- from the protocol ------------------------------------------------------------
 
@@ -110,17 +105,6 @@ class Connection:
         self._queue.clear()
         self._queued_bytes = 0
         self.hub.connection_closed(self, code)
-
-    # -- from the heartbeat ---------------------------------------------------------------
-
-    def ping(self) -> None:
-        self.transport.ping()
-
-    def timed_out(self, silent_for: float) -> None:
-        self.log.info("agent bar client {address} ({user}) silent for {s:.0f} s, no answer to a ping; dropped",
-                      address=self.address, s=silent_for,
-                      user=self.session.user.username if self.session and self.session.user else "-")
-        self.transport.abort()
 
     # -- push producer (the transport pauses us while the client does not read) --
 

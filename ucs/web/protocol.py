@@ -7,6 +7,7 @@ Every decision (origins, requests, sessions, events) belongs to the
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 import autobahn.websocket.protocol as _autobahn_protocol
@@ -14,12 +15,14 @@ from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from ucs.web.connection import Connection
 from ucs.web.heartbeat import Heartbeat
 from ucs.web.hub import Hub
 from ucs.web.messages import Outgoing
+from ucs.web.options import WebOptions
 from ucs.web.writethrough import write_through
 
 # autobahn pretty-prints its configuration for a debug line on every new
@@ -64,10 +67,19 @@ class ProducerAdapter:
 
 
 class SocketTransport:
-    """What a controller may do with its WebSocket besides sending: close, abort."""
+    """What a controller may do with its WebSocket: close, abort, and ping for the
+    heartbeat (:class:`ucs.web.heartbeat.Beating`: when the client was last heard
+    from and pinged).  Frames built once for many clients go straight to an idle
+    socket (:mod:`ucs.web.writethrough`)."""
 
-    def __init__(self, proto: WebSocketServerProtocol) -> None:
+    log = Logger()
+
+    def __init__(self, proto: WebSocketServerProtocol, who: Callable[[], str] | None = None) -> None:
         self._proto = proto
+        self._write = write_through(proto.transport)
+        self._who = who
+        self.heard = 0.0
+        self.pinged: float | None = None
 
     def close(self, code: int, reason: str) -> None:
         if code == 1000 or 3000 <= code <= 4999:
@@ -78,6 +90,24 @@ class SocketTransport:
     def abort(self) -> None:
         self._proto.dropConnection(abort=True)
 
+    def _writable(self) -> bool:
+        proto = self._proto
+        return self._write is not None and proto.state == proto.STATE_OPEN and not proto.send_queue
+
+    def ping(self) -> None:
+        if self._proto.state != self._proto.STATE_OPEN:
+            return
+        if self._writable():
+            self._write(PING)  # type: ignore[misc]
+        else:
+            self._proto.sendPing()
+
+    def timed_out(self, silent_for: float) -> None:
+        self.log.info("WebSocket client {address} ({who}) silent for {s:.0f} s, no answer to a ping; dropped",
+                      address=peer_ip(self._proto.transport), s=silent_for,
+                      who=self._who() if self._who is not None else "-")
+        self.abort()
+
 
 #: A WebSocket ping frame with no payload (FIN, opcode 9, length 0): the same
 #: two bytes for every connection's heartbeat.
@@ -85,35 +115,70 @@ PING = b"\x89\x00"
 
 
 class _Transport(SocketTransport):
-    """What a :class:`Connection` may do with its socket.  Frames built once for
-    many clients go straight to an idle socket (:mod:`ucs.web.writethrough`)."""
-
-    def __init__(self, proto: WebSocketServerProtocol) -> None:
-        super().__init__(proto)
-        self._write = write_through(proto.transport)
+    """What a :class:`Connection` may do with its socket."""
 
     def send(self, out: Outgoing) -> None:
-        proto = self._proto
         if out.prepared is not None:
-            if self._write is not None and proto.state == proto.STATE_OPEN and not proto.send_queue \
-                    and proto._perMessageCompress is None:
-                self._write(out.prepared.payloadHybi)
+            # No compression is negotiated (the factory refuses it): a prepared frame is final.
+            if self._writable():
+                self._write(out.prepared.payloadHybi)  # type: ignore[misc]
             else:
-                proto.sendPreparedMessage(out.prepared)
+                self._proto.sendPreparedMessage(out.prepared)
         else:
-            proto.sendMessage(out.data, False)
-
-    def ping(self) -> None:
-        proto = self._proto
-        if proto.state != proto.STATE_OPEN:
-            return
-        if self._write is not None and not proto.send_queue:
-            self._write(PING)
-        else:
-            proto.sendPing()
+            self._proto.sendMessage(out.data, False)
 
 
-class AgentBarProtocol(WebSocketServerProtocol):
+class WatchedProtocol(WebSocketServerProtocol):
+    """What the agent bar's and the Interaction Processor's WebSockets share: the
+    socket is its controller's push producer, and the factory's heartbeat watches it
+    (every frame in counts as a sign of life)."""
+
+    factory: Any
+    _socket: SocketTransport | None = None
+
+    def _watch(self, socket: SocketTransport, controller: Any) -> None:
+        self._socket = socket
+        self.factory.heartbeat.add(socket)
+        transport: Any = self.transport
+        if transport is not None:
+            if getattr(transport, "producer", None) is not None:
+                transport.unregisterProducer()  # Twisted Web's HTTP channel, from before the upgrade
+            transport.registerProducer(ProducerAdapter(controller), True)
+
+    def _unwatch(self) -> None:
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            self.factory.heartbeat.remove(socket)
+        transport: Any = self.transport
+        if transport is not None and getattr(transport, "producer", None) is not None:
+            try:
+                transport.unregisterProducer()
+            except Exception:
+                pass
+
+    def dataReceived(self, data: bytes) -> None:
+        socket = self._socket
+        if socket is not None:
+            socket.heard = self.factory.heartbeat.clock.seconds()
+        super().dataReceived(data)
+
+
+def socket_options(o: WebOptions) -> dict[str, Any]:
+    """autobahn's options for a UCS WebSocket factory, from ``[web]``."""
+    return dict(
+        autoPingInterval=0,  # the heartbeat pings, one timer for all connections
+        maxMessagePayloadSize=o.max_frame_size,
+        maxFramePayloadSize=o.max_frame_size,
+        openHandshakeTimeout=o.open_handshake_timeout,
+        closeHandshakeTimeout=5,
+        failByDrop=False,  # a bad client hears why (1009 too big, 1002 protocol error) before the close
+        maxConnections=o.max_connections,
+        perMessageCompressionAccept=lambda offers: None,  # prepared frames go out as they are
+        webStatus=False,
+    )
+
+
+class AgentBarProtocol(WatchedProtocol):
     factory: AgentBarFactory
     connection: Connection | None = None
 
@@ -128,21 +193,14 @@ class AgentBarProtocol(WebSocketServerProtocol):
         return None
 
     def onOpen(self) -> None:
-        conn = Connection(self.factory.hub, _Transport(self), peer_ip(self.transport))
+        conn = Connection(self.factory.hub, _Transport(self, self._user), peer_ip(self.transport))
         self.connection = conn
-        self.factory.heartbeat.add(conn)
-        transport: Any = self.transport
-        if transport is not None:
-            if getattr(transport, "producer", None) is not None:
-                transport.unregisterProducer()  # Twisted Web's HTTP channel, from before the upgrade
-            transport.registerProducer(ProducerAdapter(conn), True)
+        self._watch(conn.transport, conn)  # type: ignore[arg-type]
         conn.opened()
 
-    def dataReceived(self, data: bytes) -> None:
-        conn = self.connection
-        if conn is not None:
-            conn.heard = self.factory.heartbeat.clock.seconds()  # any frame, a pong or a request
-        super().dataReceived(data)
+    def _user(self) -> str:
+        session = self.connection.session if self.connection is not None else None
+        return session.user.username if session is not None and session.user is not None else "-"
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if self.connection is not None:
@@ -150,15 +208,9 @@ class AgentBarProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         conn, self.connection = self.connection, None
+        self._unwatch()
         if conn is not None:
-            self.factory.heartbeat.remove(conn)
             conn.closed(code)
-            transport: Any = self.transport
-            if transport is not None and getattr(transport, "producer", None) is not None:
-                try:
-                    transport.unregisterProducer()
-                except Exception:
-                    pass
 
 
 class AgentBarFactory(WebSocketServerFactory):
@@ -168,22 +220,11 @@ class AgentBarFactory(WebSocketServerFactory):
         super().__init__(server=server)
         self.hub = hub
         self.heartbeat = heartbeat
-        o = hub.options
-        self.setProtocolOptions(
-            autoPingInterval=0,  # the heartbeat pings, one timer for all connections
-            maxMessagePayloadSize=o.max_frame_size,
-            maxFramePayloadSize=o.max_frame_size,
-            openHandshakeTimeout=o.open_handshake_timeout,
-            closeHandshakeTimeout=5,
-            failByDrop=False,  # a bad client hears why (1009 too big, 1002 protocol error) before the close
-            maxConnections=o.max_connections,
-            perMessageCompressionAccept=lambda offers: None,  # prepared frames go out as they are
-            webStatus=False,
-        )
+        self.setProtocolOptions(**socket_options(hub.options))
 
 
-class AgentBarResource(WebSocketResource):
-    """The WebSocket endpoint inside the web site.  The HTTP channel's timeout is off
+class UpgradedResource(WebSocketResource):
+    """A WebSocket endpoint inside the web site.  The HTTP channel's timeout is off
     for the upgraded connection (:mod:`ucs.web.site` stops it once the upgrade request
     is complete; switched off here too whatever the channel): the heartbeat watches it."""
 
@@ -192,3 +233,4 @@ class AgentBarResource(WebSocketResource):
         if channel is not None and hasattr(channel, "setTimeout"):
             channel.setTimeout(None)
         return super().render(request)
+

@@ -41,7 +41,7 @@ from ucs.api.session import SessionManager
 from ucs.web.hub import Hub
 from ucs.web.options import SOMAXCONN_PATH, WebOptions, somaxconn
 from ucs.web.heartbeat import Heartbeat
-from ucs.web.protocol import AgentBarFactory, AgentBarResource
+from ucs.web.protocol import AgentBarFactory, UpgradedResource
 from ucs.web.site import DeadlineSite
 
 #: The agent bar's version (seed 002's ``operator-v4.0.0.js``).
@@ -177,7 +177,7 @@ class WebService(Service):
         self.root.putChild(b"operator", operator_files(static))
         self.root.putChild(b"demo", StaticFiles(str(static / "demo")))
         self.root.putChild(b"health", Health(self.health))
-        self._put(self.options.ws_path, AgentBarResource(self.factory))
+        self._put(self.options.ws_path, UpgradedResource(self.factory))
         self.site = DeadlineSite(self.root, request_timeout=self.options.request_timeout, reactor=reactor)
         self.site.displayTracebacks = False
         self._listening: Any = None
