@@ -214,6 +214,77 @@ def listen_overflows() -> int:
     return 0
 
 
+class LoadGens:
+    """The clients split between ``k`` load-generator processes (``--loadgens``): one
+    event loop reading 10,000 sockets queues a burst of 500 frames behind each other,
+    and that wait would be measured as UCS's latency.  Commands go to all (``status``
+    to the first only); their answers are merged."""
+
+    def __init__(self, port: int, n: int, k: int, concurrency: int) -> None:
+        k = max(1, min(k, n))
+        sizes = [n // k + (1 if i < n % k else 0) for i in range(k)]
+        firsts = [1 + sum(sizes[:i]) for i in range(k)]
+        self.procs = [LoadGenProcess.spawn(reactor, port, size, SSO_SECRET,
+                                           ["--concurrency", str(max(1, concurrency // k)), "--first", str(first)],
+                                           echo=True)
+                      for size, first in zip(sizes, firsts)]
+        self.sizes = sizes
+        self.cpu = MultiCPU([psutil.Process(p.transport.pid) for p in self.procs])
+
+    async def ready(self) -> str:
+        lines = [await p.expect("ready") for p in self.procs]
+        ok = failed = 0
+        seconds = 0.0
+        for line in lines:  # "N clients (F failed) in T s"
+            words = line.split()
+            ok += int(words[0])
+            failed += int(words[2].lstrip("("))
+            seconds = max(seconds, float(words[-2]))
+        return f"{ok} clients ({failed} failed) in {seconds:.1f} s, {len(self.procs)} load generators"
+
+    async def dump(self, path: Path) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for i, p in enumerate(self.procs):
+            part = path.with_suffix(f".{i}.json")
+            p.command(f"dump {part}")
+            await p.expect("dumped")
+            merged.update(json.loads(part.read_text()))
+        return merged
+
+    async def status(self, m: int, seconds: float) -> dict[str, Any]:
+        first = self.procs[0]
+        first.command(f"status {min(m, self.sizes[0])} {seconds}")
+        return json.loads(await first.expect("status"))
+
+    async def reconnect(self) -> dict[str, Any]:
+        waits = [p.expect("reconnected") for p in self.procs]
+        for p in self.procs:
+            p.command("reconnect")
+        parts = [json.loads(await w) for w in waits]
+        done = sorted(t for part in parts for t in part.pop("done_at"))
+        return {"resumed": sum(part["resumed"] for part in parts), "failed": sum(part["failed"] for part in parts),
+                "attempts": sum(part["attempts"] for part in parts),
+                "seconds": max(done, default=float("nan")), "p50_s": done[len(done) // 2] if done else None}
+
+    async def quit(self) -> None:
+        for p in self.procs:
+            await p.quit()
+
+
+class MultiCPU:
+    """CPU of several processes together, in % of one core."""
+
+    def __init__(self, procs: list[psutil.Process]) -> None:
+        self.parts = [CPU(p) for p in procs]
+
+    def start(self) -> None:
+        for part in self.parts:
+            part.start()
+
+    def percent(self) -> float:
+        return sum(part.percent() for part in self.parts)
+
+
 class CPU:
     def __init__(self, proc: psutil.Process) -> None:
         self.proc = proc
@@ -302,10 +373,10 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                               "machine": machine(),
                               # "backlog": set only when not the config's default (an experiment)
                               "backlog": None if opts.backlog == DEFAULT_BACKLOG else opts.backlog,
-                              "listen_backlog": opts.backlog, "gc": opts.gc}
+                              "listen_backlog": opts.backlog, "gc": opts.gc, "loadgens": opts.loadgens}
 
-    lg = LoadGenProcess.spawn(reactor, port, n, SSO_SECRET, ["--concurrency", str(opts.concurrency)], echo=True)
-    lg_cpu = CPU(psutil.Process(lg.transport.pid))
+    lg = LoadGens(port, n, opts.loadgens, opts.concurrency)
+    lg_cpu = lg.cpu
 
     # 2. log in and pair everyone
     phases = Phases(opts.profile)
@@ -313,7 +384,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     cpu = CPU(proc)
     t0 = time.monotonic()
     overflows = listen_overflows()
-    ready = await lg.expect("ready")
+    ready = await lg.ready()
     login_s = time.monotonic() - t0
     phases.stop()
     result["login_all_s"] = round(login_s, 2)
@@ -331,6 +402,13 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     result["full_gc_ms"] = round((time.perf_counter() - t_gc) * 1000, 1)
     result["gc_tracked"] = len(gc.get_objects())
     result["gc_frozen"] = gc.get_freeze_count()
+    if opts.census:
+        import collections
+
+        by_type = collections.Counter(type(o).__module__ + "." + type(o).__qualname__ for o in gc.get_objects())
+        print(f"objects the collector tracks, per session ({n}):", flush=True)
+        for name, count in by_type.most_common(40):
+            print(f"    {count / n:7.2f}  {name}", flush=True)
     print(f"a full collection with {n} sessions: {result['full_gc_ms']} ms, {result['gc_tracked']:,} objects tracked "
           f"({result['gc_frozen']:,} frozen at start-up, not walked)", flush=True)
     rss1 = proc.memory_info().rss
@@ -414,9 +492,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     # 5. latency: match what UCS sent to what each client got
     RECORD[0] = False
     path = tmp / "client.json"
-    lg.command(f"dump {path}")
-    await lg.expect("dumped")
-    client = json.loads(path.read_text())
+    client = await lg.dump(path)
     hub = _hub(server)
     lat_ami: list[float] = []
     lat_other: list[float] = []
@@ -498,9 +574,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     if opts.status_agents:
         phases.start("status")
         cpu.start()
-        lg.command(f"status {min(opts.status_agents, n)} {opts.status_seconds}")
-        line = await lg.expect("status")
-        st = json.loads(line)
+        st = await lg.status(min(opts.status_agents, n), opts.status_seconds)
         st["cpu_pct"] = round(cpu.percent(), 1)
         result["status"] = st
         phases.stop()
@@ -514,9 +588,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     cpu.start()
     lg_cpu.start()
     overflows = listen_overflows()
-    lg.command("reconnect")
-    line = await lg.expect("reconnected")
-    rc = json.loads(line)
+    rc = await lg.reconnect()
     rc["cpu_pct"] = round(cpu.percent(), 1)
     rc["listen_overflows"] = listen_overflows() - overflows
     rc["loadgen_cpu_pct"] = round(lg_cpu.percent(), 1)
@@ -632,12 +704,14 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--idle", type=float, default=30)
     p.add_argument("--concurrency", type=int, default=200, help="logins in progress at once")
+    p.add_argument("--loadgens", type=int, default=2, help="load-generator processes the clients are split between")
     p.add_argument("--status-agents", type=int, default=200)
     p.add_argument("--status-seconds", type=float, default=15)
     p.add_argument("--filters", action="store_true", help="set ami.filters (no VarSet, Newexten)")
     p.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG,
                    help=f"web.backlog: the web port's listen backlog (default {DEFAULT_BACKLOG}, the config's)")
     p.add_argument("--gc", metavar="T0,T1,T2", help="gc.set_threshold after start-up (an experiment)")
+    p.add_argument("--census", action="store_true", help="print the types the GC tracks after the logins")
     p.add_argument("--profile", metavar="DIR", help="cProfile each phase into DIR/<phase>.prof (figures not kept)")
     opts = p.parse_args()
     if opts.rate is None:

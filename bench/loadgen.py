@@ -1,9 +1,9 @@
 """The load generator of ``bench/fanout.py``: N agent-bar WebSocket clients in one
 asyncio process (``websockets``), driven by commands on stdin.
 
-    loadgen.py --port P --agents N --secret S [--concurrency 200]
+    loadgen.py --port P --agents N --secret S [--concurrency 200] [--first 1]
 
-Each client ``bench<i>`` connects to ``ws://127.0.0.1:P/ws``, logs in by
+Each client ``bench<i>`` (i from ``--first``, N of them) connects to ``ws://127.0.0.1:P/ws``, logs in by
 ``sso`` (token computed like a CRM: ``base64(sha1(secret + user + ts) + user + ts)``),
 pairs ``bench-phone-<i>`` and sends ``provision``; then it logs every message
 it receives: ``time.time()`` when its bytes were read off the socket, the CRC-32 of the bytes, the event
@@ -180,7 +180,7 @@ class LoadGen:
         self.url = f"ws://127.0.0.1:{opts.port}/ws"
         self.secret = opts.secret
         self.opts = opts
-        self.clients = [Client(self, i) for i in range(1, opts.agents + 1)]
+        self.clients = [Client(self, i) for i in range(opts.first, opts.first + opts.agents)]
 
     async def login_all(self) -> None:
         sem = asyncio.Semaphore(self.opts.concurrency)
@@ -284,7 +284,8 @@ class LoadGen:
         print("reconnected " + json.dumps({
             "resumed": len(done_at), "failed": failed, "attempts": attempts,
             "seconds": max(done_at, default=float("nan")),
-            "p50_s": sorted(done_at)[len(done_at) // 2] if done_at else None}), flush=True)
+            "p50_s": sorted(done_at)[len(done_at) // 2] if done_at else None,
+            "done_at": [round(t, 3) for t in done_at]}), flush=True)
 
 
 async def main() -> None:
@@ -293,6 +294,7 @@ async def main() -> None:
     p.add_argument("--agents", type=int, required=True)
     p.add_argument("--secret", required=True)
     p.add_argument("--concurrency", type=int, default=200)
+    p.add_argument("--first", type=int, default=1, help="the first client's number (bench<first>)")
     opts = p.parse_args()
     gen = LoadGen(opts)
     await gen.login_all()

@@ -23,8 +23,10 @@ from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 import ucs
 from ucs import events as ev
@@ -227,8 +229,9 @@ def _agent_data(name: str, agent: Any, args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@implementer(IPushProducer)
 class Controller:
-    """One Interaction Processor connection, without the socket."""
+    """One Interaction Processor connection, without the socket; its socket's push producer."""
 
     log = Logger()
 

@@ -19,6 +19,8 @@ from ucs.web.protocol import SocketTransport, UpgradedResource, WatchedProtocol,
 
 
 class _Transport(SocketTransport):
+    __slots__ = ()
+
     def send(self, data: bytes) -> None:
         self._proto.sendMessage(data, False)
 

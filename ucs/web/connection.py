@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ucs.api.session import Session
 from ucs.error import TooManyRequests, UCSError
@@ -39,7 +41,10 @@ class InternalError(UCSError):
     kind = "internal_error"
 
 
+@implementer(IPushProducer)
 class Connection:
+    """See the module docstring; also its socket's push producer."""
+
     log = Logger()
 
     def __init__(self, hub: Hub, transport: Transport, address: str | None) -> None:

@@ -14,9 +14,8 @@ import autobahn.websocket.protocol as _autobahn_protocol
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
-from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
-from zope.interface import implementer
 
 from ucs.web.connection import Connection
 from ucs.web.heartbeat import Heartbeat
@@ -48,24 +47,6 @@ def peer_ip(transport: Any) -> str | None:
     return str(ip)
 
 
-@implementer(IPushProducer)
-class ProducerAdapter:
-    """A connection's controller as its socket's push producer (the
-    Interaction Processor's connections use it too)."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def pauseProducing(self) -> None:
-        self._conn.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        self._conn.resumeProducing()
-
-    def stopProducing(self) -> None:
-        self._conn.stopProducing()
-
-
 class SocketTransport:
     """What a controller may do with its WebSocket: close, abort, and ping for the
     heartbeat (:class:`ucs.web.heartbeat.Beating`: when the client was last heard
@@ -73,6 +54,8 @@ class SocketTransport:
     socket (:mod:`ucs.web.writethrough`)."""
 
     log = Logger()
+    # One per connection: no instance dict for the garbage collector to walk.
+    __slots__ = ("_proto", "_who", "_write", "heard", "pinged")
 
     def __init__(self, proto: WebSocketServerProtocol, who: Callable[[], str] | None = None) -> None:
         self._proto = proto
@@ -117,6 +100,8 @@ PING = b"\x89\x00"
 class _Transport(SocketTransport):
     """What a :class:`Connection` may do with its socket."""
 
+    __slots__ = ()
+
     def send(self, out: Outgoing) -> None:
         if out.prepared is not None:
             # No compression is negotiated (the factory refuses it): a prepared frame is final.
@@ -143,7 +128,7 @@ class WatchedProtocol(WebSocketServerProtocol):
         if transport is not None:
             if getattr(transport, "producer", None) is not None:
                 transport.unregisterProducer()  # Twisted Web's HTTP channel, from before the upgrade
-            transport.registerProducer(ProducerAdapter(controller), True)
+            transport.registerProducer(controller, True)  # an IPushProducer
 
     def _unwatch(self) -> None:
         socket, self._socket = self._socket, None

@@ -23,16 +23,19 @@ from twisted.internet import tcp
 from twisted.internet.interfaces import ISSLTransport
 
 
-def write_through(transport: Any) -> Callable[[bytes], None] | None:
-    """A function writing bytes to ``transport`` without a reactor round trip when
-    its buffer is empty, or ``None`` for a transport that cannot (TLS, not TCP)."""
-    if not isinstance(transport, tcp.Connection) or ISSLTransport.providedBy(transport):
-        return None
-    sock = transport.socket
-    if sock is None:
-        return None
+class WriteThrough:
+    """Writes bytes to a plain TCP transport without a reactor round trip when its
+    buffer is empty.  One small object per connection (no closure: a function and
+    its cells would be three more objects for the garbage collector to walk)."""
 
-    def write(data: bytes) -> None:
+    __slots__ = ("sock", "transport")
+
+    def __init__(self, transport: tcp.Connection) -> None:
+        self.transport = transport
+        self.sock = transport.socket
+
+    def __call__(self, data: bytes) -> None:
+        transport = self.transport
         # Twisted's FileDescriptor keeps unsent bytes in dataBuffer (the part being
         # sent) and _tempDataBuffer (what came since); both empty: nothing waits.
         if (transport.dataBuffer or transport._tempDataBuffer or not transport.connected
@@ -40,7 +43,7 @@ def write_through(transport: Any) -> Callable[[bytes], None] | None:
             transport.write(data)
             return
         try:
-            sent = sock.send(data)
+            sent = self.sock.send(data)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
@@ -50,4 +53,12 @@ def write_through(transport: Any) -> Callable[[bytes], None] | None:
         if sent < len(data):
             transport.write(data[sent:])
 
-    return write
+
+def write_through(transport: Any) -> Callable[[bytes], None] | None:
+    """A :class:`WriteThrough` for ``transport``, or ``None`` for a transport that
+    cannot (TLS, not TCP)."""
+    if not isinstance(transport, tcp.Connection) or ISSLTransport.providedBy(transport):
+        return None
+    if getattr(transport, "socket", None) is None:
+        return None
+    return WriteThrough(transport)
