@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from twisted.internet.defer import Deferred, ensureDeferred  # noqa: E402
 
+from ami_replay import capture_body  # noqa: E402
 from loadgen_process import LoadGenProcess  # noqa: E402
 from ucs.ami.message import AMIParser  # noqa: E402
 from ucs.bus import DomainPublisher, EventBus  # noqa: E402
@@ -241,6 +242,7 @@ class ServerResult:
     agents: list[str]
     write_seconds: float
     cpu: float  # CPU seconds of this process (all its threads) during the ingest
+    inproc_rate: float | None  # the same stream in process, no socket (``--in-process``)
 
 
 async def through_server(reactor: Any, opts: argparse.Namespace, count: StreamCount) -> ServerResult:
@@ -326,6 +328,7 @@ async def through_server(reactor: Any, opts: argparse.Namespace, count: StreamCo
             agents = [f"{a.user.username} {AgentStatus(a.status).name}{' ' + a.reason if a.reason else ''}"
                       for a in server.get_agents().all()]
             resynced = link.resyncs - resyncs0
+            inproc_seconds = await in_process(link, opts) if opts.in_process else None
         finally:
             await server.service.stopService()
     finally:
@@ -337,7 +340,43 @@ async def through_server(reactor: Any, opts: argparse.Namespace, count: StreamCo
         gc_ms=stalls.gc_worst * 1000, gc_count=stalls.gc_count, calls=calls, delivered=delivered - int(extra),
         expected_delivered=count.events, skipped=skipped, expected_skipped=count.skipped, extra=int(extra),
         actions=actions, resyncs=resynced, agents=agents, write_seconds=float(t_written) - t_start, cpu=cpu,
+        inproc_rate=count.total / inproc_seconds if inproc_seconds else None,
     )
+
+
+async def in_process(link: Any, opts: argparse.Namespace) -> float:
+    """The same stream through the same running server without the socket: UCS's
+    parser, then every event to the PBX link as the AMI client hands it over (the
+    model, the tracker, the bus and everything subscribed to it, the agents).  What
+    the socket and the reactor's turns add is part 2's figure minus this one."""
+    from twisted.internet import reactor
+
+    banner, body = capture_body(opts.capture)
+    parts = chunks(banner + b"\r\n" + body * opts.repeat)
+    parser = AMIParser(skip_events=NOISE_EVENTS)
+    deliver = link.eventReceived
+    gc.collect()
+    profile = cProfile.Profile() if opts.profile else None
+    if profile is not None:
+        profile.enable()
+    t0 = time.perf_counter()
+    for part in parts:
+        for msg in parser.feed(part):
+            if "Event" in msg:  # the capture's few responses answer nothing of this run
+                deliver(msg)
+    seconds = time.perf_counter() - t0
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(opts.profile + ".inproc")
+    # What the run scheduled (resyncs at each FullyBooted, CDR writes) settles before the server stops.
+    await Deferred.fromCoroutine(_pause(reactor, 1.0))
+    return seconds
+
+
+async def _pause(reactor: Any, seconds: float) -> None:
+    d: Deferred[None] = Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    await d
 
 
 async def log_agents_in(server: Any, demo: Any) -> None:
@@ -363,6 +402,11 @@ def report_server(r: ServerResult, count: StreamCount, pano_rate: float | None) 
         print(f"ratio UCS server/panoramisk : {r.rate / pano_rate:.2f} (target >= 1.3)")
     else:
         print("ratio UCS server/panoramisk : not measured (--server-only)")
+    if r.inproc_rate:
+        print(f"UCS server, in process      : {count.total} events, {r.inproc_rate:,.0f} events/s (parser -> model "
+              f"-> tracker -> bus and all its subscribers -> agents; no socket)")
+        if pano_rate:
+            print(f"ratio in process/panoramisk : {r.inproc_rate / pano_rate:.2f} (target >= 1.3)")
     print(f"longest reactor stall while ingesting: {r.stall_ms:.1f} ms (target < 50 ms); "
           f"longest GC pause {r.gc_ms:.1f} ms; stalls over 20 / 50 ms: {r.stall_over[20]} / {r.stall_over[50]}; "
           f"collections by generation {r.gc_count}")
@@ -408,11 +452,12 @@ def main() -> None:
     only.add_argument("--server-only", action="store_true",
                       help="skip part 1 (no panoramisk needed; no ratio printed): what the tests run")
     ap.add_argument("--log", metavar="FILE", help="part 2: append UCS's log to FILE")
+    ap.add_argument("--no-in-process", dest="in_process", action="store_false",
+                    help="part 2: skip the second pass of the stream, in process without the socket")
     ap.add_argument("--profile", metavar="FILE",
                     help="part 2: cProfile the ingest into FILE (its figures are then slowed by the profiler)")
     args = ap.parse_args()
-    data = Path(args.capture).read_bytes()
-    banner, _, body = data.partition(b"\r\n")
+    banner, body = capture_body(args.capture)
     stream = banner + b"\r\n" + body * args.repeat
     n_chunks = -(-len(stream) // CHUNK)
     print(f"python {platform.python_version()} on {platform.machine()}, {n_chunks * CHUNK / 1e6:.1f} MB stream")

@@ -410,9 +410,20 @@ class Replay:
             w.close()
 
 
+def capture_body(path: str) -> tuple[bytes, bytes]:
+    """The capture's banner line and its body, without its ``FullyBooted``: this
+    replay sent its own at login, and one in the body, repeated, would tell UCS
+    that Asterisk restarted under a live link at every repeat (the model rebuilt,
+    every membership re-checked) — what a PBX under steady load never says."""
+    data = Path(path).read_bytes()
+    banner, _, body = data.partition(b"\r\n")
+    frames = body.split(b"\r\n\r\n")
+    kept = [f for f in frames if not f.lstrip(b"\r\n").startswith(b"Event: FullyBooted\r\n")]
+    return banner, b"\r\n\r\n".join(kept)
+
+
 async def main_async(args: argparse.Namespace) -> None:
-    data = Path(args.capture).read_bytes()
-    _, _, body = data.partition(b"\r\n")
+    _, body = capture_body(args.capture)
     replay = Replay(body, args.repeat)
     server = await replay.serve()
     loop = asyncio.get_running_loop()

@@ -115,7 +115,9 @@ class IServer(Service):
         self.max_client_buffer = max_client_buffer
         self.controllers: set[Controller] = set()
         self._cti_version: str | None = None
-        self._recent: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        #: Calls just ended, until their CDR is surely stored: the journey's steps and
+        #: when the call ended (rendered when a client asks, not at every hangup).
+        self._recent: OrderedDict[str, tuple[list[Any], float]] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -172,7 +174,8 @@ class IServer(Service):
             now = self.clock.seconds()
             return [step.to_dict(now, call_id) for step in call.journey]
         if call_id in self._recent:
-            return list(self._recent[call_id])
+            steps, ended = self._recent[call_id]
+            return [step.to_dict(ended, call_id) for step in steps]
         cdr = await self.store.get_cdr(call_id)
         if cdr is None:
             raise Failed("not_found", f"no call has the id {call_id!r} (live or ended); give a call's "
@@ -184,7 +187,7 @@ class IServer(Service):
     def _on_event(self, name: str, subject: Any, args: dict[str, Any]) -> None:
         if name == ev.EVENT_CALL_HANGUP and subject is not None and hasattr(subject, "journey"):
             now = self.clock.seconds()
-            self._recent[subject.uniqueid] = [s.to_dict(now, subject.uniqueid) for s in subject.journey]
+            self._recent[subject.uniqueid] = (list(subject.journey), now)
             while len(self._recent) > RECENT_CALLS:
                 self._recent.popitem(last=False)
         if not self.controllers:

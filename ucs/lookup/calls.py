@@ -79,6 +79,8 @@ class CallerLookup(CallObserver):
         self.results.pop(call.uniqueid, None)
 
     def _maybe_start(self, call: Call) -> None:
+        if not self._service.sources:
+            return  # nothing to look in (the transformer only ever sees what a source found)
         if call.uniqueid in self._started or call.direction not in self.directions or call.caller_internal:
             return
         number = self.number_of(call)

@@ -546,6 +546,8 @@ class Hub:
         self._call_event(ev.EVENT_CALL_HANGUP, call, {}, quiet=True)
 
     def _call_event(self, name: str, call: Call, args: dict[str, Any], quiet: bool = False) -> None:
+        if not self.connections:
+            return  # no bar to show it to (a bar that comes back asks for its calls with ``state``)
         devices = {leg.device for leg in call.legs.values()}
         now = self.clock.seconds()
         base: dict[str, Any] | None = None
