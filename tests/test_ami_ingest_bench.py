@@ -32,8 +32,8 @@ def test_server_part_processes_every_event(captures_dir: Path) -> None:
         import ami_ingest
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    data = capture.read_bytes()
-    events, calls, _ = ami_ingest.ucs_round(ami_ingest.chunks(data))
+    banner, body = ami_ingest.capture_body(str(capture))  # the stream as the replay sends it
+    events, calls, _ = ami_ingest.ucs_round(ami_ingest.chunks(banner + b"\r\n" + body))
     assert int(processed.group(2)) == events
 
     summary = re.search(r"UCS server, socket to bus\s*: (\d+) events, (\d+) calls", out)
