@@ -232,7 +232,8 @@ class LoadGens:
         self.cpu = MultiCPU([psutil.Process(p.transport.pid) for p in self.procs])
 
     async def ready(self) -> str:
-        lines = [await p.expect("ready") for p in self.procs]
+        waits = [p.expect("ready") for p in self.procs]  # all asked first: any may be ready first
+        lines = [await w for w in waits]
         ok = failed = 0
         seconds = 0.0
         for line in lines:  # "N clients (F failed) in T s"
@@ -243,11 +244,15 @@ class LoadGens:
         return f"{ok} clients ({failed} failed) in {seconds:.1f} s, {len(self.procs)} load generators"
 
     async def dump(self, path: Path) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
-        for i, p in enumerate(self.procs):
-            part = path.with_suffix(f".{i}.json")
+        """Every client's log, asked of all processes at once (one after the other,
+        the later ones would log messages sent after UCS stopped logging)."""
+        parts = [path.with_suffix(f".{i}.json") for i in range(len(self.procs))]
+        waits = [p.expect("dumped") for p in self.procs]
+        for p, part in zip(self.procs, parts):
             p.command(f"dump {part}")
-            await p.expect("dumped")
+        merged: dict[str, Any] = {}
+        for wait, part in zip(waits, parts):
+            await wait
             merged.update(json.loads(part.read_text()))
         return merged
 
