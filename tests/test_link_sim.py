@@ -246,3 +246,34 @@ async def test_ami_filters_keep_dialplan_noise_off_the_link() -> None:
         finally:
             await s.stop()
     assert counts[True] < counts[False] * 0.6, counts
+
+
+class Resyncs:
+    """Counts the model's ``resynced`` announcements (a PBX observer)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: None
+
+    def resynced(self) -> None:
+        self.n += 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_resync_is_announced_once_after_all_its_lists() -> None:
+    """Each list is applied as it arrives, but observers (the agents' reconcile, the
+    bars' ``resync``) hear of the resync once, when the last list is in."""
+    stack = Stack()
+    seen = Resyncs()
+    stack.pbx.observers.append(seen)  # type: ignore[arg-type]
+    try:
+        await stack.start()
+        assert stack.link.resyncs >= 1
+        assert seen.n == stack.link.resyncs  # the connect's, and FullyBooted's if it came after
+        before = seen.n
+        await stack.link.resync()
+        assert seen.n == before + 1
+    finally:
+        await stack.stop()

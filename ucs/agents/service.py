@@ -458,8 +458,8 @@ class Agents(PBXObserver, CallObserver):
 
     def _reconciler(self, agent: Agent) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
-            if agent.gone:
-                return
+            if agent.gone or not self.running:
+                return  # logged out, or UCS is stopping: the next start reconciles
             try:
                 if agent.status == ACW and agent.acw_until is not None and self.now() >= agent.acw_until:
                     back_status, back_reason = agent.acw_return or (READY, "")
@@ -467,7 +467,9 @@ class Agents(PBXObserver, CallObserver):
                 else:
                     await self._apply(agent, agent.status, agent.reason)
             except PBXError as e:
-                self.log.warn("agents: {user}'s memberships could not be put back: {why}", user=agent.user.username, why=str(e))
+                if self.running:
+                    self.log.warn("agents: {user}'s memberships could not be put back: {why}",
+                                  user=agent.user.username, why=str(e))
 
         return run
 

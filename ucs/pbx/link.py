@@ -108,6 +108,7 @@ class PBXLink:
             pending.append(d)
         for d in pending:
             await d
+        self.pbx.resync_done()
         self.log.info("PBX model resynchronised: {channels} channels, {queues} queues, {devices} devices",
                       channels=len(self.pbx.channels), queues=len(self.pbx.queues), devices=len(self.pbx.devices))
         waiters, self._synced = self._synced, []
@@ -122,7 +123,7 @@ class PBXLink:
 
     def _apply(self, result: Any, field: str) -> None:
         events = list(getattr(result, "events", []))
-        self.pbx.resync(Snapshot(**{field: events}))
+        self.pbx.resync(Snapshot(**{field: events}), done=False)
 
     def _unavailable(self, failure: Failure, action: str) -> None:
         if failure.check(AMIActionError):

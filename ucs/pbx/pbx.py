@@ -639,13 +639,15 @@ class PBX:
                 self._emit("member_removed", q.members.pop(iface))
             q.callers.clear()
 
-    def resync(self, snap: Snapshot) -> None:
+    def resync(self, snap: Snapshot, *, done: bool = True) -> None:
         """Make the model equal to what Asterisk reports now.
 
         Channels that ended while we were not listening are hung up (cause 0,
         unknown), channels that started are created, queue members and
         callers replaced.  Observers see ordinary domain events, so the call
-        tracker and agents need no special resync path.
+        tracker and agents need no special resync path.  ``done=False``: more
+        lists of the same resync follow (the AMI link applies each list as it
+        arrives), and :meth:`resync_done` tells the observers once at the end.
         """
         now = self._clock.seconds()
         if snap.channels is not None:
@@ -675,6 +677,12 @@ class PBX:
             state = entry.get("DeviceState", "")
             d.registration = "Unregistered" if state in ("Unavailable", "UNAVAILABLE") else "Registered"
             self._emit("device_changed", d)
+        if done:
+            self.resync_done()
+
+    def resync_done(self) -> None:
+        """Every list of a resync is applied: observers reconcile once (the agents'
+        memberships, call control) and the bars are told once."""
         self._emit("resynced")
 
     def _resync_channels(self, entries: list[Message], now: float) -> None:
