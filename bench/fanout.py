@@ -460,6 +460,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     phases.start("load")
     cpu.start()
     stalls = Stalls()
+    slow = SlowTurns() if opts.slow_turns else None
     reactor.callLater(0, one_call)
     samples: list[float] = []
     lg_samples: list[float] = []
@@ -472,6 +473,10 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         lg_cpu.start()
     stop[0] = True
     stalls.stop()
+    if slow is not None:
+        slow_list = slow.stop()
+        result["slow_turns"] = slow_list
+        print("  what ran over 20 ms on the reactor (name, times, longest ms):", slow_list[:15], flush=True)
     phases.stop()
     t_load_end = time.time()
     result["stall_max_ms"] = round(stalls.worst * 1000, 1)
@@ -618,6 +623,65 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+class SlowTurns:
+    """What ran long on the reactor (``--slow-turns``): every function a timer runs
+    (UCS's, the simulator's, the bench's own calls) and every read of the AMI link
+    and of a bar's socket, timed; those over ``threshold`` counted by name, with
+    the longest.  A GC pause counts against whatever was running."""
+
+    def __init__(self, threshold: float = 0.02) -> None:
+        from ucs.ami.protocol import AMIProtocol
+        from ucs.web.protocol import AgentBarProtocol
+
+        self.threshold = threshold
+        self.slow: dict[str, list[float]] = {}  # name -> [count, longest s]
+        self._patched: list[tuple[Any, str, Any]] = []
+        self._patch(reactor, "callLater", self._call_later(reactor.callLater))
+        for cls in (AMIProtocol, AgentBarProtocol):
+            self._patch(cls, "dataReceived", self._timed_method(cls.dataReceived, f"{cls.__name__}.dataReceived"))
+
+    def _patch(self, owner: Any, name: str, value: Any) -> None:
+        self._patched.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    def _record(self, name: str, took: float) -> None:
+        if took > self.threshold:
+            entry = self.slow.setdefault(name, [0, 0.0])
+            entry[0] += 1
+            entry[1] = max(entry[1], took)
+
+    def _call_later(self, original: Any) -> Any:
+        def call_later(delay: float, fn: Any, *args: Any, **kw: Any) -> Any:
+            name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+
+            def timed(*a: Any, **k: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    self._record(name, time.perf_counter() - t0)
+
+            return original(delay, timed, *args, **kw)
+
+        return call_later
+
+    def _timed_method(self, method: Any, name: str) -> Any:
+        def timed(this: Any, *a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return method(this, *a, **k)
+            finally:
+                self._record(name, time.perf_counter() - t0)
+
+        return timed
+
+    def stop(self) -> list[tuple[str, int, float]]:
+        for owner, name, value in reversed(self._patched):
+            setattr(owner, name, value)
+        return sorted(((n, int(c), round(m * 1000, 1)) for n, (c, m) in self.slow.items()),
+                      key=lambda e: -e[1])
+
+
 class Stalls:
     """The longest time the reactor did not run a 5 ms timer on time, and the longest GC pause."""
 
@@ -721,6 +785,8 @@ def main() -> None:
     p.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG,
                    help=f"web.backlog: the web port's listen backlog (default {DEFAULT_BACKLOG}, the config's)")
     p.add_argument("--gc", metavar="T0,T1,T2", help="gc.set_threshold after start-up (an experiment)")
+    p.add_argument("--slow-turns", action="store_true",
+                   help="during the load, time every timer's function and every socket read; list those over 20 ms")
     p.add_argument("--census", action="store_true", help="print the types the GC tracks after the logins")
     p.add_argument("--profile", metavar="DIR", help="cProfile each phase into DIR/<phase>.prof (figures not kept)")
     opts = p.parse_args()
