@@ -73,15 +73,20 @@ class SocketTransport:
     def abort(self) -> None:
         self._proto.dropConnection(abort=True)
 
-    def _writable(self) -> bool:
+    def _writer(self) -> Callable[[bytes], None] | None:
+        """The write-through, while the socket is plain TCP, open, and autobahn has
+        nothing of its own queued for it."""
         proto = self._proto
-        return self._write is not None and proto.state == proto.STATE_OPEN and not proto.send_queue
+        if self._write is not None and proto.state == proto.STATE_OPEN and not proto.send_queue:
+            return self._write
+        return None
 
     def ping(self) -> None:
         if self._proto.state != self._proto.STATE_OPEN:
             return
-        if self._writable():
-            self._write(PING)  # type: ignore[misc]
+        write = self._writer()
+        if write is not None:
+            write(PING)
         else:
             self._proto.sendPing()
 
@@ -105,8 +110,9 @@ class _Transport(SocketTransport):
     def send(self, out: Outgoing) -> None:
         if out.prepared is not None:
             # No compression is negotiated (the factory refuses it): a prepared frame is final.
-            if self._writable():
-                self._write(out.prepared.payloadHybi)  # type: ignore[misc]
+            write = self._writer()
+            if write is not None:
+                write(out.prepared.payloadHybi)
             else:
                 self._proto.sendPreparedMessage(out.prepared)
         else:
