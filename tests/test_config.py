@@ -162,6 +162,9 @@ def test_full_file() -> None:
                                           "code; use a country calling code without '+', like \"420\" or \"1\""),
         ("[calls]\ndial_prefix = '9a'", "bad.toml: calls.dial_prefix: '9a' is not digits; use digits (or \"\" for "
                                         "none)"),
+        ("[web]\ntrusted_proxies = ['10.0.0.0/33']", "bad.toml: web.trusted_proxies: '10.0.0.0/33' is not an IP "
+                                                 "address or network; use addresses like '10.0.0.5' or networks "
+                                                 "like '10.0.0.0/24'"),
         ("[demo]\nenabled = 'yes'", "bad.toml: demo.enabled: 'yes' is a string; use true or false"),
         ("[demo]\ncall_rate = 1e9", "bad.toml: demo.call_rate: 1000000000.0 is out of range; use a number of calls "
                                     "per minute from 0 to 600"),

@@ -320,6 +320,50 @@ async def test_wrong_password_and_throttling_by_the_real_peer_address(server: UC
 
 
 @pytest_twisted.ensureDeferred
+async def test_behind_a_trusted_proxy_each_client_is_throttled_by_its_forwarded_address(tmp_path: Path) -> None:
+    """Behind nginx every socket comes from the proxy: without ``trusted_proxies``
+    one client's wrong passwords would lock everybody out (the test above)."""
+    server = await start(tmp_path, trusted_proxies=["127.0.0.1"])
+    try:
+        # What the client put in the header itself (left of the proxy's entry) is not believed.
+        bad = await connect(ws_url(server), headers={"X-Forwarded-For": "10.1.1.1, 10.9.9.9"})
+        for _ in range(3):
+            with pytest.raises(CallError) as e:
+                await bad.call("login", ["agent1", "wrong"])
+            assert e.value.error["code"] == 401
+        with pytest.raises(CallError) as e:
+            await bad.call("login", ["agent2", "demo-pass-2"])
+        assert e.value.error["code"] == 429 and "10.9.9.9" in e.value.error["message"]
+        other = await connect(ws_url(server), headers={"X-Forwarded-For": "10.8.8.8"})
+        assert (await other.call("login", ["agent2", "demo-pass-2"]))["user"]["username"] == "agent2"
+        spoofed = await connect(ws_url(server), headers={"X-Forwarded-For": "10.8.8.8, 10.9.9.9"})
+        with pytest.raises(CallError) as e:  # claiming another client's address does not help
+            await spoofed.call("login", ["agent3", "demo-pass-3"])
+        assert e.value.error["code"] == 429
+        for c in (bad, other, spoofed):
+            c.close()
+    finally:
+        await server.service.stopService()
+
+
+def test_client_address_from_a_trusted_proxys_header() -> None:
+    from ipaddress import ip_network
+
+    from ucs.web.protocol import client_ip
+
+    proxies = [ip_network("127.0.0.1/32"), ip_network("10.0.0.0/8")]
+    assert client_ip("127.0.0.1", "203.0.113.7", proxies) == "203.0.113.7"
+    assert client_ip("127.0.0.1", "198.51.100.1, 203.0.113.7, 10.2.3.4", proxies) == "203.0.113.7"
+    assert client_ip("127.0.0.1", "[2001:db8::1]:4431", proxies) == "2001:db8::1"
+    assert client_ip("127.0.0.1", "203.0.113.7:5060", proxies) == "203.0.113.7"
+    assert client_ip("127.0.0.1", "unknown, 10.2.3.4", proxies) == "10.2.3.4"  # a hop that is no address ends it
+    assert client_ip("127.0.0.1", "10.9.9.9, 10.2.3.4", proxies) == "10.9.9.9"  # all proxies: the first
+    assert client_ip("192.0.2.1", "203.0.113.7", proxies) == "192.0.2.1"  # not from a proxy: header ignored
+    assert client_ip("127.0.0.1", None, proxies) == "127.0.0.1"
+    assert client_ip("127.0.0.1", "203.0.113.7", []) == "127.0.0.1"
+
+
+@pytest_twisted.ensureDeferred
 async def test_two_tabs_of_one_agent_stay_in_sync(server: UCSServer) -> None:
     a = await ready_agent(server, 1)
     b = await connect(ws_url(server))

@@ -189,6 +189,16 @@ def _url_path() -> Kind:
     return Kind(accepted, check, "string")
 
 
+def _network(v: str) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(v.strip(), strict=False))
+    except ValueError:
+        raise _Invalid(f"{v!r} is not an IP address or network; use addresses like '10.0.0.5' "
+                       "or networks like '10.0.0.0/24'") from None
+
+
 def _origin(v: str) -> str:
     if v == "*":
         return v
@@ -334,6 +344,12 @@ class WebConfig:
         (), string_list("a list of origins like 'https://crm.example.com', or ['*']", _origin),
         "Web origins (CRM pages) allowed to open the agent-bar WebSocket. Empty: only pages "
         "served by UCS itself; `[\"*\"]`: any origin.")
+    trusted_proxies: tuple[str, ...] = option(
+        (), string_list("a list of IP addresses or networks like '10.0.0.5' or '10.0.0.0/24'", _network),
+        "Reverse proxies (nginx, HAProxy) in front of UCS whose `X-Forwarded-For` is believed: a "
+        "WebSocket from one of them counts as coming from the right-most address of that header "
+        "that is not itself a trusted proxy (login throttling, `identifyIP`). Empty: the header "
+        "is ignored and the socket's address counts.")
     ws_path: str = option("/ws", _url_path(), "URL path of the agent bar's WebSocket.")
     ping_interval: float = option(20.0, number(1, 3600, "seconds"),
                                   "WebSocket ping to every client this often, spread evenly over "

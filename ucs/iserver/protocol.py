@@ -15,7 +15,8 @@ from autobahn.websocket.types import ConnectionDeny
 from ucs.iserver.processor import Controller, IServer
 from ucs.web.options import WebOptions
 from ucs.web.heartbeat import Heartbeat
-from ucs.web.protocol import SocketTransport, UpgradedResource, WatchedProtocol, peer_ip, socket_options
+from ucs.web.protocol import (SocketTransport, UpgradedResource, WatchedProtocol, client_ip, peer_ip,
+                              socket_options)
 
 
 class _Transport(SocketTransport):
@@ -29,6 +30,7 @@ class IServerProtocol(WatchedProtocol):
     factory: IServerFactory
     controller: Controller | None = None
     _host: str = ""
+    _client: str | None = None
 
     def onConnect(self, request: Any) -> None:
         origin = request.headers.get("origin")
@@ -36,11 +38,13 @@ class IServerProtocol(WatchedProtocol):
         if not self.factory.origin_allowed(origin, host, bool(getattr(self.factory, "isSecure", False))):
             raise ConnectionDeny(403, f"the origin {origin} may not use this UCS; add it to web.allowed_origins")
         self._host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        self._client = client_ip(peer_ip(self.transport), request.headers.get("x-forwarded-for"),
+                                 self.factory.proxies)
         return None
 
     def onOpen(self) -> None:
         socket = _Transport(self, self._who)
-        self.controller = Controller(self.factory.iserver, socket, peer_ip(self.transport), self._host)
+        self.controller = Controller(self.factory.iserver, socket, self._client, self._host)
         self._watch(socket, self.controller)
         self.controller.opened()
 
@@ -71,6 +75,7 @@ class IServerFactory(WebSocketServerFactory):
         super().__init__(server=server)
         self.iserver = iserver
         self.heartbeat = heartbeat
+        self.proxies = options.proxies
         self._origin_allowed = origin_allowed
         self.setProtocolOptions(**socket_options(options))
 

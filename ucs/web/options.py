@@ -7,6 +7,7 @@ container can pass ``config.web`` as it is.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -63,6 +64,8 @@ class WebOptions:
     #: pages served by UCS itself; ``("*",)``: any.  A client sending no ``Origin``
     #: (not a browser) is let in: origins protect browsers' users, not servers.
     allowed_origins: tuple[str, ...] = ()
+    #: Proxies whose ``X-Forwarded-For`` names the client (addresses or networks).
+    trusted_proxies: tuple[str, ...] = ()
     #: URL path of the agent-bar WebSocket.
     ws_path: str = "/ws"
     #: Heartbeat: a WebSocket ping this often; no pong within ``ping_timeout`` drops the client.
@@ -98,10 +101,21 @@ class WebOptions:
             raise ValueError(f"backlog {self.backlog!r} is out of range; use an integer 1-65535")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key must be set together")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {proxy!r} is not an IP address or network; use "
+                                 "addresses like '10.0.0.5' or networks like '10.0.0.0/24'") from None
 
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert)
+
+    @property
+    def proxies(self) -> tuple[Any, ...]:
+        """``trusted_proxies`` as ``ipaddress`` networks."""
+        return tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies)
 
     @property
     def origins(self) -> frozenset[str]:
@@ -116,6 +130,7 @@ class WebOptions:
             if hasattr(web, field.name):
                 values[field.name] = getattr(web, field.name)
         values.update(overrides)
-        if "allowed_origins" in values:
-            values["allowed_origins"] = tuple(values["allowed_origins"])
+        for name in ("allowed_origins", "trusted_proxies"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)

@@ -7,7 +7,7 @@ Every decision (origins, requests, sessions, events) belongs to the
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import autobahn.websocket.protocol as _autobahn_protocol
@@ -42,6 +42,47 @@ def peer_ip(transport: Any) -> str | None:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return str(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def client_ip(peer: str | None, forwarded: str | None, proxies: Sequence[Any]) -> str | None:
+    """The client's address: the socket's, or — when the socket comes from a trusted
+    proxy — the right-most address of ``X-Forwarded-For`` that is not a trusted proxy
+    itself (the ones left of it are whatever the client claimed).  A hop that is not
+    an IP address ends the walk: the address before it counts."""
+    if not proxies or peer is None or not forwarded or not _trusted(peer, proxies):
+        return peer
+    client = peer
+    for hop in reversed(forwarded.split(",")):
+        ip = _hop_ip(hop.strip())
+        if ip is None:
+            return client
+        client = ip
+        if not _trusted(ip, proxies):
+            return ip
+    return client  # every hop a proxy: the first of them
+
+
+def _trusted(ip: str, proxies: Sequence[Any]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr.version == net.version and addr in net for net in proxies)
+
+
+def _hop_ip(hop: str) -> str | None:
+    """An ``X-Forwarded-For`` entry as an address (``[v6]:port`` and ``v4:port`` too)."""
+    if hop.startswith("[") and "]" in hop:
+        hop = hop[1:hop.index("]")]
+    elif hop.count(":") == 1:
+        hop = hop.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(hop)
+    except ValueError:
+        return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)
@@ -172,6 +213,7 @@ def socket_options(o: WebOptions) -> dict[str, Any]:
 class AgentBarProtocol(WatchedProtocol):
     factory: AgentBarFactory
     connection: Connection | None = None
+    _client: str | None = None
 
     def _secure(self) -> bool:
         return ISSLTransport.providedBy(self.transport) or bool(getattr(self.factory, "isSecure", False))
@@ -181,10 +223,12 @@ class AgentBarProtocol(WatchedProtocol):
         host = request.headers.get("host")
         if not self.factory.hub.origin_allowed(origin, host, self._secure()):
             raise ConnectionDeny(403, f"the origin {origin} may not use this UCS; add it to web.allowed_origins")
+        self._client = client_ip(peer_ip(self.transport), request.headers.get("x-forwarded-for"),
+                                 self.factory.proxies)
         return None
 
     def onOpen(self) -> None:
-        conn = Connection(self.factory.hub, _Transport(self, self._user), peer_ip(self.transport))
+        conn = Connection(self.factory.hub, _Transport(self, self._user), self._client)
         self.connection = conn
         self._watch(conn.transport, conn)  # type: ignore[arg-type]
         conn.opened()
@@ -211,6 +255,7 @@ class AgentBarFactory(WebSocketServerFactory):
         super().__init__(server=server)
         self.hub = hub
         self.heartbeat = heartbeat
+        self.proxies = hub.options.proxies
         self.setProtocolOptions(**socket_options(hub.options))
 
 
