@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import os
 import platform
 import shutil
 import sys
@@ -141,19 +140,12 @@ class ReplayProcess(LoadGenProcess):
     """``ami_replay.py`` as a child process: its lines (``port``, ``started``,
     ``finished``) are waited for by their first word, as the load generator's are."""
 
+    label = "ami_replay.py"
+
     @classmethod
     def start(cls, reactor: Any, capture: str, repeat: int) -> ReplayProcess:
-        proto = cls(reactor, echo=False)
-        argv = [sys.executable, str(REPLAY), "--capture", capture, "--repeat", str(repeat)]
-        reactor.spawnProcess(proto, sys.executable, argv, env=os.environ.copy(), childFDs={0: "w", 1: "r", 2: "r"})
+        proto: ReplayProcess = cls.run(reactor, REPLAY, ["--capture", capture, "--repeat", str(repeat)])
         return proto
-
-    def processEnded(self, reason: Any) -> None:
-        waiting, self._waiting = self._waiting, {}
-        for ds in waiting.values():
-            for d in ds:
-                d.errback(RuntimeError(f"ami_replay.py ended: {self.stderr.decode(errors='replace')[-2000:]}"))
-        self.ended.callback(None)
 
 
 class Stalls:

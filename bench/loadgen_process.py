@@ -23,6 +23,9 @@ class LoadGenProcess(ProcessProtocol):
     ``dumped``, ``status``, ``reconnected``); other lines are kept in ``lines``
     and, with ``echo``, printed as they come."""
 
+    #: How errors name the process.
+    label = "the load generator"
+
     def __init__(self, reactor: Any, echo: bool = False) -> None:
         self.reactor = reactor
         self.echo = echo
@@ -36,9 +39,14 @@ class LoadGenProcess(ProcessProtocol):
     def spawn(cls, reactor: Any, port: int, agents: int, secret: str, extra: Sequence[str] = (),
               echo: bool = False) -> LoadGenProcess:
         """Start ``loadgen.py`` for ``agents`` clients of the UCS on ``port``."""
+        return cls.run(reactor, LOADGEN, ["--port", str(port), "--agents", str(agents), "--secret", secret, *extra],
+                       echo)
+
+    @classmethod
+    def run(cls, reactor: Any, script: Path, args: Sequence[str], echo: bool = False) -> Any:
+        """Start ``script`` with ``args`` under this interpreter, talking to an instance of ``cls``."""
         proto = cls(reactor, echo)
-        argv = [sys.executable, str(LOADGEN), "--port", str(port), "--agents", str(agents),
-                "--secret", secret, *extra]
+        argv = [sys.executable, str(script), *args]
         reactor.spawnProcess(proto, sys.executable, argv, env=os.environ.copy(),
                              childFDs={0: "w", 1: "r", 2: "r"})
         return proto
@@ -84,5 +92,5 @@ class LoadGenProcess(ProcessProtocol):
         waiting, self._waiting = self._waiting, {}
         for ds in waiting.values():
             for d in ds:
-                d.errback(RuntimeError(f"the load generator ended: {self.stderr.decode(errors='replace')[-2000:]}"))
+                d.errback(RuntimeError(f"{self.label} ended: {self.stderr.decode(errors='replace')[-2000:]}"))
         self.ended.callback(None)

@@ -306,16 +306,23 @@ async def test_origin_allow_list(tmp_path: Path) -> None:
         await server.service.stopService()
 
 
-@pytest_twisted.ensureDeferred
-async def test_wrong_password_and_throttling_by_the_real_peer_address(server: UCSServer) -> None:
-    c = await connect(ws_url(server), headers={"X-Forwarded-For": "10.9.9.9"})
-    for _ in range(3):
+async def throttled_after_wrong_passwords(c: Client) -> dict[str, Any]:
+    """``AUTH["max_failures"]`` wrong passwords from ``c``, each refused (401); then
+    the error of a right one from the same client (the test asserts what it is)."""
+    for _ in range(AUTH["max_failures"]):
         with pytest.raises(CallError) as e:
             await c.call("login", ["agent1", "wrong"])
         assert e.value.error["code"] == 401
     with pytest.raises(CallError) as e:
-        await c.call("login", ["agent2", "demo-pass-2"])  # right password, same address: throttled
-    assert e.value.error["code"] == 429 and "127.0.0.1" in e.value.error["message"]
+        await c.call("login", ["agent2", "demo-pass-2"])  # right password, same address
+    return e.value.error
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_password_and_throttling_by_the_real_peer_address(server: UCSServer) -> None:
+    c = await connect(ws_url(server), headers={"X-Forwarded-For": "10.9.9.9"})
+    error = await throttled_after_wrong_passwords(c)
+    assert error["code"] == 429 and "127.0.0.1" in error["message"]
     c.close()
 
 
@@ -327,13 +334,8 @@ async def test_behind_a_trusted_proxy_each_client_is_throttled_by_its_forwarded_
     try:
         # What the client put in the header itself (left of the proxy's entry) is not believed.
         bad = await connect(ws_url(server), headers={"X-Forwarded-For": "10.1.1.1, 10.9.9.9"})
-        for _ in range(3):
-            with pytest.raises(CallError) as e:
-                await bad.call("login", ["agent1", "wrong"])
-            assert e.value.error["code"] == 401
-        with pytest.raises(CallError) as e:
-            await bad.call("login", ["agent2", "demo-pass-2"])
-        assert e.value.error["code"] == 429 and "10.9.9.9" in e.value.error["message"]
+        error = await throttled_after_wrong_passwords(bad)
+        assert error["code"] == 429 and "10.9.9.9" in error["message"]
         other = await connect(ws_url(server), headers={"X-Forwarded-For": "10.8.8.8"})
         assert (await other.call("login", ["agent2", "demo-pass-2"]))["user"]["username"] == "agent2"
         spoofed = await connect(ws_url(server), headers={"X-Forwarded-For": "10.8.8.8, 10.9.9.9"})
@@ -472,15 +474,21 @@ async def test_heartbeat_drops_a_client_that_stopped_answering(tmp_path: Path) -
         await server.service.stopService()
 
 
+async def fast_and_stopped_bars(server: UCSServer) -> tuple[Client, Client]:
+    """Agents 1 and 2 READY, each on a bar; the second bar has stopped reading."""
+    fast = await ready_agent(server, 1)
+    slow = await ready_agent(server, 2)
+    assert slow.proto is not None and slow.proto.transport is not None
+    slow.proto.transport.pauseProducing()
+    return fast, slow
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_slow_reader_is_dropped_after_a_bounded_buffer(tmp_path: Path) -> None:
     server = await start(tmp_path, max_client_buffer=256 * 1024)
     try:
         hub = server.get_web_service().hub
-        fast = await ready_agent(server, 1)
-        slow = await ready_agent(server, 2)
-        assert slow.proto is not None and slow.proto.transport is not None
-        slow.proto.transport.pauseProducing()
+        fast, slow = await fast_and_stopped_bars(server)
         conns = {c.session.user.username: c for c in hub.connections}  # type: ignore[union-attr]
         slow_conn = conns["agent2"]
         fast_conn = conns["agent1"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from test_web_api import ready_agent, start, until
+from test_web_api import fast_and_stopped_bars, start, until
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
@@ -113,10 +113,7 @@ async def test_agent_bar_frames_built_once_arrive_in_order_at_a_slow_bar(tmp_pat
     server = await start(tmp_path, max_client_buffer=64 * 1024 * 1024)
     try:
         hub = server.get_web_service().hub
-        fast = await ready_agent(server, 1)
-        slow = await ready_agent(server, 2)
-        assert slow.proto is not None and slow.proto.transport is not None
-        slow.proto.transport.pauseProducing()
+        fast, slow = await fast_and_stopped_bars(server)
         n = 600
         for i in range(n):
             out = hub._out(messages.event("test.seq", {"i": i, "pad": "y" * 20_000}))

@@ -38,10 +38,15 @@ def peer_ip(transport: Any) -> str | None:
         host = transport.getPeer().host
     except Exception:
         return None
+    return _address(str(host)) or str(host)
+
+
+def _address(text: str) -> str | None:
+    """``text`` as an IP address in its usual form (IPv4-mapped IPv6 as IPv4), or ``None``."""
     try:
-        ip = ipaddress.ip_address(host)
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return str(host)
+        return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)
@@ -79,13 +84,7 @@ def _hop_ip(hop: str) -> str | None:
         hop = hop[1:hop.index("]")]
     elif hop.count(":") == 1:
         hop = hop.split(":", 1)[0]
-    try:
-        ip = ipaddress.ip_address(hop)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
+    return _address(hop)
 
 
 class SocketTransport:
