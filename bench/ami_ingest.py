@@ -474,7 +474,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--capture", default=str(ROOT.parent / "shared" / "ami-captures" / "load_mixed.ami"))
+    ap.add_argument("--capture", default=str(ROOT / "tests" / "data" / "ami-captures" / "load_mixed.ami"))
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--offline-only", action="store_true", help="skip part 2 (through the whole server)")
     only.add_argument("--server-only", action="store_true",

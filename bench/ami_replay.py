@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CAPTURE = ROOT.parent / "shared" / "ami-captures" / "load_mixed.ami"
+CAPTURE = ROOT / "tests" / "data" / "ami-captures" / "load_mixed.ami"
 BANNER = b"Asterisk Call Manager/5.0.2\r\n"
 MARKER = b"Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: UCSBenchEnd\r\n\r\n"
 CHUNK = 65536

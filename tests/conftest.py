@@ -32,12 +32,12 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def captures_dir() -> Path:
-    """``../shared/ami-captures`` beside the repository (or ``$UCS_CAPTURES_DIR``): the real Asterisk 20 captures."""
-    path = Path(os.environ.get("UCS_CAPTURES_DIR", ROOT.parent / "shared" / "ami-captures")).resolve()
+    """``tests/data/ami-captures`` (or ``$UCS_CAPTURES_DIR``): the real Asterisk 20 captures, copied from ``../shared``."""
+    path = Path(os.environ.get("UCS_CAPTURES_DIR", ROOT / "tests" / "data" / "ami-captures")).resolve()
     if not (path / "README.md").is_file():
         pytest.fail(
-            f"AMI captures not found at {path}: the shared/ directory must sit beside the repository "
-            "(../shared/ami-captures), or set UCS_CAPTURES_DIR",
+            f"AMI captures not found at {path}: they are part of the repository "
+            "(tests/data/ami-captures); UCS_CAPTURES_DIR, if set, must name such a folder",
             pytrace=False,
         )
     return path

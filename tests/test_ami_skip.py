@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 from ucs.ami.message import AMIParser
 from ucs.pbx.pbx import NOISE_EVENTS
 
-CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "ami-captures" / "atxfer_complete.ami"
+CAPTURE = Path(__file__).resolve().parent / "data" / "ami-captures" / "atxfer_complete.ami"
 
 
 @settings(max_examples=20, deadline=None)

@@ -11,7 +11,7 @@ from ucs.pbx.observer import PBXObserver
 from ucs.pbx.pbx import PBX, Snapshot
 from ucs.pbx.wireclock import WireClock
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "ami-captures"
+CAPTURES = Path(__file__).resolve().parent / "data" / "ami-captures"
 
 
 def messages(name: str) -> list[Message]:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ucs.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
-CAPTURES = ROOT.parent / "shared" / "ami-captures"
+CAPTURES = ROOT / "tests" / "data" / "ami-captures"
 EXPECTED = json.loads((CAPTURES / "expected.json").read_text())
 
 

@@ -15,7 +15,7 @@ import pytest_twisted
 from ucs.replay import replay
 from ucs.sim.scenarios import play
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "ami-captures"
+CAPTURES = Path(__file__).resolve().parent / "data" / "ami-captures"
 NAMES = sorted(json.loads((CAPTURES / "expected.json").read_text()))
 
 

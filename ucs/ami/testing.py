@@ -34,11 +34,11 @@ _END_COMMAND = b"--END COMMAND--"
 
 
 def capturesDir() -> Path:
-    """Where the real Asterisk captures live: ``$UCS_AMI_CAPTURES``, else ``../shared/ami-captures`` next to the checkout."""
+    """Where the real Asterisk captures live: ``$UCS_AMI_CAPTURES``, else ``tests/data/ami-captures`` in the checkout (copied from the shared recordings)."""
     env = os.environ.get("UCS_AMI_CAPTURES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "ami-captures"
+    return Path(__file__).resolve().parents[2] / "tests" / "data" / "ami-captures"
 
 
 def splitCapture(data: bytes) -> tuple[bytes, list[bytes]]:
