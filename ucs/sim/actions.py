@@ -672,7 +672,7 @@ class Actions:
     def a_sippeers(self, s: AMISession, m: ActionMessage) -> bytes:
         aid = self._aid_line(m)
         out = [self.list_start(m, "Peer status list will follow")]
-        peers = [ln for ln in sorted(self.sim.lines.values(), key=lambda ln: ln.peer) if ln.reachable or not ln.dynamic]
+        peers = [ln for ln in sorted(self.sim.lines.values(), key=lambda ln: ln.peer) if ln.tech == "SIP" and (ln.reachable or not ln.dynamic)]
         for ln in peers:
             out.append(
                 (

@@ -37,24 +37,36 @@ class Behaviour:
     option on; otherwise it ignores such a NOTIFY.
     """
 
-    __slots__ = ("answer_after", "busy", "hangup_after", "remote_answer")
+    __slots__ = ("answer_after", "busy", "decline", "hangup_after", "remote_answer", "silent")
 
     def __init__(
-        self, answer_after: Delay = None, busy: bool = False, hangup_after: Delay = None, remote_answer: bool = False
+        self,
+        answer_after: Delay = None,
+        busy: bool = False,
+        hangup_after: Delay = None,
+        remote_answer: bool = False,
+        decline: bool = False,
+        silent: bool = False,
     ) -> None:
         self.answer_after = answer_after
         self.busy = busy
         self.hangup_after = hangup_after
         self.remote_answer = remote_answer
+        #: It answers every INVITE with 603 Decline at once (cause 21).
+        self.decline = decline
+        #: It never sends 180 Ringing (a carrier that leaves the call
+        #: unanswered in silence): the channel stays Down while it is called.
+        self.silent = silent
 
 
 class Line:
-    """A chan_sip peer: an agent's phone, or the trunk to the carrier."""
+    """A chan_sip peer or a PJSIP endpoint: an agent's phone, or the trunk to the carrier."""
 
     def __init__(
         self,
         peer: str,
         *,
+        tech: str = "SIP",
         name: str = "",
         ip: str | None = None,
         port: int = 5060,
@@ -65,7 +77,8 @@ class Line:
         call_limit: int | None = None,
     ) -> None:
         self.peer = peer  # "1001"
-        self.device = f"SIP/{peer}"
+        self.tech = tech  # "SIP" (chan_sip) or "PJSIP"
+        self.device = f"{tech}/{peer}"
         self.display = name
         self.number = peer if not trunk else ""
         self.ip = ip
@@ -79,6 +92,8 @@ class Line:
         self.registered = not dynamic
         self.useragent = ""
         self.reg_contact = ""
+        #: PJSIP: the Call-ID of the REGISTER that made the current contact.
+        self.reg_callid = ""
         self.reg_expires_at: float | None = None
         self.reg_timer: Any = None
         self.behaviour = Behaviour()

@@ -67,6 +67,8 @@ _SECURITY_BIT = CLASSES["security"]
 #: A test clock starts at 0; Uniqueids then count from this epoch instead.
 DEFAULT_EPOCH = 1795391200.0
 SIP_DOMAIN = "127.0.0.1"
+#: The lab's PJSIP UDP transport port (chan_sip has 5060).
+PJSIP_PORT = 5070
 
 
 class SimError(Exception):
@@ -178,9 +180,16 @@ class Phone:
         busy: bool = False,
         hangup_after: Delay = None,
         remote_answer: bool = False,
+        decline: bool = False,
+        silent: bool = False,
     ) -> Phone:
         self.line.behaviour = Behaviour(
-            answer_after=answer_after, busy=busy, hangup_after=hangup_after, remote_answer=remote_answer
+            answer_after=answer_after,
+            busy=busy,
+            hangup_after=hangup_after,
+            remote_answer=remote_answer,
+            decline=decline,
+            silent=silent,
         )
         return self
 
@@ -420,20 +429,34 @@ class Sim(QueueMixin, XferMixin):
         context: str = "internal",
         call_limit: int | None = None,
     ) -> Phone:
-        """A chan_sip peer for a phone: ``add_line("SIP/1001", "Alice Agent", "127.0.0.11")``."""
-        peer = _peer(device)
+        """A phone: ``add_line("SIP/1001", "Alice Agent", "127.0.0.11")`` (a chan_sip
+        peer) or ``add_line("PJSIP/2001", "Erin Agent", "127.0.0.31")`` (a PJSIP
+        endpoint whose AOR has a static contact; ``dynamic=True``: it registers)."""
+        tech, peer = _peer(device)
         if dynamic and ip is not None:
             raise SimError(f"{device}: a dynamic peer gets its address when it registers; give no ip")
         if not dynamic and ip is None:
             raise SimError(f"{device}: a static peer needs an ip (or dynamic=True)")
-        line = Line(peer, name=clean(name), ip=ip, port=port, dynamic=dynamic, secret=secret, context=context, call_limit=call_limit)
+        line = Line(
+            peer,
+            tech=tech,
+            name=clean(name),
+            ip=ip,
+            port=port,
+            dynamic=dynamic,
+            secret=secret,
+            context=context,
+            call_limit=call_limit,
+        )
+        if tech == "PJSIP" and ip is not None:
+            line.reg_contact = f"sip:{peer}@{ip}:{port}"
         self.lines[line.device] = line
         self.devices[line.device] = self._line_state(line)
         return Phone(self, line)
 
     def add_trunk(self, device: str, ip: str, port: int = 5060, *, context: str = "from-carrier") -> Phone:
         """The SIP trunk callers come from (and outbound calls go to)."""
-        peer = _peer(device)
+        _tech, peer = _peer(device)
         line = Line(peer, ip=ip, port=port, context=context, trunk=True)
         self.lines[line.device] = line
         self.devices[line.device] = "NOT_INUSE"
@@ -441,7 +464,10 @@ class Sim(QueueMixin, XferMixin):
 
     def line(self, device: str) -> Line:
         try:
-            return self.lines[device if device.startswith("SIP/") else f"SIP/{device}"]
+            if "/" in device:
+                tech, _, peer = device.partition("/")
+                return self.lines[f"{tech.upper()}/{peer}"]
+            return self.lines.get(f"SIP/{device}") or self.lines[f"PJSIP/{device}"]
         except KeyError:
             raise SimError(f"no line {device!r}: the lines are {', '.join(self.lines) or 'none'}") from None
 
@@ -456,6 +482,9 @@ class Sim(QueueMixin, XferMixin):
         line = self.line(device)
         if not line.dynamic:
             raise SimError(f"{device} is a static peer (host={line.ip}); only dynamic peers register")
+        if line.tech == "PJSIP":
+            self._pjsip_register(line, ip, port, useragent, expires)
+            return
         self.security_event(
             "ChallengeSent",
             f"Severity: Informational\r\nService: SIP\r\nEventVersion: 1\r\nAccountID: {line.peer}\r\n"
@@ -475,6 +504,46 @@ class Sim(QueueMixin, XferMixin):
         )
         self._update_line(line)
 
+    def _pjsip_auth_events(self, line: Line) -> None:
+        """res_pjsip challenges every REGISTER, then reports the digest accepted."""
+        for name, last in (("ChallengeSent", "Challenge: \r\n"), ("SuccessfulAuth", "UsingPassword: 1\r\n")):
+            self.security_event(
+                name,
+                f"Severity: Informational\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: {line.peer}\r\n"
+                f"SessionID: {line.reg_callid}\r\nLocalAddress: IPV4/UDP/{SIP_DOMAIN}/{PJSIP_PORT}\r\n"
+                f"RemoteAddress: IPV4/UDP/{line.ip}/{line.port}\r\n" + last,
+            )
+
+    def _contact_status(self, line: Line, status: str) -> None:
+        self._emit(
+            "ContactStatus",
+            SYSTEM,
+            f"URI: {line.reg_contact}\r\nContactStatus: {status}\r\nAOR: {line.peer}\r\n"
+            f"EndpointName: {line.peer}\r\nRoundtripUsec: 0\r\n",
+        )
+
+    def _pjsip_register(self, line: Line, ip: str, port: int, useragent: str, expires: float) -> None:
+        line.ip, line.port, line.registered = ip, port, True
+        line.useragent = clean(useragent)
+        line.reg_contact = f"sip:{line.peer}@{ip}:{port}"
+        line.reg_callid = f"{self.random.randint(1, 9)}-{self.random.randint(1000, 99999)}@{ip}"
+        self._cancel(line.reg_timer)
+        line.reg_expires_at = self.now() + expires
+        line.reg_timer = self._later(expires, self._expire, line)
+        self._pjsip_auth_events(line)
+        self._emit("PeerStatus", SYSTEM, f"ChannelType: PJSIP\r\nPeer: {line.device}\r\nPeerStatus: Reachable\r\n")
+        self._update_line(line)
+        self._contact_status(line, "NonQualified")
+
+    def _pjsip_unregister(self, line: Line, by_phone: bool) -> None:
+        if by_phone:
+            self._pjsip_auth_events(line)
+        line.registered = False
+        self._update_line(line)
+        self._emit("PeerStatus", SYSTEM, f"ChannelType: PJSIP\r\nPeer: {line.device}\r\nPeerStatus: Unreachable\r\n")
+        self._contact_status(line, "Removed")
+        line.ip, line.port, line.reg_expires_at = None, 0, None
+
     def _expire(self, line: Line) -> None:
         line.reg_timer = None
         if line.registered:
@@ -484,6 +553,11 @@ class Sim(QueueMixin, XferMixin):
         line = self.line(device)
         if not line.dynamic or not line.registered:
             raise SimError(f"{device} is not registered")
+        if line.tech == "PJSIP":
+            self._cancel(line.reg_timer)
+            line.reg_timer = None
+            self._pjsip_unregister(line, by_phone=True)
+            return
         self.security_event(
             "ChallengeSent",
             f"Severity: Informational\r\nService: SIP\r\nEventVersion: 1\r\nAccountID: {line.peer}\r\n"
@@ -495,6 +569,9 @@ class Sim(QueueMixin, XferMixin):
         self._unregister(line)
 
     def _unregister(self, line: Line) -> None:
+        if line.tech == "PJSIP":
+            self._pjsip_unregister(line, by_phone=False)
+            return
         line.registered = False
         line.ip, line.port, line.reg_expires_at = None, 0, None
         self._emit("PeerStatus", SYSTEM, f"ChannelType: SIP\r\nPeer: {line.device}\r\nPeerStatus: Unregistered\r\nCause: Expired\r\n")
@@ -527,7 +604,7 @@ class Sim(QueueMixin, XferMixin):
         ch.conn_num, ch.conn_name = conn
         ch.context, ch.exten = context, exten
         ch.line = line
-        ch.tech = tech
+        ch.tech = line.tech if line is not None else tech
         self.channels[name] = ch
         self.processed_calls += 1
         self._chan_ev("Newchannel", ch)
@@ -535,7 +612,12 @@ class Sim(QueueMixin, XferMixin):
 
     def _sip_name(self, line: Line) -> str:
         self._sip_seq += 1
-        return f"SIP/{line.peer}-{self._sip_seq:08x}"
+        return f"{line.tech}/{line.peer}-{self._sip_seq:08x}"
+
+    def dial_target(self, tech: str, peer: str) -> Line | None:
+        """The line a ``Dial``/``Originate`` string's ``TECH/peer`` names, if any."""
+        tech = tech.upper()
+        return self.lines.get(f"{tech}/{peer}") if tech in ("SIP", "PJSIP") else None
 
     def _callid(self, line: Line) -> str:
         if line.trunk:
@@ -586,7 +668,24 @@ class Sim(QueueMixin, XferMixin):
         if line is None or not line.reachable:
             raise SimError("Could not create address")
         event = next((v for k, v in variables.items() if k.lower() == "event"), "")
-        if event.strip().lower() != "talk" or line.trunk or not line.behaviour.remote_answer:
+        if event.strip().lower() == "talk":
+            self._remote_answer(line)
+
+    def pjsip_notify(self, endpoint: str, option: str) -> None:
+        """The AMI ``PJSIPNotify`` to ``endpoint`` (``2001`` or ``PJSIP/2001``) with a
+        ``pjsip_notify.conf`` preset ``option``; the lab has one, ``talk``
+        (``Event: talk``), which a phone with ``remote_answer`` obeys."""
+        name = endpoint[6:] if endpoint.lower().startswith("pjsip/") else endpoint
+        line = self.lines.get(f"PJSIP/{name}")
+        if line is None:
+            raise SimError(f"Unable to retrieve endpoint {name}")
+        if option.strip().lower() != "talk":
+            raise SimError(f"Unable to find notify type '{option}'")
+        if line.reachable:
+            self._remote_answer(line)
+
+    def _remote_answer(self, line: Line) -> None:
+        if line.trunk or not line.behaviour.remote_answer:
             return
         ch = Phone(self, line).ringing
         if ch is not None and ch.leg is not None:
@@ -916,7 +1015,7 @@ class Sim(QueueMixin, XferMixin):
         for target in args[0].split("&"):
             tech, _, rest = target.partition("/")
             peer, _, number = rest.partition("/")
-            line = self.lines.get(f"SIP/{peer}") if tech.upper() == "SIP" else None
+            line = self.dial_target(tech, peer)
             if line is None or not line.reachable:
                 job.statuses.append("CHANUNAVAIL")
                 continue
@@ -1257,9 +1356,11 @@ _QOS_VARS = (
 )
 
 
-def _peer(device: str) -> str:
-    device = device.removeprefix("SIP/")
-    if not device or "/" in device or "-" in device:
-        raise SimError(f"line name {device!r}: use SIP/<peer> such as SIP/1001")
-    return device
+def _peer(device: str) -> tuple[str, str]:
+    """``SIP/1001`` -> ("SIP", "1001"); ``PJSIP/2001`` -> ("PJSIP", "2001")."""
+    tech = "PJSIP" if device.upper().startswith("PJSIP/") else "SIP"
+    peer = device[len(tech) + 1 :] if device.upper().startswith(tech + "/") else device
+    if not peer or "/" in peer or "-" in peer:
+        raise SimError(f"line name {device!r}: use SIP/<peer> or PJSIP/<endpoint> such as SIP/1001")
+    return tech, peer
 

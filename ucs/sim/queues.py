@@ -197,7 +197,7 @@ class QueueMixin:
             entry.ring_timer = self._later(q.timeout, self._queue_ring_timeout, entry, chan=entry.chan)
 
     def _member_reachable(self: Any, m: Member) -> bool:
-        line = self.lines.get(m.iface) if m.iface.startswith("SIP/") else None
+        line = self.lines.get(m.iface)
         return line is not None and line.reachable and not line.trunk
 
     def _queue_ring(self: Any, entry: QueueEntry, m: Member) -> None:

@@ -101,9 +101,9 @@ class XferMixin:
         job.async_ = async_
         job.on_result = on_result
         tech, _, rest = job.request.partition("/")
-        if tech.upper() == "SIP":
+        if tech.upper() in ("SIP", "PJSIP"):
             peer, _, number = rest.partition("/")
-            line = self.lines.get(f"SIP/{peer}")
+            line = self.dial_target(tech, peer)
             if line is None or not line.reachable or (line.trunk and not number):
                 self._originate_result(job, False, "CHANUNAVAIL")
                 return job
