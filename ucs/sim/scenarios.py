@@ -26,7 +26,7 @@ from ucs.sim.pbx import Sim
 from ucs.sim.testing import AMITestClient, Message, SimHarness
 
 _CHANNEL_HEADERS = {"channel", "extrachannel", "channel1", "channel2"}
-_NAMED = re.compile(r"^((?:SIP|Local)/[^-]+)-[0-9a-f]{8}(;[12])?$")
+_NAMED = re.compile(r"^((?:SIP|PJSIP|Local)/[^-]+)-[0-9a-f]{8}(;[12])?$")
 
 
 class Result:
@@ -106,6 +106,9 @@ def _is_barrier(m: Message) -> bool:
 
 Scenario = Callable[[Player], Awaitable[None]]
 SCENARIOS: dict[str, Scenario] = {}
+#: The lab a scenario was recorded in, when it is not :func:`ucs.sim.lab.lab`
+#: (the matrix's flows: :func:`ucs.sim.lab.matrix_lab`).
+LABS: dict[str, Callable[[Clock], Sim]] = {}
 
 
 def scenario(fn: Scenario) -> Scenario:
@@ -282,8 +285,8 @@ async def play(
     player: Callable[[Player], Awaitable[None]] | None = None,
     **server_options: Any,
 ) -> Result:
-    """Play scenario ``name`` on a fresh lab simulator (or ``sim``)."""
-    sim = sim if sim is not None else lab(Clock())
+    """Play scenario ``name`` on a fresh simulator of its lab (or on ``sim``)."""
+    sim = sim if sim is not None else LABS.get(name, lab)(Clock())
     actions = load_actions(Path(captures_dir) / (actions_file or f"{name}.actions"))
     harness = await SimHarness.start(sim, **server_options)
     try:
@@ -294,3 +297,7 @@ async def play(
         return Result(name, list(p.client.messages), bytes(p.client.raw), sim)
     finally:
         await harness.stop()
+
+
+# The matrix's flows register themselves here (sip_* and pj_* scenarios).
+from ucs.sim import matrix  # noqa: E402,F401
