@@ -34,14 +34,15 @@ class _Collect(CallObserver):
 
 
 def replay(stream: BinaryIO, *, country_code: str = "420", dial_prefix: str = "",
-           trunks: list[str] | None = None, errors: list[str] | None = None) -> Iterator[dict[str, Any]]:
+           trunks: list[str] | None = None, lines: list[str] | None = None,
+           errors: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Yield the calls of an AMI byte stream as dictionaries, ended ones and
     those still up when the stream ends, in order of creation."""
     errors = errors if errors is not None else []
     clock = WireClock()
     pbx = PBX(clock)
     tracker = CallTracker(
-        pbx, clock, DeviceClassifier(trunks or ()), NumberNormalizer(country_code, dial_prefix)
+        pbx, clock, DeviceClassifier(trunks or (), lines or ()), NumberNormalizer(country_code, dial_prefix)
     )
     collected = _Collect()
     tracker.observers.append(collected)
@@ -90,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trunk", action="append", default=[], metavar="PATTERN",
                     help="device pattern that is a trunk, e.g. 'SIP/carrier*' (repeatable); "
                     "default: devices whose name is not all digits")
+    ap.add_argument("--line", action="append", default=[], metavar="PATTERN",
+                    help="device pattern that is a phone line, e.g. 'SIP/ddddd*' (repeatable; "
+                    "checked before --trunk): phones whose names are not numbers; "
+                    "the command-line twin of [calls] lines")
     args = ap.parse_args(argv)
     errors: list[str] = []
     try:
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     with stream:
         out = sys.stdout
         for call in replay(stream, country_code=args.country_code, dial_prefix=args.dial_prefix,
-                           trunks=args.trunk, errors=errors):
+                           trunks=args.trunk, lines=args.line, errors=errors):
             out.write(json.dumps(call, ensure_ascii=False) + "\n")
     for line in errors:
         print(f"ucs-replay: {line}", file=sys.stderr)

@@ -223,12 +223,38 @@ class CallTracker(PBXObserver):
 
     def channel_renamed(self, ch: Channel, old_name: str) -> None:
         call = self._leg_call.get(ch.uniqueid)
-        if call is not None:
-            call.legs[ch.uniqueid].channel = ch.name
-            if call.caller_channel == old_name:
-                call.caller_channel = ch.name
-            if call.connected_channel == old_name:
-                call.connected_channel = ch.name
+        if call is None:
+            return
+        leg = call.legs[ch.uniqueid]
+        leg.channel = ch.name
+        if "<" in ch.name:
+            # ``<MASQ>``/``<ZOMBIE>``: the husk a masquerade leaves behind.
+            leg.kind = LOCAL
+            return
+        leg.device = ch.device
+        leg.kind = self.classify(ch.device)
+        if leg.uniqueid == call.origin:
+            call.caller_channel = ch.name
+        elif call.connected_channel == old_name:
+            call.connected_channel = ch.name
+
+    def channel_masqueraded(self, original: Channel, clone: Channel) -> None:
+        """``original`` keeps its Uniqueid and becomes ``clone``'s line (Asterisk
+        11's Local channel optimisation, pickups): it takes the clone's part
+        in the call, and the clone is left a husk that only hangs up."""
+        call = self._leg_call.get(original.uniqueid)
+        if call is None or self._leg_call.get(clone.uniqueid) is not call:
+            return
+        mine, theirs = call.legs[original.uniqueid], call.legs[clone.uniqueid]
+        mine.device, mine.kind = theirs.device, theirs.kind
+        mine.number, mine.name = theirs.number, theirs.name
+        mine.answered = mine.answered if theirs.answered is None else theirs.answered
+        mine.step, theirs.step = theirs.step, None
+        theirs.kind = LOCAL
+        if call.origin == clone.uniqueid:
+            call.origin = original.uniqueid
+        if call.connected_channel == clone.name:
+            call.connected_channel = ""  # set again by the bridge the original is in
 
     def hangup_requested(self, ch: Channel) -> None:
         call = self._leg_call.get(ch.uniqueid)
@@ -364,6 +390,10 @@ class CallTracker(PBXObserver):
         if origin.hangup_requested:
             return Cause.CALLER_HUNG_UP
         statuses = [l.dial_status for l in call.legs.values() if l is not origin and l.dial_status]
+        if "CANCEL" in statuses:
+            # Dial() was still calling when its caller went: the caller hung up,
+            # whatever the agent's phone had answered to before.
+            return Cause.CALLER_HUNG_UP
         for status in reversed(statuses):
             mapped = cause_from_dialstatus(status)
             if mapped is not None:
@@ -397,8 +427,8 @@ class CallTracker(PBXObserver):
             leg.answered = now
         if call.connected is None:
             call.connected = now
-            if call.answered_by is None and leg.uniqueid != call.origin:
-                call.answered_by = leg.device
+        if call.answered_by is None and leg.uniqueid != call.origin:
+            call.answered_by = leg.device
         if call.connected_channel != far.name:
             call.connected_channel = far.name
             call.connected_number = far.caller_num
@@ -480,6 +510,8 @@ class CallTracker(PBXObserver):
             return
         leg = call.legs[dst.uniqueid]
         number = exten or dialstring.rpartition("/")[2]
+        if leg.kind == LINE and not number.isdigit() and dst.caller_num:
+            number = dst.caller_num  # Asterisk 11 dials a peer by name (``Dial(SIP/uuuuu)``)
         if leg.kind == TRUNK and leg.uniqueid != call.origin:
             if call.direction == INTERNAL:
                 call.direction = OUTGOING
@@ -506,6 +538,13 @@ class CallTracker(PBXObserver):
         leg.dial_status = status
         if status == "ANSWER" and leg.answered is None:
             leg.answered = self._clock.seconds()
+        if status == "ANSWER" and leg.uniqueid != call.origin and leg.kind != LOCAL:
+            # Answered: the bridge follows at once, unless the log does not show
+            # it (a FreePBX follow-me behind Local channels, filtered by its author).
+            if call.connected is None:
+                call.connected = leg.answered
+            if call.answered_by is None:
+                call.answered_by = leg.device
         call.subcalls = self._ringing(call)
         self._changed(call)
 

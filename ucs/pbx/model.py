@@ -52,6 +52,10 @@ class Channel:
     muted_out: bool = False
     hangup_requested: bool = False
     answered: float | None = None
+    #: Known only from another channel's event (a ``DestChannel``), never from
+    #: one of its own: a log filtered by its author (FreePBX's ``EventMask``)
+    #: never shows its hangup either.
+    phantom: bool = False
 
     @property
     def state_desc(self) -> str:

@@ -15,6 +15,7 @@ be, and ignored where they cannot; a malformed event never raises.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -31,6 +32,12 @@ NOISE_EVENTS = frozenset({
     "VarSet", "RTCPSent", "RTCPReceived", "DTMFBegin", "DTMFEnd", "NewAccountCode",
     "AGIExecStart", "AGIExecEnd", "Cdr", "CEL",
 })
+
+
+#: How many hung-up Uniqueids are remembered, so that an event Asterisk sends
+#: after a channel's ``Hangup`` (a ``NewConnectedLine`` of a declined ringall
+#: member) cannot bring the channel back as one that never ends.
+GONE_MEMORY = 4096
 
 
 class SecondsClock(Protocol):
@@ -87,6 +94,8 @@ class PBX:
             "NewCallerid": self._newstate,
             "NewConnectedLine": self._newstate,
             "Rename": self._rename,
+            "Masquerade": self._masquerade,
+            "LocalBridge": self._local_bridge_v11,
             "Hangup": self._hangup,
             "HangupRequest": self._hangup_request,
             "BridgeCreate": self._bridge_create,
@@ -128,6 +137,8 @@ class PBX:
             "OriginateResponse": self._originate_response,
         }
         self._abandoned: set[str] = set()
+        self._gone: OrderedDict[str, None] = OrderedDict()
+        self._phantoms: dict[str, set[str]] = {}  # linkedid → phantom Uniqueids
 
     # -- entry points -------------------------------------------------------
 
@@ -171,6 +182,8 @@ class PBX:
         if uid:
             ch = self.channels.get(uid)
             if ch is not None:
+                if ch.phantom and uid_key == "Uniqueid":
+                    self._heard(ch)
                 return ch
         name = msg.get(name_key)
         if name:
@@ -183,11 +196,20 @@ class PBX:
         """The channel an event is about, created if we missed its Newchannel
         (events of a call already running when we connected)."""
         ch = self._chan(msg, prefix + "Uniqueid", prefix + "Channel")
-        if ch is None and msg.get(prefix + "Uniqueid") and msg.get(prefix + "Channel"):
-            ch = self._create(msg, prefix)
+        uid = msg.get(prefix + "Uniqueid")
+        if ch is None and uid and msg.get(prefix + "Channel") and uid not in self._gone:
+            ch = self._create(msg, prefix, phantom=bool(prefix))
         return ch
 
-    def _create(self, msg: Message, prefix: str = "") -> Channel:
+    def _heard(self, ch: Channel) -> None:
+        ch.phantom = False
+        uids = self._phantoms.get(ch.linkedid)
+        if uids is not None:
+            uids.discard(ch.uniqueid)
+            if not uids:
+                del self._phantoms[ch.linkedid]
+
+    def _create(self, msg: Message, prefix: str = "", phantom: bool = False) -> Channel:
         g = msg.get
         uid = g(prefix + "Uniqueid") or g(prefix + "UniqueID") or ""
         name = g(prefix + "Channel") or uid
@@ -204,7 +226,10 @@ class PBX:
             connected_name=_cid(g(prefix + "ConnectedLineName")),
             context=g(prefix + "Context") or "",
             exten=g(prefix + "Exten") or "",
+            phantom=phantom,
         )
+        if phantom:
+            self._phantoms.setdefault(ch.linkedid, set()).add(uid)
         self.channels[uid] = ch
         self._by_name[name] = uid
         self._emit("channel_created", ch)
@@ -212,6 +237,11 @@ class PBX:
 
     def _remove_channel(self, ch: Channel) -> None:
         self.channels.pop(ch.uniqueid, None)
+        self._gone[ch.uniqueid] = None
+        if len(self._gone) > GONE_MEMORY:
+            self._gone.popitem(last=False)
+        if ch.phantom:
+            self._heard(ch)
         if self._by_name.get(ch.name) == ch.uniqueid:
             del self._by_name[ch.name]
         if ch.bridge is not None:
@@ -278,6 +308,23 @@ class PBX:
         self._by_name[new] = ch.uniqueid
         self._emit("channel_renamed", ch, old)
 
+    def _masquerade(self, msg: Message) -> None:
+        original = self.channel_by_name(msg.get("Original", ""))
+        clone = self.channel_by_name(msg.get("Clone", ""))
+        if original is not None and clone is not None and original is not clone:
+            self._emit("channel_masqueraded", original, clone)
+
+    def _local_bridge_v11(self, msg: Message) -> None:
+        """Asterisk 11 names the two halves of a Local channel (no Linkedid on its
+        events): the ``;2`` half belongs to the ``;1`` half's call."""
+        one = self.channels.get(msg.get("Uniqueid1", ""))
+        two = self.channels.get(msg.get("Uniqueid2", ""))
+        if one is None or two is None or two.linkedid != two.uniqueid or two.linkedid == one.linkedid:
+            return
+        old = two.linkedid
+        two.linkedid = one.linkedid
+        self._emit("channel_relinked", two, old)
+
     def _hangup_request(self, msg: Message) -> None:
         ch = self._chan(msg)
         if ch is not None:
@@ -290,6 +337,19 @@ class PBX:
             return
         self._remove_channel(ch)
         self._emit("channel_hungup", ch, _int(msg.get("Cause")), msg.get("Cause-txt", ""))
+        if ch.linkedid in self._phantoms:
+            self._end_phantoms(ch.linkedid)
+
+    def _end_phantoms(self, linkedid: str) -> None:
+        """The last channel we heard from in this call hung up: the ones we only
+        ever saw named by others (a filtered log) cannot outlive it."""
+        if any(c.linkedid == linkedid and not c.phantom for c in self.channels.values()):
+            return
+        for uid in list(self._phantoms.pop(linkedid, ())):
+            ch = self.channels.get(uid)
+            if ch is not None:
+                self._remove_channel(ch)
+                self._emit("channel_hungup", ch, 0, "never heard from")
 
     def _newexten(self, msg: Message) -> None:
         app = msg.get("Application")
