@@ -96,6 +96,8 @@ class Line:
         self.reg_callid = ""
         self.reg_expires_at: float | None = None
         self.reg_timer: Any = None
+        #: PJSIP: the pending re-evaluation of the device state (see Sim._update_line).
+        self.dev_timer: Any = None
         self.behaviour = Behaviour()
         self.channels: list[Channel] = []
 

@@ -256,6 +256,7 @@ class Sim(QueueMixin, XferMixin):
         self._mask = 0
         self._held: list[Event] | None = None
         self._state_listeners: list[Callable[[str], None]] = []
+        self._ring_batch: list[Event] | None = None
         self._pending: set[Any] = set()
         self.started_at = self.now()
         self._boot(first=True)
@@ -357,6 +358,8 @@ class Sim(QueueMixin, XferMixin):
             return
         ch.state = state
         self._chan_ev("Newstate", ch)
+        if ch.line is not None and ch.line.tech == "PJSIP":
+            self._update_line(ch.line)
         if state == 6 and ch.tech == "Local" and ch.name.endswith(";2"):
             self._local_answered(ch)
 
@@ -402,7 +405,14 @@ class Sim(QueueMixin, XferMixin):
             return "NOT_INUSE"
         ringing = inuse = False
         for c in line.channels:
-            if c.leg is not None and not c.leg.answered:
+            if line.tech == "PJSIP":
+                # chan_pjsip derives it from its channels' states: a channel
+                # still Down (INVITE sent, no 180 yet) counts for nothing.
+                if c.state == 5:
+                    ringing = True
+                elif c.state != 0:
+                    inuse = True
+            elif c.leg is not None and not c.leg.answered:
                 ringing = True
             else:
                 inuse = True
@@ -410,7 +420,16 @@ class Sim(QueueMixin, XferMixin):
             return "RINGINUSE" if inuse else "RINGING"
         return "INUSE" if inuse else "NOT_INUSE"
 
-    def _update_line(self, line: Line, force: bool = False) -> None:
+    #: Seconds chan_pjsip's device state lags behind its channels: it is
+    #: computed by Asterisk's device-state thread from channel snapshots, so a
+    #: call refused at once (486, 603) leaves no trace in it (pj_internal_busy).
+    PJSIP_DEVSTATE_LAG = 0.1
+
+    def _update_line(self, line: Line, force: bool = False, at_once: bool = False) -> None:
+        if line.tech == "PJSIP" and not at_once:
+            if line.dev_timer is None or not line.dev_timer.active():
+                line.dev_timer = self._later(self.PJSIP_DEVSTATE_LAG, self._update_line, line, False, True)
+            return
         state = self._line_state(line)
         if self._set_dev(line.device, state, force):
             self._device_changed(line.device, state)
@@ -532,14 +551,14 @@ class Sim(QueueMixin, XferMixin):
         line.reg_timer = self._later(expires, self._expire, line)
         self._pjsip_auth_events(line)
         self._emit("PeerStatus", SYSTEM, f"ChannelType: PJSIP\r\nPeer: {line.device}\r\nPeerStatus: Reachable\r\n")
-        self._update_line(line)
+        self._update_line(line, at_once=True)
         self._contact_status(line, "NonQualified")
 
     def _pjsip_unregister(self, line: Line, by_phone: bool) -> None:
         if by_phone:
             self._pjsip_auth_events(line)
         line.registered = False
-        self._update_line(line)
+        self._update_line(line, at_once=True)
         self._emit("PeerStatus", SYSTEM, f"ChannelType: PJSIP\r\nPeer: {line.device}\r\nPeerStatus: Unreachable\r\n")
         self._contact_status(line, "Removed")
         line.ip, line.port, line.reg_expires_at = None, 0, None
@@ -1096,6 +1115,8 @@ class Sim(QueueMixin, XferMixin):
             return
         self._cancel(job.timer)
         final = "BUSY" if "BUSY" in job.statuses else job.statuses[-1]
+        if final == "BUSY":
+            ch.cause = 17  # Dial passes the called side's cause on to the caller
         self._varset(ch, "DIALSTATUS", final)
         self._pbx_next(ch)
 
@@ -1113,7 +1134,18 @@ class Sim(QueueMixin, XferMixin):
         b = line.behaviour
         ch = leg.chan
         if b.busy:
-            self._later(0.05, self._leg_end, leg, "BUSY", 17, True, chan=ch)
+            self._later(0.05, self._refused, leg, "BUSY", 17, chan=ch)
+            return
+        if b.decline:
+            if ch.tech == "PJSIP":
+                self._later(0.05, self._refused, leg, "NOANSWER", 21, chan=ch)
+            else:
+                self._refused(leg, "BUSY", 21)
+            return
+        if b.silent:
+            delay = draw(b.answer_after, self.random)
+            if delay is not None:
+                self._later(delay, self._leg_answer, leg, chan=ch)
             return
         self._set_state(ch, 5)
         caller = leg.caller
@@ -1121,14 +1153,45 @@ class Sim(QueueMixin, XferMixin):
             self._newexten(ch, "AppQueue", "(Outgoing Line)")
             self._chan_ev("NewConnectedLine", ch)
         head = channel_block(caller) if caller is not None else ""
-        self._emit("DialState", CALL, head + channel_block(ch, "Dest") + "DialStatus: RINGING\r\n")
+        dialstate = make_event("DialState", CALL, head + channel_block(ch, "Dest") + "DialStatus: RINGING\r\n")
+        if self._ring_batch is not None:
+            self._ring_batch.append(dialstate)
+        elif self._subs or self._held is not None:
+            self._dispatch(dialstate)
         if caller is not None and caller.tech == "Local" and caller.local_peer is not None:
             self._local_ringing(caller, ch)
-        if not line.trunk:
+        if not line.trunk and line.tech == "SIP":
             self._set_dev(line.device, self._line_state(line), force=True)
         delay = draw(b.answer_after, self.random)
         if delay is not None:
             self._later(delay, self._leg_answer, leg, chan=ch)
+
+    def _refused(self, leg: Leg, status: str, cause: int) -> None:
+        """The phone answered the INVITE with a final error (486 Busy, 603 Decline).
+
+        chan_pjsip hangs its channel up on it (``HangupRequest``); for a 603 the
+        caller then sees a hangup, not a busy signal (``NOANSWER``).
+        """
+        if leg.ended or leg.answered:
+            return
+        if leg.chan.tech == "PJSIP":
+            self._chan_ev("HangupRequest", leg.chan)
+        self._leg_end(leg, status, cause, rna=True)
+
+    def ring_all(self, legs: Callable[[], None]) -> None:
+        """Call several phones at once (``Queue`` ringall): each ``DialState
+        RINGING`` comes after all of them were called and the ones that
+        refused at once were dealt with, as app_queue reads the answers in its
+        wait loop only after placing every call."""
+        outer = self._ring_batch
+        self._ring_batch = batch = [] if outer is None else outer
+        try:
+            legs()
+        finally:
+            if outer is None:
+                self._ring_batch = None
+                for ev in batch:
+                    self._dispatch(ev)
 
     def _leg_answer(self, leg: Leg) -> None:
         if leg.answered or leg.ended or leg.chan.gone:
@@ -1240,9 +1303,10 @@ class Sim(QueueMixin, XferMixin):
         self._check_running()
         if not line.reachable:
             raise SimError(f"{line.device} is not registered: it cannot place a call")
+        # chan_pjsip creates the channel of an incoming INVITE already ringing.
         ch = self._new_channel(
             self._sip_name(line),
-            state=0,
+            state=4 if line.tech == "PJSIP" else 0,
             cid=(line.number, line.display),
             context=line.context,
             exten=clean(exten),

@@ -176,7 +176,7 @@ class QueueMixin:
         if not q.avail:
             return
         if q.strategy == "ringall":
-            targets = [m for m in q.avail if self._member_reachable(m)]
+            targets = sorted((m for m in q.avail if self._member_reachable(m)), key=_ring_order)
         else:
             order = list(q.members.values())
             start = q.rr_last + 1 if q.strategy == "rrmemory" else 0
@@ -191,8 +191,7 @@ class QueueMixin:
         if not targets:
             return
         entry.ring_started = self.now()
-        for m in targets:
-            self._queue_ring(entry, m)
+        self.ring_all(lambda: [self._queue_ring(entry, m) for m in targets])
         if entry.ringing:
             entry.ring_timer = self._later(q.timeout, self._queue_ring_timeout, entry, chan=entry.chan)
 
@@ -336,7 +335,7 @@ class QueueMixin:
                 self._dial_end(agent.leg, "CANCEL")
                 self._dial_end(agent.leg, "CANCEL")
                 m.ringing = False
-                self._destroy(agent, 16)
+                self._destroy(agent, 0 if agent.tech == "PJSIP" else 16)
         entry.ringing.clear()
         if entry not in q.entries:
             return
@@ -425,6 +424,17 @@ class QueueMixin:
         e.done = True
         if e.member is not None and e.member.in_call:
             self._queue_call_over(e)
+
+
+def _ring_order(m: Member) -> int:
+    """Where app_queue finds ``m`` in its members: a hash table of 37 buckets
+    keyed by the interface's case-insensitive djb2 hash, walked bucket by
+    bucket (the matrix's ringall captures ring SIP/1002 before SIP/1001,
+    PJSIP/2001 before PJSIP/2002)."""
+    h = 5381
+    for c in m.iface.lower().encode():
+        h = ((h * 33) & 0xFFFFFFFF) ^ c
+    return abs(h - (1 << 32) if h >= 1 << 31 else h) % 37
 
 
 def _pause_dev(m: Member) -> str:
