@@ -54,6 +54,9 @@ class Agent:
         self.acw_return: tuple[AgentStatus, str] | None = None
         self.acw_until: float | None = None
         self.acw_timer: Any = None
+        #: Legs (uniqueids) of queue calls the agent is talking on: wrap-up
+        #: follows each, so the queues are paused "ACW" already (status unchanged).
+        self.held: set[str] = set()
         self.gone = False
 
     # -- identity -------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 - ``agents.state`` / ``<user id>``: a logged-in agent — paired line, status,
   reason, since, suspended queues, the queues UCS made the phone a member of,
-  wrap-up (what to go back to, and when); ``agents.state`` / ``orphans``: queue
+  wrap-up (what to go back to, and when; the calls it will follow); ``agents.state`` / ``orphans``: queue
   memberships still to remove (a logout while Asterisk was unreachable).
 - ``agents.stats`` / ``<user id>``: the user's figures of the day (exact
   floats) and up to when time in states was counted.
@@ -102,7 +102,7 @@ def state_doc(agent: Agent) -> dict[str, Any]:
         "status": agent.status.name, "reason": agent.reason, "since": agent.since,
         "logged_in": agent.logged_in, "suspended": sorted(agent.suspended), "applied": sorted(agent.applied),
         "acw_return": [agent.acw_return[0].name, agent.acw_return[1]] if agent.acw_return else None,
-        "acw_until": agent.acw_until,
+        "acw_until": agent.acw_until, "held": sorted(agent.held),
     }
 
 
@@ -127,3 +127,4 @@ def restore_state(agent: Agent, doc: dict[str, Any]) -> None:
             agent.acw_return = None
     until = doc.get("acw_until")
     agent.acw_until = float(until) if isinstance(until, (int, float)) else None
+    agent.held = {uid for uid in doc.get("held") or () if isinstance(uid, str)}

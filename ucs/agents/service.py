@@ -31,6 +31,23 @@ agent goes ACW (paused, reason "ACW") for ``acw_seconds``, then back to the
 status they had before (READY, or AUX with its reason).  Any requested change
 during ACW ends it early; a requested ACW lasts ``acw_seconds`` the same way.
 
+The pause comes *before* the call ends.  app_queue offers the next waiting
+caller to a member as soon as its device is free, unless the member is
+paused; a pause sent when UCS hears of the hangup can arrive after that
+offer, and the agent would sit in ACW with a new call ringing.  So as soon
+as the agent talks on a queue call (with ``acw_seconds`` > 0) the leg is
+*held* (``agent.held``): a READY agent's queues are paused "ACW" while the
+call is up (Asterisk does not take a call away from a member paused during
+it), its status stays READY, and when the leg ends ACW begins with the pause
+already in place.  A held READY agent's target in every queue is "paused
+ACW" (:func:`~ucs.agents.transitions.target`), so requested changes,
+reconciliations and the end of an earlier ACW keep the pause, and the pause
+read back from Asterisk (a resync, a restart of UCS) is not taken for one
+made outside UCS.  AUX and OFFLINE during the call are carried out as usual;
+after the call, AUX gets its wrap-up as before, OFFLINE none.  The held legs
+are saved: when UCS comes back and the call ended while it was away, the
+wrap-up starts then.
+
 After Asterisk restarts or the AMI link resyncs (``resynced``), every agent's
 memberships are put back as its status says (READY and AUX alike), and
 memberships left by a logout that could not reach Asterisk are removed.
@@ -62,6 +79,7 @@ from ucs.agents.stats import (
     count_external_transfer,
     count_leg,
     is_queue_call,
+    talking,
 )
 from ucs.agents.transitions import (
     ACW,
@@ -160,6 +178,9 @@ class Agents(PBXObserver, CallObserver):
         self._orphans: set[tuple[str, str]] = set()
         self._midnight_call: Any = None
         self._save_call: Any = None
+        #: The PBX model has been filled from Asterisk's lists at least once: a
+        #: held leg it does not have ended while UCS was not listening.
+        self._pbx_synced = False
         self.running = False
 
     # ==================================================================== reading
@@ -438,7 +459,8 @@ class Agents(PBXObserver, CallObserver):
 
     async def reconcile(self) -> None:
         """Put every agent's memberships back as its status says; remove orphans."""
-        tasks = [self._spawn(self._serial(a.user.id, self._reconciler(a)), f"reconcile {a.user.username}")
+        tasks = [self._spawn(self._serial(a.user.id, self._reconciler(a, settle_held=self._pbx_synced)),
+                             f"reconcile {a.user.username}")
                  for a in list(self._agents.values())]
         for device in {d for _, d in self._orphans}:
             if device in self._by_device:
@@ -456,10 +478,15 @@ class Agents(PBXObserver, CallObserver):
         for d in tasks:
             await d
 
-    def _reconciler(self, agent: Agent) -> Callable[[], Awaitable[None]]:
+    def _reconciler(self, agent: Agent, *, settle_held: bool = False) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             if agent.gone or not self.running:
                 return  # logged out, or UCS is stopping: the next start reconciles
+            if settle_held:
+                for uid in sorted(agent.held - set(self._pbx.channels)):
+                    await self._wrap_up(agent, uid)  # the call ended while UCS was away: its wrap-up now
+                if agent.gone:
+                    return
             try:
                 if agent.status == ACW and agent.acw_until is not None and self.now() >= agent.acw_until:
                     back_status, back_reason = agent.acw_return or (READY, "")
@@ -486,6 +513,7 @@ class Agents(PBXObserver, CallObserver):
         self._member_event(member, present=False)
 
     def resynced(self) -> None:
+        self._pbx_synced = True
         if self.running:
             self._spawn(self.reconcile(), "reconcile after resync")
 
@@ -523,6 +551,8 @@ class Agents(PBXObserver, CallObserver):
             if not suspended:
                 self._set_suspended(agent, queue_id, True)
             return
+        if not suspended and target(agent.status, agent.reason, False, held=bool(agent.held)).met_by(member):
+            return  # as the agent's status has it (our pause ahead of wrap-up, read again at a resync)
         if member.paused:
             new = (ACW, "") if member.paused_reason == ACW_REASON else (AUX, member.paused_reason)
         else:
@@ -565,6 +595,9 @@ class Agents(PBXObserver, CallObserver):
                     if uid not in agent.live_legs and uid not in agent.counted_legs:
                         agent.accrue(now)
                         agent.live_legs.add(uid)
+                    if (uid in agent.live_legs and uid not in agent.held and self.acw_seconds > 0
+                            and is_queue_call(call) and talking(call, leg)):
+                        self._hold(agent, uid)
                     continue
                 if uid in agent.live_legs:
                     agent.accrue(now)
@@ -587,8 +620,9 @@ class Agents(PBXObserver, CallObserver):
         if is_queue_call(call) and (leg.transferred or leg.cause == Cause.TRANSFER):
             self._transfers.setdefault(call.uniqueid, []).append((agent.user.id, queue_id, leg))
         self._save_stats(agent.user.id)
-        if talked and self.acw_seconds > 0 and agent.status != OFFLINE:
-            self._spawn(self._serial(agent.user.id, lambda: self._begin_acw(agent)), f"wrap-up of {agent.user.username}")
+        uid = leg.uniqueid
+        if uid in agent.held or (talked and self.acw_seconds > 0 and agent.status != OFFLINE):
+            self._spawn(self._serial(agent.user.id, lambda: self._wrap_up(agent, uid)), f"wrap-up of {agent.user.username}")
 
     def _settle_transfers(self, call: Call) -> None:
         for user_id, queue_id, leg in self._transfers.pop(call.uniqueid, []):
@@ -632,13 +666,46 @@ class Agents(PBXObserver, CallObserver):
             return agent.status, agent.reason
         return READY, ""
 
-    async def _begin_acw(self, agent: Agent) -> None:
-        if agent.gone or agent.status == OFFLINE:
-            return
+    def _hold(self, agent: Agent, uid: str) -> None:
+        """The agent talks on a queue call: pause their queues now, so that
+        they are paused before the call ends (see the module docstring)."""
+        agent.held.add(uid)
+        self._save_state(agent)
+
+        async def pause() -> None:
+            if agent.gone or uid not in agent.held or agent.status != READY:
+                return  # ended already, or paused anyway (AUX, ACW) or no member (OFFLINE)
+            try:
+                await self._apply(agent, agent.status, agent.reason)
+            except PBXError as e:
+                self.log.warn("agent {user}: queues not paused ahead of wrap-up ({why}); the next caller may "
+                              "ring before it starts", user=agent.user.username, why=str(e))
+
+        self._spawn(self._serial(agent.user.id, pause), f"pause ahead of wrap-up of {agent.user.username}")
+
+    async def _wrap_up(self, agent: Agent, uid: str) -> None:
+        """The agent's leg of a queue call ended (the lock held): ACW begins; a
+        held leg lets go of its pause only once ACW holds it (or no ACW comes)."""
         try:
-            await self._carry(agent, ACW, "")
+            if not agent.gone and agent.status != OFFLINE and self.acw_seconds > 0:
+                try:
+                    await self._carry(agent, ACW, "")
+                except PBXError as e:
+                    self.log.warn("agent {user}: wrap-up could not start: {why}", user=agent.user.username, why=str(e))
+        finally:
+            if uid in agent.held:
+                agent.held.discard(uid)
+                if not agent.gone:
+                    self._save_state(agent)
+                    if agent.status == READY and not agent.held:
+                        await self._lift(agent)
+
+    async def _lift(self, agent: Agent) -> None:
+        """No wrap-up after all (it could not start, or ACW is off): the pause made ahead of it goes."""
+        try:
+            await self._apply(agent, agent.status, agent.reason)
         except PBXError as e:
-            self.log.warn("agent {user}: wrap-up could not start: {why}", user=agent.user.username, why=str(e))
+            self.log.warn("agent {user}: still paused ACW in some queues: {why}", user=agent.user.username, why=str(e))
 
     def _start_acw_timer(self, agent: Agent, now: float, until: float | None = None) -> None:
         if agent.acw_timer is not None and agent.acw_timer.active():
@@ -720,7 +787,8 @@ class Agents(PBXObserver, CallObserver):
         names: set[str] = set()
         for q, m in self._directory.queues_of(agent.user):
             names.add(q.asterisk_name)
-            changes.append(Change(q.asterisk_name, target(status, reason, q.id in agent.suspended), m.priority))
+            changes.append(Change(q.asterisk_name, target(status, reason, q.id in agent.suspended,
+                                                          held=bool(agent.held)), m.priority))
         changes.extend(Change(name, Target(False)) for name in sorted(agent.applied - names))
         return changes
 
@@ -773,6 +841,7 @@ class Agents(PBXObserver, CallObserver):
             del self._by_device[old]
         agent.line = line
         agent.live_legs.clear()
+        agent.held.clear()  # the old phone's calls are no longer followed: no wrap-up after them
         self._by_device[line.device] = agent
         self._save_state(agent)
         self._bus.publish(ev.EVENT_AGENT_DEVICE, agent, line=line)

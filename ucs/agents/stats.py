@@ -191,6 +191,15 @@ def is_queue_call(call: Call) -> bool:
     return call.queue is not None or call.data.get("outbound_id") is not None
 
 
+def talking(call: Call, leg: Leg) -> bool:
+    """Whether a live leg is talking, as :func:`leg_times` will count it once
+    it ends: an incoming leg once answered, the caller's own leg once the
+    call is connected."""
+    if leg.uniqueid != call.origin:
+        return leg.answered is not None
+    return call.connected is not None
+
+
 def leg_times(call: Call, leg: Leg) -> tuple[bool, bool, float, float]:
     """(incoming, answered, ring seconds, talk seconds) of an ended leg."""
     end = leg.ended if leg.ended is not None else leg.created

@@ -22,6 +22,12 @@ What a status is on Asterisk, per queue of the agent (:func:`target`):
     ACW       member, paused with reason "ACW"
     any but OFFLINE, in a queue the agent suspended: paused with reason "suspended"
 
+``held``: the agent is talking on a queue call that wrap-up will follow.  A
+READY agent is then paused "ACW" already, its status still READY: app_queue
+offers the next caller to a member the moment its device is free again unless
+it is paused, so the pause has to be in place before the call ends (see
+:mod:`ucs.agents.service`).  AUX and ACW are paused anyway.
+
 Automatic changes — wrap-up after a queue call and its end, and pauses made
 on the phone or by another AMI client — follow Asterisk and are not checked
 against the table (they already happened).
@@ -129,13 +135,13 @@ class Target:
         return f"paused ({self.reason})" if self.paused else "not paused"
 
 
-def target(status: AgentStatus, reason: str, suspended: bool) -> Target:
+def target(status: AgentStatus, reason: str, suspended: bool, *, held: bool = False) -> Target:
     if status == OFFLINE:
         return Target(False)
     if suspended:
         return Target(True, True, SUSPEND_REASON)
     if status == READY:
-        return Target(True)
+        return Target(True, True, ACW_REASON) if held else Target(True)
     if status == ACW:
         return Target(True, True, ACW_REASON)
     return Target(True, True, reason)
