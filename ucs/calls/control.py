@@ -342,10 +342,12 @@ class CallControl:
             "Variable": [f"UCS_UNIQUE=ctd-{next(self._ctd)}"],
         }
         exp = self._confirm.expect(check, f"{device} answers the click-to-dial call to {number}")
+        self._tracker.expect_origination(device, number)
         try:
             response = await self._send("Originate", headers)
         except BaseException:
             exp.cancel()
+            self._tracker.forget_origination(device)
             raise
         aid = response.get("ActionID") if isinstance(response, dict) else None
         if aid:
@@ -353,6 +355,7 @@ class CallControl:
         try:
             return await exp.wait(self.ring_timeout + self.confirm_timeout)
         finally:
+            self._tracker.forget_origination(device)
             if aid:
                 self._originating.pop(aid, None)
 

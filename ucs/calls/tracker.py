@@ -75,9 +75,10 @@ class CallTracker(PBXObserver):
         self._last_bridge: dict[str, str] = {}  # call → the caller leg's last bridge
         self._queue_steps: dict[str, JourneyStep] = {}
         self._app_steps: dict[str, JourneyStep] = {}
-        # calls Asterisk lost (restart) or that ended while the link was down: cause unknown
+        # legs Asterisk lost (restart) or that ended while the link was down
         self._forced: set[str] = set()
         self._redirecting: set[str] = set()
+        self._originating: dict[str, str] = {}  # device → the number UCS asked it to call
         self._gone_seq = 0
         pbx.observers.append(self)
 
@@ -148,8 +149,26 @@ class CallTracker(PBXObserver):
             self._update_state(call, [])
             self._notify("call_created", call)
 
+    def _party_name(self, call: Call, ch: Channel) -> str:
+        """The name of the party on ``ch``.  A channel Asterisk dialled out on a
+        trunk carries the caller's own name (it is what the far end is shown),
+        never the called party's: that one is unknown."""
+        if self.classify(ch.device) == TRUNK and ch.uniqueid != call.origin and ch.caller_name == call.caller_name:
+            return ""
+        return ch.caller_name
+
     def _has_real_leg(self, call: Call, besides: Leg) -> bool:
         return any(l.kind != LOCAL for l in call.legs.values() if l is not besides)
+
+    def expect_origination(self, device: str, number: str) -> None:
+        """UCS is about to ``Originate`` a call from ``device`` to ``number``
+        (click-to-dial): the phone rings first and Asterisk names the number
+        only once it answers, but the bar must show whom the agent calls from
+        the first ``call.new``."""
+        self._originating[device] = number
+
+    def forget_origination(self, device: str) -> None:
+        self._originating.pop(device, None)
 
     def _set_origin(self, call: Call, leg: Leg, ch: Channel) -> None:
         call.origin = leg.uniqueid
@@ -171,6 +190,12 @@ class CallTracker(PBXObserver):
                 call.direction = OUTGOING
             else:
                 call.direction = INTERNAL
+            number = self._originating.pop(ch.device, None) if ch.uniqueid == ch.linkedid else None
+            if number:
+                call.called_number = number
+                call.called_number_norm = self.normalize(number)
+                if call.called_number_norm:
+                    call.direction = OUTGOING  # an outside number: it will leave through a trunk
             desc = f"Call from {ch.caller_name + ' ' if ch.caller_name else ''}({ch.caller_num or ch.device})"
         else:
             return
@@ -206,7 +231,7 @@ class CallTracker(PBXObserver):
                 call.connected_muted = ch.muted_in
                 changed = True
             elif ch.caller_name and ch.caller_name != call.connected_name:
-                call.connected_name = ch.caller_name
+                call.connected_name = self._party_name(call, ch)
                 changed = True
         if changed:
             self._changed(call)
@@ -289,11 +314,23 @@ class CallTracker(PBXObserver):
             leg.step.end = now
             self._describe_leg_end(call, leg)
         if forced:
-            self._forced.add(call.uniqueid)
+            self._forced.add(leg.uniqueid)
         if all(l.ended is not None for l in call.legs.values()):
-            self._finish(call, now, call.uniqueid in self._forced)
+            self._finish(call, now, self._unseen_end(call))
         else:
             self._changed(call)
+
+    def _unseen_end(self, call: Call) -> bool:
+        """Whether the end that decides the cause happened while UCS was not
+        listening (Asterisk restarted, the link was down): the caller's leg and
+        the party it talked to both ended unseen.  A leg that vanished unseen
+        while the other side hung up later in plain sight (the call survived
+        the reconnect) still leaves its cause known."""
+        origin = call.legs.get(call.origin)
+        if origin is None or origin.uniqueid not in self._forced:
+            return False
+        party = next((l for l in call.legs.values() if call.connected_channel and l.channel == call.connected_channel), None)
+        return party is None or party.uniqueid in self._forced
 
     def _describe_leg_end(self, call: Call, leg: Leg) -> None:
         step = leg.step
@@ -359,7 +396,7 @@ class CallTracker(PBXObserver):
         for step in call.journey:
             if step.end is None:
                 step.end = now
-        self._forced.discard(call.uniqueid)
+        self._forced.difference_update(call.legs)
         self._queue_steps.pop(call.uniqueid, None)
         self._app_steps.pop(call.uniqueid, None)
         del self.calls[call.uniqueid]
@@ -432,7 +469,7 @@ class CallTracker(PBXObserver):
         if call.connected_channel != far.name:
             call.connected_channel = far.name
             call.connected_number = far.caller_num
-            call.connected_name = far.caller_name
+            call.connected_name = self._party_name(call, far)
             call.connected_type = leg.kind
             call.connected_internal = leg.kind == LINE
             call.connected_number_norm = "" if leg.kind == LINE else self.normalize(far.caller_num)

@@ -42,7 +42,7 @@ from twisted.logger import Logger
 from ucs import events as ev
 from ucs.api.registry import Registry
 from ucs.api.session import Session, SessionManager
-from ucs.calls.call import INCOMING, Call, CallState
+from ucs.calls.call import INCOMING, Call, CallState, Cause
 from ucs.constants import Role, SessionState
 from ucs.error import InvalidDataInput, NotFound
 from ucs.web import messages
@@ -74,6 +74,23 @@ def _user_id(agent: Any) -> int | None:
 
 
 _Place = tuple[int | None, bool, str | None, bool, frozenset[int] | None]
+
+
+def _my_end(call: Call, device: str) -> tuple[tuple[str, Any], ...]:
+    """How the call ended for this phone when the call itself goes on (the agent
+    hung up and the caller's leg is still being torn down, the agent transferred
+    the caller away): seed 002's ``onCallHangup`` needs a cause, never -1."""
+    if call.ended:
+        return ()
+    mine = [leg for leg in call.legs.values() if leg.device == device and leg.ended is not None]
+    if not mine:
+        return ()
+    leg = max(mine, key=lambda l: l.ended or 0.0)
+    if leg.answered is None and call.connected is not None and not leg.dial_status.startswith(("BUSY", "CONGESTION")):
+        cause = Cause.PICKUP  # it rang here and was answered elsewhere (ringall, a pickup)
+    else:
+        cause = leg.cause if leg.cause != Cause.NOT_SET else Cause.UNKNOWN
+    return (("cause", int(cause)), ("disconnected", leg.ended))
 
 
 def _add(table: dict[Any, dict[Connection, None]], key: Any, conn: Connection) -> None:
@@ -553,7 +570,7 @@ class Hub:
         devices = {leg.device for leg in call.legs.values()}
         now = self.clock.seconds()
         base: dict[str, Any] | None = None
-        groups: dict[tuple[tuple[str, ...], int], list[Connection]] = {}
+        groups: dict[tuple[tuple[str, ...], int, tuple[tuple[str, Any], ...]], list[Connection]] = {}
         index = self._idx()
         candidates: dict[int, Connection] = {}
         for device in devices:
@@ -574,13 +591,14 @@ class Hub:
             if quiet and names == (ev.EVENT_CALL_CHANGE,):
                 continue
             if names:
-                groups.setdefault((names, state), []).append(conn)
+                mine = _my_end(call, device) if names == ("call.hangup",) else ()
+                groups.setdefault((names, state, mine), []).append(conn)
         if not groups:
             return
         base = call.to_dict(now)
         extra = {k: v for k, v in args.items() if isinstance(v, (str, int, float, bool)) or v is None}
-        for (names, state), conns in groups.items():
-            data = dict(base, state=state)
+        for (names, state, mine), conns in groups.items():
+            data = dict(base, state=state, **dict(mine))
             for event_name in names:
                 self._send(conns, event_name, data, extra if event_name == name else None)
 
