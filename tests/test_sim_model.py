@@ -177,12 +177,14 @@ def test_internal_call_outbound_call_and_busy_extension() -> None:
     assert sim.channels == {}
     sim.trunk().set_behaviour(answer_after=1, hangup_after=2)
     out = sim.phone("SIP/1001").dial("0420777987654")
+    assert out is not None
     run(clock, 1.5)
     carrier = [c for c in sim.channels.values() if c.name.startswith("SIP/carrier-")]
     assert len(carrier) == 1 and carrier[0].cid_num == "0420777987654" and carrier[0].linkedid == out.uniqueid
     run(clock, 3)
     assert sim.channels == {}
-    sim.phone("SIP/1001").dial("9999")  # no such extension
+    assert sim.phone("SIP/1001").dial("9999") is None  # no such extension: no channel at all
+    assert rec.of("FailedACL")[-1]["ACLName"] == "no_extension_match"
     run(clock, 1)
     assert sim.channels == {}
 

@@ -216,8 +216,10 @@ class Phone:
         for c in chans:
             self._sim.bye(c)
 
-    def dial(self, exten: str) -> Channel:
-        """The user dials ``exten`` on this phone (runs the line's context)."""
+    def dial(self, exten: str) -> Channel | None:
+        """The user dials ``exten`` on this phone (runs the line's context);
+        None when the PBX refuses it before any channel exists (no such
+        extension)."""
         return self._sim.call_from_line(self.line, exten)
 
     def register(self, ip: str, port: int = 5060, useragent: str = "", expires: float = 3600) -> None:
@@ -741,7 +743,7 @@ class Sim(QueueMixin, XferMixin):
             elif not any(c.tech == "Local" and c.name.startswith(dev + "-") for c in self.channels.values()):
                 self._set_dev(dev, "NOT_INUSE")
         if peer is not None and not peer.gone:
-            self._hangup(peer, "req")
+            self._hangup(peer, "req", 16)
 
     # --------------------------------------------------------------- bridges
 
@@ -1221,14 +1223,16 @@ class Sim(QueueMixin, XferMixin):
         if not ch.gone:
             self.bye(ch)
 
-    def _leg_end(self, leg: Leg, status: str, cause: int, rna: bool = False) -> None:
-        """The call attempt failed: no answer, busy, cancelled."""
+    def _leg_end(self, leg: Leg, status: str, cause: int, rna: bool = False, dialend: bool = True) -> None:
+        """The call attempt failed: no answer, busy, cancelled.  ``dialend``:
+        False when nobody reports it (an Originate giving up on its own)."""
         if leg.ended or leg.answered:
             return
         leg.ended = True
         if leg.kind == "queue" and rna:
             self._queue_rna(leg)
-        self._dial_end(leg, status)
+        if dialend:
+            self._dial_end(leg, status)
         self._destroy(leg.chan, cause)
         if leg.kind == "queue":
             self._queue_leg_failed(leg.owner, leg)
@@ -1298,11 +1302,27 @@ class Sim(QueueMixin, XferMixin):
         if not ch.gone and ch.bridge_time is None:
             self.bye(ch)
 
-    def call_from_line(self, line: Line, exten: str) -> Channel:
-        """The phone on ``line`` dials ``exten`` (its dialplan context runs)."""
+    def call_from_line(self, line: Line, exten: str) -> Channel | None:
+        """The phone on ``line`` dials ``exten`` (its dialplan context runs).
+
+        An extension its context does not have is refused (404) before any
+        channel exists: None.  chan_sip reports it as a ``FailedACL``
+        (``no_extension_match``) while the line shows in use for a moment.
+        """
         self._check_running()
         if not line.reachable:
             raise SimError(f"{line.device} is not registered: it cannot place a call")
+        if not self.dialplan.exists(line.context, clean(exten)):
+            if line.tech == "SIP":
+                self._set_dev(line.device, "INUSE")
+                self.security_event(
+                    "FailedACL",
+                    f"Severity: Error\r\nService: SIP\r\nEventVersion: 1\r\nAccountID: {clean(exten)}\r\n"
+                    f"SessionID: 0x{self.random.getrandbits(40):x}\r\nLocalAddress: IPV4/UDP/{SIP_DOMAIN}/5060\r\n"
+                    f"RemoteAddress: IPV4/UDP/{line.ip}/{line.port}\r\nACLName: no_extension_match\r\n",
+                )
+                self._update_line(line, at_once=True)
+            return None
         # chan_pjsip creates the channel of an incoming INVITE already ringing.
         ch = self._new_channel(
             self._sip_name(line),

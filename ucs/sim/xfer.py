@@ -67,6 +67,11 @@ class AtxferJob:
 
 
 class XferMixin:
+    #: features.conf ``atxfernoanswertimeout``: seconds the transfer target may
+    #: ring before the consultation is given up and the transferer is back
+    #: with the caller.
+    atxfer_noanswer_timeout: float = 15.0
+
     # ------------------------------------------------------------- Originate
 
     def originate(
@@ -175,7 +180,8 @@ class XferMixin:
         job.timer = None
         leg = job.leg
         if leg is not None and not leg.answered and not leg.ended:
-            self._leg_end(leg, "NOANSWER", 16)
+            # The Originate's own timer: no DialEnd, cause 19 (no answer).
+            self._leg_end(leg, "NOANSWER", 19, dialend=leg.kind != "originate")
 
     def _originate_failed(self: Any, job: OriginateJob, status: str) -> None:
         self._originate_result(job, False, status)
@@ -285,7 +291,13 @@ class XferMixin:
         ch.hold_owner = job
         l1.leg = Leg("local", None, l1, None, job, f"{exten}@{context}", self.now())
         self._varset(l2, "TRANSFERERNAME", ch.name)
+        self._later(self.atxfer_noanswer_timeout, self._atxfer_noanswer, job, chan=l1)
         self._pbx_start(l2)
+
+    def _atxfer_noanswer(self: Any, job: AtxferJob) -> None:
+        leg = job.l1.leg
+        if job.active and leg is not None and not leg.answered:
+            self._atxfer_abort(job)
 
     def _atxfer_transferer_gone(self: Any, job: AtxferJob, ch: Channel) -> None:
         """The transferer hung up while consulting: the transfer completes."""
