@@ -161,3 +161,59 @@ def test_shutdown_ends_calls_and_forgets_members() -> None:
     assert not pbx.channels and not tracker.active_calls()
     assert int(rec.ended[0].cause) == 0
     assert not pbx.queues["support"].members
+
+
+def _show_channel(pbx: PBX, uid: str) -> Message:
+    """What ``CoreShowChannels`` lists for one of the model's channels."""
+    ch = pbx.channels[uid]
+    return {"Event": "CoreShowChannel", "Channel": ch.name, "Uniqueid": ch.uniqueid, "Linkedid": ch.linkedid,
+            "ChannelState": str(ch.state), "CallerIDNum": ch.caller_num, "CallerIDName": ch.caller_name,
+            "BridgeId": ch.bridge or "", "Duration": "00:00:05"}
+
+
+def test_call_that_survives_a_reconnect_keeps_who_hung_up() -> None:
+    """Ringall: while UCS's link is down, the member that declines goes away unseen;
+    the call goes on, is answered by the other member and the customer hangs up in
+    sight: the cause is the customer's (3), not 'unknown' because one ringing leg
+    ended unseen."""
+    pbx, tracker, clock, rec = build()
+    msgs = messages("sip_ringall_decline_then_answer")
+    both_ring = [i for i, m in enumerate(msgs) if m.get("Event") == "DialBegin"][1]
+    feed(pbx, clock, msgs[: both_ring + 1])
+    decliner = next(ch for ch in pbx.channels.values() if ch.device == "SIP/1001")
+    declined = next(i for i, m in enumerate(msgs) if m.get("Event") == "Hangup" and m.get("Uniqueid") == decliner.uniqueid)
+    # the link drops; when it is back, CoreShowChannels no longer lists SIP/1001's channel
+    survivors = [_show_channel(pbx, uid) for uid in pbx.channels if uid != decliner.uniqueid]
+    pbx.resync(Snapshot(channels=survivors))
+    assert decliner.uniqueid not in pbx.channels and not rec.ended
+    feed(pbx, clock, msgs[declined + 1:])
+    (call,) = rec.ended
+    assert call.answered_by == "SIP/1002"
+    assert int(call.cause) == 3
+    assert not pbx.channels
+
+
+def test_call_whose_both_sides_ended_unseen_has_unknown_cause() -> None:
+    pbx, tracker, clock, rec = build()
+    msgs = messages("sip_queue_answered_agent_hangs_up")
+    bridged = [i for i, m in enumerate(msgs) if m.get("Event") == "BridgeEnter"][-1]
+    feed(pbx, clock, msgs[: bridged + 1])
+    pbx.resync(Snapshot(channels=[]))
+    (call,) = rec.ended
+    assert int(call.cause) == 0
+
+
+def test_caller_gone_unseen_then_agent_hangs_up_is_the_caller() -> None:
+    """The customer's leg vanished while the link was down; the agent's channel was
+    still up at the resync and hangs up later: the customer left first (3)."""
+    pbx, tracker, clock, rec = build()
+    msgs = messages("sip_queue_answered_agent_hangs_up")
+    bridged = [i for i, m in enumerate(msgs) if m.get("Event") == "BridgeEnter"][-1]
+    feed(pbx, clock, msgs[: bridged + 1])
+    (call,) = tracker.active_calls()
+    agent = next(ch for ch in pbx.channels.values() if ch.device == "SIP/1001")
+    pbx.resync(Snapshot(channels=[_show_channel(pbx, agent.uniqueid)]))
+    assert not rec.ended
+    pbx.feed({"Event": "Hangup", "Channel": agent.name, "Uniqueid": agent.uniqueid, "Linkedid": agent.linkedid,
+              "Cause": "16"})
+    assert rec.ended == [call] and int(call.cause) == 3
