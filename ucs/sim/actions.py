@@ -17,6 +17,7 @@ from twisted.internet import defer
 
 from ucs.sim.model import Channel
 from ucs.sim.pbx import Sim, SimError
+from ucs.sim.pjsip import PjsipActions
 from ucs.sim.queues import QueueError
 from ucs.sim.wire import (
     CLASSES,
@@ -37,7 +38,8 @@ Pairs = list[tuple[str, object]]
 ACTION_NAMES = (
     "Atxfer", "BlindTransfer", "Bridge", "BridgeList", "Challenge", "Command", "CoreSettings",
     "CoreShowChannels", "CoreStatus", "DeviceStateList", "Events", "ExtensionStateList", "Filter", "Getvar",
-    "Hangup", "ListCommands", "Login", "Logoff", "MuteAudio", "Originate", "Ping", "QueueAdd",
+    "Hangup", "ListCommands", "Login", "Logoff", "MuteAudio", "Originate", "PJSIPNotify", "PJSIPShowContacts", "PJSIPShowEndpoint",
+    "PJSIPShowEndpoints", "PJSIPShowRegistrationsInbound", "Ping", "QueueAdd",
     "QueuePause", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPnotify", "SIPpeers",
     "SIPshowpeer", "Setvar", "Status",
 )  # fmt: skip
@@ -82,7 +84,7 @@ def parse_callerid(text: str) -> tuple[str, str]:
     return text.strip(), ""
 
 
-class Actions:
+class Actions(PjsipActions):
     """The action handlers; ``dispatch`` picks one by the ``Action:`` header."""
 
     #: Actions allowed before Login.
@@ -639,6 +641,9 @@ class Actions:
         elif low in ("core show channels", "core show channels concise"):
             lines = [c.name for c in sim.channels.values()]
             lines.append(f"{len(sim.channels)} active channel{'s' if len(sim.channels) != 1 else ''}")
+        elif low.startswith("module reload ") and cmd.split()[-1] in sim.MODULES:
+            sim.module_reload(cmd.split()[-1])
+            lines = []
         elif low in ("core restart now", "core restart gracefully", "core restart when convenient"):
             sim.clock.callLater(0, sim.restart)
             lines = []

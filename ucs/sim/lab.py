@@ -52,6 +52,8 @@ def _add_pjsip(sim: Sim) -> None:
     for device, name, number, ip in LAB_PJSIP:
         phone = sim.add_line(device, name, ip, dynamic=ip is None, secret="lab" + device[6:] if ip is None else None)
         phone.line.number = number
+        if device == "PJSIP/webrtc1":
+            phone.line.transport, phone.line.max_contacts = "", 5
 
 
 def lab(clock: Any = None, *, seed: int | None = 0, epoch: float | None = None) -> Sim:

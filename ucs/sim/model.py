@@ -96,6 +96,10 @@ class Line:
         self.reg_callid = ""
         self.reg_expires_at: float | None = None
         self.reg_timer: Any = None
+        #: PJSIP: the endpoint's transport ("" for a WebRTC endpoint on the
+        #: WebSocket transport) and its AOR's max_contacts.
+        self.transport = "transport-udp"
+        self.max_contacts = 1 if dynamic else 0
         #: PJSIP: the pending re-evaluation of the device state (see Sim._update_line).
         self.dev_timer: Any = None
         self.behaviour = Behaviour()

@@ -1414,6 +1414,17 @@ class Sim(QueueMixin, XferMixin):
         else:
             self._come_back()
 
+    #: The modules ``module reload`` knows; reloading one keeps its state
+    #: (dynamic queue members stay, as the matrix's sip_module_reload_queue shows).
+    MODULES = ("app_queue.so", "chan_sip.so", "res_pjsip.so", "pbx_config.so", "features")
+
+    def module_reload(self, module: str) -> None:
+        """``module reload <module>`` on the Asterisk console: a ``Reload`` event."""
+        if module not in self.MODULES:
+            raise SimError(f"module {module!r} is not simulated: reload one of {', '.join(self.MODULES)}")
+        self.reloaded_at = self.now()
+        self._emit("Reload", SYSTEM, f"Module: {module}\r\nStatus: 0\r\n")
+
     def _come_back(self) -> None:
         self._boot()
         for fn in list(self._state_listeners):
