@@ -111,6 +111,8 @@ class Actions(PjsipActions):
         if not s.authenticated and key not in self.OPEN:
             return self.error(m, "Permission denied")
         handler = self._handlers.get(key)
+        if key.startswith("pjsip") and not self.sim.pjsip:
+            handler = None  # res_pjsip is not loaded: Asterisk knows no such action
         if handler is None:
             self._bad_format(s, action)
             return self.error(

@@ -57,18 +57,17 @@ def _add_pjsip(sim: Sim) -> None:
 
 
 def lab(clock: Any = None, *, seed: int | None = 0, epoch: float | None = None) -> Sim:
-    """A :class:`Sim` configured as the capture lab (see the captures' README):
-    lines 1001..1003 static, 1004 dynamic with a secret, PJSIP endpoints
-    2001..2003 (static contacts), 2004 and webrtc1 (they register), trunk
-    SIP/carrier, queues ``support`` (rrmemory, member timeout 8 s) and
-    ``sales`` (ringall), the lab dialplan, and the AMI user ``ucs``/``ucslab``."""
+    """A :class:`Sim` configured as the lab of the first captures (see the
+    captures' README): chan_sip only (no res_pjsip: its actions are unknown),
+    lines 1001..1003 static, 1004 dynamic with a secret, trunk SIP/carrier,
+    queues ``support`` (rrmemory, member timeout 8 s) and ``sales``
+    (ringall), the lab dialplan, and the AMI user ``ucs``/``ucslab``."""
     sim = Sim(clock, seed=seed, epoch=epoch)
     for device, name, ip in LAB_LINES:
         if ip is None:
             sim.add_line(device, name, dynamic=True, secret="dave1004", call_limit=0)
         else:
             sim.add_line(device, name, ip)
-    _add_pjsip(sim)
     sim.add_trunk("SIP/carrier", "127.0.0.20")
     sim.add_queue("support", strategy="rrmemory", timeout=8)
     sim.add_queue("sales", strategy="ringall", timeout=15)
@@ -79,7 +78,8 @@ def lab(clock: Any = None, *, seed: int | None = 0, epoch: float | None = None) 
 
 def matrix_lab(clock: Any = None, *, seed: int | None = 0, epoch: float | None = None) -> Sim:
     """The lab of the capture matrix (Asterisk 20.21, ``../shared/asterisk/etc``):
-    the phones of :func:`lab`; both queues ring a member 8 s and retry after
+    the chan_sip phones of :func:`lab` and the PJSIP endpoints 2001..2003
+    (static contacts), 2004 and webrtc1 (they register); both queues ring a member 8 s and retry after
     1 s; the dialplan of its ``extensions.conf``."""
     sim = Sim(clock, seed=seed, epoch=epoch)
     for device, name, ip in LAB_LINES:

@@ -495,6 +495,11 @@ class Sim(QueueMixin, XferMixin):
     def phone(self, device: str) -> Phone:
         return Phone(self, self.line(device))
 
+    @property
+    def pjsip(self) -> bool:
+        """Whether res_pjsip is loaded: the PBX has PJSIP endpoints."""
+        return any(line.tech == "PJSIP" for line in self.lines.values())
+
     def trunk(self, device: str = "SIP/carrier") -> Phone:
         return self.phone(device)
 
