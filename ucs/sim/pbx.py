@@ -1234,10 +1234,10 @@ class Sim(QueueMixin, XferMixin):
         if leg.ended or leg.answered:
             return
         leg.ended = True
-        if leg.kind == "queue" and rna:
-            self._queue_rna(leg)
         if dialend:
             self._dial_end(leg, status)
+        if leg.kind == "queue" and rna:
+            self._queue_rna(leg)
         self._destroy(leg.chan, cause)
         if leg.kind == "queue":
             self._queue_leg_failed(leg.owner, leg)

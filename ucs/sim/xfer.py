@@ -112,12 +112,16 @@ class XferMixin:
             if line is None or not line.reachable or (line.trunk and not number):
                 self._originate_result(job, False, "CHANUNAVAIL")
                 return job
-            cid = callerid if callerid is not None else ((line.number, line.display) if not line.trunk else ("", ""))
+            # The channel starts with the phone's own caller id (its config);
+            # the Originate's CallerID replaces it (NewCallerid) and becomes the
+            # connected line too.
+            cid = (line.number, line.display) if not line.trunk else ("", "")
             ch = self._new_channel(self._sip_name(line), state=0, cid=cid, context=line.context, exten="s", line=line)
             self._varset(ch, "SIPCALLID", self._callid(line))
             ch.exten = "" if not line.trunk else number
             self._newexten(ch, "AppDial2", "(Outgoing Line)")
             if callerid is not None:
+                self._set_callerid(ch, callerid[0], callerid[1])
                 self._set_connected(ch, callerid[0], callerid[1])
             job.chan = ch
             leg = Leg("originate", None, ch, line, job, rest, self.now())
