@@ -72,7 +72,7 @@ class QueueMixin:
         self._emit("QueueMemberAdded", AGENT, m.block())
         self._update_avail(q)
         if m.available:
-            self._kick(q)
+            self._offer(q)
         return m
 
     def queue_remove(self: Any, queue: str, interface: str) -> None:
@@ -109,7 +109,7 @@ class QueueMixin:
             self._update_avail(m.queue)
             self._emit("QueueMemberPause", AGENT, m.block())
             if m.available:
-                self._kick(m.queue)
+                self._offer(m.queue)
         return members
 
     def _dev_state(self: Any, dev: str) -> str:
@@ -125,13 +125,34 @@ class QueueMixin:
     def _device_changed(self: Any, dev: str, state: str) -> None:
         """A phone's device state changed: members using it get a new Status."""
         num = DEVSTATE_NUM.get(state, 0)
-        for m in self._members_by_dev.get(dev, ()):
+        for m in list(self._members_by_dev.get(dev, ())):
+            if self.devices.get(dev, state) != state:
+                break  # offered in one queue, the phone rings: that change told every member already
             if m.status != num:
                 m.status = num
                 self._emit("QueueMemberStatus", AGENT, m.block())
                 self._update_avail(m.queue)
                 if m.available:
-                    self._kick(m.queue)
+                    self._offer(m.queue)
+
+    def _offer(self: Any, q: Queue) -> None:
+        """A member became available (its device free, unpaused, added): the
+        waiting callers try it now, in the same step -- before the simulator
+        reads another AMI action and whichever way it is driven (a clock step,
+        an action, a test's call).
+
+        In app_queue the device-state callback makes the member available at
+        once (``device_state_cb`` -> ``update_status``; ``can_ring_entry``
+        refuses only a paused, busy or wrapping-up member) and the waiting
+        callers' own threads ring it when they next look (``wait_our_turn``
+        every second, ``wait_a_bit`` after ``retry``), with no regard to what
+        an AMI client is about to send.  Offering at once is the case a client
+        must survive: a pause sent on hearing of the hangup comes too late.
+        An entry still ringing or waiting out its retry is left alone, as
+        :meth:`_queue_try` says.
+        """
+        for e in list(q.entries):
+            self._queue_try(e)
 
     def _kick(self: Any, q: Queue) -> None:
         """Waiting callers try the members again, once the current command is done."""
