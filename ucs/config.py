@@ -512,7 +512,9 @@ class AgentsConfig:
 
     acw_seconds: float = option(15.0, number(0, 3600, "seconds"),
                                 "After-call work after a queue call, before the agent is back to the "
-                                "status before the call (0: no ACW).")
+                                "status before the call (0: no ACW). The agent's queues are paused "
+                                "(reason ACW) as soon as they answer a queue call, their status still "
+                                "READY, so no next caller rings them between the call and ACW.")
     initial_status: str = option("ready", choice("ready", "aux", "offline"),
                                  "Status of an agent right after pairing a phone.")
     timezone: str = option("UTC", _timezone(),
