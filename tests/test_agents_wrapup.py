@@ -26,6 +26,7 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 
 from ucs.agents import Agent
+from ucs.agents.transitions import Target, target
 from ucs.constants import AgentStatus
 from ucs.events import EVENT_AGENT_STATUS
 from ucs.server import UCSServer
@@ -166,6 +167,14 @@ async def test_the_next_caller_waits_for_the_end_of_acw(tmp_path: Path) -> None:
 
 
 # -- the agents service on the agents' stack ------------------------------------------------
+
+
+def test_a_held_agent_is_paused_acw_only_where_it_would_take_calls() -> None:
+    assert target(READY, "", False, held=True) == Target(True, True, "ACW")
+    assert target(READY, "", False) == Target(True)
+    assert target(AUX, "Lunch", False, held=True) == Target(True, True, "Lunch")
+    assert target(READY, "", True, held=True) == Target(True, True, "suspended")
+    assert target(OFFLINE, "", False, held=True) == Target(False)
 
 
 def statuses(s: AgentStack) -> list[tuple[str, str]]:
