@@ -203,6 +203,9 @@ class _Originating:
     call: Call | None = None
     failure: str | None = None
     notified: bool = False
+    #: Asterisk's Q.850 cause when the phone's channel hung up before answering:
+    #: an Originate that rang out ends with 19 and no DialEnd (Asterisk 20).
+    hangup_cause: int = 0
 
 
 class CallControl:
@@ -362,9 +365,9 @@ class CallControl:
     def _why_not_answered(self, o: _Originating) -> str:
         leg = o.call.legs.get(o.uid or "") if o.call is not None else None
         status = leg.dial_status if leg is not None else ""
-        if status == "NOANSWER":
+        if status == "NOANSWER" or o.hangup_cause in (18, 19):
             return f"it rang for {self.ring_timeout:g} s and nobody answered"
-        if status in ("BUSY", "CONGESTION"):
+        if status in ("BUSY", "CONGESTION") or o.hangup_cause in (17, 21):
             return "the phone rejected it (busy)"
         return "the call ended before the phone answered"
 
@@ -1024,6 +1027,9 @@ class _Watcher(PBXObserver, CallObserver):
         self._control._changed()
 
     def channel_hungup(self, ch: Channel, cause: int, cause_txt: str) -> None:
+        for o in self._control._originating.values():
+            if o.uid == ch.uniqueid:
+                o.hangup_cause = cause
         self._control._changed()
 
     def hold_changed(self, ch: Channel) -> None:
