@@ -104,6 +104,7 @@ class StateBuilder:
             calls = self._tracker.calls_of_device(session.line.device)
             if calls:
                 call = calls[-1].to_dict(now)
+                call["number"] = calls[-1].number_for(session.line.device)  # the other party's, from this phone
         queues = []
         for queue, membership in self._directory.queues_of(user):
             q = {**queue.to_dict(), **membership.to_dict()}

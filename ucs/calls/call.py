@@ -173,6 +173,15 @@ class Call:
         """Seed 002: the called number of an outgoing call, the caller's otherwise."""
         return self.called_number if self.direction == OUTGOING else self.caller_number
 
+    def number_for(self, device: str) -> str:
+        """``number`` as the phone ``device`` sees it: the other party's.  The phone
+        that placed the call (an internal call too) sees whom it calls; the
+        others see who calls."""
+        origin = self.legs.get(self.origin)
+        if origin is not None and origin.device == device and self.called_number:
+            return self.called_number
+        return self.number
+
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         now = now if now is not None else (self.disconnected or self.created)
         return {

@@ -196,6 +196,10 @@ class CallTracker(PBXObserver):
                 call.called_number_norm = self.normalize(number)
                 if call.called_number_norm:
                     call.direction = OUTGOING  # an outside number: it will leave through a trunk
+            elif ch.uniqueid == ch.linkedid and ch.exten not in ("s", "") and not call.called_number:
+                # What the phone dialled (the INVITE's number): the bar shows whom
+                # the agent calls from the first call.new, before any Dial.
+                call.called_number = ch.exten
             desc = f"Call from {ch.caller_name + ' ' if ch.caller_name else ''}({ch.caller_num or ch.device})"
         else:
             return
@@ -225,6 +229,10 @@ class CallTracker(PBXObserver):
                 changed = True
             if msg.get("Event") == "MuteAudio":
                 call.caller_muted = ch.muted_in
+                changed = True
+            if call.state == CallState.NEW and ch.state >= 4 and not call.connected_channel:
+                # The caller's own phone rings (a click-to-dial Originate rings the
+                # agent first, and may never get further): the call is under way.
                 changed = True
         elif call.connected_channel == ch.name:
             if msg.get("Event") == "MuteAudio":
@@ -352,6 +360,10 @@ class CallTracker(PBXObserver):
             origin = call.legs.get(call.origin)
             if origin is not None and origin.hangup_requested and leg.uniqueid != call.origin:
                 return Cause.CALLER_HUNG_UP
+            if leg.uniqueid != call.origin and cause_from_q850(q850) == Cause.REJECTED:
+                # The phone declined (603): Dial() reports that as BUSY (chan_sip)
+                # or NOANSWER (PJSIP), but its own channel says rejected.
+                return Cause.REJECTED
             by_status = cause_from_dialstatus(leg.dial_status) if leg.dial_status else None
             if by_status is not None:
                 return by_status

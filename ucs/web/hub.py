@@ -93,6 +93,13 @@ def _my_end(call: Call, device: str) -> tuple[tuple[str, Any], ...]:
     return (("cause", int(cause)), ("disconnected", leg.ended))
 
 
+def _my_number(call: Call, device: str) -> tuple[tuple[str, Any], ...]:
+    """Seed 002's ``number`` as this phone sees it (:meth:`Call.number_for`): the
+    phone that placed an internal call would otherwise be shown its own extension."""
+    number = call.number_for(device)
+    return (("number", number),) if number != call.number else ()
+
+
 def _add(table: dict[Any, dict[Connection, None]], key: Any, conn: Connection) -> None:
     table.setdefault(key, {})[conn] = None
 
@@ -201,6 +208,7 @@ class Hub:
         self._expiry: dict[str, Any] = {}        # sid → DelayedCall of a detached session
         self._calls: dict[str, dict[str, int]] = {}  # sid → call uniqueid → state last shown
         self._viewers: dict[str, set[str]] = {}  # call uniqueid → sids it was shown to
+        self._hold_parties: dict[str, frozenset[str]] = {}  # held call uniqueid → the phones of its parties then
         # Who is where: events touch only the connections they concern instead of
         # scanning all of them.  Connections whose session changed are put in their
         # new place before the next event looks (``_dirty``); None: rebuild whole.
@@ -567,6 +575,13 @@ class Hub:
     def _call_event(self, name: str, call: Call, args: dict[str, Any], quiet: bool = False) -> None:
         if not self.connections:
             return  # no bar to show it to (a bar that comes back asks for its calls with ``state``)
+        if call.state == CallState.HELD and not call.ended:
+            # Who was in the call when it was put on hold: a phone that joins the
+            # call while the caller still hears music (the consulted party of a
+            # transfer that completes) did not hold it and is talking.
+            self._hold_parties.setdefault(call.uniqueid, frozenset(self._holders(call)))
+        else:
+            self._hold_parties.pop(call.uniqueid, None)
         devices = {leg.device for leg in call.legs.values()}
         now = self.clock.seconds()
         base: dict[str, Any] | None = None
@@ -591,7 +606,7 @@ class Hub:
             if quiet and names == (ev.EVENT_CALL_CHANGE,):
                 continue
             if names:
-                mine = _my_end(call, device) if names == ("call.hangup",) else ()
+                mine = _my_number(call, device) + (_my_end(call, device) if names == ("call.hangup",) else ())
                 groups.setdefault((names, state, mine), []).append(conn)
         if not groups:
             return
@@ -618,7 +633,7 @@ class Hub:
         state = int(call.state)
         if leg.answered is None and call.state not in _RINGING:
             state = int(CallState.RINGING)  # my phone rings in a call that is connected elsewhere
-        elif leg.answered is not None and device not in self._holders(call):
+        elif leg.answered is not None and device not in self._hold_parties.get(uid, self._holders(call)):
             if prev == CallState.HELD:
                 state = prev  # I held the caller, who went to the one I consulted; my own leg ends next
             elif call.state == CallState.HELD:
