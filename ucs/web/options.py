@@ -73,6 +73,9 @@ class WebOptions:
     ping_timeout: float = 10.0
     #: A request larger than this gets an error reply (the message is not read further).
     max_request_size: int = 64 * 1024
+    #: An HTTP request body larger than this is refused (413) before it is read; no
+    #: UCS resource takes a body (:mod:`ucs.web.site`).
+    max_body_size: int = 4096
     #: A frame or message larger than this closes the connection (1009): it is not even buffered.
     max_frame_size: int = 1024 * 1024
     #: Bytes a client that reads too slowly may have waiting for it before it is dropped.

@@ -71,12 +71,41 @@ class StaticFiles(File):
     def render_GET(self, request: Request) -> Any:
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"x-content-type-options", b"nosniff")
+        for name, value in self.headers.items():
+            request.setHeader(name, value)
         return super().render_GET(request)
+
+    #: Headers added to every file's response (see :class:`DemoFiles`).
+    headers: dict[bytes, bytes] = {}
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """A name no file can have (a NUL byte: ``/demo/%00``) is a 404, not the 500
+        of ``os.stat`` failing on it."""
+        try:
+            return super().getChild(path, request)  # type: ignore[no-any-return]
+        except (ValueError, OSError):
+            return pages.notFound("No Such Resource", "No such file.")
 
     def createSimilarFile(self, path: str) -> File:
         f = super().createSimilarFile(path)
-        f.__class__ = StaticFiles
+        f.__class__ = self.__class__
         return f
+
+
+class DemoFiles(StaticFiles):
+    """The demo CRM page: UCS's own page, so it may not be framed by another site,
+    and runs only its own scripts and styles, from UCS (a script injected into it
+    cannot run, and could not send what it read anywhere else).  ``operator.js``
+    has no such headers: CRMs embed it in their own pages, on their own origins."""
+
+    headers = {
+        b"content-security-policy": (
+            b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            b"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            b"frame-ancestors 'none'"),
+        b"x-frame-options": b"DENY",
+        b"referrer-policy": b"no-referrer",
+    }
 
 
 class Health(Resource):
@@ -175,10 +204,11 @@ class WebService(Service):
         self.hub._prepare = self._prepare
         self.root = Root()
         self.root.putChild(b"operator", operator_files(static))
-        self.root.putChild(b"demo", StaticFiles(str(static / "demo")))
+        self.root.putChild(b"demo", DemoFiles(str(static / "demo")))
         self.root.putChild(b"health", Health(self.health))
         self._put(self.options.ws_path, UpgradedResource(self.factory))
-        self.site = DeadlineSite(self.root, request_timeout=self.options.request_timeout, reactor=reactor)
+        self.site = DeadlineSite(self.root, request_timeout=self.options.request_timeout, reactor=reactor,
+                                 max_body=self.options.max_body_size)
         self.site.displayTracebacks = False
         self._listening: Any = None
         self._calls = calls
