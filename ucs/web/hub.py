@@ -48,7 +48,7 @@ from ucs.error import InvalidDataInput, NotFound
 from ucs.web import messages
 from ucs.web.connection import Connection
 from ucs.web.messages import Outgoing, Request
-from ucs.web.options import WebOptions, normalize_origin
+from ucs.web.options import WebOptions, fixed_host, normalize_origin
 
 Prepare = Callable[[bytes], Any]
 
@@ -257,8 +257,10 @@ class Hub:
     # -- origins -----------------------------------------------------------------------
 
     def origin_allowed(self, origin: str | None, host: str | None, secure: bool) -> bool:
-        """Browsers say which page opens a WebSocket: a page served by UCS itself, or one
-        of ``allowed_origins``, may; a client that sends no Origin is not a browser."""
+        """Browsers say which page opens a WebSocket: one of ``allowed_origins`` may, and
+        a page served by UCS itself under an IP address or ``localhost`` (a host name
+        in ``Host`` may be an attacker's, rebound to UCS: :func:`fixed_host`); a
+        client that sends no Origin is not a browser."""
         if origin is None or origin == "":
             return True
         allowed = self.options.origins
@@ -267,7 +269,7 @@ class Hub:
         norm = normalize_origin(origin)
         if norm in allowed:
             return True
-        if host:
+        if host and fixed_host(host):
             own = normalize_origin(("https://" if secure else "http://") + host)
             if norm == own:
                 return True

@@ -35,6 +35,26 @@ def normalize_origin(origin: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
+def fixed_host(host: str) -> bool:
+    """Whether ``host`` (a ``Host`` header: a name or an address, maybe with a port)
+    reaches this machine in a way DNS cannot change: an IP address, or ``localhost``
+    (browsers keep it on the loopback).  A page under any other name may have come
+    from whoever owns that name — DNS rebinding: the attacker's name resolved to
+    UCS for a moment, the page and its WebSocket then share an origin with it — so
+    only ``allowed_origins`` lets such a page in."""
+    try:
+        name = urlsplit("//" + host.strip()).hostname or ""
+    except ValueError:
+        return False
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 #: Where Linux keeps the cap on every listen backlog.
 SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
 
@@ -61,7 +81,8 @@ class WebOptions:
     tls_cert: str = ""
     tls_key: str = ""
     #: Origins (``https://crm.example.com``) allowed to open the WebSocket besides
-    #: pages served by UCS itself; ``("*",)``: any.  A client sending no ``Origin``
+    #: pages UCS serves under an IP address or ``localhost`` (:func:`fixed_host`);
+    #: UCS's own pages under a host name need theirs listed; ``("*",)``: any.  A client sending no ``Origin``
     #: (not a browser) is let in: origins protect browsers' users, not servers.
     allowed_origins: tuple[str, ...] = ()
     #: Proxies whose ``X-Forwarded-For`` names the client (addresses or networks).
