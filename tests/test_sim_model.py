@@ -92,6 +92,27 @@ def test_ringall_rings_everyone_and_cancels_the_others_on_answer() -> None:
     assert sim.devices["SIP/1002"] == "INUSE" and sim.devices["SIP/1001"] == "NOT_INUSE"
 
 
+def test_a_phone_that_rang_a_while_declines() -> None:
+    """603 Decline after ringing: chan_sip shows the caller BUSY (cause 21), the
+    queue moves on, the declined call is over for that phone."""
+    sim, clock, rec = make()
+    sim.queue_add("sales", "SIP/1001", "Alice Agent")
+    sim.phone("SIP/1001").set_behaviour(answer_after=None)
+    sim.caller_calls("5001")
+    run(clock, 2)
+    assert sim.phone("SIP/1001").ringing is not None
+    sim.phone("SIP/1001").decline()
+    run(clock, 0.5)
+    assert sim.phone("SIP/1001").ringing is None
+    (end,) = [m for m in rec.of("DialEnd") if m["DestChannel"].startswith("SIP/1001-")]
+    assert end["DialStatus"] == "BUSY"
+    (hangup,) = [m for m in rec.of("Hangup") if m["Channel"].startswith("SIP/1001-")]
+    assert hangup["Cause"] == "21"
+    assert rec.of("AgentRingNoAnswer")[0]["Interface"] == "SIP/1001"
+    with pytest.raises(SimError, match="no ringing call to decline"):
+        sim.phone("SIP/1001").decline()
+
+
 def test_busy_phone_paused_member_and_unregistered_phone_are_skipped() -> None:
     sim, clock, rec = make()
     sim.queue_add("sales", "SIP/1001", "Alice Agent")

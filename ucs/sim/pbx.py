@@ -208,6 +208,16 @@ class Phone:
             raise SimError(f"{self.device} has no ringing call to reject")
         self._sim._leg_end(ch.leg, "BUSY", 17, rna=True)
 
+    def decline(self) -> None:
+        """Decline the ringing call (603 Decline) after it rang a while: chan_sip
+        reports it to the caller as BUSY, chan_pjsip hangs up with cause 21
+        and the caller sees NOANSWER (the matrix's ``ringall_decline_then_answer``)."""
+        ch = self.ringing
+        if ch is None:
+            raise SimError(f"{self.device} has no ringing call to decline")
+        assert ch.leg is not None
+        self._sim._refused(ch.leg, "NOANSWER" if ch.tech == "PJSIP" else "BUSY", 21)
+
     def hangup(self, channel: Channel | None = None) -> None:
         """Hang up (send BYE on) the phone's call, or the given channel of it."""
         chans = [channel] if channel is not None else [c for c in self.line.channels if not c.gone]
