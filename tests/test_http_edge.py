@@ -63,9 +63,11 @@ class Answer:
 
 
 def attack(port: int, request_head: bytes, body: int = 0, *, chunked: bool = False,
-           deadline: float = 20.0) -> Answer:
+           deadline: float = 20.0, head_only: bool = False) -> Answer:
     """Send ``request_head`` and up to ``body`` bytes of body, reading whatever comes
-    back between writes; stop sending once an answer starts.  Blocking: run it in a thread."""
+    back between writes; stop sending once an answer starts, stop reading when the
+    server closes (or, ``head_only``, once the response's head is in).  Blocking: run
+    it in a thread."""
     start = time.monotonic()
     s = socket.create_connection(("127.0.0.1", port))
     s.settimeout(deadline)
@@ -91,6 +93,8 @@ def attack(port: int, request_head: bytes, body: int = 0, *, chunked: bool = Fal
             if not data:
                 break
             received += data
+            if head_only and b"\r\n\r\n" in received:
+                break
     finally:
         s.close()
     head, _, rest = received.partition(b"\r\n\r\n")
@@ -218,3 +222,29 @@ async def test_no_response_names_twisted_and_only_the_demo_page_forbids_framing(
     bar = answers["/operator/operator.js"].head.lower()
     assert answers["/operator/operator.js"].status == 200
     assert "content-security-policy" not in bar and "x-frame-options" not in bar  # CRMs embed it
+
+
+# -- origins ---------------------------------------------------------------------------------------
+
+
+def upgrade(path: str, host: str, origin: str) -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n").encode("ascii")
+
+
+@pytest.mark.parametrize("path", ["/ws", "/iserver"])
+@pytest_twisted.ensureDeferred
+async def test_a_page_under_a_rebound_name_cannot_open_the_websocket(server: UCSServer, path: str) -> None:
+    """DNS rebinding: ``rebind.example`` resolved to UCS for a moment, so the page
+    there and its WebSocket share an origin and a ``Host`` — which used to be enough."""
+    port = server.get_web_service().port
+    for host in (f"rebind.example:{port}", "rebind.example"):
+        a = await threads.deferToThread(attack, port, upgrade(path, host, f"http://{host}"), deadline=3,
+                                        head_only=True)
+        assert a.status == 403, (host, a.head)
+    # UCS's own pages under an address or localhost still may.
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        a = await threads.deferToThread(attack, port, upgrade(path, host, f"http://{host}"), deadline=3,
+                                        head_only=True)
+        assert a.status == 101, (host, a.head)
