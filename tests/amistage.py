@@ -46,7 +46,7 @@ from pathlib import Path
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.python.failure import Failure
 
 from ucs.ami.message import Message
@@ -289,7 +289,7 @@ class StageProtocol(Protocol):
         f._member_changed(self, action)
 
 
-class StageFactory(Factory):
+class StageFactory(ServerFactory):
     """Serves :class:`Stage` to UCS's AMI client; drives the stream (see the module)."""
 
     def __init__(self, stage: Stage, username: str = "ucs", secret: str = "ucslab", reactor: object = None) -> None:
