@@ -6,7 +6,8 @@ import pytest
 import pytest_twisted
 from test_control_stack import ALICE, BOB, DAVE, started
 
-from ucs.calls.call import OUTGOING, CallState, Cause
+from ucs.calls.call import INTERNAL, OUTGOING, Call, CallState, Cause
+from ucs.calls.tracker import CallObserver
 from ucs.calls.control import check_number
 from ucs.directory.model import Line, Queue
 from ucs.error import InvalidDataInput, InvalidState, PBXError
@@ -49,6 +50,32 @@ async def test_click_to_dial_rings_the_agent_then_the_number() -> None:
         assert done.cause == Cause.CALLER_HUNG_UP
         assert s.leg(done, "SIP/1002").cause == Cause.CALLER_HUNG_UP
         assert s.leg(done, "SIP/carrier").cause == Cause.CALLER_HUNG_UP
+    finally:
+        await s.stop()
+
+
+class FirstSeen(CallObserver):
+    """What the bar's first ``call.new`` is built from: the call as it is created."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    def call_created(self, call: Call) -> None:
+        self.seen.append((call.direction, call.called_number, call.number))
+
+
+@pytest.mark.parametrize("number, direction", [(NUMBER, OUTGOING), ("1003", INTERNAL)])
+@pytest_twisted.ensureDeferred
+async def test_a_click_to_dial_call_says_whom_it_calls_while_the_agents_phone_rings(number: str, direction: str) -> None:
+    """Asterisk names the dialled number only once the agent's phone answers; a CRM
+    opening the customer's record at ``onCallNew`` must get it from the start."""
+    s = await started()
+    first = FirstSeen()
+    s.tracker.observers.append(first)
+    try:
+        call = await s.settle(s.control.dial(BOB, number))
+        assert first.seen[0] == (direction, number, number if direction == OUTGOING else "1002")
+        assert call.called_number == number
     finally:
         await s.stop()
 

@@ -194,8 +194,11 @@ class CallTracker(PBXObserver):
             if number:
                 call.called_number = number
                 call.called_number_norm = self.normalize(number)
-                if call.called_number_norm:
-                    call.direction = OUTGOING  # an outside number: it will leave through a trunk
+                digits = sum(c.isdigit() for c in number)
+                if call.called_number_norm or digits >= self.normalize.min_length:
+                    # An outside number (longer than any extension): it will leave
+                    # through a trunk, whatever outside-line prefix the PBX uses.
+                    call.direction = OUTGOING
             elif ch.uniqueid == ch.linkedid and ch.exten not in ("s", "") and not call.called_number:
                 # What the phone dialled (the INVITE's number): the bar shows whom
                 # the agent calls from the first call.new, before any Dial.
