@@ -203,11 +203,11 @@ class Phones:
         self.tmp = tmp
         self.started: list[Sipp] = []
 
-    def start(self, scenario: str, ip: str, port: int, *args: str, name: str = "") -> Sipp:
+    def start(self, scenario: str, ip: str, port: int, *args: str, name: str = "", local_port: int = 5060) -> Sipp:
         """``sipp -sf SCENARIO -i IP -p 5060 -m 1 … 127.0.0.1:PORT``, its screen in ``NAME.log``."""
         name = name or f"{scenario}-{ip}"
         log = self.tmp / f"{name}-{len(self.started)}.log"
-        argv = ["sipp", "-sf", str(self.lab.scenarios / f"{scenario}.xml"), "-i", ip, "-p", "5060",
+        argv = ["sipp", "-sf", str(self.lab.scenarios / f"{scenario}.xml"), "-i", ip, "-p", str(local_port),
                 "-m", "1", "-nostdin", "-aa", *args, f"127.0.0.1:{port}"]
         proto = _Sipp(name)
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -457,6 +457,10 @@ class LabUCS:
 
     async def stop(self) -> None:
         for bar in self.bars:
+            # Shown with a failing test's output: what each bar got.
+            print(f"{bar.name}: " + ", ".join(
+                f"{n}({d.get('state')},{d.get('cause')})" if n.startswith("call.") else
+                f"{n}({d.get('status', '')})" for n, d in bar.events if n.startswith(("call.", "agent.status"))))
             bar.close()
         await self.server.service.stopService()
 
@@ -468,13 +472,12 @@ async def start_ucs(lab: Lab, tmp: Path) -> LabUCS:
     await server.service._starting
     ucs = LabUCS(server, lab)
     await seed(server, lab)
-    link = server.get_pbx_link()
-    if not link.resyncs:
-        waiting = link.whenSynced()
-        waiting.addTimeout(15, reactor)
-        try:
-            await waiting
-        except defer.TimeoutError:
-            await server.service.stopService()
-            raise AssertionError(f"UCS did not log in to Asterisk's AMI on port {lab.ami_port} and resync in 15 s")
+    link, pbx = server.get_pbx_link(), server.get_pbx()
+    try:
+        # QueueStatus and the peer lists of the first resync applied: the queues and phones are known.
+        await ucs.until(lambda: link.up and {"support", "sales"} <= set(pbx.queues) and "PJSIP/2001" in pbx.devices,
+                        f"UCS logged in to Asterisk's AMI on port {lab.ami_port} and resynced")
+    except AssertionError:
+        await server.service.stopService()
+        raise
     return ucs
