@@ -307,14 +307,15 @@ async def test_origin_allow_list(tmp_path: Path) -> None:
 
 
 async def throttled_after_wrong_passwords(c: Client) -> dict[str, Any]:
-    """``AUTH["max_failures"]`` wrong passwords from ``c``, each refused (401); then
-    the error of a right one from the same client (the test asserts what it is)."""
+    """``AUTH["max_failures"]`` wrong passwords for agent1 from ``c``, each refused
+    (401); then the error of the right one from the same client (the test asserts what
+    it is).  Throttling is per user name and address (tests/test_login_security.py)."""
     for _ in range(AUTH["max_failures"]):
         with pytest.raises(CallError) as e:
             await c.call("login", ["agent1", "wrong"])
         assert e.value.error["code"] == 401
     with pytest.raises(CallError) as e:
-        await c.call("login", ["agent2", "demo-pass-2"])  # right password, same address
+        await c.call("login", ["agent1", "demo-pass-1"])  # right password, same address
     return e.value.error
 
 
@@ -322,25 +323,30 @@ async def throttled_after_wrong_passwords(c: Client) -> dict[str, Any]:
 async def test_wrong_password_and_throttling_by_the_real_peer_address(server: UCSServer) -> None:
     c = await connect(ws_url(server), headers={"X-Forwarded-For": "10.9.9.9"})
     error = await throttled_after_wrong_passwords(c)
-    assert error["code"] == 429 and "127.0.0.1" in error["message"]
+    assert error["code"] == 429 and error["retry_after"] == 10 and "127.0.0.1" not in error["message"]
+    other = await connect(ws_url(server), headers={"X-Forwarded-For": "10.9.9.9"})
+    with pytest.raises(CallError) as e:  # the header is not believed: the same address
+        await other.call("login", ["agent1", "demo-pass-1"])
+    assert e.value.error["code"] == 429
     c.close()
+    other.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_behind_a_trusted_proxy_each_client_is_throttled_by_its_forwarded_address(tmp_path: Path) -> None:
     """Behind nginx every socket comes from the proxy: without ``trusted_proxies``
-    one client's wrong passwords would lock everybody out (the test above)."""
+    one client's wrong passwords would lock that user out of every client (the test above)."""
     server = await start(tmp_path, trusted_proxies=["127.0.0.1"])
     try:
         # What the client put in the header itself (left of the proxy's entry) is not believed.
         bad = await connect(ws_url(server), headers={"X-Forwarded-For": "10.1.1.1, 10.9.9.9"})
         error = await throttled_after_wrong_passwords(bad)
-        assert error["code"] == 429 and "10.9.9.9" in error["message"]
+        assert error["code"] == 429 and "10.9.9.9" not in error["message"]
         other = await connect(ws_url(server), headers={"X-Forwarded-For": "10.8.8.8"})
-        assert (await other.call("login", ["agent2", "demo-pass-2"]))["user"]["username"] == "agent2"
+        assert (await other.call("login", ["agent1", "demo-pass-1"]))["user"]["username"] == "agent1"
         spoofed = await connect(ws_url(server), headers={"X-Forwarded-For": "10.8.8.8, 10.9.9.9"})
         with pytest.raises(CallError) as e:  # claiming another client's address does not help
-            await spoofed.call("login", ["agent3", "demo-pass-3"])
+            await spoofed.call("login", ["agent1", "demo-pass-1"])
         assert e.value.error["code"] == 429
         for c in (bad, other, spoofed):
             c.close()

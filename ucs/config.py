@@ -496,14 +496,26 @@ class AuthConfig:
                                  "one is generated and printed once in the log.")
     sso_secret: str = option("", string(),
                              "Pre-shared secret of SSO tokens (`base64(sha1(secret + username + timestamp) "
-                             "+ username + timestamp)`); empty: SSO login is refused.")
+                             "+ username + timestamp)`, the timestamp in plain decimal seconds without a "
+                             "leading zero); empty: SSO login is refused (the demo uses `demo-sso-secret`).")
     sso_window: float = option(120.0, number(1, 86400, "seconds"),
                                "An SSO token is accepted once, and only while its timestamp is at most "
                                "this far from UCS's clock.")
     max_failures: int = option(5, integer(1, 1000),
-                               "Failed logins allowed per user name and per address within `lockout` seconds.")
+                               "Failed logins (wrong password or SSO token) of one user name from one address "
+                               "before that user must wait to log in from that address; other addresses and "
+                               "other users of the address are not affected.")
+    backoff: float = option(10.0, number(0.1, 86400, "seconds"),
+                            "The first wait after `max_failures`; each further failure doubles it, up to "
+                            "`lockout`.")
     lockout: float = option(300.0, number(1, 86400, "seconds"),
-                            "How long a user name or address that failed too often is refused.")
+                            "The longest wait; failures are forgotten this long after the last one's wait "
+                            "ended, and `address_max_failures` counts over this period.")
+    address_max_failures: int = option(100, integer(1, 1_000_000),
+                                       "Failed logins from one address, whatever the user names, within "
+                                       "`lockout` seconds before that address must wait. Keep it well above "
+                                       "`max_failures`: a contact center's agents may all come from one NAT "
+                                       "address.")
 
 
 @attrs.frozen

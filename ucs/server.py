@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -370,8 +371,12 @@ class UCSServer:
 
     def get_auth(self) -> Auth:
         if self._auth is None:
+            config = self.config.auth
+            if self.config.demo.enabled and not config.sso_secret:
+                # README gives the demo's SSO secret, as it gives its passwords.
+                config = attrs.evolve(config, sso_secret=demo.SSO_SECRET)
             self._auth = Auth(self.get_directory(), self.get_sessions(), self.get_agents(), self._reactor,
-                              self.config.auth, self.get_state())
+                              config, self.get_state())
         return self._auth
 
     def get_shared(self) -> SharedData:

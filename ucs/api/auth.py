@@ -8,9 +8,17 @@ the agent logs in to its queues, → READY), ``identify`` (choose another phone)
 ``autologout`` an older tab is logged out instead.
 
 SSO tokens are ``base64(sha1(secret + username + timestamp) + username + timestamp)``
-with the binary digest; one is accepted once, and only within ``sso_window``
-seconds of UCS's clock.  Failed logins are throttled per user name and per
-address.
+with the binary digest (seed 002).  User name and timestamp are joined with nothing
+between, so only a canonical timestamp is accepted (decimal digits, no leading zero):
+then a token has one reading, because moving a digit between the name and the
+timestamp changes the timestamp by at least 10⁹ s, far outside ``sso_window``.  A
+token is accepted once (by its decoded bytes, and only in canonical base64), and
+only within ``sso_window`` seconds of UCS's clock.
+
+Failed logins, by password or SSO, are throttled by :class:`LoginThrottle`: per user
+name *and* address (contact centers put hundreds of agents behind one NAT address,
+and an attacker must not lock a user out of every address), with a much larger
+budget per address.  docs/security.md says what that promises.
 """
 
 from __future__ import annotations
@@ -19,10 +27,15 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections import deque
+import math
+import re
+import secrets
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import attrs
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ucs.api.registry import Param, Registry
@@ -35,6 +48,9 @@ from ucs.error import AuthenticationFailed, InvalidState, NotFound, TooManyReque
 
 S = SessionState
 
+#: A timestamp as seed 002's tokens carry it, in its one canonical spelling.
+_TIMESTAMP = re.compile(rb"[1-9][0-9]{0,15}")
+
 
 class AgentsLike(Protocol):
     def get(self, user_id: int) -> Any: ...
@@ -46,6 +62,10 @@ class StateBuilder(Protocol):
     def __call__(self, session: Session) -> dict[str, Any]: ...
 
 
+class ClockLike(Protocol):
+    def seconds(self) -> float: ...
+
+
 def sso_token(secret: str, username: str, timestamp: int | str) -> str:
     """The token a CRM computes to log ``username`` in (seed 002)."""
     ts = str(timestamp)
@@ -53,71 +73,235 @@ def sso_token(secret: str, username: str, timestamp: int | str) -> str:
     return base64.b64encode(digest + (username + ts).encode("utf-8")).decode("ascii")
 
 
-def check_sso(secret: str, username: str, token: str, now: float, window: float) -> int:
-    """The token's timestamp if it is good; :class:`AuthenticationFailed` saying why if not."""
+def check_sso(secret: str, username: str, token: str, now: float, window: float) -> bytes:
+    """The token's bytes (what a replay is recognised by) if it is good for ``username``
+    now; :class:`AuthenticationFailed` saying why if not."""
     if not secret:
         raise AuthenticationFailed("SSO login is not enabled on this UCS (auth.sso_secret is not set)")
     try:
         raw = base64.b64decode(token.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise AuthenticationFailed("SSO token is not base64") from None
+    if base64.b64encode(raw).decode("ascii") != token:
+        # The unused low bits of the last character, or missing padding: another
+        # spelling of some token, which would pass the replay check as a new one.
+        raise AuthenticationFailed("SSO token is not canonical base64 (standard alphabet, padded with =, "
+                                   "unused bits zero)")
     digest, rest = raw[:20], raw[20:]
     name = username.encode("utf-8")
     if len(digest) < 20 or not rest.startswith(name):
         raise AuthenticationFailed("SSO token was not made for this user name")
-    ts_text = rest[len(name):].decode("ascii", "replace")
-    if not ts_text.isdigit():
-        raise AuthenticationFailed("SSO token has no timestamp (seconds since the epoch) after the user name")
-    ts = int(ts_text)
+    ts_bytes = rest[len(name):]
+    if not _TIMESTAMP.fullmatch(ts_bytes):
+        raise AuthenticationFailed("SSO token has no timestamp after the user name: seconds since the epoch "
+                                   "in decimal digits without a leading zero are accepted")
+    ts_text = ts_bytes.decode("ascii")
     want = hashlib.sha1((secret + username + ts_text).encode("utf-8")).digest()
     if not hmac.compare_digest(want, digest):
         raise AuthenticationFailed("SSO token signature is wrong (check the shared secret)")
+    ts = int(ts_text)
     if abs(now - ts) > window:
         raise AuthenticationFailed(
             f"SSO token has expired: its timestamp is {int(now - ts)} s from UCS's clock, "
             f"at most {window:g} s is accepted"
         )
-    return ts
+    return raw
 
 
-class Throttle:
-    """At most ``limit`` failures per key within ``period`` seconds."""
+class LoginThrottled(TooManyRequests):
+    """A login refused before its credentials are looked at; ``retry_after`` (whole
+    seconds) lets the agent bar say when, in the agent's language."""
 
-    def __init__(self, clock: Any, limit: int, period: float) -> None:
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "retry_after": self.retry_after}
+
+
+@attrs.define
+class _PairFailures:
+    count: int
+    last: float        # when the last failure was counted
+    wait: float = 0.0  # refused until last + wait
+
+
+@attrs.frozen
+class Attempt:
+    """A login counted as failed from its start; :meth:`LoginThrottle.settled` says how it ended."""
+
+    pair: tuple[str, str | None]
+    address: str | None
+    at: float
+
+
+class LoginThrottle:
+    """Failed logins, per (user name, address) with backoff, and per address.
+
+    A pair may fail ``max_failures`` times; then it waits ``backoff`` seconds, doubled
+    by each further failure, up to ``lockout``.  An address may fail
+    ``address_max_failures`` times within ``lockout`` seconds, whatever the user names.
+    An attempt is counted when it starts (:meth:`attempt`) and uncounted if it
+    succeeds (:meth:`settled`), so guesses for one user sent in parallel are counted
+    like guesses sent one by one.  The address's budget counts attempts that have
+    failed, not those in flight: a floor of agents behind one NAT address logging in at
+    once must not use it up with right passwords (:class:`Auth` lets only a few of an
+    address's password checks run at a time, so parallel guesses at many users overshoot
+    the budget by those few at most).  A success clears its pair but not its address: an
+    attacker cannot reset the address's count by logging in to an account of its own.
+    Nothing here refuses a user at an address that has not failed.
+
+    Both maps are in the order of their last failure, so what has expired is swept
+    from the front at each attempt, and they never hold more than ``max_entries``
+    each (the oldest go first).
+    """
+
+    def __init__(self, clock: ClockLike, max_failures: int, backoff: float, lockout: float,
+                 address_max_failures: int, max_entries: int = 100_000) -> None:
         self._clock = clock
+        self.max_failures = max_failures
+        self.backoff = backoff
+        self.lockout = lockout
+        self.address_max_failures = address_max_failures
+        self.max_entries = max_entries
+        self._pairs: OrderedDict[tuple[str, str | None], _PairFailures] = OrderedDict()
+        self._addresses: OrderedDict[str, deque[float]] = OrderedDict()
+        self._in_flight: dict[str, int] = {}  # address → attempts counted in _addresses, not settled
+
+    @classmethod
+    def from_config(cls, clock: ClockLike, config: AuthConfig) -> LoginThrottle:
+        return cls(clock, config.max_failures, config.backoff, config.lockout, config.address_max_failures)
+
+    def size(self) -> tuple[int, int]:
+        """(pairs, addresses) remembered."""
+        return len(self._pairs), len(self._addresses)
+
+    def check(self, username: str, address: str | None) -> None:
+        """:class:`LoginThrottled` if a login of ``username`` from ``address`` must wait."""
+        now = self._clock.seconds()
+        self._sweep(now)
+        pair = self._pairs.get((username.lower(), address))
+        if pair is not None and now < pair.last + pair.wait:
+            raise self._refused(pair.last + pair.wait - now, "for this user name from your address")
+        recent = self._recent(address, now)
+        if recent is not None and address and \
+                len(recent) - self._in_flight.get(address, 0) >= self.address_max_failures:
+            raise self._refused(recent[0] + self.lockout - now, "from your address")
+
+    def attempt(self, username: str, address: str | None) -> Attempt:
+        """Check, then count a failure now, before the credentials are verified."""
+        self.check(username, address)
+        now = self._clock.seconds()
+        key = (username.lower(), address)
+        pair = self._pairs.get(key)
+        if pair is None:
+            pair = self._pairs[key] = _PairFailures(0, now)
+        else:
+            self._pairs.move_to_end(key)
+        pair.count += 1
+        pair.last = now
+        over = pair.count - self.max_failures
+        pair.wait = 0.0 if over < 0 else min(self.lockout, self.backoff * 2.0 ** min(over, 60))
+        if address:
+            recent = self._addresses.get(address)
+            if recent is None:
+                recent = self._addresses[address] = deque(maxlen=self.address_max_failures)
+            else:
+                self._addresses.move_to_end(address)
+            recent.append(now)
+            self._in_flight[address] = self._in_flight.get(address, 0) + 1
+        while len(self._pairs) > self.max_entries:
+            self._pairs.popitem(last=False)
+        while len(self._addresses) > self.max_entries:
+            self._addresses.popitem(last=False)
+        return Attempt(key, address, now)
+
+    def settled(self, attempt: Attempt, ok: bool) -> None:
+        """The attempt ended.  A failure stays counted.  A success clears its pair; its
+        address's count loses this one attempt and keeps the others."""
+        address = attempt.address
+        if address:
+            left = self._in_flight.get(address, 0) - 1
+            if left > 0:
+                self._in_flight[address] = left
+            else:
+                self._in_flight.pop(address, None)
+        if not ok:
+            return
+        self._pairs.pop(attempt.pair, None)
+        recent = self._addresses.get(address) if address else None
+        if address and recent is not None:
+            try:
+                recent.remove(attempt.at)
+            except ValueError:
+                pass  # swept or evicted meanwhile
+            if not recent:
+                del self._addresses[address]
+
+    def _recent(self, address: str | None, now: float) -> deque[float] | None:
+        recent = self._addresses.get(address) if address else None
+        if recent is None:
+            return None
+        while recent and recent[0] <= now - self.lockout:
+            recent.popleft()
+        return recent
+
+    def _sweep(self, now: float) -> None:
+        while self._pairs:
+            key, pair = next(iter(self._pairs.items()))
+            if now < pair.last + pair.wait + self.lockout:
+                break
+            del self._pairs[key]
+        while self._addresses:
+            address = next(iter(self._addresses))
+            if self._recent(address, now):
+                break
+            del self._addresses[address]
+
+    def _refused(self, wait: float, what: str) -> LoginThrottled:
+        seconds = max(1, math.ceil(wait))
+        return LoginThrottled(f"too many failed logins {what}; try again in {seconds} s", seconds)
+
+
+class _Gate:
+    """At most ``limit`` of one address's password checks at a time; the rest wait
+    in turn.  An attempt is counted when its check starts, so without this a crowd of
+    agents logging in at once from one NAT address (after a restart, say) would use
+    up the address's budget with attempts that have not failed."""
+
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.period = period
-        self._failures: dict[str, deque[float]] = {}
+        self._running: dict[str | None, int] = {}
+        self._waiting: dict[str | None, deque[Deferred[None]]] = {}
 
-    def _recent(self, key: str) -> deque[float]:
-        q = self._failures.get(key)
-        if q is None:
-            return deque()
-        cutoff = self._clock.seconds() - self.period
-        while q and q[0] < cutoff:
-            q.popleft()
-        if not q:
-            del self._failures[key]
-        return q
+    def enter(self, address: str | None) -> Deferred[None]:
+        if self._running.get(address, 0) < self.limit:
+            self._running[address] = self._running.get(address, 0) + 1
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.setdefault(address, deque()).append(d)
+        return d
 
-    def check(self, key: str, what: str) -> None:
-        q = self._recent(key)
-        if len(q) >= self.limit:
-            wait = int(q[0] + self.period - self._clock.seconds()) + 1
-            raise TooManyRequests(f"too many failed logins for {what}; try again in {wait} s")
-
-    def fail(self, key: str) -> None:
-        q = self._failures.setdefault(key, deque())
-        q.append(self._clock.seconds())
-        if len(q) > self.limit:
-            q.popleft()
-
-    def reset(self, key: str) -> None:
-        self._failures.pop(key, None)
+    def leave(self, address: str | None) -> None:
+        waiting = self._waiting.get(address)
+        if waiting:
+            d = waiting.popleft()
+            if not waiting:
+                del self._waiting[address]
+            d.callback(None)  # its turn: the running count stays
+            return
+        self._running[address] -= 1
+        if not self._running[address]:
+            del self._running[address]
 
 
 class Auth:
     log = Logger()
+
+    #: Password checks of one address run at most this many at a time; below
+    #: ``max_failures`` so that tabs of one agent logging in at once are never refused.
+    concurrent_checks = 4
 
     def __init__(self, directory: Directory, sessions: SessionManager, agents: AgentsLike, clock: Any,
                  config: AuthConfig, state: StateBuilder | None = None) -> None:
@@ -127,27 +311,48 @@ class Auth:
         self._clock = clock
         self._config = config
         self._state = state
-        self._throttle = Throttle(clock, config.max_failures, config.lockout)
-        self._used_tokens: dict[str, float] = {}  # token → when it stops being acceptable anyway
+        self._throttle = LoginThrottle.from_config(clock, config)
+        self._gate = _Gate(max(1, min(self.concurrent_checks, config.max_failures - 1)))
+        self._used_tokens: dict[bytes, float] = {}  # token → when it stops being acceptable anyway
+        self._dummy_hash: str | None = None
 
     # -- logging in -----------------------------------------------------------------------
 
     async def login(self, session: Session, username: str, password: str, remember: bool = False) -> dict[str, Any]:
-        keys = [f"user:{username.lower()}"] + ([f"addr:{session.address}"] if session.address else [])
-        for key in keys:
-            self._throttle.check(key, key.split(":", 1)[1])
-        user = self._directory.user_by_username(username)
-        ok = user is not None and await self._directory.verify_password(user, password)
+        address = session.address
+        self._throttle.check(username, address)  # refused at once, without waiting for a turn
+        user: User | None = None
+        await self._gate.enter(address)
+        try:
+            attempt = self._throttle.attempt(username, address)  # checked again: others had their turn
+            ok = False
+            try:
+                ok = await self._verify(username, password)
+                user = self._directory.user_by_username(username)  # again: it may be gone meanwhile
+                ok = ok and user is not None
+            finally:
+                self._throttle.settled(attempt, ok)
+        finally:
+            self._gate.leave(address)
         if not ok or user is None:
-            for key in keys:
-                self._throttle.fail(key)
-            self.log.info("failed login for {username!r} from {address}", username=username, address=session.address)
+            self.log.info("failed login for {username!r} from {address}", username=username, address=address)
             raise AuthenticationFailed("bad user name or password")
-        for key in keys:
-            self._throttle.reset(key)
         return self._logged_in(session, user, "password")
 
+    async def _verify(self, username: str, password: str) -> bool:
+        """Whether ``password`` is ``username``'s, after the same argon2 work whether
+        the user exists or not: the time a refusal takes does not tell."""
+        user = self._directory.user_by_username(username)
+        if user is not None and user.password_hash:
+            return bool(await self._directory.verify_password(user, password))
+        if self._dummy_hash is None:  # the first time: hashing costs what verifying does
+            self._dummy_hash = await self._directory.hash_password(secrets.token_urlsafe(16))
+        else:
+            await self._directory.verify_password(User(0, "", self._dummy_hash), password)
+        return False
+
     async def sso(self, session: Session, username: str, token: str, provider: str | None = None) -> dict[str, Any]:
+        attempt = self._throttle.attempt(username, session.address)
         now = self._clock.seconds()
         # Tokens are kept in the order they were used, so they expire from the front.
         while self._used_tokens:
@@ -155,13 +360,22 @@ class Auth:
             if until >= now:
                 break
             del self._used_tokens[oldest]
-        if token in self._used_tokens:
-            raise AuthenticationFailed("SSO token was used already; each token logs in once")
-        check_sso(self._config.sso_secret, username, token, now, self._config.sso_window)
-        user = self._directory.user_by_username(username)
-        if user is None:
-            raise AuthenticationFailed(f"SSO login for an unknown user {username!r}")
-        self._used_tokens[token] = now + 2 * self._config.sso_window
+        ok = False
+        try:
+            raw = check_sso(self._config.sso_secret, username, token, now, self._config.sso_window)
+            if raw in self._used_tokens:
+                raise AuthenticationFailed("SSO token was used already; each token logs in once")
+            user = self._directory.user_by_username(username)
+            if user is None:
+                raise AuthenticationFailed(f"SSO login for an unknown user {username!r}")
+            ok = True
+        except AuthenticationFailed as e:
+            self.log.info("failed SSO login for {username!r} from {address}: {why}", username=username,
+                          address=session.address, why=str(e))
+            raise
+        finally:
+            self._throttle.settled(attempt, ok)
+        self._used_tokens[raw] = now + 2 * self._config.sso_window
         session.data["sso_provider"] = provider
         return self._logged_in(session, user, f"SSO ({provider})" if provider else "SSO")
 
@@ -245,6 +459,12 @@ def _text(what: str, max_len: int = 200) -> Callable[[str], str]:
     def check(v: str) -> str:
         if not v or len(v) > max_len:
             raise ValueError(f"give a {what} of 1 to {max_len} characters")
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            # JSON allows "\ud800" alone; such a string cannot be hashed, stored or logged as UTF-8.
+            raise ValueError(f"the {what} is not valid Unicode text: it has a lone surrogate "
+                             "(an unpaired \\uD800-\\uDFFF escape); send the characters themselves") from None
         return v
     return check
 
@@ -259,7 +479,7 @@ def register(registry: Registry, auth: Auth) -> None:
     registry.add("sso", auth.sso, [
         Param("username", str, check=_text("user name", 64)),
         Param("token", str, check=_text("token", 4096)),
-        Param("provider", str, required=False, nullable=True),
+        Param("provider", str, required=False, nullable=True, check=_text("provider name", 200)),
     ], role=anyone, states=[S.CREDENTIALS], doc="Log in with a CRM's SSO token (seed 002).")
     registry.add("logout", auth.logout, role=logged, states=[S.IDENTIFY, S.DEVICE, S.READY],
                  doc="Unpair the phone and log the agent out.")
