@@ -68,6 +68,7 @@
       acwLeft: "left", statusChanged: "Status: {status}", unknownCaller: "Unknown", callerWaiting: "Callers are waiting: {n}",
       queues: "Queues", suspended: "suspended", sub: "Detail", none: "—", notConnected: "Not connected to UCS",
       withoutDevice: "Working without a phone", consulting: "Consulting {number} — the caller is on hold",
+      throttled: "Too many failed logins; try again in {seconds} s",
     },
     cs: {
       loading: "Připojuji se k UCS…", signIn: "Přihlášení", username: "Uživatelské jméno", password: "Heslo",
@@ -89,6 +90,7 @@
       acwLeft: "zbývá", statusChanged: "Stav: {status}", unknownCaller: "Neznámý", callerWaiting: "Čekající volající: {n}",
       queues: "Fronty", suspended: "pozastaveno", sub: "Upřesnění", none: "—", notConnected: "Nepřipojeno k UCS",
       withoutDevice: "Pracuji bez telefonu", consulting: "Konzultace s {number} — volající čeká",
+      throttled: "Příliš mnoho neúspěšných přihlášení; zkuste to znovu za {seconds} s",
     },
   };
   var lang = I18N[opt("lang")] ? opt("lang") : "en";
@@ -277,6 +279,7 @@
     } else {
       debug("← " + p.method + " ok");
       p.resolve(msg.result);
+      err.retryAfter = msg.error.retry_after;  // a throttled login: seconds to wait
     }
   }
 
@@ -357,7 +360,8 @@
 
   function loginFailed(e) {
     model.busy = "";
-    model.loginError = e.code === 401 ? t("badLogin") : e.message;
+    model.loginError = e.code === 401 ? t("badLogin")
+      : e.code === 429 && e.retryAfter ? t("throttled", { seconds: e.retryAfter }) : e.message;
     fire("onLoginError", e.code, e.message);
     render();
     throw e;
