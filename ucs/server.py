@@ -43,6 +43,7 @@ from ucs.agents import api as agents_api
 from ucs.agents.service import Agents
 from ucs.ami.client import AMIClient
 from ucs.api import auth as auth_api
+from ucs.api import remember as remember_api
 from ucs.api import state as state_api
 from ucs.api.auth import Auth
 from ucs.api.registry import Registry
@@ -220,6 +221,7 @@ class UCSServer:
         self._control: CallControl | None = None
         self._state: StateBuilder | None = None
         self._auth: Auth | None = None
+        self._remember: remember_api.RememberTokens | None = None
         self._registry: Registry | None = None
         self._shared: SharedData | None = None
         self._lookups: LookupService | None = None
@@ -379,6 +381,13 @@ class UCSServer:
                               config, self.get_state())
         return self._auth
 
+    def get_remember(self) -> remember_api.RememberTokens:
+        """Remembered logins (the agent bar's "remember me"): tokens, never the password."""
+        if self._remember is None:
+            self._remember = remember_api.RememberTokens(self.get_store_proxy(), self.get_directory(),
+                                                         self.get_auth(), self._reactor)
+        return self._remember
+
     def get_shared(self) -> SharedData:
         """Shared data (seed 000 ``ucs.shared``), persisted, with plugins' change hooks."""
         if self._shared is None:
@@ -423,6 +432,7 @@ class UCSServer:
                 WebOptions.from_config(self.config.web), calls=self.get_call_tracker(), health=self._health,
             )
             self._web.put("/metrics", self.get_metrics().resource())
+            self._web.put("/remember", self.get_remember().resource())
         return self._web
 
     def get_metrics(self) -> Metrics:
@@ -449,6 +459,7 @@ class UCSServer:
         if self._registry is None:
             reg = self._registry = Registry()
             auth_api.register(reg, self.get_auth())
+            remember_api.register(reg, self.get_remember())
             state_api.register(reg, self.get_state())
             directory_api.register(reg, self.get_directory())
             agents_api.register(reg, self.get_agents())

@@ -17,6 +17,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 
+from ucs.api.remember import cookie_token
 from ucs.web.connection import Connection
 from ucs.web.heartbeat import Heartbeat
 from ucs.web.hub import Hub
@@ -213,6 +214,9 @@ class AgentBarProtocol(WatchedProtocol):
     factory: AgentBarFactory
     connection: Connection | None = None
     _client: str | None = None
+    #: The remember-me token of the ``HttpOnly`` cookie sent with the upgrade, for
+    #: ``remember.login(null)`` (:mod:`ucs.api.remember`): page scripts cannot read it.
+    _remembered: str | None = None
 
     def _secure(self) -> bool:
         return ISSLTransport.providedBy(self.transport) or bool(getattr(self.factory, "isSecure", False))
@@ -224,6 +228,7 @@ class AgentBarProtocol(WatchedProtocol):
             raise ConnectionDeny(403, f"the origin {origin} may not use this UCS; add it to web.allowed_origins")
         self._client = client_ip(peer_ip(self.transport), request.headers.get("x-forwarded-for"),
                                  self.factory.proxies)
+        self._remembered = cookie_token(request.headers.get("cookie"))
         return None
 
     def onOpen(self) -> None:
@@ -231,6 +236,8 @@ class AgentBarProtocol(WatchedProtocol):
         self.connection = conn
         self._watch(conn.transport, conn)  # type: ignore[arg-type]
         conn.opened()
+        if self._remembered and conn.session is not None:
+            conn.session.data["remember_cookie"] = self._remembered
 
     def _user(self) -> str:
         session = self.connection.session if self.connection is not None else None

@@ -1,6 +1,8 @@
 /* The demo CRM: set up window.ucsOperator before operator.js loads, log every callback,
  * and wire the buttons to window.ucsOperator.*.  Query parameters change the bar's
- * parameters for a try: ?headless=1&confirmDevice=1&lang=cs&autologout=1 … */
+ * switches for a try: ?headless=1&confirmDevice=1&lang=cs&autologout=1 … — only the
+ * switches in FROM_URL, as true/false, and a language the bar has: a link must not be
+ * able to set any text the bar shows (or any other setting), whatever it contains. */
 (function () {
   "use strict";
   var CALLBACKS = ["onError", "onWarning", "onInfo", "onDebug", "onMessage", "onConnect", "onCredentials",
@@ -15,9 +17,12 @@
     renderTo: "ucsOperator", headless: false, autologin: false, listDevices: true, confirmDevice: false,
     identifyIP: false, notifyWaitingCallers: true, showDialControl: true, autoOpenAccountCode: true, lang: "en",
   };
+  var FROM_URL = ["headless", "autologin", "autologout", "listDevices", "confirmDevice", "identifyURL", "identifyIP",
+    "identifyCookie", "notifyWaitingCallers", "showDialControl", "showBottomMenu", "autoOpenAccountCode",
+    "withoutDevice", "confirmUnload", "disableIntegratedAutoLogout", "debounceRequests", "showDebug"];
   params.forEach(function (v, k) {
-    if (k === "identifier") return;
-    settings[k] = v === "1" || v === "true" ? true : v === "0" || v === "false" ? false : v;
+    if (FROM_URL.indexOf(k) >= 0 && /^(1|0|true|false)$/.test(v)) settings[k] = v === "1" || v === "true";
+    else if (k === "lang" && /^(en|cs)$/.test(v)) settings.lang = v;
   });
 
   function show(name, args) {

@@ -50,7 +50,7 @@
   var I18N = {
     en: {
       loading: "Connecting to UCS…", signIn: "Sign in", username: "User name", password: "Password",
-      remember: "Remember me", login: "Log in", loggingIn: "Logging in…", badLogin: "Bad user name or password",
+      remember: "Remember me", remembered: "Remembered: leave empty", login: "Log in", loggingIn: "Logging in…", badLogin: "Bad user name or password",
       pickPhone: "Choose your phone", identifierLabel: "Phone identifier", pair: "Pair", pairing: "Pairing…",
       noPhones: "No phone is assigned to you; type its identifier.", confirmPhone: "Is this your phone?",
       confirm: "Confirm", another: "Choose another", READY: "Ready", AUX: "Not ready", ACW: "After-call work",
@@ -72,7 +72,7 @@
     },
     cs: {
       loading: "Připojuji se k UCS…", signIn: "Přihlášení", username: "Uživatelské jméno", password: "Heslo",
-      remember: "Zapamatovat", login: "Přihlásit", loggingIn: "Přihlašuji…", badLogin: "Špatné jméno nebo heslo",
+      remember: "Zapamatovat", remembered: "Zapamatováno: nechte prázdné", login: "Přihlásit", loggingIn: "Přihlašuji…", badLogin: "Špatné jméno nebo heslo",
       pickPhone: "Vyberte svůj telefon", identifierLabel: "Identifikátor telefonu", pair: "Spárovat", pairing: "Páruji…",
       noPhones: "Nemáte přiřazený telefon; zadejte jeho identifikátor.", confirmPhone: "Je toto váš telefon?",
       confirm: "Potvrdit", another: "Vybrat jiný", READY: "Připraven", AUX: "Nepřipraven", ACW: "Dopracování",
@@ -127,8 +127,12 @@
     document.cookie = name + "=" + encodeURIComponent(value) + "; Max-Age=" + (days * 86400) + "; Path=/; SameSite=Strict" + secure;
   }
   function dropCookie(name) { document.cookie = name + "=; Max-Age=0; Path=/; SameSite=Strict"; }
-  var COOKIE_LOGIN = "ucsOperatorLogin", COOKIE_ID = "ucsOperatorIdentifier";
+  // COOKIE_LOGIN: where versions before the remember-me token kept the password; dropped on sight.
+  var COOKIE_LOGIN = "ucsOperatorLogin", COOKIE_ID = "ucsOperatorIdentifier", COOKIE_TOKEN = "ucsOperatorRemember";
 
+  // Every text the bar shows comes from outside (options, the user, callers' names,
+  // UCS's messages): it reaches the DOM as text (textContent) or through esc(),
+  // never as HTML.  Markup the bar builds as strings holds only its own constants.
   function esc(s) {
     return String(s === undefined || s === null ? "" : s).replace(/[&<>"']/g, function (c) {
       return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
@@ -154,6 +158,7 @@
     state: null, calls: {}, order: [], waitingCallers: 0, devices: [], notifications: [],
     accountFor: null, transferOpen: false, consult: {}, keypadOpen: false, menuOpen: false, statusOpen: false,
     loginError: "", busy: "", ringingSound: null, autoLogoutOnUnload: false, noAutologin: false,
+    remembered: null,  // the user name of a remembered login (the token stays with UCS or in its cookie)
   };
   try { model.ringingSound = localStorage.getItem("ucsOperatorRingingSound") || "default"; } catch (e) { model.ringingSound = "default"; }
 
@@ -274,12 +279,12 @@
     if (msg.error) {
       var err = new Error(msg.error.message || msg.error.error);
       err.code = msg.error.code; err.error = msg.error.error; err.fields = msg.error.fields;
+      err.retryAfter = msg.error.retry_after;  // a throttled login: seconds to wait
       debug("← " + p.method + " error " + err.code + " " + err.message);
       p.reject(err);
     } else {
       debug("← " + p.method + " ok");
       p.resolve(msg.result);
-      err.retryAfter = msg.error.retry_after;  // a throttled login: seconds to wait
     }
   }
 
@@ -332,16 +337,67 @@
 
   function credentials() {
     setAppState("CREDENTIALS");
-    var saved = getCookie(COOKIE_LOGIN);
-    if (saved && !model.noAutologin) {
-      var u = null;
-      try { u = JSON.parse(atob(saved)); } catch (e) { dropCookie(COOKIE_LOGIN); }
-      if (u && u.u) {
-        fillLogin(u.u, u.p, true);
-        if (opt("autologin")) { doLogin(u.u, u.p, true); return; }
+    if (getCookie(COOKIE_LOGIN)) dropCookie(COOKIE_LOGIN);
+    var token = storedToken();
+    if (model.noAutologin || (!ownPage() && !token)) { fire("onCredentials"); return; }
+    request("remember.who", [token]).then(function (who) {
+      if (!who) {
+        if (token) dropCookie(COOKIE_TOKEN);
+        fire("onCredentials");
+        return;
       }
-    }
-    fire("onCredentials");
+      model.remembered = who.username;
+      fillLogin(who.username, "", true);
+      render();
+      if (opt("autologin")) rememberedLogin().catch(function () {});
+      else fire("onCredentials");
+    }, function () { fire("onCredentials"); });
+  }
+
+  // ---------------------------------------------------------------- remembered logins
+  // A token from UCS, never the password (docs/agent-bar.md).  On a page served by UCS
+  // itself, UCS keeps it in an HttpOnly cookie this script cannot read, sent with the
+  // WebSocket; on a CRM's page elsewhere the bar keeps it in a cookie of that page.
+
+  function ownPage() {
+    try {
+      var u = new URL(wsURL().replace(/^ws/, "http"));
+      return u.protocol === location.protocol && u.host === location.host;
+    } catch (e) { return false; }
+  }
+  function rememberURL() { return ((NS.api || {}).path || "").replace(/\/$/, "") + "/remember"; }
+  function postRemember(body) {
+    return fetch(rememberURL(), { method: "POST", credentials: "same-origin", cache: "no-store",
+      headers: { "X-UCS-Remember": "1", "Content-Type": "text/plain" }, body: body });
+  }
+  function storedToken() { return ownPage() ? null : getCookie(COOKIE_TOKEN); }
+
+  function keepRemembered() {
+    var own = ownPage();
+    return request("remember.issue", [own]).then(function (r) {
+      if (!own) { setCookie(COOKIE_TOKEN, r.token, Math.round((r.expires - serverNow()) / 86400) || 1); return; }
+      return postRemember(r.ticket).then(function (res) {
+        if (!res.ok) throw new Error("UCS did not keep the login (HTTP " + res.status + ")");
+      });
+    }).catch(function (e) { warn("remember me: " + e.message); });
+  }
+
+  function forgetRemembered() {
+    model.remembered = null;
+    if (!ownPage()) { dropCookie(COOKIE_TOKEN); return Promise.resolve(); }
+    return postRemember("").then(function () {}, function () {});
+  }
+
+  function rememberedLogin() {
+    model.busy = "login"; model.loginError = ""; render();
+    return request("remember.login", [storedToken()]).then(loggedIn, function (e) {
+      forgetRemembered();  // expired, revoked, or the password changed: it will not work again
+      if (root) els.loginRemember.checked = false;
+      model.busy = ""; model.loginError = e.message; render();
+      fire("onLoginError", e.code, e.message);
+      fire("onCredentials");
+      throw e;
+    });
   }
 
   function forgetUser() {
@@ -352,8 +408,8 @@
   function doLogin(username, password, remember) {
     model.busy = "login"; model.loginError = ""; render();
     return request("login", [String(username), String(password), !!remember]).then(function (res) {
-      if (remember) setCookie(COOKIE_LOGIN, btoa(JSON.stringify({ u: username, p: password })), 30);
-      else if (remember === false) dropCookie(COOKIE_LOGIN);
+      if (remember) keepRemembered();
+      else if (remember === false) forgetRemembered();
       return loggedIn(res);
     }, loginFailed);
   }
@@ -631,6 +687,7 @@
     },
     logout: function () {
       return request("logout").then(function () {
+        forgetRemembered();  // UCS revoked the user's remembered logins: drop the cookie too
         forgetUser(); model.noAutologin = true; model.autoLogoutOnUnload = false;
         credentials();
       }, function (e) { warn(e.message); throw e; });
@@ -849,7 +906,9 @@
     e.preventDefault();
     var f = e.target;
     if (f === els.login) {
-      NS.login(els.loginUser.value.trim(), els.loginPass.value, els.loginRemember.checked).catch(function () {});
+      var user = els.loginUser.value.trim();
+      if (!els.loginPass.value && model.remembered && user === model.remembered) { rememberedLogin().catch(function () {}); return; }
+      NS.login(user, els.loginPass.value, els.loginRemember.checked).catch(function () {});
     } else if (f === els.pair) {
       var id = els.identifierInput.value.trim();
       if (id) NS.selectIdentifier(id).catch(function () {});
@@ -912,9 +971,30 @@
     return t(status) + (status === "AUX" && reason ? " · " + reason : "");
   }
 
+  // topMenuNameContent is text with two placeholders, %icon% and %name%; the rest of
+  // it stays text, whatever it looks like.
+  function nameContent(el, template, name) {
+    var key = template + "\u0000" + name;
+    if (el.getAttribute("data-for") === key) return;
+    el.setAttribute("data-for", key);
+    el.textContent = "";
+    template.split(/(%icon%|%name%)/).forEach(function (part) {
+      if (part === "%icon%") {
+        el.insertAdjacentHTML("beforeend", icon("user", "ucs-avatar"));  // the bar's own SVG, a constant
+      } else if (part === "%name%") {
+        var span = document.createElement("span");
+        span.className = "ucs-username";
+        span.textContent = name;
+        el.appendChild(span);
+      } else if (part) {
+        el.appendChild(document.createTextNode(part));
+      }
+    });
+  }
+
   function renderTop() {
     var name = (model.user && (model.user.displayname || model.user.username)) || "";
-    els.name.innerHTML = model.user ? opt("topMenuNameContent").replace("%icon%", icon("user", "ucs-avatar")).replace("%name%", '<span class="ucs-username">' + esc(name) + "</span>") : "";
+    nameContent(els.name, model.user ? String(opt("topMenuNameContent")) : "", name);
     var ready = model.appState === "READY";
     if (ready) {
       var reasons = (model.state && model.state.auxReasons) || [];
@@ -931,7 +1011,7 @@
         '<i class="ucs-dot s-' + esc(model.status) + '"></i><span>' + esc(statusLabel(model.status, model.reason)) + "</span>" + acw + icon("chevron") + "</button>" +
         '<div class="ucs-dropdown"' + (model.statusOpen ? "" : " hidden") + ">" + items + "</div>";
       var n = model.waitingCallers;
-      els.waiting.innerHTML = '<span class="ucs-waiting-badge' + (n ? " ucs-hot" : "") + '" title="' + esc(t("waitingTitle")) + '">' + icon("people") + "<b>" + n + "</b> " + esc(t("waiting")) + "</span>";
+      els.waiting.innerHTML = '<span class="ucs-waiting-badge' + (n ? " ucs-hot" : "") + '" title="' + esc(t("waitingTitle")) + '">' + icon("people") + "<b>" + esc(n) + "</b> " + esc(t("waiting")) + "</span>";
     } else {
       els.statusWrap.innerHTML = ""; els.waiting.innerHTML = "";
     }
@@ -945,7 +1025,7 @@
       if (ready && model.state && (model.state.queues || []).length) {
         menu += '<div class="ucs-menu-title">' + esc(t("queues")) + "</div>" + model.state.queues.map(function (q) {
           var id = q.id !== undefined ? q.id : q.queue_id;
-          return '<button type="button" class="ucs-item" data-act="suspend" data-arg="' + id + '" data-on="' + (q.suspended ? 1 : 0) + '"><i class="ucs-dot ' + (q.suspended ? "s-OFFLINE" : "s-READY") + '"></i>' + esc(q.name) + (q.suspended ? " · " + esc(t("suspended")) : "") + "</button>";
+          return '<button type="button" class="ucs-item" data-act="suspend" data-arg="' + esc(id) + '" data-on="' + (q.suspended ? 1 : 0) + '"><i class="ucs-dot ' + (q.suspended ? "s-OFFLINE" : "s-READY") + '"></i>' + esc(q.name) + (q.suspended ? " · " + esc(t("suspended")) : "") + "</button>";
         }).join("");
       }
       menu += '<button type="button" class="ucs-item ucs-danger" data-act="logout">' + esc(t("logout")) + "</button>";
@@ -978,11 +1058,11 @@
     var dirText = c.direction === "OUTGOING" ? t("outgoing") : c.direction === "INTERNAL" ? t("internal") : t("incoming");
     var stateText = t("st" + c.state) + (muted ? " · " + t("muted") : "");
     var consultText = model.consult[c.uniqueid] ? '<div class="ucs-consult">' + icon("transfer") + esc(t("consulting", { number: model.consult[c.uniqueid] })) + "</div>" : "";
-    var html = '<div class="ucs-call' + (primary ? "" : " ucs-call-held") + (ringing ? " ucs-ringing" : "") + '" data-uniqueid="' + esc(c.uniqueid) + '" data-call-state="' + c.state + '">' +
+    var html = '<div class="ucs-call' + (primary ? "" : " ucs-call-held") + (ringing ? " ucs-ringing" : "") + '" data-uniqueid="' + esc(c.uniqueid) + '" data-call-state="' + esc(c.state) + '">' +
       '<div class="ucs-call-icon">' + icon(dirIcon) + "</div>" +
       '<div class="ucs-call-who"><div class="ucs-call-name">' + esc(who || number || t("unknownCaller")) + "</div>" +
       '<div class="ucs-call-meta">' + esc(number) + (c.queue ? ' · <span class="ucs-queue">' + esc(c.queue) + "</span>" : "") + " · " + esc(dirText) + "</div>" + consultText + "</div>" +
-      '<div class="ucs-call-state"><span class="ucs-chip st-' + c.state + '">' + esc(stateText) + '</span><span class="ucs-timer" data-since="' + (since || "") + '">' + (since ? hms(serverNow() - since) : "") + "</span></div>" +
+      '<div class="ucs-call-state"><span class="ucs-chip st-' + esc(c.state) + '">' + esc(stateText) + '</span><span class="ucs-timer" data-since="' + esc(since || "") + '">' + (since ? hms(serverNow() - since) : "") + "</span></div>" +
       '<div class="ucs-call-actions">' + buttons + "</div></div>";
     if (primary && model.transferOpen && c.state === CALL.CONNECTED) {
       html += '<form class="ucs-transfer" data-form="transfer" autocomplete="off"><label>' + esc(t("transferTo")) +
@@ -1032,7 +1112,7 @@
   function renderNotes(target, state) {
     var notes = model.notifications.filter(function (n) { return !n.boundState || n.boundState === state; });
     return notes.map(function (n) {
-      return '<div class="ucs-note ucs-note-' + esc(n.type) + '" data-note="' + n.id + '"><span>' + esc(n.title) + '</span><button type="button" class="ucs-x" data-act="note-close" data-arg="' + n.id + '">' + icon("close") + "</button></div>";
+      return '<div class="ucs-note ucs-note-' + esc(n.type) + '" data-note="' + esc(n.id) + '"><span>' + esc(n.title) + '</span><button type="button" class="ucs-x" data-act="note-close" data-arg="' + esc(n.id) + '">' + icon("close") + "</button></div>";
     }).join("");
   }
 
@@ -1049,6 +1129,7 @@
     els.loginBtn.textContent = model.busy === "login" ? t("loggingIn") : t("login");
     els.loginBtn.disabled = model.busy === "login" || !model.connected;
     els.loginError.textContent = model.loginError;
+    els.loginPass.placeholder = model.remembered ? t("remembered") : "";
     els.loginNotes.innerHTML = s === "CREDENTIALS" ? renderNotes(null, s) : "";
     els.pair.hidden = !(s === "IDENTIFY" && !opt("withoutDevice"));
     els.phones.innerHTML = model.devices.length ? model.devices.map(function (d) {
