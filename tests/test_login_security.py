@@ -27,7 +27,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from ucs import demo
-from ucs.api.auth import LoginThrottle, sso_token
+from ucs.api.auth import AddressGate, LoginThrottle, sso_token
 from ucs.error import TooManyRequests
 from ucs.server import UCSServer
 
@@ -389,3 +389,23 @@ def test_the_throttle_forgets_and_stays_bounded() -> None:
     clock.advance(10 + 300)
     fail("someone", OTHER)  # any attempt sweeps what has expired
     assert throttle.size() == (1, 1)
+
+
+def test_checks_waiting_their_turn_are_handed_it_without_recursion() -> None:
+    """Thousands of an address's logins may wait for a password check (many sockets,
+    many requests each); when the throttle refuses each as its turn comes, the turns
+    are handed on in a loop, not by nested callbacks that would overflow the stack."""
+    gate = AddressGate(limit=1)
+    ran: list[int] = []
+
+    def refused_at_once(_: None, i: int) -> None:
+        ran.append(i)
+        gate.leave(AGENT)
+
+    gate.enter(AGENT)  # one check running
+    for i in range(5000):
+        gate.enter(AGENT).addCallback(refused_at_once, i)
+    gate.leave(AGENT)
+    assert ran == list(range(5000))
+    gate.enter(AGENT).addCallback(lambda _: ran.append(-1))  # free again: no one is left holding a turn
+    assert ran[-1] == -1

@@ -264,19 +264,26 @@ class LoginThrottle:
         return LoginThrottled(f"too many failed logins {what}; try again in {seconds} s", seconds)
 
 
-class _Gate:
+class AddressGate:
     """At most ``limit`` of one address's password checks at a time; the rest wait
     in turn.  An attempt is counted when its check starts, so without this a crowd of
     agents logging in at once from one NAT address (after a restart, say) would use
-    up the address's budget with attempts that have not failed."""
+    up the address's budget with attempts that have not failed.
+
+    A turn given to a waiting check may end at once (the throttle refuses it) and give
+    the next turn from inside that callback; turns are handed on in a loop instead, so
+    thousands of waiting checks cannot overflow the stack."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._running: dict[str | None, int] = {}
         self._waiting: dict[str | None, deque[Deferred[None]]] = {}
+        self._freed: deque[str | None] = deque()
+        self._handing_on = False
 
     def enter(self, address: str | None) -> Deferred[None]:
-        if self._running.get(address, 0) < self.limit:
+        """Fires when this check may run; pair each with :meth:`leave`."""
+        if self._running.get(address, 0) < self.limit and not self._waiting.get(address):
             self._running[address] = self._running.get(address, 0) + 1
             return succeed(None)
         d: Deferred[None] = Deferred()
@@ -284,16 +291,25 @@ class _Gate:
         return d
 
     def leave(self, address: str | None) -> None:
-        waiting = self._waiting.get(address)
-        if waiting:
-            d = waiting.popleft()
-            if not waiting:
-                del self._waiting[address]
-            d.callback(None)  # its turn: the running count stays
-            return
         self._running[address] -= 1
-        if not self._running[address]:
-            del self._running[address]
+        self._freed.append(address)
+        if self._handing_on:
+            return  # the loop below, further up this stack, hands the turn on
+        self._handing_on = True
+        try:
+            while self._freed:
+                freed = self._freed.popleft()
+                waiting = self._waiting.get(freed)
+                if waiting:
+                    d = waiting.popleft()
+                    if not waiting:
+                        del self._waiting[freed]
+                    self._running[freed] = self._running.get(freed, 0) + 1
+                    d.callback(None)
+                elif not self._running.get(freed):
+                    self._running.pop(freed, None)
+        finally:
+            self._handing_on = False
 
 
 class Auth:
@@ -312,7 +328,7 @@ class Auth:
         self._config = config
         self._state = state
         self._throttle = LoginThrottle.from_config(clock, config)
-        self._gate = _Gate(max(1, min(self.concurrent_checks, config.max_failures - 1)))
+        self._gate = AddressGate(max(1, min(self.concurrent_checks, config.max_failures - 1)))
         self._used_tokens: dict[bytes, float] = {}  # token → when it stops being acceptable anyway
         self._dummy_hash: str | None = None
 
