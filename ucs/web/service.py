@@ -6,8 +6,9 @@
     /ws                        the agent-bar WebSocket (``ws_path``)
     /operator/operator-v4.0.0.js   the agent bar (seed 002), also /operator/operator.js
     /operator/operator-v4.0.0.css  its look, also /operator/operator.css
-    /demo/                     a demo CRM page that embeds the bar
+    /demo/                     a demo CRM page that embeds the bar (with a CSP, not framable)
     /health                    JSON: up, version, connections
+    /remember                  the remember-me cookie (``ucs.api.remember``; put by the container)
 
 :class:`WebService` is a Twisted service: started, it listens on
 ``options.listen:options.port`` with backlog ``options.backlog`` (HTTPS/WSS when a
@@ -227,7 +228,7 @@ class WebService(Service):
                 break
         else:
             raise ValueError(f"{path} is served already (the agent bar's ws_path, /metrics, /health, "
-                             "/operator and /demo are taken); choose another path")
+                             "/remember, /operator and /demo are taken); choose another path")
         self._put(parts, resource)
 
     def _put(self, path: str | list[bytes], resource: Any) -> None:
