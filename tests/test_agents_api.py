@@ -72,7 +72,13 @@ async def test_agent_methods_by_state_and_role(tmp_path: Any) -> None:
         with pytest.raises(InvalidDataInput, match="not one of alice's queues"):
             await registry.call(alice, "agent.suspend", [99])
 
-        # a supervisor sees every agent and changes one
+        # a supervisor sees the agents of the queues they supervise, and changes one
+        registry.scope.directory = s.directory
+        listed = await registry.call(sue, "agents.list")
+        assert listed == []  # sue supervises no queue yet
+        with pytest.raises(PermissionDenied, match="user .* \\(alice\\) is in no queue or team you supervise"):
+            await registry.call(sue, "agents.changeStatus", [alice_user.id, "AUX", "Meeting"])
+        await s.directory.edit("users", sue_user.id, {"queues": {"2": {"supervisor": True}}})  # sales
         listed = await registry.call(sue, "agents.list")
         assert [a["username"] for a in listed] == ["alice"]
         changed = await registry.call(sue, "agents.changeStatus", {"user_id": alice_user.id, "status": "AUX",

@@ -162,7 +162,7 @@ async def test_shared_data_hook_plugin(sqlite_store: Any, tmp_path: Path, logs: 
     copy_seed("shared_data_hook", tmp_path)
     await p.start()  # users: admin (1), alice (2), bob (3)
     try:
-        boss = p.session(supervisor=True)
+        boss = p.session(superuser=True)  # shared data is the whole centre's
         stored = await p.call(boss, "shared.set", "agent_emails", {"alice": 3, "nobody": 1})
         assert stored == {2: 3}  # usernames became user ids
         assert p.shared.get("agent_emails") == {2: 3}
@@ -201,7 +201,7 @@ async def test_shared_data_hook_failing_stores_the_data_as_requested(sqlite_stor
     p = PluginStack(sqlite_store, tmp_path)
     await p.start()
     try:
-        boss = p.session(supervisor=True)
+        boss = p.session(superuser=True)  # shared data is the whole centre's
         await p.call(boss, "shared.set", "agent_emails", ["not", "a", "dict"])
         copy_seed("shared_data_hook", tmp_path)
         await p.call(p.session(superuser=True), "plugins.load", "shared_data_hook")
@@ -210,9 +210,11 @@ async def test_shared_data_hook_failing_stores_the_data_as_requested(sqlite_stor
         failure = next(e for e in logs.events if "log_failure" in e and e.get("identifier") == "agent_emails")
         assert failure["plugin"] == "shared_data_hook"
         assert "AttributeError" in failure["log_failure"].getTraceback()
-        # Roles: agents read, supervisors write.
+        # Roles: agents read, superusers write (a supervisor's rights end at their queues and teams).
         with pytest.raises(PermissionDenied):
             await p.call(p.session(), "shared.set", "agent_emails", {})
+        with pytest.raises(PermissionDenied, match="shared.set needs the superuser role; this session has supervisor"):
+            await p.call(p.session(supervisor=True), "shared.set", "agent_emails", {})
         with pytest.raises(InvalidDataInput, match="identifier"):
             await p.call(boss, "shared.set", "", {})
     finally:

@@ -7,9 +7,12 @@ method                     role        session states     does
 ``agent.suspend``          agent       READY              stop taking calls from one queue
 ``agent.resume``           agent       READY              take them again
 ``agent.state``            agent       READY              the caller's own agent (User object)
-``agents.list``            supervisor  any                every logged-in agent
-``agents.changeStatus``    supervisor  any                another agent's status
+``agents.list``            supervisor  any                the logged-in agents they supervise
+``agents.changeStatus``    supervisor  any                the status of an agent they supervise
 =========================  ==========  =================  =======================================
+
+A supervisor supervises the agents who share a queue or a team with them
+(:mod:`ucs.api.scope`); a superuser every agent.
 
 Each returns the agent's User object (seed 002) as it is after the change;
 ``agents.list`` a list of them.
@@ -22,6 +25,7 @@ from typing import Any
 from ucs.agents.service import Agents
 from ucs.agents.transitions import parse_status
 from ucs.api.registry import Param, Registry
+from ucs.api.scope import ActsOn, Subject
 from ucs.constants import AgentStatus, Role, SessionState
 from ucs.error import InvalidDataInput, InvalidState
 
@@ -49,7 +53,9 @@ def _user_id(session: Any) -> int:
 
 
 def register(registry: Registry, agents: Agents) -> None:
-    """Add the agents' methods to the API registry."""
+    """Add the agents' methods to the API registry; the registry's scope learns who
+    is paired with which phone from ``agents``."""
+    registry.scope.agents = agents
 
     async def change_status(session: Any, status: AgentStatus, reason: str | None) -> dict[str, Any]:
         """Change your availability: OFFLINE (out of the queues), READY, AUX (with a reason) or ACW."""
@@ -71,11 +77,11 @@ def register(registry: Registry, agents: Agents) -> None:
         return agents.agent(_user_id(session)).to_dict()
 
     def list_agents(session: Any) -> list[dict[str, Any]]:
-        """Every logged-in agent."""
+        """The logged-in agents you supervise (every one for a superuser)."""
         return [a.to_dict() for a in agents.all()]
 
     async def change_other(session: Any, user_id: int, status: AgentStatus, reason: str | None) -> dict[str, Any]:
-        """Change another agent's availability."""
+        """Change the availability of an agent you supervise."""
         agent = await agents.change_status(user_id, status, reason or "")
         return agent.to_dict()
 
@@ -83,6 +89,7 @@ def register(registry: Registry, agents: Agents) -> None:
     registry.add("agent.suspend", suspend, (QUEUE,), role=Role.AGENT, states=READY_ONLY)
     registry.add("agent.resume", resume, (QUEUE,), role=Role.AGENT, states=READY_ONLY)
     registry.add("agent.state", state, (), role=Role.AGENT, states=READY_ONLY)
-    registry.add("agents.list", list_agents, (), role=Role.SUPERVISOR)
+    registry.add("agents.list", list_agents, (), role=Role.SUPERVISOR, shows=True)
     registry.add("agents.changeStatus", change_other,
-                 (Param("user_id", int, doc="the agent's user id"), STATUS, REASON), role=Role.SUPERVISOR)
+                 (Param("user_id", int, doc="the agent's user id"), STATUS, REASON), role=Role.SUPERVISOR,
+                 acts_on=ActsOn(Subject.AGENT, "user_id"))

@@ -6,6 +6,12 @@ allowed in.  The WebSocket API, the Interaction Processor and plugins
 (``ucs.api.config.users.get(sid, …)``) all call through :meth:`Registry.call`,
 so validation, permissions and plugin middleware apply everywhere, once.
 
+Beyond the role, a method that names an agent or a call (``acts_on``) is
+scoped: a supervisor acts on the agents of their queues and teams, an agent on
+themself and on the calls of their phone (:mod:`ucs.api.scope`); a method that
+returns agents (``shows``) returns those the caller may see.  The registry
+checks the scope before middleware and handler run, so every way in gets it.
+
 Handlers are called ``handler(session, *args)`` with the arguments in the
 order of the schema, already checked; they return a value, a Deferred or a
 coroutine.  :meth:`Registry.call` always returns a Deferred.
@@ -28,6 +34,7 @@ from typing import Any, Protocol
 import attrs
 from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 
+from ucs.api.scope import ActsOn, Scope, Subject
 from ucs.constants import Role, SessionState
 from ucs.error import InvalidDataInput, InvalidState, MethodNotFound, PermissionDenied
 
@@ -96,12 +103,17 @@ class Method:
     states: frozenset[SessionState] | None = None
     doc: str = ""
     middleware: list[Callable[..., Any]] = attrs.Factory(list)
+    #: The argument naming the agent or call the method acts on (scoped), if any.
+    acts_on: ActsOn | None = None
+    #: The method returns a list of users/agents, filtered to those the caller may see.
+    shows: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
             "method": self.name,
             "role": self.role.name.lower(),
             "states": sorted(s.value for s in self.states) if self.states is not None else None,
+            "acts_on": self.acts_on.subject.value if self.acts_on is not None else None,
             "params": [
                 {"name": p.name, "type": p.accepted(), "required": p.required, "doc": p.doc}
                 for p in self.params
@@ -145,8 +157,10 @@ class Method:
 
 
 class Registry:
-    def __init__(self) -> None:
+    def __init__(self, scope: Scope | None = None) -> None:
         self._methods: dict[str, Method] = {}
+        #: Who may act on what; the modules registering scoped methods give it their services.
+        self.scope = scope if scope is not None else Scope()
 
     # -- registration ---------------------------------------------------------
 
@@ -159,16 +173,25 @@ class Registry:
         role: Role = Role.AGENT,
         states: Iterable[SessionState] | None = None,
         doc: str = "",
+        acts_on: ActsOn | None = None,
+        shows: bool = False,
     ) -> Method:
+        """Add a method.  ``acts_on`` names the argument holding the agent (user id)
+        or call (uniqueid) it acts on, which the caller's scope must cover;
+        ``shows``: it returns users or agents (dicts with ``id``), of which the
+        caller gets those in their scope."""
+        schema = tuple(params)
         if name in self._methods:
             raise ValueError(f"API method {name} is registered twice")
+        if acts_on is not None and acts_on.param not in {p.name for p in schema}:
+            raise ValueError(f"API method {name} acts on its argument {acts_on.param!r}, which it does not have")
         doc = doc or inspect.getdoc(handler) or ""
         if inspect.iscoroutinefunction(handler):
             handler = _deferring(handler)
         method = Method(
-            name, handler, tuple(params), role,
+            name, handler, schema, role,
             frozenset(states) if states is not None else None,
-            doc,
+            doc, acts_on=acts_on, shows=shows,
         )
         self._methods[name] = method
         return method
@@ -225,14 +248,49 @@ class Registry:
         saying what was wrong (or with whatever the handler raised)."""
         return maybeDeferred(self._call, session, name, args).addCallback(_settle)
 
+    def authorize(self, session: Caller, subject: Subject, value: Any, what: str) -> Deferred[None]:
+        """The scope check of :meth:`call` for a request that is not a registry
+        method (the Interaction Processor's reports): fails with
+        :class:`PermissionDenied` unless ``session`` may act on the agent (a user
+        id) or call (a uniqueid) ``value``."""
+        return maybeDeferred(self._authorize, session, subject, value, what)
+
+    def _authorize(self, session: Caller, subject: Subject, value: Any, what: str) -> Deferred[None] | None:
+        if subject is Subject.AGENT:
+            self.scope.check_agent(session, value, what)
+            return None
+        return self.scope.check_call(session, value, what)
+
     def _call(self, session: Caller, name: str, args: Any) -> Any:
         method = self.get(name)
         self.check(session, method)
         positional = method.bind(args)
+        if method.acts_on is None:
+            return self._run(session, method, positional)
+        index = [p.name for p in method.params].index(method.acts_on.param)
+        gate = self._authorize(session, method.acts_on.subject, positional[index], method.name)
+        if gate is None:
+            return self._run(session, method, positional)
+
+        def granted(_: None) -> Any:
+            # The session may have logged out or left READY while the CDR was read.
+            self.check(session, method)
+            return self._run(session, method, positional)
+
+        return gate.addCallback(granted)
+
+    def _run(self, session: Caller, method: Method, positional: list[Any]) -> Any:
         handler: Callable[..., Any] = method.handler
         for mw in reversed(method.middleware):
             handler = _wrap(mw, handler)
-        return handler(session, *positional)
+        result = handler(session, *positional)
+        if not method.shows:
+            return result
+        if inspect.iscoroutine(result):
+            result = ensureDeferred(result)
+        if isinstance(result, Deferred):
+            return result.addCallback(lambda r: self.scope.visible(session, r))
+        return self.scope.visible(session, result)
 
 
 def _deferring(f: Callable[..., Any]) -> Callable[..., Deferred[Any]]:

@@ -820,12 +820,14 @@ class CallControl:
         ended), through the metadata transformer if one is set.  Keys given
         replace the same keys; others are kept.  A string ``accountcode`` in
         the (transformed) metadata also becomes the call's account code, as in
-        seed 000's example.  Returns the call's metadata."""
+        seed 000's example, checked against the call reasons like
+        :meth:`set_account_code` (else an agent could set any code this way).
+        Returns the call's metadata."""
         uid = self._check_uniqueid(uniqueid)
         call = self.find_call(uid)
         meta = accountcode.transform(self._transformer, call.uniqueid if call is not None else uid, metadata)
         code = meta.get("accountcode")
-        code = code if isinstance(code, str) else None
+        code = self._checked_codes(code) if isinstance(code, str) else None
         if call is not None and not call.ended:
             call.data.update(meta)
             if code is not None:
@@ -845,6 +847,20 @@ class CallControl:
             updated = accountcode.update_cdr(stored, account_code=code, metadata=meta)
             await self._save_cdr(updated)
             return dict(updated["metadata"])
+
+    def _checked_codes(self, account_code: str) -> str:
+        """A whole account code (``"A/Sub|B"``) given in metadata, each entry checked
+        against the call reasons; :class:`InvalidDataInput` on ``metadata`` otherwise."""
+        reasons = list(self.directory.callreasons.values()) if self.directory is not None else []
+        checked = []
+        for entry in accountcode.entries(account_code):
+            code, _, sub = entry.partition(accountcode.SUB_SEPARATOR)
+            try:
+                checked.append(accountcode.check_code(reasons, code, sub or None))
+            except InvalidDataInput as e:
+                why = "; ".join(str(v) for v in e.message.values()) if isinstance(e.message, dict) else str(e)
+                raise InvalidDataInput({"metadata": f"accountcode {entry!r}: {why}"}) from None
+        return accountcode.SEPARATOR.join(checked)
 
     def set_metadata_transformer(self, fn: accountcode.MetadataTransformer) -> None:
         """Seed 000: ``fn(uniqueid, metadata)`` changes the metadata of every
@@ -871,6 +887,10 @@ class CallControl:
         if not isinstance(uniqueid, str) or not uniqueid.strip():
             raise InvalidDataInput({"uniqueid": f"{uniqueid!r} is not accepted; give the call's uniqueid"})
         return uniqueid.strip()
+
+    async def stored_cdr(self, uniqueid: str) -> dict[str, Any] | None:
+        """The stored CDR of an ended call (after the CDRs being written are), or ``None``."""
+        return await self._stored_cdr(uniqueid)
 
     async def _stored_cdr(self, uniqueid: str) -> dict[str, Any] | None:
         if self._store is None:

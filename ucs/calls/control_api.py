@@ -18,7 +18,11 @@ method                    arguments                                            d
 ========================  ===================================================  ======================
 
 All need the agent role and a session in READY; the call methods act on the
-session's paired phone (``session.line``).  The call methods return the Call
+session's paired phone (``session.line``).  ``call.setAccountCode`` and
+``cdr.metadata`` name a call by its uniqueid and are scoped
+(:mod:`ucs.api.scope`): an agent may change the calls their phone took part
+in (live or in the stored CDR), a supervisor also those of the queues and
+agents they supervise, a superuser any.  The call methods return the Call
 object (seed 002), ``call.setAccountCode`` ``{uniqueid, account_code}``,
 ``cdr.metadata`` ``{uniqueid, metadata}``.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from ucs.api.registry import Param, Registry
+from ucs.api.scope import ActsOn, Subject
 from ucs.calls.call import Call
 from ucs.calls.control import CallControl, check_number
 from ucs.constants import Role, SessionState
@@ -63,7 +68,10 @@ def _paired(session: Any) -> Line:
 
 
 def register(registry: Registry, control: CallControl) -> None:
-    """Add the call-control methods to the API registry."""
+    """Add the call-control methods to the API registry; the registry's scope
+    finds the calls that ``call.setAccountCode`` and ``cdr.metadata`` name through
+    ``control``."""
+    registry.scope.calls = control
 
     def out(call: Call) -> dict[str, Any]:
         return call.to_dict(control.clock.seconds())
@@ -134,8 +142,10 @@ def register(registry: Registry, control: CallControl) -> None:
         """Attach metadata to a call (and its CDR)."""
         return {"uniqueid": uniqueid, "metadata": await control.cdr_metadata(uniqueid, data)}
 
-    def add(name: str, handler: Any, params: tuple[Param, ...] = ()) -> None:
-        registry.add(name, handler, params, role=Role.AGENT, states=READY_ONLY)
+    def add(name: str, handler: Any, params: tuple[Param, ...] = (), acts_on: ActsOn | None = None) -> None:
+        registry.add(name, handler, params, role=Role.AGENT, states=READY_ONLY, acts_on=acts_on)
+
+    the_call = ActsOn(Subject.CALL, "uniqueid")
 
     add("call.dial", dial, (NUMBER, QUEUE, LINE, DATA))
     add("call.answer", answer)
@@ -151,5 +161,5 @@ def register(registry: Registry, control: CallControl) -> None:
         Param("accountCode", str, doc="the account code (a call reason's code when any are defined)"),
         Param("subAccountCode", str, required=False, nullable=True, doc="a sub-code of accountCode"),
         Param("override", bool, required=False, default=False, doc="replace the call's codes instead of adding"),
-    ))
-    add("cdr.metadata", metadata, (UNIQUEID, Param("metadata", dict, doc="an object of JSON values")))
+    ), the_call)
+    add("cdr.metadata", metadata, (UNIQUEID, Param("metadata", dict, doc="an object of JSON values")), the_call)

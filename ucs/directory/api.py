@@ -2,7 +2,9 @@
 
 Reading is for supervisors (agents get what they need in their state
 object), except the lists an agent bar shows (queues, AUX and call reasons);
-changing is for superusers.  ``edit`` takes the entity's fields with its
+changing is for superusers.  A supervisor reads the users they supervise
+only (``config.users.get`` of another is refused, ``config.users.list`` leaves
+them out; :mod:`ucs.api.scope`).  ``edit`` takes the entity's fields with its
 ``id``, as seed 000's middleware example (``edit_user(handler, user, data)``)
 expects.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ucs.api.registry import Param, Registry
+from ucs.api.scope import ActsOn, Subject
 from ucs.api.session import Session
 from ucs.constants import Role
 from ucs.directory.directory import KINDS, Directory
@@ -27,6 +30,7 @@ def _positive(v: int) -> int:
 
 
 def register(registry: Registry, directory: Directory) -> None:
+    registry.scope.directory = directory
     for kind in KINDS:
         _register_kind(registry, directory, kind)
 
@@ -63,8 +67,12 @@ def _register_kind(registry: Registry, directory: Directory, kind: str) -> None:
 
     ident = Param("id", int, check=_positive, doc=f"the {one}'s id")
     data = Param("data", dict, doc=f"the {one}'s fields")
-    registry.add(f"config.{kind}.get", get, [ident], role=read_role, doc=f"One {one}.")
-    registry.add(f"config.{kind}.list", list_, role=read_role, doc=f"Every {one}.")
+    users = kind == "users"
+    registry.add(f"config.{kind}.get", get, [ident], role=read_role, doc=f"One {one}.",
+                 acts_on=ActsOn(Subject.AGENT, "id") if users else None)
+    registry.add(f"config.{kind}.list", list_, role=read_role,
+                 doc="The users you supervise (every one for a superuser)." if users else f"Every {one}.",
+                 shows=users)
     registry.add(f"config.{kind}.add", add, [data], role=Role.SUPERUSER, doc=f"Create a {one}.")
     registry.add(f"config.{kind}.edit", edit, [data], role=Role.SUPERUSER,
                  doc=f"Change some fields of a {one} (data holds its id).")

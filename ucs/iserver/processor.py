@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 import ucs
 from ucs import events as ev
+from ucs.api.scope import Subject
 from ucs.api.session import Session
 from ucs.constants import Role, SessionState
 from ucs.error import UCSError
@@ -524,15 +525,17 @@ class Controller:
                              "device": session.line.device if session.line is not None else None}}
 
     async def _journey(self, command: str, request: dict[str, Any], data: Any) -> dict[str, Any]:
-        self._needs_session(command)
+        session = self._needs_session(command)
         call_id = data.get("CallId") if isinstance(data, dict) else None
         if not isinstance(call_id, str) or not call_id:
             raise Failed("missing_field", "report.calljourney needs data.CallId, the call's id (its Linkedid)",
                          "data.CallId")
+        # Scoped like call.setAccountCode: the calls of the agent's phone, a supervisor's queues and agents.
+        await self.iserver.registry.authorize(session, Subject.CALL, call_id, command)
         return {"command": command, "result": "success",
                 "data": {"CallJourney": await self.iserver.journey(call_id)}}
 
-    def _subject(self, command: str, data: Any) -> int:
+    async def _subject(self, command: str, data: Any) -> int:
         session = self._needs_session(command)
         agent_id = data.get("agentId") if isinstance(data, dict) else None
         if isinstance(agent_id, int) and not isinstance(agent_id, bool):
@@ -545,10 +548,18 @@ class Controller:
             raise Failed("not_found", f"no agent has the id {agent_id!r}", "data.agentId")
         if user.id != session.user.id and session.role < Role.SUPERVISOR:
             raise Failed("permission_denied", f"{command} for another agent needs a supervisor", "data.agentId")
+        try:
+            await self.iserver.registry.authorize(session, Subject.AGENT, user.id, command)
+        except UCSError as e:
+            failed = _from_ucs_error(e)
+            failed.context = "data.agentId"
+            raise failed from None
+        if self.session is not session:
+            raise Failed("closed", "the session ended meanwhile")
         return int(user.id)
 
     async def _team_begin(self, command: str, request: dict[str, Any], data: Any) -> dict[str, Any] | None:
-        uid = self._subject(command, data)
+        uid = await self._subject(command, data)
         self.watch = TeamWatch(uid, self.iserver.directory, self.iserver.agents)
         self.send({"command": command, "result": "success", "data": {}})
         for msg in self.watch.begin():
@@ -556,7 +567,7 @@ class Controller:
         return None
 
     async def _team_end(self, command: str, request: dict[str, Any], data: Any) -> dict[str, Any]:
-        self._subject(command, data)
+        await self._subject(command, data)
         if self.watch is None:
             raise Failed("not_subscribed", "report.teamstatus.begin was not sent (or has ended)")
         self.watch = None

@@ -7,8 +7,10 @@ else, on every entry point (WebSocket, Interaction Processor, plugins'
 again from its (possibly edited) file.
 
 ``shared.get(identifier)`` (agents and up) and ``shared.set(identifier,
-data)`` (supervisors and up) read and change shared data; a change goes
-through the plugin change hook of the identifier, if any.
+data)`` (superusers) read and change shared data; a change goes through the
+plugin change hook of the identifier, if any.  Shared data is the whole
+centre's (no queue or team owns an identifier), so a supervisor, whose rights
+end at their queues and teams, may not change it.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ def register(registry: Registry, host: PluginHost, shared: SharedData | None = N
         return store.get(identifier)
 
     def set_(session: Any, identifier: str, data: Any) -> Any:
-        """Change shared data ``identifier``; the plugin hook of the identifier may change the
-        value or refuse it (processing_error). Returns the value stored."""
+        """Change shared data ``identifier`` (the whole centre's: superusers only); the plugin
+        hook of the identifier may change the value or refuse it (processing_error). Returns
+        the value stored."""
         return store.set(identifier, data)
 
     def list_ids(session: Any) -> list[str]:
@@ -70,5 +73,5 @@ def register(registry: Registry, host: PluginHost, shared: SharedData | None = N
 
     registry.add("shared.get", get, [ident], role=Role.AGENT)
     registry.add("shared.set", set_, [ident, Param("data", _JSON, nullable=True, doc="any JSON value")],
-                 role=Role.SUPERVISOR)
+                 role=Role.SUPERUSER)
     registry.add("shared.list", list_ids, role=Role.AGENT)
