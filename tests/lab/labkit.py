@@ -25,6 +25,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from ucs.config import Config
@@ -411,12 +412,21 @@ async def seed(server: UCSServer, lab: Lab) -> None:
 
 
 class LabUCS:
-    """The real UCS on the lab's Asterisk, and the agent bars a test opened."""
+    """The real UCS on the lab's Asterisk, and the agent bars a test opened; what UCS
+    logged at warning level or above is kept in :attr:`warnings` (an action Asterisk
+    refused shows up there)."""
 
     def __init__(self, server: UCSServer, lab: Lab) -> None:
         self.server = server
         self.lab = lab
         self.bars: list[Bar] = []
+        self.warnings: list[str] = []
+        globalLogPublisher.addObserver(self._log)
+
+    def _log(self, event: dict[str, Any]) -> None:
+        level = event.get("log_level")
+        if level is not None and level >= LogLevel.warn:
+            self.warnings.append(f"{event.get('log_namespace')}: {formatEvent(event)}")
 
     async def agent(self, phone: Phone, status: str = "READY", reason: str = "") -> Bar:
         """A bar with ``phone``'s user logged in and the phone paired; the agent in
@@ -462,7 +472,12 @@ class LabUCS:
                 f"{n}({d.get('state')},{d.get('cause')})" if n.startswith("call.") else
                 f"{n}({d.get('status', '')})" for n, d in bar.events if n.startswith(("call.", "agent.status"))))
             bar.close()
-        await self.server.service.stopService()
+        for line in self.warnings:
+            print(f"UCS logged: {line}")
+        try:
+            await self.server.service.stopService()
+        finally:
+            globalLogPublisher.removeObserver(self._log)
 
 
 async def start_ucs(lab: Lab, tmp: Path) -> LabUCS:
