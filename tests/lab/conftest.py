@@ -69,7 +69,10 @@ def _why_not() -> str | None:
     return None
 
 
-NO_CHAN_SIP = "this Asterisk has no chan_sip (removed in Asterisk 21): the SIP/10xx half of the matrix needs it"
+NO_CHAN_SIP = (
+    "this Asterisk has no chan_sip (removed in Asterisk 21): the SIP/10xx phones and the lab's carrier "
+    "trunk (SIP/carrier, every flow with a customer) need it"
+)
 
 
 def has_chan_sip() -> bool:

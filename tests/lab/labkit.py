@@ -17,7 +17,7 @@ import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
@@ -25,7 +25,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from ucs.config import Config
@@ -157,14 +157,16 @@ CUSTOMER = "420777123456"
 class _Sipp(ProcessProtocol):
     def __init__(self, name: str) -> None:
         self.name = name
-        self.ended: defer.Deferred[int | None] = defer.Deferred()
+        self.waiters: list[defer.Deferred[int | None]] = []
         self.code: int | None = None
         self.running = True
 
     def processEnded(self, reason: Failure) -> None:
         self.running = False
         self.code = getattr(reason.value, "exitCode", None)
-        self.ended.callback(self.code)
+        waiters, self.waiters = self.waiters, []
+        for d in waiters:
+            d.callback(self.code)
 
 
 class Sipp:
@@ -187,9 +189,12 @@ class Sipp:
         if not self._proto.running:
             return self._proto.code
         d: defer.Deferred[int | None] = defer.Deferred()
-        self._proto.ended.addBoth(lambda r: (d.callback(r) if not d.called else None, r)[1])
+        self._proto.waiters.append(d)
         d.addTimeout(timeout, reactor)
-        return await d
+        try:
+            return await d
+        except defer.TimeoutError:
+            raise AssertionError(f"sipp {self.name} still running after {timeout:g} s; see {self.log}") from None
 
     def kill(self) -> None:
         if self._proto.running and self._proto.transport is not None:
@@ -421,7 +426,8 @@ class LabUCS:
         self.lab = lab
         self.bars: list[Bar] = []
         self.warnings: list[str] = []
-        globalLogPublisher.addObserver(self._log)
+        self._observer = cast(ILogObserver, self._log)
+        globalLogPublisher.addObserver(self._observer)
 
     def _log(self, event: dict[str, Any]) -> None:
         level = event.get("log_level")
@@ -477,14 +483,16 @@ class LabUCS:
         try:
             await self.server.service.stopService()
         finally:
-            globalLogPublisher.removeObserver(self._log)
+            globalLogPublisher.removeObserver(self._observer)
 
 
 async def start_ucs(lab: Lab, tmp: Path) -> LabUCS:
     """UCS started on the lab (its AMI link logged in and resynced), the directory seeded."""
     server = UCSServer(lab_config(lab, tmp), reactor)
     server.service.startService()
-    await server.service._starting
+    starting = server.service._starting
+    assert starting is not None
+    await starting
     ucs = LabUCS(server, lab)
     await seed(server, lab)
     link, pbx = server.get_pbx_link(), server.get_pbx()
