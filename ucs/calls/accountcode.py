@@ -23,12 +23,17 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from ucs import wirejson
 from ucs.directory.model import CallReason
 from ucs.error import InvalidDataInput
 
 SEPARATOR = "|"
 SUB_SEPARATOR = "/"
 MAX_CODE = 64
+#: A call's metadata (all of it, as JSON) at most this many bytes, and nested at most
+#: this many levels (the metadata object itself is level 1).
+MAX_METADATA_BYTES = 32 * 1024
+MAX_METADATA_DEPTH = 8
 
 MetadataTransformer = Callable[[str, dict[str, Any]], Any]
 
@@ -94,8 +99,8 @@ def merge(current: str | None, entry: str, override: bool) -> str:
 def transform(fn: MetadataTransformer | None, uniqueid: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
     """``metadata`` as the transformer leaves it (seed 000: ``fn(uniqueid,
     metadata)`` changes it in place).  A transformer that raises, or leaves
-    something that cannot be stored as JSON, is logged and the metadata is
-    used as given."""
+    something that cannot be stored as JSON or is over the limits
+    (:func:`measure`), is logged and the metadata is used as given."""
     original = json_copy(metadata)
     if fn is None:
         return original
@@ -104,22 +109,51 @@ def transform(fn: MetadataTransformer | None, uniqueid: str, metadata: Mapping[s
         result = fn(uniqueid, work)
         if isinstance(result, dict):
             work = result
-        json.dumps(work)
+        measure(work)
     except Exception:  # noqa: BLE001 - seed 000: a failing transformer falls back to the metadata given
         log.failure("the metadata transformer failed on call {uniqueid}; the metadata is stored as given", uniqueid=uniqueid)
         return original
     return work
 
 
-def json_copy(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of ``metadata``, which must be an object JSON can store."""
+def json_copy(metadata: Mapping[str, Any], arg: str = "metadata") -> dict[str, Any]:
+    """A deep copy of ``metadata``, which must be an object JSON can carry, within
+    the limits (:func:`measure`); :class:`InvalidDataInput` naming ``arg`` otherwise.
+
+    Frames are read strictly already (:mod:`ucs.wirejson`); this holds for what a
+    plugin passes too: a NaN that reached a call's data broke its CDR and its events."""
     if not isinstance(metadata, Mapping):
-        raise InvalidDataInput({"metadata": f"{type(metadata).__name__} is not accepted; give an object"})
-    try:
-        copied: dict[str, Any] = json.loads(json.dumps(dict(metadata)))
-    except (TypeError, ValueError) as e:
-        raise InvalidDataInput({"metadata": f"cannot be stored: {e}; give an object of JSON values"}) from None
+        raise InvalidDataInput({arg: f"{type(metadata).__name__} is not accepted; give an object"})
+    metadata = dict(metadata)
+    measure(metadata, arg)
+    copied: dict[str, Any] = json.loads(json.dumps(metadata, allow_nan=False))
     return copied
+
+
+def measure(metadata: Mapping[str, Any], arg: str = "metadata", what: str = "the metadata") -> int:
+    """The size of ``metadata`` in bytes of JSON, checked against the limits.
+
+    A call's metadata travels whole in every event of the call to every bar that
+    shows it and in the reply to ``state``: grown without a bound (8 KB at a time
+    is enough) it passed the largest message a WebSocket carries, and those replies
+    and events were never delivered (issue 14, point 12).  At most
+    :data:`MAX_METADATA_BYTES` bytes and :data:`MAX_METADATA_DEPTH` levels, values
+    JSON carries (finite numbers, valid Unicode); :class:`InvalidDataInput` naming
+    ``arg`` and saying the limits otherwise."""
+    try:
+        wirejson.check(metadata, MAX_METADATA_DEPTH, what)  # first: no recursion into a deep value
+        text = json.dumps(metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except wirejson.NotCarried as e:
+        raise InvalidDataInput({arg: f"{e} (metadata: at most {MAX_METADATA_BYTES} bytes of JSON, "
+                                     f"{MAX_METADATA_DEPTH} levels deep)"}) from None
+    except (TypeError, ValueError) as e:
+        raise InvalidDataInput({arg: f"cannot be stored: {e}; give an object of JSON values "
+                                     "(strings, finite numbers, true/false, null, lists, objects)"}) from None
+    size = len(text.encode("utf-8"))
+    if size > MAX_METADATA_BYTES:
+        raise InvalidDataInput({arg: f"{what} would be {size} bytes of JSON; at most {MAX_METADATA_BYTES} bytes "
+                                     f"(and {MAX_METADATA_DEPTH} levels deep) are accepted"})
+    return size
 
 
 def update_cdr(cdr: dict[str, Any], *, account_code: str | None = None, metadata: dict[str, Any] | None = None) -> dict[str, Any]:

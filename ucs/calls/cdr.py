@@ -5,6 +5,13 @@ writer keeps finished calls in an ordered queue and writes them one at a
 time; when the store fails (PostgreSQL restarting, a full disk) the CDRs stay
 queued and the writer tries again after ``retry`` seconds, so a store outage
 delays CDRs instead of dropping them.
+
+A CDR the store refuses for what it holds (:class:`ucs.store.StoreRefused`: a
+value the database cannot take) is not an outage: written again it would fail
+again, and every CDR after it would wait for ever.  It is stored at once without
+what was refused (first the call's metadata, the one part an agent or a plugin
+fills freely; then its JSON; at last only the columns that say who called whom
+and when), each step logged, and the CDR itself records what was left out.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from twisted.logger import Logger
 
 from ucs.calls.call import Call
 from ucs.calls.tracker import CallObserver
+from ucs.store.errors import StoreRefused
 
 
 class CDRStore(Protocol):
@@ -47,6 +55,28 @@ def cdr_of(call: Call) -> dict[str, Any]:
     }
 
 
+def _without_metadata(cdr: dict[str, Any], why: str) -> dict[str, Any]:
+    data = {k: v for k, v in (cdr.get("data") or {}).items() if k != "data"}
+    data["metadata_refused"] = why
+    return dict(cdr, metadata=None, data=data)
+
+
+def _without_json(cdr: dict[str, Any], why: str) -> dict[str, Any]:
+    return dict(cdr, metadata=None, journey=None, data=None)
+
+
+_BARE = ("uniqueid", "direction", "cause", "created", "connected", "disconnected")
+
+
+def _bare(cdr: dict[str, Any], why: str) -> dict[str, Any]:
+    return {k: cdr.get(k) for k in _BARE}
+
+
+#: What a refused CDR is stored without, step by step: (what is left out, how).
+_SALVAGE = (("its metadata", _without_metadata), ("its metadata, journey and data", _without_json),
+            ("everything but its uniqueid, direction, cause and times", _bare))
+
+
 class CDRWriter(CallObserver):
     log = Logger()
 
@@ -60,6 +90,12 @@ class CDRWriter(CallObserver):
         self._writing = False
         self._retry_call: IDelayedCall | None = None
         self._idle: list[Deferred[None]] = []
+        #: The CDR at the head as the call left it, while it is being salvaged, and how
+        #: many salvage steps it has had.
+        self._original: dict[str, Any] | None = None
+        self._salvaged = 0
+        #: CDRs stored without something the store refused (for metrics and tests).
+        self.refused = 0
 
     def call_ended(self, call: Call) -> None:
         self.pending.append(cdr_of(call))
@@ -89,6 +125,7 @@ class CDRWriter(CallObserver):
         self._writing = False
         self.pending.popleft()
         self.written += 1
+        self._original, self._salvaged = None, 0
         if self.failures:
             self.log.info("store is writable again; {n} CDRs still queued", n=len(self.pending))
             self.failures = 0
@@ -96,6 +133,9 @@ class CDRWriter(CallObserver):
 
     def _failed(self, failure: Any) -> None:
         self._writing = False
+        if failure.check(StoreRefused):
+            self._refused(failure.value)
+            return
         self.failures += 1
         if self.failures == 1:
             self.log.warn(
@@ -104,6 +144,30 @@ class CDRWriter(CallObserver):
                 n=len(self.pending), retry=self.retry,
             )
         self._retry_call = self._clock.callLater(self.retry, self._retry)
+
+    def _refused(self, error: StoreRefused) -> None:
+        """The head CDR was refused for its content: the next salvage step, at once."""
+        first = self._original is None
+        original = self.pending[0] if self._original is None else self._original
+        uid = original.get("uniqueid")
+        if first:
+            self.refused += 1
+            if error.field is not None and error.field not in ("metadata", "data"):
+                self._salvaged = 1  # not the metadata: no use storing it without the metadata only
+        if self._salvaged >= len(_SALVAGE):
+            self.log.error("CDR {uniqueid} refused by the store even without its data ({error}); dropped",
+                           uniqueid=uid, error=str(error))
+            self.pending.popleft()
+            self._original, self._salvaged = None, 0
+            self._next()
+            return
+        what, salvage = _SALVAGE[self._salvaged]
+        self.log.error("CDR {uniqueid} refused by the store for what it holds ({error}); storing it without {what}",
+                       uniqueid=uid, error=str(error), what=what)
+        self._original = original
+        self._salvaged += 1
+        self.pending[0] = salvage(original, str(error))
+        self._next()
 
     def _retry(self) -> None:
         self._retry_call = None

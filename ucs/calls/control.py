@@ -298,7 +298,7 @@ class CallControl:
                 next_state(device, op.state, "consult")
                 return await self._consult(device, op, number)
             campaign = self._campaign(queue, user)
-            meta = accountcode.json_copy(data) if data is not None else None
+            meta = accountcode.json_copy(data, "data") if data is not None else None
             self._check_free(device, op)
             self._check_reachable(device)
             name = caller_name or (line.name if isinstance(line, Line) else "")
@@ -829,6 +829,7 @@ class CallControl:
         code = meta.get("accountcode")
         code = self._checked_codes(code) if isinstance(code, str) else None
         if call is not None and not call.ended:
+            accountcode.measure({**call.data, **meta}, what="the call's metadata")  # before anything changes
             call.data.update(meta)
             if code is not None:
                 call.account_code = code
@@ -836,6 +837,12 @@ class CallControl:
             return dict(call.data)
         async with self._cdr_lock:
             stored = await self._stored_cdr(call.uniqueid if call is not None else uid)
+            # Re-checked after the await: the call may have changed meanwhile.
+            current = stored.get("metadata") if stored is not None else None
+            if call is not None:
+                accountcode.measure({**call.data, **meta}, what="the call's metadata")
+            if isinstance(current, dict):
+                accountcode.measure({**current, **meta}, what="the call's metadata")
             if call is not None:
                 call.data.update(meta)
                 if code is not None:

@@ -37,7 +37,7 @@ def install(server: Any, parent: Any = None) -> IServer | None:
         store=server.get_store_proxy(), ami=server.get_ami_client(), reactor=server.get_reactor(),
         instance_domain=cfg.instance_domain, version=web.version,
         max_request_size=options.max_request_size, max_pending=options.max_pending,
-        max_client_buffer=options.max_client_buffer,
+        max_client_buffer=options.max_client_buffer, max_message_size=options.max_frame_size,
     )
     factory = IServerFactory(ix, options, web.heartbeat, web.hub.origin_allowed, server=f"UCS/{web.version}")
     web.put(cfg.path, IServerResource(factory))

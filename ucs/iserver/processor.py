@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 import ucs
 from ucs import events as ev
+from ucs import wirejson
 from ucs.api.scope import Subject
 from ucs.api.session import Session
 from ucs.constants import Role, SessionState
@@ -68,6 +69,10 @@ def _from_ucs_error(e: UCSError) -> Failed:
     return Failed(e.kind, str(e), context)
 
 
+def _dumps(message: Any) -> bytes:
+    return json.dumps(message, default=str, allow_nan=False).encode("utf-8")
+
+
 def _redacted(value: Any) -> Any:
     """The request as echoed back: the agent's password is never sent again."""
     if isinstance(value, dict):
@@ -98,7 +103,7 @@ class IServer(Service):
     def __init__(self, *, registry: Any, sessions: Any, bus: Any, agents: Any, directory: Any, tracker: Any,
                  store: Any, ami: Any, reactor: Any, instance_domain: str = "", version: str = "",
                  max_request_size: int = 64 * 1024, max_pending: int = 32,
-                 max_client_buffer: int = 1024 * 1024) -> None:
+                 max_client_buffer: int = 1024 * 1024, max_message_size: int = 1024 * 1024) -> None:
         self.setName("iserver")
         self.registry = registry
         self.sessions = sessions
@@ -114,6 +119,9 @@ class IServer(Service):
         self.max_request_size = max_request_size
         self.max_pending = max_pending
         self.max_client_buffer = max_client_buffer
+        #: The largest message autobahn sends (``[web] max_frame_size``); a larger
+        #: reply becomes a failure reply, a larger event loses the call's data.
+        self.max_message_size = max_message_size
         self.controllers: set[Controller] = set()
         self._cti_version: str | None = None
         #: Calls just ended, until their CDR is surely stored: the journey's steps and
@@ -306,7 +314,10 @@ class Controller:
             self.fail(None, None, Failed("malformed_request", "the request is not UTF-8 text"))
             return
         try:
-            request = json.loads(text)
+            request = wirejson.loads(text)
+        except wirejson.NotCarried as e:
+            self.fail(None, None, Failed("malformed_json", f"the request is not accepted: {e}"))
+            return
         except ValueError as e:
             self.fail(None, text, Failed("malformed_json", f"the request is not JSON: {e}"))
             return
@@ -346,10 +357,8 @@ class Controller:
     def send(self, message: dict[str, Any]) -> None:
         if not self.open:
             return
-        try:
-            data = json.dumps(message, default=str).encode("utf-8")
-        except (TypeError, ValueError):
-            self.log.failure("reply is not JSON")
+        data = self._encode(message)
+        if data is None:
             return
         if not self._paused and not self._queue:
             self.transport.send(data)
@@ -363,6 +372,45 @@ class Controller:
             self._queue.clear()
             self._queued = 0
             self.transport.abort()
+
+    def _encode(self, message: dict[str, Any]) -> bytes | None:
+        """``message`` as the client gets it: JSON (no NaN, which no client could
+        read), at most ``max_message_size`` bytes, which autobahn would refuse to send.
+
+        Never a reply that vanishes: a reply that cannot go is a failure reply
+        saying why; an event loses the call's data (``dataDropped`` says why), so
+        the client still hears of the call.  Logged either way."""
+        limit = self.iserver.max_message_size
+        try:
+            data = _dumps(message)
+            if len(data) <= limit:
+                return data
+            problem = f"it would be {len(data)} bytes; a message may have at most {limit} bytes ([web] max_frame_size)"
+            code = "reply_too_large"
+        except (TypeError, ValueError) as e:
+            problem, code = f"it is not JSON ({e})", "internal_error"
+        command = message.get("command")
+        if command is not None and message.get("result") != "failure":
+            self.log.error("the reply to {command} cannot be sent: {problem}", command=command, problem=problem)
+            reply = {"command": command, "result": "failure",
+                     "failure": {"code": code, "message": f"the reply to {command} cannot be sent: {problem}",
+                                 "context": ""}}
+            return _dumps(reply)
+        data_ = message.get("data")
+        if "name" in message and isinstance(data_, dict) and data_.get("data"):
+            smaller = dict(message, data=dict(data_, data={}, dataDropped=problem))
+            try:
+                data = _dumps(smaller)
+            except (TypeError, ValueError):
+                pass
+            else:
+                if len(data) <= limit:
+                    self.log.error("{name} sent without the call's data: {problem}", name=message["name"],
+                                   problem=problem)
+                    return data
+        self.log.error("message not sent to Interaction Processor client {address}: {problem}",
+                       address=self.address, problem=problem)
+        return None
 
     def fail(self, command: Any, original: Any, err: Failed) -> None:
         self.send({"command": command, "result": "failure",

@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from ucs.store.errors import StoreError
+from ucs.store.errors import StoreError, StoreRefused
 from ucs.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
 from ucs.store.url import StoreURL
 
@@ -105,6 +105,11 @@ class Backend(Protocol):
     def transaction(self, conn: Connection, *, exclusive: bool = False) -> Any: ...
     def sql(self, statement: str) -> str: ...
     def json_out(self, value: Any) -> Any: ...
+    def refused(self, error: BaseException) -> bool:
+        """Whether ``error`` (raised by a statement) is the database refusing the
+        values given, which the same values would meet again, rather than the
+        database being away or broken, which passes."""
+        ...
 
 
 def no_nul(value: Any) -> Any:
@@ -122,23 +127,26 @@ def no_nul(value: Any) -> Any:
     return value
 
 
-def dumps(value: Any, what: str) -> str:
+def dumps(value: Any, what: str, field: str | None = None) -> str:
     try:
         return json.dumps(no_nul(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{what}: cannot be stored as JSON ({e})") from None
+    except (TypeError, ValueError, RecursionError) as e:
+        raise StoreRefused(f"{what}: cannot be stored as JSON ({e})", field) from None
 
 
 def check_cdr(cdr: dict[str, Any]) -> list[Any]:
-    """Check a CDR dict and return its column values (JSON fields encoded)."""
+    """Check a CDR dict and return its column values (JSON fields encoded).
+
+    :class:`StoreRefused` (a ``ValueError``) names the field that cannot be stored."""
     if not isinstance(cdr, dict):
         raise TypeError(f"a CDR must be a dict, not {type(cdr).__name__}")
     unknown = sorted(set(cdr) - set(CDR_FIELDS))
     if unknown:
-        raise ValueError(f"CDR keys {unknown} are unknown; accepted: {', '.join(CDR_FIELDS)}")
+        raise StoreRefused(f"CDR keys {unknown} are unknown; accepted: {', '.join(CDR_FIELDS)}", unknown[0])
     uid = cdr.get("uniqueid")
     if not isinstance(uid, str) or not uid:
-        raise ValueError(f"CDR uniqueid {uid!r} is not accepted; use the call's Linkedid (a non-empty string)")
+        raise StoreRefused(f"CDR uniqueid {uid!r} is not accepted; use the call's Linkedid (a non-empty string)",
+                           "uniqueid")
     values: list[Any] = []
     for name in CDR_FIELDS:
         v = cdr.get(name)
@@ -146,20 +154,22 @@ def check_cdr(cdr: dict[str, Any]) -> list[Any]:
             values.append(None)
         elif name == "cause":
             if isinstance(v, bool) or not isinstance(v, int) or not -1 <= v <= 8:
-                raise ValueError(f"CDR cause {v!r} is not accepted; use seed 002's cause, an integer from -1 to 8")
+                raise StoreRefused(f"CDR cause {v!r} is not accepted; use seed 002's cause, an integer from -1 to 8",
+                                   name)
             values.append(v)
         elif name in _TIME_FIELDS:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"CDR {name} {v!r} is not accepted; use seconds since the epoch (a number) or None")
+                raise StoreRefused(f"CDR {name} {v!r} is not accepted; use seconds since the epoch (a number) "
+                                   "or None", name)
             values.append(float(v))
         elif name in _JSON_FIELDS:
             kind = _JSON_FIELDS[name]
             if not isinstance(v, kind):
-                raise ValueError(f"CDR {name} {v!r} is not accepted; use a {kind.__name__} or None")
-            values.append(dumps(v, f"CDR {name}"))
+                raise StoreRefused(f"CDR {name} {v!r} is not accepted; use a {kind.__name__} or None", name)
+            values.append(dumps(v, f"CDR {name}", name))
         else:
             if not isinstance(v, str):
-                raise ValueError(f"CDR {name} {v!r} is not accepted; use a string or None")
+                raise StoreRefused(f"CDR {name} {v!r} is not accepted; use a string or None", name)
             values.append(no_nul(v))
     return values
 
@@ -351,13 +361,22 @@ class Store:
         ``cdr`` has keys from :data:`CDR_FIELDS`; missing keys are stored as
         ``None``, unknown keys raise :class:`ValueError` (nothing is written).
         Times are seconds since the epoch; ``metadata`` and ``data`` dicts and
-        ``journey`` a list, stored as JSON.
+        ``journey`` a list, stored as JSON.  A CDR refused for what it holds (by
+        these checks or by the database) fails with :class:`StoreRefused`; any
+        other failure (the database away) with another error.
         """
         values = check_cdr(cdr)
         sql = self._backend.sql(_UPSERT_CDR)
+        refused = self._backend.refused
 
         def save(conn: Connection) -> None:
-            conn.execute(sql, (*values, time.time()))
+            try:
+                conn.execute(sql, (*values, time.time()))
+            except Exception as e:
+                if refused(e):
+                    message = " ".join(str(e).split()) or type(e).__name__
+                    raise StoreRefused(f"CDR {values[0]}: the database refused it: {message}") from e
+                raise
 
         await self._run(save)
 

@@ -9,3 +9,17 @@ class StoreError(Exception):
 
 class StoreURLError(StoreError, ValueError):
     """A store URL UCS cannot use; the message says what is accepted."""
+
+
+class StoreRefused(StoreError, ValueError):
+    """The store refused a record for what it holds (a number JSON cannot carry, text
+    that is not valid Unicode, a value the database rejects), not because the
+    database is away: writing the same record again fails again.  ``field`` names
+    the value when it is known (``None``: the database did not say which).
+
+    The CDR writer tells the two apart (:mod:`ucs.calls.cdr`): an outage is waited
+    out, a refused CDR is stored without what was refused."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

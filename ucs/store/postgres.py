@@ -74,3 +74,15 @@ class PostgresBackend:
 
     def json_out(self, value: Any) -> Any:
         return value  # psycopg turns JSON into Python values itself
+
+    def refused(self, error: BaseException) -> bool:
+        # DataError (class 22: invalid JSON text, out of range) and IntegrityError
+        # (class 23) are about the values; so is a ProgrammingError psycopg raises
+        # itself (no SQLSTATE: a value it cannot adapt).  A ProgrammingError from the
+        # server (class 42: a missing table, a revoked privilege) and OperationalError
+        # (the server away, restarting, out of resources) are the database's state.
+        import psycopg
+
+        if isinstance(error, (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError)):
+            return True
+        return isinstance(error, psycopg.ProgrammingError) and getattr(error, "sqlstate", None) is None

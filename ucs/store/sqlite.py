@@ -60,3 +60,10 @@ class SQLiteBackend:
 
     def json_out(self, value: Any) -> Any:
         return json.loads(value)
+
+    def refused(self, error: BaseException) -> bool:
+        # OperationalError is the database's state (locked, disk full, no such table):
+        # it passes.  The others are about the values: text the driver cannot encode
+        # (an unpaired surrogate), a value SQLite rejects (too big), a binding.
+        return isinstance(error, (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError,
+                                  sqlite3.ProgrammingError, UnicodeEncodeError))

@@ -22,7 +22,7 @@ from zope.interface import implementer
 from ucs.api.session import Session
 from ucs.error import TooManyRequests, UCSError
 from ucs.web import messages
-from ucs.web.messages import BadFrame, Outgoing, TooLarge
+from ucs.web.messages import BadFrame, Outgoing, ReplyTooLarge, TooLarge
 
 if TYPE_CHECKING:
     from ucs.web.hub import Hub
@@ -101,6 +101,14 @@ class Connection:
         except (TypeError, ValueError):
             self.log.failure("result of {method} is not JSON", method=req.method)
             data = messages.error(req.id, InternalError(f"{req.method} returned a result that is not JSON"))
+        limit = self.hub.options.max_frame_size
+        if len(data) > limit:
+            # Never a reply that vanishes: autobahn refuses to send a message over the limit.
+            self.log.error("the reply to {method} ({n} bytes) is larger than a message may be ({limit}); "
+                           "an error reply is sent instead", method=req.method, n=len(data), limit=limit)
+            data = messages.error(req.id, ReplyTooLarge(
+                f"the reply to {req.method} would be {len(data)} bytes; a message to the agent bar may have "
+                f"at most {limit} bytes ([web] max_frame_size)"))
         self.send(Outgoing(data))
 
     def closed(self, code: int | None) -> None:
@@ -154,7 +162,11 @@ class Connection:
             self.transport.abort()
 
     def push(self, name: str, data: Any, args: dict[str, Any] | None = None, key: str | None = None) -> None:
-        self.send(Outgoing(messages.event(name, data, args)), key)
+        """One event to this client only (the hub's fan-out encodes once for many:
+        :meth:`ucs.web.hub.Hub.event_bytes`, which this uses too)."""
+        payload = self.hub.event_bytes(name, data, args)
+        if payload is not None:
+            self.send(Outgoing(payload), key)
 
     @property
     def queued_bytes(self) -> int:

@@ -41,6 +41,7 @@ from twisted.logger import Logger
 
 from ucs import events as ev
 from ucs.api.registry import Registry
+from ucs.api.scope import supervises
 from ucs.api.session import Session, SessionManager
 from ucs.calls.call import INCOMING, Call, CallState, Cause
 from ucs.constants import Role, SessionState
@@ -467,12 +468,46 @@ class Hub:
     def _out(self, data: bytes) -> Outgoing:
         return Outgoing(data, self._prepare(data) if self._prepare is not None else None)
 
+    def event_bytes(self, name: str, data: Any, args: dict[str, Any] | None = None) -> bytes | None:
+        """The event as it goes on the wire, never larger than ``[web] max_frame_size``.
+
+        An event that cannot be encoded (a plugin put a NaN in a call's data) or is
+        too large (a plugin's data past the limit) must not break the fan-out for
+        every bar, nor reach the bar and be refused there: a call's event goes
+        without the call's data (``data: {}``) and with ``dataDropped`` saying why,
+        so the bar still shows the call.  Logged either way; ``None`` (nothing to
+        send) only for an event that is not a call's and cannot be sent at all."""
+        limit = self.options.max_frame_size
+        try:
+            payload = messages.event(name, data, args)
+            if len(payload) <= limit:
+                return payload
+            problem = (f"the event was {len(payload)} bytes, over the {limit} bytes a message may have "
+                       "([web] max_frame_size)")
+        except (TypeError, ValueError) as e:
+            problem = f"the event is not JSON ({e})"
+        if isinstance(data, dict) and data.get("data"):
+            try:
+                payload = messages.event(name, dict(data, data={}, dataDropped=problem), args)
+            except (TypeError, ValueError) as e:
+                problem += f"; without the data still not JSON ({e})"
+            else:
+                if len(payload) <= limit:
+                    self.log.error("{event} of call {uid} sent without the call's data: {problem}",
+                                   event=name, uid=data.get("uniqueid"), problem=problem)
+                    return payload
+        self.log.error("{event} not sent to the agent bars: {problem}", event=name, problem=problem)
+        return None
+
     def _send(self, conns: Iterable[Connection], name: str, data: Any,
               args: dict[str, Any] | None = None, key: str | None = None) -> None:
         conns = list(conns)
         if not conns:
             return
-        out = self._out(messages.event(name, data, args))
+        payload = self.event_bytes(name, data, args)
+        if payload is None:
+            return
+        out = self._out(payload)
         for conn in conns:
             conn.send(out, key)
 
@@ -554,8 +589,11 @@ class Hub:
 
     def _agents_change(self, agent: Any, status: Any, reason: str) -> None:
         user = getattr(agent, "user", None)
+        # Only to those who supervise the agent (ucs.api.scope): a supervisor of one
+        # queue is not told the statuses of the whole centre.
         supervisors = [c for c in self._still_ready(self._idx().supervisors)
-                       if c.session is not None and c.session.role >= Role.SUPERVISOR]
+                       if c.session is not None and c.session.role >= Role.SUPERVISOR
+                       and user is not None and c.session.user is not None and supervises(c.session.user, user)]
         self._send(supervisors, "agents.change", {
             "id": _user_id(agent), "displayname": getattr(user, "name", ""), "status": status, "reason": reason})
 

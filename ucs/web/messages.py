@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from ucs import wirejson
 from ucs.error import InvalidDataInput, UCSError
 from ucs.fragments import splice
 
@@ -48,6 +49,14 @@ class BadFrame(InvalidDataInput):
 class TooLarge(UCSError):
     code = 413
     kind = "too_large"
+
+
+class ReplyTooLarge(UCSError):
+    """A result too large for one WebSocket message (``[web] max_frame_size``): sent
+    as it was, autobahn would refuse it and the client would wait for ever."""
+
+    code = 500
+    kind = "reply_too_large"
 
 
 def _default(o: Any) -> Any:
@@ -90,7 +99,9 @@ def parse(payload: bytes, is_binary: bool, max_size: int) -> Request:
     if len(payload) > max_size:
         raise TooLarge(f"request of {len(payload)} bytes is too large; at most {max_size} bytes are accepted")
     try:
-        msg = json.loads(payload)
+        msg = wirejson.loads(payload)
+    except wirejson.NotCarried as e:
+        raise BadFrame(f"not accepted: {e}") from None
     except ValueError as e:
         raise BadFrame(f"not JSON ({e}); send {{\"id\": 1, \"method\": \"state\", \"args\": []}}") from None
     if not isinstance(msg, dict):
