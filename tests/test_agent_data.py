@@ -196,9 +196,9 @@ async def test_metadata_is_capped_and_the_call_owners_replies_never_vanish(tmp_p
         deep: Any = "leaf"
         for _ in range(MAX_METADATA_DEPTH + 1):
             deep = {"d": deep}
-        with pytest.raises(CallError) as e:
+        with pytest.raises(CallError) as too_deep:
             await bar.call("cdr.metadata", [uid, {"deep": deep}])
-        assert f"{MAX_METADATA_DEPTH} levels" in e.value.error["message"]
+        assert f"{MAX_METADATA_DEPTH} levels" in too_deep.value.error["message"]
         state = await bar.call("state")
         assert len(state["call"]["data"]) == accepted
         assert (await bar.call("call.hangup"))["uniqueid"] == uid
