@@ -136,7 +136,7 @@ async def test_a_cdr_the_store_refuses_is_stored_without_its_metadata_and_the_ot
         await bar.call("call.hangup")
         await bar.event("call.hangup")
         await until(lambda: not writer.pending, timeout=10)
-        assert writer.failures == 0
+        assert writer.failures == 0 and writer.refused == 1
         store = await server.when_store_open()
         cdr = await store.get_cdr(uid)
         assert cdr is not None and cdr["metadata"] is None and cdr["cause"] is not None
@@ -164,7 +164,7 @@ async def test_a_value_the_database_itself_refuses_costs_only_the_metadata(store
     writer.pending.extend([bad, {"uniqueid": "1.2", "cause": 3, "created": 2.0}])
     writer._next()
     await writer.flushed()
-    assert writer.failures == 0 and writer.written == 2
+    assert writer.failures == 0 and writer.written == 2 and writer.refused == 1
     saved = await store.get_cdr("1.1")
     assert saved["metadata"] is None and "surrogate" in saved["data"]["metadata_refused"]
     assert await store.get_cdr("1.2") is not None

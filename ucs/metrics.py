@@ -75,6 +75,8 @@ class UCSCollector(Collector):
         yield GaugeMetricFamily("ucs_cdrs_pending", "Finished calls waiting to be written to the store",
                                 value=float(len(cdrs.pending)))
         yield CounterMetricFamily("ucs_cdrs_written", "CDRs written to the store", value=float(cdrs.written))
+        yield CounterMetricFamily("ucs_cdrs_refused", "CDRs the store refused for what they hold (stored without it)",
+                                  value=float(cdrs.refused))
         yield CounterMetricFamily("ucs_bus_events", "Events published on the bus", value=float(s.get_bus().published))
 
 
