@@ -20,7 +20,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from ucs.store.base import CDR_FIELDS, Store
-from ucs.store.errors import StoreError, StoreURLError
+from ucs.store.errors import StoreError, StoreRefused, StoreURLError
 from ucs.store.migrations import LATEST_VERSION
 from ucs.store.url import POSTGRESQL, SQLITE, StoreURL, parse_store_url
 
@@ -29,6 +29,7 @@ __all__ = [
     "LATEST_VERSION",
     "Store",
     "StoreError",
+    "StoreRefused",
     "StoreURL",
     "StoreURLError",
     "open_store",
