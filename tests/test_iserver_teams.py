@@ -93,6 +93,7 @@ def test_slow_client_is_queued_then_dropped() -> None:
 
     class Box:
         max_client_buffer = 100
+        max_message_size = 1024 * 1024
         controllers: set[Any] = set()
 
     t = FakeTransport()
