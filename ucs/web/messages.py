@@ -93,7 +93,10 @@ def error(id: int | str | None, err: UCSError) -> bytes:
 
 
 def parse(payload: bytes, is_binary: bool, max_size: int) -> Request:
-    """A request from one WebSocket message, or :class:`BadFrame` / :class:`TooLarge` saying what is wrong."""
+    """A request from one WebSocket message, or :class:`BadFrame` / :class:`TooLarge` saying what is wrong.
+
+    Read strictly (:func:`ucs.wirejson.loads`): a NaN or an unpaired surrogate in any
+    method's arguments stops here, not in the store or in another bar's event."""
     if is_binary:
         raise BadFrame("binary frames are not accepted; send a JSON request as a text frame")
     if len(payload) > max_size:
