@@ -162,7 +162,7 @@ FLOWS: dict[str, Flow] = {
     # as above, but c never answers: the consultation is cancelled, the customer is back with a
     "atxfer_target_noanswer": Flow(
         "ac", {"a": [RINGING_IN, CONNECT, ("call.hold", {}), ("call.resume", {}), hangup(3)],
-               "c": [RINGING_IN, hangup(None)]},
+               "c": [RINGING_IN, hangup(6)]},  # c rang out (the transfer's no-answer timeout), not "answered elsewhere"
         {"a": ("ACW", ""), "c": ("READY", "")},
         {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3}),
     # support call answered by a; mute and unmute from the bar; the customer hangs up

@@ -667,7 +667,12 @@ class PBX:
             return
         d = self._device(f"PJSIP/{endpoint}")
         status = msg.get("ContactStatus", "")
-        d.registration = {"Created": "Registered", "Removed": "Unregistered"}.get(status, status)
+        # Asterisk 20 says NonQualified (no qualify_frequency) or Reachable for a
+        # contact that registered, Created on older versions.
+        d.registration = {
+            "Created": "Registered", "Updated": "Registered", "NonQualified": "Registered",
+            "Reachable": "Registered", "Removed": "Unregistered",
+        }.get(status, status)
         d.dynamic = True
         uri = msg.get("URI", "")
         if status == "Removed":

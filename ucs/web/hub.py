@@ -87,8 +87,17 @@ def _my_end(call: Call, device: str) -> tuple[tuple[str, Any], ...]:
     if not mine:
         return ()
     leg = max(mine, key=lambda l: l.ended or 0.0)
-    if leg.answered is None and call.connected is not None and not leg.dial_status.startswith(("BUSY", "CONGESTION")):
-        cause = Cause.PICKUP  # it rang here and was answered elsewhere (ringall, a pickup)
+    if (leg.answered is None and call.connected is not None and leg.created <= call.connected
+            and not leg.dial_status.startswith(("BUSY", "CONGESTION"))):
+        # It rang for the caller and someone else answered (ringall, a pickup).  A phone
+        # rung later in the call (a consultation, a transfer) that does not answer keeps
+        # its own cause.
+        cause = Cause.PICKUP
+    elif leg.answered is None and call.connected is not None and leg.dial_status in ("CANCEL", "NOANSWER"):
+        # Rung later in the call (a consultation, a transfer) and withdrawn unanswered,
+        # by the attended transfer's no-answer timeout or the agent giving up: for
+        # this phone it rang out, as a Dial timeout does (6), not a caller hanging up.
+        cause = Cause.UNAVAILABLE
     else:
         cause = leg.cause if leg.cause != Cause.NOT_SET else Cause.UNKNOWN
     return (("cause", int(cause)), ("disconnected", leg.ended))
