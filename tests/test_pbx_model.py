@@ -217,3 +217,17 @@ def test_caller_gone_unseen_then_agent_hangs_up_is_the_caller() -> None:
     pbx.feed({"Event": "Hangup", "Channel": agent.name, "Uniqueid": agent.uniqueid, "Linkedid": agent.linkedid,
               "Cause": "16"})
     assert rec.ended == [call] and int(call.cause) == 3
+
+
+def test_pjsip_phone_registers_and_unregisters() -> None:
+    """Asterisk 20 reports a PJSIP contact that registers as NonQualified (no
+    qualify) and its removal as Removed: the line is Registered at its address,
+    then Unregistered with no address (pairing by IP follows it)."""
+    pbx, _, clock, _ = build()
+    msgs = messages("pj_registers_and_resync")
+    statuses = [i for i, m in enumerate(msgs) if m.get("Event") == "ContactStatus"]
+    feed(pbx, clock, msgs[: statuses[0] + 1])
+    phone = pbx.devices["PJSIP/2004"]
+    assert (phone.registration, phone.address, phone.port) == ("Registered", "127.0.0.34", 5060)
+    feed(pbx, clock, msgs[statuses[0] + 1: statuses[-1] + 1])
+    assert (phone.registration, phone.address) == ("Unregistered", None)
