@@ -72,7 +72,7 @@ async def test_a_bar_gets_the_agents_in_its_state_as_json_whatever_their_names(t
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_agent_sees_the_agents_of_its_queues_a_supervisor_sees_all(tmp_path: Path) -> None:
+async def test_an_agent_sees_the_agents_of_its_queues_a_supervisor_those_it_supervises(tmp_path: Path) -> None:
     server = await start_demo(tmp_path)
     try:
         reg, directory = server.get_registry(), server.get_directory()
@@ -91,7 +91,15 @@ async def test_an_agent_sees_the_agents_of_its_queues_a_supervisor_sees_all(tmp_
         assert await seen(2) == {names[0], names[1]}
         assert await seen(3) == {names[0], names[2]}
         assert await seen(4) == {names[3]}
+        # A supervisor sees the agents of its queues and of the teams it supervises, not the
+        # whole centre (issue 14, point 10); a superuser sees every agent.
         await directory.edit("users", sessions[1].user.id, {"supervisor": True})
-        assert await seen(2) == set(names)
+        assert await seen(2) == {names[0], names[1]}
+        red = (await directory.add("teams", {"name": "Red"})).id
+        await directory.edit("users", sessions[1].user.id, {"queues": {str(support.id): {"team_id": red}}})
+        await directory.edit("users", sessions[2].user.id, {"queues": {str(sales.id): {"team_id": red}}})
+        assert await seen(2) == {names[0], names[1], names[2]}
+        await directory.edit("users", sessions[3].user.id, {"superuser": True})
+        assert await seen(4) == set(names)
     finally:
         await server.service.stopService()

@@ -33,6 +33,7 @@ from test_web_api import CallError, Client, connect, until, ws_url
 from ucs import demo
 from ucs.api.session import Session
 from ucs.calls.call import Call
+from ucs.constants import AgentStatus
 from ucs.server import UCSServer
 
 #: An outside number the demo's trunk answers.
@@ -219,10 +220,8 @@ async def test_a_supervisor_acts_on_the_agents_of_their_queues_and_teams(tmp_pat
     try:
         for i in (1, 3, 4):
             w.others.append(await working_agent(w.server, i))
-        sup = await connect(ws_url(w.server))  # no phone needed for these
-        await sup.call("login", list(demo.user_of(5)))
-        w.bars["agent5"] = sup
-        sup_ip = await ip(w, 5, device=False)
+        sup = await bar(w, 5)
+        sup_ip = await ip(w, 5, device=False)  # no phone needed for these
         shared = w.server.get_shared()
         before = shared.get("agent_emails")
 
@@ -247,14 +246,24 @@ async def test_a_supervisor_acts_on_the_agents_of_their_queues_and_teams(tmp_pat
             names = {u["username"] for u in listed}
             assert {"agent1", "agent2", "agent4", "agent5"} <= names
             assert not names & {"agent3", "admin"}
-        assert {a["username"] for a in await sup.call("agents.list")} == {"agent1", "agent4"}
+        assert {a["username"] for a in await sup.call("agents.list")} == {"agent1", "agent4", "agent5"}
+        state_agents = {a["id"] for a in (await sup.call("state"))["agents"]}
+        assert {w.ids["agent1"], w.ids["agent4"]} <= state_agents and w.ids["agent3"] not in state_agents
 
-        # whom it supervises: agent 1 through Sales, agent 4 through team Red
+        # whom it supervises: agent 1 through Sales, agent 4 through team Red; of the three status
+        # changes (agent 3 goes AUX on its own in between) its bar is told of those two only
+        def told(who: str) -> list[int] | None:
+            ids = [m["data"]["id"] for m in sup.inbox if m["event"] == "agents.change"]
+            return ids if w.ids[who] in ids else None
+
         await sup.call("agents.changeStatus", [w.ids["agent1"], "AUX", "Lunch"])
         assert w.status("agent1") == "AUX"
+        await sup.wait(lambda: told("agent1"))
+        await w.server.get_agents().change_status(w.ids["agent3"], AgentStatus.AUX, "Lunch")
         reply = await sup_ip.request("agents.changeStatus", {"user_id": w.ids["agent4"], "status": "AUX",
                                                              "reason": "Meeting"})
         assert reply["result"] == "success" and w.status("agent4") == "AUX"
+        assert w.ids["agent3"] not in await sup.wait(lambda: told("agent4"))
         assert (await sup.call("config.users.get", [w.ids["agent4"]]))["username"] == "agent4"
         assert (await sup_ip.request("report.teamstatus.begin", {"agentId": "agent4"}))["result"] == "success"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ucs.api.registry import Registry
+from ucs.api.scope import supervised_teams
 from ucs.api.session import Session
 from ucs.bus import EventBus
 from ucs.calls.tracker import CallTracker
@@ -41,8 +42,8 @@ class StateBuilder:
         self._pbx = pbx
         self._clock = clock
         self._bus = bus
-        #: The agents lists, by the set of queues they are for (``None``: every agent).
-        self._agents_lists: dict[frozenset[int] | None, Fragment] = {}
+        #: The agents lists, by the queues and supervised teams they are for (``None``: every agent).
+        self._agents_lists: dict[tuple[frozenset[int], frozenset[int]] | None, Fragment] = {}
         if bus is not None:
             for event in _AGENTS_CHANGE:
                 bus.subscribe(event, self._agents_changed)
@@ -51,20 +52,25 @@ class StateBuilder:
         self._agents_lists.clear()
 
     def agents(self, user: Any = None) -> Fragment:
-        """The logged-in agents ``user``'s state lists: for a supervisor or a
-        superuser (or no user) every agent; for an agent those who share one of
-        its queues (those with no queue, when it has none).  One tuple, with its
-        JSON, shared by every state for the same queues until an agent changes
-        (treat it as read-only).  At 10,000 agents in 20 queues this is 500 an
-        agent, not 10,000 (700 KB a state)."""
-        key: frozenset[int] | None = None
-        if user is not None and not (user.supervisor or user.superuser):
-            key = frozenset(user.queues)
+        """The logged-in agents ``user``'s state lists: for a superuser (or no
+        user) every agent; for an agent those who share one of its queues (those
+        with no queue, when it has none); for a supervisor also the members of
+        the teams it supervises (:mod:`ucs.api.scope`: a supervisor of one queue
+        is not shown the whole centre).  One tuple, with its JSON, shared by
+        every state for the same queues until an agent changes (treat it as
+        read-only).  At 10,000 agents in 20 queues this is 500 an agent, not
+        10,000 (700 KB a state)."""
+        key: tuple[frozenset[int], frozenset[int]] | None = None
+        if user is not None and not user.superuser:
+            key = (frozenset(user.queues), frozenset(supervised_teams(user)))
         cached = self._agents_lists.get(key) if self._bus is not None else None
         if cached is None:
             agents = self._agents.all()
             if key is not None:
-                agents = [a for a in agents if (not key.isdisjoint(a.user.queues) if key else not a.user.queues)]
+                queues, teams = key
+                agents = [a for a in agents
+                          if (not queues.isdisjoint(a.user.queues) if queues else not a.user.queues)
+                          or (teams and any(m.team_id in teams for m in a.user.queues.values()))]
             cached = Fragment(
                 {"id": a.user.id, "displayname": a.user.name, "status": a.status.name, "reason": a.reason}
                 for a in agents
