@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
-from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
+from twisted.internet.defer import Deferred, ensureDeferred, fail, maybeDeferred, succeed
 
 from ucs.api.scope import ActsOn, Scope, Subject
 from ucs.constants import Role, SessionState
@@ -253,7 +253,11 @@ class Registry:
         method (the Interaction Processor's reports): fails with
         :class:`PermissionDenied` unless ``session`` may act on the agent (a user
         id) or call (a uniqueid) ``value``."""
-        return maybeDeferred(self._authorize, session, subject, value, what)
+        try:
+            gate = self._authorize(session, subject, value, what)
+        except Exception:
+            return fail()
+        return gate if gate is not None else succeed(None)
 
     def _authorize(self, session: Caller, subject: Subject, value: Any, what: str) -> Deferred[None] | None:
         if subject is Subject.AGENT:

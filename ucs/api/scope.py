@@ -107,7 +107,8 @@ def facts_of_call(call: Any) -> CallFacts:
 def facts_of_cdr(cdr: Mapping[str, Any]) -> CallFacts:
     devices: set[str] = set()
     queues: set[str] = set()
-    data = cdr.get("data") if isinstance(cdr.get("data"), dict) else {}
+    raw = cdr.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     for leg in data.get("legs") or ():
         if isinstance(leg, dict) and isinstance(leg.get("device"), str) and leg["device"]:
             devices.add(leg["device"])
