@@ -9,6 +9,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from serverkit import demo_config
+from ucs.api.scope import ActsOn, Subject
 from ucs.constants import Role, SessionState
 from ucs.directory.model import User
 from ucs.error import InvalidState, PermissionDenied
@@ -81,3 +82,11 @@ def test_what_each_kind_of_method_demands(tmp_path: Path) -> None:
     assert registry.get("provision").states == frozenset({S.IDENTIFY, S.DEVICE})
     assert registry.get("identify").states == frozenset({S.DEVICE, S.READY})
     assert registry.get("agents.list").role == Role.SUPERVISOR
+    # Who may act on what (issue 14): the methods naming an agent or a call are scoped by the
+    # registry, the lists of people filtered; shared data is the whole centre's.
+    for name in ("call.setAccountCode", "cdr.metadata"):
+        assert registry.get(name).acts_on == ActsOn(Subject.CALL, "uniqueid"), name
+    assert registry.get("agents.changeStatus").acts_on == ActsOn(Subject.AGENT, "user_id")
+    assert registry.get("config.users.get").acts_on == ActsOn(Subject.AGENT, "id")
+    assert registry.get("agents.list").shows and registry.get("config.users.list").shows
+    assert registry.get("shared.set").role == Role.SUPERUSER
