@@ -5,7 +5,7 @@ then one CDR per call, none left open, every agent where the PBX says it is.
     .venv/bin/python bench/cdr_parity.py --calls 20 --rate 10 --agents 6 --json out.json
     .venv/bin/python bench/cdr_parity.py --store postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/cdr_parity.py --asterisk 127.0.0.1:5038 --sip 127.0.0.1:5060 \\
-        --master-csv RUN_DIR/log/cdr-custom/Master.csv          # a real lab Asterisk (not run yet)
+        --master-csv RUN_DIR/log/cdr-custom/Master.csv          # a real lab Asterisk (tests/lab/asterisk)
 
 The whole ``UCSServer`` runs in this process (demo mode: ``ucs.sim`` inside, no
 demo callers) with a store (SQLite in a temporary directory unless ``--store``),
@@ -335,7 +335,7 @@ def _phone_class() -> Any:
 
 class SippCallers:
     """Callers and phones for ``--asterisk``: sipp processes of the lab
-    (``/work/shared/asterisk/sipp``).  Not run yet (no Asterisk here).
+    (``tests/lab/asterisk/sipp``); run against Asterisk 20.21 (bench/README.md).
 
     A real PBX is not steered per call: each phone plays one scenario for the
     whole run (``--phones``: answer, busy, decline, noanswer, cycled over the
@@ -835,7 +835,7 @@ def main() -> None:
     p.add_argument("--store", help="store URL (default: SQLite in a temporary directory), e.g. "
                                    "postgresql://postgres@127.0.0.1:5432/test")
     p.add_argument("--json", help="write the result here")
-    a = p.add_argument_group("a real Asterisk (the lab of /work/shared/asterisk; not run yet)")
+    a = p.add_argument_group("a real Asterisk (the lab of tests/lab/asterisk, started with lab-up)")
     a.add_argument("--asterisk", metavar="HOST:PORT", help="its AMI; without it the run is on ucs.sim")
     a.add_argument("--ami-user", default="ucs")
     a.add_argument("--ami-secret", default="ucslab")
@@ -846,7 +846,7 @@ def main() -> None:
     a.add_argument("--phones", default="answer,answer,busy,answer,decline,noanswer",
                    help="sipp scenario per device (uas_<name>.xml), cycled")
     a.add_argument("--sipp", default=shutil.which("sipp") or "sipp")
-    a.add_argument("--sipp-dir", default="/work/shared/asterisk/sipp")
+    a.add_argument("--sipp-dir", default=str(Path(__file__).resolve().parents[1] / "tests" / "lab" / "asterisk" / "sipp"))
     opts = p.parse_args()
     out: dict[str, Any] = {}
 
