@@ -250,10 +250,13 @@ async def test_deeply_nested_json_is_a_bad_frame_on_ws_and_iserver(tmp_path: Pat
     server = await start_demo(tmp_path)
     try:
         bar = await connect(ws_url(server))
-        for frame in (b"[" * 30_000 + b"]" * 30_000,
-                      b'{"id": 1, "method": "echo", "args": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-                      b'{"id": 2, "method": "echo", "args": ' + b"[" * 40 + b"]" * 40 + b"}"):
-            reply = await raw_reply(bar, -1, frame)
+        # The refusal carries the request's id where it can be read at all (not past
+        # Python's own recursion limit), so the client matches it with its call.
+        for rid, frame in ((-1, b"[" * 30_000 + b"]" * 30_000),
+                           (-1, b'{"id": 1, "method": "echo", "args": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+                           (2, b'{"id": 2, "method": "echo", "args": ' + b"[" * 40 + b"]" * 40 + b"}")):
+            reply = await raw_reply(bar, rid, frame)
+            assert reply["id"] == (None if rid == -1 else rid), reply
             assert reply["error"]["code"] == 400, reply
             assert "nested deeper than" in reply["error"]["message"]
         assert (await bar.call("session.info"))["state"] == "CREDENTIALS"

@@ -92,6 +92,19 @@ def error(id: int | str | None, err: UCSError) -> bytes:
     return encode({"id": id, "error": err.to_dict()})
 
 
+def _id_of(payload: bytes) -> int | str | None:
+    """The id of a request refused for what it carries, read leniently, so that
+    the client can match the error with its call."""
+    try:
+        msg = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    rid = msg.get("id") if isinstance(msg, dict) else None
+    if isinstance(rid, bool) or not isinstance(rid, (int, str)) or (isinstance(rid, str) and len(rid) > 64):
+        return None
+    return rid
+
+
 def parse(payload: bytes, is_binary: bool, max_size: int) -> Request:
     """A request from one WebSocket message, or :class:`BadFrame` / :class:`TooLarge` saying what is wrong.
 
@@ -104,7 +117,7 @@ def parse(payload: bytes, is_binary: bool, max_size: int) -> Request:
     try:
         msg = wirejson.loads(payload)
     except wirejson.NotCarried as e:
-        raise BadFrame(f"not accepted: {e}") from None
+        raise BadFrame(f"not accepted: {e}", _id_of(payload)) from None
     except ValueError as e:
         raise BadFrame(f"not JSON ({e}); send {{\"id\": 1, \"method\": \"state\", \"args\": []}}") from None
     if not isinstance(msg, dict):
