@@ -367,8 +367,12 @@ class SippCallers:
         self.port = 5061 + (self.port - 5060) % 2000
         total = call.patience if call.outcome in ("abandon", "no_answer") else 8.0 + call.talk
         self.callers += 1
+        # Each sipp caller binds its own RTP ports too: left to its default, callers
+        # that overlap collide there (errno 98) and never send their INVITE.
+        media = 20000 + 4 * ((self.port - 5061) % 2000)
         self._spawn(["-sf", str(self.scenarios / "uac_call.xml"), "-i", "127.0.0.20", "-p", str(self.port),
-                     "-s", call.exten, "-m", "1", "-d", str(int(total * 1000)), self.sip], _Ended(self))
+                     "-mp", str(media), "-s", call.exten, "-m", "1", "-d", str(int(total * 1000)), self.sip],
+                    _Ended(self))
 
     def open_calls(self) -> int:
         """Callers whose sipp has not ended yet."""
