@@ -255,6 +255,43 @@ async def test_kv_write_stores_and_deletes_many_in_one_transaction(store: Any) -
         await store.kv_write([("ns", 5, 1)])
 
 
+# --- time -------------------------------------------------------------------------------
+
+
+def stamps(url: str) -> dict[str, list[Any]]:
+    """The times the store stamped: schema_version.applied, cdr.saved, kv.updated (read in a thread)."""
+    queries = {"applied": "SELECT applied FROM schema_version ORDER BY version",
+               "saved": "SELECT saved FROM cdr ORDER BY uniqueid",
+               "updated": "SELECT updated FROM kv ORDER BY namespace, key"}
+    parsed = parse_store_url(url)
+    if parsed.scheme == "sqlite":
+        with sqlite3.connect(parsed.path) as conn:
+            return {k: [r[0] for r in conn.execute(q).fetchall()] for k, q in queries.items()}
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return {k: [r[0] for r in conn.execute(q).fetchall()] for k, q in queries.items()}
+
+
+@pytest_twisted.ensureDeferred
+async def test_rows_are_stamped_with_the_injected_clock(store_url: str) -> None:
+    clock = task.Clock()
+    clock.advance(1_000_000.5)
+    s = await open_store(store_url, reactor, clock=clock)
+    await s.save_cdr(full_cdr("1"))
+    await s.kv_set("ns", "a", 1)
+    clock.advance(10)
+    await s.save_cdr(full_cdr("2"))
+    await s.kv_write([("ns", "b", 2)])
+    clock.advance(10)
+    await s.save_cdr(full_cdr("1", cause=4))  # the upsert stamps the row again
+    await s.close()
+    rows = await threads.deferToThread(stamps, store_url)
+    assert rows == {"applied": [1_000_000.5] * len(MIGRATIONS),
+                    "saved": [1_000_020.5, 1_000_010.5],
+                    "updated": [1_000_000.5, 1_000_010.5]}
+
+
 # --- life cycle ------------------------------------------------------------------------
 
 

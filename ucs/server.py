@@ -94,7 +94,9 @@ class StoreService(Service):
 
     def startService(self) -> None:
         super().startService()
-        self._opening = open_store(self._config.store.url, self._reactor, pool_size=self._config.store.pool_size)
+        # The reactor is also the clock the store stamps its rows with (saved, updated).
+        self._opening = open_store(self._config.store.url, self._reactor, pool_size=self._config.store.pool_size,
+                                   clock=self._reactor)
         self._opening.addCallbacks(self._opened, self._failed)
 
     def _opened(self, store: Store) -> None:

@@ -37,13 +37,15 @@ __all__ = [
 ]
 
 
-def open_store(url: str | StoreURL, reactor: Any, *, pool_size: int = 4) -> Deferred[Store]:
+def open_store(url: str | StoreURL, reactor: Any, *, pool_size: int = 4, clock: Any = None) -> Deferred[Store]:
     """Open the store at ``url`` and bring its schema up to date.
 
     Fires with the :class:`Store`, or fails with :class:`StoreURLError` for a URL
     UCS cannot use and :class:`StoreError` (naming the URL without its password)
     when the database cannot be opened. ``pool_size`` is the number of
-    PostgreSQL connections; SQLite always uses one thread.
+    PostgreSQL connections; SQLite always uses one thread. ``clock`` (an
+    ``IReactorTime``, the reactor when ``None``) gives the time rows are
+    stamped with.
     """
 
     async def opening() -> Store:
@@ -58,7 +60,7 @@ def open_store(url: str | StoreURL, reactor: Any, *, pool_size: int = 4) -> Defe
             from ucs.store.postgres import PostgresBackend
 
             backend = PostgresBackend(parsed, pool_size)
-        store = Store(parsed, backend, reactor)
+        store = Store(parsed, backend, reactor, clock)
         await store._open()
         return store
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -75,6 +76,8 @@ def _deferred(f: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Deferred[T]
         observe = getattr(args[0], "observe", None)
         if observe is None:
             return Deferred.fromCoroutine(f(*args, **kwargs))
+        # Metrics only: how long the database took, on the process's monotonic
+        # clock (a fake reactor clock would time every operation as 0 s).
         start = time.perf_counter()
         d = Deferred.fromCoroutine(f(*args, **kwargs))
 
@@ -200,10 +203,14 @@ class Store:
     ``schema_version`` the schema version of the open database.
     """
 
-    def __init__(self, url: StoreURL, backend: Backend, reactor: Any) -> None:
+    def __init__(self, url: StoreURL, backend: Backend, reactor: Any, clock: IReactorTime | None = None) -> None:
         self.url = url
         self._backend = backend
         self._reactor = reactor
+        #: What rows are stamped with (``saved``, ``updated``, ``applied``): the
+        #: reactor unless another clock is given. Read on the reactor thread, before
+        #: the work goes to a store thread.
+        self._clock: IReactorTime = clock if clock is not None else reactor
         self._pool = ThreadPool(backend.threads, backend.threads, name=f"ucs-store-{url.scheme}")
         self._conns: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._all_conns: list[Connection] = []
@@ -275,7 +282,7 @@ class Store:
                 self._all_conns.append(conn)
                 self._conns.put(conn)
                 if len(self._all_conns) == 1:
-                    self.schema_version = await self._in_thread(self._migrate)
+                    self.schema_version = await self._in_thread(self._migrate, self._clock.seconds())
         except BaseException as e:
             await self._close_connections()
             self._state = "closed"
@@ -285,7 +292,7 @@ class Store:
             raise
         self._state = "open"
 
-    def _migrate(self, conn: Connection) -> int:
+    def _migrate(self, conn: Connection, now: float) -> int:
         b = self._backend
         conn.execute(SCHEMA_VERSION_TABLE.format(**b.types))
         version = 0
@@ -306,7 +313,7 @@ class Store:
                     conn.execute(statement)
                 conn.execute(
                     b.sql("INSERT INTO schema_version (version, description, applied) VALUES (?, ?, ?)"),
-                    (migration.version, migration.description, time.time()),
+                    (migration.version, migration.description, now),
                 )
                 version = migration.version
         return version
@@ -368,10 +375,11 @@ class Store:
         values = check_cdr(cdr)
         sql = self._backend.sql(_UPSERT_CDR)
         refused = self._backend.refused
+        now = self._clock.seconds()
 
         def save(conn: Connection) -> None:
             try:
-                conn.execute(sql, (*values, time.time()))
+                conn.execute(sql, (*values, now))
             except Exception as e:
                 if refused(e):
                     message = " ".join(str(e).split()) or type(e).__name__
@@ -456,9 +464,10 @@ class Store:
         namespace, key = _kv_names(namespace, key)
         encoded = dumps(value, f"kv {namespace}/{key}")
         sql = self._backend.sql(_KV_UPSERT)
+        now = self._clock.seconds()
 
         def put(conn: Connection) -> None:
-            conn.execute(sql, (namespace, key, encoded, time.time()))
+            conn.execute(sql, (namespace, key, encoded, now))
 
         await self._run(put)
 
@@ -474,9 +483,9 @@ class Store:
             return
         upsert = self._backend.sql(_KV_UPSERT)
         delete = self._backend.sql("DELETE FROM kv WHERE namespace = ? AND key = ?")
+        now = self._clock.seconds()
 
         def write(conn: Connection) -> None:
-            now = time.time()
             rows = [(ns, key, value if value is KV_DELETE else dumps(value, f"kv {ns}/{key}"))
                     for ns, key, value in checked]
             with self._backend.transaction(conn):
