@@ -13,9 +13,10 @@ Success`` (see the captures), so each event is awaited for up to
 ``confirm_timeout`` seconds after its response.
 
 While an action is out, the outcome it should have is registered as an
-*expectation*; :meth:`Memberships.observe` tells the agents service whether a
-member event was one of ours (it met an expectation) or something done on the
-phone or by another AMI client.
+*expectation* (:mod:`ucs.calls.confirm`, the one confirmation module);
+:meth:`Memberships.observe` tells the agents service whether a member event
+was one of ours (it met an expectation) or something done on the phone or by
+another AMI client.
 
 Asterisk's answers that mean "already so" are taken as done: ``QueueRemove``
 "Not there"; ``QueueAdd`` "Already there" is retried as ``QueuePause``, and
@@ -36,6 +37,7 @@ from twisted.logger import Logger
 
 from ucs.agents.transitions import Target
 from ucs.ami.errors import AMIActionError, AMIError
+from ucs.calls.confirm import Confirmations, Expectation
 from ucs.error import PBXError
 from ucs.pbx.model import Member
 from ucs.pbx.pbx import PBX
@@ -54,25 +56,8 @@ class Change:
     penalty: int = 0
 
 
-@attrs.define(eq=False)
-class Expectation:
-    target: Target
-    seen: bool = False
-    waiters: list[Deferred[None]] = attrs.Factory(list)
-
-    def met(self) -> None:
-        self.seen = True
-        waiters, self.waiters = self.waiters, []
-        for d in waiters:
-            d.callback(None)
-
-    def wait(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if self.seen:
-            d.callback(None)
-        else:
-            self.waiters.append(d)
-        return d
+#: One awaited member event: the target it should show, and its expectation.
+_Pending = tuple[Target, Expectation[bool]]
 
 
 class Memberships:
@@ -83,7 +68,8 @@ class Memberships:
         self._pbx = pbx
         self._clock = clock
         self.confirm_timeout = confirm_timeout
-        self._expected: dict[tuple[str, str], Expectation] = {}
+        self._confirm = Confirmations(clock)
+        self._expected: dict[tuple[str, str], _Pending] = {}
 
     def member(self, queue: str, device: str) -> Member | None:
         q = self._pbx.queues.get(queue)
@@ -92,10 +78,10 @@ class Memberships:
     def observe(self, queue: str, device: str, member: Member | None) -> bool:
         """A member event reached the model: ``True`` if it is the outcome of
         one of our actions (and then that action is confirmed)."""
-        exp = self._expected.get((queue, device))
-        if exp is None or not exp.target.met_by(member):
+        pending = self._expected.get((queue, device))
+        if pending is None or not pending[0].met_by(member):
             return False
-        exp.met()
+        pending[1].test()
         return True
 
     def pending(self, device: str) -> bool:
@@ -108,11 +94,11 @@ class Memberships:
         todo = [c for c in changes if not c.target.met_by(self.member(c.queue, device))]
         if not todo:
             return 0
-        started: list[tuple[Change, Expectation, Deferred[None]]] = []
+        started: list[tuple[Change, _Pending, Deferred[None]]] = []
         for change in todo:
-            exp = Expectation(change.target)
-            self._expected[(change.queue, device)] = exp
-            started.append((change, exp, Deferred.fromCoroutine(self._carry_out(device, name, change, exp))))
+            pending = (change.target, self._expect(device, change))
+            self._expected[(change.queue, device)] = pending
+            started.append((change, pending, Deferred.fromCoroutine(self._carry_out(device, name, change, pending[1]))))
         problems: list[PBXError] = []
         try:
             for _, _, d in started:
@@ -121,8 +107,9 @@ class Memberships:
                 except PBXError as e:
                     problems.append(e)
         finally:
-            for change, exp, _ in started:
-                if self._expected.get((change.queue, device)) is exp:
+            for change, pending, _ in started:
+                pending[1].cancel()
+                if self._expected.get((change.queue, device)) is pending:
                     del self._expected[(change.queue, device)]
         if problems:
             for extra in problems[1:]:
@@ -130,22 +117,24 @@ class Memberships:
             raise problems[0]
         return len(todo)
 
-    async def _carry_out(self, device: str, name: str, change: Change, exp: Expectation) -> None:
+    def _expect(self, device: str, change: Change) -> Expectation[bool]:
+        """The member event that confirms ``change``, awaited before its action goes out."""
+        said = f"{device} is {change.target.describe()} in queue {change.queue}"
+        return self._confirm.expect(
+            lambda: True if change.target.met_by(self.member(change.queue, device)) else None,
+            said, late=f"Asterisk did not confirm that {said} within {{timeout}} s")
+
+    async def _carry_out(self, device: str, name: str, change: Change, exp: Expectation[bool]) -> None:
         """One action, then its confirmation (each queue's on its own, all at once)."""
         await self._act(device, name, change, exp)
-        if exp.seen or change.target.met_by(self.member(change.queue, device)):
+        if exp.done or change.target.met_by(self.member(change.queue, device)):
             return
-        waiting = exp.wait()
-        waiting.addTimeout(self.confirm_timeout, self._clock)
         try:
-            await waiting
-        except (defer.TimeoutError, defer.CancelledError):
-            raise PBXError(
-                f"Asterisk did not confirm that {device} is {change.target.describe()} in queue "
-                f"{change.queue} within {self.confirm_timeout:g} s"
-            ) from None
+            await exp.wait(self.confirm_timeout)
+        except defer.CancelledError:
+            raise PBXError(f"Asterisk did not confirm that {exp.what} within {self.confirm_timeout:g} s") from None
 
-    async def _act(self, device: str, name: str, change: Change, exp: Expectation) -> None:
+    async def _act(self, device: str, name: str, change: Change, exp: Expectation[bool]) -> None:
         queue, target = change.queue, change.target
         try:
             if not target.present:
@@ -154,7 +143,7 @@ class Memberships:
                 except AMIActionError as e:
                     if "not there" not in e.message.lower():
                         raise
-                    exp.met()  # Asterisk says it is not a member: that is what we wanted
+                    exp.met(True)  # Asterisk says it is not a member: that is what we wanted
             elif self.member(queue, device) is None:
                 try:
                     await self._add(queue, device, name, change)

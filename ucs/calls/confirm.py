@@ -1,13 +1,19 @@
-"""Waiting for the PBX to confirm what a call-control action asked for.
+"""Send an action, then wait until the PBX model shows it: the one confirmation
+module of UCS (call control and the agents' queue memberships).
 
 Asterisk answers most actions at once ("Redirect successful", "Channel
-Hungup") and does the work afterwards; what happened is only known from the
-events that follow.  A call-control method therefore says what it expects to
-see in the PBX model (an :class:`Expectation`: a check that returns a value
-once the model shows it, ``None`` while it does not, or raises when it can no
-longer happen) *before* it sends the action, sends the action, and then waits
-for the expectation with a timeout.  :meth:`Confirmations.poke` re-runs every
-pending check after each fact the model applies.
+Hungup", a ``QueuePause`` "Success") and does the work afterwards; what
+happened is only known from the events that follow.  A caller therefore says
+what it expects to see in the PBX model (an :class:`Expectation`: a check that
+returns a value once the model shows it, ``None`` while it does not, or raises
+when it can no longer happen) *before* it sends the action, sends the action,
+and then waits for the expectation with a timeout.
+
+Who re-runs the checks: call control calls :meth:`Confirmations.poke` after
+each fact the model applies; the agents' memberships
+(:mod:`ucs.agents.membership`) test the one expectation a member event is
+about (:meth:`Expectation.test`).  :meth:`Expectation.met` settles one at once
+when Asterisk's answer already says it is so ("Not there" to a removal).
 
 The check is registered before the action is sent because AMI gives no
 ordering guarantee between an action's response and the events it causes.
@@ -29,13 +35,16 @@ T = TypeVar("T")
 
 
 class Expectation(Generic[T]):
-    """One thing a call-control method waits to see in the PBX model."""
+    """One thing an action's sender waits to see in the PBX model."""
 
-    def __init__(self, owner: Confirmations, check: Callable[[], T | None], what: str) -> None:
+    def __init__(self, owner: Confirmations, check: Callable[[], T | None], what: str,
+                 late: str | None = None) -> None:
         self._owner = owner
         self._check = check
         #: What should happen, for the timeout message ("SIP/1001 answers").
         self.what = what
+        #: The timeout message, if not the usual one (``{timeout}`` is replaced).
+        self.late = late
         self._deferred: Deferred[T] = Deferred(lambda d: self._settle() if not self.done else None)
         self._timer: IDelayedCall | None = None
         self.done = False
@@ -51,11 +60,17 @@ class Expectation(Generic[T]):
             self._deferred.errback(Failure(e))
             return
         except Exception:  # noqa: BLE001 - a bug in a check fails that request only
-            self._owner.log.failure("call control: checking that {what} failed", what=self.what)
+            self._owner.log.failure("confirmation: checking that {what} failed", what=self.what)
             self._settle()
             self._deferred.errback(PBXError(f"UCS could not check that {self.what}"))
             return
         if value is not None:
+            self._settle()
+            self._deferred.callback(value)
+
+    def met(self, value: T) -> None:
+        """Settle with ``value`` now: the PBX's answer already says it is so."""
+        if not self.done:
             self._settle()
             self._deferred.callback(value)
 
@@ -78,7 +93,11 @@ class Expectation(Generic[T]):
         if self.done:
             return
         self._settle()
-        self._deferred.errback(PBXError(f"Asterisk accepted the request but {self.what} did not happen within {timeout:g} s"))
+        if self.late is not None:
+            message = self.late.replace("{timeout}", f"{timeout:g}")
+        else:
+            message = f"Asterisk accepted the request but {self.what} did not happen within {timeout:g} s"
+        self._deferred.errback(PBXError(message))
 
     def fail(self, error: UCSError) -> None:
         if not self.done:
@@ -94,7 +113,8 @@ class Expectation(Generic[T]):
 
 
 class Confirmations:
-    """The pending expectations of one :class:`~ucs.calls.control.CallControl`."""
+    """The pending expectations of one sender (:class:`~ucs.calls.control.CallControl`,
+    :class:`~ucs.agents.membership.Memberships`)."""
 
     log = Logger()
 
@@ -102,9 +122,10 @@ class Confirmations:
         self.clock = clock
         self._pending: list[Expectation[object]] = []
 
-    def expect(self, check: Callable[[], T | None], what: str) -> Expectation[T]:
-        """Start watching for ``check`` (tested at once, then after every fact)."""
-        exp: Expectation[T] = Expectation(self, check, what)
+    def expect(self, check: Callable[[], T | None], what: str, *, late: str | None = None) -> Expectation[T]:
+        """Start watching for ``check`` (tested at once, then after every fact);
+        ``late``: the timeout message instead of the usual one (``{timeout}`` in it)."""
+        exp: Expectation[T] = Expectation(self, check, what, late)
         self._pending.append(exp)  # type: ignore[arg-type]
         exp.test()
         return exp
