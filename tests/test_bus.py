@@ -7,7 +7,8 @@ from typing import Any
 
 from ucs import events as ev
 from ucs.ami.message import AMIParser
-from ucs.bus import DomainPublisher, EventBus
+from ucs.bus import EventBus
+from ucs.calls.publisher import DomainPublisher
 from ucs.calls.tracker import CallTracker
 from ucs.pbx.pbx import PBX
 from ucs.pbx.wireclock import WireClock

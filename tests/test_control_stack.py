@@ -21,7 +21,8 @@ from twisted.internet.task import Clock
 
 from ucs.ami.client import AMIClient
 from ucs.ami.message import Message
-from ucs.bus import DomainPublisher, EventBus
+from ucs.bus import EventBus
+from ucs.calls.publisher import DomainPublisher
 from ucs.calls.call import Call, Cause
 from ucs.calls.cdr import CDRWriter
 from ucs.calls.control import CallControl

@@ -2,13 +2,41 @@
 
 Agent statuses are integers (seed 000: the status hook gets ``status: int``)
 whose ``.name`` is what the agent bar shows (``READY``, ``AUX`` …).
+
+The shared vocabulary of every layer: this module imports nothing from UCS
+(``ucs.calls.call`` re-exports the call enums from here).
 """
 
 from __future__ import annotations
 
 import enum
 
-from ucs.calls.call import INCOMING, INTERNAL, OUTGOING, CallState, Cause
+
+class Cause(enum.IntEnum):
+    """Seed 002's hang-up cause, from the point of view of the caller's leg."""
+
+    NOT_SET = -1
+    UNKNOWN = 0
+    BUSY = 1
+    INVALID_NUMBER = 2
+    CALLER_HUNG_UP = 3
+    CALLED_HUNG_UP = 4
+    REJECTED = 5
+    UNAVAILABLE = 6
+    PICKUP = 7
+    TRANSFER = 8
+
+
+class CallState(enum.IntEnum):
+    NEW = 0
+    DIALING = 1
+    RINGING = 2
+    CONNECTED = 3
+    SUSPENDED = 4
+    HELD = 5
+
+
+INCOMING, OUTGOING, INTERNAL = "INCOMING", "OUTGOING", "INTERNAL"
 
 
 class AgentStatus(enum.IntEnum):

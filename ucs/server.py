@@ -49,7 +49,8 @@ from ucs.api.auth import Auth
 from ucs.api.registry import Registry
 from ucs.api.session import SessionManager
 from ucs.api.state import StateBuilder
-from ucs.bus import DomainPublisher, EventBus
+from ucs.bus import EventBus
+from ucs.calls.publisher import DomainPublisher
 from ucs.calls import calllog
 from ucs.calls import control_api
 from ucs.calls.cdr import CDRWriter

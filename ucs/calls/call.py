@@ -7,37 +7,16 @@ the CDR all see the same thing.
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 import attrs
 
-
-class Cause(enum.IntEnum):
-    """Seed 002's hang-up cause, from the point of view of the caller's leg."""
-
-    NOT_SET = -1
-    UNKNOWN = 0
-    BUSY = 1
-    INVALID_NUMBER = 2
-    CALLER_HUNG_UP = 3
-    CALLED_HUNG_UP = 4
-    REJECTED = 5
-    UNAVAILABLE = 6
-    PICKUP = 7
-    TRANSFER = 8
-
-
-class CallState(enum.IntEnum):
-    NEW = 0
-    DIALING = 1
-    RINGING = 2
-    CONNECTED = 3
-    SUSPENDED = 4
-    HELD = 5
-
-
-INCOMING, OUTGOING, INTERNAL = "INCOMING", "OUTGOING", "INTERNAL"
+# The vocabulary is a leaf (``ucs.constants``): the enums live there, re-exported here.
+from ucs.constants import INCOMING as INCOMING
+from ucs.constants import INTERNAL as INTERNAL
+from ucs.constants import OUTGOING as OUTGOING
+from ucs.constants import CallState as CallState
+from ucs.constants import Cause as Cause
 
 #: Asterisk hang-up causes (Q.850) that say why a call did not connect.
 _Q850 = {

@@ -78,6 +78,7 @@ from ucs.error import (
     PBXError,
     ProcessingError,
 )
+from ucs.interfaces import ActionSender
 from ucs.pbx.model import STATE_UP, Bridge, Channel
 from ucs.pbx.observer import PBXObserver
 from ucs.pbx.pbx import PBX
@@ -100,12 +101,6 @@ ORIGINATE_REASONS = {
     5: "the phone was busy",
     8: "the network was congested",
 }
-
-
-class ActionSender(Protocol):
-    def sendAction(
-        self, action: str, headers: Mapping[str, object] = ..., *, timeout: float | None = None
-    ) -> Deferred[Any]: ...
 
 
 class CDRStore(Protocol):

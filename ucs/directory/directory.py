@@ -14,7 +14,7 @@ costs tens of milliseconds, which the reactor must never spend.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 from argon2 import PasswordHasher
@@ -30,19 +30,13 @@ from ucs.directory.model import (
 )
 from ucs.error import InvalidDataInput, NotFound
 from ucs.events import EVENT_CONFIG_CHANGE, EVENT_USER_CHANGE
+from ucs.interfaces import KVStore
 
 #: The kinds of entity, as named in the API (``config.<kind>.…``).
 KINDS: dict[str, type] = {
     "users": User, "groups": Group, "teams": Team, "queues": Queue, "lines": Line,
     "auxreasons": AuxReason, "callreasons": CallReason,
 }
-
-
-class KVStore(Protocol):
-    def kv_get(self, namespace: str, key: str, default: Any = None) -> Deferred[Any]: ...
-    def kv_set(self, namespace: str, key: str, value: Any) -> Deferred[None]: ...
-    def kv_delete(self, namespace: str, key: str) -> Deferred[bool]: ...
-    def kv_items(self, namespace: str) -> Deferred[dict[str, Any]]: ...
 
 
 def _to_doc(entity: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ instant Asterisk produced it, and the events after it are applied after it.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -24,6 +24,7 @@ from ucs.ami.client import IAMIListener
 from ucs.ami.errors import AMIActionError
 from ucs.ami.message import Message
 from ucs.ami.protocol import AMIProtocol
+from ucs.interfaces import ActionSender
 from ucs.pbx.pbx import PBX, Snapshot
 
 #: The list actions a resync sends, and the Snapshot field each one fills.
@@ -34,10 +35,6 @@ RESYNC_ACTIONS: tuple[tuple[str, str], ...] = (
     ("SIPpeers", "sip_peers"),
     ("PJSIPShowEndpoints", "pjsip_endpoints"),
 )
-
-
-class ActionSender(Protocol):
-    def sendAction(self, action: str, headers: Any = ..., *, timeout: float | None = None) -> Deferred[Any]: ...
 
 
 @implementer(IAMIListener)

@@ -23,13 +23,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 
 from ucs.error import InvalidDataInput, ProcessingError
 from ucs.events import EVENT_SHARED_CHANGE
+from ucs.interfaces import KVStore, Publisher
 from ucs.store.base import no_nul
 
 NAMESPACE = "shared"
@@ -38,15 +39,6 @@ MAX_IDENTIFIER = 200
 _TAG = "__ucs_items__"
 
 ChangeHook = Callable[[str, Any, Any], Any]
-
-
-class KVStore(Protocol):
-    def kv_set(self, namespace: str, key: str, value: Any) -> Deferred[None]: ...
-    def kv_items(self, namespace: str) -> Deferred[dict[str, Any]]: ...
-
-
-class Publisher(Protocol):
-    def publish(self, name: str, subject: Any = None, **args: Any) -> None: ...
 
 
 def check_identifier(identifier: Any) -> str:
