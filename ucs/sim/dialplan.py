@@ -7,6 +7,10 @@ from collections.abc import Callable, Iterable
 
 Step = tuple[str, str]  # (application, data)
 
+#: What an application returns: go on to the next priority, go where it set
+#: (``Goto``), wait (the channel's job calls back), end the dialplan (hang up).
+CONTINUE, JUMP, WAIT, END = 0, 1, 2, 3
+
 _PATTERN_CHARS = {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]", ".": ".+", "!": ".*"}
 _VAR = re.compile(r"\$\{([A-Za-z0-9_()]+)\}")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ucs.sim.lab import matrix_lab
-from ucs.sim.scenarios import LABS, SCENARIOS, Player
+from ucs.sim.player import LABS, SCENARIOS, Player
 
 #: The phones a flow uses, per variant: a, b, c.
 PHONES = {

@@ -1,4 +1,6 @@
-"""The simulated PBX's objects: lines, channels, bridges, queues and members.
+"""The simulated PBX's objects: lines, channels, bridges, queues and members,
+and what a channel is doing (a :class:`Leg` being called, a :class:`DialJob`,
+a :class:`WaitJob`, a :class:`QueueEntry`).
 
 Plain classes with no behaviour of their own beyond small queries; the
 :class:`ucs.sim.pbx.Sim` changes them and emits the events.
@@ -358,3 +360,62 @@ class QueueEntry:
         self.ring_started = 0.0
         #: The queue call is over for the member (completed or transferred).
         self.done = False
+
+
+#: A SIP URI's host part for the lab's own addresses.
+SIP_DOMAIN = "127.0.0.1"
+#: The lab's PJSIP UDP transport port (chan_sip has 5060).
+PJSIP_PORT = 5070
+
+
+class SimError(Exception):
+    """A command the simulated PBX cannot carry out; the text says why."""
+
+
+class Leg:
+    """A call attempt to a phone or trunk: ringing until answered or failed."""
+
+    __slots__ = ("answered", "caller", "chan", "dialstring", "ended", "kind", "line", "member", "owner", "started")
+
+    def __init__(
+        self,
+        kind: str,
+        caller: Channel | None,
+        chan: Channel,
+        line: Line | None,
+        owner: Any,
+        dialstring: str,
+        started: float,
+        member: Member | None = None,
+    ) -> None:
+        self.kind = kind  # "queue", "dial", "originate", "local"
+        self.caller = caller
+        self.chan = chan
+        self.line = line
+        self.owner = owner
+        self.member = member
+        self.dialstring = dialstring
+        self.answered = False
+        self.ended = False
+        self.started = started
+
+
+class DialJob:
+    __slots__ = ("answered", "chan", "legs", "started", "statuses", "timer")
+
+    def __init__(self, chan: Channel, started: float) -> None:
+        self.chan = chan
+        self.legs: list[Leg] = []
+        self.timer: Any = None
+        self.answered: Leg | None = None
+        self.statuses: list[str] = []
+        self.started = started
+
+
+class WaitJob:
+    __slots__ = ("chan", "kind", "timer")
+
+    def __init__(self, chan: Channel, kind: str) -> None:
+        self.chan = chan
+        self.kind = kind  # "wait", "moh"
+        self.timer: Any = None

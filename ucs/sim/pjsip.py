@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from ucs.sim.model import Line
-from ucs.sim.pbx import PJSIP_PORT, Sim, SimError
+from ucs.sim.model import PJSIP_PORT, Line, SimError
+from ucs.sim.pbx import Sim
 
 if TYPE_CHECKING:  # pragma: no cover
     from ucs.sim.actions import ActionMessage

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ucs.sim.model import Channel, Member, Queue, QueueEntry
-from ucs.sim.wire import DEVSTATE_NUM, channel_block, clean
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ucs.sim.pbx import Leg
-
-AGENT = "agent,all"
-CALL = "call,all"
-WAIT = 2
-CONTINUE = 0
+from ucs.sim.dialplan import CONTINUE, WAIT
+from ucs.sim.model import Channel, Leg, Member, Queue, QueueEntry
+from ucs.sim.wire import AGENT, CALL, DEVSTATE_NUM, channel_block, clean
 
 
 class QueueError(Exception):
@@ -221,8 +214,6 @@ class QueueMixin:
         return line is not None and line.reachable and not line.trunk
 
     def _queue_ring(self: Any, entry: QueueEntry, m: Member) -> None:
-        from ucs.sim.pbx import Leg
-
         caller = entry.chan
         line = self.lines[m.iface]
         agent = self._line_channel(line, caller)

@@ -43,6 +43,13 @@ CLASSES: dict[str, int] = {
     )
 }
 ALL = (1 << len(CLASSES)) - 1
+
+#: The ``Privilege`` an event is sent with, by class.
+CALL = "call,all"
+AGENT = "agent,all"
+DIALPLAN = "dialplan,all"
+SYSTEM = "system,all"
+SECURITY = "security,all"
 #: Responses and the events of a list a client asked for: always delivered.
 DIRECT = 1 << 31
 

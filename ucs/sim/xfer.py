@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ucs.sim.model import Bridge, Channel, QueueEntry
-from ucs.sim.wire import bridge_block, channel_block, clean
-
-CALL = "call,all"
+from ucs.sim.dialplan import WAIT
+from ucs.sim.model import Bridge, Channel, DialJob, Leg, QueueEntry, WaitJob
+from ucs.sim.wire import CALL, bridge_block, channel_block, clean
 
 #: OriginateResponse Reason for each way a call attempt ends.
 ORIGINATE_REASON = {"CHANUNAVAIL": 0, "CANCEL": 1, "NOANSWER": 3, "ANSWER": 4, "BUSY": 5, "CONGESTION": 8}
@@ -96,8 +95,6 @@ class XferMixin:
         With ``async_`` the result is also announced as ``OriginateResponse``;
         ``on_result(success)`` is called either way.
         """
-        from ucs.sim.pbx import Leg
-
         job = OriginateJob(clean(channel))
         job.context, job.exten, job.priority = clean(context), clean(exten), priority
         job.application, job.data = clean(application), clean(data)
@@ -199,7 +196,7 @@ class XferMixin:
         if job.application:
             fn = getattr(self, "_app_" + job.application.lower(), None)
             ch.app, ch.appdata = job.application, job.data
-            if fn is None or fn(ch, job.data) != 2:
+            if fn is None or fn(ch, job.data) != WAIT:
                 self._pbx_end(ch)
             return
         ch.context, ch.exten, ch.priority = job.context or ch.context, job.exten, job.priority
@@ -264,8 +261,6 @@ class XferMixin:
     def atxfer(self: Any, ch: Channel, exten: str, context: str) -> None:
         """The ``Atxfer`` feature on ``ch``: consult ``exten@context`` while the
         other party hears music on hold; hanging ``ch`` up completes it."""
-        from ucs.sim.pbx import Leg
-
         b1 = ch.bridge
         if b1 is None or ch.hold_owner is not None:
             return
@@ -410,8 +405,6 @@ class XferMixin:
 
     def _job_stop_quietly(self: Any, ch: Channel) -> None:
         """End ``ch``'s application without it going on in the dialplan."""
-        from ucs.sim.pbx import DialJob, WaitJob
-
         job = ch.job
         ch.job = None
         if isinstance(job, QueueEntry):
