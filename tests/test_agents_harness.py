@@ -70,6 +70,7 @@ class AgentStack:
     def _connect(self) -> None:
         self.pbx = PBX(self.clock)
         self.tracker = CallTracker(self.pbx, self.clock)
+        self.pbx.observers.append(self.tracker)
         self.link = PBXLink(self.pbx)
         self.client = AMIClient(
             TCP4ClientEndpoint(reactor, "127.0.0.1", self.portnum),

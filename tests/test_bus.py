@@ -18,7 +18,7 @@ def run(capture: Path, bus: EventBus, after: Any = None) -> PBX:
     clock = WireClock()
     publisher = DomainPublisher(bus)
     pbx = PBX(clock, [publisher])
-    CallTracker(pbx, clock, observers=[publisher])
+    pbx.observers.append(CallTracker(pbx, clock, observers=[publisher]))
     for msg in AMIParser().feed(capture.read_bytes()):
         clock.observe(msg)
         pbx.feed(msg)

@@ -21,7 +21,7 @@ from ucs.store import open_store
 def replay_into(writer: CDRWriter, capture: Path) -> None:
     clock = WireClock()
     pbx = PBX(clock)
-    CallTracker(pbx, clock, observers=[writer])
+    pbx.observers.append(CallTracker(pbx, clock, observers=[writer]))
     for msg in AMIParser().feed(capture.read_bytes()):
         clock.observe(msg)
         pbx.feed(msg)

@@ -69,6 +69,7 @@ class Stack:
         self.bus.subscribe_all(lambda name, subject, args: self.events.append((name, subject)))
         publisher = DomainPublisher(self.bus)
         self.tracker = CallTracker(self.pbx, self.clock, observers=[self.ended, publisher])
+        self.pbx.observers.append(self.tracker)
         self.writer: CDRWriter | None = None
         if store is not None:
             self.writer = CDRWriter(store, reactor)
@@ -83,6 +84,8 @@ class Stack:
             self.client, self.pbx, self.tracker, self.bus, self.clock,
             directory=directory, store=store, cdrs=self.writer,
         )
+        self.pbx.observers.append(self.control.observer)
+        self.tracker.observers.append(self.control.observer)
 
     async def start(self) -> Stack:
         synced = self.link.whenSynced()

@@ -48,6 +48,7 @@ class Stack:
         self.pbx = PBX(self.clock)
         self.ended = Ended()
         self.tracker = CallTracker(self.pbx, self.clock, observers=[self.ended])
+        self.pbx.observers.append(self.tracker)
         self.link = PBXLink(self.pbx, filters)
         self.client = AMIClient(
             TCP4ClientEndpoint(reactor, "127.0.0.1", self.portnum),

@@ -35,6 +35,7 @@ def build() -> tuple[PBX, CallTracker, WireClock, Recorder]:
     rec = Recorder()
     pbx = PBX(clock, [rec])
     tracker = CallTracker(pbx, clock, observers=[rec])
+    pbx.observers.append(tracker)
     return pbx, tracker, clock, rec
 
 

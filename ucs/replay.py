@@ -41,11 +41,12 @@ def replay(stream: BinaryIO, *, country_code: str = "420", dial_prefix: str = ""
     errors = errors if errors is not None else []
     clock = WireClock()
     pbx = PBX(clock)
-    tracker = CallTracker(
-        pbx, clock, DeviceClassifier(trunks or (), lines or ()), NumberNormalizer(country_code, dial_prefix)
-    )
     collected = _Collect()
-    tracker.observers.append(collected)
+    tracker = CallTracker(
+        pbx, clock, DeviceClassifier(trunks or (), lines or ()), NumberNormalizer(country_code, dial_prefix),
+        observers=[collected],
+    )
+    pbx.observers.append(tracker)
     parser = AMIParser(on_error=lambda reason, raw: errors.append(f"skipped frame: {reason}"),
                        skip_events=NOISE_EVENTS)
     failures = 0

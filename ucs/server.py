@@ -211,6 +211,8 @@ class UCSServer:
         self._store_service: StoreService | None = None
         self._bus: EventBus | None = None
         self._pbx: PBX | None = None
+        self._publisher: DomainPublisher | None = None
+        self._caller_lookup: CallerLookup | None = None
         self._tracker: CallTracker | None = None
         self._cdr_writer: CDRWriter | None = None
         self._link: PBXLink | None = None
@@ -253,7 +255,6 @@ class UCSServer:
         self.get_web_service().setServiceParent(root)
         self._iserver = iserver.install(self, root)
         self.get_plugin_host().setServiceParent(root)  # last: plugins start when all else runs
-
     def _build_demo_pbx(self, root: MultiService) -> None:
         """The simulated PBX (``ucs.sim``), started before the AMI client, which
         then connects to it instead of ``[ami]``."""
@@ -276,6 +277,47 @@ class UCSServer:
         """The simulated PBX in demo mode, else ``None``."""
         self.service  # noqa: B018 - builds the tree, which builds the demo PBX
         return self._demo_pbx
+
+    # --- who hears what ------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        """Who hears the PBX model and the call tracker, and in which order.
+
+        The only place where observers are subscribed: constructors subscribe to
+        nothing.  Each getter of an observer calls this once it built it, so the
+        lists hold the components built so far, always in this order.  Each list is
+        called in order for every fact: an observer sees what the ones before it
+        did with it.
+
+        The PBX model (Asterisk's view, fed by the AMI link) tells:
+
+        1. the publisher: members, devices, waiting callers, restarts onto the bus;
+        2. the call tracker, which turns channels and bridges into calls (and tells
+           its own list, below, before the model's next observer hears the fact);
+        3. the agents: their phones' queue memberships and pauses;
+        4. call control, after the tracker: its checks see the calls updated.
+
+        The call tracker tells:
+
+        1. caller lookup: a name found at once is in the call's first event;
+        2. the publisher: the call's events on the bus (plugins, the Interaction
+           Processor, metrics, the agent bar's call-level events);
+        3. the agent bar's hub: each phone's own view of the call (a phone that rings
+           or leaves inside a call that goes on, which changes no call-level fact).
+           Before the agents, deliberately: a bar is told its call ended before the
+           ACW status that ending causes;
+        4. the CDR writer: ended calls to the store;
+        5. the agents: ACW, statistics, the status hooks;
+        6. call control: what it waits for (a hang-up, a transfer) is confirmed last,
+           so the reply to a request comes after the events it caused.
+        """
+        control = self._control.observer if self._control is not None else None
+        hub = self._web.hub if self._web is not None else None
+        if self._pbx is not None:
+            self._pbx.observers = _present(self._publisher, self._tracker, self._agents, control)
+        if self._tracker is not None:
+            self._tracker.observers = _present(self._caller_lookup, self._publisher, hub, self._cdr_writer,
+                                               self._agents, control)
 
     # --- components -------------------------------------------------------------------
 
@@ -309,13 +351,20 @@ class UCSServer:
         return self._bus
 
     def get_pbx(self) -> PBX:
-        """The PBX model: Asterisk's view, fed by the AMI client's events."""
+        """The PBX model: Asterisk's view, fed by the AMI client's events (its observers: :meth:`_wire`)."""
         if self._pbx is None:
-            self._pbx = PBX(self._reactor, [DomainPublisher(self.get_bus())])
+            self._pbx = PBX(self._reactor)
         return self._pbx
 
+    def get_publisher(self) -> DomainPublisher:
+        """Puts the PBX model's and the tracker's facts on the bus (one for both)."""
+        if self._publisher is None:
+            self._publisher = DomainPublisher(self.get_bus())
+            self._wire()
+        return self._publisher
+
     def get_call_tracker(self) -> CallTracker:
-        """The call tracker, fed by the PBX model; ended calls go to the CDR writer and the bus."""
+        """The call tracker, fed by the PBX model (its observers: :meth:`_wire`)."""
         if self._tracker is None:
             c = self.config.calls
             self._tracker = CallTracker(
@@ -323,13 +372,16 @@ class UCSServer:
                 self._reactor,
                 DeviceClassifier(c.trunks, c.lines),
                 NumberNormalizer(c.country_code, c.dial_prefix),
-                observers=[DomainPublisher(self.get_bus()), self.get_cdr_writer()],
             )
+            self.get_publisher()
+            self.get_cdr_writer()
+            self._wire()
         return self._tracker
 
     def get_cdr_writer(self) -> CDRWriter:
         if self._cdr_writer is None:
             self._cdr_writer = CDRWriter(self.get_store_proxy(), self._reactor)
+            self._wire()
         return self._cdr_writer
 
     def get_store_proxy(self) -> Any:
@@ -356,8 +408,7 @@ class UCSServer:
                 acw_seconds=a.acw_seconds, timezone=a.timezone, initial_status=a.initial_status.upper(),
                 reactor=self._reactor, hook_timeout=a.hook_timeout, confirm_timeout=a.confirm_timeout,
             )
-            self.get_pbx().observers.append(self._agents)
-            self.get_call_tracker().observers.append(self._agents)
+            self._wire()
         return self._agents
 
     def get_call_control(self) -> CallControl:
@@ -366,6 +417,7 @@ class UCSServer:
                 self.get_ami_client(), self.get_pbx(), self.get_call_tracker(), self.get_bus(), self._reactor,
                 directory=self.get_directory(), store=self.get_store_proxy(), cdrs=self.get_cdr_writer(),
             )
+            self._wire()
         return self._control
 
     def get_state(self) -> StateBuilder:
@@ -408,11 +460,17 @@ class UCSServer:
                 raise ConfigError(f"{self.config.source or 'config'}: lookup.{e}",
                                   source=self.config.source or "config", key="lookup.sources") from None
             self._lookups = LookupService(sources)
-            filler = CallerLookup(self._lookups, self.get_bus(), self._reactor,
-                                  directions=cfg.directions, normalized=cfg.normalized)
-            # Before the publisher: a name found at once is in the call's first event.
-            self.get_call_tracker().observers.insert(0, filler)
+            self.get_caller_lookup()
         return self._lookups
+
+    def get_caller_lookup(self) -> CallerLookup:
+        """Fills a new call's caller name from the lookup sources (a tracker observer)."""
+        if self._caller_lookup is None:
+            cfg = self.config.lookup
+            self._caller_lookup = CallerLookup(self.get_lookups(), self.get_bus(), self._reactor,
+                                               directions=cfg.directions, normalized=cfg.normalized)
+            self._wire()
+        return self._caller_lookup
 
     def get_plugin_host(self) -> PluginHost:
         if self._plugins is None:
@@ -432,10 +490,11 @@ class UCSServer:
         if self._web is None:
             self._web = WebService(
                 self.get_registry(), self.get_sessions(), self.get_bus(), self.get_state(), self._reactor,
-                WebOptions.from_config(self.config.web), calls=self.get_call_tracker(), health=self._health,
+                WebOptions.from_config(self.config.web), health=self._health,
             )
             self._web.put("/metrics", self.get_metrics().resource())
             self._web.put("/remember", self.get_remember().resource())
+            self._wire()
         return self._web
 
     def get_metrics(self) -> Metrics:
@@ -497,7 +556,7 @@ class UCSServer:
     def get_pbx_link(self) -> PBXLink:
         """What the AMI client tells about Asterisk: events and resyncs into the model."""
         if self._link is None:
-            self.get_call_tracker()  # the tracker must observe the model before any event
+            self.get_call_tracker()  # the model's first observers are there before any event
             self._link = PBXLink(self.get_pbx(), self.config.ami.filters)
         return self._link
 
@@ -574,6 +633,11 @@ class UCSServer:
         log.critical("{message}", message=message)
         if self._on_fatal is not None:
             self._on_fatal(message)
+
+
+def _present(*observers: Any) -> list[Any]:
+    """The observers built so far, in the order given."""
+    return [o for o in observers if o is not None]
 
 
 def _redacted_store_url(url: str) -> str:

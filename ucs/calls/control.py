@@ -42,8 +42,10 @@ Remote Answer"/``features.remote_answer``, Snom, Polycom ...), declared by the
 line's ``auto_answer = "sip-notify"``.  Such lines also have click-to-dial
 calls answered for the agent.  See ``docs/call-control.md``.
 
-The instance observes the PBX model and the call tracker: build it after the
-tracker, so that its checks run on a model the tracker already updated.
+The instance hears the PBX model and the call tracker through
+:attr:`CallControl.observer`, which its owner puts in both observer lists after
+the tracker (``ucs.server`` does), so that its checks run on a model the
+tracker already updated.
 """
 
 from __future__ import annotations
@@ -258,9 +260,10 @@ class CallControl:
         self._cdr_lock = DeferredLock()
         self._transformer: accountcode.MetadataTransformer | None = None
         self._ctd = itertools.count(1)
-        watcher = _Watcher(self)
-        pbx.observers.append(watcher)
-        tracker.observers.append(watcher)
+        #: What the owner puts in the PBX model's and the tracker's observer lists
+        #: (``ucs.server``), after the tracker: the checks then run on a model the
+        #: tracker already updated.  The constructor subscribes to nothing.
+        self.observer = _Watcher(self)
 
     # -- dial ------------------------------------------------------------------------
 

@@ -80,7 +80,8 @@ class CallTracker(PBXObserver):
         self._redirecting: set[str] = set()
         self._originating: dict[str, str] = {}  # device → the number UCS asked it to call
         self._gone_seq = 0
-        pbx.observers.append(self)
+        # The owner puts the tracker in ``pbx.observers`` (``ucs.server``): the
+        # constructor subscribes to nothing.
 
     # -- lookups ------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from ucs.api.registry import Registry
 from ucs.api.scope import supervises
 from ucs.api.session import Session, SessionManager
 from ucs.calls.call import INCOMING, Call, CallState, Cause
+from ucs.calls.tracker import CallObserver
 from ucs.constants import Role, SessionState
 from ucs.error import InvalidDataInput, NotFound
 from ucs.web import messages
@@ -190,7 +191,7 @@ class _Index:
 SENDS_PER_TURN = 250
 
 
-class Hub:
+class Hub(CallObserver):
     log = Logger()
 
     def __init__(
@@ -610,16 +611,20 @@ class Hub:
 
     # The tracker's own notifications (``CallObserver``): a phone that starts ringing
     # inside a call that goes on (a consultation, a transfer) changes no call-level
-    # fact, so the bus says nothing; each phone's view still changes.
+    # fact, so the bus says nothing; each phone's view still changes.  Heard only
+    # while the hub runs, like the bus.
 
     def call_created(self, call: Call) -> None:
-        self._call_event(ev.EVENT_CALL_CHANGE, call, {}, quiet=True)
+        if self._subscribed:
+            self._call_event(ev.EVENT_CALL_CHANGE, call, {}, quiet=True)
 
     def call_changed(self, call: Call) -> None:
-        self._call_event(ev.EVENT_CALL_CHANGE, call, {}, quiet=True)
+        if self._subscribed:
+            self._call_event(ev.EVENT_CALL_CHANGE, call, {}, quiet=True)
 
     def call_ended(self, call: Call) -> None:
-        self._call_event(ev.EVENT_CALL_HANGUP, call, {}, quiet=True)
+        if self._subscribed:
+            self._call_event(ev.EVENT_CALL_HANGUP, call, {}, quiet=True)
 
     def _call_event(self, name: str, call: Call, args: dict[str, Any], quiet: bool = False) -> None:
         if not self.connections:

@@ -169,9 +169,10 @@ class WebService(Service):
     ``state`` is the state builder (``ucs.api.state.StateBuilder``: the bar's
     waiting-caller counts come from its ``waiting_callers(user_id)``);
     ``reactor`` listens and is the clock; ``health`` adds to ``/health``
-    (a ``status`` other than ``"ok"`` turns it into a 503); ``calls``, the call
-    tracker, lets each phone's bar follow its own leg of a call (a phone rung
-    for a consultation inside a call that goes on) besides the bus's call events.
+    (a ``status`` other than ``"ok"`` turns it into a 503).  The hub hears the bus
+    while the service runs; its owner also puts it among the call tracker's
+    observers (``ucs.server``), so that each phone's bar follows its own leg of a
+    call (a phone rung for a consultation inside a call that goes on).
     """
 
     log = Logger()
@@ -188,7 +189,6 @@ class WebService(Service):
         version: str = "",
         health: Callable[[], dict[str, Any]] | None = None,
         static: Path = STATIC,
-        calls: Any = None,
     ) -> None:
         if not version:
             import ucs
@@ -212,7 +212,6 @@ class WebService(Service):
                                  max_body=self.options.max_body_size)
         self.site.displayTracebacks = False
         self._listening: Any = None
-        self._calls = calls
 
     def _prepare(self, data: bytes) -> Any:
         return self.factory.prepareMessage(data, isBinary=False)
@@ -255,8 +254,6 @@ class WebService(Service):
         o = self.options
         self.hub.start()
         self.heartbeat.start()
-        if self._calls is not None and self.hub not in self._calls.observers:
-            self._calls.observers.append(self.hub)
         cap = somaxconn()
         if cap is not None and o.backlog > cap:
             self.log.warn("web.backlog {backlog} is above the kernel's net.core.somaxconn ({cap}, "
@@ -275,8 +272,6 @@ class WebService(Service):
         self.hub.close_all()
         self.hub.stop()
         self.heartbeat.stop()
-        if self._calls is not None and self.hub in self._calls.observers:
-            self._calls.observers.remove(self.hub)
         listening, self._listening = self._listening, None
         if listening is not None:
             return listening.stopListening()
