@@ -22,8 +22,6 @@ PACKAGE = "ucs"
 ALLOWED: list[frozenset[str]] = [
     # issue 15: ucs.agents <-> ucs.agents.service (being fixed in ucs/agents)
     frozenset({"ucs.agents", "ucs.agents.service"}),
-    # issue 15: ucs.web <-> connection <-> hub <-> protocol <-> service (being fixed in ucs/web)
-    frozenset({"ucs.web", "ucs.web.connection", "ucs.web.hub", "ucs.web.protocol", "ucs.web.service"}),
 ]
 
 

@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from ucs.api.session import Session
 from ucs.error import TooManyRequests, UCSError
-from ucs.web import messages
+import ucs.web.messages as messages
 from ucs.web.messages import BadFrame, Outgoing, ReplyTooLarge, TooLarge
 
 if TYPE_CHECKING:

@@ -47,7 +47,7 @@ from ucs.calls.call import INCOMING, Call, CallState, Cause
 from ucs.calls.tracker import CallObserver
 from ucs.constants import Role, SessionState
 from ucs.error import InvalidDataInput, NotFound
-from ucs.web import messages
+import ucs.web.messages as messages
 from ucs.web.connection import Connection
 from ucs.web.messages import Outgoing, Request
 from ucs.web.options import WebOptions, fixed_host, normalize_origin
