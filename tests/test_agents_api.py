@@ -103,8 +103,8 @@ async def test_plugins_read_agents_both_ways(tmp_path: Any) -> None:
         agents = await s.start()
         await agents.login(s.user("alice"), s.line("SIP/1001"))
         await s.settle()
-        (agent,) = agents.getAgents()
-        assert agents.getAgent(agent.id) is agent
+        (agent,) = agents.all()
+        assert agents.get(agent.id) is agent
         for key in ("status", "reason", "id", "username", "displayname", "line", "queues", "readytime", "auxtimes"):
             assert key in agent
         assert agent["id"] == agent.id and agent["username"] == "alice" and agent["line"] is agent.line

@@ -28,10 +28,10 @@ class StatusHook:
         self.hour = hour
         self.seen: list[tuple[str, AgentStatus, str, str]] = []
         self.threads: set[str] = set()
-        agents.addChangeStatusHook(self.hook)
+        agents.add_change_status_hook(self.hook)
 
     def stop(self) -> None:
-        self.agents.removeChangeStatusHook()
+        self.agents.remove_change_status_hook()
 
     def hook(self, agent: Any, new_status: AgentStatus, new_reason: str) -> tuple[Any, str]:
         self.threads.add(threading.current_thread().name)
@@ -96,7 +96,7 @@ async def test_hook_changes_blocks_and_fails_as_the_seed_says(tmp_path: Any) -> 
 
         # one hook only
         with pytest.raises(ProcessingError, match="already registered"):
-            agents.addChangeStatusHook(lambda a, st, r: (st, r))
+            agents.add_change_status_hook(lambda a, st, r: (st, r))
         plugin.stop()
         agents.add_change_status_hook(lambda a, st, r: (st, r))
         agents.remove_change_status_hook()

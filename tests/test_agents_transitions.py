@@ -54,3 +54,18 @@ def test_what_a_status_is_in_a_queue() -> None:
     assert Target(True, True, "Lunch").met_by(m) and not Target(True, True, "Coffee").met_by(m)
     assert not Target(True).met_by(m) and not Target(False).met_by(m) and Target(False).met_by(None)
     assert Target(True).met_by(Member("support", "SIP/1001"))
+
+
+def test_the_machine_has_a_row_for_every_automatic_input() -> None:
+    from ucs.agents import transitions as t
+
+    automatic = (t.TALKING, t.HUNG_UP, t.ACW_OVER, t.SEEN_PAUSED, t.SEEN_PAUSED_ACW, t.SEEN_UNPAUSED,
+                 t.SEEN_SUSPENDED, t.SUSPEND, t.RESUME, t.RESYNC, t.LOGOUT)
+    assert all((s, i) in t.MACHINE for s in t.STATES for i in automatic)  # they follow Asterisk: never refused
+    assert t.step(READY, t.TALKING).does == t.PAUSE and t.step(AUX, t.TALKING).does == t.NOTHING
+    assert t.step(OFFLINE, t.HUNG_UP).next == t.SAME and t.step(AUX, t.HUNG_UP).next == ACW
+    assert t.step(ACW, t.ACW_OVER).next == t.BACK and t.step(READY, t.ACW_OVER).next == t.SAME
+    assert t.step(READY, t.seen(True, "Lunch")).next == AUX and t.step(AUX, t.seen(False, "")).next == READY
+    assert t.step(READY, t.seen(True, "ACW")).next == ACW and t.step(READY, t.seen(True, "suspended")).does == t.NOTHING
+    with pytest.raises(InvalidState, match="cannot go from OFFLINE to ACW"):
+        t.step(OFFLINE, t.ASK[ACW])

@@ -1,14 +1,26 @@
 """Agents: the status machine carried out on Asterisk, wrap-up, suspensions,
 statistics and the agent API methods.
 
-- :mod:`ucs.agents.service` — :class:`Agents`, the service (a PBX and call observer);
+- :mod:`ucs.agents.transitions` — the status machine as one table (state × input →
+  next state, what is carried out on the PBX, refusal) and what each status is on Asterisk;
+- :mod:`ucs.agents.service` — :class:`Agents`, the service: requests, the per-agent lock,
+  carrying a row out (carry / apply / commit), life;
 - :mod:`ucs.agents.agent` — :class:`Agent`, one logged-in agent;
-- :mod:`ucs.agents.transitions` — the status table and what each status is on Asterisk;
-- :mod:`ucs.agents.membership` — queue memberships made to match, confirmed by Asterisk;
-- :mod:`ucs.agents.hook` — the plugins' status change hook;
-- :mod:`ucs.agents.stats` — the day's figures;
+- :mod:`ucs.agents.membership` — queue memberships made to match, confirmed by Asterisk
+  (through :mod:`ucs.calls.confirm`, the one confirmation module);
+- :mod:`ucs.agents.follow` — pauses and unpauses made outside UCS, followed;
+- :mod:`ucs.agents.counting` — the call observer: busy phones, each leg's figures;
+- :mod:`ucs.agents.wrapup` — wrap-up: the pause ahead of it, its start, its timer;
+- :mod:`ucs.agents.reconcile` — memberships put back after a restart or resync; orphans;
+- :mod:`ucs.agents.figures` — the day's figures per user, saved, reset at midnight;
+- :mod:`ucs.agents.stats` — what each figure counts;
 - :mod:`ucs.agents.persist` — what survives a restart;
+- :mod:`ucs.agents.hook` — the plugins' status change hook;
 - :mod:`ucs.agents.api` — ``agent.*`` and ``agents.*`` API methods.
+
+Submodules import each other by their full names (``from ucs.agents.persist
+import …``), never ``from ucs.agents import …``: this package imports the
+service, so the service must not import the package.
 """
 
 from ucs.agents.agent import Agent

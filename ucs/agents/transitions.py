@@ -1,36 +1,53 @@
-"""The agent's status machine: which requested changes are allowed, and what
-each status means on the PBX.
+"""The agent's status machine, as one table: state × input → next state,
+what is carried out on the PBX, or the refusal message.
 
-Requested changes (an agent bar, a supervisor, a plugin, the login)::
+States: OFFLINE, READY, AUX (with a reason), ACW (wrap-up).  Two modifiers
+are not states of their own, they change what a status is in a queue
+(:func:`target`): a *suspended* queue (paused "suspended" whatever the
+status), and a *held* leg (``agent.held``: a queue call the agent talks on,
+wrap-up to follow; a READY agent is then paused "ACW" already, its status
+still READY — app_queue offers the next caller to a member the moment its
+device is free unless it is paused, so the pause must be in place before the
+call ends).
 
-    from \\ to   OFFLINE  READY  AUX  ACW
-    OFFLINE        =       yes    yes   -
-    READY         yes       =     yes  yes
-    AUX           yes      yes    yes  yes
-    ACW           yes      yes    yes  yes
+:data:`MACHINE` (``=`` keeps the state, ``back`` is the status ACW returns
+to, ``seen`` the status the PBX shows)::
 
-``=`` keeps the status (and re-applies it on the PBX); AUX → AUX changes the
-reason; ACW → ACW starts the wrap-up period again.  A change that is not in
-:data:`TRANSITIONS` raises :class:`~ucs.error.InvalidState` before anything
-is sent to Asterisk.
+    input                       OFFLINE        READY          AUX            ACW            PBX
+    ask OFFLINE                 OFFLINE        OFFLINE        OFFLINE        OFFLINE        carry
+    ask READY                   READY          READY          READY          READY          carry
+    ask AUX                     AUX            AUX            AUX            AUX            carry
+    ask ACW                     refused        ACW            ACW            ACW            carry
+    talking (queue call)        =              = pause ahead  =              =              pause / -
+    hung up (that call)         = no wrap-up   ACW            ACW            ACW            carry
+    acw over (timer, resync)    =              =              =              back           carry / -
+    seen paused R               AUX(R)         AUX(R)         AUX(R)         AUX(R)         follow
+    seen paused ACW             ACW            ACW            ACW            ACW            follow
+    seen unpaused               READY          READY          READY          READY          follow
+    seen suspended              =              =              =              =              -
+    suspend / resume (a queue)  =              =              =              =              queue
+    resync                      =              =              =              =              reapply
+    logout                      OFFLINE        OFFLINE        OFFLINE        OFFLINE        remove
 
-What a status is on Asterisk, per queue of the agent (:func:`target`):
+What the PBX column means (every action confirmed by Asterisk's member event,
+:mod:`ucs.agents.membership`):
 
-    OFFLINE   not a member (QueueRemove)
-    READY     member, not paused
-    AUX(r)    member, paused with reason r
-    ACW       member, paused with reason "ACW"
-    any but OFFLINE, in a queue the agent suspended: paused with reason "suspended"
+- ``carry``: every queue brought to the new status's target, *then* the
+  status changes (nothing changes if Asterisk refuses; the queues are put back);
+- ``pause``: a held READY agent's queues paused "ACW" ahead of wrap-up;
+- ``follow``: the change already happened on the PBX (a pause on the phone or
+  by another AMI client): the status changes first, then the other queues
+  are brought in line;
+- ``queue``: that one queue only; ``reapply``: every queue as the status says;
+  ``remove``: ``QueueRemove`` everywhere (left to the next reconciliation if
+  Asterisk cannot be reached).
 
-``held``: the agent is talking on a queue call that wrap-up will follow.  A
-READY agent is then paused "ACW" already, its status still READY: app_queue
-offers the next caller to a member the moment its device is free again unless
-it is paused, so the pause has to be in place before the call ends (see
-:mod:`ucs.agents.service`).  AUX and ACW are paused anyway.
-
-Automatic changes — wrap-up after a queue call and its end, and pauses made
-on the phone or by another AMI client — follow Asterisk and are not checked
-against the table (they already happened).
+Requested changes (``ask …``) also go through the status hook and a reason
+check (:func:`check_reason`); AUX → AUX changes the reason, ACW → ACW starts
+the wrap-up period again, a same-state request re-applies it on the PBX.  An
+input missing from the table is refused with :data:`REFUSALS` before anything
+is sent to Asterisk.  Automatic inputs (talking, hung up, acw over, seen …)
+have a row in every state: they follow Asterisk, they are never refused.
 """
 
 from __future__ import annotations
@@ -45,6 +62,7 @@ from ucs.error import InvalidDataInput, InvalidState
 from ucs.pbx.model import Member
 
 OFFLINE, READY, AUX, ACW = AgentStatus.OFFLINE, AgentStatus.READY, AgentStatus.AUX, AgentStatus.ACW
+STATES = (OFFLINE, READY, AUX, ACW)
 
 #: The pause reason Asterisk shows while an agent wraps up after a call.
 ACW_REASON = "ACW"
@@ -53,12 +71,93 @@ SUSPEND_REASON = "suspended"
 RESERVED_REASONS = frozenset({ACW_REASON, SUSPEND_REASON})
 MAX_REASON = 64
 
-TRANSITIONS: frozenset[tuple[AgentStatus, AgentStatus]] = frozenset({
-    (OFFLINE, OFFLINE), (OFFLINE, READY), (OFFLINE, AUX),
-    (READY, OFFLINE), (READY, READY), (READY, AUX), (READY, ACW),
-    (AUX, OFFLINE), (AUX, READY), (AUX, AUX), (AUX, ACW),
-    (ACW, OFFLINE), (ACW, READY), (ACW, AUX), (ACW, ACW),
-})
+# -- inputs
+#: A requested change (the agent bar, a supervisor, a plugin, the login's initial status).
+ASK = {s: f"ask {s.name}" for s in STATES}
+TALKING = "talking"          # the agent talks on a queue call (wrap-up on): the leg is held
+HUNG_UP = "hung up"          # the agent's leg of a queue call they talked on ended
+ACW_OVER = "acw over"        # the wrap-up period ran out (its timer, or found over at a resync)
+SEEN_PAUSED = "seen paused"  # pauses and unpauses on the PBX nobody asked UCS for
+SEEN_PAUSED_ACW = "seen paused ACW"
+SEEN_UNPAUSED = "seen unpaused"
+SEEN_SUSPENDED = "seen suspended"
+SUSPEND, RESUME = "suspend", "resume"
+RESYNC = "resync"            # Asterisk restarted, the AMI link resynced, UCS started, queues changed
+LOGOUT = "logout"            # logout, session expiry, user or line deleted
+
+# -- next states besides a status
+SAME = "="
+BACK = "back"    # the status before ACW (READY, or AUX with its reason)
+
+# -- what is carried out on the PBX
+CARRY, PAUSE, FOLLOW, QUEUE, REAPPLY, REMOVE, NOTHING = "carry", "pause", "follow", "queue", "reapply", "remove", "-"
+
+
+@attrs.define(frozen=True)
+class Row:
+    """One transition: the next state and what is carried out on the PBX."""
+
+    next: AgentStatus | str
+    does: str
+
+    def to(self, current: AgentStatus) -> AgentStatus | str:
+        """The next state, ``=`` resolved (``back`` stays: only the agent knows it)."""
+        return current if self.next == SAME else self.next
+
+
+def _every(input: str, row: Row) -> dict[tuple[AgentStatus, str], Row]:
+    return {(s, input): row for s in STATES}
+
+
+MACHINE: dict[tuple[AgentStatus, str], Row] = {
+    **{(s, ASK[t]): Row(t, CARRY) for s in STATES for t in STATES if (s, t) != (OFFLINE, ACW)},
+    (OFFLINE, TALKING): Row(SAME, NOTHING),
+    (READY, TALKING): Row(SAME, PAUSE),
+    (AUX, TALKING): Row(SAME, NOTHING),    # paused anyway
+    (ACW, TALKING): Row(SAME, NOTHING),
+    (OFFLINE, HUNG_UP): Row(SAME, NOTHING),  # no wrap-up
+    (READY, HUNG_UP): Row(ACW, CARRY),
+    (AUX, HUNG_UP): Row(ACW, CARRY),
+    (ACW, HUNG_UP): Row(ACW, CARRY),
+    (OFFLINE, ACW_OVER): Row(SAME, NOTHING),  # ended early
+    (READY, ACW_OVER): Row(SAME, NOTHING),
+    (AUX, ACW_OVER): Row(SAME, NOTHING),
+    (ACW, ACW_OVER): Row(BACK, CARRY),
+    **_every(SEEN_PAUSED, Row(AUX, FOLLOW)),
+    **_every(SEEN_PAUSED_ACW, Row(ACW, FOLLOW)),
+    **_every(SEEN_UNPAUSED, Row(READY, FOLLOW)),
+    **_every(SEEN_SUSPENDED, Row(SAME, NOTHING)),
+    **_every(SUSPEND, Row(SAME, QUEUE)),
+    **_every(RESUME, Row(SAME, QUEUE)),
+    **_every(RESYNC, Row(SAME, REAPPLY)),
+    **_every(LOGOUT, Row(OFFLINE, REMOVE)),
+}
+
+#: Why an input is refused in a state.
+REFUSALS: dict[tuple[AgentStatus, str], str] = {
+    (OFFLINE, ASK[ACW]): "an agent cannot go from OFFLINE to ACW (wrap-up follows a call); "
+                         "from OFFLINE: OFFLINE, READY, AUX",
+}
+
+#: The requested changes the table allows, as (from, to) pairs.
+TRANSITIONS: frozenset[tuple[AgentStatus, AgentStatus]] = frozenset(
+    (s, t) for s in STATES for t in STATES if (s, ASK[t]) in MACHINE)
+
+
+def step(state: AgentStatus, input: str) -> Row:
+    """The row for ``input`` in ``state``; :class:`InvalidState` (nothing changed) if there is none."""
+    try:
+        return MACHINE[(state, input)]
+    except KeyError:
+        raise InvalidState(REFUSALS.get((state, input), f"{input} is not possible while the agent is {state.name}")) from None
+
+
+def seen(paused: bool, reason: str) -> str:
+    """The input for a member the PBX shows (a change nobody asked UCS for)."""
+    if not paused:
+        return SEEN_UNPAUSED
+    return {ACW_REASON: SEEN_PAUSED_ACW, SUSPEND_REASON: SEEN_SUSPENDED}.get(reason, SEEN_PAUSED)
+
 
 _NAMES = ", ".join(s.name for s in AgentStatus)
 
@@ -81,9 +180,8 @@ def parse_status(value: Any) -> AgentStatus:
 
 
 def check_transition(current: AgentStatus, wanted: AgentStatus) -> None:
-    if (current, wanted) not in TRANSITIONS:
-        allowed = ", ".join(s.name for s in AgentStatus if (current, s) in TRANSITIONS)
-        raise InvalidState(f"an agent cannot go from {current.name} to {wanted.name}; from {current.name}: {allowed}")
+    """A requested change the table allows, or :class:`InvalidState` with its refusal."""
+    step(current, ASK[wanted])
 
 
 def check_reason(status: AgentStatus, reason: Any, aux_reasons: Iterable[str]) -> str:
