@@ -13,7 +13,7 @@ from typing import Any
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from test_web_api import until
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
@@ -33,9 +33,14 @@ class Client(WebSocketClientProtocol):
         self._waiters: list[tuple[Any, Deferred[dict[str, Any]]]] = []
         self.opened: Deferred[None] = Deferred()
         self.closed: Deferred[None] = Deferred()
+        self.pings = 0  # the server's heartbeat pings received (and answered)
 
     def onOpen(self) -> None:
         self.opened.callback(None)
+
+    def onPing(self, payload: bytes) -> None:
+        self.pings += 1
+        super().onPing(payload)  # answers it
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         msg = json.loads(payload.decode("utf-8"))
@@ -339,7 +344,10 @@ async def test_a_client_that_stops_answering_is_dropped_and_a_quiet_one_kept(tmp
         await until(lambda: len(ix.controllers) == 1, timeout=5)
         dead.transport.resumeProducing()
         await dead.closed
-        await task.deferLater(reactor, 2.5, lambda: None)  # more beats: the quiet one stays
+        # Two more pings answered: the second comes after the heartbeat looked for the
+        # first one's answer (timeout = interval), so the quiet one stays.
+        pings = quiet.pings
+        await until(lambda: quiet.pings >= pings + 2, timeout=5)
         assert len(ix.controllers) == 1
         assert (await quiet.request("getCapabilities", {}))["result"]
     finally:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest_twisted
 from serverkit import start_demo
-from test_web_api import ready_agent
-from twisted.internet import reactor, task
+from test_web_api import ready_agent, settle
+from twisted.internet import reactor
 
 
 @pytest_twisted.ensureDeferred
@@ -22,7 +22,7 @@ async def test_a_group_gets_a_new_count_at_most_every_size_over_rate_seconds(tmp
         b = await ready_agent(server, 2)
         for c in (a, b):  # no READY agent takes the callers: they wait in the queue
             await c.call("agent.changeStatus", ["AUX", "Meeting"])
-        await task.deferLater(reactor, 1.2, lambda: None)
+        await settle(server, a, b)  # the counts of the logins sent, and the group's pacing over
         for c in (a, b):
             c.inbox.clear()
 
@@ -55,7 +55,7 @@ async def test_counts_handed_out_a_few_per_reactor_turn_reach_everyone(tmp_path:
         bars = [await ready_agent(server, n) for n in (1, 2, 3)]
         for c in bars:
             await c.call("agent.changeStatus", ["AUX", "Meeting"])
-        await task.deferLater(reactor, 0.3, lambda: None)
+        await settle(server, *bars)
         for c in bars:
             c.inbox.clear()
         for i in range(3):

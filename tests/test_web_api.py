@@ -69,6 +69,10 @@ class ClientProtocol(WebSocketClientProtocol):
     def onOpen(self) -> None:
         self.factory.client._opened(self)
 
+    def onPing(self, payload: bytes) -> None:
+        self.factory.client.pings += 1
+        super().onPing(payload)  # answers it
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.factory.client._message(payload, isBinary)
 
@@ -88,6 +92,7 @@ class Client:
         self.closed: defer.Deferred[tuple[bool, int | None, str | None]] = defer.Deferred()
         self.hello: dict[str, Any] = {}
         self.handshake_error: Any = None
+        self.pings = 0  # the server's heartbeat pings received (and answered)
 
     # wiring
 
@@ -198,6 +203,24 @@ async def until(test: Any, timeout: float = 5.0) -> None:
         if reactor.seconds() > deadline:  # type: ignore[attr-defined]
             raise AssertionError(f"condition not met within {timeout} s")
         await task.deferLater(reactor, 0.01, lambda: None)
+
+
+def hub_settled(server: UCSServer) -> bool:
+    """Nothing the hub merges is still to come: no waiting-caller flush scheduled,
+    no count left to hand out, no group held back by pacing.  Until an event
+    changes something, no more ``waitingCallers`` or ``config.change`` is sent."""
+    hub = server.get_web_service().hub
+    now = reactor.seconds()  # type: ignore[attr-defined]
+    return ((hub._flush is None or not hub._flush.active()) and not hub._sends
+            and all(t <= now for t in hub._waiting_next.values()))
+
+
+async def settle(server: UCSServer, *bars: Client) -> None:
+    """Wait until the hub has settled (:func:`hub_settled`) and each bar has read
+    all it was sent until then (a round trip on its socket comes after them)."""
+    await until(lambda: hub_settled(server))
+    for bar in bars:
+        await bar.call("session.ping")  # its reply is written after whatever came before it
 
 
 async def ready_agent(server: UCSServer, i: int = 1, **options: Any) -> Client:
@@ -436,11 +459,13 @@ async def test_a_detached_session_ends_after_the_resume_window(tmp_path: Path) -
     try:
         sessions = server.get_sessions()
         a = await ready_agent(server, 1)
+        closing = reactor.seconds()  # type: ignore[attr-defined]
         a.close()
         await a.closed
         assert len(sessions) == 1
-        await task.deferLater(reactor, 0.4, lambda: None)
-        assert len(sessions) == 0
+        await until(lambda: len(sessions) == 0)
+        # Not before the window: it started after ``closing`` (the server saw the close later).
+        assert reactor.seconds() - closing >= 0.2  # type: ignore[attr-defined]
     finally:
         await server.service.stopService()
 
@@ -469,7 +494,10 @@ async def test_heartbeat_drops_a_client_that_stopped_answering(tmp_path: Path) -
         dead.proto.transport.pauseProducing()  # stops reading: no pongs
         await until(lambda: len(hub.connections) == 1, timeout=5)
         assert server.get_web_service().heartbeat.stats()["connections"] == 1
-        await task.deferLater(reactor, 2.5, lambda: None)  # more beats: the one answering stays
+        # Two more pings answered: the second comes after the heartbeat looked for the
+        # first one's answer (timeout = interval), so the one answering stays.
+        pings = alive.pings
+        await until(lambda: alive.pings >= pings + 2, timeout=5)
         assert len(hub.connections) == 1
         dead.proto.transport.resumeProducing()
         clean, _code, _reason = await dead.closed
@@ -583,7 +611,13 @@ async def test_waiting_callers_are_merged(server: UCSServer) -> None:
     b = await ready_agent(server, 2)
     for c in (a, b):  # no READY agent takes the callers: they wait in the queue
         await c.call("agent.changeStatus", ["AUX", "Meeting"])
-    await task.deferLater(reactor, 2 * server.get_web_service().options.coalesce_delay, lambda: None)
+    # The PBX has paused both phones in their queues (the events of it are in), and
+    # what the hub sent about it has arrived.
+    members = [m for q in server.get_pbx().queues.values() for m in q.members.values()
+               if m.interface in ("SIP/1001", "SIP/1002")]
+    assert members
+    await until(lambda: all(m.paused for m in members))
+    await settle(server, a, b)
     for c in (a, b):
         c.inbox.clear()
     asked: list[int] = []
@@ -599,7 +633,7 @@ async def test_waiting_callers_are_merged(server: UCSServer) -> None:
     for c in (a, b):
         ev = await c.event("waitingCallers")
         assert ev["data"] == {"waitingCallers": 50}
-    await task.deferLater(reactor, 0.3, lambda: None)
+    await settle(server, a, b)  # whatever else the hub would send has arrived
     assert a.events().count("waitingCallers") == 0  # fifty changes, one message
     # Counted once per set of queues (both agents are in all the demo's queues), not per
     # change nor per agent.
