@@ -302,13 +302,14 @@ class UCSServer:
         1. caller lookup: a name found at once is in the call's first event;
         2. the publisher: the call's events on the bus (plugins, the Interaction
            Processor, metrics, the agent bar's call-level events);
-        3. the agent bar's hub: each phone's own view of the call (a phone that rings
-           or leaves inside a call that goes on, which changes no call-level fact).
-           Before the agents, deliberately: a bar is told its call ended before the
-           ACW status that ending causes;
-        4. the CDR writer: ended calls to the store;
-        5. the agents: ACW, statistics, the status hooks;
-        6. call control: what it waits for (a hang-up, a transfer) is confirmed last,
+           and, in the same place, the agent bar's hub: it hears the bus, and the
+           publisher tells it the changes that put nothing on the bus (a phone that
+           rings or leaves inside a call that goes on: its bar's view changes), so
+           it hears each change once.  Before the agents, deliberately: a bar is
+           told its call ended before the ACW status that ending causes;
+        3. the CDR writer: ended calls to the store;
+        4. the agents: ACW, statistics, the status hooks;
+        5. call control: what it waits for (a hang-up, a transfer) is confirmed last,
            so the reply to a request comes after the events it caused.
         """
         control = self._control.observer if self._control is not None else None
@@ -316,8 +317,10 @@ class UCSServer:
         if self._pbx is not None:
             self._pbx.observers = _present(self._publisher, self._tracker, self._agents, control)
         if self._tracker is not None:
-            self._tracker.observers = _present(self._caller_lookup, self._publisher, hub, self._cdr_writer,
+            self._tracker.observers = _present(self._caller_lookup, self._publisher, self._cdr_writer,
                                                self._agents, control)
+        if self._publisher is not None:
+            self._publisher.unpublished = hub.call_changed_quietly if hub is not None else None
 
     # --- components -------------------------------------------------------------------
 

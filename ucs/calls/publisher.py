@@ -7,12 +7,14 @@ observers hear a call's change before the bus (plugins, the agent bar) does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ucs import events as ev
 from ucs.bus import EventBus
-from ucs.calls.call import Call, CallState
+from ucs.calls.call import Call
 from ucs.calls.tracker import CallObserver
+from ucs.calls.view import state_event
 from ucs.pbx.model import Device, Member, Queue
 from ucs.pbx.observer import PBXObserver
 
@@ -20,10 +22,18 @@ from ucs.pbx.observer import PBXObserver
 class DomainPublisher(PBXObserver, CallObserver):
     """Puts the PBX model's and the tracker's facts on the bus, as the events of
     ``ucs.events``: a call's changes become new / ringing / connect / hold /
-    resume / mute / unmute / transfer / hangup."""
+    resume / mute / unmute / transfer / hangup.
 
-    def __init__(self, bus: EventBus) -> None:
+    ``unpublished`` is told each change of a call that puts no event on the bus (a
+    phone that starts ringing inside a call that goes on changes no call-level
+    fact): the agent bar's hub, whose phones' views may still change.  So the hub
+    hears each of the tracker's changes once, from here, in the publisher's place
+    among the tracker's observers.
+    """
+
+    def __init__(self, bus: EventBus, unpublished: Callable[[Call], Any] | None = None) -> None:
         self._bus = bus
+        self.unpublished = unpublished
         self._seen: dict[str, tuple[int, bool, bool, str, int]] = {}
         self._held: set[str] = set()  # calls on hold until they are connected again
 
@@ -32,9 +42,14 @@ class DomainPublisher(PBXObserver, CallObserver):
     def call_created(self, call: Call) -> None:
         self._seen[call.uniqueid] = self._look(call)
         self._bus.publish(ev.EVENT_CALL_NEW, call)
-        self.call_changed(call)
+        self._publish_changes(call)
 
     def call_changed(self, call: Call) -> None:
+        if not self._publish_changes(call) and self.unpublished is not None:
+            self.unpublished(call)
+
+    def _publish_changes(self, call: Call) -> bool:
+        """Publish what changed since the call was last seen; whether anything did."""
         before = self._seen.get(call.uniqueid)
         now = self._look(call)
         self._seen[call.uniqueid] = now
@@ -42,18 +57,15 @@ class DomainPublisher(PBXObserver, CallObserver):
             before = (-1, False, False, "", 0)
         state, caller_muted, connected_muted, connected_channel, transfers = now
         publish = self._bus.publish
-        if state != before[0]:
-            if state == CallState.RINGING:
-                publish(ev.EVENT_CALL_RINGING, call)
-            elif state == CallState.CONNECTED and call.uniqueid in self._held:
-                # Hold by redirect passes through "suspended" (no bridge) on its way back.
-                self._held.discard(call.uniqueid)
-                publish(ev.EVENT_CALL_RESUME, call)
-            elif state == CallState.CONNECTED:
-                publish(ev.EVENT_CALL_CONNECT, call)
-            elif state == CallState.HELD:
-                self._held.add(call.uniqueid)
-                publish(ev.EVENT_CALL_HOLD, call)
+        # Hold by redirect passes through "suspended" (no bridge) on its way back:
+        # held until connected again.
+        name = state_event(state, before[0], held=call.uniqueid in self._held)
+        if name == ev.EVENT_CALL_RESUME:
+            self._held.discard(call.uniqueid)
+        elif name == ev.EVENT_CALL_HOLD:
+            self._held.add(call.uniqueid)
+        if name is not None:
+            publish(name, call)
         if caller_muted != before[1]:
             publish(ev.EVENT_CALL_MUTE if caller_muted else ev.EVENT_CALL_UNMUTE, call, party="caller")
         if connected_muted != before[2]:
@@ -63,6 +75,7 @@ class DomainPublisher(PBXObserver, CallObserver):
             publish(ev.EVENT_CALL_TRANSFER, call, kind=last.get("kind", ""), to=last.get("to", ""))
         if now != before:
             publish(ev.EVENT_CALL_CHANGE, call)
+        return now != before
 
     def call_ended(self, call: Call) -> None:
         self._seen.pop(call.uniqueid, None)

@@ -44,7 +44,7 @@ from ucs.api.registry import Registry
 from ucs.api.scope import supervises
 from ucs.api.session import Session, SessionManager
 from ucs.calls.call import INCOMING, Call, CallState, Cause
-from ucs.calls.tracker import CallObserver
+from ucs.calls.view import PHONE_RINGING, state_event
 from ucs.constants import Role, SessionState
 from ucs.error import InvalidDataInput, NotFound
 import ucs.web.messages as messages
@@ -191,7 +191,7 @@ class _Index:
 SENDS_PER_TURN = 250
 
 
-class Hub(CallObserver):
+class Hub:
     log = Logger()
 
     def __init__(
@@ -609,22 +609,13 @@ class Hub(CallObserver):
 
     # calls
 
-    # The tracker's own notifications (``CallObserver``): a phone that starts ringing
-    # inside a call that goes on (a consultation, a transfer) changes no call-level
-    # fact, so the bus says nothing; each phone's view still changes.  Heard only
-    # while the hub runs, like the bus.
-
-    def call_created(self, call: Call) -> None:
+    def call_changed_quietly(self, call: Call) -> None:
+        """A change of the call the bus says nothing about (the publisher's
+        ``unpublished``): a phone that starts ringing or leaves inside a call that
+        goes on (a consultation, a transfer) changes no call-level fact, but each
+        phone's view may change.  Heard only while the hub runs, like the bus."""
         if self._subscribed:
             self._call_event(ev.EVENT_CALL_CHANGE, call, {}, quiet=True)
-
-    def call_changed(self, call: Call) -> None:
-        if self._subscribed:
-            self._call_event(ev.EVENT_CALL_CHANGE, call, {}, quiet=True)
-
-    def call_ended(self, call: Call) -> None:
-        if self._subscribed:
-            self._call_event(ev.EVENT_CALL_HANGUP, call, {}, quiet=True)
 
     def _call_event(self, name: str, call: Call, args: dict[str, Any], quiet: bool = False) -> None:
         if not self.connections:
@@ -699,13 +690,9 @@ class Hub(CallObserver):
             origin = call.legs.get(call.origin)
             if origin is not None and origin.device == device and call.direction != INCOMING:
                 names.append(ev.EVENT_CALL_NEW)
-        if state != prev:
-            if state in (CallState.DIALING, CallState.RINGING) and prev not in (CallState.DIALING, CallState.RINGING):
-                names.append(ev.EVENT_CALL_RINGING)
-            elif state == CallState.CONNECTED:
-                names.append(ev.EVENT_CALL_RESUME if prev == CallState.HELD else ev.EVENT_CALL_CONNECT)
-            elif state == CallState.HELD:
-                names.append(ev.EVENT_CALL_HOLD)
+        told = state_event(state, prev, held=prev == CallState.HELD, ringing=PHONE_RINGING)
+        if told is not None:
+            names.append(told)
         if name in (ev.EVENT_CALL_MUTE, ev.EVENT_CALL_UNMUTE, ev.EVENT_CALL_TRANSFER) and prev is not None:
             names.append(name)
         if not names:
