@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet import defer
 from twisted.internet.defer import Deferred
+from twisted.logger import globalLogPublisher
 
 from serverkit import start_demo, working_agent, write_plugin
 from ucs.error import PermissionDenied
-from ucs.events import EVENT_SHARED_CHANGE
+from ucs.events import EVENT_AGENT_STATUS, EVENT_SHARED_CHANGE
 
 PLUGIN = textwrap.dedent('''
     """Remembers who went AUX last (seed 000 style: top-level imports, addCallback)."""
@@ -27,9 +28,11 @@ PLUGIN = textwrap.dedent('''
     class Watch:
         def __init__(self, ucs):
             self.ucs = ucs
+            self.heard = []  # every reason it was told of (for the test)
             self.ucs.addCallback(EVENT_AGENT_STATUS, self.changed)
 
         def changed(self, agent, args):
+            self.heard.append(agent["reason"])
             if agent["status"] == AGENT_AUX:
                 self.ucs.shared.set("last_aux", {"user": agent["username"], "reason": agent["reason"]})
 
@@ -45,7 +48,8 @@ async def test_plugin_sees_a_status_change_then_is_unloaded(tmp_path: Path) -> N
     try:
         reg, sessions = server.get_registry(), server.get_sessions()
         listed = await reg.call(sessions.system(), "plugins.list")
-        assert [p["name"] for p in listed if p.get("running", True)] == ["watch"]
+        assert [(p["name"], p["state"]) for p in listed] == [("watch", "running")]
+        watch = server.get_plugin_host().get("watch").instance
         agent = await working_agent(server, 2)
         changed: Deferred[None] = Deferred()
         server.get_bus().subscribe(EVENT_SHARED_CHANGE, lambda subject, args: changed.called or changed.callback(None))
@@ -56,12 +60,25 @@ async def test_plugin_sees_a_status_change_then_is_unloaded(tmp_path: Path) -> N
             await reg.call(agent, "plugins.unload", ["watch"])
         admin = sessions.create()
         await reg.call(admin, "login", ["admin", "admin-demo"])
-        await reg.call(admin, "plugins.unload", ["watch"])
-        again: Deferred[None] = Deferred()
-        server.get_bus().subscribe(EVENT_SHARED_CHANGE, lambda subject, args: again.called or again.callback(None))
+        # The plugin's stop() unsubscribed it itself: the host found nothing left to remove
+        # (it would warn "plugin watch left callback ... registered").
+        logged: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(logged.append)
+        try:
+            await reg.call(admin, "plugins.unload", ["watch"])
+        finally:
+            globalLogPublisher.removeObserver(logged.append)
+        assert not [e for e in logged if "registered when it stopped" in e.get("log_format", "")]
+        listed = await reg.call(sessions.system(), "plugins.list")
+        assert [(p["name"], p["state"]) for p in listed] == [("watch", "stopped")]
+        # The bus tells its subscribers in order, at once: once this one, subscribed after
+        # the plugin, has heard of Lunch, the plugin would have heard of it too.
+        lunch: Deferred[None] = Deferred()
+        server.get_bus().subscribe(
+            EVENT_AGENT_STATUS, lambda agent, args: lunch.called or agent.reason != "Lunch" or lunch.callback(None))
         await reg.call(agent, "agent.changeStatus", ["AUX", "Lunch"])
-        with pytest.raises(defer.TimeoutError):
-            await again.addTimeout(1.0, reactor)  # the unloaded plugin no longer hears status changes
+        await lunch.addTimeout(5, reactor)
+        assert "Lunch" not in watch.heard and "Break" in watch.heard  # the unloaded plugin no longer hears
         assert server.get_shared().get("last_aux") == {"user": "agent2", "reason": "Break"}  # gone
     finally:
         await server.service.stopService()
