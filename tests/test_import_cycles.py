@@ -20,8 +20,6 @@ PACKAGE = "ucs"
 #: set of its modules: a cycle within one of these sets passes, any other
 #: fails.  Remove an entry when its cycle is gone.
 ALLOWED: list[frozenset[str]] = [
-    # issue 15: ucs.agents <-> ucs.agents.service (being fixed in ucs/agents)
-    frozenset({"ucs.agents", "ucs.agents.service"}),
 ]
 
 

@@ -27,7 +27,7 @@ with :class:`~ucs.error.PBXError` carrying Asterisk's message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 from twisted.internet import defer
@@ -39,12 +39,9 @@ from ucs.agents.transitions import Target
 from ucs.ami.errors import AMIActionError, AMIError
 from ucs.calls.confirm import Confirmations, Expectation
 from ucs.error import PBXError
+from ucs.interfaces import ActionSender
 from ucs.pbx.model import Member
 from ucs.pbx.pbx import PBX
-
-
-class ActionSender(Protocol):
-    def sendAction(self, action: str, headers: Any = ..., *, timeout: float | None = None) -> Deferred[Any]: ...
 
 
 @attrs.define(frozen=True)

@@ -17,7 +17,7 @@ until everything handed to it is written.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -26,6 +26,7 @@ from ucs.agents.agent import Agent
 from ucs.agents.transitions import parse_status
 from ucs.constants import AgentStatus
 from ucs.error import InvalidDataInput
+from ucs.interfaces import KVStore
 from ucs.store.base import KV_DELETE
 
 STATE = "agents.state"
@@ -35,13 +36,6 @@ ORPHANS = "orphans"
 #: Documents written in one transaction at most: a batch is encoded in a store
 #: thread, and a smaller one lets a newer document wait less behind it.
 BATCH = 200
-
-
-class KVStore(Protocol):
-    def kv_set(self, namespace: str, key: str, value: Any) -> Deferred[None]: ...
-    def kv_delete(self, namespace: str, key: str) -> Deferred[bool]: ...
-    def kv_items(self, namespace: str) -> Deferred[dict[str, Any]]: ...
-    def kv_write(self, items: list[tuple[str, str, Any]]) -> Deferred[None]: ...
 
 
 class Saver:

@@ -7,6 +7,9 @@ status (READY and AUX alike: the ``resync`` row of
 UCS was away ends (``acw over``), and a held call that ended meanwhile gets
 its wrap-up now (once the PBX model has been filled from Asterisk's lists).
 
+Directory changes: a user whose queues changed is reconciled (suspensions of
+queues no longer theirs dropped); a deleted user or paired line logs out.
+
 *Orphans* are memberships nobody owns any more: a logout that could not
 reach Asterisk, or a stored agent that could not come back (user or line
 gone).  They are saved (``agents.state`` / ``orphans``) and removed at the
@@ -113,3 +116,23 @@ class Reconciler:
                                   user=agent.user.username, why=str(e))
 
         return run
+
+    # -- directory changes ----------------------------------------------------------------
+
+    def user_changed(self, user: Any, args: dict[str, Any]) -> None:
+        agents = self._agents
+        agent = agents.get(getattr(user, "id", -1))
+        if agent is None:
+            return
+        if args.get("action") == "delete":
+            agents.spawn(agents.logout(agent.user.id, "user deleted"), f"logout of deleted user {agent.user.username}")
+            return
+        agent.suspended &= set(agent.user.queues)
+        agents.spawn(agents.serial(agent.user.id, self.of(agent)), f"queues of {agent.user.username}")
+
+    def config_changed(self, entity: Any, args: dict[str, Any]) -> None:
+        agents = self._agents
+        if args.get("kind") == "lines" and args.get("action") == "delete":
+            agent = agents.by_device(getattr(entity, "device", ""))
+            if agent is not None and agent.line is entity:
+                agents.spawn(agents.logout(agent.user.id, "line deleted"), f"logout from deleted line {entity.device}")

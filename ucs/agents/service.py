@@ -50,8 +50,8 @@ from ucs.agents.counting import CallCounter
 from ucs.agents.figures import Figures
 from ucs.agents.follow import PhoneFollower
 from ucs.agents.hook import Hook, StatusHook
-from ucs.agents.membership import ActionSender, Change, Memberships
-from ucs.agents.persist import ORPHANS, STATE, STATS, KVStore, Saver, restore_state, state_doc
+from ucs.agents.membership import Change, Memberships
+from ucs.agents.persist import ORPHANS, STATE, STATS, Saver, restore_state, state_doc
 from ucs.agents.reconcile import Reconciler
 from ucs.agents.stats import AgentStats, QueueStats
 from ucs.agents.transitions import (
@@ -81,6 +81,7 @@ from ucs.error import (
     PBXError,
     UCSError,
 )
+from ucs.interfaces import ActionSender, KVStore
 from ucs.pbx.model import Member
 from ucs.pbx.observer import PBXObserver
 from ucs.pbx.pbx import PBX
@@ -343,8 +344,8 @@ class Agents(PBXObserver, CallObserver):
             self._restore(int(key), doc, accrued, now)
         self.running = True
         self.figures.start()
-        self._bus.subscribe(ev.EVENT_USER_CHANGE, self._user_changed)
-        self._bus.subscribe(ev.EVENT_CONFIG_CHANGE, self._config_changed)
+        self._bus.subscribe(ev.EVENT_USER_CHANGE, self._reconcile.user_changed)
+        self._bus.subscribe(ev.EVENT_CONFIG_CHANGE, self._reconcile.config_changed)
         self.log.info("agents: {n} logged-in agents restored", n=len(self._agents))
         if getattr(self._ami, "state", "up") == "up":
             self.spawn(self.reconcile(), "reconcile after start")
@@ -373,8 +374,8 @@ class Agents(PBXObserver, CallObserver):
         """Stop the timers, save every agent and figure, wait for the store."""
         self.running = False
         self.figures.stop()
-        self._bus.unsubscribe(ev.EVENT_USER_CHANGE, self._user_changed)
-        self._bus.unsubscribe(ev.EVENT_CONFIG_CHANGE, self._config_changed)
+        self._bus.unsubscribe(ev.EVENT_USER_CHANGE, self._reconcile.user_changed)
+        self._bus.unsubscribe(ev.EVENT_CONFIG_CHANGE, self._reconcile.config_changed)
         now = self.now()
         for agent in self._agents.values():
             self.wrapup.stop_timer(agent)
@@ -597,21 +598,3 @@ class Agents(PBXObserver, CallObserver):
 
     def save_state(self, agent: Agent) -> None:
         self._saver.put(STATE, str(agent.user.id), state_doc(agent))
-
-    # ==================================================================== directory changes
-
-    def _user_changed(self, user: Any, args: dict[str, Any]) -> None:
-        agent = self._agents.get(getattr(user, "id", -1))
-        if agent is None:
-            return
-        if args.get("action") == "delete":
-            self.spawn(self.logout(agent.user.id, "user deleted"), f"logout of deleted user {agent.user.username}")
-            return
-        agent.suspended &= set(agent.user.queues)
-        self.spawn(self.serial(agent.user.id, self._reconcile.of(agent)), f"queues of {agent.user.username}")
-
-    def _config_changed(self, entity: Any, args: dict[str, Any]) -> None:
-        if args.get("kind") == "lines" and args.get("action") == "delete":
-            agent = self._by_device.get(getattr(entity, "device", ""))
-            if agent is not None and agent.line is entity:
-                self.spawn(self.logout(agent.user.id, "line deleted"), f"logout from deleted line {entity.device}")
