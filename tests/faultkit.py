@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from serverkit import demo_config
-from twisted.application.service import MultiService
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
@@ -51,14 +50,7 @@ class ClockedServer(UCSServer):
 
     def __init__(self, config: Any, sim: Sim) -> None:
         self.sim = sim
-        super().__init__(config, reactor)
-
-    def _build_demo_pbx(self, root: MultiService) -> None:
-        svc = SimService(port=0, sim=self.sim, reactor=reactor)
-        svc.setName("demo-pbx")
-        svc.setServiceParent(root)
-        self._demo_pbx = svc
-        self._demo_address = svc.address
+        super().__init__(config, reactor, demo_pbx=SimService(port=0, sim=sim, reactor=reactor))
 
 
 class Faults:
@@ -82,7 +74,7 @@ class Faults:
     async def start(self) -> ClockedServer:
         self.server = ClockedServer(demo_config(self.tmp_path, **self.sections), self.sim)
         self.server.service.startService()
-        await self.server.service._starting
+        await self.server.service.whenStarted()
         link = self.server.get_pbx_link()
         if not link.resyncs:
             await link.whenSynced()

@@ -166,6 +166,20 @@ class UCSService(MultiService):
         self._starting = Deferred.fromCoroutine(self._start())
         self._starting.addErrback(self._server._fatal)
 
+    def whenStarted(self) -> Deferred[None]:
+        """Fires once every service has started (at once if that is done);
+        call it after :meth:`startService`."""
+        if self._starting is None:
+            raise RuntimeError("UCSService.whenStarted() before startService()")
+        d: Deferred[None] = Deferred()
+
+        def tell(result: Any) -> Any:
+            d.callback(None)
+            return result
+
+        self._starting.addBoth(tell)
+        return d
+
     async def _start(self) -> None:
         store_service = self.getServiceNamed("store")
         store_service.startService()
@@ -200,11 +214,15 @@ class UCSServer:
 
     ``on_fatal(message)`` is called when UCS cannot start (the store cannot be
     opened, ...): ``twistd ucs`` stops the process with an error status; the
-    default only logs.
+    default only logs.  ``demo_pbx``: in demo mode, the simulated PBX service to
+    use (a ``ucs.sim.service.SimService``, e.g. on a test's clock) instead of one
+    built from ``[demo]``.
     """
 
-    def __init__(self, config: Config, reactor: Any, on_fatal: Callable[[str], None] | None = None) -> None:
+    def __init__(self, config: Config, reactor: Any, on_fatal: Callable[[str], None] | None = None,
+                 *, demo_pbx: Any = None) -> None:
         self.config = config
+        self._given_demo_pbx = demo_pbx
         self._reactor = reactor
         self._on_fatal = on_fatal
         self._service: UCSService | None = None
@@ -258,6 +276,9 @@ class UCSServer:
     def _build_demo_pbx(self, root: MultiService) -> None:
         """The simulated PBX (``ucs.sim``), started before the AMI client, which
         then connects to it instead of ``[ami]``."""
+        if self._given_demo_pbx is not None:
+            self._add_demo_pbx(root, self._given_demo_pbx)
+            return
         from ucs.sim.service import SimService
 
         d = self.config.demo
@@ -268,6 +289,9 @@ class UCSServer:
             for device, line in svc.sim.lines.items():
                 if not line.trunk:
                     svc.sim.phone(device).set_behaviour(remote_answer=True)
+        self._add_demo_pbx(root, svc)
+
+    def _add_demo_pbx(self, root: MultiService, svc: Any) -> None:
         svc.setName("demo-pbx")
         svc.setServiceParent(root)
         self._demo_pbx = svc

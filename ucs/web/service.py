@@ -199,10 +199,11 @@ class WebService(Service):
         self._reactor = reactor
         self._health = health
         self.version = version
-        self.hub = Hub(registry, sessions, bus, state, reactor, self.options, version=version)
+        # The hub frames shared messages with the factory built next (_prepare reads it late).
+        self.hub = Hub(registry, sessions, bus, state, reactor, self.options, version=version,
+                       prepare=self._prepare)
         self.heartbeat = Heartbeat(reactor, self.options.ping_interval, self.options.ping_timeout)
         self.factory = AgentBarFactory(self.hub, self.heartbeat, server=f"UCS/{version}")
-        self.hub._prepare = self._prepare
         self.root = Root()
         self.root.putChild(b"operator", operator_files(static))
         self.root.putChild(b"demo", DemoFiles(str(static / "demo")))
