@@ -119,17 +119,14 @@ class Faults:
     async def cut_link(self) -> None:
         """Asterisk unreachable: the listening port closed, the connection aborted."""
         svc = self.ucs.get_demo_pbx()
-        self._port = svc.port
-        await maybeDeferred(svc._listening.stopListening)
-        svc._listening = None
+        await maybeDeferred(svc.stop_listening)
         self.ucs.get_ami_client().protocol.transport.abortConnection()
         await until(lambda: self.ucs.get_ami_client().state != "up")
 
     async def restore_link(self) -> None:
         link = self.ucs.get_pbx_link()
         synced = link.whenSynced()
-        svc = self.ucs.get_demo_pbx()
-        svc._listening = reactor.listenTCP(self._port, svc.server, interface=svc.interface)
+        self.ucs.get_demo_pbx().start_listening()
         await synced
         await self.settle()
 

@@ -37,7 +37,7 @@ async def start_demo(tmp_path: Path, **sections: dict[str, Any]) -> UCSServer:
     """Started, with the PBX model synchronised; stop it with ``server.service.stopService()``."""
     server = UCSServer(demo_config(tmp_path, **sections), reactor)
     server.service.startService()
-    await server.service._starting
+    await server.service.whenStarted()
     if not server.get_pbx_link().resyncs:
         await server.get_pbx_link().whenSynced()
     return server

@@ -105,9 +105,7 @@ async def whole_server(tmp_path: Path, **sections: dict[str, Any]) -> Whole:
     clock.advance(prague(2025, 3, 10, 9, 0, 0))
     server = UCSServer(demo_config(tmp_path, **sections), ClockedReactor(clock))
     server.service.startService()
-    starting = server.service._starting
-    assert starting is not None
-    await starting
+    await server.service.whenStarted()
     if not server.get_pbx_link().resyncs:
         await server.get_pbx_link().whenSynced()
     return Whole(server, clock)

@@ -88,7 +88,6 @@ class UCS:
 async def _start(tmp_path: Path) -> tuple[Any, Any]:
     from ucs.config import Config
     from ucs.server import UCSServer
-    from ucs.web import WebOptions, WebService
 
     config = Config().replace(
         store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
@@ -99,18 +98,12 @@ async def _start(tmp_path: Path) -> tuple[Any, Any]:
     )
     server = UCSServer(config, reactor)
     root = server.service  # builds the tree and the demo PBX before anything asks for the AMI client
-    web = None
-    if hasattr(server, "get_web_service"):
-        web = server.get_web_service()
-    else:  # until the container builds the web service itself
-        web = WebService(server.get_registry(), server.get_sessions(), server.get_bus(), server.get_state(),
-                         reactor, WebOptions.from_config(config.web), calls=server.get_call_tracker())
-        web.setServiceParent(root)
+    web = server.get_web_service()
     sim = server.get_demo_pbx().sim
     for device in ("SIP/1001", "SIP/1002"):  # answered from the bar only (SIP NOTIFY), never by themselves
         sim.phone(device).set_behaviour(remote_answer=True)
     root.startService()
-    await root._starting
+    await root.whenStarted()
     # The AMI link is up once the PBX model knows the demo's queues.
     for _ in range(500):
         if "support" in server.get_pbx().queues and web.port:

@@ -61,7 +61,7 @@ async def test_two_thousand_bars_reconnect_at_once_and_each_resumes_its_session(
     server.service.startService()
     lg: LoadGenProcess | None = None
     try:
-        await server.service._starting
+        await server.service.whenStarted()
         if not server.get_pbx_link().resyncs:
             await server.get_pbx_link().whenSynced()
         await seed_bars(server)

@@ -96,7 +96,7 @@ async def started(tmp_path: Path, **web: Any) -> tuple[UCSServer, Any]:
     server = UCSServer(cfg, reactor)
     ix = server.get_iserver()
     server.service.startService()
-    await server.service._starting
+    await server.service.whenStarted()
     if not server.get_pbx_link().resyncs:
         await server.get_pbx_link().whenSynced()
     return server, ix

@@ -216,8 +216,7 @@ async def _start(tmp_path: Path, stage: Stage, auth: str) -> Live:
     )
     server = UCSServer(config, reactor)
     server.service.startService()
-    assert server.service._starting is not None
-    await server.service._starting
+    await server.service.whenStarted()
     await factory.whenLoggedIn()
     if not server.get_pbx_link().resyncs:
         await server.get_pbx_link().whenSynced()

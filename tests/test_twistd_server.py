@@ -54,7 +54,7 @@ async def test_store_opens_first_and_closes_last(tmp_path: Path) -> None:
     svc.startService()
     store = await server.when_store_open()
     assert server.get_store() is store
-    await svc._starting
+    await svc.whenStarted()
     assert events == ["start recorder store=1", "start other store=1"]
     await store.kv_set("t", "k", [1])
 
@@ -85,7 +85,7 @@ async def test_store_failure_is_fatal(tmp_path: Path) -> None:
     server.service.startService()
     with pytest.raises(StoreError):
         await server.when_store_open()
-    await server.service._starting
+    await server.service.whenStarted()
     assert len(messages) == 1
     assert messages[0].startswith("cannot connect to store postgresql://ucs:***@127.0.0.1:1/ucs: ")
     assert events == []  # nothing else started

@@ -490,9 +490,7 @@ async def start_ucs(lab: Lab, tmp: Path) -> LabUCS:
     """UCS started on the lab (its AMI link logged in and resynced), the directory seeded."""
     server = UCSServer(lab_config(lab, tmp), reactor)
     server.service.startService()
-    starting = server.service._starting
-    assert starting is not None
-    await starting
+    await server.service.whenStarted()
     ucs = LabUCS(server, lab)
     await seed(server, lab)
     link, pbx = server.get_pbx_link(), server.get_pbx()

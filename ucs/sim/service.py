@@ -67,9 +67,25 @@ class SimService(service.Service):
             return self._port_number
         return int(self._listening.getHost().port)
 
+    def start_listening(self) -> None:
+        """Open the AMI port (again: after :meth:`stop_listening`, the same port
+        number), as an Asterisk that comes back would."""
+        if self._listening is None:
+            self._listening = self.reactor.listenTCP(self._port_number, self.server, interface=self.interface)
+            self._port_number = int(self._listening.getHost().port)
+
+    def stop_listening(self) -> Any:
+        """Close the AMI port, leaving the simulated PBX running: Asterisk unreachable
+        (tests of a lost link). Connections already open stay open."""
+        if self._listening is None:
+            return None
+        d = self._listening.stopListening()
+        self._listening = None
+        return d
+
     def startService(self) -> None:
         super().startService()
-        self._listening = self.reactor.listenTCP(self._port_number, self.server, interface=self.interface)
+        self.start_listening()
         log.info("ucs.sim: simulated Asterisk %s, AMI on %s:%d", self.sim.version, self.interface, self.port)
         if self.demo is not None:
             self.demo.start()
@@ -80,8 +96,4 @@ class SimService(service.Service):
             self.demo.stop()
         for s in list(self.server.sessions):
             s.close()
-        if self._listening is not None:
-            d = self._listening.stopListening()
-            self._listening = None
-            return d
-        return None
+        return self.stop_listening()
