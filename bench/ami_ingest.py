@@ -286,7 +286,6 @@ async def through_server(reactor: Any, opts: argparse.Namespace, count: StreamCo
             def call_ended(self, call: object) -> None:
                 ended[0] += 1
 
-        server.get_call_tracker().observers.append(CountCalls())  # type: ignore[arg-type]
         server.service.startService()
         try:
             starting = server.service._starting
@@ -295,6 +294,8 @@ async def through_server(reactor: Any, opts: argparse.Namespace, count: StreamCo
             await resyncs.all_done().addTimeout(30, reactor)
             await log_agents_in(server, demo)
             await server.get_agents().settled()
+            # Once every component is built: UCSServer._wire sets the lists anew as each one is.
+            server.get_call_tracker().observers.append(CountCalls())  # type: ignore[arg-type]
             ami = server.get_ami_client()
             protocol = ami.protocol
             assert protocol is not None, "the AMI link went down"

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-
-from twisted.logger import Logger
+from typing import TYPE_CHECKING
 
 from ucs.ami.message import Message
 from ucs.calls.call import (
@@ -27,6 +26,10 @@ from ucs.calls.numbers import LINE, LOCAL, TRUNK, DeviceClassifier, NumberNormal
 from ucs.pbx.model import Bridge, Channel, Queue
 from ucs.pbx.observer import PBXObserver
 from ucs.pbx.pbx import PBX, SecondsClock
+
+if TYPE_CHECKING:
+    from twisted.logger import Logger
+
 
 def _cid(value: str | None) -> str:
     return "" if not value or value in ("<unknown>", "unknown") else value
@@ -51,7 +54,13 @@ class CallObserver:
 
 
 class CallTracker(PBXObserver):
-    log = Logger()
+    @property
+    def log(self) -> Logger:
+        """Twisted's logger, imported when an observer fails: ``ucs-replay`` starts without Twisted."""
+        from twisted.logger import Logger
+
+        return Logger(namespace=f"{__name__}.{type(self).__name__}", source=self)
+
 
     def __init__(
         self,
