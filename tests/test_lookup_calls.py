@@ -20,15 +20,6 @@ from ucs.lookup.calls import CallerLookup
 from ucs.sim.lab import CUSTOMER
 
 
-def name_of(call: Call) -> str:
-    """``call.name`` (seed 002), or the copy in ``call.data`` while Call lacks the field."""
-    return getattr(call, "name", None) or call.data.get("name", "")
-
-
-def external_id_of(call: Call) -> str:
-    return getattr(call, "external_id", None) or call.data.get("external_id", "")
-
-
 class Watch:
     """What the bus said about calls: the name a call had when its agent's phone
     rang, and each change that carried a name."""
@@ -37,12 +28,12 @@ class Watch:
         self.ringing: list[str] = []
         self.named: list[str] = []
         self._waiting: list[Deferred[Call]] = []
-        stack.bus.subscribe(EVENT_CALL_RINGING, lambda call, args: self.ringing.append(name_of(call)))
+        stack.bus.subscribe(EVENT_CALL_RINGING, lambda call, args: self.ringing.append(call.name))
         stack.bus.subscribe(EVENT_CALL_CHANGE, self._changed)
 
     def _changed(self, call: Call, args: dict[str, Any]) -> None:
-        if name_of(call):
-            self.named.append(name_of(call))
+        if call.name:
+            self.named.append(call.name)
             waiting, self._waiting = self._waiting, []
             for d in waiting:
                 d.callback(call)
@@ -79,7 +70,7 @@ async def test_a_lookup_in_time_names_the_call_before_the_phone_rings(server: Se
         await s.barrier()
         await arrived
         call = await named
-        assert (name_of(call), external_id_of(call)) == ("Our Customer", "C-17")
+        assert (call.name, call.external_id) == ("Our Customer", "C-17")
         assert call.data["companies"] == ["First", "Second"] and watch.ringing == []
         s.sim.queue_add("support", "SIP/1001", "Alice Agent")
         await s.advance(0.5)
@@ -107,14 +98,14 @@ async def test_a_late_lookup_fills_the_call_after_it_rang(server: Server) -> Non
         await s.advance(0.5)
         await arrived
         (call,) = s.tracker.active_calls()
-        assert watch.ringing == [""] and name_of(call) == ""
+        assert watch.ringing == [""] and call.name == ""
         # The normalized number is asked by default.
         assert server.crm.requests[0][0] == "+420777123456"
         server.crm.special["+420777123456"] = (200, b'{"name": "Late Customer", "external_id": 7}')
         named = watch.next_named()
         server.crm.release()
         assert await named is call
-        assert (name_of(call), external_id_of(call)) == ("Late Customer", "7")
+        assert (call.name, call.external_id) == ("Late Customer", "7")
     finally:
         await s.stop()
 
@@ -133,6 +124,6 @@ async def test_only_incoming_calls_from_outside_are_looked_up() -> None:
         await s.advance(1.5)
         assert asked == []
         call = await s.incoming()
-        assert asked == [CUSTOMER] and name_of(call) == "Our Customer"
+        assert asked == [CUSTOMER] and call.name == "Our Customer"
     finally:
         await s.stop()

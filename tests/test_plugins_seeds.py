@@ -325,11 +325,6 @@ async def test_metadata_transformer_plugin(tmp_path: Path) -> None:
 # --- v4.39.0: the caller lookup transformer (a class without UCS_PLUGIN) ------------------------
 
 
-def lookup_name(call: Any) -> str:
-    """The looked-up name: ``call.name`` (seed 002), or in ``call.data`` while Call lacks the field."""
-    return getattr(call, "name", None) or call.data.get("name", "")
-
-
 @pytest_twisted.ensureDeferred
 async def test_lookup_transformer_plugin_on_a_simulated_call(tmp_path: Path, sqlite_store: Any) -> None:
     s: Stack = await started()
@@ -342,21 +337,21 @@ async def test_lookup_transformer_plugin_on_a_simulated_call(tmp_path: Path, sql
     copy_seed("lookup_transformer", tmp_path)
     await p.start(users=False)
     ringing: list[str] = []
-    s.bus.subscribe(EVENT_CALL_RINGING, lambda call, args: ringing.append(lookup_name(call)))
+    s.bus.subscribe(EVENT_CALL_RINGING, lambda call, args: ringing.append(call.name))
     try:
         call = await s.incoming()  # the lab's customer is 420777123456
         assert call.direction == INCOMING
-        assert lookup_name(call) == "?Our Customer"
+        assert call.name == "?Our Customer"
         assert ringing and set(ringing) == {"?Our Customer"}  # named before the agent's phone rang
         assert call.data["companies"] == ["First", "Second"]
-        assert (getattr(call, "external_id", None) or call.data.get("external_id")) == "C-17"
+        assert call.external_id == "C-17"
         await s.settle(s.control.hangup(ALICE))
 
         await p.call(p.session(superuser=True), "plugins.unload", "lookup_transformer")
         await s.advance(1)
         ringing.clear()
         call = await s.incoming(agent="SIP/1002", name="Bob Agent")
-        assert lookup_name(call) == "Our Customer"
+        assert call.name == "Our Customer"
     finally:
         p.stop()
         await s.stop()
