@@ -11,6 +11,7 @@ import pytest
 import pytest_twisted
 from test_control_stack import ALICE, Stack, started
 from test_lookup import Server
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 from ucs.calls.call import Call
@@ -38,9 +39,11 @@ class Watch:
             for d in waiting:
                 d.callback(call)
 
-    def next_named(self) -> Deferred[Call]:
+    def next_named(self, timeout: float = 10.0) -> Deferred[Call]:
+        """The next call a lookup named; fails (TimeoutError) rather than hang when none is."""
         d: Deferred[Call] = Deferred()
         self._waiting.append(d)
+        d.addTimeout(timeout, reactor)
         return d
 
 
