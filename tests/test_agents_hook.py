@@ -4,7 +4,6 @@ thread with a time budget, against the simulated Asterisk over TCP."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -108,6 +107,28 @@ async def test_hook_changes_blocks_and_fails_as_the_seed_says(tmp_path: Any) -> 
         await close(s)
 
 
+async def until_set(event: threading.Event, timeout: float = 10.0) -> None:
+    """Wait, on the reactor, for a thread to set ``event``."""
+    for _ in range(int(timeout / 0.01)):
+        if event.is_set():
+            return
+        await later(0.01)
+    raise AssertionError("the hook's thread never got there")
+
+
+async def until_threads_idle(agents: Any, timeout: float = 10.0) -> None:
+    """The late answer of a hook that outlived its budget has come back to the reactor."""
+    from twisted.internet import reactor
+
+    pool = reactor.getThreadPool()  # type: ignore[attr-defined]
+    for _ in range(int(timeout / 0.01)):
+        if not pool.working:
+            await later(0)  # its result is delivered by callFromThread: one more turn
+            return
+        await later(0.01)
+    raise AssertionError("the hook's thread did not finish")
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_slow_hook_does_not_block_the_reactor_and_has_a_budget(tmp_path: Any) -> None:
     s = await stack_on(sqlite_url(tmp_path))
@@ -116,25 +137,27 @@ async def test_a_slow_hook_does_not_block_the_reactor_and_has_a_budget(tmp_path:
         alice = await agents.login(s.user("alice"), s.line("SIP/1001"))
         await s.settle()
         release = threading.Event()
+        started = threading.Event()
         calls: list[str] = []
 
         def slow(agent: Any, status: AgentStatus, reason: str) -> tuple[AgentStatus, str]:
             calls.append(reason)
+            started.set()
             release.wait(10)
-            time.sleep(0.05)
             return AGENT_AUX, "Training"  # too late: ignored
 
         agents.add_change_status_hook(slow)
         change = ensureDeferred(agents.change_status(alice.id, "AUX", "Lunch"))
-        await later(0.05)
-        await s.settle()  # the reactor answers pings while the hook sleeps
+        await until_set(started)
+        await s.settle()  # the reactor answers pings while the hook is stuck in its thread
         assert not change.called and calls == ["Lunch"]
         s.clock.advance(3.0)  # the hook's budget is over: the request goes ahead as asked
         await change
         assert (alice.status, alice.reason) == (AUX, "Lunch")
         assert s.members("SIP/1001") == {("support", True, "Lunch"), ("sales", True, "Lunch")}
         release.set()
-        await later(0.1)
+        await until_threads_idle(agents)
+        await s.settle()
         assert (alice.status, alice.reason) == (AUX, "Lunch")
     finally:
         await close(s)
