@@ -2,6 +2,10 @@
 
 Every decision (origins, requests, sessions, events) belongs to the
 :class:`ucs.web.hub.Hub` and the per-connection :class:`ucs.web.connection.Connection`.
+
+For speed it reads autobahn's private ``send_queue`` (frames autobahn holds
+unsent; checked against autobahn 26.11.1) and replaces the module's ``pformat``;
+``tests/test_pinned_internals.py`` fails loudly if an upgrade changes the first.
 """
 
 from __future__ import annotations

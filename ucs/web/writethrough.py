@@ -12,6 +12,10 @@ kernel straight away; whatever the kernel does not take (a slow client whose
 socket buffer is full) goes to ``transport.write`` as before, so the order of
 bytes, the producer's pause and the buffer limits are Twisted's.  Only plain
 TCP connections qualify: TLS has its own buffer above the socket.
+
+It reads Twisted's private ``_tempDataBuffer`` and ``_writeDisconnected`` (checked
+against Twisted 26.10.0); ``tests/test_pinned_internals.py`` fails loudly if an
+upgrade changes them.
 """
 
 from __future__ import annotations
