@@ -616,6 +616,16 @@ class CallTracker(PBXObserver):
             if l.kind == LINE and l.uniqueid != call.origin and l.ended is None and l.answered is None
         )
 
+    @staticmethod
+    def _rings(call: Call) -> bool:
+        """Whether a phone or a trunk is still being called for ``call``: a line
+        :meth:`_ringing` counts, or a trunk leg that has not answered."""
+        origin = call.origin
+        for l in call.legs.values():
+            if l.answered is None and l.ended is None and l.uniqueid != origin and (l.kind == LINE or l.kind == TRUNK):
+                return True
+        return False
+
     def queue_caller_joined(self, queue: Queue, ch: Channel) -> None:
         call = self._leg_call.get(ch.uniqueid)
         if call is None:
@@ -743,10 +753,7 @@ class CallTracker(PBXObserver):
                 call.state = CallState.CONNECTED
             else:
                 call.state = CallState.SUSPENDED
-        elif self._ringing(call) or any(
-            l.kind == TRUNK and l.answered is None and l.ended is None and l.uniqueid != call.origin
-            for l in call.legs.values()
-        ):
+        elif self._rings(call):
             call.state = CallState.RINGING
         elif len(call.legs) > 1 or (origin is not None and origin.state >= 4):
             call.state = CallState.DIALING

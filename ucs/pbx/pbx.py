@@ -27,10 +27,14 @@ from ucs.pbx.observer import PBXObserver
 
 
 #: Events nothing in UCS reads: the AMI parser drops them before decoding.
-#: Dialplan variables alone are about half of a busy PBX's AMI traffic.
+#: Dialplan variables alone are about half of a busy PBX's AMI traffic;
+#: ``SoftHangupRequest`` (one per hang-up; who hung up is read from the bridge,
+#: see ucs.calls.tracker) and ``DialState`` (``DialEnd`` has the outcome) are
+#: read by nothing either.  Security events (``SuccessfulAuth``) stay: their
+#: ``EventTV`` is the only clock of a capture without timestamps (ucs-replay).
 NOISE_EVENTS = frozenset({
     "VarSet", "RTCPSent", "RTCPReceived", "DTMFBegin", "DTMFEnd", "NewAccountCode",
-    "AGIExecStart", "AGIExecEnd", "Cdr", "CEL",
+    "AGIExecStart", "AGIExecEnd", "Cdr", "CEL", "SoftHangupRequest", "DialState",
 })
 
 
@@ -278,10 +282,13 @@ class PBX:
         self._create(msg)
 
     def _newstate(self, msg: Message) -> None:
-        ch = self._ensure(msg)
-        if ch is None:
-            return
         g = msg.get
+        uid = g("Uniqueid")
+        ch = self.channels.get(uid) if uid else None
+        if ch is None or ch.phantom:  # the common case (a channel we know and heard) inline
+            ch = self._ensure(msg)
+            if ch is None:
+                return
         state = g("ChannelState")
         if state is not None:
             new_state = _int(state, ch.state)
@@ -294,7 +301,8 @@ class PBX:
         if "ConnectedLineNum" in msg:
             ch.connected_num = _cid(g("ConnectedLineNum"))
             ch.connected_name = _cid(g("ConnectedLineName"))
-        self._emit("channel_updated", ch, msg)
+        for obs in self.observers:
+            obs.channel_updated(ch, msg)
 
     def _rename(self, msg: Message) -> None:
         ch = self._chan(msg, "Uniqueid", "Channel")
@@ -358,7 +366,9 @@ class PBX:
         ch = self._chan(msg)
         if ch is not None:
             ch.application = app
-            self._emit("application", ch, app, msg.get("AppData", ""))
+            data = msg.get("AppData", "")
+            for obs in self.observers:
+                obs.application(ch, app, data)
 
     # -- bridges ----------------------------------------------------------------
 

@@ -14,6 +14,10 @@ from datetime import datetime
 from ucs.ami.message import Message
 
 
+#: Queue() events that say how long the caller waited and talked.
+_QUEUE_TIMES = frozenset({"AgentConnect", "AgentComplete", "QueueCallerAbandon"})
+
+
 class WireClock:
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
@@ -27,41 +31,43 @@ class WireClock:
             self._now = value
 
     def observe(self, msg: Message) -> None:
-        ts = msg.get("Timestamp")
+        get = msg.get  # every event of a replay comes through here
+        ts = get("Timestamp")
         if ts:
             try:
                 self._advance(float(ts))
                 return
             except ValueError:
                 pass
-        if msg.get("Event") == "Newchannel":
-            uid = msg.get("Uniqueid", "")
-            head = uid.partition(".")[0]
+        event = get("Event")
+        if event == "Newchannel":
+            head = get("Uniqueid", "").partition(".")[0]
             if head.isdigit() and len(head) >= 9:
                 self._advance(float(head))
-        event = msg.get("Event")
-        if event == "QueueCallerJoin":
-            self._joined[msg.get("Uniqueid", "")] = self._now
-        elif event in ("AgentConnect", "AgentComplete", "QueueCallerAbandon"):
+        elif event == "QueueCallerJoin":
+            self._joined[get("Uniqueid", "")] = self._now
+        elif event in _QUEUE_TIMES:
             # Queue() reports how long the caller waited and talked: the
             # only sub-capture clock a stream without timestamps carries.
-            joined = self._joined.get(msg.get("Uniqueid", ""))
+            joined = self._joined.get(get("Uniqueid", ""))
             if joined is not None:
                 try:
-                    held = int(msg.get("HoldTime", "0") or 0)
-                    talked = int(msg.get("TalkTime", "0") or 0)
+                    held = int(get("HoldTime", "0") or 0)
+                    talked = int(get("TalkTime", "0") or 0)
                 except ValueError:
                     held = talked = 0
                 self._advance(joined + held + talked)
                 if event != "AgentConnect":
-                    self._joined.pop(msg.get("Uniqueid", ""), None)
-        tv = msg.get("EventTV")
+                    self._joined.pop(get("Uniqueid", ""), None)
+        tv = get("EventTV")
         if tv:
             try:
                 self._advance(datetime.fromisoformat(tv).timestamp())
             except ValueError:
                 pass
-        for key in ("LastCall", "LastPause"):
-            v = msg.get(key)
-            if v and v.isdigit() and len(v) >= 9:
-                self._advance(float(v))
+        v = get("LastCall")
+        if v and v.isdigit() and len(v) >= 9:
+            self._advance(float(v))
+        v = get("LastPause")
+        if v and v.isdigit() and len(v) >= 9:
+            self._advance(float(v))
