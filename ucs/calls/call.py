@@ -60,14 +60,11 @@ class JourneyStep:
 
     def to_dict(self, now: float, call_id: str | None = None) -> dict[str, Any]:
         end = self.end if self.end is not None else now
-        d: dict[str, Any] = {}
-        if call_id is not None:
-            d["CallId"] = call_id
-        d.update(
-            Device=self.device, DeviceType=self.device_type, Description=self.description,
-            Duration=hms(end - self.start),
-        )
-        return d
+        d: dict[str, Any] = {
+            "Device": self.device, "DeviceType": self.device_type, "Description": self.description,
+            "Duration": hms(end - self.start),
+        }
+        return d if call_id is None else {"CallId": call_id, **d}
 
 
 @attrs.define(eq=False)

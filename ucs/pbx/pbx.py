@@ -44,6 +44,10 @@ NOISE_EVENTS = frozenset({
 GONE_MEMORY = 4096
 
 
+#: Member's fields in the order its __init__ takes them.
+_MEMBER_FIELDS = tuple(a.name for a in attrs.fields(Member))
+
+
 class SecondsClock(Protocol):
     def seconds(self) -> float: ...
 
@@ -236,7 +240,8 @@ class PBX:
             self._phantoms.setdefault(ch.linkedid, set()).add(uid)
         self.channels[uid] = ch
         self._by_name[name] = uid
-        self._emit("channel_created", ch)
+        for obs in self.observers:
+            obs.channel_created(ch)
         return ch
 
     def _remove_channel(self, ch: Channel) -> None:
@@ -337,14 +342,17 @@ class PBX:
         ch = self._chan(msg)
         if ch is not None:
             ch.hangup_requested = True
-            self._emit("hangup_requested", ch)
+            for obs in self.observers:
+                obs.hangup_requested(ch)
 
     def _hangup(self, msg: Message) -> None:
         ch = self._chan(msg)
         if ch is None:
             return
         self._remove_channel(ch)
-        self._emit("channel_hungup", ch, _int(msg.get("Cause")), msg.get("Cause-txt", ""))
+        cause, text = _int(msg.get("Cause")), msg.get("Cause-txt", "")
+        for obs in self.observers:
+            obs.channel_hungup(ch, cause, text)
         if ch.linkedid in self._phantoms:
             self._end_phantoms(ch.linkedid)
 
@@ -627,7 +635,7 @@ class PBX:
         if m is None:
             self._member_added(msg)
             return
-        previous = attrs.evolve(m)
+        previous = Member(*map(m.__getattribute__, _MEMBER_FIELDS))  # attrs.evolve(m), without its checks
         self._apply_member(m, msg)
         if previous != m:
             self._emit("member_changed", m, previous)
