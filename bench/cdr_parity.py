@@ -66,6 +66,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from loadgen_process import LoadGenProcess  # noqa: E402
+from timing import pct, sleep  # noqa: E402
 from ucs.agents.transitions import target  # noqa: E402
 from ucs.config import Config  # noqa: E402
 from ucs.constants import AgentStatus  # noqa: E402
@@ -90,17 +91,6 @@ TRACE = frozenset({
 })
 
 
-def sleep(seconds: float) -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
 # -- the plan ---------------------------------------------------------------------------------

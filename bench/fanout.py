@@ -73,6 +73,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from loadgen_process import LoadGenProcess  # noqa: E402
+from timing import pct, sleep  # noqa: E402
 from ucs import demo as ucs_demo  # noqa: E402
 from ucs.api.auth import sso_token  # noqa: E402,F401
 from ucs.config import Config  # noqa: E402
@@ -186,17 +187,6 @@ ucs_demo.seed = bench_seed  # type: ignore[assignment]
 # -- the load generator --------------------------------------------------------------------
 
 
-def sleep(s: float) -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    reactor.callLater(s, d.callback, None)
-    return d
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
 def listen_overflows() -> int:
