@@ -5,7 +5,10 @@ Most tests run the whole server in demo mode (``tests/serverkit.py``) with a sho
 half-way through its request, or never sends one, and one that dribbles a byte
 more often than any idle timer would wait, are dropped after about the timeout;
 a WebSocket left idle well past it stays open and still answers; plain HTTP works,
-a keep-alive connection gets the full time for each request.  A few more drive
+a keep-alive connection gets the full time for each request.  Where a test shows a
+connection is *kept* (the WebSocket, the keep-alive), the server's deadlines run on a
+:class:`task.Clock` (:func:`deadlines_on`) over the real sockets, so the window is
+advanced, not slept through, and is as tight as a Clock makes it.  A few more drive
 :class:`ucs.web.site.RequestDeadlineChannel` on a fake clock, for what real time
 cannot show quickly (hours, the forced abort).
 """
@@ -113,6 +116,26 @@ async def dropped(client: RawClient, within: float = TIMEOUT + SLACK + 2) -> flo
     return elapsed
 
 
+#: How far short of the timeout a connection is shown still kept, on a Clock: a power
+#: of two, so that the clock's sums (of it and TIMEOUT) are exact and land on the deadline.
+HAIR = 2.0 ** -10
+
+
+def deadlines_on(web: Any, monkeypatch: pytest.MonkeyPatch) -> task.Clock:
+    """A :class:`task.Clock` that times the request deadline (and forced abort) of every
+    connection the web service accepts until the test ends; all else stays on the reactor."""
+    clock = task.Clock()
+    build = web.site.buildProtocol
+
+    def on_clock(addr: Any) -> Any:
+        channel = build(addr)
+        channel.callLater = clock.callLater
+        return channel
+
+    monkeypatch.setattr(web.site, "buildProtocol", on_clock)
+    return clock
+
+
 async def sleep(seconds: float) -> None:
     await task.deferLater(reactor, seconds, lambda: None)
 
@@ -207,9 +230,14 @@ class WSClient(WebSocketClientProtocol):
         self.factory.closed.append((code, reason))  # type: ignore[attr-defined]
 
 
-async def idle_websocket_stays_open(web: Any, endpoint: Any) -> None:
+async def idle_websocket_stays_open(web: Any, endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Open the agent bar's WebSocket through ``endpoint``, leave it silent for three
-    request timeouts (the server pings every 20 s), then use it and close it."""
+    request timeouts (the server pings every 20 s), then use it and close it.
+
+    The deadlines of the connections made meanwhile run on a :class:`task.Clock`
+    (:func:`deadlines_on`): the window is advanced at once instead of slept through,
+    and the clock shows nothing is even scheduled once the upgrade is done."""
+    clock = deadlines_on(web, monkeypatch)
     factory = WebSocketClientFactory(web.ws_url)
     factory.protocol = WSClient
     factory.opened = defer.Deferred()  # type: ignore[attr-defined]
@@ -219,7 +247,10 @@ async def idle_websocket_stays_open(web: Any, endpoint: Any) -> None:
     proto: WSClient = await factory.opened.addTimeout(5, reactor)  # type: ignore[attr-defined]
     await until(lambda: factory.inbox)  # type: ignore[attr-defined]
     assert factory.inbox[0]["event"] == "hello"  # type: ignore[attr-defined]
-    await sleep(TIMEOUT * 3)
+    # The request was complete, so its deadline was cancelled, and an upgraded request
+    # never finishes, so none is started again: nothing can fire, however long it sits.
+    assert not clock.getDelayedCalls()
+    clock.advance(TIMEOUT * 3)
     assert factory.closed == []  # type: ignore[attr-defined]
     assert web.hub.stats()["connections"] == 1
     proto.sendMessage(json.dumps({"id": 1, "method": "session.ping"}).encode())
@@ -232,13 +263,15 @@ async def idle_websocket_stays_open(web: Any, endpoint: Any) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_idle_websocket_stays_open_past_the_timeout_and_still_works(server: UCSServer) -> None:
+async def test_an_idle_websocket_stays_open_past_the_timeout_and_still_works(
+        server: UCSServer, monkeypatch: pytest.MonkeyPatch) -> None:
     web = server.get_web_service()
-    await idle_websocket_stays_open(web, TCP4ClientEndpoint(reactor, "127.0.0.1", web.port))
+    await idle_websocket_stays_open(web, TCP4ClientEndpoint(reactor, "127.0.0.1", web.port), monkeypatch)
 
 
 @pytest_twisted.ensureDeferred
-async def test_with_tls_a_silent_client_is_dropped_and_an_idle_websocket_is_not(tmp_path: Path) -> None:
+async def test_with_tls_a_silent_client_is_dropped_and_an_idle_websocket_is_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The deadline also covers the TLS handshake; the upgraded WebSocket sits on the TLS layer."""
     cert, key = self_signed(tmp_path)
     server = await start_demo(tmp_path, web={"request_timeout": TIMEOUT, "tls_cert": cert, "tls_key": key})
@@ -248,7 +281,8 @@ async def test_with_tls_a_silent_client_is_dropped_and_an_idle_websocket_is_not(
         assert TIMEOUT * 0.9 <= await dropped(silent) <= TIMEOUT + SLACK
         trust = ssl.Certificate.loadPEM(Path(cert).read_bytes())
         await idle_websocket_stays_open(web, wrapClientTLS(ssl.optionsForClientTLS("127.0.0.1", trust),
-                                                           TCP4ClientEndpoint(reactor, "127.0.0.1", web.port)))
+                                                           TCP4ClientEndpoint(reactor, "127.0.0.1", web.port)),
+                                        monkeypatch)
     finally:
         await server.service.stopService()
 
@@ -263,20 +297,25 @@ async def test_plain_http_still_works(server: UCSServer) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_a_keep_alive_connection_gets_the_timeout_for_each_request_then_is_closed_when_idle(
-        server: UCSServer, logged: list[dict[str, Any]]) -> None:
+        server: UCSServer, logged: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The deadline runs on a Clock (deadlines_on), so each window is as tight as it gets:
+    # a hair under the timeout between requests (kept), then exactly the timeout idle (dropped).
+    clock = deadlines_on(server.get_web_service(), monkeypatch)
     c = await raw_connect(server)
-    for n in (1, 2, 3):  # 3 requests 0.6 × the timeout apart: longer than one timeout in all
+    for n in (1, 2, 3):  # 3 requests just under the timeout apart: nearly 2 timeouts in all
         if n > 1:
-            await sleep(TIMEOUT * 0.6)
+            clock.advance(TIMEOUT - HAIR)
         c.send(HEALTH)
         await until(lambda: len(responses(c.received)) == n)
         assert c.lost_at is None
     assert [status for status, _ in responses(c.received)] == [200, 200, 200]
-    assert now() - c.connected_at > TIMEOUT
-    idle_from = now()
-    await dropped(c)
-    assert c.lost_at is not None and TIMEOUT * 0.9 <= c.lost_at - idle_from <= TIMEOUT + SLACK
+    assert clock.seconds() > TIMEOUT
+    clock.advance(TIMEOUT - HAIR)  # idle, still within its time: the deadline has not fired
+    assert logged == [] and c.lost_at is None
+    clock.advance(HAIR)  # the timeout reached: dropped
     assert [e["log_level"] for e in logged] == [LogLevel.debug]  # an idle keep-alive: ordinary
+    await dropped(c)
+    assert not clock.getDelayedCalls()  # nor the forced abort left behind: the socket closed
 
 
 # -- the option ------------------------------------------------------------------------------------
