@@ -46,16 +46,18 @@ async def test_finished_calls_are_stored(store_url: str, captures_dir: Path) -> 
 
 
 class SwitchableStore:
-    """The real store, behind a switch that makes it fail as a stopped database would."""
+    """The real store, behind a switch that makes it fail as a stopped database would:
+    later, not while the writer is still asking (on ``clock``, advanced by the test)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, clock: Clock) -> None:
         self.store = store
+        self.clock = clock
         self.down = True
 
     def save_cdr(self, cdr: dict[str, Any]) -> Deferred[None]:
         if self.down:
             d: Deferred[None] = Deferred()
-            reactor.callLater(0, d.errback, ConnectionRefusedError("store is down"))
+            self.clock.callLater(0, d.errback, ConnectionRefusedError("store is down"))
             return d
         return self.store.save_cdr(cdr)
 
@@ -64,16 +66,15 @@ class SwitchableStore:
 async def test_cdrs_wait_for_the_store_and_none_is_lost(tmp_path: Path, captures_dir: Path) -> None:
     store = await open_store(f"sqlite:///{tmp_path / 'ucs.db'}", reactor)
     try:
-        flaky = SwitchableStore(store)
         clock = Clock()
+        flaky = SwitchableStore(store, clock)
         writer = CDRWriter(flaky, clock, retry=5.0)
         for name in ("queue_answered_caller_hangup", "caller_abandons", "click_to_dial"):
             replay_into(writer, captures_dir / f"{name}.ami")
-        await _turn()
+        clock.advance(0)  # the store answers: refused
         assert len(writer.pending) == 3 and writer.failures == 1
-        clock.advance(5)
-        await _turn()
-        assert len(writer.pending) == 3  # still down: kept, retried later
+        clock.advance(5)  # the retry, refused at once (its answer is due at the same time)
+        assert len(writer.pending) == 3 and writer.failures == 2  # still down: kept, retried later
         flaky.down = False
         clock.advance(5)
         await writer.flushed()
@@ -82,9 +83,3 @@ async def test_cdrs_wait_for_the_store_and_none_is_lost(tmp_path: Path, captures
         assert sorted(c["direction"] for c in cdrs) == ["INCOMING", "INCOMING", "OUTGOING"]
     finally:
         await store.close()
-
-
-async def _turn() -> None:
-    d: Deferred[None] = Deferred()
-    reactor.callLater(0.01, d.callback, None)
-    await d
