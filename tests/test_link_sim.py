@@ -118,11 +118,18 @@ class Stack:
             assert waiting.get(name, set()) == uids, name
 
 
-async def lost(client: AMIClient) -> None:
-    while client.state == "up":
-        d: Deferred[None] = Deferred()
-        reactor.callLater(0.01, d.callback, None)
-        await d
+def link_lost(link: PBXLink, timeout: float = 5.0) -> Deferred[None]:
+    """Fires once the AMI client has told ``link`` the connection is down (the client
+    is then no longer "up"); ask before cutting it.  Fails after ``timeout`` seconds."""
+    d: Deferred[None] = Deferred()
+
+    def disconnected(reason: Any) -> None:
+        del link.disconnected  # type: ignore[method-assign]  # the class's own again
+        link.disconnected(reason)
+        d.callback(None)
+
+    link.disconnected = disconnected  # type: ignore[method-assign]
+    return d.addTimeout(timeout, reactor)
 
 
 @pytest_twisted.ensureDeferred
@@ -164,8 +171,10 @@ async def test_link_cut_mid_call_then_restored() -> None:
 
         # The link goes down (and Asterisk refuses new logins for a while).
         await maybeDeferred(s.port.stopListening)
+        down = link_lost(s.link)
         s.client.protocol.transport.abortConnection()
-        await lost(s.client)
+        await down
+        assert s.client.state != "up"
         # Meanwhile on the PBX: the short call ends, Bob pauses, a new customer
         # starts waiting (both agents busy or paused), and another gives up.
         await s.advance(4)
