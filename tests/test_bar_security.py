@@ -17,7 +17,8 @@ this process, Chromium driven from a worker thread.
 from __future__ import annotations
 
 import base64
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -84,15 +85,17 @@ def remember_cookie(context: Any) -> dict[str, Any] | None:
     return next((c for c in context.cookies() if c["name"] == COOKIE), None)
 
 
-def wait_cookie(context: Any, present: bool, timeout: float = 10.0) -> dict[str, Any] | None:
-    """The browser's remember-me cookie once it is there (or gone): page scripts cannot
-    see an HttpOnly cookie, so the browser context is polled."""
-    deadline = time.monotonic() + timeout
-    while (remember_cookie(context) is not None) != present:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the {COOKIE} cookie is {'not ' if present else 'still '}there after {timeout} s")
-        time.sleep(0.05)
-    return remember_cookie(context)
+@contextmanager
+def remember_posted(page: Any) -> Iterator[None]:
+    """Run a block that makes the bar POST ``/remember`` (which puts or clears the
+    remember-me cookie), then wait for UCS's answer: page scripts cannot see an HttpOnly
+    cookie, so the browser's own record of the response is what is waited on."""
+    with page.expect_response(lambda r: r.url.endswith("/remember") and r.request.method == "POST",
+                              timeout=10_000) as answered:
+        yield
+    response = answered.value
+    response.finished()
+    assert response.ok, response.status
 
 
 @in_browser
@@ -102,12 +105,13 @@ def test_remember_me_keeps_a_revocable_token_never_the_password(ucs: UCS, browse
     a.page.fill("[data-ref=loginUser]", username)
     a.page.fill("[data-ref=loginPass]", password)
     a.page.check("[data-ref=loginRemember]")
-    a.page.click("[data-ref=loginBtn]")
-    a.wait("onIdentify")
-    a.page.click("[data-act=pick-phone]")
-    a.wait("onReady")
+    with remember_posted(a.page):
+        a.page.click("[data-ref=loginBtn]")
+        a.wait("onIdentify")
+        a.page.click("[data-act=pick-phone]")
+        a.wait("onReady")
 
-    cookie = wait_cookie(a.context, True)
+    cookie = remember_cookie(a.context)
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     seen = a.page.evaluate("document.cookie + ' ' + JSON.stringify(Object.assign({}, localStorage))")
     for secret in (password, base64.b64encode(password.encode()).decode(), cookie["value"]):
@@ -130,10 +134,11 @@ def test_remember_me_keeps_a_revocable_token_never_the_password(ucs: UCS, browse
 
     # Logging out revokes it: the stolen cookie is refused in another browser.
     stolen = dict(cookie)
-    a.call("logout()")
-    a.wait("onCredentials", count=2)
+    with remember_posted(a.page):
+        a.call("logout()")
+        a.wait("onCredentials", count=2)
     assert stored(ucs) == {}
-    wait_cookie(a.context, False)
+    assert remember_cookie(a.context) is None
     thief = Bar(browser, ucs)
     thief.context.add_cookies([{k: stolen[k] for k in ("name", "value", "domain", "path", "httpOnly", "sameSite")}])
     thief.page.goto(f"{ucs.base}/demo/?autologin=1")
@@ -145,9 +150,10 @@ def test_remember_me_keeps_a_revocable_token_never_the_password(ucs: UCS, browse
     # A password change revokes it too.
     a.page.goto(f"{ucs.base}/demo/")
     a.wait("onCredentials")
-    a.call(f'login("{username}", "{password}", true)')
-    a.wait("onReady")
-    wait_cookie(a.context, True)
+    with remember_posted(a.page):
+        a.call(f'login("{username}", "{password}", true)')
+        a.wait("onReady")
+    assert remember_cookie(a.context) is not None
     directory = ucs.server.get_directory()
     user = directory.user_by_username(username)
     ucs.run(lambda: Deferred.fromCoroutine(directory.edit("users", user.id, {"password": "a-new-pass-1"})))
