@@ -19,7 +19,7 @@ from test_control_stack import ALICE, Stack, started
 from test_plugins_harness import SEEDS, LogCapture, PluginStack, logs_fixture, sqlite_store_fixture  # noqa: F401
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, formatEvent
 
 from ucs.calls.call import INCOMING
 from ucs.constants import AgentStatus
@@ -31,6 +31,16 @@ from ucs.plugins.shared import SharedData
 from ucs.store import open_store
 
 AUX, READY = AgentStatus.AUX, AgentStatus.READY
+
+
+async def unload(p: PluginStack, name: str, session: Any = None) -> None:
+    """``plugins.unload`` the seed ``name``; fails if its ``stop()`` left anything registered:
+    the host then removes it itself and warns "plugin … left … registered when it stopped"
+    (as tests/test_server_plugins.py checks).  Every seed unregisters what it registered."""
+    with LogCapture() as logged:
+        await p.call(session or p.session(superuser=True), "plugins.unload", name)
+    left = [formatEvent(e) for e in logged.events if "registered when it stopped" in e.get("log_format", "")]
+    assert not left, left
 
 
 def copy_seed(name: str, directory: Path, as_name: str | None = None) -> Path:
@@ -80,7 +90,7 @@ async def test_example_plugin_thread_callback_and_get_agents(tmp_path: Path, log
         assert event["text"] == "Agent Alice Agent is at lunch"
 
         # Unload: stop() ends the thread and removes the callback.
-        await p.call(p.session(superuser=True), "plugins.unload", "example")
+        await unload(p, "example")
         await deferToThread(plugin.join, 10)
         assert not plugin.is_alive()
         await agents.change_status(alice.id, "READY")
@@ -137,7 +147,7 @@ async def test_status_hook_plugin(tmp_path: Path, logs: LogCapture) -> None:
             await p.call(p.session(superuser=True), "plugins.load", "status_hook_copy")
 
         # Unloaded: the hook is gone.
-        await p.call(p.session(superuser=True), "plugins.unload", "status_hook")
+        await unload(p, "status_hook")
         assert agents.hook.fn is None
         bob = await agents.login(s.user("bob"), s.line("SIP/1002"))
         await s.settle()
@@ -189,7 +199,7 @@ async def test_shared_data_hook_plugin(sqlite_store: Any, tmp_path: Path, logs: 
         assert again.get("agent_emails") == {2: 5, 3: 1} and again.get("other") == [1, 2]
 
         # Unloaded: data is stored as given.
-        await p.call(p.session(superuser=True), "plugins.unload", "shared_data_hook")
+        await unload(p, "shared_data_hook")
         assert await p.call(boss, "shared.set", "agent_emails", {"alice": 1}) == {"alice": 1}
     finally:
         p.stop()
@@ -250,7 +260,7 @@ async def test_middleware_plugin(sqlite_store: Any, tmp_path: Path, logs: LogCap
             await p.call(su, "config.users.delete", 3)
         assert 3 in p.directory.users
 
-        await p.call(su, "plugins.unload", "middleware")
+        await unload(p, "middleware", su)
         assert (await p.call(su, "config.users.edit", {"id": 1, "username": "root"}))["username"] == "root"
         assert (await p.call(su, "config.users.delete", 3))["deleted"] is True
     finally:
@@ -308,7 +318,7 @@ async def test_metadata_transformer_plugin(tmp_path: Path) -> None:
         with pytest.raises(ProcessingError, match="already set by plugin metadata_transformer"):
             await p.call(p.session(superuser=True), "plugins.load", "metadata_copy")
 
-        await p.call(p.session(superuser=True), "plugins.unload", "metadata_transformer")
+        await unload(p, "metadata_transformer")
         got = await s.control.cdr_metadata(call.uniqueid, {"call_code": ["Other"]})
         assert got["call_code"] == ["Other"] and call.account_code == "Warranty claim|Out-of-warranty"
 
@@ -347,7 +357,7 @@ async def test_lookup_transformer_plugin_on_a_simulated_call(tmp_path: Path, sql
         assert call.external_id == "C-17"
         await s.settle(s.control.hangup(ALICE))
 
-        await p.call(p.session(superuser=True), "plugins.unload", "lookup_transformer")
+        await unload(p, "lookup_transformer")
         await s.advance(1)
         ringing.clear()
         call = await s.incoming(agent="SIP/1002", name="Bob Agent")
