@@ -134,7 +134,7 @@ async def hang_up_and_store(w: World, call: Call, device: str) -> None:
     await until(lambda: call.ended)
     await w.server._flush_cdrs()
     assert await w.server.get_store().get_cdr(call.uniqueid) is not None
-    w.server.get_call_control()._recent.clear()
+    w.server.get_call_control().records.recent.clear()
     ix = w.server.get_iserver()
     if ix is not None:
         ix._recent.clear()
