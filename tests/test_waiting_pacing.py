@@ -46,9 +46,9 @@ async def test_a_group_gets_a_new_count_at_most_every_size_over_rate_seconds(tmp
 
 @pytest_twisted.ensureDeferred
 async def test_counts_handed_out_a_few_per_reactor_turn_reach_everyone(tmp_path: Path, monkeypatch: Any) -> None:
-    from ucs.web import hub
+    from ucs.web import pacing
 
-    monkeypatch.setattr(hub, "SENDS_PER_TURN", 1)  # one connection a turn: the rest follow in later turns
+    monkeypatch.setattr(pacing, "SENDS_PER_TURN", 1)  # one connection a turn: the rest follow in later turns
     server = await start_demo(tmp_path, web={"coalesce_delay": 0.05})
     try:
         sim = server.get_demo_pbx().sim

@@ -209,10 +209,7 @@ def hub_settled(server: UCSServer) -> bool:
     """Nothing the hub merges is still to come: no waiting-caller flush scheduled,
     no count left to hand out, no group held back by pacing.  Until an event
     changes something, no more ``waitingCallers`` or ``config.change`` is sent."""
-    hub = server.get_web_service().hub
-    now = reactor.seconds()  # type: ignore[attr-defined]
-    return ((hub._flush is None or not hub._flush.active()) and not hub._sends
-            and all(t <= now for t in hub._waiting_next.values()))
+    return server.get_web_service().hub.idle()
 
 
 async def settle(server: UCSServer, *bars: Client) -> None:

@@ -27,12 +27,15 @@ time: the :class:`SessionManager` reports each session whose user, state or
 phone changes, the hub each connection it attaches or loses.  It is rebuilt
 whole only after a change no session reports (a user's role or queues, the
 directory: their events; a plugin's method).
+
+What the hub coordinates lives beside it: the index in :mod:`ucs.web.index`,
+each phone's view of a call in :mod:`ucs.web.callview`, the pacing and the
+handing out of waiting-caller counts in :mod:`ucs.web.pacing`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,14 +46,16 @@ from ucs import events as ev
 from ucs.api.registry import Registry
 from ucs.api.scope import supervises
 from ucs.api.session import Session, SessionManager
-from ucs.calls.call import INCOMING, Call, CallState, Cause
-from ucs.calls.view import PHONE_RINGING, state_event
+from ucs.calls.call import Call
 from ucs.constants import Role, SessionState
 from ucs.error import InvalidDataInput, NotFound
 import ucs.web.messages as messages
+from ucs.web.callview import CallViews, my_end, my_number
 from ucs.web.connection import Connection
+from ucs.web.index import ConnectionIndex
 from ucs.web.messages import Outgoing, Request
 from ucs.web.options import WebOptions, fixed_host, normalize_origin
+from ucs.web.pacing import SendQueue, WaitingPacer
 
 Prepare = Callable[[bytes], Any]
 
@@ -61,9 +66,6 @@ _PAIRING = frozenset({"login", "sso", "logout", "identifier", "selectIdentifier"
 _NO_SESSION_CHANGE = ("agent.", "agents.", "call.", "cdr.", "state", "config.", "devices.", "session.info",
                       "api.", "lookup.", "shared.")
 
-_RINGING = (CallState.NEW, CallState.DIALING, CallState.RINGING)
-
-
 def _name(value: Any) -> Any:
     """An agent status (IntEnum) as the bar shows it: ``READY``."""
     return getattr(value, "name", value)
@@ -73,122 +75,6 @@ def _user_id(agent: Any) -> int | None:
     user = getattr(agent, "user", None)
     uid = getattr(user, "id", None)
     return uid if isinstance(uid, int) else None
-
-
-_Place = tuple[int | None, bool, str | None, bool, frozenset[int] | None]
-
-
-def _my_end(call: Call, device: str) -> tuple[tuple[str, Any], ...]:
-    """How the call ended for this phone when the call itself goes on (the agent
-    hung up and the caller's leg is still being torn down, the agent transferred
-    the caller away): seed 002's ``onCallHangup`` needs a cause, never -1."""
-    if call.ended:
-        return ()
-    mine = [leg for leg in call.legs.values() if leg.device == device and leg.ended is not None]
-    if not mine:
-        return ()
-    leg = max(mine, key=lambda l: l.ended or 0.0)
-    if (leg.answered is None and call.connected is not None and leg.created <= call.connected
-            and not leg.dial_status.startswith(("BUSY", "CONGESTION"))):
-        # It rang for the caller and someone else answered (ringall, a pickup).  A phone
-        # rung later in the call (a consultation, a transfer) that does not answer keeps
-        # its own cause.
-        cause = Cause.PICKUP
-    elif leg.answered is None and call.connected is not None and leg.dial_status in ("CANCEL", "NOANSWER"):
-        # Rung later in the call (a consultation, a transfer) and withdrawn unanswered,
-        # by the attended transfer's no-answer timeout or the agent giving up: for
-        # this phone it rang out, as a Dial timeout does (6), not a caller hanging up.
-        cause = Cause.UNAVAILABLE
-    else:
-        cause = leg.cause if leg.cause != Cause.NOT_SET else Cause.UNKNOWN
-    return (("cause", int(cause)), ("disconnected", leg.ended))
-
-
-def _my_number(call: Call, device: str) -> tuple[tuple[str, Any], ...]:
-    """Seed 002's ``number`` as this phone sees it (:meth:`Call.number_for`): the
-    phone that placed an internal call would otherwise be shown its own extension."""
-    number = call.number_for(device)
-    return (("number", number),) if number != call.number else ()
-
-
-def _add(table: dict[Any, dict[Connection, None]], key: Any, conn: Connection) -> None:
-    table.setdefault(key, {})[conn] = None
-
-
-def _discard(table: dict[Any, dict[Connection, None]], key: Any, conn: Connection) -> None:
-    conns = table.get(key)
-    if conns is not None:
-        conns.pop(conn, None)
-        if not conns:
-            del table[key]
-
-
-class _Index:
-    """Open connections with a session, by what events look them up with.
-
-    Dicts used as ordered sets; ``places`` remembers where each connection was put so
-    that it can be taken out when its session changes."""
-
-    __slots__ = ("by_device", "by_queues", "by_user", "places", "ready", "supervisors", "told")
-
-    def __init__(self) -> None:
-        self.ready: dict[Connection, None] = {}
-        self.by_device: dict[str, dict[Connection, None]] = {}
-        self.by_user: dict[int, dict[Connection, None]] = {}
-        self.supervisors: dict[Connection, None] = {}
-        #: READY connections by the ids of their user's queues: all of a group have the
-        #: same waiting-callers count.
-        self.by_queues: dict[frozenset[int], dict[Connection, None]] = {}
-        #: The count every connection of a group was told (absent: look at each).
-        self.told: dict[frozenset[int], int] = {}
-        self.places: dict[Connection, _Place] = {}
-
-    def add(self, conn: Connection) -> None:
-        session = conn.session
-        if not conn.open or session is None:
-            return
-        user = session.user
-        uid = session.user_id
-        ready = session.state is SessionState.READY
-        device = session.line.device if ready and session.line is not None else None
-        supervisor = ready and session.role >= Role.SUPERVISOR
-        queues = frozenset(user.queues) if ready and user is not None else None
-        self.places[conn] = (uid, ready, device, supervisor, queues)
-        if uid is not None:
-            _add(self.by_user, uid, conn)
-        if ready:
-            self.ready[conn] = None
-        if device is not None:
-            _add(self.by_device, device, conn)
-        if supervisor:
-            self.supervisors[conn] = None
-        if queues is not None:
-            _add(self.by_queues, queues, conn)
-            self.told.pop(queues, None)
-
-    def remove(self, conn: Connection) -> None:
-        place = self.places.pop(conn, None)
-        if place is None:
-            return
-        uid, ready, device, supervisor, queues = place
-        if uid is not None:
-            _discard(self.by_user, uid, conn)
-        if ready:
-            self.ready.pop(conn, None)
-        if device is not None:
-            _discard(self.by_device, device, conn)
-        if supervisor:
-            self.supervisors.pop(conn, None)
-        if queues is not None:
-            _discard(self.by_queues, queues, conn)
-            if queues not in self.by_queues:
-                self.told.pop(queues, None)
-
-
-#: Waiting-caller messages handed to connections in one reactor turn at most: 250
-#: writes are about 10 ms, short enough for a call event that arrives meanwhile
-#: (500 were 25–40 ms at 10,000 bars, bench/README.md).
-SENDS_PER_TURN = 250
 
 
 class Hub:
@@ -217,25 +103,19 @@ class Hub:
         self.connections: set[Connection] = set()
         self._by_sid: dict[str, Connection] = {}
         self._expiry: dict[str, Any] = {}        # sid → DelayedCall of a detached session
-        self._calls: dict[str, dict[str, int]] = {}  # sid → call uniqueid → state last shown
-        self._viewers: dict[str, set[str]] = {}  # call uniqueid → sids it was shown to
-        self._hold_parties: dict[str, frozenset[str]] = {}  # held call uniqueid → the phones of its parties then
+        #: What each session was shown of each call (:mod:`ucs.web.callview`).
+        self._views = CallViews()
         # Who is where: events touch only the connections they concern instead of
         # scanning all of them.  Connections whose session changed are put in their
         # new place before the next event looks (``_dirty``); None: rebuild whole.
-        self._index: _Index | None = None
+        self._index: ConnectionIndex | None = None
         self._dirty: set[Connection] = set()
         self._flush: Any = None
         self._stale_config = False
-        #: When each set of queues may next be sent a waiting-caller count (pacing).
-        self._waiting_next: dict[frozenset[int], float] = {}
-        #: Waiting-caller counts still to hand to their connections (:meth:`_send_some`).
-        # Counts waiting to be handed out: (message, its connections), and how far
-        # into the first group it got — a group, not one tuple per connection, so
-        # that a flush to 10,000 bars leaves no 10,000 objects for the GC to walk.
-        self._sends: deque[tuple[Outgoing, list[Connection]]] = deque()
-        self._sent_of_first = 0
-        self._sending: Any = None
+        #: When each set of queues may next be sent a waiting-caller count (:mod:`ucs.web.pacing`).
+        self._pacer = WaitingPacer()
+        #: Waiting-caller counts still to hand to their connections.
+        self._sends = SendQueue(clock)
         self._subscribed = False
 
     # -- life --------------------------------------------------------------------------
@@ -255,11 +135,7 @@ class Hub:
         if self._flush is not None and self._flush.active():
             self._flush.cancel()
         self._flush = None
-        if self._sending is not None and self._sending.active():
-            self._sending.cancel()
-        self._sending = None
         self._sends.clear()
-        self._sent_of_first = 0
         for sid, dc in list(self._expiry.items()):
             if dc.active():
                 dc.cancel()
@@ -358,7 +234,7 @@ class Hub:
         dc = self._expiry.pop(session.sid, None)
         if dc is not None and dc.active():
             dc.cancel()
-        self._forget_calls(session.sid)
+        self._views.forget(session.sid)
         conn = self._by_sid.pop(session.sid, None)
         if conn is not None:
             self._dirty.add(conn)
@@ -392,16 +268,8 @@ class Hub:
     def _paired(self, result: Any, session: Session) -> Any:
         # Calls shown to a session belong to the phone it had.
         if session.line is None:
-            self._forget_calls(session.sid)
+            self._views.forget(session.sid)
         return result
-
-    def _forget_calls(self, sid: str) -> None:
-        for uid in self._calls.pop(sid, {}):
-            viewers = self._viewers.get(uid)
-            if viewers is not None:
-                viewers.discard(sid)
-                if not viewers:
-                    del self._viewers[uid]
 
     def _changed(self, result: Any) -> Any:
         # A plugin's method may have changed what no session reports (a user's
@@ -521,10 +389,10 @@ class Hub:
         for conn in conns:
             conn.send(out, key)
 
-    def _idx(self) -> _Index:
+    def _idx(self) -> ConnectionIndex:
         index = self._index
         if index is None or not self._subscribed:
-            index = self._index = _Index()
+            index = self._index = ConnectionIndex()
             self._dirty.clear()
             for conn in self.connections:
                 index.add(conn)
@@ -620,13 +488,8 @@ class Hub:
     def _call_event(self, name: str, call: Call, args: dict[str, Any], quiet: bool = False) -> None:
         if not self.connections:
             return  # no bar to show it to (a bar that comes back asks for its calls with ``state``)
-        if call.state == CallState.HELD and not call.ended:
-            # Who was in the call when it was put on hold: a phone that joins the
-            # call while the caller still hears music (the consulted party of a
-            # transfer that completes) did not hold it and is talking.
-            self._hold_parties.setdefault(call.uniqueid, frozenset(self._holders(call)))
-        else:
-            self._hold_parties.pop(call.uniqueid, None)
+        views = self._views
+        views.note_hold(call)
         devices = {leg.device for leg in call.legs.values()}
         now = self.clock.seconds()
         base: dict[str, Any] | None = None
@@ -636,22 +499,22 @@ class Hub:
         for device in devices:
             for conn in index.by_device.get(device, ()):
                 candidates[id(conn)] = conn
-        for sid in self._viewers.get(call.uniqueid, ()):
+        for sid in views.viewers.get(call.uniqueid, ()):
             viewer = self._by_sid.get(sid)
             if viewer is not None:
                 candidates[id(viewer)] = viewer
         for conn in self._still_ready(candidates.values()):
             session = conn.session
             assert session is not None
-            shown = self._calls.get(session.sid)
+            shown = views.calls.get(session.sid)
             if (session.line is None or session.line.device not in devices) and not (shown and call.uniqueid in shown):
                 continue
             device = session.line.device if session.line is not None else ""
-            names, state = self._view(session.sid, call, name, device)
+            names, state = views.view(session.sid, call, name, device)
             if quiet and names == (ev.EVENT_CALL_CHANGE,):
                 continue
             if names:
-                mine = _my_number(call, device) + (_my_end(call, device) if names == ("call.hangup",) else ())
+                mine = my_number(call, device) + (my_end(call, device) if names == ("call.hangup",) else ())
                 groups.setdefault((names, state, mine), []).append(conn)
         if not groups:
             return
@@ -661,62 +524,6 @@ class Hub:
             data = dict(base, state=state, **dict(mine))
             for event_name in names:
                 self._send(conns, event_name, data, extra if event_name == name else None)
-
-    def _view(self, sid: str, call: Call, name: str, device: str) -> tuple[tuple[str, ...], int]:
-        """Which events one phone's bar gets for this change, and the call's state as that phone sees it."""
-        shown = self._calls.setdefault(sid, {})
-        uid = call.uniqueid
-        prev = shown.get(uid)
-        legs = [leg for leg in call.legs.values() if leg.device == device and leg.ended is None]
-        if call.ended or name == ev.EVENT_CALL_HANGUP or not legs:
-            if prev is None:
-                return (), int(call.state)
-            del shown[uid]
-            self._unview(uid, sid)
-            return ("call.hangup",), int(call.state)
-        leg = legs[-1]
-        state = int(call.state)
-        if leg.answered is None and call.state not in _RINGING:
-            state = int(CallState.RINGING)  # my phone rings in a call that is connected elsewhere
-        elif leg.answered is not None and device not in self._hold_parties.get(uid, self._holders(call)):
-            if prev == CallState.HELD:
-                state = prev  # I held the caller, who went to the one I consulted; my own leg ends next
-            elif call.state == CallState.HELD:
-                state = int(CallState.CONNECTED)  # consulted while the caller waits on hold: I am talking
-        if state == CallState.SUSPENDED and prev is not None:
-            state = prev  # passing through on the way to hold or back
-        names: list[str] = []
-        if prev is None:
-            origin = call.legs.get(call.origin)
-            if origin is not None and origin.device == device and call.direction != INCOMING:
-                names.append(ev.EVENT_CALL_NEW)
-        told = state_event(state, prev, held=prev == CallState.HELD, ringing=PHONE_RINGING)
-        if told is not None:
-            names.append(told)
-        if name in (ev.EVENT_CALL_MUTE, ev.EVENT_CALL_UNMUTE, ev.EVENT_CALL_TRANSFER) and prev is not None:
-            names.append(name)
-        if not names:
-            names.append(ev.EVENT_CALL_CHANGE)
-        shown[uid] = state
-        self._viewers.setdefault(uid, set()).add(sid)
-        return tuple(names), state
-
-    def _unview(self, uid: str, sid: str) -> None:
-        viewers = self._viewers.get(uid)
-        if viewers is not None:
-            viewers.discard(sid)
-            if not viewers:
-                del self._viewers[uid]
-
-    @staticmethod
-    def _holders(call: Call) -> set[str]:
-        """The phones of the call's two parties (the caller's and the connected one's):
-        when the call is on hold, one of them holds it."""
-        out = set()
-        for leg in call.legs.values():
-            if leg.uniqueid == call.origin or (call.connected_channel and leg.channel == call.connected_channel):
-                out.add(leg.device)
-        return out
 
     # waiting callers and configuration: merged, a few times a second at most
 
@@ -733,66 +540,26 @@ class Hub:
         waiting = getattr(self.state, "waiting_callers", None)
         if waiting is None:
             return
-        # One count per set of queues (all its agents have the same), then one message
-        # per distinct count, encoded once, to the connections not told it yet.
-        due: dict[int, list[Connection]] = {}
-        now = self.clock.seconds()
-        paced = self._waiting_next
-        later = False
-        for queues, conns in index.by_queues.items():
-            if paced.get(queues, 0.0) > now:
-                later = True
-                continue
-            first = next(iter(conns))
-            uid = first.session.user_id if first.session is not None else None
-            if uid is None:
-                continue
-            try:
-                n = int(waiting(uid))
-            except Exception:
-                self.log.failure("waiting callers of user {uid}", uid=uid)
-                n = 0
-            if index.told.get(queues) == n:
-                continue
-            index.told[queues] = n
-            sent = 0
-            for conn in conns:
-                if conn.last_waiting != n:
-                    conn.last_waiting = n
-                    due.setdefault(n, []).append(conn)
-                    sent += 1
-            if sent:
-                paced[queues] = now + max(self.options.coalesce_delay, len(conns) / self.options.waiting_rate)
-        if len(paced) > 2 * len(index.by_queues) + 16:
-            for queues in [q for q, t in paced.items() if t <= now]:
-                del paced[queues]
+        due, later = self._pacer.due(index, functools.partial(self._waiting_of, waiting), self.clock.seconds(),
+                                     self.options)
         if later:
             self._schedule_flush()  # the groups held back get their count when their time comes
         for n, group in due.items():
-            out = self._out(messages.event("waitingCallers", {"waitingCallers": n}))
-            self._sends.append((out, group))
-        self._send_some()
+            self._sends.add(self._out(messages.event("waitingCallers", {"waitingCallers": n})), group)
+        self._sends.send_some()
 
-    def _send_some(self) -> None:
-        """Hand queued counts to their connections, :data:`SENDS_PER_TURN` at a
-        time: thousands of writes in one reactor turn would hold up the call
-        events that came meanwhile."""
-        sends = self._sends
-        budget = SENDS_PER_TURN
-        while sends and budget:
-            out, group = sends[0]
-            start = self._sent_of_first
-            end = min(len(group), start + budget)
-            for i in range(start, end):
-                group[i].send(out, "waitingCallers")
-            budget -= end - start
-            if end == len(group):
-                sends.popleft()
-                self._sent_of_first = 0
-            else:
-                self._sent_of_first = end
-        if sends and (self._sending is None or not self._sending.active()):
-            self._sending = self.clock.callLater(0, self._send_some)
+    def _waiting_of(self, waiting: Callable[[int], Any], uid: int) -> int:
+        try:
+            return int(waiting(uid))
+        except Exception:
+            self.log.failure("waiting callers of user {uid}", uid=uid)
+            return 0
+
+    def idle(self) -> bool:
+        """Nothing the hub merges is still to come: no flush scheduled, no
+        waiting-caller count left to hand out, no group held back by pacing."""
+        return ((self._flush is None or not self._flush.active()) and not self._sends
+                and not self._pacer.holding(self.clock.seconds()))
 
     # -- for the service --------------------------------------------------------------------
 
