@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from serverkit import demo_config
-from twisted.internet import reactor, task
+from serverkit import demo_config, until
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 
@@ -171,15 +171,6 @@ class Faults:
         for q in self.sim.queues.values():
             uids = {e.chan.uniqueid for e in q.entries if e.connected_at is None and not e.done}
             assert waiting.get(q.name, set()) == uids, q.name
-
-
-async def until(test: Any, timeout: float = 5.0) -> None:
-    """Wait for a condition (checked every 10 ms), never longer than ``timeout``."""
-    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
-    while not test():
-        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
-            raise AssertionError(f"condition not met within {timeout} s")
-        await task.deferLater(reactor, 0.01, lambda: None)
 
 
 def wait_event(bus: Any, name: str, test: Any = None, timeout: float = 5.0) -> Deferred[tuple[Any, dict[str, Any]]]:

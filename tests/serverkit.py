@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 
 from ucs.api.session import Session
 from ucs.config import Config
@@ -55,3 +55,12 @@ async def working_agent(server: UCSServer, n: int) -> Session:
     await reg.call(session, "identifier", [identifier])
     await reg.call(session, "provision")
     return session
+
+
+async def until(test: Any, timeout: float = 5.0) -> None:
+    """Wait for a condition (checked every 10 ms), never longer than ``timeout``."""
+    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    while not test():
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            raise AssertionError(f"condition not met within {timeout} s")
+        await task.deferLater(reactor, 0.01, lambda: None)

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+from serverkit import until
 from test_agents_harness import close, later, sqlite_url, stack_on
+from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 from twisted.logger import Logger
 
@@ -107,28 +109,6 @@ async def test_hook_changes_blocks_and_fails_as_the_seed_says(tmp_path: Any) -> 
         await close(s)
 
 
-async def until_set(event: threading.Event, timeout: float = 10.0) -> None:
-    """Wait, on the reactor, for a thread to set ``event``."""
-    for _ in range(int(timeout / 0.01)):
-        if event.is_set():
-            return
-        await later(0.01)
-    raise AssertionError("the hook's thread never got there")
-
-
-async def until_threads_idle(agents: Any, timeout: float = 10.0) -> None:
-    """The late answer of a hook that outlived its budget has come back to the reactor."""
-    from twisted.internet import reactor
-
-    pool = reactor.getThreadPool()  # type: ignore[attr-defined]
-    for _ in range(int(timeout / 0.01)):
-        if not pool.working:
-            await later(0)  # its result is delivered by callFromThread: one more turn
-            return
-        await later(0.01)
-    raise AssertionError("the hook's thread did not finish")
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_slow_hook_does_not_block_the_reactor_and_has_a_budget(tmp_path: Any) -> None:
     s = await stack_on(sqlite_url(tmp_path))
@@ -148,7 +128,7 @@ async def test_a_slow_hook_does_not_block_the_reactor_and_has_a_budget(tmp_path:
 
         agents.add_change_status_hook(slow)
         change = ensureDeferred(agents.change_status(alice.id, "AUX", "Lunch"))
-        await until_set(started)
+        await until(started.is_set, timeout=10)
         await s.settle()  # the reactor answers pings while the hook is stuck in its thread
         assert not change.called and calls == ["Lunch"]
         s.clock.advance(3.0)  # the hook's budget is over: the request goes ahead as asked
@@ -156,7 +136,9 @@ async def test_a_slow_hook_does_not_block_the_reactor_and_has_a_budget(tmp_path:
         assert (alice.status, alice.reason) == (AUX, "Lunch")
         assert s.members("SIP/1001") == {("support", True, "Lunch"), ("sales", True, "Lunch")}
         release.set()
-        await until_threads_idle(agents)
+        pool = reactor.getThreadPool()  # type: ignore[attr-defined]
+        await until(lambda: not pool.working, timeout=10)  # the hook's late answer is back...
+        await later(0)  # ...and delivered by callFromThread on the next turn
         await s.settle()
         assert (alice.status, alice.reason) == (AUX, "Lunch")
     finally:

@@ -22,8 +22,8 @@ from typing import Any
 import attrs
 import pytest
 import pytest_twisted
-from serverkit import start_demo
-from twisted.internet import defer, reactor, task, threads
+from serverkit import start_demo, until
+from twisted.internet import defer, threads
 from twisted.logger import formatEvent, globalLogPublisher
 
 from ucs.server import UCSServer
@@ -121,14 +121,6 @@ def deleted_files() -> list[str]:
         if target.endswith("(deleted)"):
             out.append(target)
     return out
-
-
-async def until(test: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not test():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await task.deferLater(reactor, 0.01, lambda: None)
 
 
 def head(method: str, path: str, length: int | None = BODY, chunked: bool = False) -> bytes:

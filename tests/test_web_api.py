@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from serverkit import start_demo
+from serverkit import start_demo, until
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.web.client import Agent, readBody
@@ -194,15 +194,6 @@ async def connect(url: str, origin: str | None = None, headers: dict[str, str] |
     await TCP4ClientEndpoint(reactor, host, int(port)).connect(factory)
     await client.opened
     return client
-
-
-async def until(test: Any, timeout: float = 5.0) -> None:
-    """Wait for a condition (checked every 10 ms), never longer than ``timeout``."""
-    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
-    while not test():
-        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
-            raise AssertionError(f"condition not met within {timeout} s")
-        await task.deferLater(reactor, 0.01, lambda: None)
 
 
 def hub_settled(server: UCSServer) -> bool:
