@@ -59,14 +59,13 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import protocol, reactor
-from twisted.internet.defer import Deferred, ensureDeferred
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from loadgen_process import LoadGenProcess  # noqa: E402
-from timing import pct, sleep  # noqa: E402
+from timing import pct, run_on_reactor, sleep  # noqa: E402
 from ucs.agents.transitions import target  # noqa: E402
 from ucs.config import Config  # noqa: E402
 from ucs.constants import AgentStatus  # noqa: E402
@@ -842,16 +841,7 @@ def main() -> None:
     a.add_argument("--sipp", default=shutil.which("sipp") or "sipp")
     a.add_argument("--sipp-dir", default=str(Path(__file__).resolve().parents[1] / "tests" / "lab" / "asterisk" / "sipp"))
     opts = p.parse_args()
-    out: dict[str, Any] = {}
-
-    async def go() -> None:
-        try:
-            out.update(await run(opts))
-        finally:
-            reactor.stop()
-
-    reactor.callWhenRunning(lambda: ensureDeferred(go()).addErrback(lambda f: f.printTraceback()))
-    reactor.run()
+    out = run_on_reactor(lambda: run(opts))
     if opts.json:
         Path(opts.json).write_text(json.dumps(out, indent=1, default=str))
     sys.exit(0 if out.get("parity") else 1)

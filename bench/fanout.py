@@ -67,13 +67,12 @@ from typing import Any
 
 import psutil
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, ensureDeferred
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from loadgen_process import LoadGenProcess  # noqa: E402
-from timing import pct, sleep  # noqa: E402
+from timing import pct, run_on_reactor, sleep  # noqa: E402
 from ucs import demo as ucs_demo  # noqa: E402
 from ucs.api.auth import sso_token  # noqa: E402,F401
 from ucs.config import Config  # noqa: E402
@@ -783,16 +782,7 @@ def main() -> None:
     if opts.rate is None:
         opts.rate = 5.0 * opts.agents / 1000
     print(machine(), flush=True)
-    out: dict[str, Any] = {}
-
-    async def go() -> None:
-        try:
-            out.update(await run(opts))
-        finally:
-            reactor.stop()
-
-    reactor.callWhenRunning(lambda: ensureDeferred(go()).addErrback(lambda f: f.printTraceback()))
-    reactor.run()
+    run_on_reactor(lambda: run(opts))
 
 
 if __name__ == "__main__":
