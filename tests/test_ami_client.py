@@ -87,11 +87,11 @@ class Listener(AMIListener):
 class Lab:
     """A fake Asterisk on 127.0.0.1 and a client pointed at it, cleaned up after the test."""
 
-    def __init__(self, factory: Factory, **clientOptions: object) -> None:
+    def __init__(self, factory: Factory, listener: Listener | None = None, **clientOptions: object) -> None:
         self.factory = factory
         self.port = reactor.listenTCP(0, factory, interface="127.0.0.1")
         self.clock = Clock()
-        self.listener = Listener()
+        self.listener = listener or Listener()
         self.delays: list[int] = []
 
         self._retryWaiters: list[tuple[int, Deferred[None]]] = []
@@ -453,8 +453,7 @@ async def test_listener_may_stop_the_client_from_connected(logs) -> None:
             stopped.append(lab.client.stopService())
             super().connected(protocol)
 
-    lab = Lab(ReplayFactory([LOGIN_ONLY], closeAtEnd=False))
-    lab.client._listener = lab.listener = Stopper()
+    lab = Lab(ReplayFactory([LOGIN_ONLY], closeAtEnd=False), listener=Stopper())
     lab.client.startService()
     await lab.listener.when("connected", 1)
     await stopped[0]
@@ -473,8 +472,7 @@ async def test_listener_bug_in_connected_is_logged_and_the_link_stays_up(logs) -
             super().connected(protocol)
             raise RuntimeError("listener bug")
 
-    lab = Lab(ReplayFactory([LOGIN_ONLY], closeAtEnd=False))
-    lab.client._listener = lab.listener = Buggy()
+    lab = Lab(ReplayFactory([LOGIN_ONLY], closeAtEnd=False), listener=Buggy())
     try:
         lab.client.startService()
         await lab.client.whenUp()

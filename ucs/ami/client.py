@@ -121,10 +121,26 @@ class AMIListener:
 
 @implementer(IAMIController)
 class _Link:
-    """What one TCP connection needs beyond the protocol: login state, keepalive."""
+    """What one TCP connection needs beyond the protocol: login state, keepalive.
 
-    def __init__(self, client: AMIClient) -> None:
-        self.client = client
+    It is given what it uses (the listener, the clock, the keepalive timing,
+    whom to tell it was lost) rather than the client, so it reads none of the
+    client's fields.
+    """
+
+    def __init__(
+        self,
+        listener: IAMIListener,
+        clock: IReactorTime,
+        log: Logger,
+        keepalive: tuple[float | None, float],
+        onLost: Callable[[_Link, Failure], None],
+    ) -> None:
+        self._listener = listener
+        self._clock = clock
+        self._log = log
+        self._keepaliveInterval, self._keepaliveTimeout = keepalive
+        self._onLost = onLost
         self.protocol: AMIProtocol
         self.up = False
         self.lost: Failure | None = None
@@ -136,17 +152,17 @@ class _Link:
 
     def eventReceived(self, message: Message) -> None:
         if self.up:
-            self.client._listener.eventReceived(message)
+            self._listener.eventReceived(message)
         elif len(self._early) < _MAX_EARLY_EVENTS:
             self._early.append(message)
         elif len(self._early) == _MAX_EARLY_EVENTS:
             self._early.append(message)
-            self.client.log.warn("AMI: too many events before login completed; dropping the rest until it does")
+            self._log.warn("AMI: too many events before login completed; dropping the rest until it does")
 
     def connectionLost(self, reason: Failure) -> None:
         self.lost = reason
         self.stopKeepalive()
-        self.client._linkLost(self, reason)
+        self._onLost(self, reason)
         waiters, self._lostWaiters = self._lostWaiters, []
         for w in waiters:
             w.callback(None)
@@ -171,14 +187,14 @@ class _Link:
             if self.lost is not None:
                 return
             try:
-                self.client._listener.eventReceived(message)
+                self._listener.eventReceived(message)
             except Exception:
-                self.client.log.failure("AMI listener failed on {event} event", event=message.get("Event"))
+                self._log.failure("AMI listener failed on {event} event", event=message.get("Event"))
 
     def startKeepalive(self) -> None:
-        interval = self.client.keepaliveInterval
+        interval = self._keepaliveInterval
         if interval is not None and self.lost is None:
-            self._ping = self.client._clock.callLater(interval, self._sendPing)
+            self._ping = self._clock.callLater(interval, self._sendPing)
 
     def stopKeepalive(self) -> None:
         if self._ping is not None and self._ping.active():
@@ -187,7 +203,7 @@ class _Link:
 
     def _sendPing(self) -> None:
         self._ping = None
-        d = self.protocol.sendAction("Ping", timeout=self.client.keepaliveTimeout)
+        d = self.protocol.sendAction("Ping", timeout=self._keepaliveTimeout)
         d.addCallbacks(self._pingAnswered, self._pingFailed)
 
     def _pingAnswered(self, response: Message) -> None:
@@ -195,9 +211,9 @@ class _Link:
 
     def _pingFailed(self, failure: Failure) -> None:
         if failure.check(AMITimeoutError):
-            self.client.log.warn(
+            self._log.warn(
                 "Asterisk did not answer Ping within {timeout} s: dropping the AMI link to reconnect",
-                timeout=self.client.keepaliveTimeout,
+                timeout=self._keepaliveTimeout,
             )
             self.abort()
         elif failure.check(AMIConnectionLost, AMINotConnected):
@@ -208,22 +224,15 @@ class _Link:
 
 
 class _LinkFactory(Factory):
-    def __init__(self, client: AMIClient) -> None:
-        self.client = client
+    """Builds each connection's protocol with :meth:`AMIClient._newLink`."""
+
+    def __init__(self, newLink: Callable[[], _Link]) -> None:
+        self._newLink = newLink
 
     def buildProtocol(self, addr: IAddress | None) -> AMIProtocol:
-        client = self.client
-        link = _Link(client)
-        link.protocol = AMIProtocol(
-            link,
-            clock=client._clock,
-            actionIDs=client._actionIDs(),
-            timeout=client.actionTimeout,
-            maxFrame=client.maxFrame,
-            skipEvents=client.skipEvents,
-        )
-        link.protocol.factory = self
-        return link.protocol
+        protocol = self._newLink().protocol
+        protocol.factory = self
+        return protocol
 
 
 def _sharedCounter(prefix: str = "ucs-") -> Callable[[], Callable[[], str]]:
@@ -318,7 +327,7 @@ class AMIClient(Service):
         self.actionsFailed: Counter[tuple[str, str]] = Counter()
         self._service = ClientService(
             endpoint,
-            _LinkFactory(self),
+            _LinkFactory(self._newLink),
             retryPolicy=self._retryDelay,
             clock=self._clock,
             prepareConnection=self._prepare,
@@ -394,6 +403,24 @@ class AMIClient(Service):
         return done.addCallback(lambda _: self._service.stopService())
 
     # -- link life ------------------------------------------------------------
+
+    def _newLink(self) -> _Link:
+        link = _Link(
+            self._listener,
+            self._clock,
+            self.log,
+            (self.keepaliveInterval, self.keepaliveTimeout),
+            self._linkLost,
+        )
+        link.protocol = AMIProtocol(
+            link,
+            clock=self._clock,
+            actionIDs=self._actionIDs(),
+            timeout=self.actionTimeout,
+            maxFrame=self.maxFrame,
+            skipEvents=self.skipEvents,
+        )
+        return link
 
     def _transition(self, input: str) -> LinkState:
         try:
