@@ -1,0 +1,166 @@
+"""The sections about how the contact center works: calls, lookup, logins, agents.
+
+``[calls]`` (numbers and trunks), ``[lookup]`` (caller names), ``[auth]``
+(the first administrator, SSO, login throttling) and ``[agents]`` (ACW,
+statuses, the statistics day): the rules of the contact center, apart from
+the process plumbing in :mod:`ucs.config.service`. The kinds only these
+sections use (country code, dial prefix, time zone) live here with them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ucs.config.kinds import (
+    Kind,
+    _Invalid,
+    _wrong_type,
+    boolean,
+    choice,
+    integer,
+    number,
+    option,
+    string,
+    string_list,
+    table_list,
+)
+
+# --- kinds of values only these sections use --------------------------------
+
+
+def _country_code() -> Kind:
+    accepted = "a country calling code without '+', like \"420\" or \"1\""
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _wrong_type(v, accepted)
+        code = v.lstrip("+")
+        if not code.isdigit() or not 1 <= len(code) <= 3:
+            raise _Invalid(f"{v!r} is not a country calling code; use {accepted}")
+        import phonenumbers  # imported here: only when a config file is checked
+
+        if int(code) not in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            raise _Invalid(f"{v!r} is not an assigned country calling code; use {accepted}")
+        return code
+
+    return Kind(accepted, check, "string")
+
+
+def _dial_prefix() -> Kind:
+    accepted = "digits (or \"\" for none)"
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _wrong_type(v, accepted)
+        if v and not v.isdigit():
+            raise _Invalid(f"{v!r} is not digits; use {accepted}")
+        return v
+
+    return Kind(accepted, check, "string")
+
+
+def _timezone() -> Kind:
+    accepted = "an IANA time zone name such as 'Europe/Prague' or 'UTC'"
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _wrong_type(v, accepted)
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _Invalid(f"{v!r} is not a known time zone; use {accepted}") from None
+        return v
+
+    return Kind(accepted, check, "string")
+
+
+# --- the sections ------------------------------------------------------------
+
+
+@attrs.frozen
+class CallsConfig:
+    """How calls are read: numbers and which devices are trunks."""
+
+    country_code: str = option("420", _country_code(),
+                               "Country calling code of the PBX, for E.164 normalisation of national numbers.")
+    dial_prefix: str = option("", _dial_prefix(),
+                              "Digits agents dial to get an outside line (e.g. `0`), stripped before "
+                              "a number is normalised.")
+    trunks: tuple[str, ...] = option(
+        (), string_list("a list of device patterns like 'SIP/carrier*'"),
+        "Device patterns (shell-style: `*`, `?`, `[...]`) that are trunks, e.g. "
+        "`[\"SIP/carrier*\", \"PJSIP/trunk-*\"]`; every other device is a line. Empty (the default): "
+        "a device whose name after the technology is all digits (`SIP/1001`) is a line, any "
+        "other (`SIP/carrier`) a trunk.")
+    lines: tuple[str, ...] = option(
+        (), string_list("a list of device patterns like 'PJSIP/alice*'"),
+        "Device patterns that are always lines (agents' phones), checked before `trunks`.")
+
+
+@attrs.frozen
+class LookupConfig:
+    """Caller lookup: names for incoming numbers from a static table or an HTTP JSON service."""
+
+    directions: tuple[str, ...] = option(("INCOMING",), string_list("a list of INCOMING, OUTGOING, INTERNAL"),
+                                         "Which calls are looked up.")
+    normalized: bool = option(True, boolean(), "Look up the E.164 number (`+420…`) rather than as dialled.")
+    sources: tuple[dict[str, Any], ...] = option(
+        (), table_list("a list of tables, see docs/plugins.md (Caller lookup)"),
+        "Lookup sources asked in order, e.g. `[{ id = 1, type = \"static\", table = { \"+420777123456\" = "
+        "\"ACME\" } }, { id = 2, type = \"http\", url = \"https://crm/lookup?number={number}\" }]`.")
+
+
+@attrs.frozen
+class AuthConfig:
+    """Logging in: the first administrator, SSO tokens (seed 002) and brute-force throttling."""
+
+    admin_password: str = option("", string(),
+                                 "Password of the `admin` superuser created on first start; empty: a random "
+                                 "one is generated and printed once in the log.")
+    sso_secret: str = option("", string(),
+                             "Pre-shared secret of SSO tokens (`base64(sha1(secret + username + timestamp) "
+                             "+ username + timestamp)`, the timestamp in plain decimal seconds without a "
+                             "leading zero); empty: SSO login is refused (the demo uses `demo-sso-secret`).")
+    sso_window: float = option(120.0, number(1, 86400, "seconds"),
+                               "An SSO token is accepted once, and only while its timestamp is at most "
+                               "this far from UCS's clock.")
+    max_failures: int = option(5, integer(1, 1000),
+                               "Failed logins (wrong password or SSO token) of one user name from one address "
+                               "before that user must wait to log in from that address; other addresses and "
+                               "other users of the address are not affected.")
+    backoff: float = option(10.0, number(0.1, 86400, "seconds"),
+                            "The first wait after `max_failures`; each further failure doubles it, up to "
+                            "`lockout`.")
+    lockout: float = option(300.0, number(1, 86400, "seconds"),
+                            "The longest wait; failures are forgotten this long after the last one's wait "
+                            "ended, and `address_max_failures` counts over this period.")
+    address_max_failures: int = option(100, integer(1, 1_000_000),
+                                       "Failed logins from one address, whatever the user names, within "
+                                       "`lockout` seconds before that address must wait. Keep it well above "
+                                       "`max_failures`: a contact center's agents may all come from one NAT "
+                                       "address.")
+
+
+@attrs.frozen
+class AgentsConfig:
+    """Agents: after-call work, the first status after login, when the statistics day ends."""
+
+    acw_seconds: float = option(15.0, number(0, 3600, "seconds"),
+                                "After-call work after a queue call, before the agent is back to the "
+                                "status before the call (0: no ACW). The agent's queues are paused "
+                                "(reason ACW) as soon as they answer a queue call, their status still "
+                                "READY, so no next caller rings them between the call and ACW.")
+    initial_status: str = option("ready", choice("ready", "aux", "offline"),
+                                 "Status of an agent right after pairing a phone.")
+    timezone: str = option("UTC", _timezone(),
+                           "Time zone whose midnight resets the daily statistics.")
+    hook_timeout: float = option(5.0, number(0.01, 600, "seconds"),
+                                 "A plugin's status-change hook may take this long (it runs in a thread); "
+                                 "after that the requested change goes ahead and the hook is logged.")
+    confirm_timeout: float = option(5.0, number(0.1, 600, "seconds"),
+                                    "How long a status change waits for Asterisk's queue-member event "
+                                    "before it fails as not confirmed.")
