@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from ucs.ami.message import AMIParser, Message
@@ -96,6 +97,62 @@ def test_every_capture_leaves_no_phantoms() -> None:
         assert not pbx.channels, path.name
         assert not tracker.active_calls(), path.name
         assert not pbx.bridges, path.name
+
+
+def test_heard_channels_index_matches_a_scan_after_every_event() -> None:
+    """The per-linkedid count that spares a hangup a scan of every channel
+    (PBX._end_phantoms) equals the scan after every event: phantoms heard from
+    (FreePBX's filtered follow-me log ends three unheard ones) and Asterisk 11
+    relinks included."""
+    paths = [p for p in sorted(CAPTURES.glob("*.ami")) if p.name != "load_mixed.ami"]
+    paths += sorted((CAPTURES.parent / "foreign-ami").glob("*.ami"))
+    paths.append(CAPTURES.parent / "asterisk11_queue_call.ami")
+    never_heard: list[str] = []
+
+    class Unheard(PBXObserver):
+        def channel_hungup(self, ch, cause, cause_txt) -> None:  # type: ignore[no-untyped-def]
+            if cause_txt == "never heard from":
+                never_heard.append(ch.uniqueid)
+
+    for path in paths:
+        pbx, _, clock, _ = build()
+        pbx.observers.append(Unheard())
+        for m in AMIParser().feed(path.read_bytes()):
+            clock.observe(m)
+            pbx.feed(m)
+            scan = Counter(c.linkedid for c in pbx.channels.values() if not c.phantom)
+            assert pbx._heard_in == dict(scan), (path.name, m)
+    assert len(never_heard) == 3
+
+
+def test_phantoms_outlive_the_caller_while_a_heard_channel_of_the_call_is_up() -> None:
+    """A filtered log: A dials B and C, known only from A's DialBegin (phantoms).
+    B then speaks for itself; when A hangs up, C stays while B is up, and is
+    ended ("never heard from") when B hangs up."""
+    pbx, _, clock, _ = build()
+    ended: list[tuple[str, str]] = []
+
+    class Hungup(PBXObserver):
+        def channel_hungup(self, ch, cause, cause_txt) -> None:  # type: ignore[no-untyped-def]
+            ended.append((ch.name, cause_txt))
+
+    pbx.observers.append(Hungup())
+
+    def dial(dest: str, uid: str) -> Message:
+        return {"Event": "DialBegin", "Channel": "SIP/a-1", "Uniqueid": "1.1", "Linkedid": "1.1",
+                "DestChannel": dest, "DestUniqueid": uid, "DestLinkedid": "1.1"}
+
+    feed(pbx, clock, [
+        {"Event": "Newchannel", "Channel": "SIP/a-1", "Uniqueid": "1.1", "Linkedid": "1.1", "ChannelState": "4"},
+        dial("SIP/b-2", "1.2"),
+        dial("SIP/c-3", "1.3"),
+        {"Event": "Newstate", "Channel": "SIP/b-2", "Uniqueid": "1.2", "Linkedid": "1.1", "ChannelState": "6"},
+        {"Event": "Hangup", "Channel": "SIP/a-1", "Uniqueid": "1.1", "Linkedid": "1.1", "Cause": "16"},
+    ])
+    assert ended == [("SIP/a-1", "")] and set(pbx.channels) == {"1.2", "1.3"}
+    feed(pbx, clock, [{"Event": "Hangup", "Channel": "SIP/b-2", "Uniqueid": "1.2", "Linkedid": "1.1", "Cause": "16"}])
+    assert ended[1:] == [("SIP/b-2", ""), ("SIP/c-3", "never heard from")]
+    assert not pbx.channels and not pbx._heard_in
 
 
 def test_hold_by_redirect_and_mute_are_seen() -> None:
