@@ -6,6 +6,14 @@ called, and assembles the service tree in :attr:`UCSServer.service`. A
 component takes the container (or the few things it needs from it) in its
 constructor; nothing is a module-level singleton.
 
+This module is the container only: which component gets which others, and
+who hears what in which order (:meth:`UCSServer._wire`).  What the container
+uses but is not its job lives beside it: running the service tree
+(:mod:`ucs.lifecycle`, :class:`UCSService`, re-exported here), the store's
+service and its stand-in until it opens (:mod:`ucs.store.service`), the AMI
+client built from ``[ami]`` (:mod:`ucs.pbx.connection`) and the demo's
+simulated PBX (:mod:`ucs.demo_pbx`).
+
 Start-up order (see :class:`UCSService`):
 
 1. the store opens (``[store] url``) and migrates its schema;
@@ -22,22 +30,16 @@ to reach the store, then the store closes.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
-from twisted.application.internet import backoffPolicy
-from twisted.application.service import MultiService, Service
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.interfaces import IStreamClientEndpoint
-from zope.interface import implementer
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-import ucs
 from ucs import demo, iserver
 from ucs.agents import api as agents_api
 from ucs.agents.service import Agents
@@ -58,6 +60,7 @@ from ucs.calls.control import CallControl
 from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
 from ucs.calls.tracker import CallTracker
 from ucs.config import Config, ConfigError
+from ucs.demo_pbx import build_demo_pbx
 from ucs.lookup import api as lookup_api
 from ucs.lookup.calls import CallerLookup
 from ucs.lookup.service import LookupService
@@ -71,142 +74,17 @@ from ucs.web.service import WebService
 from ucs.constants import Role
 from ucs.directory import api as directory_api
 from ucs.directory.directory import Directory
+from ucs.lifecycle import Lifecycle, UCSService
 from ucs.metrics import Metrics
+from ucs.pbx.connection import build_ami_client
 from ucs.pbx.link import PBXLink
-from ucs.pbx.pbx import NOISE_EVENTS, PBX
-from ucs.store import Store, StoreError, open_store
+from ucs.pbx.pbx import PBX
+from ucs.store import Store, StoreError
+from ucs.store.service import StoreProxy, StoreService
+
+__all__ = ["UCSServer", "UCSService"]  # UCSService lives in ucs.lifecycle
 
 log = Logger(namespace="ucs.server")
-
-
-class StoreService(Service):
-    """Opens the store when started, closes it when stopped."""
-
-    def __init__(self, config: Config, reactor: Any,
-                 observe: Callable[[str, str, float], None] | None = None) -> None:
-        self.setName("store")
-        self._config = config
-        self._reactor = reactor
-        self._observe = observe
-        self.store: Store | None = None
-        self._opening: Deferred[Store] | None = None
-        self._waiters: list[Deferred[Store]] = []
-        self._failure: Failure | None = None
-
-    def startService(self) -> None:
-        super().startService()
-        # The reactor is also the clock the store stamps its rows with (saved, updated).
-        self._opening = open_store(self._config.store.url, self._reactor, pool_size=self._config.store.pool_size,
-                                   clock=self._reactor)
-        self._opening.addCallbacks(self._opened, self._failed)
-
-    def _opened(self, store: Store) -> None:
-        store.observe = self._observe
-        self.store = store
-        log.info("store open: {url} (schema version {v})", url=str(store.url), v=store.schema_version)
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(store)
-
-    def _failed(self, failure: Failure) -> None:
-        self._failure = failure
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.errback(failure)
-
-    def when_open(self) -> Deferred[Store]:
-        """Fires with the open :class:`Store` (at once if it is open already)."""
-        d: Deferred[Store] = Deferred()
-        if self.store is not None:
-            d.callback(self.store)
-        elif self._failure is not None:
-            d.errback(self._failure)
-        else:
-            self._waiters.append(d)
-        return d
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        return Deferred.fromCoroutine(self._close())
-
-    async def _close(self) -> None:
-        if self._opening is not None and self.store is None and self._failure is None:
-            try:
-                await self.when_open()
-            except Exception:
-                return
-        store, self.store = self.store, None
-        if store is not None:
-            await store.close()
-            log.info("store closed: {url}", url=str(store.url))
-
-
-#: The cyclic GC's thresholds once UCS runs.  With the default (700, 10, 10)
-#: objects that live a moment longer than usual (a message in flight, a call's
-#: Deferreds) are promoted to the oldest generation, which then grows by a
-#: quarter every few seconds under load and is walked whole: a pause of 0.3 s
-#: at 5,000 sessions, several times a minute.  Young collections every 10,000
-#: allocations let those objects die young; the old generation is looked at
-#: after 100 middle collections at the earliest (bench/README.md: measured).
-GC_THRESHOLDS = (10_000, 10, 100)
-
-
-class UCSService(MultiService):
-    """The root of UCS's service tree: the store first, then everything else."""
-
-    def __init__(self, server: UCSServer) -> None:
-        super().__init__()
-        self.setName("ucs")
-        self._server = server
-        self._starting: Deferred[None] | None = None
-
-    def startService(self) -> None:
-        Service.startService(self)
-        self._server._log_startup()
-        self._starting = Deferred.fromCoroutine(self._start())
-        self._starting.addErrback(self._server._fatal)
-
-    def whenStarted(self) -> Deferred[None]:
-        """Fires once every service has started (at once if that is done);
-        call it after :meth:`startService`."""
-        if self._starting is None:
-            raise RuntimeError("UCSService.whenStarted() before startService()")
-        d: Deferred[None] = Deferred()
-
-        def tell(result: Any) -> Any:
-            d.callback(None)
-            return result
-
-        self._starting.addBoth(tell)
-        return d
-
-    async def _start(self) -> None:
-        store_service = self.getServiceNamed("store")
-        store_service.startService()
-        await store_service.when_open()
-        for svc in self:
-            if not self.running:  # stopped while the store was opening
-                return
-            if svc is not store_service and not svc.running:
-                started = svc.startService()
-                if isinstance(started, Deferred):
-                    await started  # e.g. the directory and agents, before the AMI link
-        log.info("UCS started")
-        gc.collect()  # what start-up built (directory, modules) lives on: no collection walks it again
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
-
-    def stopService(self) -> Deferred[None]:
-        Service.stopService(self)
-        return Deferred.fromCoroutine(self._stop())
-
-    async def _stop(self) -> None:
-        store_service = self.getServiceNamed("store")
-        others = [s for s in reversed(list(self)) if s is not store_service and s.running]
-        await DeferredList([maybeDeferred(s.stopService) for s in others], consumeErrors=True)
-        await self._server._flush_cdrs()
-        if store_service.running:
-            await store_service.stopService()
 
 
 class UCSServer:
@@ -266,32 +144,20 @@ class UCSServer:
     def _build_services(self, root: MultiService) -> None:
         """Add every child service to ``root``, in start order (the store always first)."""
         self.get_store_service().setServiceParent(root)
-        _Lifecycle("domain", self._start_domain, self._stop_domain).setServiceParent(root)
+        Lifecycle("domain", self._start_domain, self._stop_domain).setServiceParent(root)
         if self.config.demo.enabled:
             self._build_demo_pbx(root)
         self.get_ami_client().setServiceParent(root)
         self.get_web_service().setServiceParent(root)
         self._iserver = iserver.install(self, root)
         self.get_plugin_host().setServiceParent(root)  # last: plugins start when all else runs
+
     def _build_demo_pbx(self, root: MultiService) -> None:
         """The simulated PBX (``ucs.sim``), started before the AMI client, which
-        then connects to it instead of ``[ami]``."""
-        if self._given_demo_pbx is not None:
-            self._add_demo_pbx(root, self._given_demo_pbx)
-            return
-        from ucs.sim.service import SimService
-
-        d = self.config.demo
-        # Phones ring long enough for a person to press answer in the agent bar.
-        svc = SimService(port=d.port, phones=d.phones, call_rate=d.call_rate, reactor=self._reactor,
-                         demo_options={"answer_after": (8.0, 14.0)})
-        if svc.demo is None:  # no simulated callers: the phones still answer from the bar
-            for device, line in svc.sim.lines.items():
-                if not line.trunk:
-                    svc.sim.phone(device).set_behaviour(remote_answer=True)
-        self._add_demo_pbx(root, svc)
-
-    def _add_demo_pbx(self, root: MultiService, svc: Any) -> None:
+        then connects to it instead of ``[ami]`` (:mod:`ucs.demo_pbx` builds it)."""
+        svc = self._given_demo_pbx
+        if svc is None:
+            svc = build_demo_pbx(self.config, self._reactor)
         svc.setName("demo-pbx")
         svc.setServiceParent(root)
         self._demo_pbx = svc
@@ -413,7 +279,7 @@ class UCSServer:
 
     def get_store_proxy(self) -> Any:
         """The store for components built before it opens: each call waits for it."""
-        return _StoreProxy(self)
+        return StoreProxy(self.when_store_open)
 
     def get_directory(self) -> Directory:
         if self._directory is None:
@@ -590,17 +456,7 @@ class UCSServer:
     def get_ami_client(self) -> AMIClient:
         """The AMI client, built once from ``[ami]`` (or the demo PBX's address)."""
         if self._ami is None:
-            a = self.config.ami
-            endpoint = _LateTCPEndpoint(self._reactor, self._ami_address)
-            events: bool | str = {"on": True, "off": False}.get(a.events, a.events)
-            self._ami = AMIClient(
-                endpoint, *self._ami_credentials(), self.get_pbx_link(),
-                clock=self._reactor, events=events, authType=a.auth,  # type: ignore[arg-type]
-                keepaliveInterval=a.ping_interval or None, actionTimeout=a.action_timeout,
-                retryPolicy=backoffPolicy(initialDelay=a.reconnect_min_delay, maxDelay=a.reconnect_max_delay),
-                skipEvents=NOISE_EVENTS,
-            )
-            self._ami.setName("ami")
+            self._ami = build_ami_client(self.config, self._reactor, self.get_pbx_link(), self._ami_address)
         return self._ami
 
     async def _flush_cdrs(self, timeout: float = 10.0) -> None:
@@ -623,33 +479,7 @@ class UCSServer:
             return self._demo_address()
         return self.config.ami.host, self.config.ami.port
 
-    def _ami_credentials(self) -> tuple[str, str]:
-        if self.config.demo.enabled:
-            from ucs.sim.lab import AMI_USER
-
-            return AMI_USER
-        return self.config.ami.username, self.config.ami.secret
-
     # --- start-up ----------------------------------------------------------------------
-
-    def _log_startup(self) -> None:
-        c = self.config
-        log.info("UCS {version} starting; config: {source}", version=ucs.__version__,
-                 source=c.source or "built-in defaults")
-        log.info("store: {url}", url=_redacted_store_url(c.store.url))
-        if c.demo.enabled:
-            log.info("AMI: the simulated PBX (demo mode, {rate:g} calls/min, {phones} phones)",
-                     rate=c.demo.call_rate, phones=c.demo.phones)
-        else:
-            log.info("AMI: connecting to {host}:{port} as {user} ({auth} login)",
-                     host=c.ami.host, port=c.ami.port, user=c.ami.username, auth=c.ami.auth)
-            if not c.ami.secret:
-                log.warn("ami.secret is empty: Asterisk will refuse the login; set the manager.conf "
-                         "user's secret in the config")
-        scheme = "https" if c.web.tls_cert else "http"
-        host = f"[{c.web.listen}]" if ":" in c.web.listen else c.web.listen
-        log.info("web: {url} (agent bar {url}operator/operator-v4.0.0.js, demo CRM page {url}demo/)",
-                 url=f"{scheme}://{host}:{c.web.port}/")
 
     def _fatal(self, failure: Failure) -> None:
         if failure.check(StoreError):
@@ -665,56 +495,3 @@ class UCSServer:
 def _present(*observers: Any) -> list[Any]:
     """The observers built so far, in the order given."""
     return [o for o in observers if o is not None]
-
-
-def _redacted_store_url(url: str) -> str:
-    from ucs.store.url import redact
-
-    return redact(url)
-
-
-@implementer(IStreamClientEndpoint)
-class _LateTCPEndpoint:
-    """A TCP endpoint whose address is looked up at each connection attempt."""
-
-    def __init__(self, reactor: Any, address: Callable[[], tuple[str, int]]) -> None:
-        self._reactor = reactor
-        self._address = address
-
-    def connect(self, factory: Any) -> Deferred[Any]:
-        host, port = self._address()
-        return TCP4ClientEndpoint(self._reactor, host, port, timeout=10).connect(factory)
-
-
-class _StoreProxy:
-    """Stands for the store until it opens: every method call waits for it."""
-
-    def __init__(self, server: UCSServer) -> None:
-        self._server = server
-
-    def __getattr__(self, name: str) -> Any:
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            store = await self._server.when_store_open()
-            return await getattr(store, name)(*args, **kwargs)
-
-        def method(*args: Any, **kwargs: Any) -> Deferred[Any]:
-            return Deferred.fromCoroutine(call(*args, **kwargs))
-
-        return method
-
-
-class _Lifecycle(Service):
-    """A service made of an ``async`` start and stop."""
-
-    def __init__(self, name: str, start: Callable[[], Any], stop: Callable[[], Any]) -> None:
-        self.setName(name)
-        self._start = start
-        self._stop = stop
-
-    def startService(self) -> Deferred[None]:  # type: ignore[override]
-        super().startService()
-        return Deferred.fromCoroutine(self._start())
-
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        return Deferred.fromCoroutine(self._stop())
