@@ -4,11 +4,11 @@ Response texts are those of Asterisk 20 (chan_sip, app_queue) as the
 captures show them; a handler returns the bytes of the response (and of the
 event list it announces), or a Deferred of them for a synchronous Originate.
 
-Why this module is over 600 lines (issue 15): it is one short handler per AMI
-action (about 40, ``a_<action>``, found by name in ``dispatch``) and nothing
-else; the PJSIP ones are in :mod:`ucs.sim.pjsip`.  The chan_sip and queue
-handlers could follow them into modules of their own once the response
-helpers (``ok``, ``error``, ``list_start``...) stand apart from this class.
+Here are the session, channel and system actions and ``dispatch``, which
+finds a handler (``a_<action>``) by name; the queue actions are in
+:mod:`ucs.sim.queue_actions`, chan_sip's in :mod:`ucs.sim.sip_actions`,
+PJSIP's in :mod:`ucs.sim.pjsip`, the shapes of a response they all use in
+:mod:`ucs.sim.respond`.
 """
 
 from __future__ import annotations
@@ -21,24 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
-from ucs.sim.model import Channel
 from ucs.sim.pbx import Sim, SimError
 from ucs.sim.pjsip import PjsipActions
+from ucs.sim.queue_actions import QueueActions
 from ucs.sim.queues import QueueError
-from ucs.sim.wire import (
-    CLASSES,
-    bridge_block,
-    channel_block,
-    class_mask,
-    clean,
-    frame,
-)
+from ucs.sim.respond import ActionMessage, true_value, variables
+from ucs.sim.sip_actions import SipActions
+from ucs.sim.wire import CLASSES, bridge_block, channel_block, class_mask, frame
 from ucs.sim.xfer import XferError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ucs.sim.server import AMISession
-
-Pairs = list[tuple[str, object]]
 
 #: The actions the simulator answers, as Asterisk spells them.
 ACTION_NAMES = (
@@ -49,30 +42,6 @@ ACTION_NAMES = (
     "QueuePause", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPnotify", "SIPpeers",
     "SIPshowpeer", "Setvar", "Status",
 )  # fmt: skip
-
-
-class ActionMessage:
-    """An action as received: header names are case-insensitive, some repeat."""
-
-    __slots__ = ("headers",)
-
-    def __init__(self, headers: dict[str, list[str]]) -> None:
-        self.headers = headers
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        v = self.headers.get(name.lower())
-        return clean(v[0]) if v else default
-
-    def getall(self, name: str) -> list[str]:
-        return [clean(v) for v in self.headers.get(name.lower(), [])]
-
-    def aid(self) -> Pairs:
-        v = self.headers.get("actionid")
-        return [("ActionID", clean(v[0]))] if v else []
-
-
-def _true(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("true", "yes", "1", "on", "y", "t")
 
 
 def _hms(seconds: float) -> str:
@@ -90,7 +59,7 @@ def parse_callerid(text: str) -> tuple[str, str]:
     return text.strip(), ""
 
 
-class Actions(PjsipActions):
+class Actions(QueueActions, SipActions, PjsipActions):
     """The action handlers; ``dispatch`` picks one by the ``Action:`` header."""
 
     #: Actions allowed before Login.
@@ -129,31 +98,6 @@ class Actions(PjsipActions):
         except (SimError, QueueError, XferError) as e:
             return self.error(m, str(e))
 
-    @staticmethod
-    def ok(m: ActionMessage, message: str | None = None, *extra: tuple[str, object]) -> bytes:
-        pairs: Pairs = [("Response", "Success"), *m.aid()]
-        if message is not None:
-            pairs.append(("Message", message))
-        pairs.extend(extra)
-        return frame(*pairs)
-
-    @staticmethod
-    def error(m: ActionMessage, message: str) -> bytes:
-        return frame(("Response", "Error"), *m.aid(), ("Message", message))
-
-    @staticmethod
-    def list_start(m: ActionMessage, message: str) -> bytes:
-        return frame(("Response", "Success"), *m.aid(), ("EventList", "start"), ("Message", message))
-
-    @staticmethod
-    def list_end(m: ActionMessage, event: str, count: int, *extra: tuple[str, object]) -> bytes:
-        return frame(("Event", event), *m.aid(), ("EventList", "Complete"), ("ListItems", count), *extra)
-
-    @staticmethod
-    def _aid_line(m: ActionMessage) -> str:
-        aid = m.aid()
-        return f"ActionID: {aid[0][1]}\r\n" if aid else ""
-
     def _bad_format(self, s: AMISession, action: str) -> None:
         local, remote = _addresses(s)
         self.sim.security_event(
@@ -162,9 +106,6 @@ class Actions(PjsipActions):
             f"LocalAddress: {local}\r\nRemoteAddress: {remote}\r\nRequestType: Action: {action}\r\n"
             f"SessionTV: {self.sim._eventtv()}\r\nAccountID: {s.username or ''}\r\n",
         )
-
-    def _channel(self, name: str | None) -> Channel | None:
-        return self.sim.find_channel(name) if name else None
 
     # ------------------------------------------------------------- session
 
@@ -243,130 +184,18 @@ class Actions(PjsipActions):
         proper = {n.lower(): n for n in ACTION_NAMES}
         return self.ok(m, None, *[(proper.get(n, n), "Simulated by ucs.sim.  (Priv: all)") for n in self.names])
 
-    # -------------------------------------------------------------- queues
-
-    def a_queueadd(self, s: AMISession, m: ActionMessage) -> bytes:
-        queue, iface = m.get("queue"), m.get("interface")
-        if not queue or not iface:
-            return self.error(m, "'Queue' and 'Interface' not specified.")
-        try:
-            penalty = int(m.get("penalty") or 0)
-        except ValueError:
-            return self.error(m, "Invalid penalty")
-        self.sim.queue_add(
-            queue,
-            iface,
-            m.get("membername") or "",
-            penalty=penalty,
-            paused=_true(m.get("paused")),
-            reason=m.get("reason") or "",
-            state_interface=m.get("stateinterface") or "",
-        )
-        return self.ok(m, "Added interface to queue")
-
-    def a_queueremove(self, s: AMISession, m: ActionMessage) -> bytes:
-        queue, iface = m.get("queue"), m.get("interface")
-        if not queue or not iface:
-            return self.error(m, "Need 'Queue' and 'Interface' parameters.")
-        self.sim.queue_remove(queue, iface)
-        return self.ok(m, "Removed interface from queue")
-
-    def a_queuepause(self, s: AMISession, m: ActionMessage) -> bytes:
-        iface, paused = m.get("interface"), m.get("paused")
-        if not iface:
-            return self.error(m, "Need 'Interface' parameter.")
-        if paused is None or paused == "":
-            return self.error(m, "Need 'Paused' parameter.")
-        p = _true(paused)
-        self.sim.queue_pause(iface, p, m.get("queue") or None, m.get("reason") or "")
-        return self.ok(m, "Interface paused successfully" if p else "Interface unpaused successfully")
-
-    def a_queuestatus(self, s: AMISession, m: ActionMessage) -> bytes:
-        sim = self.sim
-        only, member = m.get("queue"), m.get("member")
-        aid = self._aid_line(m)
-        out = [self.list_start(m, "Queue status will follow")]
-        n = 0
-        now = sim.now()
-        for q in sim.queues.values():
-            if only and q.name != only:
-                continue
-            out.append(
-                (
-                    f"Event: QueueParams\r\nQueue: {q.name}\r\nMax: 0\r\nStrategy: {q.strategy}\r\nCalls: {len(q.entries)}\r\n"
-                    f"Holdtime: {q.holdtime}\r\nTalkTime: {q.talktime}\r\nCompleted: {q.completed}\r\nAbandoned: {q.abandoned}\r\n"
-                    f"ServiceLevel: 0\r\nServicelevelPerf: 0.0\r\nServicelevelPerf2: 0.0\r\nWeight: 0\r\n{aid}\r\n"
-                ).encode()
-            )
-            n += 1
-            for mem in q.members.values():
-                if member and mem.iface != member and mem.name != member:
-                    continue
-                out.append(
-                    (
-                        f"Event: QueueMember\r\nQueue: {q.name}\r\nName: {mem.name}\r\nLocation: {mem.iface}\r\n"
-                        f"StateInterface: {mem.state_iface}\r\nMembership: dynamic\r\nPenalty: {mem.penalty}\r\n"
-                        f"CallsTaken: {mem.calls_taken}\r\nLastCall: {mem.last_call}\r\nLastPause: {mem.last_pause}\r\n"
-                        f"LoginTime: {mem.login_time}\r\nInCall: {1 if mem.in_call else 0}\r\nStatus: {mem.status}\r\n"
-                        f"Paused: {1 if mem.paused else 0}\r\nPausedReason: {mem.reason}\r\nWrapuptime: 0\r\n{aid}\r\n"
-                    ).encode()
-                )
-                n += 1
-            for pos, e in enumerate(q.entries, 1):
-                c = e.chan
-                out.append(
-                    (
-                        f"Event: QueueEntry\r\nQueue: {q.name}\r\nPosition: {pos}\r\nChannel: {c.name}\r\nUniqueid: {c.uniqueid}\r\n"
-                        f"CallerIDNum: {c.cid_num or 'unknown'}\r\nCallerIDName: {c.cid_name or 'unknown'}\r\n"
-                        f"ConnectedLineNum: {c.conn_num or 'unknown'}\r\nConnectedLineName: {c.conn_name or 'unknown'}\r\n"
-                        f"Wait: {int(now - e.joined)}\r\nPriority: 0\r\n{aid}\r\n"
-                    ).encode()
-                )
-                n += 1
-        out.append(self.list_end(m, "QueueStatusComplete", n))
-        return b"".join(out)
-
-    def a_queuesummary(self, s: AMISession, m: ActionMessage) -> bytes:
-        sim = self.sim
-        only = m.get("queue")
-        aid = self._aid_line(m)
-        out = [self.list_start(m, "Queue summary will follow")]
-        n = 0
-        now = sim.now()
-        for q in sim.queues.values():
-            if only and q.name != only:
-                continue
-            logged = len(q.members)
-            avail = sum(1 for mem in q.members.values() if not mem.paused and mem.status in (0, 1))
-            longest = max((int(now - e.joined) for e in q.entries), default=0)
-            out.append(
-                (
-                    f"Event: QueueSummary\r\nQueue: {q.name}\r\nLoggedIn: {logged}\r\nAvailable: {avail}\r\n"
-                    f"Callers: {len(q.entries)}\r\nHoldTime: {q.holdtime}\r\nTalkTime: {q.talktime}\r\n"
-                    f"LongestHoldTime: {longest}\r\n{aid}\r\n"
-                ).encode()
-            )
-            n += 1
-        out.append(self.list_end(m, "QueueSummaryComplete", n))
-        return b"".join(out)
-
     # ------------------------------------------------------------ channels
 
     def a_coreshowchannels(self, s: AMISession, m: ActionMessage) -> bytes:
         sim = self.sim
-        aid = self._aid_line(m)
-        out = [self.list_start(m, "Channels will follow")]
+        aid = self.aid_line(m)
         now = sim.now()
-        chans = list(sim.channels.values())
-        for c in chans:
-            out.append(
-                (
-                    f"Event: CoreShowChannel\r\n{aid}{channel_block(c)}Application: {c.app}\r\nApplicationData: {c.appdata}\r\n"
-                    f"Duration: {_hms(now - c.created)}\r\nBridgeId: {c.bridge.id if c.bridge else ''}\r\n\r\n"
-                ).encode()
-            )
-        out.append(self.list_end(m, "CoreShowChannelsComplete", len(chans)))
-        return b"".join(out)
+        items = [
+            f"Event: CoreShowChannel\r\n{aid}{channel_block(c)}Application: {c.app}\r\nApplicationData: {c.appdata}\r\n"
+            f"Duration: {_hms(now - c.created)}\r\nBridgeId: {c.bridge.id if c.bridge else ''}\r\n\r\n"
+            for c in sim.channels.values()
+        ]
+        return self.event_list(m, "Channels will follow", "CoreShowChannelsComplete", items)
 
     def a_status(self, s: AMISession, m: ActionMessage) -> bytes:
         sim = self.sim
@@ -378,23 +207,20 @@ class Actions(PjsipActions):
             chans = [c]
         else:
             chans = list(sim.channels.values())
-        aid = self._aid_line(m)
-        out = [self.list_start(m, "Channel status will follow")]
+        aid = self.aid_line(m)
         now = sim.now()
+        items: list[str] = []
         for c in chans:
             slin = c.moh
-            out.append(
-                (
+            items.append(
                     f"Event: Status\r\nPrivilege: Call\r\n{channel_block(c)}Type: {c.tech}\r\nDNID: {c.dnid}\r\n"
                     f"EffectiveConnectedLineNum: {c.conn_num or '<unknown>'}\r\nEffectiveConnectedLineName: {c.conn_name or '<unknown>'}\r\n"
                     f"TimeToHangup: 0\r\nBridgeID: {c.bridge.id if c.bridge else ''}\r\nApplication: {c.app}\r\nData: {c.appdata}\r\n"
                     f"Nativeformats: (ulaw)\r\nReadformat: ulaw\r\nReadtrans: \r\nWriteformat: {'slin' if slin else 'ulaw'}\r\n"
                     f"Writetrans: {'(slin@8000)->(ulaw@8000)' if slin else ''}\r\nCallgroup: 0\r\nPickupgroup: 0\r\n"
                     f"Seconds: {int(now - c.created)}\r\n{aid}\r\n"
-                ).encode()
             )
-        out.append(self.list_end(m, "StatusComplete", len(chans), ("Items", len(chans))))
-        return b"".join(out)
+        return self.event_list(m, "Channel status will follow", "StatusComplete", items, ("Items", len(chans)))
 
     def a_hangup(self, s: AMISession, m: ActionMessage) -> bytes:
         name = m.get("channel")
@@ -413,14 +239,12 @@ class Actions(PjsipActions):
             except re.error:
                 return self.error(m, "Invalid regex")
             hit = [c for c in sim.channels.values() if rx.search(c.name)]
-            aid = self._aid_line(m)
-            out = [self.list_start(m, "Channels hung up will follow")]
-            for c in hit:
-                out.append(f"Event: ChannelHungup\r\nChannel: {c.name}\r\n{aid}\r\n".encode())
-            out.append(self.list_end(m, "ChannelsHungupListComplete", len(hit)))
+            aid = self.aid_line(m)
+            items = [f"Event: ChannelHungup\r\nChannel: {c.name}\r\n{aid}\r\n" for c in hit]
+            out = self.event_list(m, "Channels hung up will follow", "ChannelsHungupListComplete", items)
             for c in hit:
                 sim.hangup_channel(c, cause)
-            return b"".join(out)
+            return out
         target = self._channel(name)
         if target is None:
             return self.error(m, "No such channel")
@@ -446,13 +270,7 @@ class Actions(PjsipActions):
         except ValueError:
             return self.error(m, "Invalid timeout")
         callerid = parse_callerid(m.get("callerid") or "") if m.get("callerid") else None
-        variables: dict[str, str] = {}
-        for v in m.getall("variable"):
-            for part in v.split(","):
-                k, _, val = part.partition("=")
-                if k.strip():
-                    variables[k.strip()] = val
-        async_ = _true(m.get("async"))
+        async_ = true_value(m.get("async"))
         aid = m.aid()
         d: defer.Deferred[bytes] = defer.Deferred()
 
@@ -469,7 +287,7 @@ class Actions(PjsipActions):
             data=m.get("data") or "",
             callerid=callerid,
             timeout=timeout,
-            variables=variables,
+            variables=variables(m),
             action_id=str(aid[0][1]) if aid else None,
             async_=async_,
             on_result=result,
@@ -660,135 +478,20 @@ class Actions(PjsipActions):
         return self.ok(m, "Command output follows", *[("Output", line) for line in lines])
 
     def a_devicestatelist(self, s: AMISession, m: ActionMessage) -> bytes:
-        aid = self._aid_line(m)
-        out = [self.list_start(m, "Device State Changes will follow")]
-        items = list(self.sim.devices.items())
-        for dev, state in items:
-            out.append(f"Event: DeviceStateChange\r\n{aid}Device: {dev}\r\nState: {state}\r\n\r\n".encode())
-        out.append(self.list_end(m, "DeviceStateListComplete", len(items)))
-        return b"".join(out)
+        aid = self.aid_line(m)
+        items = [
+            f"Event: DeviceStateChange\r\n{aid}Device: {dev}\r\nState: {state}\r\n\r\n"
+            for dev, state in self.sim.devices.items()
+        ]
+        return self.event_list(m, "Device State Changes will follow", "DeviceStateListComplete", items)
 
     def a_extensionstatelist(self, s: AMISession, m: ActionMessage) -> bytes:
         return self.error(m, "No dialplan hints are available")
 
     def a_bridgelist(self, s: AMISession, m: ActionMessage) -> bytes:
-        aid = self._aid_line(m)
-        out = [self.list_start(m, "Bridge listing will follow")]
-        bridges = list(self.sim.bridges.values())
-        for b in bridges:
-            out.append(f"Event: BridgeListItem\r\n{aid}{bridge_block(b)}\r\n".encode())
-        out.append(self.list_end(m, "BridgeListComplete", len(bridges)))
-        return b"".join(out)
-
-    # ------------------------------------------------------------ chan_sip
-
-    def a_sippeers(self, s: AMISession, m: ActionMessage) -> bytes:
-        aid = self._aid_line(m)
-        out = [self.list_start(m, "Peer status list will follow")]
-        peers = [ln for ln in sorted(self.sim.lines.values(), key=lambda ln: ln.peer) if ln.tech == "SIP" and (ln.reachable or not ln.dynamic)]
-        for ln in peers:
-            out.append(
-                (
-                    f"Event: PeerEntry\r\n{aid}Channeltype: SIP\r\nObjectName: {ln.peer}\r\nChanObjectType: peer\r\n"
-                    f"IPaddress: {ln.ip or '-none-'}\r\nIPport: {ln.port}\r\nDynamic: {'yes' if ln.dynamic else 'no'}\r\n"
-                    f"AutoForcerport: yes\r\nForcerport: no\r\nAutoComedia: no\r\nComedia: no\r\nVideoSupport: no\r\n"
-                    f"TextSupport: no\r\nACL: no\r\nStatus: Unmonitored\r\nRealtimeDevice: no\r\nDescription: \r\n"
-                    f"Accountcode: \r\n\r\n"
-                ).encode()
-            )
-        out.append(self.list_end(m, "PeerlistComplete", len(peers)))
-        return b"".join(out)
-
-    def a_sipnotify(self, s: AMISession, m: ActionMessage) -> bytes:
-        channel = m.get("channel")
-        if not channel:
-            return self.error(m, "SIPNotify requires a channel name")
-        variables: dict[str, str] = {}
-        for v in m.getall("variable"):
-            for part in v.split(","):
-                k, _, val = part.partition("=")
-                if k.strip():
-                    variables[k.strip()] = val.strip()
-        self.sim.sip_notify(channel, variables)
-        return self.ok(m, "Notify Sent")
-
-    def a_sipshowpeer(self, s: AMISession, m: ActionMessage) -> bytes:
-        peer = m.get("peer")
-        if not peer:
-            return self.error(m, "Peer: <name> missing.")
-        ln = self.sim.lines.get(f"SIP/{peer}")
-        if ln is None:
-            return self.error(m, "Peer not found")
-        sim = self.sim
-        expire = -1
-        if ln.dynamic and ln.registered and ln.reg_expires_at is not None:
-            expire = max(0, int(ln.reg_expires_at - sim.now()))
-        callerid = f'"{ln.display}" <{ln.number}>' if ln.display else (f"<{ln.number}>" if ln.number else "")
-        return self.ok(
-            m,
-            None,
-            ("Channeltype", "SIP"),
-            ("ObjectName", ln.peer),
-            ("ChanObjectType", "peer"),
-            ("SecretExist", "Y" if ln.secret else "N"),
-            ("RemoteSecretExist", "N"),
-            ("MD5SecretExist", "N"),
-            ("Context", ln.context),
-            ("Language", ""),
-            ("ToneZone", "<Not set>"),
-            ("AMAflags", "Unknown"),
-            ("CID-CallingPres", "Presentation Allowed, Not Screened"),
-            ("Callgroup", ""),
-            ("Pickupgroup", ""),
-            ("Named Callgroup", ""),
-            ("Named Pickupgroup", ""),
-            ("MOHSuggest", ""),
-            ("VoiceMailbox", ""),
-            ("TransferMode", "open"),
-            ("LastMsgsSent", -1 if ln.dynamic else 0),
-            ("Maxforwards", 0),
-            ("Call-limit", ln.call_limit),
-            ("Busy-level", 0),
-            ("MaxCallBR", "384 kbps"),
-            ("Dynamic", "Y" if ln.dynamic else "N"),
-            ("Callerid", callerid),
-            ("RegExpire", f"{expire} seconds"),
-            ("SIP-AuthInsecure", "no" if ln.dynamic else "port,invite"),
-            ("SIP-Forcerport", "a"),
-            ("SIP-Comedia", "N"),
-            ("ACL", "N"),
-            ("SIP-CanReinvite", "N"),
-            ("SIP-DirectMedia", "N"),
-            ("SIP-PromiscRedir", "N"),
-            ("SIP-UserPhone", "N"),
-            ("SIP-VideoSupport", "N"),
-            ("SIP-TextSupport", "N"),
-            ("SIP-T.38Support", "N"),
-            ("SIP-T.38EC", "Unknown"),
-            ("SIP-T.38MaxDtgrm", 4294967295),
-            ("SIP-Sess-Timers", "Accept"),
-            ("SIP-Sess-Refresh", "uas"),
-            ("SIP-Sess-Expires", 1800),
-            ("SIP-Sess-Min", 90),
-            ("SIP-RTP-Engine", "asterisk"),
-            ("SIP-Encryption", "N"),
-            ("SIP-RTCP-Mux", "N"),
-            ("SIP-DTMFmode", "rfc2833"),
-            ("ToHost", ln.static_ip or ""),
-            ("Address-IP", ln.ip if ln.reachable else "(null)"),
-            ("Address-Port", ln.port if ln.reachable else 0),
-            ("Default-addr-IP", "(null)"),
-            ("Default-addr-port", 0),
-            ("Default-Username", ln.peer if ln.dynamic else ""),
-            ("Codecs", "(ulaw)"),
-            ("Status", "Unmonitored"),
-            ("SIP-Useragent", ln.useragent),
-            ("Reg-Contact", ln.reg_contact),
-            ("QualifyFreq", "60000 ms"),
-            ("Parkinglot", ""),
-            ("SIP-Use-Reason-Header", "N"),
-            ("Description", ""),
-        )
+        aid = self.aid_line(m)
+        items = [f"Event: BridgeListItem\r\n{aid}{bridge_block(b)}\r\n" for b in self.sim.bridges.values()]
+        return self.event_list(m, "Bridge listing will follow", "BridgeListComplete", items)
 
 
 def _addresses(s: AMISession) -> tuple[str, str]:

@@ -13,10 +13,9 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from ucs.sim.model import PJSIP_PORT, Line, SimError
-from ucs.sim.pbx import Sim
+from ucs.sim.respond import ActionMessage, Handlers
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ucs.sim.actions import ActionMessage
     from ucs.sim.server import AMISession
 
 #: ast_devstate_str: how res_pjsip spells a device state.
@@ -191,10 +190,8 @@ def _contacts(line: Line) -> str:
     return f"{line.peer}/{line.reg_contact}," if line.reachable and line.reg_contact else ""
 
 
-class PjsipActions:
-    """The PJSIP actions; ``self.sim`` and the list helpers come from Actions."""
-
-    sim: Sim
+class PjsipActions(Handlers):
+    """The PJSIP actions."""
 
     def _pjsip_lines(self) -> list[Line]:
         return sorted((ln for ln in self.sim.lines.values() if ln.tech == "PJSIP"), key=lambda ln: ln.peer)
@@ -216,60 +213,57 @@ class PjsipActions:
         return DEVSTATE_TEXT.get(self.sim.devices.get(line.device, "UNKNOWN"), "Unknown")
 
     def a_pjsipshowendpoints(self, s: AMISession, m: ActionMessage) -> bytes:
-        aid = self._aid_line(m)  # type: ignore[attr-defined]
-        out = [self.list_start(m, "A listing of Endpoints follows, presented as EndpointList events")]  # type: ignore[attr-defined]
+        aid = self.aid_line(m)
+        items: list[str] = []
         lines = self._pjsip_lines()
         for ln in lines:
-            out.append(
-                (
-                    f"Event: EndpointList\r\n{aid}ObjectType: endpoint\r\nObjectName: {ln.peer}\r\n"
-                    f"Transport: {ln.transport}\r\nAor: {ln.peer}\r\nAuths: {ln.peer + '-auth' if ln.secret else ''}\r\n"
-                    f"OutboundAuths: \r\nContacts: {_contacts(ln)}\r\nDeviceState: {self._devstate(ln)}\r\n"
-                    f"ActiveChannels: {self._active(ln)}\r\n\r\n"
-                ).encode()
+            items.append(
+                f"Event: EndpointList\r\n{aid}ObjectType: endpoint\r\nObjectName: {ln.peer}\r\n"
+                f"Transport: {ln.transport}\r\nAor: {ln.peer}\r\nAuths: {ln.peer + '-auth' if ln.secret else ''}\r\n"
+                f"OutboundAuths: \r\nContacts: {_contacts(ln)}\r\nDeviceState: {self._devstate(ln)}\r\n"
+                f"ActiveChannels: {self._active(ln)}\r\n\r\n"
             )
-        out.append(self.list_end(m, "EndpointListComplete", len(lines)))  # type: ignore[attr-defined]
-        return b"".join(out)
+        return self.event_list(
+            m, "A listing of Endpoints follows, presented as EndpointList events", "EndpointListComplete", items
+        )
 
     def a_pjsipshowcontacts(self, s: AMISession, m: ActionMessage) -> bytes:
-        aid = self._aid_line(m)  # type: ignore[attr-defined]
-        out = [self.list_start(m, "A listing of Contacts follows, presented as ContactList events")]  # type: ignore[attr-defined]
+        aid = self.aid_line(m)
+        items: list[str] = []
         # The contacts that registered; an AOR's static contact is not one.
         lines = [ln for ln in self._pjsip_lines() if ln.dynamic and ln.reachable]
         for ln in lines:
             expires = int(ln.reg_expires_at or 0)
-            out.append(
-                (
-                    f"Event: ContactList\r\n{aid}ObjectType: contact\r\nObjectName: {contact_id(ln)}\r\n"
-                    f"ViaAddr: {ln.ip}\r\nQualifyTimeout: 3.000000\r\nQualify2xxOnly: false\r\nCallId: {ln.reg_callid}\r\n"
-                    f"RegServer: \r\nPruneOnBoot: no\r\nPath: \r\nEndpoint: {ln.peer}\r\nViaPort: {ln.port}\r\n"
-                    f"AuthenticateQualify: no\r\nUri: {ln.reg_contact}\r\nQualifyFrequency: 0\r\nUserAgent: {ln.useragent}\r\n"
-                    f"ExpirationTime: {expires}\r\nOutboundProxy: \r\nStatus: NonQualified\r\nRoundtripUsec: N/A\r\n\r\n"
-                ).encode()
+            items.append(
+                f"Event: ContactList\r\n{aid}ObjectType: contact\r\nObjectName: {contact_id(ln)}\r\n"
+                f"ViaAddr: {ln.ip}\r\nQualifyTimeout: 3.000000\r\nQualify2xxOnly: false\r\nCallId: {ln.reg_callid}\r\n"
+                f"RegServer: \r\nPruneOnBoot: no\r\nPath: \r\nEndpoint: {ln.peer}\r\nViaPort: {ln.port}\r\n"
+                f"AuthenticateQualify: no\r\nUri: {ln.reg_contact}\r\nQualifyFrequency: 0\r\nUserAgent: {ln.useragent}\r\n"
+                f"ExpirationTime: {expires}\r\nOutboundProxy: \r\nStatus: NonQualified\r\nRoundtripUsec: N/A\r\n\r\n"
             )
-        out.append(self.list_end(m, "ContactListComplete", len(lines)))  # type: ignore[attr-defined]
-        return b"".join(out)
+        return self.event_list(
+            m, "A listing of Contacts follows, presented as ContactList events", "ContactListComplete", items
+        )
 
     def a_pjsipshowregistrationsinbound(self, s: AMISession, m: ActionMessage) -> bytes:
-        aid = self._aid_line(m)  # type: ignore[attr-defined]
-        out = [self.list_start(m, "Following are Events for each Inbound registration")]  # type: ignore[attr-defined]
+        aid = self.aid_line(m)
+        items: list[str] = []
         lines = self._pjsip_lines()
         for ln in lines:
             contacts = _contacts(ln)
-            out.append(
-                (
-                    f"Event: InboundRegistrationDetail\r\n{aid}ObjectType: aor\r\nObjectName: {ln.peer}\r\n{_AOR_FIELDS}"
-                    f"MaxContacts: {ln.max_contacts}\r\nAuthenticateQualify: false\r\nContact: {contacts.rstrip(',')}\r\n"
-                    f"MaximumExpiration: 7200\r\nQualifyFrequency: 0\r\nRemoveExisting: {'true' if ln.dynamic else 'false'}\r\n"
-                    f"OutboundProxy: \r\nContacts: {contacts}\r\n\r\n"
-                ).encode()
+            items.append(
+                f"Event: InboundRegistrationDetail\r\n{aid}ObjectType: aor\r\nObjectName: {ln.peer}\r\n{_AOR_FIELDS}"
+                f"MaxContacts: {ln.max_contacts}\r\nAuthenticateQualify: false\r\nContact: {contacts.rstrip(',')}\r\n"
+                f"MaximumExpiration: 7200\r\nQualifyFrequency: 0\r\nRemoveExisting: {'true' if ln.dynamic else 'false'}\r\n"
+                f"OutboundProxy: \r\nContacts: {contacts}\r\n\r\n"
             )
-        out.append(self.list_end(m, "InboundRegistrationDetailComplete", len(lines)))  # type: ignore[attr-defined]
-        return b"".join(out)
+        return self.event_list(
+            m, "Following are Events for each Inbound registration", "InboundRegistrationDetailComplete", items
+        )
 
     def a_pjsipshowendpoint(self, s: AMISession, m: ActionMessage) -> bytes:
         ln = self._endpoint(m)
-        aid = self._aid_line(m)  # type: ignore[attr-defined]
+        aid = self.aid_line(m)
         name = ln.peer
         auth = f"{name}-auth" if ln.secret else ""
         callerid = f'"{ln.display}" <{ln.number}>' if ln.display else f"<{ln.number}>"
@@ -312,9 +306,9 @@ class PjsipActions:
             f"OutboundProxy: \r\nTotalContacts: {n}\r\nContactsRegistered: {n if ln.dynamic else 0}\r\n"
             f"EndpointName: {name}\r\n\r\n"
         )
-        head = self.list_start(m, "Following are Events for each object associated with the Endpoint")  # type: ignore[attr-defined]
-        tail = self.list_end(m, "EndpointDetailComplete", len(items))  # type: ignore[attr-defined]
-        return head + "".join(items).encode() + tail  # type: ignore[no-any-return]
+        return self.event_list(
+            m, "Following are Events for each object associated with the Endpoint", "EndpointDetailComplete", items
+        )
 
     def a_pjsipnotify(self, s: AMISession, m: ActionMessage) -> bytes:
         ln = self._endpoint(m)
@@ -322,4 +316,4 @@ class PjsipActions:
         if not option:
             raise SimError("Option or Variable parameter missing.")
         self.sim.pjsip_notify(ln.peer, option)
-        return self.ok(m, "NOTIFY sent")  # type: ignore[attr-defined,no-any-return]
+        return self.ok(m, "NOTIFY sent")

@@ -22,8 +22,9 @@ from twisted.internet import defer, interfaces
 from twisted.internet.protocol import Protocol, ServerFactory
 from zope.interface import implementer
 
-from ucs.sim.actions import ActionMessage, Actions
+from ucs.sim.actions import Actions
 from ucs.sim.pbx import Sim
+from ucs.sim.respond import ActionMessage
 from ucs.sim.wire import Event, class_mask, frame
 
 log = logging.getLogger(__name__)
