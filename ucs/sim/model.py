@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 #: A behaviour value: a fixed number of seconds, ``(low, high)`` for a random
@@ -27,6 +28,7 @@ def draw(value: Delay, rng: random.Random) -> float | None:
     return float(value)
 
 
+@dataclass(slots=True, kw_only=True)
 class Behaviour:
     """What the simulated phone (or the far end of a trunk) does with a call.
 
@@ -37,28 +39,19 @@ class Behaviour:
     ringing call when told to by a SIP NOTIFY ``Event: talk`` (the AMI
     ``SIPnotify`` action), as Yealink, Snom or Polycom phones do with that
     option on; otherwise it ignores such a NOTIFY.
+
+    :meth:`ucs.sim.phones.Phone.set_behaviour` takes these fields as keywords.
     """
 
-    __slots__ = ("answer_after", "busy", "decline", "hangup_after", "remote_answer", "silent")
-
-    def __init__(
-        self,
-        answer_after: Delay = None,
-        busy: bool = False,
-        hangup_after: Delay = None,
-        remote_answer: bool = False,
-        decline: bool = False,
-        silent: bool = False,
-    ) -> None:
-        self.answer_after = answer_after
-        self.busy = busy
-        self.hangup_after = hangup_after
-        self.remote_answer = remote_answer
-        #: It answers every INVITE with 603 Decline at once (cause 21).
-        self.decline = decline
-        #: It never sends 180 Ringing (a carrier that leaves the call
-        #: unanswered in silence): the channel stays Down while it is called.
-        self.silent = silent
+    answer_after: Delay = None
+    busy: bool = False
+    hangup_after: Delay = None
+    remote_answer: bool = False
+    #: It answers every INVITE with 603 Decline at once (cause 21).
+    decline: bool = False
+    #: It never sends 180 Ringing (a carrier that leaves the call
+    #: unanswered in silence): the channel stays Down while it is called.
+    silent: bool = False
 
 
 class Line:

@@ -5,8 +5,10 @@ demo drive a phone with.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ucs.sim.events import SimPart
-from ucs.sim.model import PJSIP_PORT, SIP_DOMAIN, Behaviour, Channel, Delay, Line, SimError
+from ucs.sim.model import PJSIP_PORT, SIP_DOMAIN, Behaviour, Channel, Line, SimError
 from ucs.sim.wire import CALL, SYSTEM, clean
 
 
@@ -32,24 +34,10 @@ class Phone:
                 return c
         return None
 
-    def set_behaviour(
-        self,
-        *,
-        answer_after: Delay = None,
-        busy: bool = False,
-        hangup_after: Delay = None,
-        remote_answer: bool = False,
-        decline: bool = False,
-        silent: bool = False,
-    ) -> Phone:
-        self.line.behaviour = Behaviour(
-            answer_after=answer_after,
-            busy=busy,
-            hangup_after=hangup_after,
-            remote_answer=remote_answer,
-            decline=decline,
-            silent=silent,
-        )
+    def set_behaviour(self, **how: Any) -> Phone:
+        """How the phone handles calls from now on: the keywords are the fields
+        of :class:`ucs.sim.model.Behaviour`, the ones left out take its defaults."""
+        self.line.behaviour = Behaviour(**how)
         return self
 
     def answer(self) -> Channel:
