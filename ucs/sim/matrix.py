@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from ucs.sim import flows
 from ucs.sim.lab import matrix_lab
 from ucs.sim.player import LABS, SCENARIOS, Player
 
@@ -62,16 +63,7 @@ async def queue_paused_aux_then_ready(p: Player, a: str, b: str, c: str) -> None
     # the customer is put through to b at once, and the unpause comes during
     # the call.
     p.sim.queue_add("support", b, "Agent " + b.split("/")[1]).calls_taken = 1
-    await p.run(1, 2)
-    p.sim.phone(b).set_behaviour(answer_after=1.5)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(3)
-    await p.run(3)
-    await p.wait(2)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(4)
-    await p.logoff(5)
+    await flows.customer_call(p, {b: 1.5}, [(3, 1)], talk=2)
 
 
 @flow("sip", "pj")
@@ -87,36 +79,17 @@ async def ringall_decline_then_answer(p: Player, a: str, b: str, c: str) -> None
 
 @flow("sip", "pj")
 async def caller_abandons_while_ringing(p: Player, a: str, b: str, c: str) -> None:
-    await p.run(1, 2)
-    p.sim.phone(a).set_behaviour(answer_after=None)
-    p.sim.caller_calls("5000", abandon_after=5)
-    await p.wait(7)
-    await p.run(3)
-    await p.logoff(4)
+    await flows.caller_abandons(p, a, abandon_after=5, wait=7)
 
 
 @flow("sip")
 async def click_to_dial_answered(p: Player, a: str, b: str, c: str) -> None:
-    await p.run(1)
-    p.sim.phone(a).set_behaviour(answer_after=1.5)
-    p.sim.trunk("SIP/carrier").set_behaviour(answer_after=1)
-    await p.run(2)
-    await p.wait(8)
-    await p.run(3)
-    await p.wait(1)
-    await p.logoff(4)
+    await flows.click_to_dial(p, a, 1.5, 8, trunk_answer=1)
 
 
 @flow("pj")
 async def click_to_dial_cancelled(p: Player, a: str, b: str, c: str) -> None:
-    await p.run(1)
-    p.sim.phone(a).set_behaviour(answer_after=1.5)
-    p.sim.trunk("SIP/carrier").set_behaviour(answer_after=None, silent=True)
-    await p.run(2)
-    await p.wait(6)
-    await p.run(3)
-    await p.wait(1)
-    await p.logoff(4)
+    await flows.click_to_dial(p, a, 1.5, 6, trunk_answer=None, silent=True)
 
 
 @flow("sip")
@@ -167,81 +140,27 @@ async def invalid_extension(p: Player, a: str, b: str, c: str) -> None:
 
 @flow("sip", "pj")
 async def hold_redirect_bridge(p: Player, a: str, b: str, c: str) -> None:
-    await p.run(1, 2)
-    p.sim.phone(a).set_behaviour(answer_after=1.5)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(4)
-    await p.run(3)
-    await p.wait(3)
-    await p.run(4)
-    await p.wait(2)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(5)
-    await p.logoff(6)
+    await flows.customer_call(p, {a: 1.5}, [(4, 1), (3, 1)], talk=2)
 
 
 @flow("sip", "pj")
 async def blind_transfer_action(p: Player, a: str, b: str, c: str) -> None:
-    await p.run(1, 2)
-    p.sim.phone(a).set_behaviour(answer_after=1.5)
-    p.sim.phone(b).set_behaviour(answer_after=1.5)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(4)
-    await p.run(3)
-    await p.wait(4)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(4)
-    await p.logoff(5)
+    await flows.customer_call(p, {a: 1.5, b: 1.5}, [(4, 1)], talk=4)
 
 
 @flow("sip", "pj")
 async def atxfer_complete(p: Player, a: str, b: str, c: str) -> None:
-    await p.run(1, 2)
-    p.sim.phone(a).set_behaviour(answer_after=1.5)
-    p.sim.phone(c).set_behaviour(answer_after=1.5)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(4)
-    await p.run(3, 4)
-    await p.wait(4)
-    await p.run(5)
-    await p.wait(3)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(6)
-    await p.logoff(7)
+    await flows.customer_call(p, {a: 1.5, c: 1.5}, [(4, 2), (4, 1)], talk=3)
 
 
 @flow("sip")
 async def atxfer_target_noanswer(p: Player, a: str, b: str, c: str) -> None:
-    await p.run(1, 2)
-    p.sim.phone(a).set_behaviour(answer_after=1.5)
-    p.sim.phone(c).set_behaviour(answer_after=None)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(4)
-    await p.run(3, 4)
-    await p.wait(17)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(5)
-    await p.logoff(6)
+    await flows.customer_call(p, {a: 1.5, c: None}, [(4, 2)], talk=17)
 
 
 @flow("sip", "pj")
 async def mute_during_call(p: Player, a: str, b: str, c: str) -> None:
-    await p.run(1, 2)
-    p.sim.phone(a).set_behaviour(answer_after=1.5)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(4)
-    await p.run(3)
-    await p.wait(1)
-    await p.run(4)
-    await p.wait(1)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(5)
-    await p.logoff(6)
+    await flows.customer_call(p, {a: 1.5}, [(4, 1), (1, 1)], talk=1)
 
 
 @flow("sip")

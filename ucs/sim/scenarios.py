@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ucs.sim import flows
 from ucs.sim.lab import AMI_USER
 from ucs.sim.player import LABS, SCENARIOS, Player, Result, Scenario, play, scenario
 
@@ -53,85 +54,32 @@ async def queue_paused_aux_then_ready(p: Player) -> None:
 
 @scenario
 async def click_to_dial(p: Player) -> None:
-    await p.run(1)
-    p.sim.phone("SIP/1001").set_behaviour(answer_after=2)
-    p.sim.trunk("SIP/carrier").set_behaviour(answer_after=1)
-    await p.run(2)
-    await p.wait(10)
-    await p.run(3)
-    await p.wait(1)
-    await p.logoff(4)
+    await flows.click_to_dial(p, "SIP/1001", 2, 10, trunk_answer=1)
 
 
 @scenario
 async def caller_abandons(p: Player) -> None:
-    await p.run(1, 2)
-    p.sim.caller_calls("5000", abandon_after=3)
-    await p.wait(5)
-    await p.run(3)
-    await p.logoff(4)
+    await flows.caller_abandons(p, "SIP/1001", abandon_after=3, wait=5)
 
 
 @scenario
 async def hold_mute(p: Player) -> None:
-    await p.run(1, 2)
-    p.sim.phone("SIP/1001").set_behaviour(answer_after=1)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(3)
-    await p.run(3, 4, 5)
-    await p.wait(2)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(6)
-    await p.logoff(7)
+    await flows.customer_call(p, {"SIP/1001": 1}, [(3, 3)], talk=2)
 
 
 @scenario
 async def atxfer_complete(p: Player) -> None:
-    await p.run(1, 2)
-    p.sim.phone("SIP/1001").set_behaviour(answer_after=1)
-    p.sim.phone("SIP/1003").set_behaviour(answer_after=2)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(4)
-    await p.run(3, 4)
-    await p.wait(4)
-    await p.run(5)
-    await p.wait(3)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(6)
-    await p.logoff(7)
+    await flows.customer_call(p, {"SIP/1001": 1, "SIP/1003": 2}, [(4, 2), (4, 1)], talk=3)
 
 
 @scenario
 async def blind_transfer_action(p: Player) -> None:
-    await p.run(1, 2)
-    p.sim.phone("SIP/1001").set_behaviour(answer_after=1)
-    p.sim.phone("SIP/1002").set_behaviour(answer_after=1)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(4)
-    await p.run(3)
-    await p.wait(4)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(4)
-    await p.logoff(5)
+    await flows.customer_call(p, {"SIP/1001": 1, "SIP/1002": 1}, [(4, 1)], talk=4)
 
 
 @scenario
 async def hold_redirect_bridge(p: Player) -> None:
-    await p.run(1, 2)
-    p.sim.phone("SIP/1001").set_behaviour(answer_after=1)
-    customer = p.sim.caller_calls("5000")
-    await p.wait(4)
-    await p.run(3)
-    await p.wait(3)
-    await p.run(4)
-    await p.wait(2)
-    p.sim.bye(customer)
-    await p.wait(1)
-    await p.run(5)
-    await p.logoff(6)
+    await flows.customer_call(p, {"SIP/1001": 1}, [(4, 1), (3, 1)], talk=2)
 
 
 @scenario
