@@ -1,13 +1,16 @@
 """The whole server for a test: the container with the simulated PBX inside
 (demo mode, no simulated callers), a store in the test's directory, the web
-server on a free port."""
+server on a free port; and opening a WebSocket to it, as a bar does."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import reactor, task
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
 
 from ucs.api.session import Session
 from ucs.config import Config
@@ -64,3 +67,29 @@ async def until(test: Any, timeout: float = 5.0) -> None:
         if reactor.seconds() > deadline:  # type: ignore[attr-defined]
             raise AssertionError(f"condition not met within {timeout} s")
         await task.deferLater(reactor, 0.01, lambda: None)
+
+
+async def open_websocket(
+    url: str,
+    protocol: type[WebSocketClientProtocol],
+    client: Any,
+    *,
+    origin: str | None = None,
+    headers: dict[str, str] | None = None,
+    endpoint: IStreamClientEndpoint | None = None,
+) -> None:
+    """Connect a WebSocket client to ``url`` and wait for the server's hello.
+
+    ``protocol`` finds the test's ``client`` as ``self.factory.client``; the
+    client fires its ``opened`` Deferred on hello.  ``endpoint``: connect
+    through it (TLS) rather than plain TCP to the URL's host and port.
+    """
+    factory = WebSocketClientFactory(url, origin=origin, headers=headers or {})
+    factory.protocol = protocol
+    factory.client = client  # type: ignore[attr-defined]
+    if endpoint is None:
+        host, port = url.split("//")[1].split("/")[0].split(":")
+        endpoint = TCP4ClientEndpoint(reactor, host, int(port))
+    await endpoint.connect(factory)
+    opened: defer.Deferred[None] = client.opened
+    await opened

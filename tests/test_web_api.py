@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
-from serverkit import start_demo, until
+from autobahn.twisted.websocket import WebSocketClientProtocol
+from serverkit import open_websocket, start_demo, until
 from twisted.internet import defer, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.web.client import Agent, readBody
@@ -187,12 +187,7 @@ class CallError(Exception):
 
 async def connect(url: str, origin: str | None = None, headers: dict[str, str] | None = None) -> Client:
     client = Client()
-    factory = WebSocketClientFactory(url, origin=origin, headers=headers or {})
-    factory.protocol = ClientProtocol
-    factory.client = client  # type: ignore[attr-defined]
-    host, port = url.split("//")[1].split("/")[0].split(":")
-    await TCP4ClientEndpoint(reactor, host, int(port)).connect(factory)
-    await client.opened
+    await open_websocket(url, ClientProtocol, client, origin=origin, headers=headers)
     return client
 
 
@@ -685,13 +680,9 @@ async def test_tls_when_a_certificate_is_configured(tmp_path: Path) -> None:
         assert ws_url(server).startswith("wss://127.0.0.1:")
         trust = ssl.Certificate.loadPEM(Path(cert).read_bytes())
         client = Client()
-        factory = WebSocketClientFactory(ws_url(server))
-        factory.protocol = ClientProtocol
-        factory.client = client  # type: ignore[attr-defined]
         endpoint = wrapClientTLS(ssl.optionsForClientTLS("127.0.0.1", trust),
                                  TCP4ClientEndpoint(reactor, "127.0.0.1", server.get_web_service().port))
-        await endpoint.connect(factory)
-        await client.opened
+        await open_websocket(ws_url(server), ClientProtocol, client, endpoint=endpoint)
         assert client.hello["address"] == "127.0.0.1"
         await client.call("login", ["agent1", "demo-pass-1"])
         client.close()

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import attrs
-from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.twisted.websocket import WebSocketClientProtocol
+from serverkit import open_websocket
 from twisted.internet import defer, reactor, task
-from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
@@ -260,10 +260,10 @@ class Phones:
 
 class _BarProtocol(WebSocketClientProtocol):
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.factory.bar._message(self, payload)
+        self.factory.client._message(self, payload)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        self.factory.bar._closed()
+        self.factory.client._closed()
 
 
 class BarError(Exception):
@@ -368,12 +368,7 @@ class Bar:
 
 async def open_bar(url: str, name: str) -> Bar:
     bar = Bar(name)
-    factory = WebSocketClientFactory(url)
-    factory.protocol = _BarProtocol
-    factory.bar = bar  # type: ignore[attr-defined]
-    host, port = url.split("//")[1].split("/")[0].split(":")
-    await TCP4ClientEndpoint(reactor, host, int(port)).connect(factory)
-    await bar.opened
+    await open_websocket(url, _BarProtocol, bar)
     return bar
 
 
