@@ -310,3 +310,24 @@ def test_accessibility_names_live_regions_keyboard_and_axe(ucs: UCS, browser: An
     a.page.keyboard.press("Alt+Shift+KeyR")
     a.wait("onStateChange", where="a.status === 'READY'")
     a.close()
+
+
+@in_browser
+def test_without_device_the_agent_can_still_choose_a_phone(ucs: UCS, browser: Any) -> None:
+    """``withoutDevice``: nothing is paired by itself (no identifier is tried), and the bar
+    is not a dead end: its menu offers the phones, and the agent works once one is chosen.
+    (Status changes with no phone at all need a phoneless agent in UCS: not done.)"""
+    a = FloorBar(browser, ucs, "?withoutDevice=1&identifier=phone-1001")
+    a.call('login("agent1", "demo-pass-1")')
+    a.wait("onUser")
+    a.page.wait_for_selector(".ucs-dev:has-text('Working without a phone')")
+    assert a.page.evaluate("window.ucsOperator.componentState()") == "IDENTIFY"
+    assert "onIdentifier" not in a.names()
+    a.page.click("[data-act=menu]")
+    a.page.click("[data-act=ask-phone]")
+    a.page.click("[data-act=pick-phone]")
+    a.wait("onReady")
+    a.page.click("[data-act=status]")
+    a.page.click('[data-act=set-status][data-status="AUX"][data-arg="Lunch"]')
+    assert a.wait("onStateChange", where="a.status === 'AUX'")["args"][0] == {"status": "AUX", "reason": "Lunch"}
+    a.close()

@@ -482,7 +482,7 @@
 
   function forgetUser() {
     model.user = null; model.device = null; model.state = null; model.calls = {}; model.order = [];
-    model.status = "OFFLINE"; model.reason = ""; model.accountFor = null; model.transferOpen = false; model.consult = {};
+    model.status = "OFFLINE"; model.reason = ""; model.accountFor = null; model.transferOpen = false; model.consult = {}; model.pairAsked = false;
   }
 
   function doLogin(username, password, remember) {
@@ -768,7 +768,7 @@
     "call.finishTransfer": "finishTransfer", finishTransfer: "finishTransfer",
     "agent.changeStatus": "actionStatus", changeStatus: "actionStatus", "agent.suspend": "actionSuspend", suspend: "actionSuspend",
     "agent.resume": "actionSuspend", resume: "actionSuspend", "call.setAccountCode": "actionAccount", setAccountCode: "actionAccount",
-    logout: "actionLogout", identifier: "actionPair", selectIdentifier: "actionPair", provision: "actionPair", identify: "actionPhone",
+    login: "login", sso: "login", logout: "actionLogout", identifier: "actionPair", selectIdentifier: "actionPair", provision: "actionPair", identify: "actionPhone",
   };
   // The bar's own words for a refusal, by its code (UCS's `error` kind, and the method and
   // field where they say more); UCS's English text where the bar has none.
@@ -1112,6 +1112,7 @@
       case "confirm": quiet(NS.provision()); break;
       case "another": model.device = null; askIdentifier(); setAppState("IDENTIFY"); break;
       case "change-phone": model.menuOpen = false; quiet(NS.identify()); break;
+      case "ask-phone": model.menuOpen = false; model.pairAsked = true; askIdentifier(); render(); break;
       case "logout": model.menuOpen = false; quiet(NS.logout()); break;
       case "lang":
         model.menuOpen = false; lang = langPicked = lang === "cs" ? "en" : "cs";
@@ -1282,6 +1283,8 @@
     var menu = '<button type="button" class="ucs-item" data-act="lang" lang="' + (lang === "cs" ? "en" : "cs") + '">' + esc(t("language")) + "</button>";
     if (model.user) {
       if (ready || model.appState === "DEVICE") menu = '<button type="button" class="ucs-item" data-act="change-phone">' + esc(t("changePhone")) + "</button>" + menu;
+      // withoutDevice: no phone is paired by itself, but the agent may still choose one.
+      if (model.appState === "IDENTIFY" && opt("withoutDevice") && !model.pairAsked) menu = '<button type="button" class="ucs-item" data-act="ask-phone">' + esc(t("pickPhone")) + "</button>" + menu;
       if (ready && model.state && (model.state.queues || []).length) {
         menu += '<div class="ucs-menu-title">' + esc(t("queues")) + "</div>" + model.state.queues.map(function (q) {
           var id = q.id !== undefined ? q.id : q.queue_id;
@@ -1400,7 +1403,7 @@
         '<span class="ucs-alert-text">' + esc(a.text) + "</span>" + (a.detail && lang === "en" ? '<span class="ucs-alert-detail">' + esc(a.detail) + "</span>" : "") +
         '<button type="button" class="ucs-x" data-act="alert-close" data-arg="' + a.id + '" aria-label="' + esc(t("closeMessage")) + '">' + icon("close") + "</button></div>";
     }).join(""));
-    els.pair.hidden = !(s === "IDENTIFY" && !opt("withoutDevice"));
+    els.pair.hidden = !(s === "IDENTIFY" && (!opt("withoutDevice") || model.pairAsked));
     setHTML(els.phones, model.devices.length ? model.devices.map(function (d) {
       var id = (d.identifiers && d.identifiers[0]) || d.device;
       return '<button type="button" class="ucs-phone" data-act="pick-phone" data-arg="' + esc(id) + '">' + icon("phone") + "<span><b>" + esc(d.name || d.device) + "</b><small>" + esc(d.device) + " · " + esc((d.identifiers || []).join(", ")) + "</small></span></button>";
