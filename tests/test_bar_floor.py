@@ -140,27 +140,39 @@ def test_typing_a_transfer_number_survives_redraws(ucs: UCS, browser: Any) -> No
     b.call('changeStatus("AUX", "Break")')  # only agent 1 takes queue calls
     b.wait("onStateChange", where="a.status === 'AUX'")
     _answered(a, ucs)
+    timer = "document.querySelector('.ucs-call .ucs-timer').textContent"
+
+    def next_second() -> None:  # the call's timer moves on: a redraw now has something new to draw
+        shown = a.page.evaluate(timer)
+        a.until(f"{timer} !== {json.dumps(shown)}", timeout=3_000)
+
     a.page.click("[data-act=transfer]")
-    assert a.focused() == "transferInput"
-    a.page.keyboard.type("100", delay=30)
-    # Events that redraw the bar while the agent types: a caller starts waiting, the status changes.
-    ucs.customer_calls("5000", "420608000111", "Second Caller")
-    a.until("document.querySelector('.ucs-waiting-badge b').textContent === '1'")
-    a.page.keyboard.type("2", delay=30)
-    a.page.evaluate('window.ucsOperator.changeStatus("AUX", "Lunch")')
-    a.until("document.querySelector('.ucs-status.s-AUX') !== null")
-    a.page.keyboard.type("34", delay=30)
-    assert a.page.input_value("[data-ref=transferInput]") == "100234"
-    assert a.focused() == "transferInput"
-    # The dial field too, with the caret kept in the middle of the text.
+    in_transfer = "!!document.activeElement.closest('[data-form=transfer]') && document.activeElement.name === 'number'"
+    assert a.page.evaluate(in_transfer)
+    # The dial field, with the caret in the middle of the text, while the transfer form is open.
     a.page.click("[data-ref=dialInput]")
     a.page.keyboard.type("0800", delay=20)
     a.page.keyboard.press("ArrowLeft")
-    a.page.evaluate('window.ucsOperator.changeStatus("AUX", "Break")')
-    a.until("document.querySelector('.ucs-status-text').textContent.indexOf('Break') >= 0")
+    next_second()
+    a.page.evaluate('window.ucsOperator.changeStatus("AUX", "Lunch")')
+    a.until("document.querySelector('.ucs-status.s-AUX') !== null")
     a.page.keyboard.type("9")
     assert a.page.input_value("[data-ref=dialInput]") == "08090"
-    assert a.focused() == "dialInput"
+    assert a.page.evaluate("document.activeElement.getAttribute('data-ref')") == "dialInput"
+
+    # The transfer field, while events redraw the bar: a caller starts waiting, the status changes.
+    a.page.click("[data-form=transfer] input[name=number]")
+    a.page.keyboard.type("100", delay=30)
+    next_second()
+    ucs.customer_calls("5000", "420608000111", "Second Caller")
+    a.until("document.querySelector('.ucs-waiting-badge b').textContent === '1'")
+    a.page.keyboard.type("2", delay=30)
+    next_second()
+    a.page.evaluate('window.ucsOperator.changeStatus("AUX", "Break")')
+    a.until("document.querySelector('.ucs-status').textContent.indexOf('Break') >= 0")
+    a.page.keyboard.type("34", delay=30)
+    assert a.page.input_value("[data-form=transfer] input[name=number]") == "100234"
+    assert a.page.evaluate(in_transfer)
     a.call("hangup()")
     a.wait("onCallHangup")
     a.close()
