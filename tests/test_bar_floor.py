@@ -81,9 +81,11 @@ def test_a_silent_network_drop_shows_at_once_and_reconnects(ucs: UCS, browser: A
     a.until("document.querySelector('.ucs-conn.ucs-bad') !== null", timeout=4_000)
     assert a.wait("onError", where="a.indexOf('lost') >= 0", timeout=1_000)
     assert "Reconnecting" in a.text(".ucs-conn")
+    assert a.text(".ucs-alert-conn") == "Connection to UCS lost; reconnecting"  # also without the bottom bar
     a.context.set_offline(False)
     a.wait("onReady", count=2, timeout=25_000)
     a.page.wait_for_selector(".ucs-conn.ucs-ok")
+    assert a.page.query_selector(".ucs-alert-conn") is None
     a.close()
 
 

@@ -1131,7 +1131,7 @@
   // a CRM page's own typing never uses Alt+Shift.
   var SHORTCUT_LIST = [["A", "scAnswer"], ["E", "scHangup"], ["H", "scHold"], ["M", "scMute"], ["R", "scReady"], ["N", "scNotReady"]];
   function onShortcut(e) {
-    if (!e.altKey || !e.shiftKey || e.ctrlKey || e.metaKey || !opt("shortcuts") || model.appState !== "READY") return;
+    if (!e.altKey || !e.shiftKey || e.ctrlKey || e.metaKey || e.repeat || !opt("shortcuts") || model.appState !== "READY") return;
     var letter = /^Key([A-Z])$/.exec(e.code || "");
     if (!letter) return;
     var quiet = function (p) { if (p && p.catch) p.catch(function () {}); };
@@ -1397,8 +1397,11 @@
     els.loginError.textContent = model.loginError;
     els.loginPass.placeholder = model.remembered ? t("remembered") : "";
     setHTML(els.loginNotes, s === "CREDENTIALS" ? renderNotes(null, s) : "");
-    // Errors where the agent looks: under the top bar, each closable, gone after messageTimeout.
-    setHTML(els.alerts, model.alerts.map(function (a) {
+    // Errors where the agent looks: under the top bar, each closable, gone after messageTimeout;
+    // a lost connection stays there until it is back.
+    var lostLink = model.reconnecting && !model.connected ?
+      '<div class="ucs-alert ucs-alert-conn" data-alert="connection">' + icon("warn") + '<span class="ucs-alert-text">' + esc(t("lost")) + "</span></div>" : "";
+    setHTML(els.alerts, lostLink + model.alerts.map(function (a) {
       return '<div class="ucs-alert" data-alert="' + a.id + '"' + (a.detail ? ' title="' + esc(a.detail) + '"' : "") + '>' + icon("warn") +
         '<span class="ucs-alert-text">' + esc(a.text) + "</span>" + (a.detail && lang === "en" ? '<span class="ucs-alert-detail">' + esc(a.detail) + "</span>" : "") +
         '<button type="button" class="ucs-x" data-act="alert-close" data-arg="' + a.id + '" aria-label="' + esc(t("closeMessage")) + '">' + icon("close") + "</button></div>";
