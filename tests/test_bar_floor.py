@@ -99,7 +99,7 @@ def test_errors_show_on_the_bar_translated_dismissable_and_expiring(ucs: UCS, br
     a.page.fill("[data-ref=dialInput]", "call mom")
     a.page.click("[data-ref=dialBtn]")
     assert "not a phone number" in a.wait("onWarning")["args"][0]  # the CRM still hears it
-    alert = a.page.wait_for_selector(".ucs-alert")
+    a.page.wait_for_selector(".ucs-alert")
     assert a.text(".ucs-alert-text") == "Call failed: \u201ccall mom\u201d is not a phone number"
     assert a.page.get_attribute("[data-ref=alerts]", "aria-live") == "assertive"
     a.page.click(".ucs-alert [data-act=alert-close]")  # dismissed by the agent
