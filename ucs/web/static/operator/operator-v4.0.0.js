@@ -24,6 +24,11 @@
     showDialControl: true, confirmUnload: false, notifyWaitingCallers: false,
     topMenuNameContent: "%icon% %name%", showBottomMenu: true, autoOpenAccountCode: true,
     withoutDevice: false, legacyStartup: false, disableIntegratedAutoLogout: false, debounceRequests: false,
+    // The link watchdog's beat (ms): after 2.5 beats of silence the bar pings UCS, and a
+    // ping unanswered for one more beat means the link is dead (a silent network drop).
+    watchdogInterval: 10000,
+    messageTimeout: 10000,  // ms an error stays in the bar's message area (0: until closed)
+    shortcuts: true,        // Alt+Shift+A/E/H/M/R/N (docs/agent-bar.md)
   };
   function opt(name) {
     var v = NS[name];
@@ -69,6 +74,24 @@
       queues: "Queues", suspended: "suspended", sub: "Detail", none: "—", notConnected: "Not connected to UCS",
       withoutDevice: "Working without a phone", consulting: "Consulting {number} — the caller is on hold",
       throttled: "Too many failed logins; try again in {seconds} s",
+      waitingOne: "caller waiting", waitingOther: "callers waiting",
+      onCall: "On call", ringingActivity: "Ringing", dialling: "Calling", onHoldActivity: "On hold",
+      statusTime: "in this status for {time}",
+      statusMenu: "Change status", menu: "Menu", closeMessage: "Close", dialNumber: "Number to call",
+      ringingFrom: "Incoming call from {who}",
+      auxReason: "Reason", auxGo: "Set", auxReasonPlaceholder: "e.g. Training",
+      shortcuts: "Keyboard shortcuts", scAnswer: "Answer", scHangup: "Hang up", scHold: "Hold / resume",
+      scMute: "Mute / unmute", scReady: "Ready", scNotReady: "Not ready",
+      failed: "{action} failed: {why}", actionStatus: "Status change", actionSuspend: "Queue pause", actionAccount: "Call reason",
+      actionLogout: "Log out", actionPair: "Pairing", actionPhone: "Phone",
+      err_invalid_data: "the request was not accepted", err_invalid_state: "not possible now",
+      err_permission_denied: "you are not allowed to do that", err_not_found: "not found",
+      err_method_not_found: "UCS does not know that", err_processing_error: "it could not be done",
+      err_pbx_error: "the phone system did not carry it out", err_too_many_requests: "too many requests; try again",
+      err_internal_error: "UCS failed; try again", err_authentication_failed: "not logged in",
+      errNumber: "\u201c{number}\u201d is not a phone number", errBusy: "your phone is busy: hang up or hold the call first",
+      errNoCall: "there is no call for that", errNotConnected: "not connected to UCS",
+      errAuxReason: "a reason is needed", errConsult: "the consulted party has not answered yet",
     },
     cs: {
       loading: "Připojuji se k UCS…", signIn: "Přihlášení", username: "Uživatelské jméno", password: "Heslo",
@@ -91,9 +114,43 @@
       queues: "Fronty", suspended: "pozastaveno", sub: "Upřesnění", none: "—", notConnected: "Nepřipojeno k UCS",
       withoutDevice: "Pracuji bez telefonu", consulting: "Konzultace s {number} — volající čeká",
       throttled: "Příliš mnoho neúspěšných přihlášení; zkuste to znovu za {seconds} s",
+      waitingOne: "volající čeká", waitingFew: "volající čekají", waitingOther: "volajících čeká",
+      onCall: "Hovor", ringingActivity: "Vyzvání", dialling: "Volám", onHoldActivity: "Podržený hovor",
+      statusTime: "v tomto stavu {time}",
+      statusMenu: "Změnit stav", menu: "Nabídka", closeMessage: "Zavřít", dialNumber: "Číslo k vytočení",
+      ringingFrom: "Příchozí hovor od {who}",
+      auxReason: "Důvod", auxGo: "Nastavit", auxReasonPlaceholder: "např. Školení",
+      shortcuts: "Klávesové zkratky", scAnswer: "Přijmout", scHangup: "Zavěsit", scHold: "Podržet / obnovit",
+      scMute: "Ztlumit / zapnout mikrofon", scReady: "Připraven", scNotReady: "Nepřipraven",
+      failed: "{action} se nezdařilo: {why}", actionStatus: "Změna stavu", actionSuspend: "Pozastavení fronty", actionAccount: "Důvod hovoru",
+      actionLogout: "Odhlášení", actionPair: "Párování", actionPhone: "Telefon",
+      err_invalid_data: "požadavek nebyl přijat", err_invalid_state: "teď to nejde",
+      err_permission_denied: "k tomu nemáte oprávnění", err_not_found: "nenalezeno",
+      err_method_not_found: "UCS to nezná", err_processing_error: "nepodařilo se to provést",
+      err_pbx_error: "telefonní ústředna požadavek neprovedla", err_too_many_requests: "příliš mnoho požadavků; zkuste to znovu",
+      err_internal_error: "chyba UCS; zkuste to znovu", err_authentication_failed: "nejste přihlášeni",
+      errNumber: "\u201e{number}\u201c není telefonní číslo", errBusy: "telefon je obsazený: nejprve zavěste nebo podržte hovor",
+      errNoCall: "není žádný hovor, kterého by se to týkalo", errNotConnected: "nepřipojeno k UCS",
+      errAuxReason: "je potřeba zadat důvod", errConsult: "konzultovaný ještě nepřijal hovor",
     },
   };
-  var lang = I18N[opt("lang")] ? opt("lang") : "en";
+  // The language: the one the agent picked in the menu (kept in this browser), else the
+  // user's locale after login, else the `lang` option.
+  var LANG_KEY = "ucsOperatorLang", langPicked = null;
+  try { langPicked = I18N[localStorage.getItem(LANG_KEY)] ? localStorage.getItem(LANG_KEY) : null; } catch (e) { /* private mode */ }
+  var lang = langPicked || (I18N[opt("lang")] ? opt("lang") : "en");
+  // Plural forms: Intl.PluralRules where there is one, else Czech's 1 / 2–4 / other.
+  function plural(n) {
+    try { return new Intl.PluralRules(lang).select(n); } catch (e) {
+      if (lang !== "cs") return n === 1 ? "one" : "other";
+      return n === 1 ? "one" : n >= 2 && n <= 4 ? "few" : "other";
+    }
+  }
+  function waitingText(n) {
+    var form = plural(n);
+    var key = "waiting" + form.charAt(0).toUpperCase() + form.slice(1);
+    return I18N[lang][key] || I18N[lang].waitingOther || I18N.en.waitingOther;
+  }
   function t(key, values) {
     var s = (I18N[lang] && I18N[lang][key]) || I18N.en[key] || key;
     return format(s, values);
@@ -159,6 +216,8 @@
     accountFor: null, transferOpen: false, consult: {}, keypadOpen: false, menuOpen: false, statusOpen: false,
     loginError: "", busy: "", ringingSound: null, autoLogoutOnUnload: false, noAutologin: false,
     remembered: null,  // the user name of a remembered login (the token stays with UCS or in its cookie)
+    alerts: [],        // errors shown in the bar's message area: {id, text, detail}
+    auxOpen: false,    // the AUX reason field (no AUX reasons configured: any short text)
   };
   try { model.ringingSound = localStorage.getItem("ucsOperatorRingingSound") || "default"; } catch (e) { model.ringingSound = "default"; }
 
@@ -214,6 +273,21 @@
     sock.onmessage = function (m) { if (sock === ws) receive(m.data); };
     sock.onclose = function (ev) { if (sock === ws) closed(ev); };
     sock.onerror = function () { /* onclose follows */ };
+    // A connection attempt that neither opens nor fails (packets dropped) is given up.
+    setTimeout(function () { if (sock === ws && !model.connected) abandon("no hello from UCS"); }, Math.max(5000, 2 * beat()));
+  }
+
+  function beat() { return Math.max(100, Number(opt("watchdogInterval")) || DEFAULTS.watchdogInterval); }
+
+  // The link is dead without a close frame (a silent network drop): a browser may wait
+  // minutes for the close event.  The old socket is cut loose (its handlers detached) and
+  // the bar shows the loss and reconnects at once.
+  function abandon(why) {
+    var sock = ws;
+    if (!sock) return;
+    sock.onmessage = sock.onclose = sock.onerror = sock.onopen = null;
+    try { sock.close(); } catch (e) { /* already closing */ }
+    closed({ code: 4000, reason: why });
   }
 
   function closed(ev) {
@@ -288,15 +362,21 @@
     }
   }
 
+  // The watchdog: after 2.5 beats of silence a session.ping; nothing heard for a beat
+  // after it, and the link is given up (abandon).
   function startPing() {
     clearInterval(pingTimer);
+    var every = beat(), pinged = 0;
     pingTimer = setInterval(function () {
-      if (!model.connected) return;
-      if (Date.now() - lastHeard > 25000) {
+      if (!model.connected || !ws) return;
+      var now = Date.now();
+      if (pinged && lastHeard >= pinged) pinged = 0;
+      if (pinged && now - pinged >= every) { pinged = 0; abandon("no answer from UCS"); return; }
+      if (!pinged && now - lastHeard > 2.5 * every) {
+        pinged = now;
         request("session.ping").catch(function () {});
-        setTimeout(function () { if (model.connected && Date.now() - lastHeard > 35000 && ws) ws.close(); }, 10000);
       }
-    }, 10000);
+    }, Math.max(50, every / 2));
   }
 
   // ---------------------------------------------------------------- the flow
@@ -402,7 +482,7 @@
 
   function forgetUser() {
     model.user = null; model.device = null; model.state = null; model.calls = {}; model.order = [];
-    model.status = "OFFLINE"; model.reason = ""; model.accountFor = null; model.transferOpen = false; model.consult = {};
+    model.status = "OFFLINE"; model.reason = ""; model.accountFor = null; model.transferOpen = false; model.consult = {}; model.pairAsked = false;
   }
 
   function doLogin(username, password, remember) {
@@ -426,7 +506,7 @@
   function loggedIn(res) {
     model.busy = ""; model.loginError = ""; model.noAutologin = false;
     model.user = res.user;
-    if (res.user && I18N[res.user.locale]) lang = res.user.locale;
+    if (res.user && I18N[res.user.locale] && !langPicked) lang = res.user.locale;
     fire("onUser", res.user);
     if (res.state === "READY") return loadReady();
     return startPairing();
@@ -488,7 +568,7 @@
       setAppState("READY");
       fire("onReady", publicState());
       return publicState();
-    }, function (e) { model.busy = ""; warn(e.message); render(); throw e; });
+    }, function (e) { model.busy = ""; warn(e.message); showError("provision", e); throw e; });
   }
 
   function loadReady() {
@@ -535,7 +615,7 @@
     if (name === "hello") return onHello(data);
     if (CALL_CALLBACKS[name]) {
       putCall(data);
-      if (name === "call.ringing" && data.direction !== "OUTGOING") model.transferOpen = false;
+      if (name === "call.ringing" && data.direction !== "OUTGOING") { model.transferOpen = false; announce(t("ringingFrom", { who: data.caller_name || data.caller_number || t("unknownCaller") })); }
       render();
       fire(CALL_CALLBACKS[name], data);
       return;
@@ -603,6 +683,13 @@
     }
   }
 
+  // Read to screen readers (a polite live region): a ringing call.
+  function announce(text) {
+    if (!root) return;
+    els.announce.textContent = "";
+    setTimeout(function () { els.announce.textContent = text; }, 50);
+  }
+
   function callReasons() { return (model.state && model.state.callReasons) || []; }
 
   function alertWaiting(n) {
@@ -643,6 +730,7 @@
       if (allowed && allowed.indexOf(model.appState) < 0) {
         var text = method + " is allowed in " + allowed.join(", ") + "; the agent bar is in " + model.appState;
         warn(text);
+        if (method !== "notify") showError(method, { error: "local_state", code: 412, message: text });
         return rejected(text, 412);
       }
       try {
@@ -650,6 +738,7 @@
         return r && typeof r.then === "function" ? handled(r) : r;
       } catch (e) {
         warn(e.message);
+        showError(method, { error: e.code === 412 ? "local_state" : "invalid_data", code: e.code || 400, message: e.message, fields: e.fields });
         return rejected(e.message, e.code || 400);
       }
     };
@@ -663,10 +752,57 @@
     }
     return list[list.length - 1];
   }
-  // A call to UCS whose failure the CRM hears about through onWarning.
+  // A call to UCS whose failure the CRM hears about through onWarning and the agent
+  // sees in the bar's message area, in the bar's language.
   function act(method, args, info) {
     return request(method, args).then(function (r) { if (info) fire("onInfo", info); return r; },
-      function (e) { warn(e.message); throw e; });
+      function (e) { warn(e.message); showError(method, e, args); throw e; });
+  }
+
+  // ---------------------------------------------------------------- errors on the bar
+
+  var ACTIONS = {
+    "call.dial": "dial", dial: "dial", "call.answer": "answer", answer: "answer", "call.hangup": "hangup", hangup: "hangup",
+    "call.tribute": "hold", tribute: "hold", "call.unhold": "unhold", unhold: "unhold", "call.mute": "mute", mute: "mute",
+    "call.transfer": "transfer", transfer: "transfer", "call.blindTransfer": "blind", blindTransfer: "blind",
+    "call.finishTransfer": "finishTransfer", finishTransfer: "finishTransfer",
+    "agent.changeStatus": "actionStatus", changeStatus: "actionStatus", "agent.suspend": "actionSuspend", suspend: "actionSuspend",
+    "agent.resume": "actionSuspend", resume: "actionSuspend", "call.setAccountCode": "actionAccount", setAccountCode: "actionAccount",
+    login: "login", sso: "login", logout: "actionLogout", identifier: "actionPair", selectIdentifier: "actionPair", provision: "actionPair", identify: "actionPhone",
+  };
+  // The bar's own words for a refusal, by its code (UCS's `error` kind, and the method and
+  // field where they say more); UCS's English text where the bar has none.
+  function errorReason(method, e, args) {
+    var kind = e.error, fields = e.fields || {};
+    var number = args && args[0] !== undefined ? String(args[0]) : "";
+    if (kind === "invalid_data" && fields.number !== undefined) return t("errNumber", { number: number });
+    if (kind === "invalid_data" && fields.reason !== undefined && /changeStatus/.test(method)) return t("errAuxReason");
+    if (kind === "invalid_state" && /dial$/.test(method) && /already a call/.test(e.message)) return t("errBusy");
+    if (kind === "invalid_state" && /consultation call .* not connected/.test(e.message)) return t("errConsult");
+    if (kind === "local_state" && /there is no/.test(e.message)) return t("errNoCall");
+    if (kind === "local_state" || kind === "invalid_state") return t("err_invalid_state");
+    if (e.code === 0) return t("errNotConnected");
+    if (kind && I18N.en["err_" + kind]) return t("err_" + kind);
+    return e.message;
+  }
+  var alertId = 0;
+  function showError(method, e, args) {
+    if (!root) return;
+    var action = ACTIONS[method] ? t(ACTIONS[method]) : method;
+    var why = errorReason(method, e, args);
+    var text = t("failed", { action: action, why: why });
+    model.alerts = model.alerts.filter(function (a) { return a.text !== text; });
+    var alert = { id: ++alertId, text: text, detail: e.message && e.message !== why ? e.message : "" };
+    model.alerts.push(alert);
+    if (model.alerts.length > 3) model.alerts.shift();
+    var ms = Number(opt("messageTimeout"));
+    if (ms > 0) setTimeout(function () { closeAlert(alert.id); }, ms);
+    render();
+  }
+  function closeAlert(id) {
+    var before = model.alerts.length;
+    model.alerts = model.alerts.filter(function (a) { return a.id !== id; });
+    if (model.alerts.length !== before) render();
   }
 
   var api = {
@@ -690,7 +826,7 @@
         forgetRemembered();  // UCS revoked the user's remembered logins: drop the cookie too
         forgetUser(); model.noAutologin = true; model.autoLogoutOnUnload = false;
         credentials();
-      }, function (e) { warn(e.message); throw e; });
+      }, function (e) { warn(e.message); showError("logout", e); throw e; });
     },
     identifier: function (identifier) {
       if (!identifier) throw new Error("identifier needs the phone's identifier");
@@ -703,12 +839,12 @@
         model.device = null; model.calls = {}; model.order = [];
         setAppState("IDENTIFY");
         return askIdentifier();
-      }, function (e) { warn(e.message); throw e; });
+      }, function (e) { warn(e.message); showError("identify", e); throw e; });
     },
     changeStatus: function (status, reason) {
       status = String(status || "").toUpperCase();
       if (STATUSES.indexOf(status) < 0) throw new Error("changeStatus: " + JSON.stringify(status) + " is not a status; give OFFLINE, READY, AUX or ACW");
-      return act("agent.changeStatus", reason ? [status, String(reason)] : [status], t("statusChanged", { status: status + (reason ? " (" + reason + ")" : "") }));
+      return act("agent.changeStatus", reason ? [status, String(reason)] : [status], t("statusChanged", { status: t(status) + (reason ? " (" + reason + ")" : "") }));
     },
     suspend: function (queue) { return act("agent.suspend", [Number(queue)]); },
     resume: function (queue) { return act("agent.resume", [Number(queue)]); },
@@ -822,6 +958,7 @@
     people: '<path d="M16 11a3 3 0 1 0 0-6 3 3 0 0 0 0 6zm-8 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zm0 2c-2.3 0-7 1.2-7 3.5V19h14v-2.5C15 14.2 10.3 13 8 13zm8 0h-1c1.2.9 2 2 2 3.5V19h6v-2.5c0-2.3-4.7-3.5-7-3.5z"/>',
     chevron: '<path d="M7 10l5 5 5-5z"/>',
     close: '<path d="M19 6.4 17.6 5 12 10.6 6.4 5 5 6.4 10.6 12 5 17.6 6.4 19 12 13.4 17.6 19 19 17.6 13.4 12z"/>',
+    warn: '<path d="M1 21h22L12 2 1 21zm12-3h-2v-2h2v2zm0-4h-2v-4h2v4z"/>',
     inbound: '<path d="M20 5.4 18.6 4 8 14.6V9H6v9h9v-2H9.4z"/>',
     outbound: '<path d="M9 5v2h6.6L4 18.6 5.4 20 17 8.4V15h2V5z"/>',
   };
@@ -851,13 +988,16 @@
       '<div class="ucs-waiting" data-ref="waiting"></div>' +
       '<div class="ucs-spacer"></div>' +
       '<form class="ucs-dial" data-ref="dial" autocomplete="off">' +
-      '<input class="ucs-dial-input" data-ref="dialInput" inputmode="tel" name="number">' +
-      '<button type="button" class="ucs-btn ucs-icon-btn" data-act="keypad" data-ref="keypadBtn">' + icon("keypad") + "</button>" +
+      '<label class="ucs-sr" for="ucs-dial-input" data-t="dialNumber"></label>' +
+      '<input class="ucs-dial-input" id="ucs-dial-input" data-ref="dialInput" inputmode="tel" name="number">' +
+      '<button type="button" class="ucs-btn ucs-icon-btn" data-act="keypad" data-ref="keypadBtn" aria-haspopup="true" aria-expanded="false">' + icon("keypad") + "</button>" +
       '<button type="submit" class="ucs-btn ucs-green" data-ref="dialBtn">' + icon("phone") + '<span data-t="dial"></span></button>' +
       '<div class="ucs-keypad" data-ref="keypad" hidden></div>' +
       "</form>" +
-      '<div class="ucs-menu-wrap" data-ref="menuWrap"><button type="button" class="ucs-btn ucs-icon-btn ucs-ghost" data-act="menu">' + icon("menu") + '</button><div class="ucs-menu" data-ref="menu" hidden></div></div>' +
+      '<div class="ucs-menu-wrap" data-ref="menuWrap"><button type="button" class="ucs-btn ucs-icon-btn ucs-ghost" data-act="menu" data-ref="menuBtn" aria-haspopup="true" aria-expanded="false">' + icon("menu") + '</button><div class="ucs-menu" data-ref="menu" role="menu" hidden></div></div>' +
       "</div>" +
+      '<div class="ucs-alerts" data-ref="alerts" aria-live="assertive" aria-relevant="additions text"></div>' +
+      '<div class="ucs-sr" data-ref="announce" aria-live="polite" aria-atomic="true"></div>' +
       '<div class="ucs-body">' +
       '<form class="ucs-card ucs-login" data-ref="login" autocomplete="on">' +
       '<h2 data-t="signIn"></h2>' +
@@ -876,6 +1016,11 @@
       "</form>" +
       '<div class="ucs-card ucs-confirm" data-ref="confirm"></div>' +
       '<div class="ucs-calls" data-ref="calls"></div>' +
+      '<form class="ucs-transfer" data-ref="transfer" data-form="transfer" autocomplete="off" hidden><label><span data-t="transferTo"></span>' +
+      ' <input name="number" inputmode="tel" data-ref="transferInput"></label>' +
+      '<button type="submit" class="ucs-btn ucs-primary" data-kind="consult" data-t="consult"></button>' +
+      '<button type="submit" class="ucs-btn" data-kind="blind" data-t="blind"></button>' +
+      '<button type="button" class="ucs-btn ucs-ghost-dark" data-act="transfer" data-t="cancel"></button></form>' +
       '<div class="ucs-account" data-ref="account"></div>' +
       '<div class="ucs-loading" data-ref="loading"></div>' +
       "</div>" +
@@ -886,6 +1031,8 @@
     var keys = "123456789*0#".split("");
     els.keypad.innerHTML = keys.map(function (k) { return '<button type="button" class="ucs-key" data-key="' + k + '">' + k + "</button>"; }).join("");
     root.addEventListener("click", onClick);
+    root.addEventListener("keydown", onKeyDown);
+    document.addEventListener("keydown", onShortcut, true);
     root.addEventListener("submit", onSubmit);
     root.addEventListener("click", function (e) { e.ucsInside = !!e.target.closest(".ucs-status-wrap, .ucs-menu-wrap, .ucs-dial"); }, true);
     document.addEventListener("click", function (e) {
@@ -918,6 +1065,11 @@
       model.keypadOpen = false;
       NS.dial(n).then(function () { els.dialInput.value = ""; }, function () {});
       render();
+    } else if (f.getAttribute("data-form") === "aux") {
+      var reason = f.querySelector("[name=reason]").value.trim();
+      if (!reason) { showError("changeStatus", { error: "invalid_data", code: 400, message: "AUX needs a reason", fields: { reason: "" } }); return; }
+      model.statusOpen = false; model.auxOpen = false; render(); focusToggle(els.statusWrap);
+      NS.changeStatus("AUX", reason).catch(function () {});
     } else if (f.getAttribute("data-form") === "transfer") {
       var num = f.querySelector("input").value.trim();
       if (!num) return;
@@ -941,11 +1093,13 @@
     var act = el.getAttribute("data-act"), arg = el.getAttribute("data-arg");
     var quiet = function (p) { if (p && p.catch) p.catch(function () {}); };
     switch (act) {
-      case "status": model.statusOpen = !model.statusOpen; model.menuOpen = false; render(); break;
+      case "status": model.statusOpen = !model.statusOpen; model.menuOpen = false; model.auxOpen = false; render(); if (model.statusOpen) focusItem(els.statusWrap, 0); break;
+      case "aux-open": model.auxOpen = true; render(); var field = els.statusWrap.querySelector("[name=reason]"); if (field) field.focus(); break;
+      case "alert-close": closeAlert(Number(arg)); break;
       case "set-status":
-        model.statusOpen = false; render();
+        model.statusOpen = false; model.auxOpen = false; render(); focusToggle(els.statusWrap);
         quiet(NS.changeStatus(el.getAttribute("data-status"), arg || undefined)); break;
-      case "menu": model.menuOpen = !model.menuOpen; model.statusOpen = false; render(); break;
+      case "menu": model.menuOpen = !model.menuOpen; model.statusOpen = false; render(); if (model.menuOpen) focusItem(els.menu, 0); break;
       case "keypad": model.keypadOpen = !model.keypadOpen; render(); break;
       case "answer": quiet(NS.answer()); break;
       case "hangup": quiet(NS.hangup()); break;
@@ -958,13 +1112,70 @@
       case "confirm": quiet(NS.provision()); break;
       case "another": model.device = null; askIdentifier(); setAppState("IDENTIFY"); break;
       case "change-phone": model.menuOpen = false; quiet(NS.identify()); break;
+      case "ask-phone": model.menuOpen = false; model.pairAsked = true; askIdentifier(); render(); break;
       case "logout": model.menuOpen = false; quiet(NS.logout()); break;
-      case "lang": model.menuOpen = false; lang = lang === "cs" ? "en" : "cs"; render(); break;
+      case "lang":
+        model.menuOpen = false; lang = langPicked = lang === "cs" ? "en" : "cs";
+        try { localStorage.setItem(LANG_KEY, lang); } catch (err) { /* private mode: this page only */ }
+        render(); els.menuBtn.focus(); break;
       case "suspend": quiet(el.getAttribute("data-on") === "1" ? NS.resume(Number(arg)) : NS.suspend(Number(arg))); break;
       case "code": model.accountCode = arg; render(); break;
       case "skip": model.accountFor = null; render(); break;
       case "note-close": removeNote(Number(arg)); break;
     }
+  }
+
+  // ---------------------------------------------------------------- the keyboard
+
+  // Shortcuts: Alt+Shift+letter (by the key's position, `code`, so any layout works);
+  // a CRM page's own typing never uses Alt+Shift.
+  var SHORTCUT_LIST = [["A", "scAnswer"], ["E", "scHangup"], ["H", "scHold"], ["M", "scMute"], ["R", "scReady"], ["N", "scNotReady"]];
+  function onShortcut(e) {
+    if (!e.altKey || !e.shiftKey || e.ctrlKey || e.metaKey || e.repeat || !opt("shortcuts") || model.appState !== "READY") return;
+    var letter = /^Key([A-Z])$/.exec(e.code || "");
+    if (!letter) return;
+    var quiet = function (p) { if (p && p.catch) p.catch(function () {}); };
+    var c = activeCall();
+    switch (letter[1]) {
+      case "A": quiet(NS.answer()); break;
+      case "E": quiet(NS.hangup()); break;
+      case "H": quiet(c && c.state === CALL.HELD ? NS.unhold() : NS.tribute()); break;
+      case "M": quiet(NS.mute()); break;
+      case "R": quiet(NS.changeStatus("READY")); break;
+      case "N":  // not ready needs a reason: the status menu opens on the AUX choices
+        if (!root) return;
+        model.statusOpen = true; model.menuOpen = false; render();
+        var aux = els.statusWrap.querySelector('.ucs-item[data-status="AUX"]');
+        if (aux) aux.focus();
+        break;
+      default: return;
+    }
+    e.preventDefault();
+  }
+
+  function items(box) { return Array.prototype.slice.call(box.querySelectorAll(".ucs-item, .ucs-aux-form input, .ucs-aux-form button")); }
+  function focusItem(box, i) { var list = items(box); if (list.length) list[(i + list.length) % list.length].focus(); }
+  function focusToggle(box) { var b = box && box.parentNode && box.querySelector("[data-act=status], [data-act=menu], [data-act=keypad]"); if (b) b.focus(); }
+
+  // Menus: Escape closes the open one (focus back on its button), arrows move between items.
+  function onKeyDown(e) {
+    var box = model.statusOpen ? els.statusWrap : model.menuOpen ? els.menuWrap : model.keypadOpen ? els.dial : null;
+    if (!box || !box.contains(e.target)) {
+      if (e.key === "ArrowDown" && e.target.closest && e.target.closest("[data-act=status], [data-act=menu]")) {
+        e.target.click(); e.preventDefault();
+      }
+      return;
+    }
+    if (e.key === "Escape") {
+      model.statusOpen = model.menuOpen = model.keypadOpen = model.auxOpen = false;
+      render(); focusToggle(box); e.preventDefault(); return;
+    }
+    if (e.key !== "ArrowDown" && e.key !== "ArrowUp" && e.key !== "Home" && e.key !== "End") return;
+    if (e.target.tagName === "INPUT" && (e.key === "Home" || e.key === "End")) return;
+    var list = items(box), at = list.indexOf(document.activeElement);
+    var next = e.key === "Home" ? 0 : e.key === "End" ? list.length - 1 : at + (e.key === "ArrowDown" ? 1 : -1);
+    focusItem(box, at < 0 && e.key === "ArrowUp" ? -1 : next);
+    e.preventDefault();
   }
 
   function statusLabel(status, reason) {
@@ -992,45 +1203,102 @@
     });
   }
 
+  // Replace el's markup only when it changed, keeping what the agent is doing inside it:
+  // the values typed in its fields, the focused control and the caret (a redraw must not
+  // eat keystrokes).
+  function setHTML(el, html) {
+    if (el.__ucsHTML === html) return false;
+    var active = document.activeElement, key = active && el.contains(active) ? focusKey(active) : null;
+    var caret = key && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
+    var values = {};
+    Array.prototype.forEach.call(el.querySelectorAll("input[name]:not([type=radio]):not([type=checkbox]), select[name]"), function (f) { values[f.name] = f.value; });
+    el.innerHTML = html;
+    el.__ucsHTML = html;
+    Array.prototype.forEach.call(el.querySelectorAll("input[name]:not([type=radio]):not([type=checkbox]), select[name]"), function (f) {
+      if (values[f.name] !== undefined) f.value = values[f.name];
+    });
+    var again = key && el.querySelector(key);
+    if (again) {
+      again.focus();
+      if (caret) { try { again.setSelectionRange(caret[0], caret[1]); } catch (e) { /* not a text field */ } }
+    }
+    return true;
+  }
+  function focusKey(node) {
+    var sel = node.tagName.toLowerCase();
+    ["data-act", "data-arg", "data-status", "data-key", "name"].forEach(function (a) {
+      var v = node.getAttribute(a);
+      if (v !== null) sel += "[" + a + '="' + (window.CSS && CSS.escape ? CSS.escape(v) : v) + '"]';
+    });
+    return sel === node.tagName.toLowerCase() ? null : sel;
+  }
+
+  // What the agent is doing while a call is up ("On call", "Ringing", …): null without one.
+  function activity() {
+    var c = activeCall();
+    if (!c) return null;
+    if (c.state === CALL.HELD) return t("onHoldActivity");
+    if (c.state === CALL.CONNECTED) return t("onCall");
+    if (c.state === CALL.RINGING && c.direction !== "OUTGOING") return t("ringingActivity");
+    return t("dialling");
+  }
+
   function renderTop() {
     var name = (model.user && (model.user.displayname || model.user.username)) || "";
     nameContent(els.name, model.user ? String(opt("topMenuNameContent")) : "", name);
     var ready = model.appState === "READY";
     if (ready) {
       var reasons = (model.state && model.state.auxReasons) || [];
-      var acw = "";
-      if (model.status === "ACW") {
-        acw = model.acwUntil ? ' <span class="ucs-countdown" data-ref-acw>' + hms(model.acwUntil - serverNow()) + "</span>" : "";
-      }
-      var items = '<button type="button" class="ucs-item" data-act="set-status" data-status="READY"><i class="ucs-dot s-READY"></i>' + esc(t("READY")) + "</button>";
-      items += reasons.length ? reasons.map(function (r) {
-        return '<button type="button" class="ucs-item" data-act="set-status" data-status="AUX" data-arg="' + esc(r.name) + '"><i class="ucs-dot s-AUX"></i>' + esc(t("AUX")) + " · " + esc(r.name) + "</button>";
-      }).join("") : '<button type="button" class="ucs-item" data-act="set-status" data-status="AUX"><i class="ucs-dot s-AUX"></i>' + esc(t("AUX")) + "</button>";
-      items += '<button type="button" class="ucs-item" data-act="set-status" data-status="OFFLINE"><i class="ucs-dot s-OFFLINE"></i>' + esc(t("OFFLINE")) + "</button>";
-      els.statusWrap.innerHTML = '<button type="button" class="ucs-status s-' + esc(model.status) + '" data-act="status" aria-haspopup="true">' +
-        '<i class="ucs-dot s-' + esc(model.status) + '"></i><span>' + esc(statusLabel(model.status, model.reason)) + "</span>" + acw + icon("chevron") + "</button>" +
-        '<div class="ucs-dropdown"' + (model.statusOpen ? "" : " hidden") + ">" + items + "</div>";
+      var item = function (status, arg, label, act) {
+        return '<button type="button" class="ucs-item" data-act="' + (act || "set-status") + '" data-status="' + status + '"' +
+          (arg !== null ? ' data-arg="' + esc(arg) + '"' : "") + '><i class="ucs-dot s-' + status + '" aria-hidden="true"></i>' + esc(label) + "</button>";
+      };
+      var items = item("READY", null, t("READY"));
+      // AUX needs a reason: one of the configured ones, or (none configured) a short text.
+      items += reasons.length ? reasons.map(function (r) { return item("AUX", r.name, t("AUX") + " · " + r.name); }).join("")
+        : item("AUX", null, t("AUX") + "…", "aux-open") + (model.auxOpen ?
+          '<form class="ucs-aux-form" data-form="aux" autocomplete="off"><label><span>' + esc(t("auxReason")) + '</span><input name="reason" maxlength="64" placeholder="' +
+          esc(t("auxReasonPlaceholder")) + '"></label><button type="submit" class="ucs-btn ucs-primary">' + esc(t("auxGo")) + "</button></form>" : "");
+      items += item("OFFLINE", null, t("OFFLINE"));
+      var act = activity();
+      var label = (act ? act + " · " : "") + statusLabel(model.status, model.reason);
+      setHTML(els.statusWrap, '<button type="button" class="ucs-status s-' + esc(model.status) + (act ? " ucs-busy" : "") + '" data-act="status" aria-haspopup="true" aria-expanded="' + (model.statusOpen ? "true" : "false") + '">' +
+        '<i class="ucs-dot s-' + esc(model.status) + '" aria-hidden="true"></i><span class="ucs-status-text">' + esc(label) + "</span>" +
+        '<span class="ucs-status-time" data-status-time></span>' +
+        (model.status === "ACW" && model.acwUntil ? ' <span class="ucs-countdown" data-ref-acw></span>' : "") + icon("chevron") + "</button>" +
+        '<div class="ucs-dropdown" data-ref-dropdown' + (model.statusOpen ? "" : " hidden") + ">" + items + "</div>");
       var n = model.waitingCallers;
-      els.waiting.innerHTML = '<span class="ucs-waiting-badge' + (n ? " ucs-hot" : "") + '" title="' + esc(t("waitingTitle")) + '">' + icon("people") + "<b>" + esc(n) + "</b> " + esc(t("waiting")) + "</span>";
+      setHTML(els.waiting, '<span class="ucs-waiting-badge' + (n ? " ucs-hot" : "") + '" title="' + esc(t("waitingTitle")) + '">' + icon("people") + "<b>" + esc(n) + "</b> " + esc(waitingText(n)) + "</span>");
     } else {
-      els.statusWrap.innerHTML = ""; els.waiting.innerHTML = "";
+      setHTML(els.statusWrap, ""); setHTML(els.waiting, "");
     }
     els.dial.hidden = !(ready && opt("showDialControl"));
     els.keypad.hidden = !model.keypadOpen;
+    els.keypadBtn.setAttribute("aria-label", t("keypad"));
+    els.keypadBtn.setAttribute("aria-expanded", model.keypadOpen ? "true" : "false");
+    els.menuBtn.setAttribute("aria-label", t("menu"));
+    els.menuBtn.setAttribute("aria-expanded", model.menuOpen ? "true" : "false");
     els.dialInput.placeholder = t("dialPlaceholder");
     els.menuWrap.hidden = !model.user && model.appState !== "CREDENTIALS";
-    var menu = '<button type="button" class="ucs-item" data-act="lang">' + esc(t("language")) + "</button>";
+    var menu = '<button type="button" class="ucs-item" data-act="lang" lang="' + (lang === "cs" ? "en" : "cs") + '">' + esc(t("language")) + "</button>";
     if (model.user) {
       if (ready || model.appState === "DEVICE") menu = '<button type="button" class="ucs-item" data-act="change-phone">' + esc(t("changePhone")) + "</button>" + menu;
+      // withoutDevice: no phone is paired by itself, but the agent may still choose one.
+      if (model.appState === "IDENTIFY" && opt("withoutDevice") && !model.pairAsked) menu = '<button type="button" class="ucs-item" data-act="ask-phone">' + esc(t("pickPhone")) + "</button>" + menu;
       if (ready && model.state && (model.state.queues || []).length) {
         menu += '<div class="ucs-menu-title">' + esc(t("queues")) + "</div>" + model.state.queues.map(function (q) {
           var id = q.id !== undefined ? q.id : q.queue_id;
-          return '<button type="button" class="ucs-item" data-act="suspend" data-arg="' + esc(id) + '" data-on="' + (q.suspended ? 1 : 0) + '"><i class="ucs-dot ' + (q.suspended ? "s-OFFLINE" : "s-READY") + '"></i>' + esc(q.name) + (q.suspended ? " · " + esc(t("suspended")) : "") + "</button>";
+          return '<button type="button" class="ucs-item" data-act="suspend" data-arg="' + esc(id) + '" data-on="' + (q.suspended ? 1 : 0) + '"><i class="ucs-dot ' + (q.suspended ? "s-OFFLINE" : "s-READY") + '" aria-hidden="true"></i>' + esc(q.name) + (q.suspended ? " · " + esc(t("suspended")) : "") + "</button>";
         }).join("");
       }
       menu += '<button type="button" class="ucs-item ucs-danger" data-act="logout">' + esc(t("logout")) + "</button>";
+      if (ready && opt("shortcuts")) {
+        menu += '<div class="ucs-menu-title">' + esc(t("shortcuts")) + '</div><dl class="ucs-shortcuts">' + SHORTCUT_LIST.map(function (sc) {
+          return "<dt><kbd>Alt</kbd>+<kbd>Shift</kbd>+<kbd>" + sc[0] + "</kbd></dt><dd>" + esc(t(sc[1])) + "</dd>";
+        }).join("") + "</dl>";
+      }
     }
-    els.menu.innerHTML = menu;
+    setHTML(els.menu, menu);
     els.menu.hidden = !model.menuOpen;
   }
 
@@ -1062,36 +1330,33 @@
       '<div class="ucs-call-icon">' + icon(dirIcon) + "</div>" +
       '<div class="ucs-call-who"><div class="ucs-call-name">' + esc(who || number || t("unknownCaller")) + "</div>" +
       '<div class="ucs-call-meta">' + esc(number) + (c.queue ? ' · <span class="ucs-queue">' + esc(c.queue) + "</span>" : "") + " · " + esc(dirText) + "</div>" + consultText + "</div>" +
-      '<div class="ucs-call-state"><span class="ucs-chip st-' + esc(c.state) + '">' + esc(stateText) + '</span><span class="ucs-timer" data-since="' + esc(since || "") + '">' + (since ? hms(serverNow() - since) : "") + "</span></div>" +
+      '<div class="ucs-call-state"><span class="ucs-chip st-' + esc(c.state) + '">' + esc(stateText) + '</span><span class="ucs-timer" data-since="' + esc(since || "") + '"></span></div>' +
       '<div class="ucs-call-actions">' + buttons + "</div></div>";
-    if (primary && model.transferOpen && c.state === CALL.CONNECTED) {
-      html += '<form class="ucs-transfer" data-form="transfer" autocomplete="off"><label>' + esc(t("transferTo")) +
-        ' <input name="number" inputmode="tel" placeholder="' + esc(t("dialPlaceholder")) + '"></label>' +
-        '<button type="submit" class="ucs-btn ucs-primary" data-kind="consult">' + esc(t("consult")) + "</button>" +
-        '<button type="submit" class="ucs-btn" data-kind="blind">' + esc(t("blind")) + "</button>" +
-        '<button type="button" class="ucs-btn ucs-ghost-dark" data-act="transfer">' + esc(t("cancel")) + "</button></form>";
-    }
     return html;
   }
 
+  // The calls are redrawn when they change (the timers tick in place); the transfer form
+  // is drawn once and only shown or hidden, so what the agent types there stays.
   function renderCalls() {
     var list = calls(), primary = activeCall();
-    var keep = els.calls.querySelector("[data-form=transfer] input");
-    var typed = keep ? keep.value : "";
     var html = list.filter(function (c) { return c !== primary; }).map(function (c) { return callView(c, false); }).join("");
     if (primary) html += callView(primary, true);
-    if (els.calls.getAttribute("data-html") !== html) {
-      els.calls.innerHTML = html;
-      els.calls.setAttribute("data-html", html);
-      var input = els.calls.querySelector("[data-form=transfer] input");
-      if (input) { input.value = typed; if (!typed) input.focus(); }
-    }
+    if (setHTML(els.calls, html)) tick();
     els.calls.hidden = !(model.appState === "READY" && list.length);
+    var showTransfer = model.appState === "READY" && !!primary && model.transferOpen && primary.state === CALL.CONNECTED;
+    if (showTransfer && els.transfer.hidden) {
+      els.transfer.hidden = false;
+      els.transferInput.value = "";
+      els.transferInput.focus();
+    } else if (!showTransfer) {
+      els.transfer.hidden = true;
+    }
+    els.transferInput.placeholder = t("dialPlaceholder");
   }
 
   function renderAccount() {
     var c = model.accountFor;
-    if (!c || model.appState !== "READY") { els.account.hidden = true; els.account.innerHTML = ""; els.account.removeAttribute("data-for"); els.account.removeAttribute("data-html"); return; }
+    if (!c || model.appState !== "READY") { els.account.hidden = true; setHTML(els.account, ""); els.account.removeAttribute("data-for"); return; }
     var reasons = callReasons();
     var tops = reasons.filter(function (r) { return !r.parent_id; });
     var chosen = tops.filter(function (r) { return r.code === model.accountCode; })[0];
@@ -1106,13 +1371,13 @@
       }).join("") + "</div>" +
       (subs.length ? '<label class="ucs-sub">' + esc(t("sub")) + ' <select name="sub"><option value="">' + esc(t("none")) + "</option>" + subs.map(function (r) { return '<option value="' + esc(r.code) + '">' + esc(r.name || r.code) + "</option>"; }).join("") + "</select></label>" : "") +
       '<span class="ucs-spacer"></span><button type="submit" class="ucs-btn ucs-primary"' + (chosen ? "" : " disabled") + ">" + esc(t("save")) + '</button><button type="button" class="ucs-btn ucs-ghost-dark" data-act="skip">' + esc(t("skip")) + "</button></form>";
-    if (els.account.getAttribute("data-html") !== html + lang) { els.account.innerHTML = html; els.account.setAttribute("data-html", html + lang); }
+    setHTML(els.account, html);
   }
 
   function renderNotes(target, state) {
     var notes = model.notifications.filter(function (n) { return !n.boundState || n.boundState === state; });
     return notes.map(function (n) {
-      return '<div class="ucs-note ucs-note-' + esc(n.type) + '" data-note="' + esc(n.id) + '"><span>' + esc(n.title) + '</span><button type="button" class="ucs-x" data-act="note-close" data-arg="' + esc(n.id) + '">' + icon("close") + "</button></div>";
+      return '<div class="ucs-note ucs-note-' + esc(n.type) + '" data-note="' + esc(n.id) + '"><span>' + esc(n.title) + '</span><button type="button" class="ucs-x" data-act="note-close" data-arg="' + esc(n.id) + '" aria-label="' + esc(t("closeMessage")) + '">' + icon("close") + "</button></div>";
     }).join("");
   }
 
@@ -1123,6 +1388,7 @@
     root.setAttribute("lang", lang);
     Array.prototype.forEach.call(root.querySelectorAll("[data-t]"), function (el) { el.textContent = t(el.getAttribute("data-t")); });
     renderTop();
+    tick();
     els.loading.hidden = s !== "CONNECTING";
     els.loading.textContent = t("loading");
     els.login.hidden = s !== "CREDENTIALS";
@@ -1130,17 +1396,26 @@
     els.loginBtn.disabled = model.busy === "login" || !model.connected;
     els.loginError.textContent = model.loginError;
     els.loginPass.placeholder = model.remembered ? t("remembered") : "";
-    els.loginNotes.innerHTML = s === "CREDENTIALS" ? renderNotes(null, s) : "";
-    els.pair.hidden = !(s === "IDENTIFY" && !opt("withoutDevice"));
-    els.phones.innerHTML = model.devices.length ? model.devices.map(function (d) {
+    setHTML(els.loginNotes, s === "CREDENTIALS" ? renderNotes(null, s) : "");
+    // Errors where the agent looks: under the top bar, each closable, gone after messageTimeout;
+    // a lost connection stays there until it is back.
+    var lostLink = model.reconnecting && !model.connected ?
+      '<div class="ucs-alert ucs-alert-conn" data-alert="connection">' + icon("warn") + '<span class="ucs-alert-text">' + esc(t("lost")) + "</span></div>" : "";
+    setHTML(els.alerts, lostLink + model.alerts.map(function (a) {
+      return '<div class="ucs-alert" data-alert="' + a.id + '"' + (a.detail ? ' title="' + esc(a.detail) + '"' : "") + '>' + icon("warn") +
+        '<span class="ucs-alert-text">' + esc(a.text) + "</span>" + (a.detail && lang === "en" ? '<span class="ucs-alert-detail">' + esc(a.detail) + "</span>" : "") +
+        '<button type="button" class="ucs-x" data-act="alert-close" data-arg="' + a.id + '" aria-label="' + esc(t("closeMessage")) + '">' + icon("close") + "</button></div>";
+    }).join(""));
+    els.pair.hidden = !(s === "IDENTIFY" && (!opt("withoutDevice") || model.pairAsked));
+    setHTML(els.phones, model.devices.length ? model.devices.map(function (d) {
       var id = (d.identifiers && d.identifiers[0]) || d.device;
       return '<button type="button" class="ucs-phone" data-act="pick-phone" data-arg="' + esc(id) + '">' + icon("phone") + "<span><b>" + esc(d.name || d.device) + "</b><small>" + esc(d.device) + " · " + esc((d.identifiers || []).join(", ")) + "</small></span></button>";
-    }).join("") : '<p class="ucs-muted">' + esc(t("noPhones")) + "</p>";
+    }).join("") : '<p class="ucs-muted">' + esc(t("noPhones")) + "</p>");
     els.pairBtn.textContent = model.busy === "pair" ? t("pairing") : t("pair");
     els.pairBtn.disabled = model.busy === "pair";
     els.confirm.hidden = s !== "DEVICE";
-    els.confirm.innerHTML = s === "DEVICE" && model.device ? "<h2>" + esc(t("confirmPhone")) + '</h2><div class="ucs-phone ucs-static">' + icon("phone") + "<span><b>" + esc(model.device.name || model.device.device) + "</b><small>" + esc(model.device.device) + "</small></span></div>" +
-      '<div class="ucs-row"><button type="button" class="ucs-btn ucs-primary" data-act="confirm">' + esc(t("confirm")) + '</button><button type="button" class="ucs-btn ucs-ghost-dark" data-act="another">' + esc(t("another")) + "</button></div>" : "";
+    setHTML(els.confirm, s === "DEVICE" && model.device ? "<h2>" + esc(t("confirmPhone")) + '</h2><div class="ucs-phone ucs-static">' + icon("phone") + "<span><b>" + esc(model.device.name || model.device.device) + "</b><small>" + esc(model.device.device) + "</small></span></div>" +
+      '<div class="ucs-row"><button type="button" class="ucs-btn ucs-primary" data-act="confirm">' + esc(t("confirm")) + '</button><button type="button" class="ucs-btn ucs-ghost-dark" data-act="another">' + esc(t("another")) + "</button></div>" : "");
     renderCalls();
     renderAccount();
     var bottom = "";
@@ -1149,7 +1424,7 @@
       var phone = model.device ? '<span class="ucs-dev">' + icon("phone") + esc(model.device.name || model.device.device) + "</span>" : (s === "IDENTIFY" && opt("withoutDevice") ? '<span class="ucs-dev">' + esc(t("withoutDevice")) + "</span>" : "");
       bottom = conn + phone + '<span class="ucs-notes">' + (s === "CREDENTIALS" ? "" : renderNotes(null, s)) + "</span>" + '<span class="ucs-ver">v' + VERSION + "</span>";
     }
-    els.bottom.innerHTML = bottom;
+    setHTML(els.bottom, bottom);
     els.bottom.hidden = !opt("showBottomMenu");
   }
 
@@ -1161,6 +1436,11 @@
     });
     var acw = root.querySelector("[data-ref-acw]");
     if (acw && model.acwUntil) acw.textContent = hms(model.acwUntil - serverNow());
+    var inStatus = root.querySelector("[data-status-time]");
+    if (inStatus) {
+      inStatus.textContent = model.since ? hms(serverNow() - model.since) : "";
+      inStatus.title = model.since ? t("statusTime", { time: hms(serverNow() - model.since) }) : "";
+    }
   }
 
   // ---------------------------------------------------------------- start
