@@ -64,11 +64,17 @@ class Hangups:
         """Why ``leg`` ended (``q850``: its channel's hang-up cause)."""
         if leg.transferred:
             return Cause.TRANSFER
+        origin = call.legs.get(call.origin)
+        if (origin is not None and origin.hangup_requested and origin.ended is not None and leg is not origin
+                and leg.answered is not None and not leg.hangup_requested):
+            # The caller's phone hung up first and this one did not: Asterisk ended
+            # its part (an attended transfer whose consultation still rang fails,
+            # and takes the agent's channel with it).
+            return Cause.CALLER_HUNG_UP
         left = self._who_left(call, leg.uniqueid, set())
         if left is not None:
             return Cause.CALLER_HUNG_UP if left == call.origin else Cause.CALLED_HUNG_UP
         if leg.answered is None:
-            origin = call.legs.get(call.origin)
             if origin is not None and origin.hangup_requested and leg.uniqueid != call.origin:
                 return Cause.CALLER_HUNG_UP
             if leg.uniqueid != call.origin and cause_from_q850(q850) == Cause.REJECTED:

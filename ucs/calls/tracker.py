@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from ucs.ami.message import Message
 from ucs.calls.call import INTERNAL, OUTGOING, Call, CallState, Cause, Leg
 from ucs.calls.callstate import ringing, update_state
+from ucs.calls.consultation import part_with, talking_on
 from ucs.calls.hangup import Hangups
 from ucs.calls.journey import JOURNEY_APPS, Journey, add_step, describe_leg_end
 from ucs.calls.numbers import LINE, LOCAL, TRUNK, DeviceClassifier, NumberNormalizer
@@ -81,6 +82,9 @@ class CallTracker(PBXObserver):
         self._redirecting = self._hangups.redirecting
         self._journey = Journey(clock)
         self._originating: dict[str, str] = {}  # device → the number UCS asked it to call
+        #: Linkedid of a call that ended while two of its legs talked on → the call they
+        #: are now (:mod:`ucs.calls.consultation`): channels still to come join that one.
+        self._successor: dict[str, str] = {}
         # The owner puts the tracker in ``pbx.observers`` (``ucs.server``): the
         # constructor subscribes to nothing.
 
@@ -121,9 +125,10 @@ class CallTracker(PBXObserver):
 
     def channel_created(self, ch: Channel) -> None:
         now = self._clock.seconds()
-        call = self.calls.get(ch.linkedid)
+        key = self._successor.get(ch.linkedid, ch.linkedid) if self._successor else ch.linkedid
+        call = self.calls.get(key)
         if call is None:
-            call = self.calls[ch.linkedid] = Call(uniqueid=ch.linkedid, id=next(self._ids), created=now)
+            call = self.calls[key] = Call(uniqueid=key, id=next(self._ids), created=now)
         kind = self.classify(ch.device)
         leg = Leg(ch.uniqueid, ch.name, ch.device, kind, now, ch.caller_num, ch.caller_name)
         call.legs[ch.uniqueid] = leg
@@ -268,8 +273,38 @@ class CallTracker(PBXObserver):
             self._hangups.forced.add(leg.uniqueid)
         if all(l.ended is not None for l in call.legs.values()):
             self._finish(call, now, self._hangups.unseen_end(call))
+        elif leg.uniqueid == call.origin and (pair := talking_on(self._pbx, call)) is not None:
+            self._split(call, now, *pair)
         else:
             self._changed(call)
+
+    def _split(self, call: Call, now: float, agent: Leg, party: Leg) -> None:
+        """The caller hung up while ``agent`` talks on with ``party`` (a consultation):
+        the caller's call ends, and theirs is a new call from ``agent``
+        (:mod:`ucs.calls.consultation`)."""
+        moved = part_with(call, now, [l for l in call.legs.values() if l.ended is None])
+        bridges = {uid: self._last_bridge[uid] for uid in moved if uid in self._last_bridge}
+        self._finish(call, now, False)
+        self._last_bridge.update(bridges)
+        new = Call(uniqueid=agent.uniqueid, id=next(self._ids), created=now)
+        new.legs.update(moved)
+        for uid in moved:
+            self._leg_call[uid] = new
+        self.calls[new.uniqueid] = new
+        self._successor[call.uniqueid] = new.uniqueid
+        self._pbx.hold_ended(agent.uniqueid)
+        set_origin(new, agent, self._pbx.channels[agent.uniqueid], self.normalize, {})
+        if agent.step is not None:
+            agent.step.start = now
+        new.called_number = party.number
+        party.step = add_step(new, party.device, party.kind, f"Call to {party.name + ' ' if party.name else ''}({party.number or party.device})", now)
+        new.connected = now
+        new.answered_by = party.device
+        set_connected(new, party, self._pbx.channels[party.uniqueid], self.classify, self.normalize)
+        self._visible.add(new.uniqueid)
+        update_state(self._pbx, new, [])
+        self._notify("call_created", new)
+        self._changed(new)
 
     # -- the end of a call -----------------------------------------------------------
 
@@ -283,6 +318,8 @@ class CallTracker(PBXObserver):
         self._hangups.forget(self._pbx, call)
         self._journey.forget(call)
         del self.calls[call.uniqueid]
+        if self._successor:
+            self._successor = {k: v for k, v in self._successor.items() if call.uniqueid not in (k, v)}
         for uid in call.legs:
             self._leg_call.pop(uid, None)
         if call.uniqueid in self._visible:
@@ -300,12 +337,19 @@ class CallTracker(PBXObserver):
         call = self._leg_call.get(ch.uniqueid)
         if call is None:
             return
+        before = self._last_bridge.get(ch.uniqueid)
+        if before is not None and before != bridge.uniqueid and self._first_leaver.get(before) == ch.uniqueid:
+            # It moved (an attended transfer takes the agent to the consultation's
+            # bridge): leaving was not hanging up, whoever leaves next there is.
+            self._first_leaver[before] = None
         self._last_bridge[ch.uniqueid] = bridge.uniqueid
         origin = self._pbx.channels.get(call.origin)
-        if origin is None or origin.bridge is None:
-            return
-        far = far_end(self._pbx, origin, set())
+        far = far_end(self._pbx, origin, set()) if origin is not None and origin.bridge is not None else None
         if far is None:
+            # The caller talks to no one (on hold for a consultation): whom the agent
+            # consults may have changed (the consulted phone answered).
+            if origin is not None and consult_of(self._pbx, call, None) != call.consult:
+                self._changed(call)
             return
         leg = call.legs.get(far.uniqueid)
         if leg is None:

@@ -106,6 +106,15 @@ class PBX(PBXState):
         """The event names this model reads; everything else is noise to it."""
         return frozenset(self._handlers)
 
+    def hold_ended(self, uniqueid: str) -> None:
+        """The party ``uniqueid``'s channel held has gone: it holds no one any more.
+        Asterisk sends an attended transfer's transferer a ``Hold`` and, when the
+        caller hangs up during the consultation, never the ``Unhold``
+        (``bridge_basic.c``, consulting state): the call tracker says so here."""
+        ch = self.channels.get(uniqueid)
+        if ch is not None and ch.on_hold:
+            ch.on_hold = False
+
     def set_muted(self, channel_name: str, direction: str, on: bool) -> Channel | None:
         """Record a ``MuteAudio`` that Asterisk confirmed; Asterisk sends no event for it."""
         ch = self.channel_by_name(channel_name)
