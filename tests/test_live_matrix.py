@@ -59,6 +59,9 @@ class Flow:
     cdr: dict[str, Any] | None
     #: Bar requests that must fail (method -> why it is right that it fails).
     refused: dict[str, str] = field(default_factory=dict)
+    #: Fields of the CDRs stored after the first, in order (a consultation that
+    #: became a call of its own).
+    more_cdrs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _queue_call(queue: str = "support") -> dict[str, Any]:
@@ -165,6 +168,29 @@ FLOWS: dict[str, Flow] = {
                "c": [RINGING_IN, hangup(6)]},  # c rang out (the transfer's no-answer timeout), not "answered elsewhere"
         {"a": ("ACW", ""), "c": ("READY", "")},
         {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3}),
+    # support call answered by a; a consults c from the bar (the customer on hold); c answers;
+    # the customer hangs up while a and c talk: the customer's call ends for both (cause 3) and
+    # a's talk with c goes on as a call of its own, from a to c; a hangs up from the bar
+    "atxfer_caller_hangs_up_consulting": Flow(
+        "ac", {"a": [RINGING_IN, CONNECT, ("call.hold", {}), hangup(3),
+                     ("call.new", {"direction": "INTERNAL", "number": "c#"}), ("call.connect", {"number": "c#"}),
+                     hangup(3)],
+               "c": [RINGING_IN, CONNECT, hangup(3),
+                     ("call.connect", {"direction": "INTERNAL", "number": "a#"}), hangup(3)]},
+        # c is held for after-call work as soon as it talks in a queue call, consulted or not
+        {"a": ("ACW", ""), "c": ("ACW", "")},
+        {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3,
+         "journey_has": ["SIP/carrier", "Queue:support", "a", "c"]},
+        more_cdrs=[{"direction": "INTERNAL", "caller_number": "a#", "called_number": "c#", "answered_by": "c",
+                    "cause": 3, "queue": None, "journey_has": ["a", "c"]}]),
+    # as above, but c never answers: the customer hangs up while it rings, and Asterisk ends
+    # the consultation (the transfer fails) and a's part with it
+    "atxfer_caller_hangs_up_ringing": Flow(
+        "ac", {"a": [RINGING_IN, CONNECT, ("call.hold", {}), hangup(3)],
+               "c": [RINGING_IN, hangup(3)]},  # for c too, the caller hung up
+        {"a": ("ACW", ""), "c": ("READY", "")},
+        {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3,
+         "journey_has": ["SIP/carrier", "Queue:support", "a", "c"]}),
     # support call answered by a; mute and unmute from the bar; the customer hangs up
     "mute_during_call": Flow(
         "a", {"a": [RINGING_IN, CONNECT, ("call.mute", {}), ("call.unmute", {}), hangup(3)]}, {"a": ("ACW", "")},
@@ -312,7 +338,10 @@ class Driver:
             await self._request(a["Channel"], "call.dial", [a["Exten"]])
         elif name == "hangup":
             device = _device(a["Channel"])
-            method = "call.finishTransfer" if device in self.consulting else "call.hangup"
+            # Finishing a transfer while it is one; once the caller hung up during the
+            # consultation, hanging up the call with the consulted party.
+            still = device in self.consulting and device in self.live.server.get_call_control().ops
+            method = "call.finishTransfer" if still else "call.hangup"
             self.consulting.discard(device)
             await self._request(device, method)
         elif name == "redirect":
@@ -427,12 +456,13 @@ async def _scenario(live: Live, stage: Stage, driver: Driver, flow: Flow, roles:
     if flow.cdr is None:
         assert cdrs == []
         return
-    assert len(cdrs) == 1, f"{len(cdrs)} CDRs: {[c['uniqueid'] for c in cdrs]}"
-    cdr = cdrs[0]
-    for key, value in flow.cdr.items():
-        if key == "journey_has":
-            devices = [step["Device"] for step in cdr["journey"]]
-            for d in _resolve(value, roles):
-                assert d in devices, f"journey {devices} without {d}"
-        else:
-            assert cdr[key] == _resolve(value, roles), f"CDR {key}={cdr[key]!r}"
+    wanted = [flow.cdr, *flow.more_cdrs]
+    assert len(cdrs) == len(wanted), f"{len(cdrs)} CDRs: {[c['uniqueid'] for c in cdrs]}"
+    for cdr, want in zip(sorted(cdrs, key=lambda c: c["disconnected"]), wanted):
+        for key, value in want.items():
+            if key == "journey_has":
+                devices = [step["Device"] for step in cdr["journey"]]
+                for d in _resolve(value, roles):
+                    assert d in devices, f"journey {devices} without {d}"
+            else:
+                assert cdr[key] == _resolve(value, roles), f"CDR {key}={cdr[key]!r}"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from labkit import CUSTOMER, Bar, Lab, LabUCS, Phone, Phones, phones_of
+from labkit import CUSTOMER, Bar, BarError, Lab, LabUCS, Phone, Phones, phones_of
 
 SIP = pytest.param("sip", marks=pytest.mark.chan_sip, id="sip")
 #: The PJSIP half of a flow with a customer: the carrier is a chan_sip peer.
@@ -432,6 +432,56 @@ async def test_atxfer_target_noanswer(driver: str, lab: Lab, phones: Phones, ucs
     await stored(ucs, end_a, f"{driver}_atxfer_target_noanswer")
     await asterisk_agrees(ucs, lab)
     assert end_c["cause"] == UNAVAILABLE, f"c rang unanswered; its bar says cause {end_c['cause']}"
+
+
+@pytest.mark.parametrize("driver", BOTH)
+@pytest_twisted.ensureDeferred
+async def test_atxfer_caller_hangs_up_consulting(driver: str, lab: Lab, phones: Phones, ucs: LabUCS) -> None:
+    """Phone a's agent consults c from the bar and c answers; the customer hangs up while
+    they talk. Both bars end the customer's call (cause 3); a and c go on talking in a
+    call of its own, a to c; finishing the transfer is refused; a hangs up. Two CDRs."""
+    p = phones_of(lab, driver)
+    bar_a = await answered_queue_call(ucs, phones, p["a"], talk_ms=7000)
+    bar_c = await ucs.agent(p["c"])
+    phones.phone(p["c"])
+    await bar_a.call("call.transfer", p["c"].number)
+    await bar_c.event("call.connect")
+    end_a = await hung_up(bar_a, CALLER_HUNG_UP, timeout=15)
+    talk = await bar_a.event("call.connect", nth=2)
+    assert talk["number"] == p["c"].number and talk["direction"] == "INTERNAL", talk
+    assert (await bar_c.event("call.connect", nth=2))["number"] == p["a"].number
+    with pytest.raises(BarError, match="no transfer in progress"):
+        await bar_a.call("call.finishTransfer")
+    await bar_a.call("call.hangup")
+    assert (await bar_c.event("call.hangup", nth=2))["uniqueid"] == talk["uniqueid"]
+    assert call_names(bar_a) == ["call.ringing", "call.connect", "call.hold", "call.hangup",
+                                 "call.new", "call.connect", "call.hangup"]
+    assert call_names(bar_c) == ["call.ringing", "call.connect", "call.hangup", "call.connect", "call.hangup"]
+    await stored(ucs, end_a, f"{driver}_atxfer_caller_hangs_up_consulting")
+    consultation = await ucs.cdr(talk["uniqueid"])
+    assert {k: consultation[k] for k in ("direction", "caller_number", "called_number", "answered_by", "cause")} == {
+        "direction": "INTERNAL", "caller_number": p["a"].number, "called_number": p["c"].number,
+        "answered_by": p["c"].device, "cause": CALLER_HUNG_UP}, consultation
+    await asterisk_agrees(ucs, lab)
+
+
+@pytest.mark.parametrize("driver", BOTH)
+@pytest_twisted.ensureDeferred
+async def test_atxfer_caller_hangs_up_ringing(driver: str, lab: Lab, phones: Phones, ucs: LabUCS) -> None:
+    """As above, but c never answers: the customer hangs up while c rings; Asterisk ends
+    the consultation, and a's part: every bar says the caller hung up."""
+    p = phones_of(lab, driver)
+    bar_a = await answered_queue_call(ucs, phones, p["a"], talk_ms=7000)
+    bar_c = await ucs.agent(p["c"])
+    phones.phone(p["c"], "uas_noanswer")
+    await bar_a.call("call.transfer", p["c"].number)
+    await bar_c.event("call.ringing")
+    end_a = await hung_up(bar_a, CALLER_HUNG_UP, timeout=15)
+    await hung_up(bar_c, CALLER_HUNG_UP)
+    assert call_names(bar_a) == ["call.ringing", "call.connect", "call.hold", "call.hangup"]
+    assert call_names(bar_c) == ["call.ringing", "call.hangup"]
+    await stored(ucs, end_a, f"{driver}_atxfer_caller_hangs_up_ringing")
+    await asterisk_agrees(ucs, lab)
 
 
 @pytest.mark.parametrize("driver", BOTH)

@@ -121,6 +121,7 @@ class ChannelsMixin(SimPart):
                 self._set_dev(dev, "NOT_INUSE")
         if peer is not None and not peer.gone:
             self._hangup(peer, "req", 16)
+        self._atxfer_transferee_gone(ch)
 
     # --------------------------------------------------------------- bridges
 
@@ -244,6 +245,7 @@ class ChannelsMixin(SimPart):
             if ch.pbx and source != "ami":
                 if isinstance(ch.job, QueueEntry):
                     self._queue_complete(ch.job, "caller", with_dest=True)
+                self._moh_stop(ch)  # held for an attended transfer: the music stops first
                 self._bridge_leave(ch)
                 ch.cause = cause if cause is not None else 16
                 self._pbx_end(ch)

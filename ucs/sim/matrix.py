@@ -159,6 +159,42 @@ async def atxfer_target_noanswer(p: Player, a: str, b: str, c: str) -> None:
 
 
 @flow("sip", "pj")
+async def atxfer_caller_hangs_up_consulting(p: Player, a: str, b: str, c: str) -> None:
+    # Recorded with tests/lab/record.py: the consultation starts a second after a
+    # answers; the customer hangs up 7 s after the answer, while a and c talk;
+    # 3 s later a's channel is hung up.
+    await p.run(1, 2)
+    p.sim.phone(a).set_behaviour(answer_after=1.5)
+    p.sim.phone(c).set_behaviour(answer_after=1.5)
+    customer = p.sim.caller_calls("5000")
+    await p.wait(2.5)
+    await p.run(3, 4)
+    await p.wait(4.5)
+    p.sim.bye(customer)
+    await p.wait(3)
+    await p.run(5)
+    await p.wait(1)
+    await p.run(6)
+    await p.logoff(7)
+
+
+@flow("sip", "pj")
+async def atxfer_caller_hangs_up_ringing(p: Player, a: str, b: str, c: str) -> None:
+    # As above, but c never answers: the customer hangs up while it rings.
+    await p.run(1, 2)
+    p.sim.phone(a).set_behaviour(answer_after=1.5)
+    p.sim.phone(c).set_behaviour(answer_after=None)
+    customer = p.sim.caller_calls("5000")
+    await p.wait(2.5)
+    await p.run(3, 4)
+    await p.wait(4.5)
+    p.sim.bye(customer)
+    await p.wait(1)
+    await p.run(5)
+    await p.logoff(6)
+
+
+@flow("sip", "pj")
 async def mute_during_call(p: Player, a: str, b: str, c: str) -> None:
     await flows.customer_call(p, {a: 1.5}, [(4, 1), (1, 1)], talk=1)
 

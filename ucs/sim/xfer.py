@@ -340,6 +340,53 @@ class XferMixin:
         self._bridge_destroy(b2)
         self._destroy(ch, 16)
 
+    def _atxfer_transferee_gone(self: Any, gone: Channel) -> None:
+        """``gone``, held for an attended transfer, hung up (``bridge_basic.c``): with
+        the consultation answered, the transfer is over and the transferer and the
+        target talk on in a normal bridge (no event says so); still ringing, the
+        transfer fails (``AttendedTransfer`` Result Fail) and Asterisk hangs the
+        consultation up, the transferer's channel with it."""
+        for ch in list(self.channels.values()):
+            job = ch.hold_owner
+            if not isinstance(job, AtxferJob) or not job.active or gone not in job.others:
+                continue
+            if any(not o.gone for o in job.others):
+                continue
+            job.active = False
+            ch.hold_owner = None
+            l1, l2 = job.l1, job.l2
+            leg = l1.leg
+            l1.leg = None
+            if leg is not None and leg.answered:
+                continue
+            self._emit(
+                "AttendedTransfer",
+                CALL,
+                "Result: Fail\r\n"
+                + channel_block(ch, "OrigTransferer")
+                + bridge_block(job.b1, "Orig")
+                + channel_block(ch, "SecondTransferer")
+                + bridge_block(job.b2, "Second")
+                + channel_block(l1, "TransferTarget")
+                + "IsExternal: No\r\nDestType: Fail\r\n",
+            )
+            if job.b1.id in self.bridges:
+                self._bridge_destroy(job.b1)
+            if leg is not None:
+                leg.ended = True
+            if l1.bridge is job.b2:
+                self._bridge_leave(l1)
+            if not l2.gone:
+                self._chan_ev("HangupRequest", l2, "Cause: 16\r\n")
+            if ch.bridge is job.b2:
+                self._bridge_leave(ch)
+            self._bridge_destroy(job.b2)
+            l1.local_peer = None
+            self._destroy(l1, 16)
+            self._destroy(ch, 16)
+            if not l2.gone:
+                self._hangup(l2, "req", 16)
+
     def _atxfer_abort(self: Any, job: AtxferJob) -> None:
         """The consultation failed or ended: the transferer goes back to the caller."""
         if not job.active:

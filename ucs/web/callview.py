@@ -35,7 +35,8 @@ def my_end(call: Call, device: str) -> tuple[tuple[str, Any], ...]:
         # rung later in the call (a consultation, a transfer) that does not answer keeps
         # its own cause.
         cause = Cause.PICKUP
-    elif leg.answered is None and call.connected is not None and leg.dial_status in ("CANCEL", "NOANSWER"):
+    elif (leg.answered is None and call.connected is not None and leg.dial_status in ("CANCEL", "NOANSWER")
+          and not _caller_gone(call)):
         # Rung later in the call (a consultation, a transfer) and withdrawn unanswered,
         # by the attended transfer's no-answer timeout or the agent giving up: for
         # this phone it rang out, as a Dial timeout does (6), not a caller hanging up.
@@ -43,6 +44,13 @@ def my_end(call: Call, device: str) -> tuple[tuple[str, Any], ...]:
     else:
         cause = leg.cause if leg.cause != Cause.NOT_SET else Cause.UNKNOWN
     return (("cause", int(cause)), ("disconnected", leg.ended))
+
+
+def _caller_gone(call: Call) -> bool:
+    """The caller hung up (a consultation still ringing then fails: for the phone it
+    rang, the caller hung up)."""
+    origin = call.legs.get(call.origin)
+    return origin is not None and origin.ended is not None and origin.hangup_requested
 
 
 def my_number(call: Call, device: str) -> tuple[tuple[str, Any], ...]:
