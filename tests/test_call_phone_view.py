@@ -90,12 +90,14 @@ async def test_a_phone_rung_by_a_blind_transfer_is_ringing() -> None:
     s = await started()
     try:
         call = await s.incoming()
+        answered = call.connected
+        assert answered is not None
         await s.advance(20)
         await s.settle(s.control.blind_transfer(ALICE, "1002"))
         await s.advance(0.25)
         bob = phone_view(call, "SIP/1002", s.clock.seconds())
         assert bob is not None and bob["state"] == CallState.RINGING, (call.state, bob and bob["state"])
-        assert bob["ringing_since"] == s.leg(call, "SIP/1002").created > call.connected + 20
+        assert bob["ringing_since"] == s.leg(call, "SIP/1002").created > answered + 20
         assert bob["answered_at"] is None
     finally:
         await s.stop()

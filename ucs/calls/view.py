@@ -132,9 +132,9 @@ def my_times(call: Call, device: str, state: int) -> tuple[tuple[str, Any], ...]
     """
     legs = [leg for leg in call.legs.values() if leg.device == device]
     live = [leg for leg in legs if leg.ended is None]
-    leg = (live or legs or [None])[-1]
-    if leg is None:
+    if not legs:
         return (("ringing_since", None), ("answered_at", None), ("held_since", None))
+    leg = (live or legs)[-1]
     answered = call.connected if leg.uniqueid == call.origin else leg.answered
     held = call.held_since if state == CallState.HELD else None
     return (("ringing_since", leg.created), ("answered_at", answered), ("held_since", held))
