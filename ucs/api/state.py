@@ -11,6 +11,7 @@ from ucs.api.scope import supervised_teams
 from ucs.api.session import Session
 from ucs.bus import EventBus
 from ucs.calls.tracker import CallTracker
+from ucs.calls.view import phone_view, primary
 from ucs.constants import Role, SessionState
 from ucs.directory.directory import Directory
 from ucs.events import EVENT_AGENT_LOGIN, EVENT_AGENT_LOGOUT, EVENT_AGENT_STATUS, EVENT_USER_CHANGE
@@ -100,17 +101,23 @@ class StateBuilder:
         d["device"] = line.device
         return d
 
+    def calls(self, session: Session, now: float) -> list[dict[str, Any]]:
+        """Every call the session's phone is in, oldest first, each as that phone sees
+        it (:func:`ucs.calls.view.phone_view`, the rule the live call events use):
+        the consulted agent talking while the caller waits on hold is connected (3),
+        a phone rung by a transfer is ringing (2), with this phone's timer fields."""
+        if session.line is None:
+            return []
+        device = session.line.device
+        views = (phone_view(call, device, now) for call in self._tracker.calls_of_device(device))
+        return [v for v in views if v is not None]
+
     def __call__(self, session: Session) -> dict[str, Any]:
         user = session.user
         assert user is not None
         now = self._clock.seconds()
         agent = self._agents.get(user.id)
-        call = None
-        if session.line is not None:
-            calls = self._tracker.calls_of_device(session.line.device)
-            if calls:
-                call = calls[-1].to_dict(now)
-                call["number"] = calls[-1].number_for(session.line.device)  # the other party's, from this phone
+        calls = self.calls(session, now)
         queues = []
         for queue, membership in self._directory.queues_of(user):
             q = {**queue.to_dict(), **membership.to_dict()}
@@ -121,7 +128,8 @@ class StateBuilder:
         return {
             "status": agent.status.name if agent is not None else "OFFLINE",
             "reason": getattr(agent, "reason", "") if agent is not None else "",
-            "call": call,
+            "call": primary(calls),
+            "calls": calls,
             "user": agent.to_dict() if agent is not None else user.to_dict(),
             "device": self.device(session),
             "auxReasons": [r.to_dict() for r in d.auxreasons.values()],

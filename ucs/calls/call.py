@@ -135,6 +135,10 @@ class Call:
     #: While the caller is held for an attended transfer: who the agent consults
     #: (``{"state": "ringing" | "connected", "number", "name", "channel"}``).
     consult: dict[str, Any] | None = None
+    #: While the call is on hold: since when, and the phones of its two parties when
+    #: it went on hold (one of them holds it; a phone that joins later is talking).
+    held_since: float | None = None
+    hold_parties: frozenset[str] = frozenset()
     name: str = ""          # the caller's (or called party's) name from a lookup (seed 002)
     external_id: str = ""   # the id the lookup found in the external system
     outbound_id: int | None = None  # the outgoing queue (campaign) a click-to-dial used

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ucs.calls.call import Call, CallState
 from ucs.calls.numbers import LINE, TRUNK
+from ucs.calls.view import parties
 from ucs.pbx.model import Channel
 from ucs.pbx.pbx import PBX
 
@@ -54,3 +55,17 @@ def update_state(pbx: PBX, call: Call, path: list[Channel]) -> None:
         call.state = CallState.RINGING
     elif len(call.legs) > 1 or (origin is not None and origin.state >= 4):
         call.state = CallState.DIALING
+
+
+def note_hold(call: Call, now: float) -> None:
+    """Keep ``call.held_since`` and ``call.hold_parties`` with ``call.state``: set when
+    the call goes on hold (who was in the call then: a phone that joins while the
+    caller still hears music, the consulted party of a transfer that completes, did
+    not hold it and is talking), cleared when it is no longer held."""
+    if call.state == CallState.HELD and not call.ended:
+        if call.held_since is None:
+            call.held_since = now
+            call.hold_parties = frozenset(parties(call))
+    elif call.held_since is not None:
+        call.held_since = None
+        call.hold_parties = frozenset()

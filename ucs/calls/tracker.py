@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ucs.ami.message import Message
 from ucs.calls.call import INTERNAL, OUTGOING, Call, CallState, Cause, Leg
-from ucs.calls.callstate import ringing, update_state
+from ucs.calls.callstate import note_hold, ringing, update_state
 from ucs.calls.consultation import part_with, talking_on
 from ucs.calls.hangup import Hangups
 from ucs.calls.journey import JOURNEY_APPS, Journey, add_step, describe_leg_end
@@ -118,6 +118,7 @@ class CallTracker(PBXObserver):
         path: list[Channel] = []
         talks_to = far_end(self._pbx, origin, set(), path) if origin is not None else None
         update_state(self._pbx, call, path)
+        note_hold(call, self._clock.seconds())
         call.consult = consult_of(self._pbx, call, talks_to)
         self._notify("call_changed", call)
 

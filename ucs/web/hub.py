@@ -50,7 +50,7 @@ from ucs.calls.call import Call
 from ucs.constants import Role, SessionState
 from ucs.error import InvalidDataInput, NotFound
 import ucs.web.messages as messages
-from ucs.web.callview import CallViews, my_end, my_number
+from ucs.web.callview import CallViews, my_end, my_number, my_times
 from ucs.web.connection import Connection
 from ucs.web.index import ConnectionIndex
 from ucs.web.messages import Outgoing, Request
@@ -489,7 +489,6 @@ class Hub:
         if not self.connections:
             return  # no bar to show it to (a bar that comes back asks for its calls with ``state``)
         views = self._views
-        views.note_hold(call)
         devices = {leg.device for leg in call.legs.values()}
         now = self.clock.seconds()
         base: dict[str, Any] | None = None
@@ -515,6 +514,7 @@ class Hub:
                 continue
             if names:
                 mine = my_number(call, device) + (my_end(call, device) if names == ("call.hangup",) else ())
+                mine += my_times(call, device, state)  # what this phone's timer counts from
                 groups.setdefault((names, state, mine), []).append(conn)
         if not groups:
             return

@@ -590,14 +590,37 @@
     if (s.now) model.skew = s.now - Date.now() / 1000;
     model.since = s.user && s.user.since || null;
     model.acwUntil = null;
-    model.calls = {}; model.order = [];
-    if (s.call) putCall(s.call);
+    applyCalls(s);
     render();
+  }
+
+  // Every call of this phone as it sees it (state's `calls`; `call` alone from a UCS
+  // before issue 16): a consulted agent who talks is connected, a phone rung by a
+  // transfer rings, each with its buttons. A consultation this bar started is kept
+  // for the calls still there (or taken from the call's `consult` after a reload).
+  function applyCalls(s) {
+    model.calls = {}; model.order = [];
+    (s.calls || (s.call ? [s.call] : [])).forEach(putCall);
+    Object.keys(model.consult).forEach(function (u) { if (!model.calls[u]) delete model.consult[u]; });
+    calls().forEach(function (c) {
+      if (c.state === CALL.HELD && c.consult && model.consult[c.uniqueid] === undefined) model.consult[c.uniqueid] = String(c.consult.number || "");
+    });
+  }
+
+  // What a call's timer counts from, for this phone: its ring, its own answer (a
+  // consulted agent: the consultation's), the start of the hold. UCS sends these
+  // per phone (ringing_since, answered_at, held_since); the call's own times are
+  // the fallback for a UCS that does not.
+  function timerSince(c) {
+    if (c.state === CALL.HELD) return c.held_since || c.answered_at || c.connected || c.created;
+    if (c.state === CALL.CONNECTED || c.state === CALL.SUSPENDED) return c.answered_at || c.connected || c.created;
+    return c.ringing_since || c.created;
   }
 
   function publicState() {
     var s = Object.assign({}, model.state || {});
     s.status = model.status; s.reason = model.reason; s.call = activeCall();
+    s.calls = calls();  // every call the bar shows, as this phone sees it
     s.user = model.user; s.device = model.device; s.waitingCallers = model.waitingCallers;
     s.now = serverNow(); s.ringingSound = model.ringingSound;
     return s;
@@ -1306,7 +1329,7 @@
     var dirIcon = c.direction === "OUTGOING" ? "outbound" : "inbound";
     var who = c.direction === "OUTGOING" ? (c.called_name || c.connected_name || c.name) : (c.caller_name || c.name);
     var number = c.number || (c.direction === "OUTGOING" ? c.called_number : c.caller_number) || "";
-    var since = c.state === CALL.CONNECTED || c.state === CALL.HELD ? (c.connected || c.created) : c.created;
+    var since = timerSince(c);
     var muted = c.caller_muted || c.connected_muted;
     var ringing = c.state === CALL.RINGING || c.state === CALL.DIALING || c.state === CALL.NEW;
     var btn = function (act, ic, label, cls) { return '<button type="button" class="ucs-btn ' + (cls || "") + '" data-act="' + act + '">' + icon(ic) + "<span>" + esc(label) + "</span></button>"; };
