@@ -145,13 +145,19 @@ class OriginCheck(Resource):
         self._hub = hub
 
     def render_GET(self, request: Request) -> bytes:
-        origin = request.getHeader("origin")
+        # Browsers send no Origin with a same-origin GET (a page UCS serves under a name
+        # it does not allow): the bar then says which page it is, ``?origin=``.
+        origin = request.getHeader("origin") or _first(request.args.get(b"origin"))
         host = request.getHeader("host")
         allowed = self._hub.origin_allowed(origin, host, request.isSecure())
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"access-control-allow-origin", b"*")
         return json.dumps({"origin": origin, "allowed": allowed}).encode("utf-8")
+
+
+def _first(values: list[bytes] | None) -> str | None:
+    return values[0].decode("utf-8", "replace")[:300] if values else None
 
 
 class Root(Resource):
