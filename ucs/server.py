@@ -201,6 +201,9 @@ class UCSServer:
         4. the agents: ACW, statistics, the status hooks;
         5. call control: what it waits for (a hang-up, a transfer) is confirmed last,
            so the reply to a request comes after the events it caused.
+
+        The hub tells the login service (``Auth.session_expired``) of an agent bar that
+        went away for good, so that its agent stops taking calls.
         """
         control = self._control.observer if self._control is not None else None
         hub = self._web.hub if self._web is not None else None

@@ -147,7 +147,8 @@ class OriginCheck(Resource):
     def render_GET(self, request: Request) -> bytes:
         # Browsers send no Origin with a same-origin GET (a page UCS serves under a name
         # it does not allow): the bar then says which page it is, ``?origin=``.
-        origin = request.getHeader("origin") or _first(request.args.get(b"origin"))
+        args: dict[bytes, list[bytes]] = request.args or {}
+        origin = request.getHeader("origin") or _first(args.get(b"origin"))
         host = request.getHeader("host")
         allowed = self._hub.origin_allowed(origin, host, request.isSecure())
         request.setHeader(b"content-type", b"application/json")
