@@ -23,6 +23,8 @@ def demo_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
         "store": {"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
         "web": {"port": 0},
         "plugins": {"directory": str(tmp_path / "plugins")},
+        # READY at login (the default is AUX "Login"): tests of calls need agents who take them
+        "agents": {"initial_status": "ready"},
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}

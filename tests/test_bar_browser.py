@@ -96,7 +96,7 @@ async def _start(tmp_path: Path) -> tuple[Any, Any]:
         store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
         demo={"enabled": True, "call_rate": 0, "phones": 2},
         auth={"sso_secret": demo.SSO_SECRET},
-        agents={"acw_seconds": 0},
+        agents={"acw_seconds": 0, "initial_status": "ready"},
         web={"listen": "127.0.0.1", "port": 0},
     )
     server = UCSServer(config, reactor)

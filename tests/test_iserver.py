@@ -92,6 +92,7 @@ async def started(tmp_path: Path, **web: Any) -> tuple[UCSServer, Any]:
         web={"port": 0, **web},
         plugins={"directory": str(tmp_path / "plugins")},
         iserver={"instance_domain": "cc.example.com"},
+        agents={"initial_status": "ready"},
     )
     server = UCSServer(cfg, reactor)
     ix = server.get_iserver()

@@ -238,7 +238,7 @@ async def _start(tmp_path: Path, stage: Stage, auth: str) -> Live:
         web={"port": 0},
         plugins={"directory": str(tmp_path / "plugins")},
         auth={"admin_password": "live-admin"},
-        agents={"acw_seconds": 600},
+        agents={"acw_seconds": 600, "initial_status": "ready"},
     )
     server = UCSServer(config, reactor)
     server.service.startService()

@@ -201,6 +201,9 @@ class UCSServer:
         4. the agents: ACW, statistics, the status hooks;
         5. call control: what it waits for (a hang-up, a transfer) is confirmed last,
            so the reply to a request comes after the events it caused.
+
+        The hub tells the login service (``Auth.session_expired``) of an agent bar that
+        went away for good, so that its agent stops taking calls.
         """
         control = self._control.observer if self._control is not None else None
         hub = self._web.hub if self._web is not None else None
@@ -211,6 +214,9 @@ class UCSServer:
                                                self._agents, control)
         if self._publisher is not None:
             self._publisher.unpublished = hub.call_changed_quietly if hub is not None else None
+        if hub is not None:
+            # A bar that went away and did not come back: its agent stops taking calls.
+            hub.session_expired = self._auth.session_expired if self._auth is not None else None
 
     # --- components -------------------------------------------------------------------
 
@@ -299,6 +305,8 @@ class UCSServer:
                 self.get_directory(), self.get_ami_client(), self.get_pbx(), self.get_call_tracker(),
                 self.get_bus(), self.get_store_proxy(), self._reactor,
                 acw_seconds=a.acw_seconds, timezone=a.timezone, initial_status=a.initial_status.upper(),
+                initial_reason=a.initial_reason if a.initial_status == "aux" else "",
+                session_expiry=a.session_expiry, session_expiry_reason=a.session_expiry_reason,
                 reactor=self._reactor, hook_timeout=a.hook_timeout, confirm_timeout=a.confirm_timeout,
             )
             self._wire()
@@ -327,6 +335,7 @@ class UCSServer:
                 config = attrs.evolve(config, sso_secret=demo.SSO_SECRET)
             self._auth = Auth(self.get_directory(), self.get_sessions(), self.get_agents(), self._reactor,
                               config, self.get_state())
+            self._wire()
         return self._auth
 
     def get_remember(self) -> remember_api.RememberTokens:

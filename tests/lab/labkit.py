@@ -387,7 +387,7 @@ def lab_config(lab: Lab, tmp: Path) -> Config:
         web={"port": 0},
         plugins={"directory": str(tmp / "plugins")},
         auth={"admin_password": "lab-admin"},
-        agents={"acw_seconds": ACW_SECONDS},
+        agents={"acw_seconds": ACW_SECONDS, "initial_status": "ready"},
     )
 
 

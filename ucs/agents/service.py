@@ -96,7 +96,10 @@ class Agents(PBXObserver, CallObserver):
         ACW then lasts until the next change).
     :param timezone: where the statistics' day ends (IANA name).
     :param initial_status: what an agent becomes at login (READY, AUX with
-        ``initial_reason``, or OFFLINE); the status hook may change it.
+        ``initial_reason``, or OFFLINE); the status hook may change it.  The
+        reason is the configuration's: it need not be one of the directory's.
+    :param session_expiry: what :meth:`session_expired` does: ``"logout"``
+        (out of every queue) or ``"aux"`` (paused with ``session_expiry_reason``).
     :param reactor: whose thread pool runs the status hook (the global
         reactor when ``None``).
     :param hook_timeout: seconds the status hook may take.
@@ -121,6 +124,8 @@ class Agents(PBXObserver, CallObserver):
         timezone: str = "Europe/Prague",
         initial_status: AgentStatus | str = AgentStatus.READY,
         initial_reason: str = "",
+        session_expiry: str = "logout",
+        session_expiry_reason: str = "Disconnected",
         reactor: Any = None,
         hook_timeout: float = 5.0,
         confirm_timeout: float = 5.0,
@@ -138,6 +143,10 @@ class Agents(PBXObserver, CallObserver):
         if self.initial_status == ACW:
             raise ValueError("initial_status: give READY, AUX or OFFLINE (an agent cannot start in ACW)")
         self.initial_reason = initial_reason
+        if session_expiry not in ("logout", "aux"):
+            raise ValueError(f"session_expiry: {session_expiry!r}; give 'logout' or 'aux'")
+        self.session_expiry = session_expiry
+        self.session_expiry_reason = session_expiry_reason
         self.members = Memberships(ami, pbx, clock, confirm_timeout=confirm_timeout)
         self.hook = StatusHook(clock, reactor, budget=hook_timeout)
         self._agents: dict[int, Agent] = {}
@@ -243,7 +252,7 @@ class Agents(PBXObserver, CallObserver):
             self._bus.publish(ev.EVENT_AGENT_DEVICE, agent, line=line)
             if self.initial_status != OFFLINE:
                 try:
-                    await self._request(agent, self.initial_status, self.initial_reason)
+                    await self._request(agent, self.initial_status, self.initial_reason, configured=True)
                 except UCSError as e:
                     self.log.warn("agent {user} stays OFFLINE after login: {why}", user=user.username, why=str(e))
             return agent
@@ -280,6 +289,30 @@ class Agents(PBXObserver, CallObserver):
             self.log.info("agent {user} logged out{why}", user=agent.user.username, why=f" ({reason})" if reason else "")
             self._bus.publish(ev.EVENT_AGENT_LOGOUT, agent, reason=reason)
             self._bus.publish(ev.EVENT_AGENT_DEVICE, agent, line=None)
+
+        await self.serial(user_id, run)
+
+    async def session_expired(self, user_id: int) -> None:
+        """The agent's last agent bar went away and did not come back: nobody can see
+        a call ring, so the agent stops taking queue calls, as ``session_expiry``
+        says — logged out of every queue, or AUX with ``session_expiry_reason``
+        (its queues paused; the agent finds that status when they log in again).
+        Nothing for a user who is not logged in as an agent."""
+        agent = self.get(user_id)
+        if agent is None:
+            return
+        if self.session_expiry == "logout":
+            self.log.info("agent {user}: the agent bar did not come back; logged out", user=agent.user.username)
+            await self.logout(user_id, "the agent bar did not come back")
+            return
+
+        async def run() -> None:
+            current = self.get(user_id)
+            if current is None or (current.status, current.reason) == (AgentStatus.AUX, self.session_expiry_reason):
+                return
+            self.log.info("agent {user}: the agent bar did not come back; AUX ({reason})",
+                          user=current.user.username, reason=self.session_expiry_reason)
+            await self._request(current, AgentStatus.AUX, self.session_expiry_reason, configured=True)
 
         await self.serial(user_id, run)
 
@@ -437,9 +470,11 @@ class Agents(PBXObserver, CallObserver):
 
     # ==================================================================== the core
 
-    async def _request(self, agent: Agent, status: AgentStatus, reason: str) -> None:
-        """A requested change, the lock held: checked, offered to the hook, carried out."""
-        aux = self._aux_names()
+    async def _request(self, agent: Agent, status: AgentStatus, reason: str, *, configured: bool = False) -> None:
+        """A requested change, the lock held: checked, offered to the hook, carried out.
+        ``configured``: UCS's own change with a reason from its configuration (the
+        login's, a lost bar's), which need not be one of the directory's AUX reasons."""
+        aux = () if configured else self._aux_names()
         reason = check_reason(status, reason, aux)
         step(agent.status, ASK[status])
         if (status, reason) != (agent.status, agent.reason):

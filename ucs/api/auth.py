@@ -56,6 +56,7 @@ class AgentsLike(Protocol):
     def get(self, user_id: int) -> Any: ...
     async def login(self, user: User, line: Line) -> Any: ...
     async def logout(self, user_id: int, reason: str = "") -> None: ...
+    async def session_expired(self, user_id: int) -> None: ...
 
 
 class StateBuilder(Protocol):
@@ -416,6 +417,7 @@ class Auth:
     async def logout(self, session: Session) -> None:
         user = session.user
         assert user is not None
+        self._no_call("logout", user, "then log out")
         if self._agents.get(user.id) is not None:
             await self._agents.logout(user.id, "logout")
         for s in self._sessions.of_user(user.id):
@@ -447,22 +449,42 @@ class Auth:
         assert user is not None
         if line is None:
             raise InvalidState("provision needs a phone: pair one with identifier first")
-        agent = self._agents.get(user.id)
-        if agent is None or agent.line is not line:
-            if agent is not None:
-                await self._agents.logout(user.id, "phone changed")
-            await self._agents.login(user, line)
+        # A new agent, or one who changes phones: the memberships move to the new
+        # phone, status and reason kept (Agents.login).
+        await self._agents.login(user, line)
         for s in self._sessions.of_user(user.id):
             s.line, s.state = line, S.READY
         return self._state(session) if self._state is not None else {"device": line.to_dict()}
 
     async def identify(self, session: Session) -> None:
+        """Choose another phone (seed 002): the user's tabs go back to IDENTIFY, while the
+        agent keeps working on the old phone — status, reason, queues — until the new
+        one is provisioned, which moves the memberships there (:meth:`provision`)."""
         user = session.user
         assert user is not None
-        if self._agents.get(user.id) is not None:
-            await self._agents.logout(user.id, "choosing another phone")
+        self._no_call("identify", user, "then change phones")
         for s in self._sessions.of_user(user.id):
             s.line, s.state = None, S.IDENTIFY
+
+    def _no_call(self, method: str, user: User, then: str) -> None:
+        """Refused while the agent's phone has a call (ringing or connected): the bar
+        would lose the call's controls with a call still up on the phone."""
+        agent = self._agents.get(user.id)
+        if agent is not None and getattr(agent, "busy", False):
+            raise InvalidState(f"{method}: your phone ({agent.line.device}) has a call; "
+                               f"hang up or transfer it first, {then}")
+
+    async def session_expired(self, session: Session) -> None:
+        """An agent bar's session ended without a logout: its socket went away and was not
+        taken back within the resume window (or the tab closed and its logout failed).
+        Unless another agent bar of the user is still open (or waiting for its own
+        reconnection), the agent stops taking calls (``[agents] session_expiry``)."""
+        user = session.user
+        if user is None:
+            return
+        if any(s is not session and s.kind == "ws" for s in self._sessions.of_user(user.id)):
+            return
+        await self._agents.session_expired(user.id)
 
     def info(self, session: Session) -> dict[str, Any]:
         """What the server knows of this client: its address (for ``identifyIP``), state, user."""

@@ -237,8 +237,11 @@ class Registry:
             )
         if method.states is not None and session.state not in method.states:
             allowed = ", ".join(sorted(s.value for s in method.states))
+            needs_phone = (session.state in (SessionState.IDENTIFY, SessionState.DEVICE)
+                           and SessionState.READY in method.states)
             raise InvalidState(
                 f"{method.name} is allowed in {allowed}; this session is in {session.state.value}"
+                + ("; it needs a phone: choose one first (identifier, then provision)" if needs_phone else "")
             )
 
     def call(

@@ -78,6 +78,20 @@ def _timezone() -> Kind:
     return Kind(accepted, check, "string")
 
 
+def _status_reason() -> Kind:
+    accepted = "a short AUX reason (one line, 1-64 characters, not 'ACW' or 'suspended')"
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _wrong_type(v, accepted)
+        text = v.strip()
+        if not text or len(text) > 64 or any(c in text for c in "\r\n\x00") or text in ("ACW", "suspended"):
+            raise _Invalid(f"{v!r} is not accepted; use {accepted}")
+        return text
+
+    return Kind(accepted, check, "string")
+
+
 # --- the sections ------------------------------------------------------------
 
 
@@ -154,8 +168,22 @@ class AgentsConfig:
                                 "status before the call (0: no ACW). The agent's queues are paused "
                                 "(reason ACW) as soon as they answer a queue call, their status still "
                                 "READY, so no next caller rings them between the call and ACW.")
-    initial_status: str = option("ready", choice("ready", "aux", "offline"),
-                                 "Status of an agent right after pairing a phone.")
+    initial_status: str = option("aux", choice("ready", "aux", "offline"),
+                                 "Status of an agent right after pairing a phone: `aux` (not ready, with "
+                                 "`initial_reason`) until the agent chooses READY, as Cisco Finesse does "
+                                 "(seed 002 does not say); `ready` takes queue calls at once. A user who "
+                                 "already works in another tab, or changes phones, keeps their status.")
+    initial_reason: str = option("Login", _status_reason(),
+                                 "The AUX reason of `initial_status = \"aux\"`; it need not be one of the "
+                                 "directory's AUX reasons (the agent cannot choose it, only leave it).")
+    session_expiry: str = option("logout", choice("logout", "aux"),
+                                 "What happens to an agent whose agent bar went away (the tab closed, the "
+                                 "network lost) and did not come back within `[web] resume_window`, with no "
+                                 "other tab of theirs open: `logout` removes their phone from every queue "
+                                 "(OFFLINE, logged out), `aux` keeps them in their queues, paused with "
+                                 "`session_expiry_reason`. Either way a closed tab takes no queue call.")
+    session_expiry_reason: str = option("Disconnected", _status_reason(),
+                                        "The AUX reason of `session_expiry = \"aux\"`.")
     timezone: str = option("UTC", _timezone(),
                            "Time zone whose midnight resets the daily statistics.")
     hook_timeout: float = option(5.0, number(0.01, 600, "seconds"),

@@ -117,6 +117,10 @@ class Hub:
         #: Waiting-caller counts still to hand to their connections.
         self._sends = SendQueue(clock)
         self._subscribed = False
+        #: Told of a logged-in session whose bar went away for good (not resumed within
+        #: ``resume_window``; a closed tab whose logout failed): its agent stops taking
+        #: calls (``Auth.session_expired``, set by the container).
+        self.session_expired: Callable[[Session], Any] | None = None
 
     # -- life --------------------------------------------------------------------------
 
@@ -218,8 +222,14 @@ class Hub:
             # seed 002's integrated auto-logout.
             self.log.info("{user}'s agent bar tab was closed: logging out", user=session.user.username)
             d = self.registry.call(session, "logout")
-            d.addErrback(lambda f: self.log.failure("logout on tab close failed", f))
-            d.addBoth(lambda _: self.sessions.close(session, "tab closed"))
+
+            def refused(f: Any) -> None:
+                # (a call still up on the phone): the tab is gone all the same
+                self.log.info("logout on tab close refused ({why}); the session ends", why=f.getErrorMessage())
+                self.sessions.close(session, "tab closed")
+                self._gone_for_good(session)
+
+            d.addCallbacks(lambda _: self.sessions.close(session, "tab closed"), refused)
             return
         self._expiry[session.sid] = self.clock.callLater(
             self.options.resume_window, self._expire, session)
@@ -228,6 +238,15 @@ class Hub:
         self._expiry.pop(session.sid, None)
         if session.sid not in self._by_sid:
             self.sessions.close(session, "the agent bar did not reconnect")
+            self._gone_for_good(session)
+
+    def _gone_for_good(self, session: Session) -> None:
+        """A closed tab never takes calls: the agent is logged out or set AUX, as configured."""
+        if self.session_expired is None or session.user is None:
+            return
+        self.log.info("{user}'s agent bar did not come back", user=session.user.username)
+        d = maybeDeferred(self.session_expired, session)
+        d.addErrback(lambda f: self.log.failure("an agent whose bar went away kept working", f))
 
     def _session_closed(self, session: Session, reason: str) -> None:
         """The session ended on the server (a log-in elsewhere with ``autologout``, expiry)."""

@@ -119,7 +119,7 @@ class WebOptions:
     def __attrs_post_init__(self) -> None:
         if not self.ws_path.startswith("/"):
             raise ValueError(f"ws_path {self.ws_path!r} must start with '/'")
-        if self.ws_path.rstrip("/") in ("", "/operator", "/demo", "/health", "/remember"):
+        if self.ws_path.rstrip("/") in ("", "/operator", "/demo", "/health", "/remember", "/origin"):
             raise ValueError(f"ws_path {self.ws_path!r} clashes with the static files; use e.g. '/ws'")
         if not 1 <= self.backlog <= 65535:
             raise ValueError(f"backlog {self.backlog!r} is out of range; use an integer 1-65535")

@@ -8,6 +8,7 @@
     /operator/operator-v4.0.0.css  its look, also /operator/operator.css
     /demo/                     a demo CRM page that embeds the bar (with a CSP, not framable)
     /health                    JSON: up, version, connections
+    /origin                    JSON: may the asking page's origin open the WebSocket (for the bar)
     /remember                  the remember-me cookie (``ucs.api.remember``; put by the container)
 
 :class:`WebService` is a Twisted service: started, it listens on
@@ -127,6 +128,39 @@ class Health(Resource):
         return json.dumps(body, default=str).encode("utf-8")
 
 
+class OriginCheck(Resource):
+    """``/origin``: whether the page asking may open the agent-bar WebSocket.
+
+    A browser tells a page nothing of why a WebSocket was refused (a 403 at the
+    handshake is a bare close, code 1006), so a bar whose connection never opened
+    asks here, with an ordinary cross-origin ``fetch`` (the browser sends the
+    page's ``Origin``), and can say that this page's origin is not allowed
+    instead of "Connecting…" forever.  It tells what the refusal itself tells,
+    so any page may read it (``Access-Control-Allow-Origin: *``, no cookies)."""
+
+    isLeaf = True
+
+    def __init__(self, hub: Hub) -> None:
+        super().__init__()
+        self._hub = hub
+
+    def render_GET(self, request: Request) -> bytes:
+        # Browsers send no Origin with a same-origin GET (a page UCS serves under a name
+        # it does not allow): the bar then says which page it is, ``?origin=``.
+        args: dict[bytes, list[bytes]] = request.args or {}
+        origin = request.getHeader("origin") or _first(args.get(b"origin"))
+        host = request.getHeader("host")
+        allowed = self._hub.origin_allowed(origin, host, request.isSecure())
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"access-control-allow-origin", b"*")
+        return json.dumps({"origin": origin, "allowed": allowed}).encode("utf-8")
+
+
+def _first(values: list[bytes] | None) -> str | None:
+    return values[0].decode("utf-8", "replace")[:300] if values else None
+
+
 class Root(Resource):
     def render_GET(self, request: Request) -> bytes:
         return Redirect(b"/demo/").render(request)  # type: ignore[no-any-return]
@@ -208,6 +242,7 @@ class WebService(Service):
         self.root.putChild(b"operator", operator_files(static))
         self.root.putChild(b"demo", DemoFiles(str(static / "demo")))
         self.root.putChild(b"health", Health(self.health))
+        self.root.putChild(b"origin", OriginCheck(self.hub))
         self._put(self.options.ws_path, UpgradedResource(self.factory))
         self.site = DeadlineSite(self.root, request_timeout=self.options.request_timeout, reactor=reactor,
                                  max_body=self.options.max_body_size)
@@ -227,7 +262,7 @@ class WebService(Service):
             if node is None:
                 break
         else:
-            raise ValueError(f"{path} is served already (the agent bar's ws_path, /metrics, /health, "
+            raise ValueError(f"{path} is served already (the agent bar's ws_path, /metrics, /health, /origin, "
                              "/remember, /operator and /demo are taken); choose another path")
         self._put(parts, resource)
 

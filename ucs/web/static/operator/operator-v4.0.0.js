@@ -92,6 +92,10 @@
       errNumber: "\u201c{number}\u201d is not a phone number", errBusy: "your phone is busy: hang up or hold the call first",
       errNoCall: "there is no call for that", errNotConnected: "not connected to UCS",
       errAuxReason: "a reason is needed", errConsult: "the consulted party has not answered yet",
+      // the session on a floor (issue 16): origins, logging out on a call, no phone
+      originRefused: "This page ({origin}) may not connect to UCS: its origin is not allowed. Ask the UCS administrator to add it to [web] allowed_origins.",
+      logoutOnCall: "You are on a call. Log out only after it ends.", logoutHangup: "Hang up and log out", logoutStay: "Stay logged in",
+      errOnCall: "your phone has a call: hang up or transfer it first", errNoPhone: "a phone is needed: choose your phone first",
     },
     cs: {
       loading: "Připojuji se k UCS…", signIn: "Přihlášení", username: "Uživatelské jméno", password: "Heslo",
@@ -132,6 +136,9 @@
       errNumber: "\u201e{number}\u201c není telefonní číslo", errBusy: "telefon je obsazený: nejprve zavěste nebo podržte hovor",
       errNoCall: "není žádný hovor, kterého by se to týkalo", errNotConnected: "nepřipojeno k UCS",
       errAuxReason: "je potřeba zadat důvod", errConsult: "konzultovaný ještě nepřijal hovor",
+      originRefused: "Tato stránka ({origin}) se nesmí připojit k UCS: její původ (origin) není povolen. Požádejte správce UCS, aby ji přidal do [web] allowed_origins.",
+      logoutOnCall: "Máte hovor. Odhlásit se můžete až po jeho skončení.", logoutHangup: "Zavěsit a odhlásit", logoutStay: "Zůstat přihlášen",
+      errOnCall: "telefon má hovor: nejprve zavěste nebo hovor přepojte", errNoPhone: "je potřeba telefon: nejprve vyberte svůj telefon",
     },
   };
   // The language: the one the agent picked in the menu (kept in this browser), else the
@@ -304,8 +311,29 @@
     } else if (attempt === 0) {
       fire("onError", "Cannot connect to UCS at " + wsURL());
     }
+    if (!was) checkOrigin();
     render();
     retry();
+  }
+
+  // A WebSocket refused at the handshake (403: the page's origin is not allowed) closes
+  // with no reason a script can read, so the bar asks UCS's /origin (a plain CORS GET:
+  // the browser sends this page's Origin) and says so instead of "Connecting…".
+  function originURL() {
+    var u = new URL(wsURL().replace(/^ws/, "http"));
+    u.pathname = ((NS.api || {}).path || "").replace(/\/$/, "") + "/origin";
+    u.search = "?origin=" + encodeURIComponent(location.origin);  // a same-origin GET carries no Origin
+    return u.toString();
+  }
+  function checkOrigin() {
+    if (!window.fetch) return;
+    fetch(originURL(), { mode: "cors", credentials: "omit", cache: "no-store" }).then(function (r) { return r.json(); }).then(function (o) {
+      if (model.connected) return;
+      var refused = o && o.allowed === false ? String(o.origin || location.origin) : null;
+      if (refused && refused !== model.originRefused) fire("onError", t("originRefused", { origin: refused }));
+      model.originRefused = refused;
+      render();
+    }, function () { /* UCS not reachable at all: "Connecting…" is the truth */ });
   }
 
   // Backoff with full jitter: a random wait between 0 and min(15 s, 0.5 s × 2^attempt),
@@ -387,6 +415,7 @@
     model.hello = data;
     model.skew = (data.now || Date.now() / 1000) - Date.now() / 1000;
     model.connected = true;
+    model.originRefused = null;
     attempt = 0;
     startPing();
     var opts = { autologout: !!opt("autologout") };
@@ -752,6 +781,7 @@
       var allowed = ALLOWED[method];
       if (allowed && allowed.indexOf(model.appState) < 0) {
         var text = method + " is allowed in " + allowed.join(", ") + "; the agent bar is in " + model.appState;
+        if (allowed.indexOf("READY") >= 0 && (model.appState === "IDENTIFY" || model.appState === "DEVICE")) text += "; it needs a phone: choose your phone first";
         warn(text);
         if (method !== "notify") showError(method, { error: "local_state", code: 412, message: text });
         return rejected(text, 412);
@@ -803,6 +833,8 @@
     if (kind === "invalid_state" && /dial$/.test(method) && /already a call/.test(e.message)) return t("errBusy");
     if (kind === "invalid_state" && /consultation call .* not connected/.test(e.message)) return t("errConsult");
     if (kind === "local_state" && /there is no/.test(e.message)) return t("errNoCall");
+    if (/needs a phone/.test(e.message) && (kind === "local_state" || kind === "invalid_state")) return t("errNoPhone");
+    if (kind === "invalid_state" && /^(logout|identify): your phone .* has a call/.test(e.message)) return t("errOnCall");
     if (kind === "local_state" || kind === "invalid_state") return t("err_invalid_state");
     if (e.code === 0) return t("errNotConnected");
     if (kind && I18N.en["err_" + kind]) return t("err_" + kind);
@@ -1136,7 +1168,9 @@
       case "another": model.device = null; askIdentifier(); setAppState("IDENTIFY"); break;
       case "change-phone": model.menuOpen = false; quiet(NS.identify()); break;
       case "ask-phone": model.menuOpen = false; model.pairAsked = true; askIdentifier(); render(); break;
-      case "logout": model.menuOpen = false; quiet(NS.logout()); break;
+      case "logout": model.menuOpen = false; if (calls().length) { model.logoutAsk = true; render(); } else quiet(NS.logout()); break;
+      case "logout-hangup": quiet(hangupAndLogout()); break;
+      case "logout-stay": model.logoutAsk = false; render(); break;
       case "lang":
         model.menuOpen = false; lang = langPicked = lang === "cs" ? "en" : "cs";
         try { localStorage.setItem(LANG_KEY, lang); } catch (err) { /* private mode: this page only */ }
@@ -1413,7 +1447,7 @@
     renderTop();
     tick();
     els.loading.hidden = s !== "CONNECTING";
-    els.loading.textContent = t("loading");
+    els.loading.textContent = model.originRefused ? t("originRefused", { origin: model.originRefused }) : t("loading");
     els.login.hidden = s !== "CREDENTIALS";
     els.loginBtn.textContent = model.busy === "login" ? t("loggingIn") : t("login");
     els.loginBtn.disabled = model.busy === "login" || !model.connected;
@@ -1440,6 +1474,7 @@
     setHTML(els.confirm, s === "DEVICE" && model.device ? "<h2>" + esc(t("confirmPhone")) + '</h2><div class="ucs-phone ucs-static">' + icon("phone") + "<span><b>" + esc(model.device.name || model.device.device) + "</b><small>" + esc(model.device.device) + "</small></span></div>" +
       '<div class="ucs-row"><button type="button" class="ucs-btn ucs-primary" data-act="confirm">' + esc(t("confirm")) + '</button><button type="button" class="ucs-btn ucs-ghost-dark" data-act="another">' + esc(t("another")) + "</button></div>" : "");
     renderCalls();
+    renderLogoutAsk();
     renderAccount();
     var bottom = "";
     if (opt("showBottomMenu")) {
@@ -1449,6 +1484,34 @@
     }
     setHTML(els.bottom, bottom);
     els.bottom.hidden = !opt("showBottomMenu");
+  }
+
+  // Logging out from the menu during a call: UCS refuses it while the phone has a call
+  // (the call's controls would be gone with the call still up), so the bar asks whether
+  // to hang up first.  Drawn in its own box, above the calls.
+  function renderLogoutAsk() {
+    var box = root.querySelector("[data-ref=logoutAsk]");
+    var show = model.logoutAsk && model.appState === "READY" && calls().length > 0;
+    if (!show) { model.logoutAsk = false; if (box) box.hidden = true; return; }
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "ucs-card ucs-logout-ask"; box.setAttribute("data-ref", "logoutAsk"); box.setAttribute("role", "alertdialog");
+      els.calls.parentNode.insertBefore(box, els.calls);
+    }
+    box.hidden = false;
+    setHTML(box, '<p class="ucs-logout-text">' + esc(t("logoutOnCall")) + '</p><div class="ucs-row">' +
+      '<button type="button" class="ucs-btn ucs-red" data-act="logout-hangup">' + esc(t("logoutHangup")) + "</button>" +
+      '<button type="button" class="ucs-btn ucs-ghost-dark" data-act="logout-stay">' + esc(t("logoutStay")) + "</button></div>");
+  }
+  function hangupAndLogout() {
+    model.logoutAsk = false; render();
+    var tries = 0;
+    function next() {
+      // Each reply comes after the events it caused: the bar knows its calls are gone.
+      if (!calls().length || tries++ >= 3) return NS.logout();
+      return act("call.hangup").then(next);
+    }
+    return next();
   }
 
   function tick() {
