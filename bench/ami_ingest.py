@@ -264,6 +264,7 @@ async def through_server(reactor: Any, opts: argparse.Namespace, count: StreamCo
             store={"url": f"sqlite:///{tmp / 'ucs.db'}"},
             web={"port": 0},
             plugins={"directory": str(tmp / "plugins")},
+            agents={"initial_status": "ready"},  # the agents take calls at once
         )
         server = UCSServer(config, reactor)
         link = server.get_pbx_link()

@@ -631,7 +631,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     real = opts.asterisk is not None
     sections: dict[str, Any] = {
         "store": {"url": store}, "web": {"port": 0}, "plugins": {"directory": str(tmp / "plugins")},
-        "auth": {"sso_secret": SSO_SECRET, "sso_window": 3600.0}, "agents": {"acw_seconds": opts.acw},
+        "auth": {"sso_secret": SSO_SECRET, "sso_window": 3600.0}, "agents": {"acw_seconds": opts.acw, "initial_status": "ready"},  # the agents take calls at once
     }
     if real:
         host, _, port = opts.asterisk.rpartition(":")

@@ -338,6 +338,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         web={"port": 0, "max_connections": 0, "backlog": opts.backlog},
         plugins={"directory": str(tmp / "plugins")},
         auth={"sso_secret": SSO_SECRET, "sso_window": 3600.0},
+        agents={"initial_status": "ready"},  # the agents take calls at once
         ami={"filters": ["!Event: VarSet", "!Event: Newexten"]} if opts.filters else {},
     )
     server = UCSServer(config, reactor)
