@@ -300,6 +300,7 @@ class UCSServer:
                 self.get_bus(), self.get_store_proxy(), self._reactor,
                 acw_seconds=a.acw_seconds, timezone=a.timezone, initial_status=a.initial_status.upper(),
                 reactor=self._reactor, hook_timeout=a.hook_timeout, confirm_timeout=a.confirm_timeout,
+                acw_extend_step=a.acw_extend_step, acw_max_seconds=a.acw_max_seconds,
             )
             self._wire()
         return self._agents
