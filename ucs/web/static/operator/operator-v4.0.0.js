@@ -1653,7 +1653,7 @@
   function loadFigures() {
     if (model.appState !== "READY") return;
     request("agent.queueFigures").then(function (r) {
-      if (r.now) model.skew = r.now - Date.now() / 1000;
+      r.at = Date.now() / 1000;  // the waits count on from the reply, whatever the clocks say
       model.figures = r; render();
     }, function (e) { debug("queue figures: " + e.message); });
   }
@@ -1663,7 +1663,7 @@
     if (!show) { setHTML(els.figures, ""); return; }
     setHTML(els.figures, '<span class="ucs-figures-title">' + esc(t("queueFigures")) + "</span>" + f.queues.map(function (q) {
       return '<span class="ucs-figure' + (q.waiting ? " ucs-hot" : "") + '" data-queue-figure="' + esc(q.queue_id) + '"><b>' + esc(q.name) + "</b> " +
-        (q.waiting ? esc(t("waitingN", { n: q.waiting })) + ' · <span data-oldest="' + esc(q.oldest) + '"></span>' : esc(t("nobodyWaiting"))) + "</span>";
+        (q.waiting ? esc(t("waitingN", { n: q.waiting })) + ' · <span data-longest="' + esc(q.longestWait) + '"></span>' : esc(t("nobodyWaiting"))) + "</span>";
     }).join(""));
   }
 
@@ -1684,9 +1684,9 @@
     if (!root) return;
     var left = root.querySelector("[data-wrapup-left]");
     if (left && model.wrapup && model.wrapup.until) left.textContent = t("wrapupLeft", { time: hms(Math.max(0, model.wrapup.until - serverNow())) });
-    Array.prototype.forEach.call(root.querySelectorAll("[data-oldest]"), function (el) {
-      var since = Number(el.getAttribute("data-oldest"));
-      el.textContent = since ? t("longest", { time: hms(Math.max(0, serverNow() - since)) }) : "";
+    var at = model.figures && model.figures.at;
+    Array.prototype.forEach.call(root.querySelectorAll("[data-longest]"), function (el) {
+      el.textContent = t("longest", { time: hms(Math.max(0, Number(el.getAttribute("data-longest")) + Date.now() / 1000 - at)) });
     });
   }
   function applyState16(s) {
