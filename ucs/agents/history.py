@@ -55,7 +55,8 @@ class Flushable(Protocol):
 
 def entry_of(cdr: dict[str, Any], devices: set[str]) -> dict[str, Any]:
     """One CDR as the phones ``devices`` saw it."""
-    data = cdr.get("data") if isinstance(cdr.get("data"), dict) else {}
+    raw = cdr.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     legs = [leg for leg in data.get("legs") or () if isinstance(leg, dict)]
     legs.sort(key=lambda leg: leg.get("created") or 0)
     mine = [leg for leg in legs if leg.get("device") in devices]
