@@ -262,6 +262,12 @@ async def test_queue_figures_show_callers_waiting_and_the_longest_wait_per_queue
         await w.advance(6)  # the Sales caller gives up
         after = {q["name"]: (q["waiting"], q["oldest"]) for q in (await bar.call("agent.queueFigures"))["queues"]}
         assert after["Sales"] == (0, None) and after["Support"][0] == 2
+        # READY: the agent answers one Support caller: one fewer waiting
+        w.sim.phone("SIP/1001").set_behaviour(answer_after=1)
+        await bar.call("agent.changeStatus", ["READY"])
+        await w.advance(3)
+        after = {q["name"]: q["waiting"] for q in (await bar.call("agent.queueFigures"))["queues"]}
+        assert after["Support"] == 1, after
         bar.close()
     finally:
         await w.server.service.stopService()
@@ -297,5 +303,28 @@ async def test_the_store_lists_the_cdrs_of_given_phones(store_url: str) -> None:
         assert [c["uniqueid"] for c in await s.list_cdrs(devices=["SIP/1003"], limit=1)] == ["c1"]
         with pytest.raises(ValueError, match="list of device names"):
             await s.list_cdrs(devices="SIP/1001")  # type: ignore[arg-type]
+    finally:
+        await s.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_migration_2_fills_cdr_party_for_the_cdrs_already_stored(store_url: str) -> None:
+    from test_store import execute
+    from twisted.internet import reactor, threads
+
+    from ucs.store import open_store
+
+    s = await open_store(store_url, reactor)
+    await s.save_cdr(_cdr("old1", 100.0, ("SIP/carrier", 100.0), ("SIP/1001", 101.0), ("SIP/1001", None)))
+    await s.save_cdr(_cdr("old2", 200.0, ("SIP/1002", None)))
+    await s.save_cdr({"uniqueid": "bare", "created": 300.0})  # no data: no phone
+    await s.close()
+    for statement in ("DROP TABLE cdr_party", "DELETE FROM schema_version WHERE version = 2"):
+        await threads.deferToThread(execute, store_url, statement)  # as a UCS of before issue 16 left it
+
+    s = await open_store(store_url, reactor)  # migration 2 again: the table, filled from the CDRs' legs
+    try:
+        assert [c["uniqueid"] for c in await s.list_cdrs(devices=["SIP/1001"])] == ["old1"]
+        assert [c["uniqueid"] for c in await s.list_cdrs(devices=["SIP/1002", "SIP/carrier"])] == ["old1", "old2"]
     finally:
         await s.close()

@@ -53,11 +53,13 @@ def test_wrap_up_extended_ended_and_held_for_a_required_reason_picked_by_keyboar
     a.until("/left/.test(document.querySelector('[data-wrapup-left]').textContent)")
     left = _seconds(a.text("[data-wrapup-left]"))
     assert 15 <= left <= 20
-    assert a.page.get_attribute("[data-act=wrapup-extend]", "aria-label") == "Extend wrap-up by 30 seconds"
+    assert a.page.get_attribute("[data-act=wrapup-extend]", "aria-label") == "+30 s: extend wrap-up by 30 seconds"
     a.page.wait_for_selector(".ucs-account-form .ucs-required")
     assert a.page.query_selector(".ucs-account-form [data-act=skip]") is None
     assert a.page.get_attribute(".ucs-codes", "role") == "radiogroup"
     assert a.page.get_attribute(".ucs-codes", "aria-labelledby") == "ucs-account-title"
+    a.axe("wrap-up with a required reason")
+    a.shot("wrapup")
 
     a.page.click("[data-act=wrapup-extend]")
     a.until("parseInt(document.querySelector('[data-wrapup-left]').textContent.split(':')[1]) >= 0 && "
@@ -124,12 +126,16 @@ def test_recent_calls_filters_debounced_missed_badge_and_redial(ucs: UCS, browse
     a.wait("onCallConnect")
     a.call("hangup()")
     a.wait("onCallHangup", count=2)
+    # the queue figures follow: the answered caller no longer waits
+    a.until("/Support\\s*nobody waiting/.test(document.querySelector('.ucs-figures').textContent)", timeout=5_000)
 
     a.page.click(".ucs-history-btn")
     a.page.wait_for_selector(".ucs-history-item >> nth=1")
     rows = a.page.eval_on_selector_all(".ucs-history-item", "els => els.map(e => [e.dataset.result, e.querySelector('b').textContent])")
     assert rows == [["answered", "Petr Svoboda · 420602000002"], ["missed", "Jana Novak · 420777000001"]]
     a.page.wait_for_selector("[data-missed]", state="detached")  # seen: the badge goes
+    a.axe("recent calls")
+    a.shot("recent-calls")
     assert a.page.get_attribute(".ucs-history-btn", "aria-label") == "Recent calls"
 
     a.page.select_option("[data-history-filter][name=result]", "missed")
@@ -171,6 +177,7 @@ def test_queue_figures_show_waiting_callers_and_the_longest_wait(ucs: UCS, brows
     sales = a.page.locator("[data-queue-figure]", has_text="Sales")
     assert "2 waiting · longest 0:0" in support.inner_text()
     assert "1 waiting" in sales.inner_text()
+    a.axe("queue figures")
     first = _seconds(support.inner_text())
     a.until(f"/longest 0:0[{first + 2}-9]/.test(document.querySelector('[data-queue-figure]').textContent)", timeout=5_000)
     a.close()

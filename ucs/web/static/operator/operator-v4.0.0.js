@@ -1468,7 +1468,7 @@
 
   var TEXTS16 = {
     en: {
-      wrapupTitle: "Wrap-up", wrapupLeft: "{time} left", wrapupExtend: "+{n} s", wrapupExtendLabel: "Extend wrap-up by {n} seconds",
+      wrapupTitle: "Wrap-up", wrapupLeft: "{time} left", wrapupExtend: "+{n} s", wrapupExtendLabel: "+{n} s: extend wrap-up by {n} seconds",
       wrapupEnd: "End wrap-up", wrapupAtMax: "longest allowed", wrapupExtendAction: "Extend wrap-up", wrapupEndAction: "End wrap-up",
       reasonRequired: "a call reason is required before wrap-up ends", reasonRequiredNote: "A call reason is required for this call",
       wrapupHeld: "Wrap-up is over: save the call reason to go on", reasonPickFirst: "Save or skip the reason of the call before it first",
@@ -1476,12 +1476,12 @@
       recent: "Recent calls", recentMissed: "Recent calls, {n} missed", historyAction: "Recent calls",
       filterDirection: "Direction", filterResult: "Result", filterAll: "All", dirINCOMING: "Incoming", dirOUTGOING: "Outgoing",
       dirINTERNAL: "Internal", resanswered: "Answered", resmissed: "Missed", resunanswered: "Not answered", resother: "Taken by a colleague",
-      searchCalls: "Search", searchPlaceholder: "Number or name", redial: "Call back", redialLabel: "Call {number} back",
+      searchCalls: "Search", searchPlaceholder: "Number or name", redial: "Call back", redialLabel: "Call back {number}",
       noCalls: "No calls", loadingCalls: "Loading…", closePanel: "Close",
       queueFigures: "Your queues", waitingN: "{n} waiting", longest: "longest {time}", nobodyWaiting: "nobody waiting",
     },
     cs: {
-      wrapupTitle: "Dopracování", wrapupLeft: "zbývá {time}", wrapupExtend: "+{n} s", wrapupExtendLabel: "Prodloužit dopracování o {n} sekund",
+      wrapupTitle: "Dopracování", wrapupLeft: "zbývá {time}", wrapupExtend: "+{n} s", wrapupExtendLabel: "+{n} s: prodloužit dopracování o {n} sekund",
       wrapupEnd: "Ukončit dopracování", wrapupAtMax: "nejdéle povoleno", wrapupExtendAction: "Prodloužení dopracování", wrapupEndAction: "Ukončení dopracování",
       reasonRequired: "před koncem dopracování je potřeba uložit důvod hovoru", reasonRequiredNote: "U tohoto hovoru je důvod povinný",
       wrapupHeld: "Dopracování skončilo: pokračujte uložením důvodu hovoru", reasonPickFirst: "Nejprve uložte nebo přeskočte důvod předchozího hovoru",
@@ -1489,7 +1489,7 @@
       recent: "Poslední hovory", recentMissed: "Poslední hovory, zmeškané: {n}", historyAction: "Poslední hovory",
       filterDirection: "Směr", filterResult: "Výsledek", filterAll: "Vše", dirINCOMING: "Příchozí", dirOUTGOING: "Odchozí",
       dirINTERNAL: "Interní", resanswered: "Přijaté", resmissed: "Zmeškané", resunanswered: "Nepřijaté", resother: "Vzal kolega",
-      searchCalls: "Hledat", searchPlaceholder: "Číslo nebo jméno", redial: "Zavolat zpět", redialLabel: "Zavolat zpět na {number}",
+      searchCalls: "Hledat", searchPlaceholder: "Číslo nebo jméno", redial: "Zavolat zpět", redialLabel: "Zavolat zpět {number}",
       noCalls: "Žádné hovory", loadingCalls: "Načítám…", closePanel: "Zavřít",
       queueFigures: "Vaše fronty", waitingN: "čeká: {n}", longest: "nejdéle {time}", nobodyWaiting: "nikdo nečeká",
     },
@@ -1560,7 +1560,7 @@
       (w.until ? ' <span class="ucs-wrapup-left" data-wrapup-left></span>' : "") +
       (w.reasonRequired && !w.reason ? ' <span class="ucs-chip ucs-required">' + esc(t("reasonRequiredNote")) + "</span>" : "") +
       '<span class="ucs-spacer"></span>' +
-      (w.until ? '<button type="button" class="ucs-btn" data-act="wrapup-extend" aria-label="' + esc(t("wrapupExtendLabel", { n: step })) + '"' + (w.canExtend ? "" : " disabled") + ">" +
+      (w.until ? '<button type="button" class="ucs-btn" data-act="wrapup-extend"' + (w.canExtend ? ' aria-label="' + esc(t("wrapupExtendLabel", { n: step })) + '"' : " disabled") + ">" +
         esc(w.canExtend ? t("wrapupExtend", { n: step }) : t("wrapupAtMax")) + "</button>" : "") +
       '<button type="button" class="ucs-btn ucs-primary" data-act="wrapup-end">' + esc(t("wrapupEnd")) + "</button></div>";
     setHTML(els.wrapup, html);
