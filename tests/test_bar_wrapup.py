@@ -101,6 +101,9 @@ async def test_a_queue_requiring_a_reason_holds_wrap_up_until_the_reason_is_save
             assert error["code"] == 412, error
             assert error["message"] == (f"queue Support requires a call reason before wrap-up ends: save one of: "
                                         f"SALES, SUPPORT for call {uid} (call.setAccountCode), then leave ACW")
+        # ACW asked for again (a new period) keeps the call and its requirement
+        await bar.call("agent.changeStatus", ["ACW"])
+        assert (await refused(bar, "agent.endWrapUp"))["code"] == 412
         # by the timer: held in ACW, the bar told (it shows the picker)
         await w.advance(12)
         assert agent.status == ACW

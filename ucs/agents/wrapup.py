@@ -131,8 +131,10 @@ class WrapUp:
             agent.acw_timer.cancel()
         agent.acw_timer = None
         if until is None:
+            # A new wrap-up period.  Its call is the one that just ended, if any; ACW asked
+            # for again keeps the call it had (its required reason cannot be dodged so).
             agent.acw_started = now
-            agent.acw_call, agent.acw_queue, agent.acw_reason, agent.acw_held = None, None, "", False
+            agent.acw_held = False
             call = self._pending.pop(agent.user.id, None)
             if call is not None:
                 self._follow_call(agent, call)
