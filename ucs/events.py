@@ -12,6 +12,8 @@ EVENT_AGENT_LOGOUT = "agent.logout"          # Agent; reason
 EVENT_AGENT_SUSPEND = "agent.suspend"        # Agent; queue_id
 EVENT_AGENT_RESUME = "agent.resume"          # Agent; queue_id
 EVENT_AGENT_DEVICE = "agent.device"          # Agent; line (paired or None)
+EVENT_AGENT_WRAPUP = "agent.wrapup"          # Agent; wrapup (extended, held for a call reason, reason saved)
+EVENT_AGENT_MISSED = "agent.missed"          # Agent; missed (unseen missed calls), call (the history entry)
 
 EVENT_CALL_NEW = "call.new"                  # Call
 EVENT_CALL_RINGING = "call.ringing"          # Call; device
@@ -23,6 +25,7 @@ EVENT_CALL_UNMUTE = "call.unmute"            # Call; party
 EVENT_CALL_TRANSFER = "call.transfer"        # Call; kind, to
 EVENT_CALL_HANGUP = "call.hangup"            # Call
 EVENT_CALL_CHANGE = "call.change"            # Call: any other change (numbers, names, state)
+EVENT_ACCOUNT_CODE = "accountcode.set"       # the call's uniqueid (str); account_code (live or stored call)
 
 EVENT_QUEUE_WAITING = "queue.waiting"        # Queue; waiting (callers in the queue)
 EVENT_MEMBER_ADDED = "member.added"          # Member (Asterisk's queue member)

@@ -42,6 +42,9 @@ from twisted.python.failure import Failure
 
 from ucs import demo, iserver
 from ucs.agents import api as agents_api
+from ucs.events import EVENT_CALL_HANGUP
+from ucs.agents import history_api
+from ucs.agents.history import CallHistory
 from ucs.agents.service import Agents
 from ucs.ami.client import AMIClient
 from ucs.api import auth as auth_api
@@ -119,6 +122,7 @@ class UCSServer:
         self._directory: Directory | None = None
         self._sessions: SessionManager | None = None
         self._agents: Agents | None = None
+        self._history: CallHistory | None = None
         self._control: CallControl | None = None
         self._state: StateBuilder | None = None
         self._auth: Auth | None = None
@@ -308,9 +312,18 @@ class UCSServer:
                 initial_reason=a.initial_reason if a.initial_status == "aux" else "",
                 session_expiry=a.session_expiry, session_expiry_reason=a.session_expiry_reason,
                 reactor=self._reactor, hook_timeout=a.hook_timeout, confirm_timeout=a.confirm_timeout,
+                acw_extend_step=a.acw_extend_step, acw_max_seconds=a.acw_max_seconds,
             )
             self._wire()
         return self._agents
+
+    def get_call_history(self) -> CallHistory:
+        """The agents' recent calls (from the CDRs) and missed-call pushes."""
+        if self._history is None:
+            self._history = CallHistory(self.get_directory(), self.get_agents(), self.get_store_proxy(),
+                                        self.get_cdr_writer(), self.get_bus(), self._reactor)
+            self.get_bus().subscribe(EVENT_CALL_HANGUP, self._history.call_hung_up)
+        return self._history
 
     def get_call_control(self) -> CallControl:
         if self._control is None:
@@ -427,6 +440,7 @@ class UCSServer:
             state_api.register(reg, self.get_state())
             directory_api.register(reg, self.get_directory())
             agents_api.register(reg, self.get_agents())
+            history_api.register(reg, self.get_call_history())
             control_api.register(reg, self.get_call_control())
             lookup_api.register(reg, self.get_lookups())
             reg.add("api.methods", lambda session: [reg.get(n).describe() for n in reg.names()],

@@ -54,6 +54,14 @@ class Agent:
         self.acw_return: tuple[AgentStatus, str] | None = None
         self.acw_until: float | None = None
         self.acw_timer: Any = None
+        #: The wrap-up's call (its uniqueid), that call's queue (directory id), the
+        #: call reason saved for it, when the wrap-up began, and whether its end is
+        #: held for a required call reason (:mod:`ucs.agents.wrapup`).
+        self.acw_call: str | None = None
+        self.acw_queue: int | None = None
+        self.acw_reason = ""
+        self.acw_started: float | None = None
+        self.acw_held = False
         #: Legs (uniqueids) of queue calls the agent is talking on: wrap-up
         #: follows each, so the queues are paused "ACW" already (status unchanged).
         self.held: set[str] = set()
@@ -105,6 +113,10 @@ class Agent:
         """Seed 002's Queue objects: the agent in each of the user's queues (with today's figures)."""
         return self._service.queue_view(self)
 
+    def wrapup_view(self) -> dict[str, Any] | None:
+        """The wrap-up as the bar shows it (:meth:`ucs.agents.wrapup.WrapUp.view`); ``None`` outside ACW."""
+        return self._service.wrapup.view(self)
+
     def to_dict(self) -> dict[str, Any]:
         """Seed 002's User object: the user's configuration, status and figures."""
         d = self.user.to_dict()
@@ -114,6 +126,7 @@ class Agent:
             status=self.status.name, reason=self.reason, since=self.since, logged_in=self.logged_in,
             line=self.line.to_dict(), device=self.line.device, suspended=sorted(self.suspended),
             queues=self._service.queue_view(self, stats),
+            wrapup=self.wrapup_view(),
         )
         return d
 

@@ -7,6 +7,9 @@ method                     role        session states     does
 ``agent.suspend``          agent       READY              stop taking calls from one queue
 ``agent.resume``           agent       READY              take them again
 ``agent.state``            agent       READY              the caller's own agent (User object)
+``agent.extendWrapUp``     agent       READY              more ACW time (a step, up to the maximum)
+``agent.endWrapUp``        agent       READY              end ACW now (back to the status before)
+``agent.queueFigures``     agent       READY              callers waiting and the longest wait, per queue
 ``agents.list``            supervisor  any                the logged-in agents they supervise
 ``agents.changeStatus``    supervisor  any                the status of an agent they supervise
 =========================  ==========  =================  =======================================
@@ -59,8 +62,22 @@ def register(registry: Registry, agents: Agents) -> None:
 
     async def change_status(session: Any, status: AgentStatus, reason: str | None) -> dict[str, Any]:
         """Change your availability: OFFLINE (out of the queues), READY, AUX (with a reason) or ACW."""
-        agent = await agents.change_status(_user_id(session), status, reason or "")
+        agent = await agents.change_status(_user_id(session), status, reason or "", own=True)
         return agent.to_dict()
+
+    async def extend_wrapup(session: Any) -> dict[str, Any]:
+        """Wrap-up (ACW) lasts one step longer, never past its maximum."""
+        agent = await agents.wrapup.extend(_user_id(session))
+        return agent.to_dict()
+
+    async def end_wrapup(session: Any) -> dict[str, Any]:
+        """End wrap-up (ACW) now: back to the status before it (not while a required call reason is missing)."""
+        agent = await agents.wrapup.end(_user_id(session))
+        return agent.to_dict()
+
+    def queue_figures(session: Any) -> dict[str, Any]:
+        """For each of your queues: callers waiting now and since when the longest has waited."""
+        return agents.waiting.of(_user_id(session))
 
     async def suspend(session: Any, queue: int) -> dict[str, Any]:
         """Stop taking calls from one of your queues."""
@@ -89,6 +106,9 @@ def register(registry: Registry, agents: Agents) -> None:
     registry.add("agent.suspend", suspend, (QUEUE,), role=Role.AGENT, states=READY_ONLY)
     registry.add("agent.resume", resume, (QUEUE,), role=Role.AGENT, states=READY_ONLY)
     registry.add("agent.state", state, (), role=Role.AGENT, states=READY_ONLY)
+    registry.add("agent.extendWrapUp", extend_wrapup, (), role=Role.AGENT, states=READY_ONLY)
+    registry.add("agent.endWrapUp", end_wrapup, (), role=Role.AGENT, states=READY_ONLY)
+    registry.add("agent.queueFigures", queue_figures, (), role=Role.AGENT, states=READY_ONLY)
     registry.add("agents.list", list_agents, (), role=Role.SUPERVISOR, shows=True)
     registry.add("agents.changeStatus", change_other,
                  (Param("user_id", int, doc="the agent's user id"), STATUS, REASON), role=Role.SUPERVISOR,

@@ -79,7 +79,7 @@ class CallCounter:
         uid = leg.uniqueid
         if uid in agent.held or (talked and agents.acw_seconds > 0
                                          and step(agent.status, HUNG_UP).next == ACW):
-            agents.spawn(agents.serial(agent.user.id, lambda: agents.wrapup.wrap_up(agent, uid)),
+            agents.spawn(agents.serial(agent.user.id, lambda: agents.wrapup.wrap_up(agent, uid, call)),
                          f"wrap-up of {agent.user.username}")
 
     def _settle_transfers(self, call: Call) -> None:

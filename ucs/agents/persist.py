@@ -97,6 +97,8 @@ def state_doc(agent: Agent) -> dict[str, Any]:
         "logged_in": agent.logged_in, "suspended": sorted(agent.suspended), "applied": sorted(agent.applied),
         "acw_return": [agent.acw_return[0].name, agent.acw_return[1]] if agent.acw_return else None,
         "acw_until": agent.acw_until, "held": sorted(agent.held),
+        "acw_call": agent.acw_call, "acw_queue": agent.acw_queue, "acw_reason": agent.acw_reason,
+        "acw_started": agent.acw_started, "acw_held": agent.acw_held,
     }
 
 
@@ -122,3 +124,9 @@ def restore_state(agent: Agent, doc: dict[str, Any]) -> None:
     until = doc.get("acw_until")
     agent.acw_until = float(until) if isinstance(until, (int, float)) else None
     agent.held = {uid for uid in doc.get("held") or () if isinstance(uid, str)}
+    call, queue, started = doc.get("acw_call"), doc.get("acw_queue"), doc.get("acw_started")
+    agent.acw_call = call if isinstance(call, str) else None
+    agent.acw_queue = queue if isinstance(queue, int) and not isinstance(queue, bool) else None
+    agent.acw_reason = str(doc.get("acw_reason") or "")
+    agent.acw_started = float(started) if isinstance(started, (int, float)) else None
+    agent.acw_held = doc.get("acw_held") is True

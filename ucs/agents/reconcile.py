@@ -104,7 +104,8 @@ class Reconciler:
                     return
             try:
                 if (agent.acw_until is not None and agents.now() >= agent.acw_until
-                        and step(agent.status, ACW_OVER).next == BACK):  # the wrap-up ended while UCS was away
+                        and step(agent.status, ACW_OVER).next == BACK  # the wrap-up ended while UCS was away
+                        and agents.wrapup.reason_missing(agent) is None):  # (else held for its call reason)
                     back_status, back_reason = agent.acw_return or (READY, "")
                     await agents.carry(agent, back_status, back_reason)
                 else:

@@ -68,6 +68,7 @@ from ucs.agents.transitions import (
     step,
     target,
 )
+from ucs.agents.waiting import QueueFigures
 from ucs.agents.wrapup import WrapUp
 from ucs.bus import EventBus
 from ucs.calls.call import Call
@@ -130,12 +131,14 @@ class Agents(PBXObserver, CallObserver):
         hook_timeout: float = 5.0,
         confirm_timeout: float = 5.0,
         save_interval: float = 60.0,
+        acw_extend_step: float = 30.0,
+        acw_max_seconds: float = 300.0,
     ) -> None:
         self._directory = directory
         self._ami = ami
         self._pbx = pbx
         self._tracker = tracker
-        self._bus = bus
+        self._bus = self.bus = bus
         self._store = store
         self._clock = clock
         self.acw_seconds = acw_seconds
@@ -154,12 +157,13 @@ class Agents(PBXObserver, CallObserver):
         self._locks: dict[int, DeferredLock] = {}
         self._saver = Saver(store)
         self.figures = Figures(self, clock, self._saver, timezone=timezone, save_interval=save_interval)
-        self.wrapup = WrapUp(self, clock)
+        self.wrapup = WrapUp(self, clock, directory, step=acw_extend_step, max_seconds=acw_max_seconds)
         self._phone = PhoneFollower(self, directory)
         self._calls = CallCounter(self, directory, tracker)
         self._tasks: set[Deferred[Any]] = set()
         self._idle_waiters: list[Deferred[None]] = []
         self._reconcile = Reconciler(self, pbx, self._saver)
+        self.waiting = QueueFigures(directory, pbx, clock)
         self.running = False
 
     # ==================================================================== reading
@@ -316,7 +320,8 @@ class Agents(PBXObserver, CallObserver):
 
         await self.serial(user_id, run)
 
-    async def change_status(self, user_id: int, status: AgentStatus | str | int, reason: str = "") -> Agent:
+    async def change_status(self, user_id: int, status: AgentStatus | str | int, reason: str = "", *,
+                            own: bool = False) -> Agent:
         """Request a status (the agent bar, a supervisor, a plugin).
 
         Raises :class:`InvalidDataInput` for a status or reason that is not
@@ -330,6 +335,8 @@ class Agents(PBXObserver, CallObserver):
 
         async def run() -> Agent:
             agent = self.agent(user_id)
+            if own:  # the agent's own request: held while a required call reason is missing
+                self.wrapup.check_leave(agent, wanted)
             await self._request(agent, wanted, reason)
             return agent
 
@@ -379,6 +386,7 @@ class Agents(PBXObserver, CallObserver):
         self.figures.start()
         self._bus.subscribe(ev.EVENT_USER_CHANGE, self._reconcile.user_changed)
         self._bus.subscribe(ev.EVENT_CONFIG_CHANGE, self._reconcile.config_changed)
+        self._bus.subscribe(ev.EVENT_ACCOUNT_CODE, self.wrapup.account_code_set)
         self.log.info("agents: {n} logged-in agents restored", n=len(self._agents))
         if getattr(self._ami, "state", "up") == "up":
             self.spawn(self.reconcile(), "reconcile after start")
@@ -409,6 +417,7 @@ class Agents(PBXObserver, CallObserver):
         self.figures.stop()
         self._bus.unsubscribe(ev.EVENT_USER_CHANGE, self._reconcile.user_changed)
         self._bus.unsubscribe(ev.EVENT_CONFIG_CHANGE, self._reconcile.config_changed)
+        self._bus.unsubscribe(ev.EVENT_ACCOUNT_CODE, self.wrapup.account_code_set)
         now = self.now()
         for agent in self._agents.values():
             self.wrapup.stop_timer(agent)

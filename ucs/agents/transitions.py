@@ -21,6 +21,8 @@ to, ``seen`` the status the PBX shows)::
     talking (queue call)        =              = pause ahead  =              =              pause / -
     hung up (that call)         = no wrap-up   ACW            ACW            ACW            carry
     acw over (timer, resync)    =              =              =              back           carry / -
+    extend acw (the agent)      refused        refused        refused        =              timer
+    end acw (the agent)         refused        refused        refused        back           carry
     seen paused R               AUX(R)         AUX(R)         AUX(R)         AUX(R)         follow
     seen paused ACW             ACW            ACW            ACW            ACW            follow
     seen unpaused               READY          READY          READY          READY          follow
@@ -41,6 +43,14 @@ What the PBX column means (every action confirmed by Asterisk's member event,
 - ``queue``: that one queue only; ``reapply``: every queue as the status says;
   ``remove``: ``QueueRemove`` everywhere (left to the next reconciliation if
   Asterisk cannot be reached).
+
+``timer``: only the wrap-up timer moves (``extend acw``: by ``acw_extend_step``
+up to ``acw_max_seconds`` from the start of the wrap-up, :mod:`ucs.agents.wrapup`).
+Leaving ACW — ``end acw``, ``acw over``, and the agent's own ``ask …`` from
+ACW — is *held* while the call's queue requires a call reason
+(``Queue.require_reason``) that was not saved yet (:func:`ucs.agents.wrapup.reason_missing`):
+the agent's request is refused with what is missing, the timer's end waits in
+ACW until the reason is saved.  A supervisor's change and logout are not held.
 
 Requested changes (``ask …``) also go through the status hook and a reason
 check (:func:`check_reason`); AUX → AUX changes the reason, ACW → ACW starts
@@ -84,6 +94,8 @@ SEEN_SUSPENDED = "seen suspended"
 SUSPEND, RESUME = "suspend", "resume"
 RESYNC = "resync"            # Asterisk restarted, the AMI link resynced, UCS started, queues changed
 LOGOUT = "logout"            # logout, session expiry, user or line deleted
+EXTEND_ACW = "extend acw"    # the agent asks for more wrap-up time
+END_ACW = "end acw"          # the agent ends the wrap-up early
 
 # -- next states besides a status
 SAME = "="
@@ -91,6 +103,7 @@ BACK = "back"    # the status before ACW (READY, or AUX with its reason)
 
 # -- what is carried out on the PBX
 CARRY, PAUSE, FOLLOW, QUEUE, REAPPLY, REMOVE, NOTHING = "carry", "pause", "follow", "queue", "reapply", "remove", "-"
+TIMER = "timer"  # only the wrap-up timer changes
 
 
 @attrs.define(frozen=True)
@@ -123,6 +136,8 @@ MACHINE: dict[tuple[AgentStatus, str], Row] = {
     (READY, ACW_OVER): Row(SAME, NOTHING),
     (AUX, ACW_OVER): Row(SAME, NOTHING),
     (ACW, ACW_OVER): Row(BACK, CARRY),
+    (ACW, EXTEND_ACW): Row(SAME, TIMER),
+    (ACW, END_ACW): Row(BACK, CARRY),
     **_every(SEEN_PAUSED, Row(AUX, FOLLOW)),
     **_every(SEEN_PAUSED_ACW, Row(ACW, FOLLOW)),
     **_every(SEEN_UNPAUSED, Row(READY, FOLLOW)),
@@ -137,6 +152,8 @@ MACHINE: dict[tuple[AgentStatus, str], Row] = {
 REFUSALS: dict[tuple[AgentStatus, str], str] = {
     (OFFLINE, ASK[ACW]): "an agent cannot go from OFFLINE to ACW (wrap-up follows a call); "
                          "from OFFLINE: OFFLINE, READY, AUX",
+    **{(s, EXTEND_ACW): f"wrap-up can be extended only in ACW; the agent is {s.name}" for s in (OFFLINE, READY, AUX)},
+    **{(s, END_ACW): f"wrap-up can be ended only in ACW; the agent is {s.name}" for s in (OFFLINE, READY, AUX)},
 }
 
 #: The requested changes the table allows, as (from, to) pairs.

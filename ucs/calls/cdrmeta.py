@@ -90,7 +90,13 @@ class CallRecords:
         if call is not None and not call.ended:
             call.account_code = accountcode.merge(call.account_code, entry, override)
             self._bus.publish(ev.EVENT_CALL_CHANGE, call)
+            self._bus.publish(ev.EVENT_ACCOUNT_CODE, call.uniqueid, account_code=call.account_code)
             return call.account_code
+        code = await self._set_stored_code(uid, call, entry, override)
+        self._bus.publish(ev.EVENT_ACCOUNT_CODE, call.uniqueid if call is not None else uid, account_code=code)
+        return code
+
+    async def _set_stored_code(self, uid: str, call: Call | None, entry: str, override: bool) -> str:
         async with self._cdr_lock:
             key = call.uniqueid if call is not None else uid
             stored = await self._stored_cdr(key)
@@ -124,6 +130,8 @@ class CallRecords:
             if code is not None:
                 call.account_code = code
             self._bus.publish(ev.EVENT_CALL_CHANGE, call)
+            if code is not None:
+                self._bus.publish(ev.EVENT_ACCOUNT_CODE, call.uniqueid, account_code=call.account_code)
             return dict(call.data)
         async with self._cdr_lock:
             stored = await self._stored_cdr(call.uniqueid if call is not None else uid)
@@ -143,7 +151,9 @@ class CallRecords:
                 return dict(call.data)
             updated = accountcode.update_cdr(stored, account_code=code, metadata=meta)
             await self._save_cdr(updated)
-            return dict(updated["metadata"])
+        if code is not None:
+            self._bus.publish(ev.EVENT_ACCOUNT_CODE, str(updated["uniqueid"]), account_code=code)
+        return dict(updated["metadata"])
 
     def _checked_codes(self, account_code: str) -> str:
         """A whole account code (``"A/Sub|B"``) given in metadata, each entry checked

@@ -168,6 +168,11 @@ class AgentsConfig:
                                 "status before the call (0: no ACW). The agent's queues are paused "
                                 "(reason ACW) as soon as they answer a queue call, their status still "
                                 "READY, so no next caller rings them between the call and ACW.")
+    acw_extend_step: float = option(30.0, number(1, 3600, "seconds"),
+                                    "What one *Extend* of the agent bar adds to the wrap-up (agent.extendWrapUp).")
+    acw_max_seconds: float = option(300.0, number(0, 86400, "seconds"),
+                                    "The longest a wrap-up may last with the agent's extensions, counted from its "
+                                    "start (agent.extendWrapUp stops there).")
     initial_status: str = option("aux", choice("ready", "aux", "offline"),
                                  "Status of an agent right after pairing a phone: `aux` (not ready, with "
                                  "`initial_reason`) until the agent chooses READY, as Cisco Finesse does "

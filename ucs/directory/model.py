@@ -82,10 +82,12 @@ class Queue:
     name: str                 # what agents see
     asterisk_name: str        # queues.conf section, e.g. "support"
     type: int = 1             # 1 incoming, 0 outgoing (seed 002)
+    #: Agents must save a call reason for a call of this queue before its wrap-up ends.
+    require_reason: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "queue_id": self.id, "name": self.name,
-                "asterisk_name": self.asterisk_name, "type": self.type}
+                "asterisk_name": self.asterisk_name, "type": self.type, "require_reason": self.require_reason}
 
 
 @attrs.define(eq=False)

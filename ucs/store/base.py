@@ -194,6 +194,24 @@ _KV_UPSERT = (
     "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated"
 )
 _SELECT_CDR = f"SELECT {', '.join(CDR_FIELDS)} FROM cdr"
+_DELETE_PARTIES = "DELETE FROM cdr_party WHERE uniqueid = ?"
+_INSERT_PARTY = "INSERT INTO cdr_party (uniqueid, device, answered, created) VALUES (?, ?, ?, ?)"
+
+
+def _parties(cdr: dict[str, Any]) -> list[tuple[str, float | None]]:
+    """The phones of a CDR (from the legs of the call kept in ``data``) and when each
+    first answered (``None``: it never did)."""
+    legs = (cdr.get("data") or {}).get("legs") if isinstance(cdr.get("data"), dict) else None
+    found: dict[str, float | None] = {}
+    for leg in legs if isinstance(legs, list) else ():
+        device = leg.get("device") if isinstance(leg, dict) else None
+        if not isinstance(device, str) or not device:
+            continue
+        answered = leg.get("answered")
+        answered = float(answered) if isinstance(answered, (int, float)) and not isinstance(answered, bool) else None
+        before = found.get(device)
+        found[device] = answered if before is None else (before if answered is None else min(before, answered))
+    return [(no_nul(d), a) for d, a in found.items()]
 
 
 class Store:
@@ -373,13 +391,19 @@ class Store:
         other failure (the database away) with another error.
         """
         values = check_cdr(cdr)
-        sql = self._backend.sql(_UPSERT_CDR)
-        refused = self._backend.refused
+        parties = _parties(cdr)
+        b = self._backend
+        sql, forget, remember = b.sql(_UPSERT_CDR), b.sql(_DELETE_PARTIES), b.sql(_INSERT_PARTY)
+        refused = b.refused
         now = self._clock.seconds()
 
         def save(conn: Connection) -> None:
             try:
-                conn.execute(sql, (*values, now))
+                with b.transaction(conn):
+                    conn.execute(sql, (*values, now))
+                    conn.execute(forget, (values[0],))
+                    for device, answered in parties:
+                        conn.execute(remember, (values[0], device, answered, values[CDR_FIELDS.index("created")]))
             except Exception as e:
                 if refused(e):
                     message = " ".join(str(e).split()) or type(e).__name__
@@ -417,8 +441,10 @@ class Store:
         until: float | None = None,
         limit: int = 100,
         newest_first: bool = False,
+        devices: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """CDRs created at or after ``since`` and before ``until`` (epoch seconds).
+        """CDRs created at or after ``since`` and before ``until`` (epoch seconds);
+        with ``devices``, only calls one of those phones had a leg in (table ``cdr_party``).
 
         Ordered by creation time, oldest first (newest first with
         ``newest_first``), at most ``limit`` (1-10000). CDRs without a creation
@@ -434,6 +460,13 @@ class Store:
                 raise ValueError(f"{name} {v!r} is not accepted; use seconds since the epoch or None")
             where.append(f"created {op} ?")
             params.append(float(v))
+        if devices is not None:
+            if isinstance(devices, str) or not all(isinstance(d, str) and d for d in devices):
+                raise ValueError(f"devices {devices!r} is not accepted; use a list of device names")
+            if not devices:
+                return []
+            where.append(f"uniqueid IN (SELECT uniqueid FROM cdr_party WHERE device IN ({', '.join('?' * len(devices))}))")
+            params.extend(no_nul(d) for d in devices)
         order = "DESC" if newest_first else "ASC"
         sql = self._backend.sql(
             _SELECT_CDR

@@ -43,6 +43,15 @@ SCHEMA_VERSION_TABLE = (
     " applied {real} NOT NULL)"
 )
 
+_PARTY_TABLE = """CREATE TABLE cdr_party (
+                uniqueid {text} NOT NULL,
+                device {text} NOT NULL,
+                answered {real},
+                created {real},
+                PRIMARY KEY (uniqueid, device)
+            )"""
+_PARTY_INDEX = "CREATE INDEX cdr_party_device ON cdr_party (device, created)"
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -76,6 +85,32 @@ MIGRATIONS: tuple[Migration, ...] = (
                 updated {real} NOT NULL,
                 PRIMARY KEY (namespace, key)
             )""",
+        ),
+    ),
+    Migration(
+        2,
+        "cdr_party: the phones of each CDR (an agent's recent calls)",
+        sqlite=(
+            _PARTY_TABLE,
+            _PARTY_INDEX,
+            # CDRs saved before: their phones from the legs of the call kept in ``data``
+            """INSERT OR IGNORE INTO cdr_party (uniqueid, device, answered, created)
+               SELECT c.uniqueid, json_extract(l.value, '$.device'), MIN(json_extract(l.value, '$.answered')), c.created
+               FROM cdr c, json_each(c.data, '$.legs') l
+               WHERE json_valid(c.data) AND json_type(c.data, '$.legs') = 'array'
+                 AND json_type(l.value, '$.device') = 'text'
+               GROUP BY c.uniqueid, json_extract(l.value, '$.device')""",
+        ),
+        postgresql=(
+            _PARTY_TABLE,
+            _PARTY_INDEX,
+            """INSERT INTO cdr_party (uniqueid, device, answered, created)
+               SELECT c.uniqueid, l->>'device', MIN((l->>'answered')::DOUBLE PRECISION), c.created
+               FROM cdr c, json_array_elements(CASE WHEN json_typeof(c.data->'legs') = 'array'
+                                                    THEN c.data->'legs' END) l
+               WHERE json_typeof(l->'device') = 'string'
+               GROUP BY c.uniqueid, l->>'device', c.created
+               ON CONFLICT DO NOTHING""",
         ),
     ),
 )

@@ -471,6 +471,9 @@ class Hub:
                 value = getattr(agent, attr, None)
                 if isinstance(value, (int, float)):
                     data[key] = value
+            view = getattr(agent, "wrapup_view", None)
+            if data["status"] == "ACW" and callable(view):
+                data["wrapup"] = view()  # extend / end / required reason (issue 16)
             self._send(mine, "agent.status", data)
             self._agents_change(agent, data["status"], data["reason"])
         elif name in (ev.EVENT_AGENT_SUSPEND, ev.EVENT_AGENT_RESUME):
@@ -479,6 +482,10 @@ class Hub:
             status = _name(getattr(agent, "status", None)) if name == ev.EVENT_AGENT_LOGIN else "OFFLINE"
             self._send(mine, name, {"reason": args.get("reason", ""), "status": status})
             self._agents_change(agent, status, getattr(agent, "reason", "") or "")
+        elif name == ev.EVENT_AGENT_WRAPUP:  # issue 16: wrap-up extended, held, reason saved
+            self._send(mine, name, {"wrapup": args.get("wrapup")})
+        elif name == ev.EVENT_AGENT_MISSED:  # issue 16: a missed call, the unseen count
+            self._send(mine, name, {"missed": args.get("missed"), "call": args.get("call")})
         elif name == ev.EVENT_AGENT_DEVICE:
             line: Any = args.get("line")
             to_dict = getattr(line, "to_dict", None)

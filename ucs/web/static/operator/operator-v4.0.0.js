@@ -620,6 +620,7 @@
     model.since = s.user && s.user.since || null;
     model.acwUntil = null;
     applyCalls(s);
+    applyFloorState(s);  // the floor: wrap-up, recent calls, queue figures
     render();
   }
 
@@ -665,6 +666,7 @@
 
   function onEvent(name, data, args) {
     if (name === "hello") return onHello(data);
+    if (FLOOR_EVENTS[name]) return FLOOR_EVENTS[name](data);  // the floor: wrap-up, recent calls, queue figures: agent.wrapup, agent.missed
     if (CALL_CALLBACKS[name]) {
       putCall(data);
       if (name === "call.ringing" && data.direction !== "OUTGOING") { model.transferOpen = false; announce(t("ringingFrom", { who: data.caller_name || data.caller_number || t("unknownCaller") })); }
@@ -678,13 +680,14 @@
       case "call.hangup":
         dropCall(data);
         if (!calls().length) model.transferOpen = false;
-        if (opt("autoOpenAccountCode") && data.connected && callReasons().length && !opt("headless")) { model.accountFor = data; model.accountCode = null; }
+        offerAccount(data);  // the floor: wrap-up, recent calls, queue figures: never in place of a reason being picked
         render();
         fire("onCallHangup", data);
         return;
       case "agent.status":
         model.status = data.status; model.reason = data.reason || "";
         model.since = data.since || null; model.acwUntil = data.acwUntil || null;
+        setWrapup(data.wrapup);  // the floor: wrap-up, recent calls, queue figures
         render();
         fire("onStateChange", { status: data.status, reason: model.reason });
         return;
@@ -708,6 +711,7 @@
         model.waitingCallers = data.waitingCallers;
         render();
         fire("onWaitingCallersChange", data.waitingCallers);
+        figuresSoon();  // the floor: wrap-up, recent calls, queue figures: the per-queue figures follow
         if (opt("notifyWaitingCallers") && data.waitingCallers > before && (model.status === "AUX" || model.status === "ACW")) alertWaiting(data.waitingCallers);
         return;
       case "agents.change":
@@ -832,6 +836,7 @@
     if (kind === "invalid_data" && fields.reason !== undefined && /changeStatus/.test(method)) return t("errAuxReason");
     if (kind === "invalid_state" && /dial$/.test(method) && /already a call/.test(e.message)) return t("errBusy");
     if (kind === "invalid_state" && /consultation call .* not connected/.test(e.message)) return t("errConsult");
+    if (kind === "invalid_state" && /requires a call reason/.test(e.message)) return t("reasonRequired");  // the floor: wrap-up, recent calls, queue figures
     if (kind === "local_state" && /there is no/.test(e.message)) return t("errNoCall");
     if (/needs a phone/.test(e.message) && (kind === "local_state" || kind === "invalid_state")) return t("errNoPhone");
     if (kind === "invalid_state" && /^(logout|identify): your phone .* has a call/.test(e.message)) return t("errOnCall");
@@ -1041,6 +1046,7 @@
       '<div class="ucs-name" data-ref="name"></div>' +
       '<div class="ucs-status-wrap" data-ref="statusWrap"></div>' +
       '<div class="ucs-waiting" data-ref="waiting"></div>' +
+      '<div class="ucs-history-wrap" data-ref="historyBtn"></div>' +
       '<div class="ucs-spacer"></div>' +
       '<form class="ucs-dial" data-ref="dial" autocomplete="off">' +
       '<label class="ucs-sr" for="ucs-dial-input" data-t="dialNumber"></label>' +
@@ -1070,12 +1076,15 @@
       '<button type="submit" class="ucs-btn ucs-primary ucs-wide" data-ref="pairBtn"></button>' +
       "</form>" +
       '<div class="ucs-card ucs-confirm" data-ref="confirm"></div>' +
+      '<div class="ucs-figures" data-ref="figures" hidden></div>' +
+      '<div class="ucs-history" data-ref="history" hidden></div>' +
       '<div class="ucs-calls" data-ref="calls"></div>' +
       '<form class="ucs-transfer" data-ref="transfer" data-form="transfer" autocomplete="off" hidden><label><span data-t="transferTo"></span>' +
       ' <input name="number" inputmode="tel" data-ref="transferInput"></label>' +
       '<button type="submit" class="ucs-btn ucs-primary" data-kind="consult" data-t="consult"></button>' +
       '<button type="submit" class="ucs-btn" data-kind="blind" data-t="blind"></button>' +
       '<button type="button" class="ucs-btn ucs-ghost-dark" data-act="transfer" data-t="cancel"></button></form>' +
+      '<div class="ucs-wrapup" data-ref="wrapup" hidden></div>' +
       '<div class="ucs-account" data-ref="account"></div>' +
       '<div class="ucs-loading" data-ref="loading"></div>' +
       "</div>" +
@@ -1089,6 +1098,7 @@
     root.addEventListener("keydown", onKeyDown);
     document.addEventListener("keydown", onShortcut, true);
     root.addEventListener("submit", onSubmit);
+    mountFloor();  // the floor: wrap-up, recent calls, queue figures
     root.addEventListener("click", function (e) { e.ucsInside = !!e.target.closest(".ucs-status-wrap, .ucs-menu-wrap, .ucs-dial"); }, true);
     document.addEventListener("click", function (e) {
       if (!e.ucsInside) {
@@ -1135,7 +1145,7 @@
       if (!code || !model.accountFor) return;
       var uid = model.accountFor.uniqueid;
       NS.setAccountCode(uid, code.value, sub && sub.value ? sub.value : null, false).then(function () {
-        if (model.accountFor && model.accountFor.uniqueid === uid) { model.accountFor = null; render(); }
+        if (model.accountFor && model.accountFor.uniqueid === uid) { nextAccount(); render(); }
       }, function () {});
     }
   }
@@ -1177,8 +1187,9 @@
         render(); els.menuBtn.focus(); break;
       case "suspend": quiet(el.getAttribute("data-on") === "1" ? NS.resume(Number(arg)) : NS.suspend(Number(arg))); break;
       case "code": model.accountCode = arg; render(); break;
-      case "skip": model.accountFor = null; render(); break;
+      case "skip": nextAccount(); render(); break;
       case "note-close": removeNote(Number(arg)); break;
+      default: clickFloor(act, arg);  // the floor: wrap-up, recent calls, queue figures
     }
   }
 
@@ -1216,6 +1227,7 @@
 
   // Menus: Escape closes the open one (focus back on its button), arrows move between items.
   function onKeyDown(e) {
+    if (floorKeys(e)) return;  // the floor: wrap-up, recent calls, queue figures: the reason picker, the recent calls
     var box = model.statusOpen ? els.statusWrap : model.menuOpen ? els.menuWrap : model.keypadOpen ? els.dial : null;
     if (!box || !box.contains(e.target)) {
       if (e.key === "ArrowDown" && e.target.closest && e.target.closest("[data-act=status], [data-act=menu]")) {
@@ -1421,13 +1433,15 @@
     var who = c.direction === "OUTGOING" ? c.called_number : (c.caller_name ? c.caller_name + " · " : "") + c.caller_number;
     els.account.hidden = false;
     els.account.setAttribute("data-for", c.uniqueid);
-    var html = '<form data-form="account" class="ucs-account-form"><div class="ucs-account-title">' + esc(t("accountCode")) +
-      ' <span class="ucs-muted">' + esc(who || "") + "</span></div>" +
-      '<div class="ucs-codes">' + tops.map(function (r) {
-        return '<label class="ucs-code' + (chosen === r ? " ucs-on" : "") + '" data-act="code" data-arg="' + esc(r.code) + '"><input type="radio" name="code" value="' + esc(r.code) + '"' + (chosen === r ? " checked" : "") + ">" + esc(r.name || r.code) + "</label>";
+    var required = reasonRequiredFor(c.uniqueid), more = model.accountQueue.length;  // the floor: wrap-up, recent calls, queue figures
+    var html = '<form data-form="account" class="ucs-account-form" aria-describedby="ucs-account-hint"><div class="ucs-account-title" id="ucs-account-title">' + esc(t("accountCode")) +
+      ' <span class="ucs-muted">' + esc(who || "") + "</span>" + (required ? ' <span class="ucs-chip ucs-required">' + esc(t("reasonRequiredNote")) + "</span>" : "") +
+      (more ? ' <span class="ucs-muted" data-more>' + esc(t("moreReasons", { n: more })) + "</span>" : "") + '<span class="ucs-sr" id="ucs-account-hint">' + esc(t("accountHint")) + "</span></div>" +
+      '<div class="ucs-codes" role="radiogroup" aria-labelledby="ucs-account-title"' + (required ? ' aria-required="true"' : "") + ">" + tops.map(function (r) {
+        return '<label class="ucs-code' + (chosen === r ? " ucs-on" : "") + '" data-act="code" data-arg="' + esc(r.code) + '"><input type="radio" name="code" data-arg="' + esc(r.code) + '" value="' + esc(r.code) + '"' + (chosen === r ? " checked" : "") + ">" + esc(r.name || r.code) + "</label>";
       }).join("") + "</div>" +
       (subs.length ? '<label class="ucs-sub">' + esc(t("sub")) + ' <select name="sub"><option value="">' + esc(t("none")) + "</option>" + subs.map(function (r) { return '<option value="' + esc(r.code) + '">' + esc(r.name || r.code) + "</option>"; }).join("") + "</select></label>" : "") +
-      '<span class="ucs-spacer"></span><button type="submit" class="ucs-btn ucs-primary"' + (chosen ? "" : " disabled") + ">" + esc(t("save")) + '</button><button type="button" class="ucs-btn ucs-ghost-dark" data-act="skip">' + esc(t("skip")) + "</button></form>";
+      '<span class="ucs-spacer"></span><button type="submit" class="ucs-btn ucs-primary"' + (chosen ? "" : " disabled") + ">" + esc(t("save")) + "</button>" + (required ? "" : '<button type="button" class="ucs-btn ucs-ghost-dark" data-act="skip">' + esc(t("skip")) + "</button>") + "</form>";
     setHTML(els.account, html);
   }
 
@@ -1476,6 +1490,7 @@
     renderCalls();
     renderLogoutAsk();
     renderAccount();
+    renderFloor();  // the floor: wrap-up, recent calls, queue figures
     var bottom = "";
     if (opt("showBottomMenu")) {
       var conn = model.connected ? '<span class="ucs-conn ucs-ok"><i></i>' + esc(t("connected")) + "</span>" : '<span class="ucs-conn ucs-bad"><i></i>' + esc(model.reconnecting ? t("reconnecting") : t("loading")) + "</span>";
@@ -1520,6 +1535,7 @@
       var since = Number(el.getAttribute("data-since"));
       if (since) el.textContent = hms(serverNow() - since);
     });
+    tickFloor();  // the floor: wrap-up, recent calls, queue figures
     var acw = root.querySelector("[data-ref-acw]");
     if (acw && model.acwUntil) acw.textContent = hms(model.acwUntil - serverNow());
     var inStatus = root.querySelector("[data-status-time]");
@@ -1528,6 +1544,298 @@
       inStatus.title = model.since ? t("statusTime", { time: hms(serverNow() - model.since) }) : "";
     }
   }
+
+  // ---------------------------------------------------------------- issue 16: wrap-up, recent calls, queue figures
+  //
+  // Wrap-up control (agent.extendWrapUp / agent.endWrapUp, a queue's required call reason),
+  // the recent calls (history.list / history.seen, seed 002 v4.34's call history with
+  // `debounceRequests`), and per-queue figures (agent.queueFigures). Kept together here;
+  // the shared functions above call in at one clearly marked line each.
+
+  var FLOOR_TEXTS = {
+    en: {
+      wrapupTitle: "Wrap-up", wrapupLeft: "{time} left", wrapupExtend: "+{n} s", wrapupExtendLabel: "+{n} s: extend wrap-up by {n} seconds",
+      wrapupEnd: "End wrap-up", wrapupAtMax: "longest allowed", wrapupExtendAction: "Extend wrap-up", wrapupEndAction: "End wrap-up",
+      reasonRequired: "a call reason is required before wrap-up ends", reasonRequiredNote: "A call reason is required for this call",
+      wrapupHeld: "Wrap-up is over: save the call reason to go on", reasonPickFirst: "Save or skip the reason of the call before it first",
+      moreReasons: "{n} more calls waiting for a reason", accountHint: "Arrows choose, Enter saves, Escape skips",
+      recent: "Recent calls", recentMissed: "Recent calls, {n} missed", historyAction: "Recent calls",
+      filterDirection: "Direction", filterResult: "Result", filterAll: "All", dirINCOMING: "Incoming", dirOUTGOING: "Outgoing",
+      dirINTERNAL: "Internal", resanswered: "Answered", resmissed: "Missed", resunanswered: "Not answered", resother: "Taken by a colleague",
+      searchCalls: "Search", searchPlaceholder: "Number or name", redial: "Call back", redialLabel: "Call back {number}",
+      noCalls: "No calls", loadingCalls: "Loading…", closePanel: "Close",
+      queueFigures: "Your queues", waitingN: "{n} waiting", longest: "longest {time}", nobodyWaiting: "nobody waiting",
+    },
+    cs: {
+      wrapupTitle: "Dopracování", wrapupLeft: "zbývá {time}", wrapupExtend: "+{n} s", wrapupExtendLabel: "+{n} s: prodloužit dopracování o {n} sekund",
+      wrapupEnd: "Ukončit dopracování", wrapupAtMax: "nejdéle povoleno", wrapupExtendAction: "Prodloužení dopracování", wrapupEndAction: "Ukončení dopracování",
+      reasonRequired: "před koncem dopracování je potřeba uložit důvod hovoru", reasonRequiredNote: "U tohoto hovoru je důvod povinný",
+      wrapupHeld: "Dopracování skončilo: pokračujte uložením důvodu hovoru", reasonPickFirst: "Nejprve uložte nebo přeskočte důvod předchozího hovoru",
+      moreReasons: "Další hovory čekající na důvod: {n}", accountHint: "Šipky vybírají, Enter ukládá, Escape přeskočí",
+      recent: "Poslední hovory", recentMissed: "Poslední hovory, zmeškané: {n}", historyAction: "Poslední hovory",
+      filterDirection: "Směr", filterResult: "Výsledek", filterAll: "Vše", dirINCOMING: "Příchozí", dirOUTGOING: "Odchozí",
+      dirINTERNAL: "Interní", resanswered: "Přijaté", resmissed: "Zmeškané", resunanswered: "Nepřijaté", resother: "Vzal kolega",
+      searchCalls: "Hledat", searchPlaceholder: "Číslo nebo jméno", redial: "Zavolat zpět", redialLabel: "Zavolat zpět {number}",
+      noCalls: "Žádné hovory", loadingCalls: "Načítám…", closePanel: "Zavřít",
+      queueFigures: "Vaše fronty", waitingN: "čeká: {n}", longest: "nejdéle {time}", nobodyWaiting: "nikdo nečeká",
+    },
+  };
+  Object.keys(FLOOR_TEXTS).forEach(function (l) { Object.keys(FLOOR_TEXTS[l]).forEach(function (k) { if (!I18N[l][k]) I18N[l][k] = FLOOR_TEXTS[l][k]; }); });
+  ["extendWrapUp", "endWrapUp", "callHistory", "callHistorySeen", "queueFigures"].forEach(function (m) { ALLOWED[m] = ["READY"]; });
+  ACTIONS["agent.extendWrapUp"] = ACTIONS.extendWrapUp = "wrapupExtendAction";
+  ACTIONS["agent.endWrapUp"] = ACTIONS.endWrapUp = "wrapupEndAction";
+  ACTIONS["history.list"] = ACTIONS.callHistory = "historyAction";
+
+  model.wrapup = null;          // the wrap-up as UCS tells it (agent.status / agent.wrapup / state.user.wrapup)
+  model.accountQueue = [];      // ended calls waiting for their reason behind the one in the picker
+  model.ended = {};             // the last ended calls by uniqueid (the picker's title for a required reason)
+  model.history = { open: false, calls: null, missed: 0, filters: { direction: "", result: "", text: "" }, seq: 0, loading: false };
+  model.figures = null;         // {queues: [...]} from agent.queueFigures
+  var historyTimer = null, figuresTimer = null;
+
+  // -- wrap-up
+
+  function setWrapup(w) {
+    model.wrapup = w || null;
+    if (w && w.until) model.acwUntil = w.until;
+    if (w && w.reasonRequired && !w.reason && w.call) needReason(w.call);
+    if (w && w.held) { model.alerts = model.alerts.filter(function (a) { return a.wrapup !== true; }); pushAlert(t("wrapupHeld"), w.message, true); }
+  }
+  function pushAlert(text, detail, wrapup) {
+    var alert = { id: ++alertId, text: text, detail: detail || "", wrapup: !!wrapup };
+    model.alerts.push(alert);
+    if (model.alerts.length > 3) model.alerts.shift();
+    var ms = Number(opt("messageTimeout"));
+    if (ms > 0) setTimeout(function () { closeAlert(alert.id); }, ms);
+  }
+  // The call whose reason UCS requires is in the picker (first in line when another call's is shown).
+  function needReason(uid) {
+    if (opt("headless")) return;
+    var c = model.ended[uid] || (model.accountFor && model.accountFor.uniqueid === uid ? model.accountFor : { uniqueid: uid });
+    if (model.accountFor && model.accountFor.uniqueid === uid) return;
+    if (!model.accountFor) { model.accountFor = c; model.accountCode = null; return; }
+    model.accountQueue = [c].concat(model.accountQueue.filter(function (x) { return x.uniqueid !== uid; }));
+  }
+  function reasonRequiredFor(uid) {
+    var w = model.wrapup;
+    return !!(w && w.reasonRequired && !w.reason && w.call === uid && model.status === "ACW");
+  }
+  // After a call: its reason picker — never in place of one the agent is filling in.
+  function offerAccount(c) {
+    model.ended[c.uniqueid] = c;
+    var keys = Object.keys(model.ended);
+    if (keys.length > 20) delete model.ended[keys[0]];
+    if (!(opt("autoOpenAccountCode") && c.connected && callReasons().length && !opt("headless"))) return;
+    if (model.accountFor && model.accountFor.uniqueid !== c.uniqueid) {
+      model.accountQueue = model.accountQueue.filter(function (x) { return x.uniqueid !== c.uniqueid; }).concat([c]);
+      return;
+    }
+    if (!model.accountFor) { model.accountFor = c; model.accountCode = null; }
+  }
+  function nextAccount() {
+    model.accountFor = model.accountQueue.shift() || null;
+    model.accountCode = null;
+  }
+  function renderWrapup() {
+    var w = model.wrapup;
+    var show = model.appState === "READY" && model.status === "ACW" && !!w;
+    els.wrapup.hidden = !show;
+    if (!show) { setHTML(els.wrapup, ""); return; }
+    var step = Math.round(w.step || 30);
+    var html = '<div class="ucs-wrapup-row" role="group" aria-label="' + esc(t("wrapupTitle")) + '"><b>' + esc(t("wrapupTitle")) + "</b>" +
+      (w.until ? ' <span class="ucs-wrapup-left" data-wrapup-left></span>' : "") +
+      (w.reasonRequired && !w.reason ? ' <span class="ucs-chip ucs-required">' + esc(t("reasonRequiredNote")) + "</span>" : "") +
+      '<span class="ucs-spacer"></span>' +
+      (w.until ? '<button type="button" class="ucs-btn" data-act="wrapup-extend"' + (w.canExtend ? ' aria-label="' + esc(t("wrapupExtendLabel", { n: step })) + '"' : " disabled") + ">" +
+        esc(w.canExtend ? t("wrapupExtend", { n: step }) : t("wrapupAtMax")) + "</button>" : "") +
+      '<button type="button" class="ucs-btn ucs-primary" data-act="wrapup-end">' + esc(t("wrapupEnd")) + "</button></div>";
+    setHTML(els.wrapup, html);
+  }
+
+  // -- recent calls
+
+  function historyFilters() {
+    var f = model.history.filters, out = { limit: 30 };
+    if (f.direction) out.direction = f.direction;
+    if (f.result) out.result = f.result;
+    if (f.text) out.text = f.text;
+    return out;
+  }
+  // Seed 002 v4.34: with debounceRequests a filter change waits 500 ms for another one.
+  function historySoon() {
+    clearTimeout(historyTimer);
+    if (opt("debounceRequests")) historyTimer = setTimeout(loadHistory, 500);
+    else loadHistory();
+  }
+  function loadHistory() {
+    clearTimeout(historyTimer);
+    var seq = ++model.history.seq;
+    model.history.loading = true;
+    return request("history.list", [historyFilters()]).then(function (r) {
+      if (seq !== model.history.seq) return r;  // an older answer: a newer filter is on its way
+      model.history.calls = r.calls; model.history.missed = r.missed; model.history.loading = false;
+      if (model.history.open && r.missed) markSeen();
+      render();
+      return r;
+    }, function (e) { model.history.loading = false; warn(e.message); showError("history.list", e); throw e; });
+  }
+  function markSeen() {
+    model.history.missed = 0;
+    request("history.seen").catch(function () {});
+  }
+  function renderHistoryButton() {
+    var ready = model.appState === "READY", n = model.history.missed;
+    setHTML(els.historyBtn, ready ? '<button type="button" class="ucs-btn ucs-icon-btn ucs-ghost ucs-history-btn" data-act="history" aria-haspopup="dialog" aria-expanded="' +
+      (model.history.open ? "true" : "false") + '" aria-label="' + esc(n ? t("recentMissed", { n: n }) : t("recent")) + '" title="' + esc(t("recent")) + '">' + icon("inbound") +
+      (n ? '<span class="ucs-missed-badge" data-missed>' + esc(n) + "</span>" : "") + "</button>" : "");
+  }
+  function when(ts) {
+    if (!ts) return "";
+    var d = new Date(ts * 1000), today = new Date();
+    var time = d.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
+    return d.toDateString() === today.toDateString() ? time : d.toLocaleDateString(lang, { day: "numeric", month: "numeric" }) + " " + time;
+  }
+  function renderHistory() {
+    var h = model.history, show = model.appState === "READY" && h.open;
+    els.history.hidden = !show;
+    if (!show) { setHTML(els.history, ""); return; }
+    var sel = function (name, label, values, prefix) {
+      return '<label><span>' + esc(label) + '</span><select name="' + name + '" data-history-filter>' +
+        '<option value="">' + esc(t("filterAll")) + "</option>" + values.map(function (v) {
+          return '<option value="' + v + '"' + (h.filters[name] === v ? " selected" : "") + ">" + esc(t(prefix + v)) + "</option>";
+        }).join("") + "</select></label>";
+    };
+    var rows = h.calls === null ? '<p class="ucs-muted">' + esc(t("loadingCalls")) + "</p>" : !h.calls.length ? '<p class="ucs-muted">' + esc(t("noCalls")) + "</p>" :
+      '<ul class="ucs-history-list">' + h.calls.map(function (c) {
+        var who = c.name ? c.name + " · " + c.number : c.number;
+        return '<li class="ucs-history-item' + (c.missed ? " ucs-missed" : "") + '" data-history-call="' + esc(c.uniqueid) + '" data-result="' + esc(c.result) + '">' +
+          icon(c.direction === "OUTGOING" ? "outbound" : "inbound") +
+          '<span class="ucs-history-who"><b>' + esc(who || t("unknownCaller")) + "</b><small>" + esc(when(c.created)) +
+          (c.queue ? " · " + esc(c.queue) : "") + " · " + esc(t("dir" + c.direction)) + (c.duration ? " · " + esc(hms(c.duration)) : "") + "</small></span>" +
+          '<span class="ucs-chip ucs-res-' + esc(c.result) + '">' + esc(t("res" + c.result)) + "</span>" +
+          (c.number ? '<button type="button" class="ucs-btn ucs-green" data-act="redial" data-arg="' + esc(c.number) + '" aria-label="' + esc(t("redialLabel", { number: c.number })) + '">' +
+            icon("phone") + "<span>" + esc(t("redial")) + "</span></button>" : "") + "</li>";
+      }).join("") + "</ul>";
+    setHTML(els.history, '<section class="ucs-history-panel" role="dialog" aria-label="' + esc(t("recent")) + '">' +
+      '<form class="ucs-history-filters" data-form="history" autocomplete="off" role="search">' +
+      sel("direction", t("filterDirection"), ["INCOMING", "OUTGOING", "INTERNAL"], "dir") +
+      sel("result", t("filterResult"), ["answered", "missed"], "res") +
+      '<label><span>' + esc(t("searchCalls")) + '</span><input name="text" type="search" data-history-filter value="' + esc(h.filters.text) + '" placeholder="' + esc(t("searchPlaceholder")) + '"></label>' +
+      '<button type="button" class="ucs-x" data-act="history" aria-label="' + esc(t("closePanel")) + '">' + icon("close") + "</button></form>" + rows + "</section>");
+  }
+  function historyInput(e) {
+    var f = e.target;
+    if (!f.hasAttribute || !f.hasAttribute("data-history-filter")) return;
+    model.history.filters[f.name] = f.name === "text" ? f.value.trim() : f.value;
+    historySoon();
+  }
+
+  // -- per-queue figures
+
+  function figuresSoon() {
+    clearTimeout(figuresTimer);
+    figuresTimer = setTimeout(loadFigures, 200);
+  }
+  function loadFigures() {
+    if (model.appState !== "READY") return;
+    request("agent.queueFigures").then(function (r) {
+      r.at = Date.now() / 1000;  // the waits count on from the reply, whatever the clocks say
+      model.figures = r; render();
+    }, function (e) { debug("queue figures: " + e.message); });
+  }
+  function renderFigures() {
+    var f = model.figures, show = model.appState === "READY" && !!f && f.queues.length > 0;
+    els.figures.hidden = !show;
+    if (!show) { setHTML(els.figures, ""); return; }
+    setHTML(els.figures, '<span class="ucs-figures-title">' + esc(t("queueFigures")) + "</span>" + f.queues.map(function (q) {
+      return '<span class="ucs-figure' + (q.waiting ? " ucs-hot" : "") + '" data-queue-figure="' + esc(q.queue_id) + '"><b>' + esc(q.name) + "</b> " +
+        (q.waiting ? esc(t("waitingN", { n: q.waiting })) + ' · <span data-longest="' + esc(q.longestWait) + '"></span>' : esc(t("nobodyWaiting"))) + "</span>";
+    }).join(""));
+  }
+
+  // -- the hooks the shared functions call
+
+  function mountFloor() {
+    root.addEventListener("input", historyInput);
+    root.addEventListener("change", historyInput);
+  }
+  function renderFloor() {
+    renderWrapup();
+    renderHistoryButton();
+    renderHistory();
+    renderFigures();
+    tickFloor();  // the new parts' timers at once, not at the next second
+  }
+  function tickFloor() {
+    if (!root) return;
+    var left = root.querySelector("[data-wrapup-left]");
+    if (left && model.wrapup && model.wrapup.until) left.textContent = t("wrapupLeft", { time: hms(Math.max(0, model.wrapup.until - serverNow())) });
+    var at = model.figures && model.figures.at;
+    Array.prototype.forEach.call(root.querySelectorAll("[data-longest]"), function (el) {
+      el.textContent = t("longest", { time: hms(Math.max(0, Number(el.getAttribute("data-longest")) + Date.now() / 1000 - at)) });
+    });
+  }
+  function applyFloorState(s) {
+    setWrapup(s.user && s.user.wrapup);
+    figuresSoon();
+    if (!model.history.calls || model.history.open) loadHistory().catch(function () {});
+  }
+  var FLOOR_EVENTS = {
+    "agent.wrapup": function (data) { setWrapup(data.wrapup); render(); },
+    "agent.missed": function (data) {
+      model.history.missed = data.missed || 0;
+      if (model.history.open) loadHistory().catch(function () {}); else render();
+    },
+  };
+  // The actions of the new controls (onClick's default).
+  function clickFloor(act, arg) {
+    var quiet = function (p) { if (p && p.catch) p.catch(function () {}); };
+    switch (act) {
+      case "wrapup-extend": quiet(NS.extendWrapUp()); return true;
+      case "wrapup-end": quiet(NS.endWrapUp()); return true;
+      case "history":
+        model.history.open = !model.history.open;
+        if (model.history.open) { loadHistory().catch(function () {}); }
+        render();
+        if (model.history.open) { var first = els.history.querySelector("select"); if (first) first.focus(); } else els.historyBtn.querySelector("button").focus();
+        return true;
+      case "redial": quiet(NS.dial(arg)); return true;
+    }
+    return false;
+  }
+  // The reason picker by keyboard: arrows move between the reasons (the radios do it),
+  // Enter saves, Escape skips (not a reason UCS requires: that one stays, saying so).
+  function floorKeys(e) {
+    var form = e.target.closest && e.target.closest("[data-form=account]");
+    if (form && e.key === "Enter" && e.target.tagName !== "BUTTON") {
+      e.preventDefault();
+      if (form.querySelector("[name=code]:checked")) form.requestSubmit();
+      return true;
+    }
+    if (form && e.key === "Escape") {
+      e.preventDefault();
+      if (model.accountFor && reasonRequiredFor(model.accountFor.uniqueid)) { pushAlert(t("reasonPickFirst"), t("reasonRequired")); render(); }
+      else { nextAccount(); render(); }
+      return true;
+    }
+    if (e.key === "Escape" && model.history.open && els.history.contains(e.target)) {
+      model.history.open = false; render(); els.historyBtn.querySelector("button").focus(); e.preventDefault();
+      return true;
+    }
+    return false;
+  }
+
+  var floorApi = {
+    extendWrapUp: function () { return act("agent.extendWrapUp", []).then(function (me) { setWrapup(me.wrapup); render(); return me; }); },
+    endWrapUp: function () { return act("agent.endWrapUp", []); },
+    callHistory: function (filters) {
+      if (filters) Object.keys(model.history.filters).forEach(function (k) { model.history.filters[k] = filters[k] || ""; });
+      return loadHistory();
+    },
+    callHistorySeen: function () { markSeen(); render(); return Promise.resolve({ missed: 0 }); },
+    queueFigures: function () { return request("agent.queueFigures"); },
+  };
+  Object.keys(floorApi).forEach(function (name) { NS[name] = guard(name, floorApi[name]); });
 
   // ---------------------------------------------------------------- start
 
