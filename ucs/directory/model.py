@@ -82,10 +82,13 @@ class Queue:
     name: str                 # what agents see
     asterisk_name: str        # queues.conf section, e.g. "support"
     type: int = 1             # 1 incoming, 0 outgoing (seed 002)
+    #: Record every call of the queue from the moment an agent answers it
+    #: (UCS starts a MixMonitor on the agent's channel: ucs.calls.recording).
+    record: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "queue_id": self.id, "name": self.name,
-                "asterisk_name": self.asterisk_name, "type": self.type}
+                "asterisk_name": self.asterisk_name, "type": self.type, "record": self.record}
 
 
 @attrs.define(eq=False)
