@@ -228,4 +228,5 @@ class RecordingConfig:
                           "bridged. UCS adds `i(…)` itself to learn the recording's id.")
     link_lifetime: float = option(300.0, number(5, 86400, "seconds"),
                                   "How long a recording's link (`recording.url`) may be used; it names a "
-                                  "random ticket, never the file, and works only for the user who asked.")
+                                  "random ticket (256 bits), never the file, and is given only to a user "
+                                  "whose scope covers the call.")
