@@ -116,7 +116,7 @@ class RecordingResource(resource.Resource):
         request.setHeader(b"content-disposition", f'inline; filename="{name}"'.encode())
         kind = "audio/wav" if name.lower().endswith(".wav") else "audio/x-gsm"
         f = static.File(found, defaultType=kind)
-        f.type, f.encoding = kind, None  # not the system's mime.types (audio/x-wav)
+        f.type, f.encoding = kind, None  # type: ignore[assignment]  # not the system's mime.types (audio/x-wav)
         f.isLeaf = True
         return f
 
