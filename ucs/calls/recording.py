@@ -27,7 +27,6 @@ recordings' directory (:func:`local_path`).
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from typing import Any
@@ -68,7 +67,6 @@ class Recording(ControlBase):
     record_directory: str = "/var/spool/asterisk/monitor/ucs"
     record_format: str = "wav"
     record_options: str = ""
-    _record_seq = itertools.count(1)
 
     async def record(self, line: Line | str) -> Call:
         """Start recording the call on the agent's phone; resolves once Asterisk
@@ -107,7 +105,7 @@ class Recording(ControlBase):
             return result
 
     async def _start_recording(self, ch: Channel, call: Call, device: str) -> Call:
-        name = f"ucs-{call.uniqueid}-{ch.uniqueid}-{next(self._record_seq)}.{self.record_format}"
+        name = f"ucs-{call.uniqueid}-{ch.uniqueid}-{len(call.recordings) + 1}.{self.record_format}"
         name = re.sub(r"[^0-9A-Za-z_.-]", "_", name)
         options = f"{self.record_options}i({ID_VARIABLE})"
 
