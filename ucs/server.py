@@ -57,7 +57,7 @@ from ucs.api.state import StateBuilder
 from ucs.bus import EventBus
 from ucs.calls.publisher import DomainPublisher
 from ucs.calls import calllog
-from ucs.calls import control_api
+from ucs.calls import control_api, recording_api
 from ucs.calls.cdr import CDRWriter
 from ucs.calls.control import CallControl
 from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
@@ -124,6 +124,7 @@ class UCSServer:
         self._agents: Agents | None = None
         self._history: CallHistory | None = None
         self._control: CallControl | None = None
+        self._recording_links: recording_api.RecordingLinks | None = None
         self._state: StateBuilder | None = None
         self._auth: Auth | None = None
         self._remember: remember_api.RememberTokens | None = None
@@ -331,8 +332,19 @@ class UCSServer:
                 self.get_ami_client(), self.get_pbx(), self.get_call_tracker(), self.get_bus(), self._reactor,
                 directory=self.get_directory(), store=self.get_store_proxy(), cdrs=self.get_cdr_writer(),
             )
+            r = self.config.recording
+            self._control.record_directory, self._control.record_format = r.directory, r.format
+            self._control.record_options = r.options
             self._wire()
         return self._control
+
+    def get_recording_links(self) -> recording_api.RecordingLinks:
+        """Links to recordings (``recording.url``, ``GET /recording/<ticket>``)."""
+        if self._recording_links is None:
+            r = self.config.recording
+            self._recording_links = recording_api.RecordingLinks(
+                self._reactor, r.local_directory or r.directory, r.link_lifetime)
+        return self._recording_links
 
     def get_state(self) -> StateBuilder:
         if self._state is None:
@@ -409,6 +421,7 @@ class UCSServer:
             )
             self._web.put("/metrics", self.get_metrics().resource())
             self._web.put("/remember", self.get_remember().resource())
+            self._web.put("/recording", self.get_recording_links().resource())
             self._wire()
         return self._web
 
@@ -442,6 +455,7 @@ class UCSServer:
             agents_api.register(reg, self.get_agents())
             history_api.register(reg, self.get_call_history())
             control_api.register(reg, self.get_call_control())
+            recording_api.register(reg, self.get_call_control(), self.get_recording_links())
             lookup_api.register(reg, self.get_lookups())
             reg.add("api.methods", lambda session: [reg.get(n).describe() for n in reg.names()],
                     role=Role.ANONYMOUS, doc="Every API method with its arguments, role and states.")

@@ -143,6 +143,11 @@ class Call:
     external_id: str = ""   # the id the lookup found in the external system
     outbound_id: int | None = None  # the outgoing queue (campaign) a click-to-dial used
     recorded: bool = False
+    #: A leg of the call is being recorded now (a MixMonitor runs on its channel).
+    recording: bool = False
+    #: The recordings UCS started: ``{"file", "channel", "started", "stopped"}``;
+    #: ``file`` is the name under ``[recording] directory`` (see :mod:`ucs.calls.recording`).
+    recordings: list[dict[str, Any]] = attrs.Factory(list)
 
     @property
     def ended(self) -> bool:
@@ -202,6 +207,8 @@ class Call:
             "external_id": self.external_id,
             "outbound_id": self.outbound_id,
             "recorded": self.recorded,
+            "recording": self.recording and self.disconnected is None,
+            "recordings": [dict(r) for r in self.recordings],
             "legs": [leg.to_dict() for leg in self.legs.values()],
             "journey": [step.to_dict(now) for step in self.journey],
         }

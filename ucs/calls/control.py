@@ -28,6 +28,9 @@ is done follows the real Asterisk 20 / chan_sip captures in
 ``transfer()``         transfer mode: the call is held; the next ``dial`` makes
                        the consultation call (the call is bridged back and
                        ``Atxfer`` runs as above), ``finish_transfer`` completes
+``record``             ``MixMonitor`` of the agent's channel, ``stop_record``
+                       ``StopMixMonitor`` (:mod:`ucs.calls.recording`; a
+                       queue with ``record`` is recorded from ``AgentConnect``)
 ``blind_transfer``     ``BlindTransfer`` (``blind_transfer_action``); where
                        Asterisk refuses it, or the call is on hold, ``Redirect``
                        of the other party to the number and ``Hangup`` of the
@@ -78,6 +81,7 @@ from ucs.calls.control_base import (
 )
 from ucs.calls.control_state import CONSULTING, HELD, IDLE, PARKED, LineOp, next_state
 from ucs.calls.dial import ORIGINATE_REASONS, Dialling, _Originating
+from ucs.calls.recording import Recording
 from ucs.calls.tracker import CallObserver, CallTracker
 from ucs.directory.model import Line
 from ucs.error import InvalidState, PBXError
@@ -92,7 +96,7 @@ __all__ = [
 ]
 
 
-class CallControl(Dialling):
+class CallControl(Dialling, Recording):
     """The agent's call-control methods (seed 002 ``dial``, ``answer`` … ``setAccountCode``).
 
     :param ami: sends actions (:class:`~ucs.ami.client.AMIClient`).
@@ -557,3 +561,7 @@ class _Watcher(PBXObserver, CallObserver):
 
     def call_ended(self, call: Call) -> None:
         self._control._ended(call)
+
+    def agent_connected(self, queue: Any, interface: str, caller: Channel | None, agent: Channel | None,
+                        msg: Message) -> None:
+        self._control.queue_answered(queue.name, agent)

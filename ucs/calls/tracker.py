@@ -93,6 +93,12 @@ class CallTracker(PBXObserver):
     def call_of(self, uniqueid: str) -> Call | None:
         return self._leg_call.get(uniqueid)
 
+    def touch(self, call: Call) -> None:
+        """Something outside the PBX model changed the live ``call`` (a recording
+        call control started): its observers hear it as a change."""
+        if self.calls.get(call.uniqueid) is call and not call.ended:
+            self._changed(call)
+
     def active_calls(self) -> list[Call]:
         return [c for c in self.calls.values() if c.uniqueid in self._visible]
 
@@ -120,6 +126,10 @@ class CallTracker(PBXObserver):
         update_state(self._pbx, call, path)
         note_hold(call, self._clock.seconds())
         call.consult = consult_of(self._pbx, call, talks_to)
+        call.recording = any(
+            ch.recording for u, leg in call.legs.items() if leg.ended is None and (ch := self._pbx.channels.get(u))
+        )
+        call.recorded = call.recorded or call.recording
         self._notify("call_changed", call)
 
     # -- channels -------------------------------------------------------------------
@@ -175,7 +185,7 @@ class CallTracker(PBXObserver):
         if call is None:
             return
         leg = call.legs[ch.uniqueid]
-        changed = False
+        changed = msg.get("Event") in ("MixMonitorStart", "MixMonitorStop")
         if ch.state == 6 and leg.answered is None:
             leg.answered = self._clock.seconds()
             changed = True

@@ -32,7 +32,7 @@ callers keep importing from ``ucs.config``):
 
 from __future__ import annotations
 
-from ucs.config.callcenter import AgentsConfig, AuthConfig, CallsConfig, LookupConfig
+from ucs.config.callcenter import AgentsConfig, AuthConfig, CallsConfig, LookupConfig, RecordingConfig
 from ucs.config.kinds import (
     ConfigError,
     Kind,
@@ -74,6 +74,7 @@ __all__ = [
     "LogConfig",
     "LookupConfig",
     "PluginsConfig",
+    "RecordingConfig",
     "StoreConfig",
     "WebConfig",
     "boolean",

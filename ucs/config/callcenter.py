@@ -197,3 +197,41 @@ class AgentsConfig:
     confirm_timeout: float = option(5.0, number(0.1, 600, "seconds"),
                                     "How long a status change waits for Asterisk's queue-member event "
                                     "before it fails as not confirmed.")
+
+
+def _absolute_dir(empty_ok: bool) -> Kind:
+    accepted = "an absolute directory path such as '/var/spool/asterisk/monitor/ucs'" + (" (or \"\")" if empty_ok else "")
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _wrong_type(v, accepted)
+        if not v and empty_ok:
+            return v
+        if not v.startswith("/") or any(c in v for c in ",|()\r\n\x00") or "/../" in v + "/":
+            raise _Invalid(f"{v!r} is not accepted; use {accepted} without , | ( ) or ..")
+        return v.rstrip("/") or "/"
+
+    return Kind(accepted, check, "string")
+
+
+@attrs.frozen
+class RecordingConfig:
+    """Call recording: where Asterisk's MixMonitor writes the files and where UCS reads them."""
+
+    directory: str = option("/var/spool/asterisk/monitor/ucs", _absolute_dir(False),
+                            "Where Asterisk writes the recordings UCS starts (the `File` of the AMI "
+                            "`MixMonitor` action, a path on the Asterisk machine). Asterisk creates it.")
+    local_directory: str = option("", _absolute_dir(True),
+                                  "Where UCS reads the same files to serve them (`GET /recording/…`): the "
+                                  "directory mounted from the Asterisk machine. Empty: `directory` (UCS runs "
+                                  "on the Asterisk machine).")
+    format: str = option("wav", choice("wav", "WAV", "gsm"),
+                         "The file format, from the file name's extension: `wav` (16-bit PCM, 8 kHz for "
+                         "telephone audio), `WAV` (GSM in WAV, wav49, about a tenth of the size) or `gsm`.")
+    options: str = option("", string("MixMonitor options such as 'b' (letters and their arguments)"),
+                          "More MixMonitor options (app_mixmonitor.c): e.g. `b` to record only while "
+                          "bridged. UCS adds `i(…)` itself to learn the recording's id.")
+    link_lifetime: float = option(300.0, number(5, 86400, "seconds"),
+                                  "How long a recording's link (`recording.url`) may be used; it names a "
+                                  "random ticket (256 bits), never the file, and is given only to a user "
+                                  "whose scope covers the call.")

@@ -84,10 +84,14 @@ class Queue:
     type: int = 1             # 1 incoming, 0 outgoing (seed 002)
     #: Agents must save a call reason for a call of this queue before its wrap-up ends.
     require_reason: bool = False
+    #: Record every call of the queue from the moment an agent answers it
+    #: (UCS starts a MixMonitor on the agent's channel: ucs.calls.recording).
+    record: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "queue_id": self.id, "name": self.name,
-                "asterisk_name": self.asterisk_name, "type": self.type, "require_reason": self.require_reason}
+                "asterisk_name": self.asterisk_name, "type": self.type,
+                "require_reason": self.require_reason, "record": self.record}
 
 
 @attrs.define(eq=False)

@@ -148,6 +148,7 @@ def _schema(kind: str, d: Directory, current: Any) -> tuple[dict[str, Callable[[
                 _unique(d, "queues", "asterisk_name", current, fold=False)),
             "type": _choice((0, 1), "0 (outgoing) or 1 (incoming)"),
             "require_reason": _bool,
+            "record": _bool,
         }, {"name", "asterisk_name"}
     if kind == "lines":
         return {

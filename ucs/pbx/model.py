@@ -50,6 +50,9 @@ class Channel:
     on_hold: bool = False
     muted_in: bool = False
     muted_out: bool = False
+    #: A MixMonitor records the channel (``MixMonitorStart`` until
+    #: ``MixMonitorStop`` or the hangup; Asterisk sends no event at the hangup).
+    recording: bool = False
     hangup_requested: bool = False
     answered: float | None = None
     #: Known only from another channel's event (a ``DestChannel``), never from
@@ -71,7 +74,7 @@ class Channel:
             "device": self.device, "state": self.state_desc, "caller_number": self.caller_num,
             "caller_name": self.caller_name, "connected_number": self.connected_num,
             "connected_name": self.connected_name, "bridge": self.bridge, "hold": self.on_hold,
-            "muted": self.muted_in, "created": self.created,
+            "muted": self.muted_in, "recording": self.recording, "created": self.created,
         }
 
 

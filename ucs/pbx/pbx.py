@@ -85,6 +85,8 @@ class PBX(PBXState):
             "Unhold": self._unhold,
             "MusicOnHoldStart": self._moh_start,
             "MusicOnHoldStop": self._moh_stop,
+            "MixMonitorStart": self._mixmonitor,
+            "MixMonitorStop": self._mixmonitor,
             "BlindTransfer": self._blind_transfer,
             "AttendedTransfer": self._attended_transfer,
             **self._queue_events.handlers(),
@@ -363,6 +365,16 @@ class PBX(PBXState):
         if ch is not None and ch.on_hold:
             ch.on_hold = False
             self._emit("hold_changed", ch)
+
+    def _mixmonitor(self, msg: Message) -> None:
+        # app_mixmonitor.c: Start when MixMonitor runs, Stop only on StopMixMonitor
+        # (a hangup ends the recording silently).  Several recordings of one
+        # channel are not told apart: the flag says "being recorded".
+        ch = self._chan(msg)
+        on = msg.get("Event") == "MixMonitorStart"
+        if ch is not None and ch.recording != on:
+            ch.recording = on
+            self._emit("channel_updated", ch, msg)
 
     def _blind_transfer(self, msg: Message) -> None:
         self._emit("transfer", "blind", msg)

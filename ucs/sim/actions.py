@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
+from ucs.sim.mixmonitor import MixMonitorActions
 from ucs.sim.pbx import Sim, SimError
 from ucs.sim.pjsip import PjsipActions
 from ucs.sim.queue_actions import QueueActions
@@ -37,10 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
 ACTION_NAMES = (
     "Atxfer", "BlindTransfer", "Bridge", "BridgeList", "Challenge", "Command", "CoreSettings",
     "CoreShowChannels", "CoreStatus", "DeviceStateList", "Events", "ExtensionStateList", "Filter", "Getvar",
-    "Hangup", "ListCommands", "Login", "Logoff", "MuteAudio", "Originate", "PJSIPNotify", "PJSIPShowContacts", "PJSIPShowEndpoint",
+    "Hangup", "ListCommands", "Login", "Logoff", "MixMonitor", "MuteAudio", "Originate", "PJSIPNotify", "PJSIPShowContacts", "PJSIPShowEndpoint",
     "PJSIPShowEndpoints", "PJSIPShowRegistrationsInbound", "Ping", "QueueAdd",
     "QueuePause", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPnotify", "SIPpeers",
-    "SIPshowpeer", "Setvar", "Status",
+    "SIPshowpeer", "Setvar", "Status", "StopMixMonitor",
 )  # fmt: skip
 
 
@@ -59,7 +60,7 @@ def parse_callerid(text: str) -> tuple[str, str]:
     return text.strip(), ""
 
 
-class Actions(QueueActions, SipActions, PjsipActions):
+class Actions(QueueActions, SipActions, PjsipActions, MixMonitorActions):
     """The action handlers; ``dispatch`` picks one by the ``Action:`` header."""
 
     #: Actions allowed before Login.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+from ucs.sim.mixmonitor import close_all as close_recordings
 from ucs.sim.events import SimPart
 from ucs.sim.model import SIP_DOMAIN, Bridge, Channel, DialJob, Line, QueueEntry, WaitJob
 from ucs.sim.wire import CALL, CAUSE_TXT, CLASSES, bridge_block, channel_block
@@ -94,6 +95,8 @@ class ChannelsMixin(SimPart):
         if ch.gone:
             return
         ch.gone = True
+        if ch.mixmonitors:
+            close_recordings(ch, self.now())
         for dc in ch.timers:
             self._cancel(dc)
         ch.timers = []

@@ -129,6 +129,7 @@ class Channel:
         "line",
         "linkedid",
         "local_peer",
+        "mixmonitors",
         "moh",
         "muted",
         "name",
@@ -172,6 +173,8 @@ class Channel:
         self.local_peer: Channel | None = None
         self.vars: dict[str, str] = {}
         self.moh = False
+        #: Recordings running on the channel (:mod:`ucs.sim.mixmonitor`).
+        self.mixmonitors: list[Any] = []
         self.muted: set[str] = set()
         self.cause: int | None = None
         self.gone = False

@@ -98,6 +98,8 @@ class Sim(QueueMixin, XferMixin, ApplicationsMixin, ChannelsMixin, LinesMixin, E
         now = clock.seconds()
         self._offset = 0.0 if now > 1e9 else (epoch or DEFAULT_EPOCH) - now
         self.system_name = system_name
+        #: Where relative MixMonitor files go (Asterisk's ``astspooldir``/monitor).
+        self.monitor_dir = "/var/spool/asterisk/monitor"
         self.lines: dict[str, Line] = {}
         self.queues: dict[str, Queue] = {}
         self.dialplan = Dialplan()

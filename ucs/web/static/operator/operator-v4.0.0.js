@@ -43,6 +43,7 @@
     changeStatus: ["READY"], suspend: ["READY"], resume: ["READY"], answer: ["READY"], dial: ["READY"],
     hangup: ["READY"], transfer: ["READY"], finishTransfer: ["READY"], blindTransfer: ["READY"],
     tribute: ["READY"], unhold: ["READY"], mute: ["READY"], state: ["READY"], setAccountCode: ["READY"],
+    record: ["READY"], stopRecord: ["READY"], recordingUrl: ["READY"],
     selectRingingSound: ["READY"], testRingingSound: ["READY"], stopRingingSoundTest: ["READY"],
     notify: null,
   };
@@ -62,6 +63,7 @@
       OFFLINE: "Offline", waiting: "waiting", waitingTitle: "Callers waiting in your queues",
       dial: "Call", dialPlaceholder: "Number", keypad: "Keypad", answer: "Answer", hangup: "Hang up",
       hold: "Hold", unhold: "Resume", mute: "Mute", unmute: "Unmute", transfer: "Transfer",
+      record: "Record", stopRecord: "Stop recording", recordingNow: "recording",
       consult: "Consult", blind: "Blind transfer", finishTransfer: "Finish transfer", cancel: "Cancel",
       transferTo: "Transfer to", incoming: "Incoming call", outgoing: "Outgoing call", internal: "Internal call",
       st0: "New", st1: "Dialling", st2: "Ringing", st3: "Connected", st4: "Suspended", st5: "On hold",
@@ -106,6 +108,7 @@
       OFFLINE: "Odhlášen", waiting: "čeká", waitingTitle: "Volající čekající ve vašich frontách",
       dial: "Volat", dialPlaceholder: "Číslo", keypad: "Klávesnice", answer: "Přijmout", hangup: "Zavěsit",
       hold: "Podržet", unhold: "Obnovit", mute: "Ztlumit", unmute: "Zapnout mikrofon", transfer: "Přepojit",
+      record: "Nahrávat", stopRecord: "Zastavit nahrávání", recordingNow: "nahrává se",
       consult: "Konzultovat", blind: "Přepojit naslepo", finishTransfer: "Dokončit přepojení", cancel: "Zrušit",
       transferTo: "Přepojit na", incoming: "Příchozí hovor", outgoing: "Odchozí hovor", internal: "Interní hovor",
       st0: "Nový", st1: "Vytáčení", st2: "Vyzvání", st3: "Spojeno", st4: "Přerušeno", st5: "Podrženo",
@@ -269,6 +272,17 @@
     var path = w.path || ((api.path || "").replace(/\/$/, "") + "/ws");
     if (host.indexOf(":") >= 0 && host[0] !== "[") host = "[" + host + "]";
     return (secure ? "wss://" : "ws://") + host + (port ? ":" + port : "") + path;
+  }
+
+  // The http(s) address of one of seed 002's services (api.recording, api.report …), no trailing slash.
+  function serviceURL(name) {
+    var api = NS.api || {}, w = api[name] || {};
+    var secure = w.secure !== undefined ? w.secure : api.secure !== undefined ? api.secure :
+      (String(w.port || api.port || "") === "443" || location.protocol === "https:");
+    var host = w.hostname || api.hostname || location.hostname;
+    var port = w.port || api.port || (api.hostname || w.hostname ? "" : location.port);
+    if (host.indexOf(":") >= 0 && host[0] !== "[") host = "[" + host + "]";
+    return (secure ? "https://" : "http://") + host + (port ? ":" + port : "") + (w.path || api.path || "").replace(/\/$/, "");
   }
 
   function connect() {
@@ -821,6 +835,7 @@
   var ACTIONS = {
     "call.dial": "dial", dial: "dial", "call.answer": "answer", answer: "answer", "call.hangup": "hangup", hangup: "hangup",
     "call.tribute": "hold", tribute: "hold", "call.unhold": "unhold", unhold: "unhold", "call.mute": "mute", mute: "mute",
+    "call.record": "record", record: "record", "call.stopRecord": "stopRecord", stopRecord: "stopRecord",
     "call.transfer": "transfer", transfer: "transfer", "call.blindTransfer": "blind", blindTransfer: "blind",
     "call.finishTransfer": "finishTransfer", finishTransfer: "finishTransfer",
     "agent.changeStatus": "actionStatus", changeStatus: "actionStatus", "agent.suspend": "actionSuspend", suspend: "actionSuspend",
@@ -950,6 +965,18 @@
       needCall("mute", function (c) { return c.state === CALL.CONNECTED; }, "there is no connected call to mute");
       return act("call.mute");
     },
+    record: function () {
+      needCall("record", function (c) { return c.state === CALL.CONNECTED || c.state === CALL.HELD; }, "there is no connected call to record");
+      return act("call.record");
+    },
+    stopRecord: function () { return act("call.stopRecord"); },
+    // A short-lived link to a recording of the call (seed 002 api.recording is the service's address).
+    recordingUrl: function (uniqueid, file) {
+      if (!uniqueid) throw new Error("recordingUrl needs the call's uniqueid");
+      return act("recording.url", [String(uniqueid), file ? String(file) : null]).then(function (r) {
+        return Object.assign({}, r, { url: serviceURL("recording") + r.url });
+      });
+    },
     setAccountCode: function (uniqueid, accountCode, subAccountCode, override) {
       if (!uniqueid || !accountCode) throw new Error("setAccountCode needs the call's uniqueid and an account code");
       return act("call.setAccountCode", [String(uniqueid), String(accountCode), subAccountCode ? String(subAccountCode) : null, !!override], t("accountSaved"));
@@ -1005,6 +1032,7 @@
 
   var root = null, els = {};
   var ICONS = {
+    rec: '<circle cx="12" cy="12" r="6"/>',
     user: '<path d="M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm0 2c-4 0-7 2-7 4.5V20h14v-1.5C19 16 16 14 12 14z"/>',
     phone: '<path d="M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2c.3-.3.7-.4 1-.2 1.1.4 2.3.6 3.6.6.6 0 1 .4 1 1V20c0 .6-.4 1-1 1A17 17 0 0 1 3 4c0-.6.4-1 1-1h3.5c.6 0 1 .4 1 1 0 1.3.2 2.5.6 3.6.1.3 0 .7-.2 1l-2.3 2.2z"/>',
     hangup: '<path d="M12 9c-1.6 0-3.2.3-4.6.7v3.1c0 .4-.2.7-.6.9-1 .5-1.8 1.1-2.6 1.8-.2.2-.4.3-.7.3s-.5-.1-.7-.3L.3 13c-.2-.2-.3-.4-.3-.7s.1-.5.3-.7C3.3 8.8 7.4 7 12 7s8.7 1.8 11.7 4.6c.2.2.3.4.3.7s-.1.5-.3.7l-2.5 2.5c-.2.2-.4.3-.7.3s-.5-.1-.7-.3c-.8-.7-1.7-1.3-2.6-1.8-.3-.2-.6-.5-.6-.9V9.7C15.2 9.3 13.6 9 12 9z"/>',
@@ -1171,6 +1199,8 @@
       case "hold": quiet(NS.tribute()); break;
       case "unhold": quiet(NS.unhold()); break;
       case "mute": quiet(NS.mute()); break;
+      case "record": quiet(NS.record()); break;
+      case "stop-record": quiet(NS.stopRecord()); break;
       case "transfer": model.transferOpen = !model.transferOpen; render(); break;
       case "finish": quiet(NS.finishTransfer()); break;
       case "pick-phone": quiet(NS.selectIdentifier(arg)); break;
@@ -1387,6 +1417,9 @@
         buttons += btn("mute", muted ? "micoff" : "mic", muted ? t("unmute") : t("mute"), muted ? "ucs-on" : "");
         buttons += btn("transfer", "transfer", t("transfer"), model.transferOpen ? "ucs-on" : "");
       }
+      if (c.state === CALL.CONNECTED || c.state === CALL.HELD) {
+        buttons += c.recording ? btn("stop-record", "rec", t("stopRecord"), "ucs-on ucs-rec-on") : btn("record", "rec", t("record"));
+      }
       if (c.state === CALL.HELD) buttons += btn("unhold", "play", t("unhold"), "ucs-on");
       var consulting = model.consult[c.uniqueid] !== undefined || (heldCall() && heldCall() !== c && c.state === CALL.CONNECTED);
       if (consulting) buttons += btn("finish", "transfer", t("finishTransfer"), "ucs-primary");
@@ -1394,12 +1427,13 @@
     }
     var dirText = c.direction === "OUTGOING" ? t("outgoing") : c.direction === "INTERNAL" ? t("internal") : t("incoming");
     var stateText = t("st" + c.state) + (muted ? " · " + t("muted") : "");
+    var recText = c.recording ? '<span class="ucs-rec" data-ref="recording" title="' + esc(t("recordingNow")) + '">' + icon("rec") + esc(t("recordingNow")) + "</span>" : "";
     var consultText = model.consult[c.uniqueid] ? '<div class="ucs-consult">' + icon("transfer") + esc(t("consulting", { number: model.consult[c.uniqueid] })) + "</div>" : "";
     var html = '<div class="ucs-call' + (primary ? "" : " ucs-call-held") + (ringing ? " ucs-ringing" : "") + '" data-uniqueid="' + esc(c.uniqueid) + '" data-call-state="' + esc(c.state) + '">' +
       '<div class="ucs-call-icon">' + icon(dirIcon) + "</div>" +
       '<div class="ucs-call-who"><div class="ucs-call-name">' + esc(who || number || t("unknownCaller")) + "</div>" +
       '<div class="ucs-call-meta">' + esc(number) + (c.queue ? ' · <span class="ucs-queue">' + esc(c.queue) + "</span>" : "") + " · " + esc(dirText) + "</div>" + consultText + "</div>" +
-      '<div class="ucs-call-state"><span class="ucs-chip st-' + esc(c.state) + '">' + esc(stateText) + '</span><span class="ucs-timer" data-since="' + esc(since || "") + '"></span></div>' +
+      '<div class="ucs-call-state"><span class="ucs-chip st-' + esc(c.state) + '">' + esc(stateText) + '</span><span class="ucs-timer" data-since="' + esc(since || "") + '"></span>' + recText + "</div>" +
       '<div class="ucs-call-actions">' + buttons + "</div></div>";
     return html;
   }
