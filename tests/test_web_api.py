@@ -632,10 +632,14 @@ async def test_health_and_static_files(server: UCSServer) -> None:
     resp = await agent.request(b"GET", (base + "health").encode())
     body = json.loads(await readBody(resp))
     assert resp.code == 200 and body["status"] == "ok" and body["version"] == ucs.__version__
-    for path in ("operator/operator-v4.0.0.js", "operator/operator.js", "operator/operator.css", "demo/"):
+    for path in ("operator/operator-v4.0.0.js", "operator/operator.js", "operator/operator.css", "demo/",
+                 f"operator/operator-v{ucs.__version__}.js", f"operator/operator-v{ucs.__version__}.css"):
         resp = await agent.request(b"GET", (base + path).encode())
         await readBody(resp)
         assert resp.code == 200, path
+    # One version scheme: the bar served is the server's version (what its onConnect reports).
+    resp = await agent.request(b"GET", (base + f"operator/operator-v{ucs.__version__}.js").encode())
+    assert f'var VERSION = "{ucs.__version__}";'.encode() in await readBody(resp)
     resp = await agent.request(b"GET", (base + "operator/operator.js").encode())
     await readBody(resp)
     assert resp.headers.getRawHeaders(b"content-type") == [b"text/javascript; charset=utf-8"]
