@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import ucs
+
 ROOT = Path(__file__).resolve().parents[1]
 TWISTD = Path(sys.executable).with_name("twistd")
 TIMEOUT = 60.0
@@ -154,7 +156,7 @@ def test_starts_logs_and_stops(tmp_path: Path, running: list[Running]) -> None:
     cfg = write_config(tmp_path)
     r = Running(["--config", str(cfg)], tmp_path)
     running.append(r)
-    assert f"config: {cfg}" in r.wait_for("UCS 0.1.0 starting")
+    assert f"config: {cfg}" in r.wait_for(f"UCS {ucs.__version__} starting")
     assert "AMI: connecting to 127.0.0.1:5038 as ucs (md5 login)" in r.wait_for("AMI:")
     r.wait_for("web: http://127.0.0.1:0/")
     r.wait_for("store open: sqlite:///")
@@ -184,7 +186,7 @@ def test_log_level_filters(tmp_path: Path, running: list[Running]) -> None:
     running.append(r)
     r.wait_for("ami.secret is empty")  # a warning gets through...
     assert r.stop() in CLEAN_EXIT
-    assert "UCS 0.1.0 starting" not in r.output  # ...info does not
+    assert f"UCS {ucs.__version__} starting" not in r.output  # ...info does not
 
 
 def test_default_config_is_etc_ucs_toml(tmp_path: Path, running: list[Running]) -> None:
@@ -192,7 +194,7 @@ def test_default_config_is_etc_ucs_toml(tmp_path: Path, running: list[Running]) 
     write_config(tmp_path).rename(tmp_path / "etc" / "ucs.toml")
     r = Running([], tmp_path)
     running.append(r)
-    assert "config: etc/ucs.toml" in r.wait_for("UCS 0.1.0 starting")
+    assert "config: etc/ucs.toml" in r.wait_for(f"UCS {ucs.__version__} starting")
     r.wait_for("UCS started")
     assert r.stop() in CLEAN_EXIT
 

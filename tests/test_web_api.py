@@ -237,6 +237,10 @@ async def test_hello_then_login_pairing_and_state(server: UCSServer) -> None:
     assert e.value.error["error"] == "permission_denied"
     res = await c.call("login", {"username": "agent1", "password": "demo-pass-1"})
     assert res["state"] == "IDENTIFY" and res["user"]["username"] == "agent1"
+    # Seed 002's User: lines are line objects (their ids kept in line_ids), primary_extension.
+    (line,) = res["user"]["lines"]
+    assert line["device"] == "SIP/1001" and res["user"]["line_ids"] == [line["id"]]
+    assert "primary_extension" in res["user"]
     devices = await c.call("devices.list")
     assert [d["identifiers"] for d in devices] == [["phone-1001", "127.0.0.11"]]
     assert (await c.call("identifier", ["phone-1001"]))["device"] == "SIP/1001"
@@ -555,7 +559,14 @@ async def test_call_events_reach_the_tabs_of_the_phone_in_the_call(server: UCSSe
         assert ev["data"]["caller_number"] == "420777123456"
         assert ev["data"]["state"] == 2 and ev["data"]["direction"] == "INCOMING"
     await a1.call("call.answer")  # the phone answers when the bar asks (SIP NOTIFY)
-    assert (await a1.event("call.connect"))["data"]["state"] == 3
+    answered = (await a1.event("call.connect"))["data"]
+    assert answered["state"] == 3
+    # The parties in UCS's terms (issue 17): the customer is no line; agent1 on SIP/1001.
+    line = server.get_directory().line_by_device("SIP/1001")
+    assert line is not None and (answered["caller_line_id"], answered["caller_username"]) == (None, "")
+    assert (answered["connected_line_id"], answered["connected_username"], answered["connected_extension"]) == (
+        line.id, "agent1", "1001")
+    assert answered["connected_user_id"] == server.get_directory().user_by_username("agent1").id  # type: ignore[union-attr]
     sim.trunk().hangup()  # the customer hangs up
     await a1.event("call.hangup")
     await a1b.event("call.hangup")
@@ -632,10 +643,14 @@ async def test_health_and_static_files(server: UCSServer) -> None:
     resp = await agent.request(b"GET", (base + "health").encode())
     body = json.loads(await readBody(resp))
     assert resp.code == 200 and body["status"] == "ok" and body["version"] == ucs.__version__
-    for path in ("operator/operator-v4.0.0.js", "operator/operator.js", "operator/operator.css", "demo/"):
+    for path in ("operator/operator-v4.0.0.js", "operator/operator.js", "operator/operator.css", "demo/",
+                 f"operator/operator-v{ucs.__version__}.js", f"operator/operator-v{ucs.__version__}.css"):
         resp = await agent.request(b"GET", (base + path).encode())
         await readBody(resp)
         assert resp.code == 200, path
+    # One version scheme: the bar served is the server's version (what its onConnect reports).
+    resp = await agent.request(b"GET", (base + f"operator/operator-v{ucs.__version__}.js").encode())
+    assert f'var VERSION = "{ucs.__version__}";'.encode() in await readBody(resp)
     resp = await agent.request(b"GET", (base + "operator/operator.js").encode())
     await readBody(resp)
     assert resp.headers.getRawHeaders(b"content-type") == [b"text/javascript; charset=utf-8"]

@@ -66,6 +66,7 @@ from ucs.config import Config, ConfigError
 from ucs.demo_pbx import build_demo_pbx
 from ucs.lookup import api as lookup_api
 from ucs.lookup.calls import CallerLookup
+from ucs.lookup.parties import PartyFiller
 from ucs.lookup.service import LookupService
 from ucs.lookup.sources import build_sources
 from ucs.plugins import api as plugins_api
@@ -112,6 +113,7 @@ class UCSServer:
         self._pbx: PBX | None = None
         self._publisher: DomainPublisher | None = None
         self._caller_lookup: CallerLookup | None = None
+        self._parties: PartyFiller | None = None
         self._tracker: CallTracker | None = None
         self._cdr_writer: CDRWriter | None = None
         self._link: PBXLink | None = None
@@ -194,6 +196,7 @@ class UCSServer:
 
         The call tracker tells:
 
+        0. the parties: the caller's and connected party's line, user, group (directory);
         1. caller lookup: a name found at once is in the call's first event;
         2. the publisher: the call's events on the bus (plugins, the Interaction
            Processor, metrics, the agent bar's call-level events);
@@ -215,7 +218,7 @@ class UCSServer:
         if self._pbx is not None:
             self._pbx.observers = _present(self._publisher, self._tracker, self._agents, control)
         if self._tracker is not None:
-            self._tracker.observers = _present(self._caller_lookup, self._publisher, self._cdr_writer,
+            self._tracker.observers = _present(self._parties, self._caller_lookup, self._publisher, self._cdr_writer,
                                                self._agents, control)
         if self._publisher is not None:
             self._publisher.unpublished = hub.call_changed_quietly if hub is not None else None
@@ -279,8 +282,20 @@ class UCSServer:
             )
             self.get_publisher()
             self.get_cdr_writer()
+            self.get_parties()
             self._wire()
         return self._tracker
+
+    def get_parties(self) -> PartyFiller:
+        """Fills calls' ``caller_*``/``connected_*`` line, user and group (a tracker observer)."""
+        if self._parties is None:
+            self._parties = PartyFiller(self.get_directory(), self._user_on_line)
+            self._wire()
+        return self._parties
+
+    def _user_on_line(self, device: str) -> Any:
+        agent = self._agents.by_device(device) if self._agents is not None else None
+        return agent.user if agent is not None else None
 
     def get_cdr_writer(self) -> CDRWriter:
         if self._cdr_writer is None:

@@ -16,6 +16,9 @@ Flows (``sip`` and ``pj`` drivers, phones a and c of ``labkit.phones_of``):
   talk; 3 s later a's channel is hung up via AMI.
 - ``atxfer_caller_hangs_up_ringing``: the same, but c never answers: the customer hangs
   up while c rings.
+- ``pickup``: the customer calls a's extension directly (``from-carrier``); a rings and does
+  not answer; 2 s later c dials ``**`` + a's extension (``PickupChan``, the lab's
+  ``[internal]``) and takes the call; the customer hangs up 4 s after c picked it up.
 """
 
 from __future__ import annotations
@@ -114,7 +117,23 @@ async def atxfer_caller_hangs_up(lab: Lab, phones: Phones, rec: Recorder, driver
     await rec.action("QueueRemove", Queue="support", Interface=a.device)
 
 
+async def pickup(lab: Lab, phones: Phones, rec: Recorder, driver: str) -> None:
+    p = phones_of(lab, driver)
+    a, c = p["a"], p["c"]
+    phones.phone(a, "uas_noanswer")
+    await task.deferLater(reactor, 0.5, lambda: None)
+    phones.customer(a.number, talk_ms=4000)
+    await rec.when(event("Newchannel", Channel=f"{a.device}-"))
+    await task.deferLater(reactor, 2, lambda: None)
+    phones.dial(c, "**" + a.number, talk_ms=60000)
+    await rec.when(event("Pickup"))
+    await rec.when(event("Hangup", Channel="SIP/carrier-"))
+    await rec.when(event("Hangup", Channel=f"{c.device}-"))
+    await task.deferLater(reactor, 1, lambda: None)
+
+
 FLOWS: dict[str, Callable[..., Any]] = {
+    "pickup": pickup,
     "atxfer_caller_hangs_up_consulting": lambda *a: atxfer_caller_hangs_up(*a, answered=True),
     "atxfer_caller_hangs_up_ringing": lambda *a: atxfer_caller_hangs_up(*a, answered=False),
 }

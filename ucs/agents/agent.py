@@ -119,7 +119,7 @@ class Agent:
 
     def to_dict(self) -> dict[str, Any]:
         """Seed 002's User object: the user's configuration, status and figures."""
-        d = self.user.to_dict()
+        d = self._service.user_dict(self.user)
         stats = self.stats_now()
         d.update(stats.to_dict())
         d.update(

@@ -188,6 +188,9 @@ class Agents(PBXObserver, CallObserver):
     def by_device(self, device: str) -> Agent | None:
         return self._by_device.get(device)
 
+    def user_dict(self, user: User) -> dict[str, Any]:
+        return self._directory.user_dict(user)
+
     def stats_of(self, user_id: int) -> AgentStats:
         """Today's figures of any user (logged in or not), as they are now."""
         agent = self._agents.get(user_id)

@@ -411,7 +411,7 @@ class Auth:
             session.state = S.IDENTIFY
         self.log.info("{username} logged in by {how} from {address}", username=user.username, how=how,
                       address=session.address)
-        return {"user": user.to_dict(), "state": session.state.value,
+        return {"user": self._directory.user_dict(user), "state": session.state.value,
                 "device": session.line.to_dict() if session.line else None}
 
     async def logout(self, session: Session) -> None:
@@ -489,7 +489,7 @@ class Auth:
     def info(self, session: Session) -> dict[str, Any]:
         """What the server knows of this client: its address (for ``identifyIP``), state, user."""
         return {"sid": session.sid, "address": session.address, "state": session.state.value,
-                "user": session.user.to_dict() if session.user else None,
+                "user": self._directory.user_dict(session.user) if session.user else None,
                 "device": session.line.to_dict() if session.line else None}
 
 

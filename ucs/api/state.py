@@ -91,6 +91,10 @@ class StateBuilder:
                 total += len(pq.callers)
         return total
 
+    def user(self, user: Any) -> dict[str, Any]:
+        """Seed 002's User object (configuration part), its lines as objects."""
+        return self._directory.user_dict(user)
+
     def device(self, session: Session) -> dict[str, Any] | None:
         line = session.line
         if line is None:
@@ -130,7 +134,7 @@ class StateBuilder:
             "reason": getattr(agent, "reason", "") if agent is not None else "",
             "call": primary(calls),
             "calls": calls,
-            "user": agent.to_dict() if agent is not None else user.to_dict(),
+            "user": agent.to_dict() if agent is not None else d.user_dict(user),
             "device": self.device(session),
             "auxReasons": [r.to_dict() for r in d.auxreasons.values()],
             "callReasons": [r.to_dict() for r in d.callreasons.values()],

@@ -109,6 +109,13 @@ class Call:
     caller_type: str = ""
     caller_internal: bool = False
     caller_muted: bool = False
+    # The caller's line, user and group in UCS's directory when it is a known line
+    # (filled by ucs.lookup.parties, which knows the directory; empty otherwise).
+    caller_extension: str = ""
+    caller_group_id: int | None = None
+    caller_line_id: int | None = None
+    caller_user_id: int | None = None
+    caller_username: str = ""
     called_number: str = ""
     called_number_norm: str = ""
     called_name: str = ""
@@ -119,6 +126,11 @@ class Call:
     connected_type: str = ""
     connected_internal: bool = False
     connected_muted: bool = False
+    connected_extension: str = ""
+    connected_group_id: int | None = None
+    connected_line_id: int | None = None
+    connected_user_id: int | None = None
+    connected_username: str = ""
     connected: float | None = None
     disconnected: float | None = None
     state: CallState = CallState.NEW
@@ -168,8 +180,11 @@ class Call:
         return self.number
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        """Seed 002's Call object; ``now`` (seed 002: the current UCS time) is the
+        time it is given at (the call's end, else its start, when not given)."""
         now = now if now is not None else (self.disconnected or self.created)
         return {
+            "now": now,
             "uniqueid": self.uniqueid,
             "id": self.id,
             "direction": self.direction,
@@ -181,6 +196,11 @@ class Call:
             "caller_type": self.caller_type,
             "caller_internal": self.caller_internal,
             "caller_muted": self.caller_muted,
+            "caller_extension": self.caller_extension,
+            "caller_group_id": self.caller_group_id,
+            "caller_line_id": self.caller_line_id,
+            "caller_user_id": self.caller_user_id,
+            "caller_username": self.caller_username,
             "called_number": self.called_number,
             "called_number_norm": self.called_number_norm,
             "called_name": self.called_name,
@@ -191,6 +211,11 @@ class Call:
             "connected_type": self.connected_type,
             "connected_internal": self.connected_internal,
             "connected_muted": self.connected_muted,
+            "connected_extension": self.connected_extension,
+            "connected_group_id": self.connected_group_id,
+            "connected_line_id": self.connected_line_id,
+            "connected_user_id": self.connected_user_id,
+            "connected_username": self.connected_username,
             "created": self.created,
             "connected": self.connected,
             "disconnected": self.disconnected,

@@ -17,6 +17,9 @@ per hang-up.
 from __future__ import annotations
 
 from ucs.calls.call import Call, Cause, Leg, cause_from_dialstatus, cause_from_q850
+
+#: AST_CAUSE_ANSWERED_ELSEWHERE: ast_do_pickup sets it on the ringing channel it takes over.
+ANSWERED_ELSEWHERE = 26
 from ucs.calls.numbers import LOCAL
 from ucs.calls.topology import local_partner_name
 from ucs.pbx.pbx import PBX
@@ -77,6 +80,8 @@ class Hangups:
         if leg.answered is None:
             if origin is not None and origin.hangup_requested and leg.uniqueid != call.origin:
                 return Cause.CALLER_HUNG_UP
+            if leg.uniqueid != call.origin and q850 == ANSWERED_ELSEWHERE:
+                return Cause.PICKUP  # another phone picked the call up (main/pickup.c)
             if leg.uniqueid != call.origin and cause_from_q850(q850) == Cause.REJECTED:
                 # The phone declined (603): Dial() reports that as BUSY (chan_sip)
                 # or NOANSWER (PJSIP), but its own channel says rejected.

@@ -120,7 +120,8 @@ class LookupConfig:
     """Caller lookup: names for incoming numbers from a static table or an HTTP JSON service."""
 
     directions: tuple[str, ...] = option(("INCOMING",), string_list("a list of INCOMING, OUTGOING, INTERNAL"),
-                                         "Which calls are looked up.")
+                                         "Which calls are looked up: INCOMING by the caller's number, OUTGOING by the "
+                                         "number called, INTERNAL by the calling colleague's.")
     normalized: bool = option(True, boolean(), "Look up the E.164 number (`+420…`) rather than as dialled.")
     sources: tuple[dict[str, Any], ...] = option(
         (), table_list("a list of tables, see docs/plugins.md (Caller lookup)"),

@@ -126,6 +126,18 @@ class Directory:
             return list(self.lines.values())
         return [self.lines[i] for i in user.lines if i in self.lines]
 
+    def user_dict(self, user: User) -> dict[str, Any]:
+        """Seed 002's User object (configuration part), its ``lines`` as line objects."""
+        return user.to_dict(self.lines)
+
+    def user_of_line(self, line: Line) -> User | None:
+        """The user a line belongs to when nobody is paired with it: the one whose
+        ``primary_extension`` it is, else the only user that lists it."""
+        owners = [u for u in self.users.values() if u.primary_extension == line.id]
+        if not owners:
+            owners = [u for u in self.users.values() if line.id in u.lines]
+        return owners[0] if len(owners) == 1 else None
+
     def members_of_team(self, team_id: int) -> list[User]:
         return [u for u in self.users.values() if any(m.team_id == team_id for m in u.queues.values())]
 
@@ -257,8 +269,11 @@ class Directory:
             changed = False
             if kind == "groups" and user.group_id == entity_id:
                 user.group_id, changed = None, True
-            elif kind == "lines" and entity_id in user.lines:
-                user.lines.remove(entity_id)
+            elif kind == "lines" and (entity_id in user.lines or user.primary_extension == entity_id):
+                if entity_id in user.lines:
+                    user.lines.remove(entity_id)
+                if user.primary_extension == entity_id:
+                    user.primary_extension = None
                 changed = True
             elif kind == "queues" and entity_id in user.queues:
                 del user.queues[entity_id]

@@ -6,6 +6,7 @@ follow seed 002's User and Queue objects where those have them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -41,19 +42,28 @@ class User:
     data: dict[str, Any] = attrs.Factory(dict)
     lines: list[int] = attrs.Factory(list)           # Line ids the user may pair with
     queues: dict[int, QueueMembership] = attrs.Factory(dict)  # Queue id → membership
+    #: Seed 002: the id of the user's own line (its extension) when it does not pair one
+    #: at login; calls on that line are the user's (``caller_user_id`` …).
+    primary_extension: int | None = None
 
     @property
     def name(self) -> str:
         return self.displayname or " ".join(p for p in (self.firstname, self.lastname) if p) or self.username
 
-    def to_dict(self) -> dict[str, Any]:
-        """The User object of seed 002, configuration part (never the password hash)."""
+    def to_dict(self, lines: Mapping[int, Line] | None = None) -> dict[str, Any]:
+        """The User object of seed 002, configuration part (never the password hash).
+
+        ``lines``: the directory's lines, by id; seed 002's ``lines`` are line objects
+        (``{"id": …}`` alone for one not given); ``line_ids`` keeps the ids."""
+        table = lines or {}
         return {
             "id": self.id, "username": self.username, "firstname": self.firstname,
             "lastname": self.lastname, "displayname": self.name, "email": self.email,
             "locale": self.locale, "group_id": self.group_id, "superuser": self.superuser,
             "supervisor": self.supervisor, "external_id": self.external_id, "number": self.number,
-            "data": self.data, "lines": list(self.lines),
+            "data": self.data,
+            "lines": [table[i].to_dict() if i in table else {"id": i} for i in self.lines],
+            "line_ids": list(self.lines), "primary_extension": self.primary_extension,
             "queues": {qid: m.to_dict() for qid, m in self.queues.items()},
         }
 

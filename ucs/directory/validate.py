@@ -135,6 +135,7 @@ def _schema(kind: str, d: Directory, current: Any) -> tuple[dict[str, Callable[[
             "number": _text(32, pattern=_NUMBER, accepted="give digits, optionally with a leading +"),
             "data": _dict,
             "lines": _line_list(d),
+            "primary_extension": _ref(d, "lines"),
             "queues": _memberships(d),
         }, {"username"}
     if kind in ("groups", "teams"):

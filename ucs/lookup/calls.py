@@ -1,7 +1,9 @@
 """Filling calls with what the lookup found.
 
-:class:`CallerLookup` observes the call tracker.  When an incoming call is
-created (or first becomes incoming) it looks the caller's number up and,
+:class:`CallerLookup` observes the call tracker.  When a call of one of its
+``directions`` is created (or first becomes one) it looks the other party's
+number up — seed 002's ``number``: the caller's of an incoming call (and of an
+internal one: the colleague calling), the called number of an outgoing one — and,
 when the answer comes, sets the call's ``name`` and ``external_id`` and adds
 the rest of the data to ``call.data``, then publishes ``EVENT_CALL_CHANGE``.
 
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ucs.calls.call import INCOMING, Call
+from ucs.calls.call import INCOMING, OUTGOING, Call
 from ucs.calls.tracker import CallObserver
 from ucs.events import EVENT_CALL_CHANGE
 from ucs.lookup.service import LookupResult, LookupService
@@ -32,8 +34,12 @@ class Publisher(Protocol):
 
 
 def fill_call(call: Call, result: LookupResult) -> None:
-    """Put a lookup's result into ``call``."""
-    for field, value in (("name", result.name), ("external_id", result.external_id)):
+    """Put a lookup's result into ``call`` (an outgoing call's ``called_name`` too,
+    unless the directory named the called phone)."""
+    fields = [("name", result.name), ("external_id", result.external_id)]
+    if call.direction == OUTGOING and not call.called_name:
+        fields.append(("called_name", result.name))
+    for field, value in fields:
         if not value:
             continue
         try:
@@ -60,10 +66,15 @@ class CallerLookup(CallObserver):
         self.directions = frozenset(directions)
         #: Look up the E.164 form of the number (``caller_number_norm``) when there is one.
         self.normalized = normalized
-        self._started: set[str] = set()
+        #: The number looked up for each active call: a call whose number to look up
+        #: changes (a phone's call that turns out to leave through a trunk) is asked again.
+        self._started: dict[str, str] = {}
         self.results: dict[str, LookupResult] = {}  # active calls' results, by uniqueid
 
     def number_of(self, call: Call) -> str:
+        """The number to look up: whom an outgoing call calls, who calls otherwise."""
+        if call.direction == OUTGOING:
+            return (self.normalized and call.called_number_norm) or call.called_number
         if self.normalized and call.caller_number_norm:
             return call.caller_number_norm
         return call.caller_number
@@ -75,18 +86,18 @@ class CallerLookup(CallObserver):
         self._maybe_start(call)
 
     def call_ended(self, call: Call) -> None:
-        self._started.discard(call.uniqueid)
+        self._started.pop(call.uniqueid, None)
         self.results.pop(call.uniqueid, None)
 
     def _maybe_start(self, call: Call) -> None:
         if not self._service.sources:
             return  # nothing to look in (the transformer only ever sees what a source found)
-        if call.uniqueid in self._started or call.direction not in self.directions or call.caller_internal:
+        if call.direction not in self.directions:
             return
         number = self.number_of(call)
-        if not number:
+        if not number or self._started.get(call.uniqueid) == number:
             return
-        self._started.add(call.uniqueid)
+        self._started[call.uniqueid] = number
         calling = [True]
         d = self._service.lookup(number)
         d.addCallback(self._found, call, calling)
@@ -94,8 +105,8 @@ class CallerLookup(CallObserver):
         calling[0] = False
 
     def _found(self, result: LookupResult, call: Call, calling: list[bool]) -> None:
-        if not result.found:
-            return
+        if not result.found or self._started.get(call.uniqueid, result.number) != result.number:
+            return  # unknown, or the call has moved on to another number meanwhile
         fill_call(call, result)
         if call.uniqueid in self._started:
             self.results[call.uniqueid] = result

@@ -69,6 +69,7 @@ class PBX(PBXState):
             "NewConnectedLine": self._newstate,
             "Rename": self._rename,
             "Masquerade": self._masquerade,
+            "Pickup": self._pickup,
             "LocalBridge": self._local_bridge_v11,
             "Hangup": self._hangup,
             "HangupRequest": self._hangup_request,
@@ -202,6 +203,17 @@ class PBX(PBXState):
         clone = self.channel_by_name(msg.get("Clone", ""))
         if original is not None and clone is not None and original is not clone:
             self._emit("channel_masqueraded", original, clone)
+
+    def _pickup(self, msg: Message) -> None:
+        """A phone picked up another's ringing call (``Pickup``/``PickupChan``, the ``*8``
+        feature: ``ast_do_pickup``).  Asterisk moves the picker's channel into the ringing
+        one's place (its Linkedid follows only at the bridge): it is the call's now."""
+        picker = self._chan(msg)
+        target = self._chan(msg, "TargetUniqueid", "TargetChannel")
+        if picker is None or target is None or picker.linkedid == target.linkedid:
+            return
+        old = self._relink(picker, target.linkedid)
+        self._emit("channel_relinked", picker, old)
 
     def _local_bridge_v11(self, msg: Message) -> None:
         """Asterisk 11 names the two halves of a Local channel (no Linkedid on its

@@ -324,8 +324,12 @@ class Hub:
 
     def _resumed(self, session: Session) -> dict[str, Any]:
         return {"sid": session.sid, "state": session.state.value,
-                "user": session.user.to_dict() if session.user else None,
+                "user": self._user(session.user) if session.user else None,
                 "device": session.line.to_dict() if session.line else None}
+
+    def _user(self, user: Any) -> dict[str, Any]:
+        builder = getattr(self.state, "user", None)  # the state builder knows the directory's lines
+        return builder(user) if builder is not None else dict(user.to_dict())
 
     def _options(self, conn: Connection, args: Any) -> dict[str, Any]:
         if args is None:

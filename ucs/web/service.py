@@ -4,8 +4,9 @@
 
     /                          → redirect to /demo/
     /ws                        the agent-bar WebSocket (``ws_path``)
-    /operator/operator-v4.0.0.js   the agent bar (seed 002), also /operator/operator.js
-    /operator/operator-v4.0.0.css  its look, also /operator/operator.css
+    /operator/operator-v4.59.0.js  the agent bar (seed 002), also /operator/operator.js and
+                               /operator/operator-v4.0.0.js (the seed's integration snippet's URL)
+    /operator/operator-v4.59.0.css its look, also /operator/operator.css and operator-v4.0.0.css
     /demo/                     a demo CRM page that embeds the bar (with a CSP, not framable)
     /health                    JSON: up, version, connections
     /origin                    JSON: may the asking page's origin open the WebSocket (for the bar)
@@ -38,6 +39,7 @@ from twisted.web.server import Request
 from twisted.web.static import File
 from twisted.web.util import Redirect
 
+import ucs
 from ucs.api.registry import Registry
 from ucs.api.session import SessionManager
 from ucs.web.hub import Hub
@@ -46,8 +48,10 @@ from ucs.web.heartbeat import Heartbeat
 from ucs.web.protocol import AgentBarFactory, UpgradedResource
 from ucs.web.site import DeadlineSite
 
-#: The agent bar's version (seed 002's ``operator-v4.0.0.js``).
-BAR_VERSION = "4.0.0"
+#: The agent bar's version: the server's (one scheme, README "Versions").
+BAR_VERSION = ucs.__version__
+#: The bundle's file name: seed 002's integration snippet loads ``operator-v4.0.0.js``.
+BAR_FILE = "operator-v4.0.0"
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -172,11 +176,12 @@ class Root(Resource):
 
 
 def operator_files(static: Path = STATIC) -> StaticFiles:
-    """``/operator/``: the versioned bundle and its unversioned aliases."""
+    """``/operator/``: the bundle under its version, the seed's URL and unversioned."""
     files = StaticFiles(str(static / "operator"))
     for ext in ("js", "css"):
-        versioned = static / "operator" / f"operator-v{BAR_VERSION}.{ext}"
-        files.putChild(f"operator.{ext}".encode(), StaticFiles(str(versioned)))
+        bundle = static / "operator" / f"{BAR_FILE}.{ext}"
+        for alias in (f"operator.{ext}", f"operator-v{BAR_VERSION}.{ext}"):
+            files.putChild(alias.encode(), StaticFiles(str(bundle)))
     return files
 
 
@@ -225,8 +230,6 @@ class WebService(Service):
         static: Path = STATIC,
     ) -> None:
         if not version:
-            import ucs
-
             version = ucs.__version__
         self.setName("web")
         self.options = options if options is not None else WebOptions()

@@ -1,5 +1,5 @@
 /*!
- * UCS agent bar (operator.js) v4.0.0
+ * UCS agent bar (operator.js) v4.59.0 (the server's version: ucs.__version__)
  *
  * Embed it in a CRM page as seed 002 says: set window.ucsOperator = {…parameters,
  * callbacks…} and load this script from UCS.  It adds its methods to that object,
@@ -10,7 +10,7 @@
 (function () {
   "use strict";
 
-  var VERSION = "4.0.0";
+  var VERSION = "4.59.0";
   var NS = (window.ucsOperator = window.ucsOperator || {});
   if (NS.__ucsLoaded) return;
   NS.__ucsLoaded = true;
