@@ -7,6 +7,7 @@ events (``"name"``)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,7 @@ async def test_queue_call_journey_live_and_ended(tmp_path: Path) -> None:
         for s in steps:
             assert set(s) == {"CallId", "Device", "DeviceType", "Description", "Duration"}
             assert s["CallId"] == call_id
+            assert re.fullmatch(r"\d\d:\d\d:\d\d", s["Duration"]), s  # HH:MM:SS (docs/iserver.md)
         assert any(s["Device"] == "SIP/1003" for s in steps)
         # from the store, as after a restart
         ix._recent.clear()
