@@ -144,3 +144,39 @@ async def test_the_status_hook_is_asked_for_requests_and_callbacks_hear_the_phon
     finally:
         p.stop()
         await close(s)
+
+
+@pytest_twisted.ensureDeferred
+async def test_callbacks_left_registered_are_removed_not_called(sqlite_store: Any, tmp_path: Path) -> None:
+    """The seed warns that callbacks not unregistered in stop() go on being called; UCS
+    removes them (docs/plugins.md says why) and names each in a warning."""
+    write(tmp_path, "forgetful", """
+        from events import EVENT_AGENT_STATUS
+
+        UCS_PLUGIN = "Forgetful"
+
+        class Forgetful:
+            def __init__(self, ucs):
+                self.heard = []
+                ucs.addCallback(EVENT_AGENT_STATUS, self.changed)
+
+            def changed(self, agent, args):
+                self.heard.append(agent)
+
+            def stop(self):
+                pass  # forgets removeCallback
+    """)
+    p = PluginStack(sqlite_store, tmp_path)
+    await p.start()
+    try:
+        plugin = p.plugin("forgetful")
+        p.bus.publish("agent.status", {"status": 1})
+        assert len(plugin.heard) == 1
+        with LogCapture() as logged:
+            await p.call(p.session(superuser=True), "plugins.unload", "forgetful")
+        assert any("plugin forgetful left callback changed for agent.status registered when it stopped; removed"
+                   in formatEvent(e) for e in logged.events)
+        p.bus.publish("agent.status", {"status": 2})
+        assert len(plugin.heard) == 1
+    finally:
+        p.stop()
