@@ -7,6 +7,7 @@ events (``"name"``)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,11 @@ async def test_service_info_capabilities_prepare_confirm_override(tmp_path: Path
         assert caps["result"] == "success"
         assert "call.answer" in caps["data"]["callControl"] and "ucs" in caps["data"]["models"]
         assert "report.calljourney" in caps["data"]["reports"]
+        # seed 003: the UCCX Report Server resource's type, advertised with what it answers
+        [res] = caps["data"]["resources"]
+        assert res["type"] == "com.openmethods.iserver.processor.reporting.uccx"
+        assert "report.teamstatus.begin" in res["reports"] and "report.teamstatus.memberadded" in res["events"]
+        assert "call.tribute" in caps["data"]["callControl"]  # hold (docs/iserver.md)
 
         ok = await prepare(a, "agent1", "demo-pass-1", device="SIP/1001")
         assert ok["result"] == "success" and ok["resource"]["id"]
@@ -243,6 +249,7 @@ async def test_queue_call_journey_live_and_ended(tmp_path: Path) -> None:
         for s in steps:
             assert set(s) == {"CallId", "Device", "DeviceType", "Description", "Duration"}
             assert s["CallId"] == call_id
+            assert re.fullmatch(r"\d\d:\d\d:\d\d", s["Duration"]), s  # HH:MM:SS (docs/iserver.md)
         assert any(s["Device"] == "SIP/1003" for s in steps)
         # from the store, as after a restart
         ix._recent.clear()
@@ -252,6 +259,18 @@ async def test_queue_call_journey_live_and_ended(tmp_path: Path) -> None:
         assert stored["result"] == "success" and stored["data"]["CallJourney"] == steps
     finally:
         await stop(server, c)
+
+
+@pytest_twisted.ensureDeferred
+async def put_in_team(server: UCSServer, admin: Any, username: str, queue_id: int, tid: int | None,
+                      supervisor: bool = False) -> None:
+    """``username``'s membership of ``queue_id`` gets team ``tid`` (through the API, as an admin would)."""
+    user = server.get_directory().user_by_username(username)
+    assert user is not None
+    queues = {str(q): {"priorities": m.priority, "team_id": m.team_id, "supervisor": m.supervisor}
+              for q, m in user.queues.items()}
+    queues[str(queue_id)] = {"priorities": 0, "team_id": tid, "supervisor": supervisor}
+    await server.get_registry().call(admin, "config.users.edit", [{"id": user.id, "queues": queues}])
 
 
 @pytest_twisted.ensureDeferred
@@ -268,12 +287,7 @@ async def test_teamstatus(tmp_path: Path) -> None:
         team_id = team["id"] if isinstance(team, dict) else team.id
 
         async def put(username: str, tid: int | None, supervisor: bool = False) -> None:
-            user = d.user_by_username(username)
-            assert user is not None
-            queues = {str(q): {"priorities": m.priority, "team_id": m.team_id, "supervisor": m.supervisor}
-                      for q, m in user.queues.items()}
-            queues[str(queue_id)] = {"priorities": 0, "team_id": tid, "supervisor": supervisor}
-            await reg.call(admin, "config.users.edit", [{"id": user.id, "queues": queues}])
+            await put_in_team(server, admin, username, queue_id, tid, supervisor)
 
         await put("agent1", team_id)
         await put("agent2", team_id)
@@ -295,14 +309,18 @@ async def test_teamstatus(tmp_path: Path) -> None:
             await other.request("agent.changeStatus", {"status": "AUX", "reason": "Break"})
             st = await c.event("report.teamstatus.memberstatuschanged",
                                lambda m: m["data"]["team"]["members"][0]["status"] == "not_ready"
-                               and m["data"]["team"]["members"][0]["reason"] == "Break")
+                               and m["data"]["team"]["members"][0]["reasonName"] == "Break")
             assert st["data"]["team"]["members"][0]["memberId"] == "agent2"
+            # seed 003's reason is a code: the directory's AUX reason id
+            [brk] = [r for r in d.auxreasons.values() if r.name == "Break"]
+            assert st["data"]["team"]["members"][0]["reason"] == str(brk.id)
         finally:
             other.dropConnection(abort=True)
 
         await put("agent3", team_id, supervisor=True)
         ma = (await c.event("report.teamstatus.memberadded"))["data"]["team"]
-        assert ma["members"][0]["memberId"] == "agent3" and ma["members"][0]["memberType"] == "Supervisor"
+        # supervisor of this team through its membership, not a supervisor user: the team's lead
+        assert ma["members"][0]["memberId"] == "agent3" and ma["members"][0]["memberType"] == "TeamLead"
         await put("agent3", None)
         mr = (await c.event("report.teamstatus.memberremoved"))["data"]["team"]
         assert mr["members"] == [{"memberId": "agent3"}]
@@ -330,6 +348,59 @@ async def test_teamstatus(tmp_path: Path) -> None:
         assert end["result"] == "success"
     finally:
         await stop(server, c)
+
+
+@pytest_twisted.ensureDeferred
+async def test_teamstatus_follows_several_agents_and_ends_the_one_named(tmp_path: Path) -> None:
+    """Seed 003's team events each name their agentId: a supervisor's client follows
+    several agents on one connection; ``end`` stops only the agent it names."""
+    server, _ = await started(tmp_path)
+    c = await connect(server)
+    agent = await connect(server)
+    try:
+        reg, sessions = server.get_registry(), server.get_sessions()
+        admin = sessions.create()
+        await reg.call(admin, "login", ["admin", "admin-demo"])
+        d = server.get_directory()
+        q1, q2 = sorted(d.queues)[:2]
+        blue = (await reg.call(admin, "config.teams.add", [{"name": "Blue"}]))["id"]
+        red = (await reg.call(admin, "config.teams.add", [{"name": "Red"}]))["id"]
+        await put_in_team(server, admin, "agent1", q1, blue)
+        await put_in_team(server, admin, "agent2", q2, red)
+        await put_in_team(server, admin, "supervisor", q1, blue, supervisor=True)
+        assert (await prepare(c, "supervisor", "supervisor-demo"))["result"] == "success"
+
+        for agent_id, team in (("agent1", "Blue"), ("agent2", "Red")):
+            assert (await c.request("report.teamstatus.begin", {"agentId": agent_id}))["result"] == "success"
+            added = (await c.event("report.teamstatus.teamadded", lambda m, a=agent_id: m["data"]["agentId"] == a))
+            assert added["data"]["team"]["teamName"] == team
+        members = {m["memberId"]: m for m in added["data"]["team"]["members"]}
+        assert set(members) == {"agent2"}
+        blue_members = {m["memberId"]: m["memberType"] for m in c.messages
+                        if m.get("name") == "report.teamstatus.teamadded" and m["data"]["agentId"] == "agent1"
+                        for m in m["data"]["team"]["members"]}
+        assert blue_members == {"agent1": "Agent", "supervisor": "Supervisor"}
+
+        # both followed: agent2's change reaches the client for agent2's report
+        assert (await prepare(agent, "agent2", "demo-pass-2", device="SIP/1002"))["result"] == "success"
+        await agent.request("agent.changeStatus", {"status": "AUX", "reason": "Lunch"})
+        await c.event("report.teamstatus.memberstatuschanged",
+                      lambda m: m["data"]["agentId"] == "agent2" and m["data"]["team"]["members"][0]["reasonName"] == "Lunch")
+
+        # end names agent2: agent1 is still followed, agent2 no longer
+        assert (await c.request("report.teamstatus.end", {"agentId": "agent2"}))["result"] == "success"
+        again = await c.request("report.teamstatus.end", {"agentId": "agent2"})
+        assert again["result"] == "failure" and again["failure"]["code"] == "not_subscribed"
+        assert again["failure"]["context"] == "data.agentId"
+        await reg.call(admin, "config.teams.edit", [{"id": red, "name": "Crimson"}])
+        await reg.call(admin, "config.teams.edit", [{"id": blue, "name": "Navy"}])
+        changed = await c.event("report.teamstatus.teamchanged")
+        assert changed["data"] == {"agentId": "agent1", "team": {"teamId": str(blue), "teamName": "Navy"}}
+        assert not [m for m in c.messages if m.get("name", "").startswith("report.teamstatus.")
+                    and m["data"]["agentId"] == "agent2" and m["data"]["team"].get("teamName") == "Crimson"]
+        assert (await c.request("report.teamstatus.end", {"agentId": "agent1"}))["result"] == "success"
+    finally:
+        await stop(server, c, agent)
 
 
 @pytest_twisted.ensureDeferred

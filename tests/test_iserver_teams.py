@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ucs.constants import AgentStatus
-from ucs.directory.model import QueueMembership, Team, User
+from ucs.directory.model import AuxReason, QueueMembership, Team, User
 from ucs.iserver.teams import TeamWatch
 
 
@@ -13,6 +13,7 @@ class FakeDirectory:
     def __init__(self) -> None:
         self.users: dict[int, User] = {}
         self.teams: dict[int, Team] = {}
+        self.auxreasons: dict[int, AuxReason] = {7: AuxReason(7, "Lunch")}
 
     def members_of_team(self, team_id: int) -> list[User]:
         return [u for u in self.users.values() if any(m.team_id == team_id for m in u.queues.values())]
@@ -37,14 +38,20 @@ def test_begin_refresh_and_status() -> None:
     d.users[1] = User(1, "ann", firstname="Ann", queues={1: QueueMembership(team_id=1)})
     d.users[2] = User(2, "bob", queues={1: QueueMembership(team_id=1, supervisor=True)})
     d.users[3] = User(3, "cy", queues={1: QueueMembership()})
+    d.users[4] = User(4, "dee", supervisor=True, queues={1: QueueMembership(team_id=1)})
     agents[1] = FakeAgent(AgentStatus.READY)
     w = TeamWatch(1, d, agents)
     [added] = w.begin()
     assert added["name"] == "report.teamstatus.teamadded" and added["data"]["agentId"] == "ann"
     assert added["data"]["team"]["members"] == [
-        {"memberId": "ann", "memberType": "Agent", "memberName": "Ann", "status": "ready", "reason": ""},
-        {"memberId": "bob", "memberType": "Supervisor", "memberName": "bob", "status": "not_ready",
-         "reason": "Logged out"},
+        {"memberId": "ann", "memberType": "Agent", "memberName": "Ann", "status": "ready", "reason": "",
+         "reasonName": ""},
+        # supervises this team through its membership: the team's lead
+        {"memberId": "bob", "memberType": "TeamLead", "memberName": "bob", "status": "not_ready",
+         "reason": "", "reasonName": "Logged out"},
+        # a supervisor user
+        {"memberId": "dee", "memberType": "Supervisor", "memberName": "dee", "status": "not_ready",
+         "reason": "", "reasonName": "Logged out"},
     ]
     assert w.refresh() == []
 
@@ -54,7 +61,11 @@ def test_begin_refresh_and_status() -> None:
     assert w.status_changed(2) == [] and w.status_changed(3) == []
     agents[1] = FakeAgent(AgentStatus.AUX, "Lunch")
     [st] = w.status_changed(1)
-    assert st["data"]["team"]["members"][0]["reason"] == "Lunch"
+    assert st["data"]["team"]["members"][0]["reason"] == "7"  # the AUX reason's code
+    assert st["data"]["team"]["members"][0]["reasonName"] == "Lunch"
+    agents[1] = FakeAgent(AgentStatus.AUX, "Dentist")  # not one of the directory's reasons: no code
+    [st] = w.status_changed(1)
+    assert st["data"]["team"]["members"][0]["reason"] == "" and st["data"]["team"]["members"][0]["reasonName"] == "Dentist"
 
     d.users[3].queues[1].team_id = 1
     d.teams[1].name = "Green"

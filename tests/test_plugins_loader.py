@@ -109,10 +109,14 @@ async def test_shutdown_stops_every_plugin_last_loaded_first(stack: PluginStack)
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_class_without_ucs_plugin_single_class_rule(stack: PluginStack) -> None:
-    # v4.38/v4.39 style: no UCS_PLUGIN, one public class with stop() taking ucs.
+async def test_a_file_without_ucs_plugin_is_skipped_as_the_seed_says(stack: PluginStack) -> None:
+    # Seed 000 (v2.4.0): "If the variable is not in the file, then it is skipped" -- even
+    # a file with one class that looks like a plugin (v4.38/v4.39 style): it is never
+    # constructed, and the skip names the line to add.
     write(stack.dir, "transformer", """
         from typing import Any
+
+        CONSTRUCTED = []
 
         class _Helper:
             def stop(self): ...
@@ -122,7 +126,7 @@ async def test_a_class_without_ucs_plugin_single_class_rule(stack: PluginStack) 
 
         class Transformer:
             def __init__(self, ucs):
-                self.ucs = ucs
+                CONSTRUCTED.append(ucs)
             def stop(self):
                 pass
     """)
@@ -142,11 +146,28 @@ async def test_a_class_without_ucs_plugin_single_class_rule(stack: PluginStack) 
             def stop(self): ...
     """)
     await stack.start()
-    assert type(stack.plugin("transformer")).__name__ == "Transformer"
+    listed = {p["name"]: p for p in await stack.call(stack.session(superuser=True), "plugins.list")}
+    transformer = listed["transformer"]
+    assert transformer["state"] == "skipped" and stack.plugin("transformer") is None
+    assert 'add UCS_PLUGIN = "Transformer" to the file or set [plugins] classes.transformer' in transformer["error"]
+    with pytest.raises(ProcessingError, match="no UCS_PLUGIN"):
+        await stack.call(stack.session(superuser=True), "plugins.load", "transformer")
     two = stack.host.get("two")
-    assert two.state == "skipped" and "several classes could be the plugin (A, B)" in two.error
+    assert two.state == "skipped" and "to run one of its classes (A, B)" in two.error
     assert "classes.two" in two.error
     assert stack.host.get("noucs").state == "skipped"
+    # Named by UCS_PLUGIN, it runs.
+    write(stack.dir, "transformer", """
+        UCS_PLUGIN = "Transformer"
+
+        class Transformer:
+            def __init__(self, ucs):
+                self.ucs = ucs
+            def stop(self):
+                pass
+    """)
+    await stack.call(stack.session(superuser=True), "plugins.load", "transformer")
+    assert type(stack.plugin("transformer")).__name__ == "Transformer"
 
 
 @pytest_twisted.ensureDeferred

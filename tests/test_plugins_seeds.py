@@ -294,7 +294,7 @@ async def test_middleware_of_several_plugins_runs_in_the_order_added(sqlite_stor
         p.stop()
 
 
-# --- v4.38.0: the CDR metadata transformer (a class without UCS_PLUGIN) -------------------------
+# --- v4.38.0: the CDR metadata transformer (printed without UCS_PLUGIN; the example adds it) ----
 
 
 @pytest_twisted.ensureDeferred
@@ -332,7 +332,7 @@ async def test_metadata_transformer_plugin(tmp_path: Path) -> None:
         await store.close()
 
 
-# --- v4.39.0: the caller lookup transformer (a class without UCS_PLUGIN) ------------------------
+# --- v4.39.0: the caller lookup transformer (printed without UCS_PLUGIN; the example adds it) ---
 
 
 @pytest_twisted.ensureDeferred

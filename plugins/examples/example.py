@@ -14,7 +14,7 @@ class Example(threading.Thread):
     """Example plugin"""
 
     def __init__(self, ucs):
-        super().__init__()
+        super().__init__(self)
         self.name = 'ExamplePluginThread'
         self.ucs = ucs
         self.ucs.addCallback(EVENT_AGENT_STATUS, self.agent_status_changed)

@@ -1,5 +1,7 @@
 from typing import Any
 
+UCS_PLUGIN = "LookupTransformer"
+
 
 class LookupTransformer:
     def __init__(self, ucs):

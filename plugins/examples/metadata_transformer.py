@@ -2,6 +2,8 @@
 
 from typing import Any
 
+UCS_PLUGIN = "MetadataTransformer"
+
 
 class MetadataTransformer:
     """Transform metadata for CDR"""

@@ -40,6 +40,8 @@ from ucs.iserver.teams import TeamWatch
 __all__ = ["Controller", "Failed", "IServer", "Transport"]
 
 SERVICE_INFO_EVENT = "serviceInformation"
+#: Agents one connection may follow with ``report.teamstatus.begin`` at a time.
+MAX_WATCHES = 200
 
 
 def _from_ucs_error(e: UCSError) -> Failed:
@@ -84,7 +86,8 @@ class Controller:
         self.open = False
         self.session: Session | None = None
         self.resource_id: str | None = None
-        self.watch: TeamWatch | None = None
+        #: ``report.teamstatus`` subscriptions: the followed agent's user id → its watch.
+        self.watches: dict[int, TeamWatch] = {}
         self._pending = 0
         self._paused = False
         self._queue: deque[bytes] = deque()
@@ -120,7 +123,7 @@ class Controller:
             return
         self.open = False
         self.iserver.controllers.discard(self)
-        self.watch = None
+        self.watches.clear()
         self._queue.clear()
         self._queued = 0
         self._end_session("connection closed")
@@ -258,20 +261,21 @@ class Controller:
     def agent_event(self, name: str, user_id: int, data: dict[str, Any]) -> None:
         if self.session is not None and self.session.user_id == user_id and name in SESSION_EVENTS:
             self.session_event(name, data)
-        if self.watch is not None and name in (ev.EVENT_AGENT_STATUS, ev.EVENT_AGENT_LOGIN, ev.EVENT_AGENT_LOGOUT):
-            for msg in self.watch.status_changed(user_id):
-                self.send(msg)
+        if self.watches and name in (ev.EVENT_AGENT_STATUS, ev.EVENT_AGENT_LOGIN, ev.EVENT_AGENT_LOGOUT):
+            for watch in list(self.watches.values()):
+                for msg in watch.status_changed(user_id):
+                    self.send(msg)
 
     def directory_changed(self) -> None:
-        if self.watch is not None:
-            for msg in self.watch.refresh():
+        for watch in list(self.watches.values()):
+            for msg in watch.refresh():
                 self.send(msg)
 
     # -- the session ----------------------------------------------------------------------
 
     def _end_session(self, reason: str) -> None:
         session, self.session, self.resource_id = self.session, None, None
-        self.watch = None
+        self.watches.clear()
         if session is not None:
             session.on_close = None
             session.push = None
@@ -282,7 +286,8 @@ class Controller:
         if session is not self.session:
             return
         rid = self.resource_id
-        self.session, self.resource_id, self.watch = None, None, None
+        self.session, self.resource_id = None, None
+        self.watches.clear()
         self.send({"name": "session.closed", "resource": rid, "data": {"reason": reason}})
 
     def _attach(self, session: Session) -> str:
@@ -437,17 +442,24 @@ class Controller:
 
     async def _team_begin(self, command: str, request: dict[str, Any], data: Any) -> dict[str, Any] | None:
         uid = await self._subject(command, data)
-        self.watch = TeamWatch(uid, self.iserver.directory, self.iserver.agents)
+        if uid not in self.watches and len(self.watches) >= MAX_WATCHES:
+            raise Failed("too_many_requests", f"this connection follows {len(self.watches)} agents already, "
+                                              f"the most it may; send report.teamstatus.end for one first",
+                         "data.agentId")
+        # Several agents per connection (each event names its agentId); a second begin
+        # for the same agent starts its report afresh.
+        watch = self.watches[uid] = TeamWatch(uid, self.iserver.directory, self.iserver.agents)
         self.send({"command": command, "result": "success", "data": {}})
-        for msg in self.watch.begin():
+        for msg in watch.begin():
             self.send(msg)
         return None
 
     async def _team_end(self, command: str, request: dict[str, Any], data: Any) -> dict[str, Any]:
-        await self._subject(command, data)
-        if self.watch is None:
-            raise Failed("not_subscribed", "report.teamstatus.begin was not sent (or has ended)")
-        self.watch = None
+        uid = await self._subject(command, data)
+        if self.watches.pop(uid, None) is None:
+            agent_id = data["agentId"]
+            raise Failed("not_subscribed", f"report.teamstatus.begin was not sent for agent {agent_id} "
+                                           "(or has ended)", "data.agentId")
         return {"command": command, "result": "success", "data": {}}
 
 

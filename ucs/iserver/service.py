@@ -39,6 +39,11 @@ SESSION_EVENTS = (ev.EVENT_AGENT_STATUS, ev.EVENT_AGENT_LOGIN, ev.EVENT_AGENT_LO
 #: Ended calls whose journey is kept in memory (the CDR reaches the store a moment later).
 RECENT_CALLS = 2000
 SERVICE_INFO = "getServiceInformation"
+#: Seed 003's resource type of the UCCX Report Server resource (the ``report.*`` commands).
+UCCX_REPORTING = "com.openmethods.iserver.processor.reporting.uccx"
+REPORTS = ("report.calljourney", "report.teamstatus.begin", "report.teamstatus.end")
+REPORT_EVENTS = tuple("report.teamstatus." + e for e in ("teamadded", "teamchanged", "teamremoved", "memberadded",
+                                                          "memberstatuschanged", "memberremoved"))
 
 
 class Failed(Exception):
@@ -124,10 +129,10 @@ class IServer(Service):
             "agentControl": [n for n in names if n.startswith("agent.")] + ["identifier", "provision", "logout"],
             "callControl": [n for n in names if n.startswith("call.")],
             "methods": names,
-            "reports": ["report.calljourney", "report.teamstatus.begin", "report.teamstatus.end"],
-            "reportEvents": ["report.teamstatus." + e for e in ("teamadded", "teamchanged", "teamremoved",
-                                                                 "memberadded", "memberstatuschanged",
-                                                                 "memberremoved")],
+            "reports": list(REPORTS),
+            "reportEvents": list(REPORT_EVENTS),
+            # Seed 003: the report resource's type, with the reports it answers and its events.
+            "resources": [{"type": UCCX_REPORTING, "reports": list(REPORTS), "events": list(REPORT_EVENTS)}],
             "sessionEvents": list(SESSION_EVENTS) + ["session.closed", "logout"],
             "memberStatuses": ["ready", "not_ready", "ACW"],
             "override": True,

@@ -9,7 +9,12 @@ and returns ``teamadded`` / ``teamchanged`` / ``teamremoved`` / ``memberadded`` 
 
 Ids are the ones clients know: a member's ``memberId`` (and the ``agentId``) is
 the user name the agent prepares its session with; a ``teamId`` is the
-directory's team id as a string.
+directory's team id as a string.  A member's ``reason`` is a code, as seed 003
+has it ("<uccx reason code>"): the id of the directory's AUX reason (``"2"``),
+empty when the reason is not one of them; ``reasonName`` (a UCS addition) is
+its text (``Lunch``, ``Logged out``).  ``memberType`` is ``Supervisor`` for a
+supervisor user, ``TeamLead`` for a user whose membership in the team's queue
+makes it the team's supervisor (it supervises that team only), else ``Agent``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ Member = dict[str, str]
 class DirectoryLike(Protocol):
     users: dict[int, Any]
     teams: dict[int, Any]
+    auxreasons: dict[int, Any]
 
     def members_of_team(self, team_id: int) -> list[Any]: ...
 
@@ -41,7 +47,7 @@ class AgentsLike(Protocol):
 
 
 def member_status(agents: AgentsLike, user_id: int) -> tuple[str, str]:
-    """(status, reason) of a team member as the report names them."""
+    """(status, reason text) of a team member as the report names them."""
     agent = agents.get(user_id)
     if agent is None:
         return "not_ready", LOGGED_OUT
@@ -51,12 +57,29 @@ def member_status(agents: AgentsLike, user_id: int) -> tuple[str, str]:
     return STATUS_NAMES[status], ("" if status is AgentStatus.READY else str(agent.reason or ""))
 
 
-def member_of(user: Any, team_id: int, agents: AgentsLike) -> Member:
-    supervisor = bool(user.supervisor) or any(
-        m.supervisor for m in user.queues.values() if m.team_id == team_id)
+def reason_code(directory: DirectoryLike, reason: str) -> str:
+    """The code of an AUX reason (its directory id, as a string); "" when it has none."""
+    if not reason:
+        return ""
+    for rid, aux in directory.auxreasons.items():
+        if aux.name == reason:
+            return str(rid)
+    return ""
+
+
+def member_type(user: Any, team_id: int) -> str:
+    if user.supervisor:
+        return "Supervisor"
+    if any(m.supervisor for m in user.queues.values() if m.team_id == team_id):
+        return "TeamLead"
+    return "Agent"
+
+
+def member_of(user: Any, team_id: int, agents: AgentsLike, directory: DirectoryLike) -> Member:
     status, reason = member_status(agents, user.id)
-    return {"memberId": user.username, "memberType": "Supervisor" if supervisor else "Agent",
-            "memberName": user.name, "status": status, "reason": reason}
+    return {"memberId": user.username, "memberType": member_type(user, team_id),
+            "memberName": user.name, "status": status, "reason": reason_code(directory, reason),
+            "reasonName": reason}
 
 
 def teams_of(user: Any, directory: DirectoryLike) -> list[int]:
@@ -86,7 +109,7 @@ class TeamWatch:
         out: dict[int, tuple[str, dict[int, Member]]] = {}
         for tid in teams_of(user, self._directory):
             team = self._directory.teams[tid]
-            members = {u.id: member_of(u, tid, self._agents)
+            members = {u.id: member_of(u, tid, self._agents, self._directory)
                        for u in sorted(self._directory.members_of_team(tid), key=lambda u: u.id)}
             out[tid] = (team.name, members)
         return out
@@ -139,7 +162,7 @@ class TeamWatch:
             old = members.get(user_id)
             if old is None or user is None:
                 continue
-            member = member_of(user, tid, self._agents)
+            member = member_of(user, tid, self._agents, self._directory)
             if member != old:
                 members[user_id] = member
                 out.append(self._event("memberstatuschanged", tid, name, [member]))

@@ -6,11 +6,10 @@ Two ways in, one life cycle:
   ``plugins/``): at start every ``*.py`` file except ``__init__.py`` (and
   hidden files) is imported, in name order.  The class to run is the one
   ``UCS_PLUGIN`` names (seed 000, v2.4.0); a file without ``UCS_PLUGIN`` is
-  skipped, unless ``[plugins] classes`` names a class for it
-  (``classes = {lookup_names = "LookupTransformer"}``) or it defines exactly
-  one public class that has a ``stop`` method and takes one constructor
-  argument — the seed's later examples (v4.38, v4.39) are written that way.
-  The plugin's name is the file's name without ``.py``.
+  skipped, as the seed says, unless ``[plugins] classes`` names a class for
+  it (``classes = {lookup_names = "LookupTransformer"}``); the skip names the
+  class that looks like the plugin.  The plugin's name is the file's name
+  without ``.py``.
 - **packages**: providers of :class:`~ucs.plugins.interfaces.IUCSPlugin` in
   any installed package's ``twisted/plugins/`` directory, found with
   ``twisted.plugin.getPlugins(IUCSPlugin, twisted.plugins)``; the plugin's
@@ -142,9 +141,16 @@ class PluginHost(Service):
                 pass
         running = [r.name for r in self._records.values() if r.state == RUNNING]
         failed = [r.name for r in self._records.values() if r.state == FAILED]
-        log.info("plugins: {n} running{names}{failed}", n=len(running),
+        log.info("plugins: {n} running{names}{failed}; plugin directory {where}", n=len(running),
                  names=f" ({', '.join(running)})" if running else "",
-                 failed=f"; failed: {', '.join(failed)}" if failed else "")
+                 failed=f"; failed: {', '.join(failed)}" if failed else "", where=self._where())
+
+    def _where(self) -> str:
+        """The plugin directory as searched (absolute: a relative one is relative to where UCS started)."""
+        if self.directory is None:
+            return "none"
+        path = str(self.directory.absolute())
+        return path if self.directory.is_dir() else f"{path} (does not exist)"
 
     def unload_all(self) -> None:
         """Stop every running plugin, the last loaded first."""
@@ -325,17 +331,22 @@ class PluginHost(Service):
             if cls is None or not callable(cls):
                 return None, f"{source} names {named!r}, which the file does not define", True
             return cls, "", False
+        # Seed 000 (v2.4.0): "If the variable is not in the file, then it is skipped" -- a
+        # helper module is never instantiated by guesswork.  The skip says which class to name.
         candidates = [
             obj for key, obj in vars(module).items()
             if isinstance(obj, type) and obj.__module__ == module.__name__ and not key.startswith("_")
             and callable(getattr(obj, "stop", None)) and _takes_ucs(obj)
         ]
         if len(candidates) == 1:
-            return candidates[0], "", False
+            cls = candidates[0].__name__
+            return None, (f"no UCS_PLUGIN (seed 000: such a file is skipped); to run its class {cls}, "
+                          f"add UCS_PLUGIN = \"{cls}\" to the file or set [plugins] classes.{name} = "
+                          f"\"{cls}\""), False
         if not candidates:
-            return None, "no UCS_PLUGIN and no plugin class (a class with stop() taking the ucs argument)", False
+            return None, "no UCS_PLUGIN (seed 000: such a file is skipped, a helper module say)", False
         names = ", ".join(c.__name__ for c in candidates)
-        return None, (f"no UCS_PLUGIN and several classes could be the plugin ({names}); "
+        return None, (f"no UCS_PLUGIN (seed 000: such a file is skipped); to run one of its classes ({names}), "
                       f"set UCS_PLUGIN or [plugins] classes.{name}"), False
 
     def _load_package(self, provider: Any) -> PluginRecord:

@@ -13,7 +13,9 @@ three names to UCS's modules and hands every other import to the real
 builtins of the code running it, and a function keeps the builtins of the
 module it was defined in, so the mapping applies to every import the plugin's
 code runs — at module level, in its methods, in its threads — and to no other
-code.  ``import constants`` anywhere else still raises ``ImportError``.
+code.  ``import constants`` anywhere else still raises ``ImportError``.  The same
+``__import__`` gives plugins a ``threading`` whose ``Thread`` accepts the seed's
+``super().__init__(self)`` (see :class:`Thread`).
 (``importlib.import_module("constants")`` does not use ``__import__`` and is
 not mapped, in plugins either.)
 
@@ -33,6 +35,7 @@ import importlib.util
 import linecache
 import re
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -48,6 +51,32 @@ ALIASES: Mapping[str, str] = {
 #: Parent of every plugin module's name.
 PACKAGE = "ucs.plugins.files"
 
+
+class Thread(threading.Thread):
+    """``threading.Thread`` as plugin code sees it.
+
+    Seed 000's ``Example(threading.Thread)`` calls ``super().__init__(self)``,
+    which hands the thread itself to ``Thread``'s first parameter, ``group``;
+    CPython's ``Thread`` asserts ``group is None`` (so the seed's code only ran
+    with ``python -O``).  This one takes that ``self`` for the ``None`` it meant
+    and is otherwise the standard class."""
+
+    def __init__(self, group: Any = None, *args: Any, **kwargs: Any) -> None:
+        if group is self:
+            group = None
+        super().__init__(group, *args, **kwargs)
+
+
+def _threading_for_plugins() -> ModuleType:
+    """The ``threading`` module plugins import: the standard one, with :class:`Thread` above."""
+    module = ModuleType("threading", threading.__doc__)
+    module.__dict__.update(Thread=Thread, __all__=list(threading.__all__),
+                           __getattr__=lambda name: getattr(threading, name))
+    return module
+
+
+_THREADING = _threading_for_plugins()
+
 _real_import = builtins.__import__
 
 
@@ -60,6 +89,8 @@ def plugin_import(
 ) -> ModuleType:
     """``__import__`` for plugin code: the seeds' module names, then the usual."""
     if level == 0:
+        if name == "threading":
+            return _THREADING
         head, _, rest = name.partition(".")
         target = ALIASES.get(head)
         if target is not None:
