@@ -11,6 +11,7 @@ from twisted.application.service import IServiceCollection, Service
 from twisted.internet import defer, reactor
 
 from ucs.config import Config
+from ucs.store.migrations import LATEST_VERSION
 from ucs.server import UCSServer
 from ucs.store import StoreError
 from ucs.tap import Options, makeService
@@ -55,7 +56,8 @@ async def test_store_opens_first_and_closes_last(tmp_path: Path) -> None:
     store = await server.when_store_open()
     assert server.get_store() is store
     await svc.whenStarted()
-    assert events == ["start recorder store=1", "start other store=1"]
+    latest = LATEST_VERSION  # the store is migrated before any other service starts
+    assert events == [f"start recorder store={latest}", f"start other store={latest}"]
     await store.kv_set("t", "k", [1])
 
     await svc.stopService()
