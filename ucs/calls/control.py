@@ -76,7 +76,8 @@ from ucs.calls.control_base import (
     check_number,
     line_device,
 )
-from ucs.calls.control_state import CONSULTING, HELD, IDLE, PARKED, LineOp, next_state
+from ucs.calls.control_state import CONFERENCE, CONSULTING, HELD, IDLE, PARKED, SWAPPED, LineOp, next_state
+from ucs.calls.control_xfer import TransferControl, TransferKeys
 from ucs.calls.dial import ORIGINATE_REASONS, Dialling, _Originating
 from ucs.calls.tracker import CallObserver, CallTracker
 from ucs.directory.model import Line
@@ -92,7 +93,7 @@ __all__ = [
 ]
 
 
-class CallControl(Dialling):
+class CallControl(Dialling, TransferControl):
     """The agent's call-control methods (seed 002 ``dial``, ``answer`` … ``setAccountCode``).
 
     :param ami: sends actions (:class:`~ucs.ami.client.AMIClient`).
@@ -106,6 +107,7 @@ class CallControl(Dialling):
     :param contexts: the dialplan contexts used (:class:`Contexts`).
     :param confirm_timeout: seconds to wait for the PBX to confirm an action.
     :param ring_timeout: seconds the agent's phone rings for a click-to-dial call.
+    :param keys: features.conf's ``atxferswap`` and ``atxferthreeway`` (swap, conference).
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class CallControl(Dialling):
         confirm_timeout: float = 5.0,
         ring_timeout: float = 20.0,
         recent: int = 2000,
+        keys: TransferKeys | None = None,
     ) -> None:
         self._ami = ami
         self._pbx = pbx
@@ -133,6 +136,8 @@ class CallControl(Dialling):
         self.contexts = contexts
         self.confirm_timeout = confirm_timeout
         self.ring_timeout = ring_timeout
+        if keys is not None:
+            self.keys = keys
         self._confirm = Confirmations(clock)
         self.ops: dict[str, LineOp] = {}
         self._busy: dict[str, str] = {}
@@ -199,6 +204,14 @@ class CallControl(Dialling):
             if op is not None and ch.uniqueid == op.agent:
                 if op.state == CONSULTING:
                     return await self._abort_consult(device, op, ch)
+                if op.state == SWAPPED:
+                    return await self._abort_swapped(device, op, ch)
+                if op.state == CONFERENCE:
+                    self._drop(device, "leave")
+                    call = self._call_of(ch, device)
+                    return await self._do("Hangup", {"Channel": ch.name, "Cause": 16},
+                                          lambda: call if ch.uniqueid not in self._pbx.channels else None,
+                                          f"{ch.name} leaves the conference")
                 await self._resume(device, op)
             call = self._call_of(ch, device)
 
@@ -223,6 +236,23 @@ class CallControl(Dialling):
         exp = self._confirm.expect(back, f"{device} is back with the caller after the consultation call ended")
         try:
             for c in consult:
+                await self._send("Hangup", {"Channel": c.name, "Cause": 16})
+        except BaseException:
+            exp.cancel()
+            raise
+        result = await exp.wait(self.confirm_timeout)
+        self._drop(device, "abort")
+        return result
+
+    async def _abort_swapped(self, device: str, op: LineOp, agent: Channel) -> Call:
+        """Back with the caller: hang up the consulted party who waits on hold."""
+        bridge = self._pbx.bridges.get(op.target_bridge)
+        waiting = [self._pbx.channels[u] for u in (bridge.channels if bridge else []) if u in self._pbx.channels]
+        call = self._call_of(agent, device)
+        exp = self._confirm.expect(lambda: call if self._swapped_over(op) else None,
+                                   f"the consultation call on {device} ends")
+        try:
+            for c in waiting:
                 await self._send("Hangup", {"Channel": c.name, "Cause": 16})
         except BaseException:
             exp.cancel()

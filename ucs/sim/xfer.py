@@ -53,7 +53,7 @@ class OriginateJob:
 
 
 class AtxferJob:
-    __slots__ = ("active", "b1", "b2", "l1", "l2", "others", "transferer")
+    __slots__ = ("active", "b1", "b2", "key_timer", "keys", "l1", "l2", "others", "swapped", "transferer")
 
     def __init__(self, transferer: Channel, others: list[Channel], b1: Bridge, b2: Bridge, l1: Channel, l2: Channel) -> None:
         self.transferer = transferer
@@ -63,6 +63,11 @@ class AtxferJob:
         self.l1 = l1
         self.l2 = l2
         self.active = True
+        #: The transferer's feature keys so far, and the wait for the next one (ucs.sim.features).
+        self.keys = ""
+        self.key_timer: Any = None
+        #: The transferer is back with the caller (Asterisk's DOUBLECHECKING).
+        self.swapped = False
 
 
 class XferMixin:
@@ -316,6 +321,7 @@ class XferMixin:
         for o in others:
             self._moh_stop(o)
             self._set_connected(o, l1.cid_num, l1.cid_name)
+        self._moh_stop(l1)
         self._set_connected(l1, others[0].cid_num, others[0].cid_name)
         self._emit(
             "AttendedTransfer",
@@ -357,6 +363,8 @@ class XferMixin:
             self._destroy(l1, 16)
         if ch.gone:
             return
+        if ch.bridge is job.b1:
+            return  # swapped: already with the caller (Asterisk's TRANSFER_RESUME)
         if job.b1.id in self.bridges and any(not o.gone for o in job.others):
             self._bridge_enter(job.b1, ch)
             for o in job.others:

@@ -1,0 +1,175 @@
+"""Swap and conference during an attended transfer, and the keypad (DTMF),
+against the simulated PBX over TCP (issue 16)."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+from test_control_stack import ALICE, Stack, started
+
+from ucs.calls.call import Call, CallState, Cause
+from ucs.error import InvalidDataInput, InvalidState
+
+
+async def consulting_carol(s: Stack) -> tuple[Call, str]:
+    """A customer talks to SIP/1001, who consults SIP/1003 (answered)."""
+    call = await s.incoming()
+    agent = s.leg(call, "SIP/1001").uniqueid
+    await s.settle(s.control.transfer(ALICE, "1003"))
+    await s.advance(1.5)
+    assert s.sim_device("SIP/1003")[0].state == 6
+    return call, agent
+
+
+def together(s: Stack, *uids: str) -> bool:
+    chans = [s.sim_channel(u) for u in uids]
+    return all(c is not None and c.bridge is not None for c in chans) and len({id(c.bridge) for c in chans if c}) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_swap_to_the_caller_and_back_then_finish() -> None:
+    s = await started()
+    try:
+        call, agent = await consulting_carol(s)
+        carol = s.sim_device("SIP/1003")[0]
+        await s.settle(s.control.swap(ALICE))
+        # Back with the caller; the consulted party waits with music (Asterisk's DOUBLECHECKING).
+        assert s.control.ops["SIP/1001"].state == "swapped"
+        assert together(s, agent, call.origin) and not s.sim_channel(call.origin).moh
+        local = [c for c in carol.bridge.channels if c is not carol][0].local_peer  # Local;1, with the agent before
+        assert local.moh and local.bridge is not s.sim_channel(agent).bridge
+        assert call.state != CallState.HELD and not s.pbx.channels[agent].on_hold
+        await s.settle(s.control.swap(ALICE))
+        assert s.control.ops["SIP/1001"].state == "consulting"
+        assert s.sim_channel(call.origin).moh and not local.moh
+        await s.settle(s.control.swap(ALICE))
+        # Finishing from the caller's side completes the transfer too.
+        assert await s.settle(s.control.finish_transfer(ALICE)) is call
+        await s.advance(0.5)
+        assert "SIP/1001" not in s.control.ops
+        assert s.leg(call, "SIP/1003").channel == call.connected_channel
+        assert not s.sim_channel(call.origin).moh
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_hangup_while_swapped_ends_the_consultation() -> None:
+    s = await started()
+    try:
+        call, agent = await consulting_carol(s)
+        await s.settle(s.control.swap(ALICE))
+        await s.settle(s.control.hangup(ALICE))
+        await s.advance(0.5)
+        assert "SIP/1001" not in s.control.ops
+        assert not s.sim_device("SIP/1003")
+        assert together(s, agent, call.origin) and call.state == CallState.CONNECTED
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_conference_then_the_agent_leaves() -> None:
+    s = await started()
+    try:
+        call, agent = await consulting_carol(s)
+        carol = s.sim_device("SIP/1003")[0]
+        assert await s.settle(s.control.conference(ALICE)) is call
+        # All three in the caller's bridge, nobody hears music; Asterisk says Threeway.
+        assert s.control.ops["SIP/1001"].state == "conference"
+        bridge = s.sim_channel(call.origin).bridge
+        assert bridge is not None and s.sim_channel(agent).bridge is bridge and len(bridge.channels) == 3
+        assert not s.sim_channel(call.origin).moh and not any(c.moh for c in bridge.channels)
+        assert call.transfers[-1]["kind"] == "conference"
+        assert not s.leg(call, "SIP/1001").transferred
+        with pytest.raises(InvalidState, match="three-way conference"):
+            await s.control.swap(ALICE)
+        with pytest.raises(InvalidState, match="three-way conference"):
+            await s.control.hold(ALICE)
+        await s.settle(s.control.hangup(ALICE))
+        await s.advance(0.5)
+        assert "SIP/1001" not in s.control.ops and not s.sim_device("SIP/1001")
+        # The caller and the consulted party go on talking.
+        assert s.sim_channel(call.origin) is not None and s.sim_device("SIP/1003")
+        assert s.sim_channel(call.origin).bridge is not None
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_conference_from_the_callers_side() -> None:
+    s = await started()
+    try:
+        call, agent = await consulting_carol(s)
+        await s.settle(s.control.swap(ALICE))
+        await s.settle(s.control.conference(ALICE))
+        bridge = s.sim_channel(call.origin).bridge
+        assert len(bridge.channels) == 3 and not any(c.moh for c in bridge.channels)
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_swap_and_conference_refused_without_a_consultation() -> None:
+    s = await started()
+    try:
+        with pytest.raises(InvalidState, match="no consultation on SIP/1001"):
+            await s.control.swap(ALICE)
+        await s.incoming()
+        with pytest.raises(InvalidState, match="no consultation on SIP/1001.*transfer\\(number\\)"):
+            await s.control.conference(ALICE)
+        await s.settle(s.control.transfer(ALICE, "1003"))
+        # Carol's phone still rings.
+        with pytest.raises(InvalidState, match="not answered yet"):
+            await s.control.swap(ALICE)
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_keypad_sends_digits_to_the_other_party() -> None:
+    s = await started()
+    try:
+        call = await s.incoming()
+        assert await s.settle(s.control.send_dtmf(ALICE, "12*#a")) is call
+        assert s.sim_channel(call.origin).dtmf == list("12*#A")
+        # Nothing reached the agent's own phone, and no transfer started.
+        assert s.sim_channel(s.leg(call, "SIP/1001").uniqueid).dtmf == []
+        assert "SIP/1001" not in s.control.ops
+        with pytest.raises(InvalidDataInput, match="0-9, \\*, # or A-D"):
+            await s.control.send_dtmf(ALICE, "12x")
+        await s.settle(s.control.hold(ALICE))
+        with pytest.raises(InvalidState, match="nobody to send the keys to"):
+            await s.control.send_dtmf(ALICE, "1")
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_keypad_refused_without_a_call() -> None:
+    s = await started()
+    try:
+        with pytest.raises(InvalidState, match="there is no call on SIP/1001"):
+            await s.control.send_dtmf(ALICE, "1")
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_playdtmf_answers_as_asterisk() -> None:
+    s = await started()
+    try:
+        call = await s.incoming()
+        name = s.sim_channel(call.origin).name
+        for headers, answer in (
+            ({"Channel": "SIP/nope-1", "Digit": "1"}, "Channel not found"),
+            ({"Channel": name}, "No digit specified"),
+            ({"Channel": name, "Digit": "1", "Duration": "x"}, "Could not convert Duration parameter"),
+        ):
+            with pytest.raises(Exception, match=answer):
+                await s.client.sendAction("PlayDTMF", headers)
+        reply = await s.client.sendAction("PlayDTMF", {"Channel": name, "Digit": "5"})
+        assert reply.get("Message") == "DTMF successfully queued"
+        assert call.cause is None or call.cause != Cause.TRANSFER
+    finally:
+        await s.stop()
