@@ -173,3 +173,34 @@ async def test_playdtmf_answers_as_asterisk() -> None:
         assert call.cause is None or call.cause != Cause.TRANSFER
     finally:
         await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_swap_conference_and_keypad_through_the_api() -> None:
+    from test_control_api import api_stack, session
+
+    s, api = await api_stack()
+    try:
+        me = session()
+        for name in ("call.swap", "call.conference", "call.dtmf"):
+            described = api.get(name).describe()
+            assert described["role"] == "agent" and described["states"] == ["READY"], name
+        with pytest.raises(InvalidDataInput) as e:
+            await api.call(me, "call.dtmf", ["1x"])
+        assert list(e.value.message) == ["digits"] and "0-9, *, # or A-D" in e.value.message["digits"]
+        with pytest.raises(InvalidDataInput):
+            await api.call(me, "call.dtmf", {"digits": "1" * 33})
+        call = await s.incoming()
+        out = await s.settle(api.call(me, "call.dtmf", {"digits": "4 2"}))
+        assert out["uniqueid"] == call.uniqueid and s.sim_channel(call.origin).dtmf == ["4", "2"]
+        with pytest.raises(InvalidState, match="no consultation on SIP/1001"):
+            await api.call(me, "call.swap")
+        await s.settle(api.call(me, "call.transfer", ["1003"]))
+        await s.advance(1.5)
+        assert (await s.settle(api.call(me, "call.swap")))["uniqueid"] == call.uniqueid
+        assert s.control.ops["SIP/1001"].state == "swapped"
+        await s.settle(api.call(me, "call.conference"))
+        assert s.control.ops["SIP/1001"].state == "conference"
+        assert len(s.sim_channel(call.origin).bridge.channels) == 3
+    finally:
+        await s.stop()

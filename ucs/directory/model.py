@@ -82,10 +82,13 @@ class Queue:
     name: str                 # what agents see
     asterisk_name: str        # queues.conf section, e.g. "support"
     type: int = 1             # 1 incoming, 0 outgoing (seed 002)
+    #: The number that reaches the queue from the outgoing context (a transfer
+    #: target in the bar's directory); "" when it has none.
+    number: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "queue_id": self.id, "name": self.name,
-                "asterisk_name": self.asterisk_name, "type": self.type}
+                "asterisk_name": self.asterisk_name, "type": self.type, "number": self.number}
 
 
 @attrs.define(eq=False)

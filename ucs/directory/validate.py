@@ -147,6 +147,8 @@ def _schema(kind: str, d: Directory, current: Any) -> tuple[dict[str, Callable[[
                       accepted="give the queues.conf section name: letters, digits, _ . -"),
                 _unique(d, "queues", "asterisk_name", current, fold=False)),
             "type": _choice((0, 1), "0 (outgoing) or 1 (incoming)"),
+            "number": _text(32, pattern=_NUMBER, accepted="give the number that reaches the queue: digits, "
+                            "optionally with a leading +"),
         }, {"name", "asterisk_name"}
     if kind == "lines":
         return {
