@@ -49,6 +49,11 @@ async def test_swap_to_the_caller_and_back_then_finish() -> None:
         assert "SIP/1001" not in s.control.ops
         assert s.leg(call, "SIP/1003").channel == call.connected_channel
         assert not s.sim_channel(call.origin).moh
+        await s.advance(1)
+        s.sim.trunk().hangup()
+        await s.advance(0.5)
+        done = s.ended.calls[call.uniqueid]
+        assert done.cause == Cause.CALLER_HUNG_UP and s.leg(done, "SIP/1001").cause == Cause.TRANSFER
     finally:
         await s.stop()
 
@@ -92,6 +97,14 @@ async def test_conference_then_the_agent_leaves() -> None:
         # The caller and the consulted party go on talking.
         assert s.sim_channel(call.origin) is not None and s.sim_device("SIP/1003")
         assert s.sim_channel(call.origin).bridge is not None
+        # Leaving a conference hands the call over: the agent's leg is transferred (8),
+        # and the caller hanging up later decides the call's cause.
+        await s.advance(1)
+        s.sim.trunk().hangup()
+        await s.advance(0.5)
+        done = s.ended.calls[call.uniqueid]
+        assert s.leg(done, "SIP/1001").cause == Cause.TRANSFER
+        assert done.cause == Cause.CALLER_HUNG_UP
     finally:
         await s.stop()
 

@@ -207,11 +207,7 @@ class CallControl(Dialling, TransferControl):
                 if op.state == SWAPPED:
                     return await self._abort_swapped(device, op, ch)
                 if op.state == CONFERENCE:
-                    self._drop(device, "leave")
-                    call = self._call_of(ch, device)
-                    return await self._do("Hangup", {"Channel": ch.name, "Cause": 16},
-                                          lambda: call if ch.uniqueid not in self._pbx.channels else None,
-                                          f"{ch.name} leaves the conference")
+                    return await self._leave_conference(device, ch)
                 await self._resume(device, op)
             call = self._call_of(ch, device)
 
@@ -243,6 +239,20 @@ class CallControl(Dialling, TransferControl):
         result = await exp.wait(self.confirm_timeout)
         self._drop(device, "abort")
         return result
+
+    async def _leave_conference(self, device: str, agent: Channel) -> Call:
+        """The agent leaves the other two talking: for the call that is a transfer
+        (the agent's leg ends as transferred, cause 8, and who hangs up later
+        decides the call's cause), though Asterisk reports none."""
+        self._drop(device, "leave")
+        call = self._call_of(agent, device)
+        leg = call.legs.get(agent.uniqueid)
+        if leg is not None and leg.uniqueid != call.origin and len(self._bridged_with(agent)) >= 2:
+            leg.transferred = True
+            self._tracker.expect_redirect((agent.uniqueid,))  # leaving is not ending the call
+        return await self._do("Hangup", {"Channel": agent.name, "Cause": 16},
+                              lambda: call if agent.uniqueid not in self._pbx.channels else None,
+                              f"{agent.name} leaves the conference")
 
     async def _abort_swapped(self, device: str, op: LineOp, agent: Channel) -> Call:
         """Back with the caller: hang up the consulted party who waits on hold."""
@@ -414,6 +424,10 @@ class CallControl(Dialling, TransferControl):
                 raise InvalidState(f"the transfer on {device} has already ended")
             call = self._call_of(agent, device)
             number = op.number
+            if op.state == SWAPPED:
+                # Asterisk kicks the agent out of the caller's bridge after the consulted
+                # party came in: that leaving is the transfer, not who ended the call.
+                self._tracker.expect_redirect((agent.uniqueid,))
 
             def transferred() -> Call | None:
                 if agent.uniqueid in self._pbx.channels:

@@ -313,11 +313,16 @@ class XferMixin:
             return
         job.active = False
         b1, b2, l1 = job.b1, job.b2, job.l1
-        self._bridge_leave(ch)
+        if not job.swapped:
+            self._bridge_leave(ch)
         self._emit("BridgeMerge", CALL, bridge_block(b1, "To") + bridge_block(b2, "From"))
         if l1.bridge is b2:
             self._bridge_leave(l1)
         self._bridge_enter(b1, l1)
+        if job.swapped:
+            # From DOUBLECHECKING the transferer is in the caller's bridge: the merge
+            # (bridge_do_merge) kicks it out only after the others came in.
+            self._bridge_leave(ch)
         for o in others:
             self._moh_stop(o)
             self._set_connected(o, l1.cid_num, l1.cid_name)
