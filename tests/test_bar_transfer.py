@@ -48,6 +48,7 @@ def test_keypad_directory_consult_swap_and_conference(ucs: UCS, browser: Any) ->
     a.page.keyboard.type("2#")
     ucs.wait(lambda: _caller(ucs).dtmf == ["1", "2", "#"], what="the caller got 1 2 #")
     a.until("document.querySelector('.ucs-dtmf-sent').textContent === 'Sent: 12#'")
+    a.shot("keypad")
     a.page.keyboard.press("Escape")
     a.until("document.querySelector('.ucs-dtmf').hidden")
 
@@ -58,6 +59,7 @@ def test_keypad_directory_consult_swap_and_conference(ucs: UCS, browser: Any) ->
     assert "Not ready · Break" in bob.inner_text()
     assert a.page.locator('.ucs-dir-row[data-number="5000"]').count() == 1  # Support
     assert a.page.locator('.ucs-dir-row[data-number="5001"]').count() == 1  # Sales
+    a.shot("directory")
     a.page.get_by_role("searchbox", name="Search colleagues and queues by name or number").fill("sup")
     a.until("document.querySelectorAll('.ucs-dir-row').length === 1")
     assert a.page.locator('.ucs-dir-row[data-number="5000"]').count() == 1
@@ -71,6 +73,8 @@ def test_keypad_directory_consult_swap_and_conference(ucs: UCS, browser: Any) ->
     b.page.click("[data-act=answer]")
     b.wait("onCallConnect")
     ucs.wait(lambda: _op(ucs) == "consulting", what="consulting")
+    a.page.wait_for_selector("[data-act=swap]")
+    a.shot("swap")
 
     # Swap to the caller and back.
     a.page.click("[data-act=swap]")
@@ -89,6 +93,7 @@ def test_keypad_directory_consult_swap_and_conference(ucs: UCS, browser: Any) ->
     bridge = _caller(ucs).bridge
     assert bridge is not None and len(bridge.channels) == 3 and not _caller(ucs).moh
     assert a.page.locator("[data-act=swap]").count() == 0
+    a.shot("conference")
     a.page.click("[data-act=hangup]")
     a.wait("onCallHangup")
     ucs.wait(lambda: _op(ucs) == "idle" and _caller(ucs).bridge is not None

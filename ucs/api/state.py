@@ -142,7 +142,7 @@ class StateBuilder:
         bar asks while the directory is open): presence changes with calls too."""
         user = session.user
         assert user is not None
-        agents = []
+        agents: list[dict[str, Any]] = []
         for a in self._agents.all():
             if a.user.id == user.id or not self._in_scope(user, a):
                 continue
@@ -153,10 +153,10 @@ class StateBuilder:
                 "number": line_number(device), "device": device,
                 "onCall": bool(device and self._tracker.calls_of_device(device)),
             })
-        agents.sort(key=lambda a: a["displayname"].casefold())
+        agents.sort(key=lambda a: str(a["displayname"]).casefold())
         queues = [{"id": q.id, "name": q.name, "number": q.number}
                   for q in self._directory.queues.values() if q.type == 1 and q.number]
-        queues.sort(key=lambda q: q["name"].casefold())
+        queues.sort(key=lambda q: str(q["name"]).casefold())
         return {"agents": agents, "queues": queues}
 
     def _in_scope(self, user: Any, agent: Any) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ucs.sim.model import Channel
 from ucs.sim.wire import CALL, bridge_block, channel_block
+from ucs.sim.xfer import AtxferJob
 
 DTMF = "dtmf,all"
 
@@ -48,8 +49,6 @@ class FeaturesMixin:
         self._emit("DTMFEnd", DTMF, channel_block(ch) + f"Digit: {digit}\r\nDurationMs: {ms}\r\nDirection: Received\r\n")
         self._emit("DTMFBegin", DTMF, channel_block(ch) + f"Digit: {digit}\r\nDirection: Received\r\n")
         job = ch.hold_owner
-        from ucs.sim.xfer import AtxferJob
-
         if not isinstance(job, AtxferJob) or not job.active or job.transferer is not ch:
             return
         self._cancel(job.key_timer)
