@@ -3,6 +3,8 @@ against the simulated PBX over TCP (issue 16)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import pytest_twisted
 from test_control_stack import ALICE, Stack, started
@@ -217,3 +219,19 @@ async def test_swap_conference_and_keypad_through_the_api() -> None:
         assert len(s.sim_channel(call.origin).bridge.channels) == 3
     finally:
         await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_feature_keys_come_from_the_config(tmp_path: Any) -> None:
+    from serverkit import start_demo
+
+    from ucs.config import Config, ConfigError
+
+    with pytest.raises(ConfigError, match="atxfer_swap.*1 to 8 DTMF keys"):
+        Config().replace(calls={"atxfer_swap": "*x"})
+    server = await start_demo(tmp_path, calls={"atxfer_swap": "#9", "atxfer_threeway": "#8"})
+    try:
+        keys = server.get_call_control().keys
+        assert (keys.swap, keys.threeway) == ("#9", "#8")
+    finally:
+        await server.service.stopService()
