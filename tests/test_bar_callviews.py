@@ -106,14 +106,14 @@ def test_timers_count_this_phones_time_and_a_cut_redraws_the_consultation(ucs: U
     assert [c["state"] for c in state["calls"]] == [3] and state["call"]["state"] == 3
     b.page.wait_for_selector('.ucs-call[data-call-state="3"]')
     assert b.page.query_selector('.ucs-call[data-call-state="5"]') is None
-    assert buttons(b) == ["hold", "mute", "transfer", "record", "hangup"]
+    assert buttons(b) == ["hold", "mute", "transfer", "record", "dtmf", "hangup"]
     assert timer(b, 3) <= 2
     # Agent 1's: it holds the caller and still finishes the transfer.
     cut(ucs, "agent1")
     state = back(a, 2)
     assert [c["state"] for c in state["calls"]] == [5]
     a.page.wait_for_selector('.ucs-call[data-call-state="5"]')
-    assert buttons(a) == ["record", "unhold", "finish", "hangup"]
+    assert buttons(a) == ["record", "finish", "swap", "conference", "hangup"]
     assert timer(a, 5) <= 2
     a.page.click("[data-act=finish]")
     a.wait("onCallHangup")

@@ -76,7 +76,7 @@ async def test_an_agent_sees_the_agents_of_its_queues_a_supervisor_those_it_supe
     server = await start_demo(tmp_path)
     try:
         reg, directory = server.get_registry(), server.get_directory()
-        support, sales = (directory.queue_by_asterisk_name(name) for _, name in demo.QUEUES)
+        support, sales = (directory.queue_by_asterisk_name(name) for _, name, _number in demo.QUEUES)
         sessions = [await working_agent(server, n) for n in (1, 2, 3, 4)]
         names = [(await reg.call(s, "state"))["user"]["displayname"] for s in sessions]
         # agent1 in both queues, agent2 in Support only, agent3 in Sales only, agent4 in none.

@@ -14,7 +14,7 @@ from ucs.sim.lab import DEMO_NAMES
 
 ADMIN_PASSWORD = "admin-demo"
 SSO_SECRET = "demo-sso-secret"
-QUEUES = (("Support", "support"), ("Sales", "sales"))
+QUEUES = (("Support", "support", "5000"), ("Sales", "sales", "5001"))
 AUX_REASONS = ("Lunch", "Break", "Meeting")
 CALL_REASONS = {"SALES": ("NEW", "UPGRADE"), "SUPPORT": ("BUG", "QUESTION")}
 
@@ -37,7 +37,8 @@ async def seed(directory: Directory, phones: int) -> None:
                 return entity
         return await directory.add(kind, {**match, **data})
 
-    queues = [await ensure("queues", {"asterisk_name": name}, {"name": label, "type": 1}) for label, name in QUEUES]
+    queues = [await ensure("queues", {"asterisk_name": name}, {"name": label, "type": 1, "number": number})
+              for label, name, number in QUEUES]
     for reason in AUX_REASONS:
         await ensure("auxreasons", {"name": reason}, {})
     for code, subs in CALL_REASONS.items():

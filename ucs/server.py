@@ -60,6 +60,7 @@ from ucs.calls import calllog
 from ucs.calls import control_api, recording_api
 from ucs.calls.cdr import CDRWriter
 from ucs.calls.control import CallControl
+from ucs.calls.control_xfer import TransferKeys
 from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
 from ucs.calls.tracker import CallTracker
 from ucs.config import Config, ConfigError
@@ -346,6 +347,7 @@ class UCSServer:
             self._control = CallControl(
                 self.get_ami_client(), self.get_pbx(), self.get_call_tracker(), self.get_bus(), self._reactor,
                 directory=self.get_directory(), store=self.get_store_proxy(), cdrs=self.get_cdr_writer(),
+                keys=TransferKeys(swap=self.config.calls.atxfer_swap, threeway=self.config.calls.atxfer_threeway),
             )
             r = self.config.recording
             self._control.record_directory, self._control.record_format = r.directory, r.format

@@ -146,6 +146,48 @@ class StateBuilder:
         }
 
 
+    def transfer_directory(self, session: Session) -> dict[str, Any]:
+        """Whom the agent can consult or transfer to (the bar's directory): the
+        colleagues of :meth:`agents` (the same scope) but the agent itself, each
+        with the number of the phone it works at (not the user's ``number``: that one is external) and whether it is on a call, and
+        every incoming queue that has a ``number``.  Built for each request (the
+        bar asks while the directory is open): presence changes with calls too."""
+        user = session.user
+        assert user is not None
+        agents: list[dict[str, Any]] = []
+        for a in self._agents.all():
+            if a.user.id == user.id or not self._in_scope(user, a):
+                continue
+            line = getattr(a, "line", None)
+            device = getattr(line, "device", "") or ""
+            agents.append({
+                "id": a.user.id, "displayname": a.user.name, "status": a.status.name, "reason": a.reason,
+                "number": line_number(device), "device": device,
+                "onCall": bool(device and self._tracker.calls_of_device(device)),
+            })
+        agents.sort(key=lambda a: str(a["displayname"]).casefold())
+        queues = [{"id": q.id, "name": q.name, "number": q.number}
+                  for q in self._directory.queues.values() if q.type == 1 and q.number]
+        queues.sort(key=lambda q: str(q["name"]).casefold())
+        return {"agents": agents, "queues": queues}
+
+    def _in_scope(self, user: Any, agent: Any) -> bool:
+        if user.superuser:
+            return True
+        queues, teams = frozenset(user.queues), frozenset(supervised_teams(user))
+        return ((not queues.isdisjoint(agent.user.queues)) if queues else not agent.user.queues) or bool(
+            teams and any(m.team_id in teams for m in agent.user.queues.values()))
+
+
+def line_number(device: str) -> str:
+    """The number that rings a line: its device's name when that is a number
+    (``SIP/1001`` → ``1001``; the lab's and the usual dialplan), else ``""``."""
+    name = device.partition("/")[2]
+    return name if name.isdigit() else ""
+
+
 def register(registry: Registry, state: StateBuilder) -> None:
     registry.add("state", state, role=Role.AGENT, states=[SessionState.READY],
                  doc="The whole current state of this agent (seed 002 onReady / state()).")
+    registry.add("agents.directory", state.transfer_directory, role=Role.AGENT, states=[SessionState.READY],
+                 doc="Colleagues (number, status, on a call) and queues to consult or transfer to.")

@@ -79,7 +79,8 @@ from ucs.calls.control_base import (
     check_number,
     line_device,
 )
-from ucs.calls.control_state import CONSULTING, HELD, IDLE, PARKED, LineOp, next_state
+from ucs.calls.control_state import CONFERENCE, CONSULTING, HELD, IDLE, PARKED, SWAPPED, LineOp, next_state
+from ucs.calls.control_xfer import TransferControl, TransferKeys
 from ucs.calls.dial import ORIGINATE_REASONS, Dialling, _Originating
 from ucs.calls.recording import Recording
 from ucs.calls.tracker import CallObserver, CallTracker
@@ -96,7 +97,7 @@ __all__ = [
 ]
 
 
-class CallControl(Dialling, Recording):
+class CallControl(Dialling, TransferControl, Recording):
     """The agent's call-control methods (seed 002 ``dial``, ``answer`` … ``setAccountCode``).
 
     :param ami: sends actions (:class:`~ucs.ami.client.AMIClient`).
@@ -110,6 +111,7 @@ class CallControl(Dialling, Recording):
     :param contexts: the dialplan contexts used (:class:`Contexts`).
     :param confirm_timeout: seconds to wait for the PBX to confirm an action.
     :param ring_timeout: seconds the agent's phone rings for a click-to-dial call.
+    :param keys: features.conf's ``atxferswap`` and ``atxferthreeway`` (swap, conference).
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class CallControl(Dialling, Recording):
         confirm_timeout: float = 5.0,
         ring_timeout: float = 20.0,
         recent: int = 2000,
+        keys: TransferKeys | None = None,
     ) -> None:
         self._ami = ami
         self._pbx = pbx
@@ -137,6 +140,8 @@ class CallControl(Dialling, Recording):
         self.contexts = contexts
         self.confirm_timeout = confirm_timeout
         self.ring_timeout = ring_timeout
+        if keys is not None:
+            self.keys = keys
         self._confirm = Confirmations(clock)
         self.ops: dict[str, LineOp] = {}
         self._busy: dict[str, str] = {}
@@ -203,6 +208,10 @@ class CallControl(Dialling, Recording):
             if op is not None and ch.uniqueid == op.agent:
                 if op.state == CONSULTING:
                     return await self._abort_consult(device, op, ch)
+                if op.state == SWAPPED:
+                    return await self._abort_swapped(device, op, ch)
+                if op.state == CONFERENCE:
+                    return await self._leave_conference(device, ch)
                 await self._resume(device, op)
             call = self._call_of(ch, device)
 
@@ -227,6 +236,37 @@ class CallControl(Dialling, Recording):
         exp = self._confirm.expect(back, f"{device} is back with the caller after the consultation call ended")
         try:
             for c in consult:
+                await self._send("Hangup", {"Channel": c.name, "Cause": 16})
+        except BaseException:
+            exp.cancel()
+            raise
+        result = await exp.wait(self.confirm_timeout)
+        self._drop(device, "abort")
+        return result
+
+    async def _leave_conference(self, device: str, agent: Channel) -> Call:
+        """The agent leaves the other two talking: for the call that is a transfer
+        (the agent's leg ends as transferred, cause 8, and who hangs up later
+        decides the call's cause), though Asterisk reports none."""
+        self._drop(device, "leave")
+        call = self._call_of(agent, device)
+        leg = call.legs.get(agent.uniqueid)
+        if leg is not None and leg.uniqueid != call.origin and len(self._bridged_with(agent)) >= 2:
+            leg.transferred = True
+            self._tracker.expect_redirect((agent.uniqueid,))  # leaving is not ending the call
+        return await self._do("Hangup", {"Channel": agent.name, "Cause": 16},
+                              lambda: call if agent.uniqueid not in self._pbx.channels else None,
+                              f"{agent.name} leaves the conference")
+
+    async def _abort_swapped(self, device: str, op: LineOp, agent: Channel) -> Call:
+        """Back with the caller: hang up the consulted party who waits on hold."""
+        bridge = self._pbx.bridges.get(op.target_bridge)
+        waiting = [self._pbx.channels[u] for u in (bridge.channels if bridge else []) if u in self._pbx.channels]
+        call = self._call_of(agent, device)
+        exp = self._confirm.expect(lambda: call if self._swapped_over(op) else None,
+                                   f"the consultation call on {device} ends")
+        try:
+            for c in waiting:
                 await self._send("Hangup", {"Channel": c.name, "Cause": 16})
         except BaseException:
             exp.cancel()
@@ -388,6 +428,10 @@ class CallControl(Dialling, Recording):
                 raise InvalidState(f"the transfer on {device} has already ended")
             call = self._call_of(agent, device)
             number = op.number
+            if op.state == SWAPPED:
+                # Asterisk kicks the agent out of the caller's bridge after the consulted
+                # party came in: that leaving is the transfer, not who ended the call.
+                self._tracker.expect_redirect((agent.uniqueid,))
 
             def transferred() -> Call | None:
                 if agent.uniqueid in self._pbx.channels:

@@ -13,6 +13,9 @@ method                    arguments                                            d
 ``call.transfer``         number (optional: without it, transfer mode)         attended transfer
 ``call.finishTransfer``   —                                                    complete it
 ``call.blindTransfer``    number                                               blind transfer
+``call.swap``             —                                                    consulted party ⇄ caller
+``call.conference``       —                                                    all three talk
+``call.dtmf``             digits                                               keypad (DTMF)
 ``call.setAccountCode``   uniqueid, accountCode, subAccountCode, override      account code
 ``cdr.metadata``          uniqueid, metadata (object)                          call metadata
 ========================  ===================================================  ======================
@@ -35,6 +38,7 @@ from ucs.api.registry import Param, Registry
 from ucs.api.scope import ActsOn, Subject
 from ucs.calls.call import Call
 from ucs.calls.control import CallControl, check_number
+from ucs.calls.control_xfer import check_digits
 from ucs.constants import Role, SessionState
 from ucs.directory.model import Line
 from ucs.error import InvalidDataInput, InvalidState
@@ -131,6 +135,18 @@ def register(registry: Registry, control: CallControl) -> None:
         """Transfer your call to the number without consulting."""
         return out(await control.blind_transfer(_paired(session), number))
 
+    async def swap(session: Any) -> dict[str, Any]:
+        """During a transfer: talk to the other party (caller or consulted); the other waits with music."""
+        return out(await control.swap(_paired(session)))
+
+    async def conference(session: Any) -> dict[str, Any]:
+        """During a transfer: the caller, you and the consulted party all talk together."""
+        return out(await control.conference(_paired(session)))
+
+    async def dtmf(session: Any, digits: str) -> dict[str, Any]:
+        """Send keypad digits to whoever you talk to (an IVR, a PIN)."""
+        return out(await control.send_dtmf(_paired(session), digits))
+
     async def set_account_code(
         session: Any, uniqueid: str, code: str, sub_code: str | None, override: bool
     ) -> dict[str, Any]:
@@ -156,6 +172,9 @@ def register(registry: Registry, control: CallControl) -> None:
     add("call.transfer", transfer, (TRANSFER_NUMBER,))
     add("call.finishTransfer", finish_transfer)
     add("call.blindTransfer", blind_transfer, (NUMBER,))
+    add("call.swap", swap)
+    add("call.conference", conference)
+    add("call.dtmf", dtmf, (Param("digits", str, check=check_digits, doc="the keys: 0-9, *, # and A-D, at most 32"),))
     add("call.setAccountCode", set_account_code, (
         UNIQUEID,
         Param("accountCode", str, doc="the account code (a call reason's code when any are defined)"),

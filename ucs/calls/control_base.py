@@ -24,7 +24,7 @@ from ucs.ami.errors import AMIActionError, AMIError
 from ucs.bus import EventBus
 from ucs.calls.call import Call
 from ucs.calls.confirm import Confirmations
-from ucs.calls.control_state import HELD, PARKED, LineOp
+from ucs.calls.control_state import CONFERENCE, HELD, PARKED, SWAPPED, LineOp
 from ucs.calls.tracker import CallTracker
 from ucs.directory.model import Line, Queue, User
 from ucs.error import InvalidDataInput, InvalidState, PBXError
@@ -135,6 +135,12 @@ class ControlBase:
 
     async def _consult(self, device: str, op: LineOp | None, number: str) -> Call:
         """The consultation call of an attended transfer (:class:`~ucs.calls.control.CallControl`)."""
+        raise NotImplementedError
+
+    def _conference_over(self, op: LineOp) -> bool:
+        raise NotImplementedError
+
+    def _swapped_over(self, op: LineOp) -> bool:
         raise NotImplementedError
 
     # -- the phone and its call --------------------------------------------------------
@@ -255,7 +261,13 @@ class ControlBase:
             if device in self._busy:
                 continue
             agent, party = channels.get(op.agent), channels.get(op.party)
-            if op.state in (HELD, PARKED):
+            if op.state == CONFERENCE:
+                if self._conference_over(op):
+                    self._drop(device, "gone")
+            elif op.state == SWAPPED:
+                if self._swapped_over(op):
+                    self._drop(device, "gone")
+            elif op.state in (HELD, PARKED):
                 if agent is not None and party is not None and (agent.bridge is None or agent.bridge != party.bridge):
                     continue  # still held
                 self._drop(device, "gone")

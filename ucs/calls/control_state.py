@@ -12,6 +12,16 @@ machine is :data:`TRANSITIONS`::
     idle|held|parked --consult--> consulting  (transfer(number); dial() when parked)
     consulting --finish--> idle             consulting --abort--> idle
     idle|held|parked --blind--> idle        any --gone--> idle
+    consulting --swap--> swapped            swapped --swap--> consulting
+    consulting|swapped --conference--> conference
+    swapped --finish--> idle                swapped --abort--> idle
+    conference --leave--> idle
+
+``swapped`` is Asterisk's *double-checking*: during the consultation the
+agent went back to the caller (``atxferswap``) while the consulted party
+waits on hold; ``conference`` is the three-way call ``atxferthreeway`` makes
+of the two (the transfer is over: the agent talks with both, and leaves by
+hanging up).
 
 ``parked`` is seed 002's *transfer mode*: the call is on hold waiting for the
 number to transfer to.  An input missing from the table is refused with the
@@ -25,6 +35,7 @@ import attrs
 from ucs.error import InvalidState
 
 IDLE, HELD, PARKED, CONSULTING = "idle", "held", "parked", "consulting"
+SWAPPED, CONFERENCE = "swapped", "conference"
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     (IDLE, "hold"): HELD,
@@ -44,9 +55,23 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (HELD, "gone"): IDLE,
     (PARKED, "gone"): IDLE,
     (CONSULTING, "gone"): IDLE,
+    (CONSULTING, "swap"): SWAPPED,
+    (SWAPPED, "swap"): CONSULTING,
+    (CONSULTING, "conference"): CONFERENCE,
+    (SWAPPED, "conference"): CONFERENCE,
+    (SWAPPED, "finish"): IDLE,
+    (SWAPPED, "abort"): IDLE,
+    (SWAPPED, "gone"): IDLE,
+    (CONFERENCE, "leave"): IDLE,
+    (CONFERENCE, "gone"): IDLE,
 }
 
 _BUSY_TRANSFER = "a transfer is in progress on {device}: finish it (finishTransfer) or hang up the consultation call first"
+
+_NO_CONSULT = ("there is no consultation on {device}: swap and conference work while a transfer is in "
+               "progress; start one with transfer(number)")
+_IN_CONFERENCE = ("the call on {device} is a three-way conference: the transfer is over; hang up to leave "
+                  "the other two talking")
 
 #: Why an input is refused in a state; ``{device}`` is the line's device.
 REFUSALS: dict[tuple[str, str], str] = {
@@ -64,6 +89,13 @@ REFUSALS: dict[tuple[str, str], str] = {
     (HELD, "finish"): "there is no transfer in progress on {device}: the call is on hold; "
     "start a transfer with transfer(number)",
     (PARKED, "finish"): "there is no consultation call on {device} yet: dial the number to transfer to first",
+    (SWAPPED, "hold"): _BUSY_TRANSFER,
+    (SWAPPED, "unhold"): _BUSY_TRANSFER,
+    (SWAPPED, "park"): _BUSY_TRANSFER,
+    (SWAPPED, "consult"): _BUSY_TRANSFER,
+    (SWAPPED, "blind"): _BUSY_TRANSFER,
+    **{(s, i): _NO_CONSULT for s in (IDLE, HELD, PARKED) for i in ("swap", "conference")},
+    **{(CONFERENCE, i): _IN_CONFERENCE for i in ("hold", "unhold", "park", "consult", "blind", "finish", "swap", "conference")},
 }
 
 
@@ -79,6 +111,8 @@ class LineOp:
     #: The call (its Linkedid).
     call: str
     number: str = ""
+    #: The consultation's bridge, while the agent is back with the caller (swapped).
+    target_bridge: str = ""
 
     def move(self, input: str) -> str:
         """Apply ``input``; :class:`InvalidState` (nothing changed) when the table has no such move."""

@@ -354,6 +354,10 @@ class CallTracker(PBXObserver):
             # bridge): leaving was not hanging up, whoever leaves next there is.
             self._first_leaver[before] = None
         self._last_bridge[ch.uniqueid] = bridge.uniqueid
+        self._connect_far(call)
+
+    def _connect_far(self, call: Call) -> None:
+        """The caller talks to whoever is at the far end of its bridge now."""
         origin = self._pbx.channels.get(call.origin)
         far = far_end(self._pbx, origin, set()) if origin is not None and origin.bridge is not None else None
         if far is None:
@@ -377,12 +381,16 @@ class CallTracker(PBXObserver):
         self._changed(call)
 
     def bridge_left(self, bridge: Bridge, ch: Channel) -> None:
+        call = self._leg_call.get(ch.uniqueid)
+        if call is not None and call.connected_channel == ch.name and bridge.channels:
+            # The one the caller talked to left a bridge the caller stays in with someone
+            # else (an attended transfer completed from the caller's side, a conference).
+            self._connect_far(call)
         if ch.uniqueid in self._redirecting:
             self._redirecting.discard(ch.uniqueid)
             return
         if self._first_leaver.get(bridge.uniqueid) is None:
             self._first_leaver[bridge.uniqueid] = ch.uniqueid
-        call = self._leg_call.get(ch.uniqueid)
         if call is not None and call.legs[ch.uniqueid].ended is None:
             self._changed(call)
 

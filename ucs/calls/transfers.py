@@ -33,6 +33,7 @@ def record_transfer(
     the calls in ``leg_call`` (leg Uniqueid → call)."""
     if msg.get("Result", "Success") != "Success":
         return None
+    threeway = kind == "attended" and msg.get("DestType") == "Threeway"
     names = (
         [msg.get("TransfererChannel", "")] if kind == "blind"
         else [msg.get("OrigTransfererChannel", ""), msg.get("SecondTransfererChannel", "")]
@@ -46,7 +47,7 @@ def record_transfer(
             continue
         call = found
         leg = found.legs[ch.uniqueid]
-        if leg.uniqueid != found.origin:
+        if leg.uniqueid != found.origin and not threeway:  # a conference: the transferer stays
             leg.transferred = True
         source = source or leg
     if call is None or source is None:
@@ -56,7 +57,10 @@ def record_transfer(
     else:
         target = _cid(msg.get("TransfereeConnectedLineNum")) or _cid(msg.get("SecondTransfererConnectedLineNum"))
         target = target or call.connected_number
-    call.transfers.append({"kind": kind, "from": source.device, "to": target, "at": clock.seconds()})
+    if threeway:
+        target = _cid(msg.get("TransferTargetCallerIDNum")) or target
+    call.transfers.append({"kind": "conference" if threeway else kind, "from": source.device, "to": target,
+                           "at": clock.seconds()})
     return call
 
 

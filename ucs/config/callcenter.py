@@ -61,6 +61,19 @@ def _dial_prefix() -> Kind:
     return Kind(accepted, check, "string")
 
 
+def _feature_keys() -> Kind:
+    accepted = "1 to 8 DTMF keys (0-9, *, #, A-D), as in features.conf"
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _wrong_type(v, accepted)
+        if not 1 <= len(v) <= 8 or any(c not in "0123456789*#ABCD" for c in v):
+            raise _Invalid(f"{v!r} is not accepted; use {accepted}")
+        return v
+
+    return Kind(accepted, check, "string")
+
+
 def _timezone() -> Kind:
     accepted = "an IANA time zone name such as 'Europe/Prague' or 'UTC'"
 
@@ -113,6 +126,12 @@ class CallsConfig:
     lines: tuple[str, ...] = option(
         (), string_list("a list of device patterns like 'PJSIP/alice*'"),
         "Device patterns that are always lines (agents' phones), checked before `trunks`.")
+    atxfer_swap: str = option("*4", _feature_keys(),
+                              "features.conf `atxferswap`: the keys UCS presses for the agent "
+                              "(`call.swap`) during an attended transfer.")
+    atxfer_threeway: str = option("*3", _feature_keys(),
+                                  "features.conf `atxferthreeway`: the keys UCS presses for the agent "
+                                  "(`call.conference`) during an attended transfer.")
 
 
 @attrs.frozen

@@ -97,11 +97,14 @@ class Queue:
     #: Record every call of the queue from the moment an agent answers it
     #: (UCS starts a MixMonitor on the agent's channel: ucs.calls.recording).
     record: bool = False
+    #: The number that reaches the queue from the outgoing context (a transfer
+    #: target in the bar's directory); "" when it has none.
+    number: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "queue_id": self.id, "name": self.name,
                 "asterisk_name": self.asterisk_name, "type": self.type,
-                "require_reason": self.require_reason, "record": self.record}
+                "require_reason": self.require_reason, "record": self.record, "number": self.number}
 
 
 @attrs.define(eq=False)

@@ -150,6 +150,8 @@ def _schema(kind: str, d: Directory, current: Any) -> tuple[dict[str, Callable[[
             "type": _choice((0, 1), "0 (outgoing) or 1 (incoming)"),
             "require_reason": _bool,
             "record": _bool,
+            "number": _text(32, pattern=_NUMBER, accepted="give the number that reaches the queue: digits, "
+                            "optionally with a leading +"),
         }, {"name", "asterisk_name"}
     if kind == "lines":
         return {

@@ -39,7 +39,7 @@ ACTION_NAMES = (
     "Atxfer", "BlindTransfer", "Bridge", "BridgeList", "Challenge", "Command", "CoreSettings",
     "CoreShowChannels", "CoreStatus", "DeviceStateList", "Events", "ExtensionStateList", "Filter", "Getvar",
     "Hangup", "ListCommands", "Login", "Logoff", "MixMonitor", "MuteAudio", "Originate", "PJSIPNotify", "PJSIPShowContacts", "PJSIPShowEndpoint",
-    "PJSIPShowEndpoints", "PJSIPShowRegistrationsInbound", "Ping", "QueueAdd",
+    "PJSIPShowEndpoints", "PJSIPShowRegistrationsInbound", "Ping", "PlayDTMF", "QueueAdd",
     "QueuePause", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPnotify", "SIPpeers",
     "SIPshowpeer", "Setvar", "Status", "StopMixMonitor",
 )  # fmt: skip
@@ -366,6 +366,20 @@ class Actions(QueueActions, SipActions, PjsipActions, MixMonitorActions):
             return self.error(m, "Channel specified does not exist")
         self.sim.atxfer(c, exten, m.get("context") or c.context)
         return self.ok(m, "Atxfer successfully queued")
+
+    def a_playdtmf(self, s: AMISession, m: ActionMessage) -> bytes:
+        # apps/app_senddtmf.c manager_play_dtmf: the checks in its order, its texts.
+        c = self._channel(m.get("channel") or "")
+        if c is None:
+            return self.error(m, "Channel not found")
+        digit = m.get("digit") or ""
+        if not digit:
+            return self.error(m, "No digit specified")
+        duration = m.get("duration") or ""
+        if duration and not duration.strip().isdigit():
+            return self.error(m, "Could not convert Duration parameter")
+        self.sim.play_dtmf(c, digit[0], int(duration or 0), true_value(m.get("receive")))
+        return self.ok(m, "DTMF successfully queued")
 
     def a_setvar(self, s: AMISession, m: ActionMessage) -> bytes:
         var = m.get("variable")

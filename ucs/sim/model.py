@@ -121,6 +121,7 @@ class Channel:
         "context",
         "created",
         "dnid",
+        "dtmf",
         "exten",
         "gone",
         "hold_owner",
@@ -160,6 +161,8 @@ class Channel:
         self.tech = "SIP"
         self.created = created
         self.dnid = ""
+        #: Digits PlayDTMF sent out to this channel's phone (ucs.sim.features).
+        self.dtmf: list[str] = []
         self.app = ""
         self.appdata = ""
         #: True while a dialplan (PBX) runs on the channel: it goes on after an

@@ -39,6 +39,7 @@ from ucs.sim.applications import ApplicationsMixin
 from ucs.sim.channels import ChannelsMixin
 from ucs.sim.dialplan import Dialplan
 from ucs.sim.events import EventsMixin, Subscription
+from ucs.sim.features import FeaturesMixin
 from ucs.sim.model import (
     PJSIP_PORT,
     SIP_DOMAIN,
@@ -78,7 +79,7 @@ __all__ = [
 DEFAULT_EPOCH = 1795391200.0
 
 
-class Sim(QueueMixin, XferMixin, ApplicationsMixin, ChannelsMixin, LinesMixin, EventsMixin):
+class Sim(QueueMixin, XferMixin, FeaturesMixin, ApplicationsMixin, ChannelsMixin, LinesMixin, EventsMixin):
     """The simulated PBX.  Build one with :func:`ucs.sim.lab.lab` for the lab."""
 
     version = "20.10.0"

@@ -53,7 +53,7 @@ class OriginateJob:
 
 
 class AtxferJob:
-    __slots__ = ("active", "b1", "b2", "l1", "l2", "others", "transferer")
+    __slots__ = ("active", "b1", "b2", "key_timer", "keys", "l1", "l2", "others", "swapped", "transferer")
 
     def __init__(self, transferer: Channel, others: list[Channel], b1: Bridge, b2: Bridge, l1: Channel, l2: Channel) -> None:
         self.transferer = transferer
@@ -63,6 +63,11 @@ class AtxferJob:
         self.l1 = l1
         self.l2 = l2
         self.active = True
+        #: The transferer's feature keys so far, and the wait for the next one (ucs.sim.features).
+        self.keys = ""
+        self.key_timer: Any = None
+        #: The transferer is back with the caller (Asterisk's DOUBLECHECKING).
+        self.swapped = False
 
 
 class XferMixin:
@@ -308,14 +313,20 @@ class XferMixin:
             return
         job.active = False
         b1, b2, l1 = job.b1, job.b2, job.l1
-        self._bridge_leave(ch)
+        if not job.swapped:
+            self._bridge_leave(ch)
         self._emit("BridgeMerge", CALL, bridge_block(b1, "To") + bridge_block(b2, "From"))
         if l1.bridge is b2:
             self._bridge_leave(l1)
         self._bridge_enter(b1, l1)
+        if job.swapped:
+            # From DOUBLECHECKING the transferer is in the caller's bridge: the merge
+            # (bridge_do_merge) kicks it out only after the others came in.
+            self._bridge_leave(ch)
         for o in others:
             self._moh_stop(o)
             self._set_connected(o, l1.cid_num, l1.cid_name)
+        self._moh_stop(l1)
         self._set_connected(l1, others[0].cid_num, others[0].cid_name)
         self._emit(
             "AttendedTransfer",
@@ -404,6 +415,8 @@ class XferMixin:
             self._destroy(l1, 16)
         if ch.gone:
             return
+        if ch.bridge is job.b1:
+            return  # swapped: already with the caller (Asterisk's TRANSFER_RESUME)
         if job.b1.id in self.bridges and any(not o.gone for o in job.others):
             self._bridge_enter(job.b1, ch)
             for o in job.others:

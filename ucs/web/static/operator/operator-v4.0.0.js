@@ -1122,6 +1122,7 @@
     Array.prototype.forEach.call(root.querySelectorAll("[data-ref]"), function (el) { els[el.getAttribute("data-ref")] = el; });
     var keys = "123456789*0#".split("");
     els.keypad.innerHTML = keys.map(function (k) { return '<button type="button" class="ucs-key" data-key="' + k + '">' + k + "</button>"; }).join("");
+    mountXfer();  // the transfer: directory, keypad
     root.addEventListener("click", onClick);
     root.addEventListener("keydown", onKeyDown);
     document.addEventListener("keydown", onShortcut, true);
@@ -1179,6 +1180,7 @@
   }
 
   function onClick(e) {
+    if (xferClick(e)) return;  // the transfer: directory, keypad, swap, conference
     var key = e.target.closest("[data-key]");
     if (key) { els.dialInput.value += key.getAttribute("data-key"); els.dialInput.focus(); return; }
     var el = e.target.closest("[data-act]");
@@ -1420,15 +1422,19 @@
       if (c.state === CALL.CONNECTED || c.state === CALL.HELD) {
         buttons += c.recording ? btn("stop-record", "rec", t("stopRecord"), "ucs-on ucs-rec-on") : btn("record", "rec", t("record"));
       }
-      if (c.state === CALL.HELD) buttons += btn("unhold", "play", t("unhold"), "ucs-on");
       var consulting = model.consult[c.uniqueid] !== undefined || (heldCall() && heldCall() !== c && c.state === CALL.CONNECTED);
+      // While the agent consults, the caller stays on hold until the transfer is finished or
+      // the consultation hung up: UCS refuses a resume then, so none is offered.
+      if (c.state === CALL.HELD && model.consult[c.uniqueid] === undefined) buttons += btn("unhold", "play", t("unhold"), "ucs-on");
       if (consulting) buttons += btn("finish", "transfer", t("finishTransfer"), "ucs-primary");
+      buttons += xferButtons(c, btn);  // the transfer: swap, conference, keypad
       buttons += btn("hangup", "hangup", t("hangup"), "ucs-red");
     }
     var dirText = c.direction === "OUTGOING" ? t("outgoing") : c.direction === "INTERNAL" ? t("internal") : t("incoming");
     var stateText = t("st" + c.state) + (muted ? " · " + t("muted") : "");
     var recText = c.recording ? '<span class="ucs-rec" data-ref="recording" title="' + esc(t("recordingNow")) + '">' + icon("rec") + esc(t("recordingNow")) + "</span>" : "";
-    var consultText = model.consult[c.uniqueid] ? '<div class="ucs-consult">' + icon("transfer") + esc(t("consulting", { number: model.consult[c.uniqueid] })) + "</div>" : "";
+    var consultText = model.consult[c.uniqueid] && !xfer.swapped[c.uniqueid] ? '<div class="ucs-consult">' + icon("transfer") + esc(t("consulting", { number: model.consult[c.uniqueid] })) + "</div>" : "";
+    consultText += xferNote(c);  // the transfer: swapped, conference
     var html = '<div class="ucs-call' + (primary ? "" : " ucs-call-held") + (ringing ? " ucs-ringing" : "") + '" data-uniqueid="' + esc(c.uniqueid) + '" data-call-state="' + esc(c.state) + '">' +
       '<div class="ucs-call-icon">' + icon(dirIcon) + "</div>" +
       '<div class="ucs-call-who"><div class="ucs-call-name">' + esc(who || number || t("unknownCaller")) + "</div>" +
@@ -1522,6 +1528,7 @@
     setHTML(els.confirm, s === "DEVICE" && model.device ? "<h2>" + esc(t("confirmPhone")) + '</h2><div class="ucs-phone ucs-static">' + icon("phone") + "<span><b>" + esc(model.device.name || model.device.device) + "</b><small>" + esc(model.device.device) + "</small></span></div>" +
       '<div class="ucs-row"><button type="button" class="ucs-btn ucs-primary" data-act="confirm">' + esc(t("confirm")) + '</button><button type="button" class="ucs-btn ucs-ghost-dark" data-act="another">' + esc(t("another")) + "</button></div>" : "");
     renderCalls();
+    renderXfer();  // the transfer: directory, keypad
     renderLogoutAsk();
     renderAccount();
     renderFloor();  // the floor: wrap-up, recent calls, queue figures
@@ -1579,7 +1586,7 @@
     }
   }
 
-  // ---------------------------------------------------------------- issue 16: wrap-up, recent calls, queue figures
+  // ---------------------------------------------------------------- the floor: wrap-up, recent calls, queue figures
   //
   // Wrap-up control (agent.extendWrapUp / agent.endWrapUp, a queue's required call reason),
   // the recent calls (history.list / history.seen, seed 002 v4.34's call history with
@@ -1870,6 +1877,203 @@
     queueFigures: function () { return request("agent.queueFigures"); },
   };
   Object.keys(floorApi).forEach(function (name) { NS[name] = guard(name, floorApi[name]); });
+
+  // ---------------------------------------------------------------- the transfer
+  // directory (colleagues and queues to consult or transfer to with one click), swap and
+  // conference during a consultation, and the in-call keypad (DTMF). Kept together here;
+  // the rest of the bar calls in at a few marked places (mount, render, callView, onClick).
+
+  ALLOWED.swap = ALLOWED.conference = ALLOWED.dtmf = ALLOWED.directory = ["READY"];
+  ACTIONS["call.swap"] = ACTIONS.swap = "swap";
+  ACTIONS["call.conference"] = ACTIONS.conference = "conference";
+  ACTIONS["call.dtmf"] = ACTIONS.dtmf = "sendKeys";
+  ACTIONS["agents.directory"] = ACTIONS.directory = "directory";
+  (function (texts) {
+    Object.keys(texts).forEach(function (l) {
+      Object.keys(texts[l]).forEach(function (k) { if (!(k in I18N[l])) I18N[l][k] = texts[l][k]; });
+    });
+  })({
+    en: {
+      swap: "Swap", conference: "Conference", sendKeys: "Sending keys", directory: "Directory",
+      dtmfKeypad: "Keypad", dtmfGroup: "Keypad: keys are sent to the other party", dtmfKey: "Send {key}",
+      dtmfSent: "Sent: {keys}", dirSearch: "Search colleagues and queues by name or number",
+      dirSearchPlaceholder: "Name or number", dirColleagues: "Colleagues", dirQueues: "Queues",
+      dirNone: "Nobody matches", dirOnCall: "On a call", dirConsult: "Consult {name} ({number})",
+      dirBlind: "Transfer {name} ({number}) without consulting", dirQueue: "Queue",
+      swappedText: "Talking to the caller — {number} is on hold", conferenceText: "Conference with {number}",
+      swappedNow: "You talk to the caller; {number} is on hold", swappedBack: "You talk to {number}; the caller is on hold",
+      conferenceNow: "The caller, you and {number} talk together",
+    },
+    cs: {
+      swap: "Přepnout", conference: "Konference", sendKeys: "Odeslání tónů", directory: "Adresář",
+      dtmfKeypad: "Klávesnice", dtmfGroup: "Klávesnice: tóny jdou druhé straně", dtmfKey: "Odeslat {key}",
+      dtmfSent: "Odesláno: {keys}", dirSearch: "Hledat kolegy a fronty podle jména nebo čísla",
+      dirSearchPlaceholder: "Jméno nebo číslo", dirColleagues: "Kolegové", dirQueues: "Fronty",
+      dirNone: "Nikdo neodpovídá", dirOnCall: "Hovoří", dirConsult: "Konzultovat {name} ({number})",
+      dirBlind: "Přepojit na {name} ({number}) bez konzultace", dirQueue: "Fronta",
+      swappedText: "Hovoříte s volajícím — {number} čeká", conferenceText: "Konference s {number}",
+      swappedNow: "Hovoříte s volajícím; {number} čeká", swappedBack: "Hovoříte s {number}; volající čeká",
+      conferenceNow: "Volající, vy a {number} hovoříte spolu",
+    },
+  });
+
+  var xfer = { dir: null, query: "", timer: null, swapped: {}, conference: {}, dtmfOpen: false, sent: "", buf: "", sending: false };
+  var DTMF_KEYS = "123456789*0#".split("");
+
+  NS.swap = guard("swap", function () {
+    var c = needCall("swap", function (c) { return !!model.consult[c.uniqueid]; }, "there is no consultation (transfer in progress) to swap in");
+    return act("call.swap").then(function (r) {
+      xfer.swapped[c.uniqueid] = !xfer.swapped[c.uniqueid];
+      announce(t(xfer.swapped[c.uniqueid] ? "swappedNow" : "swappedBack", { number: model.consult[c.uniqueid] }));
+      render();
+      return r;
+    });
+  });
+  NS.conference = guard("conference", function () {
+    var c = needCall("conference", function (c) { return !!model.consult[c.uniqueid]; }, "there is no consultation (transfer in progress) to join");
+    return act("call.conference").then(function (r) {
+      var number = model.consult[c.uniqueid];
+      xfer.conference[c.uniqueid] = number;
+      delete model.consult[c.uniqueid]; delete xfer.swapped[c.uniqueid];
+      announce(t("conferenceNow", { number: number }));
+      render();
+      return r;
+    });
+  });
+  NS.dtmf = guard("dtmf", function (digits) {
+    digits = String(digits === undefined || digits === null ? "" : digits).replace(/\s+/g, "");
+    if (!/^[0-9*#A-Da-d]{1,32}$/.test(digits)) throw new Error("dtmf: " + JSON.stringify(digits) + " is not accepted; give 1 to 32 keys: 0-9, *, # or A-D");
+    needCall("dtmf", function (c) { return c.state === CALL.CONNECTED; }, "there is no connected call to send keys to");
+    return act("call.dtmf", [digits]);
+  });
+  // Not in seed 002: whom the agent can consult or transfer to ({agents, queues}).
+  NS.directory = guard("directory", function () {
+    return request("agents.directory").then(function (d) { xfer.dir = d; renderDirectory(); return d; });
+  });
+
+  function mountXfer() {
+    els.transfer.insertAdjacentHTML("afterend",
+      '<div class="ucs-dir" data-ref="dir" role="region" hidden>' +
+      '<input type="search" class="ucs-dir-search" data-ref="dirSearch" autocomplete="off">' +
+      '<div class="ucs-dir-list" data-ref="dirList"></div></div>' +
+      '<div class="ucs-dtmf" data-ref="dtmf" id="ucs-dtmf" role="group" tabindex="-1" hidden>' +
+      '<div class="ucs-dtmf-keys">' + DTMF_KEYS.map(function (k) { return '<button type="button" class="ucs-key" data-dtmf="' + k + '">' + k + "</button>"; }).join("") + "</div>" +
+      '<output class="ucs-dtmf-sent" data-ref="dtmfSent" aria-live="polite"></output></div>');
+    ["dir", "dirSearch", "dirList", "dtmf", "dtmfSent"].forEach(function (r) { els[r] = root.querySelector('[data-ref="' + r + '"]'); });
+    els.dirSearch.addEventListener("input", function () { xfer.query = els.dirSearch.value; renderDirectory(); });
+    els.dtmf.addEventListener("keydown", function (e) {
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (/^[0-9*#]$/.test(e.key)) { pressKey(e.key); e.preventDefault(); }
+      else if (e.key === "Escape") { xfer.dtmfOpen = false; render(); var b = root.querySelector("[data-act=dtmf]"); if (b) b.focus(); e.preventDefault(); }
+    });
+  }
+
+  // The call's buttons and note during a consultation or a conference, and the keypad's toggle.
+  function xferButtons(c, btn) {
+    var html = "";
+    if (model.consult[c.uniqueid]) {
+      html += btn("swap", "transfer", t("swap"), xfer.swapped[c.uniqueid] ? "ucs-on" : "");
+      html += btn("conference", "user", t("conference"), "");
+    }
+    if (c.state === CALL.CONNECTED) {
+      html += '<button type="button" class="ucs-btn' + (xfer.dtmfOpen ? " ucs-on" : "") + '" data-act="dtmf" aria-controls="ucs-dtmf" aria-expanded="' + (xfer.dtmfOpen ? "true" : "false") + '">' + icon("keypad") + "<span>" + esc(t("dtmfKeypad")) + "</span></button>";
+    }
+    return html;
+  }
+  function xferNote(c) {
+    if (model.consult[c.uniqueid] && xfer.swapped[c.uniqueid]) return '<div class="ucs-consult ucs-swapped">' + icon("transfer") + esc(t("swappedText", { number: model.consult[c.uniqueid] })) + "</div>";
+    if (xfer.conference[c.uniqueid] !== undefined) return '<div class="ucs-consult ucs-conference">' + icon("user") + esc(t("conferenceText", { number: xfer.conference[c.uniqueid] })) + "</div>";
+    return "";
+  }
+
+  function xferClick(e) {
+    var key = e.target.closest("[data-dtmf]");
+    if (key) { pressKey(key.getAttribute("data-dtmf")); return true; }
+    var el = e.target.closest("[data-act]");
+    var act = el && el.getAttribute("data-act"), arg = el && el.getAttribute("data-arg");
+    var quiet = function (p) { if (p && p.catch) p.catch(function () {}); };
+    switch (act) {
+      case "swap": quiet(NS.swap()); return true;
+      case "conference": quiet(NS.conference()); return true;
+      case "dtmf":
+        xfer.dtmfOpen = !xfer.dtmfOpen; render();
+        if (xfer.dtmfOpen) els.dtmf.focus();
+        return true;
+      case "dir-consult": quiet(NS.transfer(arg)); return true;
+      case "dir-blind": quiet(NS.blindTransfer(arg)); return true;
+    }
+    return false;
+  }
+
+  function pressKey(k) {
+    xfer.sent = (xfer.sent + k).slice(-24);
+    els.dtmfSent.textContent = t("dtmfSent", { keys: xfer.sent });
+    xfer.buf += k;
+    flushKeys();
+  }
+  // One request at a time per line (UCS refuses a second one while the first runs):
+  // the keys typed meanwhile go together in the next.
+  function flushKeys() {
+    if (xfer.sending || !xfer.buf) return;
+    var digits = xfer.buf.slice(0, 32);
+    xfer.buf = xfer.buf.slice(32);
+    xfer.sending = true;
+    var done = function () { xfer.sending = false; flushKeys(); };
+    NS.dtmf(digits).then(done, function () { xfer.buf = ""; done(); });
+  }
+
+  function loadDirectory() {
+    request("agents.directory").then(function (d) { xfer.dir = d; renderDirectory(); }, function (e) { warn(e.message); });
+  }
+
+  function renderXfer() {
+    if (!els.dir) return;
+    var primary = activeCall();
+    Object.keys(xfer.swapped).concat(Object.keys(xfer.conference)).forEach(function (u) {
+      if (!model.calls[u]) { delete xfer.swapped[u]; delete xfer.conference[u]; }
+    });
+    var showDir = model.appState === "READY" && !!primary && model.transferOpen && primary.state === CALL.CONNECTED;
+    if (showDir && els.dir.hidden) {
+      els.dir.hidden = false; xfer.query = ""; els.dirSearch.value = "";
+      loadDirectory();
+      if (!xfer.timer) xfer.timer = setInterval(loadDirectory, 5000);  // presence changes with calls too
+    } else if (!showDir && !els.dir.hidden) {
+      els.dir.hidden = true;
+    }
+    if (!showDir && xfer.timer) { clearInterval(xfer.timer); xfer.timer = null; }
+    els.dir.setAttribute("aria-label", t("directory"));
+    els.dirSearch.setAttribute("aria-label", t("dirSearch"));
+    els.dirSearch.placeholder = t("dirSearchPlaceholder");
+    var showPad = model.appState === "READY" && !!primary && primary.state === CALL.CONNECTED && xfer.dtmfOpen;
+    if (!showPad && !(primary && primary.state === CALL.CONNECTED)) { xfer.dtmfOpen = false; xfer.sent = ""; els.dtmfSent.textContent = ""; }
+    els.dtmf.hidden = !showPad;
+    els.dtmf.setAttribute("aria-label", t("dtmfGroup"));
+    Array.prototype.forEach.call(els.dtmf.querySelectorAll("[data-dtmf]"), function (b) { b.setAttribute("aria-label", t("dtmfKey", { key: b.getAttribute("data-dtmf") })); });
+    if (showDir) renderDirectory();
+  }
+
+  function renderDirectory() {
+    if (!els.dirList || els.dir.hidden) return;
+    var d = xfer.dir || { agents: [], queues: [] }, q = xfer.query.trim().toLowerCase();
+    var match = function (name, number) { return !q || String(name).toLowerCase().indexOf(q) >= 0 || String(number).indexOf(q) >= 0; };
+    var row = function (name, number, presence, cls) {
+      return '<li class="ucs-dir-row" data-number="' + esc(number) + '"><span class="ucs-dir-who"><b>' + esc(name) + '</b> <span class="ucs-dir-num">' + esc(number) + "</span></span>" +
+        '<span class="ucs-chip ' + cls + '">' + esc(presence) + "</span>" +
+        '<button type="button" class="ucs-btn ucs-primary" data-act="dir-consult" data-arg="' + esc(number) + '" aria-label="' + esc(t("dirConsult", { name: name, number: number })) + '">' + esc(t("consult")) + "</button>" +
+        '<button type="button" class="ucs-btn" data-act="dir-blind" data-arg="' + esc(number) + '" aria-label="' + esc(t("dirBlind", { name: name, number: number })) + '">' + esc(t("blind")) + "</button></li>";
+    };
+    var agents = (d.agents || []).filter(function (a) { return a.number && match(a.displayname, a.number); }).map(function (a) {
+      var presence = a.onCall ? t("dirOnCall") : statusLabel(a.status, a.reason);
+      return row(a.displayname, a.number, presence, a.onCall ? "ucs-pres-call" : "ucs-pres-" + String(a.status).toLowerCase());
+    });
+    var queues = (d.queues || []).filter(function (x) { return match(x.name, x.number); }).map(function (x) {
+      return row(x.name, x.number, t("dirQueue"), "ucs-pres-queue");
+    });
+    var html = (agents.length ? '<h3 class="ucs-dir-h">' + esc(t("dirColleagues")) + '</h3><ul class="ucs-dir-ul">' + agents.join("") + "</ul>" : "") +
+      (queues.length ? '<h3 class="ucs-dir-h">' + esc(t("dirQueues")) + '</h3><ul class="ucs-dir-ul">' + queues.join("") + "</ul>" : "") +
+      (agents.length || queues.length ? "" : '<p class="ucs-muted">' + esc(t("dirNone")) + "</p>");
+    setHTML(els.dirList, html);
+  }
 
   // ---------------------------------------------------------------- start
 
