@@ -69,6 +69,9 @@ from ucs.plugins import api as plugins_api
 from ucs.plugins.facade import PluginContext
 from ucs.plugins.host import PluginHost
 from ucs.plugins.shared import SharedData
+from ucs.supervisor import api as supervisor_api
+from ucs.supervisor.service import Supervision
+from ucs.web.wallboard import stats_resource, wallboard_files
 from ucs.web.options import WebOptions
 from ucs.web.service import WebService
 from ucs.constants import Role
@@ -119,6 +122,7 @@ class UCSServer:
         self._directory: Directory | None = None
         self._sessions: SessionManager | None = None
         self._agents: Agents | None = None
+        self._supervision: Supervision | None = None
         self._control: CallControl | None = None
         self._state: StateBuilder | None = None
         self._auth: Auth | None = None
@@ -312,6 +316,14 @@ class UCSServer:
             self._wire()
         return self._agents
 
+    def get_supervision(self) -> Supervision:
+        """The wallboard, the team view's pushes, the statistics by interval (issue 17)."""
+        if self._supervision is None:
+            self._supervision = Supervision(
+                self.get_directory(), self.get_agents(), self.get_call_tracker(), self.get_pbx(), self.get_bus(),
+                self.get_store_proxy(), self._reactor, self.config.supervisor, timezone=self.config.agents.timezone)
+        return self._supervision
+
     def get_call_control(self) -> CallControl:
         if self._control is None:
             self._control = CallControl(
@@ -396,6 +408,8 @@ class UCSServer:
             )
             self._web.put("/metrics", self.get_metrics().resource())
             self._web.put("/remember", self.get_remember().resource())
+            self._web.put("/wallboard", wallboard_files())
+            self._web.put("/stats.csv", stats_resource(self.get_registry(), self.get_sessions()))
             self._wire()
         return self._web
 
@@ -429,6 +443,8 @@ class UCSServer:
             agents_api.register(reg, self.get_agents())
             control_api.register(reg, self.get_call_control())
             lookup_api.register(reg, self.get_lookups())
+            supervisor_api.register(reg, self.get_supervision(), self.get_agents(), self.get_call_tracker(),
+                                    self.get_ami_client(), self.get_sessions(), self.get_state())
             reg.add("api.methods", lambda session: [reg.get(n).describe() for n in reg.names()],
                     role=Role.ANONYMOUS, doc="Every API method with its arguments, role and states.")
         return self._registry
@@ -448,8 +464,11 @@ class UCSServer:
         await self.get_shared().load()
         self.get_registry()
         await self.get_agents().start()
+        await self.get_supervision().start()
 
     async def _stop_domain(self) -> None:
+        if self._supervision is not None and self._supervision.running:
+            await self._supervision.stop()
         if self._agents is not None:
             await self._agents.stop()
         if self._lookups is not None:

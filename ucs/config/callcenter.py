@@ -192,3 +192,20 @@ class AgentsConfig:
     confirm_timeout: float = option(5.0, number(0.1, 600, "seconds"),
                                     "How long a status change waits for Asterisk's queue-member event "
                                     "before it fails as not confirmed.")
+
+
+@attrs.frozen
+class SupervisorConfig:
+    """Supervisors: the queue wallboard's service level, its token, the statistics by interval."""
+
+    service_level_seconds: float = option(20.0, number(1, 3600, "seconds"),
+                                          "A queue call counts as answered within the service level when an "
+                                          "agent answered it within this many seconds of entering the queue "
+                                          "(service level = those calls / the calls answered and abandoned).")
+    wallboard_token: str = option("", string(),
+                                  "A secret that opens the read-only `/wallboard` page (`/wallboard?token=…`) and "
+                                  "`wallboard.subscribe` without a login, for a screen on the wall (\"\": a "
+                                  "supervisor logs in). It shows every queue.")
+    save_interval: float = option(60.0, number(1, 3600, "seconds"),
+                                  "How often the statistics by interval (agents and queues, 15 minutes each) "
+                                  "are written to the store while UCS runs; also on stop.")

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ucs.config.callcenter import AgentsConfig, AuthConfig, CallsConfig, LookupConfig
+from ucs.config.callcenter import AgentsConfig, AuthConfig, CallsConfig, LookupConfig, SupervisorConfig
 from ucs.config.kinds import ConfigError, _Invalid, _type_name
 from ucs.config.service import (
     AMIConfig,
@@ -45,6 +45,7 @@ class Config:
     auth: AuthConfig = attrs.field(factory=AuthConfig)
     lookup: LookupConfig = attrs.field(factory=LookupConfig)
     agents: AgentsConfig = attrs.field(factory=AgentsConfig)
+    supervisor: SupervisorConfig = attrs.field(factory=SupervisorConfig)
     source: str | None = attrs.field(default=None, eq=False)
 
     def replace(self, **changes: Mapping[str, Any]) -> Config:
@@ -68,7 +69,7 @@ class Config:
 SECTIONS: dict[str, type] = {
     "ami": AMIConfig, "web": WebConfig, "iserver": IServerConfig, "store": StoreConfig,
     "plugins": PluginsConfig, "log": LogConfig, "calls": CallsConfig, "auth": AuthConfig,
-    "agents": AgentsConfig, "lookup": LookupConfig, "demo": DemoConfig,
+    "agents": AgentsConfig, "supervisor": SupervisorConfig, "lookup": LookupConfig, "demo": DemoConfig,
 }
 
 

@@ -8,6 +8,7 @@ import uuid
 
 from ucs.sim.events import SimPart
 from ucs.sim.model import SIP_DOMAIN, Bridge, Channel, DialJob, Line, QueueEntry, WaitJob
+from ucs.sim.spy import SpyJob
 from ucs.sim.wire import CALL, CAUSE_TXT, CLASSES, bridge_block, channel_block
 
 _DIALPLAN_BIT = CLASSES["dialplan"]
@@ -122,6 +123,7 @@ class ChannelsMixin(SimPart):
         if peer is not None and not peer.gone:
             self._hangup(peer, "req", 16)
         self._atxfer_transferee_gone(ch)
+        self._spyee_gone(ch)
 
     # --------------------------------------------------------------- bridges
 
@@ -291,6 +293,8 @@ class ChannelsMixin(SimPart):
             self._dial_cancel(job)
         elif isinstance(job, WaitJob):
             self._cancel(job.timer)
+        elif isinstance(job, SpyJob):
+            self._spy_interrupted(job)
         self._moh_stop(ch)
 
 
