@@ -77,8 +77,9 @@ class Supervision:
 
     async def start(self) -> None:
         today = self.days.day(self._clock.seconds())
-        self.intervals.load((k, s, d, slot, f) for k in FIGURES
-                            for s, d, slot, f in await self._store.stats_read(k, today, today))
+        for kind in FIGURES:
+            rows = await self._store.stats_read(kind, today, today)
+            self.intervals.load((kind, s, d, slot, f) for s, d, slot, f in rows)
         now = self._clock.seconds()
         for agent in self._agents.all():
             self._counting[agent.user.id] = (agent.status, max(now, agent.since))
