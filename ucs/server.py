@@ -319,9 +319,12 @@ class UCSServer:
     def get_supervision(self) -> Supervision:
         """The wallboard, the team view's pushes, the statistics by interval (issue 17)."""
         if self._supervision is None:
+            from ucs.api import scope
+
             self._supervision = Supervision(
                 self.get_directory(), self.get_agents(), self.get_call_tracker(), self.get_pbx(), self.get_bus(),
-                self.get_store_proxy(), self._reactor, self.config.supervisor, timezone=self.config.agents.timezone)
+                self.get_store_proxy(), self._reactor, self.config.supervisor, scope,
+                timezone=self.config.agents.timezone)
         return self._supervision
 
     def get_call_control(self) -> CallControl:

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import datetime
 import hmac
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from ucs import events as ev
 from ucs.agents.stats import Days
-from ucs.api.scope import supervised_queues, supervises
 from ucs.calls.call import Call
 from ucs.config.callcenter import SupervisorConfig
 from ucs.constants import AgentStatus, Role
@@ -48,11 +47,19 @@ def _avg(total: float, n: float) -> int:
     return int(round(total / n)) if n else 0
 
 
+class ScopeRule(Protocol):
+    """The scope rule (:mod:`ucs.api.scope`, given by the container: it is a layer above)."""
+
+    def supervises(self, boss: Any, user: Any) -> bool: ...
+    def supervised_queues(self, user: Any) -> set[int]: ...
+
+
 class Supervision:
     log = Logger()
 
     def __init__(self, directory: Any, agents: Any, tracker: Any, pbx: Any, bus: Any, store: Any,
-                 clock: IReactorTime, config: SupervisorConfig, *, timezone: str = "UTC") -> None:
+                 clock: IReactorTime, config: SupervisorConfig, scope: ScopeRule, *, timezone: str = "UTC") -> None:
+        self._scope = scope
         self._directory = directory
         self._agents = agents
         self._tracker = tracker
@@ -193,7 +200,7 @@ class Supervision:
             return queues
         if user is None:
             return []
-        mine = supervised_queues(user)
+        mine = self._scope.supervised_queues(user)
         return [q for q in queues if q.id in mine]
 
     def queue_figures(self, queue: Any) -> dict[str, Any]:
@@ -252,7 +259,7 @@ class Supervision:
         me = session.user
         now = self._clock.seconds()
         users = [u for u in sorted(self._directory.users.values(), key=lambda u: u.id)
-                 if u.id != me.id and (me.superuser or supervises(me, u)) and u.queues]
+                 if u.id != me.id and (me.superuser or self._scope.supervises(me, u)) and u.queues]
         return [agent_row(u, self._agents.get(u.id), self._tracker, now) for u in users]
 
     def open_team(self, session: Any) -> list[dict[str, Any]]:
@@ -289,7 +296,7 @@ class Supervision:
                 continue
             for uid in sorted(changed):
                 user = self._directory.users.get(uid)
-                if user is None or uid == me.id or not (me.superuser or supervises(me, user)):
+                if user is None or uid == me.id or not (me.superuser or self._scope.supervises(me, user)):
                     continue
                 session.push("team.agent", agent_row(user, self._agents.get(uid), self._tracker, now))
 
@@ -327,9 +334,9 @@ class Supervision:
         if me is None or me.superuser:
             return None
         if kind == "queue":
-            mine = supervised_queues(me)
+            mine = self._scope.supervised_queues(me)
             return {q.asterisk_name for q in self._directory.queues.values() if q.id in mine}
-        return {str(u.id) for u in self._directory.users.values() if supervises(me, u)}
+        return {str(u.id) for u in self._directory.users.values() if self._scope.supervises(me, u)}
 
     def _names(self, kind: str) -> dict[str, str]:
         if kind == "queue":
