@@ -65,6 +65,16 @@ async def pushed(c: Client, name: str, test: Any, timeout: float = 5.0) -> dict[
 
 @pytest_twisted.ensureDeferred
 async def test_team_view_monitor_status_logout_and_the_wallboard(server: UCSServer) -> None:
+    seen: list[dict[str, str]] = []
+    link = server.get_pbx_link()
+    original = link.eventReceived
+
+    def record(message: Any) -> None:  # what UCS reads from the simulator over AMI
+        if message.get("Event") in ("ChanSpyStart", "ChanSpyStop", "Hangup"):
+            seen.append(dict(message))
+        original(message)
+
+    link.eventReceived = record  # type: ignore[method-assign]
     sup = await supervisor(server)
     # Working as a supervisor puts their phone in no queue.
     assert members_of(server, "SIP/1004") == set()
@@ -115,6 +125,16 @@ async def test_team_view_monitor_status_logout_and_the_wallboard(server: UCSServ
     for ch in [c for c in sim(server).channels.values() if c.name.startswith("SIP/carrier")]:
         sim(server).hangup_channel(ch)
     await until(lambda: not any(c.name.startswith("SIP/1004-") for c in sim(server).channels.values()), 10)
+    await until(lambda: sum(m["Event"] == "Hangup" for m in seen) >= 3)
+    # In Asterisk 20's order (tests/lab/test_supervisor_lab.py): the spy stops before the agent's
+    # channel hangs up, then the supervisor's (cause 16).
+    order = [(m["Event"], (m.get("Channel") or m.get("SpyerChannel", ""))[:8]) for m in seen
+             if m["Event"] != "Hangup" or m["Channel"].startswith(("SIP/1001", "SIP/1004"))]
+    assert order == [("ChanSpyStart", "SIP/1004"), ("ChanSpyStop", "SIP/1004"), ("Hangup", "SIP/1001"),
+                     ("Hangup", "SIP/1004")]
+    start = next(m for m in seen if m["Event"] == "ChanSpyStart")
+    assert start["SpyeeChannel"] == result["channel"] and start["SpyerChannelState"] == "6"
+    link.eventReceived = original  # type: ignore[method-assign]
     wb = await pushed(sup, "wallboard", lambda d: {q["asterisk_name"]: q for q in d["queues"]}["support"]["answered"] == 1)
     support = {q["asterisk_name"]: q for q in wb["queues"]}["support"]
     assert support["service_level"] == 100.0 and support["abandoned"] == 0

@@ -104,6 +104,7 @@ class ChannelsMixin(SimPart):
         if peer is not None and not peer.gone:
             peer.local_peer = None
             self._chan_ev("HangupRequest", peer, "Cause: 16\r\n")
+        spies = self._spies_stop(ch)
         if ch.line is not None and ch.tech == "SIP" and not ch.line.trunk:
             self._varset(ch, "RTPAUDIOQOS", _QOS)
         self._chan_ev("Hangup", ch, f"Cause: {cause}\r\nCause-txt: {CAUSE_TXT.get(cause, 'Unknown')}\r\n")
@@ -123,7 +124,7 @@ class ChannelsMixin(SimPart):
         if peer is not None and not peer.gone:
             self._hangup(peer, "req", 16)
         self._atxfer_transferee_gone(ch)
-        self._spyee_gone(ch)
+        self._spies_exit(spies)
 
     # --------------------------------------------------------------- bridges
 

@@ -8,9 +8,10 @@ What Asterisk shows of it, and so what the simulator emits:
   (``Newexten`` with ``Application: ChanSpy``);
 * it spies on the first channel whose name starts with the prefix (not itself) and
   announces it with ``ChanSpyStart`` (``Spyer…`` and ``Spyee…`` channel snapshots);
-* it ends with ``ChanSpyStop`` when the spied channel hangs up (then, with option
-  ``E``, the spying channel hangs up; without it ChanSpy looks for another channel,
-  here: waits) or when the spying channel hangs up.
+* it ends with ``ChanSpyStop`` when the spied channel hangs up — before that channel's
+  ``Hangup`` (then, with option ``E``, the spying channel's ``Hangup``, cause 16;
+  without it ChanSpy looks for another channel, here: waits) — or when the spying
+  channel hangs up.  The order is Asterisk 20.21's (tests/lab/test_supervisor_lab.py).
 
 No bridge: ChanSpy works with audiohooks, so the spy is in no bridge and the agent's
 call is unchanged.  With no matching channel ChanSpy waits (Asterisk rescans every
@@ -62,15 +63,22 @@ class SpyMixin:
         return [c.job for c in self.channels.values()
                 if isinstance(c.job, SpyJob) and c.job.spyee is ch and not c.gone]
 
-    def _spyee_gone(self: Any, ch: Channel) -> None:
-        """``ch`` hung up: every spy on it stops; with ``E`` the spying channel hangs up."""
-        for job in self.spies_of(ch):
+    def _spies_stop(self: Any, ch: Channel) -> list[SpyJob]:
+        """``ch`` is hanging up: each spy on it says ``ChanSpyStop`` (before ``ch``'s
+        ``Hangup``, as Asterisk 20 does); returns the spies to end after it."""
+        jobs = self.spies_of(ch)
+        for job in jobs:
             self._emit("ChanSpyStop", CALL, channel_block(job.chan, "Spyer") + channel_block(ch, "Spyee"))
             job.spyee = None
-            if "E" in job.options:
+        return jobs
+
+    def _spies_exit(self: Any, jobs: list[SpyJob]) -> None:
+        """After the spied channel's ``Hangup``: with ``E`` the spying channel hangs up
+        (cause 16, no SoftHangupRequest: ChanSpy returned); without it ChanSpy waits."""
+        for job in jobs:
+            if "E" in job.options and not job.chan.gone and job.chan.job is job:
                 job.chan.job = None
-                job.chan.cause = 16
-                self._pbx_end(job.chan)
+                self._destroy(job.chan, 16)
 
     def _spy_interrupted(self: Any, job: SpyJob) -> None:
         """The spying channel hangs up (or is redirected) while spying."""
