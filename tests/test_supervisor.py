@@ -235,3 +235,35 @@ async def test_stats_csv_over_http_needs_a_supervisor(server: UCSServer) -> None
     url = f"{base}/stats.csv?kind=queue&from=yesterday&to={today}".encode()
     code, body, _ = await get("supervisor:supervisor-demo")
     assert code == 400 and b"YYYY-MM-DD" in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_wall_screen_with_the_token_sees_every_queue_live(tmp_path: Path) -> None:
+    from serverkit import start_demo
+
+    server = await start_demo(tmp_path, supervisor={"wallboard_token": "wall-secret-1234"})
+    try:
+        screen = await connect(ws_url(server))
+        with pytest.raises(CallError) as e:
+            await screen.call("wallboard.subscribe")
+        assert e.value.error["error"] == "permission_denied" and "token" in e.value.error["message"]
+        with pytest.raises(CallError) as e:
+            await screen.call("wallboard.subscribe", ["wall-secret-0000"])
+        assert "not the configured" in e.value.error["message"]
+        board = await screen.call("wallboard.subscribe", ["wall-secret-1234"])
+        assert {q["asterisk_name"] for q in board["queues"]} == {q.asterisk_name for q in server.get_directory().queues.values()}
+        # Nothing else opens with it: the screen is not logged in.
+        with pytest.raises(CallError):
+            await screen.call("supervisor.team")
+        sim(server).caller_calls("5000", "420777123456", "Jana Novak")
+        wb = await pushed(screen, "wallboard", lambda d: any(q["waiting"] == 1 for q in d["queues"]))
+        support = next(q for q in wb["queues"] if q["asterisk_name"] == "support")
+        assert support["longest_since"] is not None and support["waiting"] == 1
+        for ch in [c for c in sim(server).channels.values() if c.name.startswith("SIP/carrier")]:
+            sim(server).hangup_channel(ch)  # the caller gives up
+        wb = await pushed(screen, "wallboard", lambda d: any(q["abandoned"] == 1 for q in d["queues"]))
+        support = next(q for q in wb["queues"] if q["asterisk_name"] == "support")
+        assert (support["waiting"], support["answered"], support["service_level"]) == (0, 0, 0.0)
+        screen.close()
+    finally:
+        await server.service.stopService()

@@ -32,6 +32,9 @@ class Intervals:
     def __init__(self, days: Days) -> None:
         self.days = days
         self.rows: dict[Key, dict[str, float]] = {}
+        #: Each subject's figures per day, kept as rows change (the wallboard reads them
+        #: on every push: summing 96 rows of every subject each time would not do).
+        self.totals: dict[tuple[str, str, str], dict[str, float]] = {}
         self._dirty: set[Key] = set()
 
     def where(self, ts: float) -> tuple[str, int]:
@@ -50,6 +53,8 @@ class Intervals:
         key = (kind, subject, day, slot)
         row = self.rows.setdefault(key, {})
         row[figure] = row.get(figure, 0) + value
+        total = self.totals.setdefault((kind, subject, day), {})
+        total[figure] = total.get(figure, 0) + value
         self._dirty.add(key)
 
     def add_span(self, kind: str, subject: str, figure: str, start: float, end: float) -> None:
@@ -62,8 +67,12 @@ class Intervals:
 
     def load(self, rows: Iterable[tuple[str, str, str, int, dict[str, Any]]]) -> None:
         for kind, subject, day, slot, figures in rows:
-            self.rows[(kind, subject, day, slot)] = {k: float(v) for k, v in figures.items()
-                                                     if isinstance(v, (int, float))}
+            row = {k: float(v) for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            old = self.rows.get((kind, subject, day, slot), {})
+            self.rows[(kind, subject, day, slot)] = row
+            total = self.totals.setdefault((kind, subject, day), {})
+            for name in set(row) | set(old):
+                total[name] = total.get(name, 0) + row.get(name, 0) - old.get(name, 0)
 
     def dirty(self) -> list[tuple[str, str, str, int, dict[str, float]]]:
         """The rows changed since the last call (to save), and forget them as changed."""
@@ -71,17 +80,14 @@ class Intervals:
         return [(*k, dict(self.rows[k])) for k in sorted(keys)]
 
     def day_total(self, kind: str, subject: str, day: str) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for (k, s, d, _), figures in self.rows.items():
-            if k == kind and s == subject and d == day:
-                for name, v in figures.items():
-                    out[name] = out.get(name, 0) + v
-        return out
+        return dict(self.totals.get((kind, subject, day), {}))
 
     def forget_before(self, day: str) -> None:
         """Drop the rows of days before ``day`` from memory (they are in the store)."""
         for key in [k for k in self.rows if k[2] < day and k not in self._dirty]:
             del self.rows[key]
+        for total in [t for t in self.totals if t[2] < day and not any(k[:3] == t for k in self._dirty)]:
+            del self.totals[total]
 
 
 def rollup(rows: Iterable[tuple[str, str, int, dict[str, Any]]], interval: str) -> list[tuple[str, str, str, dict[str, float]]]:

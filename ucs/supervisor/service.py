@@ -39,6 +39,8 @@ from ucs.supervisor.intervals import FIGURES, Intervals, rollup
 from ucs.supervisor.team import agent_row
 
 PUSH_DELAY = 0.1
+#: The longest span one export covers.
+MAX_DAYS = 366
 
 _TIME_FIGURE = {AgentStatus.READY: "readytime", AgentStatus.AUX: "auxtime", AgentStatus.ACW: "acwtime"}
 
@@ -281,24 +283,35 @@ class Supervision:
 
     def _push_board(self) -> None:
         self._board_due = None
+        boards: dict[tuple[int, ...], dict[str, Any]] = {}  # one board per set of queues, for every screen
         for session in self._live(self._board_sessions):
-            if session.user is None and not session.data.get("wallboard_token"):
-                continue
-            session.push("wallboard", self.board(session))
+            if not session.data.get("wallboard_token") and session.role < Role.SUPERVISOR:
+                continue  # logged out (or in as someone else) since
+            queues = self.queues_for(session)
+            key = tuple(q.id for q in queues)
+            if key not in boards:
+                now = self._clock.seconds()
+                boards[key] = {"now": now, "day": self.days.day(now), "queues": [self.queue_figures(q) for q in queues]}
+            session.push("wallboard", boards[key])
 
     def _push_team(self) -> None:
         self._team_due = None
         changed, self._team_changed = self._team_changed, set()
         now = self._clock.seconds()
+        rows: dict[int, dict[str, Any] | None] = {}
         for session in self._live(self._team_sessions):
             me = session.user
             if me is None or session.role < Role.SUPERVISOR:
                 continue
             for uid in sorted(changed):
+                if uid not in rows:
+                    user = self._directory.users.get(uid)
+                    rows[uid] = agent_row(user, self._agents.get(uid), self._tracker, now) if user is not None else None
+                row = rows[uid]
                 user = self._directory.users.get(uid)
-                if user is None or uid == me.id or not (me.superuser or self._scope.supervises(me, user)):
+                if row is None or user is None or uid == me.id or not (me.superuser or self._scope.supervises(me, user)):
                     continue
-                session.push("team.agent", agent_row(user, self._agents.get(uid), self._tracker, now))
+                session.push("team.agent", row)
 
     # -- statistics export --------------------------------------------------------------------
 
@@ -312,6 +325,10 @@ class Supervision:
                 datetime.date.fromisoformat(value)
             except ValueError:
                 raise InvalidDataInput({field: f"{value!r} is not a date; give YYYY-MM-DD"}) from None
+        if datetime.date.fromisoformat(last) < datetime.date.fromisoformat(first):
+            raise InvalidDataInput({"to": f"{last} is before {first}"})
+        if (datetime.date.fromisoformat(last) - datetime.date.fromisoformat(first)).days > MAX_DAYS:
+            raise InvalidDataInput({"to": f"at most {MAX_DAYS} days at a time"})
         if interval not in ("15", "30", "60", "day"):
             raise InvalidDataInput({"interval": f"{interval!r}: give 15, 30, 60 or day"})
         await self.save()  # today's figures up to now, in the store

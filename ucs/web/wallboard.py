@@ -27,7 +27,8 @@ def wallboard_files(static: Path = STATIC) -> DemoFiles:
 
 
 def _arg(request: Request, name: str, default: str = "") -> str:
-    values = (request.args or {}).get(name.encode())
+    args: dict[bytes, list[bytes]] = request.args or {}
+    values = args.get(name.encode())
     return values[0].decode("utf-8", "replace") if values else default
 
 
