@@ -173,7 +173,7 @@ class Supervision:
         entered = next((s.start for s in call.journey if s.device == f"Queue:{q}"), call.created)
         at = call.disconnected or now
         self.intervals.add("queue", q, "offered", 1, at)
-        answered = call.connected if call.answered_by or call.connected else None
+        answered = call.connected  # an agent (or a transfer target) answered it
         if answered is not None:
             wait = max(0.0, answered - entered)
             self.intervals.add("queue", q, "answered", 1, at)

@@ -43,7 +43,8 @@ def agent_row(user: Any, agent: Any, tracker: Any, now: float) -> dict[str, Any]
     row: dict[str, Any] = {"id": user.id, "username": user.username, "displayname": user.name,
                            "logged_in": agent is not None}
     if agent is None:
-        row.update(status=AgentStatus.OFFLINE.name, reason="", since=None, in_status=0, device=None, call=None)
+        row.update(status=AgentStatus.OFFLINE.name, reason="", since=None, in_status=0, device=None, call=None,
+                   calls=0)
         return row
     device = agent.line.device
     views = [v for v in (phone_view(c, device, now) for c in tracker.calls_of_device(device)) if v is not None]
