@@ -110,8 +110,11 @@ async def test_team_view_monitor_status_logout_and_the_wallboard(server: UCSServ
     await until(lambda: any(j.mode == "whisper" for j in sim(server).spies_of(agent_channel)), 10)
     spy = [c for c in sim(server).channels.values() if c.name.startswith("SIP/1004-")]
     assert len(spy) == 1 and spy[0].app == "ChanSpy" and spy[0].state == 6
-    # The model UCS keeps of Asterisk sees the supervisor's channel up, and not in the agent's call.
+    # The model UCS keeps of Asterisk sees the supervisor's channel up; the team view says who listens.
     await until(lambda: any(ch.name.startswith("SIP/1004-") for ch in server.get_pbx().channels.values()))
+    row = await pushed(sup, "team.agent", lambda d: d["id"] == uid1 and d["monitored"])
+    assert row["monitored"] == [{"device": "SIP/1004", "channel": spy[0].name, "by": "supervisor", "mode": "whisper"}]
+    assert row["call"]["state"] == 3  # the agent's call is unchanged
 
     # An agent may not monitor; a status change needs a reason for AUX.
     with pytest.raises(CallError) as e:
@@ -139,6 +142,7 @@ async def test_team_view_monitor_status_logout_and_the_wallboard(server: UCSServ
     support = {q["asterisk_name"]: q for q in wb["queues"]}["support"]
     assert support["service_level"] == 100.0 and support["abandoned"] == 0
     row = await pushed(sup, "team.agent", lambda d: d["id"] == uid1 and d["call"] is None)
+    assert row["monitored"] == []
 
     # Status with a reason, then a logout, by the supervisor: the agent's bar is told.
     changed = await sup.call("agents.changeStatus", [uid1, "AUX", "Meeting"])

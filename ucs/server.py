@@ -189,7 +189,8 @@ class UCSServer:
         2. the call tracker, which turns channels and bridges into calls (and tells
            its own list, below, before the model's next observer hears the fact);
         3. the agents: their phones' queue memberships and pauses;
-        4. call control, after the tracker: its checks see the calls updated.
+        4. call control, after the tracker: its checks see the calls updated;
+        5. supervision: who spies on whom (ChanSpy), for the team view.
 
         The call tracker tells:
 
@@ -212,7 +213,7 @@ class UCSServer:
         control = self._control.observer if self._control is not None else None
         hub = self._web.hub if self._web is not None else None
         if self._pbx is not None:
-            self._pbx.observers = _present(self._publisher, self._tracker, self._agents, control)
+            self._pbx.observers = _present(self._publisher, self._tracker, self._agents, control, self._supervision)
         if self._tracker is not None:
             self._tracker.observers = _present(self._caller_lookup, self._publisher, self._cdr_writer,
                                                self._agents, control)
@@ -325,6 +326,7 @@ class UCSServer:
                 self.get_directory(), self.get_agents(), self.get_call_tracker(), self.get_pbx(), self.get_bus(),
                 self.get_store_proxy(), self._reactor, self.config.supervisor, scope,
                 timezone=self.config.agents.timezone)
+            self._wire()
         return self._supervision
 
     def get_call_control(self) -> CallControl:

@@ -63,6 +63,7 @@ async def test_supervisor_listens_then_the_call_ends(driver: str, lab: Lab, phon
     team = await boss.call("supervisor.team")
     row = next(r for r in team if r["id"] == uid)
     assert row["call"]["queue"] == "support" and row["call"]["state"] == 3
+    assert [(m["device"], m["by"], m["mode"]) for m in row["monitored"]] == [(c.device, "boss", "listen")]
 
     await customer.done(timeout=30)
     await ucs.until(lambda: any(m.get("Event") == "ChanSpyStop" for m in seen), "ChanSpyStop from Asterisk")

@@ -64,7 +64,9 @@ def register(registry: Registry, supervision: Supervision, agents: Any, tracker:
         if agent is None:
             raise InvalidState(f"user {user_id} is not logged in as an agent")
         mine = session.line.device if session.line is not None else None
-        return await monitor(ami, mine, agent, tracker, mode)
+        result = await monitor(ami, mine, agent, tracker, mode)
+        supervision.monitoring(result["phone"], session.user.username if session.user is not None else "", mode)
+        return result
 
     def wallboard(session: Any, token: str | None) -> dict[str, Any]:
         """The queue wallboard (a supervisor's queues, or every one with the token); pushes follow."""

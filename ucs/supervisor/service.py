@@ -34,6 +34,7 @@ from ucs.agents.stats import Days
 from ucs.calls.call import Call
 from ucs.config.callcenter import SupervisorConfig
 from ucs.constants import AgentStatus, Role
+from ucs.pbx.observer import PBXObserver
 from ucs.error import InvalidDataInput, PermissionDenied
 from ucs.supervisor.intervals import FIGURES, Intervals, rollup
 from ucs.supervisor.team import agent_row
@@ -56,7 +57,9 @@ class ScopeRule(Protocol):
     def supervised_queues(self, user: Any) -> set[int]: ...
 
 
-class Supervision:
+class Supervision(PBXObserver):
+    """Also an observer of the PBX model (last): who spies on whom (``spy_changed``)."""
+
     log = Logger()
 
     def __init__(self, directory: Any, agents: Any, tracker: Any, pbx: Any, bus: Any, store: Any,
@@ -80,6 +83,8 @@ class Supervision:
         self._team_due: Any = None
         self._team_changed: set[int] = set()
         self._save_call: Any = None
+        #: The monitoring UCS asked for, by the supervisor's phone: (username, mode).
+        self.requested: dict[str, tuple[str, str]] = {}
         self.running = False
 
     # -- life --------------------------------------------------------------------------------
@@ -191,6 +196,18 @@ class Supervision:
                 self.intervals.add("agent", str(agent.user.id), "answered", 1, at)
                 self.intervals.add("agent", str(agent.user.id), "talktime", max(0.0, end - leg.answered), at)
 
+    # -- monitoring --------------------------------------------------------------------------
+
+    def monitoring(self, device: str, username: str, mode: str) -> None:
+        """UCS rang ``device`` into ChanSpy for ``username`` (told in ``monitored`` once Asterisk spies)."""
+        self.requested[device] = (username, mode)
+
+    def spy_changed(self, spyee: Any, spyer: Any, started: bool) -> None:
+        agent = self._agents.by_device(spyee.device) if spyee.device else None
+        if agent is not None:
+            self._team_changed.add(agent.user.id)
+            self._schedule()
+
     # -- the wallboard -------------------------------------------------------------------------
 
     def queues_for(self, session: Any) -> list[Any]:
@@ -262,7 +279,7 @@ class Supervision:
         now = self._clock.seconds()
         users = [u for u in sorted(self._directory.users.values(), key=lambda u: u.id)
                  if u.id != me.id and (me.superuser or self._scope.supervises(me, u)) and u.queues]
-        return [agent_row(u, self._agents.get(u.id), self._tracker, now) for u in users]
+        return [agent_row(u, self._agents.get(u.id), self._tracker, now, self._pbx, self.requested) for u in users]
 
     def open_team(self, session: Any) -> list[dict[str, Any]]:
         self._team_sessions[session.sid] = session
@@ -306,7 +323,8 @@ class Supervision:
             for uid in sorted(changed):
                 if uid not in rows:
                     user = self._directory.users.get(uid)
-                    rows[uid] = agent_row(user, self._agents.get(uid), self._tracker, now) if user is not None else None
+                    rows[uid] = (agent_row(user, self._agents.get(uid), self._tracker, now, self._pbx, self.requested)
+                                if user is not None else None)
                 row = rows[uid]
                 user = self._directory.users.get(uid)
                 if row is None or user is None or uid == me.id or not (me.superuser or self._scope.supervises(me, user)):

@@ -38,19 +38,36 @@ def call_summary(view: dict[str, Any] | None, now: float) -> dict[str, Any] | No
     }
 
 
-def agent_row(user: Any, agent: Any, tracker: Any, now: float) -> dict[str, Any]:
-    """One user of the team view (``agent``: the logged-in agent, or ``None``)."""
+def spies_of(pbx: Any, device: str, requested: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """Who spies on the channels of ``device`` now, as Asterisk said (``ChanSpyStart``):
+    the spying phone, its channel and, when UCS asked for it, who and how."""
+    out = []
+    for ch in pbx.channels_of_device(device):
+        for uid in sorted(ch.spied_by):
+            spyer = pbx.channels.get(uid)
+            if spyer is None:
+                continue  # hung up without a ChanSpyStop (a reconnect in between)
+            by, mode = requested.get(spyer.device, ("", ""))
+            out.append({"device": spyer.device, "channel": spyer.name, "by": by or None, "mode": mode or None})
+    return out
+
+
+def agent_row(user: Any, agent: Any, tracker: Any, now: float, pbx: Any = None,
+              requested: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+    """One user of the team view (``agent``: the logged-in agent, or ``None``); with
+    ``pbx``, who monitors the agent's phone (``monitored``)."""
     row: dict[str, Any] = {"id": user.id, "username": user.username, "displayname": user.name,
                            "logged_in": agent is not None}
     if agent is None:
         row.update(status=AgentStatus.OFFLINE.name, reason="", since=None, in_status=0, device=None, call=None,
-                   calls=0)
+                   calls=0, monitored=[])
         return row
     device = agent.line.device
     views = [v for v in (phone_view(c, device, now) for c in tracker.calls_of_device(device)) if v is not None]
     row.update(status=agent.status.name, reason=agent.reason, since=agent.since,
                in_status=max(0, int(now - agent.since)), device=device,
-               call=call_summary(primary(views), now), calls=len(views))
+               call=call_summary(primary(views), now), calls=len(views),
+               monitored=spies_of(pbx, device, requested or {}) if pbx is not None else [])
     return row
 
 
