@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pbx", ("ucs.pbx", "ucs.pbx.*")),
     ("directory", ("ucs.directory", "ucs.directory.*")),
     ("calls", ("ucs.calls", "ucs.calls.*")),
-    ("on calls", ("ucs.agents", "ucs.agents.*", "ucs.lookup", "ucs.lookup.*",
+    ("on calls", ("ucs.agents", "ucs.agents.*", "ucs.lookup", "ucs.lookup.*", "ucs.supervisor", "ucs.supervisor.*",
                   "ucs.plugins", "ucs.plugins.*")),
     ("api", ("ucs.api", "ucs.api.*", "ucs.*.api", "ucs.*.*_api")),
     ("fronts", ("ucs.web", "ucs.web.*", "ucs.iserver", "ucs.iserver.*")),

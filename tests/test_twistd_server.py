@@ -13,7 +13,7 @@ from twisted.internet import defer, reactor
 from ucs.config import Config
 from ucs.store.migrations import LATEST_VERSION
 from ucs.server import UCSServer
-from ucs.store import StoreError
+from ucs.store import LATEST_VERSION, StoreError
 from ucs.tap import Options, makeService
 
 
@@ -56,8 +56,7 @@ async def test_store_opens_first_and_closes_last(tmp_path: Path) -> None:
     store = await server.when_store_open()
     assert server.get_store() is store
     await svc.whenStarted()
-    latest = LATEST_VERSION  # the store is migrated before any other service starts
-    assert events == [f"start recorder store={latest}", f"start other store={latest}"]
+    assert events == [f"start recorder store={LATEST_VERSION}", f"start other store={LATEST_VERSION}"]
     await store.kv_set("t", "k", [1])
 
     await svc.stopService()

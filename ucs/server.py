@@ -74,6 +74,9 @@ from ucs.plugins import api as plugins_api
 from ucs.plugins.facade import PluginContext
 from ucs.plugins.host import PluginHost
 from ucs.plugins.shared import SharedData
+from ucs.supervisor import api as supervisor_api
+from ucs.supervisor.service import Supervision
+from ucs.web.wallboard import stats_resource, wallboard_files
 from ucs.web.options import WebOptions
 from ucs.web.service import WebService
 from ucs.constants import Role
@@ -126,6 +129,7 @@ class UCSServer:
         self._sessions: SessionManager | None = None
         self._agents: Agents | None = None
         self._history: CallHistory | None = None
+        self._supervision: Supervision | None = None
         self._control: CallControl | None = None
         self._recording_links: recording_api.RecordingLinks | None = None
         self._state: StateBuilder | None = None
@@ -193,7 +197,8 @@ class UCSServer:
         2. the call tracker, which turns channels and bridges into calls (and tells
            its own list, below, before the model's next observer hears the fact);
         3. the agents: their phones' queue memberships and pauses;
-        4. call control, after the tracker: its checks see the calls updated.
+        4. call control, after the tracker: its checks see the calls updated;
+        5. supervision: who spies on whom (ChanSpy), for the team view.
 
         The call tracker tells:
 
@@ -217,7 +222,7 @@ class UCSServer:
         control = self._control.observer if self._control is not None else None
         hub = self._web.hub if self._web is not None else None
         if self._pbx is not None:
-            self._pbx.observers = _present(self._publisher, self._tracker, self._agents, control)
+            self._pbx.observers = _present(self._publisher, self._tracker, self._agents, control, self._supervision)
         if self._tracker is not None:
             self._tracker.observers = _present(self._parties, self._caller_lookup, self._publisher, self._cdr_writer,
                                                self._agents, control)
@@ -341,6 +346,17 @@ class UCSServer:
                                         self.get_cdr_writer(), self.get_bus(), self._reactor)
             self.get_bus().subscribe(EVENT_CALL_HANGUP, self._history.call_hung_up)
         return self._history
+    def get_supervision(self) -> Supervision:
+        """The wallboard, the team view's pushes, the statistics by interval (issue 17)."""
+        if self._supervision is None:
+            from ucs.api import scope
+
+            self._supervision = Supervision(
+                self.get_directory(), self.get_agents(), self.get_call_tracker(), self.get_pbx(), self.get_bus(),
+                self.get_store_proxy(), self._reactor, self.config.supervisor, scope,
+                timezone=self.config.agents.timezone)
+            self._wire()
+        return self._supervision
 
     def get_call_control(self) -> CallControl:
         if self._control is None:
@@ -439,6 +455,8 @@ class UCSServer:
             self._web.put("/metrics", self.get_metrics().resource())
             self._web.put("/remember", self.get_remember().resource())
             self._web.put("/recording", self.get_recording_links().resource())
+            self._web.put("/wallboard", wallboard_files())
+            self._web.put("/stats.csv", stats_resource(self.get_registry(), self.get_sessions()))
             self._wire()
         return self._web
 
@@ -474,6 +492,8 @@ class UCSServer:
             control_api.register(reg, self.get_call_control())
             recording_api.register(reg, self.get_call_control(), self.get_recording_links())
             lookup_api.register(reg, self.get_lookups())
+            supervisor_api.register(reg, self.get_supervision(), self.get_agents(), self.get_call_tracker(),
+                                    self.get_ami_client(), self.get_sessions(), self.get_state())
             reg.add("api.methods", lambda session: [reg.get(n).describe() for n in reg.names()],
                     role=Role.ANONYMOUS, doc="Every API method with its arguments, role and states.")
         return self._registry
@@ -493,8 +513,11 @@ class UCSServer:
         await self.get_shared().load()
         self.get_registry()
         await self.get_agents().start()
+        await self.get_supervision().start()
 
     async def _stop_domain(self) -> None:
+        if self._supervision is not None and self._supervision.running:
+            await self._supervision.stop()
         if self._agents is not None:
             await self._agents.stop()
         if self._lookups is not None:

@@ -105,6 +105,19 @@ def _status_reason() -> Kind:
     return Kind(accepted, check, "string")
 
 
+def _token() -> Kind:
+    accepted = "\"\" (none) or a secret of 16 to 200 printable ASCII characters"
+
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise _wrong_type(v, accepted)
+        if v and (not 16 <= len(v) <= 200 or not all(33 <= ord(c) < 127 for c in v)):
+            raise _Invalid(f"the token is not accepted ({len(v)} characters); use {accepted}")
+        return v
+
+    return Kind(accepted, check, "string")
+
+
 # --- the sections ------------------------------------------------------------
 
 
@@ -255,3 +268,21 @@ class RecordingConfig:
                                   "How long a recording's link (`recording.url`) may be used; it names a "
                                   "random ticket (256 bits), never the file, and is given only to a user "
                                   "whose scope covers the call.")
+
+
+@attrs.frozen
+class SupervisorConfig:
+    """Supervisors: the queue wallboard's service level, its token, the statistics by interval."""
+
+    service_level_seconds: float = option(20.0, number(1, 3600, "seconds"),
+                                          "A queue call counts as answered within the service level when an "
+                                          "agent answered it within this many seconds of entering the queue "
+                                          "(service level = those calls / the calls answered and abandoned).")
+    wallboard_token: str = option("", _token(),
+                                  "A secret that opens the read-only `/wallboard` page (`/wallboard?token=…`) and "
+                                  "`wallboard.subscribe` without a login, for a screen on the wall (\"\": a "
+                                  "supervisor logs in). It shows every queue; anyone with the URL sees it, so treat the URL as a "
+                                  "secret.")
+    save_interval: float = option(60.0, number(1, 3600, "seconds"),
+                                  "How often the statistics by interval (agents and queues, 15 minutes each) "
+                                  "are written to the store while UCS runs; also on stop.")

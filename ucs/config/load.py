@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ucs.config.callcenter import AgentsConfig, AuthConfig, CallsConfig, LookupConfig, RecordingConfig
+from ucs.config.callcenter import AgentsConfig, AuthConfig, CallsConfig, LookupConfig, RecordingConfig, SupervisorConfig
 from ucs.config.kinds import ConfigError, _Invalid, _type_name
 from ucs.config.service import (
     AMIConfig,
@@ -45,6 +45,7 @@ class Config:
     auth: AuthConfig = attrs.field(factory=AuthConfig)
     lookup: LookupConfig = attrs.field(factory=LookupConfig)
     agents: AgentsConfig = attrs.field(factory=AgentsConfig)
+    supervisor: SupervisorConfig = attrs.field(factory=SupervisorConfig)
     recording: RecordingConfig = attrs.field(factory=RecordingConfig)
     source: str | None = attrs.field(default=None, eq=False)
 
@@ -69,7 +70,8 @@ class Config:
 SECTIONS: dict[str, type] = {
     "ami": AMIConfig, "web": WebConfig, "iserver": IServerConfig, "store": StoreConfig,
     "plugins": PluginsConfig, "log": LogConfig, "calls": CallsConfig, "auth": AuthConfig,
-    "agents": AgentsConfig, "lookup": LookupConfig, "recording": RecordingConfig, "demo": DemoConfig,
+    "agents": AgentsConfig, "supervisor": SupervisorConfig, "lookup": LookupConfig, "recording": RecordingConfig,
+    "demo": DemoConfig,
 }
 
 

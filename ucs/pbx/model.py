@@ -59,6 +59,9 @@ class Channel:
     #: one of its own: a log filtered by its author (FreePBX's ``EventMask``)
     #: never shows its hangup either.
     phantom: bool = False
+    #: ChanSpy on this channel now (``ChanSpyStart`` until ``ChanSpyStop``): the
+    #: spying channels' Uniqueids.
+    spied_by: set[str] = attrs.Factory(set)
 
     @property
     def state_desc(self) -> str:

@@ -95,7 +95,23 @@ class PBX(PBXState):
             "Newexten": self._newexten,
             "Shutdown": self._resync.shutdown,
             "OriginateResponse": self._originate_response,
+            "ChanSpyStart": self._chanspy,
+            "ChanSpyStop": self._chanspy,
         }
+
+    def _chanspy(self, msg: Message) -> None:
+        """``ChanSpyStart`` / ``ChanSpyStop`` (app_chanspy.c): who is spying on which channel."""
+        spyee = self._chan(msg, "SpyeeUniqueid", "SpyeeChannel")
+        spyer = self._chan(msg, "SpyerUniqueid", "SpyerChannel")
+        uid = spyer.uniqueid if spyer is not None else msg.get("SpyerUniqueid", "")
+        if spyee is None or not uid:
+            return
+        started = msg.get("Event") == "ChanSpyStart"
+        if started:
+            spyee.spied_by.add(uid)
+        else:
+            spyee.spied_by.discard(uid)
+        self._emit("spy_changed", spyee, spyer, started)
 
     # -- entry points -------------------------------------------------------
 

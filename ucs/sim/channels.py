@@ -9,6 +9,7 @@ import uuid
 from ucs.sim.mixmonitor import close_all as close_recordings
 from ucs.sim.events import SimPart
 from ucs.sim.model import SIP_DOMAIN, Bridge, Channel, DialJob, Line, QueueEntry, WaitJob
+from ucs.sim.spy import SpyJob
 from ucs.sim.wire import CALL, CAUSE_TXT, CLASSES, bridge_block, channel_block
 
 _DIALPLAN_BIT = CLASSES["dialplan"]
@@ -106,6 +107,7 @@ class ChannelsMixin(SimPart):
         if peer is not None and not peer.gone:
             peer.local_peer = None
             self._chan_ev("HangupRequest", peer, "Cause: 16\r\n")
+        spies = self._spies_stop(ch)
         if ch.line is not None and ch.tech == "SIP" and not ch.line.trunk:
             self._varset(ch, "RTPAUDIOQOS", _QOS)
         self._chan_ev("Hangup", ch, f"Cause: {cause}\r\nCause-txt: {CAUSE_TXT.get(cause, 'Unknown')}\r\n")
@@ -125,6 +127,7 @@ class ChannelsMixin(SimPart):
         if peer is not None and not peer.gone:
             self._hangup(peer, "req", 16)
         self._atxfer_transferee_gone(ch)
+        self._spies_exit(spies)
 
     # --------------------------------------------------------------- bridges
 
@@ -294,6 +297,8 @@ class ChannelsMixin(SimPart):
             self._dial_cancel(job)
         elif isinstance(job, WaitJob):
             self._cancel(job.timer)
+        elif isinstance(job, SpyJob):
+            self._spy_interrupted(job)
         self._moh_stop(ch)
 
 

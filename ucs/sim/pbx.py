@@ -58,6 +58,7 @@ from ucs.sim.model import (
 )
 from ucs.sim.phones import LinesMixin, Phone
 from ucs.sim.queues import QueueMixin
+from ucs.sim.spy import SpyMixin
 from ucs.sim.wire import SYSTEM, Event, clean
 from ucs.sim.xfer import XferMixin
 
@@ -79,7 +80,7 @@ __all__ = [
 DEFAULT_EPOCH = 1795391200.0
 
 
-class Sim(QueueMixin, XferMixin, FeaturesMixin, ApplicationsMixin, ChannelsMixin, LinesMixin, EventsMixin):
+class Sim(QueueMixin, XferMixin, FeaturesMixin, SpyMixin, ApplicationsMixin, ChannelsMixin, LinesMixin, EventsMixin):
     """The simulated PBX.  Build one with :func:`ucs.sim.lab.lab` for the lab."""
 
     version = "20.10.0"

@@ -318,13 +318,14 @@ class Store:
             with b.transaction(conn, exclusive=True):
                 # Re-read inside the (locked) transaction: another UCS node may have migrated.
                 version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+                applied = {row[0] for row in conn.execute("SELECT version FROM schema_version").fetchall()}
                 if version > LATEST_VERSION:
                     raise StoreError(
                         f"store {self.url}: the database schema is version {version}, newer than this "
                         f"UCS knows ({LATEST_VERSION}); run a newer UCS or use another database"
                     )
-                if migration.version <= version:
-                    continue
+                if migration.version in applied:
+                    continue  # by number: a migration merged from another branch may come below the highest
                 log.info("store {url}: applying migration {v}: {d}", url=str(self.url),
                          v=migration.version, d=migration.description)
                 for statement in migration.statements_for(b.dialect, b.types):
@@ -333,7 +334,7 @@ class Store:
                     b.sql("INSERT INTO schema_version (version, description, applied) VALUES (?, ?, ?)"),
                     (migration.version, migration.description, now),
                 )
-                version = migration.version
+                version = max(version, migration.version)
         return version
 
     async def _close_connections(self) -> None:
@@ -552,3 +553,40 @@ class Store:
 
         return {k: self._backend.json_out(v) for k, v in await self._run(select)}
 
+
+    # -- statistics by interval (migration 3) -------------------------------------------------
+
+    @_deferred
+    async def stats_write(self, rows: Sequence[tuple[str, str, str, int, dict[str, Any]]]) -> None:
+        """``(kind, subject, day, slot, figures)`` rows, each replacing the row it names, in
+        one transaction.  ``kind`` is ``agent`` or ``queue``, ``subject`` the user id or the
+        queue's Asterisk name, ``day`` an ISO date, ``slot`` the minute of the day the
+        15-minute interval starts at."""
+        if not rows:
+            return
+        sql = self._backend.sql(
+            "INSERT INTO stats (kind, subject, day, slot, figures, updated) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (kind, day, subject, slot) DO UPDATE SET figures = excluded.figures, "
+            "updated = excluded.updated")
+        now = self._clock.seconds()
+
+        def write(conn: Connection) -> None:
+            encoded = [(str(k), str(s), str(d), int(slot), dumps(f, f"stats {k}/{s}/{d}/{slot}"), now)
+                       for k, s, d, slot, f in rows]
+            with self._backend.transaction(conn):
+                for row in encoded:
+                    conn.execute(sql, row)
+
+        await self._run(write)
+
+    @_deferred
+    async def stats_read(self, kind: str, first_day: str, last_day: str) -> list[tuple[str, str, int, dict[str, Any]]]:
+        """``(subject, day, slot, figures)`` of ``kind`` from ``first_day`` to ``last_day``
+        (ISO dates, both included), by day, subject and slot."""
+        sql = self._backend.sql("SELECT subject, day, slot, figures FROM stats WHERE kind = ? AND day >= ? AND day <= ? "
+                                "ORDER BY day, subject, slot")
+
+        def select(conn: Connection) -> list[Any]:
+            return list(conn.execute(sql, (kind, first_day, last_day)).fetchall())
+
+        return [(str(s), str(d), int(slot), self._backend.json_out(f)) for s, d, slot, f in await self._run(select)]

@@ -113,15 +113,30 @@ MIGRATIONS: tuple[Migration, ...] = (
                ON CONFLICT DO NOTHING""",
         ),
     ),
+    Migration(
+        3,
+        "stats table: agent and queue figures by day and 15-minute interval",
+        (
+            """CREATE TABLE stats (
+                kind {text} NOT NULL,
+                subject {text} NOT NULL,
+                day {text} NOT NULL,
+                slot INTEGER NOT NULL,
+                figures {json} NOT NULL,
+                updated {real} NOT NULL,
+                PRIMARY KEY (kind, day, subject, slot)
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
 def _check() -> None:
-    for i, m in enumerate(MIGRATIONS, start=1):
-        if m.version != i:
-            raise AssertionError(f"migration {m.version} is out of order; expected {i}")
+    expected = list(range(1, LATEST_VERSION + 1))
+    if [m.version for m in MIGRATIONS] != expected:
+        raise AssertionError(f"migrations {[m.version for m in MIGRATIONS]} are out of order; expected {expected}")
 
 
 _check()
