@@ -195,6 +195,25 @@ FLOWS: dict[str, Flow] = {
     "mute_during_call": Flow(
         "a", {"a": [RINGING_IN, CONNECT, ("call.mute", {}), ("call.unmute", {}), hangup(3)]}, {"a": ("ACW", "")},
         {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3}),
+    # the customer calls a's extension directly; a rings and does not answer; c dials
+    # ``**`` + a's extension (PickupChan) and takes the call; the customer hangs up.  a's
+    # bar: answered elsewhere (7).  c's bar: its dialling ends (it became the customer's
+    # call, cause 7 for it too: picked up; no CDR of its own), then the customer's call
+    # connected, never ringing (c's phone answered it).
+    "pickup": Flow(
+        "ac", {"a": [("call.ringing", {"direction": "INCOMING", "number": CUSTOMER}), hangup(7)],
+               "c": [("call.new", {"direction": "INTERNAL"}), ("call.ringing", {"direction": "INTERNAL"}), hangup(7),
+                     ("call.connect", {"direction": "INCOMING", "number": CUSTOMER}), hangup(3)]},
+        {"a": ("READY", ""), "c": ("READY", "")},
+        {"direction": "INCOMING", "caller_number": CUSTOMER, "called_number": "a#", "answered_by": "c", "cause": 3,
+         "journey_has": ["SIP/carrier", "a", "c"]}),
+    # click-to-dial from a's bar; a answers; the carrier answers 404 Not Found: the
+    # number does not exist (Q.850 1, though Dial() says NOANSWER)
+    "click_to_dial_not_found": Flow(
+        "a", {"a": [("call.new", {"direction": "OUTGOING", "number": DIALLED}),
+                    ("call.ringing", {"direction": "OUTGOING", "number": DIALLED}), hangup(2)]},
+        {"a": ("READY", "")},
+        {"direction": "OUTGOING", "caller_number": "a#", "called_number": DIALLED, "answered_by": None, "cause": 2}),
     # a in support, b AUX(Lunch) in sales; app_queue reloaded; no call
     "module_reload_queue": Flow("ab", {"a": [], "b": []}, {"a": ("READY", ""), "b": ("AUX", "Lunch")}, None),
     # 2001 in support, 2002 AUX(Training) in sales; a phone registers, lists are asked for; no call

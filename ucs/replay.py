@@ -30,7 +30,8 @@ class _Collect(CallObserver):
         self.ended: list[Call] = []
 
     def call_ended(self, call: Call) -> None:
-        self.ended.append(call)
+        if not call.merged_into:  # a pickup's dialling is part of the call it picked up
+            self.ended.append(call)
 
 
 def replay(stream: BinaryIO, *, country_code: str = "420", dial_prefix: str = "",

@@ -19,6 +19,9 @@ Flows (``sip`` and ``pj`` drivers, phones a and c of ``labkit.phones_of``):
 - ``pickup``: the customer calls a's extension directly (``from-carrier``); a rings and does
   not answer; 2 s later c dials ``**`` + a's extension (``PickupChan``, the lab's
   ``[internal]``) and takes the call; the customer hangs up 4 s after c picked it up.
+- ``click_to_dial_not_found``: ``Originate`` (as UCS's click-to-dial) rings a, which
+  answers; the number goes out through the carrier, which answers ``404 Not Found``
+  (``uas_notfound``): the Dial fails and Asterisk hangs a up.
 """
 
 from __future__ import annotations
@@ -132,7 +135,20 @@ async def pickup(lab: Lab, phones: Phones, rec: Recorder, driver: str) -> None:
     await task.deferLater(reactor, 1, lambda: None)
 
 
+async def click_to_dial_not_found(lab: Lab, phones: Phones, rec: Recorder, driver: str) -> None:
+    a = phones_of(lab, driver)["a"]
+    phones.phone(a)
+    phones.carrier("uas_notfound")
+    await task.deferLater(reactor, 0.5, lambda: None)
+    await rec.action("Originate", Channel=a.device, Context="internal", Exten="0420777987654", Priority="1",
+                     CallerID=f'"Agent {a.number}" <{a.number}>', Timeout="20000", Async="true")
+    await rec.when(event("DialEnd", Channel=f"{a.device}-"))
+    await rec.when(event("Hangup", Channel=f"{a.device}-"))
+    await task.deferLater(reactor, 1, lambda: None)
+
+
 FLOWS: dict[str, Callable[..., Any]] = {
+    "click_to_dial_not_found": click_to_dial_not_found,
     "pickup": pickup,
     "atxfer_caller_hangs_up_consulting": lambda *a: atxfer_caller_hangs_up(*a, answered=True),
     "atxfer_caller_hangs_up_ringing": lambda *a: atxfer_caller_hangs_up(*a, answered=False),

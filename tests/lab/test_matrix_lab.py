@@ -548,3 +548,49 @@ async def test_pj_registers_and_resync(driver: str, lab: Lab, phones: Phones, uc
     await ucs.until(lambda: pbx.devices["PJSIP/2004"].registration in UNREACHABLE, "PJSIP/2004 unregistered")
     assert pbx.devices["PJSIP/2004"].address is None
     await asterisk_agrees(ucs, lab)
+
+
+PICKUP, INVALID_NUMBER = 7, 2
+
+
+@pytest.mark.parametrize("driver", BOTH)
+@pytest_twisted.ensureDeferred
+async def test_pickup(driver: str, lab: Lab, phones: Phones, ucs: LabUCS) -> None:
+    """The customer calls a's extension; a rings and does not answer; c dials ``**`` + a's
+    extension (PickupChan) and takes the call; the customer hangs up.  a's bar: answered
+    elsewhere (7); c's bar: its dialling ends (7, folded into the customer's call), then
+    the customer's call connected, ended by the customer (3); one CDR, answered by c."""
+    p = phones_of(lab, driver)
+    a, c = p["a"], p["c"]
+    bar_a, bar_c = await ucs.agent(a), await ucs.agent(c)
+    phones.phone(a, "uas_noanswer")
+    phones.customer(a.number, talk_ms=4000)
+    await bar_a.event("call.ringing")
+    phones.dial(c, "**" + a.number, talk_ms=60000)
+    await hung_up(bar_a, PICKUP)
+    assert call_names(bar_a) == ["call.ringing", "call.hangup"]
+    await bar_c.event("call.hangup", nth=2)
+    names = call_names(bar_c)
+    assert names == ["call.new", "call.ringing", "call.hangup", "call.connect", "call.hangup"], names
+    events = [d for n, d in bar_c.call_events() if n == "call.hangup"]
+    assert [d["cause"] for d in events] == [PICKUP, CALLER_HUNG_UP]
+    end = events[-1]
+    assert end["direction"] == "INCOMING" and end["answered_by"] == c.device
+    await stored(ucs, end, f"{driver}_pickup")
+    await asterisk_agrees(ucs, lab)
+
+
+@pytest.mark.parametrize("driver", [SIP])
+@pytest_twisted.ensureDeferred
+async def test_click_to_dial_not_found(driver: str, lab: Lab, phones: Phones, ucs: LabUCS) -> None:
+    """call.dial rings phone a, which answers; the carrier answers 404 Not Found: the
+    number does not exist (cause 2)."""
+    a = phones_of(lab, driver)["a"]
+    bar = await ucs.agent(a)
+    phones.phone(a)
+    phones.carrier("uas_notfound")
+    await bar.call("call.dial", OUTSIDE)
+    end = await hung_up(bar, INVALID_NUMBER)
+    assert call_names(bar) == ["call.new", "call.ringing", "call.hangup"] and end["connected"] is None
+    await stored(ucs, end, f"{driver}_click_to_dial_not_found")
+    await asterisk_agrees(ucs, lab)

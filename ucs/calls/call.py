@@ -86,6 +86,8 @@ class Leg:
     #: Order in which the call's legs hung up or asked to (1 = first); 0 while up.
     gone_order: int = 0
     transferred: bool = False
+    #: The phone took the call over from a ringing one (``Pickup``): it is answered.
+    picked_up: bool = False
     step: JourneyStep | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,6 +162,10 @@ class Call:
     #: The recordings UCS started: ``{"file", "channel", "started", "stopped"}``;
     #: ``file`` is the name under ``[recording] directory`` (see :mod:`ucs.calls.recording`).
     recordings: list[dict[str, Any]] = attrs.Factory(list)
+    #: Set when this call turned out to be part of another (the Linkedid of that one):
+    #: a phone's dialling that picked up a ringing call (``Pickup``).  It ends for the
+    #: phone's bar, but it was never a call of its own: no CDR.
+    merged_into: str = ""
 
     @property
     def ended(self) -> bool:

@@ -98,6 +98,8 @@ class CDRWriter(CallObserver):
         self.refused = 0
 
     def call_ended(self, call: Call) -> None:
+        if call.merged_into:
+            return  # a pickup's dialling, folded into the call it picked up
         self.pending.append(cdr_of(call))
         self._next()
 

@@ -20,6 +20,8 @@ the consultation was still ringing, Asterisk tears it all down itself
 
 from __future__ import annotations
 
+import attrs
+
 from ucs.calls.call import Call, Cause, Leg
 from ucs.calls.numbers import LOCAL
 from ucs.calls.topology import far_end
@@ -49,9 +51,7 @@ def part_with(call: Call, now: float, staying: list[Leg]) -> dict[str, Leg]:
     steps end.  Returns the legs that go on, by uniqueid, to build the new call from."""
     moved: dict[str, Leg] = {}
     for leg in staying:
-        record = Leg(leg.uniqueid, leg.channel, leg.device, leg.kind, leg.created, leg.number, leg.name,
-                     leg.answered, now, Cause.CALLER_HUNG_UP, leg.dial_status, False, leg.gone_order,
-                     leg.transferred, leg.step)
+        record = attrs.evolve(leg, ended=now, cause=Cause.CALLER_HUNG_UP, hangup_requested=False)
         if leg.step is not None and leg.step.end is None:
             leg.step.end = now
         call.legs[leg.uniqueid] = record

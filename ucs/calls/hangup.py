@@ -86,6 +86,10 @@ class Hangups:
                 # The phone declined (603): Dial() reports that as BUSY (chan_sip)
                 # or NOANSWER (PJSIP), but its own channel says rejected.
                 return Cause.REJECTED
+            if leg.uniqueid != call.origin and cause_from_q850(q850) == Cause.INVALID_NUMBER:
+                # The carrier answered 404 Not Found (Q.850 1, unallocated number):
+                # chan_sip's Dial() reports that as NOANSWER, the channel says why.
+                return Cause.INVALID_NUMBER
             by_status = cause_from_dialstatus(leg.dial_status) if leg.dial_status else None
             if by_status is not None:
                 return by_status
@@ -134,6 +138,8 @@ class Hangups:
             return Cause.CALLER_HUNG_UP if first_gone is None or first_gone is origin else Cause.CALLED_HUNG_UP
         if origin.hangup_requested:
             return Cause.CALLER_HUNG_UP
+        if any(l.cause == Cause.INVALID_NUMBER for l in call.legs.values() if l is not origin):
+            return Cause.INVALID_NUMBER  # the number dialled does not exist (before Dial()'s NOANSWER)
         statuses = [l.dial_status for l in call.legs.values() if l is not origin and l.dial_status]
         if "CANCEL" in statuses:
             # Dial() was still calling when its caller went: the caller hung up,

@@ -218,11 +218,31 @@ class CallTracker(PBXObserver):
         old = self.calls.get(old_linkedid)
         if old is None or set(old.legs) != {ch.uniqueid}:
             return
-        # The one-leg call it seemed to be never existed: fold it into the real one.
+        # The one-leg call it seemed to be (the picker's dialling) was part of the real
+        # one: it ends for whoever was shown it (cause 7: it picked the call up, no
+        # CDR), then the channel joins the call it picked up.
+        now = self._clock.seconds()
+        leg = old.legs[ch.uniqueid]
+        leg.ended, leg.cause = now, Cause.PICKUP
+        if leg.step is not None and leg.step.end is None:
+            leg.step.end = now
+        old.merged_into = ch.linkedid
+        old.disconnected, old.cause = now, Cause.PICKUP
+        old.state = CallState.NEW if old.connected is None else CallState.CONNECTED
         del self.calls[old_linkedid]
-        self._visible.discard(old_linkedid)
         self._leg_call.pop(ch.uniqueid, None)
+        self._journey.forget(old)
+        if old_linkedid in self._visible:
+            self._visible.discard(old_linkedid)
+            for obs in self.observers:
+                try:
+                    obs.call_ended(old)
+                except Exception:
+                    self.log.failure("call observer {obs!r} failed on call_ended", obs=obs)
         self.channel_created(ch)
+        call = self._leg_call.get(ch.uniqueid)
+        if call is not None:
+            call.legs[ch.uniqueid].picked_up = True
 
     def channel_renamed(self, ch: Channel, old_name: str) -> None:
         call = self._leg_call.get(ch.uniqueid)

@@ -77,6 +77,8 @@ def phone_state(call: Call, device: str, prev: int | None = None) -> int | None:
     state = int(call.state)
     if leg.answered is None and call.state not in _RINGING:
         state = int(CallState.RINGING)  # my phone rings in a call that is connected elsewhere
+    elif leg.picked_up and call.state in _RINGING:
+        state = int(CallState.CONNECTED)  # I picked the ringing call up: Dial() hears of it next
     elif leg.answered is not None and device not in (call.hold_parties or parties(call)):
         if prev == CallState.HELD:
             state = prev  # I held the caller, who went to the one I consulted; my own leg ends next

@@ -245,6 +245,9 @@ class ApplicationsMixin(SimPart):
         if b.busy:
             self._later(0.05, self._refused, leg, "BUSY", 17, chan=ch)
             return
+        if b.not_found:
+            self._later(0.05, self._not_found, leg, chan=ch)
+            return
         if b.decline:
             if ch.tech == "PJSIP":
                 self._later(0.05, self._refused, leg, "NOANSWER", 21, chan=ch)
@@ -286,6 +289,17 @@ class ApplicationsMixin(SimPart):
         if leg.chan.tech == "PJSIP":
             self._chan_ev("HangupRequest", leg.chan)
         self._leg_end(leg, status, cause, rna=True)
+
+    def _not_found(self, leg: Leg) -> None:
+        """404 Not Found: the called channel asks to hang up with cause 1 (unallocated
+        number), Dial() says NOANSWER (chan_sip), and the caller's channel ends with the
+        called side's cause, as the matrix's ``sip_click_to_dial_not_found`` shows."""
+        if leg.ended or leg.answered:
+            return
+        self._chan_ev("HangupRequest", leg.chan, "Cause: 1\r\n")
+        if leg.caller is not None:
+            leg.caller.cause = 1
+        self._leg_end(leg, "NOANSWER", 1)
 
     def ring_all(self, legs: Callable[[], None]) -> None:
         """Call several phones at once (``Queue`` ringall): each ``DialState

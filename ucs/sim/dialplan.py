@@ -12,7 +12,7 @@ Step = tuple[str, str]  # (application, data)
 CONTINUE, JUMP, WAIT, END = 0, 1, 2, 3
 
 _PATTERN_CHARS = {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]", ".": ".+", "!": ".*"}
-_VAR = re.compile(r"\$\{([A-Za-z0-9_()]+)\}")
+_VAR = re.compile(r"\$\{([A-Za-z0-9_()]+)(?::(-?[0-9]+)(?::(-?[0-9]+))?)?\}")
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -69,4 +69,16 @@ def substitute(data: str, lookup: Callable[[str], str]) -> str:
     """Replace ``${NAME}`` with ``lookup(NAME)``."""
     if "${" not in data:
         return data
-    return _VAR.sub(lambda m: lookup(m.group(1)), data)
+    return _VAR.sub(lambda m: _substring(lookup(m.group(1)), m.group(2), m.group(3)), data)
+
+
+def _substring(value: str, offset: str | None, length: str | None) -> str:
+    """``${EXTEN:2}``, ``${EXTEN:-4:2}``: Asterisk's substring of a variable."""
+    if offset is None:
+        return value
+    start = int(offset)
+    value = value[start:] if start >= 0 else value[max(len(value) + start, 0):]
+    if length is None:
+        return value
+    n = int(length)
+    return value[:n] if n >= 0 else value[:n]

@@ -101,6 +101,9 @@ def matrix_lab(clock: Any = None, *, seed: int | None = 0, epoch: float | None =
     dp.add("internal", "_2XXX", [("Dial", "PJSIP/${EXTEN},20,tT"), ("Hangup", "")])
     dp.add("internal", "2100", [("Dial", "PJSIP/webrtc1,20,tT"), ("Hangup", "")])
     dp.add("internal", "_0X.", [("NoOp", "outbound to carrier"), ("Dial", "SIP/carrier/${EXTEN},30,tT"), ("Hangup", "")])
+    # Directed pickup: **<extension> answers that phone's ringing call.
+    dp.add("internal", "_**1XXX", [("PickupChan", "SIP/${EXTEN:2}"), ("Hangup", "")])
+    dp.add("internal", "_**2XXX", [("PickupChan", "PJSIP/${EXTEN:2}"), ("Hangup", "")])
     dp.add("internal", "5000", [("Goto", "from-carrier,5000,1")])
     dp.add("internal", "5001", [("Goto", "from-carrier,5001,1")])
     dp.add("ucs-hold", "s", [("Answer", ""), ("MusicOnHold", "default")])

@@ -93,6 +93,17 @@ async def click_to_dial_cancelled(p: Player, a: str, b: str, c: str) -> None:
 
 
 @flow("sip")
+async def click_to_dial_not_found(p: Player, a: str, b: str, c: str) -> None:
+    # Recorded with tests/lab/record.py: the carrier answers 404 Not Found.
+    await p.run(1)
+    p.sim.phone(a).set_behaviour(answer_after=1.5)
+    p.sim.trunk("SIP/carrier").set_behaviour(not_found=True)
+    await p.run(2)
+    await p.wait(3)
+    await p.logoff(3)
+
+
+@flow("sip")
 async def click_to_dial_agent_noanswer(p: Player, a: str, b: str, c: str) -> None:
     await p.run(1)
     p.sim.phone(a).set_behaviour(answer_after=None)
@@ -219,3 +230,16 @@ async def registers_and_resync(p: Player, a: str, b: str, c: str) -> None:
     await p.wait(0.5)
     await p.run(10, 11, 12, 13)
     await p.logoff(14)
+
+
+@flow("sip", "pj")
+async def pickup(p: Player, a: str, b: str, c: str) -> None:
+    # Recorded with tests/lab/record.py: the customer calls a directly; a rings; 2 s
+    # later c dials **<a> (PickupChan) and takes the call; the customer hangs up 4 s later.
+    await p.run(1)
+    p.sim.phone(a).set_behaviour(answer_after=None)
+    p.sim.caller_calls(a.split("/")[1], hangup_after=4)
+    await p.wait(2)
+    p.sim.phone(c).dial("**" + a.split("/")[1])
+    await p.wait(5)
+    await p.logoff(2)

@@ -52,6 +52,9 @@ class Behaviour:
     #: It never sends 180 Ringing (a carrier that leaves the call
     #: unanswered in silence): the channel stays Down while it is called.
     silent: bool = False
+    #: It answers every INVITE with 404 Not Found at once (a carrier asked for a number
+    #: that does not exist): cause 1, unallocated number.
+    not_found: bool = False
 
 
 class Line:

@@ -25,7 +25,7 @@ back): :mod:`ucs.sim.events` (clock, subscribers, channel-state events),
 :mod:`ucs.sim.channels` (channels, bridges, hangups),
 :mod:`ucs.sim.applications` (the dialplan and ``Dial``),
 :mod:`ucs.sim.queues` (``Queue``, members), :mod:`ucs.sim.xfer` (Originate,
-Local channels, transfers, Redirect, Bridge).  This module holds what a
+Local channels, transfers, Redirect, Bridge), :mod:`ucs.sim.pickup` (call pickup).  This module holds what a
 caller or the PBX as a whole does: calls coming in, booting, restarting.
 """
 
@@ -57,6 +57,7 @@ from ucs.sim.model import (
     draw,
 )
 from ucs.sim.phones import LinesMixin, Phone
+from ucs.sim.pickup import PickupMixin
 from ucs.sim.queues import QueueMixin
 from ucs.sim.spy import SpyMixin
 from ucs.sim.wire import SYSTEM, Event, clean
@@ -80,7 +81,8 @@ __all__ = [
 DEFAULT_EPOCH = 1795391200.0
 
 
-class Sim(QueueMixin, XferMixin, FeaturesMixin, SpyMixin, ApplicationsMixin, ChannelsMixin, LinesMixin, EventsMixin):
+class Sim(QueueMixin, XferMixin, FeaturesMixin, SpyMixin, PickupMixin, ApplicationsMixin, ChannelsMixin,
+          LinesMixin, EventsMixin):
     """The simulated PBX.  Build one with :func:`ucs.sim.lab.lab` for the lab."""
 
     version = "20.10.0"
