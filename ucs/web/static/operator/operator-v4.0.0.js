@@ -782,7 +782,9 @@
     if (unique) model.notifications = model.notifications.filter(function (n) { return !(n.title === title || (group && n.group === group)); });
     var note = { id: ++noteId, title: title, type: type || "info", boundState: boundState || null, group: group || null };
     model.notifications.push(note);
-    if (model.notifications.length > 5) model.notifications.shift();
+    // At most 5 of one boundState: a note bound to another state waits for it, however many show now.
+    var same = model.notifications.filter(function (n) { return n.boundState === note.boundState; });
+    if (same.length > 5) model.notifications.splice(model.notifications.indexOf(same[0]), 1);
     if (timeoutMs) setTimeout(function () { removeNote(note.id); }, timeoutMs);
     render();
     return note.id;
