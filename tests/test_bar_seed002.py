@@ -32,8 +32,11 @@ from ucs.api.auth import sso_token
 FAKE_NOTIFICATION = """
 window.__systemAlerts = [];
 window.Notification = function (title, options) { window.__systemAlerts.push({title: title, body: options && options.body}); };
-window.Notification.permission = "granted";
-window.Notification.requestPermission = function () { return Promise.resolve("granted"); };
+window.Notification.permission = "default";
+window.__permissionAsked = 0;
+window.Notification.requestPermission = function () {
+  window.__permissionAsked++; window.Notification.permission = "granted"; return Promise.resolve("granted");
+};
 """
 
 
@@ -132,6 +135,10 @@ def test_waiting_callers_alert_in_aux_only_where_asked_and_debug(ucs: UCS, brows
     b.wait("onCredentials")
     a.login(1)
     b.login(2)
+    # The system alert's permission is asked for at the agent's login click, only where it is used.
+    assert a.page.evaluate("window.__permissionAsked") == 1
+    assert b.page.evaluate("[window.__permissionAsked, Notification.permission]") == [0, "default"]
+    b.page.evaluate("Notification.permission = 'granted'")  # b's page may alert: the bar still must not
     for bar in (a, b):  # nobody takes queue calls: callers wait
         bar.call('changeStatus("AUX", "Break")')
         bar.wait("onStateChange", where="a.status === 'AUX'")

@@ -770,6 +770,16 @@
     } catch (e) { /* no system alerts here */ }
   }
 
+  // notifyWaitingCallers' system alert needs the page's permission: asked once, at login.
+  function askAlertPermission() {
+    try {
+      if (opt("notifyWaitingCallers") && window.Notification && Notification.permission === "default") {
+        var p = Notification.requestPermission();
+        if (p && p.catch) p.catch(function () {});
+      }
+    } catch (e) { /* no system alerts here */ }
+  }
+
   function showMessage(message, type, group, data) {
     fire("onMessage", { message: message, type: type, group: group, data: data || {} });
     notifyInternal(message, type, null, 15000, group, true);
@@ -1148,6 +1158,7 @@
     e.preventDefault();
     var f = e.target;
     if (f === els.login) {
+      askAlertPermission();  // the agent's own click: browsers ask for the permission only then
       var user = els.loginUser.value.trim();
       if (!els.loginPass.value && model.remembered && user === model.remembered) { rememberedLogin().catch(function () {}); return; }
       NS.login(user, els.loginPass.value, els.loginRemember.checked).catch(function () {});
