@@ -770,6 +770,16 @@
     } catch (e) { /* no system alerts here */ }
   }
 
+  // notifyWaitingCallers' system alert needs the page's permission: asked once, at login.
+  function askAlertPermission() {
+    try {
+      if (opt("notifyWaitingCallers") && window.Notification && Notification.permission === "default") {
+        var p = Notification.requestPermission();
+        if (p && p.catch) p.catch(function () {});
+      }
+    } catch (e) { /* no system alerts here */ }
+  }
+
   function showMessage(message, type, group, data) {
     fire("onMessage", { message: message, type: type, group: group, data: data || {} });
     notifyInternal(message, type, null, 15000, group, true);
@@ -782,7 +792,9 @@
     if (unique) model.notifications = model.notifications.filter(function (n) { return !(n.title === title || (group && n.group === group)); });
     var note = { id: ++noteId, title: title, type: type || "info", boundState: boundState || null, group: group || null };
     model.notifications.push(note);
-    if (model.notifications.length > 5) model.notifications.shift();
+    // At most 5 of one boundState: a note bound to another state waits for it, however many show now.
+    var same = model.notifications.filter(function (n) { return n.boundState === note.boundState; });
+    if (same.length > 5) model.notifications.splice(model.notifications.indexOf(same[0]), 1);
     if (timeoutMs) setTimeout(function () { removeNote(note.id); }, timeoutMs);
     render();
     return note.id;
@@ -1147,6 +1159,7 @@
     e.preventDefault();
     var f = e.target;
     if (f === els.login) {
+      askAlertPermission();  // the agent's own click: browsers ask for the permission only then
       var user = els.loginUser.value.trim();
       if (!els.loginPass.value && model.remembered && user === model.remembered) { rememberedLogin().catch(function () {}); return; }
       NS.login(user, els.loginPass.value, els.loginRemember.checked).catch(function () {});
