@@ -65,10 +65,11 @@ def test_methods_table_names_methods_the_bar_defines() -> None:
 
 
 def bar_methods() -> set[str]:
-    """What the bundle puts on ``window.ucsOperator``: the members of its ``api`` and
-    ``floorApi`` objects, and what it assigns to ``NS`` (``window.ucsOperator``) or ``api``."""
+    """What the bundle puts on ``window.ucsOperator``: the members of every ``…Api``
+    object it registers with ``guard`` (``api``, ``floorApi``, ``superApi``…), and what it
+    assigns to ``NS`` (``window.ucsOperator``) or ``api``."""
     found = set()
-    for name in ("api", "floorApi"):
+    for name in re.findall(r"Object\.keys\((\w+)\)\.forEach\(function \(name\) \{ NS\[name\] = guard", BUNDLE):
         start = BUNDLE.index(f"  var {name} = {{\n")
         body = BUNDLE[start:BUNDLE.index("\n  };", start)]
         found |= set(re.findall(r"^    (\w+): function", body, re.M))

@@ -526,6 +526,7 @@
   function forgetUser() {
     model.user = null; model.device = null; model.state = null; model.calls = {}; model.order = [];
     model.status = "OFFLINE"; model.reason = ""; model.accountFor = null; model.transferOpen = false; model.consult = {}; model.pairAsked = false;
+    superReset();  // the supervisor
   }
 
   function doLogin(username, password, remember) {
@@ -562,6 +563,7 @@
 
   function startPairing() {
     setAppState("IDENTIFY");
+    if (superChoice()) { render(); return Promise.resolve(null); }  // the supervisor: how to work, first
     if (opt("withoutDevice")) { render(); return Promise.resolve(null); }
     var tries = [];
     if (opt("identifyURL") && identifierFromURL()) tries.push(identifierFromURL());
@@ -604,6 +606,8 @@
   }
 
   function doProvision() {
+    var supervise = superProvision();  // the supervisor: supervising with a phone
+    if (supervise) return supervise;
     model.busy = "pair"; render();
     return request("provision").then(function (state) {
       model.busy = "";
@@ -635,6 +639,7 @@
     model.acwUntil = null;
     applyCalls(s);
     applyFloorState(s);  // the floor: wrap-up, recent calls, queue figures
+    applySuperState();  // the supervisor: team view, wallboard
     render();
   }
 
@@ -681,6 +686,7 @@
   function onEvent(name, data, args) {
     if (name === "hello") return onHello(data);
     if (FLOOR_EVENTS[name]) return FLOOR_EVENTS[name](data);  // the floor: wrap-up, recent calls, queue figures: agent.wrapup, agent.missed
+    if (SUPER_EVENTS[name]) return SUPER_EVENTS[name](data);  // the supervisor: team.agent, wallboard
     if (CALL_CALLBACKS[name]) {
       putCall(data);
       if (name === "call.ringing" && data.direction !== "OUTGOING") { model.transferOpen = false; announce(t("ringingFrom", { who: data.caller_name || data.caller_number || t("unknownCaller") })); }
@@ -717,6 +723,7 @@
           render();
           fire("onStateChange", { status: "OFFLINE", reason: "" });
         }
+        superKicked(data);  // the supervisor: logged out by a supervisor, back to choosing a phone
         return;
       case "agent.login": case "agent.device":
         return;
@@ -865,6 +872,7 @@
     if (kind === "invalid_state" && /consultation call .* not connected/.test(e.message)) return t("errConsult");
     if (kind === "invalid_state" && /requires a call reason/.test(e.message)) return t("reasonRequired");  // the floor: wrap-up, recent calls, queue figures
     if (kind === "local_state" && /there is no/.test(e.message)) return t("errNoCall");
+    var supWhy = superError(e); if (supWhy) return supWhy;  // the supervisor: scope, monitoring
     if (/needs a phone/.test(e.message) && (kind === "local_state" || kind === "invalid_state")) return t("errNoPhone");
     if (kind === "invalid_state" && /^(logout|identify): your phone .* has a call/.test(e.message)) return t("errOnCall");
     if (kind === "local_state" || kind === "invalid_state") return t("err_invalid_state");
@@ -924,7 +932,9 @@
     identify: function () {
       return request("identify").then(function () {
         model.device = null; model.calls = {}; model.order = [];
+        superReset();  // the supervisor: choose again how to work
         setAppState("IDENTIFY");
+        if (superChoice()) return null;
         return askIdentifier();
       }, function (e) { warn(e.message); showError("identify", e); throw e; });
     },
@@ -1140,6 +1150,7 @@
     document.addEventListener("keydown", onShortcut, true);
     root.addEventListener("submit", onSubmit);
     mountFloor();  // the floor: wrap-up, recent calls, queue figures
+    mountSuper();  // the supervisor: the choice, team, wallboard
     root.addEventListener("click", function (e) { e.ucsInside = !!e.target.closest(".ucs-status-wrap, .ucs-menu-wrap, .ucs-dial"); }, true);
     document.addEventListener("click", function (e) {
       if (!e.ucsInside) {
@@ -1158,6 +1169,7 @@
   function onSubmit(e) {
     e.preventDefault();
     var f = e.target;
+    if (superSubmit(f)) return;  // the supervisor: an agent's not-ready reason
     if (f === els.login) {
       askAlertPermission();  // the agent's own click: browsers ask for the permission only then
       var user = els.loginUser.value.trim();
@@ -1234,7 +1246,7 @@
       case "code": model.accountCode = arg; render(); break;
       case "skip": nextAccount(); render(); break;
       case "note-close": removeNote(Number(arg)); break;
-      default: clickFloor(act, arg);  // the floor: wrap-up, recent calls, queue figures
+      default: if (!superClick(act, arg)) clickFloor(act, arg);  // the supervisor; the floor: wrap-up, recent calls, queue figures
     }
   }
 
@@ -1272,7 +1284,8 @@
 
   // Menus: Escape closes the open one (focus back on its button), arrows move between items.
   function onKeyDown(e) {
-    if (floorKeys(e)) return;  // the floor: wrap-up, recent calls, queue figures: the reason picker, the recent calls
+    if (floorKeys(e)) return;
+    if (superKeys(e)) return;  // the supervisor: Escape closes an agent's reason form  // the floor: wrap-up, recent calls, queue figures: the reason picker, the recent calls
     var box = model.statusOpen ? els.statusWrap : model.menuOpen ? els.menuWrap : model.keypadOpen ? els.dial : null;
     if (!box || !box.contains(e.target)) {
       if (e.key === "ArrowDown" && e.target.closest && e.target.closest("[data-act=status], [data-act=menu]")) {
@@ -1381,6 +1394,8 @@
         '<span class="ucs-status-time" data-status-time></span>' +
         (model.status === "ACW" && model.acwUntil ? ' <span class="ucs-countdown" data-ref-acw></span>' : "") + icon("chevron") + "</button>" +
         '<div class="ucs-dropdown" data-ref-dropdown' + (model.statusOpen ? "" : " hidden") + ">" + items + "</div>");
+      // the supervisor: working without an agent, there is no status to change
+      if (supervising()) setHTML(els.statusWrap, '<span class="ucs-status ucs-sup-badge" data-supervising>' + icon("people") + '<span class="ucs-status-text">' + esc(t("supervising")) + "</span></span>");
       var n = model.waitingCallers;
       setHTML(els.waiting, '<span class="ucs-waiting-badge' + (n ? " ucs-hot" : "") + '" title="' + esc(t("waitingTitle")) + '">' + icon("people") + "<b>" + esc(n) + "</b> " + esc(waitingText(n)) + "</span>");
     } else {
@@ -1399,7 +1414,7 @@
       if (ready || model.appState === "DEVICE") menu = '<button type="button" class="ucs-item" data-act="change-phone">' + esc(t("changePhone")) + "</button>" + menu;
       // withoutDevice: no phone is paired by itself, but the agent may still choose one.
       if (model.appState === "IDENTIFY" && opt("withoutDevice") && !model.pairAsked) menu = '<button type="button" class="ucs-item" data-act="ask-phone">' + esc(t("pickPhone")) + "</button>" + menu;
-      if (ready && model.state && (model.state.queues || []).length) {
+      if (ready && model.state && (model.state.queues || []).length && !supervising()) {
         menu += '<div class="ucs-menu-title">' + esc(t("queues")) + "</div>" + model.state.queues.map(function (q) {
           var id = q.id !== undefined ? q.id : q.queue_id;
           return '<button type="button" class="ucs-item" data-act="suspend" data-arg="' + esc(id) + '" data-on="' + (q.suspended ? 1 : 0) + '"><i class="ucs-dot ' + (q.suspended ? "s-OFFLINE" : "s-READY") + '" aria-hidden="true"></i>' + esc(q.name) + (q.suspended ? " · " + esc(t("suspended")) : "") + "</button>";
@@ -1545,6 +1560,7 @@
     renderLogoutAsk();
     renderAccount();
     renderFloor();  // the floor: wrap-up, recent calls, queue figures
+    renderSuper();  // the supervisor: the choice, team, wallboard
     var bottom = "";
     if (opt("showBottomMenu")) {
       var conn = model.connected ? '<span class="ucs-conn ucs-ok"><i></i>' + esc(t("connected")) + "</span>" : '<span class="ucs-conn ucs-bad"><i></i>' + esc(model.reconnecting ? t("reconnecting") : t("loading")) + "</span>";
@@ -1590,6 +1606,7 @@
       if (since) el.textContent = hms(serverNow() - since);
     });
     tickFloor();  // the floor: wrap-up, recent calls, queue figures
+    tickSuper();  // the supervisor: times in status, call times, longest waits
     var acw = root.querySelector("[data-ref-acw]");
     if (acw && model.acwUntil) acw.textContent = hms(model.acwUntil - serverNow());
     var inStatus = root.querySelector("[data-status-time]");
@@ -2086,6 +2103,353 @@
       (queues.length ? '<h3 class="ucs-dir-h">' + esc(t("dirQueues")) + '</h3><ul class="ucs-dir-ul">' + queues.join("") + "</ul>" : "") +
       (agents.length || queues.length ? "" : '<p class="ucs-muted">' + esc(t("dirNone")) + "</p>");
     setHTML(els.dirList, html);
+  }
+
+  // ---------------------------------------------------------------- the supervisor
+  //
+  // Supervisor mode (issue 17): a supervisor chooses to work without a phone
+  // (supervisor.start), to supervise with a phone (identifier, then supervisor.start: for
+  // listening in) or to take calls; the Team panel (supervisor.team, kept live by team.agent
+  // pushes: status, reason, time in status, the current call; filter, sortable columns; per-row
+  // Ready / Not ready / Log out / Listen / Whisper / Barge) and the queue wallboard strip
+  // (wallboard.subscribe, wallboard pushes). Kept together here; the rest of the bar calls in
+  // at a few marked places (mount, render, tick, onClick, onSubmit, onKeyDown, onEvent,
+  // applyState, startPairing, doProvision, identify, agent.logout, renderTop).
+
+  ALLOWED.supervisorStart = ["IDENTIFY", "DEVICE"];
+  ALLOWED.team = ALLOWED.setAgentStatus = ALLOWED.logoutAgent = ALLOWED.monitor = ALLOWED.wallboard = ["READY"];
+  ACTIONS["supervisor.start"] = ACTIONS.supervisorStart = "supActionStart";
+  ACTIONS["supervisor.team"] = ACTIONS.team = "supTeam";
+  ACTIONS["agents.changeStatus"] = ACTIONS.setAgentStatus = "supActionStatus";
+  ACTIONS["agents.logout"] = ACTIONS.logoutAgent = "supActionLogout";
+  ACTIONS["supervisor.monitor"] = ACTIONS.monitor = "supActionMonitor";
+  ACTIONS["wallboard.subscribe"] = ACTIONS.wallboard = "supBoard";
+  (function (texts) {
+    Object.keys(texts).forEach(function (l) {
+      Object.keys(texts[l]).forEach(function (k) { if (!(k in I18N[l])) I18N[l][k] = texts[l][k]; });
+    });
+  })({
+    en: {
+      supChoose: "How do you want to work?", supNoPhone: "Supervise without a phone",
+      supNoPhoneHint: "Team and queues; no calls, no listening in", supWithPhone: "Supervise with a phone",
+      supWithPhoneHint: "Also listen, whisper and barge in on your phone", supAgent: "Take calls",
+      supAgentHint: "Pair a phone and work as an agent in your queues", supervising: "Supervising",
+      supTeam: "Team", supTeamCount: "{shown} of {all}", supFilter: "Filter the team", supFilterPlaceholder: "Name, status, number, queue",
+      supColName: "Agent", supColStatus: "Status", supColTime: "In status", supColCall: "Call", supColDuration: "Call time", supColActions: "Actions",
+      supSortBy: "Sort by {col}", supNobody: "Nobody matches", supEmpty: "Nobody in your queues and teams",
+      supReady: "Ready", supNotReady: "Not ready", supLogout: "Log out", supListen: "Listen", supWhisper: "Whisper", supBarge: "Barge",
+      supReadyLabel: "Set {name} ready", supNotReadyLabel: "Set {name} not ready", supLogoutLabel: "Log out {name}",
+      supListenLabel: "Listen to the call of {name}", supWhisperLabel: "Whisper to {name}", supBargeLabel: "Barge into the call of {name}",
+      supReasonFor: "Reason for {name}", supSet: "Set", supActionStart: "Supervising", supActionStatus: "Agent's status",
+      supActionLogout: "Logging the agent out", supActionMonitor: "Monitoring", supBoard: "Queue wallboard",
+      supIn: "Incoming", supOut: "Outgoing", supInternal: "Internal", supHeld: "on hold", supRinging: "ringing",
+      supMonitored: "monitored", supDone: "{name}: {what}", supMonitorRinging: "Your phone rings: answer it to {mode} {name}",
+      supBoardTitle: "Your queues", supWaiting: "Waiting", supLongest: "Longest", supReadyN: "Ready", supOnCall: "On call",
+      supAcw: "ACW", supAux: "Not ready", supAnswered: "Answered", supAbandoned: "Abandoned", supSL: "Service level",
+      supQueue: "Queue", supLoggedOut: "You were logged out ({reason}). Choose your phone to work again.",
+      errNotYourTeam: "that agent is not in a queue or team you supervise", errNoCallToMonitor: "the agent has no call to monitor",
+      errMonitorPhone: "monitoring rings your phone: log in again and choose Supervise with a phone",
+    },
+    cs: {
+      supChoose: "Jak chcete pracovat?", supNoPhone: "Dohled bez telefonu",
+      supNoPhoneHint: "Tým a fronty; bez hovorů a odposlechu", supWithPhone: "Dohled s telefonem",
+      supWithPhoneHint: "Navíc odposlech, našeptávání a vstup do hovoru na vašem telefonu", supAgent: "Přijímat hovory",
+      supAgentHint: "Spárovat telefon a pracovat jako operátor ve svých frontách", supervising: "Dohled",
+      supTeam: "Tým", supTeamCount: "{shown} z {all}", supFilter: "Filtrovat tým", supFilterPlaceholder: "Jméno, stav, číslo, fronta",
+      supColName: "Operátor", supColStatus: "Stav", supColTime: "Ve stavu", supColCall: "Hovor", supColDuration: "Délka hovoru", supColActions: "Akce",
+      supSortBy: "Řadit podle: {col}", supNobody: "Nikdo neodpovídá", supEmpty: "Ve vašich frontách a týmech nikdo není",
+      supReady: "Připraven", supNotReady: "Nepřipraven", supLogout: "Odhlásit", supListen: "Poslouchat", supWhisper: "Našeptávat", supBarge: "Vstoupit",
+      supReadyLabel: "Připraven: {name}", supNotReadyLabel: "Nepřipraven: {name}", supLogoutLabel: "Odhlásit {name}",
+      supListenLabel: "Poslouchat hovor {name}", supWhisperLabel: "Našeptávat {name}", supBargeLabel: "Vstoupit do hovoru {name}",
+      supReasonFor: "Důvod pro {name}", supSet: "Nastavit", supActionStart: "Dohled", supActionStatus: "Stav operátora",
+      supActionLogout: "Odhlášení operátora", supActionMonitor: "Odposlech", supBoard: "Přehled front",
+      supIn: "Příchozí", supOut: "Odchozí", supInternal: "Interní", supHeld: "podržen", supRinging: "vyzvání",
+      supMonitored: "odposloucháván", supDone: "{name}: {what}", supMonitorRinging: "Zvoní váš telefon: přijměte ho ({mode}, {name})",
+      supBoardTitle: "Vaše fronty", supWaiting: "Čeká", supLongest: "Nejdéle", supReadyN: "Připraveno", supOnCall: "Hovoří",
+      supAcw: "Dopracování", supAux: "Nepřipraveno", supAnswered: "Přijato", supAbandoned: "Zavěšeno", supSL: "Úroveň služby",
+      supQueue: "Fronta", supLoggedOut: "Byli jste odhlášeni ({reason}). Pro další práci vyberte telefon.",
+      errNotYourTeam: "tento operátor není ve frontě ani týmu, který řídíte", errNoCallToMonitor: "operátor nemá hovor k odposlechu",
+      errMonitorPhone: "odposlech vyzvání váš telefon: přihlaste se znovu a zvolte Dohled s telefonem",
+    },
+  });
+
+  var sup = {
+    plan: null,        // the supervisor's choice at login: "none", "phone", "agent" (null: not chosen yet)
+    rows: {},          // the team view by user id (supervisor.team, then team.agent pushes)
+    loaded: false, filter: "", sort: { key: "name", dir: 1 }, reasonFor: null,
+    board: null,       // the wallboard (wallboard.subscribe, then wallboard pushes)
+  };
+  var SUP_COLS = [["name", "supColName"], ["status", "supColStatus"], ["time", "supColTime"], ["call", "supColCall"], ["duration", "supColDuration"]];
+  var SUP_ORDER = { READY: 0, ACW: 1, AUX: 2, OFFLINE: 3 };
+
+  function isSupervisor(u) {
+    u = u || model.user;
+    if (!u) return false;
+    if (u.superuser || u.supervisor) return true;
+    var q = u.queues || {};
+    return Object.keys(q).some(function (k) { return q[k] && q[k].supervisor; });
+  }
+  // Working as a supervisor only: READY and no agent (supervisor.start; after a reload, OFFLINE in READY).
+  function supervising() { return model.appState === "READY" && isSupervisor() && model.status === "OFFLINE"; }
+  function superChoice() { return model.appState === "IDENTIFY" && isSupervisor() && sup.plan === null && !model.pairAsked; }
+  function superReset() { sup.plan = null; sup.rows = {}; sup.loaded = false; sup.board = null; sup.reasonFor = null; }
+
+  function superStart() {
+    model.busy = "pair"; render();
+    return request("supervisor.start").then(function (state) {
+      model.busy = "";
+      applyState(state);
+      setAppState("READY");
+      fire("onReady", publicState());
+      return publicState();
+    }, function (e) { model.busy = ""; warn(e.message); showError("supervisor.start", e); render(); throw e; });
+  }
+  // doProvision's hook: a supervisor who chose to supervise with a phone starts supervising.
+  function superProvision() { return model.user && isSupervisor() && sup.plan === "phone" ? superStart() : null; }
+
+  function loadTeam() {
+    return request("supervisor.team").then(function (rows) {
+      sup.rows = {}; (rows || []).forEach(function (r) { sup.rows[r.id] = r; });
+      sup.loaded = true; render(); return rows;
+    }, function (e) { warn(e.message); showError("supervisor.team", e); throw e; });
+  }
+  function loadBoard() {
+    return request("wallboard.subscribe").then(function (b) { sup.board = b; render(); return b; },
+      function (e) { warn(e.message); showError("wallboard.subscribe", e); throw e; });
+  }
+  // applyState's hook: a supervisor's team and wallboard, asked again at each state (login,
+  // reload, reconnect, resync); UCS keeps one subscription per session.
+  function applySuperState() {
+    if (!isSupervisor()) return;
+    loadTeam().catch(function () {});
+    loadBoard().catch(function () {});
+  }
+  var SUPER_EVENTS = {
+    "team.agent": function (row) { if (row && row.id !== undefined) { sup.rows[row.id] = row; render(); } },
+    "wallboard": function (b) { sup.board = b; render(); },
+  };
+
+  // agent.logout's hook: a supervisor (or UCS) logged this agent out. Where UCS sent the
+  // session back to choosing a phone, so does the bar (state is refused outside READY).
+  function superKicked(data) {
+    if (model.appState !== "READY" || !data.reason || data.reason === "logout") return;
+    request("state").then(function (s) { applyState(s); }, function (e) {
+      if (e.code !== 412 || model.appState !== "READY") return;
+      model.device = null; model.calls = {}; model.order = []; model.consult = {}; model.transferOpen = false;
+      sup.plan = null;
+      showMessage(t("supLoggedOut", { reason: data.reason }), "warning", "supervisorLogout", data);
+      setAppState("IDENTIFY");
+      askIdentifier();
+    });
+  }
+
+  var superApi = {
+    supervisorStart: function () { sup.plan = sup.plan || (model.device ? "phone" : "none"); return superStart(); },
+    team: function () { return loadTeam(); },
+    setAgentStatus: function (userId, status, reason) {
+      status = String(status || "").toUpperCase();
+      if (STATUSES.indexOf(status) < 0) throw new Error("setAgentStatus: " + JSON.stringify(status) + " is not a status; give OFFLINE, READY, AUX or ACW");
+      var name = rowName(userId);
+      return act("agents.changeStatus", reason ? [Number(userId), status, String(reason)] : [Number(userId), status],
+        t("supDone", { name: name, what: statusLabel(status, reason) })).then(function (r) { announce(t("supDone", { name: name, what: statusLabel(status, reason) })); return r; });
+    },
+    logoutAgent: function (userId) {
+      var name = rowName(userId);
+      return act("agents.logout", [Number(userId)], t("supDone", { name: name, what: t("OFFLINE") })).then(function (r) { announce(t("supDone", { name: name, what: t("OFFLINE") })); return r; });
+    },
+    monitor: function (userId, mode) {
+      mode = mode || "listen";
+      if (["listen", "whisper", "barge"].indexOf(mode) < 0) throw new Error("monitor: give listen, whisper or barge");
+      return act("supervisor.monitor", [Number(userId), mode]).then(function (r) {
+        var text = t("supMonitorRinging", { mode: t("sup" + mode.charAt(0).toUpperCase() + mode.slice(1)).toLowerCase(), name: rowName(userId) });
+        notifyInternal(text, "info", "READY", 8000, "monitor", true); announce(text);
+        return r;
+      });
+    },
+    wallboard: function () { return loadBoard(); },
+  };
+  Object.keys(superApi).forEach(function (name) { NS[name] = guard(name, superApi[name]); });
+
+  function rowName(id) { var r = sup.rows[id]; return r ? r.displayname || r.username : "#" + id; }
+
+  function mountSuper() {
+    els.pair.insertAdjacentHTML("beforebegin", '<div class="ucs-card ucs-sup-choice" data-ref="supChoice" role="group" aria-labelledby="ucs-sup-choose" hidden></div>');
+    els.figures.insertAdjacentHTML("beforebegin",
+      '<section class="ucs-board" data-ref="board" aria-labelledby="ucs-board-title" hidden></section>' +
+      '<section class="ucs-team" data-ref="team" aria-labelledby="ucs-team-title" hidden>' +
+      '<div class="ucs-team-head"><h2 class="ucs-team-title" id="ucs-team-title"></h2><span class="ucs-muted" data-ref="teamCount" aria-live="polite"></span>' +
+      '<span class="ucs-spacer"></span><label class="ucs-team-filter"><span class="ucs-sr" data-ref="teamFilterLabel"></span>' +
+      '<input type="search" data-ref="teamFilter" autocomplete="off"></label></div>' +
+      '<div class="ucs-team-body" data-ref="teamBody"></div></section>');
+    ["supChoice", "board", "team", "teamCount", "teamFilter", "teamFilterLabel", "teamBody"].forEach(function (r) { els[r] = root.querySelector('[data-ref="' + r + '"]'); });
+    els.teamFilter.addEventListener("input", function () { sup.filter = els.teamFilter.value; renderTeam(); });
+  }
+
+  function rowStatus(r) { return statusLabel(r.status, r.reason); }
+  function rowCallText(c) {
+    if (!c) return "";
+    return [c.number || c.name || t("unknownCaller"), c.direction === "OUTGOING" ? t("supOut") : c.direction === "INTERNAL" ? t("supInternal") : t("supIn"), c.queue || ""].filter(Boolean).join(" ");
+  }
+  function teamRows() {
+    var q = sup.filter.trim().toLowerCase();
+    var list = Object.keys(sup.rows).map(function (k) { return sup.rows[k]; });
+    var all = list.length;
+    if (q) list = list.filter(function (r) {
+      return [r.displayname, r.username, rowStatus(r), r.status, r.call ? rowCallText(r.call) : ""].join(" ").toLowerCase().indexOf(q) >= 0;
+    });
+    var now = serverNow(), key = sup.sort.key, dir = sup.sort.dir;
+    var val = function (r) {
+      switch (key) {
+        case "status": return [SUP_ORDER[r.status] !== undefined ? SUP_ORDER[r.status] : 9, String(r.reason || "").toLowerCase()];
+        case "time": return [r.since ? now - r.since : -1];
+        case "call": return [r.call ? 0 : 1, r.call ? String(r.call.number) : ""];
+        case "duration": return [r.call ? now - r.call.since : -1];
+        default: return [String(r.displayname || r.username).toLowerCase()];
+      }
+    };
+    list.sort(function (a, b) {
+      var x = val(a), y = val(b);
+      for (var i = 0; i < x.length; i++) { if (x[i] < y[i]) return -dir; if (x[i] > y[i]) return dir; }
+      return String(a.displayname).localeCompare(String(b.displayname));
+    });
+    return { list: list, all: all };
+  }
+
+  function renderSuper() {
+    if (!els.team) return;
+    var choice = superChoice();
+    els.supChoice.hidden = !choice;
+    if (choice) els.pair.hidden = true;
+    var opt3 = function (plan, label, hint) {
+      return '<button type="button" class="ucs-phone ucs-sup-plan" data-act="sup-plan" data-arg="' + plan + '">' + icon(plan === "none" ? "people" : "phone") +
+        "<span><b>" + esc(t(label)) + "</b><small>" + esc(t(hint)) + "</small></span></button>";
+    };
+    setHTML(els.supChoice, choice ? '<h2 id="ucs-sup-choose">' + esc(t("supChoose")) + "</h2>" + opt3("none", "supNoPhone", "supNoPhoneHint") +
+      opt3("phone", "supWithPhone", "supWithPhoneHint") + opt3("agent", "supAgent", "supAgentHint") : "");
+    var show = model.appState === "READY" && isSupervisor();
+    els.team.hidden = !show; els.board.hidden = !show || !sup.board || !(sup.board.queues || []).length;
+    if (!show) return;
+    els.team.querySelector(".ucs-team-title").textContent = t("supTeam");
+    els.teamFilterLabel.textContent = t("supFilter");
+    els.teamFilter.placeholder = t("supFilterPlaceholder");
+    renderTeam();
+    renderBoard();
+  }
+
+  function renderTeam() {
+    var got = teamRows(), list = got.list;
+    els.teamCount.textContent = sup.loaded ? t("supTeamCount", { shown: list.length, all: got.all }) : t("loadingCalls");
+    var reasons = (model.state && model.state.auxReasons) || [];
+    var canSpy = !!model.device;
+    var head = "<thead><tr>" + SUP_COLS.map(function (c) {
+      var on = sup.sort.key === c[0];
+      return '<th scope="col" aria-sort="' + (on ? (sup.sort.dir > 0 ? "ascending" : "descending") : "none") + '"><button type="button" class="ucs-sort" data-act="sup-sort" data-arg="' + c[0] + '" aria-label="' + esc(t("supSortBy", { col: t(c[1]) })) + '">' +
+        esc(t(c[1])) + (on ? '<span aria-hidden="true">' + (sup.sort.dir > 0 ? " ▲" : " ▼") + "</span>" : "") + "</button></th>";
+    }).join("") + '<th scope="col">' + esc(t("supColActions")) + "</th></tr></thead>";
+    var body = list.map(function (r) {
+      var name = r.displayname || r.username, c = r.call, id = esc(r.id);
+      var b = function (act, label, aria, cls) { return '<button type="button" class="ucs-btn ucs-sm ' + (cls || "") + '" data-act="' + act + '" data-arg="' + id + '" aria-label="' + esc(t(aria, { name: name })) + '">' + esc(t(label)) + "</button>"; };
+      var actions = "";
+      if (r.logged_in) {
+        if (r.status !== "READY") actions += b("sup-ready", "supReady", "supReadyLabel", "ucs-green");
+        actions += b("sup-aux", "supNotReady", "supNotReadyLabel", sup.reasonFor === r.id ? "ucs-on" : "");
+        actions += b("sup-logout", "supLogout", "supLogoutLabel", "ucs-ghost-dark");
+        if (canSpy && c) actions += b("sup-listen", "supListen", "supListenLabel") + b("sup-whisper", "supWhisper", "supWhisperLabel") + b("sup-barge", "supBarge", "supBargeLabel");
+      }
+      if (r.logged_in && sup.reasonFor === r.id) {
+        actions += '<form class="ucs-sup-aux" data-form="sup-aux" data-arg="' + id + '" autocomplete="off"><label><span class="ucs-sr">' + esc(t("supReasonFor", { name: name })) + "</span>" +
+          (reasons.length ? '<select name="supReason">' + reasons.map(function (x) { return '<option value="' + esc(x.name) + '">' + esc(x.name) + "</option>"; }).join("") + "</select>"
+            : '<input name="supReason" maxlength="64" placeholder="' + esc(t("auxReasonPlaceholder")) + '">') +
+          '</label><button type="submit" class="ucs-btn ucs-sm ucs-primary">' + esc(t("supSet")) + '</button><button type="button" class="ucs-btn ucs-sm ucs-ghost-dark" data-act="sup-aux-cancel" data-arg="' + id + '">' + esc(t("cancel")) + "</button></form>";
+      }
+      var call = c ? '<span class="ucs-sup-call">' + icon(c.direction === "OUTGOING" ? "outbound" : "inbound") + esc(rowCallText(c)) +
+        (c.held ? ' <span class="ucs-chip st-5">' + esc(t("supHeld")) + "</span>" : c.state === CALL.RINGING ? ' <span class="ucs-chip st-2">' + esc(t("supRinging")) + "</span>" : "") +
+        ((r.monitored || []).length ? ' <span class="ucs-chip ucs-sup-mon">' + esc(t("supMonitored")) + "</span>" : "") + "</span>" : "";
+      return '<tr data-agent-row="' + id + '" data-status="' + esc(r.status) + '"><th scope="row" class="ucs-sup-name">' + esc(name) + "</th>" +
+        '<td><i class="ucs-dot s-' + esc(r.status) + '" aria-hidden="true"></i> <span data-agent-status>' + esc(rowStatus(r)) + "</span></td>" +
+        '<td class="ucs-num" data-sup-since="' + esc(r.since || "") + '"></td><td data-agent-call>' + call + "</td>" +
+        '<td class="ucs-num" data-sup-since="' + esc(c ? c.since : "") + '"></td><td class="ucs-sup-actions">' + actions + "</td></tr>";
+    }).join("");
+    var html = got.all ? '<table class="ucs-team-table"><caption class="ucs-sr">' + esc(t("supTeam")) + "</caption>" + head + "<tbody>" + body + "</tbody></table>" +
+      (list.length ? "" : '<p class="ucs-muted">' + esc(t("supNobody")) + "</p>") : (sup.loaded ? '<p class="ucs-muted">' + esc(t("supEmpty")) + "</p>" : "");
+    if (setHTML(els.teamBody, html)) tickSuper();
+  }
+
+  function renderBoard() {
+    var b = sup.board;
+    if (!b || !(b.queues || []).length) { setHTML(els.board, ""); return; }
+    var cols = [["waiting", "supWaiting"], ["longest", "supLongest"], ["ready", "supReadyN"], ["on_call", "supOnCall"], ["acw", "supAcw"],
+      ["not_ready", "supAux"], ["answered", "supAnswered"], ["abandoned", "supAbandoned"], ["service_level", "supSL"]];
+    var html = '<h2 class="ucs-board-title" id="ucs-board-title">' + esc(t("supBoardTitle")) + '</h2><table class="ucs-board-table"><thead><tr><th scope="col">' + esc(t("supQueue")) + "</th>" +
+      cols.map(function (c) { return '<th scope="col">' + esc(t(c[1])) + "</th>"; }).join("") + "</tr></thead><tbody>" +
+      b.queues.map(function (q) {
+        return '<tr data-board-queue="' + esc(q.asterisk_name) + '"' + (q.waiting ? ' class="ucs-hot"' : "") + '><th scope="row">' + esc(q.name) + "</th>" + cols.map(function (c) {
+          if (c[0] === "longest") return '<td class="ucs-num" data-field="longest" data-sup-since="' + esc(q.waiting ? q.longest_since || "" : "") + '"></td>';
+          var v = q[c[0]];
+          if (c[0] === "service_level") v = v === null || v === undefined ? "—" : Math.round(v) + " %";
+          return '<td class="ucs-num" data-field="' + c[0] + '">' + esc(v) + "</td>";
+        }).join("") + "</tr>";
+      }).join("") + "</tbody></table>";
+    if (setHTML(els.board, html)) tickSuper();
+  }
+
+  function tickSuper() {
+    if (!els.team || els.team.hidden) return;
+    var now = serverNow();
+    Array.prototype.forEach.call(root.querySelectorAll("[data-sup-since]"), function (el) {
+      var since = Number(el.getAttribute("data-sup-since"));
+      el.textContent = since ? hms(now - since) : "";
+    });
+  }
+
+  function superClick(act, arg) {
+    var quiet = function (p) { if (p && p.catch) p.catch(function () {}); };
+    var id = Number(arg);
+    switch (act) {
+      case "sup-plan":
+        sup.plan = arg;
+        if (arg === "none") quiet(NS.supervisorStart());
+        else { render(); quiet(startPairing()); }
+        return true;
+      case "sup-sort":
+        if (sup.sort.key === arg) sup.sort.dir = -sup.sort.dir; else sup.sort = { key: arg, dir: 1 };
+        renderTeam(); return true;
+      case "sup-ready": quiet(NS.setAgentStatus(id, "READY")); return true;
+      case "sup-aux":
+        sup.reasonFor = sup.reasonFor === id ? null : id; renderTeam();
+        var f = els.teamBody.querySelector("[name=supReason]"); if (f) f.focus();
+        return true;
+      case "sup-aux-cancel": sup.reasonFor = null; renderTeam(); focusRow(id, "sup-aux"); return true;
+      case "sup-logout": quiet(NS.logoutAgent(id)); return true;
+      case "sup-listen": quiet(NS.monitor(id, "listen")); return true;
+      case "sup-whisper": quiet(NS.monitor(id, "whisper")); return true;
+      case "sup-barge": quiet(NS.monitor(id, "barge")); return true;
+    }
+    return false;
+  }
+  function focusRow(id, act) { var b = els.teamBody.querySelector('[data-act="' + act + '"][data-arg="' + id + '"]'); if (b) b.focus(); }
+  function superSubmit(f) {
+    if (f.getAttribute("data-form") !== "sup-aux") return false;
+    var id = Number(f.getAttribute("data-arg")), reason = f.querySelector("[name=supReason]").value.trim();
+    if (!reason) { showError("agents.changeStatus", { error: "invalid_data", code: 400, message: "AUX needs a reason", fields: { reason: "" } }); return true; }
+    sup.reasonFor = null; renderTeam(); focusRow(id, "sup-aux");
+    NS.setAgentStatus(id, "AUX", reason).catch(function () {});
+    return true;
+  }
+  function superKeys(e) {
+    var form = e.target.closest && e.target.closest("[data-form=sup-aux]");
+    if (form && e.key === "Escape") {
+      var id = Number(form.getAttribute("data-arg"));
+      sup.reasonFor = null; renderTeam(); focusRow(id, "sup-aux"); e.preventDefault();
+      return true;
+    }
+    return false;
+  }
+  function superError(e) {
+    if (e.error === "permission_denied" && /you supervise/.test(e.message || "")) return t("errNotYourTeam");
+    if (/no call to monitor/.test(e.message || "")) return t("errNoCallToMonitor");
+    if (/pair one first/.test(e.message || "")) return t("errMonitorPhone");
+    return null;
   }
 
   // ---------------------------------------------------------------- start
