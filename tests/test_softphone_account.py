@@ -147,3 +147,29 @@ async def test_a_webrtc_line_is_a_pjsip_endpoint_with_a_websocket_url(server: UC
     phone = await d.add("lines", {"device": "PJSIP/2001"})
     assert phone.to_dict()["kind"] == "phone" and "ws_url" not in phone.to_dict()
     assert not [entry for entry in logged if SECRET in entry]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_demo_page_may_connect_to_the_webrtc_lines_websockets(server: UCSServer) -> None:
+    from twisted.internet import reactor
+    from twisted.web.client import Agent, readBody
+
+    base = server.get_web_service().url.rstrip("/")
+
+    async def get(path: str) -> tuple[str, bytes]:
+        response = await Agent(reactor).request(b"GET", (base + path).encode())
+        body = await readBody(response)
+        (csp,) = response.headers.getRawHeaders(b"content-security-policy") or [b""]
+        return csp.decode(), body
+
+    csp, _ = await get("/demo/")
+    assert "connect-src 'self';" in csp
+    await server.get_directory().add("lines", WEBRTC)
+    await server.get_directory().add("lines", {**WEBRTC, "device": "PJSIP/webrtc2", "identifiers": [],
+                                               "ws_url": "wss://pbx.example.com:8089/ws"})
+    for path in ("/demo/", "/demo/index.html"):
+        csp, _ = await get(path)
+        assert "connect-src 'self' ws://127.0.0.1:8088/ws wss://pbx.example.com:8089/ws;" in csp, csp
+    # The bar's vendored SIP library is served next to it.
+    _, body = await get("/operator/vendor/jssip-3.13.8.min.js")
+    assert b"var JsSIP=" in body[:200]
