@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from test_web_api import CallError, Client, connect, server, settle, start, ws_url  # noqa: F401 - fixture
+from test_web_api import CallError, Client, connect, server, settle, ws_url  # noqa: F401 - fixture
 from twisted.logger import formatEvent, globalLogPublisher
 
 from ucs import demo

@@ -479,6 +479,7 @@ class Auth:
         agent = self._agents.get(user.id)
         if agent is None or getattr(agent, "line", None) is not line:
             raise PermissionDenied("the softphone's account is given only to the agent working on that line")
+        assert line is not None  # (the identity test above made mypy forget it)
         if not (line.sip_username and line.sip_password):
             raise NotFound(f"line {line.id} ({line.device}) has no SIP account in the directory "
                            "(sip_username, sip_password)")
