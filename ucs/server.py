@@ -452,6 +452,9 @@ class UCSServer:
                 self.get_registry(), self.get_sessions(), self.get_bus(), self.get_state(), self._reactor,
                 WebOptions.from_config(self.config.web), health=self._health,
             )
+            directory = self.get_directory()
+            self._web.demo.connect_sources = lambda: [  # the softphone's WebSockets (issue 18)
+                line.ws_url for line in directory.lines.values() if line.kind == "webrtc" and line.ws_url]
             self._web.put("/metrics", self.get_metrics().resource())
             self._web.put("/remember", self.get_remember().resource())
             self._web.put("/recording", self.get_recording_links().resource())

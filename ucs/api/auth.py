@@ -44,7 +44,7 @@ from ucs.config import AuthConfig
 from ucs.constants import Role, SessionState
 from ucs.directory.directory import Directory
 from ucs.directory.model import Line, User
-from ucs.error import AuthenticationFailed, InvalidState, NotFound, TooManyRequests
+from ucs.error import AuthenticationFailed, InvalidState, NotFound, PermissionDenied, TooManyRequests
 
 S = SessionState
 
@@ -466,6 +466,28 @@ class Auth:
         for s in self._sessions.of_user(user.id):
             s.line, s.state = None, S.IDENTIFY
 
+    def softphone(self, session: Session) -> dict[str, Any]:
+        """The SIP account of the WebRTC line this agent works on: for the agent bar's
+        softphone (the bar is the phone), and only over the bar's own socket to the
+        agent paired with that line; nothing of it is logged."""
+        user, line = session.user, session.line
+        assert user is not None
+        if session.kind != "ws":
+            raise PermissionDenied("the softphone's account is given only to the agent bar")
+        if line is None or line.kind != "webrtc":
+            raise InvalidState("this session's phone is not a WebRTC line: the bar is not its phone")
+        agent = self._agents.get(user.id)
+        if agent is None or getattr(agent, "line", None) is not line:
+            raise PermissionDenied("the softphone's account is given only to the agent working on that line")
+        assert line is not None  # (the identity test above made mypy forget it)
+        if not (line.sip_username and line.sip_password):
+            raise NotFound(f"line {line.id} ({line.device}) has no SIP account in the directory "
+                           "(sip_username, sip_password)")
+        host = line.ws_url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        return {"line_id": line.id, "device": line.device, "endpoint": line.endpoint, "ws_url": line.ws_url,
+                "uri": f"sip:{line.sip_username}@{host}", "username": line.sip_username,
+                "password": line.sip_password}
+
     def _no_call(self, method: str, user: User, then: str) -> None:
         """Refused while the agent's phone has a call (ringing or connected): the bar
         would lose the call's controls with a call still up on the phone."""
@@ -531,6 +553,8 @@ def register(registry: Registry, auth: Auth) -> None:
                  doc="Choose another phone without logging out.")
     registry.add("devices.list", auth.devices, role=logged, states=[S.IDENTIFY, S.DEVICE, S.READY],
                  doc="The phones this user may pair with, with their identifiers.")
+    registry.add("softphone.credentials", auth.softphone, role=logged, states=[S.READY],
+                 doc="The SIP account of the agent's WebRTC line, for the bar's softphone (the bar only).")
     registry.add("session.info", auth.info, role=anyone,
                  doc="This client's address (for identifyIP), state, user and phone.")
 

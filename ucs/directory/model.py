@@ -118,10 +118,29 @@ class Line:
     #: How UCS can make the phone answer a ringing call: "sip-notify" (SIPnotify
     #: Event: talk, Yealink/Snom/Polycom with the option on), "none".
     auto_answer: str = "none"
+    #: "phone": a desk or soft phone of its own; "webrtc": the agent bar itself is the
+    #: phone (its softphone registers to the PJSIP endpoint ``device`` over ``ws_url``).
+    kind: str = "phone"
+    ws_url: str = ""                      # the PJSIP WebSocket transport, ws:// or wss://
+    #: The SIP credentials of a WebRTC line: given only to the agent paired with it,
+    #: over the bar's authenticated socket (``softphone.credentials``); never in
+    #: ``to_dict``, a page or a log (no repr either).
+    sip_username: str = attrs.field(default="", repr=False)
+    sip_password: str = attrs.field(default="", repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        """The PJSIP endpoint's name: ``webrtc1`` of ``PJSIP/webrtc1``."""
+        return self.device.partition("/")[2]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "device": self.device, "name": self.name,
-                "identifiers": list(self.identifiers), "auto_answer": self.auto_answer}
+        out = {"id": self.id, "device": self.device, "name": self.name,
+               "identifiers": list(self.identifiers), "auto_answer": self.auto_answer, "kind": self.kind}
+        if self.kind == "webrtc":
+            out["ws_url"] = self.ws_url
+            out["endpoint"] = self.endpoint
+            out["has_credentials"] = bool(self.sip_username and self.sip_password)
+        return out
 
 
 @attrs.define(eq=False)

@@ -23,6 +23,8 @@ _LOCALE = re.compile(r"[a-z]{2}([_-][A-Za-z]{2})?\Z")
 _DEVICE = re.compile(r"(SIP|PJSIP|IAX2|DAHDI|Local|Custom)/[A-Za-z0-9._@+-]{1,64}\Z")
 _ASTERISK_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 _NUMBER = re.compile(r"\+?[0-9*#]{1,32}\Z")
+_WS_URL = re.compile(r"wss?://[^\s/?#]+(/[^\s#]*)?\Z")
+_SIP_USER = re.compile(r"[A-Za-z0-9._+!~*()%-]{1,64}\Z")
 
 
 class _Bad(ValueError):
@@ -161,6 +163,12 @@ def _schema(kind: str, d: Directory, current: Any) -> tuple[dict[str, Callable[[
             "name": _text(100),
             "identifiers": _identifiers(d, current),
             "auto_answer": _choice(("none", "sip-notify"), "\"none\" or \"sip-notify\""),
+            "kind": _choice(("phone", "webrtc"), "\"phone\" or \"webrtc\" (the agent bar is the phone)"),
+            "ws_url": _text(300, pattern=_WS_URL, accepted="give the PJSIP WebSocket transport's URL, "
+                            "ws://host:port/ws or wss://…"),
+            "sip_username": _text(64, pattern=_SIP_USER, accepted="give the SIP user name: letters, digits "
+                                  "and . _ + - ! ~ * ( ) %"),
+            "sip_password": _text(128),
         }, {"device"}
     if kind == "auxreasons":
         return {"name": _then(_text(64, required=True), _unique(d, "auxreasons", "name", current))}, {"name"}
@@ -288,6 +296,20 @@ def check(kind: str, data: Any, current: Any, directory: Directory) -> dict[str,
     if current is None:
         for key in sorted(required - set(data)):
             problems[key] = "is required"
+    if kind == "lines" and not problems:
+        _webrtc_line(fields, current, problems)
     if problems:
         raise InvalidDataInput(problems)
     return fields
+
+
+def _webrtc_line(fields: dict[str, Any], current: Any, problems: dict[str, str]) -> None:
+    """A WebRTC line is a PJSIP endpoint with the WebSocket URL its softphone registers over."""
+    def value(key: str, default: str) -> Any:
+        return fields.get(key, getattr(current, key, default) if current is not None else default)
+    if value("kind", "phone") != "webrtc":
+        return
+    if not str(value("device", "")).startswith("PJSIP/"):
+        problems["device"] = "a WebRTC line is a PJSIP endpoint: give PJSIP/<endpoint>"
+    if not value("ws_url", ""):
+        problems["ws_url"] = "a WebRTC line needs the PJSIP WebSocket transport's URL (ws://host:port/ws)"

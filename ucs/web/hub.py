@@ -64,7 +64,7 @@ _PAIRING = frozenset({"login", "sso", "logout", "identifier", "selectIdentifier"
 
 #: Methods that never change which sessions exist, their state or their phone.
 _NO_SESSION_CHANGE = ("agent.", "agents.", "call.", "cdr.", "state", "config.", "devices.", "session.info",
-                      "api.", "lookup.", "shared.")
+                      "api.", "lookup.", "shared.", "softphone.")
 
 def _name(value: Any) -> Any:
     """An agent status (IntEnum) as the bar shows it: ``READY``."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,27 @@ class DemoFiles(StaticFiles):
         b"x-frame-options": b"DENY",
         b"referrer-policy": b"no-referrer",
     }
+
+    #: The WebSocket URLs the page may connect to besides UCS itself: the directory's
+    #: WebRTC lines' PJSIP transports, which the bar's softphone registers over.
+    connect_sources: Callable[[], Iterable[str]] | None = None
+
+    def render_GET(self, request: Request) -> Any:
+        extra = sorted({u for u in self.connect_sources() if _CSP_SOURCE.match(u)}) if self.connect_sources else []
+        if extra:
+            csp = DemoFiles.headers[b"content-security-policy"].replace(
+                b"connect-src 'self';", b"connect-src 'self' " + " ".join(extra).encode("ascii") + b";")
+            self.headers = {**DemoFiles.headers, b"content-security-policy": csp}
+        return super().render_GET(request)
+
+    def createSimilarFile(self, path: str) -> File:
+        f = super().createSimilarFile(path)
+        f.connect_sources = self.connect_sources  # type: ignore[attr-defined]
+        return f
+
+
+#: A URL that may go into the demo page's CSP as it is (no space, quote, semicolon or comma).
+_CSP_SOURCE = re.compile(r"wss?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/%-]*)?\Z")
 
 
 class Health(Resource):
@@ -243,7 +264,8 @@ class WebService(Service):
         self.factory = AgentBarFactory(self.hub, self.heartbeat, server=f"UCS/{version}")
         self.root = Root()
         self.root.putChild(b"operator", operator_files(static))
-        self.root.putChild(b"demo", DemoFiles(str(static / "demo")))
+        self.demo = DemoFiles(str(static / "demo"))
+        self.root.putChild(b"demo", self.demo)
         self.root.putChild(b"health", Health(self.health))
         self.root.putChild(b"origin", OriginCheck(self.hub))
         self._put(self.options.ws_path, UpgradedResource(self.factory))

@@ -8,7 +8,7 @@
   var CALLBACKS = ["onError", "onWarning", "onInfo", "onDebug", "onMessage", "onConnect", "onCredentials",
     "onLoginError", "onUser", "onIdentify", "onIdentifier", "onDevice", "onReady", "onStateChange",
     "onCallNew", "onCallRinging", "onCallConnect", "onCallHold", "onCallResume", "onCallHangup",
-    "onCallMute", "onCallUnmute", "onAgentSuspend", "onAgentResume", "onWaitingCallersChange"];
+    "onCallMute", "onCallUnmute", "onAgentSuspend", "onAgentResume", "onWaitingCallersChange", "onSoftphone"];
   var log = window.ucsDemoLog = [];
   var lastCall = null;
 

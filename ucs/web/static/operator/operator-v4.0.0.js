@@ -237,6 +237,7 @@
     model.appState = s;
     debug("state " + s);
     render();
+    softphoneSync();
   }
   function calls() { return model.order.map(function (u) { return model.calls[u]; }).filter(Boolean); }
   function activeCall() {
@@ -641,6 +642,7 @@
     applyFloorState(s);  // the floor: wrap-up, recent calls, queue figures
     applySuperState();  // the supervisor: team view, wallboard
     render();
+    softphoneSync();
   }
 
   // Every call of this phone as it sees it (state's `calls`; `call` alone from a UCS
@@ -946,9 +948,13 @@
     suspend: function (queue) { return act("agent.suspend", [Number(queue)]); },
     resume: function (queue) { return act("agent.resume", [Number(queue)]); },
     answer: function () {
+      var here = softphoneAnswer();  // ringing in the bar's own softphone: answered in the browser
+      if (here) return here;
       needCall("answer", function (c) { return c.state === CALL.RINGING; }, "there is no ringing call to answer");
       return act("call.answer");
     },
+    softphone: function () { return softphoneInfo(); },
+    softphoneStats: function () { return softphoneStats(); },
     dial: function (number, queue, line, data) {
       if (!number) throw new Error("dial needs a number");
       Object.keys(model.consult).forEach(function (u) { if (model.consult[u] === "") model.consult[u] = String(number); });
@@ -2450,6 +2456,136 @@
     if (/no call to monitor/.test(e.message || "")) return t("errNoCallToMonitor");
     if (/pair one first/.test(e.message || "")) return t("errMonitorPhone");
     return null;
+  }
+
+  // ---------------------------------------------------------------- the softphone (issue 18)
+  //
+  // When the agent's line is a WebRTC line (device.kind "webrtc") the bar itself is the
+  // phone: it loads the vendored JsSIP (vendor/, only then), asks UCS for the line's SIP
+  // account over this authenticated socket (softphone.credentials: only the agent paired
+  // with the line gets it) and registers to the PJSIP endpoint over its WebSocket
+  // (DTLS-SRTP). A call to the endpoint rings here; answer() answers it in the browser.
+
+  var JSSIP_FILE = "vendor/jssip-3.13.8.min.js";
+  var phone = { line: null, ua: null, session: null, status: "off", audio: null, loading: null };
+
+  function loadJsSIP() {
+    if (window.JsSIP) return Promise.resolve(window.JsSIP);
+    if (phone.loading) return phone.loading;
+    var src = SCRIPT && SCRIPT.src;
+    if (!src) return Promise.reject(new Error("the softphone needs the bar loaded from UCS (its script's URL)"));
+    phone.loading = new Promise(function (resolve, reject) {
+      var s = document.createElement("script");
+      s.src = src.replace(/operator(-v[\d.]+)?\.js(\?.*)?$/, JSSIP_FILE);
+      s.async = true; s.setAttribute("data-ucs-jssip", "");
+      s.onload = function () { window.JsSIP ? resolve(window.JsSIP) : reject(new Error("JsSIP did not load")); };
+      s.onerror = function () { phone.loading = null; reject(new Error("cannot load " + s.src)); };
+      document.head.appendChild(s);
+    });
+    return phone.loading;
+  }
+
+  function phoneStatus(status, detail) {
+    if (phone.status === status) return;
+    phone.status = status;
+    debug("softphone " + status + (detail ? ": " + detail : ""));
+    fire("onSoftphone", softphoneInfo());
+  }
+
+  function softphoneInfo() {
+    var s = phone.session;
+    return { status: phone.status, line: phone.line,
+             call: s ? { direction: s.direction, state: s.isEstablished() ? "CONNECTED" : s.isEnded() ? "ENDED" : "RINGING",
+                         remote: s.remote_identity && s.remote_identity.uri ? s.remote_identity.uri.user : "" } : null };
+  }
+
+  // Start, keep or stop the softphone after the bar's state or phone changed.
+  function softphoneSync() {
+    var d = model.device;
+    var want = model.appState === "READY" && d && d.kind === "webrtc" ? d.id : null;
+    if (want === phone.line) return;
+    softphoneStop();
+    if (want === null) return;
+    phone.line = want;
+    phoneStatus("connecting");
+    loadJsSIP().then(function (JsSIP) {
+      if (phone.line !== want) return null;
+      return request("softphone.credentials").then(function (acc) {
+        if (phone.line !== want) return;
+        var ua = new JsSIP.UA({
+          sockets: [new JsSIP.WebSocketInterface(acc.ws_url)], uri: acc.uri,
+          authorization_user: acc.username, password: acc.password,
+          display_name: model.user && model.user.displayname || undefined,
+          register: true, session_timers: false, user_agent: "UCS agent bar " + VERSION,
+        });
+        phone.ua = ua;
+        ua.on("registered", function () { phoneStatus("registered"); });
+        ua.on("unregistered", function () { if (phone.ua === ua) phoneStatus("unregistered"); });
+        ua.on("registrationFailed", function (e) { phoneStatus("failed", e.cause); warn("softphone: registration failed (" + e.cause + ")"); });
+        ua.on("disconnected", function () { if (phone.ua === ua && phone.status !== "off") phoneStatus("disconnected"); });
+        ua.on("newRTCSession", function (e) { if (phone.ua === ua) phoneSession(e.session, e.originator); });
+        ua.start();
+      });
+    }).catch(function (e) {
+      if (phone.line !== want) return;
+      phoneStatus("failed", e.message);
+      warn("softphone: " + e.message);
+    });
+  }
+
+  function softphoneStop() {
+    var ua = phone.ua;
+    phone.ua = null; phone.session = null; phone.line = null;
+    if (ua) { try { ua.stop(); } catch (e) { /* closing */ } }
+    if (phone.status !== "off") phoneStatus("off");
+  }
+
+  function phoneSession(session, originator) {
+    if (originator !== "remote") return;  // the bar dials through UCS, which rings this phone
+    if (phone.session && !phone.session.isEnded()) { session.terminate({ status_code: 486 }); return; }
+    phone.session = session;
+    var ended = function () { if (phone.session === session) { phone.session = null; phoneStatus(phone.ua ? "registered" : "off"); } };
+    session.on("confirmed", function () { phoneStatus("connected"); });
+    session.on("ended", ended);
+    session.on("failed", ended);
+    session.on("peerconnection", function (e) { phoneAudio(e.peerconnection); });
+    if (session.connection) phoneAudio(session.connection);
+    phoneStatus("ringing");
+  }
+
+  function phoneAudio(pc) {
+    if (!phone.audio) {
+      phone.audio = document.createElement("audio");
+      phone.audio.autoplay = true; phone.audio.setAttribute("data-ucs-softphone", "");
+      phone.audio.style.display = "none";
+      document.body.appendChild(phone.audio);
+    }
+    pc.addEventListener("track", function (e) {
+      phone.audio.srcObject = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);
+    });
+  }
+
+  // answer(): a call ringing in the softphone is answered here, in the browser.
+  function softphoneAnswer() {
+    var s = phone.session;
+    if (!s || s.isEstablished() || s.isEnded()) return null;
+    s.answer({ mediaConstraints: { audio: true, video: false } });
+    return Promise.resolve({ answered: "softphone" });
+  }
+
+  // RTP counters of the softphone's call (getStats): audio packets sent and received.
+  function softphoneStats() {
+    var s = phone.session, pc = s && s.connection;
+    if (!pc) return Promise.resolve(null);
+    return pc.getStats().then(function (report) {
+      var out = { packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, dtls: "" };
+      report.forEach(function (r) {
+        if (r.type === "outbound-rtp" && r.kind === "audio") { out.packetsSent += r.packetsSent || 0; out.bytesSent += r.bytesSent || 0; }
+        if (r.type === "inbound-rtp" && r.kind === "audio") { out.packetsReceived += r.packetsReceived || 0; out.bytesReceived += r.bytesReceived || 0; }
+        if (r.type === "transport" && r.dtlsState) out.dtls = r.dtlsState;
+      });
+      return out;
+    });
   }
 
   // ---------------------------------------------------------------- start

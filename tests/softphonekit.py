@@ -1,0 +1,65 @@
+"""The softphone's browser half (issue 18), shared by the lab test (a real Asterisk) and
+the simulator's: Chromium opens UCS's demo CRM page, the agent logs in and picks the
+WebRTC line, the bar registers it, a call rings in the browser, is answered there
+(``answer()``), and the RTP counters of ``getStats()`` rise while it talks."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from test_bar_browser import ARGS, CHROMIUM, Bar
+
+#: Chromium's media flags: a fake microphone, and no permission prompt.
+MEDIA = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+
+
+class _Base:
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+
+def run(base: str, username: str, password: str, ring: Callable[[], None], *,
+        received: bool = False) -> dict[str, Any]:
+    """The whole scenario in this (non-reactor) thread; ``ring()`` makes the call to the
+    WebRTC line. Returns what the bar saw: the stats before and after, its callbacks."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + MEDIA)
+        try:
+            bar = Bar(browser, _Base(base))  # type: ignore[arg-type]
+            bar.page.fill("[data-ref=loginUser]", username)
+            bar.page.fill("[data-ref=loginPass]", password)
+            bar.page.click("[data-ref=loginBtn]")
+            bar.wait("onIdentify")
+            bar.page.click("[data-act=pick-phone]")
+            bar.wait("onReady")
+            bar.wait("onSoftphone", where="a.status === 'registered'", timeout=15_000)
+            assert bar.page.evaluate("!!window.JsSIP"), "JsSIP loaded for the WebRTC line"
+            ring()
+            bar.wait("onSoftphone", where="a.status === 'ringing'", timeout=15_000)
+            bar.call("answer()")
+            bar.wait("onSoftphone", where="a.status === 'connected'", timeout=15_000)
+            first = _stats(bar, lambda s: s and s["packetsSent"] > 0 and (not received or s["packetsReceived"] > 0))
+            time.sleep(1.5)
+            second = _stats(bar, lambda s: s and s["packetsSent"] > first["packetsSent"]
+                            and (not received or s["packetsReceived"] > first["packetsReceived"]))
+            log = bar.log()
+            bar.close()
+            return {"first": first, "second": second, "log": log}
+        finally:
+            browser.close()
+
+
+def _stats(bar: Bar, ok: Callable[[Any], Any], timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = bar.call("softphoneStats()")
+        if ok(stats):
+            return stats  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the softphone's RTP counters: {json.dumps(stats)}")
+        time.sleep(0.2)
