@@ -137,7 +137,7 @@ class ApiAdmin:
         for d in pending.values():
             d.errback(failure)
 
-    async def connect(self, reactor: Any, username: str, password: str) -> None:
+    async def connect(self, reactor: Any) -> None:
         factory = WebSocketClientFactory(self.url)
         factory.protocol = _Protocol
         factory.client = self  # type: ignore[attr-defined]
@@ -148,6 +148,8 @@ class ApiAdmin:
         except Exception as e:
             raise AdminError(f"cannot reach UCS at {self.url}: {e}") from None
         await self._hello
+
+    async def login(self, username: str, password: str) -> None:
         await self.call("login", [username, password])
 
     def call(self, method: str, args: Any = None) -> Deferred[Any]:
@@ -214,9 +216,14 @@ async def open_admin(config: Config, reactor: Any, *, mode: str = "auto", url: s
             url = url or next((n["url"] for n in nodes.values() if n.get("url")), None)
     if mode == "api":
         api = ApiAdmin(url or web_url(config))
-        if password is None:
-            password = config.auth.admin_password or getpass.getpass(f"password of {username} on {api.url}: ")
-        await api.connect(reactor, username, password)
+        await api.connect(reactor)
+        try:
+            if password is None:
+                password = config.auth.admin_password or getpass.getpass(f"password of {username} on {api.url}: ")
+            await api.login(username, password)
+        except BaseException:
+            await api.close()
+            raise
         return api
     assert store is not None
     lock = WriterLock(store, reactor, ADMIN_LOCK, lambda name: name.startswith(NODE_PREFIX))

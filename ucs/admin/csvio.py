@@ -52,9 +52,12 @@ _BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0"
 
 
 class RowError(ValueError):
-    def __init__(self, fields: dict[str, str]) -> None:
+    """Bad columns of a row; ``partial`` the data of its good ones."""
+
+    def __init__(self, fields: dict[str, str], partial: dict[str, Any] | None = None) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
         self.fields = fields
+        self.partial = partial or {}
 
 
 @attrs.define
@@ -214,7 +217,7 @@ def to_data(kind: str, row: dict[str, str], world: World) -> dict[str, Any]:
         except RowError as e:
             problems.update(e.fields)
     if problems:
-        raise RowError(problems)
+        raise RowError(problems, data)
     return data
 
 
@@ -289,7 +292,11 @@ async def run_import(files: dict[str, tuple[str, str]], world: World, backend: A
 
 
 async def _one(kind: str, key: str, row: dict[str, str], world: World, backend: Any | None) -> Change | None:
-    data = to_data(kind, row, world)
+    problems: dict[str, str] = {}
+    try:
+        data = to_data(kind, row, world)
+    except RowError as e:
+        problems, data = dict(e.fields), e.partial
     current = world.find(kind, key)
     if current is not None:
         data.pop("password", None)
@@ -297,7 +304,10 @@ async def _one(kind: str, key: str, row: dict[str, str], world: World, backend: 
         fields = validate.check(kind, data, current, world.directory)
     except InvalidDataInput as e:
         message = e.message if isinstance(e.message, dict) else {"-": str(e)}
-        raise RowError({_COLUMN.get(k, k): str(v) for k, v in message.items()}) from None
+        for k, v in message.items():
+            problems.setdefault(_COLUMN.get(k, k), str(v))
+    if problems:
+        raise RowError(problems)
     if current is None:
         change = Change(kind, "add", key, data)
         if backend is None:

@@ -24,7 +24,7 @@ from ucs.config import Config
 #: The columns discover fills: an import of its files leaves the others as they are.
 DISCOVERED = {"queues": ("asterisk_name", "name", "type"), "lines": ("device", "identifiers")}
 
-_CONTACT_HOST = re.compile(r"sips?:[^@;>/,]*@?\[?([0-9A-Fa-f:.]+|[A-Za-z0-9.-]+)\]?")
+_CONTACT_HOST = re.compile(r"sips?:(?:[^@;>,]*@)?(\[[0-9A-Fa-f:.]+\]|[^:;>,/]+)")
 
 
 def _is_trunk(config: Config, device: str) -> bool:
@@ -91,8 +91,9 @@ async def discover(config: Config, reactor: Any, host: str | None = None, port: 
             hosts = []
             for contact in (e.get("Contacts") or "").split(","):
                 m = _CONTACT_HOST.search(contact)
-                if m and m.group(1) not in hosts:
-                    hosts.append(m.group(1))
+                host = m.group(1).strip("[]") if m else None
+                if host and host not in hosts:
+                    hosts.append(host)
             lines.append({"device": device, "identifiers": ";".join(hosts)})
     return {"queues": [{c: r[c] for c in DISCOVERED["queues"]} for r in queues],
             "lines": [{c: r[c] for c in DISCOVERED["lines"]} for r in lines]}
