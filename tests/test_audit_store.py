@@ -93,3 +93,46 @@ async def test_a_store_of_schema_3_is_upgraded_with_its_data(store_url: str, mon
         assert len(await new.audit_list()) == 1
     finally:
         await new.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_config_changes_are_audited_and_read_by_superusers_only(store_url: str) -> None:
+    from ucs.api.registry import Registry
+    from ucs.api.session import SessionManager
+    from ucs.directory import api as directory_api
+    from ucs.directory import audit_api
+    from ucs.directory.directory import Directory
+    from ucs.error import InvalidDataInput, PermissionDenied
+
+    s = await open_store(store_url, reactor)
+    try:
+        d = Directory(s, audit=s)
+        await d.load()
+        admin, _ = await d.ensure_admin("admin-password")
+        reg = Registry()
+        directory_api.register(reg, d)
+        audit_api.register(reg, s)
+        sessions = SessionManager(reactor)
+        root = sessions.create(user=admin)
+        q = await reg.call(root, "config.queues.add", [{"name": "Support", "asterisk_name": "support"}])
+        carol = await reg.call(root, "config.users.add", [{"username": "carol", "password": "12345678",
+                                                           "queues": {str(q["id"]): {}}}])
+        await reg.call(root, "config.users.edit", [{"id": carol["id"], "password": "87654321"}])
+        await reg.call(root, "config.queues.delete", [q["id"]])  # takes carol out of it: audited too
+        page = await reg.call(root, "audit.list", {"limit": 2})
+        assert [(e["kind"], e["action"], e["actor"], e["source"]) for e in page["entries"]] == [
+            ("users", "edit", "admin", "api"), ("queues", "delete", "admin", "api")]
+        assert page["entries"][0]["before"]["queues"] and not page["entries"][0]["after"]["queues"]
+        rest = await reg.call(root, "audit.list", {"limit": 2, "before_id": page["next"]})
+        assert [(e["kind"], e["action"]) for e in rest["entries"]] == [("users", "edit"), ("users", "add")]
+        assert rest["entries"][0]["before"]["password"] == rest["entries"][0]["after"]["password"] == "set"
+        first = await reg.call(root, "audit.list", {"filters": {"source": "ucs"}})
+        assert [(e["actor"], e["entity_id"]) for e in first["entries"]] == [("ucs", str(admin.id))]
+        assert first["next"] is None
+        with pytest.raises(InvalidDataInput, match="not a filter"):
+            await reg.call(root, "audit.list", {"filters": {"password": "x"}})
+        agent = sessions.create(user=d.users[carol["id"]])
+        with pytest.raises(PermissionDenied, match="superuser"):
+            await reg.call(agent, "audit.list")
+    finally:
+        await s.close()
