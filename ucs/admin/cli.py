@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ucs.admin.backends import AdminError, open_admin
-from ucs.admin.csvio import COLUMNS, ORDER, export, load_world, run_import
+from ucs.admin.csvio import ORDER, export, load_world, run_import
 from ucs.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from ucs.directory.directory import KINDS
 
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("username")
     s.add_argument("--new-password-file")
     s = sub.add_parser("export", help="the directory as CSV, one file per kind")
-    s.add_argument("kinds", nargs="*", choices=[[], *kinds], metavar="KIND", help="default: every kind")
+    s.add_argument("kinds", nargs="*", metavar="KIND", help=f"{', '.join(kinds)} (default: every kind)")
     s.add_argument("--dir", help="write KIND.csv files here (else one kind to stdout)")
     s = sub.add_parser("import", help="add and change entities from CSV files named KIND.csv")
     s.add_argument("files", nargs="+")
@@ -188,6 +188,9 @@ async def _command(args: argparse.Namespace, config: Any, reactor: Any, admin: A
         print(f"password of {user['username']} set", file=out)
     elif cmd == "export":
         kinds = args.kinds or list(ORDER)
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise AdminError(f"{', '.join(unknown)}: not a kind; kinds: {', '.join(KINDS)}")
         world = await load_world(admin)
         if args.dir:
             Path(args.dir).mkdir(parents=True, exist_ok=True)
