@@ -50,12 +50,13 @@ async def test_a_migration_missing_below_the_highest_is_still_applied(store_url:
     monkeypatch.setattr(store_base, "MIGRATIONS", tuple(m for m in full if m.version != 2))
     s = await open_store(store_url, reactor)
     await s.close()
-    assert [r[0] for r in await threads.deferToThread(schema_rows, store_url)] == [1, 3]
+    every = [m.version for m in full]
+    assert [r[0] for r in await threads.deferToThread(schema_rows, store_url)] == [v for v in every if v != 2]
     monkeypatch.setattr(store_base, "MIGRATIONS", full)
     s = await open_store(store_url, reactor)
-    assert s.schema_version == 3
+    assert s.schema_version == every[-1]
     await s.close()
-    assert [r[0] for r in await threads.deferToThread(schema_rows, store_url)] == [1, 2, 3]
+    assert [r[0] for r in await threads.deferToThread(schema_rows, store_url)] == every
 
 
 def test_time_is_split_at_the_quarter_hours_in_the_zone() -> None:

@@ -81,6 +81,7 @@ from ucs.web.options import WebOptions
 from ucs.web.service import WebService
 from ucs.constants import Role
 from ucs.directory import api as directory_api
+from ucs.directory import audit_api
 from ucs.directory.directory import Directory
 from ucs.lifecycle import Lifecycle, UCSService
 from ucs.metrics import Metrics
@@ -88,6 +89,7 @@ from ucs.pbx.connection import build_ami_client
 from ucs.pbx.link import PBXLink
 from ucs.pbx.pbx import PBX
 from ucs.store import Store, StoreError
+from ucs.store.locks import ADMIN_LOCK, NODE_PREFIX, WriterLock, holder_id
 from ucs.store.service import StoreProxy, StoreService
 
 __all__ = ["UCSServer", "UCSService"]  # UCSService lives in ucs.lifecycle
@@ -142,6 +144,7 @@ class UCSServer:
         self._web: WebService | None = None
         self._iserver: Any = None
         self._metrics: Metrics | None = None
+        self._writer_lock: WriterLock | None = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -315,7 +318,8 @@ class UCSServer:
 
     def get_directory(self) -> Directory:
         if self._directory is None:
-            self._directory = Directory(self.get_store_proxy(), self.get_bus())
+            store = self.get_store_proxy()
+            self._directory = Directory(store, self.get_bus(), audit=store)
         return self._directory
 
     def get_sessions(self) -> SessionManager:
@@ -490,6 +494,7 @@ class UCSServer:
             remember_api.register(reg, self.get_remember())
             state_api.register(reg, self.get_state())
             directory_api.register(reg, self.get_directory())
+            audit_api.register(reg, self.get_store_proxy())
             agents_api.register(reg, self.get_agents())
             history_api.register(reg, self.get_call_history())
             control_api.register(reg, self.get_call_control())
@@ -503,7 +508,12 @@ class UCSServer:
 
     async def _start_domain(self) -> None:
         """After the store opens, before the AMI link: the directory, the demo's
-        users, the first admin, the agents as they were."""
+        users, the first admin, the agents as they were.  First this UCS takes its
+        writer's lock in the store, and refuses to start while ``ucs-admin`` writes
+        the store directly (:mod:`ucs.store.locks`)."""
+        self._writer_lock = WriterLock(self.get_store(), self._reactor, holder_id(NODE_PREFIX.rstrip(":")),
+                                       lambda name: name == ADMIN_LOCK, self._advertised)
+        await self._writer_lock.take()
         directory = self.get_directory()
         await directory.load()
         if self.config.demo.enabled:
@@ -518,7 +528,15 @@ class UCSServer:
         await self.get_agents().start()
         await self.get_supervision().start()
 
+    def _advertised(self) -> dict[str, Any]:
+        """What this UCS tells ``ucs-admin`` in its lock: where its API is."""
+        web = self._web
+        return {"url": web.ws_url if web is not None and web.running else None}
+
     async def _stop_domain(self) -> None:
+        if self._writer_lock is not None:
+            lock, self._writer_lock = self._writer_lock, None
+            await lock.release()
         if self._supervision is not None and self._supervision.running:
             await self._supervision.stop()
         if self._agents is not None:

@@ -6,7 +6,8 @@ changing is for superusers.  A supervisor reads the users they supervise
 only (``config.users.get`` of another is refused, ``config.users.list`` leaves
 them out; :mod:`ucs.api.scope`).  ``edit`` takes the entity's fields with its
 ``id``, as seed 000's middleware example (``edit_user(handler, user, data)``)
-expects.
+expects.  Each change is audited under the session's user name, source ``api``
+(``audit.list``: :mod:`ucs.directory.audit_api`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def _positive(v: int) -> int:
     return v
 
 
+def _actor(session: Session) -> str:
+    return session.user.username if session.user is not None else "anonymous"
+
+
 def register(registry: Registry, directory: Directory) -> None:
     registry.scope.directory = directory
     for kind in KINDS:
@@ -47,7 +52,7 @@ def _register_kind(registry: Registry, directory: Directory, kind: str) -> None:
         return [e.to_dict() for e in sorted(directory.table(kind).values(), key=lambda e: e.id)]
 
     async def add(session: Session, data: dict[str, Any]) -> dict[str, Any]:
-        entity = await directory.add(kind, data)
+        entity = await directory.add(kind, data, actor=_actor(session), source="api")
         result: dict[str, Any] = entity.to_dict()
         return result
 
@@ -57,12 +62,12 @@ def _register_kind(registry: Registry, directory: Directory, kind: str) -> None:
         entity_id = data.get("id")
         if isinstance(entity_id, bool) or not isinstance(entity_id, int):
             raise InvalidDataInput({"id": f"{entity_id!r} is not accepted; give the id of the {one} to edit"})
-        entity = await directory.edit(kind, entity_id, data)
+        entity = await directory.edit(kind, entity_id, data, actor=_actor(session), source="api")
         result: dict[str, Any] = entity.to_dict()
         return result
 
     async def delete(session: Session, entity_id: int) -> dict[str, Any]:
-        entity = await directory.delete(kind, entity_id)
+        entity = await directory.delete(kind, entity_id, actor=_actor(session), source="api")
         return {"id": entity.id, "deleted": True}
 
     ident = Param("id", int, check=_positive, doc=f"the {one}'s id")

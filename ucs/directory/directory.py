@@ -3,7 +3,10 @@
 Held in memory (the agent bar, the agents and the call tracker read it on
 every event) and written through to the store before a change is reported
 done: ``add``/``edit``/``delete`` validate, persist, then apply and publish
-``EVENT_USER_CHANGE`` / ``EVENT_CONFIG_CHANGE``.  Each entity is one JSON
+``EVENT_USER_CHANGE`` / ``EVENT_CONFIG_CHANGE``.  With an ``audit`` writer (the
+store), each change -- and each user a deletion edits in passing -- is also
+written to the audit log (who: ``actor``, through what: ``source``, the
+entity before and after, never a password hash).  Each entity is one JSON
 document in the store's key-value table (namespace ``dir.<kind>``), so both
 back ends share one schema.
 
@@ -14,7 +17,7 @@ costs tens of milliseconds, which the reactor must never spend.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from argon2 import PasswordHasher
@@ -32,6 +35,12 @@ from ucs.error import InvalidDataInput, NotFound
 from ucs.events import EVENT_CONFIG_CHANGE, EVENT_USER_CHANGE
 from ucs.interfaces import KVStore
 
+
+class AuditWriter(Protocol):
+    """Appends audit entries: the store (:meth:`ucs.store.Store.audit_write`)."""
+
+    def audit_write(self, entries: list[dict[str, Any]]) -> Deferred[None]: ...
+
 #: The kinds of entity, as named in the API (``config.<kind>.…``).
 KINDS: dict[str, type] = {
     "users": User, "groups": Group, "teams": Team, "queues": Queue, "lines": Line,
@@ -43,6 +52,15 @@ def _to_doc(entity: Any) -> dict[str, Any]:
     doc = attrs.asdict(entity, recurse=True)
     if isinstance(entity, User):
         doc["queues"] = {str(k): v for k, v in doc["queues"].items()}
+    return doc
+
+
+def audit_doc(entity: Any) -> dict[str, Any]:
+    """An entity as the audit log keeps it: its stored document, a user's password
+    hash replaced by whether there is a password."""
+    doc = _to_doc(entity)
+    if "password_hash" in doc:
+        doc["password"] = "set" if doc.pop("password_hash") else ""
     return doc
 
 
@@ -61,8 +79,10 @@ def _from_doc(kind: str, doc: dict[str, Any]) -> Any:
 class Directory:
     log = Logger()
 
-    def __init__(self, store: KVStore, bus: EventBus | None = None, hasher: PasswordHasher | None = None) -> None:
+    def __init__(self, store: KVStore, bus: EventBus | None = None, hasher: PasswordHasher | None = None,
+                 *, audit: AuditWriter | None = None) -> None:
         self._store = store
+        self._audit = audit
         self._bus = bus
         self._hasher = hasher or PasswordHasher()
         self._lock = DeferredLock()  # one change at a time: ids and uniqueness stay consistent
@@ -194,7 +214,9 @@ class Directory:
 
     # -- changing -------------------------------------------------------------------------------
 
-    async def add(self, kind: str, data: dict[str, Any]) -> Any:
+    async def add(self, kind: str, data: dict[str, Any], *, actor: str = "ucs", source: str = "ucs") -> Any:
+        """Validate, store and apply a new entity; ``actor`` (a user name) and ``source``
+        (``api``, ``ucs-admin``, ``ucs``) say who for the audit log."""
         await self._lock.acquire()
         try:
             table = self.table(kind)
@@ -204,15 +226,18 @@ class Directory:
             await self._store.kv_set(f"dir.{kind}", str(entity_id), _to_doc(entity))
             self._next_id[kind] = entity_id + 1
             table[entity_id] = entity
+            await self._audited(actor, source, kind, "add", entity_id, None, entity)
         finally:
             self._lock.release()
         self._changed(kind, entity, "add")
         return entity
 
-    async def edit(self, kind: str, entity_id: int, data: dict[str, Any]) -> Any:
+    async def edit(self, kind: str, entity_id: int, data: dict[str, Any], *, actor: str = "ucs",
+                   source: str = "ucs") -> Any:
         await self._lock.acquire()
         try:
             current = self.entity(kind, entity_id)
+            before = audit_doc(current)
             fields = await self._checked(kind, data, current)
             doc = {**_to_doc(current), **fields, "id": entity_id}
             entity = _from_doc(kind, doc)
@@ -220,19 +245,21 @@ class Directory:
             # Keep the same object: agents and sessions hold references to it.
             for a in attrs.fields(type(current)):
                 setattr(current, a.name, getattr(entity, a.name))
+            await self._audited(actor, source, kind, "edit", entity_id, before, current)
         finally:
             self._lock.release()
         self._changed(kind, current, "edit")
         return current
 
-    async def delete(self, kind: str, entity_id: int) -> Any:
+    async def delete(self, kind: str, entity_id: int, *, actor: str = "ucs", source: str = "ucs") -> Any:
         await self._lock.acquire()
         try:
             current = self.entity(kind, entity_id)
             self._check_delete(kind, current)
             await self._store.kv_delete(f"dir.{kind}", str(entity_id))
             del self.table(kind)[entity_id]
-            await self._forget_references(kind, entity_id)
+            await self._audited(actor, source, kind, "delete", entity_id, audit_doc(current), None)
+            await self._forget_references(kind, entity_id, actor, source)
         finally:
             self._lock.release()
         self._changed(kind, current, "delete")
@@ -262,11 +289,21 @@ class Directory:
         if kind == "callreasons" and any(r.parent_id == entity.id for r in self.callreasons.values()):
             raise InvalidDataInput({"id": f"call reason {entity.id} has sub-codes; delete them first"})
 
-    async def _forget_references(self, kind: str, entity_id: int) -> None:
+    async def _audited(self, actor: str, source: str, kind: str, action: str, entity_id: int,
+                       before: dict[str, Any] | None, after: Any) -> None:
+        if self._audit is None:
+            return
+        await self._audit.audit_write([{
+            "actor": actor, "source": source, "kind": kind, "action": action, "entity_id": str(entity_id),
+            "before": before, "after": None if after is None else audit_doc(after),
+        }])
+
+    async def _forget_references(self, kind: str, entity_id: int, actor: str = "ucs", source: str = "ucs") -> None:
         """Users that pointed at a deleted group, team, queue or line stop doing so."""
-        touched: list[User] = []
+        touched: list[tuple[User, dict[str, Any]]] = []
         for user in self.users.values():
             changed = False
+            before = audit_doc(user)
             if kind == "groups" and user.group_id == entity_id:
                 user.group_id, changed = None, True
             elif kind == "lines" and (entity_id in user.lines or user.primary_extension == entity_id):
@@ -283,8 +320,9 @@ class Directory:
                     if m.team_id == entity_id:
                         m.team_id, changed = None, True
             if changed:
-                touched.append(user)
-        for user in touched:
+                touched.append((user, before))
+        for user, before in touched:
             await self._store.kv_set("dir.users", str(user.id), _to_doc(user))
+            await self._audited(actor, source, "users", "edit", user.id, before, user)
             self._changed("users", user, "edit")
 

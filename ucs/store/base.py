@@ -13,26 +13,23 @@ checks live here once.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import queue
-import time
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, ParamSpec, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from ucs.store.audit import AuditMixin
+from ucs.store.coding import _deferred, dumps, no_nul
 from ucs.store.errors import StoreError, StoreRefused
 from ucs.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
 from ucs.store.url import StoreURL
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 log = Logger(namespace="ucs.store")
@@ -66,30 +63,6 @@ MAX_LIST_LIMIT = 10_000
 KV_DELETE: Any = type("KV_DELETE", (), {"__repr__": lambda self: "KV_DELETE"})()
 
 
-def _deferred(f: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Deferred[T]]:
-    """Make an ``async def`` method return a Deferred (which is also awaitable),
-    timed for :attr:`Store.observe` when that is set."""
-    operation = f.__name__
-
-    @functools.wraps(f)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Deferred[T]:
-        observe = getattr(args[0], "observe", None)
-        if observe is None:
-            return Deferred.fromCoroutine(f(*args, **kwargs))
-        # Metrics only: how long the database took, on the process's monotonic
-        # clock (a fake reactor clock would time every operation as 0 s).
-        start = time.perf_counter()
-        d = Deferred.fromCoroutine(f(*args, **kwargs))
-
-        def timed(result: Any) -> Any:
-            observe(operation, "error" if isinstance(result, Failure) else "ok", time.perf_counter() - start)
-            return result
-
-        return d.addBoth(timed)
-
-    return wrapper
-
-
 class Connection(Protocol):
     """The part of a DB-API connection the store uses."""
 
@@ -113,28 +86,6 @@ class Backend(Protocol):
         values given, which the same values would meet again, rather than the
         database being away or broken, which passes."""
         ...
-
-
-def no_nul(value: Any) -> Any:
-    """``value`` with NUL characters in its strings (keys too) replaced by U+FFFD.
-
-    PostgreSQL cannot store NUL in text or JSONB; both back ends store the same
-    thing, so a CDR reads back the same wherever it was saved.
-    """
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {no_nul(k): no_nul(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [no_nul(v) for v in value]
-    return value
-
-
-def dumps(value: Any, what: str, field: str | None = None) -> str:
-    try:
-        return json.dumps(no_nul(value), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError) as e:
-        raise StoreRefused(f"{what}: cannot be stored as JSON ({e})", field) from None
 
 
 def check_cdr(cdr: dict[str, Any]) -> list[Any]:
@@ -214,7 +165,7 @@ def _parties(cdr: dict[str, Any]) -> list[tuple[str, float | None]]:
     return [(no_nul(d), a) for d, a in found.items()]
 
 
-class Store:
+class Store(AuditMixin):
     """CDRs and key-value data. Make one with :func:`ucs.store.open_store`.
 
     ``url`` is the :class:`StoreURL` (print it: the password is hidden);

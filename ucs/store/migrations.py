@@ -128,6 +128,40 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "audit table: every administrative change (who, when, what, before and after)",
+        sqlite=(
+            """CREATE TABLE audit (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at REAL NOT NULL,
+                actor TEXT NOT NULL,
+                source TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                action TEXT NOT NULL,
+                entity_id TEXT NOT NULL,
+                before TEXT,
+                after TEXT
+            )""",
+            "CREATE INDEX audit_at ON audit (at)",
+            "CREATE INDEX audit_entity ON audit (kind, entity_id)",
+        ),
+        postgresql=(
+            """CREATE TABLE audit (
+                id BIGSERIAL PRIMARY KEY,
+                at DOUBLE PRECISION NOT NULL,
+                actor TEXT NOT NULL,
+                source TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                action TEXT NOT NULL,
+                entity_id TEXT NOT NULL,
+                before JSON,
+                after JSON
+            )""",
+            "CREATE INDEX audit_at ON audit (at)",
+            "CREATE INDEX audit_entity ON audit (kind, entity_id)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,5 @@
+"""``python -m ucs.admin`` is ``ucs-admin``."""
+
+from ucs.admin.cli import main
+
+main()
