@@ -58,7 +58,7 @@ confirmation), :mod:`ucs.calls.dial` (click-to-dial), :mod:`ucs.calls.cdrmeta`
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -233,16 +233,20 @@ class CallControl(Dialling, TransferControl, Recording):
                 return call
             return call if agent.bridge is not None and agent.bridge == party.bridge else None
 
-        exp = self._confirm.expect(back, f"{device} is back with the caller after the consultation call ended")
+        result = await self._hang_up_until(consult, back, f"{device} is back with the caller after the consultation call ended")
+        self._drop(device, "abort")
+        return result
+
+    async def _hang_up_until(self, channels: list[Channel], test: Callable[[], Call | None], what: str) -> Call:
+        """Hang ``channels`` up and wait until the model shows ``test`` (``what``)."""
+        exp = self._confirm.expect(test, what)
         try:
-            for c in consult:
+            for c in channels:
                 await self._send("Hangup", {"Channel": c.name, "Cause": 16})
         except BaseException:
             exp.cancel()
             raise
-        result = await exp.wait(self.confirm_timeout)
-        self._drop(device, "abort")
-        return result
+        return await exp.wait(self.confirm_timeout)
 
     async def _leave_conference(self, device: str, agent: Channel) -> Call:
         """The agent leaves the other two talking: for the call that is a transfer
@@ -263,15 +267,8 @@ class CallControl(Dialling, TransferControl, Recording):
         bridge = self._pbx.bridges.get(op.target_bridge)
         waiting = [self._pbx.channels[u] for u in (bridge.channels if bridge else []) if u in self._pbx.channels]
         call = self._call_of(agent, device)
-        exp = self._confirm.expect(lambda: call if self._swapped_over(op) else None,
-                                   f"the consultation call on {device} ends")
-        try:
-            for c in waiting:
-                await self._send("Hangup", {"Channel": c.name, "Cause": 16})
-        except BaseException:
-            exp.cancel()
-            raise
-        result = await exp.wait(self.confirm_timeout)
+        result = await self._hang_up_until(waiting, lambda: call if self._swapped_over(op) else None,
+                                           f"the consultation call on {device} ends")
         self._drop(device, "abort")
         return result
 

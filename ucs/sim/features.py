@@ -101,18 +101,8 @@ class FeaturesMixin:
         for c in list(b2.channels):
             self._bridge_leave(c)
             self._bridge_enter(b1, c)
-        self._emit(
-            "AttendedTransfer",
-            CALL,
-            "Result: Success\r\n"
-            + channel_block(ch, "OrigTransferer")
-            + bridge_block(b1, "Orig")
-            + channel_block(ch, "SecondTransferer")
-            + bridge_block(b2, "Second")
-            + (channel_block(caller, "Transferee") if caller is not None else "")
-            + channel_block(l1, "TransferTarget")
-            + f"IsExternal: No\r\nDestType: Threeway\r\nDestBridgeUniqueid: {b1.id}\r\n"
-            + f"DestTransfererChannel: {ch.name}\r\n",
-        )
+        self._attended_transfer_event("Success", job, transferee=caller, target=l1,
+                                      dest=f"Threeway\r\nDestBridgeUniqueid: {b1.id}",
+                                      tail=f"DestTransfererChannel: {ch.name}\r\n")
         l1.leg = None
         self._bridge_destroy(b2)

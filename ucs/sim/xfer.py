@@ -328,17 +328,8 @@ class XferMixin:
             self._set_connected(o, l1.cid_num, l1.cid_name)
         self._moh_stop(l1)
         self._set_connected(l1, others[0].cid_num, others[0].cid_name)
-        self._emit(
-            "AttendedTransfer",
-            CALL,
-            "Result: Success\r\n"
-            + channel_block(ch, "OrigTransferer")
-            + bridge_block(b1, "Orig")
-            + channel_block(ch, "SecondTransferer")
-            + bridge_block(b2, "Second")
-            + channel_block(others[0], "Transferee")
-            + f"IsExternal: No\r\nDestType: Bridge\r\nDestBridgeUniqueid: {b1.id}\r\n",
-        )
+        self._attended_transfer_event(
+            "Success", job, transferee=others[0], dest=f"Bridge\r\nDestBridgeUniqueid: {b1.id}")
         for o in others:
             if isinstance(o.job, QueueEntry):
                 self._queue_complete(o.job, "transfer", with_dest=True)
@@ -350,6 +341,26 @@ class XferMixin:
         l1.leg = None
         self._bridge_destroy(b2)
         self._destroy(ch, 16)
+
+    def _attended_transfer_event(self: Any, result: str, job: AtxferJob, *, dest: str,
+                                 transferee: Channel | None = None, target: Channel | None = None,
+                                 tail: str = "") -> None:
+        """``AttendedTransfer`` as ``bridge_basic.c`` publishes it: the transferer (the
+        same channel both times for an ``Atxfer``), its two bridges, whoever of the
+        transferee and the target is known, and where the transfer went."""
+        ch = job.transferer
+        self._emit(
+            "AttendedTransfer",
+            CALL,
+            f"Result: {result}\r\n"
+            + channel_block(ch, "OrigTransferer")
+            + bridge_block(job.b1, "Orig")
+            + channel_block(ch, "SecondTransferer")
+            + bridge_block(job.b2, "Second")
+            + (channel_block(transferee, "Transferee") if transferee is not None else "")
+            + (channel_block(target, "TransferTarget") if target is not None else "")
+            + f"IsExternal: No\r\nDestType: {dest}\r\n" + tail,
+        )
 
     def _atxfer_transferee_gone(self: Any, gone: Channel) -> None:
         """``gone``, held for an attended transfer, hung up (``bridge_basic.c``): with
@@ -370,17 +381,7 @@ class XferMixin:
             l1.leg = None
             if leg is not None and leg.answered:
                 continue
-            self._emit(
-                "AttendedTransfer",
-                CALL,
-                "Result: Fail\r\n"
-                + channel_block(ch, "OrigTransferer")
-                + bridge_block(job.b1, "Orig")
-                + channel_block(ch, "SecondTransferer")
-                + bridge_block(job.b2, "Second")
-                + channel_block(l1, "TransferTarget")
-                + "IsExternal: No\r\nDestType: Fail\r\n",
-            )
+            self._attended_transfer_event("Fail", job, target=l1, dest="Fail")
             if job.b1.id in self.bridges:
                 self._bridge_destroy(job.b1)
             if leg is not None:
