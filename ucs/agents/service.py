@@ -33,6 +33,12 @@ memberships left by a logout that could not reach Asterisk are removed.
 The status hook (seed 000/001) is consulted for requested changes and the
 initial status at login; see :mod:`ucs.agents.hook` for how it runs (in a
 thread, with a time budget).
+
+Why this module is a little over 600 lines (issue 15): it is the one place that
+takes an agent's lock and carries a change out (login, logout, a status, a
+suspension, a phone change, a bar that did not come back); what needs no lock
+is in the modules above.  The next part to leave is the life of an agent's
+sessions (login, logout, ``session_expired``, ``_move``).
 """
 
 from __future__ import annotations
