@@ -25,7 +25,7 @@ So this stage:
   UCS made, not the one the recording client had.
 * where the recording client sent an action that changed the call (``Hangup``,
   ``Originate``, ``Redirect``, ``Bridge``, ``Atxfer``, ``BlindTransfer``,
-  ``MuteAudio``, ``Setvar``, a ``QueuePause``), the stream stops at that
+  ``MuteAudio``, ``Setvar``, ``MixMonitor``, ``StopMixMonitor``, a ``QueuePause``), the stream stops at that
   point (a *gate*, :meth:`Stage.whenGate`) until UCS sends the same action
   (the same channel, number, state); it is answered with the recorded
   response and the stream goes on.  The test makes UCS send it the way a user
@@ -53,9 +53,11 @@ from ucs.ami.message import Message
 from ucs.ami.testing import Capture, parseActions
 
 #: Recorded actions the stream waits for UCS to send again.
-GATED = ("originate", "hangup", "redirect", "bridge", "blindtransfer", "setvar", "atxfer", "muteaudio", "queuepause")
+GATED = ("originate", "hangup", "redirect", "bridge", "blindtransfer", "setvar", "atxfer", "muteaudio", "queuepause",
+         "mixmonitor", "stopmixmonitor")
 #: Headers of a recorded action that UCS's must repeat (where the recording has them).
-_MATCH = ("Channel", "Channel1", "Channel2", "ExtraChannel", "Interface", "Queue", "State", "Variable", "Value")
+_MATCH = ("Channel", "Channel1", "Channel2", "ExtraChannel", "Interface", "Queue", "State", "Variable", "Value",
+          "Options", "MixMonitorID")
 _MEMBER_EVENTS = ("QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause")
 #: The lab's queues (``../asterisk/queues.conf``).
 LAB_QUEUES = {"support": "rrmemory", "sales": "ringall"}

@@ -22,6 +22,12 @@ Flows (``sip`` and ``pj`` drivers, phones a and c of ``labkit.phones_of``):
 - ``click_to_dial_not_found``: ``Originate`` (as UCS's click-to-dial) rings a, which
   answers; the number goes out through the carrier, which answers ``404 Not Found``
   (``uas_notfound``): the Dial fails and Asterisk hangs a up.
+- ``record_call``: a support call answered by a; ``MixMonitor`` on a's channel exactly as
+  UCS sends it (``ucs.calls.recording``: ``File`` absolute, ``Options: i(UCS_MIXMON_ID)``);
+  2 s later ``StopMixMonitor`` with the ``MixMonitorID`` it answered; the customer hangs up.
+- ``chanspy_listen``: a support call answered by a; UCS's ``Originate`` of phone b (the
+  supervisor, ``ucs.supervisor.team.monitor``) to ``ChanSpy(<a's channel>,qE)``; b answers;
+  the customer hangs up (``E``: ChanSpy ends, b's channel hangs up).
 """
 
 from __future__ import annotations
@@ -147,9 +153,58 @@ async def click_to_dial_not_found(lab: Lab, phones: Phones, rec: Recorder, drive
     await task.deferLater(reactor, 1, lambda: None)
 
 
+async def record_call(lab: Lab, phones: Phones, rec: Recorder, driver: str) -> None:
+    a = phones_of(lab, driver)["a"]
+    await rec.action("QueueAdd", Queue="support", Interface=a.device, MemberName=f"Agent {a.number}", Paused="false")
+    phones.phone(a)
+    await task.deferLater(reactor, 0.5, lambda: None)
+    # Answered by Asterisk at once; a rings ~1.5 s; recorded from 1 s after a answers for 2 s.
+    phones.customer("5000", talk_ms=7000)
+    entered = await rec.when(event("BridgeEnter", Channel=f"{a.device}-"))
+    channel = entered["Channel"]
+    customer = await rec.when(event("Newchannel", Channel="SIP/carrier-"))
+    await task.deferLater(reactor, 1, lambda: None)
+    # As ucs.calls.recording._start_recording names and asks for it (record_options "").
+    directory = lab.run / "recordings"
+    name = f"ucs-{customer['Uniqueid']}-{entered['Uniqueid']}-1.wav".replace("/", "_")
+    reply = await rec.action("MixMonitor", Channel=channel, File=f"{directory}/{name}", Options="i(UCS_MIXMON_ID)")
+    await rec.when(event("MixMonitorStart", Channel=channel))
+    await task.deferLater(reactor, 2, lambda: None)
+    await rec.action("StopMixMonitor", Channel=channel, MixMonitorID=reply.get("MixMonitorID", ""))
+    await rec.when(event("MixMonitorStop", Channel=channel))
+    await rec.when(event("Hangup", Channel="SIP/carrier-"))
+    await rec.when(event("Hangup", Channel=channel))
+    await task.deferLater(reactor, 1, lambda: None)
+    await rec.action("QueueRemove", Queue="support", Interface=a.device)
+
+
+async def chanspy_listen(lab: Lab, phones: Phones, rec: Recorder, driver: str) -> None:
+    p = phones_of(lab, driver)
+    a, b = p["a"], p["b"]
+    await rec.action("QueueAdd", Queue="support", Interface=a.device, MemberName=f"Agent {a.number}", Paused="false")
+    phones.phone(a)
+    phones.phone(b)  # the supervisor's phone answers the Originate
+    await task.deferLater(reactor, 0.5, lambda: None)
+    phones.customer("5000", talk_ms=8000)
+    entered = await rec.when(event("BridgeEnter", Channel=f"{a.device}-"))
+    channel = entered["Channel"]
+    await task.deferLater(reactor, 1, lambda: None)
+    # As ucs.supervisor.team.monitor sends it (mode listen).
+    await rec.action("Originate", Channel=b.device, Application="ChanSpy", Data=f"{channel},qE",
+                     CallerID=f"listen <{a.number}>", Timeout="30000", Async="true")
+    await rec.when(event("ChanSpyStart"))
+    await rec.when(event("Hangup", Channel="SIP/carrier-"))
+    await rec.when(event("Hangup", Channel=channel))
+    await rec.when(event("Hangup", Channel=f"{b.device}-"))
+    await task.deferLater(reactor, 1, lambda: None)
+    await rec.action("QueueRemove", Queue="support", Interface=a.device)
+
+
 FLOWS: dict[str, Callable[..., Any]] = {
     "click_to_dial_not_found": click_to_dial_not_found,
     "pickup": pickup,
+    "record_call": record_call,
+    "chanspy_listen": chanspy_listen,
     "atxfer_caller_hangs_up_consulting": lambda *a: atxfer_caller_hangs_up(*a, answered=True),
     "atxfer_caller_hangs_up_ringing": lambda *a: atxfer_caller_hangs_up(*a, answered=False),
 }

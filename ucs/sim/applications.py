@@ -321,12 +321,14 @@ class ApplicationsMixin(SimPart):
             return
         leg.answered = True
         ch = leg.chan
-        if leg.kind == "originate":
-            self._originate_answered_early(leg)
         if leg.line is not None:
             self._update_line(leg.line)
         self._set_state(ch, 6)
         self._dial_end(leg, "ANSWER")
+        if leg.kind == "originate":
+            # After the channel's Newstate Up and DialEnd, as in the click_to_dial
+            # and chanspy_listen captures.
+            self._originate_answered_early(leg)
         if leg.line is not None:
             hang = draw(leg.line.behaviour.hangup_after, self.random)
             if hang is not None:

@@ -149,11 +149,17 @@ class ChannelsMixin(SimPart):
                 if cb is not None:
                     c.on_bridged = None
                     cb(c)
-            if self._mask & _DIALPLAN_BIT and len(b.channels) == 2:
-                a, z = b.channels
-                for x, y in ((a, z), (z, a)):
-                    self._varset(x, "BRIDGEPEER", y.name)
-                    self._varset(x, "BRIDGEPVTCALLID", y.vars.get("SIPCALLID", ""))
+            self._bridge_peer_vars(b)
+
+    def _bridge_peer_vars(self, b: Bridge) -> None:
+        """``BRIDGEPEER`` and ``BRIDGEPVTCALLID`` of a two-party bridge's channels, set
+        when the bridge (re)picks its technology: once both are in, and again when an
+        audiohook (MixMonitor) joins a channel of it."""
+        if self._mask & _DIALPLAN_BIT and len(b.channels) == 2:
+            a, z = b.channels
+            for x, y in ((a, z), (z, a)):
+                self._varset(x, "BRIDGEPEER", y.name)
+                self._varset(x, "BRIDGEPVTCALLID", y.vars.get("SIPCALLID", ""))
 
     def _bridge_leave(self, ch: Channel) -> Bridge | None:
         b = ch.bridge

@@ -243,3 +243,42 @@ async def pickup(p: Player, a: str, b: str, c: str) -> None:
     p.sim.phone(c).dial("**" + a.split("/")[1])
     await p.wait(5)
     await p.logoff(2)
+
+
+@flow("sip", "pj")
+async def record_call(p: Player, a: str, b: str, c: str) -> None:
+    # Recorded with tests/lab/record.py: a second after a answers, UCS's MixMonitor
+    # on a's channel (i(UCS_MIXMON_ID)); 2 s later StopMixMonitor with the id it
+    # answered; the customer hangs up 7 s after the answer.
+    await p.run(1, 2)
+    p.sim.phone(a).set_behaviour(answer_after=1.5)
+    customer = p.sim.caller_calls("5000")
+    await p.wait(2.5)
+    started = await p.act(3)
+    await p.wait(2)
+    await p.act(4, MixMonitorID=started.get("MixMonitorID", ""))
+    await p.wait(2.5)
+    p.sim.bye(customer)
+    await p.wait(1)
+    await p.run(5)
+    await p.logoff(6)
+
+
+@flow("sip", "pj")
+async def chanspy_listen(p: Player, a: str, b: str, c: str) -> None:
+    # Recorded with tests/lab/record.py: a second after a answers, UCS's Originate of
+    # b (the supervisor) to ChanSpy(<a's channel>,qE); b answers; the customer hangs
+    # up 8 s after the answer: ChanSpyStop, and E ends b's channel.
+    await p.run(1, 2)
+    p.sim.phone(a).set_behaviour(answer_after=1.5)
+    p.sim.phone(b).set_behaviour(answer_after=1.5)
+    customer = p.sim.caller_calls("5000")
+    await p.wait(2.5)
+    agent = next(ch.name for ch in p.sim.channels.values() if ch.name.startswith(a + "-"))
+    data = dict(p.actions[2])["Data"]
+    await p.act(3, Data=agent + data[data.index(","):])
+    await p.wait(5.5)
+    p.sim.bye(customer)
+    await p.wait(1)
+    await p.run(4)
+    await p.logoff(5)

@@ -5,7 +5,10 @@ name is made absolute under the monitor directory when relative
 (``filename_parse``), ``MIXMONITOR_FILENAME`` is set, the ``i(VAR)`` option
 sets ``VAR`` to the recording's id (Asterisk prints the datastore's address,
 ``0x…``), ``MixMonitorStart`` is published and the response carries
-``MixMonitorID`` when ``i()`` was given.  ``StopMixMonitor`` closes the file
+``MixMonitorID`` when ``i()`` was given (the response comes first, then the
+``VarSet`` events, ``MixMonitorStart``, and on a bridged channel ``BRIDGEPEER``
+and ``BRIDGEPVTCALLID`` set again on both sides: the ``record_call``
+captures).  ``StopMixMonitor`` closes the file
 and publishes ``MixMonitorStop``; a channel that hangs up ends its recordings
 with no event at all.  Errors: ``No channel specified``, ``No such channel``,
 ``Could not stop monitoring channel`` (nothing recording, or no such id).
@@ -102,6 +105,10 @@ class MixMonitorActions:
             sim._varset(c, uid.group(1), rec_id)
         recordings(c).append(Recording(rec_id, file, sim.now()))
         sim._chan_ev("MixMonitorStart", c)
+        if c.bridge is not None:
+            # The audiohook makes the bridge re-pick its technology (native RTP cannot
+            # carry one): both channels' BRIDGEPEER/BRIDGEPVTCALLID are set again.
+            sim._bridge_peer_vars(c.bridge)
         extra = [("MixMonitorID", rec_id)] if uid and uid.group(1) else []
         return self.ok(m, None, *extra)  # type: ignore[attr-defined,no-any-return]
 

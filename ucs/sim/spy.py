@@ -9,8 +9,8 @@ What Asterisk shows of it, and so what the simulator emits:
 * it spies on the first channel whose name starts with the prefix (not itself) and
   announces it with ``ChanSpyStart`` (``Spyer…`` and ``Spyee…`` channel snapshots);
 * it ends with ``ChanSpyStop`` when the spied channel hangs up — before that channel's
-  ``Hangup`` (then, with option ``E``, the spying channel's ``Hangup``, cause 16;
-  without it ChanSpy looks for another channel, here: waits) — or when the spying
+  ``Hangup`` (then, with option ``E``, the spying channel's ``Hangup``, cause 16 on
+  chan_sip, 0 on PJSIP; without it ChanSpy looks for another channel, here: waits) — or when the spying
   channel hangs up.  The order is Asterisk 20.21's (tests/lab/test_supervisor_lab.py).
 
 No bridge: ChanSpy works with audiohooks, so the spy is in no bridge and the agent's
@@ -74,11 +74,13 @@ class SpyMixin:
 
     def _spies_exit(self: Any, jobs: list[SpyJob]) -> None:
         """After the spied channel's ``Hangup``: with ``E`` the spying channel hangs up
-        (cause 16, no SoftHangupRequest: ChanSpy returned); without it ChanSpy waits."""
+        (no SoftHangupRequest: ChanSpy returned, nobody set a cause; the ``Hangup``
+        says 16 on chan_sip and 0 on PJSIP, as the ``chanspy_listen`` captures show);
+        without it ChanSpy waits."""
         for job in jobs:
             if "E" in job.options and not job.chan.gone and job.chan.job is job:
                 job.chan.job = None
-                self._destroy(job.chan, 16)
+                self._destroy(job.chan, 0 if job.chan.tech == "PJSIP" else 16)
 
     def _spy_interrupted(self: Any, job: SpyJob) -> None:
         """The spying channel hangs up (or is redirected) while spying."""

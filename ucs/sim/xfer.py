@@ -170,7 +170,10 @@ class XferMixin:
                 aid
                 + f"Response: {'Success' if ok else 'Failure'}\r\n"
                 + f"Channel: {ch.name if ch else job.request}\r\n"
-                + f"Context: {job.context}\r\nExten: {job.exten}\r\n"
+                # manager.c: an application's Originate says Application and Data
+                # (the chanspy_listen captures), an extension's Context and Exten.
+                + (f"Application: {job.application}\r\nData: {job.data}\r\n" if job.application
+                   else f"Context: {job.context}\r\nExten: {job.exten}\r\n")
                 + f"Reason: {ORIGINATE_REASON.get(status, 0)}\r\n"
                 + f"Uniqueid: {ch.uniqueid if ch else '<unknown>'}\r\n"
                 + f"CallerIDNum: {(ch.cid_num or '<unknown>') if ch else '<unknown>'}\r\n"
