@@ -249,3 +249,17 @@ async def test_origin_tells_a_page_whether_its_origin_may_connect(tmp_path: Path
         assert body["allowed"] is True
     finally:
         await w.server.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_ucs_is_not_a_bar_gone_for_good(tmp_path: Path) -> None:
+    """UCS stopping closes every bar; those closes arrive after the hub stopped and must not
+    start the resume window: the agents were not abandoned (a restart brings them back),
+    and a timer left behind would log them out of a stopped server minutes later."""
+    w = await whole_server(tmp_path)
+    bar = await ready_agent(w.server, 1)
+    await w.server.service.stopService()
+    await bar.closed
+    w.clock.advance(WINDOW + 10)  # the AMI link is down now: the clock alone
+    assert w.server.get_agents().get(1) is not None
+    assert [c for c in w.clock.getDelayedCalls() if "_expire" in repr(c.func)] == []

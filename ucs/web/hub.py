@@ -217,6 +217,10 @@ class Hub:
         if session.user is None:
             self.sessions.close(session, "connection closed")
             return
+        if not self._subscribed:
+            # UCS is stopping (stopService closed every bar, and the closes arrive after
+            # the hub stopped): the bar is not gone for good, nothing expires it.
+            return
         if code == 1001 and session.data.get("logout_on_close"):
             # The page went away (the tab was closed, not a lost network):
             # seed 002's integrated auto-logout.
