@@ -88,18 +88,22 @@ class UCS:
         return self.run(lambda: defer.Deferred.fromCoroutine(poll()))
 
 
-async def _start(tmp_path: Path) -> tuple[Any, Any]:
+async def _start(tmp_path: Path, *, phones: int = 2, **sections: dict[str, Any]) -> tuple[Any, Any]:
+    """The demo UCS for the browser tests: ``phones`` demo phones (1001 and 1002 answer from
+    the bar only), agents READY after login and no ACW, ``sections`` over those defaults."""
     from ucs.config import Config
     from ucs.server import UCSServer
 
-    config = Config().replace(
-        store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
-        demo={"enabled": True, "call_rate": 0, "phones": 2},
-        auth={"sso_secret": demo.SSO_SECRET},
-        agents={"acw_seconds": 0, "initial_status": "ready"},
-        web={"listen": "127.0.0.1", "port": 0},
-    )
-    server = UCSServer(config, reactor)
+    base: dict[str, dict[str, Any]] = {
+        "store": {"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
+        "demo": {"enabled": True, "call_rate": 0, "phones": phones},
+        "auth": {"sso_secret": demo.SSO_SECRET},
+        "agents": {"acw_seconds": 0, "initial_status": "ready"},
+        "web": {"listen": "127.0.0.1", "port": 0},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    server = UCSServer(Config().replace(**base), reactor)
     root = server.service  # builds the tree and the demo PBX before anything asks for the AMI client
     web = server.get_web_service()
     sim = server.get_demo_pbx().sim

@@ -18,43 +18,20 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from test_bar_browser import ARGS, CHROMIUM, UCS, Bar, _member, _tick, pytestmark  # noqa: F401 - the skip
+from test_bar_browser import ARGS, CHROMIUM, UCS, Bar, _member, _start, pytestmark  # noqa: F401 - the skip
 from test_bar_floor import FloorBar
-from twisted.internet import defer, reactor, threads
+from twisted.internet import defer, threads
 
 from ucs import demo
 
 WINDOW = 1.0
 
 
-async def _start(tmp_path: Path) -> tuple[Any, Any]:
-    from ucs.config import Config
-    from ucs.server import UCSServer
-
-    config = Config().replace(
-        store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
-        demo={"enabled": True, "call_rate": 0, "phones": 2},
-        agents={"acw_seconds": 0},  # initial_status, session_expiry: the defaults
-        web={"listen": "127.0.0.1", "port": 0, "resume_window": WINDOW},
-    )
-    server = UCSServer(config, reactor)
-    root = server.service
-    web = server.get_web_service()
-    sim = server.get_demo_pbx().sim
-    for device in ("SIP/1001", "SIP/1002"):  # answered from the bar only
-        sim.phone(device).set_behaviour(remote_answer=True)
-    root.startService()
-    await root.whenStarted()
-    for _ in range(500):
-        if "support" in server.get_pbx().queues and web.port:
-            break
-        await _tick()
-    return server, web
-
-
 @pytest.fixture
 def ucs(tmp_path: Path) -> Iterator[UCS]:
-    server, web = pytest_twisted.blockon(defer.ensureDeferred(_start(tmp_path)))
+    # initial_status and session_expiry as they come (not ready after login, logout on expiry)
+    started = _start(tmp_path, agents={"initial_status": "aux"}, web={"resume_window": WINDOW})
+    server, web = pytest_twisted.blockon(defer.ensureDeferred(started))
     try:
         yield UCS(server, web)
     finally:

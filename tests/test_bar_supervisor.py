@@ -19,43 +19,16 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from test_bar_browser import UCS, _tick, in_browser, pytestmark  # noqa: F401 - the skip
+from test_bar_browser import UCS, _start, in_browser, pytestmark  # noqa: F401 - the skip
 from test_bar_floor import FloorBar, _answered
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 
 from ucs import demo
 
 
-async def _start(tmp_path: Path) -> tuple[Any, Any]:
-    """test_bar_browser's UCS with a third phone, for the supervisor."""
-    from ucs.config import Config
-    from ucs.server import UCSServer
-
-    config = Config().replace(
-        store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
-        demo={"enabled": True, "call_rate": 0, "phones": 3},
-        auth={"sso_secret": demo.SSO_SECRET},
-        agents={"acw_seconds": 0, "initial_status": "ready"},
-        web={"listen": "127.0.0.1", "port": 0},
-    )
-    server = UCSServer(config, reactor)
-    root = server.service
-    web = server.get_web_service()
-    sim = server.get_demo_pbx().sim
-    for device in ("SIP/1001", "SIP/1002"):
-        sim.phone(device).set_behaviour(remote_answer=True)
-    root.startService()
-    await root.whenStarted()
-    for _ in range(500):
-        if "support" in server.get_pbx().queues and web.port:
-            break
-        await _tick()
-    return server, web
-
-
 @pytest.fixture
 def ucs(tmp_path: Path) -> Iterator[UCS]:
-    server, web = pytest_twisted.blockon(defer.ensureDeferred(_start(tmp_path)))
+    server, web = pytest_twisted.blockon(defer.ensureDeferred(_start(tmp_path, phones=3)))
     try:
         yield UCS(server, web)
     finally:
