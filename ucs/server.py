@@ -76,7 +76,7 @@ from ucs.plugins.host import PluginHost
 from ucs.plugins.shared import SharedData
 from ucs.supervisor import api as supervisor_api
 from ucs.supervisor.service import Supervision
-from ucs.web.wallboard import stats_resource, wallboard_files
+from ucs.web.wallboard import admin_files, stats_resource, wallboard_files
 from ucs.web.options import WebOptions
 from ucs.web.service import WebService
 from ucs.constants import Role
@@ -463,6 +463,7 @@ class UCSServer:
             self._web.put("/remember", self.get_remember().resource())
             self._web.put("/recording", self.get_recording_links().resource())
             self._web.put("/wallboard", wallboard_files())
+            self._web.put("/admin", admin_files())  # issue 19: the admin page
             self._web.put("/stats.csv", stats_resource(self.get_registry(), self.get_sessions()))
             self._wire()
         return self._web

@@ -26,6 +26,11 @@ def wallboard_files(static: Path = STATIC) -> DemoFiles:
     return DemoFiles(str(static / "wallboard"))
 
 
+def admin_files(static: Path = STATIC) -> DemoFiles:
+    """The admin page (``/admin/``, issue 19): plain files over the same WebSocket API."""
+    return DemoFiles(str(static / "admin"))
+
+
 def _arg(request: Request, name: str, default: str = "") -> str:
     args: dict[bytes, list[bytes]] = request.args or {}
     values = args.get(name.encode())
