@@ -63,6 +63,12 @@ def test_the_admin_adds_and_edits_a_queue_and_an_agent_is_refused(ucs: UCS, brow
     assert "Billing → Billing and invoices" in page.inner_text('#audit-rows tr:first-child td[data-field="changes"]')
     assert page.is_disabled("#newer")
 
+    # Deleting asks first, then the queue leaves the list.
+    page.on("dialog", lambda d: d.accept())
+    page.click('nav [data-tab="queues"]')
+    page.click('#rows tr:has(td:text-is("billing")) button.delete')
+    page.wait_for_selector('#rows td:text-is("billing")', state="detached")
+
     # The other tabs list users and lines.
     page.click('nav [data-tab="users"]')
     page.wait_for_selector('#rows td[data-field="username"]:text-is("agent1")')
