@@ -134,26 +134,34 @@ def ucs(tmp_path: Path) -> Iterator[UCS]:
         pytest_twisted.blockon(server.service.stopService())
 
 
-def in_browser(fn: Callable[[UCS, Any], None]) -> Callable[[UCS], Any]:
-    """Run ``fn(ucs, browser)`` in a worker thread with Chromium, while the reactor runs."""
+def in_browser_with(*extra: str) -> Callable[[Callable[[UCS, Any], None]], Callable[[UCS], Any]]:
+    """Run ``fn(ucs, browser)`` in a worker thread with Chromium (launched with ``extra``
+    switches too), while the reactor runs."""
 
-    def scenario(ucs: UCS) -> None:
-        from playwright.sync_api import sync_playwright
+    def wrap(fn: Callable[[UCS, Any], None]) -> Callable[[UCS], Any]:
+        def scenario(ucs: UCS) -> None:
+            from playwright.sync_api import sync_playwright
 
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                fn(ucs, browser)
-            finally:
-                browser.close()
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + list(extra))
+                try:
+                    fn(ucs, browser)
+                finally:
+                    browser.close()
 
-    @pytest_twisted.ensureDeferred
-    async def test(ucs: UCS) -> None:
-        await threads.deferToThread(scenario, ucs)
+        @pytest_twisted.ensureDeferred
+        async def test(ucs: UCS) -> None:
+            await threads.deferToThread(scenario, ucs)
 
-    test.__name__ = fn.__name__
-    test.__doc__ = fn.__doc__
-    return test
+        test.__name__ = fn.__name__
+        test.__doc__ = fn.__doc__
+        return test
+
+    return wrap
+
+
+#: :func:`in_browser_with` no extra switches: the decorator most browser tests use.
+in_browser = in_browser_with()
 
 
 # -- the page ------------------------------------------------------------------------------------

@@ -12,15 +12,15 @@ UCS runs with the defaults of ``[agents]`` that these points are about, and a sh
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-from test_bar_browser import ARGS, CHROMIUM, UCS, Bar, _member, _start, pytestmark  # noqa: F401 - the skip
+from test_bar_browser import UCS, Bar, _member, _start, in_browser_with, pytestmark  # noqa: F401 - the skip
 from test_bar_floor import FloorBar
-from twisted.internet import defer, threads
+from twisted.internet import defer
 
 from ucs import demo
 
@@ -38,36 +38,11 @@ def ucs(tmp_path: Path) -> Iterator[UCS]:
         pytest_twisted.blockon(server.service.stopService())
 
 
-def in_browser(*extra: str) -> Callable[[Callable[[UCS, Any], None]], Callable[[UCS], Any]]:
-    """Run ``fn(ucs, browser)`` in a worker thread with Chromium (launched with ``extra`` too)."""
-
-    def wrap(fn: Callable[[UCS, Any], None]) -> Callable[[UCS], Any]:
-        def scenario(ucs: UCS) -> None:
-            from playwright.sync_api import sync_playwright
-
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + list(extra))
-                try:
-                    fn(ucs, browser)
-                finally:
-                    browser.close()
-
-        @pytest_twisted.ensureDeferred
-        async def test(ucs: UCS) -> None:
-            await threads.deferToThread(scenario, ucs)
-
-        test.__name__ = fn.__name__
-        test.__doc__ = fn.__doc__
-        return test
-
-    return wrap
-
-
 def _status_text(bar: Bar) -> str:
     return str(bar.page.inner_text(".ucs-status-text"))
 
 
-@in_browser()
+@in_browser_with()
 def test_not_ready_after_login_and_a_closed_tab_never_takes_calls(ucs: UCS, browser: Any) -> None:
     a = Bar(browser, ucs)
     a.login(1)
@@ -96,7 +71,7 @@ def _on_a_call(a: Bar, ucs: UCS) -> None:
     a.page.wait_for_selector('.ucs-call[data-call-state="3"]')
 
 
-@in_browser()
+@in_browser_with()
 def test_logging_out_during_a_call_asks_and_never_strands_the_call(ucs: UCS, browser: Any) -> None:
     a = Bar(browser, ucs)
     a.login(1)
@@ -129,7 +104,7 @@ def test_logging_out_during_a_call_asks_and_never_strands_the_call(ucs: UCS, bro
     a.close()
 
 
-@in_browser("--host-resolver-rules=MAP crm.test 127.0.0.1")
+@in_browser_with("--host-resolver-rules=MAP crm.test 127.0.0.1")
 def test_a_page_whose_origin_is_not_allowed_says_so(ucs: UCS, browser: Any) -> None:
     # UCS's own demo page under a host name UCS does not allow (DNS rebinding protection).
     port = ucs.web.port
@@ -147,7 +122,7 @@ def test_a_page_whose_origin_is_not_allowed_says_so(ucs: UCS, browser: Any) -> N
         context.close()
 
 
-@in_browser()
+@in_browser_with()
 def test_without_a_phone_a_status_change_says_a_phone_is_needed(ucs: UCS, browser: Any) -> None:
     a = FloorBar(browser, ucs, options={"withoutDevice": True})
     user, password = demo.user_of(1)
