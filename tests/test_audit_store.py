@@ -136,3 +136,108 @@ async def test_config_changes_are_audited_and_read_by_superusers_only(store_url:
             await reg.call(agent, "audit.list")
     finally:
         await s.close()
+
+
+# -- a change and its audit entry: one transaction ---------------------------------------------
+
+_REFUSE = {
+    "sqlite": {
+        "audit": ["CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END"],
+        "queues": ["CREATE TRIGGER refuse_queues BEFORE INSERT ON kv WHEN NEW.namespace = 'dir.queues' "
+                   "BEGIN SELECT RAISE(ABORT, 'queues refused'); END"],
+        "drop": ["DROP TRIGGER IF EXISTS refuse_audit", "DROP TRIGGER IF EXISTS refuse_queues"],
+    },
+    "postgresql": {
+        "audit": ["CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION '% refused', TG_ARGV[0]; "
+                  "END $$ LANGUAGE plpgsql",
+                  "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse('audit')"],
+        "queues": ["CREATE TRIGGER refuse_queues BEFORE INSERT OR UPDATE ON kv FOR EACH ROW "
+                   "WHEN (NEW.namespace = 'dir.queues') EXECUTE FUNCTION refuse('queues')"],
+        "drop": ["DROP TRIGGER IF EXISTS refuse_audit ON audit", "DROP TRIGGER IF EXISTS refuse_queues ON kv"],
+    },
+}
+
+
+def _execute(url: str, statements: list[str]) -> Any:
+    """Run SQL on a connection of the test's own (as an operator in psql/sqlite3 would), in a thread."""
+    from twisted.internet import threads
+
+    def run() -> None:
+        if url.startswith("sqlite"):
+            import sqlite3
+
+            conn = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+        else:
+            import psycopg
+
+            conn = psycopg.connect(url, autocommit=True)
+        try:
+            for statement in statements:
+                conn.execute(statement)
+        finally:
+            conn.close()
+
+    return threads.deferToThread(run)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_change_is_never_kept_without_its_audit_entry_nor_the_reverse(store_url: str) -> None:
+    """The database itself refuses the audit row (a trigger, as a full disk or a revoked grant
+    would): the change is not kept, in the store or in memory, and nobody is told of it; then it
+    refuses the change: no audit entry is left for it."""
+    from ucs.bus import EventBus
+    from ucs.directory.directory import Directory
+
+    dialect = "sqlite" if store_url.startswith("sqlite") else "postgresql"
+    sql = _REFUSE[dialect]
+    s = await open_store(store_url, reactor)
+    try:
+        bus = EventBus()
+        heard: list[tuple[str, str]] = []
+        bus.subscribe("config.change", lambda e, args: heard.append((args["kind"], args["action"])))
+        d = Directory(s, bus, audit=s)
+        await d.load()
+        await d.ensure_admin("admin-password")
+        support = await d.add("queues", {"name": "Support", "asterisk_name": "support"}, actor="admin", source="api")
+        carol = await d.add("users", {"username": "carol", "queues": {str(support.id): {}}}, actor="admin", source="api")
+        audited = len(await s.audit_list())
+        heard.clear()
+
+        async def stored(kind: str) -> dict[str, Any]:
+            items: dict[str, Any] = await s.kv_items(f"dir.{kind}")
+            return items
+
+        await _execute(store_url, sql["audit"])
+        with pytest.raises(Exception, match="audit refused"):
+            await d.add("queues", {"name": "Sales", "asterisk_name": "sales"}, actor="admin", source="api")
+        with pytest.raises(Exception, match="audit refused"):
+            await d.edit("users", carol.id, {"displayname": "Carol C."}, actor="admin", source="api")
+        with pytest.raises(Exception, match="audit refused"):
+            await d.delete("queues", support.id, actor="admin", source="api")  # would edit carol too
+        assert set(await stored("queues")) == {str(support.id)} and [q.name for q in d.queues.values()] == ["Support"]
+        assert (await stored("users"))[str(carol.id)]["displayname"] == "" and carol.displayname == ""
+        assert list(carol.queues) == [support.id] and list((await stored("users"))[str(carol.id)]["queues"]) == [
+            str(support.id)]
+        assert len(await s.audit_list()) == audited and heard == []
+        again = Directory(s)
+        await again.load()
+        assert [q.name for q in again.queues.values()] == ["Support"]
+
+        await _execute(store_url, sql["drop"] + sql["queues"])
+        with pytest.raises(Exception, match="queues refused"):
+            await d.add("queues", {"name": "Sales", "asterisk_name": "sales"}, actor="admin", source="api")
+        with pytest.raises(Exception, match="queues refused"):
+            await d.edit("queues", support.id, {"name": "Help"}, actor="admin", source="api")
+        assert len(await s.audit_list()) == audited and heard == [] and d.queues[support.id].name == "Support"
+
+        await _execute(store_url, sql["drop"])
+        sales = await d.add("queues", {"name": "Sales", "asterisk_name": "sales"}, actor="admin", source="api")
+        await d.delete("queues", support.id, actor="admin", source="api")
+        entries = await s.audit_list(limit=3)
+        assert [(e["kind"], e["action"], e["entity_id"]) for e in entries] == [
+            ("users", "edit", str(carol.id)), ("queues", "delete", str(support.id)), ("queues", "add", str(sales.id))]
+        assert len({e["at"] for e in entries[:2]}) == 1  # the deletion and the edit it made: one transaction
+        assert sales.id == support.id + 1 and not carol.queues
+        assert heard == [("queues", "add"), ("users", "edit"), ("queues", "delete")]
+    finally:
+        await s.close()

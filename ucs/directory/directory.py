@@ -8,7 +8,9 @@ store), each change -- and each user a deletion edits in passing -- is also
 written to the audit log (who: ``actor``, through what: ``source``, the
 entity before and after, never a password hash).  Each entity is one JSON
 document in the store's key-value table (namespace ``dir.<kind>``), so both
-back ends share one schema.
+back ends share one schema.  A change and its audit entries are written in
+one transaction (``kv_write(..., audit=...)``): a failure of either keeps
+neither, and nothing changes in memory or on the bus unless both are stored.
 
 Passwords are argon2id hashes, computed and checked in a thread: a hash
 costs tens of milliseconds, which the reactor must never spend.
@@ -34,12 +36,15 @@ from ucs.directory.model import (
 from ucs.error import InvalidDataInput, NotFound
 from ucs.events import EVENT_CONFIG_CHANGE, EVENT_USER_CHANGE
 from ucs.interfaces import KVStore
+from ucs.store.base import KV_DELETE
 
 
 class AuditWriter(Protocol):
-    """Appends audit entries: the store (:meth:`ucs.store.Store.audit_write`)."""
+    """Writes documents with the audit entries that record them, in one transaction:
+    the store (:meth:`ucs.store.Store.kv_write`)."""
 
-    def audit_write(self, entries: list[dict[str, Any]]) -> Deferred[None]: ...
+    def kv_write(self, items: list[tuple[str, str, Any]], *,
+                 audit: list[dict[str, Any]] = ...) -> Deferred[None]: ...
 
 #: The kinds of entity, as named in the API (``config.<kind>.…``).
 KINDS: dict[str, type] = {
@@ -223,10 +228,10 @@ class Directory:
             entity_id = self._next_id[kind]
             fields = await self._checked(kind, data, None)
             entity = _from_doc(kind, {**fields, "id": entity_id})
-            await self._store.kv_set(f"dir.{kind}", str(entity_id), _to_doc(entity))
+            await self._write([(f"dir.{kind}", str(entity_id), _to_doc(entity))],
+                              [_entry(actor, source, kind, "add", entity_id, None, entity)])
             self._next_id[kind] = entity_id + 1
             table[entity_id] = entity
-            await self._audited(actor, source, kind, "add", entity_id, None, entity)
         finally:
             self._lock.release()
         self._changed(kind, entity, "add")
@@ -241,29 +246,46 @@ class Directory:
             fields = await self._checked(kind, data, current)
             doc = {**_to_doc(current), **fields, "id": entity_id}
             entity = _from_doc(kind, doc)
-            await self._store.kv_set(f"dir.{kind}", str(entity_id), _to_doc(entity))
+            await self._write([(f"dir.{kind}", str(entity_id), _to_doc(entity))],
+                              [_entry(actor, source, kind, "edit", entity_id, before, entity)])
             # Keep the same object: agents and sessions hold references to it.
-            for a in attrs.fields(type(current)):
-                setattr(current, a.name, getattr(entity, a.name))
-            await self._audited(actor, source, kind, "edit", entity_id, before, current)
+            _assign(current, entity)
         finally:
             self._lock.release()
         self._changed(kind, current, "edit")
         return current
 
     async def delete(self, kind: str, entity_id: int, *, actor: str = "ucs", source: str = "ucs") -> Any:
+        """Delete an entity, and take it out of every user that pointed at it (a group,
+        a queue, a line, a team): the deletion, those users' edits and their audit
+        entries are one transaction, applied in memory once it is committed."""
         await self._lock.acquire()
         try:
             current = self.entity(kind, entity_id)
             self._check_delete(kind, current)
-            await self._store.kv_delete(f"dir.{kind}", str(entity_id))
+            touched = self._without_references(kind, entity_id)
+            items: list[tuple[str, str, Any]] = [(f"dir.{kind}", str(entity_id), KV_DELETE)]
+            entries = [_entry(actor, source, kind, "delete", entity_id, audit_doc(current), None)]
+            for user, edited in touched:
+                items.append(("dir.users", str(user.id), _to_doc(edited)))
+                entries.append(_entry(actor, source, "users", "edit", user.id, audit_doc(user), edited))
+            await self._write(items, entries)
             del self.table(kind)[entity_id]
-            await self._audited(actor, source, kind, "delete", entity_id, audit_doc(current), None)
-            await self._forget_references(kind, entity_id, actor, source)
+            for user, edited in touched:
+                _assign(user, edited)
         finally:
             self._lock.release()
+        for user, _ in touched:
+            self._changed("users", user, "edit")
         self._changed(kind, current, "delete")
         return current
+
+    async def _write(self, items: list[tuple[str, str, Any]], entries: list[dict[str, Any]]) -> None:
+        """The change's documents and, with an audit writer, its audit entries: one transaction."""
+        if self._audit is None:
+            await self._store.kv_write(items)
+        else:
+            await self._audit.kv_write(items, audit=entries)
 
     def _changed(self, kind: str, entity: Any, action: str) -> None:
         if kind == "users":
@@ -289,40 +311,41 @@ class Directory:
         if kind == "callreasons" and any(r.parent_id == entity.id for r in self.callreasons.values()):
             raise InvalidDataInput({"id": f"call reason {entity.id} has sub-codes; delete them first"})
 
-    async def _audited(self, actor: str, source: str, kind: str, action: str, entity_id: int,
-                       before: dict[str, Any] | None, after: Any) -> None:
-        if self._audit is None:
-            return
-        await self._audit.audit_write([{
-            "actor": actor, "source": source, "kind": kind, "action": action, "entity_id": str(entity_id),
-            "before": before, "after": None if after is None else audit_doc(after),
-        }])
-
-    async def _forget_references(self, kind: str, entity_id: int, actor: str = "ucs", source: str = "ucs") -> None:
-        """Users that pointed at a deleted group, team, queue or line stop doing so."""
-        touched: list[tuple[User, dict[str, Any]]] = []
+    def _without_references(self, kind: str, entity_id: int) -> list[tuple[User, User]]:
+        """Each user that points at a deleted group, team, queue or line, with a copy
+        of it that does not (applied once the deletion is stored)."""
+        touched: list[tuple[User, User]] = []
         for user in self.users.values():
             changed = False
-            before = audit_doc(user)
-            if kind == "groups" and user.group_id == entity_id:
-                user.group_id, changed = None, True
-            elif kind == "lines" and (entity_id in user.lines or user.primary_extension == entity_id):
-                if entity_id in user.lines:
-                    user.lines.remove(entity_id)
-                if user.primary_extension == entity_id:
-                    user.primary_extension = None
+            edited: User = _from_doc("users", _to_doc(user))
+            if kind == "groups" and edited.group_id == entity_id:
+                edited.group_id, changed = None, True
+            elif kind == "lines" and (entity_id in edited.lines or edited.primary_extension == entity_id):
+                if entity_id in edited.lines:
+                    edited.lines.remove(entity_id)
+                if edited.primary_extension == entity_id:
+                    edited.primary_extension = None
                 changed = True
-            elif kind == "queues" and entity_id in user.queues:
-                del user.queues[entity_id]
+            elif kind == "queues" and entity_id in edited.queues:
+                del edited.queues[entity_id]
                 changed = True
             elif kind == "teams":
-                for m in user.queues.values():
+                for m in edited.queues.values():
                     if m.team_id == entity_id:
                         m.team_id, changed = None, True
             if changed:
-                touched.append((user, before))
-        for user, before in touched:
-            await self._store.kv_set("dir.users", str(user.id), _to_doc(user))
-            await self._audited(actor, source, "users", "edit", user.id, before, user)
-            self._changed("users", user, "edit")
+                touched.append((user, edited))
+        return touched
 
+
+def _assign(current: Any, new: Any) -> None:
+    """``current`` takes ``new``'s fields, staying the same object."""
+    for a in attrs.fields(type(current)):
+        setattr(current, a.name, getattr(new, a.name))
+
+
+def _entry(actor: str, source: str, kind: str, action: str, entity_id: int,
+           before: dict[str, Any] | None, after: Any) -> dict[str, Any]:
+    """One audit-log entry (:meth:`ucs.store.Store.audit_write`)."""
+    return {"actor": actor, "source": source, "kind": kind, "action": action, "entity_id": str(entity_id),
+            "before": before, "after": None if after is None else audit_doc(after)}

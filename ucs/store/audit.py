@@ -46,21 +46,30 @@ class AuditMixin:
     async def _run(self, f: Any, *args: Any) -> Any:  # provided by Store
         raise NotImplementedError
 
+    def _audit_rows(self, entries: Sequence[dict[str, Any]], now: float) -> list[tuple[Any, ...]]:
+        """The rows of ``entries``, checked (a bad entry raises before anything is written)."""
+        return [(now, *(_text(e, n) for n in ("actor", "source", "kind", "action", "entity_id")),
+                 None if e.get("before") is None else dumps(e["before"], "audit before"),
+                 None if e.get("after") is None else dumps(e["after"], "audit after"))
+                for e in entries]
+
+    def _audit_insert(self) -> str:
+        sql: str = self._backend.sql(
+            "INSERT INTO audit (at, actor, source, kind, action, entity_id, before, after) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        return sql
+
     @_deferred
     async def audit_write(self, entries: Sequence[dict[str, Any]]) -> None:
         """Append entries (``actor``, ``source``, ``kind``, ``action``, ``entity_id``,
-        ``before``, ``after``), stamped now, in one transaction."""
-        now = self._clock.seconds()
-        rows = []
-        for e in entries:
-            rows.append((now, *(_text(e, n) for n in ("actor", "source", "kind", "action", "entity_id")),
-                         None if e.get("before") is None else dumps(e["before"], "audit before"),
-                         None if e.get("after") is None else dumps(e["after"], "audit after")))
+        ``before``, ``after``), stamped now, in one transaction.  A change that writes
+        the store audits itself in the same transaction (``kv_write(..., audit=)``);
+        this is for what changes nothing stored (a forced logout)."""
+        rows = self._audit_rows(entries, self._clock.seconds())
         if not rows:
             return
         b = self._backend
-        sql = b.sql("INSERT INTO audit (at, actor, source, kind, action, entity_id, before, after) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        sql = self._audit_insert()
 
         def write(conn: Any) -> None:
             with b.transaction(conn):

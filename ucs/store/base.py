@@ -457,18 +457,25 @@ class Store(AuditMixin):
         await self._run(put)
 
     @_deferred
-    async def kv_write(self, items: Sequence[tuple[str, str, Any]]) -> None:
+    async def kv_write(self, items: Sequence[tuple[str, str, Any]], *,
+                       audit: Sequence[dict[str, Any]] = ()) -> None:
         """Several keys in one transaction: ``(namespace, key, value)`` stores
         ``value``, a value of :data:`KV_DELETE` deletes the key.  All or none
         is written.  For a writer with many small documents (the agents' states
         after thousands of logins): one trip to a store thread, one commit, and
-        the JSON encoded there, not on the reactor thread."""
+        the JSON encoded there, not on the reactor thread.
+
+        ``audit``: entries of the audit log (:meth:`audit_write`) that record this
+        change, inserted in the same transaction: a change is never kept without
+        its entry, nor an entry without its change (the directory's changes)."""
         checked = [(*_kv_names(namespace, key), value) for namespace, key, value in items]
-        if not checked:
+        now = self._clock.seconds()
+        audit_rows = self._audit_rows(audit, now)
+        if not checked and not audit_rows:
             return
         upsert = self._backend.sql(_KV_UPSERT)
         delete = self._backend.sql("DELETE FROM kv WHERE namespace = ? AND key = ?")
-        now = self._clock.seconds()
+        insert_audit = self._audit_insert()
 
         def write(conn: Connection) -> None:
             rows = [(ns, key, value if value is KV_DELETE else dumps(value, f"kv {ns}/{key}"))
@@ -479,6 +486,8 @@ class Store(AuditMixin):
                         conn.execute(delete, (ns, key))
                     else:
                         conn.execute(upsert, (ns, key, value, now))
+                for row in audit_rows:
+                    conn.execute(insert_audit, row)
 
         await self._run(write)
 
