@@ -48,6 +48,7 @@ from ucs.agents.history import CallHistory
 from ucs.agents.service import Agents
 from ucs.ami.client import AMIClient
 from ucs.api import auth as auth_api
+from ucs.api import operations as operations_api
 from ucs.api import remember as remember_api
 from ucs.api import state as state_api
 from ucs.api.auth import Auth
@@ -145,6 +146,7 @@ class UCSServer:
         self._iserver: Any = None
         self._metrics: Metrics | None = None
         self._writer_lock: WriterLock | None = None
+        self._operations: operations_api.Operations | None = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -503,9 +505,20 @@ class UCSServer:
             lookup_api.register(reg, self.get_lookups())
             supervisor_api.register(reg, self.get_supervision(), self.get_agents(), self.get_call_tracker(),
                                     self.get_ami_client(), self.get_sessions(), self.get_state())
+            operations_api.register(reg, self.get_operations())
             reg.add("api.methods", lambda session: [reg.get(n).describe() for n in reg.names()],
                     role=Role.ANONYMOUS, doc="Every API method with its arguments, role and states.")
         return self._registry
+
+    def get_operations(self) -> operations_api.Operations:
+        """Who is logged in, forced logouts, the AMI link's state; what a directory
+        change does to the sessions (issue 19)."""
+        if self._operations is None:
+            self._operations = operations_api.Operations(
+                self.get_sessions(), self.get_agents(), self.get_directory(), self.get_store_proxy(),
+                self.get_ami_client(), self.get_pbx_link(), self._reactor,
+                node=holder_id(NODE_PREFIX.rstrip(":")), address=self._ami_address)
+        return self._operations
 
     async def _start_domain(self) -> None:
         """After the store opens, before the AMI link: the directory, the demo's
@@ -528,6 +541,7 @@ class UCSServer:
         self.get_registry()
         await self.get_agents().start()
         await self.get_supervision().start()
+        self.get_operations().start(self.get_bus())  # after the agents: they log out, then sessions end
 
     def _advertised(self) -> dict[str, Any]:
         """What this UCS tells ``ucs-admin`` in its lock: where its API is."""
@@ -535,6 +549,8 @@ class UCSServer:
         return {"url": web.ws_url if web is not None and web.running else None}
 
     async def _stop_domain(self) -> None:
+        if self._operations is not None:
+            self._operations.stop()
         if self._writer_lock is not None:
             lock, self._writer_lock = self._writer_lock, None
             await lock.release()
@@ -549,7 +565,7 @@ class UCSServer:
         """What the AMI client tells about Asterisk: events and resyncs into the model."""
         if self._link is None:
             self.get_call_tracker()  # the model's first observers are there before any event
-            self._link = PBXLink(self.get_pbx(), self.config.ami.filters)
+            self._link = PBXLink(self.get_pbx(), self.config.ami.filters, clock=self._reactor)
         return self._link
 
     def get_ami_client(self) -> AMIClient:

@@ -315,6 +315,9 @@ class AMIClient(Service):
         self._actionIDs = actionIDs or _sharedCounter()
         self._policy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=30.0, factor=2.0)
         self._state: LinkState = "down"
+        #: When the link entered its current state (the clock's seconds): for the
+        #: operations view (``ops.ami``) and health checks.
+        self.stateSince: float = self._clock.seconds()
         self._link: _Link | None = None
         self._preparing: tuple[_Link, Deferred[None]] | None = None
         self._failedLinks = 0
@@ -427,6 +430,8 @@ class AMIClient(Service):
             new = TRANSITIONS[(self._state, input)]
         except KeyError:
             raise RuntimeError(f"AMI link: no transition for {input!r} in state {self._state!r}") from None
+        if new != self._state:
+            self.stateSince = self._clock.seconds()
         self._state = new
         return new
 

@@ -402,6 +402,7 @@ class Auth:
         for other in self._sessions.of_user(user.id):
             if other is not session and other.autologout:
                 self._sessions.close(other, "logged in elsewhere")
+        session.data["logged_in"] = self._clock.seconds()  # since when (ops.sessions)
         session.user = user
         agent = self._agents.get(user.id)
         if agent is not None and getattr(agent, "line", None) is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -41,8 +42,13 @@ RESYNC_ACTIONS: tuple[tuple[str, str], ...] = (
 class PBXLink:
     log = Logger()
 
-    def __init__(self, pbx: PBX, filters: tuple[str, ...] = ()) -> None:
+    def __init__(self, pbx: PBX, filters: tuple[str, ...] = (), clock: IReactorTime | None = None) -> None:
         self.pbx = pbx
+        self._clock = clock
+        #: The last resync that finished: ``at`` (the clock's seconds; ``None`` without a
+        #: clock), ``result`` (``ok``, or ``incomplete`` when a list could not be read),
+        #: ``failed`` (the actions that failed and why), and what the model then held.
+        self.last_resync: dict[str, Any] | None = None
         #: ``Filter`` expressions sent after every login (manager.conf eventfilter syntax).
         self.filters = tuple(filters)
         self.up = False
@@ -99,13 +105,19 @@ class PBXLink:
 
     async def _resync(self, sender: ActionSender) -> None:
         pending = []
+        failed: list[str] = []
         for action, field in RESYNC_ACTIONS:
             d = sender.sendAction(action)
-            d.addCallbacks(self._apply, self._unavailable, callbackArgs=(field,), errbackArgs=(action,))
+            d.addCallbacks(self._apply, self._unavailable, callbackArgs=(field,), errbackArgs=(action, failed))
             pending.append(d)
         for d in pending:
             await d
         self.pbx.resync_done()
+        self.last_resync = {
+            "at": self._clock.seconds() if self._clock is not None else None,
+            "result": "incomplete" if failed else "ok", "failed": failed,
+            "channels": len(self.pbx.channels), "queues": len(self.pbx.queues), "devices": len(self.pbx.devices),
+        }
         self.log.info("PBX model resynchronised: {channels} channels, {queues} queues, {devices} devices",
                       channels=len(self.pbx.channels), queues=len(self.pbx.queues), devices=len(self.pbx.devices))
         waiters, self._synced = self._synced, []
@@ -122,10 +134,12 @@ class PBXLink:
         events = list(getattr(result, "events", []))
         self.pbx.resync(Snapshot(**{field: events}), done=False)
 
-    def _unavailable(self, failure: Failure, action: str) -> None:
+    def _unavailable(self, failure: Failure, action: str, failed: list[str] | None = None) -> None:
         if failure.check(AMIActionError):
             # chan_sip or PJSIP not loaded: that part of the model stays as it is.
             self.log.debug("{action} not available: {why}", action=action, why=failure.getErrorMessage())
             return None
+        if failed is not None:
+            failed.append(f"{action}: {failure.getErrorMessage()}")
         self.log.warn("resync action {action} failed: {why}", action=action, why=failure.getErrorMessage())
         return None

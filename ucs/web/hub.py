@@ -111,7 +111,8 @@ class Hub:
         self._index: ConnectionIndex | None = None
         self._dirty: set[Connection] = set()
         self._flush: Any = None
-        self._stale_config = False
+        #: The directory kinds changed since the last ``config.change`` (sent merged).
+        self._stale_config: set[str] = set()
         #: When each set of queues may next be sent a waiting-caller count (:mod:`ucs.web.pacing`).
         self._pacer = WaitingPacer()
         #: Waiting-caller counts still to hand to their connections.
@@ -267,7 +268,9 @@ class Hub:
         fresh = self.sessions.create("ws", conn.address, autologout=session.autologout,
                                      data={k: v for k, v in session.data.items() if k == "logout_on_close"})
         self._attach(conn, fresh)
-        messages_ = {"logged in elsewhere": "You were logged out: you logged in on another computer or window."}
+        messages_ = {"logged in elsewhere": "You were logged out: you logged in on another computer or window.",
+                     "user deleted": "You were logged out: your user was deleted by an administrator.",
+                     "logged out by an administrator": "You were logged out by an administrator."}
         conn.push("session.closed", {"reason": reason, "message": messages_.get(reason, f"Session ended: {reason}"),
                                      "sid": fresh.sid, "state": fresh.state.value})
 
@@ -458,7 +461,8 @@ class Hub:
         elif name in (ev.EVENT_PBX_RESYNCED, ev.EVENT_PBX_RESTARTED):
             self._send(self._ready(), "resync", {"reason": name})
         elif name in (ev.EVENT_CONFIG_CHANGE, ev.EVENT_USER_CHANGE):
-            self._stale_config = True
+            kind = args.get("kind", "users")
+            self._stale_config.add(kind if isinstance(kind, str) else "users")
             self._schedule_flush()
 
     # agents
@@ -569,8 +573,10 @@ class Hub:
         self._flush = None
         index = self._idx()
         if self._stale_config:
-            self._stale_config = False
-            self._send(self._still_ready(index.ready), "config.change", {})
+            kinds, self._stale_config = sorted(self._stale_config), set()
+            # Which kinds changed (users, queues, lines, ...): the bar reloads its state
+            # either way; a CRM page's script may look only at the kinds it shows.
+            self._send(self._still_ready(index.ready), "config.change", {"kinds": kinds})
         waiting = getattr(self.state, "waiting_callers", None)
         if waiting is None:
             return
