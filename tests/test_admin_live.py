@@ -248,3 +248,85 @@ async def test_plugins_listed_loaded_and_unloaded_over_the_socket(tmp_path: Path
         root.close()
     finally:
         await server.service.stopService()
+
+
+# -- with the simulated Asterisk on a clock: the link dropped, UCS stopped -------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_ami_link_state_as_it_drops_and_comes_back(tmp_path: Path) -> None:
+    from faultkit import Faults
+
+    f = Faults(tmp_path)
+    try:
+        await f.start()
+        root = await admin_bar(f.ucs)
+        up = await root.call("ops.ami")
+        assert (up["state"], up["version"], up["node"]) == ("up", f.sim.version, f.ucs.get_operations().node)
+        assert up["last_resync"]["result"] == "ok" and up["last_resync"]["failed"] == []
+        assert up["last_resync"]["queues"] == 2 and up["since"] <= up["last_resync"]["at"] <= reactor.seconds()  # type: ignore[attr-defined]
+        assert up["address"] == "%s:%d" % f.ucs.get_demo_pbx().address() and up["last_failure"] is None
+
+        await f.cut_link()
+        down = await root.call("ops.ami")
+        assert down["state"] == "connecting" and down["since"] >= up["last_resync"]["at"]
+        assert down["version"] == f.sim.version  # the last one seen
+        assert 0 <= down["last_lost"]["at"] - down["since"] < 1 and down["last_lost"]["why"]
+        assert up["last_lost"] is None and down["last_resync"] == up["last_resync"]
+
+        await f.restore_link()
+        back = await root.call("ops.ami")
+        assert back["state"] == "up" and back["since"] >= down["since"] and back["last_failure"] is None
+        assert back["resyncs"] > up["resyncs"] and back["last_resync"]["at"] >= back["since"]
+        assert back["last_resync"]["result"] == "ok"
+        root.close()
+    finally:
+        await f.stop()
+        f.close_clock()
+
+
+@pytest_twisted.ensureDeferred
+async def test_changes_made_on_the_store_while_ucs_is_stopped_are_picked_up_at_start(tmp_path: Path) -> None:
+    from faultkit import Faults
+    from serverkit import working_agent
+
+    f = Faults(tmp_path)
+    try:
+        await f.start()
+        await working_agent(f.ucs, 1)
+        await working_agent(f.ucs, 2)
+        directory = f.ucs.get_directory()
+        support = directory.queue_by_asterisk_name("support")
+        line4 = directory.line_by_device("SIP/1004")
+        assert support is not None and line4 is not None
+        zoe = await directory.add("users", {"username": "zoe", "password": "zoe-password-1",
+                                            "queues": {str(support.id): {}}, "lines": [line4.id]})
+        reg, session = f.ucs.get_registry(), f.ucs.get_sessions().create()
+        await reg.call(session, "login", ["zoe", "zoe-password-1"])
+        await reg.call(session, "identifier", ["phone-1004"])
+        await reg.call(session, "provision")
+        await f.settle()
+        assert {(q, d) for q, d, _, _ in f.sim_members()} >= {("support", "SIP/1004"), ("sales", "SIP/1002")}
+        agent2 = uid(f.ucs, "agent2")
+        await f.stop()
+
+        cfg = tmp_path / "admin.toml"
+        cfg.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "ucs.db"}"\n')
+        code, _, err = await ucs_admin("-c", str(cfg), "--direct", "delete", "users", str(zoe.id))
+        assert code == 0, err
+        code, _, err = await ucs_admin("-c", str(cfg), "--direct", "edit", "users", str(agent2),
+                                       "queues=" + json.dumps({str(support.id): {}}))
+        assert code == 0, err
+        assert {(q, d) for q, d, _, _ in f.sim_members()} >= {("support", "SIP/1004"), ("sales", "SIP/1002")}
+
+        await f.start()  # the same store and the same (simulated) Asterisk
+        await until(lambda: not any(d == "SIP/1004" or (q, d) == ("sales", "SIP/1002") for q, d, _, _ in f.sim_members()))
+        assert {(q, d) for q, d, _, _ in f.sim_members()} == {
+            ("support", "SIP/1001"), ("sales", "SIP/1001"), ("support", "SIP/1002")}
+        assert sorted(a.username for a in f.ucs.get_agents().all()) == ["agent1", "agent2"]
+        assert f.ucs.get_directory().user_by_username("zoe") is None
+        entries = await (await f.ucs.when_store_open()).audit_list(source="ucs-admin")
+        assert [(e["kind"], e["action"]) for e in entries] == [("users", "edit"), ("users", "delete")]
+    finally:
+        await f.stop()
+        f.close_clock()

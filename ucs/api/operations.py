@@ -16,7 +16,9 @@ point):
   keeps it, the agent just stops getting queue calls;
 - ``ops.ami``: the AMI link's state (``up``, ``connecting``, ``down``), since
   when, the address, Asterisk's version (``CoreSettings``, asked once per
-  link), and the last resync's time and result.
+  link), why the last login failed, when and why the link was last lost, and the
+  last resync's time and result (``ok``, or ``incomplete`` naming the lists that
+  could not be read).
 
 The plugins have theirs (``plugins.list/load/unload``, :mod:`ucs.plugins.api`).
 
@@ -216,7 +218,8 @@ class Operations:
             "state": ami.state, "since": ami.stateSince, "address": address, "version": self._version,
             "last_failure": failure.getErrorMessage() if failure is not None else None,
             "resyncs": getattr(self._link, "resyncs", 0), "events": getattr(self._link, "events", 0),
-            "last_resync": getattr(self._link, "last_resync", None), "node": self.node,
+            "last_resync": getattr(self._link, "last_resync", None),
+            "last_lost": getattr(self._link, "last_lost", None), "node": self.node,
         }
 
 

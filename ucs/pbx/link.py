@@ -49,6 +49,8 @@ class PBXLink:
         #: clock), ``result`` (``ok``, or ``incomplete`` when a list could not be read),
         #: ``failed`` (the actions that failed and why), and what the model then held.
         self.last_resync: dict[str, Any] | None = None
+        #: When and why the link was last lost (``None`` while it never was).
+        self.last_lost: dict[str, Any] | None = None
         #: ``Filter`` expressions sent after every login (manager.conf eventfilter syntax).
         self.filters = tuple(filters)
         self.up = False
@@ -87,6 +89,8 @@ class PBXLink:
     def disconnected(self, reason: Failure) -> None:
         self.up = False
         self._sender = None
+        self.last_lost = {"at": self._clock.seconds() if self._clock is not None else None,
+                          "why": reason.getErrorMessage()}
         self.log.warn("AMI link lost ({reason}); the PBX model is frozen until it is back",
                       reason=reason.getErrorMessage())
 
