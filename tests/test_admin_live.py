@@ -196,6 +196,10 @@ async def test_who_is_logged_in_and_a_forced_logout(tmp_path: Path, store_url: s
         assert "sid" not in s  # a session id resumes the session: never shown
         assert (rows["agent2"]["status"], rows["agent2"]["line"]) == (None, None)
         assert rows["agent2"]["sessions"][0]["state"] == "IDENTIFY" and rows["admin"]["role"] == "superuser"
+        assert rows["admin"]["you"] and not rows["agent1"]["you"]
+        with pytest.raises(CallError) as e:
+            await root.call("ops.logout", [uid(server, "admin")])
+        assert e.value.error["error"] == "invalid_data" and "is you" in e.value.error["message"]
 
         done = await root.call("ops.logout", [uid(server, "agent1")])
         assert done == {"user_id": uid(server, "agent1"), "username": "agent1", "sessions": 1, "agent": True}

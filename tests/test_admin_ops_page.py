@@ -50,6 +50,7 @@ def test_the_operations_tab(ucs: UCS, browser: Any) -> None:
     assert row.query_selector('[data-field="status"]').inner_text() == "READY"  # type: ignore[union-attr]
     assert "SIP/1001" in row.query_selector('[data-field="phone"]').inner_text()  # type: ignore[union-attr]
     assert "agent bar" in page.inner_text('#ops-who tr[data-user="admin"] [data-field="where"]')
+    assert page.query_selector('#ops-who tr[data-user="admin"] button.force-logout') is None  # not oneself
 
     # refreshed while shown: a second agent appears by itself
     agent_works(ucs, 2)

@@ -44,7 +44,7 @@ from ucs.api.registry import Param, Registry
 from ucs.api.session import Session, SessionManager, role_of
 from ucs.constants import Role, SessionState
 from ucs.directory.directory import Directory
-from ucs.error import NotFound
+from ucs.error import InvalidDataInput, NotFound
 from ucs.events import EVENT_CONFIG_CHANGE, EVENT_USER_CHANGE
 
 #: Why a session was ended (``session.closed``'s reason; the hub words the message).
@@ -65,10 +65,13 @@ class AgentsView(Protocol):
 class AMIView(Protocol):
     """The AMI client (:class:`ucs.ami.client.AMIClient`)."""
 
-    state: str
     stateSince: float
     lastFailure: Any
-    protocol: Any
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def protocol(self) -> Any: ...
 
     def sendAction(self, action: str, headers: Any = ..., *, timeout: float | None = None) -> Deferred[Any]: ...
 
@@ -139,8 +142,9 @@ class Operations:
 
     # -- who is logged in ---------------------------------------------------------------------
 
-    def who(self) -> list[dict[str, Any]]:
-        """One row per user logged in (a session, or an agent at work), by user name."""
+    def who(self, me: int | None = None) -> list[dict[str, Any]]:
+        """One row per user logged in (a session, or an agent at work), by user name;
+        ``you`` marks the row of user ``me`` (the caller)."""
         rows: dict[int, dict[str, Any]] = {}
 
         def row(user: Any) -> dict[str, Any]:
@@ -149,7 +153,7 @@ class Operations:
                 found = rows[user.id] = {
                     "user_id": user.id, "username": user.username, "displayname": user.name,
                     "role": role_of(user).name.lower(), "status": None, "reason": "", "status_since": None,
-                    "line": None, "since": None, "sessions": []}
+                    "line": None, "since": None, "sessions": [], "you": user.id == me}
             return found
 
         for session in self._sessions:
@@ -185,6 +189,8 @@ class Operations:
         sessions = [s for s in self._sessions.of_user(user_id) if s.kind in _PEOPLE]
         if agent is None and not sessions:
             raise NotFound(f"{user.username} is not logged in; nothing to log out")
+        if actor == user.username:
+            raise InvalidDataInput({"user_id": f"{user_id} is you; log yourself out with logout"})
         before = {"username": user.username, "sessions": len(sessions),
                   "status": agent.status.name if agent is not None else None,
                   "line": agent.line.device if agent is not None else None}
@@ -231,7 +237,7 @@ def _positive(v: int) -> int:
 
 def register(registry: Registry, ops: Operations) -> None:
     def sessions(session: Session) -> list[dict[str, Any]]:
-        return ops.who()
+        return ops.who(session.user_id)
 
     async def logout(session: Session, user_id: int) -> dict[str, Any]:
         actor = session.user.username if session.user is not None else "anonymous"

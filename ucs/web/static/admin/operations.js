@@ -123,7 +123,7 @@
           return t(s.kind) + " " + (s.address || "") + " @ " + s.node;
         }).join("; ") : t("noBar"));
         var td = cell(tr, "actions", "");
-        td.appendChild(button(t("forceLogout"), "force-logout", function () { forceLogout(r); }));
+        if (!r.you) td.appendChild(button(t("forceLogout"), "force-logout", function () { forceLogout(r); }));
         return tr;
       });
       if (!trs.length) {
