@@ -32,7 +32,8 @@ async def test_roles_and_states_of_every_method(tmp_path: Path) -> None:
     names = registry.names()
     assert {"login", "sso", "logout", "provision", "state", "agent.changeStatus", "call.dial", "call.answer",
             "call.transfer", "call.finishTransfer", "call.blindTransfer", "call.setAccountCode", "cdr.metadata",
-            "config.users.edit", "plugins.load", "plugins.unload", "plugins.list"} <= set(names)
+            "config.users.edit", "plugins.load", "plugins.unload", "plugins.list", "ops.sessions", "ops.logout",
+            "ops.ami"} <= set(names)
     checked = 0
     for name in names:
         method = registry.get(name)
@@ -71,7 +72,7 @@ def test_what_each_kind_of_method_demands(tmp_path: Path) -> None:
         m = registry.get(name)
         if name.startswith("config.") and name.rsplit(".", 1)[1] in ("add", "edit", "delete"):
             assert m.role == Role.SUPERUSER, name
-        if name.startswith("plugins."):
+        if name.startswith(("plugins.", "ops.")):
             assert m.role == Role.SUPERUSER, name
         if name.startswith("call.") or name in ("agent.changeStatus", "agent.suspend", "agent.resume", "state"):
             assert m.states == frozenset({S.READY}), name

@@ -198,7 +198,10 @@ class Operations:
                                         "entity_id": str(user_id), "before": before, "after": None}])
         ended = self._end_sessions(user_id, FORCED)
         if self._agents.get(user_id) is not None:
-            await self._agents.logout(user_id, FORCED)
+            try:
+                await self._agents.logout(user_id, FORCED)
+            except NotFound:
+                pass  # logged out meanwhile (by the agent, a deletion): that is what was asked
         self.log.info("{actor} logged {user} out ({n} session(s), agent: {agent})", actor=actor, user=user.username,
                       n=ended, agent=before["status"] or "no")
         return {"user_id": user_id, "username": user.username, "sessions": ended, "agent": agent is not None}

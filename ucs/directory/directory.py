@@ -33,7 +33,7 @@ from ucs.directory import validate
 from ucs.directory.model import (
     AuxReason, CallReason, Group, Line, Queue, QueueMembership, Team, User,
 )
-from ucs.error import InvalidDataInput, NotFound
+from ucs.error import InvalidDataInput, NotFound, ProcessingError, UCSError
 from ucs.events import EVENT_CONFIG_CHANGE, EVENT_USER_CHANGE
 from ucs.interfaces import KVStore
 from ucs.store.base import KV_DELETE
@@ -281,11 +281,20 @@ class Directory:
         return current
 
     async def _write(self, items: list[tuple[str, str, Any]], entries: list[dict[str, Any]]) -> None:
-        """The change's documents and, with an audit writer, its audit entries: one transaction."""
-        if self._audit is None:
-            await self._store.kv_write(items)
-        else:
-            await self._audit.kv_write(items, audit=entries)
+        """The change's documents and, with an audit writer, its audit entries: one transaction.
+        A store that fails (away, full, refusing a row) fails the change, saying so."""
+        try:
+            if self._audit is None:
+                await self._store.kv_write(items)
+            else:
+                await self._audit.kv_write(items, audit=entries)
+        except UCSError:
+            raise
+        except Exception as e:
+            why = " ".join(str(e).split()) or type(e).__name__
+            what = ", ".join(f"{e['action']} {e['kind'][:-1]} {e['entity_id']}" for e in entries[:1]) or "the change"
+            self.log.error("directory: {what} could not be stored: {why}; nothing was changed", what=what, why=why)
+            raise ProcessingError(f"{what} could not be stored ({why}); nothing was changed") from e
 
     def _changed(self, kind: str, entity: Any, action: str) -> None:
         if kind == "users":
