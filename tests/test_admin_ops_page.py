@@ -42,6 +42,8 @@ def test_the_operations_tab(ucs: UCS, browser: Any) -> None:
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    sent: list[str] = []  # what the page sends on its WebSocket
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
     log_in(page, ucs.base, "admin", demo.ADMIN_PASSWORD)
     page.wait_for_selector("#rows tr[data-id]")
     page.click("#ops-tab")
@@ -66,11 +68,13 @@ def test_the_operations_tab(ucs: UCS, browser: Any) -> None:
     answers = iter([False, True])
     page.on("dialog", lambda d: d.accept() if next(answers) else d.dismiss())
     page.click('#ops-who tr[data-user="agent1"] button.force-logout')
-    page.wait_for_timeout(300)
+    page.evaluate("0")  # the click's handler, confirm() answered, has run: whatever it sent was sent
+    assert not [f for f in sent if "ops.logout" in f]
     assert ucs.run(lambda: ucs.server.get_agents().get(_uid(ucs, "agent1")) is not None)
     page.click('#ops-who tr[data-user="agent1"] button.force-logout')
     page.wait_for_selector('#ops-who tr[data-user="agent1"]', state="detached")
     assert "agent1 was logged out" in page.inner_text("#ops-message")
+    assert len([f for f in sent if "ops.logout" in f]) == 1
     ucs.wait(lambda: ucs.server.get_agents().get(_uid(ucs, "agent1")) is None, what="agent1 logged out")
     ucs.wait(lambda: "SIP/1001" not in ucs.sim.queues["support"].members, what="SIP/1001 out of support")
 
