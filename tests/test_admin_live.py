@@ -334,3 +334,26 @@ async def test_changes_made_on_the_store_while_ucs_is_stopped_are_picked_up_at_s
     finally:
         await f.stop()
         f.close_clock()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_resync_that_could_not_read_a_list_is_shown_incomplete(tmp_path: Path) -> None:
+    from twisted.internet.defer import Deferred
+
+    server = await start_demo(tmp_path, ami={"action_timeout": 0.5})
+    try:
+        root = await admin_bar(server)
+        assert (await root.call("ops.ami"))["last_resync"]["result"] == "ok"
+        # Asterisk stops answering DeviceStateList (a module stuck): the next resync times it out
+        server.get_demo_pbx().server.actions._handlers["devicestatelist"] = lambda s, m: Deferred()
+        await server.get_pbx_link().resync()
+        shown = await root.call("ops.ami")
+        assert shown["state"] == "up" and shown["last_resync"]["result"] == "incomplete"
+        failed = shown["last_resync"]["failed"]
+        # (the simulator answers in order: the lists asked after it wait behind it, and time out too)
+        assert failed[0].startswith("DeviceStateList: no answer from Asterisk")
+        assert {f.split(":")[0] for f in failed} <= {"DeviceStateList", "SIPpeers", "PJSIPShowEndpoints"}
+        assert shown["last_resync"]["queues"] == 2  # what was read is applied
+        root.close()
+    finally:
+        await server.service.stopService()
