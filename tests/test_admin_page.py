@@ -4,6 +4,7 @@ audit log; a refusal shows the server's message; an agent is told they may not."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from test_bar_browser import UCS, in_browser, pytestmark, ucs  # noqa: F401 - the fixture and the skip
@@ -103,6 +104,20 @@ def admin_page(browser: Any, ucs: UCS, lang: str = "en") -> tuple[Any, list[str]
     return page, errors
 
 
+def until(page: Any, js: str, timeout: float = 10_000) -> None:
+    """Wait until the expression ``js`` is true, polled by the page itself (its CSP forbids
+    the ``eval`` that ``wait_for_function`` needs; ``evaluate`` is not governed by it)."""
+    ok = page.evaluate(f"""async () => {{
+        const deadline = performance.now() + {timeout};
+        while (!({js})) {{
+            if (performance.now() > deadline) return false;
+            await new Promise(requestAnimationFrame);
+        }}
+        return true;
+    }}""")
+    assert ok, f"{js}: not true within {timeout / 1000:g} s"
+
+
 def names(ucs: UCS, kind: str, attr: str = "name") -> list[str]:
     """The entities of ``kind`` the store holds (not the page, not the directory in memory)."""
     docs = ucs.run(ucs.server.get_store().kv_items, f"dir.{kind}")
@@ -184,5 +199,157 @@ def test_teams_groups_and_reasons_are_added_edited_deleted_and_refusals_shown(uc
         page.click("#save")
     page.wait_for_selector("#error:not([hidden])")
     assert "Nepřijato — Název: „Modrý“ už má tým" in page.inner_text("#error")
+    assert errors == []
+    page.close()
+
+
+def stored_user(ucs: UCS, username: str) -> dict[str, Any]:
+    docs = ucs.run(ucs.server.get_store().kv_items, "dir.users")
+    return next(d for d in docs.values() if d["username"] == username)
+
+
+@in_browser
+def test_memberships_are_picked_from_lists(ucs: UCS, browser: Any) -> None:
+    d = ucs.server.get_directory()
+    support, sales = (ucs.run(d.queue_by_asterisk_name, n) for n in ("support", "sales"))
+    line1, line2 = (ucs.run(d.line_by_device, dev) for dev in ("SIP/1001", "SIP/1002"))
+    page, errors = admin_page(browser, ucs)
+    for kind, name in (("groups", "Brno"), ("teams", "Blue")):
+        page.click(f'nav [data-tab="{kind}"]')
+        page.click("#add")
+        page.fill('#fields [name="name"]', name)
+        page.click("#save")
+        page.wait_for_selector(row("name", name))
+    brno = next(g for g in ucs.run(lambda: list(d.groups.values())) if g.name == "Brno")
+    blue = next(tm for tm in ucs.run(lambda: list(d.teams.values())) if tm.name == "Blue")
+
+    # A user's group, lines, own line and queues: ticked and picked, never an id typed.
+    page.click('nav [data-tab="users"]')
+    page.click(row("username", "agent1") + " button.edit")
+    page.select_option('#fields [name="group_id"]', label="Brno")
+    page.check('#fields [data-field="lines"] label:has-text("SIP/1002") input')
+    page.select_option('#fields [name="primary_extension"]', label="SIP/1001 — Desk phone 1001")
+    page.fill(f'#fields tr[data-queue="{support.id}"] .penalty', "3")
+    page.select_option(f'#fields tr[data-queue="{support.id}"] .team', label="Blue")
+    page.uncheck(f'#fields tr[data-queue="{sales.id}"] .member')
+    page.click("#save")
+    page.wait_for_selector(row("username", "agent1") + ' td[data-field="group_id"]:text-is("Brno")')
+    agent1 = stored_user(ucs, "agent1")
+    assert agent1["group_id"] == brno.id and sorted(agent1["lines"]) == [line1.id, line2.id]
+    assert agent1["primary_extension"] == line1.id
+    assert agent1["queues"] == {str(support.id): {"priority": 3, "team_id": blue.id, "supervisor": False}}
+    assert agent1["displayname"] == ""  # the name shown was not sent back as typed
+
+    # A new user with a password and memberships, in one form.
+    page.click("#add")
+    page.fill('#fields [name="username"]', "carol")
+    page.fill('#fields [name="password"]', "carol-password")
+    page.fill('#fields [name="firstname"]', "Carol")
+    page.check(f'#fields tr[data-queue="{sales.id}"] .member')
+    page.fill(f'#fields tr[data-queue="{sales.id}"] .penalty', "2")
+    page.check(f'#fields tr[data-queue="{sales.id}"] .supervisor')
+    page.click("#save")
+    page.wait_for_selector(row("username", "carol"))
+    carol = stored_user(ucs, "carol")
+    assert carol["queues"] == {str(sales.id): {"priority": 2, "team_id": None, "supervisor": True}}
+    assert ucs.run(d.verify_password, ucs.run(d.user_by_username, "carol"), "carol-password")
+
+    # A queue's members: ticked with their penalty; the others keep theirs.
+    page.click('nav [data-tab="queues"]')
+    page.wait_for_selector(row("asterisk_name", "sales") + ' td[data-field="members"]:text-is("3")')
+    page.click(row("asterisk_name", "sales") + " button.edit")
+    agent2 = stored_user(ucs, "agent2")
+    assert page.is_checked(f'#fields tr[data-user="{agent2["id"]}"] .member')
+    page.fill(f'#fields tr[data-user="{agent2["id"]}"] .penalty', "5")
+    page.uncheck(f'#fields tr[data-user="{carol["id"]}"] .member')
+    page.check(f'#fields tr[data-user="{agent1["id"]}"] .member')
+    page.click("#save")
+    page.wait_for_selector("#editor", state="hidden")
+    assert stored_user(ucs, "agent2")["queues"][str(sales.id)]["priority"] == 5
+    assert stored_user(ucs, "agent2")["queues"][str(support.id)]["priority"] == 0
+    assert stored_user(ucs, "carol")["queues"] == {}
+    assert set(stored_user(ucs, "agent1")["queues"]) == {str(support.id), str(sales.id)}
+    assert stored_user(ucs, "agent1")["queues"][str(support.id)]["team_id"] == blue.id
+    # The team's list counts its members (agent1, in support).
+    page.click('nav [data-tab="teams"]')
+    page.wait_for_selector(row("name", "Blue") + ' td[data-field="members"]:text-is("1")')
+    assert errors == []
+    page.close()
+
+
+@in_browser
+def test_csv_is_previewed_then_applied_a_bad_file_refused_and_exported(ucs: UCS, browser: Any) -> None:
+    page, errors = admin_page(browser, ucs)
+    page.click('nav [data-tab="csv"]')
+    assert page.is_disabled("#csv-apply")
+
+    # Pasted teams: previewed (nothing changes yet), then applied.
+    page.select_option("#csv-kind", "teams")
+    page.fill("#csv-text", "name\nRed\nGreen\n")
+    page.click("#csv-preview")
+    page.wait_for_selector('#csv-changes tr[data-what="added"]')
+    assert "2 to add, 0 to change, 0 unchanged, 0 problem(s)" in page.inner_text("#csv-message")
+    assert names(ucs, "teams") == []
+    page.click("#csv-apply")
+    page.wait_for_selector('#csv-message:has-text("Applied: 2 added")')
+    assert names(ucs, "teams") == ["Green", "Red"]
+    assert page.is_disabled("#csv-apply")
+
+    # A users file with bad rows: each named by line and column; apply stays off; nothing stored.
+    users_before = ucs.run(ucs.server.get_store().kv_items, "dir.users")
+    bad = ("username,firstname,email,lines,queues\n"
+           "agent1,Alicia,,,support:0:Red\n"
+           "dave,Dave,not-an-address,SIP/9999,\n"
+           "erin,Erin,,,nosuchqueue:1\n")
+    page.set_input_files("#csv-file", files=[{"name": "users.csv", "mimeType": "text/csv", "buffer": bad.encode()}])
+    until(page, "document.getElementById('csv-text').value.includes('dave')")
+    assert page.input_value("#csv-kind") == "users"  # from the file's name
+    page.click("#csv-preview")
+    page.wait_for_selector("#csv-problems:not([hidden]) tbody tr")
+    problems = [(r.locator('td[data-field="line"]').inner_text(), r.locator('td[data-field="column"]').inner_text())
+                for r in page.locator("#csv-problems tbody tr").all()]
+    assert sorted(problems) == [("3", "email"), ("3", "lines"), ("4", "queues")]
+    assert "there is no line 'SIP/9999'" in page.inner_text("#csv-problems")
+    assert "Nothing can be applied" in page.inner_text("#csv-message")
+    assert page.is_disabled("#csv-apply")
+    assert ucs.run(ucs.server.get_store().kv_items, "dir.users") == users_before
+
+    # The good rows alone: agent1 changes (before → after), dave is added, then applied.
+    page.fill("#csv-text", "username,firstname,email,lines,queues\nagent1,Alicia,,,support:0:Red\n"
+                           "dave,Dave,dave@example.com,SIP/1002,\n")
+    page.click("#csv-preview")
+    changed = page.wait_for_selector('#csv-changes tr[data-what="changed"]')
+    assert "firstname: Alice → Alicia" in changed.inner_text()
+    assert "queues: support:0;sales:0 → support:0:Red" in changed.inner_text()
+    assert "dave" in page.inner_text('#csv-changes tr[data-what="added"]')
+    # Editing the text after the preview: apply is off until it is previewed again.
+    page.fill("#csv-text", page.input_value("#csv-text") + "\n")
+    assert page.is_disabled("#csv-apply")
+    page.click("#csv-preview")
+    page.wait_for_selector("#csv-apply:not([disabled])")
+    page.click("#csv-apply")
+    page.wait_for_selector('#csv-message:has-text("Applied: 1 added, 1 changed")')
+    assert stored_user(ucs, "agent1")["firstname"] == "Alicia" and stored_user(ucs, "dave")["email"] == "dave@example.com"
+    audit = ucs.run(ucs.server.get_store().audit_list, action="import")
+    assert audit[0]["actor"] == "admin" and audit[0]["entity_id"] == "users.csv" and audit[0]["kind"] == "users"
+
+    # A file larger than a request may be: refused with the limit, nothing sent on.
+    big = "name\n" + "".join(f"team {i:06d}\n" for i in range(7000))
+    page.set_input_files("#csv-file", files=[{"name": "teams.csv", "mimeType": "text/csv", "buffer": big.encode()}])
+    until(page, "document.getElementById('csv-text').value.includes('team 006999')")
+    assert page.input_value("#csv-kind") == "teams"
+    page.click("#csv-preview")
+    page.wait_for_selector("#csv-message.refused")
+    assert "Too large" in page.inner_text("#csv-message") and "at most 65536 bytes" in page.inner_text("#csv-message")
+    assert names(ucs, "teams") == ["Green", "Red"]
+
+    # Export: the kind's CSV, downloaded.
+    page.select_option("#csv-kind", "queues")
+    with page.expect_download() as download:
+        page.click("#csv-export")
+    assert download.value.suggested_filename == "queues.csv"
+    text = Path(download.value.path()).read_text()
+    assert text.splitlines()[0] == "asterisk_name,name,type,require_reason,record,number"
+    assert "support,Support,1,no,no,5000" in text.splitlines()
     assert errors == []
     page.close()
