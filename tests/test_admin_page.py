@@ -353,3 +353,102 @@ def test_csv_is_previewed_then_applied_a_bad_file_refused_and_exported(ucs: UCS,
     assert "support,Support,1,no,no,5000" in text.splitlines()
     assert errors == []
     page.close()
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def axe(page: Any, what: str) -> None:
+    """No serious or critical axe-core violation on the page (axe loaded through DevTools: no CSP)."""
+    if not page.evaluate("!!window.axe"):
+        page.evaluate("(src) => { (0, eval)(src); }", AXE.read_text())
+    found = page.evaluate("""async () => {
+        const r = await axe.run(document, {resultTypes: ['violations']});
+        return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}));
+    }""")
+    assert found == [], f"{what}: {found}"
+
+
+@in_browser
+def test_the_page_is_accessible_by_keyboard_and_in_czech(ucs: UCS, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(ucs.base + "/admin/?lang=cs")
+    page.wait_for_selector("#login:not([hidden])")
+    axe(page, "login")
+    page.evaluate("document.body.append(Object.assign(document.createElement('input'), {id: 'unnamed'}))")
+    try:  # the check can fail: an input without a name is found
+        axe(page, "an unnamed input")
+        raise RuntimeError("axe-core found nothing wrong with an unnamed input")
+    except AssertionError as e:
+        assert "label" in str(e)
+    page.evaluate("document.getElementById('unnamed').remove()")
+    assert page.inner_text("#login button") == "Přihlásit"
+    page.fill("#username", "admin")
+    page.fill("#password", demo.ADMIN_PASSWORD)
+    page.press("#password", "Enter")
+    page.wait_for_selector("#rows tr[data-id]")
+    mine = ["Uživatelé", "Linky", "Fronty", "Týmy", "Skupiny", "Důvody AUX", "Důvody hovorů", "Import / export",
+            "Auditní záznam"]
+    assert [text for text in page.locator("nav button").all_inner_texts() if text in mine] == mine
+    assert page.inner_text('#head th:nth-child(2)') == "Název"
+    assert page.get_attribute("#search", "aria-label") == "Hledat"
+    axe(page, "queues")
+
+    # By keyboard: a tab opened with Enter, a team added without the mouse.
+    page.focus('nav [data-tab="teams"]')
+    page.keyboard.press("Enter")
+    page.wait_for_selector('nav [data-tab="teams"][aria-selected="true"]')
+    page.focus("#add")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.name") == "name"  # the form's first field has the focus
+    page.keyboard.type("Zelený")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(row("name", "Zelený"))
+    assert page.evaluate("document.activeElement.id") == "add"  # back where the form was opened from
+    assert page.get_attribute(row("name", "Zelený") + " button.edit", "aria-label") == "Upravit Zelený"
+
+    page.click('nav [data-tab="users"]')
+    page.click(row("username", "agent1") + " button.edit")
+    page.wait_for_selector('#fields fieldset[data-field="queues"]')
+    assert page.inner_text('#fields fieldset[data-field="queues"] legend') == "Fronty"
+    assert page.get_attribute('#fields tr[data-queue] .penalty', "aria-label").startswith("Penalizace: ")
+    axe(page, "a user's form with its pick lists")
+    page.click("#cancel")
+
+    page.click('nav [data-tab="csv"]')
+    assert page.locator("#csv-kind option").all_inner_texts()[:3] == ["Uživatelé", "Linky", "Fronty"]
+    page.select_option("#csv-kind", "groups")
+    page.fill("#csv-text", "name\nBrno\n")
+    page.click("#csv-preview")
+    page.wait_for_selector('#csv-changes tr[data-what="added"]')
+    assert "Přidá se 1" in page.inner_text("#csv-message")
+    assert page.inner_text('#csv-changes tr[data-what="added"] td[data-field="what"]') == "přidá se"
+    axe(page, "the CSV preview")
+    page.fill("#csv-text", "name,colour\nBrno,red\n")
+    page.click("#csv-preview")
+    page.wait_for_selector("#csv-problems:not([hidden])")
+    assert "není sloupec souboru; přijímají se: name" in page.inner_text('#csv-problems tr:has(td:text-is("colour"))')
+    axe(page, "a refused CSV")
+    page.click('nav [data-tab="groups"]')
+    page.click("#add")
+    page.click("#save")  # no name: refused, on the form
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error") == "Nepřijato — Název: je povinné"
+    axe(page, "a refused form")
+    page.click("#cancel")
+    # A refusal in the header: the last superuser cannot be deleted.
+    page.on("dialog", lambda d: d.accept())
+    page.click('nav [data-tab="users"]')
+    page.click(row("username", "admin") + " button.delete")
+    page.wait_for_selector("#status.refused")
+    assert "je poslední superuživatel a nelze ho smazat" in page.inner_text("#status")
+    axe(page, "a refusal in the header")
+
+    page.click('nav [data-tab="audit"]')
+    page.wait_for_selector("#audit-rows tr")
+    axe(page, "the audit log")
+    assert errors == []
+    page.close()

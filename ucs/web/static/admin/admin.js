@@ -105,6 +105,9 @@
       return "požadavek má " + m[1] + " bajtů; přijme se nejvýš " + m[2] + " bajtů"; }],
     [/^the file is (\d+) bytes; at most (\d+) bytes are accepted.*$/, function (m) {
       return "soubor má " + m[1] + " bajtů; přijme se nejvýš " + m[2] + " bajtů"; }],
+    [/^is not a column of (\w+); accepted: (.*)$/, function (m) { return "není sloupec souboru; přijímají se: " + m[2]; }],
+    [/^the key column is missing$/, function () { return "chybí klíčový sloupec"; }],
+    [/^'(.*)' is on line (\d+) too$/, function (m) { return "„" + m[1] + "“ je i na řádku " + m[2]; }],
     [/^there is no (\w+) '(.*)'$/, function (m) { return "neexistuje " + (ONE_CS[m[1]] || m[1]) + " „" + m[2] + "“"; }]
   ];
   var ONE = { users: "user", lines: "line", queues: "queue", teams: "team", groups: "group",
