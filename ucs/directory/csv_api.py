@@ -135,8 +135,10 @@ def register(registry: Registry, directory: Directory, audit: AuditWriter | None
         except UCSError as e:
             raise InvalidDataInput(f"the directory changed during the import and a row was refused ({e}); "
                                    "the rows before it were applied: preview the file again") from None
-        if problems:  # someone changed the directory between the copy and now
-            raise InvalidDataInput({f"line {p.line}, {p.column}": p.message for p in problems[:50]})
+        if problems:  # someone changed the directory between the check and now
+            refused = "; ".join(f"line {p.line}, {p.column}: {p.message}" for p in problems[:20])
+            raise InvalidDataInput(f"the directory changed during the import: {len(done)} change(s) were applied, "
+                                   f"these rows were not ({refused}); preview the file again")
         if audit is not None:
             await audit.audit_write([{
                 "actor": actor(session), "source": "import", "kind": kind, "action": "import", "entity_id": file,
