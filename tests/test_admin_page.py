@@ -270,6 +270,16 @@ def test_memberships_are_picked_from_lists(ucs: UCS, browser: Any) -> None:
     assert stored_user(ucs, "carol")["queues"] == {}
     assert set(stored_user(ucs, "agent1")["queues"]) == {str(support.id), str(sales.id)}
     assert stored_user(ucs, "agent1")["queues"][str(support.id)]["team_id"] == blue.id
+    # A new queue with its members ticked at once.
+    page.click("#add")
+    page.fill('#fields [name="name"]', "Billing")
+    page.fill('#fields [name="asterisk_name"]', "billing")
+    page.check(f'#fields tr[data-user="{agent2["id"]}"] .member')
+    page.fill(f'#fields tr[data-user="{agent2["id"]}"] .penalty', "4")
+    page.click("#save")
+    page.wait_for_selector(row("asterisk_name", "billing") + ' td[data-field="members"]:text-is("1")')
+    billing = ucs.run(d.queue_by_asterisk_name, "billing")
+    assert stored_user(ucs, "agent2")["queues"][str(billing.id)] == {"priority": 4, "team_id": None, "supervisor": False}
     # The team's list counts its members (agent1, in support).
     page.click('nav [data-tab="teams"]')
     page.wait_for_selector(row("name", "Blue") + ' td[data-field="members"]:text-is("1")')
@@ -450,5 +460,72 @@ def test_the_page_is_accessible_by_keyboard_and_in_czech(ucs: UCS, browser: Any)
     page.click('nav [data-tab="audit"]')
     page.wait_for_selector("#audit-rows tr")
     axe(page, "the audit log")
+    assert errors == []
+    page.close()
+
+
+@in_browser
+def test_lines_and_users_are_added_edited_deleted_and_refusals_shown(ucs: UCS, browser: Any) -> None:
+    page, errors = admin_page(browser, ucs)
+    page.click('nav [data-tab="lines"]')
+    page.wait_for_selector(row("device", "SIP/1001"))
+    page.click("#add")
+    page.fill('#fields [name="device"]', "PJSIP/2001")
+    page.fill('#fields [name="name"]', "Reception")
+    page.fill('#fields [name="identifiers"]', "00:15:65:AA:BB:01, reception")
+    page.select_option('#fields [name="auto_answer"]', "sip-notify")
+    page.click("#save")
+    page.wait_for_selector(row("device", "PJSIP/2001") + ' td[data-field="identifiers"]:text-is("00:15:65:AA:BB:01, reception")')
+    stored = {d["device"]: d for d in ucs.run(ucs.server.get_store().kv_items, "dir.lines").values()}
+    assert stored["PJSIP/2001"]["auto_answer"] == "sip-notify" and stored["PJSIP/2001"]["identifiers"] == [
+        "00:15:65:AA:BB:01", "reception"]
+    # Refusals: an identifier another line has; a WebRTC line without its WebSocket URL.
+    page.click("#add")
+    page.fill('#fields [name="device"]', "PJSIP/2002")
+    page.fill('#fields [name="identifiers"]', "001565aabb01")
+    page.click("#save")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "Identifiers (comma-separated): identifier '001565aabb01' is taken by line" in page.inner_text("#error")
+    page.fill('#fields [name="identifiers"]', "")
+    page.select_option('#fields [name="kind"]', "webrtc")
+    page.click("#save")
+    page.wait_for_selector('#error:has-text("WebSocket URL (WebRTC): a WebRTC line needs")')
+    page.fill('#fields [name="ws_url"]', "wss://pbx.example.com:8089/ws")
+    page.fill('#fields [name="sip_username"]', "webrtc2002")
+    page.fill('#fields [name="sip_password"]', "s3cret-sip")
+    page.click("#save")
+    page.wait_for_selector(row("device", "PJSIP/2002") + ' td[data-field="kind"]:text-is("webrtc")')
+    line = ucs.run(ucs.server.get_directory().line_by_device, "PJSIP/2002")
+    assert (line.ws_url, line.sip_username, line.sip_password) == ("wss://pbx.example.com:8089/ws", "webrtc2002", "s3cret-sip")
+    # An edit leaves the SIP password alone when it is not typed.
+    page.click(row("device", "PJSIP/2002") + " button.edit")
+    page.fill('#fields [name="name"]', "Web phone")
+    page.click("#save")
+    page.wait_for_selector(row("name", "Web phone"))
+    assert (line.name, line.sip_password) == ("Web phone", "s3cret-sip")
+    for device in ("PJSIP/2001", "PJSIP/2002"):
+        page.click(row("device", device) + " button.delete")
+        page.wait_for_selector(row("device", device), state="detached")
+    assert sorted(names(ucs, "lines", "device")) == ["SIP/1001", "SIP/1002"]
+
+    # Users: a bad e-mail refused with the field named; added, edited, deleted.
+    page.click('nav [data-tab="users"]')
+    page.click("#add")
+    page.fill('#fields [name="username"]', "frank")
+    page.fill('#fields [name="email"]', "frank-at-example")
+    page.click("#save")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "E-mail: 'frank-at-example' is not accepted; give an address like name@example.com" in page.inner_text("#error")
+    page.fill('#fields [name="email"]', "frank@example.com")
+    page.click("#save")
+    page.wait_for_selector(row("username", "frank"))
+    page.click(row("username", "frank") + " button.edit")
+    page.check('#fields [name="supervisor"]')
+    page.click("#save")
+    page.wait_for_selector(row("username", "frank") + ' td[data-field="supervisor"]:text-is("yes")')
+    assert stored_user(ucs, "frank")["supervisor"] is True
+    page.click(row("username", "frank") + " button.delete")
+    page.wait_for_selector(row("username", "frank"), state="detached")
+    assert "frank" not in names(ucs, "users", "username")
     assert errors == []
     page.close()
