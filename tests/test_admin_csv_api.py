@@ -119,6 +119,14 @@ async def test_too_large_a_file_is_refused_with_the_limit_and_only_superusers_ma
             await client.call("config.import", {"kind": "teams", "csv": big})
         assert f"at most {MAX_CSV_BYTES} bytes" in e.value.error["fields"]["csv"]
         assert server.get_directory().teams == {}
+        # What spreadsheets and mistakes produce: a byte-order mark is read past; a field over
+        # the csv module's limit, a NUL or a line break in a name are problems of their line.
+        bom = await client.call("config.import", {"kind": "teams", "csv": "\ufeffname\nRed\n"})
+        assert bom["problems"] == [] and [a["key"] for a in bom["added"]] == ["Red"]
+        odd = await client.call("config.import", {"kind": "teams", "csv": 'name\nRed\n"Two\nlines"\nN\x00L\n'
+                                                                        + "x" * 200_000 + "\n"})
+        assert [(p["line"], p["column"]) for p in odd["problems"]] == [(4, "name"), (5, "name"), (6, "-")]
+        assert "line breaks" in odd["problems"][0]["message"] and "field limit" in odd["problems"][2]["message"]
         for who in (agent, supervisor):
             for method, args in (("config.import", {"kind": "teams", "csv": "name\nRed\n", "dry_run": False}),
                                  ("config.export", ["users"])):

@@ -96,7 +96,8 @@ def _report(kind: str, file: str, changes: list[Change], unchanged: list[tuple[s
         "changed": [{"line": c.line, "key": c.key, "id": c.entity_id, "before": c.before, "after": c.after}
                     for c in changes if c.action == "edit"],
         "unchanged": [{"line": line, "key": key} for _, line, key in unchanged],
-        "problems": [{"line": p.line, "column": p.column, "message": p.message} for p in problems],
+        "problems": [{"line": p.line, "column": p.column, "message": p.message}
+                     for p in sorted(problems, key=lambda p: p.line)],
     }
 
 

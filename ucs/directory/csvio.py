@@ -242,9 +242,16 @@ def _differs(model: Any, name: str, value: Any) -> bool:
 
 
 def read_csv(kind: str, text: str, file: str) -> tuple[list[tuple[int, dict[str, str]]], list[Problem]]:
-    """Rows with their line numbers, or the problems of the header and keys."""
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    """Rows with their line numbers, or the problems of the header and keys.
+
+    A byte-order mark (spreadsheets write one) is not part of the first column's name;
+    text that is not CSV (an unclosed quote, a field over the csv module's limit) is a
+    problem of its line, and the rows after it are not read."""
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as e:
+        return [], [Problem(file, max(reader.line_num, 1), "-", f"cannot be read as CSV ({e})")]
     problems = [Problem(file, 1, c, f"is not a column of {kind}; accepted: {', '.join(COLUMNS[kind])}")
                 for c in header if c not in COLUMNS[kind]]
     if COLUMNS[kind][0] not in header:
@@ -253,7 +260,15 @@ def read_csv(kind: str, text: str, file: str) -> tuple[list[tuple[int, dict[str,
         return [], problems
     rows: list[tuple[int, dict[str, str]]] = []
     seen: dict[str, int] = {}
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            problems.append(Problem(file, reader.line_num + 1, "-", f"cannot be read as CSV ({e}); the rest of the "
+                                    "file was not read"))
+            break
         line = reader.line_num
         if None in row or any(v is None for v in row.values()):
             problems.append(Problem(file, line, "-", f"has {len(header)} columns in the header but not here"))
