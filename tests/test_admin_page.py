@@ -430,6 +430,11 @@ def test_the_page_is_accessible_by_keyboard_and_in_czech(ucs: UCS, browser: Any)
     page.focus('nav [data-tab="teams"]')
     page.keyboard.press("Enter")
     page.wait_for_selector('nav [data-tab="teams"][aria-selected="true"]')
+    page.keyboard.press("ArrowRight")  # the tab list's arrows move between tabs
+    page.wait_for_selector('nav [data-tab="groups"][aria-selected="true"]')
+    assert page.evaluate("document.activeElement.dataset.tab") == "groups"
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector('nav [data-tab="teams"][aria-selected="true"]')
     page.focus("#add")
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.name") == "name"  # the form's first field has the focus

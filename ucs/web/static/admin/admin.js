@@ -687,6 +687,17 @@
   };
 
   document.querySelectorAll("nav button").forEach(function (b) { b.onclick = function () { open(b.dataset.tab); }; });
+  // The tab list by keyboard, as WAI-ARIA's tabs: arrows move to the previous/next tab, Home/End to the ends.
+  document.querySelector("nav").addEventListener("keydown", function (e) {
+    var tabs = Array.prototype.slice.call(document.querySelectorAll("nav button:not([hidden])"));
+    var i = tabs.indexOf(document.activeElement);
+    var to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[e.key];
+    if (i < 0 || to === undefined) return;
+    e.preventDefault();
+    var next = tabs[(to + tabs.length) % tabs.length];
+    next.focus();
+    next.click();
+  });
   $("search").addEventListener("input", function () { page = 0; draw(); });
   $("prev").onclick = function () { page--; draw(); };
   $("next").onclick = function () { page++; draw(); };
