@@ -248,7 +248,8 @@
     $("audit").hidden = name !== "audit";
     $("csv").hidden = name !== "csv";
     if (name === "audit") { auditStack = []; auditBefore = null; return loadAudit(); }
-    if (name === "csv") return Promise.resolve();
+    // A tab of another script (operations.js): its section is its own; ours are hidden above.
+    if (name === "csv" || !KINDS[name]) return Promise.resolve();
     page = 0;
     $("search").value = "";
     return load();
