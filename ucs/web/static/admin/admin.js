@@ -688,6 +688,13 @@
   };
 
   document.querySelectorAll("nav button").forEach(function (b) { b.onclick = function () { open(b.dataset.tab); }; });
+  // A tab another script adds (operations.js, no data-tab) shows its own section: ours step aside.
+  document.querySelector("nav").addEventListener("click", function (e) {
+    var b = e.target.closest("button");
+    if (!b || b.dataset.tab) return;
+    ["list", "audit", "csv", "editor"].forEach(function (id) { $(id).hidden = true; });
+    document.querySelectorAll("nav button[data-tab]").forEach(function (x) { x.setAttribute("aria-selected", "false"); });
+  });
   // The tab list by keyboard, as WAI-ARIA's tabs: arrows move to the previous/next tab, Home/End to the ends.
   document.querySelector("nav").addEventListener("keydown", function (e) {
     var tabs = Array.prototype.slice.call(document.querySelectorAll("nav button:not([hidden])"));
@@ -740,6 +747,9 @@
       retry = Math.min(retry * 2, 30000);
     };
   }
+
+  // For the page's other scripts (operations.js): requests on this page's one session.
+  window.UCSAdmin = { call: call };
 
   translate();
   say(t("connecting"));
