@@ -350,6 +350,7 @@ def test_csv_is_previewed_then_applied_a_bad_file_refused_and_exported(ucs: UCS,
     changed = page.wait_for_selector('#csv-changes tr[data-what="changed"]')
     assert "firstname: Alice → Alicia" in changed.inner_text()
     assert "queues: support:0;sales:0 → support:0:Red" in changed.inner_text()
+    assert "lines: SIP/1001 → (empty)" in changed.inner_text()  # an empty column empties the field
     assert "dave" in page.inner_text('#csv-changes tr[data-what="added"]')
     # Editing the text after the preview: apply is off until it is previewed again.
     page.fill("#csv-text", page.input_value("#csv-text") + "\n")

@@ -44,7 +44,7 @@
       csvBad: "Nothing can be applied while a row is bad: correct the file and preview it again.",
       csvNoChange: "Nothing to change.", csvReady: "Check the changes, then apply them.",
       csvApplied: "Applied: {added} added, {changed} changed.", csvExported: "Exported {file}.",
-      csvStale: "The text changed since the preview: preview it again."
+      csvStale: "The text changed since the preview: preview it again.", empty: "(empty)"
     },
     cs: {
       title: "Správa UCS", language: "Jazyk", logout: "Odhlásit", username: "Uživatelské jméno",
@@ -83,7 +83,7 @@
       csvBad: "Dokud je některý řádek chybný, nelze nic použít: opravte soubor a zobrazte náhled znovu.",
       csvNoChange: "Není co měnit.", csvReady: "Zkontrolujte změny a pak je použijte.",
       csvApplied: "Použito: přidáno {added}, změněno {changed}.", csvExported: "Exportováno: {file}.",
-      csvStale: "Text se od náhledu změnil: zobrazte náhled znovu."
+      csvStale: "Text se od náhledu změnil: zobrazte náhled znovu.", empty: "(prázdné)"
     }
   };
   // Server sentences the page knows how to say in Czech (the rest is shown as sent).
@@ -311,6 +311,12 @@
     l.append(span, control);
     return l;
   }
+  // A box to tick, before its text.
+  function ticked(text, box) {
+    var l = labelled(text, box);
+    l.prepend(box);
+    return l;
+  }
   function select(options, value, aria) {
     var s = document.createElement("select");
     options.forEach(function (o) {
@@ -371,7 +377,7 @@
       teams.className = "team";
       var sup = checkbox(m && m.supervisor, "supervisor");
       sup.setAttribute("aria-label", t("f_supervisor") + ": " + name);
-      return row(q.id, "queue", [labelled(name, checkbox(m, "member")), number(m ? m.priorities : 0, t("penalty") + ": " + name),
+      return row(q.id, "queue", [ticked(name, checkbox(m, "member")), number(m ? m.priorities : 0, t("penalty") + ": " + name),
         teams, sup]);
     });
     return fieldset("queues", grid([t("queue"), t("penalty"), t("team"), t("f_supervisor")], rows));
@@ -380,7 +386,7 @@
   function membersPick(entity) {
     var rows = list("users").map(function (u) {
       var m = entity && u.queues ? u.queues[entity.id] : undefined, name = label("users", u);
-      return row(u.id, "user", [labelled(name, checkbox(m !== undefined, "member")),
+      return row(u.id, "user", [ticked(name, checkbox(m !== undefined, "member")),
         number(m ? m.priorities : 0, t("penalty") + ": " + name)]);
     });
     return fieldset("members", grid([t("user"), t("penalty")], rows));
@@ -392,7 +398,7 @@
     list("lines").forEach(function (ln) {
       var c = checkbox(mine.indexOf(ln.id) >= 0, "member");
       c.dataset.id = ln.id;
-      boxes.appendChild(labelled(label("lines", ln), c));
+      boxes.appendChild(ticked(label("lines", ln), c));
     });
     return fieldset(name, boxes);
   }
@@ -558,7 +564,7 @@
     r.added.forEach(function (c) { changes.push([c.line, c.key, "added", columns(c.after)]); });
     r.changed.forEach(function (c) {
       changes.push([c.line, c.key, "changed", Object.keys(c.after).map(function (k) {
-        return k + ": " + c.before[k] + " → " + c.after[k]; }).join("; ")]);
+        return k + ": " + (c.before[k] || t("empty")) + " → " + (c.after[k] || t("empty")); }).join("; ")]);
     });
     r.unchanged.forEach(function (c) { changes.push([c.line, c.key, "unchanged", ""]); });
     changes.sort(function (a, b) { return a[0] - b[0]; });
