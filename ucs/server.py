@@ -83,6 +83,7 @@ from ucs.web.service import WebService
 from ucs.constants import Role
 from ucs.directory import api as directory_api
 from ucs.directory import audit_api
+from ucs.directory import csv_api
 from ucs.directory.directory import Directory
 from ucs.lifecycle import Lifecycle, UCSService
 from ucs.metrics import Metrics
@@ -498,6 +499,7 @@ class UCSServer:
             state_api.register(reg, self.get_state())
             directory_api.register(reg, self.get_directory())
             audit_api.register(reg, self.get_store_proxy())
+            csv_api.register(reg, self.get_directory(), self.get_store_proxy(), self._reactor)
             agents_api.register(reg, self.get_agents())
             history_api.register(reg, self.get_call_history())
             control_api.register(reg, self.get_call_control())

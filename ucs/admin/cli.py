@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ucs.admin.backends import AdminError, open_admin
-from ucs.admin.csvio import ORDER, export, load_world, run_import
+from ucs.directory.csvio import ORDER, export, load_world, run_import
 from ucs.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from ucs.directory.directory import KINDS
 

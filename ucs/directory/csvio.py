@@ -16,6 +16,10 @@ directory (:class:`World`) with the directory's own checks: each bad row is
 named with its line and column, and nothing is applied when one is bad.
 Applying then makes the same calls on the real directory, so importing the
 same files again changes nothing.
+
+Used by ``ucs-admin`` (:mod:`ucs.admin.cli`) and by the API's ``config.import`` /
+``config.export`` (:mod:`ucs.directory.csv_api`, the admin page), so a file means the
+same thing on both ways in.
 """
 
 from __future__ import annotations
@@ -62,13 +66,19 @@ class RowError(ValueError):
 
 @attrs.define
 class Change:
-    """One thing an import does (or would do)."""
+    """One thing an import does (or would do).
+
+    ``before``/``after``: the columns it changes, as an export writes them (a preview
+    shows them to a person: names, not ids); an add's ``after`` is its whole row."""
 
     kind: str
     action: str          # "add" | "edit"
     key: str
     fields: dict[str, Any]
     entity_id: int | None = None
+    line: int = 0
+    before: dict[str, str] = attrs.Factory(dict)
+    after: dict[str, str] = attrs.Factory(dict)
 
     def describe(self) -> str:
         shown = {k: ("***" if k == "password" else v) for k, v in self.fields.items()}
@@ -232,9 +242,16 @@ def _differs(model: Any, name: str, value: Any) -> bool:
 
 
 def read_csv(kind: str, text: str, file: str) -> tuple[list[tuple[int, dict[str, str]]], list[Problem]]:
-    """Rows with their line numbers, or the problems of the header and keys."""
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    """Rows with their line numbers, or the problems of the header and keys.
+
+    A byte-order mark (spreadsheets write one) is not part of the first column's name;
+    text that is not CSV (an unclosed quote, a field over the csv module's limit) is a
+    problem of its line, and the rows after it are not read."""
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as e:
+        return [], [Problem(file, max(reader.line_num, 1), "-", f"cannot be read as CSV ({e})")]
     problems = [Problem(file, 1, c, f"is not a column of {kind}; accepted: {', '.join(COLUMNS[kind])}")
                 for c in header if c not in COLUMNS[kind]]
     if COLUMNS[kind][0] not in header:
@@ -243,7 +260,15 @@ def read_csv(kind: str, text: str, file: str) -> tuple[list[tuple[int, dict[str,
         return [], problems
     rows: list[tuple[int, dict[str, str]]] = []
     seen: dict[str, int] = {}
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            problems.append(Problem(file, reader.line_num + 1, "-", f"cannot be read as CSV ({e}); the rest of the "
+                                    "file was not read"))
+            break
         line = reader.line_num
         if None in row or any(v is None for v in row.values()):
             problems.append(Problem(file, line, "-", f"has {len(header)} columns in the header but not here"))
@@ -263,11 +288,13 @@ def _ordered(kind: str, rows: list[tuple[int, dict[str, str]]]) -> list[tuple[in
     return rows
 
 
-async def run_import(files: dict[str, tuple[str, str]], world: World, backend: Any | None) -> tuple[list[Change], list[Problem]]:
+async def run_import(files: dict[str, tuple[str, str]], world: World, backend: Any | None,
+                     unchanged: list[tuple[str, int, str]] | None = None) -> tuple[list[Change], list[Problem]]:
     """Import ``files`` (kind → (file name, CSV text)).
 
     With ``backend`` ``None``: tried on ``world`` only, every problem collected.  With a
-    backend (after a clean try on a copy): carried out there, ``world`` following it."""
+    backend (after a clean try on a copy): carried out there, ``world`` following it.
+    ``unchanged`` collects (kind, line, key) of the rows that change nothing."""
     changes: list[Change] = []
     problems: list[Problem] = []
     parsed: dict[str, list[tuple[int, dict[str, str]]]] = {}
@@ -287,7 +314,10 @@ async def run_import(files: dict[str, tuple[str, str]], world: World, backend: A
                 problems.extend(Problem(file, line, c, m) for c, m in e.fields.items())
                 continue
             if change is not None:
+                change.line = line
                 changes.append(change)
+            elif unchanged is not None:
+                unchanged.append((kind, line, key))
     return changes, problems
 
 
@@ -316,19 +346,25 @@ async def _one(kind: str, key: str, row: dict[str, str], world: World, backend: 
             world.directory.table(kind)[new.id] = new
             world.directory._by_username = world.directory._by_identifier = None
         else:
-            added = await backend.add(kind, data)
-            change.entity_id = added["id"]
-            world.put(kind, added)
+            new = world.put(kind, await backend.add(kind, data))
+            change.entity_id = new.id
+        change.after = {c: v for c, v in export_row(kind, new, world.directory).items() if v}
         return change
     changed = {n for n, v in fields.items() if _differs(current, n, v)}
     if not changed:
         return None
-    change = Change(kind, "edit", key, {n: data[n] for n in data if n in changed}, current.id)
+    columns = [_COLUMN.get(n, n) for n in sorted(changed)]
+    old = export_row(kind, current, world.directory)
+    change = Change(kind, "edit", key, {n: data[n] for n in data if n in changed}, current.id,
+                    before={c: old.get(c, "") for c in columns})
     if backend is None:
         for n in changed:
             setattr(current, n, fields[n])
+        now = current
     else:
-        world.put(kind, await backend.edit(kind, current.id, change.fields))
+        now = world.put(kind, await backend.edit(kind, current.id, change.fields))
+    new_row = export_row(kind, now, world.directory)
+    change.after = {c: new_row.get(c, "") for c in columns}
     return change
 
 
@@ -336,53 +372,61 @@ async def load_world(backend: Any, kinds: Iterable[str] = KINDS) -> World:
     return World({kind: await backend.list(kind) for kind in kinds})
 
 
+def world_of(directory: Directory) -> World:
+    """A copy of a live directory, to try an import on (or export from) without touching it."""
+    return World({kind: [directory.user_dict(e) if kind == "users" else e.to_dict()
+                         for e in directory.table(kind).values()] for kind in KINDS})
+
+
 # -- export ----------------------------------------------------------------------------------
 
 
 def export(kind: str, world: World) -> str:
     """Every entity of ``kind`` as CSV (no passwords), in id order."""
-    d = world.directory
     out = io.StringIO()
     columns = [c for c in COLUMNS[kind] if c != "password"]
     writer = csv.DictWriter(out, columns, lineterminator="\n")
     writer.writeheader()
+    for e in sorted(world.directory.table(kind).values(), key=lambda e: e.id):
+        writer.writerow(export_row(kind, e, world.directory))
+    return out.getvalue()
+
+
+def export_row(kind: str, e: Any, d: Directory) -> dict[str, str]:
+    """One entity as its CSV row (no password), other entities named."""
 
     def dev(line_id: int | None) -> str:
         return d.lines[line_id].device if line_id in d.lines else ""
 
-    for e in sorted(d.table(kind).values(), key=lambda e: e.id):
-        if kind == "users":
-            queues = []
-            for qid, m in e.queues.items():
-                if qid not in d.queues:
-                    continue
-                parts = [d.queues[qid].asterisk_name, str(m.priority)]
-                if m.team_id in d.teams or m.supervisor:
-                    parts.append(d.teams[m.team_id].name if m.team_id in d.teams else "")
-                if m.supervisor:
-                    parts.append("yes")
-                queues.append(":".join(parts))
-            row = {
-                "username": e.username, "firstname": e.firstname, "lastname": e.lastname,
-                "displayname": e.displayname, "email": e.email, "locale": e.locale,
-                "group": d.groups[e.group_id].name if e.group_id in d.groups else "",
-                "superuser": _yes(e.superuser), "supervisor": _yes(e.supervisor), "external_id": e.external_id,
-                "number": e.number, "lines": ";".join(dev(i) for i in e.lines),
-                "primary_extension": dev(e.primary_extension), "queues": ";".join(queues),
-            }
-        elif kind == "callreasons":
-            parent = d.callreasons.get(e.parent_id) if e.parent_id is not None else None
-            row = {"code": e.code, "parent": parent.code if parent else "", "name": e.name}
-        elif kind == "lines":
-            row = {"device": e.device, "name": e.name, "identifiers": ";".join(e.identifiers),
-                   "auto_answer": e.auto_answer}
-        elif kind == "queues":
-            row = {"asterisk_name": e.asterisk_name, "name": e.name, "type": str(e.type),
-                   "require_reason": _yes(e.require_reason), "record": _yes(e.record), "number": e.number}
-        else:
-            row = {"name": e.name}
-        writer.writerow(row)
-    return out.getvalue()
+    if kind == "users":
+        queues = []
+        for qid, m in e.queues.items():
+            if qid not in d.queues:
+                continue
+            parts = [d.queues[qid].asterisk_name, str(m.priority)]
+            if m.team_id in d.teams or m.supervisor:
+                parts.append(d.teams[m.team_id].name if m.team_id in d.teams else "")
+            if m.supervisor:
+                parts.append("yes")
+            queues.append(":".join(parts))
+        return {
+            "username": e.username, "firstname": e.firstname, "lastname": e.lastname,
+            "displayname": e.displayname, "email": e.email, "locale": e.locale,
+            "group": d.groups[e.group_id].name if e.group_id in d.groups else "",
+            "superuser": _yes(e.superuser), "supervisor": _yes(e.supervisor), "external_id": e.external_id,
+            "number": e.number, "lines": ";".join(dev(i) for i in e.lines),
+            "primary_extension": dev(e.primary_extension), "queues": ";".join(queues),
+        }
+    if kind == "callreasons":
+        parent = d.callreasons.get(e.parent_id) if e.parent_id is not None else None
+        return {"code": e.code, "parent": parent.code if parent else "", "name": e.name}
+    if kind == "lines":
+        return {"device": e.device, "name": e.name, "identifiers": ";".join(e.identifiers),
+                "auto_answer": e.auto_answer}
+    if kind == "queues":
+        return {"asterisk_name": e.asterisk_name, "name": e.name, "type": str(e.type),
+                "require_reason": _yes(e.require_reason), "record": _yes(e.record), "number": e.number}
+    return {"name": e.name}
 
 
 def _yes(v: bool) -> str:
