@@ -221,7 +221,7 @@
     document.querySelectorAll("nav [role=tab]").forEach(function (b) {
       b.setAttribute("aria-selected", b.id === "ops-tab" ? "true" : "false");
     });
-    ["list", "audit", "editor"].forEach(function (id) { $(id).hidden = true; });
+    ["list", "audit", "editor", "csv"].forEach(function (id) { $(id).hidden = true; });
     $("ops").hidden = false;
     say("");
     stop();
