@@ -201,13 +201,16 @@ class LinesMixin(SimPart):
     def trunk(self, device: str = "SIP/carrier") -> Phone:
         return self.phone(device)
 
-    def register(self, device: str, ip: str, port: int = 5060, *, useragent: str = "", expires: float = 3600) -> None:
-        """A dynamic peer registers from ``ip:port`` (as the capture's desk phone)."""
+    def register(self, device: str, ip: str, port: int = 5060, *, useragent: str = "", expires: float = 3600,
+                 contact: str | None = None) -> None:
+        """A dynamic peer registers from ``ip:port`` (as the capture's desk phone);
+        ``contact``: the PJSIP contact's URI when it is not ``sip:<peer>@ip:port``
+        (a browser's ``sip:<random>@<random>.invalid;transport=ws``)."""
         line = self.line(device)
         if not line.dynamic:
             raise SimError(f"{device} is a static peer (host={line.ip}); only dynamic peers register")
         if line.tech == "PJSIP":
-            self._pjsip_register(line, ip, port, useragent, expires)
+            self._pjsip_register(line, ip, port, useragent, expires, contact)
             return
         self.security_event(
             "ChallengeSent",
@@ -246,10 +249,22 @@ class LinesMixin(SimPart):
             f"EndpointName: {line.peer}\r\nRoundtripUsec: 0\r\n",
         )
 
-    def _pjsip_register(self, line: Line, ip: str, port: int, useragent: str, expires: float) -> None:
+    def refresh_registration(self, device: str, expires: float) -> None:
+        """A registered PJSIP endpoint registers its contact again before it expires:
+        the digest is challenged and accepted, the contact lives on (no ``ContactStatus``)."""
+        line = self.line(device)
+        if line.tech != "PJSIP" or not line.registered:
+            raise SimError(f"{device} is not a registered PJSIP endpoint")
+        self._pjsip_auth_events(line)
+        self._cancel(line.reg_timer)
+        line.reg_expires_at = self.now() + expires
+        line.reg_timer = self._later(expires, self._expire, line)
+
+    def _pjsip_register(self, line: Line, ip: str, port: int, useragent: str, expires: float,
+                        contact: str | None = None) -> None:
         line.ip, line.port, line.registered = ip, port, True
         line.useragent = clean(useragent)
-        line.reg_contact = f"sip:{line.peer}@{ip}:{port}"
+        line.reg_contact = contact or f"sip:{line.peer}@{ip}:{port}"
         line.reg_callid = f"{self.random.randint(1, 9)}-{self.random.randint(1000, 99999)}@{ip}"
         self._cancel(line.reg_timer)
         line.reg_expires_at = self.now() + expires

@@ -36,6 +36,7 @@ class SimService(service.Service):
         call_rate: float = 0.0,
         demo_options: dict[str, Any] | None = None,
         reactor: Any = None,
+        webrtc_port: int | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -51,6 +52,12 @@ class SimService(service.Service):
         self._port_number = port
         self.interface = interface
         self._listening: Any = None
+        #: The SIP WebSocket of the WebRTC lines (issue 18), with ``webrtc_port``.
+        self.webrtc: Any = None
+        if webrtc_port is not None:
+            from ucs.sim.sipws import SIPWebSocketService
+
+            self.webrtc = SIPWebSocketService(self.sim, reactor, port=webrtc_port, interface=interface)
 
     @property
     def credentials(self) -> tuple[str, str]:
@@ -87,6 +94,8 @@ class SimService(service.Service):
         super().startService()
         self.start_listening()
         log.info("ucs.sim: simulated Asterisk %s, AMI on %s:%d", self.sim.version, self.interface, self.port)
+        if self.webrtc is not None:
+            self.webrtc.startService()
         if self.demo is not None:
             self.demo.start()
 
@@ -96,4 +105,6 @@ class SimService(service.Service):
             self.demo.stop()
         for s in list(self.server.sessions):
             s.close()
+        if self.webrtc is not None:
+            self.webrtc.stopService()
         return self.stop_listening()
