@@ -108,6 +108,8 @@ class WebRTCPhones:
         self._nonces: OrderedDict[str, None] = OrderedDict()
         self._placing: Dialog | None = None
         self._connections: dict[int, Any] = {}
+        #: REGISTERs that made a new contact (not the refreshes of one).
+        self.registrations = 0
         for line in sim.lines.values():
             if is_webrtc(line):
                 line.driver = self
@@ -252,6 +254,7 @@ class WebRTCPhones:
             ip, port = conn.peer_address()
             self.sim.register(line.device, ip, port, useragent=msg.get("User-Agent"), expires=expires, contact=uri)
             self.contacts[line.device] = Contact(conn, uri)
+            self.registrations += 1
         ok = self._reply(msg, 200, "OK")
         ok.add("Contact", f"<{uri}>;expires={expires}").add("Expires", str(expires))
         conn.send_sip(ok)

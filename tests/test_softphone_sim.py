@@ -1,0 +1,238 @@
+"""The agent bar's softphone against the simulated PBX (issue 18), in Chromium: the bar
+registers the WebRTC line ``PJSIP/webrtc1`` over the simulator's SIP WebSocket (its
+account from UCS's directory), a queue call rings in the browser, is answered there,
+RTP flows both ways between the browser's WebRTC stack and the simulator's (aiortc:
+ICE, DTLS-SRTP), the call is hung up from the browser or by the caller, and the CDR
+says who answered and who hung up. Also: a wrong SIP password, a second tab of the
+same agent, and a call placed from the bar (its Originate rings the browser first).
+
+The same browser half runs against a real Asterisk in tests/lab/test_softphone_lab.py;
+what the simulator's SIP side does on its own is tests/test_sim_webrtc.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from test_bar_browser import UCS, Bar, _start, in_browser_with
+from test_bar_browser import pytestmark  # noqa: F401 - skipped without Chromium and Playwright
+from twisted.internet import defer, reactor
+
+import softphonekit
+from ucs.constants import Cause
+from ucs.sim.lab import demo_lab
+from ucs.sim.service import SimService
+from ucs.sim.webrtc import add_webrtc_line
+
+SECRET = "sim-webrtc1-pass"
+DEVICE = "PJSIP/webrtc1"
+AGENT = ("webagent", "web-pass-1")
+
+in_browser = in_browser_with(*softphonekit.MEDIA)
+
+
+class SoftUCS(UCS):
+    """The demo UCS whose simulated PBX has a WebRTC line, and an agent paired with it."""
+
+    line_id: int
+
+    @property
+    def phones(self) -> Any:
+        return self.server.get_demo_pbx().webrtc.phones
+
+    def coro(self, fn: Any, *args: Any) -> Any:
+        return self.run(lambda: defer.Deferred.fromCoroutine(fn(*args)))
+
+    def my_channels(self) -> list[Any]:
+        return self.sim.channels_of(DEVICE)
+
+    def media(self) -> list[dict[str, Any]]:
+        return self.run(self.phones.stats, DEVICE)  # type: ignore[no-any-return]
+
+    def poll(self, fn: Any, what: str, timeout: float = 15.0) -> Any:
+        """``fn()`` (in this thread: it may ask the reactor) until it is true."""
+        deadline = time.monotonic() + timeout
+        while not (value := fn()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not true within {timeout} s")
+            time.sleep(0.1)
+        return value
+
+    def cdr(self) -> dict[str, Any]:
+        """The stored CDR of the line's (only) call, once written."""
+        store = self.server.get_store_proxy()
+        found = self.poll(lambda: self.run(store.list_cdrs, devices=[DEVICE]), what="the CDR stored")
+        assert len(found) == 1, found
+        return found[0]  # type: ignore[no-any-return]
+
+
+async def _setup(ucs: SoftUCS) -> None:
+    d = ucs.server.get_directory()
+    line = await d.add("lines", {"device": DEVICE, "name": "This browser", "identifiers": ["browser-1"],
+                                 "kind": "webrtc", "ws_url": ucs.server.get_demo_pbx().webrtc.url,
+                                 "sip_username": "webrtc1", "sip_password": SECRET})
+    ucs.line_id = int(line.id)
+    queues = {str(q.id): {"priorities": 0} for q in d.table("queues").values()}
+    await d.add("users", {"username": AGENT[0], "password": AGENT[1], "firstname": "Web", "lastname": "Agent",
+                          "lines": [line.id], "queues": queues, "locale": "en"})
+
+
+@pytest.fixture
+def ucs(tmp_path: Path) -> Iterator[SoftUCS]:
+    sim = demo_lab(reactor, phones=2)
+    add_webrtc_line(sim, DEVICE, "Web Agent", secret=SECRET, number="2100")
+    sim.dialplan.add("internal", "2100", [("Dial", f"{DEVICE},20,tT"), ("Hangup", "")])
+    svc = SimService(port=0, sim=sim, reactor=reactor, webrtc_port=0)
+    server, web = pytest_twisted.blockon(defer.ensureDeferred(_start(tmp_path, demo_pbx=svc)))
+    u = SoftUCS(server, web)
+    try:
+        pytest_twisted.blockon(defer.ensureDeferred(_setup(u)))
+        yield u
+    finally:
+        pytest_twisted.blockon(server.service.stopService())
+
+
+#: Keeps the browser's JsSIP sessions where the test can reach them: the bar keeps its
+#: own to itself, and "the browser hangs up" is its SIP stack sending BYE.
+KEEP_SESSIONS = """() => {
+    const UA = window.JsSIP.UA;
+    if (UA.prototype.__ucsTestEmit) return;
+    UA.prototype.__ucsTestEmit = UA.prototype.emit;
+    UA.prototype.emit = function (name, e) {
+        if (name === "newRTCSession") (window.__ucsSessions = window.__ucsSessions || []).push(e.session);
+        return this.__ucsTestEmit.apply(this, arguments);
+    };
+}"""
+
+
+def _talking(ucs: SoftUCS, browser: Any) -> tuple[Bar, Any]:
+    """The agent's bar registered, a queue call answered in it, RTP both ways: (bar, caller)."""
+    bar = softphonekit.open_phone(browser, ucs.base, *AGENT)
+    assert ucs.run(lambda: ucs.sim.lines[DEVICE].registered)
+    bar.page.evaluate(KEEP_SESSIONS)
+    callers: list[Any] = []
+
+    def ring() -> None:
+        callers.append(ucs.run(ucs.sim.caller_calls, "5000", "420777123456", "Jana Novak"))
+
+    first, second = softphonekit.answer_and_talk(bar, ring, received=True)
+    assert second["packetsReceived"] > first["packetsReceived"] > 0, "the browser hears the simulator's tone"
+    assert second["packetsSent"] > first["packetsSent"] > 0
+    assert second["dtls"] == "connected"
+    # ... and the simulator's WebRTC peer counts the browser's packets.
+    media = ucs.poll(lambda: [m for m in ucs.media() if m["packets_received"] > 20], what="RTP at the simulator")
+    assert media[0]["dtls"] == "connected"
+    # UCS saw it as any phone's queue call: ringing from the customer, then connected.
+    log = bar.log()
+    ringing = [e["args"][0] for e in log if e["name"] == "onCallRinging"]
+    assert ringing and ringing[0]["caller_number"] == "420777123456"
+    bar.wait("onCallConnect")
+    return bar, callers[0]
+
+
+@in_browser
+def test_a_queue_call_rings_in_the_browser_is_answered_and_the_browser_hangs_up(ucs: SoftUCS, browser: Any) -> None:
+    bar, caller = _talking(ucs, browser)
+    (channel,) = ucs.run(ucs.my_channels)
+    bar.page.evaluate("window.__ucsSessions[window.__ucsSessions.length - 1].terminate()")  # BYE from the browser
+    ucs.wait(lambda: channel.gone and caller.gone, what="both channels gone")
+    bar.wait("onSoftphone", where="a.status === 'registered'", count=2)
+    bar.wait("onCallHangup")
+    cdr = ucs.cdr()
+    assert cdr["answered_by"] == DEVICE and cdr["queue"] == "support"
+    assert cdr["caller_number"] == "420777123456" and cdr["connected"] is not None
+    assert cdr["cause"] == Cause.CALLED_HUNG_UP
+    assert ucs.wait(lambda: not ucs.phones.dialogs, what="no SIP dialog left")
+    bar.close()
+
+
+@in_browser
+def test_the_caller_hangs_up_and_the_browser_is_told(ucs: SoftUCS, browser: Any) -> None:
+    bar, caller = _talking(ucs, browser)
+    ucs.run(ucs.sim.bye, caller)  # the customer hangs up: the simulator sends BYE to the browser
+    bar.wait("onSoftphone", where="a.status === 'registered'", count=2)
+    assert bar.call("softphone()")["call"] is None
+    ucs.wait(lambda: not ucs.my_channels(), what="the line's channel gone")
+    cdr = ucs.cdr()
+    assert cdr["answered_by"] == DEVICE and cdr["cause"] == Cause.CALLER_HUNG_UP
+    bar.close()
+
+
+@in_browser
+def test_the_bars_hangup_button_ends_the_softphones_call(ucs: SoftUCS, browser: Any) -> None:
+    bar, caller = _talking(ucs, browser)
+    bar.call("hangup()")  # through UCS (AMI Hangup): the simulator sends the browser BYE
+    bar.wait("onSoftphone", where="a.status === 'registered'", count=2)
+    ucs.wait(lambda: caller.gone, what="the caller's channel gone")
+    assert ucs.cdr()["answered_by"] == DEVICE
+    bar.close()
+
+
+@in_browser
+def test_a_caller_who_gives_up_while_the_browser_rings(ucs: SoftUCS, browser: Any) -> None:
+    bar = softphonekit.open_phone(browser, ucs.base, *AGENT)
+    caller = ucs.run(ucs.sim.caller_calls, "5000", "420777123456", "Jana Novak")
+    bar.wait("onSoftphone", where="a.status === 'ringing'", timeout=15_000)
+    ucs.run(ucs.sim.bye, caller)  # CANCEL to the browser
+    bar.wait("onSoftphone", where="a.status === 'registered'", count=2)
+    ucs.wait(lambda: not ucs.my_channels() and not ucs.phones.dialogs, what="the ringing call gone")
+    cdr = ucs.cdr()
+    assert cdr["answered_by"] is None and cdr["connected"] is None and cdr["cause"] == Cause.CALLER_HUNG_UP
+    bar.close()
+
+
+@in_browser
+def test_a_wrong_sip_password_is_refused_and_the_bar_says_so(ucs: SoftUCS, browser: Any) -> None:
+    ucs.coro(ucs.server.get_directory().edit, "lines", ucs.line_id, {"sip_password": "not-the-password"})
+    bar = softphonekit.open_phone(browser, ucs.base, *AGENT, registered=False)
+    failed = bar.wait("onSoftphone", where="a.status === 'failed'", timeout=15_000)
+    assert failed["args"][0]["status"] == "failed"
+    assert not ucs.run(lambda: ucs.sim.lines[DEVICE].registered)
+    assert bar.call("softphone()")["status"] == "failed"
+    bar.close()
+
+
+@in_browser
+def test_a_second_tab_of_the_same_agent_does_not_register_a_second_phone(ucs: SoftUCS, browser: Any) -> None:
+    bar = softphonekit.open_phone(browser, ucs.base, *AGENT)
+    tab = bar.context.new_page()
+    tab.goto(f"{ucs.base}/demo/")
+    tab.wait_for_timeout(0)
+    second = Bar.__new__(Bar)
+    second.context, second.page, second.errors = bar.context, tab, []
+    second.wait("onCredentials")
+    state = tab.evaluate("window.ucsDemoLog.map(e => e.name)")
+    if "onReady" not in state:  # the tab asks for the login again: the same agent logs in
+        tab.fill("[data-ref=loginUser]", AGENT[0])
+        tab.fill("[data-ref=loginPass]", AGENT[1])
+        tab.click("[data-ref=loginBtn]")
+        second.wait("onIdentify")
+        tab.click("[data-act=pick-phone]")
+        second.wait("onReady")
+    # Whatever the tab does, one browser contact stays registered and a call rings one phone.
+    ucs.wait(lambda: ucs.phones.registrations >= 1, what="registered")
+    tab.wait_for_timeout(2000)  # a second REGISTER would have come by now (negative check, bounded)
+    assert ucs.phones.registrations == 1, f"{ucs.phones.registrations} REGISTERs of new contacts"
+    bar.close()
+
+
+@in_browser
+def test_a_call_placed_from_the_bar_rings_the_browser_first_then_the_extension(ucs: SoftUCS, browser: Any) -> None:
+    ucs.run(lambda: ucs.sim.phone("SIP/1001").set_behaviour(answer_after=0.5))
+    bar = softphonekit.open_phone(browser, ucs.base, *AGENT)
+    bar.page.evaluate("() => { window.__dialed = window.ucsOperator.dial('1001').then(c => c, e => ({error: e.message})); }")
+    bar.wait("onSoftphone", where="a.status === 'ringing'", timeout=15_000)  # the Originate's first leg
+    bar.call("answer()")
+    bar.wait("onSoftphone", where="a.status === 'connected'", timeout=15_000)
+    dialed = bar.page.evaluate("window.__dialed")
+    assert "error" not in (dialed or {}), dialed
+    ucs.wait(lambda: any(c.bridge is not None and any(o.name.startswith("SIP/1001-") for o in c.bridge.channels)
+                         for c in ucs.my_channels()), what="the browser bridged with SIP/1001")
+    stats = softphonekit._stats(bar, lambda s: s and s["packetsSent"] > 0 and s["packetsReceived"] > 0)
+    assert stats["dtls"] == "connected"
+    bar.wait("onCallConnect")
+    bar.close()
