@@ -196,27 +196,26 @@ def test_a_wrong_sip_password_is_refused_and_the_bar_says_so(ucs: SoftUCS, brows
     bar.close()
 
 
+@pytest.mark.xfail(strict=True, reason="the bar registers its softphone in every tab of the agent (a second contact "
+                                        "of webrtc1): the bar's JS must keep one phone per agent (issue 18)")
 @in_browser
 def test_a_second_tab_of_the_same_agent_does_not_register_a_second_phone(ucs: SoftUCS, browser: Any) -> None:
     bar = softphonekit.open_phone(browser, ucs.base, *AGENT)
-    tab = bar.context.new_page()
-    tab.goto(f"{ucs.base}/demo/")
-    tab.wait_for_timeout(0)
-    second = Bar.__new__(Bar)
-    second.context, second.page, second.errors = bar.context, tab, []
-    second.wait("onCredentials")
-    state = tab.evaluate("window.ucsDemoLog.map(e => e.name)")
-    if "onReady" not in state:  # the tab asks for the login again: the same agent logs in
-        tab.fill("[data-ref=loginUser]", AGENT[0])
-        tab.fill("[data-ref=loginPass]", AGENT[1])
-        tab.click("[data-ref=loginBtn]")
-        second.wait("onIdentify")
-        tab.click("[data-act=pick-phone]")
-        second.wait("onReady")
-    # Whatever the tab does, one browser contact stays registered and a call rings one phone.
-    ucs.wait(lambda: ucs.phones.registrations >= 1, what="registered")
-    tab.wait_for_timeout(2000)  # a second REGISTER would have come by now (negative check, bounded)
-    assert ucs.phones.registrations == 1, f"{ucs.phones.registrations} REGISTERs of new contacts"
+    assert ucs.phones.registrations == 1
+    # The same agent opens the CRM in a second tab (the same browser profile) and logs in.
+    tab = Bar.__new__(Bar)
+    tab.context, tab.page, tab.errors = bar.context, bar.context.new_page(), []
+    tab.page.goto(f"{ucs.base}/demo/")
+    tab.wait("onCredentials")
+    tab.page.fill("[data-ref=loginUser]", AGENT[0])
+    tab.page.fill("[data-ref=loginPass]", AGENT[1])
+    tab.page.click("[data-ref=loginBtn]")
+    tab.wait("onReady")  # already paired with the line: straight to READY
+    # A second REGISTER comes within moments if the tab starts a phone of its own.
+    deadline = time.monotonic() + 5
+    while ucs.phones.registrations == 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ucs.phones.registrations == 1, "the second tab registered a second phone"
     bar.close()
 
 
