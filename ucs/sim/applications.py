@@ -284,6 +284,8 @@ class ApplicationsMixin(SimPart):
             self._dispatch(dialstate)
         if caller is not None and caller.tech == "Local" and caller.local_peer is not None:
             self._local_ringing(caller, ch)
+        if caller is not None and caller.line is not None and caller.line.driver is not None:
+            caller.line.driver.channel_ringing(caller)  # the caller's own phone hears it ring (180)
         if not line.trunk and line.tech == "SIP":
             self._set_dev(line.device, self._line_state(line), force=True)
         delay = draw(line.behaviour.answer_after, self.random)

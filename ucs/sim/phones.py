@@ -232,13 +232,15 @@ class LinesMixin(SimPart):
         self._update_line(line)
 
     def _pjsip_auth_events(self, line: Line) -> None:
-        """res_pjsip challenges every REGISTER, then reports the digest accepted."""
+        """res_pjsip challenges every REGISTER, then reports the digest accepted (over the
+        WebSocket transport for a WebRTC endpoint, :mod:`ucs.sim.webrtc`)."""
+        wire = "WS" if line.transport == "" else "UDP"
         for name, last in (("ChallengeSent", "Challenge: \r\n"), ("SuccessfulAuth", "UsingPassword: 1\r\n")):
             self.security_event(
                 name,
                 f"Severity: Informational\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: {line.peer}\r\n"
-                f"SessionID: {line.reg_callid}\r\nLocalAddress: IPV4/UDP/{SIP_DOMAIN}/{PJSIP_PORT}\r\n"
-                f"RemoteAddress: IPV4/UDP/{line.ip}/{line.port}\r\n" + last,
+                f"SessionID: {line.reg_callid}\r\nLocalAddress: IPV4/{wire}/{SIP_DOMAIN}/{PJSIP_PORT}\r\n"
+                f"RemoteAddress: IPV4/{wire}/{line.ip}/{line.port}\r\n" + last,
             )
 
     def _contact_status(self, line: Line, status: str) -> None:

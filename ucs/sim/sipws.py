@@ -32,6 +32,7 @@ class SIPWebSocket(WebSocketServerProtocol):
     """One browser's SIP WebSocket."""
 
     factory: SIPWebSocketFactory
+    transport: Any  # a TCP transport: getPeer
 
     def onConnect(self, request: Any) -> str:
         if SUBPROTOCOL not in request.protocols:
@@ -65,7 +66,7 @@ class SIPWebSocket(WebSocketServerProtocol):
 
 
 class SIPWebSocketFactory(WebSocketServerFactory):
-    protocol = SIPWebSocket
+    protocol = SIPWebSocket  # type: ignore[assignment]
 
     def __init__(self, phones: WebRTCPhones) -> None:
         super().__init__()

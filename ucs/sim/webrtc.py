@@ -204,7 +204,7 @@ class WebRTCPhones:
             self.sim.security_event(
                 "InvalidPassword",
                 f"Severity: Error\r\nService: PJSIP\r\nEventVersion: 2\r\nAccountID: {account}\r\n"
-                f"SessionID: {msg.get('Call-ID')}\r\nLocalAddress: IPV4/WS/{self.host}\r\n"
+                f"SessionID: {msg.get('Call-ID')}\r\nLocalAddress: IPV4/WS/{self.host.replace(':', '/')}\r\n"
                 f"RemoteAddress: IPV4/WS/{ip}/{port}\r\nChallenge: {nonce}\r\n"
                 f"ReceivedChallenge: {nonce}\r\nReceivedHash: {p.get('response', '')}\r\n",
             )
@@ -229,6 +229,14 @@ class WebRTCPhones:
             return
         assert line is not None
         contact = msg.get("Contact")
+        if not contact:  # a query of the bindings (RFC 3261 §10.2.3)
+            ok = self._reply(msg, 200, "OK")
+            mine = self.contacts.get(line.device)
+            if mine is not None and line.registered and line.reg_expires_at is not None:
+                left = max(0, int(line.reg_expires_at - self.sim.now()))
+                ok.add("Contact", f"<{mine.uri}>;expires={left}")
+            conn.send_sip(ok)
+            return
         try:
             expires = int(param(contact, "expires") or msg.get("Expires") or DEFAULT_EXPIRES)
         except ValueError:
@@ -389,9 +397,6 @@ class WebRTCPhones:
             return
         d.channel = ch
         self._by_channel[ch.name] = d
-        if d.may("180"):
-            d.fire("180")
-            conn.send_sip(self._final(d, 180, "Ringing"))
 
         async def answer() -> tuple[MediaPeer, str]:
             peer = MediaPeer()
@@ -483,6 +488,13 @@ class WebRTCPhones:
             d.channel = ch
             self._by_channel[ch.name] = d
         return d
+
+    def channel_ringing(self, ch: Channel) -> None:
+        """The party a call the browser placed is calling rings: 180 to the browser."""
+        d = self._dialog_of(ch)
+        if d is not None and not d.outgoing and d.may("180"):
+            d.fire("180")
+            d.connection.send_sip(self._final(d, 180, "Ringing"))
 
     def channel_up(self, ch: Channel) -> None:
         """The line's channel is answered: for a call the browser placed, send its 200."""
