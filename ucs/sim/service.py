@@ -23,7 +23,9 @@ class SimService(service.Service):
     and sales) and, with ``call_rate`` > 0, callers arriving at that many calls
     a minute.  Pass ``sim`` for another configuration.  Once started,
     :meth:`address` says where the AMI is (``port=0`` lets the system choose)
-    and :attr:`credentials` how to log in.
+    and :attr:`credentials` how to log in.  With ``webrtc_port`` (0: any free
+    port) the WebRTC lines' SIP WebSocket is served too (:attr:`webrtc`, a
+    :class:`ucs.sim.sipws.SIPWebSocketService`; ``webrtc.url``).
     """
 
     def __init__(
