@@ -151,8 +151,22 @@ def test_a_queue_call_rings_in_the_browser_is_answered_and_the_browser_hangs_up(
 
 
 @in_browser
-def test_the_caller_hangs_up_and_the_browser_is_told(ucs: SoftUCS, browser: Any) -> None:
+def test_hold_in_the_browser_then_the_caller_hangs_up(ucs: SoftUCS, browser: Any) -> None:
     bar, caller = _talking(ucs, browser)
+    (channel,) = ucs.run(ucs.my_channels)
+    events: list[tuple[str, str]] = []
+    ucs.run(lambda: ucs.sim.subscribe(lambda ev: events.append((ev.name, ev.message().get("Channel", "")))))
+    # The browser's SIP stack holds the call (a re-INVITE, sendonly): the channel reports
+    # Hold, the caller hears music, and UCS tells the bar the call is held.
+    bar.page.evaluate("window.__ucsSessions[window.__ucsSessions.length - 1].hold()")
+    ucs.poll(lambda: ("Hold", channel.name) in events and ("MusicOnHoldStart", caller.name) in events, what="held")
+    bar.wait("onCallHold")
+    bar.page.evaluate("window.__ucsSessions[window.__ucsSessions.length - 1].unhold()")
+    ucs.poll(lambda: ("Unhold", channel.name) in events and ("MusicOnHoldStop", caller.name) in events, what="unheld")
+    bar.wait("onCallResume")
+    before = bar.call("softphoneStats()")
+    softphonekit._stats(bar, lambda s: s and s["packetsReceived"] > before["packetsReceived"] + 10)  # talking again
+
     ucs.run(ucs.sim.bye, caller)  # the customer hangs up: the simulator sends BYE to the browser
     bar.wait("onSoftphone", where="a.status === 'registered'", count=2)
     assert bar.call("softphone()")["call"] is None
