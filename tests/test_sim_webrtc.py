@@ -14,6 +14,7 @@ import pytest
 import pytest_twisted
 from sipclient import SIPClient
 from twisted.internet import reactor, task
+from twisted.internet.task import Clock
 
 from ucs.sim.lab import matrix_lab
 from ucs.sim.media import MediaLoop, MediaPeer
@@ -24,8 +25,8 @@ PASSWORD = "labwebrtc1"
 
 
 class Rig:
-    def __init__(self) -> None:
-        self.sim = matrix_lab(reactor, seed=None)
+    def __init__(self, clock: Any = reactor) -> None:
+        self.sim = matrix_lab(clock, seed=None)
         self.events: list[dict[str, str]] = []
         self.sim.subscribe(lambda ev: self.events.append({"Event": ev.name, **ev.message()}))
         self.ws = SIPWebSocketService(self.sim, reactor)
@@ -132,6 +133,33 @@ async def test_register_is_challenged_a_wrong_password_refused_and_the_contact_s
         await rig.until(lambda: rig.named("ContactStatus", ContactStatus="Removed"), what="contact removed")
         assert rig.named("PeerStatus", Peer="PJSIP/webrtc1", PeerStatus="Unreachable")
         await rig.until(lambda: rig.sim.devices["PJSIP/webrtc1"] == "UNAVAILABLE", what="device unavailable")
+    finally:
+        await rig.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_registration_not_refreshed_expires_and_the_line_is_unreachable() -> None:
+    clock = Clock()  # the PBX's time; the sockets and the media run on the reactor
+    rig = Rig(clock)
+    try:
+        c = await rig.client()
+        assert (await c.register(expires=120)).status == 200
+        clock.advance(119)
+        assert rig.sim.lines["PJSIP/webrtc1"].registered
+        assert (await c.register(expires=120)).status == 200  # refreshed: another 120 s
+        clock.advance(119)
+        assert rig.sim.lines["PJSIP/webrtc1"].registered and not rig.named("ContactStatus", ContactStatus="Removed")
+        clock.advance(2)
+        assert rig.named("ContactStatus", ContactStatus="Removed") and rig.named("PeerStatus", PeerStatus="Unreachable")
+        assert not rig.sim.lines["PJSIP/webrtc1"].reachable
+        # A call to it now finds no one: the caller's Dial says so, and the browser hears nothing.
+        caller = rig.sim.caller_calls("2100", "420777123456", "Jana Novak")
+        clock.advance(1)
+        assert caller.vars.get("DIALSTATUS") == "CHANUNAVAIL"
+        ping = c.request("OPTIONS", "sip:127.0.0.1")
+        c.send(ping)
+        await c.next(call_id=ping.get("Call-ID"))
+        assert not [m for m in c.inbox if m.method == "INVITE"]
     finally:
         await rig.stop()
 

@@ -318,6 +318,31 @@ class LinesMixin(SimPart):
         self._emit("PeerStatus", SYSTEM, f"ChannelType: SIP\r\nPeer: {line.device}\r\nPeerStatus: Unregistered\r\nCause: Expired\r\n")
         self._update_line(line)
 
+    # ------------------------------------------ what a real phone behind a line says (Line.driver)
+
+    def phone_ringing(self, leg: Any) -> None:
+        """The phone a leg calls rings (its 180)."""
+        self._ringing(leg)
+
+    def phone_answered(self, leg: Any) -> None:
+        """The phone a leg calls answers (its 200)."""
+        self._leg_answer(leg)
+
+    def phone_refused(self, leg: Any, status: str, cause: int, delay: float = 0.0) -> None:
+        """The phone a leg calls refuses it (a final error): Dial's ``status``, the hangup ``cause``."""
+        if delay:
+            self._later(delay, self._refused, leg, status, cause, chan=leg.chan)
+        else:
+            self._refused(leg, status, cause)
+
+    def contact_lost(self, device: str) -> None:
+        """The registered contact of ``device`` is gone (its connection closed): as expired."""
+        line = self.line(device)
+        if line.registered and line.dynamic:
+            self._cancel(line.reg_timer)
+            line.reg_timer = None
+            self._unregister(line)
+
     #: Seconds a phone takes to pick up after a SIP NOTIFY ``Event: talk``.
     REMOTE_ANSWER_DELAY = 0.1
 

@@ -114,10 +114,6 @@ class WebRTCPhones:
             if is_webrtc(line):
                 line.driver = self
 
-    def adopt(self, line: Line) -> None:
-        """Serve a WebRTC line added after this was built."""
-        line.driver = self
-
     # --------------------------------------------------------------- messages in
 
     def opened(self, conn: SIPConnection) -> None:
@@ -148,11 +144,7 @@ class WebRTCPhones:
         for device, contact in list(self.contacts.items()):
             if contact.connection is conn:
                 del self.contacts[device]
-                line = self.sim.lines.get(device)
-                if line is not None and line.registered:
-                    self.sim._cancel(line.reg_timer)
-                    line.reg_timer = None
-                    self.sim._unregister(line)
+                self.sim.contact_lost(device)
 
     def _request(self, conn: SIPConnection, msg: SIPMessage) -> None:
         method = msg.method
@@ -275,7 +267,7 @@ class WebRTCPhones:
         assert line is not None
         contact = self.contacts.get(line.device)
         if contact is None or not line.registered:
-            self.sim._later(0.05, self.sim._refused, leg, "CHANUNAVAIL", 20, chan=ch)
+            self.sim.phone_refused(leg, "CHANUNAVAIL", 20, delay=0.05)
             return
         caller = leg.caller
         num, name = (caller.cid_num, caller.cid_name) if caller is not None else (ch.conn_num, ch.conn_name)
@@ -311,7 +303,7 @@ class WebRTCPhones:
             d.state = "ended"
             self._forget(d)
             if not leg.ended and not leg.answered:
-                self.sim._refused(leg, "CHANUNAVAIL", 47)
+                self.sim.phone_refused(leg, "CHANUNAVAIL", 47)
 
         self.media.run(offer()).addCallbacks(send, failed)
 
@@ -333,7 +325,7 @@ class WebRTCPhones:
             if status in (180, 183) and d.may("180"):
                 d.fire("180")
                 if d.leg is not None:
-                    self.sim._ringing(d.leg)
+                    self.sim.phone_ringing(d.leg)
             elif d.may("1xx"):
                 d.fire("1xx")
             return
@@ -351,7 +343,7 @@ class WebRTCPhones:
             peer = d.peer
             self.media.run(peer.accept(msg.body)).addErrback(self._media_error, d)
             if d.leg is not None:
-                self.sim._leg_answer(d.leg)
+                self.sim.phone_answered(d.leg)
             return
         ack = self._request_in(d, "ACK", d.invite_cseq, d.invite_branch, with_tag=False)
         ack.set("To", msg.get("To"))
@@ -362,7 +354,7 @@ class WebRTCPhones:
         self._forget(d)
         if was != "cancelling" and d.leg is not None and not d.leg.ended:
             dialstatus, cause = REFUSALS.get(status, ("NOANSWER", 21))
-            self.sim._refused(d.leg, dialstatus, cause)
+            self.sim.phone_refused(d.leg, dialstatus, cause)
 
     # ------------------------------------------------- the browser calls out
 
