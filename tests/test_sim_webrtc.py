@@ -419,3 +419,40 @@ async def test_the_browser_calls_a_number_that_does_not_exist_or_a_busy_phone() 
         await rig.until(lambda: not rig.sim.channels_of("PJSIP/webrtc1"), what="no channel left")
     finally:
         await rig.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_browser_gives_up_while_the_extension_rings() -> None:
+    rig = Rig()
+    try:
+        c = await rig.client()
+        await c.register()
+
+        async def offer() -> tuple[MediaPeer, str]:
+            p = MediaPeer()
+            return p, await p.offer()
+
+        peer, sdp = await rig.far.run(offer())
+        invite = c.request("INVITE", "sip:2003@127.0.0.1", to="<sip:2003@127.0.0.1>", body=sdp)
+        c.send(invite)
+        c.send(c.authorize(invite, await c.next(status=401, call_id=invite.get("Call-ID"))))
+        await c.next(status=180, call_id=invite.get("Call-ID"))  # 2003 rings (it never answers by itself)
+        called = await rig.until(lambda: rig.sim.channels_of("PJSIP/2003"), what="2003 called")
+        cancel = SIPMessage(method="CANCEL", uri=invite.uri)
+        for name in ("Via", "From", "To", "Call-ID"):
+            cancel.add(name, invite.get(name))
+        cancel.add("CSeq", f"{invite.cseq[0]} CANCEL")
+        c.send(cancel)
+        assert (await c.next(status=200, call_id=invite.get("Call-ID"))).get("CSeq").endswith("CANCEL")
+        assert (await c.next(status=487, call_id=invite.get("Call-ID"))).get("CSeq").endswith("INVITE")
+        await rig.until(lambda: not rig.sim.channels_of("PJSIP/webrtc1") and called[0].gone, what="both channels gone")
+        (dialend,) = [e for e in rig.named("DialEnd") if e.get("DestChannel") == called[0].name]
+        assert dialend["DialStatus"] == "CANCEL"
+        await rig.far.run(peer.close())
+        # Requests for calls that do not exist, and methods it does not take.
+        for method, status in (("BYE", 481), ("CANCEL", 481), ("SUBSCRIBE", 405)):
+            m = c.request(method, "sip:2003@127.0.0.1")
+            c.send(m)
+            assert (await c.next(call_id=m.get("Call-ID"))).status == status, method
+    finally:
+        await rig.stop()

@@ -34,6 +34,7 @@ OUTGOING: dict[tuple[str, str], str] = {
     ("confirmed", "bye-received"): "ended",
     ("confirmed", "bye-sent"): "hanging-up",
     ("hanging-up", "bye-answered"): "ended",
+    ("hanging-up", "bye-received"): "ended",  # both sides hung up at once
 }
 
 #: The browser calls out (a call placed from the softphone).
@@ -113,6 +114,12 @@ class Dialog:
         self.history.append(f"{self.state} --{what}--> {new}")
         self.state = new
         return new
+
+    def drop(self, why: str) -> None:
+        """The call is over whatever its state: its WebSocket closed, its media failed,
+        or the simulator's channel went before the INVITE was even sent."""
+        self.history.append(f"{self.state} --{why}--> ended")
+        self.state = "ended"
 
     def may(self, what: str) -> bool:
         return (self.state, what) in (OUTGOING if self.outgoing else INCOMING)

@@ -23,6 +23,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from twisted.internet.defer import Deferred, gatherResults
+
 from ucs.sim.media import MediaLoop, MediaPeer
 from ucs.sim.model import Channel, Leg, Line, SimError
 from ucs.sim.sipdialog import Dialog, DialogError, branch, token
@@ -137,7 +139,7 @@ class WebRTCPhones:
         does so), its calls end as if the phone hung up."""
         self._connections.pop(id(conn), None)
         for d in [d for d in self.dialogs.values() if d.connection is conn]:
-            d.state = "ended"
+            d.drop("connection closed")
             self._forget(d)
             if d.channel is not None and not d.channel.gone:
                 self.sim.bye(d.channel)
@@ -292,7 +294,7 @@ class WebRTCPhones:
                 self._close_media(d)
                 return
             req = self._request_in(d, "INVITE", d.invite_cseq, d.invite_branch, with_tag=False)
-            req.add("Allow", ALLOW).add("Supported", "100rel, timer, replaces, norefersub")
+            req.add("Allow", ALLOW).add("Supported", "replaces, norefersub")
             req.add("Content-Type", "application/sdp")
             req.body = sdp
             d.invite = req
@@ -300,7 +302,7 @@ class WebRTCPhones:
 
         def failed(f: Any) -> None:
             log.error("ucs.sim WebRTC: no media offer for %s: %s", ch.name, f.getErrorMessage())
-            d.state = "ended"
+            d.drop("no offer")
             self._forget(d)
             if not leg.ended and not leg.answered:
                 self.sim.phone_refused(leg, "CHANUNAVAIL", 47)
@@ -509,7 +511,7 @@ class WebRTCPhones:
             return
         if d.outgoing:
             if d.invite is None:  # the offer was not even made yet
-                d.state = "ended"
+                d.drop("gone before the INVITE")
             elif d.may("cancel"):
                 d.fire("cancel")
                 cancel = self._request_in(d, "CANCEL", d.invite_cseq, d.invite_branch, with_tag=False)
@@ -533,18 +535,16 @@ class WebRTCPhones:
 
     # ---------------------------------------------------------------- helpers
 
-    def stats(self, device: str | None = None) -> list[Any]:
+    def stats(self, device: str | None = None) -> Deferred[list[dict[str, Any]]]:
         """A Deferred of the media statistics of the calls (of ``device``'s line) now up:
         ``[{"channel", "packets_received", "packets_sent", "dtls", ...}]``."""
-        from twisted.internet.defer import gatherResults
-
         dialogs = [d for d in self.dialogs.values() if d.peer is not None and d.channel is not None
                    and (device is None or d.channel.peer_name == device)]
 
         def tag(stats: dict[str, Any], d: Dialog) -> dict[str, Any]:
             return {"channel": d.channel.name, "state": d.state, **stats}
 
-        return gatherResults([self.media.run(d.peer.stats()).addCallback(tag, d) for d in dialogs])  # type: ignore[return-value]
+        return gatherResults([self.media.run(d.peer.stats()).addCallback(tag, d) for d in dialogs])
 
     def _forget(self, d: Dialog) -> None:
         if self.dialogs.get(d.call_id) is d and d.state in ("ended",):
