@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from twisted.application import service
+from twisted.internet.defer import gatherResults
 
 from ucs.sim.demo import Demo
 from ucs.sim.lab import demo_lab
@@ -107,6 +108,7 @@ class SimService(service.Service):
             self.demo.stop()
         for s in list(self.server.sessions):
             s.close()
+        stopping = self.stop_listening()
         if self.webrtc is not None:
-            self.webrtc.stopService()
-        return self.stop_listening()
+            return gatherResults([d for d in (self.webrtc.stopService(), stopping) if d is not None], consumeErrors=True)
+        return stopping

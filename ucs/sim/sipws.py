@@ -17,6 +17,7 @@ from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.application import service
+from twisted.internet.defer import gatherResults
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -119,9 +120,12 @@ class SIPWebSocketService(service.Service):
     def stopService(self) -> Any:
         super().stopService()
         listening, self._listening = self._listening, None
+        waits: list[Any] = []
         if self.phones is not None:
             for conn in list(self.phones._connections.values()):
                 conn.dropConnection(abort=True)
-            self.phones.media.stop()
+            waits.append(self.phones.stop())
             self.phones = None
-        return listening.stopListening() if listening is not None else None
+        if listening is not None:
+            waits.append(listening.stopListening())
+        return gatherResults(waits, consumeErrors=True)

@@ -116,6 +116,15 @@ class WebRTCPhones:
             if is_webrtc(line):
                 line.driver = self
 
+    def stop(self) -> Deferred[Any]:
+        """Close every call's media, then the media's thread (the simulator is stopping)."""
+        closing = [self.media.run(d.peer.close()) for d in self.dialogs.values() if d.peer is not None]
+        for d in self.dialogs.values():
+            d.peer = None
+        done = gatherResults(closing, consumeErrors=True)
+        done.addBoth(lambda _: self.media.stop())
+        return done
+
     # --------------------------------------------------------------- messages in
 
     def opened(self, conn: SIPConnection) -> None:
