@@ -247,6 +247,7 @@ async def test_a_queue_call_rings_the_browser_is_answered_talks_and_the_browser_
         invite = await c.next(method="INVITE")
         assert "420777123456" in invite.get("From") and invite.get("Content-Type") == "application/sdp"
         assert "a=fingerprint:sha-256" in invite.body and "a=candidate" in invite.body
+        assert "PCMU/8000" in invite.body and "opus" not in invite.body  # webrtc1 has allow=ulaw
         assert _states(rig, "PJSIP/webrtc1-") == ["0"], "Down until the browser says it rings"
         tag = "b1"
         c.send(c.reply(invite, 180, "Ringing", to_tag=tag))

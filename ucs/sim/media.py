@@ -105,16 +105,23 @@ def _tone_track() -> Any:
     return ToneTrack()
 
 
+#: The codecs the simulated endpoint allows: the lab's ``webrtc1`` has ``allow=ulaw``.
+CODECS = ("audio/PCMU",)
+
+
 class MediaPeer:
     """One call's WebRTC peer: offers or answers, sends the tone, counts packets in."""
 
-    def __init__(self) -> None:
-        from aiortc import RTCConfiguration, RTCPeerConnection
+    def __init__(self, codecs: tuple[str, ...] = CODECS) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 
         # No STUN or TURN: the browser and the simulator share a host (a default
         # configuration would ask Google's STUN server).
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTrack(_tone_track())
+        allowed = [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType in codecs]
+        for t in self.pc.getTransceivers():
+            t.setCodecPreferences(allowed)
         self.pc.on("track", self._on_track)
         self.frames_received = 0
         self._readers: list[asyncio.Task[None]] = []
