@@ -96,24 +96,10 @@ def ucs(tmp_path: Path) -> Iterator[SoftUCS]:
         pytest_twisted.blockon(server.service.stopService())
 
 
-#: Keeps the browser's JsSIP sessions where the test can reach them: the bar keeps its
-#: own to itself, and "the browser hangs up" is its SIP stack sending BYE.
-KEEP_SESSIONS = """() => {
-    const UA = window.JsSIP.UA;
-    if (UA.prototype.__ucsTestEmit) return;
-    UA.prototype.__ucsTestEmit = UA.prototype.emit;
-    UA.prototype.emit = function (name, e) {
-        if (name === "newRTCSession") (window.__ucsSessions = window.__ucsSessions || []).push(e.session);
-        return this.__ucsTestEmit.apply(this, arguments);
-    };
-}"""
-
-
 def _talking(ucs: SoftUCS, browser: Any) -> tuple[Bar, Any]:
     """The agent's bar registered, a queue call answered in it, RTP both ways: (bar, caller)."""
     bar = softphonekit.open_phone(browser, ucs.base, *AGENT)
     assert ucs.run(lambda: ucs.sim.lines[DEVICE].registered)
-    bar.page.evaluate(KEEP_SESSIONS)
     callers: list[Any] = []
 
     def ring() -> None:
@@ -248,4 +234,35 @@ def test_a_call_placed_from_the_bar_rings_the_browser_first_then_the_extension(u
     stats = softphonekit._stats(bar, lambda s: s and s["packetsSent"] > 0 and s["packetsReceived"] > 0)
     assert stats["dtls"] == "connected"
     bar.wait("onCallConnect")
+    bar.close()
+
+
+@in_browser
+def test_a_call_placed_by_the_browsers_sip_stack_reaches_an_extension(ucs: SoftUCS, browser: Any) -> None:
+    """What the softphone's own outgoing calls will be: JsSIP's INVITE, challenged, then
+    the line's dialplan dials 1001, which answers: the browser and 1001 talk."""
+    ucs.run(lambda: ucs.sim.phone("SIP/1001").set_behaviour(answer_after=0.5))
+    bar = softphonekit.open_phone(browser, ucs.base, *AGENT)
+    bar.page.evaluate("""() => {
+        const s = window.__ucsUA.call("sip:1001@127.0.0.1", {mediaConstraints: {audio: true, video: false}});
+        window.__out = s;
+    }""")
+    bar.until("window.__out.isEstablished()", 15_000)
+    (mine,) = ucs.run(ucs.my_channels)
+    assert (mine.exten, mine.cid_num) == ("1001", "2100")
+    ucs.wait(lambda: mine.bridge is not None and any(o.name.startswith("SIP/1001-") for o in mine.bridge.channels),
+             what="the browser bridged with SIP/1001")
+    stats = """window.__out.connection.getStats().then(r => {
+        let sent = 0, received = 0;
+        r.forEach(x => { if (x.type === "outbound-rtp") sent += x.packetsSent; if (x.type === "inbound-rtp") received += x.packetsReceived; });
+        return {sent, received};
+    })"""
+    ucs.poll(lambda: (s := bar.page.evaluate(stats))["sent"] > 10 and s["received"] > 10, what="RTP both ways")
+    # UCS follows it as the agent's outgoing call (the bar shows it), and the CDR has it.
+    bar.wait("onCallConnect")
+    bar.page.evaluate("window.__out.terminate()")
+    ucs.wait(lambda: not ucs.my_channels() and not ucs.phones.dialogs, what="the call over")
+    cdr = ucs.cdr()
+    assert cdr["answered_by"] == "SIP/1001" and cdr["called_number"] == "1001"
+    assert cdr["cause"] == Cause.CALLER_HUNG_UP
     bar.close()
