@@ -16,6 +16,7 @@ from sipclient import SIPClient
 from twisted.internet import reactor, task
 from twisted.internet.task import Clock
 
+from ucs.sim import compare
 from ucs.sim.lab import matrix_lab
 from ucs.sim.media import MediaLoop, MediaPeer
 from ucs.sim.sipmessage import SIPMessage, SIPParseError, parse
@@ -457,3 +458,42 @@ async def test_the_browser_gives_up_while_the_extension_rings() -> None:
             assert (await c.next(call_id=m.get("Call-ID"))).status == status, method
     finally:
         await rig.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_over_ami_a_webrtc_line_is_a_pjsip_desk_phone() -> None:
+    """The same queue call, answered and hung up by the agent, once on the registering desk
+    phone PJSIP/2004 (held to the captures by test_sim_matrix.py) and once on webrtc1 driven
+    by a real SIP client: the significant AMI events are the same, stream by stream."""
+    clock = Clock()
+    desk = matrix_lab(clock, seed=None)
+    desk_events: list[dict[str, str]] = []
+    desk.subscribe(lambda ev: desk_events.append(ev.message()))
+    desk.register("PJSIP/2004", "127.0.0.34", 5064)
+    desk.queue_add("support", "PJSIP/2004", "Agent")
+    desk.caller_calls("5000", "420777123456", "Jana Novak")
+    clock.advance(1)
+    desk.phone("PJSIP/2004").answer()
+    clock.advance(2)
+    desk.phone("PJSIP/2004").hangup()
+    clock.advance(5)
+
+    rig = Rig()
+    try:
+        c = await rig.client()
+        await c.register()
+        rig.sim.queue_add("support", "PJSIP/webrtc1", "Agent")
+        caller = rig.sim.caller_calls("5000", "420777123456", "Jana Novak")
+        invite, tag = await _ringing(rig, c)
+        # It rings, and talks, longer than chan_pjsip's device state lags (as the desk phone did).
+        await rig.until(lambda: rig.sim.devices["PJSIP/webrtc1"] == "RINGING", what="ringing")
+        peer, ok = await _answer(rig, c, invite, tag)
+        await rig.until(lambda: rig.sim.devices["PJSIP/webrtc1"] == "INUSE", what="in use")
+        c.send(c.in_dialog(invite, ok, "BYE", ours=False))
+        await rig.until(lambda: caller.gone and rig.sim.devices["PJSIP/webrtc1"] == "NOT_INUSE", what="over")
+        await rig.far.run(peer.close())
+        web = [{k: v.replace("webrtc1", "2004") for k, v in e.items()} for e in rig.events]
+    finally:
+        await rig.stop()
+    problems = compare.diff(web, desk_events)
+    assert not problems, "\n".join(problems)
