@@ -29,6 +29,9 @@ class _Proto(WebSocketClientProtocol):
 
 
 class SIPClient:
+    #: This client's From tag.
+    tag = token(4)
+
     def __init__(self, url: str, user: str, password: str, protocols: list[str] | None = None) -> None:
         self.url, self.user, self.password = url, user, password
         self.inbox: list[SIPMessage] = []
@@ -83,8 +86,6 @@ class SIPClient:
             m.add("Content-Type", "application/sdp")
             m.body = body
         return m
-
-    tag = token(4)
 
     def authorize(self, m: SIPMessage, challenge: SIPMessage, password: str | None = None) -> SIPMessage:
         p = auth_params(challenge.get("WWW-Authenticate"))

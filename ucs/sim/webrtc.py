@@ -389,6 +389,11 @@ class WebRTCPhones:
         self._placing = d
         try:
             ch = self.sim.call_from_line(line, user_of(msg.uri))
+        except SimError as e:  # the PBX is down (restarting)
+            d.drop(str(e))
+            self._forget(d)
+            conn.send_sip(self._final(d, 503, "Service Unavailable"))
+            return
         finally:
             self._placing = None
         if ch is None:
