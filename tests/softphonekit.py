@@ -21,6 +21,70 @@ class _Base:
         self.base = base
 
 
+#: Keeps the browser's JsSIP user agent and its sessions where a test can reach them
+#: (``window.__ucsUA``, ``window.__ucsSessions``): the bar keeps them to itself, and "the
+#: browser hangs up / holds / places a call" is its SIP stack doing so.  Patched in as the
+#: bar's JsSIP script loads, before the bar makes its user agent.
+REACH_JSSIP = """
+new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) {
+        if (n.tagName !== "SCRIPT" || !n.hasAttribute("data-ucs-jssip")) continue;
+        n.addEventListener("load", () => {
+            const UA = window.JsSIP.UA, start = UA.prototype.start, emit = UA.prototype.emit;
+            UA.prototype.start = function () { window.__ucsUA = this; return start.apply(this, arguments); };
+            UA.prototype.emit = function (name, e) {
+                if (name === "newRTCSession") (window.__ucsSessions = window.__ucsSessions || []).push(e.session);
+                return emit.apply(this, arguments);
+            };
+        });
+    }
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+class PhoneBar(Bar):
+    """The demo page with the bar, its JsSIP within the test's reach (:data:`REACH_JSSIP`)."""
+
+    def __init__(self, browser: Any, base: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1280, "height": 760})
+        self.context.add_init_script(REACH_JSSIP)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"{base}/demo/")
+        self.wait("onCredentials")
+
+
+def open_phone(browser: Any, base: str, username: str, password: str, *, registered: bool = True) -> Bar:
+    """The demo CRM page with the bar, the agent logged in on the WebRTC line; with
+    ``registered``, once the bar says its phone registered."""
+    bar = PhoneBar(browser, base)
+    bar.page.fill("[data-ref=loginUser]", username)
+    bar.page.fill("[data-ref=loginPass]", password)
+    bar.page.click("[data-ref=loginBtn]")
+    bar.wait("onIdentify")
+    bar.page.click("[data-act=pick-phone]")
+    bar.wait("onReady")
+    if registered:
+        bar.wait("onSoftphone", where="a.status === 'registered'", timeout=15_000)
+        assert bar.page.evaluate("!!window.JsSIP"), "JsSIP loaded for the WebRTC line"
+    return bar
+
+
+def answer_and_talk(bar: Bar, ring: Callable[[], None], *, received: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``ring()`` calls the line; it rings in the browser, is answered there, and its RTP
+    counters rise (sent, and with ``received`` also received): the stats before and after."""
+    ring()
+    bar.wait("onSoftphone", where="a.status === 'ringing'", timeout=15_000)
+    bar.call("answer()")
+    bar.wait("onSoftphone", where="a.status === 'connected'", timeout=15_000)
+    first = _stats(bar, lambda s: s and s["packetsSent"] > 0 and (not received or s["packetsReceived"] > 0))
+    time.sleep(1.5)
+    second = _stats(bar, lambda s: s and s["packetsSent"] > first["packetsSent"]
+                    and (not received or s["packetsReceived"] > first["packetsReceived"]))
+    return first, second
+
+
 def run(base: str, username: str, password: str, ring: Callable[[], None], *,
         received: bool = False) -> dict[str, Any]:
     """The whole scenario in this (non-reactor) thread; ``ring()`` makes the call to the
@@ -30,23 +94,8 @@ def run(base: str, username: str, password: str, ring: Callable[[], None], *,
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + MEDIA)
         try:
-            bar = Bar(browser, _Base(base))  # type: ignore[arg-type]
-            bar.page.fill("[data-ref=loginUser]", username)
-            bar.page.fill("[data-ref=loginPass]", password)
-            bar.page.click("[data-ref=loginBtn]")
-            bar.wait("onIdentify")
-            bar.page.click("[data-act=pick-phone]")
-            bar.wait("onReady")
-            bar.wait("onSoftphone", where="a.status === 'registered'", timeout=15_000)
-            assert bar.page.evaluate("!!window.JsSIP"), "JsSIP loaded for the WebRTC line"
-            ring()
-            bar.wait("onSoftphone", where="a.status === 'ringing'", timeout=15_000)
-            bar.call("answer()")
-            bar.wait("onSoftphone", where="a.status === 'connected'", timeout=15_000)
-            first = _stats(bar, lambda s: s and s["packetsSent"] > 0 and (not received or s["packetsReceived"] > 0))
-            time.sleep(1.5)
-            second = _stats(bar, lambda s: s and s["packetsSent"] > first["packetsSent"]
-                            and (not received or s["packetsReceived"] > first["packetsReceived"]))
+            bar = open_phone(browser, base, username, password)
+            first, second = answer_and_talk(bar, ring, received=received)
             log = bar.log()
             bar.close()
             return {"first": first, "second": second, "log": log}

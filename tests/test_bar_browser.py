@@ -88,9 +88,11 @@ class UCS:
         return self.run(lambda: defer.Deferred.fromCoroutine(poll()))
 
 
-async def _start(tmp_path: Path, *, phones: int = 2, **sections: dict[str, Any]) -> tuple[Any, Any]:
+async def _start(tmp_path: Path, *, phones: int = 2, demo_pbx: Any = None,
+                 **sections: dict[str, Any]) -> tuple[Any, Any]:
     """The demo UCS for the browser tests: ``phones`` demo phones (1001 and 1002 answer from
-    the bar only), agents READY after login and no ACW, ``sections`` over those defaults."""
+    the bar only), agents READY after login and no ACW, ``sections`` over those defaults;
+    ``demo_pbx``: the simulated PBX service to use instead of the demo's own."""
     from ucs.config import Config
     from ucs.server import UCSServer
 
@@ -103,7 +105,7 @@ async def _start(tmp_path: Path, *, phones: int = 2, **sections: dict[str, Any])
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
-    server = UCSServer(Config().replace(**base), reactor)
+    server = UCSServer(Config().replace(**base), reactor, demo_pbx=demo_pbx)
     root = server.service  # builds the tree and the demo PBX before anything asks for the AMI client
     web = server.get_web_service()
     sim = server.get_demo_pbx().sim

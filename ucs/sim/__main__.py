@@ -34,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="instead of the capture lab's 4 lines (1004 dynamic), N static phones SIP/1001... (1 to 8999)",
     )
+    p.add_argument(
+        "--webrtc-port",
+        type=int,
+        default=None,
+        help="also a WebRTC line PJSIP/webrtc1 (number 2100, password labwebrtc1) and its SIP WebSocket "
+        "at ws://INTERFACE:PORT/ws (0 lets the system choose); needs aiortc",
+    )
     p.add_argument("--user", default="ucs", help="AMI username (default ucs)")
     p.add_argument("--secret", default="ucslab", help="AMI secret (default ucslab)")
     p.add_argument("--verbose", "-v", action="store_true", help="log every demo call")
@@ -44,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0 <= args.port <= 65535:
         print(f"ucs-sim: --port {args.port}: give a TCP port from 0 to 65535", file=sys.stderr)
+        return 2
+    if args.webrtc_port is not None and not 0 <= args.webrtc_port <= 65535:
+        print(f"ucs-sim: --webrtc-port {args.webrtc_port}: give a TCP port from 0 to 65535", file=sys.stderr)
         return 2
     if args.rate <= 0:
         print(f"ucs-sim: --rate {args.rate}: give the number of new calls a minute, more than 0", file=sys.stderr)
@@ -66,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     sim = lab(reactor, seed=None) if args.phones is None else demo_lab(reactor, phones=args.phones)
     sim.ami_users = {args.user: args.secret}
+    if args.webrtc_port is not None:
+        from ucs.sim.webrtc import add_webrtc_line
+
+        add_webrtc_line(sim, "PJSIP/webrtc1", "Web Agent", secret="labwebrtc1", number="2100")
+        sim.dialplan.add("internal", "2100", [("Dial", "PJSIP/webrtc1,20,tT"), ("Hangup", "")])
+        sim.dialplan.add("from-carrier", "2100", [("Dial", "PJSIP/webrtc1,20"), ("Hangup", "")])
     svc = SimService(
         port=args.port,
         interface=args.interface,
@@ -73,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         call_rate=args.rate if args.demo else 0.0,
         demo_options={"add_members": args.add_members},
         reactor=reactor,
+        webrtc_port=args.webrtc_port,
     )
     try:
         svc.startService()

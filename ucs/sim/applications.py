@@ -240,6 +240,9 @@ class ApplicationsMixin(SimPart):
         """The called endpoint got the INVITE: it rings, or says busy at once."""
         line = leg.line
         assert line is not None
+        if line.driver is not None:  # a real phone: it rings when it says so (180)
+            line.driver.invite(leg)
+            return
         b = line.behaviour
         ch = leg.chan
         if b.busy:
@@ -259,6 +262,15 @@ class ApplicationsMixin(SimPart):
             if delay is not None:
                 self._later(delay, self._leg_answer, leg, chan=ch)
             return
+        self._ringing(leg)
+
+    def _ringing(self, leg: Leg) -> None:
+        """The called phone rings (its 180): the channel is Ringing, the caller hears it."""
+        line = leg.line
+        assert line is not None
+        ch = leg.chan
+        if leg.ended or leg.answered or ch.state == 5:
+            return
         self._set_state(ch, 5)
         caller = leg.caller
         if leg.kind == "queue" and caller is not None:
@@ -272,9 +284,11 @@ class ApplicationsMixin(SimPart):
             self._dispatch(dialstate)
         if caller is not None and caller.tech == "Local" and caller.local_peer is not None:
             self._local_ringing(caller, ch)
+        if caller is not None and caller.line is not None and caller.line.driver is not None:
+            caller.line.driver.channel_ringing(caller)  # the caller's own phone hears it ring (180)
         if not line.trunk and line.tech == "SIP":
             self._set_dev(line.device, self._line_state(line), force=True)
-        delay = draw(b.answer_after, self.random)
+        delay = draw(line.behaviour.answer_after, self.random)
         if delay is not None:
             self._later(delay, self._leg_answer, leg, chan=ch)
 

@@ -112,6 +112,8 @@ class ChannelsMixin(SimPart):
             self._varset(ch, "RTPAUDIOQOS", _QOS)
         self._chan_ev("Hangup", ch, f"Cause: {cause}\r\nCause-txt: {CAUSE_TXT.get(cause, 'Unknown')}\r\n")
         self.channels.pop(ch.name, None)
+        if ch.line is not None and ch.line.driver is not None:
+            ch.line.driver.channel_gone(ch, cause)
         if ch.line is not None:
             try:
                 ch.line.channels.remove(ch)

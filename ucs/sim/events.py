@@ -181,6 +181,8 @@ class EventsMixin(SimPart):
             self._update_line(ch.line)
         if state == 6 and ch.tech == "Local" and ch.name.endswith(";2"):
             self._local_answered(ch)
+        if state == 6 and ch.line is not None and ch.line.driver is not None:
+            ch.line.driver.channel_up(ch)
 
     def _set_connected(self, ch: Channel, num: str, name: str) -> None:
         ch.conn_num, ch.conn_name = num, name

@@ -70,6 +70,19 @@ class FeaturesMixin:
         job.key_timer = None
         job.keys = ""
 
+    def remote_hold(self: Any, ch: Any, on: bool) -> None:
+        """The phone of ``ch`` put its call on hold (a re-INVITE saying sendonly or
+        inactive) or took it off: chan_pjsip queues a hold, which the channel reports
+        (``Hold``/``Unhold``) and its bridge turns into music for the other party."""
+        self._chan_ev("Hold" if on else "Unhold", ch)
+        if ch.bridge is not None:
+            for o in ch.bridge.channels:
+                if o is not ch:
+                    if on:
+                        self._moh_start(o)
+                    else:
+                        self._moh_stop(o)
+
     def _atxfer_swap(self: Any, job: Any) -> None:
         ch = job.transferer
         here, there = (job.b2, job.b1) if not job.swapped else (job.b1, job.b2)

@@ -102,6 +102,11 @@ class Line:
         self.dev_timer: Any = None
         self.behaviour = Behaviour()
         self.channels: list[Channel] = []
+        #: A real SIP user agent behind the line (a browser on a WebRTC line,
+        #: :mod:`ucs.sim.webrtc`) instead of ``behaviour``: it is sent the INVITE
+        #: (``invite(leg)``) and told when the line's channels answer or go
+        #: (``channel_up(ch)``, ``channel_gone(ch, cause)``).
+        self.driver: Any = None
 
     @property
     def reachable(self) -> bool:

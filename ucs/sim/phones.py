@@ -201,13 +201,16 @@ class LinesMixin(SimPart):
     def trunk(self, device: str = "SIP/carrier") -> Phone:
         return self.phone(device)
 
-    def register(self, device: str, ip: str, port: int = 5060, *, useragent: str = "", expires: float = 3600) -> None:
-        """A dynamic peer registers from ``ip:port`` (as the capture's desk phone)."""
+    def register(self, device: str, ip: str, port: int = 5060, *, useragent: str = "", expires: float = 3600,
+                 contact: str | None = None) -> None:
+        """A dynamic peer registers from ``ip:port`` (as the capture's desk phone);
+        ``contact``: the PJSIP contact's URI when it is not ``sip:<peer>@ip:port``
+        (a browser's ``sip:<random>@<random>.invalid;transport=ws``)."""
         line = self.line(device)
         if not line.dynamic:
             raise SimError(f"{device} is a static peer (host={line.ip}); only dynamic peers register")
         if line.tech == "PJSIP":
-            self._pjsip_register(line, ip, port, useragent, expires)
+            self._pjsip_register(line, ip, port, useragent, expires, contact)
             return
         self.security_event(
             "ChallengeSent",
@@ -229,13 +232,15 @@ class LinesMixin(SimPart):
         self._update_line(line)
 
     def _pjsip_auth_events(self, line: Line) -> None:
-        """res_pjsip challenges every REGISTER, then reports the digest accepted."""
+        """res_pjsip challenges every REGISTER, then reports the digest accepted (over the
+        WebSocket transport for a WebRTC endpoint, :mod:`ucs.sim.webrtc`)."""
+        wire = "WS" if line.transport == "" else "UDP"
         for name, last in (("ChallengeSent", "Challenge: \r\n"), ("SuccessfulAuth", "UsingPassword: 1\r\n")):
             self.security_event(
                 name,
                 f"Severity: Informational\r\nService: PJSIP\r\nEventVersion: 1\r\nAccountID: {line.peer}\r\n"
-                f"SessionID: {line.reg_callid}\r\nLocalAddress: IPV4/UDP/{SIP_DOMAIN}/{PJSIP_PORT}\r\n"
-                f"RemoteAddress: IPV4/UDP/{line.ip}/{line.port}\r\n" + last,
+                f"SessionID: {line.reg_callid}\r\nLocalAddress: IPV4/{wire}/{SIP_DOMAIN}/{PJSIP_PORT}\r\n"
+                f"RemoteAddress: IPV4/{wire}/{line.ip}/{line.port}\r\n" + last,
             )
 
     def _contact_status(self, line: Line, status: str) -> None:
@@ -246,10 +251,22 @@ class LinesMixin(SimPart):
             f"EndpointName: {line.peer}\r\nRoundtripUsec: 0\r\n",
         )
 
-    def _pjsip_register(self, line: Line, ip: str, port: int, useragent: str, expires: float) -> None:
+    def refresh_registration(self, device: str, expires: float) -> None:
+        """A registered PJSIP endpoint registers its contact again before it expires:
+        the digest is challenged and accepted, the contact lives on (no ``ContactStatus``)."""
+        line = self.line(device)
+        if line.tech != "PJSIP" or not line.registered:
+            raise SimError(f"{device} is not a registered PJSIP endpoint")
+        self._pjsip_auth_events(line)
+        self._cancel(line.reg_timer)
+        line.reg_expires_at = self.now() + expires
+        line.reg_timer = self._later(expires, self._expire, line)
+
+    def _pjsip_register(self, line: Line, ip: str, port: int, useragent: str, expires: float,
+                        contact: str | None = None) -> None:
         line.ip, line.port, line.registered = ip, port, True
         line.useragent = clean(useragent)
-        line.reg_contact = f"sip:{line.peer}@{ip}:{port}"
+        line.reg_contact = contact or f"sip:{line.peer}@{ip}:{port}"
         line.reg_callid = f"{self.random.randint(1, 9)}-{self.random.randint(1000, 99999)}@{ip}"
         self._cancel(line.reg_timer)
         line.reg_expires_at = self.now() + expires
@@ -300,6 +317,31 @@ class LinesMixin(SimPart):
         line.ip, line.port, line.reg_expires_at = None, 0, None
         self._emit("PeerStatus", SYSTEM, f"ChannelType: SIP\r\nPeer: {line.device}\r\nPeerStatus: Unregistered\r\nCause: Expired\r\n")
         self._update_line(line)
+
+    # ------------------------------------------ what a real phone behind a line says (Line.driver)
+
+    def phone_ringing(self, leg: Any) -> None:
+        """The phone a leg calls rings (its 180)."""
+        self._ringing(leg)
+
+    def phone_answered(self, leg: Any) -> None:
+        """The phone a leg calls answers (its 200)."""
+        self._leg_answer(leg)
+
+    def phone_refused(self, leg: Any, status: str, cause: int, delay: float = 0.0) -> None:
+        """The phone a leg calls refuses it (a final error): Dial's ``status``, the hangup ``cause``."""
+        if delay:
+            self._later(delay, self._refused, leg, status, cause, chan=leg.chan)
+        else:
+            self._refused(leg, status, cause)
+
+    def contact_lost(self, device: str) -> None:
+        """The registered contact of ``device`` is gone (its connection closed): as expired."""
+        line = self.line(device)
+        if line.registered and line.dynamic:
+            self._cancel(line.reg_timer)
+            line.reg_timer = None
+            self._unregister(line)
 
     #: Seconds a phone takes to pick up after a SIP NOTIFY ``Event: talk``.
     REMOTE_ANSWER_DELAY = 0.1

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from twisted.application import service
+from twisted.internet.defer import gatherResults
 
 from ucs.sim.demo import Demo
 from ucs.sim.lab import demo_lab
@@ -23,7 +24,9 @@ class SimService(service.Service):
     and sales) and, with ``call_rate`` > 0, callers arriving at that many calls
     a minute.  Pass ``sim`` for another configuration.  Once started,
     :meth:`address` says where the AMI is (``port=0`` lets the system choose)
-    and :attr:`credentials` how to log in.
+    and :attr:`credentials` how to log in.  With ``webrtc_port`` (0: any free
+    port) the WebRTC lines' SIP WebSocket is served too (:attr:`webrtc`, a
+    :class:`ucs.sim.sipws.SIPWebSocketService`; ``webrtc.url``).
     """
 
     def __init__(
@@ -36,6 +39,7 @@ class SimService(service.Service):
         call_rate: float = 0.0,
         demo_options: dict[str, Any] | None = None,
         reactor: Any = None,
+        webrtc_port: int | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -51,6 +55,12 @@ class SimService(service.Service):
         self._port_number = port
         self.interface = interface
         self._listening: Any = None
+        #: The SIP WebSocket of the WebRTC lines (issue 18), with ``webrtc_port``.
+        self.webrtc: Any = None
+        if webrtc_port is not None:
+            from ucs.sim.sipws import SIPWebSocketService
+
+            self.webrtc = SIPWebSocketService(self.sim, reactor, port=webrtc_port, interface=interface)
 
     @property
     def credentials(self) -> tuple[str, str]:
@@ -87,6 +97,8 @@ class SimService(service.Service):
         super().startService()
         self.start_listening()
         log.info("ucs.sim: simulated Asterisk %s, AMI on %s:%d", self.sim.version, self.interface, self.port)
+        if self.webrtc is not None:
+            self.webrtc.startService()
         if self.demo is not None:
             self.demo.start()
 
@@ -96,4 +108,7 @@ class SimService(service.Service):
             self.demo.stop()
         for s in list(self.server.sessions):
             s.close()
-        return self.stop_listening()
+        stopping = self.stop_listening()
+        if self.webrtc is not None:
+            return gatherResults([d for d in (self.webrtc.stopService(), stopping) if d is not None], consumeErrors=True)
+        return stopping
