@@ -323,7 +323,8 @@ def test_two_agents_a_queue_call_and_a_consulted_transfer(ucs: UCS, browser: Any
                   "onCallRinging", "onCallConnect", "onCallHold", "onCallResume", "onCallMute", "onCallUnmute",
                   "onCallHangup"]
     assert _in_order(a.names(), expected_a), a.names()
-    after_hold = a.names()[a.names().index("onCallHold", a.names().index("onCallUnmute")):]
+    calls = [n for n in a.names() if n.startswith("onCall")]  # other callbacks (queue figures) come any time
+    after_hold = calls[calls.index("onCallHold", calls.index("onCallUnmute")):]
     assert after_hold == ["onCallHold", "onCallHangup"], after_hold  # no "resume" as the caller leaves
     expected_b = ["onConnect", "onCredentials", "onUser", "onIdentify", "onDevice", "onReady", "onStateChange",
                   "onCallRinging", "onCallConnect"]
