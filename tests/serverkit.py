@@ -19,7 +19,7 @@ from ucs.server import UCSServer
 
 def demo_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     base: dict[str, dict[str, Any]] = {
-        "demo": {"enabled": True, "call_rate": 0},
+        "demo": {"enabled": True, "call_rate": 0, "softphone": False},
         "store": {"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
         "web": {"port": 0},
         "plugins": {"directory": str(tmp_path / "plugins")},

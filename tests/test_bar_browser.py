@@ -98,7 +98,7 @@ async def _start(tmp_path: Path, *, phones: int = 2, demo_pbx: Any = None,
 
     base: dict[str, dict[str, Any]] = {
         "store": {"url": f"sqlite:///{tmp_path / 'ucs.db'}"},
-        "demo": {"enabled": True, "call_rate": 0, "phones": phones},
+        "demo": {"enabled": True, "call_rate": 0, "phones": phones, "softphone": False},
         "auth": {"sso_secret": demo.SSO_SECRET},
         "agents": {"acw_seconds": 0, "initial_status": "ready"},
         "web": {"listen": "127.0.0.1", "port": 0},

@@ -266,3 +266,4 @@ def test_a_call_placed_by_the_browsers_sip_stack_reaches_an_extension(ucs: SoftU
     assert cdr["answered_by"] == "SIP/1001" and cdr["called_number"] == "1001"
     assert cdr["cause"] == Cause.CALLER_HUNG_UP
     bar.close()
+

@@ -61,3 +61,28 @@ async def seed(directory: Directory, phones: int) -> None:
         await directory.add("users", {"username": "supervisor", "password": "supervisor-demo",
                                       "displayname": "Sam Supervisor", "supervisor": True,
                                       "queues": {str(q.id): {"supervisor": True} for q in queues}})
+
+
+#: The demo's softphone agent (``[demo] softphone``): its line is the browser.
+SOFTPHONE_USER = ("webagent", "demo-pass-web")
+
+
+async def seed_softphone(directory: Directory, ws_url: str, device: str, sip_username: str,
+                         sip_password: str) -> None:
+    """The WebRTC line and its agent, once the simulated PBX's SIP WebSocket listens:
+    ``ws_url`` is only known then (and may differ from the last run's, on a reused store)."""
+    fields = {"name": "This browser (softphone)", "kind": "webrtc", "ws_url": ws_url,
+              "sip_username": sip_username, "sip_password": sip_password}
+    line = next((ln for ln in directory.lines.values() if ln.device == device), None)
+    if line is None:
+        line = await directory.add("lines", {"device": device, "identifiers": ["softphone"], **fields})
+    elif (line.kind, line.ws_url, line.sip_username, line.sip_password) != (
+            "webrtc", ws_url, sip_username, sip_password):
+        line = await directory.edit("lines", line.id, fields)
+    username, password = SOFTPHONE_USER
+    if directory.user_by_username(username) is None:
+        queues = [q for q in directory.queues.values() if q.asterisk_name in {name for _, name, _ in QUEUES}]
+        await directory.add("users", {
+            "username": username, "password": password, "firstname": "Wendy", "lastname": "Web",
+            "lines": [line.id], "queues": {str(q.id): {"priorities": 0} for q in queues}, "locale": "en",
+        })

@@ -65,7 +65,7 @@ from ucs.calls.control_xfer import TransferKeys
 from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
 from ucs.calls.tracker import CallTracker
 from ucs.config import Config, ConfigError
-from ucs.demo_pbx import build_demo_pbx
+from ucs.demo_pbx import SOFTPHONE_DEVICE, SOFTPHONE_SECRET, build_demo_pbx
 from ucs.lookup import api as lookup_api
 from ucs.lookup.calls import CallerLookup
 from ucs.lookup.parties import PartyFiller
@@ -180,6 +180,17 @@ class UCSServer:
         svc.setServiceParent(root)
         self._demo_pbx = svc
         self._demo_address = svc.address
+        if self._given_demo_pbx is None and getattr(svc, "webrtc", None) is not None:
+            Lifecycle("demo-softphone", self._seed_softphone, _nothing).setServiceParent(root)
+
+    async def _seed_softphone(self) -> None:
+        """The demo's WebRTC line and agent, now that the simulated PBX's SIP WebSocket
+        listens (or not: a port in use leaves the demo without them, logged)."""
+        webrtc = self._demo_pbx.webrtc
+        if webrtc is None:
+            return
+        await demo.seed_softphone(self.get_directory(), webrtc.url, SOFTPHONE_DEVICE,
+                                  SOFTPHONE_DEVICE.partition("/")[2], SOFTPHONE_SECRET)
 
     def get_demo_pbx(self) -> Any:
         """The simulated PBX in demo mode, else ``None``."""
@@ -612,3 +623,7 @@ class UCSServer:
 def _present(*observers: Any) -> list[Any]:
     """The observers built so far, in the order given."""
     return [o for o in observers if o is not None]
+
+
+async def _nothing() -> None:
+    """A :class:`Lifecycle` with nothing to undo on stop."""

@@ -29,6 +29,8 @@ from ucs.config.kinds import (
 )
 from ucs.store.url import StoreURLError, parse_store_url
 
+tcp_port = port  # DemoConfig has a field named port
+
 # --- kinds of values only these sections use --------------------------------
 
 
@@ -257,3 +259,10 @@ class DemoConfig:
     port: int = option(0, port(allow_zero=True),
                        "TCP port the simulated PBX's AMI listens on (on 127.0.0.1; 0: any free port).")
     phones: int = option(4, integer(1, 1000), "Simulated agent phones (SIP/1001, SIP/1002, ...).")
+    softphone: bool = option(True, boolean(),
+                             "Also a WebRTC line, `PJSIP/webrtc1` (number 2100), for the agent bar's softphone: "
+                             "user `webagent` (password `demo-pass-web`) picks it and the browser is the phone. "
+                             "Needs aiortc (`scripts/setup.sh` installs it); without it the demo runs without.")
+    softphone_port: int = option(8088, tcp_port(allow_zero=True),
+                                 "TCP port of the simulated PBX's SIP WebSocket for the softphone (on 127.0.0.1, "
+                                 "as Asterisk's `http.conf`; 0: any free port).")

@@ -7,6 +7,7 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet.defer import gatherResults
+from twisted.internet.error import CannotListenError
 
 from ucs.sim.demo import Demo
 from ucs.sim.lab import demo_lab
@@ -98,7 +99,13 @@ class SimService(service.Service):
         self.start_listening()
         log.info("ucs.sim: simulated Asterisk %s, AMI on %s:%d", self.sim.version, self.interface, self.port)
         if self.webrtc is not None:
-            self.webrtc.startService()
+            try:
+                self.webrtc.startService()
+            except CannotListenError as e:  # the PBX runs on without its WebRTC lines' WebSocket
+                log.error("ucs.sim: no SIP WebSocket for the WebRTC lines: cannot listen on %s:%d (%s)",
+                          self.webrtc.interface, self.webrtc.port, e.socketError)
+                self.webrtc.stopService()
+                self.webrtc = None
         if self.demo is not None:
             self.demo.start()
 
