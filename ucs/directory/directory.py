@@ -200,6 +200,10 @@ class Directory:
             raise NotFound(f"{kind[:-1]} {entity_id} does not exist")
         return found
 
+    def next_ids(self) -> dict[str, int]:
+        """The id each kind's next entity will get (ids of deleted entities are not given again)."""
+        return dict(self._next_id)
+
     def user_by_username(self, username: str) -> User | None:
         if self._by_username is None or len(self._by_username) != len(self.users):
             self._by_username = {u.username.lower(): u for u in self.users.values()}
