@@ -85,6 +85,9 @@ def _from_doc(kind: str, doc: dict[str, Any]) -> Any:
 #: Batches longer than this are checked in a thread: each step's uniqueness checks
 #: look at the whole table, which for thousands of rows the reactor must not spend.
 _INLINE_STEPS = 20
+#: How many times a change computed from the directory is computed again when the
+#: directory changed meanwhile (:class:`Stale`).
+_ATTEMPTS = 3
 #: A new password's hash while the steps are checked (hashed, in a thread, after).
 _UNHASHED = "(being hashed)"
 
@@ -378,6 +381,48 @@ class Directory:
             if entity is not None:
                 self._changed(kind, entity, action)
         return [live(kind, entity_id) for kind, entity_id in plan.results]
+
+    async def set_members(self, queue_id: int, members: Sequence[tuple[int, int]], *, actor: str = "ucs",
+                          source: str = "ucs") -> list[tuple[int, int]]:
+        """Make ``members`` ((user id, penalty) pairs) the queue's members, all or nothing:
+        a listed user joins it (or gets the new penalty, keeping a member's team and
+        supervisor flag), a member not listed leaves it; the users' edits are one batch.
+        Returns the queue's members as they are then, by user id."""
+        wanted: dict[int, int] = {}
+        for user_id, penalty in members:
+            if user_id in wanted:
+                raise InvalidDataInput({"members": f"user {user_id} is listed twice; list each member once"})
+            wanted[user_id] = penalty
+        for _ in range(_ATTEMPTS):
+            revision = self.revision
+            queue = self.entity("queues", queue_id)
+            missing = sorted(set(wanted) - set(self.users))
+            if missing:
+                raise InvalidDataInput({"members": f"user {', '.join(map(str, missing))} does not exist; "
+                                        "give the ids of users"})
+            steps = []
+            for user in sorted(self.users.values(), key=lambda u: u.id):
+                queues = {str(k): m.to_dict() for k, m in user.queues.items()}
+                was = user.queues.get(queue_id)
+                if user.id in wanted:
+                    if was is not None and was.priority == wanted[user.id]:
+                        continue
+                    queues[str(queue_id)] = {"priorities": wanted[user.id], "team_id": was.team_id if was else None,
+                                             "supervisor": was.supervisor if was else False}
+                elif was is not None:
+                    del queues[str(queue_id)]
+                else:
+                    continue
+                steps.append(Step("users", "edit", {"queues": queues}, user.id, label=f"user {user.username}"))
+            try:
+                if steps:
+                    await self.apply(steps, actor=actor, source=source, revision=revision,
+                                     what=f"the members of queue {queue.asterisk_name}")
+            except Stale:
+                continue  # a user changed meanwhile: computed again from the users as they are now
+            return sorted((u.id, u.queues[queue_id].priority) for u in self.users.values() if queue_id in u.queues)
+        raise ProcessingError(f"the users kept changing while the members of queue {queue_id} were set "
+                              f"({_ATTEMPTS} tries); nothing was changed: try again")
 
     def _plan(self, steps: Sequence[Step], draft: _Draft, actor: str, source: str) -> _Plan:
         """The steps carried out on ``draft`` (never waits, touches nothing else): what to
