@@ -194,6 +194,25 @@ async def test_a_change_made_between_the_preview_and_the_apply_refuses_the_whole
         assert await stored(store) == before and in_memory(server) == memory
         assert server.get_directory().user_by_username("amy") is None
         await nothing_told(server, bar, heard)
+
+        # The same race while the apply is under way (both requests in flight at once): whichever
+        # the server takes first, the file is applied whole or not at all -- never amy without zed.
+        await root.call("config.import", {"kind": "queues", "csv": queues, "dry_run": False})
+        gold = server.get_directory().queue_by_asterisk_name("gold")
+        assert gold is not None
+        applying = root.request("config.import", {"kind": "users", "csv": users, "dry_run": False})
+        deleting = other.request("config.queues.delete", [gold.id])
+        applied, deleted = await root.reply(applying), await other.reply(deleting)
+        assert "result" in deleted and server.get_directory().queue_by_asterisk_name("gold") is None
+        d = server.get_directory()
+        amy, zed = d.user_by_username("amy"), d.user_by_username("zed")
+        if "error" in applied:
+            assert applied["error"]["fields"] == {"line 3, queues": "there is no queue 'gold'"}
+            assert amy is None and zed is None
+        else:
+            assert amy is not None and zed is not None and gold.id not in zed.queues  # the deletion took it out
+        names = {u["username"] for u in (await store.kv_items("dir.users")).values()}
+        assert {"amy", "zed"} <= names if "result" in applied else not {"amy", "zed"} & names
     finally:
         for c in (bar, root, other):
             c.close()
