@@ -12,6 +12,14 @@ back ends share one schema.  A change and its audit entries are written in
 one transaction (``kv_write(..., audit=...)``): a failure of either keeps
 neither, and nothing changes in memory or on the bus unless both are stored.
 
+Every change is a batch (:meth:`Directory.apply`; ``add``/``edit``/``delete`` are
+batches of one step): under the directory's lock, the steps are checked in order
+on a draft (the tables copied, so a step sees what the steps before it did and the
+live directory is not touched), then written in ONE transaction with all their
+audit entries, then applied in memory and published.  An import (all its rows)
+and a queue's members (:meth:`Directory.set_members`) are such batches, so they
+are never left half done.
+
 Passwords are argon2id hashes, computed and checked in a thread: a hash
 costs tens of milliseconds, which the reactor must never spend.
 """
