@@ -219,6 +219,59 @@ async def test_a_change_made_between_the_preview_and_the_apply_refuses_the_whole
         await server.service.stopService()
 
 
+@pytest_twisted.ensureDeferred
+async def test_several_files_at_once_are_one_transaction(tmp_path: Path, store_url: str) -> None:
+    """``config.importAll`` (``ucs-admin import`` through a running UCS): a user file naming a
+    queue the queue file adds; the database refuses the last user: not even the queue is kept."""
+    server = await start_demo(tmp_path, store={"url": store_url})
+    bar = await ready_agent(server, 1)
+    root = await admin_client(server)
+    store = server.get_store()
+    try:
+        files = [{"kind": "users", "csv": "username,email,queues\namy,amy@example.com,vip:1\n"
+                                          "zed,zed@example.com,vip:2\n", "file": "users.csv"},
+                 {"kind": "queues", "csv": "asterisk_name,name\nvip,VIP\nsales,Sales\n", "file": "queues.csv"}]
+        preview = await root.call("config.importAll", {"files": files})
+        assert preview["applied"] is False and [f["file"] for f in preview["files"]] == ["queues.csv", "users.csv"]
+        assert [a["key"] for a in preview["files"][0]["added"]] == ["vip"]
+        assert preview["files"][0]["unchanged"] == [{"line": 3, "key": "sales"}]
+        assert [a["key"] for a in preview["files"][1]["added"]] == ["amy", "zed"]
+
+        await _execute(store_url, refuse_rows_containing(store_url, "zed@example.com"))
+        heard = Heard(server)
+        before, memory = await stored(store), in_memory(server)
+        with pytest.raises(CallError) as refused:
+            await root.call("config.importAll", {"files": files, "dry_run": False})
+        assert refused.value.error["error"] == "processing_error"
+        assert "the import of users.csv, queues.csv (3 changes) could not be stored" in refused.value.error["message"]
+        assert await stored(store) == before and in_memory(server) == memory
+        assert server.get_directory().queue_by_asterisk_name("vip") is None
+        await nothing_told(server, bar, heard)
+
+        bad = [files[0], {**files[1], "csv": "asterisk_name,name\nvip,VIP\nsales,\n"}]  # a queue needs a name
+        with pytest.raises(CallError) as refused:
+            await root.call("config.importAll", {"files": bad, "dry_run": False})
+        assert refused.value.error["fields"] == {"queues.csv line 3, name": "must not be empty"}
+        with pytest.raises(CallError) as refused:
+            await root.call("config.importAll", {"files": [files[0], files[0]]})
+        assert "one file per kind" in refused.value.error["fields"]["files"]
+        assert await stored(store) == before
+
+        await _execute(store_url, stop_refusing(store_url))
+        done = await root.call("config.importAll", {"files": files, "dry_run": False})
+        assert done["applied"] is True
+        vip = server.get_directory().queue_by_asterisk_name("vip")
+        zed = server.get_directory().user_by_username("zed")
+        assert vip is not None and zed is not None and zed.queues[vip.id].priority == 2
+        summaries = (await root.call("audit.list", {"filters": {"action": "import"}}))["entries"]
+        assert {(e["kind"], e["entity_id"]) for e in summaries} == {("queues", "queues.csv"), ("users", "users.csv")}
+        assert len({e["at"] for e in summaries}) == 1
+    finally:
+        bar.close()
+        root.close()
+        await server.service.stopService()
+
+
 async def members(server: UCSServer, queue: str) -> dict[str, int]:
     """The phones Asterisk lists in ``queue`` with their penalty: QueueStatus over the AMI link."""
     result = await server.get_ami_client().sendAction("QueueStatus", {"Queue": queue})

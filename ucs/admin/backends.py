@@ -2,8 +2,8 @@
 
 Both offer the same few calls (``list``, ``add``, ``edit``, ``delete``,
 ``import_files``, ``audit``), with entities as the API gives them (``to_dict``);
-an import is applied all or nothing (each file through ``config.import`` in API
-mode, every file in one transaction in the store):
+an import is applied all or nothing, every file in one transaction
+(``config.importAll`` in API mode):
 
 - :class:`ApiAdmin`: the agent bar's WebSocket (``[web] ws_path``), logged in as
   a superuser; UCS validates, applies live and audits (source ``api``).
@@ -28,7 +28,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
 
 from ucs.config import Config
-from ucs.directory.csvio import ORDER, ImportRefused, apply_import
+from ucs.directory.csvio import ImportRefused, apply_import
 from ucs.directory.directory import Directory
 from ucs.error import UCSError
 from ucs.store import Store, open_store
@@ -196,17 +196,11 @@ class ApiAdmin:
         return result
 
     async def import_files(self, files: dict[str, tuple[str, str]]) -> int:
-        """Each file through ``config.import``, in the order kinds refer to each other: each
-        file is one transaction on the server (the files are not one together)."""
-        made = 0
-        for kind in ORDER:
-            if kind not in files:
-                continue
-            path, text = files[kind]
-            report = await self.call("config.import", {"kind": kind, "csv": text, "dry_run": False,
-                                                       "file": PurePath(path).name or f"{kind}.csv"})
-            made += len(report["added"]) + len(report["changed"])
-        return made
+        """Every file through ``config.importAll``: one transaction on the server; the number of changes made."""
+        report = await self.call("config.importAll", {"files": [
+            {"kind": kind, "csv": text, "file": PurePath(path).name or f"{kind}.csv"}
+            for kind, (path, text) in files.items()], "dry_run": False})
+        return sum(len(f["added"]) + len(f["changed"]) for f in report["files"])
 
     async def audit(self, filters: dict[str, Any], limit: int, before_id: int | None) -> dict[str, Any]:
         args: dict[str, Any] = {"filters": filters, "limit": limit}
