@@ -408,6 +408,15 @@ async def test_the_directory_batch(store_url: str) -> None:
             admin = d.user_by_username("admin")
             assert admin is not None
             await d.apply([Step("users", "delete", None, admin.id, label="row 1")])
+        # A long batch (checked in a thread): the same, its last step seeing the first one's team.
+        many = [Step("teams", "add", {"name": f"Team {i}"}, label=f"row {i}") for i in range(1, 40)]
+        with pytest.raises(StepRefused) as refused:
+            await d.apply([*many, Step("teams", "add", {"name": "TEAM 1"}, label="row 40")])
+        assert refused.value.index == 39 and "row 40, name" in refused.value.message
+        assert d.teams == {} and await s.kv_items("dir.teams") == {}
+        teams = await d.apply(many)
+        assert [t.name for t in teams] == [f"Team {i}" for i in range(1, 40)] and len(d.teams) == 39
+        assert len(await s.kv_items("dir.teams")) == 39
         # A batch computed on an old revision: nothing is done.
         await d.edit("users", carol.id, {"firstname": "Caroline"})
         with pytest.raises(Stale):
