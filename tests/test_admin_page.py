@@ -289,6 +289,10 @@ def test_memberships_are_picked_from_lists(ucs: UCS, browser: Any) -> None:
     assert stored_user(ucs, "carol")["queues"] == {}
     assert set(stored_user(ucs, "agent1")["queues"]) == {str(support.id), str(sales.id)}
     assert stored_user(ucs, "agent1")["queues"][str(support.id)]["team_id"] == blue.id
+    # The three users' edits were one call (config.queues.setMembers): one transaction.
+    edits = ucs.run(ucs.server.get_store().audit_list, kind="users", limit=3)
+    assert {e["entity_id"] for e in edits} == {str(agent1["id"]), str(agent2["id"]), str(carol["id"])}
+    assert len({e["at"] for e in edits}) == 1 and {e["source"] for e in edits} == {"api"}
     # A new queue with its members ticked at once.
     page.click("#add")
     page.fill('#fields [name="name"]', "Billing")

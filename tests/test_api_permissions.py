@@ -33,7 +33,7 @@ async def test_roles_and_states_of_every_method(tmp_path: Path) -> None:
     assert {"login", "sso", "logout", "provision", "state", "agent.changeStatus", "call.dial", "call.answer",
             "call.transfer", "call.finishTransfer", "call.blindTransfer", "call.setAccountCode", "cdr.metadata",
             "config.users.edit", "plugins.load", "plugins.unload", "plugins.list", "ops.sessions", "ops.logout",
-            "ops.ami"} <= set(names)
+            "ops.ami", "config.queues.setMembers", "config.importAll"} <= set(names)
     checked = 0
     for name in names:
         method = registry.get(name)
@@ -70,7 +70,8 @@ def test_what_each_kind_of_method_demands(tmp_path: Path) -> None:
     S = SessionState
     for name in registry.names():
         m = registry.get(name)
-        if name.startswith("config.") and name.rsplit(".", 1)[1] in ("add", "edit", "delete"):
+        if name.startswith("config.") and name.rsplit(".", 1)[1] in ("add", "edit", "delete", "setMembers", "import",
+                                                                       "importAll"):
             assert m.role == Role.SUPERUSER, name
         if name.startswith(("plugins.", "ops.")):
             assert m.role == Role.SUPERUSER, name

@@ -1,7 +1,9 @@
 """Where ``ucs-admin`` makes its changes: through a running UCS, or in the store.
 
 Both offer the same few calls (``list``, ``add``, ``edit``, ``delete``,
-``audit``), with entities as the API gives them (``to_dict``):
+``import_files``, ``audit``), with entities as the API gives them (``to_dict``);
+an import is applied all or nothing, every file in one transaction
+(``config.importAll`` in API mode):
 
 - :class:`ApiAdmin`: the agent bar's WebSocket (``[web] ws_path``), logged in as
   a superuser; UCS validates, applies live and audits (source ``api``).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import getpass
 import json
+from pathlib import PurePath
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
@@ -25,6 +28,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
 
 from ucs.config import Config
+from ucs.directory.csvio import ImportRefused, apply_import
 from ucs.directory.directory import Directory
 from ucs.error import UCSError
 from ucs.store import Store, open_store
@@ -46,11 +50,12 @@ def _sorted(entities: Any) -> list[dict[str, Any]]:
 class DirectAdmin:
     mode = "direct"
 
-    def __init__(self, store: Store, directory: Directory, lock: WriterLock, actor: str) -> None:
+    def __init__(self, store: Store, directory: Directory, lock: WriterLock, actor: str, reactor: Any) -> None:
         self.store = store
         self.directory = directory
         self._lock = lock
         self._actor = actor
+        self._reactor = reactor
 
     async def list(self, kind: str) -> list[dict[str, Any]]:
         table = self.directory.table(kind)
@@ -77,6 +82,17 @@ class DirectAdmin:
     async def delete(self, kind: str, entity_id: int) -> dict[str, Any]:
         await self._do(self.directory.delete(kind, entity_id, actor=self._actor, source="ucs-admin"))
         return {"id": entity_id, "deleted": True}
+
+    async def import_files(self, files: dict[str, tuple[str, str]]) -> int:
+        """Every file in one transaction (:func:`apply_import`); the number of changes made."""
+        try:
+            done, _ = await apply_import(self.directory, files, self._reactor, actor=self._actor, source="ucs-admin")
+        except ImportRefused as e:
+            raise AdminError(f"{len(e.problems)} row(s) refused; nothing was changed",
+                             {f"{p.file}:{p.line}: {p.column}": p.message for p in e.problems}) from None
+        except UCSError as e:
+            raise AdminError(str(e)) from None
+        return len(done)
 
     async def audit(self, filters: dict[str, Any], limit: int, before_id: int | None) -> dict[str, Any]:
         entries = await self.store.audit_list(limit=limit, before_id=before_id, **filters)
@@ -179,6 +195,13 @@ class ApiAdmin:
         result: dict[str, Any] = await self.call(f"config.{kind}.delete", [entity_id])
         return result
 
+    async def import_files(self, files: dict[str, tuple[str, str]]) -> int:
+        """Every file through ``config.importAll``: one transaction on the server; the number of changes made."""
+        report = await self.call("config.importAll", {"files": [
+            {"kind": kind, "csv": text, "file": PurePath(path).name or f"{kind}.csv"}
+            for kind, (path, text) in files.items()], "dry_run": False})
+        return sum(len(f["added"]) + len(f["changed"]) for f in report["files"])
+
     async def audit(self, filters: dict[str, Any], limit: int, before_id: int | None) -> dict[str, Any]:
         args: dict[str, Any] = {"filters": filters, "limit": limit}
         if before_id is not None:
@@ -234,4 +257,4 @@ async def open_admin(config: Config, reactor: Any, *, mode: str = "auto", url: s
         raise AdminError(f"{e}; UCS runs on this store: use its API (leave out --direct), or stop it") from None
     directory = Directory(store, audit=store)
     await directory.load()
-    return DirectAdmin(store, directory, lock, actor or getpass.getuser())
+    return DirectAdmin(store, directory, lock, actor or getpass.getuser(), reactor)

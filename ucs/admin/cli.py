@@ -126,12 +126,8 @@ async def _import(admin: Any, files: dict[str, tuple[str, str]], dry_run: bool, 
     if dry_run or not changes:
         print(f"{len(changes)} change(s)" + (" would be made" if dry_run else "; nothing to do"), file=out)
         return 0
-    done, problems = await run_import(files, await load_world(admin), admin)
-    if problems:  # someone else changed the directory meanwhile
-        for p in problems:
-            print(p, file=out)
-        return 1
-    print(f"{len(done)} change(s) made ({admin.mode})", file=out)
+    made = await admin.import_files(files)  # all or nothing; a row refused now raises, naming it
+    print(f"{made} change(s) made ({admin.mode})", file=out)
     return 0
 
 

@@ -8,6 +8,9 @@ them out; :mod:`ucs.api.scope`).  ``edit`` takes the entity's fields with its
 ``id``, as seed 000's middleware example (``edit_user(handler, user, data)``)
 expects.  Each change is audited under the session's user name, source ``api``
 (``audit.list``: :mod:`ucs.directory.audit_api`).
+
+``config.queues.setMembers`` sets a queue's members at once (the admin page's queue
+form): the users it changes are edited in one transaction, or none is.
 """
 
 from __future__ import annotations
@@ -82,3 +85,34 @@ def _register_kind(registry: Registry, directory: Directory, kind: str) -> None:
     registry.add(f"config.{kind}.edit", edit, [data], role=Role.SUPERUSER,
                  doc=f"Change some fields of a {one} (data holds its id).")
     registry.add(f"config.{kind}.delete", delete, [ident], role=Role.SUPERUSER, doc=f"Delete a {one}.")
+    if kind == "queues":
+        _register_members(registry, directory, ident)
+
+
+def _members(v: list[Any]) -> list[tuple[int, int]]:
+    out = []
+    for i, item in enumerate(v):
+        where = f"members[{i}]"
+        if not isinstance(item, dict) or set(item) - {"user_id", "penalty"} or "user_id" not in item:
+            raise ValueError(f"{where}: {item!r} is not accepted; give {{\"user_id\": id, \"penalty\": 0-1000}}")
+        user_id, penalty = item["user_id"], item.get("penalty", 0)
+        if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id < 1:
+            raise ValueError(f"{where}.user_id: {user_id!r} is not accepted; give a user's id")
+        if isinstance(penalty, bool) or not isinstance(penalty, int) or not 0 <= penalty <= 1000:
+            raise ValueError(f"{where}.penalty: {penalty!r} is not accepted; give an integer from 0 to 1000")
+        out.append((user_id, penalty))
+    return out
+
+
+def _register_members(registry: Registry, directory: Directory, ident: Param) -> None:
+    async def set_members(session: Session, queue_id: int, members: list[tuple[int, int]]) -> dict[str, Any]:
+        now = await directory.set_members(queue_id, members, actor=_actor(session), source="api")
+        return {"id": queue_id, "members": [{"user_id": u, "penalty": p} for u, p in now]}
+
+    registry.add("config.queues.setMembers", set_members, [
+        ident, Param("members", list, check=_members,
+                     doc="every member of the queue: [{\"user_id\": id, \"penalty\": 0-1000}]; a user not "
+                         "listed leaves the queue"),
+    ], role=Role.SUPERUSER,
+        doc="Set a queue's members, all or nothing (each user's edit audited; live: members leave and "
+            "join the queue in Asterisk).")

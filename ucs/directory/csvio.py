@@ -14,8 +14,12 @@ user's ``password`` is used only when the user is added, and an empty
 ``displayname`` means "as it is".  Everything is first tried on a copy of the
 directory (:class:`World`) with the directory's own checks: each bad row is
 named with its line and column, and nothing is applied when one is bad.
-Applying then makes the same calls on the real directory, so importing the
-same files again changes nothing.
+Applying (:func:`apply_import`) tries the files again on a copy of the directory
+as it is now, then hands every change to the directory as ONE batch
+(:meth:`Directory.apply`): checked again in order, stored in one transaction
+with its audit entries, applied and published only once stored.  A row refused
+then (the directory changed since the preview), or a store that fails, leaves
+everything as it was.  Importing the same files again changes nothing.
 
 Used by ``ucs-admin`` (:mod:`ucs.admin.cli`) and by the API's ``config.import`` /
 ``config.export`` (:mod:`ucs.directory.csv_api`, the admin page), so a file means the
@@ -32,9 +36,11 @@ from typing import Any
 import attrs
 
 from ucs.directory import validate
-from ucs.directory.directory import KINDS, Directory
+from twisted.internet.threads import deferToThreadPool
+
+from ucs.directory.directory import KINDS, Directory, Stale, Step, StepRefused
 from ucs.directory.model import QueueMembership, User
-from ucs.error import InvalidDataInput
+from ucs.error import InvalidDataInput, ProcessingError
 
 #: Columns by kind, the key first.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -99,8 +105,11 @@ class Problem:
 class World:
     """A copy of the directory (its entities as models) to resolve names and check rows on."""
 
-    def __init__(self, listed: dict[str, list[dict[str, Any]]]) -> None:
+    def __init__(self, listed: dict[str, list[dict[str, Any]]], next_ids: dict[str, int] | None = None) -> None:
         self.directory = Directory(store=None)  # type: ignore[arg-type]  # never loads or writes
+        #: The ids the directory will give next (a deleted entity's id is not given again),
+        #: so that rows naming what earlier rows add resolve to the ids the batch gives.
+        self._next_ids = dict(next_ids or {})
         for kind in KINDS:
             for d in listed.get(kind, []):
                 self.put(kind, d)
@@ -124,7 +133,7 @@ class World:
         return model
 
     def next_id(self, kind: str) -> int:
-        return max(self.directory.table(kind), default=0) + 1
+        return max(self._next_ids.get(kind, 1), max(self.directory.table(kind), default=0) + 1)
 
     def find(self, kind: str, key: str) -> Any:
         """The entity a row's key names, or ``None``."""
@@ -375,7 +384,84 @@ async def load_world(backend: Any, kinds: Iterable[str] = KINDS) -> World:
 def world_of(directory: Directory) -> World:
     """A copy of a live directory, to try an import on (or export from) without touching it."""
     return World({kind: [directory.user_dict(e) if kind == "users" else e.to_dict()
-                         for e in directory.table(kind).values()] for kind in KINDS})
+                         for e in directory.table(kind).values()] for kind in KINDS}, directory.next_ids())
+
+
+def run_to_end(coroutine: Any) -> Any:
+    """The value of a coroutine that never waits (an import tried on a copy)."""
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coroutine.close()
+    raise RuntimeError("the dry run waited for something; it must not")
+
+
+class ImportRefused(Exception):
+    """Rows of an import that were refused (each named by file, line and column): nothing was applied."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems[:20]))
+        self.problems = problems
+
+
+#: How many times an import is computed again when the directory changed meanwhile.
+ATTEMPTS = 3
+
+
+async def apply_import(directory: Directory, files: dict[str, tuple[str, str]], reactor: Any, *, actor: str,
+                       source: str, summary: bool = False) -> tuple[list[Change], list[tuple[str, int, str]]]:
+    """Import ``files`` (kind → (file name, CSV text)) into the live ``directory``, all or nothing.
+
+    The files are tried on a copy of the directory as it is now (in a thread), then
+    every change is one batch (:meth:`Directory.apply`, each audited under ``actor`` and
+    ``source``; with ``summary`` one more entry per file, action ``import``, counts the
+    rows), stored in one transaction.  Raises :class:`ImportRefused` naming each bad row;
+    nothing is applied then, nor when the store fails (:class:`ProcessingError`).
+    Returns the changes made and the (kind, line, key) of the rows that change nothing."""
+    for _ in range(ATTEMPTS):
+        revision = directory.revision
+        world = world_of(directory)  # in the reactor's thread: the directory as of ``revision``
+        unchanged: list[tuple[str, int, str]] = []
+
+        def plan() -> tuple[list[Change], list[Problem]]:
+            result: tuple[list[Change], list[Problem]] = run_to_end(run_import(files, world, None, unchanged))
+            return result
+
+        changes, problems = await deferToThreadPool(reactor, reactor.getThreadPool(), plan)
+        if problems:
+            raise ImportRefused(sorted(problems, key=lambda p: (p.file, p.line)))
+        if not changes:
+            return [], unchanged
+        steps = [Step(c.kind, c.action, c.fields, c.entity_id, label=f"{files[c.kind][0]} line {c.line}")
+                 for c in changes]
+        entries = [_summary(actor, kind, file, changes, unchanged) for kind, (file, _) in files.items()
+                   if summary and kind in {c.kind for c in changes} | {u[0] for u in unchanged}]
+        what = "the import of " + ", ".join(file for file, _ in files.values()) + f" ({len(steps)} changes)"
+        try:
+            done = await directory.apply(steps, actor=actor, source=source, audit=entries, revision=revision,
+                                         what=what)
+        except Stale:
+            continue  # changed while the files were tried: try them again on the directory as it is now
+        except StepRefused as e:
+            c = changes[e.index]
+            raise ImportRefused([Problem(files[c.kind][0], c.line, _COLUMN.get(k, k), v)
+                                 for k, v in e.fields.items()]) from None
+        for c, entity in zip(changes, done):
+            c.entity_id = entity.id
+        return changes, unchanged
+    raise ProcessingError(f"the directory kept changing while the import was applied ({ATTEMPTS} tries); "
+                          "nothing was changed: try again")
+
+
+def _summary(actor: str, kind: str, file: str, changes: list[Change],
+             unchanged: list[tuple[str, int, str]]) -> dict[str, Any]:
+    """The import's own audit entry: who imported which file, and how many rows did what."""
+    mine = [c for c in changes if c.kind == kind]
+    return {"actor": actor, "source": "import", "kind": kind, "action": "import", "entity_id": file,
+            "before": None, "after": {"file": file, "added": sum(c.action == "add" for c in mine),
+                                      "changed": sum(c.action == "edit" for c in mine),
+                                      "unchanged": sum(u[0] == kind for u in unchanged)}}
 
 
 # -- export ----------------------------------------------------------------------------------

@@ -12,6 +12,14 @@ back ends share one schema.  A change and its audit entries are written in
 one transaction (``kv_write(..., audit=...)``): a failure of either keeps
 neither, and nothing changes in memory or on the bus unless both are stored.
 
+Every change is a batch (:meth:`Directory.apply`; ``add``/``edit``/``delete`` are
+batches of one step): under the directory's lock, the steps are checked in order
+on a draft (the tables copied, so a step sees what the steps before it did and the
+live directory is not touched), then written in ONE transaction with all their
+audit entries, then applied in memory and published.  An import (all its rows)
+and a queue's members (:meth:`Directory.set_members`) are such batches, so they
+are never left half done.
+
 Passwords are argon2id hashes, computed and checked in a thread: a hash
 costs tens of milliseconds, which the reactor must never spend.
 """
@@ -19,12 +27,13 @@ costs tens of milliseconds, which the reactor must never spend.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import attrs
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred, DeferredLock, gatherResults
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
@@ -81,6 +90,86 @@ def _from_doc(kind: str, doc: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in doc.items() if k in names})
 
 
+#: Batches longer than this are checked in a thread: each step's uniqueness checks
+#: look at the whole table, which for thousands of rows the reactor must not spend.
+_INLINE_STEPS = 20
+#: How many times a change computed from the directory is computed again when the
+#: directory changed meanwhile (:class:`Stale`).
+_ATTEMPTS = 3
+#: A new password's hash while the steps are checked (hashed, in a thread, after).
+_UNHASHED = "(being hashed)"
+
+
+@attrs.frozen
+class Step:
+    """One change of a batch (:meth:`Directory.apply`): ``add`` (``data``), ``edit``
+    (``entity_id`` and the fields to change in ``data``) or ``delete`` (``entity_id``).
+    ``label`` names it in a refusal (``users.csv line 4``, ``user 7``); without one the
+    step's own error is raised as it is (a single change)."""
+
+    kind: str
+    action: str
+    data: Any = None
+    entity_id: int | None = None
+    label: str | None = None
+
+
+class StepRefused(InvalidDataInput):
+    """A step of a batch was refused: nothing of the batch was done.
+
+    ``index`` and ``label`` say which step, ``fields`` field → what is wrong (as the step
+    alone would have been refused); the message names the step in each field."""
+
+    def __init__(self, index: int, label: str, cause: UCSError) -> None:
+        message = cause.message
+        self.fields: dict[str, str] = ({str(k): str(v) for k, v in message.items()} if isinstance(message, dict)
+                                       else {"-": str(cause)})
+        super().__init__({(label if k == "-" else f"{label}, {k}"): v for k, v in self.fields.items()})
+        self.index = index
+        self.label = label
+        self.cause = cause
+
+
+class Stale(ProcessingError):
+    """The directory changed since the revision a batch was computed on: compute it again."""
+
+
+class _Draft:
+    """The directory as a batch's steps leave it, while they are checked: the tables
+    copied (the entities shared until a step replaces one), never the live ones."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.tables: dict[str, dict[int, Any]] = {kind: dict(directory.table(kind)) for kind in KINDS}
+        self.next_id = dict(directory._next_id)
+        self.users: dict[int, User] = self.tables["users"]
+        self.lines: dict[int, Line] = self.tables["lines"]
+        self.callreasons: dict[int, CallReason] = self.tables["callreasons"]
+
+    def table(self, kind: str) -> dict[int, Any]:
+        if kind not in KINDS:
+            raise NotFound(f"there is no directory kind {kind!r}; kinds: {', '.join(KINDS)}")
+        return self.tables[kind]
+
+    def entity(self, kind: str, entity_id: int) -> Any:
+        found = self.table(kind).get(entity_id)
+        if found is None:
+            raise NotFound(f"{kind[:-1]} {entity_id} does not exist")
+        return found
+
+
+@attrs.define
+class _Plan:
+    """What a batch does: documents by (kind, id) (``None``: deleted), audit entries,
+    passwords to hash, events to publish and each step's entity, in order."""
+
+    next_id: dict[str, int]
+    final: dict[tuple[str, int], Any] = attrs.Factory(dict)
+    entries: list[dict[str, Any]] = attrs.Factory(list)
+    passwords: dict[tuple[str, int], str] = attrs.Factory(dict)
+    events: list[tuple[str, str, int]] = attrs.Factory(list)
+    results: list[tuple[str, int]] = attrs.Factory(list)
+
+
 class Directory:
     log = Logger()
 
@@ -99,6 +188,9 @@ class Directory:
         self.auxreasons: dict[int, AuxReason] = {}
         self.callreasons: dict[int, CallReason] = {}
         self._next_id: dict[str, int] = {kind: 1 for kind in KINDS}
+        #: Counts the batches applied: a caller that computed changes on a copy
+        #: (:func:`ucs.directory.csvio.apply_import`) says which revision it copied.
+        self.revision = 0
         # Lookups by user name and by pairing identifier, rebuilt after a change
         # of users or lines: every login and every pairing uses them.
         self._by_username: dict[str, User] | None = None
@@ -118,6 +210,10 @@ class Directory:
         if found is None:
             raise NotFound(f"{kind[:-1]} {entity_id} does not exist")
         return found
+
+    def next_ids(self) -> dict[str, int]:
+        """The id each kind's next entity will get (ids of deleted entities are not given again)."""
+        return dict(self._next_id)
 
     def user_by_username(self, username: str) -> User | None:
         if self._by_username is None or len(self._by_username) != len(self.users):
@@ -200,6 +296,7 @@ class Directory:
                     continue
                 table[entity.id] = entity
             self._next_id[kind] = max(table, default=0) + 1
+        self.revision += 1
         self._by_username = self._by_identifier = None
         self.log.info("directory loaded: {users} users, {queues} queues, {lines} lines",
                       users=len(self.users), queues=len(self.queues), lines=len(self.lines))
@@ -222,65 +319,185 @@ class Directory:
     async def add(self, kind: str, data: dict[str, Any], *, actor: str = "ucs", source: str = "ucs") -> Any:
         """Validate, store and apply a new entity; ``actor`` (a user name) and ``source``
         (``api``, ``ucs-admin``, ``ucs``) say who for the audit log."""
-        await self._lock.acquire()
-        try:
-            table = self.table(kind)
-            entity_id = self._next_id[kind]
-            fields = await self._checked(kind, data, None)
-            entity = _from_doc(kind, {**fields, "id": entity_id})
-            await self._write([(f"dir.{kind}", str(entity_id), _to_doc(entity))],
-                              [_entry(actor, source, kind, "add", entity_id, None, entity)])
-            self._next_id[kind] = entity_id + 1
-            table[entity_id] = entity
-        finally:
-            self._lock.release()
-        self._changed(kind, entity, "add")
+        (entity,) = await self.apply([Step(kind, "add", data)], actor=actor, source=source)
         return entity
 
     async def edit(self, kind: str, entity_id: int, data: dict[str, Any], *, actor: str = "ucs",
                    source: str = "ucs") -> Any:
-        await self._lock.acquire()
-        try:
-            current = self.entity(kind, entity_id)
-            before = audit_doc(current)
-            fields = await self._checked(kind, data, current)
-            doc = {**_to_doc(current), **fields, "id": entity_id}
-            entity = _from_doc(kind, doc)
-            await self._write([(f"dir.{kind}", str(entity_id), _to_doc(entity))],
-                              [_entry(actor, source, kind, "edit", entity_id, before, entity)])
-            # Keep the same object: agents and sessions hold references to it.
-            _assign(current, entity)
-        finally:
-            self._lock.release()
-        self._changed(kind, current, "edit")
-        return current
+        (entity,) = await self.apply([Step(kind, "edit", data, entity_id)], actor=actor, source=source)
+        return entity
 
     async def delete(self, kind: str, entity_id: int, *, actor: str = "ucs", source: str = "ucs") -> Any:
         """Delete an entity, and take it out of every user that pointed at it (a group,
         a queue, a line, a team): the deletion, those users' edits and their audit
         entries are one transaction, applied in memory once it is committed."""
+        (entity,) = await self.apply([Step(kind, "delete", None, entity_id)], actor=actor, source=source)
+        return entity
+
+    async def apply(self, steps: Sequence[Step], *, actor: str = "ucs", source: str = "ucs",
+                    audit: Sequence[dict[str, Any]] = (), revision: int | None = None,
+                    what: str = "") -> list[Any]:
+        """Several changes, all or none: each step checked in order against the directory
+        as the steps before it leave it (a user may name a queue added two steps earlier),
+        then every document and audit entry (``audit``: more entries, e.g. an import's
+        summary) written in ONE store transaction, and only then applied in memory and
+        published.  A refused step (:class:`StepRefused`, naming its ``label`` and field),
+        a password that cannot be hashed or a store that fails leave everything as it was.
+
+        ``revision``: the :attr:`revision` the caller computed the steps on (an import
+        resolved names to ids on a copy); if the directory has changed since, nothing is
+        done and :class:`Stale` says so, for the caller to compute them again.  Returns
+        each step's entity: the live one (a deleted one as it was)."""
         await self._lock.acquire()
         try:
-            current = self.entity(kind, entity_id)
-            self._check_delete(kind, current)
-            touched = self._without_references(kind, entity_id)
-            items: list[tuple[str, str, Any]] = [(f"dir.{kind}", str(entity_id), KV_DELETE)]
-            entries = [_entry(actor, source, kind, "delete", entity_id, audit_doc(current), None)]
-            for user, edited in touched:
-                items.append(("dir.users", str(user.id), _to_doc(edited)))
-                entries.append(_entry(actor, source, "users", "edit", user.id, audit_doc(user), edited))
-            await self._write(items, entries)
-            del self.table(kind)[entity_id]
-            for user, edited in touched:
-                _assign(user, edited)
+            if revision is not None and revision != self.revision:
+                raise Stale(f"the directory changed (revision {self.revision}, not {revision})")
+            for step in steps:
+                self.table(step.kind)  # an unknown kind: NotFound, naming the kinds
+            if len(steps) > _INLINE_STEPS:  # thousands of rows: checked off the reactor's thread
+                draft = _Draft(self)
+                plan = await deferToThread(self._plan, steps, draft, actor, source)
+            else:
+                plan = self._plan(steps, _Draft(self), actor, source)
+            hashes = await gatherResults([self.hash_password(p) for p in plan.passwords.values()])
+            for key, hashed in zip(plan.passwords, hashes):
+                plan.final[key].password_hash = hashed
+            items: list[tuple[str, str, Any]] = [
+                (f"dir.{kind}", str(entity_id), KV_DELETE if entity is None else _to_doc(entity))
+                for (kind, entity_id), entity in plan.final.items()]
+            await self._write(items, plan.entries + list(audit), what)
+            removed = {key: self.table(key[0])[key[1]] for key, e in plan.final.items()
+                       if e is None and key[1] in self.table(key[0])}
+            for (kind, entity_id), entity in plan.final.items():
+                table = self.table(kind)
+                if entity is None:
+                    table.pop(entity_id, None)
+                elif entity_id in table:
+                    _assign(table[entity_id], entity)  # the same object: agents and sessions hold it
+                else:
+                    table[entity_id] = entity
+            self._next_id = plan.next_id
+            self.revision += 1
         finally:
             self._lock.release()
-        for user, _ in touched:
-            self._changed("users", user, "edit")
-        self._changed(kind, current, "delete")
-        return current
 
-    async def _write(self, items: list[tuple[str, str, Any]], entries: list[dict[str, Any]]) -> None:
+        def live(kind: str, entity_id: int) -> Any:
+            return self.table(kind).get(entity_id) or removed.get((kind, entity_id))
+
+        for kind, action, entity_id in plan.events:
+            entity = live(kind, entity_id)
+            if entity is not None:
+                self._changed(kind, entity, action)
+        return [live(kind, entity_id) for kind, entity_id in plan.results]
+
+    async def set_members(self, queue_id: int, members: Sequence[tuple[int, int]], *, actor: str = "ucs",
+                          source: str = "ucs") -> list[tuple[int, int]]:
+        """Make ``members`` ((user id, penalty) pairs) the queue's members, all or nothing:
+        a listed user joins it (or gets the new penalty, keeping a member's team and
+        supervisor flag), a member not listed leaves it; the users' edits are one batch.
+        Returns the queue's members as they are then, by user id."""
+        wanted: dict[int, int] = {}
+        for user_id, penalty in members:
+            if user_id in wanted:
+                raise InvalidDataInput({"members": f"user {user_id} is listed twice; list each member once"})
+            wanted[user_id] = penalty
+        for _ in range(_ATTEMPTS):
+            revision = self.revision
+            queue = self.entity("queues", queue_id)
+            missing = sorted(set(wanted) - set(self.users))
+            if missing:
+                raise InvalidDataInput({"members": f"user {', '.join(map(str, missing))} does not exist; "
+                                        "give the ids of users"})
+            steps = []
+            for user in sorted(self.users.values(), key=lambda u: u.id):
+                queues = {str(k): m.to_dict() for k, m in user.queues.items()}
+                was = user.queues.get(queue_id)
+                if user.id in wanted:
+                    if was is not None and was.priority == wanted[user.id]:
+                        continue
+                    queues[str(queue_id)] = {"priorities": wanted[user.id], "team_id": was.team_id if was else None,
+                                             "supervisor": was.supervisor if was else False}
+                elif was is not None:
+                    del queues[str(queue_id)]
+                else:
+                    continue
+                steps.append(Step("users", "edit", {"queues": queues}, user.id, label=f"user {user.username}"))
+            try:
+                if steps:
+                    await self.apply(steps, actor=actor, source=source, revision=revision,
+                                     what=f"the members of queue {queue.asterisk_name}")
+            except Stale:
+                continue  # a user changed meanwhile: computed again from the users as they are now
+            return sorted((u.id, u.queues[queue_id].priority) for u in self.users.values() if queue_id in u.queues)
+        raise ProcessingError(f"the users kept changing while the members of queue {queue_id} were set "
+                              f"({_ATTEMPTS} tries); nothing was changed: try again")
+
+    def _plan(self, steps: Sequence[Step], draft: _Draft, actor: str, source: str) -> _Plan:
+        """The steps carried out on ``draft`` (never waits, touches nothing else): what to
+        store, audit and publish."""
+        plan = _Plan(next_id=draft.next_id)
+        for index, step in enumerate(steps):
+            try:
+                self._plan_one(step, draft, plan, actor, source)
+            except UCSError as e:
+                if step.label is None:
+                    raise
+                raise StepRefused(index, step.label, e) from None
+        return plan
+
+    def _plan_one(self, step: Step, draft: _Draft, plan: _Plan, actor: str, source: str) -> None:
+        kind, table = step.kind, draft.table(step.kind)
+        if step.action == "add":
+            entity_id = draft.next_id[kind]
+            fields = self._fields(kind, step.data, None, draft, plan, entity_id)
+            entity = _from_doc(kind, {**fields, "id": entity_id})
+            draft.next_id[kind] = entity_id + 1
+            table[entity_id] = plan.final[(kind, entity_id)] = entity
+            plan.entries.append(_entry(actor, source, kind, "add", entity_id, None, entity))
+            plan.events.append((kind, "add", entity_id))
+            plan.results.append((kind, entity_id))
+            return
+        assert step.entity_id is not None
+        current = draft.entity(kind, step.entity_id)
+        if step.action == "edit":
+            before = audit_doc(current)
+            fields = self._fields(kind, step.data, current, draft, plan, current.id)
+            entity = _from_doc(kind, {**_to_doc(current), **fields, "id": current.id})
+            table[current.id] = plan.final[(kind, current.id)] = entity
+            plan.entries.append(_entry(actor, source, kind, "edit", current.id, before, entity))
+            plan.events.append((kind, "edit", current.id))
+        elif step.action == "delete":
+            _check_delete(draft, kind, current)
+            touched = _without_references(draft, kind, current.id)
+            plan.entries.append(_entry(actor, source, kind, "delete", current.id, audit_doc(current), None))
+            del table[current.id]
+            plan.final[(kind, current.id)] = None
+            plan.passwords.pop((kind, current.id), None)
+            for user, edited in touched:
+                draft.users[user.id] = plan.final[("users", user.id)] = edited
+                plan.entries.append(_entry(actor, source, "users", "edit", user.id, audit_doc(user), edited))
+                plan.events.append(("users", "edit", user.id))
+            plan.events.append((kind, "delete", current.id))
+        else:
+            raise InvalidDataInput({"action": f"{step.action!r} is not accepted; give add, edit or delete"})
+        plan.results.append((kind, current.id))
+
+    def _fields(self, kind: str, data: Any, current: Any | None, draft: _Draft, plan: _Plan,
+                entity_id: int) -> dict[str, Any]:
+        """The checked fields of a step; a user's password kept aside to be hashed (in a
+        thread, once every step is good), the audit log seeing only that there is one."""
+        fields = validate.check(kind, data, current, draft)
+        if kind == "users" and "password" in fields:
+            password = fields.pop("password")
+            fields["password_hash"] = _UNHASHED if password else ""
+            if password:
+                plan.passwords[(kind, entity_id)] = password
+            else:
+                plan.passwords.pop((kind, entity_id), None)
+        return fields
+
+    async def _write(self, items: list[tuple[str, str, Any]], entries: list[dict[str, Any]],
+                     what: str = "") -> None:
         """The change's documents and, with an audit writer, its audit entries: one transaction.
         A store that fails (away, full, refusing a row) fails the change, saying so."""
         try:
@@ -292,7 +509,8 @@ class Directory:
             raise
         except Exception as e:
             why = " ".join(str(e).split()) or type(e).__name__
-            what = ", ".join(f"{e['action']} {e['kind'][:-1]} {e['entity_id']}" for e in entries[:1]) or "the change"
+            what = what or ", ".join(f"{e['action']} {e['kind'][:-1]} {e['entity_id']}"
+                                     for e in entries[:1]) or "the change"
             self.log.error("directory: {what} could not be stored: {why}; nothing was changed", what=what, why=why)
             raise ProcessingError(f"{what} could not be stored ({why}); nothing was changed") from e
 
@@ -307,44 +525,39 @@ class Directory:
             self._bus.publish(EVENT_USER_CHANGE, entity, action=action)
         self._bus.publish(EVENT_CONFIG_CHANGE, entity, kind=kind, action=action)
 
-    async def _checked(self, kind: str, data: Any, current: Any | None) -> dict[str, Any]:
-        fields = validate.check(kind, data, current, self)
-        if kind == "users" and "password" in fields:
-            password = fields.pop("password")
-            fields["password_hash"] = await self.hash_password(password) if password else ""
-        return fields
 
-    def _check_delete(self, kind: str, entity: Any) -> None:
-        if kind == "users" and entity.superuser and sum(u.superuser for u in self.users.values()) == 1:
-            raise InvalidDataInput({"id": f"user {entity.id} is the last superuser and cannot be deleted"})
-        if kind == "callreasons" and any(r.parent_id == entity.id for r in self.callreasons.values()):
-            raise InvalidDataInput({"id": f"call reason {entity.id} has sub-codes; delete them first"})
+def _check_delete(d: _Draft, kind: str, entity: Any) -> None:
+    if kind == "users" and entity.superuser and sum(u.superuser for u in d.users.values()) == 1:
+        raise InvalidDataInput({"id": f"user {entity.id} is the last superuser and cannot be deleted"})
+    if kind == "callreasons" and any(r.parent_id == entity.id for r in d.callreasons.values()):
+        raise InvalidDataInput({"id": f"call reason {entity.id} has sub-codes; delete them first"})
 
-    def _without_references(self, kind: str, entity_id: int) -> list[tuple[User, User]]:
-        """Each user that points at a deleted group, team, queue or line, with a copy
-        of it that does not (applied once the deletion is stored)."""
-        touched: list[tuple[User, User]] = []
-        for user in self.users.values():
-            changed = False
-            edited: User = _from_doc("users", _to_doc(user))
-            if kind == "groups" and edited.group_id == entity_id:
-                edited.group_id, changed = None, True
-            elif kind == "lines" and (entity_id in edited.lines or edited.primary_extension == entity_id):
-                if entity_id in edited.lines:
-                    edited.lines.remove(entity_id)
-                if edited.primary_extension == entity_id:
-                    edited.primary_extension = None
-                changed = True
-            elif kind == "queues" and entity_id in edited.queues:
-                del edited.queues[entity_id]
-                changed = True
-            elif kind == "teams":
-                for m in edited.queues.values():
-                    if m.team_id == entity_id:
-                        m.team_id, changed = None, True
-            if changed:
-                touched.append((user, edited))
-        return touched
+
+def _without_references(d: _Draft, kind: str, entity_id: int) -> list[tuple[User, User]]:
+    """Each user that points at a deleted group, team, queue or line, with a copy
+    of it that does not (applied once the deletion is stored)."""
+    touched: list[tuple[User, User]] = []
+    for user in d.users.values():
+        changed = False
+        edited: User = _from_doc("users", _to_doc(user))
+        if kind == "groups" and edited.group_id == entity_id:
+            edited.group_id, changed = None, True
+        elif kind == "lines" and (entity_id in edited.lines or edited.primary_extension == entity_id):
+            if entity_id in edited.lines:
+                edited.lines.remove(entity_id)
+            if edited.primary_extension == entity_id:
+                edited.primary_extension = None
+            changed = True
+        elif kind == "queues" and entity_id in edited.queues:
+            del edited.queues[entity_id]
+            changed = True
+        elif kind == "teams":
+            for m in edited.queues.values():
+                if m.team_id == entity_id:
+                    m.team_id, changed = None, True
+        if changed:
+            touched.append((user, edited))
+    return touched
 
 
 def _assign(current: Any, new: Any) -> None:

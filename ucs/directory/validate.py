@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ucs.directory.model import QueueMembership
+from ucs.directory.model import CallReason, Line, QueueMembership
 from ucs.error import InvalidDataInput
 
-if TYPE_CHECKING:
-    from ucs.directory.directory import Directory
+
+class Tables(Protocol):
+    """What the checks read: the directory, or a batch's draft of it as its earlier
+    steps leave it (:class:`ucs.directory.directory.Directory`)."""
+
+    lines: dict[int, Line]
+    callreasons: dict[int, CallReason]
+
+    def table(self, kind: str) -> dict[int, Any]: ...
+
 
 _USERNAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}\Z")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+\Z")
@@ -71,7 +79,7 @@ def _int(lo: int, hi: int) -> Callable[[Any], int]:
     return check
 
 
-def _ref(directory: Directory, kind: str, nullable: bool = True) -> Callable[[Any], int | None]:
+def _ref(directory: Tables, kind: str, nullable: bool = True) -> Callable[[Any], int | None]:
     def check(v: Any) -> int | None:
         if v is None and nullable:
             return None
@@ -99,7 +107,7 @@ def _password(v: Any) -> str:
     return v
 
 
-def _unique(directory: Directory, kind: str, attr: str, current: Any, fold: bool = True) -> Callable[[Any], Any]:
+def _unique(directory: Tables, kind: str, attr: str, current: Any, fold: bool = True) -> Callable[[Any], Any]:
     def check(v: Any) -> Any:
         key = v.lower() if fold and isinstance(v, str) else v
         for other in directory.table(kind).values():
@@ -120,7 +128,7 @@ def _then(*checks: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return check
 
 
-def _schema(kind: str, d: Directory, current: Any) -> tuple[dict[str, Callable[[Any], Any]], set[str]]:
+def _schema(kind: str, d: Tables, current: Any) -> tuple[dict[str, Callable[[Any], Any]], set[str]]:
     """(field → check, required fields on add)."""
     if kind == "users":
         return {
@@ -189,7 +197,7 @@ def _choice(values: tuple[Any, ...], accepted: str) -> Callable[[Any], Any]:
     return check
 
 
-def _line_list(d: Directory) -> Callable[[Any], list[int]]:
+def _line_list(d: Tables) -> Callable[[Any], list[int]]:
     ref = _ref(d, "lines", nullable=False)
 
     def check(v: Any) -> list[int]:
@@ -205,7 +213,7 @@ def _line_list(d: Directory) -> Callable[[Any], list[int]]:
     return check
 
 
-def _memberships(d: Directory) -> Callable[[Any], dict[int, QueueMembership]]:
+def _memberships(d: Tables) -> Callable[[Any], dict[int, QueueMembership]]:
     queue_ref = _ref(d, "queues", nullable=False)
     team_ref = _ref(d, "teams")
     priority = _int(0, 1000)
@@ -240,7 +248,7 @@ def _memberships(d: Directory) -> Callable[[Any], dict[int, QueueMembership]]:
     return check
 
 
-def _identifiers(d: Directory, current: Any) -> Callable[[Any], list[str]]:
+def _identifiers(d: Tables, current: Any) -> Callable[[Any], list[str]]:
     def check(v: Any) -> list[str]:
         if not isinstance(v, list) or not all(isinstance(i, str) and i.strip() for i in v):
             raise _Bad(f"{v!r} is not accepted; give a list of non-empty strings (MAC, name, IP address)")
@@ -259,7 +267,7 @@ def _identifiers(d: Directory, current: Any) -> Callable[[Any], list[str]]:
     return check
 
 
-def _parent(d: Directory, current: Any) -> Callable[[Any], int | None]:
+def _parent(d: Tables, current: Any) -> Callable[[Any], int | None]:
     ref = _ref(d, "callreasons")
 
     def check(v: Any) -> int | None:
@@ -274,7 +282,7 @@ def _parent(d: Directory, current: Any) -> Callable[[Any], int | None]:
     return check
 
 
-def check(kind: str, data: Any, current: Any, directory: Directory) -> dict[str, Any]:
+def check(kind: str, data: Any, current: Any, directory: Tables) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidDataInput({"data": f"{data!r} is not accepted; give an object of fields"})
     schema, required = _schema(kind, directory, current)

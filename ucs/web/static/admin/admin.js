@@ -495,33 +495,30 @@
     return data;
   }
 
-  // The users whose membership of queue ``qid`` the members pick list changes, with their new queues.
-  function memberEdits(qid) {
-    var edits = [];
+  // The queue's members as the pick list has them ([{user_id, penalty}]), or null when the
+  // list changes nobody's membership of queue ``qid`` (nothing to send).
+  function pickedMembers(qid) {
+    var members = [], changed = false;
     $("fields").querySelectorAll('[data-field="members"] tr[data-user]').forEach(function (tr) {
-      var u = find("users", parseInt(tr.dataset.user, 10)), queues = Object.assign({}, u.queues || {});
-      var was = queues[qid], now = tr.querySelector(".member").checked;
-      var penalty = parseInt(tr.querySelector(".penalty").value, 10) || 0;
-      if (now && (!was || was.priorities !== penalty)) {
-        queues[qid] = { priorities: penalty, team_id: was ? was.team_id : null, supervisor: was ? was.supervisor : false };
-      } else if (!now && was) {
-        delete queues[qid];
-      } else return;
-      edits.push({ id: u.id, queues: queues });
+      var u = find("users", parseInt(tr.dataset.user, 10)), was = (u.queues || {})[qid];
+      var now = tr.querySelector(".member").checked, penalty = parseInt(tr.querySelector(".penalty").value, 10) || 0;
+      if (now) members.push({ user_id: u.id, penalty: penalty });
+      if (now ? (!was || was.priorities !== penalty) : !!was) changed = true;
     });
-    return edits;
+    return changed ? members : null;
   }
 
   function closeForm() { $("editor").hidden = true; $("list").hidden = false; editing = null; $("add").focus(); }
 
   $("editor").addEventListener("submit", function (e) {
     e.preventDefault();
-    var kind = tab, members = kind === "queues" ? memberEdits : null, memberUpdates = null;
-    if (members && editing) memberUpdates = members(editing.id);
+    // A queue's members are set in one call after the queue is saved: all of them or none
+    // (config.queues.setMembers), never some users edited and others not.
+    var kind = tab, queueMembers = kind === "queues", members = null;
+    if (queueMembers && editing) members = pickedMembers(editing.id);
     call("config." + kind + (editing ? ".edit" : ".add"), [collect()]).then(function (saved) {
-      var edits = members ? (memberUpdates || members(saved.id)) : [];
-      return edits.reduce(function (p, d) { return p.then(function () { return call("config.users.edit", [d]); }); },
-        Promise.resolve());
+      if (queueMembers && !editing) members = pickedMembers(saved.id);
+      if (members) return call("config.queues.setMembers", [saved.id, members]);
     }).then(function () {
       closeForm(); say(t("saved")); return load();
     }).catch(function (err) { $("error").textContent = problem(err); $("error").hidden = false; load(); });
