@@ -1,0 +1,175 @@
+"""The election of the AMI owner on the real PostgreSQL (issue 20, point 2).
+
+Two electors in one process, each on its own session and its own clock: one
+owner, one standby; the owner's session terminated (``pg_terminate_backend``)
+→ the owner steps down when its check fails, the standby takes over at its
+next try, and the old owner comes back as a standby without taking the lock.
+The test across processes (``kill -9``) is in ``test_cluster_processes.py``.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import psycopg
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task, threads
+
+from conftest import POSTGRES_URL
+from serverkit import until
+from ucs.cluster.election import DISCONNECTED, OWNER, STANDBY, TRANSITIONS, Elector
+from ucs.cluster.lockconn import ELECTION_LOCK, LockConnection, Timings, lock_key
+from ucs.config import ConfigError, Config
+
+TIMINGS = Timings(retry_interval=1.0, check_interval=1.0, step_down_after=3.0, release_after=6)
+
+
+class Node:
+    """An elector on a clock of its own, recording what it was told."""
+
+    def __init__(self, key: tuple[int, int], name: str) -> None:
+        self.clock = task.Clock()
+        self.told: list[str] = []
+        self.elector = Elector(lambda: LockConnection(POSTGRES_URL, key, TIMINGS, f"ucs-test {name}"), TIMINGS,
+                               self.clock, reactor, on_owner=lambda: self.told.append("owner"),
+                               on_standby=lambda: self.told.append("standby"), name=name)
+
+    def waiting(self) -> bool:
+        """Its last piece of work answered and it waits on its clock."""
+        return self.elector.waiting
+
+    async def tick(self) -> None:
+        """Let the timer run, and wait for the work it started to be answered."""
+        await until(self.waiting, 10)
+        self.clock.advance(max(TIMINGS.retry_interval, TIMINGS.check_interval))
+        await until(self.waiting, 10)
+
+
+def _terminate(pid: int) -> None:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _lock_holders(key: tuple[int, int]) -> list[int]:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objid = %s "
+                            "AND objsubid = 2 AND granted", (key[0] & 0xFFFFFFFF, key[1] & 0xFFFFFFFF)).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_owner_the_standby_takes_over_and_the_old_owner_comes_back_as_standby() -> None:
+    key = lock_key(f"test-{secrets.token_hex(4)}.example.com", "127.0.0.1:5038")
+    a, b = Node(key, "a"), Node(key, "b")
+    try:
+        a.elector.start()
+        await a.elector.when(OWNER)
+        b.elector.start()
+        await b.elector.when(STANDBY)
+        await until(b.waiting, 10)  # its first try lost
+        await b.tick()              # and the next one too: the lock is taken
+        assert (a.elector.state, b.elector.state) == (OWNER, STANDBY)
+        assert a.told == ["owner"] and b.told == []
+        assert await threads.deferToThread(_lock_holders, key) == [a.elector.backend_pid]
+
+        # The owner's session dies: it notices at its next check and steps down.
+        old_pid = a.elector.backend_pid
+        assert old_pid is not None
+        await threads.deferToThread(_terminate, old_pid)
+        await a.tick()
+        assert a.elector.state == DISCONNECTED and a.told == ["owner", "standby"]
+        # The standby takes the lock at one of its next tries (once PostgreSQL ended the session).
+        for _ in range(20):
+            await b.tick()
+            if b.elector.state == OWNER:
+                break
+        assert b.elector.state == OWNER and b.told == ["owner"]
+        assert await threads.deferToThread(_lock_holders, key) == [b.elector.backend_pid]
+
+        # The old owner reconnects and stays a standby: the lock is b's.
+        await a.tick()
+        assert a.elector.state == STANDBY
+        await a.tick()
+        assert (a.elector.state, b.elector.state) == (STANDBY, OWNER)
+        assert a.told == ["owner", "standby"]
+    finally:
+        await a.elector.stop()
+        await b.elector.stop()
+    # Stopped, the owner's session is closed: the lock is free for the next one.
+    assert await threads.deferToThread(_lock_holders, key) == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stopped_owner_steps_down_and_frees_the_lock_at_once() -> None:
+    key = lock_key(f"test-{secrets.token_hex(4)}.example.com", "pbx:5038")
+    a, b = Node(key, "a"), Node(key, "b")
+    try:
+        a.elector.start()
+        await a.elector.when(OWNER)
+        b.elector.start()
+        await until(b.waiting, 10)
+        await a.elector.stop()
+        assert a.told == ["owner", "standby"]
+        await b.tick()
+        assert b.elector.state == OWNER
+    finally:
+        await a.elector.stop()
+        await b.elector.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_postgresql_unreachable_is_a_standby_that_retries() -> None:
+    node = Node(lock_key("x.example.com", "pbx"), "a")
+    node.elector = Elector(lambda: LockConnection("postgresql://postgres@127.0.0.1:1/test", (1, 2), TIMINGS, "t"),
+                           TIMINGS, node.clock, reactor, on_owner=lambda: node.told.append("owner"), name="a")
+    node.elector.start()
+    try:
+        await until(node.waiting, 10)
+        assert node.elector.state == DISCONNECTED and node.elector.link == "down" and node.told == []
+        await node.tick()
+        assert node.elector.state == DISCONNECTED
+    finally:
+        await node.elector.stop()
+
+
+def test_the_lock_key_is_the_same_on_every_node_and_differs_by_domain_and_asterisk() -> None:
+    assert lock_key("cc.example.com", "pbx:5038") == lock_key("cc.example.com", "pbx:5038")
+    assert lock_key("cc.example.com", "pbx:5038")[0] == ELECTION_LOCK
+    assert len({lock_key("cc.example.com", "pbx:5038"), lock_key("cc2.example.com", "pbx:5038"),
+                lock_key("cc.example.com", "pbx2:5038")}) == 3
+
+
+def test_the_owner_steps_down_only_from_owner_and_before_closing() -> None:
+    assert TRANSITIONS[(OWNER, "failed")] == (DISCONNECTED, ("step_down", "close", "wait"))
+    assert ("standby", "won") in TRANSITIONS and (DISCONNECTED, "won") not in TRANSITIONS
+
+
+def test_keepalives_free_the_lock_after_the_owner_steps_down() -> None:
+    t = Timings(retry_interval=1, check_interval=1, step_down_after=3, release_after=6)
+    server = t.server_settings()
+    assert server["tcp_keepalives_idle"] + server["tcp_keepalives_interval"] * server["tcp_keepalives_count"] == 6
+    assert t.client_params()["tcp_user_timeout"] == 3000
+
+
+@pytest.mark.parametrize(("cluster", "store", "message"), [
+    ({"enabled": True, "domain": "cc.example.com"}, {}, "cluster.enabled: a cluster needs the PostgreSQL store"),
+    ({"enabled": True}, {"url": "postgresql://u@h/db"}, "cluster.domain: '' is empty"),
+    ({"enabled": True, "domain": "cc.example.com", "release_after": 4}, {"url": "postgresql://u@h/db"},
+     "cluster.release_after: 4 is not more than"),
+    ({"domain": "not a domain"}, {}, "cluster.domain: 'not a domain' is not accepted"),
+    ({"nats": ["http://x"]}, {}, "cluster.nats: 'http://x' is not a NATS URL"),
+    ({"node": "a b"}, {}, "cluster.node: 'a b' is not accepted"),
+])
+def test_bad_cluster_settings_say_what_is_wrong(cluster: dict[str, object], store: dict[str, object],
+                                                message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        Config().replace(cluster=cluster, **({"store": store} if store else {}))
+    assert message in str(e.value)
+
+
+def test_without_cluster_the_config_is_a_single_process() -> None:
+    assert Config().cluster.enabled is False
+    c = Config().replace(cluster={"enabled": True, "domain": "CC.example.com"},
+                         store={"url": "postgresql://u@h/db"})
+    assert c.cluster.domain == "cc.example.com"
