@@ -1,0 +1,101 @@
+"""The owner's side of the stream: its bus's domain events out, and its snapshots.
+
+The owner hears everything on its bus (``subscribe_all``, like the hub), turns
+each domain event into an envelope (:mod:`ucs.cluster.codec`), applies it to
+its own :class:`~ucs.cluster.replica.Replica` and queues it for the stream.
+Every ``snapshot_interval`` it stores that replica with the sequence of the
+last envelope the stream acknowledged.
+
+A *term* is one continuous run of this node's envelopes: it starts when the
+node becomes the owner (with the state its model has then, ``initial()``) and
+again whenever an envelope could not be published (NATS away too long), and
+its first snapshot is stored at once.  Followers that see a snapshot of a
+term they do not follow reload it, so a gap never stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from ucs.bus import EventBus
+from ucs.cluster.codec import Envelope, envelope
+from ucs.cluster.replica import Replica
+from ucs.cluster.stream import EventStream
+
+log = Logger(namespace="ucs.cluster")
+
+
+class OwnerFeed:
+    """While started: the bus's domain events to the stream, snapshots to the bucket."""
+
+    def __init__(self, bus: EventBus, stream: EventStream, clock: Any, node: str, *,
+                 snapshot_interval: float = 10.0, initial: Callable[[], Iterable[Envelope]] = tuple) -> None:
+        self.bus = bus
+        self.stream = stream
+        self.clock = clock
+        self.node = node
+        self.snapshot_interval = snapshot_interval
+        self.initial = initial
+        self.replica = Replica()
+        self.running = False
+        self._terms = 0
+        self._snapshots = LoopingCall(self.store_snapshot)
+        self._snapshots.clock = clock
+        self._dirty = False
+
+    def start(self) -> None:
+        """Begin a term with the model as it is, then follow the bus."""
+        self.running = True
+        self.stream.on_lost = self.new_term
+        self.bus.subscribe_all(self._heard)
+        self.new_term()
+        self._snapshots.start(self.snapshot_interval, now=False)
+
+    def stop(self) -> None:
+        self.running = False
+        self.bus.unsubscribe_all(self._heard)
+        if self._snapshots.running:
+            self._snapshots.stop()
+        self.stream.stop_publishing()
+
+    def new_term(self) -> None:
+        """Start over: the replica from the model as it is now, and a snapshot at once."""
+        if not self.running:
+            return
+        self._terms += 1
+        self.replica = Replica()
+        self.replica.term = f"{self.node}:{int(self.clock.seconds() * 1000)}:{self._terms}"
+        for e in self.initial():
+            self._send(e)
+        log.info("cluster: {node} publishes term {term}", node=self.node, term=self.replica.term)
+        self._dirty = True
+        self.clock.callLater(0, self.store_snapshot)
+
+    def _heard(self, name: str, subject: Any, args: dict[str, Any]) -> None:
+        e = envelope(name, subject, args, node=self.node, term=self.replica.term, at=self.clock.seconds())
+        if e is not None:
+            self._send(e)
+
+    def _send(self, e: Envelope) -> None:
+        self.replica.apply(e)
+        self.stream.publish(e)
+        self._dirty = True
+
+    def store_snapshot(self) -> Deferred[Any] | None:
+        """Store the replica (when it changed) with the last acknowledged sequence."""
+        if not self.running or not self._dirty:
+            return None
+        self._dirty = False
+        self.replica.seq = self.stream.acked_seq
+        d = self.stream.put_snapshot(self.replica.snapshot())
+
+        def failed(f: Any) -> None:
+            self._dirty = True  # try again next time
+            log.warn("cluster: the snapshot could not be stored: {e}", e=f.getErrorMessage())
+
+        return d.addCallbacks(lambda _: None, failed)
