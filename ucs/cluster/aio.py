@@ -98,6 +98,16 @@ class AsyncioBridge:
     def close(self) -> None:
         """Stop the loop's own thread (none when it is the reactor's)."""
         if self._thread is not None:
+            async def cancel_all() -> None:
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+            try:
+                asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(5)
+            except Exception:  # noqa: S110 - closing anyway
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
             self._thread = None

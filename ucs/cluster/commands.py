@@ -62,13 +62,19 @@ class CommandServer:
         self._sub: Any = None
 
     def serve(self) -> Deferred[None]:
-        d = self.link.bridge.run(self.link.nc.subscribe, self.names.commands,
-                                 cb=self.link.bridge.callback(self._request))
+        """Subscribe; fires once the NATS server has the subscription (requests reach it)."""
+        cb = self.link.bridge.callback(self._request)
+        nc = self.link.nc
+
+        async def subscribe() -> Any:
+            sub = await nc.subscribe(self.names.commands, cb=cb)
+            await nc.flush()
+            return sub
 
         def subscribed(sub: Any) -> None:
             self._sub = sub
 
-        return d.addCallback(subscribed)
+        return self.link.bridge.run(subscribe).addCallback(subscribed)
 
     def stop(self) -> Deferred[None]:
         sub, self._sub = self._sub, None
@@ -76,7 +82,14 @@ class CommandServer:
             done: Deferred[None] = Deferred()
             done.callback(None)
             return done
-        return self.link.bridge.run(sub.unsubscribe)
+        nc = self.link.nc
+
+        async def unsubscribe() -> None:
+            await sub.unsubscribe()
+            if nc is not None and nc.is_connected:
+                await nc.flush()
+
+        return self.link.bridge.run(unsubscribe)
 
     def _request(self, msg: Any) -> None:
         try:

@@ -51,8 +51,9 @@ class Follower:
         if self.running:
             self._sub = await self.stream.follow(self.replica.seq, self._event)
         self._following = True
-        if self._heard is not None:
-            self._snapshot(self._heard)
+        heard, self._heard = self._heard, None
+        if heard is not None:
+            self._snapshot(heard)
 
     async def stop(self) -> None:
         self.running = False
@@ -71,10 +72,10 @@ class Follower:
         self.on_event(e)
 
     def _snapshot(self, snapshot: dict[str, Any]) -> None:
-        if not self._following:
-            self._heard = snapshot
+        if not self._following or self._reloading is not None:
+            self._heard = snapshot  # looked at once started, or once this reload is done
             return
-        if snapshot.get("term") != self.replica.term and self.running and self._reloading is None:
+        if snapshot.get("term") != self.replica.term and self.running:
             self._reloading = Deferred.fromCoroutine(self._reload(snapshot))
 
     async def _reload(self, snapshot: dict[str, Any]) -> None:
@@ -91,3 +92,6 @@ class Follower:
             self.on_reload()
         finally:
             self._reloading = None
+        heard, self._heard = self._heard, None
+        if heard is not None:
+            self._snapshot(heard)

@@ -85,13 +85,19 @@ class EventStream:
     def publish(self, e: Envelope) -> None:
         """Queue ``e`` for the stream (in order; never waits)."""
         if self._queue is None:
-            self.bridge.to_loop(self._start_publisher)
             self._queue = asyncio.Queue(MAX_BACKLOG)
+            self.bridge.to_loop(self._start_publisher, self._queue)
         self.bridge.to_loop(self._enqueue, self._queue, self.names.events(e.category), encode(e))
 
-    def _start_publisher(self) -> None:
-        assert self._queue is not None
-        self._publisher = self.bridge.loop.create_task(self._publish_all(self._queue))
+    def _start_publisher(self, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+        task = self.bridge.loop.create_task(self._publish_all(queue))
+        self.bridge.to_reactor(self._started, queue, task)
+
+    def _started(self, queue: asyncio.Queue[tuple[str, bytes]], task: asyncio.Task[None]) -> None:
+        if queue is self._queue:
+            self._publisher = task
+        else:  # stopped meanwhile
+            self.bridge.to_loop(task.cancel)
 
     def _enqueue(self, queue: asyncio.Queue[tuple[str, bytes]], subject: str, data: bytes) -> None:
         try:
@@ -144,9 +150,11 @@ class EventStream:
         return revision
 
     def stop_publishing(self) -> None:
+        """Stop the publisher task; what it had not sent yet is dropped."""
         if self._publisher is not None:
             self.bridge.to_loop(self._publisher.cancel)
-        self._publisher = self._queue = None
+        self._publisher = None
+        self._queue = None
 
     # --- every node ------------------------------------------------------------------------
 
