@@ -96,12 +96,18 @@ async def test_one_owner_the_standby_takes_over_and_the_old_owner_comes_back_as_
     finally:
         await a.elector.stop()
         await b.elector.stop()
-    # Stopped, the owner's session is closed: the lock is free for the next one.
-    assert await threads.deferToThread(_lock_holders, key) == []
+    # Stopped, the owner's session is closed: the lock is free for the next one (once the
+    # backend has exited, which PostgreSQL does just after the client closes).
+    for _ in range(100):
+        holders = await threads.deferToThread(_lock_holders, key)
+        if not holders:
+            break
+        await task.deferLater(reactor, 0.05, lambda: None)
+    assert holders == []
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_stopped_owner_steps_down_and_frees_the_lock_at_once() -> None:
+async def test_a_stopped_owner_steps_down_and_frees_the_lock() -> None:
     key = lock_key(f"test-{secrets.token_hex(4)}.example.com", "pbx:5038")
     a, b = Node(key, "a"), Node(key, "b")
     try:
@@ -111,8 +117,11 @@ async def test_a_stopped_owner_steps_down_and_frees_the_lock_at_once() -> None:
         await until(b.waiting, 10)
         await a.elector.stop()
         assert a.told == ["owner", "standby"]
-        await b.tick()
-        assert b.elector.state == OWNER
+        for _ in range(20):  # the next try, or one after (PostgreSQL ends the session just after the close)
+            await b.tick()
+            if b.elector.state == OWNER:
+                break
+        assert b.elector.state == OWNER and b.told == ["owner"]
     finally:
         await a.elector.stop()
         await b.elector.stop()

@@ -140,11 +140,12 @@ class Elector:
         except KeyError:
             raise RuntimeError(f"election: no transition for {name!r} in state {self.state!r}") from None
         old, self.state = self.state, new
-        for output in outputs:
-            getattr(self, "_do_" + output)(old)
         if new != old:
             self.history.append((self._clock.seconds(), new))
             log.info("election {name}: {old} -> {new}", name=self.name, old=old, new=new)
+        for output in outputs:
+            getattr(self, "_do_" + output)(old)
+        if new != old:
             for waiter in [w for w in self._waiting if w[0] == new]:
                 self._waiting.remove(waiter)
                 waiter[1].callback(None)
