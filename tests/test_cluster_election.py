@@ -10,6 +10,7 @@ The test across processes (``kill -9``) is in ``test_cluster_processes.py``.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,7 +19,7 @@ from twisted.internet import reactor, task, threads
 
 from conftest import POSTGRES_URL
 from serverkit import until
-from ucs.cluster.election import DISCONNECTED, OWNER, STANDBY, TRANSITIONS, Elector
+from ucs.cluster.election import CLAIMING, DISCONNECTED, OWNER, STANDBY, TRANSITIONS, Elector
 from ucs.cluster.lockconn import ELECTION_LOCK, LockConnection, Timings, lock_key
 from ucs.config import ConfigError, Config
 
@@ -26,24 +27,37 @@ TIMINGS = Timings(retry_interval=1.0, check_interval=1.0, step_down_after=3.0, r
 
 
 class Node:
-    """An elector on a clock of its own, recording what it was told."""
+    """An elector on a shared clock, recording what it was told (in ``log``, with the time)."""
 
-    def __init__(self, key: tuple[int, int], name: str) -> None:
-        self.clock = task.Clock()
+    def __init__(self, key: tuple[int, int], name: str, clock: task.Clock, log: list[tuple[float, str, str]]
+                 ) -> None:
+        self.clock = clock
         self.told: list[str] = []
+
+        def told(what: str) -> None:
+            self.told.append(what)
+            log.append((clock.seconds(), name, what))
+
         self.elector = Elector(lambda: LockConnection(POSTGRES_URL, key, TIMINGS, f"ucs-test {name}"), TIMINGS,
-                               self.clock, reactor, on_owner=lambda: self.told.append("owner"),
-                               on_standby=lambda: self.told.append("standby"), name=name)
+                               clock, reactor, on_owner=lambda: told("owner"), on_standby=lambda: told("standby"),
+                               name=name)
 
     def waiting(self) -> bool:
-        """Its last piece of work answered and it waits on its clock."""
-        return self.elector.waiting
+        """Its last piece of work answered and it waits on the clock (or it is stopped)."""
+        return self.elector.waiting or self.elector.state == "stopped"
 
-    async def tick(self) -> None:
-        """Let the timer run, and wait for the work it started to be answered."""
-        await until(self.waiting, 10)
-        self.clock.advance(max(TIMINGS.retry_interval, TIMINGS.check_interval))
-        await until(self.waiting, 10)
+
+async def run_until(clock: task.Clock, nodes: list[Node], test: Any, seconds: float = 30) -> None:
+    """Let the clock run half a second at a time, each time waiting for the work it started to be
+    answered (PostgreSQL is real), until ``test()``; fails after ``seconds`` of the clock."""
+    end = clock.seconds() + seconds
+    while True:
+        await until(lambda: all(n.waiting() for n in nodes), 10)
+        if test():
+            return
+        if clock.seconds() >= end:
+            raise AssertionError(f"not within {seconds} s: {[(n.elector.name, n.elector.state) for n in nodes]}")
+        clock.advance(0.5)
 
 
 def _terminate(pid: int) -> None:
@@ -59,40 +73,39 @@ def _lock_holders(key: tuple[int, int]) -> list[int]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_one_owner_the_standby_takes_over_and_the_old_owner_comes_back_as_standby() -> None:
+async def test_one_owner_the_standby_takes_over_after_the_old_owner_stepped_down_and_it_comes_back_as_standby(
+        ) -> None:
     key = lock_key(f"test-{secrets.token_hex(4)}.example.com", "127.0.0.1:5038")
-    a, b = Node(key, "a"), Node(key, "b")
+    clock, log = task.Clock(), []
+    a, b = Node(key, "a", clock, log), Node(key, "b", clock, log)
     try:
         a.elector.start()
-        await a.elector.when(OWNER)
+        await run_until(clock, [a], lambda: a.elector.state == OWNER)
         b.elector.start()
-        await b.elector.when(STANDBY)
-        await until(b.waiting, 10)  # its first try lost
-        await b.tick()              # and the next one too: the lock is taken
+        await run_until(clock, [a, b], lambda: b.elector.state == STANDBY)
+        clock_then = clock.seconds()
+        await run_until(clock, [a, b], lambda: clock.seconds() >= clock_then + 5)  # b tries, and loses
         assert (a.elector.state, b.elector.state) == (OWNER, STANDBY)
         assert a.told == ["owner"] and b.told == []
         assert await threads.deferToThread(_lock_holders, key) == [a.elector.backend_pid]
 
-        # The owner's session dies: it notices at its next check and steps down.
+        # The owner's session is terminated: PostgreSQL frees the lock at once.  The owner
+        # notices at its next check and steps down; b wins the lock at its next try, but
+        # claims it before connecting AMI: a has let go of the AMI link first.
         old_pid = a.elector.backend_pid
         assert old_pid is not None
         await threads.deferToThread(_terminate, old_pid)
-        await a.tick()
-        assert a.elector.state == DISCONNECTED and a.told == ["owner", "standby"]
-        # The standby takes the lock at one of its next tries (once PostgreSQL ended the session).
-        for _ in range(20):
-            await b.tick()
-            if b.elector.state == OWNER:
-                break
-        assert b.elector.state == OWNER and b.told == ["owner"]
+        await run_until(clock, [a, b], lambda: b.elector.state == OWNER)
+        assert [(who, what) for _, who, what in log] == [("a", "owner"), ("a", "standby"), ("b", "owner")]
+        stepped_down, took_over = log[1][0], log[2][0]
+        assert stepped_down < took_over
         assert await threads.deferToThread(_lock_holders, key) == [b.elector.backend_pid]
 
         # The old owner reconnects and stays a standby: the lock is b's.
-        await a.tick()
-        assert a.elector.state == STANDBY
-        await a.tick()
+        clock_then = clock.seconds()
+        await run_until(clock, [a, b], lambda: clock.seconds() >= clock_then + 10)
         assert (a.elector.state, b.elector.state) == (STANDBY, OWNER)
-        assert a.told == ["owner", "standby"]
+        assert a.told == ["owner", "standby"] and b.told == ["owner"]
     finally:
         await a.elector.stop()
         await b.elector.stop()
@@ -109,19 +122,17 @@ async def test_one_owner_the_standby_takes_over_and_the_old_owner_comes_back_as_
 @pytest_twisted.ensureDeferred
 async def test_a_stopped_owner_steps_down_and_frees_the_lock() -> None:
     key = lock_key(f"test-{secrets.token_hex(4)}.example.com", "pbx:5038")
-    a, b = Node(key, "a"), Node(key, "b")
+    clock, log = task.Clock(), []
+    a, b = Node(key, "a", clock, log), Node(key, "b", clock, log)
     try:
         a.elector.start()
-        await a.elector.when(OWNER)
+        await run_until(clock, [a], lambda: a.elector.state == OWNER)
         b.elector.start()
-        await until(b.waiting, 10)
+        await run_until(clock, [a, b], lambda: b.elector.state == STANDBY)
         await a.elector.stop()
         assert a.told == ["owner", "standby"]
-        for _ in range(20):  # the next try, or one after (PostgreSQL ends the session just after the close)
-            await b.tick()
-            if b.elector.state == OWNER:
-                break
-        assert b.elector.state == OWNER and b.told == ["owner"]
+        await run_until(clock, [a, b], lambda: b.elector.state == OWNER)
+        assert b.told == ["owner"]
     finally:
         await a.elector.stop()
         await b.elector.stop()
@@ -129,15 +140,17 @@ async def test_a_stopped_owner_steps_down_and_frees_the_lock() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_postgresql_unreachable_is_a_standby_that_retries() -> None:
-    node = Node(lock_key("x.example.com", "pbx"), "a")
+    clock, log = task.Clock(), []
+    node = Node(lock_key("x.example.com", "pbx"), "a", clock, log)
     node.elector = Elector(lambda: LockConnection("postgresql://postgres@127.0.0.1:1/test", (1, 2), TIMINGS, "t"),
-                           TIMINGS, node.clock, reactor, on_owner=lambda: node.told.append("owner"), name="a")
+                           TIMINGS, clock, reactor, on_owner=lambda: node.told.append("owner"), name="a")
     node.elector.start()
     try:
-        await until(node.waiting, 10)
-        assert node.elector.state == DISCONNECTED and node.elector.link == "down" and node.told == []
-        await node.tick()
-        assert node.elector.state == DISCONNECTED
+        await run_until(clock, [node], lambda: node.elector.state == DISCONNECTED)
+        assert node.elector.link == "down" and node.told == []
+        await run_until(clock, [node], lambda: clock.seconds() >= 3)  # it tried again, and again
+        assert node.elector.state == DISCONNECTED and node.told == []
+        assert [state for _, state in node.elector.history].count("connecting") >= 3
     finally:
         await node.elector.stop()
 
@@ -151,7 +164,11 @@ def test_the_lock_key_is_the_same_on_every_node_and_differs_by_domain_and_asteri
 
 def test_the_owner_steps_down_only_from_owner_and_before_closing() -> None:
     assert TRANSITIONS[(OWNER, "failed")] == (DISCONNECTED, ("step_down", "close", "wait"))
-    assert ("standby", "won") in TRANSITIONS and (DISCONNECTED, "won") not in TRANSITIONS
+    # Winning the lock is not owning the AMI link yet: a claim first, ended by a check.
+    assert TRANSITIONS[(STANDBY, "won")] == (CLAIMING, ("wait",))
+    assert TRANSITIONS[(CLAIMING, "alive")] == (OWNER, ("take_over", "wait"))
+    assert (DISCONNECTED, "won") not in TRANSITIONS
+    assert not any("step_down" in outputs for (state, _), (_, outputs) in TRANSITIONS.items() if state != OWNER)
 
 
 def test_keepalives_free_the_lock_after_the_owner_steps_down() -> None:
@@ -159,6 +176,7 @@ def test_keepalives_free_the_lock_after_the_owner_steps_down() -> None:
     server = t.server_settings()
     assert server["tcp_keepalives_idle"] + server["tcp_keepalives_interval"] * server["tcp_keepalives_count"] == 6
     assert t.client_params()["tcp_user_timeout"] == 3000
+    assert t.claim == 4
 
 
 @pytest.mark.parametrize(("cluster", "store", "message"), [

@@ -6,9 +6,17 @@ of its own (:mod:`ucs.cluster.lockconn`).  The one that gets it is the owner
 and connects AMI; the others are standbys and try again every
 ``retry_interval``.  The owner checks its session every ``check_interval`` and
 steps down -- stops its AMI link -- as soon as a check fails or goes unanswered
-for ``step_down_after``; PostgreSQL frees the lock of a session it finds dead
-later (``release_after``), so the old owner has let go before anyone takes
-over.  A node that comes back finds the lock taken and stays a standby: nobody
+for ``step_down_after``.
+
+So that the old owner has let go before a new one connects AMI, whatever freed
+the lock: a node that wins the lock first *claims* it for ``check_interval +
+step_down_after`` (holding it, checking its own session at the end) and only
+then becomes the owner.  An old owner whose session was terminated notices at
+its next check; one that is cut off, at the latest ``step_down_after`` after
+that check -- both within the claim.  (PostgreSQL only frees a silent owner's
+lock after ``release_after``, which is more than ``check_interval +
+step_down_after``; one that died closed its socket and needs no waiting for,
+but nobody can tell the two apart from outside.)  A node that comes back finds the lock taken and stays a standby: nobody
 fights, nobody is pre-empted.
 
 The whole machine, :data:`TRANSITIONS` (state, input) -> (next state, outputs)::
@@ -17,7 +25,10 @@ The whole machine, :data:`TRANSITIONS` (state, input) -> (next state, outputs)::
     connecting   --connected--> standby       try
     connecting   --failed-->    disconnected  close, wait
     disconnected --timer-->     connecting    connect
-    standby      --won-->       owner         take_over, wait
+    standby      --won-->       claiming      wait (check_interval + step_down_after)
+    claiming     --timer-->     claiming      check
+    claiming     --alive-->     owner         take_over, wait
+    claiming     --failed-->    disconnected  close, wait
     standby      --lost-->      standby       wait
     standby      --timer-->     standby       try
     standby      --failed-->    disconnected  close, wait
@@ -44,14 +55,18 @@ from twisted.python.failure import Failure
 
 from ucs.cluster.lockconn import LockConnection, Timings
 
-STOPPED, CONNECTING, DISCONNECTED, STANDBY, OWNER = "stopped", "connecting", "disconnected", "standby", "owner"
+STOPPED, CONNECTING, DISCONNECTED, STANDBY, CLAIMING, OWNER = (
+    "stopped", "connecting", "disconnected", "standby", "claiming", "owner")
 
 TRANSITIONS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     (STOPPED, "start"): (CONNECTING, ("connect",)),
     (CONNECTING, "connected"): (STANDBY, ("try",)),
     (CONNECTING, "failed"): (DISCONNECTED, ("close", "wait")),
     (DISCONNECTED, "timer"): (CONNECTING, ("connect",)),
-    (STANDBY, "won"): (OWNER, ("take_over", "wait")),
+    (STANDBY, "won"): (CLAIMING, ("wait",)),
+    (CLAIMING, "timer"): (CLAIMING, ("check",)),
+    (CLAIMING, "alive"): (OWNER, ("take_over", "wait")),
+    (CLAIMING, "failed"): (DISCONNECTED, ("close", "wait")),
     (STANDBY, "lost"): (STANDBY, ("wait",)),
     (STANDBY, "timer"): (STANDBY, ("try",)),
     (STANDBY, "failed"): (DISCONNECTED, ("close", "wait")),
@@ -61,6 +76,7 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     (CONNECTING, "stop"): (STOPPED, ("cancel", "close")),
     (DISCONNECTED, "stop"): (STOPPED, ("cancel", "close")),
     (STANDBY, "stop"): (STOPPED, ("cancel", "close")),
+    (CLAIMING, "stop"): (STOPPED, ("cancel", "close")),
     (OWNER, "stop"): (STOPPED, ("cancel", "step_down", "close")),
 }
 
@@ -206,7 +222,8 @@ class Elector:
         d.addCallbacks(self._result(epoch, "alive"), self._failed(epoch, "checking the lock's session"))
 
     def _do_wait(self, old: str) -> None:
-        delay = self.timings.check_interval if self.state == OWNER else self.timings.retry_interval
+        delay = {OWNER: self.timings.check_interval, CLAIMING: self.timings.claim}.get(
+            self.state, self.timings.retry_interval)
         self._timer = self._clock.callLater(delay, self._tick)
 
     def _tick(self) -> None:

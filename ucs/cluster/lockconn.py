@@ -53,6 +53,12 @@ class Timings:
     def from_config(cls, cluster: Any) -> Timings:
         return cls(cluster.retry_interval, cluster.check_interval, cluster.step_down_after, cluster.release_after)
 
+    @property
+    def claim(self) -> float:
+        """How long a node that won the lock holds it before it connects AMI: by then an
+        old owner that lost its session without dying has stepped down."""
+        return self.check_interval + self.step_down_after
+
     def client_params(self) -> dict[str, Any]:
         """libpq parameters: this node notices a dead link within ``step_down_after``."""
         seconds = max(1, math.ceil(self.step_down_after))

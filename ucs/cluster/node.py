@@ -143,7 +143,7 @@ class ClusterNode(Service):
     def role(self) -> str:
         """``owner``, ``standby`` or the election's state while it has no session."""
         state = self.elector.state
-        return state if state in (OWNER, "standby") else f"standby ({state})"
+        return state if state in (OWNER, "standby", "claiming") else f"standby ({state})"
 
     def _changed(self) -> None:
         """The role or the NATS link changed: the AMI link at once, the rest one change at a time."""
@@ -163,7 +163,7 @@ class ClusterNode(Service):
     async def _reconcile(self) -> None:
         nats = self.link is not None and self.link.nc is not None and self.link.state != "closed" and self.running
         want_feed = nats and self.elector.is_owner
-        want_follower = nats and not self.elector.is_owner and self.elector.link == "up"
+        want_follower = nats and not self.elector.is_owner  # PostgreSQL away: still a standby that follows
         if self.follower is not None and not want_follower:
             await self._stop_follower()
         if self.feed is not None and not want_feed:

@@ -80,7 +80,10 @@ class ClusterConfig:
                                    "The owner checks its lock's connection to PostgreSQL this often.")
     step_down_after: float = option(3.0, number(0.5, 300, "seconds"),
                                     "The owner steps down (stops its AMI link) when its lock's connection has not "
-                                    "answered for this long (libpq `tcp_user_timeout` and the check's deadline).")
+                                    "answered for this long (libpq `tcp_user_timeout` and the check's deadline). "
+                                    "A node that wins the lock holds it `check_interval + step_down_after` before "
+                                    "it connects AMI, so that an old owner cut off from PostgreSQL has stepped "
+                                    "down: failover takes about `retry_interval` + that.")
     release_after: int = option(6, integer(3, 600, "an integer number of seconds 3-600"),
                                 "PostgreSQL drops a silent owner's session, and so its lock, after this long "
                                 "(server-side TCP keepalives: idle `release_after - 3` s, then 3 probes 1 s apart). "
