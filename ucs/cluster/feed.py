@@ -7,10 +7,15 @@ Every ``snapshot_interval`` it stores that replica with the sequence of the
 last envelope the stream acknowledged.
 
 A *term* is one continuous run of this node's envelopes: it starts when the
-node becomes the owner (with the state its model has then, ``initial()``) and
-again whenever an envelope could not be published (NATS away too long), and
-its first snapshot is stored at once.  Followers that see a snapshot of a
+node becomes the owner (with the state its model has then, ``initial()``),
+and its first snapshot is stored at once.  Followers that see a snapshot of a
 term they do not follow reload it, so a gap never stays.
+
+When an envelope cannot be published (NATS away, or not answering) the feed is
+*broken*: it stops queueing (what it would queue is lost anyway, and the model
+goes on without it) and starts a new term -- from the model as it is then --
+when the link is up again (:meth:`OwnerFeed.link_changed`) or, failing that
+news, at the next snapshot time: at most one attempt per ``snapshot_interval``.
 """
 
 from __future__ import annotations
@@ -47,11 +52,14 @@ class OwnerFeed:
         self._snapshots = LoopingCall(self.store_snapshot)
         self._snapshots.clock = clock
         self._dirty = False
+        #: An envelope could not be published: nothing is queued until a new term starts.
+        self.broken = False
 
     def start(self) -> None:
         """Begin a term with the model as it is, then follow the bus."""
         self.running = True
-        self.stream.on_lost = self.new_term
+        self.broken = False
+        self.stream.on_lost = self._lost
         self.bus.subscribe_all(self._heard)
         self.new_term()
         self._snapshots.start(self.snapshot_interval, now=False)
@@ -76,7 +84,20 @@ class OwnerFeed:
         self._dirty = True
         self.clock.callLater(0, self.store_snapshot)
 
+    def _lost(self) -> None:
+        if not self.broken and self.running:
+            self.broken = True
+            log.warn("cluster: {node} stops publishing until NATS answers again (then a new term)", node=self.node)
+
+    def link_changed(self, state: str) -> None:
+        """The NATS link is ``up`` again (or went ``down``): a broken feed starts a new term."""
+        if state == "up" and self.broken and self.running:
+            self.broken = False
+            self.new_term()
+
     def _heard(self, name: str, subject: Any, args: dict[str, Any]) -> None:
+        if self.broken:
+            return
         e = envelope(name, subject, args, node=self.node, term=self.replica.term, at=self.clock.seconds())
         if e is not None:
             self._send(e)
@@ -88,6 +109,10 @@ class OwnerFeed:
 
     def store_snapshot(self) -> Deferred[Any] | None:
         """Store the replica (when it changed) with the last acknowledged sequence."""
+        if self.running and self.broken:  # no news of the link: try a new term now and then
+            self.broken = False
+            self.new_term()
+            return None
         if not self.running or not self._dirty:
             return None
         self._dirty = False

@@ -94,7 +94,7 @@ class ClusterNode(Service):
         if not self.bridge.same_loop:
             log.warn("cluster: the reactor is not asyncio's: NATS runs on a loop in a thread of its own. "
                      "Run `twistd --reactor=asyncio ucs` (docs/cluster.md)")
-        self.link = NatsLink(self.config.nats, f"ucs {self.node}", self.bridge, on_change=lambda s: self._changed())
+        self.link = NatsLink(self.config.nats, f"ucs {self.node}", self.bridge, on_change=self._link_changed)
         self.stream = EventStream(self.link, self.names, max_age=self.config.stream_max_age)
         self.commands = CommandClient(self.link, self.names, self.node, self.config.request_timeout)
         log.info("cluster: node {node} of {domain}; NATS {nats}; electing the owner of the AMI link to {pbx}",
@@ -144,6 +144,11 @@ class ClusterNode(Service):
         """``owner``, ``standby`` or the election's state while it has no session."""
         state = self.elector.state
         return state if state in (OWNER, "standby", "claiming") else f"standby ({state})"
+
+    def _link_changed(self, state: str) -> None:
+        if self.feed is not None:
+            self.feed.link_changed(state)
+        self._changed()
 
     def _changed(self) -> None:
         """The role or the NATS link changed: the AMI link at once, the rest one change at a time."""

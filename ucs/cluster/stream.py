@@ -47,11 +47,13 @@ MAX_BACKLOG = 100_000
 class EventStream:
     """The stream and the snapshot of one instance domain, on one node's link."""
 
-    def __init__(self, link: NatsLink, names: Names, *, max_age: float = 3600.0) -> None:
+    def __init__(self, link: NatsLink, names: Names, *, max_age: float = 3600.0,
+                 publish_timeout: float = 5.0) -> None:
         self.link = link
         self.bridge = link.bridge
         self.names = names
         self.max_age = max_age
+        self.publish_timeout = publish_timeout
         #: Sequence of the last envelope this node published that the stream acknowledged.
         self.acked_seq = 0
         #: Envelopes this node could not publish (NATS away, backlog full).
@@ -109,11 +111,19 @@ class EventStream:
         while True:
             subject, data = await queue.get()
             try:
-                ack = await self.link.js.publish(subject, data, stream=self.names.stream, timeout=5)
+                ack = await self.link.js.publish(subject, data, stream=self.names.stream,
+                                                 timeout=self.publish_timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                self.bridge.to_reactor(self._lost, f"{type(e).__name__}: {e}")
+                # The rest would fail the same way, one timeout each: drop them now (the feed
+                # starts a new term, from its model, once NATS answers again).
+                dropped = 0
+                while not queue.empty():
+                    queue.get_nowait()
+                    queue.task_done()
+                    dropped += 1
+                self.bridge.to_reactor(self._lost, f"{type(e).__name__}: {e}", 1 + dropped)
             else:
                 self.bridge.to_reactor(self._acked, ack.seq)
             finally:
@@ -122,10 +132,10 @@ class EventStream:
     def _acked(self, seq: int) -> None:
         self.acked_seq = max(self.acked_seq, seq)
 
-    def _lost(self, why: str) -> None:
-        self.lost += 1
-        if self.lost == 1 or self.lost % 1000 == 0:
-            log.warn("cluster: an event could not be published ({why}); {n} so far", why=why, n=self.lost)
+    def _lost(self, why: str, count: int = 1) -> None:
+        self.lost += count
+        log.warn("cluster: {count} event(s) could not be published ({why}); {n} so far", count=count, why=why,
+                 n=self.lost)
         self.on_lost()
 
     def published(self) -> Deferred[None]:
@@ -145,6 +155,10 @@ class EventStream:
         return self.bridge.run(self._put, data)
 
     async def _put(self, data: bytes) -> int:
+        limit = self.link.nc.max_payload
+        if len(data) > limit:
+            raise ValueError(f"the snapshot is {len(data)} bytes compressed, more than NATS's max_payload ({limit}); "
+                             "raise max_payload in nats-server.conf (docs/cluster.md, limits)")
         kv = await self.link.js.key_value(self.names.bucket)
         revision: int = await kv.put("snapshot", data)
         return revision
