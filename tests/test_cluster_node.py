@@ -62,6 +62,8 @@ async def test_the_election_moves_the_ami_link_between_two_containers_and_back(t
         a.service.startService()
         await a.service.whenStarted()
         node_a: Any = a.get_cluster()
+        # Its Interaction Processor tells clients the cluster's domain (seed 003's instance-domain).
+        assert a.get_iserver().instance_domain == domain
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 10)
         await until(lambda: node_a.health()["term"] != "", 10)

@@ -54,9 +54,12 @@ log = Logger(namespace="ucs.cluster")
 
 
 def asterisk_name(server: UCSServer) -> str:
-    """Which Asterisk the election is about: ``[ami]``'s ``host:port`` (``demo`` in demo mode)."""
+    """Which Asterisk the election is about: ``[cluster] pbx``, else ``[ami]``'s ``host:port``
+    (``demo`` in demo mode)."""
     c = server.config
-    return "demo" if c.demo.enabled else f"{c.ami.host}:{c.ami.port}"
+    if c.cluster.pbx:
+        return c.cluster.pbx
+    return "demo" if c.demo.enabled else f"{c.ami.host.lower()}:{c.ami.port}"
 
 
 class ClusterNode(Service):
@@ -69,7 +72,7 @@ class ClusterNode(Service):
         self.config = c
         self._reactor = server.get_reactor()
         self.node = c.node or socket.gethostname().split(".")[0]
-        self.names = Names(c.domain or server.config.iserver.instance_domain)
+        self.names = Names((c.domain or server.config.iserver.instance_domain).lower())
         timings = Timings.from_config(c)
         key = lock_key(self.names.domain, asterisk_name(server))
         url = server.config.store.url

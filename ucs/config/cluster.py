@@ -74,6 +74,11 @@ class ClusterConfig:
                          "the NATS subjects (`ucs.<domain>.events.calls`, dots as `_`) and the election's lock. "
                          "Empty: `iserver.instance_domain`; one of them must be set.")
     node: str = option("", _node(), "This node's name in logs, `/health` and the owner's events; empty: the host name.")
+    pbx: str = option("", string("a name for the Asterisk, or \"\""),
+                      "The Asterisk the nodes elect an owner for, as the election's lock names it: the same on "
+                      "every node. Empty: `[ami] host:port` as written in each node's file -- then every node "
+                      "must write it the same way (`10.0.0.5` and `pbx.example.com` would be two Asterisks, "
+                      "and two owners).")
     retry_interval: float = option(1.0, number(0.1, 60, "seconds"),
                                    "A standby tries to take the AMI owner's lock this often.")
     check_interval: float = option(1.0, number(0.1, 60, "seconds"),
