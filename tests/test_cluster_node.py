@@ -85,13 +85,27 @@ async def test_the_election_moves_the_ami_link_between_two_containers_and_back(t
         assert agent.status.name == "READY"
         assert node_b.replica().agents[str(agent.id)]["username"] == agent.username
 
-        # The owner's session dies: it steps down (AMI link stopped), the standby takes over.
+        # A customer calls and agent 1 answers: the standby's replica has the call.
+        sim.sim.phone("SIP/1001").set_behaviour(answer_after=0.1)
+        sim.sim.caller_calls("5000", "420777000001", "Customer")
+        await until(lambda: any(c.connected for c in a.get_call_tracker().active_calls()), 10)
+        (call,) = a.get_call_tracker().active_calls()
+        await until(lambda: node_b.replica().calls.get(call.uniqueid, {}).get("connected") is not None, 10)
+
+        # The owner's session dies mid-call: it steps down (AMI link stopped), the standby
+        # takes over, resyncs from Asterisk and publishes a new term with the call in it.
         await threads.deferToThread(_terminate, node_a.elector.backend_pid)
         await node_b.elector.when("owner")
         await until(lambda: ami_up(b), 10)
         assert not a.get_ami_client().running and not node_a.elector.is_owner
         assert a.get_web_service().health()["cluster"]["role"] != "owner"
         await node_a.elector.when("standby")
+        await until(lambda: [c.uniqueid for c in b.get_call_tracker().active_calls()] == [call.uniqueid], 10)
+        await until(lambda: node_a.health()["term"].startswith("node-b:")
+                    and call.uniqueid in node_a.replica().calls, 10)
+        moved = node_a.replica().calls[call.uniqueid]
+        assert moved["caller_number"] == "420777000001" and moved["connected"] is not None
+        assert set(node_a.replica().calls) == {call.uniqueid}
 
         # And back: b's session dies, a's AMI client starts again.
         await threads.deferToThread(_terminate, node_b.elector.backend_pid)
