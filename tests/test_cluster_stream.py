@@ -178,6 +178,56 @@ async def test_a_follower_reloads_when_a_new_owner_starts_a_term() -> None:
         await close_link(link_b)
 
 
+async def stored(stream: EventStream, feed: OwnerFeed) -> None:
+    """Until the bucket holds a snapshot of ``feed``'s term."""
+    for _ in range(200):
+        snapshot = await stream.get_snapshot()
+        if snapshot is not None and snapshot["term"] == feed.replica.term:
+            return
+        await defer.Deferred.fromCoroutine(_pause())
+    raise AssertionError(f"no snapshot of term {feed.replica.term}")
+
+
+async def _pause() -> None:
+    from twisted.internet import task
+
+    await task.deferLater(reactor, 0.05, lambda: None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_owners_are_told_by_the_one_that_was_first() -> None:
+    n = names()
+    link_a, link_b = await open_link("a"), await open_link("b")
+    a = b = None
+    try:
+        from ucs.bus import EventBus
+
+        stream_a, stream_b = EventStream(link_a, n), EventStream(link_b, n)
+        await stream_a.ensure()
+        a = OwnerFeed(EventBus(), stream_a, reactor, "a", snapshot_interval=3600)
+        a.start()
+        await stream_a.watch_snapshots(a.heard_snapshot)
+        await stored(stream_a, a)
+        # A legitimate hand-over (a stopped) is no conflict for the new owner ...
+        a.stop()
+        b = OwnerFeed(EventBus(), stream_b, reactor, "b", snapshot_interval=3600)
+        b.start()
+        await stream_b.watch_snapshots(b.heard_snapshot)
+        await stored(stream_b, b)
+        assert b.conflict == ""
+        # ... but an owner that goes on while another starts is told it.
+        a.start()
+        await until(lambda: b.conflict == a.replica.term, 10)
+        assert a.conflict == ""  # b's term began before a's second start: a late snapshot to a
+    finally:
+        for feed in (a, b):
+            if feed is not None:
+                feed.stop()
+        await delete_all(link_a, n)
+        await close_link(link_a)
+        await close_link(link_b)
+
+
 @pytest_twisted.ensureDeferred
 async def test_commands_reach_the_owner_and_fail_clearly_without_one() -> None:
     n = names()

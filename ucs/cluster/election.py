@@ -44,6 +44,7 @@ its deadline) are dropped, not fed to the machine: each session has an epoch.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -112,8 +113,8 @@ class Elector:
         self._waiting: list[tuple[str, Deferred[None]]] = []
         #: The PostgreSQL backend serving this node's session (``pg_terminate_backend`` in tests).
         self.backend_pid: int | None = None
-        #: Each change of state, with the clock's time: (time, state).
-        self.history: list[tuple[float, str]] = []
+        #: The last changes of state, with the clock's time: (time, state).
+        self.history: deque[tuple[float, str]] = deque(maxlen=100)
 
     # --- the public side -----------------------------------------------------------------
 

@@ -54,11 +54,16 @@ class OwnerFeed:
         self._dirty = False
         #: An envelope could not be published: nothing is queued until a new term starts.
         self.broken = False
+        #: A newer term of another node seen while this one publishes: two owners (``/health``).
+        self.conflict = ""
+        self._started_at = 0
 
     def start(self) -> None:
         """Begin a term with the model as it is, then follow the bus."""
         self.running = True
         self.broken = False
+        self.conflict = ""
+        self._started_at = int(self.clock.seconds() * 1000)
         self.stream.on_lost = self._lost
         self.bus.subscribe_all(self._heard)
         self.new_term()
@@ -94,6 +99,26 @@ class OwnerFeed:
         if state == "up" and self.broken and self.running:
             self.broken = False
             self.new_term()
+
+    def heard_snapshot(self, snapshot: dict[str, Any]) -> None:
+        """A snapshot was stored (:meth:`EventStream.watch_snapshots`): one of another node's
+        term that began after this node became the owner means two nodes own the AMI link --
+        two election keys (a store database or an Asterisk written differently).  Said loudly;
+        nothing is stopped (neither can tell which is right).  An older term is a late snapshot
+        of the owner before this one, and is no conflict."""
+        term = str(snapshot.get("term", ""))
+        node, _, rest = term.rpartition(":")[0].rpartition(":")
+        try:
+            began = int(rest)
+        except ValueError:
+            return
+        if not self.running or node == self.node or began < self._started_at or term == self.conflict:
+            return
+        self.conflict = term
+        log.critical("cluster: node {other} publishes as the AMI owner of {domain} (term {term}) while {node} owns "
+                     "it: two owners. Every node must use the same store database and name the Asterisk the same "
+                     "way ([cluster] pbx, or [ami] host:port); see docs/cluster.md", other=node,
+                     domain=self.stream.names.domain, term=term, node=self.node)
 
     def _heard(self, name: str, subject: Any, args: dict[str, Any]) -> None:
         if self.broken:

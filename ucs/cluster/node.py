@@ -88,6 +88,7 @@ class ClusterNode(Service):
         self.follower: Follower | None = None
         self._chain: Deferred[None] = succeed(None)
         self._retry: Any = None
+        self._owner_watch: Any = None
 
     # --- the service ---------------------------------------------------------------------
 
@@ -185,6 +186,7 @@ class ClusterNode(Service):
             self.feed = feed
             self._command_server = CommandServer(self.link, self.names, self._command)
             await self._command_server.serve()
+            self._owner_watch = await self.stream.watch_snapshots(feed.heard_snapshot)
         if want_follower and self.follower is None:
             assert self.stream is not None
             await self.stream.ensure()
@@ -196,6 +198,12 @@ class ClusterNode(Service):
         feed, self.feed = self.feed, None
         if feed is not None:
             feed.stop()
+        watch, self._owner_watch = self._owner_watch, None
+        if watch is not None and self.stream is not None:
+            try:
+                await self.stream.unfollow(watch)
+            except Exception as e:
+                log.debug("cluster: unsubscribing the snapshots: {e}", e=e)
         server, self._command_server = self._command_server, None
         if server is not None:
             try:
@@ -253,4 +261,5 @@ class ClusterNode(Service):
             "seq": (self.stream.acked_seq if self.feed is not None and self.stream is not None
                     else replica.seq if replica is not None else 0),
             "lost": self.stream.lost if self.stream is not None else 0,
+            "conflict": self.feed.conflict if self.feed is not None else "",
         }
