@@ -187,11 +187,14 @@ def test_keepalives_free_the_lock_after_the_owner_steps_down() -> None:
     ({"domain": "not a domain"}, {}, "cluster.domain: 'not a domain' is not accepted"),
     ({"nats": ["http://x"]}, {}, "cluster.nats: 'http://x' is not a NATS URL"),
     ({"node": "a b"}, {}, "cluster.node: 'a b' is not accepted"),
+    ({"enabled": True, "domain": "cc.example.com"}, {"url": "postgresql://u@h/db", "demo": True},
+     "cluster.enabled: the demo runs a simulated PBX inside each node"),
 ])
 def test_bad_cluster_settings_say_what_is_wrong(cluster: dict[str, object], store: dict[str, object],
                                                 message: str) -> None:
+    demo = {"enabled": True} if store.pop("demo", False) else {}
     with pytest.raises(ConfigError) as e:
-        Config().replace(cluster=cluster, **({"store": store} if store else {}))
+        Config().replace(cluster=cluster, **({"store": store} if store else {}), **({"demo": demo} if demo else {}))
     assert message in str(e.value)
 
 

@@ -55,11 +55,9 @@ log = Logger(namespace="ucs.cluster")
 
 def asterisk_name(server: UCSServer) -> str:
     """Which Asterisk the election is about: ``[cluster] pbx``, else ``[ami]``'s ``host:port``
-    (``demo`` in demo mode)."""
+    (a cluster has no demo PBX: the config refuses it)."""
     c = server.config
-    if c.cluster.pbx:
-        return c.cluster.pbx
-    return "demo" if c.demo.enabled else f"{c.ami.host.lower()}:{c.ami.port}"
+    return c.cluster.pbx or f"{c.ami.host.lower()}:{c.ami.port}"
 
 
 class ClusterNode(Service):

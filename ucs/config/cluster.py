@@ -102,12 +102,18 @@ class ClusterConfig:
                                    "Events are kept in the JetStream stream this long (a snapshot is newer).")
 
 
-def check_cluster(source: str, cluster: ClusterConfig, store_url: str, iserver_domain: str) -> None:
+def check_cluster(source: str, cluster: ClusterConfig, store_url: str, iserver_domain: str,
+                  demo: bool = False) -> None:
     """Checks of ``[cluster]`` that involve other sections (called by the loader)."""
     from ucs.config.kinds import ConfigError
 
     if not cluster.enabled:
         return
+    if demo:
+        raise ConfigError(
+            f"{source}: cluster.enabled: the demo runs a simulated PBX inside each node, but the nodes of a "
+            "cluster share one Asterisk; set demo.enabled = false and point [ami] at it (the simulator runs "
+            "alone as `ucs-sim`), or cluster.enabled = false", source=source, key="cluster.enabled")
     if not store_url.lower().startswith(("postgresql://", "postgres://")):
         raise ConfigError(
             f"{source}: cluster.enabled: a cluster needs the PostgreSQL store (the nodes share it and elect the "

@@ -127,7 +127,7 @@ def _check_whole(source: str, config: Config) -> None:
                 f"{source}: {key}: {path!r} is not a readable file; use the path of a PEM file",
                 source=source, key=key,
             )
-    check_cluster(source, config.cluster, config.store.url, config.iserver.instance_domain)
+    check_cluster(source, config.cluster, config.store.url, config.iserver.instance_domain, config.demo.enabled)
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
