@@ -182,15 +182,23 @@ class ClusterNode(Service):
                              snapshot_interval=self.config.snapshot_interval, initial=self._current_state)
             feed.start()
             self.feed = feed
-            self._command_server = CommandServer(self.link, self.names, self._command)
-            await self._command_server.serve()
-            self._owner_watch = await self.stream.watch_snapshots(feed.heard_snapshot)
+            try:
+                self._command_server = CommandServer(self.link, self.names, self._command)
+                await self._command_server.serve()
+                self._owner_watch = await self.stream.watch_snapshots(feed.heard_snapshot)
+            except BaseException:
+                await self._stop_feed()  # all or nothing: the next attempt starts it again
+                raise
         if want_follower and self.follower is None:
             assert self.stream is not None
             await self.stream.ensure()
             follower = Follower(self.stream, on_event=self.on_event)
             self.follower = follower
-            await follower.start()
+            try:
+                await follower.start()
+            except BaseException:
+                await self._stop_follower()
+                raise
 
     async def _stop_feed(self) -> None:
         feed, self.feed = self.feed, None
