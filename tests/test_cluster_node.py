@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
@@ -24,6 +25,7 @@ from conftest import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until, working_agent
 from test_cluster_stream import NATS_URL
 from ucs import demo
+from ucs.cluster.commands import CommandError
 from ucs.config import Config
 from ucs.server import UCSServer
 from ucs.sim.service import SimService
@@ -84,6 +86,19 @@ async def test_the_election_moves_the_ami_link_between_two_containers_and_back(t
         await until(lambda: node_b.replica().agents.get(str(agent.id), {}).get("status") == "READY", 10)
         assert agent.status.name == "READY"
         assert node_b.replica().agents[str(agent.id)]["username"] == agent.username
+
+        # A command from the standby reaches the owner, which carries it out on Asterisk; the
+        # change comes back to the standby through the stream.
+        reply = await node_b.commands.request("agents.changeStatus", agent.id, "AUX", "Break")
+        assert reply == {"id": agent.id, "status": "AUX", "reason": "Break"}
+        assert agent.status.name == "AUX"
+        member = next(m for q in a.get_pbx().queues.values() for m in q.members.values()
+                      if m.interface == "SIP/1001")
+        assert member.paused  # Asterisk was told (the simulator paused the queue member)
+        await until(lambda: node_b.replica().agents[str(agent.id)]["status"] == "AUX", 10)
+        with pytest.raises(CommandError, match="agents.changeStatus: .*not accepted|agents.changeStatus: .*reason"):
+            await node_b.commands.request("agents.changeStatus", agent.id, "AUX", "No such reason")
+        await a.get_agents().change_status(agent.id, "READY")
 
         # A customer calls and agent 1 answers: the standby's replica has the call.
         sim.sim.phone("SIP/1001").set_behaviour(answer_after=0.1)

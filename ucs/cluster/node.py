@@ -229,11 +229,22 @@ class ClusterNode(Service):
         the standby's hub and bars (not wired yet: docs/cluster.md)."""
 
     def _command(self, method: str, args: list[Any], node: str) -> Any:
-        """The owner's answer to a command from ``node``.  Only ``cluster.ping`` so far: bars'
-        requests made on standbys are not routed here yet (docs/cluster.md)."""
+        """The owner's answer to a command from ``node`` (a peer on NATS: the node that sent it
+        has checked its user's rights in its own registry first).  Two so far: ``cluster.ping``
+        and ``agents.changeStatus(user_id, status, reason)``, carried out on Asterisk by the
+        owner's agents; the registry's methods are not forwarded yet (docs/cluster.md)."""
         if method == "cluster.ping":
             return {"node": self.node, "role": self.role, "term": self.feed.replica.term if self.feed else ""}
-        raise LookupError(f"{method!r} is not a command the owner answers; it answers 'cluster.ping'")
+        if method == "agents.changeStatus":
+            return Deferred.fromCoroutine(self._change_status(args))
+        raise LookupError(f"{method!r} is not a command the owner answers; it answers 'cluster.ping' and "
+                          "'agents.changeStatus'")
+
+    async def _change_status(self, args: list[Any]) -> dict[str, Any]:
+        if not (2 <= len(args) <= 3 and isinstance(args[0], int) and all(isinstance(a, str) for a in args[1:])):
+            raise ValueError("agents.changeStatus takes [user_id, status, reason?]: an integer and strings")
+        agent = await self._server.get_agents().change_status(args[0], args[1], args[2] if len(args) > 2 else "")
+        return {"id": agent.id, "status": agent.status.name, "reason": agent.reason}
 
     def _current_state(self) -> Iterator[Envelope]:
         """The owner's model as envelopes: what a new term starts from."""
