@@ -114,9 +114,11 @@ def test_full_file() -> None:
     "text, message",
     [
         ('[stor]\nurl = "x"', "bad.toml: [stor]: unknown section; sections are [ami], [web], [iserver], [store], "
-                              "[plugins], [log], [calls], [auth], [agents], [supervisor], [lookup], [recording], [demo]"),
+                              "[plugins], [log], [calls], [auth], [agents], [supervisor], [lookup], [recording], [demo], "
+                              "[cluster]"),
         ('url = "x"', "bad.toml: url: unknown key outside any section; sections are [ami], [web], [iserver], "
-                      "[store], [plugins], [log], [calls], [auth], [agents], [supervisor], [lookup], [recording], [demo]"),
+                      "[store], [plugins], [log], [calls], [auth], [agents], [supervisor], [lookup], [recording], [demo], "
+                      "[cluster]"),
         ("store = 5", "bad.toml: store: 5 is an integer; use a [store] table"),
         ("[ami]\nhots = 'x'", "bad.toml: ami.hots: unknown key; [ami] accepts host, port, username, secret, auth, "
                               "events, filters, reconnect_min_delay, reconnect_max_delay, ping_interval, "

@@ -25,7 +25,8 @@ from test_import_cycles import import_graph
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("vocabulary", ("ucs", "ucs.constants", "ucs.error", "ucs.interfaces", "ucs.wirejson",
                     "ucs.fragments", "ucs.events", "ucs.bus", "ucs.metrics")),
-    ("wire", ("ucs.ami", "ucs.ami.*", "ucs.store", "ucs.store.*", "ucs.config", "ucs.config.*")),
+    ("wire", ("ucs.ami", "ucs.ami.*", "ucs.store", "ucs.store.*", "ucs.config", "ucs.config.*",
+              "ucs.cluster", "ucs.cluster.*")),
     ("simulator", ("ucs.sim", "ucs.sim.*")),
     ("pbx", ("ucs.pbx", "ucs.pbx.*")),
     ("directory", ("ucs.directory", "ucs.directory.*")),
@@ -35,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("api", ("ucs.api", "ucs.api.*", "ucs.*.api", "ucs.*.*_api")),
     ("fronts", ("ucs.web", "ucs.web.*", "ucs.iserver", "ucs.iserver.*")),
     ("container", ("ucs.server", "ucs.lifecycle", "ucs.demo", "ucs.demo_pbx", "ucs.replay", "ucs.tap",
-                   "ucs.admin", "ucs.admin.*")),
+                   "ucs.admin", "ucs.admin.*", "ucs.cluster.node")),
 ]
 
 

@@ -121,8 +121,9 @@ def log_startup(c: Config) -> None:
         log.info("AMI: the simulated PBX (demo mode, {rate:g} calls/min, {phones} phones)",
                  rate=c.demo.call_rate, phones=c.demo.phones)
     else:
-        log.info("AMI: connecting to {host}:{port} as {user} ({auth} login)",
-                 host=c.ami.host, port=c.ami.port, user=c.ami.username, auth=c.ami.auth)
+        log.info("AMI: connecting to {host}:{port} as {user} ({auth} login){when}",
+                 host=c.ami.host, port=c.ami.port, user=c.ami.username, auth=c.ami.auth,
+                 when=" while this node is the cluster's elected owner" if c.cluster.enabled else "")
         if not c.ami.secret:
             log.warn("ami.secret is empty: Asterisk will refuse the login; set the manager.conf "
                      "user's secret in the config")

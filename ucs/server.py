@@ -148,6 +148,8 @@ class UCSServer:
         self._metrics: Metrics | None = None
         self._writer_lock: WriterLock | None = None
         self._operations: operations_api.Operations | None = None
+        #: The cluster node (``ucs.cluster.node.ClusterNode``) with ``[cluster] enabled``, else ``None``.
+        self._cluster: Any = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -165,7 +167,13 @@ class UCSServer:
         Lifecycle("domain", self._start_domain, self._stop_domain).setServiceParent(root)
         if self.config.demo.enabled:
             self._build_demo_pbx(root)
-        self.get_ami_client().setServiceParent(root)
+        if self.config.cluster.enabled:  # issue 20: the election decides whether the AMI link runs
+            from ucs.cluster.node import ClusterNode
+
+            self._cluster = ClusterNode(self)
+            self._cluster.setServiceParent(root)
+        else:
+            self.get_ami_client().setServiceParent(root)
         self.get_web_service().setServiceParent(root)
         self._iserver = iserver.install(self, root)
         self.get_plugin_host().setServiceParent(root)  # last: plugins start when all else runs
@@ -489,6 +497,11 @@ class UCSServer:
             self._metrics.watch(self)
         return self._metrics
 
+    def get_cluster(self) -> Any:
+        """The cluster node (``[cluster] enabled``), else ``None``."""
+        self.service  # noqa: B018 - builds the tree, which builds it
+        return self._cluster
+
     def get_iserver(self) -> Any:
         """The Interaction Processor service (seed 003), or ``None`` when disabled."""
         self.service  # noqa: B018 - builds the tree, which installs it
@@ -499,7 +512,8 @@ class UCSServer:
         return {"ami": ami, "pbx_synced": bool(self._link and self._link.resyncs),
                 "calls": len(self._tracker.active_calls()) if self._tracker else 0,
                 "agents": len(self._agents.all()) if self._agents else 0,
-                "sessions": len(self._sessions) if self._sessions else 0}
+                "sessions": len(self._sessions) if self._sessions else 0,
+                **({"cluster": self._cluster.health()} if self._cluster is not None else {})}
 
     def get_registry(self) -> Registry:
         """Every API method, for the agent bar, the Interaction Processor and plugins."""

@@ -22,6 +22,7 @@ callers keep importing from ``ucs.config``):
 - :mod:`ucs.config.service`: the sections about the process and its links
   (``[ami]``, ``[web]``, ``[iserver]``, ``[store]``, ``[plugins]``, ``[log]``,
   ``[demo]``);
+- :mod:`ucs.config.cluster`: ``[cluster]`` (several nodes, issue 20);
 - :mod:`ucs.config.callcenter`: the sections about the contact center
   (``[calls]``, ``[lookup]``, ``[auth]``, ``[agents]``);
 - :mod:`ucs.config.load`: :class:`Config` assembling the sections,
@@ -32,6 +33,7 @@ callers keep importing from ``ucs.config``):
 
 from __future__ import annotations
 
+from ucs.config.cluster import ClusterConfig
 from ucs.config.callcenter import AgentsConfig, AuthConfig, CallsConfig, LookupConfig, RecordingConfig
 from ucs.config.kinds import (
     ConfigError,
@@ -66,6 +68,7 @@ __all__ = [
     "AgentsConfig",
     "AuthConfig",
     "CallsConfig",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "DemoConfig",

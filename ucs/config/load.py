@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from ucs.config.callcenter import AgentsConfig, AuthConfig, CallsConfig, LookupConfig, RecordingConfig, SupervisorConfig
+from ucs.config.cluster import ClusterConfig, check_cluster
 from ucs.config.kinds import ConfigError, _Invalid, _type_name
 from ucs.config.service import (
     AMIConfig,
@@ -47,6 +48,7 @@ class Config:
     agents: AgentsConfig = attrs.field(factory=AgentsConfig)
     supervisor: SupervisorConfig = attrs.field(factory=SupervisorConfig)
     recording: RecordingConfig = attrs.field(factory=RecordingConfig)
+    cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
     source: str | None = attrs.field(default=None, eq=False)
 
     def replace(self, **changes: Mapping[str, Any]) -> Config:
@@ -71,7 +73,7 @@ SECTIONS: dict[str, type] = {
     "ami": AMIConfig, "web": WebConfig, "iserver": IServerConfig, "store": StoreConfig,
     "plugins": PluginsConfig, "log": LogConfig, "calls": CallsConfig, "auth": AuthConfig,
     "agents": AgentsConfig, "supervisor": SupervisorConfig, "lookup": LookupConfig, "recording": RecordingConfig,
-    "demo": DemoConfig,
+    "demo": DemoConfig, "cluster": ClusterConfig,
 }
 
 
@@ -125,6 +127,7 @@ def _check_whole(source: str, config: Config) -> None:
                 f"{source}: {key}: {path!r} is not a readable file; use the path of a PEM file",
                 source=source, key=key,
             )
+    check_cluster(source, config.cluster, config.store.url, config.iserver.instance_domain, config.demo.enabled)
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:

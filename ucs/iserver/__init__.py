@@ -35,7 +35,10 @@ def install(server: Any, parent: Any = None) -> IServer | None:
         registry=server.get_registry(), sessions=server.get_sessions(), bus=server.get_bus(),
         agents=server.get_agents(), directory=server.get_directory(), tracker=server.get_call_tracker(),
         store=server.get_store_proxy(), ami=server.get_ami_client(), reactor=server.get_reactor(),
-        instance_domain=cfg.instance_domain, version=web.version,
+        # Every node of a cluster tells its clients the cluster's domain (seed 003: the
+        # processors serving the same pool of clients); a single process, [iserver]'s.
+        instance_domain=cfg.instance_domain or (server.config.cluster.domain if server.config.cluster.enabled
+                                                else ""), version=web.version,
         max_request_size=options.max_request_size, max_pending=options.max_pending,
         max_client_buffer=options.max_client_buffer, max_message_size=options.max_frame_size,
     )

@@ -1,0 +1,145 @@
+"""Two UCS containers with ``[cluster]`` in one process, on one simulated Asterisk (issue 20, point 4).
+
+Each is a whole ``UCSServer`` on the real PostgreSQL (one schema for both) and
+the real NATS; the simulated PBX listens on a port of its own.  The election
+decides which one's AMI client runs: terminating the owner's election session
+(``pg_terminate_backend``) makes it step down -- its AMI link stops -- and the
+other take the link; terminating that one's gives the link back to the
+first, whose AMI client starts again.  The standby follows the owner's term
+and sees the owner's agents in its replica.  Without ``[cluster]`` nothing of
+this is built (the rest of the suite runs that way).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, threads
+
+from conftest import POSTGRES_URL, _postgres_schema, with_search_path
+from serverkit import until, working_agent
+from test_cluster_stream import NATS_URL
+from ucs import demo
+from ucs.cluster.commands import CommandError
+from ucs.config import Config
+from ucs.server import UCSServer
+from ucs.sim.service import SimService
+
+
+def cluster_config(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> Config:
+    user, secret = sim.credentials
+    return Config().replace(
+        store={"url": store}, web={"port": 0}, plugins={"directory": str(tmp_path / name / "plugins")},
+        ami={"host": "127.0.0.1", "port": sim.port, "username": user, "secret": secret},
+        agents={"initial_status": "ready"},
+        cluster={"enabled": True, "nats": [NATS_URL], "domain": domain, "node": name})
+
+
+def _terminate(pid: int) -> None:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def ami_up(server: UCSServer) -> bool:
+    return bool(server.get_ami_client().state == "up")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_election_moves_the_ami_link_between_two_containers_and_back(tmp_path: Path) -> None:
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    servers: list[UCSServer] = []
+    try:
+        a = UCSServer(cluster_config(tmp_path, "node-a", store, sim, domain), reactor)
+        servers.append(a)
+        a.service.startService()
+        await a.service.whenStarted()
+        node_a: Any = a.get_cluster()
+        # Its Interaction Processor tells clients the cluster's domain (seed 003's instance-domain).
+        assert a.get_iserver().instance_domain == domain
+        await node_a.elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        await until(lambda: node_a.health()["term"] != "", 10)
+
+        b = UCSServer(cluster_config(tmp_path, "node-b", store, sim, domain), reactor)
+        servers.append(b)
+        b.service.startService()
+        await b.service.whenStarted()
+        node_b: Any = b.get_cluster()
+        await node_b.elector.when("standby")
+        await until(lambda: node_b.health()["term"] == node_a.health()["term"], 10)
+        assert not ami_up(b) and not b.get_ami_client().running
+
+        # An agent logs in on the owner: the standby's replica has the agent as the owner tells it.
+        await demo.seed(a.get_directory(), 2)  # the demo's users and lines, on the simulator's phones
+        await working_agent(a, 1)
+        agent = next(x for x in a.get_agents().all() if x.username == demo.user_of(1)[0])
+        await until(lambda: node_b.replica().agents.get(str(agent.id), {}).get("status") == "READY", 10)
+        assert agent.status.name == "READY"
+        assert node_b.replica().agents[str(agent.id)]["username"] == agent.username
+
+        # A command from the standby reaches the owner, which carries it out on Asterisk; the
+        # change comes back to the standby through the stream.
+        reply = await node_b.commands.request("agents.changeStatus", agent.id, "AUX", "Break")
+        assert reply == {"id": agent.id, "status": "AUX", "reason": "Break"}
+        assert agent.status.name == "AUX"
+        member = next(m for q in a.get_pbx().queues.values() for m in q.members.values()
+                      if m.interface == "SIP/1001")
+        assert member.paused  # Asterisk was told (the simulator paused the queue member)
+        await until(lambda: node_b.replica().agents[str(agent.id)]["status"] == "AUX", 10)
+        with pytest.raises(CommandError, match="agents.changeStatus: .*not accepted|agents.changeStatus: .*reason"):
+            await node_b.commands.request("agents.changeStatus", agent.id, "AUX", "No such reason")
+        await a.get_agents().change_status(agent.id, "READY")
+
+        # A customer calls and agent 1 answers: the standby's replica has the call.
+        sim.sim.phone("SIP/1001").set_behaviour(answer_after=0.1)
+        sim.sim.caller_calls("5000", "420777000001", "Customer")
+        await until(lambda: any(c.connected for c in a.get_call_tracker().active_calls()), 10)
+        (call,) = a.get_call_tracker().active_calls()
+        await until(lambda: node_b.replica().calls.get(call.uniqueid, {}).get("connected") is not None, 10)
+
+        # The owner's session dies mid-call: it steps down (AMI link stopped), the standby
+        # takes over, resyncs from Asterisk and publishes a new term with the call in it.
+        await threads.deferToThread(_terminate, node_a.elector.backend_pid)
+        await node_b.elector.when("owner")
+        await until(lambda: ami_up(b), 10)
+        assert not a.get_ami_client().running and not node_a.elector.is_owner
+        assert a.get_web_service().health()["cluster"]["role"] != "owner"
+        await node_a.elector.when("standby")
+        await until(lambda: [c.uniqueid for c in b.get_call_tracker().active_calls()] == [call.uniqueid], 10)
+        await until(lambda: node_a.health()["term"].startswith("node-b:")
+                    and call.uniqueid in node_a.replica().calls, 10)
+        moved = node_a.replica().calls[call.uniqueid]
+        assert moved["caller_number"] == "420777000001" and moved["connected"] is not None
+        assert set(node_a.replica().calls) == {call.uniqueid}
+
+        # And back: b's session dies, a's AMI client starts again.
+        await threads.deferToThread(_terminate, node_b.elector.backend_pid)
+        await node_a.elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        await until(lambda: node_a.health()["term"].startswith("node-a:") and
+                    node_b.health()["term"] == node_a.health()["term"], 10)
+        assert not b.get_ami_client().running
+        health = b.get_web_service().health()
+        assert health["ami"] == "down" and health["cluster"]["role"] == "standby"
+        assert health["cluster"]["nats"] == "up" and health["cluster"]["postgresql"] == "up"
+    finally:
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+def test_without_cluster_the_container_builds_no_node(tmp_path: Path) -> None:
+    server = UCSServer(Config().replace(store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"}, web={"port": 0}), reactor)
+    assert server.get_cluster() is None
+    assert server.service.getServiceNamed("ami") is server.get_ami_client()

@@ -1,0 +1,149 @@
+"""The domain events as they cross between nodes: JSON envelopes with a schema version.
+
+What the bus carries (:mod:`ucs.events`) is ``(name, subject, args)`` with live
+objects for subjects (a ``Call``, an ``Agent``, a ``Member``, a ``Device``, a
+``Queue``).  Between nodes each becomes an :class:`Envelope`: the event's name,
+its category (which names the NATS subject: ``calls``, ``agents``, ``queues``,
+``devices``, ``pbx``), the key of the thing it is about, that thing's whole
+state as its ``to_dict()`` gives it (seed 002's Call and User objects, the
+model's members and devices), the args made JSON, and who published it.
+
+Why the whole state and not a diff: applying an envelope is then "this key is
+now this" (or "this key is gone"), which is idempotent and needs no history,
+so a node that loads a snapshot a little older than the point it resumes the
+stream from still ends with the same model (:mod:`ucs.cluster.replica`).
+
+Why JSON and not a binary format: the subjects' ``to_dict()`` are JSON already
+(the bar gets them so), operators can read the stream with the ``nats`` CLI,
+and the version field ``v`` lets a node refuse what it cannot read instead of
+misreading it.  ``decode(encode(e)) == e`` for every envelope.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from typing import Any
+
+import attrs
+
+from ucs import events as ev
+
+#: The schema this code writes and reads.  Raise it when an envelope's meaning changes.
+SCHEMA_VERSION = 1
+
+CALLS, AGENTS, QUEUES, DEVICES, PBX = "calls", "agents", "queues", "devices", "pbx"
+
+#: The events the AMI owner publishes, and their category.  The directory's
+#: (``user.change``, ``config.change``) and shared data are in the store every
+#: node reads, not here.
+CATEGORIES: dict[str, str] = {
+    ev.EVENT_CALL_NEW: CALLS, ev.EVENT_CALL_RINGING: CALLS, ev.EVENT_CALL_CONNECT: CALLS,
+    ev.EVENT_CALL_HOLD: CALLS, ev.EVENT_CALL_RESUME: CALLS, ev.EVENT_CALL_MUTE: CALLS,
+    ev.EVENT_CALL_UNMUTE: CALLS, ev.EVENT_CALL_TRANSFER: CALLS, ev.EVENT_CALL_HANGUP: CALLS,
+    ev.EVENT_CALL_CHANGE: CALLS, ev.EVENT_ACCOUNT_CODE: CALLS,
+    ev.EVENT_AGENT_STATUS: AGENTS, ev.EVENT_AGENT_LOGIN: AGENTS, ev.EVENT_AGENT_LOGOUT: AGENTS,
+    ev.EVENT_AGENT_SUSPEND: AGENTS, ev.EVENT_AGENT_RESUME: AGENTS, ev.EVENT_AGENT_DEVICE: AGENTS,
+    ev.EVENT_AGENT_WRAPUP: AGENTS, ev.EVENT_AGENT_MISSED: AGENTS,
+    ev.EVENT_QUEUE_WAITING: QUEUES, ev.EVENT_MEMBER_ADDED: QUEUES, ev.EVENT_MEMBER_CHANGED: QUEUES,
+    ev.EVENT_MEMBER_REMOVED: QUEUES,
+    ev.EVENT_DEVICE_CHANGED: DEVICES,
+    ev.EVENT_PBX_RESTARTED: PBX, ev.EVENT_PBX_RESYNCED: PBX,
+}
+
+
+class CodecError(ValueError):
+    """An envelope this node cannot read; the message says why and what it reads."""
+
+
+@attrs.frozen
+class Envelope:
+    """One domain event between nodes (all fields JSON values)."""
+
+    event: str
+    category: str
+    key: str
+    subject: Any
+    args: dict[str, Any]
+    node: str = ""
+    term: str = ""
+    at: float = 0.0
+    v: int = SCHEMA_VERSION
+
+
+def key_of(name: str, subject: Any) -> str:
+    """The key of what ``name``'s ``subject`` is about, within its category."""
+    category = CATEGORIES.get(name)
+    if subject is None:
+        return ""
+    if isinstance(subject, str):
+        return subject
+    if category == CALLS:
+        return str(subject.uniqueid)
+    if category == AGENTS:
+        return str(subject.id)
+    if name == ev.EVENT_QUEUE_WAITING:
+        return str(subject.name)
+    if category == QUEUES:
+        return f"{subject.queue}/{subject.interface}"
+    if category == DEVICES:
+        return str(subject.name)
+    return str(subject)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON values: objects by their ``to_dict()``, enums by name, sets sorted."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return int(value) if isinstance(value, enum.IntEnum) else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, enum.Enum):
+        return value.name
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return jsonable(to_dict())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        items = [jsonable(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if attrs.has(type(value)):
+        return jsonable(attrs.asdict(value, recurse=False))
+    return str(value)
+
+
+def envelope(name: str, subject: Any, args: dict[str, Any], *, node: str = "", term: str = "",
+             at: float = 0.0) -> Envelope | None:
+    """The envelope of a bus event, or ``None`` for one that is not shared between nodes."""
+    category = CATEGORIES.get(name)
+    if category is None:
+        return None
+    return Envelope(name, category, key_of(name, subject), jsonable(subject), jsonable(args), node, term, at)
+
+
+def encode(e: Envelope) -> bytes:
+    return json.dumps(attrs.asdict(e), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def decode(data: bytes) -> Envelope:
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CodecError(f"not a JSON event envelope ({e}); nodes send UTF-8 JSON objects") from None
+    if not isinstance(raw, dict):
+        raise CodecError(f"an event envelope is a JSON object, not {type(raw).__name__}")
+    v = raw.get("v")
+    if v != SCHEMA_VERSION:
+        raise CodecError(f"event schema version {v!r} is not supported; this node reads version {SCHEMA_VERSION} "
+                         "(upgrade every node of the cluster to the same UCS version)")
+    fields = {f.name for f in attrs.fields(Envelope)}
+    missing = {"event", "category", "key", "subject", "args"} - raw.keys()
+    if missing:
+        raise CodecError(f"event envelope without {', '.join(sorted(missing))}")
+    return Envelope(**{k: raw[k] for k in fields if k in raw})

@@ -1,0 +1,260 @@
+"""The election of the node that owns the AMI link: one PostgreSQL advisory lock.
+
+Every node tries ``pg_try_advisory_lock`` on the same key (from the instance
+domain and the Asterisk, :func:`~ucs.cluster.lockconn.lock_key`) on a session
+of its own (:mod:`ucs.cluster.lockconn`).  The one that gets it is the owner
+and connects AMI; the others are standbys and try again every
+``retry_interval``.  The owner checks its session every ``check_interval`` and
+steps down -- stops its AMI link -- as soon as a check fails or goes unanswered
+for ``step_down_after``.
+
+So that the old owner has let go before a new one connects AMI, whatever freed
+the lock: a node that wins the lock first *claims* it for ``check_interval +
+step_down_after`` (holding it, checking its own session at the end) and only
+then becomes the owner.  An old owner whose session was terminated notices at
+its next check; one that is cut off, at the latest ``step_down_after`` after
+that check -- both within the claim.  (PostgreSQL only frees a silent owner's
+lock after ``release_after``, which is more than ``check_interval +
+step_down_after``; one that died closed its socket and needs no waiting for,
+but nobody can tell the two apart from outside.)  A node that comes back finds the lock taken and stays a standby: nobody
+fights, nobody is pre-empted.
+
+The whole machine, :data:`TRANSITIONS` (state, input) -> (next state, outputs)::
+
+    stopped      --start-->     connecting    connect
+    connecting   --connected--> standby       try
+    connecting   --failed-->    disconnected  close, wait
+    disconnected --timer-->     connecting    connect
+    standby      --won-->       claiming      wait (check_interval + step_down_after)
+    claiming     --timer-->     claiming      check
+    claiming     --alive-->     owner         take_over, wait
+    claiming     --failed-->    disconnected  close, wait
+    standby      --lost-->      standby       wait
+    standby      --timer-->     standby       try
+    standby      --failed-->    disconnected  close, wait
+    owner        --timer-->     owner         check
+    owner        --alive-->     owner         wait
+    owner        --failed-->    disconnected  step_down, close, wait
+    any but stopped --stop-->   stopped       cancel, step_down (if owner), close
+
+An input missing from the table raises before anything changes.  Results of
+work started on a session that was since closed (a check that answers after
+its deadline) are dropped, not fed to the machine: each session has an epoch.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ucs.cluster.lockconn import LockConnection, Timings
+
+STOPPED, CONNECTING, DISCONNECTED, STANDBY, CLAIMING, OWNER = (
+    "stopped", "connecting", "disconnected", "standby", "claiming", "owner")
+
+TRANSITIONS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    (STOPPED, "start"): (CONNECTING, ("connect",)),
+    (CONNECTING, "connected"): (STANDBY, ("try",)),
+    (CONNECTING, "failed"): (DISCONNECTED, ("close", "wait")),
+    (DISCONNECTED, "timer"): (CONNECTING, ("connect",)),
+    (STANDBY, "won"): (CLAIMING, ("wait",)),
+    (CLAIMING, "timer"): (CLAIMING, ("check",)),
+    (CLAIMING, "alive"): (OWNER, ("take_over", "wait")),
+    (CLAIMING, "failed"): (DISCONNECTED, ("close", "wait")),
+    (STANDBY, "lost"): (STANDBY, ("wait",)),
+    (STANDBY, "timer"): (STANDBY, ("try",)),
+    (STANDBY, "failed"): (DISCONNECTED, ("close", "wait")),
+    (OWNER, "timer"): (OWNER, ("check",)),
+    (OWNER, "alive"): (OWNER, ("wait",)),
+    (OWNER, "failed"): (DISCONNECTED, ("step_down", "close", "wait")),
+    (CONNECTING, "stop"): (STOPPED, ("cancel", "close")),
+    (DISCONNECTED, "stop"): (STOPPED, ("cancel", "close")),
+    (STANDBY, "stop"): (STOPPED, ("cancel", "close")),
+    (CLAIMING, "stop"): (STOPPED, ("cancel", "close")),
+    (OWNER, "stop"): (STOPPED, ("cancel", "step_down", "close")),
+}
+
+log = Logger(namespace="ucs.cluster")
+
+
+class Elector:
+    """One node's part in the election of an AMI owner.
+
+    ``on_owner()`` is called when this node becomes the owner, ``on_standby()``
+    when it steps down (before its session is closed, so before the lock can
+    pass to anyone); both on the reactor thread.  ``clock`` runs the timers
+    (a ``task.Clock`` in tests); ``reactor`` and ``pool`` run the blocking
+    session calls in a thread.
+    """
+
+    def __init__(self, connection: Callable[[], LockConnection], timings: Timings, clock: Any, reactor: Any,
+                 *, on_owner: Callable[[], Any] = lambda: None, on_standby: Callable[[], Any] = lambda: None,
+                 pool: Any = None, name: str = "") -> None:
+        self._new_connection = connection
+        self.timings = timings
+        self._clock = clock
+        self._reactor = reactor
+        self._pool = pool
+        self.on_owner = on_owner
+        self.on_standby = on_standby
+        self.name = name
+        self.state = STOPPED
+        self._conn: LockConnection | None = None
+        self._epoch = 0
+        self._timer: IDelayedCall | None = None
+        self._closing: Deferred[None] = succeed(None)
+        self._waiting: list[tuple[str, Deferred[None]]] = []
+        #: The PostgreSQL backend serving this node's session (``pg_terminate_backend`` in tests).
+        self.backend_pid: int | None = None
+        #: The last changes of state, with the clock's time: (time, state).
+        self.history: deque[tuple[float, str]] = deque(maxlen=100)
+
+    # --- the public side -----------------------------------------------------------------
+
+    @property
+    def is_owner(self) -> bool:
+        return self.state == OWNER
+
+    @property
+    def waiting(self) -> bool:
+        """Nothing is in progress: the machine waits for its next timer."""
+        return self._timer is not None and self._timer.active()
+
+    @property
+    def link(self) -> str:
+        """The session to PostgreSQL: ``up`` (standby or owner), ``down`` or ``stopped``."""
+        return {STANDBY: "up", OWNER: "up", STOPPED: "stopped"}.get(self.state, "down")
+
+    def start(self) -> None:
+        self._input("start")
+
+    def stop(self) -> Deferred[None]:
+        """Step down if owner, end the session (freeing the lock); fires once it is closed."""
+        if self.state != STOPPED:
+            self._input("stop")
+        return self._closing
+
+    def when(self, state: str) -> Deferred[None]:
+        """Fires when the machine is in ``state`` (at once if it is)."""
+        if self.state == state:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.append((state, d))
+        return d
+
+    # --- the machine -----------------------------------------------------------------------
+
+    def _input(self, name: str) -> None:
+        try:
+            new, outputs = TRANSITIONS[(self.state, name)]
+        except KeyError:
+            raise RuntimeError(f"election: no transition for {name!r} in state {self.state!r}") from None
+        old, self.state = self.state, new
+        if new != old:
+            self.history.append((self._clock.seconds(), new))
+            log.info("election {name}: {old} -> {new}", name=self.name, old=old, new=new)
+        for output in outputs:
+            getattr(self, "_do_" + output)(old)
+        if new != old:
+            for waiter in [w for w in self._waiting if w[0] == new]:
+                self._waiting.remove(waiter)
+                waiter[1].callback(None)
+
+    def _result(self, epoch: int, success: str, value_to_input: Callable[[Any], str] | None = None
+                ) -> Callable[[Any], None]:
+        """What to feed the machine when work on session ``epoch`` succeeded."""
+
+        def fed(value: Any) -> None:
+            if epoch == self._epoch and self.state != STOPPED:
+                self._input(value_to_input(value) if value_to_input else success)
+
+        return fed
+
+    def _failed(self, epoch: int, what: str) -> Callable[[Failure], None]:
+        def fed(failure: Failure) -> None:
+            if epoch == self._epoch and self.state != STOPPED:
+                log.warn("election {name}: {what} failed: {why}", name=self.name, what=what,
+                         why=" ".join(failure.getErrorMessage().split()) or failure.type.__name__)
+                self._input("failed")
+
+        return fed
+
+    def _in_thread(self, fn: Callable[[], Any]) -> Deferred[Any]:
+        pool = self._pool if self._pool is not None else self._reactor.getThreadPool()
+        return deferToThreadPool(self._reactor, pool, fn)
+
+    # --- the outputs -------------------------------------------------------------------------
+
+    def _do_connect(self, old: str) -> None:
+        self._epoch += 1
+        conn = self._conn = self._new_connection()
+        epoch = self._epoch
+
+        def connected(pid: int) -> int:
+            if epoch == self._epoch:
+                self.backend_pid = pid
+            else:  # stopped or closed meanwhile: this session is nobody's
+                self._in_thread(conn.close)
+            return pid
+
+        d = self._in_thread(conn.connect)
+        d.addCallback(connected)
+        d.addCallbacks(self._result(epoch, "connected"), self._failed(epoch, "connecting to PostgreSQL"))
+
+    def _do_try(self, old: str) -> None:
+        conn, epoch = self._conn, self._epoch
+        assert conn is not None
+        d = self._in_thread(conn.try_lock)
+        d.addCallbacks(self._result(epoch, "", lambda won: "won" if won else "lost"),
+                       self._failed(epoch, "pg_try_advisory_lock"))
+
+    def _do_check(self, old: str) -> None:
+        conn, epoch = self._conn, self._epoch
+        assert conn is not None
+        d = self._in_thread(conn.check)
+        d.addTimeout(self.timings.step_down_after, self._clock)
+        d.addCallbacks(self._result(epoch, "alive"), self._failed(epoch, "checking the lock's session"))
+
+    def _do_wait(self, old: str) -> None:
+        delay = {OWNER: self.timings.check_interval, CLAIMING: self.timings.claim}.get(
+            self.state, self.timings.retry_interval)
+        self._timer = self._clock.callLater(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._input("timer")
+
+    def _do_cancel(self, old: str) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _do_take_over(self, old: str) -> None:
+        log.info("election {name}: this node owns the AMI link now", name=self.name)
+        self._call(self.on_owner)
+
+    def _do_step_down(self, old: str) -> None:
+        if old == OWNER:
+            log.warn("election {name}: this node steps down (stops its AMI link)", name=self.name)
+            self._call(self.on_standby)
+
+    def _do_close(self, old: str) -> None:
+        conn, self._conn = self._conn, None
+        self._epoch += 1  # whatever the old session still answers is dropped
+        self.backend_pid = None
+        if conn is not None:
+            self._closing = self._in_thread(conn.close)
+            self._closing.addErrback(lambda f: None)
+
+    def _call(self, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception:
+            log.failure("election {name}: a role change hook failed", name=self.name)

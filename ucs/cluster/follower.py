@@ -1,0 +1,97 @@
+"""A standby's side of the stream: its replica from the snapshot, then every event after it.
+
+On start the follower loads the last snapshot (if any) into its
+:class:`~ucs.cluster.replica.Replica` and follows the stream from the
+snapshot's sequence on (an ordered consumer: nats-py mends gaps and
+reconnects).  It also hears each new snapshot; one of another term (a new
+owner, or an owner that lost events) replaces the replica and the stream is
+followed again from that snapshot's sequence.  ``on_event(envelope)`` is the
+seam for what else a standby does with each event (its hub, its bars).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ucs.cluster.codec import Envelope
+from ucs.cluster.replica import Replica
+from ucs.cluster.stream import EventStream
+
+log = Logger(namespace="ucs.cluster")
+
+
+class Follower:
+    def __init__(self, stream: EventStream, replica: Replica | None = None, *,
+                 on_event: Callable[[Envelope], Any] = lambda e: None,
+                 on_reload: Callable[[], Any] = lambda: None) -> None:
+        self.stream = stream
+        self.replica = replica if replica is not None else Replica()
+        self.on_event = on_event
+        self.on_reload = on_reload
+        self.running = False
+        self._sub: Any = None
+        self._watch: Any = None
+        self._reloading: Deferred[None] | None = None
+        self._following = False
+        #: The sequence the stream was (last) followed from: the snapshot's, 0 without one.
+        self.started_from = 0
+        self._heard: dict[str, Any] | None = None  # a snapshot heard while starting
+
+    async def start(self) -> None:
+        self.running = True
+        self._watch = await self.stream.watch_snapshots(self._snapshot)
+        snapshot = await self.stream.get_snapshot()
+        if snapshot is not None:
+            self.replica.load(snapshot)
+        self.started_from = self.replica.seq
+        if self.running:
+            self._sub = await self.stream.follow(self.replica.seq, self._event)
+        self._following = True
+        heard, self._heard = self._heard, None
+        if heard is not None:
+            self._snapshot(heard)
+
+    async def stop(self) -> None:
+        self.running = False
+        for sub in (self._sub, self._watch):
+            if sub is not None:
+                try:
+                    await self.stream.unfollow(sub)
+                except Exception as e:  # the link is gone: so is the subscription
+                    log.debug("cluster: unsubscribing: {e}", e=e)
+        self._sub = self._watch = None
+
+    def _event(self, e: Envelope, seq: int) -> None:
+        if seq <= self.replica.seq:  # already in the snapshot loaded
+            return
+        self.replica.apply(e, seq)
+        self.on_event(e)
+
+    def _snapshot(self, snapshot: dict[str, Any]) -> None:
+        if not self._following or self._reloading is not None:
+            self._heard = snapshot  # looked at once started, or once this reload is done
+            return
+        if snapshot.get("term") != self.replica.term and self.running:
+            self._reloading = Deferred.fromCoroutine(self._reload(snapshot))
+
+    async def _reload(self, snapshot: dict[str, Any]) -> None:
+        try:
+            log.info("cluster: following term {term} from sequence {seq}", term=snapshot.get("term"),
+                     seq=snapshot.get("seq"))
+            if self._sub is not None:
+                sub, self._sub = self._sub, None
+                await self.stream.unfollow(sub)
+            self.replica.load(snapshot)
+            self.started_from = self.replica.seq
+            if self.running:
+                self._sub = await self.stream.follow(self.replica.seq, self._event)
+            self.on_reload()
+        finally:
+            self._reloading = None
+        heard, self._heard = self._heard, None
+        if heard is not None:
+            self._snapshot(heard)

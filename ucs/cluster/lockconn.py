@@ -1,0 +1,121 @@
+"""The election's PostgreSQL connection: blocking calls, run in a thread by the elector.
+
+Why a connection of its own, and not the store's pool: a session-level advisory
+lock belongs to the session that took it, and is released when that session
+ends -- which is exactly what the election needs (the owner's death, or its
+network's, ends its session and frees the lock) and exactly what a pool, which
+reconnects and shares sessions, must not do to it.
+
+Why both sides' keepalives: libpq's ``keepalives_*`` and ``tcp_user_timeout``
+make *this* node find a dead link (its check fails, it steps down); the
+server's ``tcp_keepalives_*`` and ``tcp_user_timeout``, set for this session
+only, make *PostgreSQL* drop a silent owner's session and so free its lock.
+The first must come before the second (``[cluster] release_after`` >
+``check_interval + step_down_after``, checked with the config), so that the old
+owner has stopped its AMI link before another node can take it.
+
+Why blocking psycopg in a thread (like :mod:`ucs.store.postgres`): UCS's reactor
+need not be asyncio's, and these calls are few (one every second or so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import attrs
+
+#: First key of the election's advisory lock (``pg_locks.classid``): "ucs" then 1 (the migrations' is 0).
+ELECTION_LOCK = 0x7563_7301
+#: Server-side keepalive probes before PostgreSQL gives up on a silent client, one second apart.
+SERVER_PROBES = 3
+
+
+def lock_key(domain: str, asterisk: str) -> tuple[int, int]:
+    """The advisory lock of the AMI owner of ``asterisk`` (``host:port``) in ``domain``:
+    ``(ELECTION_LOCK, a signed 32-bit hash)``, the same on every node (Python's ``hash``
+    is salted per process; SHA-256 is not)."""
+    digest = hashlib.sha256(f"{domain}\0{asterisk}".encode()).digest()
+    return ELECTION_LOCK, int.from_bytes(digest[:4], "big", signed=True)
+
+
+@attrs.frozen
+class Timings:
+    """How fast a dead owner is noticed, by itself and by PostgreSQL (``[cluster]``)."""
+
+    retry_interval: float = 1.0
+    check_interval: float = 1.0
+    step_down_after: float = 3.0
+    release_after: int = 6
+
+    @classmethod
+    def from_config(cls, cluster: Any) -> Timings:
+        return cls(cluster.retry_interval, cluster.check_interval, cluster.step_down_after, cluster.release_after)
+
+    @property
+    def claim(self) -> float:
+        """How long a node that won the lock holds it before it connects AMI: by then an
+        old owner that lost its session without dying has stepped down."""
+        return self.check_interval + self.step_down_after
+
+    def client_params(self) -> dict[str, Any]:
+        """libpq parameters: this node notices a dead link within ``step_down_after``."""
+        seconds = max(1, math.ceil(self.step_down_after))
+        return {"keepalives": 1, "keepalives_idle": 1, "keepalives_interval": 1,
+                "keepalives_count": seconds, "tcp_user_timeout": int(self.step_down_after * 1000),
+                "connect_timeout": max(2, seconds)}
+
+    def server_settings(self) -> dict[str, int]:
+        """This session's server settings: PostgreSQL drops it ``release_after`` s after it fell silent."""
+        return {"tcp_keepalives_idle": max(1, self.release_after - SERVER_PROBES),
+                "tcp_keepalives_interval": 1, "tcp_keepalives_count": SERVER_PROBES,
+                "tcp_user_timeout": self.release_after * 1000}
+
+
+class LockConnection:
+    """One dedicated session; every method blocks (the elector runs them in a thread)."""
+
+    def __init__(self, url: str, key: tuple[int, int], timings: Timings, application_name: str) -> None:
+        self.url = url
+        self.key = key
+        self.timings = timings
+        self.application_name = application_name
+        self._conn: Any = None
+
+    def connect(self) -> int:
+        """Open the session and apply the server's keepalives; its backend pid."""
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
+        params: dict[str, Any] = dict(conninfo_to_dict(self.url))
+        params.update(self.timings.client_params())
+        params["application_name"] = self.application_name[:63]
+        conn = psycopg.connect(autocommit=True, **params)
+        try:
+            for name, value in self.timings.server_settings().items():
+                conn.execute(f"SET {name} = {int(value)}")
+            row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return int(row[0]) if row else 0
+
+    def try_lock(self) -> bool:
+        """``pg_try_advisory_lock``: ``True`` when this session holds the lock now (never waits)."""
+        row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)", self.key).fetchone()
+        return bool(row and row[0])
+
+    def check(self) -> None:
+        """A round trip on the session; raises when it is gone (terminated, the network dead)."""
+        self._conn.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        """End the session (which frees the lock); never raises."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: S110 - a dead connection is what is being closed
+                pass

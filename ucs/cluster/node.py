@@ -1,0 +1,282 @@
+"""One node of a cluster: the election decides its role, the role decides what runs.
+
+Installed by the container in place of the AMI client, and only when
+``[cluster] enabled`` (without it nothing of :mod:`ucs.cluster` is imported).
+
+- **owner** (it holds the election's lock): its AMI client runs, so its PBX
+  model, call tracker, agents and bus are the truth; its bus's domain events
+  go to the stream and its replica's snapshot to the bucket
+  (:class:`~ucs.cluster.feed.OwnerFeed`), and it answers commands on
+  ``ucs.<domain>.commands``.
+- **standby** (anything else): no AMI link; it follows the stream into its
+  :class:`~ucs.cluster.replica.Replica` (:class:`~ucs.cluster.follower.Follower`)
+  and tries the lock every ``retry_interval``.
+
+What the role needs from NATS is set up whenever the role or the NATS link
+changes (:meth:`ClusterNode._reconcile`, one change at a time); the election
+itself needs only PostgreSQL, so an owner cut off from NATS keeps the AMI
+truth and its CDRs (the stream resumes, in a new term, once NATS is back).
+
+``/health`` gets :meth:`ClusterNode.health`: the role, the PostgreSQL session
+and the NATS link, the term and the stream position.
+
+Not yet (docs/cluster.md): a standby's hub and bars do not hear the owner's
+events (``on_event`` is the seam), and agents' requests made on a standby are
+not sent to the owner (:class:`~ucs.cluster.commands.CommandClient` is the seam).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from ucs import events as ev
+from ucs.cluster.aio import AsyncioBridge
+from ucs.cluster.codec import Envelope, envelope
+from ucs.cluster.commands import CommandClient, CommandServer
+from ucs.cluster.election import OWNER, Elector
+from ucs.cluster.feed import OwnerFeed
+from ucs.cluster.follower import Follower
+from ucs.cluster.lockconn import LockConnection, Timings, lock_key
+from ucs.cluster.natslink import Names, NatsLink
+from ucs.cluster.replica import Replica
+from ucs.cluster.stream import EventStream
+
+if TYPE_CHECKING:
+    from ucs.server import UCSServer
+
+log = Logger(namespace="ucs.cluster")
+
+
+def asterisk_name(server: UCSServer) -> str:
+    """Which Asterisk the election is about: ``[cluster] pbx``, else ``[ami]``'s ``host:port``
+    (a cluster has no demo PBX: the config refuses it)."""
+    c = server.config
+    return c.cluster.pbx or f"{c.ami.host.lower()}:{c.ami.port}"
+
+
+class ClusterNode(Service):
+    """The cluster's part of the service tree (service name ``cluster``)."""
+
+    def __init__(self, server: UCSServer) -> None:
+        self.setName("cluster")
+        self._server = server
+        c = server.config.cluster
+        self.config = c
+        self._reactor = server.get_reactor()
+        self.node = c.node or socket.gethostname().split(".")[0]
+        self.names = Names((c.domain or server.config.iserver.instance_domain).lower())
+        timings = Timings.from_config(c)
+        key = lock_key(self.names.domain, asterisk_name(server))
+        url = server.config.store.url
+        self.elector = Elector(lambda: LockConnection(url, key, timings, f"ucs-election {self.node}"), timings,
+                               self._reactor, self._reactor, on_owner=self._changed, on_standby=self._changed,
+                               name=self.node)
+        self.bridge: AsyncioBridge | None = None
+        self.link: NatsLink | None = None
+        self.stream: EventStream | None = None
+        self.commands: CommandClient | None = None
+        self._command_server: CommandServer | None = None
+        self.feed: OwnerFeed | None = None
+        self.follower: Follower | None = None
+        self._chain: Deferred[None] = succeed(None)
+        self._retry: Any = None
+        self._owner_watch: Any = None
+
+    # --- the service ---------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.bridge = AsyncioBridge(self._reactor)
+        if not self.bridge.same_loop:
+            log.warn("cluster: the reactor is not asyncio's: NATS runs on a loop in a thread of its own. "
+                     "Run `twistd --reactor=asyncio ucs` (docs/cluster.md)")
+        self.link = NatsLink(self.config.nats, f"ucs {self.node}", self.bridge, on_change=self._link_changed)
+        self.stream = EventStream(self.link, self.names, max_age=self.config.stream_max_age)
+        self.commands = CommandClient(self.link, self.names, self.node, self.config.request_timeout)
+        log.info("cluster: node {node} of {domain}; NATS {nats}; electing the owner of the AMI link to {pbx}",
+                 node=self.node, domain=self.names.domain, nats=", ".join(self.config.nats),
+                 pbx=asterisk_name(self._server))
+        self._connect_nats()
+        self.elector.start()
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        await self._chain
+        await self.elector.stop()  # steps down first: the AMI link stops
+        await self._stop_follower()
+        await self._stop_feed()
+        if self.link is not None:
+            try:
+                await self.link.close()
+            except Exception as e:
+                log.debug("cluster: closing NATS: {e}", e=e)
+        if self.bridge is not None:
+            self.bridge.close()
+
+    def _connect_nats(self) -> None:
+        self._retry = None
+        if not self.running or self.link is None:
+            return
+        d = self.link.connect()
+
+        def failed(f: Any) -> None:
+            log.warn("cluster: NATS {nats} unreachable ({e}); trying again in {t:g} s",
+                     nats=", ".join(self.config.nats), e=f.getErrorMessage() or f.type.__name__,
+                     t=self.config.retry_interval * 5)
+            if self.running:
+                self._retry = self._reactor.callLater(self.config.retry_interval * 5, self._connect_nats)
+
+        d.addErrback(failed)
+
+    # --- the role -------------------------------------------------------------------------
+
+    @property
+    def role(self) -> str:
+        """``owner``, ``standby`` or the election's state while it has no session."""
+        state = self.elector.state
+        return state if state in (OWNER, "standby", "claiming") else f"standby ({state})"
+
+    def _link_changed(self, state: str) -> None:
+        if self.feed is not None:
+            self.feed.link_changed(state)
+        self._changed()
+
+    def _changed(self) -> None:
+        """The role or the NATS link changed: the AMI link at once, the rest one change at a time."""
+        ami = self._server.get_ami_client()
+        if self.elector.is_owner and self.running and not ami.running:
+            ami.startService()
+        elif not self.elector.is_owner and ami.running:
+            ami.stopService()
+        self._chain.addCallback(lambda _: Deferred.fromCoroutine(self._reconcile()))
+        self._chain.addErrback(self._failed)
+
+    def _failed(self, f: Any) -> None:
+        log.failure("cluster: setting up the {role}'s part of NATS failed; trying again", f, role=self.role)
+        if self.running:
+            self._reactor.callLater(self.config.retry_interval, self._changed)
+
+    async def _reconcile(self) -> None:
+        nats = self.link is not None and self.link.nc is not None and self.link.state != "closed" and self.running
+        want_feed = nats and self.elector.is_owner
+        want_follower = nats and not self.elector.is_owner  # PostgreSQL away: still a standby that follows
+        if self.follower is not None and not want_follower:
+            await self._stop_follower()
+        if self.feed is not None and not want_feed:
+            await self._stop_feed()
+        if want_feed and self.feed is None:
+            assert self.stream is not None and self.link is not None
+            await self.stream.ensure()
+            feed = OwnerFeed(self._server.get_bus(), self.stream, self._reactor, self.node,
+                             snapshot_interval=self.config.snapshot_interval, initial=self._current_state)
+            feed.start()
+            self.feed = feed
+            try:
+                self._command_server = CommandServer(self.link, self.names, self._command)
+                await self._command_server.serve()
+                self._owner_watch = await self.stream.watch_snapshots(feed.heard_snapshot)
+            except BaseException:
+                await self._stop_feed()  # all or nothing: the next attempt starts it again
+                raise
+        if want_follower and self.follower is None:
+            assert self.stream is not None
+            await self.stream.ensure()
+            follower = Follower(self.stream, on_event=self.on_event)
+            self.follower = follower
+            try:
+                await follower.start()
+            except BaseException:
+                await self._stop_follower()
+                raise
+
+    async def _stop_feed(self) -> None:
+        feed, self.feed = self.feed, None
+        if feed is not None:
+            feed.stop()
+        watch, self._owner_watch = self._owner_watch, None
+        if watch is not None and self.stream is not None:
+            try:
+                await self.stream.unfollow(watch)
+            except Exception as e:
+                log.debug("cluster: unsubscribing the snapshots: {e}", e=e)
+        server, self._command_server = self._command_server, None
+        if server is not None:
+            try:
+                await server.stop()
+            except Exception as e:
+                log.debug("cluster: unsubscribing the commands: {e}", e=e)
+
+    async def _stop_follower(self) -> None:
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            await follower.stop()
+
+    # --- seams --------------------------------------------------------------------------------
+
+    def on_event(self, e: Envelope) -> None:
+        """A standby heard the owner's event (applied to its replica already).  The seam for
+        the standby's hub and bars (not wired yet: docs/cluster.md)."""
+
+    def _command(self, method: str, args: list[Any], node: str) -> Any:
+        """The owner's answer to a command from ``node`` (a peer on NATS: the node that sent it
+        has checked its user's rights in its own registry first).  Two so far: ``cluster.ping``
+        and ``agents.changeStatus(user_id, status, reason)``, carried out on Asterisk by the
+        owner's agents; the registry's methods are not forwarded yet (docs/cluster.md)."""
+        if method == "cluster.ping":
+            return {"node": self.node, "role": self.role, "term": self.feed.replica.term if self.feed else ""}
+        if method == "agents.changeStatus":
+            return Deferred.fromCoroutine(self._change_status(args))
+        raise LookupError(f"{method!r} is not a command the owner answers; it answers 'cluster.ping' and "
+                          "'agents.changeStatus'")
+
+    async def _change_status(self, args: list[Any]) -> dict[str, Any]:
+        if not (2 <= len(args) <= 3 and isinstance(args[0], int) and all(isinstance(a, str) for a in args[1:])):
+            raise ValueError("agents.changeStatus takes [user_id, status, reason?]: an integer and strings")
+        agent = await self._server.get_agents().change_status(args[0], args[1], args[2] if len(args) > 2 else "")
+        return {"id": agent.id, "status": agent.status.name, "reason": agent.reason}
+
+    def _current_state(self) -> Iterator[Envelope]:
+        """The owner's model as envelopes: what a new term starts from."""
+        s = self._server
+        items: list[tuple[str, Any, dict[str, Any]]] = []
+        items += [(ev.EVENT_DEVICE_CHANGED, d, {}) for d in s.get_pbx().devices.values()]
+        for q in s.get_pbx().queues.values():
+            items += [(ev.EVENT_MEMBER_CHANGED, m, {}) for m in q.members.values()]
+            items.append((ev.EVENT_QUEUE_WAITING, q, {"waiting": len(q.callers)}))
+        items += [(ev.EVENT_CALL_CHANGE, c, {}) for c in s.get_call_tracker().active_calls()]
+        items += [(ev.EVENT_AGENT_STATUS, a, {}) for a in s.get_agents().all()]
+        for name, subject, args in items:
+            e = envelope(name, subject, args, node=self.node)
+            if e is not None:
+                yield e
+
+    # --- health ---------------------------------------------------------------------------------
+
+    def replica(self) -> Replica | None:
+        """The model this node keeps of the owner's events (its own when owner)."""
+        if self.feed is not None:
+            return self.feed.replica
+        return self.follower.replica if self.follower is not None else None
+
+    def health(self) -> dict[str, Any]:
+        replica = self.replica()
+        return {
+            "node": self.node, "domain": self.names.domain, "role": self.role,
+            "postgresql": self.elector.link, "nats": self.link.state if self.link is not None else "down",
+            "term": replica.term if replica is not None else "",
+            "seq": (self.stream.acked_seq if self.feed is not None and self.stream is not None
+                    else replica.seq if replica is not None else 0),
+            "lost": self.stream.lost if self.stream is not None else 0,
+            "conflict": self.feed.conflict if self.feed is not None else "",
+        }
