@@ -23,6 +23,7 @@ from test_bar_browser import ARGS, UCS, Bar, in_browser_with, ucs  # noqa: F401 
 from twisted.internet import defer
 
 from sipws import Registrar
+from softphonekit import matching
 from ucs import demo
 
 FAKE_MEDIA = ["--use-fake-device-for-media-stream"]
@@ -146,14 +147,18 @@ def test_the_ring_test_and_a_ringing_call_play_the_chosen_sound(ucs: UCS, browse
     bar.page.click("[data-sp=ring-test]")
     bar.wait("onSoftphone", where="a.ringing === 'test'")
     assert bar.page.get_attribute("[data-sp=ring-test]", "aria-pressed") == "true"
+    stopped = matching(bar, "onSoftphone", "a.ringing === null")
     bar.call("stopRingingSoundTest()")
-    bar.wait("onSoftphone", where="a.ringing === null", count=1)
+    bar.wait("onSoftphone", where="a.ringing === null", count=stopped + 1)
+    assert bar.page.get_attribute("[data-sp=ring-test]", "aria-pressed") == "false"
     # A call rings in the browser with that sound, until the caller gives up.
     run(ucs, reg.ring)
     bar.wait("onSoftphone", where="a.status === 'ringing' && a.ringing === 'call' && a.call.remote === '420777123456'")
     assert any(r[0] == 180 for r in run(ucs, lambda: reg.responses)), "JsSIP sent 180 Ringing"
+    idle = "a.status === 'registered' && a.ringing === null && !a.call"
+    seen = matching(bar, "onSoftphone", idle)
     run(ucs, reg.cancel)
-    bar.wait("onSoftphone", where="a.status === 'registered' && a.ringing === null && !a.call")
+    bar.wait("onSoftphone", where=idle, count=seen + 1)
     # UCS's click-to-dial rings the browser with Call-Info answer-after=0: the agent placed
     # the call, so the softphone answers it at once, without a ring.
     before = len([e for e in bar.log() if e["name"] == "onSoftphone" and e["args"][0].get("ringing") == "call"])
@@ -196,9 +201,10 @@ def test_a_dropped_connection_is_reconnected_and_registered_again(ucs: UCS, brow
     on_webrtc(bar)
     registered(bar)
     first = run(ucs, reg.registered_connections)
+    again_at = matching(bar, "onSoftphone", "a.status === 'registered'") + 1
     run(ucs, reg.drop)
     bar.wait("onSoftphone", where="a.status === 'disconnected'")
-    bar.wait("onSoftphone", where="a.status === 'registered'", count=2, timeout=20_000)
+    bar.wait("onSoftphone", where="a.status === 'registered'", count=again_at, timeout=20_000)
     again = run(ucs, reg.registered_connections)
     assert again and not again & first and len(run(ucs, reg.registers)) == 2
     bar.close()
