@@ -29,6 +29,7 @@
     watchdogInterval: 10000,
     messageTimeout: 10000,  // ms an error stays in the bar's message area (0: until closed)
     shortcuts: true,        // Alt+Shift+A/E/H/M/R/N (docs/agent-bar.md)
+    softphoneSilence: 5,    // the softphone: seconds without audio from the other side before the bar says so
   };
   function opt(name) {
     var v = NS[name];
@@ -2824,7 +2825,7 @@
   function watchAudio(session) {
     stopWatch();
     var last = -1, still = 0, every = 1000;
-    var limit = Math.max(1, Number(opt("softphoneSilence")) || 5);
+    var limit = Math.max(1, Number(opt("softphoneSilence")) || DEFAULTS.softphoneSilence);
     phone.watch = setInterval(function () {
       if (phone.session !== session) { stopWatch(); return; }
       if (calls().some(function (c) { return c.state === CALL.HELD; })) { still = 0; return; }
