@@ -137,7 +137,10 @@ class Registrar:
         start, headers = parse(text)
         conn: int = proto.conn_id  # type: ignore[attr-defined]
         if start.startswith("SIP/2.0 "):
-            self.responses.append((int(start.split()[1]), start, headers))
+            code = int(start.split()[1])
+            self.responses.append((code, start, headers))
+            if code == 200 and headers.get("cseq", "").endswith("INVITE"):
+                self._ack(conn, headers)  # the browser answered: confirm, as a UAC does
             return
         method, uri = start.split()[:2]
         self.requests.append(Request(method, uri, headers, conn))
@@ -153,6 +156,13 @@ class Registrar:
             self._reply(conn, headers, "200 OK")
         elif method != "ACK":
             self._reply(conn, headers, "501 Not Implemented")
+
+    def _ack(self, conn: int, ok: dict[str, str]) -> None:
+        target = re.sub(r"^[^<]*<|>.*$", "", ok.get("contact", "")) or self._invite.get("contact", "")
+        seq = ok.get("cseq", "1").split()[0]
+        self._send(conn, f"ACK {target} SIP/2.0\r\nVia: SIP/2.0/WS 127.0.0.1;branch=z9hG4bKack{next(self._tags)}\r\n"
+                         f"Max-Forwards: 70\r\nFrom: {ok.get('from', '')}\r\nTo: {ok.get('to', '')}\r\n"
+                         f"Call-ID: {ok.get('call-id', '')}\r\nCSeq: {seq} ACK\r\nContent-Length: 0\r\n\r\n")
 
     def _reply(self, conn: int, req: dict[str, str], status: str, extra: str = "") -> None:
         to = req.get("to", "")

@@ -7,8 +7,8 @@ own JsSIP registers, rings and reconnects for real and what it sent can be count
 - the microphone and speaker lists, a choice kept, a wrong one refused with what is accepted;
 - the ringing sound: the ring test plays the chosen sound; a call rings with it, stops when
   the caller gives up; UCS's click-to-dial (Call-Info answer-after=0) is answered, not rung;
-- a second tab of the same agent does not register a second phone, and takes over when
-  the first tab goes;
+- a second tab of the same agent does not register a second phone (its Answer answers in
+  the tab that has it), and takes over when the first tab goes;
 - a dropped WebSocket (a network change) is reconnected and registered again.
 """
 
@@ -185,6 +185,13 @@ def test_a_second_tab_does_not_register_a_second_phone(ucs: UCS, browser: Any) -
     second.wait("onSoftphone", where="a.status === 'otherTab'", timeout=15_000)
     assert "another tab" in second.page.inner_text("[data-sp-problem=otherTab]")
     assert len(run(ucs, reg.registers)) == 1 and run(ucs, reg.connections) == 1
+    # A call rings the phone (in the first tab); Answer in the second tab answers it there.
+    run(ucs, reg.ring, "", first.page.evaluate(OFFER))
+    first.wait("onSoftphone", where="a.status === 'ringing'")
+    assert second.call("answer()") == {"answered": "softphone in another tab"}
+    first.wait("onSoftphone", where="a.call && a.call.state === 'CONNECTED'", timeout=15_000)
+    ucs.wait(lambda: any(r[0] == 200 and "INVITE" in r[2].get("cseq", "") for r in reg.responses),
+             what="the first tab's browser answered the INVITE (200 OK)")
     # The first tab closes: the second registers the phone now.
     first.context = None  # the context is shared: close only the page
     first.page.close()

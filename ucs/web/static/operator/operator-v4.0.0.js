@@ -950,7 +950,7 @@
     suspend: function (queue) { return act("agent.suspend", [Number(queue)]); },
     resume: function (queue) { return act("agent.resume", [Number(queue)]); },
     answer: function () {
-      var here = softphoneAnswer();  // ringing in the bar's own softphone: answered in the browser
+      var here = softphoneAnswer() || answerInOtherTab();  // ringing in the bar's own softphone: answered in the browser
       if (here) return here;
       needCall("answer", function (c) { return c.state === CALL.RINGING; }, "there is no ringing call to answer");
       return act("call.answer");
@@ -2477,7 +2477,7 @@
   var JSSIP_FILE = "vendor/jssip-3.13.8.min.js";
   var MIC_KEY = "ucsOperatorMicrophone", SPEAKER_KEY = "ucsOperatorSpeaker";
   var phone = { line: null, ua: null, session: null, status: "off", audio: null, loading: null, gen: 0,
-                muted: false, ring: null, ringKind: null, release: null, abort: null, problem: null,
+                muted: false, ring: null, ringKind: null, release: null, abort: null, problem: null, tabs: null,
                 audioLost: false, silentFor: 0, watch: null, autoAnswered: false, account: null,
                 mic: stored(MIC_KEY), speaker: stored(SPEAKER_KEY) };
   function stored(key) { try { return localStorage.getItem(key) || ""; } catch (e) { return ""; } }
@@ -2564,6 +2564,7 @@
     softphoneStop();
     if (want === null) return;
     phone.line = want;
+    openTabs(want);
     var gen = ++phone.gen;
     var live = function () { return gen === phone.gen; };
     phoneStatus("connecting");
@@ -2629,7 +2630,35 @@
     if (ua) { try { ua.stop(); } catch (e) { /* closing */ } }
     if (phone.abort) { try { phone.abort.abort(); } catch (e) { /* done */ } phone.abort = null; }
     if (phone.release) { phone.release(); phone.release = null; }
+    if (phone.tabs) { try { phone.tabs.close(); } catch (e) { /* closed */ } phone.tabs = null; }
     if (phone.status !== "off") phoneStatus("off");
+  }
+
+  // The tabs of one line talk over a BroadcastChannel: Answer clicked in a tab whose phone
+  // works in another tab is answered there (UCS cannot make a browser answer).
+  var tabAsks = {}, tabAskId = 0;
+  function openTabs(line) {
+    if (!window.BroadcastChannel) return;
+    var ch = phone.tabs = new BroadcastChannel("ucs-softphone-" + line);
+    ch.onmessage = function (e) {
+      var m = e.data || {};
+      if (m.op === "answer" && phone.ua && phone.tabs === ch) {
+        var done = softphoneAnswer();
+        if (done) ch.postMessage({ re: m.id, ok: true });
+      } else if (m.re && tabAsks[m.re]) {
+        tabAsks[m.re](m);
+      }
+    };
+  }
+  function answerInOtherTab() {
+    var ch = phone.tabs;
+    if (!ch || phone.status !== "otherTab") return null;
+    var id = (++tabAskId) + "-" + Math.random().toString(36).slice(2);
+    return new Promise(function (resolve, reject) {
+      var timer = setTimeout(function () { delete tabAsks[id]; reject(Object.assign(new Error("answer: the tab with your softphone did not answer; answer there"), { code: 412 })); }, 2000);
+      tabAsks[id] = function () { clearTimeout(timer); delete tabAsks[id]; resolve({ answered: "softphone in another tab" }); };
+      ch.postMessage({ op: "answer", id: id });
+    });
   }
 
   // One registered phone per line in this browser: the tab that holds the line's Web
