@@ -9,7 +9,8 @@ own JsSIP registers, rings and reconnects for real and what it sent can be count
   the caller gives up; UCS's click-to-dial (Call-Info answer-after=0) is answered, not rung;
 - a second tab of the same agent does not register a second phone (its Answer answers in
   the tab that has it), and takes over when the first tab goes;
-- a dropped WebSocket (a network change) is reconnected and registered again.
+- a dropped WebSocket (a network change) is reconnected and registered again, and the
+  browser's ``online`` event registers again at once.
 """
 
 from __future__ import annotations
@@ -214,6 +215,12 @@ def test_a_dropped_connection_is_reconnected_and_registered_again(ucs: UCS, brow
     bar.wait("onSoftphone", where="a.status === 'registered'", count=again_at, timeout=20_000)
     again = run(ucs, reg.registered_connections)
     assert again and not again & first and len(run(ucs, reg.registers)) == 2
+    # The browser's "online" event (Wi-Fi back, a laptop woken up): registered again at once,
+    # not when the registration's 10 minutes run out.
+    bar.context.set_offline(True)
+    bar.context.set_offline(False)
+    ucs.wait(lambda: len(reg.registers()) >= 3, what="a REGISTER right after the browser went online")
+    registered(bar)
     bar.close()
 
 
