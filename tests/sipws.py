@@ -70,6 +70,8 @@ class Registrar:
         self._port = reactor.listenTCP(0, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
         self.url = f"ws://127.0.0.1:{self._port.getHost().port}/ws"
         self._invite: dict[str, str] = {}
+        #: REGISTER answered 403 Forbidden (a wrong password in the line's account).
+        self.refuse = False
 
     # -- what the tests look at ----------------------------------------------------------
 
@@ -144,7 +146,9 @@ class Registrar:
             return
         method, uri = start.split()[:2]
         self.requests.append(Request(method, uri, headers, conn))
-        if method == "REGISTER":
+        if method == "REGISTER" and self.refuse:
+            self._reply(conn, headers, "403 Forbidden")
+        elif method == "REGISTER":
             contact = re.sub(r"^[^<]*<|>.*$", "", headers.get("contact", ""))
             expires = headers.get("expires", "600")
             if expires == "0" or "expires=0" in headers.get("contact", ""):

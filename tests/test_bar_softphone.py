@@ -4,6 +4,7 @@ WebSocket registrar on a real socket, as the WebRTC line's ``ws_url``, so that t
 own JsSIP registers, rings and reconnects for real and what it sent can be counted.
 
 - the microphone permission refused: explained on the bar (en, cs), nothing registered;
+- a registration Asterisk refuses: shown, with a Retry;
 - the microphone and speaker lists, a choice kept, a wrong one refused with what is accepted;
 - the ringing sound: the ring test plays the chosen sound; a call rings with it, stops when
   the caller gives up; UCS's click-to-dial (Call-Info answer-after=0) is answered, not rung;
@@ -106,6 +107,22 @@ def test_a_refused_microphone_is_explained_and_nothing_registers(ucs: UCS, brows
     registered(bar)
     assert len(run(ucs, reg.registers)) == 1
     assert not bar.page.query_selector("[data-sp-problem]")
+    bar.close()
+
+
+@in_browser_with(*FAKE_MEDIA, *FAKE_UI)
+def test_a_refused_registration_is_shown_with_a_retry(ucs: UCS, browser: Any) -> None:  # noqa: F811
+    reg = _registrar(ucs)
+    reg.refuse = True  # Asterisk refuses the account (403)
+    bar = page(browser, ucs)
+    on_webrtc(bar)
+    bar.wait("onSoftphone", where="a.status === 'failed' && a.problem === 'registration'", timeout=15_000)
+    assert "could not register: Rejected" in bar.page.inner_text("[data-sp-problem=registration]")
+    assert "softphone: registration failed (Rejected)" in bar.wait("onWarning")["args"][0]
+    reg.refuse = False  # the administrator fixed the password
+    bar.page.click("[data-sp=retry]")
+    registered(bar)
+    assert bar.page.query_selector("[data-sp-problem]") is None
     bar.close()
 
 

@@ -2477,7 +2477,7 @@
   var JSSIP_FILE = "vendor/jssip-3.13.8.min.js";
   var MIC_KEY = "ucsOperatorMicrophone", SPEAKER_KEY = "ucsOperatorSpeaker";
   var phone = { line: null, ua: null, session: null, status: "off", audio: null, loading: null, gen: 0,
-                muted: false, ring: null, ringKind: null, release: null, abort: null, problem: null, tabs: null,
+                muted: false, ring: null, ringKind: null, release: null, abort: null, problem: null, detail: "", tabs: null,
                 audioLost: false, silentFor: 0, watch: null, autoAnswered: false, account: null,
                 mic: stored(MIC_KEY), speaker: stored(SPEAKER_KEY) };
   function stored(key) { try { return localStorage.getItem(key) || ""; } catch (e) { return ""; } }
@@ -2590,7 +2590,7 @@
         fire("onMessage", { message: t(e.mic), type: "error", group: "softphone", data: { problem: e.mic } });
         return;
       }
-      phone.problem = "failed";
+      phone.problem = "registration"; phone.detail = e.message;
       phoneStatus("failed", e.message);
       warn("softphone: " + e.message);
     });
@@ -2611,7 +2611,7 @@
     ua.on("unregistered", function () { if (phone.ua === ua) phoneStatus("unregistered"); });
     ua.on("registrationFailed", function (e) {
       if (phone.ua !== ua) return;
-      phone.problem = "registration";
+      phone.problem = "registration"; phone.detail = e.cause;
       phoneStatus("failed", e.cause);
       warn("softphone: registration failed (" + e.cause + ")");
     });
@@ -3006,7 +3006,7 @@
     }
     var problem = phone.status === "micDenied" ? t(phone.problem || "micDenied") :
       phone.status === "otherTab" ? t("spOtherTab") :
-      phone.problem === "registration" ? t("spRegFailed", { why: phone.status }) : "";
+      phone.problem === "registration" ? t("spRegFailed", { why: phone.detail || t("sp_failed") }) : "";
     var options = function (list, chosen) {
       return '<option value="">' + esc(t("deviceDefault")) + "</option>" + list.filter(function (d) { return d.id && d.id !== "default"; }).map(function (d) {
         return '<option value="' + esc(d.id) + '"' + (d.id === chosen ? " selected" : "") + ">" + esc(d.label) + "</option>";
