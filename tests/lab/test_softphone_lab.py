@@ -212,3 +212,37 @@ async def test_the_caller_hangs_up_then_the_agent_places_a_call(lab: Lab, phones
     placed = await ucs.cdr(second["uniqueid"])
     assert placed["called_number"] == desk.number and placed["answered_by"] == desk.device, placed
     assert [s["Device"] for s in placed["journey"]][:1] == ["PJSIP/webrtc1"], placed["journey"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_call_answered_in_the_browser_is_transferred_through_ucs(lab: Lab, phones: Phones, ucs: LabUCS) -> None:
+    """Transfers go through UCS (Atxfer) as for a desk phone: the browser's agent, on a
+    queue call, consults
+    2001 (the caller on hold), 2001 answers, the agent finishes the transfer; the browser's
+    call ends as transferred (cause 8) and the caller talks to 2001, as the desk phones'
+    atxfer_complete shows."""
+    base = await web_agent(ucs, lab)
+    desk = phones_of(lab, "pj")["a"]
+    bar_desk = await ucs.agent(desk, "AUX", "Lunch")  # the queue call goes to the browser; 2001 is consulted directly
+    phones.phone(desk)
+
+    def scenario() -> dict[str, Any]:
+        with softphonekit.chromium() as browser:
+            bar = softphonekit.registered_bar(browser, base, "webagent", "lab-pass")
+            blocking(phones.customer, "5000", 20000)  # a queue call: Queue(support,t) lets the agent transfer
+            bar.wait("onSoftphone", where="a.status === 'ringing'", timeout=15_000)
+            bar.call("answer()")
+            bar.wait("onCallConnect")
+            bar.call(f'transfer("{desk.number}")')
+            bar.wait("onCallHold")
+            blocking(bar_desk.event, "call.connect")
+            bar.call("finishTransfer()")
+            end = bar.wait("onCallHangup", timeout=15_000)["args"][0]
+            bar.until("window.ucsOperator.softphone().call === null")  # Asterisk hung the browser's leg up
+            bar.close()
+            return end
+
+    end = await threads.deferToThread(scenario)
+    assert end["cause"] == 8
+    talk = await bar_desk.event("call.transfer", timeout=15)  # as bar_c's in the desk phones' atxfer_complete
+    assert talk["uniqueid"] == end["uniqueid"] and talk["state"] == 3 and talk["caller_number"] == "420777123456"
