@@ -191,6 +191,37 @@ def test_the_ring_test_and_a_ringing_call_play_the_chosen_sound(ucs: UCS, browse
 
 
 @in_browser_with(*FAKE_MEDIA, *FAKE_UI)
+def test_audio_input_constraints_and_the_chosen_microphone_are_the_calls(ucs: UCS, browser: Any) -> None:  # noqa: F811
+    """Seed 002's ``audioInputConstraints`` and the microphone chosen reach the call's
+    microphone track (its settings, as the browser applied them)."""
+    reg = _registrar(ucs)
+    bar = page(browser, ucs)
+    bar.page.evaluate("window.ucsOperator.audioInputConstraints = "
+                      "{echoCancellation: false, noiseSuppression: false, autoGainControl: false}")
+    on_webrtc(bar)
+    registered(bar)
+    mics = [d for d in bar.call("audioDevices()")["microphones"] if d["id"] not in ("", "default")]
+    bar.call(f"selectMicrophone({mics[-1]['id']!r})")
+    run(ucs, reg.ring, "<sip:ucs.invalid>;answer-after=0", bar.page.evaluate(OFFER))
+    bar.wait("onSoftphone", where="a.status === 'connected'", timeout=15_000)
+    mic = bar.call("softphoneStats()")["microphone"]
+    assert mic == {"deviceId": mics[-1]["id"], "echoCancellation": False, "noiseSuppression": False,
+                   "autoGainControl": False}, mic
+    # Another microphone chosen during the call: its track replaces the old one in the call.
+    bar.call('selectMicrophone("")')
+    now = bar.page.evaluate("""async (was) => {
+        for (let i = 0; i < 100; i++) {
+            const s = await window.ucsOperator.softphoneStats();
+            if (s.microphone.deviceId !== was) return s.microphone;
+            await new Promise(ok => setTimeout(ok, 50));
+        }
+        return null;
+    }""", mics[-1]["id"])
+    assert now is not None and now["echoCancellation"] is False, now
+    bar.close()
+
+
+@in_browser_with(*FAKE_MEDIA, *FAKE_UI)
 def test_a_second_tab_does_not_register_a_second_phone(ucs: UCS, browser: Any) -> None:  # noqa: F811
     reg = _registrar(ucs)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["microphone"])

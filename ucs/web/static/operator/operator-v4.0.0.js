@@ -2686,13 +2686,22 @@
   }
 
   // The constraints of the microphone: the one chosen, and seed 002's audioInputConstraints.
-  function micConstraints() {
+  function micConstraints(anyMic) {
     var c = {}, a = opt("audioInputConstraints") || {};
     ["echoCancellation", "noiseSuppression", "autoGainControl"].forEach(function (k) {
       if (typeof a[k] === "boolean") c[k] = a[k];
     });
-    if (phone.mic) c.deviceId = { ideal: phone.mic };
+    if (phone.mic && !anyMic) c.deviceId = { exact: phone.mic };
     return Object.keys(c).length ? c : true;
+  }
+  // The microphone for a call: the one chosen, else (unplugged since) the browser's default.
+  function micStream() {
+    var md = navigator.mediaDevices;
+    return md.getUserMedia({ audio: micConstraints(), video: false }).catch(function (e) {
+      if (!phone.mic || !e || (e.name !== "OverconstrainedError" && e.name !== "NotFoundError")) throw e;
+      warn("softphone: the chosen microphone is not there; the browser's default is used");
+      return md.getUserMedia({ audio: micConstraints(true), video: false });
+    });
   }
   function micError(key, cause) {
     var e = new Error(t(key) + (cause ? " (" + cause + ")" : ""));
@@ -2702,7 +2711,7 @@
   function askMicrophone() {
     var md = navigator.mediaDevices;
     if (!window.isSecureContext || !md || !md.getUserMedia) return Promise.reject(micError("micInsecure"));
-    return md.getUserMedia({ audio: micConstraints(), video: false }).then(function (stream) {
+    return micStream().then(function (stream) {
       stream.getTracks().forEach(function (tr) { tr.stop(); });
     }, function (e) {
       var name = e && e.name;
@@ -2776,7 +2785,16 @@
   }
 
   function answerHere(session) {
-    session.answer({ mediaConstraints: { audio: micConstraints(), video: false } });
+    micStream().then(function (stream) {
+      var stop = function () { stream.getTracks().forEach(function (tr) { tr.stop(); }); };
+      if (session.isEnded()) { stop(); return; }
+      session.on("ended", stop);
+      session.on("failed", stop);
+      session.answer({ mediaStream: stream });
+    }, function (e) {
+      warn("softphone: no microphone for the call: " + (e && e.message));
+      if (!session.isEnded()) session.terminate({ status_code: 480 });
+    });
   }
 
   // answer(): a call ringing in the softphone is answered here, in the browser.
@@ -2833,12 +2851,18 @@
     return Promise.resolve({ sent: digits, via: "softphone" });
   }
 
-  // RTP counters of the softphone's call (getStats): audio packets sent and received.
+  // RTP counters of the softphone's call (getStats): audio packets sent and received, and
+  // the microphone's settings.
   function softphoneStats() {
     var s = phone.session, pc = s && s.connection;
     if (!pc) return Promise.resolve(null);
+    var sender = pc.getSenders().filter(function (x) { return x.track && x.track.kind === "audio"; })[0];
+    var mic = sender && sender.track.getSettings ? sender.track.getSettings() : {};
     return pc.getStats().then(function (report) {
-      var out = { packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, dtls: "" };
+      var out = { packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, dtls: "",
+                  // what the browser made of audioInputConstraints and the chosen microphone
+                  microphone: { deviceId: mic.deviceId || "", echoCancellation: mic.echoCancellation,
+                                noiseSuppression: mic.noiseSuppression, autoGainControl: mic.autoGainControl } };
       report.forEach(function (r) {
         if (r.type === "outbound-rtp" && r.kind === "audio") { out.packetsSent += r.packetsSent || 0; out.bytesSent += r.bytesSent || 0; }
         if (r.type === "inbound-rtp" && r.kind === "audio") { out.packetsReceived += r.packetsReceived || 0; out.bytesReceived += r.bytesReceived || 0; }
@@ -2956,12 +2980,14 @@
   function replaceMic() {
     var s = phone.session, pc = s && s.isEstablished() && s.connection;
     if (!pc) return;
-    navigator.mediaDevices.getUserMedia({ audio: micConstraints(), video: false }).then(function (stream) {
+    micStream().then(function (stream) {
       var track = stream.getAudioTracks()[0];
       var sender = pc.getSenders().filter(function (x) { return x.track && x.track.kind === "audio"; })[0];
       if (!sender || !track) return;
       var old = sender.track;
       track.enabled = !phone.muted;
+      var stop = function () { track.stop(); };  // the microphone is free once the call ends
+      s.on("ended", stop); s.on("failed", stop);
       return sender.replaceTrack(track).then(function () { if (old) old.stop(); });
     }).catch(function (e) { warn("softphone: microphone: " + e.message); });
   }
