@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from test_bar_browser import ARGS, CHROMIUM, Bar
@@ -112,3 +113,42 @@ def _stats(bar: Bar, ok: Callable[[Any], Any], timeout: float = 10.0) -> dict[st
         if time.monotonic() > deadline:
             raise AssertionError(f"the softphone's RTP counters: {json.dumps(stats)}")
         time.sleep(0.2)
+
+
+@contextmanager
+def chromium(*extra: str) -> Iterator[Any]:
+    """Chromium with a fake microphone that needs no permission prompt."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS + MEDIA + list(extra))
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def registered_bar(browser: Any, base: str, username: str, password: str) -> Bar:
+    """The demo CRM page, the agent logged in on the WebRTC line, the softphone registered."""
+    bar = Bar(browser, _Base(base))  # type: ignore[arg-type]
+    bar.page.fill("[data-ref=loginUser]", username)
+    bar.page.fill("[data-ref=loginPass]", password)
+    bar.page.click("[data-ref=loginBtn]")
+    bar.wait("onIdentify")
+    bar.page.click("[data-act=pick-phone]")
+    bar.wait("onReady")
+    bar.wait("onSoftphone", where="a.status === 'registered'", timeout=15_000)
+    return bar
+
+
+def rising(bar: Bar, *, received: bool = True, timeout: float = 10.0) -> dict[str, Any]:
+    """The call's RTP counters once they rose (sent, and ``received``) over a second."""
+    first = _stats(bar, lambda s: s and s["packetsSent"] > 0 and (not received or s["packetsReceived"] > 0), timeout)
+    return _stats(bar, lambda s: s and s["packetsSent"] > first["packetsSent"] + 20
+                  and (not received or s["packetsReceived"] > first["packetsReceived"] + 20), timeout)
+
+
+def matching(bar: Bar, name: str, where: str) -> int:
+    """How many times callback ``name`` fired with a first argument ``a`` such that ``where``."""
+    return int(bar.page.evaluate(f"window.ucsDemoLog.filter(e => e.name === {json.dumps(name)} && ((a) => {where})(e.args[0])).length"))
+

@@ -234,3 +234,34 @@ async def test_asterisk_refuses_the_originate() -> None:
         assert not s.control._confirm and not s.control._originating
     finally:
         await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_click_to_dial_on_a_webrtc_line_asks_the_browser_to_answer_by_itself() -> None:
+    """The Originate of a WebRTC line's click-to-dial sets ``PJSIP_HEADER(add,Call-Info)``
+    (``answer-after=0``) on the agent's leg, so the INVITE that rings the bar's softphone
+    says the agent placed this call (tests/lab/test_softphone_lab.py: a real Asterisk
+    carries it to the browser, which answers); a desk phone's Originate has no such header.
+    What UCS sends is read on its way to the simulated Asterisk (which splits a Variable
+    at every comma, unlike Asterisk: it cannot hold the function's name)."""
+    s = await started()
+    sent: list[tuple[str, dict[str, object]]] = []
+    send = s.client.sendAction
+
+    def spy(action: str, headers: dict[str, object] | None = None, **kw: object) -> object:
+        sent.append((action, dict(headers or {})))
+        return send(action, headers, **kw) if headers is not None else send(action, **kw)
+
+    s.client.sendAction = spy  # type: ignore[method-assign]
+    try:
+        browser = Line(9, "SIP/1002", "This browser", kind="webrtc", ws_url="ws://127.0.0.1:8088/ws")
+        await s.settle(s.control.dial(browser, NUMBER))
+        await s.settle(s.control.hangup(browser))
+        await s.settle(s.control.dial(ALICE, NUMBER))
+        await s.settle(s.control.hangup(ALICE))
+        originates = [h for a, h in sent if a == "Originate"]
+        assert [o["Channel"] for o in originates] == ["SIP/1002", "SIP/1001"]
+        assert "PJSIP_HEADER(add,Call-Info)=<sip:ucs.invalid>;answer-after=0" in originates[0]["Variable"]  # type: ignore[operator]
+        assert not [v for v in originates[1]["Variable"] if "PJSIP_HEADER" in v]  # type: ignore[attr-defined]
+    finally:
+        await s.stop()

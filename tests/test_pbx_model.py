@@ -289,3 +289,24 @@ def test_pjsip_phone_registers_and_unregisters() -> None:
     assert (phone.registration, phone.address, phone.port) == ("Registered", "127.0.0.34", 5060)
     feed(pbx, clock, msgs[statuses[0] + 1: statuses[-1] + 1])
     assert (phone.registration, phone.address) == ("Unregistered", None)
+
+
+def test_pjsip_resync_knows_where_phones_registered() -> None:
+    """UCS started after the phones registered: the resync's ``PJSIPShowEndpoints``
+    (``Contacts: 2004/sip:2004@127.0.0.34:5060,``) gives each phone's address, so
+    pairing by IP works as it does after a ``ContactStatus``; an endpoint with no
+    contact (the browser's ``webrtc1`` before it registers) is Unregistered, and a
+    browser's contact (``….invalid;transport=ws``) has no address to pair by."""
+    pbx, _, clock, _ = build()
+    msgs = messages("pj_registers_and_resync")
+    endpoints = [m for m in msgs if m.get("Event") == "EndpointList"]
+    assert endpoints and all(m.get("ActionID") == endpoints[0].get("ActionID") for m in endpoints)
+    pbx.resync(Snapshot(channels=[], queues=[], device_states=[], sip_peers=None, pjsip_endpoints=endpoints))
+    phone = pbx.devices["PJSIP/2004"]
+    assert (phone.registration, phone.address, phone.port) == ("Registered", "127.0.0.34", 5060)
+    assert pbx.devices["PJSIP/2001"].address == "127.0.0.31"
+    browser = pbx.devices["PJSIP/webrtc1"]
+    assert (browser.registration, browser.address) == ("Unregistered", None)
+    pbx.feed({"Event": "ContactStatus", "URI": "sip:k3q9v1@d2hx8c7u.invalid;transport=ws", "ContactStatus": "Reachable",
+              "AOR": "webrtc1", "EndpointName": "webrtc1", "RoundtripUsec": "0"})
+    assert (browser.registration, browser.address) == ("Registered", None)

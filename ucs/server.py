@@ -417,8 +417,10 @@ class UCSServer:
             if self.config.demo.enabled and not config.sso_secret:
                 # README gives the demo's SSO secret, as it gives its passwords.
                 config = attrs.evolve(config, sso_secret=demo.SSO_SECRET)
+            pbx = self.get_pbx()
             self._auth = Auth(self.get_directory(), self.get_sessions(), self.get_agents(), self._reactor,
-                              config, self.get_state())
+                              config, self.get_state(),
+                              registered_at=lambda ip: [d.name for d in pbx.devices.values() if d.address == ip])
             self._wire()
         return self._auth
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -197,8 +198,12 @@ class Sipp:
             raise AssertionError(f"sipp {self.name} still running after {timeout:g} s; see {self.log}") from None
 
     def kill(self) -> None:
+        self.signal("KILL")
+
+    def signal(self, name: str) -> None:
+        """``STOP`` freezes the phone (its RTP stops, the call stays up), ``CONT`` wakes it."""
         if self._proto.running and self._proto.transport is not None:
-            self._proto.transport.signalProcess("KILL")
+            self._proto.transport.signalProcess(getattr(signal, f"SIG{name}"))
 
 
 class Phones:

@@ -31,7 +31,7 @@ import math
 import re
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import attrs
@@ -321,8 +321,12 @@ class Auth:
     concurrent_checks = 4
 
     def __init__(self, directory: Directory, sessions: SessionManager, agents: AgentsLike, clock: Any,
-                 config: AuthConfig, state: StateBuilder | None = None) -> None:
+                 config: AuthConfig, state: StateBuilder | None = None,
+                 registered_at: Callable[[str], Iterable[str]] | None = None) -> None:
         self._directory = directory
+        #: The devices Asterisk says registered from an address (PeerStatus, ContactStatus,
+        #: SIPpeers, PJSIPShowEndpoints): pairing by IP finds a phone that registers too.
+        self._registered_at = registered_at
         self._sessions = sessions
         self._agents = agents
         self._clock = clock
@@ -438,6 +442,12 @@ class Auth:
         assert session.user is not None
         line = self._directory.line_by_identifier(identifier)
         allowed = self._directory.lines_of(session.user)
+        if line is None and self._registered_at is not None:
+            # A phone with no fixed address (DHCP, a softphone on the agent's PC) is found by
+            # where it registered from, when exactly one of the agent's lines is there.
+            here = set(self._registered_at(identifier.strip()))
+            found = [ln for ln in allowed if ln.device in here]
+            line = found[0] if len(found) == 1 else None
         if line is None or line not in allowed:
             raise NotFound(f"no phone of yours has the identifier {identifier!r}; "
                            "use a MAC address, a name or an IP address from devices.list")

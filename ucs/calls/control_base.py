@@ -208,6 +208,13 @@ class ControlBase:
             return "PJSIPNotify", {"Endpoint": name, "Variable": "Event=talk"}
         raise InvalidState(f"{device} cannot be answered remotely: only SIP and PJSIP phones can be told to answer")
 
+    def _line_kind(self, line: Line | str) -> str:
+        """``"webrtc"`` for a line whose phone is the agent bar itself, else ``"phone"``."""
+        if isinstance(line, Line):
+            return line.kind
+        found = self.directory.line_by_device(line) if self.directory is not None else None
+        return found.kind if found is not None else "phone"
+
     def _auto_answer(self, line: Line | str) -> str:
         if isinstance(line, Line):
             return line.auto_answer

@@ -35,6 +35,13 @@ ORIGINATE_REASONS = {
 }
 
 
+#: What the Originate of a click-to-dial adds to the INVITE that rings a WebRTC line
+#: (``PJSIP_HEADER`` on the dialled channel, set before Asterisk sends it): the bar's
+#: softphone answers such a call by itself, since the agent placed it; a call that
+#: rings the browser for any other reason has no such header and rings.
+WEBRTC_ANSWER_HEADER = "PJSIP_HEADER(add,Call-Info)=<sip:ucs.invalid>;answer-after=0"
+
+
 def _callerid(name: str, number: str) -> str:
     name = "".join(c for c in name if c not in '"<>\r\n\\').strip()
     return f'"{name}" <{number}>' if name else number
@@ -135,7 +142,8 @@ class Dialling(ControlBase):
             "CallerID": _callerid(name, device.partition("/")[2]),
             "Timeout": int(self.ring_timeout * 1000),
             "Async": "true",
-            "Variable": [f"UCS_UNIQUE=ctd-{next(self._ctd)}"],
+            "Variable": [f"UCS_UNIQUE=ctd-{next(self._ctd)}"]
+            + ([WEBRTC_ANSWER_HEADER] if self._line_kind(line) == "webrtc" else []),
         }
         exp = self._confirm.expect(check, f"{device} answers the click-to-dial call to {number}")
         self._tracker.expect_origination(device, number)

@@ -12,6 +12,7 @@ handlers in its dispatch table and ``resync.py`` hands it the lists' entries.
 from __future__ import annotations
 
 from ucs.ami.message import Message
+from ucs.pbx.model import Device
 from ucs.pbx.state import Handler, PBXState, flag_field, int_field
 
 #: PJSIP ``ContactStatus`` → the registration chan_sip would report.  Asterisk 20
@@ -76,14 +77,27 @@ class DeviceEvents:
         status = msg.get("ContactStatus", "")
         d.registration = _CONTACT_REGISTRATION.get(status, status)
         d.dynamic = True
-        uri = msg.get("URI", "")
         if status == "Removed":
             d.address, d.port = None, None
-        elif "@" in uri:
-            hostport = uri.split("@", 1)[1].split(";", 1)[0]
-            host, _, port = hostport.rpartition(":")
-            d.address, d.port = (host, int_field(port) or None) if host else (hostport, None)
+        else:
+            self._contact_address(d, msg.get("URI", ""))
         self._emit("device_changed", d)
+
+    @staticmethod
+    def _contact_address(d: Device, uri: str) -> None:
+        """The phone's address from a contact URI (``sip:2004@127.0.0.34:5060;ob``).  A
+        browser's contact (JsSIP: ``sip:x@rand.invalid;transport=ws``) has no address
+        to pair by: it is left unknown."""
+        if "@" not in uri:
+            return
+        hostport = uri.split("@", 1)[1].split(";", 1)[0]
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            host, port = hostport, ""
+        if host.endswith(".invalid"):
+            d.address, d.port = None, None
+            return
+        d.address, d.port = host, int_field(port) or None
 
     # -- resync lists ---------------------------------------------------------------
 
@@ -110,4 +124,11 @@ class DeviceEvents:
         d.dynamic = True
         state = entry.get("DeviceState", "")
         d.registration = "Unregistered" if state in ("Unavailable", "UNAVAILABLE") else "Registered"
+        # ``Contacts: 2004/sip:2004@127.0.0.34:5060,`` (AOR/URI, comma-separated): where a
+        # phone registered from, so that pairing by IP works after UCS restarts too.
+        contacts = [c for c in entry.get("Contacts", "").split(",") if "/" in c]
+        if contacts:
+            self._contact_address(d, contacts[0].split("/", 1)[1])
+        elif d.registration == "Unregistered":
+            d.address, d.port = None, None
         self._emit("device_changed", d)

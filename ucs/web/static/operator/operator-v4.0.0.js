@@ -29,6 +29,7 @@
     watchdogInterval: 10000,
     messageTimeout: 10000,  // ms an error stays in the bar's message area (0: until closed)
     shortcuts: true,        // Alt+Shift+A/E/H/M/R/N (docs/agent-bar.md)
+    softphoneSilence: 5,    // the softphone: seconds without audio from the other side before the bar says so
   };
   function opt(name) {
     var v = NS[name];
@@ -691,6 +692,7 @@
     if (SUPER_EVENTS[name]) return SUPER_EVENTS[name](data);  // the supervisor: team.agent, wallboard
     if (CALL_CALLBACKS[name]) {
       putCall(data);
+      softphoneFollow(name, data);  // the softphone: its microphone follows UCS's mute
       if (name === "call.ringing" && data.direction !== "OUTGOING") { model.transferOpen = false; announce(t("ringingFrom", { who: data.caller_name || data.caller_number || t("unknownCaller") })); }
       render();
       fire(CALL_CALLBACKS[name], data);
@@ -948,13 +950,11 @@
     suspend: function (queue) { return act("agent.suspend", [Number(queue)]); },
     resume: function (queue) { return act("agent.resume", [Number(queue)]); },
     answer: function () {
-      var here = softphoneAnswer();  // ringing in the bar's own softphone: answered in the browser
+      var here = softphoneAnswer() || answerInOtherTab();  // ringing in the bar's own softphone: answered in the browser
       if (here) return here;
       needCall("answer", function (c) { return c.state === CALL.RINGING; }, "there is no ringing call to answer");
       return act("call.answer");
     },
-    softphone: function () { return softphoneInfo(); },
-    softphoneStats: function () { return softphoneStats(); },
     dial: function (number, queue, line, data) {
       if (!number) throw new Error("dial needs a number");
       Object.keys(model.consult).forEach(function (u) { if (model.consult[u] === "") model.consult[u] = String(number); });
@@ -964,7 +964,10 @@
       if (data !== undefined) args.push(data);
       return act("call.dial", args);
     },
-    hangup: function () { needCall("hangup"); return act("call.hangup"); },
+    hangup: function () {
+      needCall("hangup");
+      return softphoneHangup() || act("call.hangup");  // the softphone: a plain call ends in the browser
+    },
     transfer: function (number) {
       var c = needCall("transfer", function (c) { return c.state === CALL.CONNECTED || c.state === CALL.HELD; }, "there is no connected call to transfer");
       model.transferOpen = false;
@@ -991,7 +994,8 @@
     },
     mute: function () {
       needCall("mute", function (c) { return c.state === CALL.CONNECTED; }, "there is no connected call to mute");
-      return act("call.mute");
+      var was = softphoneMute();  // the softphone: the microphone off in the browser at once, UCS told too
+      return act("call.mute").catch(function (e) { if (was !== null) setMuted(was); throw e; });
     },
     record: function () {
       needCall("record", function (c) { return c.state === CALL.CONNECTED || c.state === CALL.HELD; }, "there is no connected call to record");
@@ -1040,21 +1044,6 @@
   // Not in seed 002, for CRMs and tests: the component state and the calls the bar shows.
   NS.componentState = function () { return model.appState; };
   NS.calls = function () { return calls().slice(); };
-
-  // A short tone pattern per ringing sound (there is no softphone: a preview only).
-  var audio = null;
-  function ringTest(on) {
-    if (audio) { try { audio.close(); } catch (e) { /* closed */ } audio = null; }
-    if (!on || !window.AudioContext) return;
-    audio = new AudioContext();
-    var freqs = { "default": [440, 480], christmas: [659, 784], lovingYou: [523, 659], quest: [392, 587], rush: [880, 988] }[model.ringingSound] || [440, 480];
-    for (var i = 0; i < 4; i++) {
-      var o = audio.createOscillator(), g = audio.createGain();
-      o.frequency.value = freqs[i % 2]; g.gain.value = 0.08;
-      o.connect(g); g.connect(audio.destination);
-      o.start(audio.currentTime + i * 0.5); o.stop(audio.currentTime + i * 0.5 + 0.35);
-    }
-  }
 
   // ---------------------------------------------------------------- the visible bar
 
@@ -1567,6 +1556,7 @@
     renderAccount();
     renderFloor();  // the floor: wrap-up, recent calls, queue figures
     renderSuper();  // the supervisor: the choice, team, wallboard
+    renderSoftphone();  // the softphone: status, problems, devices, ringing sound
     var bottom = "";
     if (opt("showBottomMenu")) {
       var conn = model.connected ? '<span class="ucs-conn ucs-ok"><i></i>' + esc(t("connected")) + "</span>" : '<span class="ucs-conn ucs-bad"><i></i>' + esc(model.reconnecting ? t("reconnecting") : t("loading")) + "</span>";
@@ -1980,7 +1970,7 @@
     digits = String(digits === undefined || digits === null ? "" : digits).replace(/\s+/g, "");
     if (!/^[0-9*#A-Da-d]{1,32}$/.test(digits)) throw new Error("dtmf: " + JSON.stringify(digits) + " is not accepted; give 1 to 32 keys: 0-9, *, # or A-D");
     needCall("dtmf", function (c) { return c.state === CALL.CONNECTED; }, "there is no connected call to send keys to");
-    return act("call.dtmf", [digits]);
+    return softphoneDTMF(digits) || act("call.dtmf", [digits]);  // the softphone: in the call's RTP
   });
   // Not in seed 002: whom the agent can consult or transfer to ({agents, queues}).
   NS.directory = guard("directory", function () {
@@ -2464,10 +2454,72 @@
   // phone: it loads the vendored JsSIP (vendor/, only then), asks UCS for the line's SIP
   // account over this authenticated socket (softphone.credentials: only the agent paired
   // with the line gets it) and registers to the PJSIP endpoint over its WebSocket
-  // (DTLS-SRTP). A call to the endpoint rings here; answer() answers it in the browser.
+  // (DTLS-SRTP). Where each action happens, and why (docs/agent-bar.md, "The softphone"):
+  //  - answer, mute, DTMF and hanging up a plain call act on the browser's own session:
+  //    they work the instant the agent clicks, and mute keeps the microphone's sound in
+  //    the browser. Mute is also sent to UCS (call.mute), so that UCS's model, its events
+  //    and the other bars see it as they do for a desk phone; hanging up is a BYE, which
+  //    Asterisk reports exactly as a desk phone's hang-up.
+  //  - hold, transfers, and hanging up during a consultation, a conference or a hold go
+  //    through UCS/AMI as for a desk phone: UCS's hold (Redirect to music on hold, Bridge
+  //    back) is what its model, events and CDRs are built on; a browser's re-INVITE hold
+  //    would only silence the line and leave the caller without music.
+  //  - dial: UCS originates to the line (the agent's leg rings the browser first) with a
+  //    Call-Info answer-after=0 header; the softphone answers such a call itself, without
+  //    ringing, because the agent placed it. Every other call rings (the chosen sound).
+  //  - the microphone permission is asked when the WebRTC line is chosen (the agent has
+  //    just clicked, and a prompt during a ringing call would lose the call); the phone
+  //    registers only once it is allowed, so that no queue call rings a phone that cannot
+  //    speak. A refusal is explained on the bar, with a Retry.
+  //  - one phone per browser: a Web Lock per line lets one tab register; another tab of
+  //    the same agent says where the phone is, and takes over when that tab goes.
 
   var JSSIP_FILE = "vendor/jssip-3.13.8.min.js";
-  var phone = { line: null, ua: null, session: null, status: "off", audio: null, loading: null };
+  var MIC_KEY = "ucsOperatorMicrophone", SPEAKER_KEY = "ucsOperatorSpeaker";
+  var phone = { line: null, ua: null, session: null, status: "off", audio: null, loading: null, gen: 0,
+                muted: false, ring: null, ringKind: null, release: null, abort: null, problem: null, detail: "", tabs: null,
+                audioLost: false, silentFor: 0, watch: null, autoAnswered: false, account: null,
+                mic: stored(MIC_KEY), speaker: stored(SPEAKER_KEY) };
+  function stored(key) { try { return localStorage.getItem(key) || ""; } catch (e) { return ""; } }
+  function store(key, value) { try { if (value) localStorage.setItem(key, value); else localStorage.removeItem(key); } catch (e) { /* private mode */ } }
+
+  ALLOWED.audioDevices = ALLOWED.selectMicrophone = ALLOWED.selectSpeaker = null;  // any state: chosen before login too
+  (function (texts) {
+    Object.keys(texts).forEach(function (l) {
+      Object.keys(texts[l]).forEach(function (k) { if (!(k in I18N[l])) I18N[l][k] = texts[l][k]; });
+    });
+  })({
+    en: {
+      spTitle: "Softphone", sp_off: "off", sp_connecting: "connecting…", sp_registered: "ready for calls",
+      sp_ringing: "ringing", sp_connected: "on a call", sp_failed: "not registered",
+      sp_disconnected: "no connection to the phone system; reconnecting…", sp_unregistered: "not registered",
+      sp_micDenied: "microphone blocked", sp_otherTab: "in another tab",
+      micDenied: "The softphone cannot use your microphone: the browser blocked it. Allow the microphone for this page (the icon at the left of the address bar), then choose Retry.",
+      micMissing: "The softphone found no microphone. Connect one (or choose another), then choose Retry.",
+      micInsecure: "The softphone cannot use a microphone on this page: browsers allow it only on secure pages (https://). Ask the administrator to serve the CRM over HTTPS.",
+      spRetry: "Retry", spOtherTab: "Your softphone works in another tab of this browser; calls ring there.",
+      spRegFailed: "The softphone could not register: {why}.",
+      noAudio: "No sound from the other side for {seconds} s: the network may be failing.",
+      microphone: "Microphone", speaker: "Speaker", ringingSoundLabel: "Ringing sound", ringTest: "Test the ring",
+      ringTestStop: "Stop the ring", deviceDefault: "Browser's default",
+      sound_default: "Classic", sound_christmas: "Christmas", sound_lovingYou: "Loving you", sound_quest: "Quest", sound_rush: "Rush",
+    },
+    cs: {
+      spTitle: "Softphone", sp_off: "vypnutý", sp_connecting: "připojuje se…", sp_registered: "připraven na hovory",
+      sp_ringing: "vyzvání", sp_connected: "hovor", sp_failed: "nezaregistrován",
+      sp_disconnected: "bez spojení s ústřednou; připojuje se znovu…", sp_unregistered: "nezaregistrován",
+      sp_micDenied: "mikrofon zablokován", sp_otherTab: "v jiné záložce",
+      micDenied: "Softphone nemůže použít váš mikrofon: prohlížeč ho zablokoval. Povolte mikrofon pro tuto stránku (ikona vlevo v adresním řádku) a zvolte Zkusit znovu.",
+      micMissing: "Softphone nenašel žádný mikrofon. Připojte ho (nebo vyberte jiný) a zvolte Zkusit znovu.",
+      micInsecure: "Softphone nemůže na této stránce použít mikrofon: prohlížeče ho povolují jen na zabezpečených stránkách (https://). Požádejte správce, aby CRM zpřístupnil přes HTTPS.",
+      spRetry: "Zkusit znovu", spOtherTab: "Váš softphone běží v jiné záložce tohoto prohlížeče; hovory zvoní tam.",
+      spRegFailed: "Softphone se nepodařilo zaregistrovat: {why}.",
+      noAudio: "Už {seconds} s nepřichází zvuk od druhé strany: síť možná selhává.",
+      microphone: "Mikrofon", speaker: "Reproduktor", ringingSoundLabel: "Vyzváněcí tón", ringTest: "Vyzkoušet vyzvánění",
+      ringTestStop: "Zastavit vyzvánění", deviceDefault: "Výchozí v prohlížeči",
+      sound_default: "Klasický", sound_christmas: "Vánoční", sound_lovingYou: "Loving you", sound_quest: "Quest", sound_rush: "Rush",
+    },
+  });
 
   function loadJsSIP() {
     if (window.JsSIP) return Promise.resolve(window.JsSIP);
@@ -2486,71 +2538,232 @@
   }
 
   function phoneStatus(status, detail) {
-    if (phone.status === status) return;
+    if (phone.status === status && !detail) return;
     phone.status = status;
     debug("softphone " + status + (detail ? ": " + detail : ""));
+    render();
     fire("onSoftphone", softphoneInfo());
   }
 
   function softphoneInfo() {
     var s = phone.session;
-    return { status: phone.status, line: phone.line,
+    return { status: phone.status, line: phone.line, problem: phone.problem, muted: phone.muted,
+             audio: phone.audioLost ? "lost" : "ok", ringing: phone.ringKind,
+             microphone: phone.mic, speaker: phone.speaker,
              call: s ? { direction: s.direction, state: s.isEstablished() ? "CONNECTED" : s.isEnded() ? "ENDED" : "RINGING",
-                         remote: s.remote_identity && s.remote_identity.uri ? s.remote_identity.uri.user : "" } : null };
+                         remote: s.remote_identity && s.remote_identity.uri ? s.remote_identity.uri.user : "",
+                         autoAnswered: phone.autoAnswered } : null };
   }
 
-  // Start, keep or stop the softphone after the bar's state or phone changed.
-  function softphoneSync() {
+  // Start, keep or stop the softphone after the bar's state or phone changed. A lost
+  // socket to UCS changes neither, so a call goes on while the bar reconnects.
+  function softphoneSync(force) {
     var d = model.device;
     var want = model.appState === "READY" && d && d.kind === "webrtc" ? d.id : null;
-    if (want === phone.line) return;
+    if (want === phone.line && !force) return;
     softphoneStop();
     if (want === null) return;
     phone.line = want;
+    openTabs(want);
+    var gen = ++phone.gen;
+    var live = function () { return gen === phone.gen; };
     phoneStatus("connecting");
-    loadJsSIP().then(function (JsSIP) {
-      if (phone.line !== want) return null;
-      return request("softphone.credentials").then(function (acc) {
-        if (phone.line !== want) return;
-        var ua = new JsSIP.UA({
-          sockets: [new JsSIP.WebSocketInterface(acc.ws_url)], uri: acc.uri,
-          authorization_user: acc.username, password: acc.password,
-          display_name: model.user && model.user.displayname || undefined,
-          register: true, session_timers: false, user_agent: "UCS agent bar " + VERSION,
+    oneTab(want, gen).then(function () {
+      if (!live()) return null;
+      phoneStatus("connecting");
+      return askMicrophone().then(function () {
+        if (!live()) return null;
+        return loadJsSIP();
+      }).then(function (JsSIP) {
+        if (!live() || !JsSIP) return null;
+        return request("softphone.credentials").then(function (acc) {
+          if (!live()) return;
+          phone.account = acc;
+          startUA(JsSIP, acc);
         });
-        phone.ua = ua;
-        ua.on("registered", function () { phoneStatus("registered"); });
-        ua.on("unregistered", function () { if (phone.ua === ua) phoneStatus("unregistered"); });
-        ua.on("registrationFailed", function (e) { phoneStatus("failed", e.cause); warn("softphone: registration failed (" + e.cause + ")"); });
-        ua.on("disconnected", function () { if (phone.ua === ua && phone.status !== "off") phoneStatus("disconnected"); });
-        ua.on("newRTCSession", function (e) { if (phone.ua === ua) phoneSession(e.session, e.originator); });
-        ua.start();
       });
     }).catch(function (e) {
-      if (phone.line !== want) return;
+      if (!live()) return;
+      if (e.mic) {
+        phone.problem = e.mic;
+        phoneStatus("micDenied", e.message);
+        fire("onMessage", { message: t(e.mic), type: "error", group: "softphone", data: { problem: e.mic } });
+        return;
+      }
+      phone.problem = "registration"; phone.detail = e.message;
       phoneStatus("failed", e.message);
       warn("softphone: " + e.message);
     });
   }
 
+  function startUA(JsSIP, acc) {
+    var ua = new JsSIP.UA({
+      sockets: [new JsSIP.WebSocketInterface(acc.ws_url)], uri: acc.uri,
+      authorization_user: acc.username, password: acc.password,
+      display_name: model.user && model.user.displayname || undefined,
+      register: true, session_timers: false, user_agent: "UCS agent bar " + VERSION,
+      // JsSIP reconnects a dropped WebSocket by itself (then registers again): soon, then
+      // at most every 30 s; the browser's "online" event makes it try at once.
+      connection_recovery_min_interval: 2, connection_recovery_max_interval: 30,
+    });
+    phone.ua = ua;
+    ua.on("registered", function () { if (phone.ua === ua) { phone.problem = null; phoneStatus(phone.session ? phone.status : "registered"); } });
+    ua.on("unregistered", function () { if (phone.ua === ua) phoneStatus("unregistered"); });
+    ua.on("registrationFailed", function (e) {
+      if (phone.ua !== ua) return;
+      phone.problem = "registration"; phone.detail = e.cause;
+      phoneStatus("failed", e.cause);
+      warn("softphone: registration failed (" + e.cause + ")");
+    });
+    ua.on("disconnected", function () { if (phone.ua === ua && !phone.session) phoneStatus("disconnected"); });
+    ua.on("newRTCSession", function (e) { if (phone.ua === ua) phoneSession(e.session, e.originator, e.request); });
+    ua.start();
+  }
+
   function softphoneStop() {
     var ua = phone.ua;
-    phone.ua = null; phone.session = null; phone.line = null;
+    phone.gen++;
+    phone.ua = null; phone.session = null; phone.line = null; phone.account = null; phone.problem = null;
+    phone.muted = false; phone.autoAnswered = false;
+    stopWatch();
+    if (phone.ringKind === "call") stopRing();
     if (ua) { try { ua.stop(); } catch (e) { /* closing */ } }
+    if (phone.abort) { try { phone.abort.abort(); } catch (e) { /* done */ } phone.abort = null; }
+    if (phone.release) { phone.release(); phone.release = null; }
+    if (phone.tabs) { try { phone.tabs.close(); } catch (e) { /* closed */ } phone.tabs = null; }
     if (phone.status !== "off") phoneStatus("off");
   }
 
-  function phoneSession(session, originator) {
+  // The tabs of one line talk over a BroadcastChannel: Answer clicked in a tab whose phone
+  // works in another tab is answered there (UCS cannot make a browser answer).
+  var tabAsks = {}, tabAskId = 0;
+  function openTabs(line) {
+    if (!window.BroadcastChannel) return;
+    var ch = phone.tabs = new BroadcastChannel("ucs-softphone-" + line);
+    ch.onmessage = function (e) {
+      var m = e.data || {};
+      if (m.op === "answer" && phone.ua && phone.tabs === ch) {
+        var done = softphoneAnswer();
+        if (done) ch.postMessage({ re: m.id, ok: true });
+      } else if (m.re && tabAsks[m.re]) {
+        tabAsks[m.re](m);
+      }
+    };
+  }
+  function answerInOtherTab() {
+    var ch = phone.tabs;
+    if (!ch || phone.status !== "otherTab") return null;
+    var id = (++tabAskId) + "-" + Math.random().toString(36).slice(2);
+    return new Promise(function (resolve, reject) {
+      var timer = setTimeout(function () { delete tabAsks[id]; reject(Object.assign(new Error("answer: the tab with your softphone did not answer; answer there"), { code: 412 })); }, 2000);
+      tabAsks[id] = function () { clearTimeout(timer); delete tabAsks[id]; resolve({ answered: "softphone in another tab" }); };
+      ch.postMessage({ op: "answer", id: id });
+    });
+  }
+
+  // One registered phone per line in this browser: the tab that holds the line's Web
+  // Lock registers; another waits for it (says so) and registers when that tab closes,
+  // logs out or chooses another phone. (No Web Locks: every tab registers.)
+  function oneTab(line, gen) {
+    var locks = navigator.locks;
+    if (!locks || !locks.request) return Promise.resolve();
+    var name = "ucs-softphone-" + line;
+    return new Promise(function (resolve, reject) {
+      function hold() {
+        if (gen !== phone.gen) return undefined;  // stopped meanwhile: let go at once
+        resolve();
+        return new Promise(function (release) { phone.release = release; });
+      }
+      locks.request(name, { ifAvailable: true }, function (lock) {
+        if (lock) return hold();
+        if (gen !== phone.gen) return undefined;
+        phoneStatus("otherTab");
+        phone.abort = window.AbortController ? new AbortController() : null;
+        locks.request(name, phone.abort ? { signal: phone.abort.signal } : {}, hold).catch(function () { /* aborted */ });
+        return undefined;
+      }).catch(reject);
+    });
+  }
+
+  // The constraints of the microphone: the one chosen, and seed 002's audioInputConstraints.
+  function micConstraints(anyMic) {
+    var c = {}, a = opt("audioInputConstraints") || {};
+    ["echoCancellation", "noiseSuppression", "autoGainControl"].forEach(function (k) {
+      if (typeof a[k] === "boolean") c[k] = a[k];
+    });
+    if (phone.mic && !anyMic) c.deviceId = { exact: phone.mic };
+    return Object.keys(c).length ? c : true;
+  }
+  // The microphone for a call: the one chosen, else (unplugged since) the browser's default.
+  function micStream() {
+    var md = navigator.mediaDevices;
+    return md.getUserMedia({ audio: micConstraints(), video: false }).catch(function (e) {
+      if (!phone.mic || !e || (e.name !== "OverconstrainedError" && e.name !== "NotFoundError")) throw e;
+      warn("softphone: the chosen microphone is not there; the browser's default is used");
+      return md.getUserMedia({ audio: micConstraints(true), video: false });
+    });
+  }
+  function micError(key, cause) {
+    var e = new Error(t(key) + (cause ? " (" + cause + ")" : ""));
+    e.mic = key;
+    return e;
+  }
+  function askMicrophone() {
+    var md = navigator.mediaDevices;
+    if (!window.isSecureContext || !md || !md.getUserMedia) return Promise.reject(micError("micInsecure"));
+    return micStream().then(function (stream) {
+      stream.getTracks().forEach(function (tr) { tr.stop(); });
+    }, function (e) {
+      var name = e && e.name;
+      throw micError(name === "NotFoundError" || name === "OverconstrainedError" || name === "NotReadableError" ? "micMissing" : "micDenied", name);
+    });
+  }
+  // Allowed later in the browser's site settings: the softphone starts without a Retry.
+  try {
+    if (navigator.permissions && navigator.permissions.query) {
+      navigator.permissions.query({ name: "microphone" }).then(function (p) {
+        p.onchange = function () { if (p.state === "granted" && phone.status === "micDenied") softphoneSync(true); };
+      }, function () { /* not queryable here */ });
+    }
+  } catch (e) { /* no Permissions API */ }
+
+  // The network is back (a laptop woke up, Wi-Fi changed): reconnect and register at once.
+  window.addEventListener("online", function () {
+    var ua = phone.ua;
+    if (!ua) return;
+    debug("softphone: the network is back");
+    if (ua.isConnected()) { ua.register(); return; }
+    if (phone.session) return;  // JsSIP's own recovery; the call's media cannot survive a new address anyway
+    var acc = phone.account;
+    phone.ua = null;
+    try { ua.stop(); } catch (e) { /* closing */ }
+    if (acc && window.JsSIP) startUA(window.JsSIP, acc);
+  });
+
+  // A call from Asterisk to this phone. UCS's click-to-dial says "answer-after=0": the
+  // agent placed it, so it is answered at once; any other call rings.
+  function phoneSession(session, originator, req) {
     if (originator !== "remote") return;  // the bar dials through UCS, which rings this phone
     if (phone.session && !phone.session.isEnded()) { session.terminate({ status_code: 486 }); return; }
-    phone.session = session;
-    var ended = function () { if (phone.session === session) { phone.session = null; phoneStatus(phone.ua ? "registered" : "off"); } };
-    session.on("confirmed", function () { phoneStatus("connected"); });
+    phone.session = session; phone.muted = false; phone.audioLost = false;
+    var info = req && req.getHeader ? req.getHeader("Call-Info") || "" : "";
+    phone.autoAnswered = /answer-after=0/.test(info);
+    var ended = function () {
+      if (phone.session !== session) return;
+      if (phone.ringKind === "call") stopRing();
+      stopWatch();
+      phone.session = null; phone.muted = false; phone.audioLost = false;
+      phoneStatus(phone.ua ? (phone.ua.isRegistered() ? "registered" : "unregistered") : "off");
+    };
+    session.on("confirmed", function () { if (phone.ringKind === "call") stopRing(); phoneStatus("connected"); watchAudio(session); });
+    session.on("accepted", function () { if (phone.ringKind === "call") stopRing(); });
     session.on("ended", ended);
     session.on("failed", ended);
     session.on("peerconnection", function (e) { phoneAudio(e.peerconnection); });
     if (session.connection) phoneAudio(session.connection);
     phoneStatus("ringing");
+    if (phone.autoAnswered) { setTimeout(function () { if (phone.session === session && !session.isEnded()) answerHere(session); }, 0); return; }
+    startRing("call");
   }
 
   function phoneAudio(pc) {
@@ -2559,9 +2772,28 @@
       phone.audio.autoplay = true; phone.audio.setAttribute("data-ucs-softphone", "");
       phone.audio.style.display = "none";
       document.body.appendChild(phone.audio);
+      applySpeaker();
     }
     pc.addEventListener("track", function (e) {
       phone.audio.srcObject = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);
+    });
+  }
+  function applySpeaker() {
+    var id = phone.speaker || "";
+    if (phone.audio && phone.audio.setSinkId) phone.audio.setSinkId(id).catch(function (e) { warn("softphone: speaker " + id + ": " + e.message); });
+    if (phone.ring && phone.ring.ctx.setSinkId) phone.ring.ctx.setSinkId(id).catch(function () { /* the default plays */ });
+  }
+
+  function answerHere(session) {
+    micStream().then(function (stream) {
+      var stop = function () { stream.getTracks().forEach(function (tr) { tr.stop(); }); };
+      if (session.isEnded()) { stop(); return; }
+      session.on("ended", stop);
+      session.on("failed", stop);
+      session.answer({ mediaStream: stream });
+    }, function (e) {
+      warn("softphone: no microphone for the call: " + (e && e.message));
+      if (!session.isEnded()) session.terminate({ status_code: 480 });
     });
   }
 
@@ -2569,16 +2801,68 @@
   function softphoneAnswer() {
     var s = phone.session;
     if (!s || s.isEstablished() || s.isEnded()) return null;
-    s.answer({ mediaConstraints: { audio: true, video: false } });
+    if (phone.ringKind === "call") stopRing();
+    answerHere(s);
     return Promise.resolve({ answered: "softphone" });
   }
 
-  // RTP counters of the softphone's call (getStats): audio packets sent and received.
+  // hangup(): the browser's BYE (or a 603 Decline while it rings) for a plain call; a call
+  // in a consultation, a conference or on hold is UCS's to end (what hanging up means then).
+  function softphoneHangup() {
+    var s = phone.session;
+    if (!s || s.isEnded()) return null;
+    var list = calls();
+    if (list.length > 1 || Object.keys(model.consult).length || Object.keys(xfer.conference).length) return null;
+    if (list.length === 1 && list[0].state === CALL.HELD) return null;
+    s.terminate(s.isEstablished() ? {} : { status_code: 603 });
+    return Promise.resolve({ hungUp: "softphone" });
+  }
+
+  // mute(): the microphone's track off in the browser at once; the previous state, or null.
+  function softphoneMute() {
+    var s = phone.session;
+    if (!s || !s.isEstablished()) return null;
+    var was = phone.muted;
+    setMuted(!was);
+    return was;
+  }
+  function setMuted(on) {
+    var s = phone.session;
+    if (!s || !s.isEstablished() || phone.muted === on) return;
+    if (on) s.mute({ audio: true }); else s.unmute({ audio: true });
+    phone.muted = on;
+    fire("onSoftphone", softphoneInfo());
+  }
+  // UCS's call.mute/call.unmute for this phone's side of the call: the track follows.
+  function softphoneFollow(name, c) {
+    if (!phone.session || !model.device || (name !== "call.mute" && name !== "call.unmute")) return;
+    var mine = c.caller_line_id === model.device.id ? c.caller_muted : c.connected_line_id === model.device.id ? c.connected_muted : null;
+    if (mine !== null && mine !== undefined) setMuted(!!mine);
+  }
+
+  // dtmf(): RFC 4733 telephone-events in the call's RTP (the WebRTC way), appended to any
+  // keys still being played.
+  function softphoneDTMF(digits) {
+    var s = phone.session, pc = s && s.isEstablished() && s.connection;
+    var sender = pc && pc.getSenders().filter(function (x) { return x.dtmf && x.track && x.track.kind === "audio"; })[0];
+    if (!sender) return null;
+    if (!sender.dtmf.canInsertDTMF) return null;
+    sender.dtmf.insertDTMF(sender.dtmf.toneBuffer + digits.replace(/[^0-9*#A-D]/gi, "").toUpperCase(), 120, 70);
+    return Promise.resolve({ sent: digits, via: "softphone" });
+  }
+
+  // RTP counters of the softphone's call (getStats): audio packets sent and received, and
+  // the microphone's settings.
   function softphoneStats() {
     var s = phone.session, pc = s && s.connection;
     if (!pc) return Promise.resolve(null);
+    var sender = pc.getSenders().filter(function (x) { return x.track && x.track.kind === "audio"; })[0];
+    var mic = sender && sender.track.getSettings ? sender.track.getSettings() : {};
     return pc.getStats().then(function (report) {
-      var out = { packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, dtls: "" };
+      var out = { packetsSent: 0, packetsReceived: 0, bytesSent: 0, bytesReceived: 0, dtls: "",
+                  // what the browser made of audioInputConstraints and the chosen microphone
+                  microphone: { deviceId: mic.deviceId || "", echoCancellation: mic.echoCancellation,
+                                noiseSuppression: mic.noiseSuppression, autoGainControl: mic.autoGainControl } };
       report.forEach(function (r) {
         if (r.type === "outbound-rtp" && r.kind === "audio") { out.packetsSent += r.packetsSent || 0; out.bytesSent += r.bytesSent || 0; }
         if (r.type === "inbound-rtp" && r.kind === "audio") { out.packetsReceived += r.packetsReceived || 0; out.bytesReceived += r.bytesReceived || 0; }
@@ -2586,6 +2870,192 @@
       });
       return out;
     });
+  }
+
+  // Audio that stops: no RTP received for softphoneSilence seconds (default 5) of a call
+  // that is not on hold (UCS's hold leaves the line silent on purpose) is shown on the
+  // bar; it clears by itself when packets come again.
+  function watchAudio(session) {
+    stopWatch();
+    var last = -1, still = 0, every = 1000;
+    var limit = Math.max(1, Number(opt("softphoneSilence")) || DEFAULTS.softphoneSilence);
+    phone.watch = setInterval(function () {
+      if (phone.session !== session) { stopWatch(); return; }
+      if (calls().some(function (c) { return c.state === CALL.HELD; })) { still = 0; return; }
+      softphoneStats().then(function (st) {
+        if (!st || phone.session !== session) return;
+        if (st.packetsReceived > last) {
+          last = st.packetsReceived; still = 0;
+          if (phone.audioLost) { phone.audioLost = false; phoneStatus(phone.status, "audio back"); }
+          return;
+        }
+        still += every / 1000;
+        phone.silentFor = still;
+        if (still >= limit && !phone.audioLost) {
+          phone.audioLost = true;
+          phoneStatus(phone.status, "no audio for " + still + " s");
+          fire("onMessage", { message: t("noAudio", { seconds: still }), type: "warning", group: "softphone", data: { problem: "audio" } });
+        }
+      }, function () { /* the call ended meanwhile */ });
+    }, every);
+  }
+  function stopWatch() { if (phone.watch) { clearInterval(phone.watch); phone.watch = null; } }
+
+  // The ringing sound (seed 002's ringingSound): a tone pattern per sound, repeated every
+  // 3 s from the chosen speaker while a call rings here, or while the ring test runs.
+  var RING_TONES = { "default": [440, 480], christmas: [659, 784], lovingYou: [523, 659], quest: [392, 587], rush: [880, 988] };
+  function startRing(kind) {
+    stopRing();
+    var AC = window.AudioContext || window.webkitAudioContext;
+    if (!AC) return;
+    var ctx = new AC(), freqs = RING_TONES[model.ringingSound] || RING_TONES["default"];
+    function burst() {
+      for (var i = 0; i < 4; i++) {
+        var o = ctx.createOscillator(), g = ctx.createGain();
+        o.frequency.value = freqs[i % 2]; g.gain.value = 0.08;
+        o.connect(g); g.connect(ctx.destination);
+        o.start(ctx.currentTime + i * 0.5); o.stop(ctx.currentTime + i * 0.5 + 0.35);
+      }
+    }
+    phone.ring = { ctx: ctx, timer: setInterval(burst, 3000), stopAt: kind === "test" ? setTimeout(function () { if (phone.ringKind === "test") stopRing(); }, 15000) : null };
+    phone.ringKind = kind;
+    if (phone.speaker && ctx.setSinkId) ctx.setSinkId(phone.speaker).catch(function () { /* the default plays */ });
+    if (ctx.state === "suspended" && ctx.resume) ctx.resume().catch(function () {});
+    burst();
+    render();
+    fire("onSoftphone", softphoneInfo());
+  }
+  function stopRing() {
+    var r = phone.ring;
+    if (!r) return;
+    phone.ring = null; phone.ringKind = null;
+    clearInterval(r.timer); clearTimeout(r.stopAt);
+    try { r.ctx.close(); } catch (e) { /* closed */ }
+    render();
+    fire("onSoftphone", softphoneInfo());
+  }
+  // Seed 002's ring test: the chosen sound from the chosen speaker (softphone or not).
+  function ringTest(on) {
+    if (on) startRing("test");
+    else if (phone.ringKind === "test") stopRing();
+  }
+
+  // The microphones and speakers to choose from (labels need the microphone permission).
+  function audioDevices() {
+    var md = navigator.mediaDevices;
+    if (!md || !md.enumerateDevices) return Promise.reject(micError("micInsecure"));
+    return md.enumerateDevices().then(function (list) {
+      function of(kind) {
+        return list.filter(function (d) { return d.kind === kind; }).map(function (d, i) {
+          return { id: d.deviceId, label: d.label || (kind === "audioinput" ? t("microphone") : t("speaker")) + " " + (i + 1) };
+        });
+      }
+      return { microphones: of("audioinput"), speakers: of("audiooutput"), microphone: phone.mic, speaker: phone.speaker,
+               canChooseSpeaker: !!(window.HTMLMediaElement && HTMLMediaElement.prototype.setSinkId) };
+    });
+  }
+  function chooseDevice(kind, id) {
+    id = id === undefined || id === null ? "" : String(id);
+    return audioDevices().then(function (d) {
+      var list = kind === "mic" ? d.microphones : d.speakers;
+      if (id && !list.some(function (x) { return x.id === id; })) {
+        var e = new Error((kind === "mic" ? "selectMicrophone" : "selectSpeaker") + ": " + JSON.stringify(id) + " is not one of this browser's " +
+          (kind === "mic" ? "microphones" : "speakers") + "; give an id from audioDevices() (or \"\" for the browser's default)");
+        e.code = 400;
+        throw e;
+      }
+      if (kind === "mic") {
+        phone.mic = id; store(MIC_KEY, id);
+        replaceMic();
+      } else {
+        phone.speaker = id; store(SPEAKER_KEY, id);
+        applySpeaker();
+      }
+      render();
+      fire("onSoftphone", softphoneInfo());
+      return id;
+    });
+  }
+  // A microphone chosen during a call: its track replaces the old one in the call.
+  function replaceMic() {
+    var s = phone.session, pc = s && s.isEstablished() && s.connection;
+    if (!pc) return;
+    micStream().then(function (stream) {
+      var track = stream.getAudioTracks()[0];
+      var sender = pc.getSenders().filter(function (x) { return x.track && x.track.kind === "audio"; })[0];
+      if (!sender || !track) return;
+      var old = sender.track;
+      track.enabled = !phone.muted;
+      var stop = function () { track.stop(); };  // the microphone is free once the call ends
+      s.on("ended", stop); s.on("failed", stop);
+      return sender.replaceTrack(track).then(function () { if (old) old.stop(); });
+    }).catch(function (e) { warn("softphone: microphone: " + e.message); });
+  }
+
+  NS.softphone = function () { return softphoneInfo(); };
+  NS.softphoneStats = function () { return softphoneStats(); };
+  NS.audioDevices = guard("audioDevices", function () { return audioDevices(); });
+  NS.selectMicrophone = guard("selectMicrophone", function (id) { return chooseDevice("mic", id); });
+  NS.selectSpeaker = guard("selectSpeaker", function (id) { return chooseDevice("speaker", id); });
+
+  // The softphone's card under the calls: its status, a problem and what to do, and the
+  // microphone, speaker and ringing sound to choose (only on a WebRTC line).
+  var spDevices = null;
+  function renderSoftphone() {
+    var box = root.querySelector("[data-ref=softphone]");
+    var show = model.appState === "READY" && model.device && model.device.kind === "webrtc";
+    if (!show) { if (box) box.hidden = true; spDevices = null; return; }
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "ucs-card ucs-softphone"; box.setAttribute("data-ref", "softphone");
+      box.setAttribute("role", "region");
+      els.calls.parentNode.insertBefore(box, els.calls.nextSibling);
+      box.addEventListener("change", function (e) {
+        var f = e.target;
+        if (f.name === "sp-mic") NS.selectMicrophone(f.value).catch(function () {});
+        if (f.name === "sp-speaker") NS.selectSpeaker(f.value).catch(function () {});
+        if (f.name === "sp-sound") NS.selectRingingSound(f.value);
+      });
+      box.addEventListener("click", function (e) {
+        var el = e.target.closest("[data-sp]");
+        if (!el) return;
+        var what = el.getAttribute("data-sp");
+        if (what === "retry") softphoneSync(true);
+        if (what === "ring-test") { if (phone.ringKind === "test") NS.stopRingingSoundTest(); else NS.testRingingSound(); }
+      });
+    }
+    box.hidden = false;
+    box.setAttribute("aria-label", t("spTitle"));
+    if (!spDevices && phone.status !== "micDenied") {
+      spDevices = { microphones: [], speakers: [] };
+      audioDevices().then(function (d) { spDevices = d; render(); }, function () {});
+    }
+    var problem = phone.status === "micDenied" ? t(phone.problem || "micDenied") :
+      phone.status === "otherTab" ? t("spOtherTab") :
+      phone.problem === "registration" ? t("spRegFailed", { why: phone.detail || t("sp_failed") }) : "";
+    var options = function (list, chosen) {
+      return '<option value="">' + esc(t("deviceDefault")) + "</option>" + list.filter(function (d) { return d.id && d.id !== "default"; }).map(function (d) {
+        return '<option value="' + esc(d.id) + '"' + (d.id === chosen ? " selected" : "") + ">" + esc(d.label) + "</option>";
+      }).join("");
+    };
+    var html = '<div class="ucs-sp-head"><b>' + esc(t("spTitle")) + '</b> <span class="ucs-sp-status" data-sp-status="' + esc(phone.status) + '">' + esc(t("sp_" + phone.status)) + "</span></div>";
+    if (problem) {
+      html += '<div class="ucs-sp-problem" role="alert" data-sp-problem="' + esc(phone.problem || phone.status) + '">' + icon("warn") + "<span>" + esc(problem) + "</span>" +
+        (phone.status === "micDenied" || phone.problem === "registration" ? '<button type="button" class="ucs-btn" data-sp="retry">' + esc(t("spRetry")) + "</button>" : "") + "</div>";
+    }
+    if (phone.audioLost) html += '<div class="ucs-sp-problem" role="alert" data-sp-problem="audio">' + icon("warn") + "<span>" + esc(t("noAudio", { seconds: phone.silentFor })) + "</span></div>";
+    var d = spDevices || { microphones: [], speakers: [] };
+    html += '<div class="ucs-sp-settings">' +
+      '<label><span>' + esc(t("microphone")) + '</span><select name="sp-mic">' + options(d.microphones, phone.mic) + "</select></label>" +
+      (d.canChooseSpeaker ? '<label><span>' + esc(t("speaker")) + '</span><select name="sp-speaker">' + options(d.speakers, phone.speaker) + "</select></label>" : "") +
+      '<label><span>' + esc(t("ringingSoundLabel")) + '</span><select name="sp-sound">' + RINGING_SOUNDS.map(function (s) {
+        return '<option value="' + s + '"' + (s === model.ringingSound ? " selected" : "") + ">" + esc(t("sound_" + s)) + "</option>";
+      }).join("") + "</select></label>" +
+      '<button type="button" class="ucs-btn" data-sp="ring-test" aria-pressed="' + (phone.ringKind === "test" ? "true" : "false") + '">' + esc(t(phone.ringKind === "test" ? "ringTestStop" : "ringTest")) + "</button></div>";
+    setHTML(box, html);
+  }
+  if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
+    navigator.mediaDevices.addEventListener("devicechange", function () { spDevices = null; render(); });
   }
 
   // ---------------------------------------------------------------- start
