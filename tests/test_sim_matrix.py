@@ -121,3 +121,37 @@ async def test_pjsip_notify_talk_answers_a_ringing_phone() -> None:
         assert (bad["Response"], bad["Message"]) == ("Error", "Unable to retrieve endpoint 2999")
     finally:
         await harness.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_pjsip_notify_with_variables_as_ucs_sends_it() -> None:
+    """``PJSIPNotify`` with ``Variable: Event=talk`` (UCS's form: each variable a header
+    of the NOTIFY) answers too; Option and Variable together are refused as Asterisk
+    refuses them; an Originate's ``Variable`` keeps a comma inside parentheses."""
+    from twisted.internet.task import Clock
+
+    from ucs.sim.lab import matrix_lab
+    from ucs.sim.respond import app_args
+    from ucs.sim.testing import SimHarness
+
+    assert app_args("PJSIP_HEADER(add,Call-Info)=<sip:ucs.invalid>;answer-after=0,B=\"x,y\"") == [
+        "PJSIP_HEADER(add,Call-Info)=<sip:ucs.invalid>;answer-after=0", "B=x,y"]
+    sim = matrix_lab(Clock())
+    sim.phone("PJSIP/2001").set_behaviour(answer_after=None, remote_answer=True)
+    sim.queue_add("support", "PJSIP/2001", "Agent 2001")
+    harness = await SimHarness.start(sim)
+    try:
+        client = await harness.client()
+        await client.login()
+        both = await client.action("PJSIPNotify", Endpoint="2001", Option="talk", Variable="Event=talk")
+        assert both["Response"] == "Error" and "either an Option or Variable" in both["Message"]
+        sim.caller_calls("5000")
+        harness.advance(1)
+        assert sim.phone("PJSIP/2001").ringing is not None
+        resp = await client.action("PJSIPNotify", Endpoint="PJSIP/2001", Variable="Event=talk")
+        assert resp["Message"] == "NOTIFY sent"
+        harness.advance(1)
+        await client.barrier()
+        assert [m["DestChannel"].startswith("PJSIP/2001-") for m in client.events("AgentConnect")] == [True]
+    finally:
+        await harness.stop()

@@ -377,6 +377,17 @@ class LinesMixin(SimPart):
         if line.reachable:
             self._remote_answer(line)
 
+    def pjsip_notify_headers(self, endpoint: str, headers: dict[str, str]) -> None:
+        """The AMI ``PJSIPNotify`` to ``endpoint`` with ``Variable`` headers (what UCS
+        sends: ``Event=talk``): answered like :meth:`sip_notify`'s."""
+        name = endpoint[6:] if endpoint.lower().startswith("pjsip/") else endpoint
+        line = self.lines.get(f"PJSIP/{name}")
+        if line is None:
+            raise SimError(f"Unable to retrieve endpoint {name}")
+        event = next((v for k, v in headers.items() if k.lower() == "event"), "")
+        if event.strip().lower() == "talk" and line.reachable:
+            self._remote_answer(line)
+
     def _remote_answer(self, line: Line) -> None:
         if line.trunk or not line.behaviour.remote_answer:
             return

@@ -13,7 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from ucs.sim.model import PJSIP_PORT, Line, SimError
-from ucs.sim.respond import ActionMessage, Handlers
+from ucs.sim.respond import ActionMessage, Handlers, variables
 
 if TYPE_CHECKING:  # pragma: no cover
     from ucs.sim.server import AMISession
@@ -311,9 +311,12 @@ class PjsipActions(Handlers):
         )
 
     def a_pjsipnotify(self, s: AMISession, m: ActionMessage) -> bytes:
+        option, headers = m.get("option"), variables(m)
+        if bool(option) == bool(m.get("variable")):
+            raise SimError("PJSIPNotify requires either an Option or Variable(s).You must use only one of them.")
         ln = self._endpoint(m)
-        option = m.get("option")
-        if not option:
-            raise SimError("Option or Variable parameter missing.")
-        self.sim.pjsip_notify(ln.peer, option)
+        if option:
+            self.sim.pjsip_notify(ln.peer, option)
+        else:  # each Variable is a header of the NOTIFY: Event=talk asks the phone to answer
+            self.sim.pjsip_notify_headers(ln.peer, headers)
         return self.ok(m, "NOTIFY sent")

@@ -51,11 +51,43 @@ def variables(m: ActionMessage, strip: bool = False) -> dict[str, str]:
     """The ``Variable: k=v,k2=v2`` headers (repeatable) as a dict."""
     out: dict[str, str] = {}
     for v in m.getall("variable"):
-        for part in v.split(","):
+        for part in app_args(v.lstrip()):
             k, _, val = part.partition("=")
             if k.strip():
                 out[k.strip()] = val.strip() if strip else val
     return out
+
+
+def app_args(text: str) -> list[str]:
+    """``text`` split at its commas as Asterisk's ``AST_STANDARD_APP_ARGS`` splits a
+    ``Variable`` header: not inside parentheses or double quotes (the quotes and
+    backslash escapes removed), so ``Call-Info(x)=<sip:a>;answer-after=0,B=2`` is two."""
+    parts: list[str] = []
+    cur: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for ch in text:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif quoted:
+            cur.append(ch)
+        elif ch == "(":
+            depth += 1
+            cur.append(ch)
+        elif ch == ")":
+            depth = max(0, depth - 1)
+            cur.append(ch)
+        elif ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts
 
 
 class Handlers:
