@@ -14,14 +14,13 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import pytest_twisted
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from twisted.internet import threads
 
 ROOT = Path(__file__).resolve().parents[1]
-POSTGRES_URL = os.environ.get("UCS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")
@@ -41,29 +40,6 @@ def captures_dir() -> Path:
             pytrace=False,
         )
     return path
-
-
-def _postgres_schema(action: str, schema: str) -> None:
-    import psycopg
-
-    try:
-        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as conn:
-            if action == "create":
-                conn.execute(f'CREATE SCHEMA "{schema}"')
-            else:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    except psycopg.OperationalError as e:
-        message = " ".join(str(e).split())
-        raise RuntimeError(
-            f"PostgreSQL at {POSTGRES_URL} is unreachable ({message}); start it with "
-            "'pg_ctlcluster --skip-systemctl-redirect 15 main start' or set UCS_TEST_POSTGRES"
-        ) from None
-
-
-def with_search_path(url: str, schema: str) -> str:
-    """``url`` with ``options=-csearch_path=SCHEMA`` added (libpq URI syntax)."""
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options={quote(f'-csearch_path={schema}', safe='')}"
 
 
 # Sync fixtures that wait with blockon(): an exception raised in an async

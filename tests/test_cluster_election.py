@@ -17,7 +17,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, task, threads
 
-from conftest import POSTGRES_URL
+from pgkit import POSTGRES_URL
 from serverkit import until
 from ucs.cluster.election import CLAIMING, DISCONNECTED, OWNER, STANDBY, TRANSITIONS, Elector
 from ucs.cluster.lockconn import ELECTION_LOCK, LockConnection, Timings, lock_key

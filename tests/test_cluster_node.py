@@ -21,7 +21,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from conftest import POSTGRES_URL, _postgres_schema, with_search_path
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until, working_agent
 from test_cluster_stream import NATS_URL
 from ucs import demo

@@ -23,7 +23,7 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor, threads
 
-from conftest import POSTGRES_URL, _postgres_schema, with_search_path
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from test_cluster_stream import NATS_URL
 from test_twistd import Running
 from ucs.sim.service import SimService
