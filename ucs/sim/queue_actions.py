@@ -1,5 +1,5 @@
 """app_queue's AMI actions on the simulated PBX: QueueAdd, QueueRemove,
-QueuePause, QueueStatus and QueueSummary, with Asterisk 20's answers.
+QueuePause, QueuePenalty, QueueStatus and QueueSummary, with Asterisk 20's answers.
 
 Mixed into :class:`ucs.sim.actions.Actions`; the queues themselves are in
 :mod:`ucs.sim.queues`.
@@ -7,6 +7,7 @@ Mixed into :class:`ucs.sim.actions.Actions`; the queues themselves are in
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from ucs.sim.respond import ActionMessage, Handlers, true_value
@@ -60,6 +61,16 @@ class QueueActions(Handlers):
         self.sim.queue_pause(iface, p, m.get("queue") or None, m.get("reason") or "")
         return self.ok(m, "Interface paused successfully" if p else "Interface unpaused successfully")
 
+    def a_queuepenalty(self, s: AMISession, m: ActionMessage) -> bytes:
+        """app_queue's ``manager_queue_member_penalty``: ``Queue`` optional (then
+        every queue the interface is in); ``Penalty`` read as C's ``atoi`` does
+        ("abc" is 0)."""
+        iface, penalty = m.get("interface"), m.get("penalty")
+        if not iface or not penalty:
+            return self.error(m, "Need 'Interface' and 'Penalty' parameters.")
+        self.sim.queue_penalty(iface, _atoi(penalty), m.get("queue") or None)
+        return self.ok(m, "Interface penalty set successfully")
+
     def a_queuestatus(self, s: AMISession, m: ActionMessage) -> bytes:
         member = m.get("member")
         aid = self.aid_line(m)
@@ -105,3 +116,9 @@ class QueueActions(Handlers):
                 f"LongestHoldTime: {longest}\r\n{aid}\r\n"
             )
         return self.event_list(m, "Queue summary will follow", "QueueSummaryComplete", items)
+
+
+def _atoi(text: str) -> int:
+    """C's ``atoi``: optional blanks and sign, then digits up to the first other character; 0 if none."""
+    match = re.match(r"\s*([+-]?\d+)", text)
+    return int(match.group(1)) if match else 0
