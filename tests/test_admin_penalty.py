@@ -17,6 +17,7 @@ from serverkit import start_demo
 from test_admin_live import admin_bar, uid
 from test_web_api import ready_agent, settle
 from twisted.internet import protocol, reactor
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from ucs.server import UCSServer
 from ucs.sim.testing import AMITestClient
@@ -58,6 +59,13 @@ def members_of(server: UCSServer, qid: int, **changed: int) -> list[dict[str, An
 
 @pytest_twisted.ensureDeferred
 async def test_a_priority_changed_while_working_reaches_asterisk_and_the_status_stays(tmp_path: Path) -> None:
+    problems: list[str] = []  # what UCS warned about: an action refused, a change Asterisk did not confirm
+
+    def warned(event: dict[str, Any]) -> None:
+        if event.get("log_level", LogLevel.info) >= LogLevel.warn:
+            problems.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(warned)
     server = await start_demo(tmp_path)
     watch: AMITestClient | None = None
     try:
@@ -116,9 +124,11 @@ async def test_a_priority_changed_while_working_reaches_asterisk_and_the_status_
         seen = member_events(watch, "SIP/1001")
         assert sorted(seen) == [("QueueMemberPause", "sales", "5"), ("QueueMemberPause", "support", "3")]
         assert await penalties(server, "SIP/1001") == {"support": 3, "sales": 5}
+        assert problems == []
         for c in (bar, other, root):
             c.close()
     finally:
         if watch is not None and watch.transport is not None:
             watch.transport.loseConnection()
         await server.service.stopService()
+        globalLogPublisher.removeObserver(warned)

@@ -1,0 +1,114 @@
+"""A membership's priority (Asterisk's Penalty) kept in step while the agent works:
+``QueuePenalty`` when it differs, never when only the status changes (issue 19).
+
+On the simulated Asterisk over TCP (``test_agents_harness``); another AMI client
+watches Asterisk's member events: each ``QueuePenalty`` shows as a
+``QueueMemberPenalty``, even one that changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pytest_twisted
+from test_agents_harness import close, sqlite_url, stack_on
+from twisted.internet.defer import ensureDeferred
+
+from ucs.constants import AgentStatus
+from ucs.error import PBXError
+from ucs.events import EVENT_AGENT_STATUS
+from ucs.sim.testing import AMITestClient
+
+READY, AUX = AgentStatus.READY, AgentStatus.AUX
+
+
+async def seen(other: AMITestClient, device: str) -> list[tuple[str, str, str]]:
+    """(event, queue, penalty) of the member events about ``device`` since the last call; cleared."""
+    await other.barrier()
+    out = [(m["Event"], m["Queue"], m.get("Penalty", "")) for m in other.events()
+           if m["Event"].startswith("QueueMember") and m.get("Interface") == device]
+    other.messages.clear()
+    return out
+
+
+def penalties(s: Any, device: str) -> dict[str, int]:
+    """The phone's penalties as the simulated Asterisk has them, checked to be UCS's model's too."""
+    sim = {q.name: q.members[device].penalty for q in s.sim.queues.values() if device in q.members}
+    ucs = {q.name: q.members[device].penalty for q in s.pbx.queues.values() if device in q.members}
+    assert sim == ucs, (sim, ucs)
+    return sim
+
+
+@pytest_twisted.ensureDeferred
+async def test_priority_changes_reach_asterisk_and_status_changes_send_no_penalty(tmp_path: Any) -> None:
+    s = await stack_on(sqlite_url(tmp_path))
+    try:
+        agents = await s.start()
+        d = s.directory
+        alice = await agents.login(s.user("alice"), s.line("SIP/1001"))
+        await s.settle()
+        other = await s.other_client()
+        assert penalties(s, "SIP/1001") == {"support": 0, "sales": 2}
+        await seen(other, "SIP/1001")
+
+        # status changes: pauses only, no QueuePenalty
+        await agents.change_status(alice.id, "AUX", "Lunch")
+        await agents.change_status(alice.id, "READY")
+        await s.settle()
+        assert sorted(await seen(other, "SIP/1001")) == [
+            ("QueueMemberPause", "sales", "2"), ("QueueMemberPause", "sales", "2"),
+            ("QueueMemberPause", "support", "0"), ("QueueMemberPause", "support", "0")]
+
+        # her priority in support changes while she is in AUX: a QueuePenalty there, nothing else
+        await agents.change_status(alice.id, "AUX", "Lunch")
+        await s.settle()
+        await seen(other, "SIP/1001")
+        published = len(s.named(EVENT_AGENT_STATUS))
+        await d.edit("users", alice.id, {"queues": {"1": {"priorities": 4}, "2": {"priorities": 2}}})
+        await s.settle()
+        assert penalties(s, "SIP/1001") == {"support": 4, "sales": 2}
+        assert await seen(other, "SIP/1001") == [("QueueMemberPenalty", "support", "4")]
+        assert s.members("SIP/1001") == {("support", True, "Lunch"), ("sales", True, "Lunch")}
+        assert (alice.status, alice.reason) == (AUX, "Lunch") and len(s.named(EVENT_AGENT_STATUS)) == published
+
+        # an edit that changes nothing on Asterisk sends nothing
+        await d.edit("users", alice.id, {"queues": {"1": {"priorities": 4}, "2": {"priorities": 2}}, "firstname": "Alicia"})
+        await s.settle()
+        assert await seen(other, "SIP/1001") == []
+
+        # a penalty changed outside UCS is left alone (no fight) until UCS next brings her
+        # queues in line: then both the pause and the penalty of sales, at once
+        await other.action("QueuePenalty", Interface="SIP/1001", Penalty="9", Queue="sales")
+        await s.settle()
+        assert penalties(s, "SIP/1001") == {"support": 4, "sales": 9}
+        assert (alice.status, alice.reason) == (AUX, "Lunch")
+        await seen(other, "SIP/1001")
+        await agents.change_status(alice.id, "READY")
+        await s.settle()
+        assert sorted(await seen(other, "SIP/1001")) == [
+            ("QueueMemberPause", "sales", "9"), ("QueueMemberPause", "support", "4"), ("QueueMemberPenalty", "sales", "2")]
+        assert penalties(s, "SIP/1001") == {"support": 4, "sales": 2}
+        assert s.members("SIP/1001") == {("support", False, ""), ("sales", False, "")} and alice.status == READY
+    finally:
+        await close(s)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_penalty_asterisk_does_not_confirm_is_an_error_naming_it(tmp_path: Any) -> None:
+    s = await stack_on(sqlite_url(tmp_path))
+    try:
+        agents = await s.start(confirm_timeout=4.0)
+        alice = await agents.login(s.user("alice"), s.line("SIP/1001"))
+        await s.settle()
+        # UCS's AMI session stops receiving agent events: the QueueMemberPenalty never reaches the model
+        await s.client.sendAction("Events", {"EventMask": "system,call"})
+        s.directory.users[alice.id].queues[1].priority = 6
+        reapplied = ensureDeferred(agents.apply(alice, alice.status, alice.reason))
+        await s.settle()
+        assert s.sim.queues["support"].members["SIP/1001"].penalty == 6 and not reapplied.called
+        s.clock.advance(4.0)
+        with pytest.raises(PBXError, match=r"^Asterisk did not confirm that SIP/1001 has penalty 6 in queue support within 4 s$"):
+            await reapplied
+    finally:
+        await close(s)
