@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from test_agents_harness import close, sqlite_url, stack_on
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import ensureDeferred, maybeDeferred
 
 from ucs.constants import AgentStatus
 from ucs.error import PBXError
@@ -110,5 +110,32 @@ async def test_a_penalty_asterisk_does_not_confirm_is_an_error_naming_it(tmp_pat
         s.clock.advance(4.0)
         with pytest.raises(PBXError, match=r"^Asterisk did not confirm that SIP/1001 has penalty 6 in queue support within 4 s$"):
             await reapplied
+    finally:
+        await close(s)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_priority_changed_while_ucs_was_stopped_is_brought_at_the_next_start(tmp_path: Any) -> None:
+    """``ucs-admin --direct`` on the store while UCS is stopped: the next start's
+    reconciliation brings the penalty (Asterisk kept the memberships meanwhile)."""
+    s = await stack_on(sqlite_url(tmp_path))
+    try:
+        agents = await s.start()
+        alice = await agents.login(s.user("alice"), s.line("SIP/1001"))
+        await agents.change_status(alice.id, "AUX", "Lunch")
+        await s.settle()
+        await agents.stop()
+        await maybeDeferred(s.client.stopService)
+        s.directory._bus = None  # stored only, as ucs-admin --direct does while UCS is stopped
+        await s.directory.edit("users", alice.id, {"queues": {"1": {"priorities": 3}, "2": {"priorities": 2}}})
+        assert penalties(s, "SIP/1001") == {"support": 0, "sales": 2}
+
+        s._connect()
+        await s.load_directory()
+        agents = await s.start()
+        await s.settle()
+        assert s.status("alice") == (AUX, "Lunch")
+        assert penalties(s, "SIP/1001") == {"support": 3, "sales": 2}
+        assert s.members("SIP/1001") == {("support", True, "Lunch"), ("sales", True, "Lunch")}
     finally:
         await close(s)
