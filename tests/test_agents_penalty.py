@@ -139,3 +139,28 @@ async def test_a_priority_changed_while_ucs_was_stopped_is_brought_at_the_next_s
         assert s.members("SIP/1001") == {("support", True, "Lunch"), ("sales", True, "Lunch")}
     finally:
         await close(s)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_penalty_changed_unheard_is_read_at_the_resync_and_put_back(tmp_path: Any) -> None:
+    """The resync reads each member's Penalty from QueueStatus: a change UCS did not hear
+    (its link missed the event) is found there and the directory's priority put back."""
+    s = await stack_on(sqlite_url(tmp_path))
+    try:
+        agents = await s.start()
+        await agents.login(s.user("alice"), s.line("SIP/1001"))
+        await s.settle()
+        other = await s.other_client()
+        await s.client.sendAction("Events", {"EventMask": "system,call"})  # UCS hears no agent event
+        await other.action("QueuePenalty", Interface="SIP/1001", Penalty="9", Queue="sales")
+        await s.settle()
+        assert s.sim.queues["sales"].members["SIP/1001"].penalty == 9
+        assert s.pbx.queues["sales"].members["SIP/1001"].penalty == 2  # unheard
+        await s.client.sendAction("Events", {"EventMask": "on"})
+        await seen(other, "SIP/1001")
+        await s.link.resync()
+        await s.settle()
+        assert await seen(other, "SIP/1001") == [("QueueMemberPenalty", "sales", "2")]
+        assert penalties(s, "SIP/1001") == {"support": 0, "sales": 2}
+    finally:
+        await close(s)
