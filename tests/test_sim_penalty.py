@@ -113,3 +113,20 @@ def test_a_penalty_changed_on_the_fly_changes_who_rings_next() -> None:
     sim.caller_calls("5000")
     run(clock, 2)
     assert [m["Interface"] for m in rec.of("AgentConnect")] == ["SIP/1003", "SIP/1001"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_queue_add_reads_the_penalty_as_asterisk_20() -> None:
+    """manager_add_queue_member: no number, or a negative one, is penalty 0 (never refused)."""
+    h = await SimHarness.start(lab(Clock()))
+    try:
+        c = await h.client()
+        await c.login()
+        for iface, given in (("SIP/1001", "-3"), ("SIP/1002", "two"), ("SIP/1003", " 2")):
+            resp = await c.action("QueueAdd", Queue="sales", Interface=iface, Penalty=given)
+            assert (resp["Response"], resp["Message"]) == ("Success", "Added interface to queue")
+        await c.barrier()
+        assert {m["Interface"]: m["Penalty"] for m in c.events("QueueMemberAdded")} == {
+            "SIP/1001": "0", "SIP/1002": "0", "SIP/1003": "2"}
+    finally:
+        await h.stop()

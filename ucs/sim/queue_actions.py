@@ -27,12 +27,12 @@ class QueueActions(Handlers):
 
     def a_queueadd(self, s: AMISession, m: ActionMessage) -> bytes:
         queue, iface = m.get("queue"), m.get("interface")
-        if not queue or not iface:
-            return self.error(m, "'Queue' and 'Interface' not specified.")
-        try:
-            penalty = int(m.get("penalty") or 0)
-        except ValueError:
-            return self.error(m, "Invalid penalty")
+        if not queue:
+            return self.error(m, "'Queue' not specified.")
+        if not iface:
+            return self.error(m, "'Interface' not specified.")
+        # manager_add_queue_member: sscanf("%30d"); no number or a negative one is 0, never an error
+        penalty = max(_scan_int(m.get("penalty") or "") or 0, 0)
         self.sim.queue_add(
             queue,
             iface,
@@ -118,7 +118,13 @@ class QueueActions(Handlers):
         return self.event_list(m, "Queue summary will follow", "QueueSummaryComplete", items)
 
 
-def _atoi(text: str) -> int:
-    """C's ``atoi``: optional blanks and sign, then digits up to the first other character; 0 if none."""
+def _scan_int(text: str) -> int | None:
+    """C's ``sscanf(text, "%d")``: optional blanks and sign, then digits up to the first
+    other character; ``None`` when there are none."""
     match = re.match(r"\s*([+-]?\d+)", text)
-    return int(match.group(1)) if match else 0
+    return int(match.group(1)) if match else None
+
+
+def _atoi(text: str) -> int:
+    """C's ``atoi``: as :func:`_scan_int`, 0 when there is no number."""
+    return _scan_int(text) or 0
