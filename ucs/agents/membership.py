@@ -24,9 +24,12 @@ was one of ours (it met an expectation) or something done on the phone or by
 another AMI client.
 
 Asterisk's answers that mean "already so" are taken as done: ``QueueRemove``
-"Not there"; ``QueueAdd`` "Already there" is retried as ``QueuePause``, and
+"Not there"; ``QueueAdd`` "Already there" is retried as ``QueuePause`` (and
+``QueuePenalty``: the member there has a penalty of its own), and
 ``QueuePause`` "Interface not found" as ``QueueAdd``.  Anything else fails
-with :class:`~ucs.error.PBXError` carrying Asterisk's message.
+with :class:`~ucs.error.PBXError` carrying Asterisk's message — among them
+``QueuePenalty``'s one refusal, "Invalid interface, queuename or penalty"
+(the member left meanwhile: the next reconciliation adds it again).
 """
 
 from __future__ import annotations
