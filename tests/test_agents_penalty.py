@@ -164,3 +164,29 @@ async def test_a_penalty_changed_unheard_is_read_at_the_resync_and_put_back(tmp_
         assert penalties(s, "SIP/1001") == {"support": 0, "sales": 2}
     finally:
         await close(s)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_member_already_there_gets_the_pause_and_the_penalty(tmp_path: Any) -> None:
+    """Asterisk has the member UCS's model does not know (added while UCS's link heard no
+    agent events): QueueAdd "Already there" becomes QueuePause and QueuePenalty."""
+    s = await stack_on(sqlite_url(tmp_path))
+    try:
+        agents = await s.start()
+        other = await s.other_client()
+        await s.client.sendAction("Events", {"EventMask": "system,call"})
+        await other.action("QueueAdd", Queue="sales", Interface="SIP/1001", Penalty="7", Paused="true", Reason="Old")
+        await s.settle()
+        sales = s.pbx.queues.get("sales")
+        assert sales is None or "SIP/1001" not in sales.members  # UCS did not hear it
+        await s.client.sendAction("Events", {"EventMask": "on"})
+        await seen(other, "SIP/1001")
+        alice = await agents.login(s.user("alice"), s.line("SIP/1001"))
+        await s.settle()
+        assert alice.status == READY
+        assert sorted(await seen(other, "SIP/1001")) == [
+            ("QueueMemberAdded", "support", "0"), ("QueueMemberPause", "sales", "7"), ("QueueMemberPenalty", "sales", "2")]
+        assert penalties(s, "SIP/1001") == {"support": 0, "sales": 2}
+        assert s.members("SIP/1001") == {("support", False, ""), ("sales", False, "")}
+    finally:
+        await close(s)
