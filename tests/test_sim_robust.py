@@ -35,6 +35,7 @@ ACTIONS = st.sampled_from(
         "QueueAdd",
         "QueueRemove",
         "QueuePause",
+        "QueuePenalty",
         "Hangup",
         "Redirect",
         "Bridge",
@@ -74,6 +75,7 @@ def _headers(sim: Sim, action: str, a: int, b: int, word: str, flag: bool) -> li
         "QueueAdd": [("Queue", word or "support"), ("Interface", line), ("Paused", flag), ("Reason", word)],
         "QueueRemove": [("Queue", word or "support"), ("Interface", line)],
         "QueuePause": [("Interface", line), ("Paused", flag)] + ([("Queue", word)] if word else []),
+        "QueuePenalty": [("Interface", line), ("Penalty", b - 5 if flag else word)] + ([("Queue", word)] if word else []),
         "Hangup": [("Channel", ch), ("Cause", 16 if flag else "")],
         "Redirect": [("Channel", ch), ("Context", "ucs-hold"), ("Exten", "s"), ("Priority", 1)]
         + ([("ExtraChannel", ch2), ("ExtraContext", "ucs-wait"), ("ExtraExten", "s"), ("ExtraPriority", 1)] if flag else []),
@@ -106,6 +108,8 @@ def _check(sim: Sim) -> None:
             assert not e.chan.gone
         for m in q.avail:
             assert m.available and m.iface in q.members
+        for m in q.members.values():
+            assert m.penalty >= 0, (q.name, m.iface, m.penalty)  # app_queue refuses a negative QueuePenalty
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

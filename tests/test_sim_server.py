@@ -72,7 +72,9 @@ async def test_actions_need_login_and_unknown_actions_are_named() -> None:
         resp = await c.send([("ActionID", "no-action"), ("Queue", "support")])
         assert resp["Message"] == "Missing action in request"
         resp = await c.action("QueueAdd", Queue="support")
-        assert resp["Message"] == "'Queue' and 'Interface' not specified."
+        assert resp["Message"] == "'Interface' not specified."
+        resp = await c.action("QueueAdd", Interface="SIP/1001")
+        assert resp["Message"] == "'Queue' not specified."
         resp = await c.action("QueueAdd", Queue="nosuch", Interface="SIP/1001")
         assert resp["Message"] == "Unable to add interface to queue: No such queue"
         resp = await c.action("QueuePause", Interface="SIP/1001", Paused="true")

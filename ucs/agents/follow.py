@@ -9,6 +9,9 @@ with the new status.  These changes do not go through the status hook (they
 already happened).  A membership removed by someone else is left alone until
 the next reconciliation.  A member that already looks as the agent's status
 has it (the pause ahead of wrap-up, read again at a resync) is no change.
+A penalty changed by someone else is not followed either: the directory's
+priority is put back at the next reconciliation (a user change, a resync) or
+the agent's next status change.
 """
 
 from __future__ import annotations
@@ -53,6 +56,14 @@ class PhoneFollower:
                          f"follow {member.interface} in {member.queue}")
         except Exception:  # noqa: BLE001 - an observer must never break the PBX model's dispatch
             self.log.failure("agents: member event of {iface} in {queue} could not be handled",
+                             iface=member.interface, queue=member.queue)
+
+    def penalty_event(self, member: Member) -> None:
+        """Only the member's penalty changed: the confirmation of a ``QueuePenalty`` of ours, if it is one."""
+        try:
+            self._agents.members.observe(member.queue, member.interface, member)
+        except Exception:  # noqa: BLE001 - an observer must never break the PBX model's dispatch
+            self.log.failure("agents: penalty event of {iface} in {queue} could not be handled",
                              iface=member.interface, queue=member.queue)
 
     async def _follow(self, agent: Agent, queue: str, queue_id: int) -> None:

@@ -462,6 +462,10 @@ class Agents(PBXObserver, CallObserver):
     def member_changed(self, member: Member, previous: Member) -> None:
         if member.paused != previous.paused or member.paused_reason != previous.paused_reason:
             self._phone.member_event(member, present=True)
+        elif member.penalty != previous.penalty:
+            # confirms our QueuePenalty; one made outside UCS is not followed (the
+            # directory's priority comes back at the next reconciliation)
+            self._phone.penalty_event(member)
 
     def member_removed(self, member: Member) -> None:
         self._phone.member_event(member, present=False)

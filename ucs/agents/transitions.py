@@ -32,7 +32,9 @@ to, ``seen`` the status the PBX shows)::
     logout                      OFFLINE        OFFLINE        OFFLINE        OFFLINE        remove
 
 What the PBX column means (every action confirmed by Asterisk's member event,
-:mod:`ucs.agents.membership`):
+:mod:`ucs.agents.membership`; a member whose penalty differs from the
+membership's priority gets ``QueuePenalty`` along the way, one whose penalty is
+right gets none):
 
 - ``carry``: every queue brought to the new status's target, *then* the
   status changes (nothing changes if Asterisk refuses; the queues are put back);

@@ -40,7 +40,7 @@ ACTION_NAMES = (
     "CoreShowChannels", "CoreStatus", "DeviceStateList", "Events", "ExtensionStateList", "Filter", "Getvar",
     "Hangup", "ListCommands", "Login", "Logoff", "MixMonitor", "MuteAudio", "Originate", "PJSIPNotify", "PJSIPShowContacts", "PJSIPShowEndpoint",
     "PJSIPShowEndpoints", "PJSIPShowRegistrationsInbound", "Ping", "PlayDTMF", "QueueAdd",
-    "QueuePause", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPnotify", "SIPpeers",
+    "QueuePause", "QueuePenalty", "QueueRemove", "QueueStatus", "QueueSummary", "Redirect", "SIPnotify", "SIPpeers",
     "SIPshowpeer", "Setvar", "Status", "StopMixMonitor",
 )  # fmt: skip
 

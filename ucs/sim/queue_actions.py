@@ -1,5 +1,5 @@
 """app_queue's AMI actions on the simulated PBX: QueueAdd, QueueRemove,
-QueuePause, QueueStatus and QueueSummary, with Asterisk 20's answers.
+QueuePause, QueuePenalty, QueueStatus and QueueSummary, with Asterisk 20's answers.
 
 Mixed into :class:`ucs.sim.actions.Actions`; the queues themselves are in
 :mod:`ucs.sim.queues`.
@@ -7,6 +7,7 @@ Mixed into :class:`ucs.sim.actions.Actions`; the queues themselves are in
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from ucs.sim.respond import ActionMessage, Handlers, true_value
@@ -26,12 +27,12 @@ class QueueActions(Handlers):
 
     def a_queueadd(self, s: AMISession, m: ActionMessage) -> bytes:
         queue, iface = m.get("queue"), m.get("interface")
-        if not queue or not iface:
-            return self.error(m, "'Queue' and 'Interface' not specified.")
-        try:
-            penalty = int(m.get("penalty") or 0)
-        except ValueError:
-            return self.error(m, "Invalid penalty")
+        if not queue:
+            return self.error(m, "'Queue' not specified.")
+        if not iface:
+            return self.error(m, "'Interface' not specified.")
+        # manager_add_queue_member: sscanf("%30d"); no number or a negative one is 0, never an error
+        penalty = max(_scan_int(m.get("penalty") or "") or 0, 0)
         self.sim.queue_add(
             queue,
             iface,
@@ -59,6 +60,16 @@ class QueueActions(Handlers):
         p = true_value(paused)
         self.sim.queue_pause(iface, p, m.get("queue") or None, m.get("reason") or "")
         return self.ok(m, "Interface paused successfully" if p else "Interface unpaused successfully")
+
+    def a_queuepenalty(self, s: AMISession, m: ActionMessage) -> bytes:
+        """app_queue's ``manager_queue_member_penalty``: ``Queue`` optional (then
+        every queue the interface is in); ``Penalty`` read as C's ``atoi`` does
+        ("abc" is 0)."""
+        iface, penalty = m.get("interface"), m.get("penalty")
+        if not iface or not penalty:
+            return self.error(m, "Need 'Interface' and 'Penalty' parameters.")
+        self.sim.queue_penalty(iface, _atoi(penalty), m.get("queue") or None)
+        return self.ok(m, "Interface penalty set successfully")
 
     def a_queuestatus(self, s: AMISession, m: ActionMessage) -> bytes:
         member = m.get("member")
@@ -105,3 +116,15 @@ class QueueActions(Handlers):
                 f"LongestHoldTime: {longest}\r\n{aid}\r\n"
             )
         return self.event_list(m, "Queue summary will follow", "QueueSummaryComplete", items)
+
+
+def _scan_int(text: str) -> int | None:
+    """C's ``sscanf(text, "%d")``: optional blanks and sign, then digits up to the first
+    other character; ``None`` when there are none."""
+    match = re.match(r"\s*([+-]?\d+)", text)
+    return int(match.group(1)) if match else None
+
+
+def _atoi(text: str) -> int:
+    """C's ``atoi``: as :func:`_scan_int`, 0 when there is no number."""
+    return _scan_int(text) or 0

@@ -105,6 +105,33 @@ class QueueMixin:
                 self._offer(m.queue)
         return members
 
+    def queue_penalty(self: Any, interface: str, penalty: int, queue: str | None = None) -> list[Member]:
+        """``QueuePenalty``: the member's penalty in ``queue``, or in every queue
+        it is in (app_queue's ``set_member_value``); one ``QueueMemberPenalty``
+        per member changed, even when the value stays the same.
+
+        A negative penalty is refused (``negative_penalty_invalid`` is off by
+        default, and app_queue then refuses negative values here), as are an
+        unknown queue and an interface that is no member: Asterisk has one
+        message for all three."""
+        refused = "Invalid interface, queuename or penalty"
+        if penalty < 0:
+            raise QueueError(refused)
+        if queue:
+            q = self.queues.get(queue)
+            members = [q.members[interface]] if q is not None and interface in q.members else []
+        else:
+            members = [q.members[interface] for q in self.queues.values() if interface in q.members]
+        if not members:
+            raise QueueError(refused)
+        for m in members:
+            m.penalty = penalty
+            self._emit("QueueMemberPenalty", AGENT, m.block())
+        for m in members:
+            if m.available:
+                self._offer(m.queue)  # a better penalty: waiting callers may ring it now
+        return members
+
     def _dev_state(self: Any, dev: str) -> str:
         state = self.devices.get(dev)
         if state is None:
@@ -189,8 +216,16 @@ class QueueMixin:
         q = entry.queue
         if not q.avail:
             return
+        ready = [m for m in q.avail if self._member_reachable(m)]
+        if not ready:
+            return
+        # app_queue's calc_metric puts penalty * 1000000 ahead of every
+        # strategy's own order (penaltymemberslimit is 0 by default: penalties
+        # always count), and ring_one rings only the best metric: the lowest
+        # penalty among the members that can ring, the others only when none can.
+        best = min(m.penalty for m in ready)
         if q.strategy == "ringall":
-            targets = sorted((m for m in q.avail if self._member_reachable(m)), key=_ring_order)
+            targets = sorted((m for m in ready if m.penalty == best), key=_ring_order)
         else:
             order = list(q.members.values())
             start = q.rr_last + 1 if q.strategy == "rrmemory" else 0
@@ -198,7 +233,7 @@ class QueueMixin:
             targets = []
             for i in range(n):
                 m = order[(start + i) % n]
-                if m in q.avail and self._member_reachable(m):
+                if m.penalty == best and m in q.avail and self._member_reachable(m):
                     targets = [m]
                     q.rr_last = (start + i) % n
                     break
