@@ -566,7 +566,10 @@ class UCSServer:
                      "(config.users.edit) or set auth.admin_password", name=admin.username, password=generated)
         await self.get_shared().load()
         self.get_registry()
-        await self.get_agents().start()
+        if self._cluster is not None:  # issue 20: agents run on the AMI owner only (ucs.cluster.node)
+            self._cluster.domain_started()
+        else:
+            await self.get_agents().start()
         await self.get_supervision().start()
         self.get_operations().start(self.get_bus())  # after the agents: they log out, then sessions end
 
@@ -583,7 +586,7 @@ class UCSServer:
             await lock.release()
         if self._supervision is not None and self._supervision.running:
             await self._supervision.stop()
-        if self._agents is not None:
+        if self._agents is not None and (self._cluster is None or self._agents.running):  # issue 20
             await self._agents.stop()
         if self._lookups is not None:
             await self._lookups.close()

@@ -42,6 +42,7 @@ from ucs.cluster.commands import CommandClient, CommandServer
 from ucs.cluster.election import OWNER, Elector
 from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
+from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
 from ucs.cluster.natslink import Names, NatsLink
 from ucs.cluster.replica import Replica
@@ -87,6 +88,14 @@ class ClusterNode(Service):
         self._chain: Deferred[None] = succeed(None)
         self._retry: Any = None
         self._owner_watch: Any = None
+        # issue 20 (cl-commands): the owner's work asked on a standby goes to the owner
+        # (ucs.cluster.forward); the agents run on the owner only (_promote, _demote).
+        self.forwarder = Forwarder(lambda: self.commands, lambda: self.elector.is_owner)
+        self._owner_work = OwnerWork(server.get_registry, server.get_directory, server.get_agents)
+        self._domain: Deferred[None] = Deferred()
+        self._duty: Deferred[None] = succeed(None)
+        self._duty_wanted = False
+        self._duty_done = False
 
     # --- the service ---------------------------------------------------------------------
 
@@ -96,6 +105,7 @@ class ClusterNode(Service):
         if not self.bridge.same_loop:
             log.warn("cluster: the reactor is not asyncio's: NATS runs on a loop in a thread of its own. "
                      "Run `twistd --reactor=asyncio ucs` (docs/cluster.md)")
+        self._server.get_agents().remote = self.forwarder  # passive until this node owns the AMI link
         self.link = NatsLink(self.config.nats, f"ucs {self.node}", self.bridge, on_change=self._link_changed)
         self.stream = EventStream(self.link, self.names, max_age=self.config.stream_max_age)
         self.commands = CommandClient(self.link, self.names, self.node, self.config.request_timeout)
@@ -114,6 +124,8 @@ class ClusterNode(Service):
             self._retry.cancel()
         await self._chain
         await self.elector.stop()  # steps down first: the AMI link stops
+        self._duty_changed()  # then the agents (saved to the store for the next owner)
+        await self._duty
         await self._stop_follower()
         await self._stop_feed()
         if self.link is not None:
@@ -153,12 +165,9 @@ class ClusterNode(Service):
         self._changed()
 
     def _changed(self) -> None:
-        """The role or the NATS link changed: the AMI link at once, the rest one change at a time."""
-        ami = self._server.get_ami_client()
-        if self.elector.is_owner and self.running and not ami.running:
-            ami.startService()
-        elif not self.elector.is_owner and ami.running:
-            ami.stopService()
+        """The role or the NATS link changed: the AMI link and the agents (:meth:`_duty_changed`),
+        the rest one change at a time."""
+        self._duty_changed()
         self._chain.addCallback(lambda _: Deferred.fromCoroutine(self._reconcile()))
         self._chain.addErrback(self._failed)
 
@@ -222,6 +231,58 @@ class ClusterNode(Service):
         if follower is not None:
             await follower.stop()
 
+    # --- the owner's duty: the agents, then the AMI link (issue 20) -----------------------------
+
+    def domain_started(self) -> None:
+        """The container loaded the directory and built the registry (``UCSServer._start_domain``):
+        standbys' API calls may be forwarded, and the agents may start if this node owns the link."""
+        self._server.get_registry().forward = self.forwarder
+        if not self._domain.called:
+            self._domain.callback(None)
+
+    def _duty_changed(self) -> None:
+        """Stepping down stops the AMI link at once (before the election's session closes, as
+        the election requires), then the agents; taking over starts the agents from the store
+        first, then the AMI link, whose resync makes them reconcile with Asterisk."""
+        want = bool(self.elector.is_owner and self.running)
+        ami = self._server.get_ami_client()
+        if not want and ami.running:
+            ami.stopService()
+        if want == self._duty_wanted:
+            return
+        self._duty_wanted = want
+        self._duty.addCallback(lambda _: Deferred.fromCoroutine(self._promote() if want else self._demote()))
+        self._duty.addErrback(lambda f: log.failure("cluster: {what} failed", f,
+                                                    what="taking over" if want else "stepping down"))
+
+    async def _promote(self) -> None:
+        if not self._duty_wanted:
+            return
+        await self._domain
+        if not self._duty_wanted or self._duty_done:
+            return
+        agents = self._server.get_agents()
+        agents.remote = None
+        await agents.start()  # restored from the store, as after a restart
+        self._duty_done = True
+        ami = self._server.get_ami_client()
+        if self._duty_wanted and not ami.running:
+            ami.startService()  # its resync makes the agents reconcile their memberships
+        log.info("cluster: node {node} owns the AMI link; {n} agents restored", node=self.node, n=len(agents.all()))
+        if not self._duty_wanted:
+            await self._demote()
+
+    async def _demote(self) -> None:
+        if not self._duty_done:
+            return
+        self._duty_done = False
+        agents = self._server.get_agents()
+        agents.remote = self.forwarder
+        if agents.running:
+            await agents.stop()  # saves them: the next owner restores them from the store
+        agents.forget()
+        log.info("cluster: node {node} no longer owns the AMI link; its agents are the owner's", node=self.node)
+
     # --- seams --------------------------------------------------------------------------------
 
     def on_event(self, e: Envelope) -> None:
@@ -233,6 +294,8 @@ class ClusterNode(Service):
         has checked its user's rights in its own registry first).  Two so far: ``cluster.ping``
         and ``agents.changeStatus(user_id, status, reason)``, carried out on Asterisk by the
         owner's agents; the registry's methods are not forwarded yet (docs/cluster.md)."""
+        if method in FORWARDED:  # issue 20: a standby's API call, or its agents' requests
+            return self._owner_work.handle(method, args)
         if method == "cluster.ping":
             return {"node": self.node, "role": self.role, "term": self.feed.replica.term if self.feed else ""}
         if method == "agents.changeStatus":
