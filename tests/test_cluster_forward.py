@@ -22,7 +22,7 @@ import pytest_twisted
 from twisted.internet import reactor, threads
 
 from conftest import POSTGRES_URL, _postgres_schema, with_search_path
-from serverkit import until
+from serverkit import until, working_agent
 from test_cluster_node import _terminate, ami_up, cluster_config
 from test_web_api import CallError, connect
 from ucs import demo
@@ -166,6 +166,73 @@ async def test_a_bar_on_the_standby_works_through_the_owner_and_keeps_its_agent_
     finally:
         for bar in bars:
             bar.close()
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_directory_change_on_one_node_reaches_the_other_and_the_owners_agents(tmp_path: Path) -> None:
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    servers: list[UCSServer] = []
+    try:
+        a = await start(tmp_path, "node-a", store, sim, domain)
+        servers.append(a)
+        node_a: Any = a.get_cluster()
+        await node_a.elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        await demo.seed(a.get_directory(), 2)
+        b = await start(tmp_path, "node-b", store, sim, domain)
+        servers.append(b)
+        node_b: Any = b.get_cluster()
+        await node_b.elector.when("standby")
+        await until(lambda: node_b.dirsync is not None and node_a.dirsync is not None, 10)
+        await working_agent(a, 1)  # on the owner, in every demo queue
+        username, _ = demo.user_of(1)
+        user = a.get_directory().user_by_username(username)
+        assert user is not None
+        sales = next(q for q, _ in a.get_directory().queues_of(user) if q.asterisk_name == "sales")
+        assert sim_member(sim, "sales", "SIP/1001") is not None
+
+        admin = b.get_sessions().create()
+        admin.user = next(u for u in b.get_directory().users.values() if u.superuser)
+
+        # An administrator on the standby takes agent 1 out of "sales": the owner's directory
+        # follows and its agents take the phone out of the queue on Asterisk.
+        others = [{"user_id": u.id, "penalty": 0} for u in b.get_directory().users.values()
+                  if sales.id in u.queues and u.id != user.id]
+        await b.get_registry().call(admin, "config.queues.setMembers", [sales.id, others])
+        await until(lambda: sales.id not in a.get_directory().users[user.id].queues, 10)
+        await until(lambda: sim_member(sim, "sales", "SIP/1001") is None, 10)
+        # ... and back in.
+        await b.get_registry().call(admin, "config.queues.setMembers",
+                                    [sales.id, [*others, {"user_id": user.id, "penalty": 0}]])
+        await until(lambda: sim_member(sim, "sales", "SIP/1001") is not None, 10)
+
+        # A user created on the standby logs in on the owner with the password given there.
+        created = await b.get_registry().call(admin, "config.users.add", [{
+            "username": "newcomer", "password": "new-secret-1", "displayname": "New Comer"}])
+        await until(lambda: a.get_directory().user_by_username("newcomer") is not None, 10)
+        session = a.get_sessions().create()
+        logged = await a.get_registry().call(session, "login", ["newcomer", "new-secret-1"])
+        assert logged["user"]["id"] == created["id"]
+
+        # A change on the owner reaches the standby the same way; a deletion too.
+        owner_admin = a.get_sessions().create()
+        owner_admin.user = next(u for u in a.get_directory().users.values() if u.superuser)
+        await a.get_registry().call(owner_admin, "config.users.edit",
+                                    [{"id": created["id"], "displayname": "Renamed"}])
+        await until(lambda: b.get_directory().users[created["id"]].displayname == "Renamed", 10)
+        await a.get_registry().call(owner_admin, "config.users.delete", [created["id"]])
+        await until(lambda: created["id"] not in b.get_directory().users, 10)
+        assert b.get_directory().user_by_username("newcomer") is None
+    finally:
         for s in reversed(servers):
             await s.service.stopService()
         await sim.stopService()

@@ -38,6 +38,7 @@ from twisted.logger import Logger
 from ucs import events as ev
 from ucs.cluster.aio import AsyncioBridge
 from ucs.cluster.codec import Envelope, envelope
+from ucs.cluster.dirsync import DirectorySync
 from ucs.cluster.commands import CommandClient, CommandServer
 from ucs.cluster.election import OWNER, Elector
 from ucs.cluster.feed import OwnerFeed
@@ -96,6 +97,8 @@ class ClusterNode(Service):
         self._duty: Deferred[None] = succeed(None)
         self._duty_wanted = False
         self._duty_done = False
+        self.dirsync: DirectorySync | None = None
+        self._dir_missed = True  # until subscribed, another node's change may be missed
 
     # --- the service ---------------------------------------------------------------------
 
@@ -162,6 +165,8 @@ class ClusterNode(Service):
     def _link_changed(self, state: str) -> None:
         if self.feed is not None:
             self.feed.link_changed(state)
+        if state != "up":
+            self._dir_missed = True  # issue 20: directory notices may be missed meanwhile
         self._changed()
 
     def _changed(self) -> None:
@@ -184,6 +189,19 @@ class ClusterNode(Service):
             await self._stop_follower()
         if self.feed is not None and not want_feed:
             await self._stop_feed()
+        if self.dirsync is not None and not nats:
+            old, self.dirsync = self.dirsync, None
+            await old.stop()
+        if nats and self.dirsync is None:
+            assert self.link is not None
+            dirsync = DirectorySync(self.link, self.names, self._server.get_bus(), self._server.get_directory(),
+                                    self.node, self._reactor)
+            await dirsync.start()
+            self.dirsync = dirsync
+        if nats and self._dir_missed and self.dirsync is not None and self.link is not None \
+                and self.link.state == "up" and self._domain.called:
+            self._dir_missed = False
+            await self.dirsync.catch_up()
         if want_feed and self.feed is None:
             assert self.stream is not None and self.link is not None
             await self.stream.ensure()
@@ -239,6 +257,8 @@ class ClusterNode(Service):
         self._server.get_registry().forward = self.forwarder
         if not self._domain.called:
             self._domain.callback(None)
+        if self.running:
+            self._changed()  # the directory may now be read again (DirectorySync.catch_up)
 
     def _duty_changed(self) -> None:
         """Stepping down stops the AMI link at once (before the election's session closes, as
