@@ -85,7 +85,10 @@ class DirectorySync:
 
         async def unsubscribe() -> None:
             if sub is not None:
-                await sub.unsubscribe()
+                try:
+                    await sub.unsubscribe()
+                except Exception as e:  # NATS closed already: the subscription went with it
+                    log.debug("cluster: unsubscribing the directory notices: {e}", e=e)
 
         return self.link.bridge.run(unsubscribe)
 

@@ -44,6 +44,7 @@ from ucs.cluster.election import OWNER, Elector
 from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
 from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
+from ucs.cluster.gap import adopt, cdr_from_replica
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
 from ucs.cluster.natslink import Names, NatsLink
 from ucs.cluster.replica import Replica
@@ -278,6 +279,9 @@ class ClusterNode(Service):
     async def _promote(self) -> None:
         if not self._duty_wanted:
             return
+        # What the old owner told of its calls (this node's replica as a standby): for the
+        # calls' CDRs across the gap (ucs.cluster.gap), once Asterisk has been read again.
+        known = dict(self.follower.replica.calls) if self.follower is not None else {}
         await self._domain
         if not self._duty_wanted or self._duty_done:
             return
@@ -287,10 +291,37 @@ class ClusterNode(Service):
         self._duty_done = True
         ami = self._server.get_ami_client()
         if self._duty_wanted and not ami.running:
+            synced = self._server.get_pbx_link().whenSynced()
             ami.startService()  # its resync makes the agents reconcile their memberships
+            synced.addCallback(lambda _: self._after_resync(known))
+            synced.addErrback(lambda f: log.failure("cluster: the calls across the take-over", f))
         log.info("cluster: node {node} owns the AMI link; {n} agents restored", node=self.node, n=len(agents.all()))
         if not self._duty_wanted:
             await self._demote()
+
+    def _after_resync(self, known: dict[str, dict[str, Any]]) -> None:
+        """The first resync as owner: calls still up take back what the old owner knew; calls
+        that ended unseen get their CDR from the replica (:mod:`ucs.cluster.gap`)."""
+        if not self._duty_done or not known:
+            return
+        live = {c.uniqueid: c for c in self._server.get_call_tracker().active_calls()}
+        for uniqueid, call in live.items():
+            if uniqueid in known:
+                adopt(call, known[uniqueid])
+        gone = [call for uniqueid, call in known.items() if uniqueid not in live]
+        if gone:
+            d = Deferred.fromCoroutine(self._gap_cdrs(gone))
+            d.addErrback(lambda f: log.failure("cluster: CDRs of the calls that ended during the take-over", f))
+
+    async def _gap_cdrs(self, gone: list[dict[str, Any]]) -> None:
+        store, writer = self._server.get_store(), self._server.get_cdr_writer()
+        now = self._reactor.seconds()
+        for call in gone:
+            if await store.get_cdr(call["uniqueid"]) is not None:
+                continue  # the old owner wrote it before it died
+            log.info("cluster: call {uniqueid} ended while no node owned the AMI link; its CDR is written "
+                     "from what the old owner told", uniqueid=call["uniqueid"])
+            writer.add(cdr_from_replica(call, now))
 
     async def _demote(self) -> None:
         if not self._duty_done:
