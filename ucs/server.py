@@ -566,11 +566,11 @@ class UCSServer:
                      "(config.users.edit) or set auth.admin_password", name=admin.username, password=generated)
         await self.get_shared().load()
         self.get_registry()
-        if self._cluster is not None:  # issue 20: agents run on the AMI owner only (ucs.cluster.node)
-            self._cluster.domain_started()
-        else:
+        if self._cluster is None:  # issue 20: in a cluster, the agents run on the AMI owner only
             await self.get_agents().start()
         await self.get_supervision().start()
+        if self._cluster is not None:  # issue 20: it starts them when this node owns the AMI link
+            self._cluster.domain_started()
         self.get_operations().start(self.get_bus())  # after the agents: they log out, then sessions end
 
     def _advertised(self) -> dict[str, Any]:

@@ -289,6 +289,7 @@ class ClusterNode(Service):
         agents.remote = None
         await agents.start()  # restored from the store, as after a restart
         self._duty_done = True
+        await self._recount()
         ami = self._server.get_ami_client()
         if self._duty_wanted and not ami.running:
             synced = self._server.get_pbx_link().whenSynced()
@@ -323,6 +324,15 @@ class ClusterNode(Service):
                      "from what the old owner told", uniqueid=call["uniqueid"])
             writer.add(cdr_from_replica(call, now))
 
+    async def _recount(self) -> None:
+        """Supervision's figures start again from the store with the agents this node has now
+        (the owner's restored ones, or none): a standby counts nobody's time, so it never
+        writes figures over the owner's, and a new owner adds to what is stored."""
+        supervision = self._server.get_supervision()
+        if supervision.running:
+            await supervision.stop()
+        await supervision.start()
+
     async def _demote(self) -> None:
         if not self._duty_done:
             return
@@ -331,7 +341,11 @@ class ClusterNode(Service):
         agents.remote = self.forwarder
         if agents.running:
             await agents.stop()  # saves them: the next owner restores them from the store
+        supervision = self._server.get_supervision()
+        if supervision.running:
+            await supervision.stop()  # the figures counted so far, saved while they are this node's
         agents.forget()
+        await self._recount()
         log.info("cluster: node {node} no longer owns the AMI link; its agents are the owner's", node=self.node)
 
     # --- seams --------------------------------------------------------------------------------
