@@ -163,6 +163,19 @@ async def test_a_bar_on_the_standby_works_through_the_owner_and_keeps_its_agent_
         assert done["status"] in ("AUX", 2)
         assert b.get_agents().get(user.id).status.name == "AUX"
         assert all(sim_member(sim, q, "SIP/1001").paused for q in queues)
+
+        # A second tab on the new standby: the agent is working (the replica says so), so the
+        # login goes straight to READY on that phone; logging out there logs the agent out on
+        # the owner, and Asterisk loses the queue members.
+        await until(lambda: a.get_agents().get(user.id) is not None
+                    and a.get_agents().get(user.id).status.name == "AUX", 10)
+        tab = await connect(a.get_web_service().ws_url)
+        bars.append(tab)
+        logged = await tab.call("login", [username, password])
+        assert logged["state"] == "READY" and logged["device"]["device"] == "SIP/1001"
+        await tab.call("logout")
+        assert b.get_agents().get(user.id) is None
+        assert all(sim_member(sim, q, "SIP/1001") is None for q in queues)
     finally:
         for bar in bars:
             bar.close()

@@ -55,12 +55,17 @@ async def test_no_link_to_the_cluster_is_a_retryable_error() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_owner_refuses_to_run_what_is_not_its_work(tmp_path: Path) -> None:
-    work = OwnerWork(lambda: None, lambda: None, lambda: None)
+async def test_the_owner_refuses_what_is_not_its_work_and_asks_to_retry_while_taking_over(tmp_path: Path) -> None:
+    server = UCSServer(Config().replace(store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"}, web={"port": 0}), reactor)
+    work = OwnerWork(server.get_registry, server.get_directory, server.get_agents)
     answer = await work.handle("api.call", ["config.users.delete", [1], {"user_id": 1, "state": "ready"}])
     assert answer["ok"] is False and "not carried out by the AMI owner" in answer["error"]["message"]
     answer = await work.handle("api.call", ["call.dial"])
     assert answer["ok"] is False and "api.call takes" in answer["error"]["message"]
+    # Its agents not restored yet (not started): a retryable error, nothing carried out.
+    answer = await work.handle("agents.logout", [1, "logout"])
+    assert answer["ok"] is False and answer["error"]["code"] == 503
+    assert "taking over" in answer["error"]["message"]
 
 
 @pytest_twisted.ensureDeferred

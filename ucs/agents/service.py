@@ -182,6 +182,8 @@ class Agents(PBXObserver, CallObserver):
 
     def get(self, user_id: int) -> Agent | None:
         """The logged-in agent of a user, or ``None``."""
+        if self.remote is not None:  # issue 20: a standby; the owner's agent as the replica has it
+            return self.remote.get(user_id)  # type: ignore[no-any-return]
         return self._agents.get(user_id)
 
     def all(self) -> list[Agent]:

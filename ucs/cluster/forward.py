@@ -36,10 +36,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from twisted.internet.defer import Deferred, ensureDeferred
 
 from ucs.cluster.codec import jsonable
 from ucs.cluster.commands import CommandClient, CommandError, NoOwner, OwnerTimeout
+from ucs.constants import AgentStatus
 from ucs.error import InvalidState, ProcessingError, UCSError
 
 #: Registry methods carried out by the AMI owner when called on a standby.
@@ -97,16 +99,44 @@ def context(session: Any) -> dict[str, Any]:
             "state": state.value if state is not None else None}
 
 
+@attrs.frozen
+class AgentView:
+    """The owner's agent as this standby's replica has it: what the login, the logout and
+    the session need to know (its phone, its status), read-only.  ``Agents.get`` on a
+    standby returns it."""
+
+    user: Any
+    line: Any
+    status: AgentStatus
+    reason: str
+    since: float
+    logged_in: float
+    doc: dict[str, Any]
+
+    @property
+    def id(self) -> int:
+        return int(self.user.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.doc)
+
+
 class Forwarder:
     """A standby's side: the registry's ``forward`` and the agents' ``remote``.
 
     ``client()`` is the node's :class:`CommandClient` (``None`` before NATS is set
     up); ``is_owner()`` says whether this node is the owner now (then nothing is
-    forwarded: its own registry and agents do the work)."""
+    forwarded: its own registry and agents do the work); ``agents()`` the owner's
+    agents as this node's replica has them (seed 002 User objects by user id),
+    ``directory()`` this node's directory."""
 
-    def __init__(self, client: Callable[[], CommandClient | None], is_owner: Callable[[], bool]) -> None:
+    def __init__(self, client: Callable[[], CommandClient | None], is_owner: Callable[[], bool],
+                 agents: Callable[[], dict[str, dict[str, Any]]] = dict,
+                 directory: Callable[[], Any] = lambda: None) -> None:
         self._client = client
         self._is_owner = is_owner
+        self._agents = agents
+        self._directory = directory
 
     def wants(self, name: str) -> bool:
         return name in OWNER_WORK and not self._is_owner()
@@ -116,6 +146,20 @@ class Forwarder:
         return Deferred.fromCoroutine(self._ask("api.call", name, jsonable(args), context(session)))
 
     # --- the agents' requests (Agents.remote) ------------------------------------------------
+
+    def get(self, user_id: int) -> AgentView | None:
+        """The owner's agent of a user, as the replica has it; ``None`` if not logged in."""
+        doc, directory = self._agents().get(str(user_id)), self._directory()
+        if not isinstance(doc, dict) or directory is None:
+            return None
+        user = directory.users.get(user_id)
+        device = doc.get("device")
+        line = directory.line_by_device(device) if isinstance(device, str) else None
+        status = AgentStatus.__members__.get(str(doc.get("status")))
+        if user is None or line is None or status is None:
+            return None
+        return AgentView(user, line, status, str(doc.get("reason") or ""), float(doc.get("since") or 0.0),
+                         float(doc.get("logged_in") or 0.0), doc)
 
     async def login(self, user: Any, line: Any, *, session: Any = None) -> Any:
         return await self._ask("agents.login", user.id, line.id)
@@ -165,10 +209,18 @@ class OwnerWork:
         return {"ok": True, "result": jsonable(result)}
 
     async def _run(self, command: str, args: list[Any]) -> Any:
+        if command not in COMMANDS:
+            raise ProcessingError(f"{command!r} is not a command the owner answers")
         if command == "api.call":
             if len(args) != 3 or not isinstance(args[0], str) or not isinstance(args[1], list) or not isinstance(
                     args[2], dict):
                 raise ProcessingError("api.call takes [method, arguments, caller]")
+            if args[0] not in OWNER_WORK:
+                raise ProcessingError(f"{args[0]} is not carried out by the AMI owner for another node")
+        if not self._agents().running:
+            raise OwnerUnavailable(f"{command}: the AMI owner is taking over (its agents are being restored); "
+                                   "try again in a few seconds")
+        if command == "api.call":
             return await self._api_call(args[0], args[1], args[2])
         if command == "agents.login":
             user, line = self._user(args[0]), self._line(args[1])
@@ -196,8 +248,6 @@ class OwnerWork:
         from ucs.api.session import Session
         from ucs.constants import SessionState
 
-        if name not in OWNER_WORK:
-            raise ProcessingError(f"{name} is not carried out by the AMI owner for another node")
         registry = self._registry()
         method = registry.get(name)
         session = Session(sid=str(caller.get("sid", "")), kind=str(caller.get("kind", "ws")),

@@ -92,7 +92,9 @@ class ClusterNode(Service):
         self._owner_watch: Any = None
         # issue 20 (cl-commands): the owner's work asked on a standby goes to the owner
         # (ucs.cluster.forward); the agents run on the owner only (_promote, _demote).
-        self.forwarder = Forwarder(lambda: self.commands, lambda: self.elector.is_owner)
+        self.forwarder = Forwarder(lambda: self.commands, lambda: self.elector.is_owner,
+                                   lambda: self.follower.replica.agents if self.follower is not None else {},
+                                   server.get_directory)
         self._owner_work = OwnerWork(server.get_registry, server.get_directory, server.get_agents)
         self._domain: Deferred[None] = Deferred()
         self._duty: Deferred[None] = succeed(None)
