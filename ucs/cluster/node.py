@@ -3,14 +3,21 @@
 Installed by the container in place of the AMI client, and only when
 ``[cluster] enabled`` (without it nothing of :mod:`ucs.cluster` is imported).
 
-- **owner** (it holds the election's lock): its AMI client runs, so its PBX
-  model, call tracker, agents and bus are the truth; its bus's domain events
-  go to the stream and its replica's snapshot to the bucket
-  (:class:`~ucs.cluster.feed.OwnerFeed`), and it answers commands on
-  ``ucs.<domain>.commands``.
-- **standby** (anything else): no AMI link; it follows the stream into its
+- **owner** (it holds the election's lock): its agents are restored from the
+  store, then its AMI client runs, so its PBX model, call tracker, agents and
+  bus are the truth; its bus's domain events go to the stream and its
+  replica's snapshot to the bucket (:class:`~ucs.cluster.feed.OwnerFeed`), and
+  it answers commands on ``ucs.<domain>.commands``: the standbys' API calls
+  that are its work (:mod:`ucs.cluster.forward`).  After its first resync the
+  calls still up take back what the old owner knew, and calls that ended in
+  the gap get their CDR (:mod:`ucs.cluster.gap`).
+- **standby** (anything else): no AMI link, its agents passive (they ask the
+  owner); it follows the stream into its
   :class:`~ucs.cluster.replica.Replica` (:class:`~ucs.cluster.follower.Follower`)
   and tries the lock every ``retry_interval``.
+
+Every node announces its directory changes and reads the others' from the
+store (:mod:`ucs.cluster.dirsync`).
 
 What the role needs from NATS is set up whenever the role or the NATS link
 changes (:meth:`ClusterNode._reconcile`, one change at a time); the election
@@ -21,8 +28,7 @@ truth and its CDRs (the stream resumes, in a new term, once NATS is back).
 and the NATS link, the term and the stream position.
 
 Not yet (docs/cluster.md): a standby's hub and bars do not hear the owner's
-events (``on_event`` is the seam), and agents' requests made on a standby are
-not sent to the owner (:class:`~ucs.cluster.commands.CommandClient` is the seam).
+events (``on_event`` is the seam).
 """
 
 from __future__ import annotations
@@ -289,7 +295,20 @@ class ClusterNode(Service):
             return
         agents = self._server.get_agents()
         agents.remote = None
-        await agents.start()  # restored from the store, as after a restart
+        try:
+            await agents.start()  # restored from the store, as after a restart
+        except Exception:
+            # The store failed: no AMI link without the agents; the take-over is tried again.
+            log.failure("cluster: the agents could not be restored; taking over again in {t:g} s",
+                        t=self.config.retry_interval)
+            try:
+                await agents.stop()
+            except Exception as e:
+                log.debug("cluster: stopping the agents after a failed restore: {e}", e=e)
+            agents.forget()
+            agents.remote = self.forwarder
+            self._reactor.callLater(self.config.retry_interval, self._retake)
+            return
         self._duty_done = True
         await self._recount()
         ami = self._server.get_ami_client()
@@ -301,6 +320,11 @@ class ClusterNode(Service):
         log.info("cluster: node {node} owns the AMI link; {n} agents restored", node=self.node, n=len(agents.all()))
         if not self._duty_wanted:
             await self._demote()
+
+    def _retake(self) -> None:
+        self._duty_wanted = False  # so that _duty_changed takes over again if this node still owns the link
+        if self.running:
+            self._duty_changed()
 
     def _after_resync(self, known: dict[str, dict[str, Any]]) -> None:
         """The first resync as owner: calls still up take back what the old owner knew; calls
@@ -358,9 +382,9 @@ class ClusterNode(Service):
 
     def _command(self, method: str, args: list[Any], node: str) -> Any:
         """The owner's answer to a command from ``node`` (a peer on NATS: the node that sent it
-        has checked its user's rights in its own registry first).  Two so far: ``cluster.ping``
-        and ``agents.changeStatus(user_id, status, reason)``, carried out on Asterisk by the
-        owner's agents; the registry's methods are not forwarded yet (docs/cluster.md)."""
+        has checked its user's rights in its own registry first): a standby's API call or its
+        agents' request (:mod:`ucs.cluster.forward`), ``cluster.ping``, and
+        ``agents.changeStatus(user_id, status, reason)`` carried out by the owner's agents."""
         if method in FORWARDED:  # issue 20: a standby's API call, or its agents' requests
             return self._owner_work.handle(method, args)
         if method == "cluster.ping":
