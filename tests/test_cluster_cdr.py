@@ -1,4 +1,5 @@
-"""Issue 20: each call's CDR exactly once, and whole, across a kill -9 of the AMI owner.
+"""Issue 20: across a kill -9 of the AMI owner, each call's CDR exactly once and whole,
+and the agents kept.
 
 Two real ``twistd --reactor=asyncio ucs`` nodes, the real PostgreSQL and NATS,
 the simulated Asterisk in this process.  Two customer calls are up on the
@@ -7,6 +8,9 @@ node-b has taken the AMI link), the other after node-b resynced.  The store
 then holds exactly one CDR per call: the second with its real start and answer
 times (what node-b knew as a standby, not the seconds Asterisk tells), the
 first written by node-b from its replica, saying that its end was not seen.
+An agent logged in and paused through a bar on node-b (the standby then) is
+still paused in the simulator's queues after node-b took over, and node-b's
+agents have them in that status.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ from twisted.internet import reactor, threads
 from conftest import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from test_cluster_processes import DEADLINE, Node, health, node_config, until_health, wait_line
+from test_web_api import connect
+from ucs import demo
+from ucs.bus import EventBus
+from ucs.directory.directory import Directory
 from ucs.sim.service import SimService
+from ucs.store import open_store
 
 
 def cdr_rows(store: str) -> list[dict[str, Any]]:
@@ -40,7 +49,8 @@ def cdr_rows(store: str) -> list[dict[str, Any]]:
 
 
 @pytest_twisted.ensureDeferred
-async def test_kill_9_of_the_owner_mid_call_leaves_each_cdr_exactly_once(tmp_path: Path) -> None:
+async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr_exactly_once(
+        tmp_path: Path) -> None:
     schema = f"ucs_test_{secrets.token_hex(6)}"
     await threads.deferToThread(_postgres_schema, "create", schema)
     store = with_search_path(POSTGRES_URL, schema)
@@ -48,7 +58,15 @@ async def test_kill_9_of_the_owner_mid_call_leaves_each_cdr_exactly_once(tmp_pat
     sim = SimService(port=0, phones=2, reactor=reactor)
     sim.startService()
     nodes: list[Node] = []
+    bars: list[Any] = []
     try:
+        seeding = await open_store(store, reactor)  # the demo's users, lines and queues, in the store
+        try:
+            directory = Directory(seeding, EventBus())
+            await directory.load()
+            await demo.seed(directory, 2)
+        finally:
+            await seeding.close()
         config_a, port_a = node_config(tmp_path, "node-a", store, sim, domain)
         config_b, port_b = node_config(tmp_path, "node-b", store, sim, domain)
         a = Node(config_a, tmp_path / "node-a")
@@ -58,6 +76,19 @@ async def test_kill_9_of_the_owner_mid_call_leaves_each_cdr_exactly_once(tmp_pat
         b = Node(config_b, tmp_path / "node-b")
         nodes.append(b)
         await until_health(port_b, lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
+
+        # Agent 2 logs in and goes AUX through a bar on node-b, the standby: node-a does it.
+        username, password = demo.user_of(2)
+        _, identifier, _ = demo.line_of(2)
+        bar = await connect(f"ws://127.0.0.1:{port_b}/ws")
+        bars.append(bar)
+        await bar.call("login", [username, password])
+        await bar.call("identifier", [identifier])
+        await bar.call("provision")
+        await bar.call("agent.changeStatus", ["AUX", "Break"])
+        members = [q.members["SIP/1002"] for q in sim.sim.queues.values() if "SIP/1002" in q.members]
+        assert members and all(m.paused for m in members)
+        assert (await health(port_a))["agents"] == 1 and (await health(port_b))["agents"] == 0
 
         # Two customers call two phones, which answer; node-a has both calls, node-b has
         # followed its stream up to them.
@@ -90,6 +121,13 @@ async def test_kill_9_of_the_owner_mid_call_leaves_each_cdr_exactly_once(tmp_pat
         await until_health(port_b, lambda h: h["ami"] == "up" and h["calls"] == 1)
         await _until_rows(store, 1)
 
+        # node-b restored the agent from the store: still AUX, still paused in every queue.
+        await until_health(port_b, lambda h: h["agents"] == 1)
+        state = await bar.call("agent.state")
+        assert (state["status"], state["reason"], state["device"]) == ("AUX", "Break", "SIP/1002")
+        members = [q.members.get("SIP/1002") for q in sim.sim.queues.values()]
+        assert all(m is not None and m.paused for m in members)
+
         # The long call ends on node-b's watch.
         sim.sim.phone("SIP/1001").hangup()
         await until_health(port_b, lambda h: h["calls"] == 0)
@@ -110,6 +148,8 @@ async def test_kill_9_of_the_owner_mid_call_leaves_each_cdr_exactly_once(tmp_pat
         assert "no node owned the AMI link" in short["data"]["ended_unseen"]
         assert short["disconnected"] >= killed
     finally:
+        for bar in bars:
+            bar.close()
         for n in nodes:
             if n.proc.poll() is None:
                 await threads.deferToThread(n.stop)
