@@ -132,6 +132,15 @@ async def test_a_bar_on_the_standby_works_through_the_owner_and_keeps_its_agent_
         await bar.call("call.hangup")
         await until(lambda: not a.get_call_tracker().active_calls(), 10)
 
+        # Click-to-dial from the standby's bar: the owner has Asterisk ring the agent's phone,
+        # which answers, and then the number (the other phone) rings.
+        sim.sim.phone("SIP/1001").set_behaviour(answer_after=0.1)
+        dialled = await bar.call("call.dial", ["1002"])
+        assert dialled["uniqueid"]
+        await until(lambda: sim.sim.phone("SIP/1002").ringing is not None, 10)
+        await bar.call("call.hangup")
+        await until(lambda: not a.get_call_tracker().active_calls(), 10)
+
         # No owner answering commands (as while an election is in progress): a clear, retryable error.
         server = node_a._command_server
         await server.stop()
