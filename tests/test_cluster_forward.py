@@ -182,6 +182,13 @@ async def test_a_bar_on_the_standby_works_through_the_owner_and_keeps_its_agent_
         bars.append(tab)
         logged = await tab.call("login", [username, password])
         assert logged["state"] == "READY" and logged["device"]["device"] == "SIP/1001"
+        # A supervisor's team view on the standby shows the owner's agent as the replica has it.
+        supervisor = a.get_sessions().create()
+        await a.get_registry().call(supervisor, "login", ["supervisor", "supervisor-demo"])
+        await a.get_registry().call(supervisor, "supervisor.start")
+        team = await a.get_registry().call(supervisor, "supervisor.team")
+        row = next(r for r in (team["agents"] if isinstance(team, dict) else team) if r.get("id") == user.id)
+        assert (row["status"], row["reason"], row["device"]) == ("AUX", "Break", "SIP/1001")
         await tab.call("logout")
         assert b.get_agents().get(user.id) is None
         assert all(sim_member(sim, q, "SIP/1001") is None for q in queues)

@@ -117,6 +117,11 @@ class AgentView:
     def id(self) -> int:
         return int(self.user.id)
 
+    @property
+    def suspended(self) -> frozenset[int]:
+        """The queues (ids) the agent suspended."""
+        return frozenset(q for q in self.doc.get("suspended") or () if isinstance(q, int))
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self.doc)
 
