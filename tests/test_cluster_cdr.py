@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
 from conftest import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from test_cluster_processes import DEADLINE, Node, health, node_config, until_health, wait_line
-from test_web_api import connect
+from test_web_api import CallError, connect
 from ucs import demo
 from ucs.bus import EventBus
 from ucs.directory.directory import Directory
@@ -114,6 +115,12 @@ async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr
         killed = time.time()
         sim.sim.phone("SIP/1002").hangup()
         assert await threads.deferToThread(cdr_rows, store) == []  # nobody wrote either CDR yet
+        # Meanwhile (node-b claims the lock for seconds before it owns the link) the bar's
+        # request gets a clear, retryable error, and nothing changes.
+        with pytest.raises(CallError) as gap:
+            await bar.call("agent.changeStatus", ["READY"])
+        assert gap.value.error["code"] == 503 and "try again" in gap.value.error["message"]
+        assert (await health(port_b))["ami"] == "down"
 
         # node-b takes over and resyncs: the long call is up there; the short call's CDR is
         # written from what node-a had told.
