@@ -568,8 +568,11 @@ class UCSServer:
                      "(config.users.edit) or set auth.admin_password", name=admin.username, password=generated)
         await self.get_shared().load()
         self.get_registry()
-        await self.get_agents().start()
+        if self._cluster is None:  # issue 20: in a cluster, the agents run on the AMI owner only
+            await self.get_agents().start()
         await self.get_supervision().start()
+        if self._cluster is not None:  # issue 20: it starts them when this node owns the AMI link
+            self._cluster.domain_started()
         self.get_operations().start(self.get_bus())  # after the agents: they log out, then sessions end
 
     def _advertised(self) -> dict[str, Any]:
@@ -585,7 +588,7 @@ class UCSServer:
             await lock.release()
         if self._supervision is not None and self._supervision.running:
             await self._supervision.stop()
-        if self._agents is not None:
+        if self._agents is not None and (self._cluster is None or self._agents.running):  # issue 20
             await self._agents.stop()
         if self._lookups is not None:
             await self._lookups.close()

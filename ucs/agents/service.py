@@ -171,6 +171,9 @@ class Agents(PBXObserver, CallObserver):
         self._reconcile = Reconciler(self, pbx, self._saver)
         self.waiting = QueueFigures(directory, pbx, clock)
         self.running = False
+        #: Issue 20 (cluster hook, :class:`ucs.cluster.forward.Forwarder`): on a standby, the AMI
+        #: owner logs agents in and out; ``None`` where this service does the work itself.
+        self.remote: Any = None
 
     # ==================================================================== reading
 
@@ -179,6 +182,8 @@ class Agents(PBXObserver, CallObserver):
 
     def get(self, user_id: int) -> Agent | None:
         """The logged-in agent of a user, or ``None``."""
+        if self.remote is not None:  # issue 20: a standby; the owner's agent as the replica has it
+            return self.remote.get(user_id)  # type: ignore[no-any-return]
         return self._agents.get(user_id)
 
     def all(self) -> list[Agent]:
@@ -243,6 +248,8 @@ class Agents(PBXObserver, CallObserver):
         """
         if not isinstance(user, User) or not isinstance(line, Line):
             raise InvalidDataInput("login needs a directory user and line")
+        if self.remote is not None:  # issue 20: a standby; the owner's agents log in
+            return await self.remote.login(user, line, session=session)  # type: ignore[no-any-return]
 
         async def run() -> Agent:
             other = self._by_device.get(line.device)
@@ -278,6 +285,9 @@ class Agents(PBXObserver, CallObserver):
         If Asterisk cannot be reached the agent is logged out anyway and the
         memberships left behind are removed when it is back.
         """
+        if self.remote is not None:  # issue 20: a standby; the owner's agents log out
+            await self.remote.logout(user_id, reason)
+            return
 
         async def run() -> None:
             agent = self.agent(user_id)
@@ -311,6 +321,9 @@ class Agents(PBXObserver, CallObserver):
         says — logged out of every queue, or AUX with ``session_expiry_reason``
         (its queues paused; the agent finds that status when they log in again).
         Nothing for a user who is not logged in as an agent."""
+        if self.remote is not None:  # issue 20: a standby; the owner's agent stops taking calls
+            await self.remote.session_expired(user_id)
+            return
         agent = self.get(user_id)
         if agent is None:
             return
@@ -383,6 +396,7 @@ class Agents(PBXObserver, CallObserver):
         the midnight reset and the periodic save, and put the agents'
         memberships back if the AMI link is up."""
         now = self.now()
+        self.forget()  # issue 20: a node that becomes the AMI owner again starts from the store
         accrued = self.figures.load(await self._store.kv_items(STATS), now)
         for key, doc in (await self._store.kv_items(STATE)).items():
             if key == ORPHANS:
@@ -434,6 +448,12 @@ class Agents(PBXObserver, CallObserver):
             self.save_state(agent)
         self.figures.save_all()
         await self._saver.flush()
+
+    def forget(self) -> None:
+        """Drop every agent from memory (issue 20: a node no longer the AMI owner; the store
+        and the new owner have them).  Call after :meth:`stop`."""
+        self._agents.clear()
+        self._by_device.clear()
 
     def settled(self) -> Deferred[None]:
         """Fires when no background work (wrap-up, following the phone,

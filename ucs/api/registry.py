@@ -55,6 +55,13 @@ class Caller(Protocol):
     def state(self) -> SessionState: ...
 
 
+class Forward(Protocol):
+    """Issue 20: where a cluster's standby sends the methods the AMI owner carries out."""
+
+    def wants(self, name: str) -> bool: ...
+    def call(self, session: Any, name: str, args: list[Any]) -> Deferred[Any]: ...
+
+
 @attrs.define(frozen=True)
 class Param:
     """One argument.  ``type`` is checked (an int is not a bool, a float accepts an
@@ -161,6 +168,9 @@ class Registry:
         self._methods: dict[str, Method] = {}
         #: Who may act on what; the modules registering scoped methods give it their services.
         self.scope = scope if scope is not None else Scope()
+        #: Issue 20 (cluster hook, :class:`ucs.cluster.forward.Forwarder`): on a standby, the
+        #: methods whose work is the AMI owner's run there; ``None`` outside a cluster.
+        self.forward: Forward | None = None
 
     # -- registration ---------------------------------------------------------
 
@@ -272,6 +282,8 @@ class Registry:
         method = self.get(name)
         self.check(session, method)
         positional = method.bind(args)
+        if self.forward is not None and self.forward.wants(method.name):  # issue 20: the owner's work
+            return self._forwarded(session, method, positional)
         if method.acts_on is None:
             return self._run(session, method, positional)
         index = [p.name for p in method.params].index(method.acts_on.param)
@@ -286,8 +298,20 @@ class Registry:
 
         return gate.addCallback(granted)
 
-    def _run(self, session: Caller, method: Method, positional: list[Any]) -> Any:
-        handler: Callable[..., Any] = method.handler
+    def _forwarded(self, session: Caller, method: Method, positional: list[Any]) -> Any:
+        """Issue 20: checked here (the agent it names in the caller's scope; a *call*'s scope
+        needs the live calls, so the owner checks it), carried out by the AMI owner."""
+        forward = self.forward
+        assert forward is not None
+        if method.acts_on is not None and method.acts_on.subject is Subject.AGENT:
+            index = [p.name for p in method.params].index(method.acts_on.param)
+            self.scope.check_agent(session, positional[index], method.name)
+        return self._run(session, method, positional,
+                         lambda s, *args: forward.call(s, method.name, list(args)))
+
+    def _run(self, session: Caller, method: Method, positional: list[Any],
+             inner: Callable[..., Any] | None = None) -> Any:
+        handler: Callable[..., Any] = inner if inner is not None else method.handler
         for mw in reversed(method.middleware):
             handler = _wrap(mw, handler)
         result = handler(session, *positional)

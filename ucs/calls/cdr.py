@@ -100,7 +100,12 @@ class CDRWriter(CallObserver):
     def call_ended(self, call: Call) -> None:
         if call.merged_into:
             return  # a pickup's dialling, folded into the call it picked up
-        self.pending.append(cdr_of(call))
+        self.add(cdr_of(call))
+
+    def add(self, cdr: dict[str, Any]) -> None:
+        """Queue a CDR made elsewhere (issue 20, :mod:`ucs.cluster.gap`: a call that ended
+        while no node owned the AMI link), written like the others."""
+        self.pending.append(cdr)
         self._next()
 
     def _next(self) -> None:

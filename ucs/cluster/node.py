@@ -3,14 +3,21 @@
 Installed by the container in place of the AMI client, and only when
 ``[cluster] enabled`` (without it nothing of :mod:`ucs.cluster` is imported).
 
-- **owner** (it holds the election's lock): its AMI client runs, so its PBX
-  model, call tracker, agents and bus are the truth; its bus's domain events
-  go to the stream and its replica's snapshot to the bucket
-  (:class:`~ucs.cluster.feed.OwnerFeed`), and it answers commands on
-  ``ucs.<domain>.commands``.
-- **standby** (anything else): no AMI link; it follows the stream into its
+- **owner** (it holds the election's lock): its agents are restored from the
+  store, then its AMI client runs, so its PBX model, call tracker, agents and
+  bus are the truth; its bus's domain events go to the stream and its
+  replica's snapshot to the bucket (:class:`~ucs.cluster.feed.OwnerFeed`), and
+  it answers commands on ``ucs.<domain>.commands``: the standbys' API calls
+  that are its work (:mod:`ucs.cluster.forward`).  After its first resync the
+  calls still up take back what the old owner knew, and calls that ended in
+  the gap get their CDR (:mod:`ucs.cluster.gap`).
+- **standby** (anything else): no AMI link, its agents passive (they ask the
+  owner); it follows the stream into its
   :class:`~ucs.cluster.replica.Replica` (:class:`~ucs.cluster.follower.Follower`)
   and tries the lock every ``retry_interval``.
+
+Every node announces its directory changes and reads the others' from the
+store (:mod:`ucs.cluster.dirsync`).
 
 What the role needs from NATS is set up whenever the role or the NATS link
 changes (:meth:`ClusterNode._reconcile`, one change at a time); the election
@@ -21,8 +28,7 @@ truth and its CDRs (the stream resumes, in a new term, once NATS is back).
 and the NATS link, the term and the stream position.
 
 Not yet (docs/cluster.md): a standby's hub and bars do not hear the owner's
-events (``on_event`` is the seam), and agents' requests made on a standby are
-not sent to the owner (:class:`~ucs.cluster.commands.CommandClient` is the seam).
+events (``on_event`` is the seam).
 """
 
 from __future__ import annotations
@@ -38,10 +44,13 @@ from twisted.logger import Logger
 from ucs import events as ev
 from ucs.cluster.aio import AsyncioBridge
 from ucs.cluster.codec import Envelope, envelope
+from ucs.cluster.dirsync import DirectorySync
 from ucs.cluster.commands import CommandClient, CommandServer
 from ucs.cluster.election import OWNER, Elector
 from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
+from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
+from ucs.cluster.gap import adopt, cdr_from_replica
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
 from ucs.cluster.natslink import Names, NatsLink
 from ucs.cluster.replica import Replica
@@ -87,6 +96,18 @@ class ClusterNode(Service):
         self._chain: Deferred[None] = succeed(None)
         self._retry: Any = None
         self._owner_watch: Any = None
+        # issue 20 (cl-commands): the owner's work asked on a standby goes to the owner
+        # (ucs.cluster.forward); the agents run on the owner only (_promote, _demote).
+        self.forwarder = Forwarder(lambda: self.commands, lambda: self.elector.is_owner,
+                                   lambda: self.follower.replica.agents if self.follower is not None else {},
+                                   server.get_directory)
+        self._owner_work = OwnerWork(server.get_registry, server.get_directory, server.get_agents)
+        self._domain: Deferred[None] = Deferred()
+        self._duty: Deferred[None] = succeed(None)
+        self._duty_wanted = False
+        self._duty_done = False
+        self.dirsync: DirectorySync | None = None
+        self._dir_missed = True  # until subscribed, another node's change may be missed
 
     # --- the service ---------------------------------------------------------------------
 
@@ -96,6 +117,7 @@ class ClusterNode(Service):
         if not self.bridge.same_loop:
             log.warn("cluster: the reactor is not asyncio's: NATS runs on a loop in a thread of its own. "
                      "Run `twistd --reactor=asyncio ucs` (docs/cluster.md)")
+        self._server.get_agents().remote = self.forwarder  # passive until this node owns the AMI link
         self.link = NatsLink(self.config.nats, f"ucs {self.node}", self.bridge, on_change=self._link_changed)
         self.stream = EventStream(self.link, self.names, max_age=self.config.stream_max_age)
         self.commands = CommandClient(self.link, self.names, self.node, self.config.request_timeout)
@@ -114,6 +136,8 @@ class ClusterNode(Service):
             self._retry.cancel()
         await self._chain
         await self.elector.stop()  # steps down first: the AMI link stops
+        self._duty_changed()  # then the agents (saved to the store for the next owner)
+        await self._duty
         await self._stop_follower()
         await self._stop_feed()
         if self.link is not None:
@@ -150,15 +174,14 @@ class ClusterNode(Service):
     def _link_changed(self, state: str) -> None:
         if self.feed is not None:
             self.feed.link_changed(state)
+        if state != "up":
+            self._dir_missed = True  # issue 20: directory notices may be missed meanwhile
         self._changed()
 
     def _changed(self) -> None:
-        """The role or the NATS link changed: the AMI link at once, the rest one change at a time."""
-        ami = self._server.get_ami_client()
-        if self.elector.is_owner and self.running and not ami.running:
-            ami.startService()
-        elif not self.elector.is_owner and ami.running:
-            ami.stopService()
+        """The role or the NATS link changed: the AMI link and the agents (:meth:`_duty_changed`),
+        the rest one change at a time."""
+        self._duty_changed()
         self._chain.addCallback(lambda _: Deferred.fromCoroutine(self._reconcile()))
         self._chain.addErrback(self._failed)
 
@@ -175,6 +198,19 @@ class ClusterNode(Service):
             await self._stop_follower()
         if self.feed is not None and not want_feed:
             await self._stop_feed()
+        if self.dirsync is not None and not nats:
+            old, self.dirsync = self.dirsync, None
+            await old.stop()
+        if nats and self.dirsync is None:
+            assert self.link is not None
+            dirsync = DirectorySync(self.link, self.names, self._server.get_bus(), self._server.get_directory(),
+                                    self.node, self._reactor)
+            await dirsync.start()
+            self.dirsync = dirsync
+        if nats and self._dir_missed and self.dirsync is not None and self.link is not None \
+                and self.link.state == "up" and self._domain.called:
+            self._dir_missed = False
+            await self.dirsync.catch_up()
         if want_feed and self.feed is None:
             assert self.stream is not None and self.link is not None
             await self.stream.ensure()
@@ -222,6 +258,122 @@ class ClusterNode(Service):
         if follower is not None:
             await follower.stop()
 
+    # --- the owner's duty: the agents, then the AMI link (issue 20) -----------------------------
+
+    def domain_started(self) -> None:
+        """The container loaded the directory and built the registry (``UCSServer._start_domain``):
+        standbys' API calls may be forwarded, and the agents may start if this node owns the link."""
+        self._server.get_registry().forward = self.forwarder
+        if not self._domain.called:
+            self._domain.callback(None)
+        if self.running:
+            self._changed()  # the directory may now be read again (DirectorySync.catch_up)
+
+    def _duty_changed(self) -> None:
+        """Stepping down stops the AMI link at once (before the election's session closes, as
+        the election requires), then the agents; taking over starts the agents from the store
+        first, then the AMI link, whose resync makes them reconcile with Asterisk."""
+        want = bool(self.elector.is_owner and self.running)
+        ami = self._server.get_ami_client()
+        if not want and ami.running:
+            ami.stopService()
+        if want == self._duty_wanted:
+            return
+        self._duty_wanted = want
+        self._duty.addCallback(lambda _: Deferred.fromCoroutine(self._promote() if want else self._demote()))
+        self._duty.addErrback(lambda f: log.failure("cluster: {what} failed", f,
+                                                    what="taking over" if want else "stepping down"))
+
+    async def _promote(self) -> None:
+        if not self._duty_wanted:
+            return
+        # What the old owner told of its calls (this node's replica as a standby): for the
+        # calls' CDRs across the gap (ucs.cluster.gap), once Asterisk has been read again.
+        known = dict(self.follower.replica.calls) if self.follower is not None else {}
+        await self._domain
+        if not self._duty_wanted or self._duty_done:
+            return
+        agents = self._server.get_agents()
+        agents.remote = None
+        try:
+            await agents.start()  # restored from the store, as after a restart
+        except Exception:
+            # The store failed: no AMI link without the agents; the take-over is tried again.
+            log.failure("cluster: the agents could not be restored; taking over again in {t:g} s",
+                        t=self.config.retry_interval)
+            try:
+                await agents.stop()
+            except Exception as e:
+                log.debug("cluster: stopping the agents after a failed restore: {e}", e=e)
+            agents.forget()
+            agents.remote = self.forwarder
+            self._reactor.callLater(self.config.retry_interval, self._retake)
+            return
+        self._duty_done = True
+        await self._recount()
+        ami = self._server.get_ami_client()
+        if self._duty_wanted and not ami.running:
+            synced = self._server.get_pbx_link().whenSynced()
+            ami.startService()  # its resync makes the agents reconcile their memberships
+            synced.addCallback(lambda _: self._after_resync(known))
+            synced.addErrback(lambda f: log.failure("cluster: the calls across the take-over", f))
+        log.info("cluster: node {node} owns the AMI link; {n} agents restored", node=self.node, n=len(agents.all()))
+        if not self._duty_wanted:
+            await self._demote()
+
+    def _retake(self) -> None:
+        self._duty_wanted = False  # so that _duty_changed takes over again if this node still owns the link
+        if self.running:
+            self._duty_changed()
+
+    def _after_resync(self, known: dict[str, dict[str, Any]]) -> None:
+        """The first resync as owner: calls still up take back what the old owner knew; calls
+        that ended unseen get their CDR from the replica (:mod:`ucs.cluster.gap`)."""
+        if not self._duty_done or not known:
+            return
+        live = {c.uniqueid: c for c in self._server.get_call_tracker().active_calls()}
+        for uniqueid, call in live.items():
+            if uniqueid in known:
+                adopt(call, known[uniqueid])
+        gone = [call for uniqueid, call in known.items() if uniqueid not in live]
+        if gone:
+            d = Deferred.fromCoroutine(self._gap_cdrs(gone))
+            d.addErrback(lambda f: log.failure("cluster: CDRs of the calls that ended during the take-over", f))
+
+    async def _gap_cdrs(self, gone: list[dict[str, Any]]) -> None:
+        store, writer = self._server.get_store(), self._server.get_cdr_writer()
+        now = self._reactor.seconds()
+        for call in gone:
+            if await store.get_cdr(call["uniqueid"]) is not None:
+                continue  # the old owner wrote it before it died
+            log.info("cluster: call {uniqueid} ended while no node owned the AMI link; its CDR is written "
+                     "from what the old owner told", uniqueid=call["uniqueid"])
+            writer.add(cdr_from_replica(call, now))
+
+    async def _recount(self) -> None:
+        """Supervision's figures start again from the store with the agents this node has now
+        (the owner's restored ones, or none): a standby counts nobody's time, so it never
+        writes figures over the owner's, and a new owner adds to what is stored."""
+        supervision = self._server.get_supervision()
+        if supervision.running:
+            await supervision.stop()
+        await supervision.start()
+
+    async def _demote(self) -> None:
+        if not self._duty_done:
+            return
+        self._duty_done = False
+        agents = self._server.get_agents()
+        agents.remote = self.forwarder
+        if agents.running:
+            await agents.stop()  # saves them: the next owner restores them from the store
+        supervision = self._server.get_supervision()
+        if supervision.running:
+            await supervision.stop()  # the figures counted so far, saved while they are this node's
+        agents.forget()
+        await self._recount()
+        log.info("cluster: node {node} no longer owns the AMI link; its agents are the owner's", node=self.node)
+
     # --- seams --------------------------------------------------------------------------------
 
     def on_event(self, e: Envelope) -> None:
@@ -230,9 +382,11 @@ class ClusterNode(Service):
 
     def _command(self, method: str, args: list[Any], node: str) -> Any:
         """The owner's answer to a command from ``node`` (a peer on NATS: the node that sent it
-        has checked its user's rights in its own registry first).  Two so far: ``cluster.ping``
-        and ``agents.changeStatus(user_id, status, reason)``, carried out on Asterisk by the
-        owner's agents; the registry's methods are not forwarded yet (docs/cluster.md)."""
+        has checked its user's rights in its own registry first): a standby's API call or its
+        agents' request (:mod:`ucs.cluster.forward`), ``cluster.ping``, and
+        ``agents.changeStatus(user_id, status, reason)`` carried out by the owner's agents."""
+        if method in FORWARDED:  # issue 20: a standby's API call, or its agents' requests
+            return self._owner_work.handle(method, args)
         if method == "cluster.ping":
             return {"node": self.node, "role": self.role, "term": self.feed.replica.term if self.feed else ""}
         if method == "agents.changeStatus":

@@ -27,7 +27,7 @@ costs tens of milliseconds, which the reactor must never spend.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -514,7 +514,54 @@ class Directory:
             self.log.error("directory: {what} could not be stored: {why}; nothing was changed", what=what, why=why)
             raise ProcessingError(f"{what} could not be stored ({why}); nothing was changed") from e
 
-    def _changed(self, kind: str, entity: Any, action: str) -> None:
+    async def refresh(self, kind: str, ids: Iterable[int] | None = None) -> int:
+        """Issue 20 (cluster hook, :mod:`ucs.cluster.dirsync`): another node changed these
+        entities in the shared store (``ids``; ``None``: the whole kind, after missed news).
+        Each is read again and applied in memory as a change of this node's would be (the
+        same objects, published with ``origin="cluster"``, so it is not announced back).
+        Returns how many changed."""
+        table = self.table(kind)
+        if ids is None:
+            stored = {int(k): d for k, d in (await self._store.kv_items(f"dir.{kind}")).items() if k.isdigit()}
+            wanted = set(stored) | set(table)
+        else:
+            wanted, stored = set(ids), {}
+            for entity_id in sorted(wanted):
+                doc = await self._store.kv_get(f"dir.{kind}", str(entity_id))
+                if doc is not None:
+                    stored[entity_id] = doc
+        changes: list[tuple[Any, str]] = []
+        await self._lock.acquire()
+        try:
+            for entity_id in sorted(wanted):
+                current, doc = table.get(entity_id), stored.get(entity_id)
+                if doc is None:
+                    if current is not None:
+                        del table[entity_id]
+                        changes.append((current, "delete"))
+                    continue
+                try:
+                    entity = _from_doc(kind, doc)
+                except (TypeError, ValueError) as e:
+                    self.log.error("directory: stored {kind} {key} cannot be read ({e}); skipped", kind=kind,
+                                   key=entity_id, e=e)
+                    continue
+                if current is None:
+                    table[entity_id] = entity
+                    changes.append((entity, "add"))
+                elif _to_doc(current) != _to_doc(entity):
+                    _assign(current, entity)  # the same object: agents and sessions hold it
+                    changes.append((current, "edit"))
+            self._next_id[kind] = max(self._next_id[kind], max(table, default=0) + 1)
+            if changes:
+                self.revision += 1
+        finally:
+            self._lock.release()
+        for entity, action in changes:
+            self._changed(kind, entity, action, origin="cluster")
+        return len(changes)
+
+    def _changed(self, kind: str, entity: Any, action: str, **origin: str) -> None:
         if kind == "users":
             self._by_username = None
         elif kind == "lines":
@@ -522,8 +569,8 @@ class Directory:
         if self._bus is None:
             return
         if kind == "users":
-            self._bus.publish(EVENT_USER_CHANGE, entity, action=action)
-        self._bus.publish(EVENT_CONFIG_CHANGE, entity, kind=kind, action=action)
+            self._bus.publish(EVENT_USER_CHANGE, entity, action=action, **origin)
+        self._bus.publish(EVENT_CONFIG_CHANGE, entity, kind=kind, action=action, **origin)
 
 
 def _check_delete(d: _Draft, kind: str, entity: Any) -> None:
