@@ -27,7 +27,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from conftest import POSTGRES_URL, _postgres_schema, with_search_path
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from test_cluster_processes import DEADLINE, Node, health, node_config, until_health, wait_line
 from test_web_api import CallError, connect

@@ -21,7 +21,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from conftest import POSTGRES_URL, _postgres_schema, with_search_path
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until, working_agent
 from test_cluster_node import _terminate, ami_up, cluster_config
 from test_web_api import CallError, connect
