@@ -36,6 +36,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ucs import events as ev
+from ucs.api.stored_sessions import StoredSessions
 from ucs.cluster.aio import AsyncioBridge
 from ucs.cluster.codec import Envelope, envelope
 from ucs.cluster.commands import CommandClient, CommandServer
@@ -85,6 +86,10 @@ class ClusterNode(Service):
         self.feed: OwnerFeed | None = None
         self.follower: Follower | None = None
         self._chain: Deferred[None] = succeed(None)
+        #: Issue 20: the agent-bar sessions in the store, resumable on any node.
+        self.sessions = StoredSessions(server.get_store_proxy(), server.get_sessions(), server.get_directory(),
+                                       server.get_agents(), self._reactor, self.node,
+                                       server.config.web.resume_window, lambda: self.elector.is_owner)
         self._retry: Any = None
         self._owner_watch: Any = None
 
@@ -104,6 +109,8 @@ class ClusterNode(Service):
                  pbx=asterisk_name(self._server))
         self._connect_nats()
         self.elector.start()
+        self._server.get_web_service().hub.stored = self.sessions  # issue 20
+        self.sessions.start()
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -113,6 +120,7 @@ class ClusterNode(Service):
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         await self._chain
+        await self.sessions.stop()  # issue 20
         await self.elector.stop()  # steps down first: the AMI link stops
         await self._stop_follower()
         await self._stop_feed()
