@@ -108,6 +108,7 @@ class StoredSessions:
         self._dirty: dict[str, Session] = {}
         self._flush_call: Any = None
         self._pending: dict[str, tuple[str, Any]] = {}  # sid → the write still to do
+        self._inflight: set[str] = set()  # the sids being written now
         self._writing = False
         self._idle: list[Deferred[None]] = []
         self._loop: LoopingCall | None = None
@@ -146,6 +147,10 @@ class StoredSessions:
 
     # -- what the hub tells ----------------------------------------------------------------
 
+    def changed(self, session: Session) -> None:
+        """Something the session manager does not report changed (``session.options``)."""
+        self._changed(session)
+
     def attached(self, session: Session) -> None:
         """A bar's socket took the session (a new connection, or a resume)."""
         self._waiting.pop(session.sid, None)
@@ -177,8 +182,11 @@ class StoredSessions:
             raise NotFound(f"that session has expired: its agent bar did not come back within "
                            f"{self.window:g} s; log in again")
         if status != "claimed" or row is None:
-            if local is not None and local.kind == KIND and local.user is None:
-                return local  # not logged in: nothing stored, nothing to take over
+            if local is not None and local.kind == KIND:
+                if local.user is None or self._unwritten(sid):
+                    return local  # not logged in (nothing stored), or its row is not written yet
+                local.data[MOVED] = True  # another node served it since, and ended it
+                self._sessions.close(local, "ended on another node")
             raise NotFound("that session has ended (logged out, expired, or unknown); log in again")
         if row["kind"] != KIND:
             raise NotFound("that is not an agent-bar session; log in again")
@@ -273,6 +281,7 @@ class StoredSessions:
                 batch = list(self._pending.items())[:200]
                 for sid, _ in batch:
                     del self._pending[sid]
+                self._inflight = {sid for sid, _ in batch}
                 try:
                     await self._store.session_write([op for _, op in batch])
                 except Exception as e:
@@ -282,8 +291,12 @@ class StoredSessions:
                         self._pending.setdefault(sid, op)
                     return
         finally:
+            self._inflight = set()
             self._writing = False
             self._done_if_idle()
+
+    def _unwritten(self, sid: str) -> bool:
+        return sid in self._dirty or sid in self._pending or sid in self._inflight
 
     def _done_if_idle(self) -> None:
         if self._writing or self._pending or self._dirty:

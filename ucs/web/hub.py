@@ -385,6 +385,8 @@ class Hub:
             session.autologout = args["autologout"]
         if "logoutOnClose" in args:
             session.data["logout_on_close"] = args["logoutOnClose"]
+        if self.stored is not None:  # issue 20: the options go with the session to another node
+            self.stored.changed(session)
         return {"autologout": session.autologout, "logoutOnClose": bool(session.data.get("logout_on_close"))}
 
     def _ping(self, conn: Connection, args: Any) -> dict[str, Any]:
