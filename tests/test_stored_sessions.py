@@ -183,6 +183,9 @@ async def test_a_session_follows_its_bar_to_another_node_and_the_owner_expires_o
         managers["b"].close(bob, "tab closed")
         got = await stored(bob.sid)
         assert got is not None and got["expires"] == clock.seconds()
+        clock.advance(0.5)
+        with pytest.raises(NotFound, match="has expired: its agent bar did not come back within 10 s"):
+            await a.resume(bob.sid, None)  # gone for good: not to be resumed, even before it is swept
         # No node owns the AMI link: the heartbeats sweep nothing.
         owner["a"] = False
         clock.advance(a.heartbeat)
@@ -204,6 +207,17 @@ async def test_a_session_follows_its_bar_to_another_node_and_the_owner_expires_o
         assert await stored(alice.sid) is None
         with pytest.raises(NotFound, match="has ended"):
             await b.resume(alice.sid, None)
+        assert agents.expired == [8]
+        # A session ended on the node that serves it (a forced logout, a login elsewhere with
+        # autologout) cannot be resumed on another either.
+        carol = managers["b"].create("ws", "10.0.0.6")
+        carol.user, carol.state = directory.users[7], SessionState.IDENTIFY
+        b.attached(carol)
+        assert (await stored(carol.sid) or {})["state"] == "IDENTIFY"
+        managers["b"].close(carol, "logged out by an administrator")
+        assert await stored(carol.sid) is None
+        with pytest.raises(NotFound, match="has ended"):
+            await a.resume(carol.sid, None)
         assert agents.expired == [8]
     finally:
         for n in nodes.values():
