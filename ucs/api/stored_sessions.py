@@ -134,6 +134,7 @@ class StoredSessions:
             self._loop.stop()
         self._loop = None
         self._flush()
+        self._kick()  # what failed before is tried once more
         await self.flushed()
 
     def flushed(self) -> Deferred[None]:
@@ -271,7 +272,10 @@ class StoredSessions:
     def _put_now(self, sid: str, op: tuple[str, Any]) -> None:
         self._pending.pop(sid, None)  # re-inserted: written after the older ones
         self._pending[sid] = op
-        if not self._writing:
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._pending and not self._writing:
             self._writing = True
             Deferred.fromCoroutine(self._drain())
 
@@ -285,6 +289,11 @@ class StoredSessions:
                 try:
                     await self._store.session_write([op for _, op in batch])
                 except Exception as e:
+                    if self._loop is None:  # stopping: nobody would try again
+                        self.log.warn("sessions: {n} change(s) not written to the store ({e})",
+                                      n=len(batch) + len(self._pending), e=e)
+                        self._pending.clear()
+                        return
                     self.log.warn("sessions: {n} change(s) not written to the store ({e}); trying again at the "
                                   "next heartbeat", n=len(batch), e=e)
                     for sid, op in batch:
@@ -317,9 +326,7 @@ class StoredSessions:
         # First beat of this run: the rows this node left attached before (a restart) have no bar here.
         await self._store.session_heartbeat(self.node, now, release=now + self.window if self._first else None)
         self._first = False
-        if self._pending and not self._writing:
-            self._writing = True
-            Deferred.fromCoroutine(self._drain())
+        self._kick()  # what failed before
         if self._is_owner() and not self._sweeping:
             self._sweeping = True
             try:
