@@ -87,7 +87,7 @@ async def test_a_store_of_schema_3_is_upgraded_with_its_data(store_url: str, mon
     monkeypatch.setattr(store_base, "MIGRATIONS", full)
     new = await open_store(store_url, reactor)
     try:
-        assert new.schema_version == 4
+        assert new.schema_version >= 4  # and any migration after the audit table
         assert await new.kv_get("dir.queues", "1") == {"id": 1, "name": "Support"}
         await new.audit_write([entry(1)])
         assert len(await new.audit_list()) == 1

@@ -129,6 +129,18 @@ class SessionManager:
         self._tell(session)
         return session
 
+    def restore(self, sid: str, kind: str, address: str | None, created: float, **kw: Any) -> Session:
+        """A session another node served, taken over under its own id (issue 20: a bar
+        resumes on this node after its node died; :mod:`ucs.api.stored_sessions`)."""
+        if sid in self._sessions:
+            raise ValueError(f"a session with this id is open here already ({kind})")
+        session = Session(sid, kind, address, created, **kw)
+        session._manager = self
+        self._sessions[sid] = session
+        self._index(session, session.user_id)
+        self._tell(session)
+        return session
+
     def system(self, user: User | None = None) -> Session:
         """A session for UCS's own work and for plugins: superuser unless a user is given."""
         from ucs.directory.model import User as _User

@@ -42,6 +42,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ucs import events as ev
+from ucs.api.stored_sessions import StoredSessions
 from ucs.cluster.aio import AsyncioBridge
 from ucs.cluster.codec import Envelope, envelope
 from ucs.cluster.dirsync import DirectorySync
@@ -94,6 +95,10 @@ class ClusterNode(Service):
         self.feed: OwnerFeed | None = None
         self.follower: Follower | None = None
         self._chain: Deferred[None] = succeed(None)
+        #: Issue 20: the agent-bar sessions in the store, resumable on any node.
+        self.sessions = StoredSessions(server.get_store_proxy(), server.get_sessions(), server.get_directory(),
+                                       server.get_agents(), self._reactor, self.node,
+                                       server.config.web.resume_window, lambda: self.elector.is_owner)
         self._retry: Any = None
         self._owner_watch: Any = None
         # issue 20 (cl-commands): the owner's work asked on a standby goes to the owner
@@ -126,6 +131,8 @@ class ClusterNode(Service):
                  pbx=asterisk_name(self._server))
         self._connect_nats()
         self.elector.start()
+        self._server.get_web_service().hub.stored = self.sessions  # issue 20
+        self.sessions.start()
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -135,6 +142,7 @@ class ClusterNode(Service):
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         await self._chain
+        await self.sessions.stop()  # issue 20
         await self.elector.stop()  # steps down first: the AMI link stops
         self._duty_changed()  # then the agents (saved to the store for the next owner)
         await self._duty

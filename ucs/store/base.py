@@ -28,6 +28,7 @@ from ucs.store.audit import AuditMixin
 from ucs.store.coding import _deferred, dumps, no_nul
 from ucs.store.errors import StoreError, StoreRefused
 from ucs.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
+from ucs.store.sessions import SessionsMixin
 from ucs.store.url import StoreURL
 
 T = TypeVar("T")
@@ -165,7 +166,7 @@ def _parties(cdr: dict[str, Any]) -> list[tuple[str, float | None]]:
     return [(no_nul(d), a) for d, a in found.items()]
 
 
-class Store(AuditMixin):
+class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.sessions)
     """CDRs and key-value data. Make one with :func:`ucs.store.open_store`.
 
     ``url`` is the :class:`StoreURL` (print it: the password is hidden);

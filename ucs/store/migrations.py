@@ -162,6 +162,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX audit_entity ON audit (kind, entity_id)",
         ),
     ),
+    Migration(
+        5,
+        "sessions table: agent-bar sessions a node of a cluster shares, so that another node resumes them",
+        (
+            """CREATE TABLE sessions (
+                sid_hash {text} PRIMARY KEY,
+                kind {text} NOT NULL,
+                user_id INTEGER NOT NULL,
+                line_id INTEGER,
+                state {text} NOT NULL,
+                options {json} NOT NULL,
+                node {text} NOT NULL,
+                created {real} NOT NULL,
+                seen {real} NOT NULL,
+                expires {real},
+                version INTEGER NOT NULL
+            )""",
+            "CREATE INDEX sessions_user ON sessions (user_id)",
+            "CREATE INDEX sessions_node ON sessions (node, expires)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -46,6 +46,7 @@ from ucs import events as ev
 from ucs.api.registry import Registry
 from ucs.api.scope import supervises
 from ucs.api.session import Session, SessionManager
+from ucs.api.stored_sessions import GONE
 from ucs.calls.call import Call
 from ucs.constants import Role, SessionState
 from ucs.error import InvalidDataInput, NotFound
@@ -122,6 +123,10 @@ class Hub:
         #: ``resume_window``; a closed tab whose logout failed): its agent stops taking
         #: calls (``Auth.session_expired``, set by the container).
         self.session_expired: Callable[[Session], Any] | None = None
+        #: Issue 20, with ``[cluster]``: the sessions in the store
+        #: (:class:`ucs.api.stored_sessions.StoredSessions`), told of attaches and detaches,
+        #: asked for resumes; the owner expires bars gone for good.  ``None``: one node.
+        self.stored: Any = None
 
     # -- life --------------------------------------------------------------------------
 
@@ -202,6 +207,8 @@ class Hub:
         session.push = conn.push
         session.on_close = functools.partial(self._session_closed, session)
         self._by_sid[session.sid] = conn
+        if self.stored is not None:  # issue 20
+            self.stored.attached(session)
 
     def connection_closed(self, conn: Connection, code: int | None) -> None:
         # Out of the index at once: nothing keeps a closed connection until the next event.
@@ -231,6 +238,7 @@ class Hub:
             def refused(f: Any) -> None:
                 # (a call still up on the phone): the tab is gone all the same
                 self.log.info("logout on tab close refused ({why}); the session ends", why=f.getErrorMessage())
+                session.data[GONE] = True  # issue 20: the owner expires it from the store
                 self.sessions.close(session, "tab closed")
                 self._gone_for_good(session)
 
@@ -238,10 +246,13 @@ class Hub:
             return
         self._expiry[session.sid] = self.clock.callLater(
             self.options.resume_window, self._expire, session)
+        if self.stored is not None:  # issue 20: another node may resume it meanwhile
+            self.stored.detached(session)
 
     def _expire(self, session: Session) -> None:
         self._expiry.pop(session.sid, None)
         if session.sid not in self._by_sid:
+            session.data[GONE] = True  # issue 20: the owner expires it from the store
             self.sessions.close(session, "the agent bar did not reconnect")
             self._gone_for_good(session)
 
@@ -249,6 +260,8 @@ class Hub:
         """A closed tab never takes calls: the agent is logged out or set AUX, as configured."""
         if self.session_expired is None or session.user is None:
             return
+        if self.stored is not None:
+            return  # issue 20: the owner expires it, once, from the store (ucs.api.stored_sessions)
         self.log.info("{user}'s agent bar did not come back", user=session.user.username)
         d = maybeDeferred(self.session_expired, session)
         d.addErrback(lambda f: self.log.failure("an agent whose bar went away kept working", f))
@@ -310,8 +323,11 @@ class Hub:
         if conn is not None:
             self._dirty.add(conn)
 
-    def _resume(self, conn: Connection, args: Any) -> dict[str, Any]:
+    def _resume(self, conn: Connection, args: Any) -> Any:
         sid = _one_arg(args, "sid", "session.resume")
+        if self.stored is not None:  # issue 20: the session may be another node's, in the store
+            d = Deferred.fromCoroutine(self.stored.resume(sid, conn.address))
+            return d.addCallback(lambda session: self._take(conn, session))
         try:
             session = self.sessions.get(sid)
         except NotFound:
@@ -319,6 +335,15 @@ class Hub:
                            f"{self.options.resume_window:g} s); log in again") from None
         if session.kind != "ws":
             raise NotFound("that is not an agent-bar session; log in again")
+        return self._take(conn, session)
+
+    def _take(self, conn: Connection, session: Session) -> dict[str, Any]:
+        if conn not in self.connections:  # it closed while the store was asked (issue 20)
+            if session.user is not None and session.sid not in self._by_sid and session.sid not in self._expiry:
+                self._expiry[session.sid] = self.clock.callLater(self.options.resume_window, self._expire, session)
+                if self.stored is not None:
+                    self.stored.detached(session)
+            raise NotFound("this connection closed; reconnect")
         current = conn.session
         if current is session:
             return self._resumed(session)
@@ -360,6 +385,8 @@ class Hub:
             session.autologout = args["autologout"]
         if "logoutOnClose" in args:
             session.data["logout_on_close"] = args["logoutOnClose"]
+        if self.stored is not None:  # issue 20: the options go with the session to another node
+            self.stored.changed(session)
         return {"autologout": session.autologout, "logoutOnClose": bool(session.data.get("logout_on_close"))}
 
     def _ping(self, conn: Connection, args: Any) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""The real agent bar, behind a load balancer, resumes on another node (issue 20), unchanged.
+
+Chromium loads the demo CRM page through a TCP forwarder (the load balancer:
+Twisted's port forwarder, whose target the test switches) to node A, the owner,
+and the agent logs in with the bar.  Node B starts; the balancer now sends new
+connections to B; A's container stops.  The bar, which only knows the
+balancer's address, reconnects, sends ``session.resume`` with its session id and
+is READY again on the same phone -- B found the session in the store -- with no
+"session expired" and no login form; the agent never left the simulator's
+queues.  Harness as tests/test_bar_browser.py (skipped without Chromium and
+Playwright).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import defer, reactor, threads
+from twisted.protocols.portforward import ProxyFactory
+
+from conftest import POSTGRES_URL, _postgres_schema, with_search_path
+from serverkit import until
+from test_bar_browser import ARGS, CHROMIUM, UCS, Bar, pytestmark  # noqa: F401 - the skip
+from test_cluster_node import ami_up, cluster_config
+from test_cluster_sessions import WINDOW, members
+from ucs import demo
+from ucs.server import UCSServer
+from ucs.sim.service import SimService
+
+
+async def node(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> UCSServer:
+    config = cluster_config(tmp_path, name, store, sim, domain)
+    server = UCSServer(config.replace(web={"listen": "127.0.0.1", "port": 0, "resume_window": WINDOW}), reactor)
+    server.service.startService()
+    await server.service.whenStarted()
+    return server
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_bar_behind_a_load_balancer_resumes_on_another_node(tmp_path: Path) -> None:
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    servers: list[UCSServer] = []
+    balancer = ProxyFactory("127.0.0.1", 0)
+    listening = reactor.listenTCP(0, balancer, interface="127.0.0.1")  # type: ignore[attr-defined]
+    try:
+        a = await node(tmp_path, "node-a", store, sim, domain)
+        servers.append(a)
+        await a.get_cluster().elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        await demo.seed(a.get_directory(), 2)
+        await until(lambda: bool(a.get_pbx_link().resyncs), 10)
+        balancer.port = a.get_web_service().port
+        front = UCS(a, a.get_web_service())
+        front.base = f"http://127.0.0.1:{listening.getHost().port}"
+
+        async def b_takes_over() -> None:
+            await a.get_agents().flush()
+            b = await node(tmp_path, "node-b", store, sim, domain)
+            servers.append(b)
+            await b.get_cluster().elector.when("standby")
+            balancer.port = b.get_web_service().port  # new connections go to B
+            await a.service.stopService()  # A goes: its bars lose their sockets
+            servers.remove(a)
+
+        logged_in: list[Any] = []
+
+        def scenario() -> None:
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                try:
+                    bar = Bar(browser, front)
+                    bar.login(1)
+                    first = bar.wait("onReady")["args"][0]
+                    assert first["status"] == "READY"
+                    logged_in.append(front.run(lambda: {x.username: x.logged_in for x in a.get_agents().all()}))
+                    front.run(lambda: defer.ensureDeferred(b_takes_over()))
+                    bar.wait("onError", where="a.indexOf('lost') >= 0")
+                    again = bar.wait("onReady", count=2, timeout=20_000)["args"][0]
+                    assert again["status"] == "READY" and again["device"]["device"] == "SIP/1001"
+                    bar.page.wait_for_selector(".ucs-conn.ucs-ok")
+                    assert "onCredentials" not in bar.names()[bar.names().index("onReady"):]
+                    bar.close()
+                finally:
+                    browser.close()
+
+        await threads.deferToThread(scenario)
+        b = servers[-1]
+        # No second login: B's agent is the one that logged in on A, READY since then.
+        assert {a.username: a.logged_in for a in b.get_agents().all()} == logged_in[0]
+        assert b.get_agents().all()[0].status.name == "READY"
+        assert [s.user.username for s in b.get_sessions() if s.user is not None] == [demo.user_of(1)[0]]
+        assert members(sim, "SIP/1001") == {"support": (False, ""), "sales": (False, "")}
+    finally:
+        await listening.stopListening()
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
