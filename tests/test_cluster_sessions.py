@@ -32,7 +32,7 @@ import psycopg
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from conftest import POSTGRES_URL, _postgres_schema, with_search_path
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from test_cluster_node import ami_up, cluster_config
 from test_web_api import CallError, connect, ready_agent, ws_url

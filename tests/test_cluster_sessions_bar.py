@@ -21,7 +21,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor, threads
 from twisted.protocols.portforward import ProxyFactory
 
-from conftest import POSTGRES_URL, _postgres_schema, with_search_path
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from test_bar_browser import ARGS, CHROMIUM, UCS, Bar, pytestmark  # noqa: F401 - the skip
 from test_cluster_node import ami_up, cluster_config
