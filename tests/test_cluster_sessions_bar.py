@@ -95,7 +95,10 @@ async def test_the_bar_behind_a_load_balancer_resumes_on_another_node(tmp_path: 
 
         await threads.deferToThread(scenario)
         b = servers[-1]
-        # No second login: B's agent is the one that logged in on A, READY since then.
+        # No second login: B's agent is the one that logged in on A, READY since then (B, the
+        # owner once A's lock is free, restores the agents from the store before its AMI link).
+        await b.get_cluster().elector.when("owner")
+        await until(lambda: bool(b.get_agents().all()), 15)
         assert {a.username: a.logged_in for a in b.get_agents().all()} == logged_in[0]
         assert b.get_agents().all()[0].status.name == "READY"
         assert [s.user.username for s in b.get_sessions() if s.user is not None] == [demo.user_of(1)[0]]
