@@ -152,3 +152,41 @@ def matching(bar: Bar, name: str, where: str) -> int:
     """How many times callback ``name`` fired with a first argument ``a`` such that ``where``."""
     return int(bar.page.evaluate(f"window.ucsDemoLog.filter(e => e.name === {json.dumps(name)} && ((a) => {where})(e.args[0])).length"))
 
+
+
+class AMIWatch:
+    """A second AMI client on a real TCP socket (UCS's own :class:`ucs.ami.protocol.AMIProtocol`,
+    nothing skipped), logged in with ``Events: dtmf``: what the PBX reports of the keys.
+    UCS's link drops ``DTMFBegin``/``DTMFEnd`` unread (``ucs.pbx.pbx.NOISE_EVENTS``), so a
+    test that asks what the PBX said about the keys asks here.  Reactor thread only."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, str]] = []
+        self.proto: Any = None
+
+    def eventReceived(self, message: dict[str, str]) -> None:
+        self.events.append(message)
+
+    def connectionLost(self, reason: Any) -> None:
+        pass
+
+    async def start(self, host: str, port: int, username: str, secret: str) -> AMIWatch:
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+        from ucs.ami.protocol import AMIProtocol
+
+        self.proto = AMIProtocol(self, clock=reactor)  # type: ignore[arg-type]
+        await connectProtocol(TCP4ClientEndpoint(reactor, host, port), self.proto)
+        await self.proto.whenReady()
+        await self.proto.sendAction("Login", {"Username": username, "Secret": secret, "Events": "dtmf"})
+        return self
+
+    def keys(self, channel_prefix: str, event: str = "DTMFEnd") -> list[dict[str, str]]:
+        """``event``s received on the channels whose name starts with ``channel_prefix``."""
+        return [e for e in self.events if e.get("Event") == event and e.get("Channel", "").startswith(channel_prefix)
+                and e.get("Direction") == "Received"]
+
+    def stop(self) -> None:
+        if self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.loseConnection()

@@ -497,3 +497,29 @@ async def test_over_ami_a_webrtc_line_is_a_pjsip_desk_phone() -> None:
         await rig.stop()
     problems = compare.diff(web, desk_events)
     assert not problems, "\n".join(problems)
+
+
+def _event(key: int, end: bool, samples: int) -> bytes:
+    return bytes([key, 0x8A if end else 0x0A]) + samples.to_bytes(2, "big")
+
+
+def test_telephone_events_are_read_as_asterisk_reads_them() -> None:
+    """What a phone's RTP carries for two keys, with its repeats, gives each key once: a
+    begin at its first packet, an end (with the duration on the wire) at the first of
+    its three end packets; a late packet of an ended key and a flash are no key; a key
+    whose end was lost is ended by the next key."""
+    from ucs.sim.media import RFC4733Reader
+
+    keys: list[tuple[bool, str, int]] = []
+    reader = RFC4733Reader(lambda end, key, ms: keys.append((end, key, ms)))
+    seq = iter(range(100, 200))
+    for n in (160, 320, 480, 640, 800):  # '5', 100 ms so far, then its end at 120 ms, three times
+        reader.packet(next(seq), 8000, _event(5, False, n))
+    for _ in range(3):
+        reader.packet(next(seq), 8000, _event(5, True, 960))
+    reader.packet(next(seq), 8000, _event(5, False, 960))  # late: its key already ended
+    reader.packet(next(seq), 12000, _event(16, False, 160))  # a flash
+    reader.packet(next(seq), 16000, _event(11, False, 160))  # '#', whose end never comes...
+    reader.packet(next(seq), 16000, _event(11, False, 320))
+    reader.packet(next(seq), 24000, _event(1, False, 160))  # ... ended by '1'
+    assert keys == [(False, "5", 0), (True, "5", 120), (False, "#", 0), (True, "#", 40), (False, "1", 0)]

@@ -263,3 +263,70 @@ def test_a_call_placed_by_the_browsers_sip_stack_reaches_an_extension(ucs: SoftU
     assert cdr["cause"] == Cause.CALLER_HUNG_UP
     bar.close()
 
+
+#: The loudest 20 ms of a second at the simulator: Chromium's fake microphone beeps
+#: (seen at about 0.4 of full scale); a muted track sends silence (seen at 0.0002).
+SOUND, SILENCE = 0.01, 0.001
+
+
+def _level(ucs: SoftUCS, test: Any, what: str) -> dict[str, Any]:
+    """The simulator's media stats of the line's call, once ``test(stats)`` holds."""
+    return ucs.poll(lambda: next((m for m in ucs.media() if test(m)), None), what=what)  # type: ignore[no-any-return]
+
+
+@in_browser
+def test_mute_in_the_bar_is_silence_at_the_far_end(ucs: SoftUCS, browser: Any) -> None:
+    bar, _caller = _talking(ucs, browser)
+    # Talking: the simulator hears the browser's microphone (the fake device's beeps).
+    _level(ucs, lambda m: m["level"] > SOUND, "the simulator hears the browser's microphone")
+    call = bar.call("calls()")[0]
+    tracker = ucs.server.get_call_tracker()
+
+    bar.call("mute()")
+    bar.wait("onCallMute")
+    assert bar.call("softphone()")["muted"] is True
+    assert ucs.run(lambda: tracker.call_of(call["uniqueid"]).connected_muted) is True
+    # The RTP goes on (the call is up), but what it carries is silence.
+    muted = _level(ucs, lambda m: m["level"] < SILENCE, "the simulator hears silence from the muted browser")
+    later = _level(ucs, lambda m: m["packets_received"] > muted["packets_received"] + 25 and m["level"] < SILENCE,
+                   "RTP still flowing, silent")
+    assert later["level"] < SILENCE
+
+    bar.call("mute()")
+    bar.wait("onCallUnmute")
+    assert bar.call("softphone()")["muted"] is False
+    assert ucs.run(lambda: tracker.call_of(call["uniqueid"]).connected_muted) is False
+    _level(ucs, lambda m: m["level"] > SOUND, "the simulator hears the browser again")
+    bar.close()
+
+
+@in_browser
+def test_the_bars_keys_reach_the_far_end_as_telephone_events(ucs: SoftUCS, browser: Any) -> None:
+    """The simulator offers telephone-event/8000 as Asterisk does for ``webrtc1``
+    (dtmf_mode rfc4733): the bar's dtmf() goes in the call's RTP, and the simulator
+    reports each key on the line's channel over the AMI as Asterisk 20 does."""
+    pbx = ucs.server.get_demo_pbx()
+    watch = ucs.coro(softphonekit.AMIWatch().start, *pbx.address(), *pbx.credentials)
+    try:
+        bar, caller = _talking(ucs, browser)
+        (channel,) = ucs.run(ucs.my_channels)
+        assert bar.call('dtmf("159#")') == {"sent": "159#", "via": "softphone"}
+        ends = ucs.poll(lambda: len(ucs.run(watch.keys, channel.name)) >= 4 and ucs.run(watch.keys, channel.name),
+                        what="four DTMFEnd on the line's channel")
+        assert [e["Digit"] for e in ends] == ["1", "5", "9", "#"]
+        assert all(100 <= int(e["DurationMs"]) <= 140 for e in ends), ends  # insertDTMF's 120 ms, on the wire
+        begins = ucs.run(watch.keys, channel.name, "DTMFBegin")
+        assert [e["Digit"] for e in begins] == ["1", "5", "9", "#"]
+        # Each key: DTMFBegin, then its DTMFEnd; the fields in Asterisk's order.
+        keyed = [(e["Event"], e["Digit"]) for e in ucs.run(lambda: list(watch.events))
+                 if e.get("Event", "").startswith("DTMF") and e.get("Channel") == channel.name]
+        assert keyed == [(ev, d) for d in "159#" for ev in ("DTMFBegin", "DTMFEnd")]
+        assert list(ends[0])[-3:] == ["Digit", "DurationMs", "Direction"]
+        assert not ucs.run(watch.keys, caller.name), "no key from the caller's side"
+        # The keypad's buttons go the same way.
+        bar.page.click("[data-act=dtmf]")
+        bar.page.click("[data-dtmf='*']")
+        ucs.poll(lambda: [e["Digit"] for e in ucs.run(watch.keys, channel.name)][4:] == ["*"], what="* from the keypad")
+        bar.close()
+    finally:
+        ucs.run(watch.stop)

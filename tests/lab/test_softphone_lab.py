@@ -99,6 +99,8 @@ async def test_a_queue_call_held_muted_keyed_and_hung_up_from_the_browser(lab: L
     tracker = ucs.server.get_call_tracker()
     hub = ucs.server.get_web_service().hub
     customer: list[Any] = []
+    # What Asterisk reports of the keys on the AMI (UCS's own link drops DTMF events unread).
+    watch = await softphonekit.AMIWatch().start("127.0.0.1", lab.ami_port, "ucs", "ucslab")
 
     def scenario() -> dict[str, Any]:
         with softphonekit.chromium() as browser:
@@ -121,13 +123,21 @@ async def test_a_queue_call_held_muted_keyed_and_hung_up_from_the_browser(lab: L
             bar.wait("onCallUnmute")
             assert bar.call("softphone()")["muted"] is False
 
-            # Asterisk's RTP debug shows the RFC 4733 events it gets (a bridged call's DTMF
-            # raises no DTMFEnd on the AMI in Asterisk 20, so its own log is the witness).
+            # Asterisk's RTP debug shows the RFC 4733 events it gets, and the AMI reports
+            # each key on the browser's channel (what ucs.sim is held to: DTMFBegin, then
+            # DTMFEnd with its duration on the wire, Direction Received).
             lab.cli("core set verbose 5")
             lab.cli("rtp set debug on")
             assert bar.call('dtmf("159#")') == {"sent": "159#", "via": "softphone"}
             blocking(ucs.until, lambda: rfc4733_ended(lab) == [1, 5, 9, 11], "Asterisk gets 1, 5, 9, # in the browser's RTP")
             lab.cli("rtp set debug off")
+            blocking(ucs.until, lambda: len(watch.keys("PJSIP/webrtc1-")) >= 4, "four DTMFEnd on the browser's channel")
+            keyed = blocking(lambda: [(e["Event"], e["Digit"]) for e in watch.events
+                                      if e.get("Channel", "").startswith("PJSIP/webrtc1-") and e.get("Direction") == "Received"])
+            ends = blocking(watch.keys, "PJSIP/webrtc1-")
+            assert keyed == [(ev, d) for d in "159#" for ev in ("DTMFBegin", "DTMFEnd")], keyed
+            assert all(100 <= int(e["DurationMs"]) <= 140 for e in ends), ends
+            assert list(ends[0])[-3:] == ["Digit", "DurationMs", "Direction"]
 
             bar.call("tribute()")
             bar.wait("onCallHold")
@@ -160,7 +170,10 @@ async def test_a_queue_call_held_muted_keyed_and_hung_up_from_the_browser(lab: L
             bar.close()
             return end
 
-    end = await threads.deferToThread(scenario)
+    try:
+        end = await threads.deferToThread(scenario)
+    finally:
+        watch.stop()
     assert end["cause"] == 4
     cdr = await ucs.cdr(end["uniqueid"])
     assert {k: cdr[k] for k in ("direction", "caller_number", "queue", "answered_by", "cause")} == {

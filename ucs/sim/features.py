@@ -48,6 +48,25 @@ class FeaturesMixin:
         ms = max(duration, 100)
         self._emit("DTMFEnd", DTMF, channel_block(ch) + f"Digit: {digit}\r\nDurationMs: {ms}\r\nDirection: Received\r\n")
         self._emit("DTMFBegin", DTMF, channel_block(ch) + f"Digit: {digit}\r\nDirection: Received\r\n")
+        self._feature_key(ch, digit)
+
+    def phone_dtmf(self: Any, ch: Channel, digit: str, *, end: bool, duration_ms: int = 0) -> None:
+        """The phone of ``ch`` sent a key in its call's RTP (RFC 4733): what ``__ast_read``
+        (main/channel.c) publishes for the DTMF frames res_rtp_asterisk makes of it,
+        ``DTMFBegin`` at the key's first packet and ``DTMFEnd`` (``DurationMs``: the
+        event's duration on the wire) at its end, both ``Direction: Received``; an ended
+        key is also one for the bridge's features (an attended transfer's keys)."""
+        if ch.gone:
+            return
+        if not end:
+            self._emit("DTMFBegin", DTMF, channel_block(ch) + f"Digit: {digit}\r\nDirection: Received\r\n")
+            return
+        self._emit("DTMFEnd", DTMF, channel_block(ch)
+                   + f"Digit: {digit}\r\nDurationMs: {duration_ms}\r\nDirection: Received\r\n")
+        self._feature_key(ch, digit)
+
+    def _feature_key(self: Any, ch: Channel, digit: str) -> None:
+        """A key ``ch``'s phone pressed, as the attended transfer's features see it."""
         job = ch.hold_owner
         if not isinstance(job, AtxferJob) or not job.active or job.transferer is not ch:
             return

@@ -294,7 +294,7 @@ class WebRTCPhones:
         self._by_channel[ch.name] = d
 
         async def offer() -> tuple[MediaPeer, str]:
-            peer = MediaPeer()
+            peer = MediaPeer(on_key=self._keys_of(d))
             return peer, await peer.offer()
 
         def send(result: tuple[MediaPeer, str]) -> None:
@@ -407,7 +407,7 @@ class WebRTCPhones:
         self._by_channel[ch.name] = d
 
         async def answer() -> tuple[MediaPeer, str]:
-            peer = MediaPeer()
+            peer = MediaPeer(on_key=self._keys_of(d))
             return peer, await peer.answer(msg.body)
 
         def ready(result: tuple[MediaPeer, str]) -> None:
@@ -425,6 +425,21 @@ class WebRTCPhones:
                 self._end(d, by_phone=True)
 
         self.media.run(answer()).addCallbacks(ready, unusable)
+
+    def _keys_of(self, d: Dialog) -> Any:
+        """What a call's media peer calls (in the media thread) for each key the browser
+        sends in the RTP: handed to the reactor's thread, to :meth:`_key`."""
+        def on_key(end: bool, key: str, duration_ms: int) -> None:
+            self.reactor.callFromThread(self._key, d, end, key, duration_ms)
+        return on_key
+
+    def _key(self, d: Dialog, end: bool, key: str, duration_ms: int) -> None:
+        """A key from the browser (RFC 4733) reaches the line's channel as chan_pjsip's
+        RTP gives it to the core: the channel reports it on the AMI."""
+        ch = d.channel
+        if ch is None or ch.gone or d.ended:
+            return
+        self.sim.phone_dtmf(ch, key, end=end, duration_ms=duration_ms)
 
     def _answer_browser(self, d: Dialog) -> None:
         d.up_pending = False
