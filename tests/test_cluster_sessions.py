@@ -110,6 +110,9 @@ async def test_a_bar_resumes_on_another_node_after_its_node_stopped(tmp_path: Pa
         servers.append(b)
         node_b: Any = b.get_cluster()
         await node_b.elector.when("standby")
+        # B has followed A's stream up to the agents' logins (a standby that has just started
+        # may not have yet: a bar resumed on it then is asked for its phone again).
+        await until(lambda: b.get_agents().get(one_id) is not None, 10)
 
         # A stops: its bars lose their sockets, its election session and heartbeat end.
         await a.service.stopService()

@@ -171,6 +171,8 @@ class Agents(PBXObserver, CallObserver):
         self._reconcile = Reconciler(self, pbx, self._saver)
         self.waiting = QueueFigures(directory, pbx, clock)
         self.running = False
+        #: Waiting for a restore from the store to end (:meth:`restored`): issue 20.
+        self._settling: list[Deferred[None]] | None = None
         #: Issue 20 (cluster hook, :class:`ucs.cluster.forward.Forwarder`): on a standby, the AMI
         #: owner logs agents in and out; ``None`` where this service does the work itself.
         self.remote: Any = None
@@ -395,6 +397,26 @@ class Agents(PBXObserver, CallObserver):
         """Load today's figures and the logged-in agents from the store, start
         the midnight reset and the periodic save, and put the agents'
         memberships back if the AMI link is up."""
+        self._settling = waiting = self._settling or []
+        try:
+            await self._start()
+        finally:
+            self._settling = None
+            for d in waiting:
+                d.callback(None)
+
+    def restored(self) -> Deferred[None]:
+        """Fires once no restore from the store is under way: until then who works on which
+        phone is not known here (a cluster node taking over the AMI link restores its agents),
+        and a session resumed meanwhile must not conclude its agent stopped working."""
+        d: Deferred[None] = Deferred()
+        if self._settling is None:
+            d.callback(None)
+        else:
+            self._settling.append(d)
+        return d
+
+    async def _start(self) -> None:
         now = self.now()
         self.forget()  # issue 20: a node that becomes the AMI owner again starts from the store
         accrued = self.figures.load(await self._store.kv_items(STATS), now)

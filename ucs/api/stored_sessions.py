@@ -196,6 +196,9 @@ class StoredSessions:
                 return local  # this node's own, and nobody took it meanwhile
             local.data[MOVED] = True  # a stale copy: another node served it since
             self._sessions.close(local, "resumed on another node")
+        restored = getattr(self._agents, "restored", None)
+        if restored is not None:
+            await restored()  # a take-over restoring the agents: wait to know where the agent works
         return self._recreate(sid, row, address)
 
     def _recreate(self, sid: str, row: dict[str, Any], address: str | None) -> Session:

@@ -94,6 +94,7 @@ class ClusterNode(Service):
         self._command_server: CommandServer | None = None
         self.feed: OwnerFeed | None = None
         self.follower: Follower | None = None
+        self._last_followed = Replica()
         self._chain: Deferred[None] = succeed(None)
         #: Issue 20: the agent-bar sessions in the store, resumable on any node.
         self.sessions = StoredSessions(server.get_store_proxy(), server.get_sessions(), server.get_directory(),
@@ -104,7 +105,7 @@ class ClusterNode(Service):
         # issue 20 (cl-commands): the owner's work asked on a standby goes to the owner
         # (ucs.cluster.forward); the agents run on the owner only (_promote, _demote).
         self.forwarder = Forwarder(lambda: self.commands, lambda: self.elector.is_owner,
-                                   lambda: self.follower.replica.agents if self.follower is not None else {},
+                                   lambda: self._followed().agents,
                                    server.get_directory)
         self._owner_work = OwnerWork(server.get_registry, server.get_directory, server.get_agents)
         self._domain: Deferred[None] = Deferred()
@@ -264,7 +265,16 @@ class ClusterNode(Service):
     async def _stop_follower(self) -> None:
         follower, self.follower = self.follower, None
         if follower is not None:
+            self._last_followed = follower.replica
             await follower.stop()
+
+    def _followed(self) -> Replica:
+        """The owner's model as this node last followed it: while it takes the link over (the
+        claim's wait, the agents' restore) nobody publishes, and who works where is still what
+        the last owner said -- not "nobody", which would send resumed bars back to log in."""
+        if self.follower is not None:
+            return self.follower.replica
+        return self._last_followed
 
     # --- the owner's duty: the agents, then the AMI link (issue 20) -----------------------------
 
