@@ -36,7 +36,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("api", ("ucs.api", "ucs.api.*", "ucs.*.api", "ucs.*.*_api")),
     ("fronts", ("ucs.web", "ucs.web.*", "ucs.iserver", "ucs.iserver.*")),
     ("container", ("ucs.server", "ucs.lifecycle", "ucs.demo", "ucs.demo_pbx", "ucs.replay", "ucs.tap",
-                   "ucs.admin", "ucs.admin.*", "ucs.cluster.node")),
+                   "ucs.admin", "ucs.admin.*", "ucs.cluster.node",
+                   "ucs.cluster.mirror")),
 ]
 
 

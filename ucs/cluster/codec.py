@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -31,7 +32,10 @@ import attrs
 from ucs import events as ev
 
 #: The schema this code writes and reads.  Raise it when an envelope's meaning changes.
-SCHEMA_VERSION = 1
+#: 2: a call's subject carries what each phone's view needs (its legs' Dial status,
+#: origin, hold parties, raw journey), an agent's its ACW deadline, a queue's its
+#: waiting callers (:func:`ucs.cluster.mirror.wire_subject`; standbys rebuild objects).
+SCHEMA_VERSION = 2
 
 CALLS, AGENTS, QUEUES, DEVICES, PBX = "calls", "agents", "queues", "devices", "pbx"
 
@@ -119,12 +123,14 @@ def jsonable(value: Any) -> Any:
 
 
 def envelope(name: str, subject: Any, args: dict[str, Any], *, node: str = "", term: str = "",
-             at: float = 0.0) -> Envelope | None:
-    """The envelope of a bus event, or ``None`` for one that is not shared between nodes."""
+             at: float = 0.0, encode: Callable[[Any], Any] = jsonable) -> Envelope | None:
+    """The envelope of a bus event, or ``None`` for one that is not shared between nodes.
+    ``encode`` turns the subject into JSON values (the container's knows the domain:
+    :func:`ucs.cluster.mirror.wire_subject`; this module does not)."""
     category = CATEGORIES.get(name)
     if category is None:
         return None
-    return Envelope(name, category, key_of(name, subject), jsonable(subject), jsonable(args), node, term, at)
+    return Envelope(name, category, key_of(name, subject), encode(subject), jsonable(args), node, term, at)
 
 
 def encode(e: Envelope) -> bytes:
