@@ -30,6 +30,8 @@ to reach the store, then the store closes.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -256,6 +258,10 @@ class UCSServer:
                                                self._agents, control)
         if self._publisher is not None:
             self._publisher.unpublished = hub.call_changed_quietly if hub is not None else None
+            if self.config.cluster.enabled:  # issue 20: the owner's feed sends them to the standbys' bars
+                self._publisher.unpublished = functools.partial(self._quiet_change, self._publisher.unpublished)
+        if self._mirror is not None:  # issue 20: a standby's bars hear the owner's quiet changes
+            self._mirror.on_quiet = hub.call_changed_quietly if hub is not None else None
         if hub is not None:
             # A bar that went away and did not come back: its agent stops taking calls.
             hub.session_expired = self._auth.session_expired if self._auth is not None else None
@@ -292,6 +298,12 @@ class UCSServer:
         return self._bus
 
     # --- issue 20, bars on standbys (ucs.cluster.mirror): what bars and IP sessions read ---
+
+    def _quiet_change(self, hub: Any, call: Any) -> None:
+        if hub is not None:
+            hub(call)
+        if self._cluster is not None:
+            self._cluster.call_changed_quietly(call)
 
     def get_mirror(self) -> Any:
         """A standby's copy of the owner's model as objects (``ucs.cluster.mirror.Mirror``);

@@ -39,6 +39,11 @@ SCHEMA_VERSION = 2
 
 CALLS, AGENTS, QUEUES, DEVICES, PBX = "calls", "agents", "queues", "devices", "pbx"
 
+#: A change of a call that puts no event on the bus (a phone that rings or leaves inside a
+#: call that goes on: ``DomainPublisher.unpublished``): each phone's view may change, so the
+#: standbys' bars must hear it too.  Not a bus event name: an envelope's only.
+CALL_QUIET = "call.quiet"
+
 #: The events the AMI owner publishes, and their category.  The directory's
 #: (``user.change``, ``config.change``) and shared data are in the store every
 #: node reads, not here.
@@ -46,7 +51,7 @@ CATEGORIES: dict[str, str] = {
     ev.EVENT_CALL_NEW: CALLS, ev.EVENT_CALL_RINGING: CALLS, ev.EVENT_CALL_CONNECT: CALLS,
     ev.EVENT_CALL_HOLD: CALLS, ev.EVENT_CALL_RESUME: CALLS, ev.EVENT_CALL_MUTE: CALLS,
     ev.EVENT_CALL_UNMUTE: CALLS, ev.EVENT_CALL_TRANSFER: CALLS, ev.EVENT_CALL_HANGUP: CALLS,
-    ev.EVENT_CALL_CHANGE: CALLS, ev.EVENT_ACCOUNT_CODE: CALLS,
+    ev.EVENT_CALL_CHANGE: CALLS, ev.EVENT_ACCOUNT_CODE: CALLS, CALL_QUIET: CALLS,
     ev.EVENT_AGENT_STATUS: AGENTS, ev.EVENT_AGENT_LOGIN: AGENTS, ev.EVENT_AGENT_LOGOUT: AGENTS,
     ev.EVENT_AGENT_SUSPEND: AGENTS, ev.EVENT_AGENT_RESUME: AGENTS, ev.EVENT_AGENT_DEVICE: AGENTS,
     ev.EVENT_AGENT_WRAPUP: AGENTS, ev.EVENT_AGENT_MISSED: AGENTS,

@@ -28,7 +28,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ucs.bus import EventBus
-from ucs.cluster.codec import Envelope, envelope, jsonable
+from ucs.cluster.codec import CALL_QUIET, Envelope, envelope, jsonable
 from ucs.cluster.replica import Replica
 from ucs.cluster.stream import EventStream
 
@@ -130,6 +130,11 @@ class OwnerFeed:
                      encode=self.encode)
         if e is not None:
             self._send(e)
+
+    def quiet(self, subject: Any) -> None:
+        """A change of a call the bus says nothing about (:data:`~ucs.cluster.codec.CALL_QUIET`)."""
+        if self.running:
+            self._heard(CALL_QUIET, subject, {})
 
     def _send(self, e: Envelope) -> None:
         self.replica.apply(e)

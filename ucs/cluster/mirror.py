@@ -40,13 +40,15 @@ Per node by design: the ``now`` of each frame (the node's clock) and the
 durations in a call's journey computed from it; a session's ``sid``.  The
 call's ``uniqueid`` and ``id`` are the owner's.
 
-Not carried: the changes of a call that put no event on the owner's bus (a phone
-that starts ringing inside a call that goes on: ``DomainPublisher.unpublished``)
--- a standby's bar sees them at the call's next event.
+The changes of a call that put no event on the owner's bus (a phone that starts
+ringing or leaves inside a call that goes on: ``DomainPublisher.unpublished``) go
+as ``call.quiet`` envelopes and reach the hub as they do on the owner
+(``Hub.call_changed_quietly``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -55,7 +57,7 @@ from ucs import events as ev
 from ucs.agents.agent import Agent
 from ucs.bus import EventBus
 from ucs.calls.call import Call, CallState, Cause, JourneyStep, Leg
-from ucs.cluster.codec import AGENTS, CALLS, DEVICES, QUEUES, Envelope, jsonable
+from ucs.cluster.codec import AGENTS, CALL_QUIET, CALLS, DEVICES, QUEUES, Envelope, jsonable
 from ucs.cluster.replica import Replica
 from ucs.constants import AgentStatus
 from ucs.pbx.model import MEMBER_STATUSES, Device, Member, Queue, QueueCaller
@@ -177,6 +179,9 @@ class Mirror:
         self.agents: dict[int, MirrorAgent] = {}
         self.devices: dict[str, Device] = {}
         self.queues: dict[str, Queue] = {}
+        #: The hub's ``call_changed_quietly`` (set by the container): a change of the owner's call
+        #: that put no event on its bus, told to this node's bars the same way.
+        self.on_quiet: Callable[[Call], Any] | None = None
 
     # -- readers (the tracker's, the agents' and the PBX model's questions) --
 
@@ -231,6 +236,11 @@ class Mirror:
         if not isinstance(e.subject, dict):
             return
         call = call_from_wire(e.subject)
+        if e.event == CALL_QUIET:
+            self.calls[e.key] = call
+            if self.on_quiet is not None:
+                self.on_quiet(call)
+            return
         if e.event == ev.EVENT_CALL_HANGUP:
             self.calls.pop(e.key, None)
         else:
@@ -271,6 +281,9 @@ class Mirror:
         if agent is None:
             return
         args = dict(e.args)
+        for k in ("status", "previous"):  # IntEnums travel as numbers: the owner's bus had the enum
+            if isinstance(args.get(k), int) and not isinstance(args[k], bool):
+                args[k] = AgentStatus(args[k])
         if e.event == ev.EVENT_AGENT_LOGOUT:
             self.agents.pop(agent.id, None)
         else:
@@ -332,8 +345,8 @@ class Mirror:
             if previous is None:
                 self.bus.publish(ev.EVENT_AGENT_LOGIN, agent)
             if previous != (agent.status.name, agent.reason):
-                self.bus.publish(ev.EVENT_AGENT_STATUS, agent, status=agent.status.name, reason=agent.reason,
-                                 previous=previous[0] if previous else "OFFLINE",
+                self.bus.publish(ev.EVENT_AGENT_STATUS, agent, status=agent.status, reason=agent.reason,
+                                 previous=AgentStatus[previous[0] if previous else "OFFLINE"],
                                  previous_reason=previous[1] if previous else "")
         for gone in [u for u in self.agents if str(u) not in r.agents]:
             agent = self.agents.pop(gone)

@@ -236,6 +236,12 @@ class ClusterNode(Service):
 
     # --- seams --------------------------------------------------------------------------------
 
+    def call_changed_quietly(self, call: Any) -> None:
+        """The owner's call changed without a bus event (``DomainPublisher.unpublished``):
+        the standbys' bars hear it too (issue 20)."""
+        if self.feed is not None:
+            self.feed.quiet(call)
+
     def on_event(self, e: Envelope) -> None:
         """A standby heard the owner's event (applied to its replica already): its objects,
         then its bus -- so its hub, ``state`` and Interaction Processor tell it."""
