@@ -24,6 +24,7 @@ from serverkit import until, working_agent
 from test_cluster_node import ami_up, cluster_config
 from test_iserver import Client as IPClient
 from test_iserver import prepare
+from natsserver import NatsServer, nats_server  # noqa: F401 - the fixture
 from serverkit import open_websocket
 from test_web_api import Client, ClientProtocol
 from ucs import demo
@@ -77,7 +78,7 @@ async def ip_connect(server: UCSServer) -> IPClient:
     web = server.get_web_service()
     factory = WebSocketClientFactory(f"ws://127.0.0.1:{web.port}/iserver")
     factory.protocol = IPClient
-    proto: IPClient = await TCP4ClientEndpoint(reactor, "127.0.0.1", web.port).connect(factory)
+    proto: IPClient = await TCP4ClientEndpoint(reactor, "127.0.0.1", web.port).connect(factory)  # type: ignore[assignment]
     await proto.opened
     return proto
 
@@ -92,8 +93,11 @@ async def give_phone(server: UCSServer, username: str, n: int) -> None:
 
 
 async def start_node(tmp_path: Path, name: str, store: str, sim: SimService, domain: str,
-                     servers: list[UCSServer]) -> tuple[UCSServer, Any]:
-    server = UCSServer(cluster_config(tmp_path, name, store, sim, domain), reactor)
+                     servers: list[UCSServer], nats: str = "") -> tuple[UCSServer, Any]:
+    config = cluster_config(tmp_path, name, store, sim, domain)
+    if nats:
+        config = config.replace(cluster={"nats": [nats]})
+    server = UCSServer(config, reactor)
     servers.append(server)
     server.service.startService()
     await server.service.whenStarted()
@@ -213,6 +217,87 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
             proto = getattr(c, "proto", c)
             if proto is not None:
                 proto.dropConnection(abort=True)
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_late_standby_shows_the_call_and_a_snapshot_brings_its_bars_back_to_the_truth(
+        tmp_path: Path, nats_server: NatsServer) -> None:  # noqa: F811 - the fixture
+    """A standby that starts after the call began shows it (snapshot); when NATS goes away
+    and comes back, the owner's new term makes the standby's bars consistent again: the
+    call that ended meanwhile ends on them, the one that began appears, the status changed."""
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    servers: list[UCSServer] = []
+    clients: list[Any] = []
+    try:
+        a, node_a = await start_node(tmp_path, "node-a", store, sim, domain, servers, nats_server.url)
+        await node_a.elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        await demo.seed(a.get_directory(), 2)
+        await working_agent(a, 1)
+        await working_agent(a, 2)
+        one = next(x for x in a.get_agents().all() if x.device == "SIP/1001")
+        await a.get_agents().change_status(next(x for x in a.get_agents().all() if x.device == "SIP/1002").id,
+                                           "AUX", "Break")  # the first call goes to agent 1
+        sim.sim.phone("SIP/1001").set_behaviour(answer_after=0.1)
+        sim.sim.caller_calls("5000", "420777000001", "First")
+        await until(lambda: any(c.connected for c in a.get_call_tracker().active_calls()), 10)
+        (first,) = a.get_call_tracker().active_calls()
+
+        # The standby starts now: the call is in the snapshot, and its bar shows it.
+        b, node_b = await start_node(tmp_path, "node-b", store, sim, domain, servers, nats_server.url)
+        await node_b.elector.when("standby")
+        await until(lambda: node_b.health()["term"] == node_a.health()["term"]
+                    and first.uniqueid in b.get_mirror().calls, 10)
+        bar_1 = await login_bar(b, *demo.user_of(1))
+        bar_2 = await login_bar(b, *demo.user_of(2))
+        clients += [bar_1, bar_2]
+        state = await bar_1.call("state")
+        assert [c["uniqueid"] for c in state["calls"]] == [first.uniqueid]
+        assert state["call"]["state"] == 3 and state["call"]["caller_number"] == "420777000001"
+        assert (await bar_2.call("state"))["calls"] == []
+
+        # NATS goes away.  On the owner meanwhile: the first call ends, agent 1 goes AUX,
+        # agent 2 READY and a second call reaches agent 2.  The standby hears none of it.
+        await threads.deferToThread(nats_server.stop)
+        await until(lambda: node_a.link.state == "down" and node_b.link.state == "down", 10)
+        sim.sim.phone("SIP/1001").hangup()
+        await until(lambda: not a.get_call_tracker().active_calls(), 10)
+        await a.get_agents().change_status(one.id, "AUX", "Lunch")
+        await a.get_agents().change_status(next(x for x in a.get_agents().all() if x.device == "SIP/1002").id,
+                                           "READY")
+        sim.sim.phone("SIP/1002").set_behaviour(answer_after=0.1)
+        sim.sim.caller_calls("5000", "420777000002", "Second")
+        await until(lambda: any(c.connected for c in a.get_call_tracker().active_calls()), 10)
+        (second,) = a.get_call_tracker().active_calls()
+        assert [e for e in bar_1.log if e["event"] == "call.hangup"] == []  # nothing heard yet
+
+        # NATS is back: a new term, the standby reloads, its bars are told the difference.
+        await threads.deferToThread(nats_server.start)
+        ended = await bar_1.event("call.hangup", timeout=30)
+        assert ended["data"]["uniqueid"] == first.uniqueid
+        began = await bar_2.event("call.connect", timeout=10)
+        assert began["data"]["uniqueid"] == second.uniqueid and began["data"]["caller_number"] == "420777000002"
+        status = await bar_1.wait(lambda: next((m for m in bar_1.inbox if m["event"] == "agent.status"
+                                                and m["data"]["status"] == "AUX"), None), 10)
+        assert status["data"]["reason"] == "Lunch"
+        assert (await bar_1.call("state"))["calls"] == []
+        assert [c["uniqueid"] for c in (await bar_2.call("state"))["calls"]] == [second.uniqueid]
+        # ... and it goes on following: the second call ends on the standby's bar.
+        sim.sim.phone("SIP/1002").hangup()
+        assert (await bar_2.event("call.hangup", timeout=10))["data"]["uniqueid"] == second.uniqueid
+    finally:
+        for c in clients:
+            if c.proto is not None:
+                c.proto.dropConnection(abort=True)
         for s in reversed(servers):
             await s.service.stopService()
         await sim.stopService()
