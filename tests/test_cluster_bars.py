@@ -21,7 +21,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from conftest import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until, working_agent
-from test_cluster_node import ami_up, cluster_config
+from test_cluster_node import _terminate, ami_up, cluster_config
 from test_iserver import Client as IPClient
 from test_iserver import prepare
 from natsserver import NatsServer, nats_server  # noqa: F401 - the fixture
@@ -294,6 +294,57 @@ async def test_a_late_standby_shows_the_call_and_a_snapshot_brings_its_bars_back
         # ... and it goes on following: the second call ends on the standby's bar.
         sim.sim.phone("SIP/1002").hangup()
         assert (await bar_2.event("call.hangup", timeout=10))["data"]["uniqueid"] == second.uniqueid
+    finally:
+        for c in clients:
+            if c.proto is not None:
+                c.proto.dropConnection(abort=True)
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_call_that_ends_while_no_node_listens_ends_on_the_new_owners_bars(tmp_path: Path) -> None:
+    """The owner's session dies mid-call; the call ends while the standby claims the link
+    (no AMI link anywhere).  The standby becomes the owner and resyncs: Asterisk has no
+    such call any more, so the bar on that node is told it ended; its own model answers."""
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    servers: list[UCSServer] = []
+    clients: list[Any] = []
+    try:
+        a, node_a = await start_node(tmp_path, "node-a", store, sim, domain, servers)
+        await node_a.elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        await demo.seed(a.get_directory(), 2)
+        b, node_b = await start_node(tmp_path, "node-b", store, sim, domain, servers)
+        await node_b.elector.when("standby")
+        await working_agent(a, 1)
+        agent = next(x for x in a.get_agents().all() if x.device == "SIP/1001")
+        await until(lambda: b.get_mirror().get(agent.id) is not None, 10)
+        bar = await login_bar(b, *demo.user_of(1))
+        clients.append(bar)
+        sim.sim.phone("SIP/1001").set_behaviour(answer_after=0.1)
+        sim.sim.caller_calls("5000", "420777000001", "Customer")
+        connected = await bar.event("call.connect", timeout=10)
+        uid = connected["data"]["uniqueid"]
+
+        await threads.deferToThread(_terminate, node_a.elector.backend_pid)
+        await until(lambda: not a.get_ami_client().running, 10)
+        assert not node_b.elector.is_owner  # claiming at most: nobody hears Asterisk now
+        sim.sim.phone("SIP/1001").hangup()
+        assert [m for m in bar.log if m["event"] == "call.hangup"] == []
+        await node_b.elector.when("owner")
+        await until(lambda: ami_up(b), 10)
+        ended = await bar.event("call.hangup", timeout=10)
+        assert ended["data"]["uniqueid"] == uid and ended["data"]["disconnected"] is not None
+        assert (await bar.call("state"))["calls"] == []
+        assert b.get_call_tracker().active_calls() == []
     finally:
         for c in clients:
             if c.proto is not None:

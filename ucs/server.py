@@ -311,7 +311,7 @@ class UCSServer:
         if self._mirror is None and self.config.cluster.enabled:
             from ucs.cluster.mirror import Mirror
 
-            self._mirror = Mirror(self.get_view_bus(), self.get_directory(), self._reactor)
+            self._mirror = Mirror(self.get_view_bus(), self.get_directory(), self._reactor, self.get_call_tracker())
         return self._mirror
 
     def get_view_bus(self) -> EventBus:

@@ -169,9 +169,12 @@ class Mirror:
     """The owner's calls, agents, devices and queues as live objects on a standby, each
     change published on the standby's bus as the owner's bus published it."""
 
-    def __init__(self, bus: EventBus, directory: Any, clock: Any) -> None:
+    def __init__(self, bus: EventBus, directory: Any, clock: Any, tracker: Any = None) -> None:
         self.bus = bus
         self.clock = clock
+        #: This node's own call tracker: after a take-over, which shown calls Asterisk still has.
+        self.tracker = tracker
+        self._handed: dict[str, Call] = {}
         self.directory = directory
         #: A standby's: readers use the mirror (the role-aware views).  Off on the owner.
         self.active = False
@@ -369,12 +372,32 @@ class Mirror:
         self.load(replica)
 
     def stop(self) -> None:
-        """The node owns the AMI link (or stops): forget quietly; its own model answers now."""
+        """The node owns the AMI link now (or stops): its own model answers.  The calls its
+        bars were shown are kept aside until its resync says which of them Asterisk still
+        has (:meth:`_settle`): the others ended while no node listened, and end on the bars."""
+        if self.active and self.calls:
+            if not self._handed:
+                self.bus.subscribe(ev.EVENT_PBX_RESYNCED, self._resynced)
+            self._handed.update(self.calls)
         self.active = False
         self.calls.clear()
         self.agents.clear()
         self.devices.clear()
         self.queues.clear()
+
+    def _resynced(self, subject: Any, args: dict[str, Any]) -> None:
+        self.bus.unsubscribe(ev.EVENT_PBX_RESYNCED, self._resynced)
+        self.clock.callLater(0, self._settle)  # once every observer of the resync has run
+
+    def _settle(self) -> None:
+        handed, self._handed = self._handed, {}
+        if self.active:
+            return  # a standby again: the mirror tells the owner's truth
+        live = {c.uniqueid for c in self.tracker.active_calls()} if self.tracker is not None else set()
+        for uid, call in handed.items():
+            if uid not in live:
+                self.calls[uid] = call
+                self._end(uid)  # on this node's bars only (the view bus): no CDR, no plugin
 
 
 # -- the role-aware views the container gives the readers ----------------------------------------

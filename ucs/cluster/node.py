@@ -163,6 +163,9 @@ class ClusterNode(Service):
         """The role or the NATS link changed: the AMI link at once, the rest one change at a time."""
         ami = self._server.get_ami_client()
         if self.elector.is_owner and self.running and not ami.running:
+            # issue 20: the bars read this node's own model from now on; the mirrored calls wait
+            # for its resync, which may come before the feed starts (Mirror.stop).
+            self.mirror.stop()
             ami.startService()
         elif not self.elector.is_owner and ami.running:
             ami.stopService()
@@ -185,7 +188,6 @@ class ClusterNode(Service):
         if want_feed and self.feed is None:
             assert self.stream is not None and self.link is not None
             await self.stream.ensure()
-            self.mirror.stop()  # bars: this node's own model answers now (its resync tells them)
             feed = OwnerFeed(self._server.get_bus(), self.stream, self._reactor, self.node,
                              snapshot_interval=self.config.snapshot_interval, initial=self._current_state,
                              encode=wire_subject)
