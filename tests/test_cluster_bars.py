@@ -70,6 +70,11 @@ def call_events(client: Bar) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    """A team view row without what the node's clock computes."""
+    return {k: v for k, v in row.items() if k != "in_status"}
+
+
 def agent_events(client: Bar) -> list[dict[str, Any]]:
     return [m["data"] for m in client.log if m["event"] == "agent.status"]
 
@@ -197,9 +202,22 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
 
         # A status change made on the owner: the supervisor's bar on the standby is told,
         # and its state's agents list has it.
-        await until(lambda: agent.status.name == "ACW" or agent.status.name == "READY", 10)
+        # The supervisor's team view (issue 17) on each node: the same rows, then the same
+        # ``team.agent`` push when the owner changes the agent's status.
+        sup_a = await login_bar(a, "supervisor", "supervisor-demo")
+        clients.append(sup_a)
+        await until(lambda: b.get_mirror().get(agent.id).status is agent.status, 10)
+        team_a, team_b = await sup_a.call("supervisor.team"), await sup_b.call("supervisor.team")
+        assert [_row(r) for r in team_b] == [_row(r) for r in team_a]
+        assert any(r["id"] == agent.id and r["logged_in"] for r in team_b)
         sup_b.inbox.clear()
         await a.get_agents().change_status(agent.id, "AUX", "Break")
+        pushes = []
+        for view in (sup_a, sup_b):
+            pushes.append(await view.wait(lambda v=view: next((m for m in v.inbox if m["event"] == "team.agent"
+                                                               and m["data"]["status"] == "AUX"), None), 10))
+        assert _row(pushes[1]["data"]) == _row(pushes[0]["data"])
+        assert pushes[1]["data"]["id"] == agent.id and pushes[1]["data"]["reason"] == "Break"
         await until(lambda: b.get_mirror().get(agent.id).status.name == "AUX", 10)
         change = await sup_b.wait(lambda: next((m for m in sup_b.inbox if m["event"] == "agents.change"
                                                 and m["data"]["status"] == "AUX"), None), 10)

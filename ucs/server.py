@@ -426,10 +426,11 @@ class UCSServer:
         if self._supervision is None:
             from ucs.api import scope
 
+            agents, tracker, pbx = self.get_readers()  # issue 20: the owner's model on a standby
             self._supervision = Supervision(
-                self.get_directory(), self.get_agents(), self.get_call_tracker(), self.get_pbx(), self.get_bus(),
+                self.get_directory(), agents, tracker, pbx, self.get_bus(),
                 self.get_store_proxy(), self._reactor, self.config.supervisor, scope,
-                timezone=self.config.agents.timezone)
+                timezone=self.config.agents.timezone, view_bus=self.get_view_bus())
             self._wire()
         return self._supervision
 

@@ -207,6 +207,9 @@ class Mirror:
     def all(self) -> list[MirrorAgent]:
         return list(self.agents.values())
 
+    def by_device(self, device: str) -> MirrorAgent | None:
+        return next((a for a in self.agents.values() if a.line.device == device), None)
+
     # -- the stream --
 
     def apply(self, e: Envelope) -> None:
@@ -417,6 +420,9 @@ class AgentsView:
 
     def all(self) -> list[Any]:
         return self._mirror.all() if self._mirror.active else list(self._live.all())
+
+    def by_device(self, device: str) -> Any:
+        return self._mirror.by_device(device) if self._mirror.active else self._live.by_device(device)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._live, name)
