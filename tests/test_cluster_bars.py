@@ -156,6 +156,8 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
         state_a, state_b = await bar_a.call("state"), await bar_b.call("state")
         assert state_b["status"] == state_a["status"] == "READY"
         assert state_b["device"]["device"] == "SIP/1001" and state_b["calls"] == [] == state_a["calls"]
+        assert state_b["device"] == state_a["device"]  # its line and Asterisk's device state, registration
+        assert state_b["device"]["state"] == "NOT_INUSE" and state_b["device"]["address"]  # what Asterisk says
         assert {x["id"]: x["status"] for x in state_b["agents"]} == {x["id"]: x["status"] for x in state_a["agents"]}
         # An Interaction Processor session on the standby, for the same agent.
         ip_b = await ip_connect(b)
@@ -194,6 +196,12 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
         await ip_b.event("call.hangup")
         assert (await reloaded.call("state"))["calls"] == []
 
+        # The caller waited in the queue, then was answered: both nodes' bars were told so.
+        def waiting(bar: Bar) -> list[int]:
+            return [m["data"]["waitingCallers"] for m in bar.log if m["event"] == "waitingCallers"]
+
+        await until(lambda: 1 in waiting(bar_a) and 1 in waiting(bar_b) and waiting(bar_a)[-1] == 0
+                    and waiting(bar_b)[-1] == 0, 10)
         # The same frames on both nodes, in the same order (but the per-node clock).
         await until(lambda: len(call_events(bar_b)) == len(call_events(bar_a)), 10)
         told = [n for n, _ in call_events(bar_a) if n != "call.change"]
