@@ -31,7 +31,6 @@ to reach the store, then the store closes.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
