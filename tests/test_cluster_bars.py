@@ -83,7 +83,8 @@ async def ip_connect(server: UCSServer) -> IPClient:
     web = server.get_web_service()
     factory = WebSocketClientFactory(f"ws://127.0.0.1:{web.port}/iserver")
     factory.protocol = IPClient
-    proto: IPClient = await TCP4ClientEndpoint(reactor, "127.0.0.1", web.port).connect(factory)  # type: ignore[assignment]
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", web.port)
+    proto: IPClient = await endpoint.connect(factory)  # type: ignore[assignment]
     await proto.opened
     return proto
 

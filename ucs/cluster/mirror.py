@@ -1,10 +1,11 @@
-"""A standby's live model, rebuilt from the owner's envelopes, told on its own bus.
+"""A standby's live model, rebuilt from the owner's envelopes, told on the bars' bus.
 
 Why this design (issue 20, "bars on standbys"): everything that serves a bar or
 an Interaction Processor client -- the hub's per-phone call views
 (:mod:`ucs.web.callview`), ``state`` (:class:`ucs.api.state.StateBuilder`), the
 login that finds a working agent's phone (:class:`ucs.api.auth.Auth`), the
-Interaction Processor (:mod:`ucs.iserver`) -- hears the *bus* and reads *domain
+Interaction Processor (:mod:`ucs.iserver`), the supervisor's team view
+(:mod:`ucs.supervisor`) -- hears the *bus* and reads *domain
 objects* (``Call`` with its legs, agents with their user and line, the PBX
 model's devices and queues).  Teaching each of them a second input (envelopes,
 dicts) would mean two code paths per view, and the owner and a standby would
@@ -12,9 +13,13 @@ drift apart.  Instead the standby turns each envelope back into the same kind of
 object the owner's bus carried (a real :class:`~ucs.calls.call.Call` with its
 legs, :class:`MirrorAgent` with the directory's own user and line, real
 :class:`~ucs.pbx.model.Device` and :class:`~ucs.pbx.model.Queue`) and publishes
-the same event name with the same args on its local bus.  The hub, ``state`` and
-the Interaction Processor stay unchanged, so the owner and a standby produce the
-same frames by construction, and the tests compare them.
+the same event name with the same args on the node's *view bus*
+(``UCSServer.get_view_bus()``: it repeats the node's own bus, and only the hub,
+``state``, the Interaction Processor and the team view's pushes hear it).  Those
+stay unchanged, so the owner and a standby produce the same frames by
+construction, and the tests compare them (tests/test_cluster_bars.py).  Plugins,
+CDRs, the agents' history and the statistics stay on the node's own bus and
+never hear the mirror: the owner alone acts on a fact, once.
 
 For that the envelopes carry what the views need beyond seed 002's Call object:
 each leg's Dial status, whether it asked to hang up, was picked up or
@@ -25,9 +30,10 @@ used by the owner's feed: schema version 2 of :mod:`ucs.cluster.codec`).
 What reads the model asks the role-aware views (:class:`AgentsView`,
 :class:`TrackerView`, :class:`PBXView`): while the node is a standby
 (``Mirror.active``) they answer from the mirror, once it owns the AMI link from
-its own live model (the mirror is then emptied, quietly: the new owner's
-resync publishes the truth).  Everything else (log-in, status changes, call
-control) goes to the live objects as before.
+its own live model.  Everything else (log-in, status changes, call control)
+goes to the live objects as before.  On a take-over (:meth:`Mirror.stop`) the
+calls the bars were shown wait for the new owner's resync; those Asterisk no
+longer has end on the bars then (they ended while no node held the link).
 
 A snapshot load (a late start, a new owner's term) is a diff against what the
 bars were shown (:meth:`Mirror.load`): calls that vanished end on the bars
@@ -36,9 +42,10 @@ phone's view turns it into ringing / connect / hold as the live events would),
 agents that changed get ``agent.status`` / ``agent.login`` / ``agent.logout``,
 queues ``queue.waiting``.
 
-Per node by design: the ``now`` of each frame (the node's clock) and the
-durations in a call's journey computed from it; a session's ``sid``.  The
-call's ``uniqueid`` and ``id`` are the owner's.
+Per node by design: the ``now`` of each frame (the node's clock) and what is
+computed from it (a journey step's ``Duration``, a team row's ``in_status``); a
+session's ``sid``.  The call's ``uniqueid`` and ``id``, an agent's ``since``,
+the legs' times are the owner's.
 
 The changes of a call that put no event on the owner's bus (a phone that starts
 ringing or leaves inside a call that goes on: ``DomainPublisher.unpublished``) go
@@ -443,7 +450,10 @@ class TrackerView:
             self._live.calls_of_device(device))
 
     def call_of(self, uniqueid: str) -> Call | None:
-        return self._mirror.call_of(uniqueid) if self._mirror.active else self._live.call_of(uniqueid)  # type: ignore[no-any-return]
+        if self._mirror.active:
+            return self._mirror.call_of(uniqueid)
+        call: Call | None = self._live.call_of(uniqueid)
+        return call
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._live, name)
