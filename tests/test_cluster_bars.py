@@ -72,7 +72,10 @@ def call_events(client: Bar) -> list[tuple[str, dict[str, Any]]]:
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
     """A team view row without what the node's clock computes."""
-    return {k: v for k, v in row.items() if k != "in_status"}
+    out = {k: v for k, v in row.items() if k != "in_status"}
+    if out.get("call"):
+        out["call"] = {k: v for k, v in out["call"].items() if k != "duration"}
+    return out
 
 
 def agent_events(client: Bar) -> list[dict[str, Any]]:
@@ -166,6 +169,13 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
         prepared = await prepare(ip_b, user, password)
         assert prepared["result"] == "success" and prepared["resource"]["device"] == "SIP/1001", prepared
 
+        # The supervisor's team view (issue 17) open on each node.
+        sup_a = await login_bar(a, "supervisor", "supervisor-demo")
+        clients.append(sup_a)
+        team_a, team_b = await sup_a.call("supervisor.team"), await sup_b.call("supervisor.team")
+        assert [_row(r) for r in team_b] == [_row(r) for r in team_a]
+        assert any(r["id"] == agent.id and r["logged_in"] and r["status"] == "READY" for r in team_b)
+
         # A customer calls; agent 1's phone rings, the agent answers, then hangs up.
         sim.sim.phone("SIP/1001").set_behaviour(answer_after=1.0)
         sim.sim.caller_calls("5000", "420777000001", "Customer")
@@ -185,6 +195,13 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
         state_a, state_b = await bar_a.call("state"), await reloaded.call("state")
         assert {k: v for k, v in state_b["call"].items() if k not in PER_NODE | {"journey"}} == \
             {k: v for k, v in state_a["call"].items() if k not in PER_NODE | {"journey"}}
+        # Both team views were pushed the agent's row with the call, connected.
+        rows = []
+        for view in (sup_a, sup_b):
+            rows.append(await view.wait(lambda v=view: next(
+                (m["data"] for m in v.log if m["event"] == "team.agent" and m["data"]["id"] == agent.id
+                 and (m["data"]["call"] or {}).get("state") == 3), None), 10))
+        assert _row(rows[1]) == _row(rows[0]) and rows[1]["call"]["uniqueid"] == live.uniqueid
         # The IP session got the call's events.
         ip_ringing = await ip_b.event("call.ringing")
         assert ip_ringing["data"]["caller_number"] == "420777000001"
@@ -211,14 +228,12 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
 
         # A status change made on the owner: the supervisor's bar on the standby is told,
         # and its state's agents list has it.
-        # The supervisor's team view (issue 17) on each node: the same rows, then the same
-        # ``team.agent`` push when the owner changes the agent's status.
-        sup_a = await login_bar(a, "supervisor", "supervisor-demo")
-        clients.append(sup_a)
+        # The team views again: the same rows, then the same ``team.agent`` push when the
+        # owner changes the agent's status.
         await until(lambda: b.get_mirror().get(agent.id).status is agent.status, 10)
         team_a, team_b = await sup_a.call("supervisor.team"), await sup_b.call("supervisor.team")
         assert [_row(r) for r in team_b] == [_row(r) for r in team_a]
-        assert any(r["id"] == agent.id and r["logged_in"] for r in team_b)
+        sup_a.inbox.clear()
         sup_b.inbox.clear()
         await a.get_agents().change_status(agent.id, "AUX", "Break")
         pushes = []

@@ -187,6 +187,9 @@ class Mirror:
         self.active = False
         self.calls: dict[str, Call] = {}
         self.agents: dict[int, MirrorAgent] = {}
+        #: Agents by their phone, and each agent's phone as indexed (the team view asks per leg).
+        self._by_device: dict[str, MirrorAgent] = {}
+        self._device_of: dict[int, str] = {}
         self.devices: dict[str, Device] = {}
         self.queues: dict[str, Queue] = {}
         #: The hub's ``call_changed_quietly`` (set by the container): a change of the owner's call
@@ -215,7 +218,22 @@ class Mirror:
         return list(self.agents.values())
 
     def by_device(self, device: str) -> MirrorAgent | None:
-        return next((a for a in self.agents.values() if a.line.device == device), None)
+        return self._by_device.get(device)
+
+    def _put(self, agent: MirrorAgent) -> None:
+        self.agents[agent.id] = agent
+        old = self._device_of.get(agent.id)
+        if old is not None and old != agent.line.device and self._by_device.get(old) is agent:
+            del self._by_device[old]
+        self._device_of[agent.id] = agent.line.device
+        self._by_device[agent.line.device] = agent
+
+    def _drop(self, user_id: int) -> MirrorAgent | None:
+        agent = self.agents.pop(user_id, None)
+        device = self._device_of.pop(user_id, None)
+        if device is not None and self._by_device.get(device) is agent:
+            del self._by_device[device]
+        return agent
 
     # -- the stream --
 
@@ -298,9 +316,9 @@ class Mirror:
             if isinstance(args.get(k), int) and not isinstance(args[k], bool):
                 args[k] = AgentStatus(args[k])
         if e.event == ev.EVENT_AGENT_LOGOUT:
-            self.agents.pop(agent.id, None)
+            self._drop(agent.id)
         else:
-            self.agents[agent.id] = agent
+            self._put(agent)
         if e.event == ev.EVENT_AGENT_LOGIN:
             args.pop("session", None)  # the owner's session object: nothing of this node's
         elif e.event == ev.EVENT_AGENT_DEVICE:
@@ -354,7 +372,7 @@ class Mirror:
             agent = self._agent_of(d)
             if agent is None:
                 continue
-            self.agents[agent.id] = agent
+            self._put(agent)
             if previous is None:
                 self.bus.publish(ev.EVENT_AGENT_LOGIN, agent)
             if previous != (agent.status.name, agent.reason):
@@ -362,7 +380,8 @@ class Mirror:
                                  previous=AgentStatus[previous[0] if previous else "OFFLINE"],
                                  previous_reason=previous[1] if previous else "")
         for gone in [u for u in self.agents if str(u) not in r.agents]:
-            agent = self.agents.pop(gone)
+            agent = self._drop(gone)
+            assert agent is not None
             self.bus.publish(ev.EVENT_AGENT_LOGOUT, agent, reason="")
         self.devices = {k: _device(d) for k, d in r.devices.items()}
         queues: dict[str, Queue] = {}
@@ -392,6 +411,8 @@ class Mirror:
         self.active = False
         self.calls.clear()
         self.agents.clear()
+        self._by_device.clear()
+        self._device_of.clear()
         self.devices.clear()
         self.queues.clear()
 
