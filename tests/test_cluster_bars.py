@@ -207,6 +207,14 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
         assert ip_ringing["data"]["caller_number"] == "420777000001"
         await ip_b.event("call.connect")
 
+        # Held and taken back on the owner (its call control, on Asterisk).
+        await a.get_call_control().hold("SIP/1001")
+        held = await bar_b.event("call.hold", timeout=10)
+        assert held["data"]["state"] == 5 and held["data"]["held_since"] is not None
+        assert [c["state"] for c in (await reloaded.call("state"))["calls"]] == [5]
+        await a.get_call_control().unhold("SIP/1001")
+        assert (await bar_b.event("call.resume", timeout=10))["data"]["state"] == 3
+
         sim.sim.phone("SIP/1001").hangup()
         hangup_b = await bar_b.event("call.hangup", timeout=10)
         assert hangup_b["data"]["uniqueid"] == live.uniqueid and hangup_b["data"]["disconnected"] is not None
@@ -223,7 +231,7 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
         # The same frames on both nodes, in the same order (but the per-node clock).
         await until(lambda: len(call_events(bar_b)) == len(call_events(bar_a)), 10)
         told = [n for n, _ in call_events(bar_a) if n != "call.change"]
-        assert told == ["call.ringing", "call.connect", "call.hangup"]
+        assert told == ["call.ringing", "call.connect", "call.hold", "call.resume", "call.hangup"]
         assert call_events(bar_b) == call_events(bar_a)
 
         # A status change made on the owner: the supervisor's bar on the standby is told,
