@@ -30,6 +30,7 @@ to reach the store, then the store closes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,9 @@ class UCSServer:
         self._operations: operations_api.Operations | None = None
         #: The cluster node (``ucs.cluster.node.ClusterNode``) with ``[cluster] enabled``, else ``None``.
         self._cluster: Any = None
+        # issue 20 (bars on standbys, ucs.cluster.mirror): with [cluster] only.
+        self._mirror: Any = None
+        self._view_bus: EventBus | None = None
 
     # --- the service tree -----------------------------------------------------------
 
@@ -253,6 +257,10 @@ class UCSServer:
                                                self._agents, control)
         if self._publisher is not None:
             self._publisher.unpublished = hub.call_changed_quietly if hub is not None else None
+            if self.config.cluster.enabled:  # issue 20: the owner's feed sends them to the standbys' bars
+                self._publisher.unpublished = functools.partial(self._quiet_change, self._publisher.unpublished)
+        if self._mirror is not None:  # issue 20: a standby's bars hear the owner's quiet changes
+            self._mirror.on_quiet = hub.call_changed_quietly if hub is not None else None
         if hub is not None:
             # A bar that went away and did not come back: its agent stops taking calls.
             hub.session_expired = self._auth.session_expired if self._auth is not None else None
@@ -287,6 +295,46 @@ class UCSServer:
             self._bus = EventBus()
             calllog.subscribe(self._bus)
         return self._bus
+
+    # --- issue 20, bars on standbys (ucs.cluster.mirror): what bars and IP sessions read ---
+
+    def _quiet_change(self, hub: Any, call: Any) -> None:
+        if hub is not None:
+            hub(call)
+        if self._cluster is not None:
+            self._cluster.call_changed_quietly(call)
+
+    def get_mirror(self) -> Any:
+        """A standby's copy of the owner's model as objects (``ucs.cluster.mirror.Mirror``);
+        ``None`` without ``[cluster]``."""
+        if self._mirror is None and self.config.cluster.enabled:
+            from ucs.cluster.mirror import Mirror
+
+            self._mirror = Mirror(self.get_view_bus(), self.get_directory(), self._reactor, self.get_call_tracker())
+        return self._mirror
+
+    def get_view_bus(self) -> EventBus:
+        """What the bars, ``state`` and the Interaction Processor hear: the bus; with
+        ``[cluster]`` a bus that repeats it and, on a standby, also carries the owner's
+        events (the mirror's) -- which plugins, CDRs, history and statistics, on the bus
+        itself, never hear: the owner acts on them once."""
+        if not self.config.cluster.enabled:
+            return self.get_bus()
+        if self._view_bus is None:
+            view = self._view_bus = EventBus()
+            self.get_bus().subscribe_all(lambda name, subject, args: view.publish(name, subject, **args))
+        return self._view_bus
+
+    def get_readers(self) -> tuple[Any, Any, Any]:
+        """The agents, the call tracker and the PBX model as bars read them: with ``[cluster]``
+        role-aware views (the owner's model on a standby), else the live ones."""
+        mirror = self.get_mirror()
+        if mirror is None:
+            return self.get_agents(), self.get_call_tracker(), self.get_pbx()
+        from ucs.cluster.mirror import AgentsView, PBXView, TrackerView
+
+        return (AgentsView(self.get_agents(), mirror), TrackerView(self.get_call_tracker(), mirror),
+                PBXView(self.get_pbx(), mirror))
 
     def get_pbx(self) -> PBX:
         """The PBX model: Asterisk's view, fed by the AMI client's events (its observers: :meth:`_wire`)."""
@@ -377,10 +425,11 @@ class UCSServer:
         if self._supervision is None:
             from ucs.api import scope
 
+            agents, tracker, pbx = self.get_readers()  # issue 20: the owner's model on a standby
             self._supervision = Supervision(
-                self.get_directory(), self.get_agents(), self.get_call_tracker(), self.get_pbx(), self.get_bus(),
+                self.get_directory(), agents, tracker, pbx, self.get_bus(),
                 self.get_store_proxy(), self._reactor, self.config.supervisor, scope,
-                timezone=self.config.agents.timezone)
+                timezone=self.config.agents.timezone, view_bus=self.get_view_bus())
             self._wire()
         return self._supervision
 
@@ -407,8 +456,9 @@ class UCSServer:
 
     def get_state(self) -> StateBuilder:
         if self._state is None:
-            self._state = StateBuilder(self.get_directory(), self.get_agents(), self.get_call_tracker(),
-                                       self.get_pbx(), self._reactor, bus=self.get_bus())
+            agents, tracker, pbx = self.get_readers()  # issue 20: the owner's model on a standby
+            self._state = StateBuilder(self.get_directory(), agents, tracker, pbx, self._reactor,
+                                       bus=self.get_view_bus())
         return self._state
 
     def get_auth(self) -> Auth:
@@ -417,8 +467,8 @@ class UCSServer:
             if self.config.demo.enabled and not config.sso_secret:
                 # README gives the demo's SSO secret, as it gives its passwords.
                 config = attrs.evolve(config, sso_secret=demo.SSO_SECRET)
-            pbx = self.get_pbx()
-            self._auth = Auth(self.get_directory(), self.get_sessions(), self.get_agents(), self._reactor,
+            agents, _, pbx = self.get_readers()  # issue 20: a working agent's phone, from the owner
+            self._auth = Auth(self.get_directory(), self.get_sessions(), agents, self._reactor,
                               config, self.get_state(),
                               registered_at=lambda ip: [d.name for d in pbx.devices.values() if d.address == ip])
             self._wire()
@@ -476,8 +526,8 @@ class UCSServer:
     def get_web_service(self) -> WebService:
         """The agent bar's WebSocket API, operator.js and the demo CRM page."""
         if self._web is None:
-            self._web = WebService(
-                self.get_registry(), self.get_sessions(), self.get_bus(), self.get_state(), self._reactor,
+            self._web = WebService(  # issue 20: the view bus (the owner's events on a standby)
+                self.get_registry(), self.get_sessions(), self.get_view_bus(), self.get_state(), self._reactor,
                 WebOptions.from_config(self.config.web), health=self._health,
             )
             directory = self.get_directory()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -31,9 +32,17 @@ import attrs
 from ucs import events as ev
 
 #: The schema this code writes and reads.  Raise it when an envelope's meaning changes.
-SCHEMA_VERSION = 1
+#: 2: a call's subject carries what each phone's view needs (its legs' Dial status,
+#: origin, hold parties, raw journey), an agent's its ACW deadline, a queue's its
+#: waiting callers (:func:`ucs.cluster.mirror.wire_subject`; standbys rebuild objects).
+SCHEMA_VERSION = 2
 
 CALLS, AGENTS, QUEUES, DEVICES, PBX = "calls", "agents", "queues", "devices", "pbx"
+
+#: A change of a call that puts no event on the bus (a phone that rings or leaves inside a
+#: call that goes on: ``DomainPublisher.unpublished``): each phone's view may change, so the
+#: standbys' bars must hear it too.  Not a bus event name: an envelope's only.
+CALL_QUIET = "call.quiet"
 
 #: The events the AMI owner publishes, and their category.  The directory's
 #: (``user.change``, ``config.change``) and shared data are in the store every
@@ -42,7 +51,7 @@ CATEGORIES: dict[str, str] = {
     ev.EVENT_CALL_NEW: CALLS, ev.EVENT_CALL_RINGING: CALLS, ev.EVENT_CALL_CONNECT: CALLS,
     ev.EVENT_CALL_HOLD: CALLS, ev.EVENT_CALL_RESUME: CALLS, ev.EVENT_CALL_MUTE: CALLS,
     ev.EVENT_CALL_UNMUTE: CALLS, ev.EVENT_CALL_TRANSFER: CALLS, ev.EVENT_CALL_HANGUP: CALLS,
-    ev.EVENT_CALL_CHANGE: CALLS, ev.EVENT_ACCOUNT_CODE: CALLS,
+    ev.EVENT_CALL_CHANGE: CALLS, ev.EVENT_ACCOUNT_CODE: CALLS, CALL_QUIET: CALLS,
     ev.EVENT_AGENT_STATUS: AGENTS, ev.EVENT_AGENT_LOGIN: AGENTS, ev.EVENT_AGENT_LOGOUT: AGENTS,
     ev.EVENT_AGENT_SUSPEND: AGENTS, ev.EVENT_AGENT_RESUME: AGENTS, ev.EVENT_AGENT_DEVICE: AGENTS,
     ev.EVENT_AGENT_WRAPUP: AGENTS, ev.EVENT_AGENT_MISSED: AGENTS,
@@ -119,12 +128,14 @@ def jsonable(value: Any) -> Any:
 
 
 def envelope(name: str, subject: Any, args: dict[str, Any], *, node: str = "", term: str = "",
-             at: float = 0.0) -> Envelope | None:
-    """The envelope of a bus event, or ``None`` for one that is not shared between nodes."""
+             at: float = 0.0, encode: Callable[[Any], Any] = jsonable) -> Envelope | None:
+    """The envelope of a bus event, or ``None`` for one that is not shared between nodes.
+    ``encode`` turns the subject into JSON values (the container's knows the domain:
+    :func:`ucs.cluster.mirror.wire_subject`; this module does not)."""
     category = CATEGORIES.get(name)
     if category is None:
         return None
-    return Envelope(name, category, key_of(name, subject), jsonable(subject), jsonable(args), node, term, at)
+    return Envelope(name, category, key_of(name, subject), encode(subject), jsonable(args), node, term, at)
 
 
 def encode(e: Envelope) -> bytes:

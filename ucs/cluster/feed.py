@@ -28,7 +28,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ucs.bus import EventBus
-from ucs.cluster.codec import Envelope, envelope
+from ucs.cluster.codec import CALL_QUIET, Envelope, envelope, jsonable
 from ucs.cluster.replica import Replica
 from ucs.cluster.stream import EventStream
 
@@ -39,13 +39,16 @@ class OwnerFeed:
     """While started: the bus's domain events to the stream, snapshots to the bucket."""
 
     def __init__(self, bus: EventBus, stream: EventStream, clock: Any, node: str, *,
-                 snapshot_interval: float = 10.0, initial: Callable[[], Iterable[Envelope]] = tuple) -> None:
+                 snapshot_interval: float = 10.0, initial: Callable[[], Iterable[Envelope]] = tuple,
+                 encode: Callable[[Any], Any] = jsonable) -> None:
         self.bus = bus
         self.stream = stream
         self.clock = clock
         self.node = node
         self.snapshot_interval = snapshot_interval
         self.initial = initial
+        #: How a subject becomes JSON (issue 20, bars on standbys: ``mirror.wire_subject``).
+        self.encode = encode
         self.replica = Replica()
         self.running = False
         self._terms = 0
@@ -123,9 +126,15 @@ class OwnerFeed:
     def _heard(self, name: str, subject: Any, args: dict[str, Any]) -> None:
         if self.broken:
             return
-        e = envelope(name, subject, args, node=self.node, term=self.replica.term, at=self.clock.seconds())
+        e = envelope(name, subject, args, node=self.node, term=self.replica.term, at=self.clock.seconds(),
+                     encode=self.encode)
         if e is not None:
             self._send(e)
+
+    def quiet(self, subject: Any) -> None:
+        """A change of a call the bus says nothing about (:data:`~ucs.cluster.codec.CALL_QUIET`)."""
+        if self.running:
+            self._heard(CALL_QUIET, subject, {})
 
     def _send(self, e: Envelope) -> None:
         self.replica.apply(e)

@@ -27,8 +27,10 @@ truth and its CDRs (the stream resumes, in a new term, once NATS is back).
 ``/health`` gets :meth:`ClusterNode.health`: the role, the PostgreSQL session
 and the NATS link, the term and the stream position.
 
-Not yet (docs/cluster.md): a standby's hub and bars do not hear the owner's
-events (``on_event`` is the seam).
+A standby's bars and Interaction Processor sessions see the owner's truth
+through :class:`~ucs.cluster.mirror.Mirror` (the container's ``get_mirror()``):
+each envelope applied is rebuilt into objects and told on this node's bus
+(:meth:`ClusterNode.on_event`), each snapshot loaded is diffed into it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from ucs.cluster.follower import Follower
 from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
 from ucs.cluster.gap import adopt, cdr_from_replica
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
+from ucs.cluster.mirror import Mirror, wire_subject
 from ucs.cluster.natslink import Names, NatsLink
 from ucs.cluster.replica import Replica
 from ucs.cluster.stream import EventStream
@@ -114,6 +117,8 @@ class ClusterNode(Service):
         self._duty_done = False
         self.dirsync: DirectorySync | None = None
         self._dir_missed = True  # until subscribed, another node's change may be missed
+        #: issue 20, bars on standbys: the owner's model as objects on this node's bus.
+        self.mirror: Mirror = server.get_mirror()
 
     # --- the service ---------------------------------------------------------------------
 
@@ -224,7 +229,8 @@ class ClusterNode(Service):
             assert self.stream is not None and self.link is not None
             await self.stream.ensure()
             feed = OwnerFeed(self._server.get_bus(), self.stream, self._reactor, self.node,
-                             snapshot_interval=self.config.snapshot_interval, initial=self._current_state)
+                             snapshot_interval=self.config.snapshot_interval, initial=self._current_state,
+                             encode=wire_subject)
             feed.start()
             self.feed = feed
             try:
@@ -237,13 +243,16 @@ class ClusterNode(Service):
         if want_follower and self.follower is None:
             assert self.stream is not None
             await self.stream.ensure()
-            follower = Follower(self.stream, on_event=self.on_event)
+            follower = Follower(self.stream, on_event=self.on_event,
+                                on_reload=lambda: self.mirror.load(follower.replica))
             self.follower = follower
             try:
                 await follower.start()
             except BaseException:
                 await self._stop_follower()
                 raise
+            if not self.elector.is_owner:
+                self.mirror.start(follower.replica)  # bars on this standby see the owner's model
 
     async def _stop_feed(self) -> None:
         feed, self.feed = self.feed, None
@@ -332,6 +341,9 @@ class ClusterNode(Service):
         ami = self._server.get_ami_client()
         if self._duty_wanted and not ami.running:
             synced = self._server.get_pbx_link().whenSynced()
+            # issue 20: the bars read this node's own model from now on; the mirrored calls wait
+            # for its resync, which may come before the feed starts (Mirror.stop).
+            self.mirror.stop()
             ami.startService()  # its resync makes the agents reconcile their memberships
             synced.addCallback(lambda _: self._after_resync(known))
             synced.addErrback(lambda f: log.failure("cluster: the calls across the take-over", f))
@@ -394,9 +406,16 @@ class ClusterNode(Service):
 
     # --- seams --------------------------------------------------------------------------------
 
+    def call_changed_quietly(self, call: Any) -> None:
+        """The owner's call changed without a bus event (``DomainPublisher.unpublished``):
+        the standbys' bars hear it too (issue 20)."""
+        if self.feed is not None:
+            self.feed.quiet(call)
+
     def on_event(self, e: Envelope) -> None:
-        """A standby heard the owner's event (applied to its replica already).  The seam for
-        the standby's hub and bars (not wired yet: docs/cluster.md)."""
+        """A standby heard the owner's event (applied to its replica already): its objects,
+        then its bus -- so its hub, ``state`` and Interaction Processor tell it."""
+        self.mirror.apply(e)
 
     def _command(self, method: str, args: list[Any], node: str) -> Any:
         """The owner's answer to a command from ``node`` (a peer on NATS: the node that sent it
@@ -429,7 +448,7 @@ class ClusterNode(Service):
         items += [(ev.EVENT_CALL_CHANGE, c, {}) for c in s.get_call_tracker().active_calls()]
         items += [(ev.EVENT_AGENT_STATUS, a, {}) for a in s.get_agents().all()]
         for name, subject, args in items:
-            e = envelope(name, subject, args, node=self.node)
+            e = envelope(name, subject, args, node=self.node, encode=wire_subject)
             if e is not None:
                 yield e
 

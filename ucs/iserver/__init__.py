@@ -31,9 +31,10 @@ def install(server: Any, parent: Any = None) -> IServer | None:
         return None
     web = server.get_web_service()
     options = web.options
+    agents, tracker, _ = server.get_readers()  # issue 20: on a standby, the owner's model and events
     ix = IServer(
-        registry=server.get_registry(), sessions=server.get_sessions(), bus=server.get_bus(),
-        agents=server.get_agents(), directory=server.get_directory(), tracker=server.get_call_tracker(),
+        registry=server.get_registry(), sessions=server.get_sessions(), bus=server.get_view_bus(),
+        agents=agents, directory=server.get_directory(), tracker=tracker,
         store=server.get_store_proxy(), ami=server.get_ami_client(), reactor=server.get_reactor(),
         # Every node of a cluster tells its clients the cluster's domain (seed 003: the
         # processors serving the same pool of clients); a single process, [iserver]'s.

@@ -63,8 +63,13 @@ class Supervision(PBXObserver):
     log = Logger()
 
     def __init__(self, directory: Any, agents: Any, tracker: Any, pbx: Any, bus: Any, store: Any,
-                 clock: IReactorTime, config: SupervisorConfig, scope: ScopeRule, *, timezone: str = "UTC") -> None:
+                 clock: IReactorTime, config: SupervisorConfig, scope: ScopeRule, *, timezone: str = "UTC",
+                 view_bus: Any = None) -> None:
         self._scope = scope
+        #: What the pushes (team view, wallboard) follow: the bus, or with ``[cluster]`` the
+        #: bus the bars hear (a standby's carries the owner's events: issue 20).  The
+        #: statistics are counted from the bus itself: a standby never counts the owner's.
+        self._view_bus = view_bus if view_bus is not None else bus
         self._directory = directory
         self._agents = agents
         self._tracker = tracker
@@ -98,12 +103,14 @@ class Supervision(PBXObserver):
         for agent in self._agents.all():
             self._counting[agent.user.id] = (agent.status, max(now, agent.since))
         self._bus.subscribe_all(self._on_event)
+        self._view_bus.subscribe_all(self.views_changed)
         self.running = True
         self._save_call = self._clock.callLater(self.config.save_interval, self._periodic)
 
     async def stop(self) -> None:
         self.running = False
         self._bus.unsubscribe_all(self._on_event)
+        self._view_bus.unsubscribe_all(self.views_changed)
         for call in (self._save_call, self._board_due, self._team_due):
             if call is not None and call.active():
                 call.cancel()
@@ -144,6 +151,7 @@ class Supervision(PBXObserver):
             self.intervals.add_span("agent", str(uid), figure, since, until)
 
     def _on_event(self, name: str, subject: Any, args: dict[str, Any]) -> None:
+        """The statistics: agents' time by status, queues' calls."""
         now = self._clock.seconds()
         if name.startswith("agent."):
             uid = getattr(getattr(subject, "user", None), "id", None)
@@ -158,11 +166,18 @@ class Supervision(PBXObserver):
                 previous = self._counting.pop(uid, None)
                 if previous is not None:
                     self._count_time(uid, previous[0], previous[1], now)
+        elif name == ev.EVENT_CALL_HANGUP and isinstance(subject, Call):
+            self._count_call(subject, now)
+
+    def views_changed(self, name: str, subject: Any, args: dict[str, Any]) -> None:
+        """The pushes: whose team row and which wallboards change."""
+        if name.startswith("agent."):
+            uid = getattr(getattr(subject, "user", None), "id", None)
+            if uid is None:
+                return
             self._team_changed.add(uid)
             self._schedule()
         elif name.startswith("call.") and isinstance(subject, Call):
-            if name == ev.EVENT_CALL_HANGUP:
-                self._count_call(subject, now)
             for leg in subject.legs.values():
                 agent = self._agents.by_device(leg.device) if leg.device else None
                 if agent is not None:
