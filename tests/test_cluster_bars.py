@@ -19,7 +19,7 @@ from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet import reactor, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from conftest import POSTGRES_URL, _postgres_schema, with_search_path
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until, working_agent
 from test_cluster_node import _terminate, ami_up, cluster_config
 from test_iserver import Client as IPClient

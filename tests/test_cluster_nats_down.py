@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor, threads
+from twisted.internet import defer, reactor, threads
 
 from natsserver import NatsServer, nats_server  # noqa: F401 - the fixture
 from serverkit import until
@@ -57,7 +57,11 @@ async def test_the_owner_goes_on_without_nats_and_the_follower_converges_when_it
     feed: OwnerFeed | None = None
     owner = NatsLink([nats_server.url], "owner", AsyncioBridge(reactor),
                      on_change=lambda state: feed.link_changed(state) if feed is not None else None)
-    other = NatsLink([nats_server.url], "other", AsyncioBridge(reactor))
+    follower: Follower | None = None
+    # As the node does: the link back, the follower reads the snapshot it may have missed.
+    other = NatsLink([nats_server.url], "other", AsyncioBridge(reactor),
+                     on_change=lambda state: defer.ensureDeferred(follower.catch_up())
+                     if state == "up" and follower is not None else None)
     await owner.connect()
     await other.connect()
     try:

@@ -65,6 +65,19 @@ class Follower:
                     log.debug("cluster: unsubscribing: {e}", e=e)
         self._sub = self._watch = None
 
+    async def catch_up(self) -> None:
+        """The NATS link is back: a snapshot put while it was away (a new owner's term, or the
+        owner's after it lost events) was not heard by the watch; read the last one now."""
+        if not self._following or not self.running:
+            return
+        try:
+            snapshot = await self.stream.get_snapshot()
+        except Exception as e:  # the link went again: its next "up" asks again
+            log.warn("cluster: reading the last snapshot after NATS came back: {e}", e=e)
+            return
+        if snapshot is not None:
+            self._snapshot(snapshot)
+
     def _event(self, e: Envelope, seq: int) -> None:
         if seq <= self.replica.seq:  # already in the snapshot loaded
             return

@@ -190,6 +190,9 @@ class ClusterNode(Service):
             self.feed.link_changed(state)
         if state != "up":
             self._dir_missed = True  # issue 20: directory notices may be missed meanwhile
+        elif self.follower is not None:
+            follower = self.follower
+            self._chain.addCallback(lambda _: Deferred.fromCoroutine(follower.catch_up()))
         self._changed()
 
     def _changed(self) -> None:
