@@ -71,7 +71,7 @@ async def test_the_owner_goes_on_without_nats_and_the_follower_converges_when_it
         feed.start()
         change("SIP/1001", "INUSE")
         change("SIP/1002", "INUSE")
-        follower = Follower(EventStream(other, n))
+        follower = Follower(EventStream(other, n), clock=reactor, check_every=2.0)
         await follower.start()
         await until(lambda: follower.replica.state() == feed.replica.state()
                     and len(follower.replica.devices) == 2, 10)

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ucs.cluster.codec import Envelope
@@ -27,8 +29,18 @@ log = Logger(namespace="ucs.cluster")
 class Follower:
     def __init__(self, stream: EventStream, replica: Replica | None = None, *,
                  on_event: Callable[[Envelope], Any] = lambda e: None,
-                 on_reload: Callable[[], Any] = lambda: None) -> None:
+                 on_reload: Callable[[], Any] = lambda: None,
+                 clock: IReactorTime | None = None, check_every: float = 5.0) -> None:
         self.stream = stream
+        #: With a clock, the last snapshot is also read every ``check_every`` seconds: the watch
+        #: of the snapshots has been seen to stay silent after a NATS server restart, and a new
+        #: term missed would leave this node following an owner that no longer publishes.
+        self._check: LoopingCall | None = None
+        if clock is not None:
+            self._check = LoopingCall(self._check_snapshot)
+            self._check.clock = clock
+        self._check_every = check_every
+        self._stuck_at: int | None = None  # the sequence the stream seemed stuck at, last check
         self.replica = replica if replica is not None else Replica()
         self.on_event = on_event
         self.on_reload = on_reload
@@ -54,9 +66,16 @@ class Follower:
         heard, self._heard = self._heard, None
         if heard is not None:
             self._snapshot(heard)
+        if self._check is not None and self.running:
+            self._check.start(self._check_every, now=False)
+
+    def _check_snapshot(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self.catch_up())
 
     async def stop(self) -> None:
         self.running = False
+        if self._check is not None and self._check.running:
+            self._check.stop()
         for sub in (self._sub, self._watch):
             if sub is not None:
                 try:
@@ -66,8 +85,9 @@ class Follower:
         self._sub = self._watch = None
 
     async def catch_up(self) -> None:
-        """The NATS link is back: a snapshot put while it was away (a new owner's term, or the
-        owner's after it lost events) was not heard by the watch; read the last one now."""
+        """The NATS link is back (or it is time to check): a snapshot put while it was away (a new
+        owner's term, or the owner's after it lost events) was not heard by the watch; read the
+        last one now."""
         if not self._following or not self.running:
             return
         try:
@@ -75,8 +95,23 @@ class Follower:
         except Exception as e:  # the link went again: its next "up" asks again
             log.warn("cluster: reading the last snapshot after NATS came back: {e}", e=e)
             return
-        if snapshot is not None:
+        if snapshot is None:
+            return
+        if snapshot.get("term") != self.replica.term:
             self._snapshot(snapshot)
+            return
+        # The same term, and the owner's snapshot is ahead of what this node applied: in flight,
+        # or the stream's consumer went silent (seen after a NATS restart).  Ahead at two checks
+        # in a row with nothing applied between them: follow again from that snapshot.
+        if int(snapshot.get("seq", 0)) <= self.replica.seq:
+            self._stuck_at = None
+        elif self._stuck_at != self.replica.seq:
+            self._stuck_at = self.replica.seq
+        elif self._reloading is None and self.running:
+            log.warn("cluster: the stream has delivered nothing since sequence {seq}; following again",
+                     seq=self.replica.seq)
+            self._stuck_at = None
+            self._reloading = Deferred.fromCoroutine(self._reload(snapshot))
 
     def _event(self, e: Envelope, seq: int) -> None:
         if seq <= self.replica.seq:  # already in the snapshot loaded

@@ -246,7 +246,7 @@ class ClusterNode(Service):
         if want_follower and self.follower is None:
             assert self.stream is not None
             await self.stream.ensure()
-            follower = Follower(self.stream, on_event=self.on_event,
+            follower = Follower(self.stream, clock=self._reactor, on_event=self.on_event,
                                 on_reload=lambda: self.mirror.load(follower.replica))
             self.follower = follower
             try:
