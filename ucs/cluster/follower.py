@@ -33,14 +33,13 @@ class Follower:
                  clock: IReactorTime | None = None, check_every: float = 5.0) -> None:
         self.stream = stream
         #: With a clock, the last snapshot is also read every ``check_every`` seconds: the watch
-        #: of the snapshots has been seen to stay silent after a NATS server restart, and a new
-        #: term missed would leave this node following an owner that no longer publishes.
+        #: of the snapshots has been seen to miss a new term's snapshot after a NATS server
+        #: restart, which would leave this node following an owner's term that has ended.
         self._check: LoopingCall | None = None
         if clock is not None:
             self._check = LoopingCall(self._check_snapshot)
             self._check.clock = clock
         self._check_every = check_every
-        self._stuck_at: int | None = None  # the sequence the stream seemed stuck at, last check
         self.replica = replica if replica is not None else Replica()
         self.on_event = on_event
         self.on_reload = on_reload
@@ -95,23 +94,8 @@ class Follower:
         except Exception as e:  # the link went again: its next "up" asks again
             log.warn("cluster: reading the last snapshot after NATS came back: {e}", e=e)
             return
-        if snapshot is None:
-            return
-        if snapshot.get("term") != self.replica.term:
+        if snapshot is not None and snapshot.get("term") != self.replica.term:
             self._snapshot(snapshot)
-            return
-        # The same term, and the owner's snapshot is ahead of what this node applied: in flight,
-        # or the stream's consumer went silent (seen after a NATS restart).  Ahead at two checks
-        # in a row with nothing applied between them: follow again from that snapshot.
-        if int(snapshot.get("seq", 0)) <= self.replica.seq:
-            self._stuck_at = None
-        elif self._stuck_at != self.replica.seq:
-            self._stuck_at = self.replica.seq
-        elif self._reloading is None and self.running:
-            log.warn("cluster: the stream has delivered nothing since sequence {seq}; following again",
-                     seq=self.replica.seq)
-            self._stuck_at = None
-            self._reloading = Deferred.fromCoroutine(self._reload(snapshot))
 
     def _event(self, e: Envelope, seq: int) -> None:
         if seq <= self.replica.seq:  # already in the snapshot loaded
