@@ -201,6 +201,8 @@ class ClusterNode(Service):
         """The bars of this node are told when its NATS link goes and comes back: on a
         standby they may show stale truth meanwhile, on the owner commands made on other
         nodes cannot arrive (its own calls, states and CDRs go on)."""
+        if not self.running:
+            return  # stopping: its bars are about to be told the server goes
         up = state == "up"
         if up:
             message = "The link to the other UCS nodes is back."
