@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest_twisted
 from autobahn.twisted.websocket import WebSocketClientFactory
-from twisted.internet import reactor, threads
+from twisted.internet import reactor, task, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until, working_agent
+from test_cluster_cdr import cdr_rows
 from test_cluster_node import _terminate, ami_up, cluster_config
 from test_iserver import Client as IPClient
 from test_iserver import prepare
@@ -76,6 +77,22 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     if out.get("call"):
         out["call"] = {k: v for k, v in out["call"].items() if k != "duration"}
     return out
+
+
+def cluster_notices(client: Bar) -> list[dict[str, Any]]:
+    """The ``cluster`` notices a bar got (issue 20: its node's link to the others)."""
+    return [m["data"] for m in client.log if m["event"] == "cluster"]
+
+
+async def until_rows(store: str, uniqueids: list[str]) -> None:
+    """The store has exactly one CDR for each of ``uniqueids`` (and no other), within 20 s."""
+    rows: list[str] = []
+    for _ in range(200):
+        rows = sorted(r["uniqueid"] for r in await threads.deferToThread(cdr_rows, store))
+        if rows == sorted(uniqueids):
+            return
+        await task.deferLater(reactor, 0.1, lambda: None)
+    raise AssertionError(f"CDRs {rows}, not one each of {uniqueids}")
 
 
 def agent_events(client: Bar) -> list[dict[str, Any]]:
@@ -317,10 +334,25 @@ async def test_a_late_standby_shows_the_call_and_a_snapshot_brings_its_bars_back
 
         # NATS goes away.  On the owner meanwhile: the first call ends, agent 1 goes AUX,
         # agent 2 READY and a second call reaches agent 2.  The standby hears none of it.
+        bar_a = await login_bar(a, *demo.user_of(2))  # a bar on the owner
+        clients.append(bar_a)
         await threads.deferToThread(nats_server.stop)
         await until(lambda: node_a.link.state == "down" and node_b.link.state == "down", 10)
+        # Every bar is told: on the standby what it shows may be stale, on the owner that
+        # other nodes cannot follow; a bar that connects meanwhile is told at once.
+        for bar in (bar_1, bar_2, bar_a):
+            told = await bar.wait(lambda b_=bar: next((m["data"] for m in b_.log if m["event"] == "cluster"), None), 10)
+            assert told["ok"] is False and told["nats"] == "down"
+        assert "out of date" in cluster_notices(bar_1)[-1]["message"]
+        assert "calls and states here go on" in cluster_notices(bar_a)[-1]["message"]
+        late = await connect(bar_url(b))
+        clients.append(late)
+        await late.wait(lambda: cluster_notices(late) or None, 10)
+        assert [n["ok"] for n in cluster_notices(late)] == [False]
         sim.sim.phone("SIP/1001").hangup()
         await until(lambda: not a.get_call_tracker().active_calls(), 10)
+        # The owner wrote the first call's CDR meanwhile (the store is not NATS).
+        await until_rows(store, [first.uniqueid])
         await a.get_agents().change_status(one.id, "AUX", "Lunch")
         await a.get_agents().change_status(next(x for x in a.get_agents().all() if x.device == "SIP/1002").id,
                                            "READY")
@@ -344,6 +376,11 @@ async def test_a_late_standby_shows_the_call_and_a_snapshot_brings_its_bars_back
         # ... and it goes on following: the second call ends on the standby's bar.
         sim.sim.phone("SIP/1002").hangup()
         assert (await bar_2.event("call.hangup", timeout=10))["data"]["uniqueid"] == second.uniqueid
+        # The notice is cleared on every bar, and each call's CDR is in the store once.
+        for bar in (bar_1, bar_2, bar_a, late):
+            await bar.wait(lambda b_=bar: (cluster_notices(b_) or [{}])[-1].get("ok") or None, 10)
+            assert [n["ok"] for n in cluster_notices(bar)][-2:] == [False, True]
+        await until_rows(store, [first.uniqueid, second.uniqueid])
     finally:
         for c in clients:
             if c.proto is not None:

@@ -83,12 +83,17 @@ class Follower:
                     log.debug("cluster: unsubscribing: {e}", e=e)
         self._sub = self._watch = None
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, link_back: bool = False) -> None:
         """The NATS link is back (or it is time to check): a snapshot put while it was away (a new
         owner's term, or the owner's after it lost events) was not heard by the watch; read the
-        last one now."""
+        last one now.  ``link_back``: the stream's consumer is also made again from the last
+        sequence applied (issue 20: after a NATS server restart the old one was seen to deliver
+        nothing, while the owner's events sent meanwhile were in the stream)."""
         if not self._following or not self.running:
             return
+        if link_back and self._reloading is None:
+            self._reloading = Deferred.fromCoroutine(self._refollow())
+            await self._reloading
         try:
             snapshot = await self.stream.get_snapshot()
         except Exception as e:  # the link went again: its next "up" asks again
@@ -96,6 +101,26 @@ class Follower:
             return
         if snapshot is not None and snapshot.get("term") != self.replica.term:
             self._snapshot(snapshot)
+
+    async def _refollow(self) -> None:
+        try:
+            sub, self._sub = self._sub, None
+            if sub is not None:
+                try:
+                    await self.stream.unfollow(sub)
+                except Exception as e:  # a consumer the restarted server no longer has
+                    log.debug("cluster: unsubscribing: {e}", e=e)
+            if self.running:
+                log.info("cluster: NATS is back: following the stream again after sequence {seq}",
+                         seq=self.replica.seq)
+                self._sub = await self.stream.follow(self.replica.seq, self._event)
+        except Exception as e:  # the link went again, or JetStream is not ready: the timer's check
+            log.warn("cluster: following the stream again after NATS came back: {e}", e=e)
+        finally:
+            self._reloading = None
+        heard, self._heard = self._heard, None
+        if heard is not None:
+            self._snapshot(heard)
 
     def _event(self, e: Envelope, seq: int) -> None:
         if seq <= self.replica.seq:  # already in the snapshot loaded

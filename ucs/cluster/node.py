@@ -172,6 +172,7 @@ class ClusterNode(Service):
             log.warn("cluster: NATS {nats} unreachable ({e}); trying again in {t:g} s",
                      nats=", ".join(self.config.nats), e=f.getErrorMessage() or f.type.__name__,
                      t=self.config.retry_interval * 5)
+            self._tell_bars(self.link.state if self.link is not None else "down")
             if self.running:
                 self._retry = self._reactor.callLater(self.config.retry_interval * 5, self._connect_nats)
 
@@ -192,8 +193,27 @@ class ClusterNode(Service):
             self._dir_missed = True  # issue 20: directory notices may be missed meanwhile
         elif self.follower is not None:
             follower = self.follower
-            self._chain.addCallback(lambda _: Deferred.fromCoroutine(follower.catch_up()))
+            self._chain.addCallback(lambda _: Deferred.fromCoroutine(follower.catch_up(link_back=True)))
+        self._tell_bars(state)
         self._changed()
+
+    def _tell_bars(self, state: str) -> None:
+        """The bars of this node are told when its NATS link goes and comes back: on a
+        standby they may show stale truth meanwhile, on the owner commands made on other
+        nodes cannot arrive (its own calls, states and CDRs go on)."""
+        if not self.running:
+            return  # stopping: its bars are about to be told the server goes
+        up = state == "up"
+        if up:
+            message = "The link to the other UCS nodes is back."
+        elif self.elector.is_owner:
+            message = ("UCS: this server lost its link to the other UCS nodes; calls and states "
+                       "here go on, but bars on other servers cannot follow them until it is back.")
+        else:
+            message = ("UCS: this server lost its link to the other UCS nodes; what this bar shows "
+                       "may be out of date until it is back.")
+        self._server.get_web_service().hub.cluster_notice(
+            {"ok": up, "nats": state, "role": self.role, "node": self.node, "message": message})
 
     def _changed(self) -> None:
         """The role or the NATS link changed: the AMI link and the agents (:meth:`_duty_changed`),

@@ -127,6 +127,19 @@ class Hub:
         #: (:class:`ucs.api.stored_sessions.StoredSessions`), told of attaches and detaches,
         #: asked for resumes; the owner expires bars gone for good.  ``None``: one node.
         self.stored: Any = None
+        #: Issue 20, with ``[cluster]``: what the bars are told of the node's link to the
+        #: other nodes (``{"ok": False, "message": ...}`` while NATS is away), sent to every
+        #: bar when it changes and to each bar that connects meanwhile (:meth:`cluster_notice`).
+        self.cluster: dict[str, Any] | None = None
+
+    def cluster_notice(self, notice: dict[str, Any]) -> None:
+        """Tell every bar (logged in or not) how the node stands in its cluster: a bar on a
+        node cut off from the others may show stale truth (a standby) or miss commands
+        (the owner), and its user should know why.  Sent only when it changed."""
+        if notice == self.cluster:
+            return
+        self.cluster = notice
+        self._send((c for c in self.connections if c.open), "cluster", notice)
 
     # -- life --------------------------------------------------------------------------
 
@@ -178,6 +191,8 @@ class Hub:
         self.connections.add(conn)
         self._attach(conn, self.sessions.create("ws", conn.address))
         conn.push("hello", self.hello(conn))
+        if self.cluster is not None and not self.cluster.get("ok", True):
+            conn.push("cluster", self.cluster)  # issue 20: it connected while the node is cut off
 
     def hello(self, conn: Connection) -> dict[str, Any]:
         assert conn.session is not None

@@ -756,6 +756,12 @@
         showMessage(data.message || t("loggedOutElsewhere"), "warning", "autologout", data);
         credentials();
         return;
+      case "cluster":  // issue 20: this server's link to the other UCS nodes went or came back
+        model.notifications = model.notifications.filter(function (n) { return n.group !== "cluster"; });
+        if (data.ok === false) notifyInternal(data.message, "warning", null, 0, "cluster", true);
+        else render();
+        fire("onMessage", { message: data.message, type: data.ok === false ? "warning" : "info", group: "cluster", data: data });
+        return;
       case "resync": case "config.change":
         if (model.appState === "READY") request("state").then(function (s) { applyState(s); }, function () {});
         return;

@@ -1,0 +1,185 @@
+"""A rolling restart of 3 real UCS nodes with agent bars connected (issue 20).
+
+Three ``twistd --reactor=asyncio ucs`` processes share the real PostgreSQL (a schema of
+their own) and NATS; the simulated Asterisk runs in this process.  Two agents work
+through bars on the two standbys.  Each node in turn -- the standbys first, the owner
+last -- is stopped gracefully (SIGTERM) and started again; a bar whose node stopped
+reconnects to a node that runs (what a load balancer does) and resumes its session from
+the store: READY with its own phone.  A customer call is made and ended while each node
+is away.  At the end: each call's CDR once, and the AMI link moved once (when the owner
+stopped), never back.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor, threads
+
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from serverkit import until
+from test_cluster_cdr import _until_rows, cdr_rows
+from test_cluster_processes import Node, health, node_config, until_health, wait_line
+from test_web_api import connect
+from ucs import demo
+from ucs.bus import EventBus
+from ucs.directory.directory import Directory
+from ucs.sim.service import SimService
+from ucs.store import open_store
+
+OWNS = "this node owns the AMI link now"
+
+
+async def _seed(store: str) -> None:
+    seeding = await open_store(store, reactor)
+    try:
+        directory = Directory(seeding, EventBus())
+        await directory.load()
+        await demo.seed(directory, 2)
+    finally:
+        await seeding.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tmp_path: Path) -> None:
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    names = ["node-a", "node-b", "node-c"]
+    procs: dict[str, Node] = {}
+    every: list[Node] = []
+    bars: list[Any] = []
+    try:
+        await _seed(store)
+        configs = {n: node_config(tmp_path, n, store, sim, domain) for n in names}
+        for path, _ in configs.values():  # agents READY once they have a phone
+            path.write_text(path.read_text(encoding="utf-8") + '[agents]\ninitial_status = "ready"\n',
+                            encoding="utf-8")
+        ports = {n: configs[n][1] for n in names}
+
+        def start(name: str) -> Node:
+            node = Node(configs[name][0], tmp_path / name)
+            procs[name] = node
+            every.append(node)
+            return node
+
+        await wait_line(start("node-a"), OWNS)
+        await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
+        for n in ("node-b", "node-c"):
+            start(n)
+            await until_health(ports[n], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
+
+        # Agent 1 works through a bar on node-b, agent 2 on node-c.
+        where = {1: "node-b", 2: "node-c"}
+        sids: dict[int, str] = {}
+        live: dict[int, Any] = {}
+        for i, n in where.items():
+            bar = await connect(f"ws://127.0.0.1:{ports[n]}/ws")
+            bars.append(bar)
+            await bar.call("login", list(demo.user_of(i)))
+            await bar.call("identifier", [demo.line_of(i)[1]])
+            await bar.call("provision")
+            sids[i], live[i] = bar.hello["sid"], bar
+            state = await _ready(bar)
+            assert state["device"]["device"] == demo.line_of(i)[0]
+
+        sim.sim.dialplan.add("from-carrier", "_1XXX", [("Dial", "SIP/${EXTEN},20"), ("Hangup", "")])
+        for phone in ("SIP/1001", "SIP/1002"):
+            sim.sim.phone(phone).set_behaviour(answer_after=0.1)
+        calls = 0
+
+        async def a_call() -> None:
+            """A customer calls phone 1001, it answers, the customer hangs up: one CDR more."""
+            nonlocal calls
+            owner = await _owner(ports, procs)
+            sim.sim.caller_calls("1001", f"42077700000{calls}", "Customer")
+            await until(lambda: any(c.leg is not None and c.leg.answered
+                                    for c in sim.sim.phone("SIP/1001").line.channels), 20)
+            await until_health(ports[owner], lambda h: h["calls"] == 1)
+            sim.sim.phone("SIP/1001").hangup()
+            await until_health(ports[owner], lambda h: h["calls"] == 0)
+            calls += 1
+            await _until_rows(store, calls)
+
+        await a_call()
+        for name in ("node-c", "node-b", "node-a"):  # the standbys first, the owner last
+            await threads.deferToThread(procs[name].stop)
+            # Its bars reconnect to a node that runs and resume their sessions.
+            for i, n in list(where.items()):
+                if n != name:
+                    continue
+                other = next(x for x in names if x != name)
+                bar = await connect(f"ws://127.0.0.1:{ports[other]}/ws")
+                bars.append(bar)
+                resumed = await bar.call("session.resume", [sids[i]])
+                assert resumed["sid"] == sids[i] and resumed["state"] == "READY", resumed
+                state = await _ready(bar)
+                assert state["device"]["device"] == demo.line_of(i)[0]
+                where[i], live[i] = other, bar
+            await a_call()  # while the node is away
+            start(name)
+            await until_health(ports[name], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
+
+        # Every bar READY with its phone; agents still working; each call's CDR once.
+        for i, bar in live.items():
+            state = await _ready(bar)
+            assert state["device"]["device"] == demo.line_of(i)[0]
+        rows = await threads.deferToThread(cdr_rows, store)
+        assert len(rows) == calls == 4 and len({r["uniqueid"] for r in rows}) == calls
+        # The AMI link moved once (node-a stopped), and no node took it back.
+        assert sum(n.output.count(OWNS) for n in every) == 2
+        assert len(sim.server.sessions) == 1
+    finally:
+        for b in bars:
+            if b.proto is not None:
+                b.proto.dropConnection(abort=True)
+        for n in every:
+            if n.proc.poll() is None:
+                await threads.deferToThread(n.stop)
+            print(n.output)  # shown by pytest when the test fails
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+async def _ready(bar: Any) -> dict[str, Any]:
+    """The bar's ``state`` once it says READY (a standby shows what it followed of the owner)."""
+    from test_cluster_processes import DEADLINE, _pause
+
+    state: dict[str, Any] = {}
+    for _ in range(int(DEADLINE / 0.2)):
+        state = await bar.call("state")
+        if state["status"] == "READY":
+            return state
+        await _pause()
+    raise AssertionError(f"the bar never said READY: {state.get('status')} {state.get('reason')}")
+
+
+async def _owner(ports: dict[str, int], procs: dict[str, Node]) -> str:
+    """The running node whose AMI link is up (waiting for one, generously)."""
+    found: list[str] = []
+
+    async def look() -> bool:
+        for name, port in ports.items():
+            if procs[name].proc.poll() is None:
+                try:
+                    h = await health(port)
+                except Exception:  # noqa: S112 - not listening
+                    continue
+                if h["ami"] == "up" and h["cluster"]["role"] == "owner":
+                    found.append(name)
+                    return True
+        return False
+
+    from test_cluster_processes import DEADLINE, _pause
+
+    for _ in range(int(DEADLINE / 0.2)):
+        if await look():
+            return found[0]
+        await _pause()
+    raise AssertionError("no node owns the AMI link")
