@@ -65,6 +65,7 @@ TWISTD = PYTHON.with_name("twistd")
 SSO_SECRET = "bench-secret"
 QUEUES = 20
 FIRST_DEVICE = 100000
+LOADGEN = Path(__file__).resolve().parent / "cluster_loadgen.py"
 RESULTS = Path(__file__).resolve().parent / "cluster-fanout-results.jsonl"
 
 
@@ -292,16 +293,20 @@ async def phase(opts: argparse.Namespace, store_base: str, tmp: Path, clustered:
         cpu0 = [nd.cpu_s() for nd in nodes]
         t = time.monotonic()
         for k, nd in enumerate(nodes):
-            lg = LoadGenProcess.spawn(reactor, nd.port, bounds[k + 1] - bounds[k], SSO_SECRET,
-                                      ["--first", str(bounds[k] + 1), "--concurrency", str(opts.concurrency)],
-                                      echo=True)
+            lg = LoadGenProcess.run(reactor, LOADGEN, ["--port", str(nd.port), "--agents",
+                                                       str(bounds[k + 1] - bounds[k]), "--secret", SSO_SECRET,
+                                                       "--first", str(bounds[k] + 1),
+                                                       "--concurrency", str(opts.concurrency)], echo=True)
             loadgens.append(lg)
-        ready_lines = [await lg.expect("ready", opts.login_timeout) for lg in loadgens]
+        waiting = [lg.expect("ready", opts.login_timeout) for lg in loadgens]  # all asked before any answers
+        ready_lines = [await d for d in waiting]
         login_s = time.monotonic() - t
         res["login_s"] = round(login_s, 1)
+        res["login_hung"] = [sum("hung" in line for line in lg.lines) for lg in loadgens]
         res["login_cpu_pct"] = [round((nd.cpu_s() - c) / login_s * 100, 1) for nd, c in zip(nodes, cpu0)]
         print(f"[{label}] {n} bars READY in {login_s:.1f} s ({'; '.join(ready_lines)}); node CPU during logins "
-              f"{res['login_cpu_pct']} %", flush=True)
+              f"{res['login_cpu_pct']} %; logins that got no reply within 20 s and were tried again, per node "
+              f"{res['login_hung']}", flush=True)
         await sleep(3)
         rss1 = [nd.rss_mib() for nd in nodes]
         res["rss_mib"] = [round(r, 1) for r in rss1]
@@ -370,7 +375,8 @@ async def phase(opts: argparse.Namespace, store_base: str, tmp: Path, clustered:
         print(f"[{label}] {calls[0]} calls in {took:.0f} s ({res['calls_per_s']}/s); node CPU under load "
               f"{res['load_cpu_pct']} % of a core; peak RSS {res['load_peak_rss_mib']} MiB", flush=True)
         for role, s in res["latency"].items():
-            print(f"[{label}] DialBegin emitted -> call.ringing at the bar, bars on {'the owner' if role == 'owner' else 'standbys'}: {s['frames']} frames, "
+            where = "the owner" if role == "owner" else "standbys"
+            print(f"[{label}] DialBegin emitted -> call.ringing at the bar, bars on {where}: {s['frames']} frames, "
                   f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, max {s['max_ms']} ms", flush=True)
         if unmatched:
             print(f"[{label}] call.ringing frames with no DialBegin to their phone within 10 s: {unmatched}",
