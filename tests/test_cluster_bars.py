@@ -22,7 +22,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until, working_agent
 from test_cluster_cdr import cdr_rows
-from test_cluster_node import _terminate, ami_up, cluster_config
+from test_cluster_node import _terminate, ami_up, start_server
 from test_iserver import Client as IPClient
 from test_iserver import prepare
 from natsserver import NatsServer, nats_server  # noqa: F401 - the fixture
@@ -120,13 +120,8 @@ async def give_phone(server: UCSServer, username: str, n: int) -> None:
 
 async def start_node(tmp_path: Path, name: str, store: str, sim: SimService, domain: str,
                      servers: list[UCSServer], nats: str = "") -> tuple[UCSServer, Any]:
-    config = cluster_config(tmp_path, name, store, sim, domain)
-    if nats:
-        config = config.replace(cluster={"nats": [nats]})
-    server = UCSServer(config, reactor)
+    server = await start_server(tmp_path, name, store, sim, domain, **({"cluster": {"nats": [nats]}} if nats else {}))
     servers.append(server)
-    server.service.startService()
-    await server.service.whenStarted()
     return server, server.get_cluster()
 
 

@@ -23,7 +23,7 @@ from twisted.internet import reactor, threads
 
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until, working_agent
-from test_cluster_node import _terminate, ami_up, cluster_config
+from test_cluster_node import _terminate, ami_up, start_server
 from test_web_api import CallError, connect
 from ucs import demo
 from ucs.constants import SessionState
@@ -34,13 +34,6 @@ from ucs.sim.service import SimService
 def sim_member(sim: SimService, queue: str, interface: str) -> Any:
     """The queue member as the simulated Asterisk has it (``None``: not a member)."""
     return sim.sim.queues[queue].members.get(interface)
-
-
-async def start(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> UCSServer:
-    server = UCSServer(cluster_config(tmp_path, name, store, sim, domain), reactor)
-    server.service.startService()
-    await server.service.whenStarted()
-    return server
 
 
 @pytest_twisted.ensureDeferred
@@ -55,13 +48,13 @@ async def test_a_bar_on_the_standby_works_through_the_owner_and_keeps_its_agent_
     servers: list[UCSServer] = []
     bars: list[Any] = []
     try:
-        a = await start(tmp_path, "node-a", store, sim, domain)
+        a = await start_server(tmp_path, "node-a", store, sim, domain)
         servers.append(a)
         node_a: Any = a.get_cluster()
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 10)
         await demo.seed(a.get_directory(), 2)  # in the store before b loads its directory
-        b = await start(tmp_path, "node-b", store, sim, domain)
+        b = await start_server(tmp_path, "node-b", store, sim, domain)
         servers.append(b)
         node_b: Any = b.get_cluster()
         await node_b.elector.when("standby")
@@ -211,13 +204,13 @@ async def test_a_directory_change_on_one_node_reaches_the_other_and_the_owners_a
     sim.startService()
     servers: list[UCSServer] = []
     try:
-        a = await start(tmp_path, "node-a", store, sim, domain)
+        a = await start_server(tmp_path, "node-a", store, sim, domain)
         servers.append(a)
         node_a: Any = a.get_cluster()
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 10)
         await demo.seed(a.get_directory(), 2)
-        b = await start(tmp_path, "node-b", store, sim, domain)
+        b = await start_server(tmp_path, "node-b", store, sim, domain)
         servers.append(b)
         node_b: Any = b.get_cluster()
         await node_b.elector.when("standby")

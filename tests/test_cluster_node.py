@@ -40,6 +40,16 @@ def cluster_config(tmp_path: Path, name: str, store: str, sim: SimService, domai
         cluster={"enabled": True, "nats": [NATS_URL], "domain": domain, "node": name})
 
 
+async def start_server(tmp_path: Path, name: str, store: str, sim: SimService, domain: str,
+                       **sections: dict[str, Any]) -> UCSServer:
+    """A started container of :func:`cluster_config`, with ``sections`` over it."""
+    config = cluster_config(tmp_path, name, store, sim, domain)
+    server = UCSServer(config.replace(**sections) if sections else config, reactor)
+    server.service.startService()
+    await server.service.whenStarted()
+    return server
+
+
 def _terminate(pid: int) -> None:
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))

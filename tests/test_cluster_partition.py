@@ -22,8 +22,8 @@ from cutproxy import CutProxy
 from natsserver import NatsServer, nats_server  # noqa: F401 - the fixture
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
-from test_cluster_bars import cluster_notices, connect, bar_url, login_bar, until_rows
-from test_cluster_node import ami_up, cluster_config
+from test_cluster_bars import cluster_notices, login_bar, until_rows
+from test_cluster_node import ami_up, start_server
 from ucs import demo
 from ucs.server import UCSServer
 from ucs.sim.service import SimService
@@ -58,12 +58,9 @@ class AmiWatch:
 
 async def start(tmp_path: Path, name: str, store: str, nats: str, sim: SimService, domain: str,
                 servers: list[UCSServer]) -> tuple[UCSServer, Any]:
-    config = cluster_config(tmp_path, name, store, sim, domain).replace(
-        cluster={"nats": [nats], "check_interval": 0.5, "step_down_after": 2.0, "release_after": 4})
-    server = UCSServer(config, reactor)
+    server = await start_server(tmp_path, name, store, sim, domain, cluster={
+        "nats": [nats], "check_interval": 0.5, "step_down_after": 2.0, "release_after": 4})
     servers.append(server)
-    server.service.startService()
-    await server.service.whenStarted()
     return server, server.get_cluster()
 
 

@@ -34,7 +34,7 @@ from twisted.internet import reactor, threads
 
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
-from test_cluster_node import ami_up, cluster_config
+from test_cluster_node import ami_up, start_server
 from test_web_api import CallError, connect, ready_agent, ws_url
 from ucs import demo
 from ucs.server import UCSServer
@@ -60,11 +60,7 @@ def rows(schema: str) -> list[tuple[Any, ...]]:
 
 
 async def node(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> UCSServer:
-    config = cluster_config(tmp_path, name, store, sim, domain)
-    server = UCSServer(config.replace(web={"port": 0, "resume_window": WINDOW}), reactor)
-    server.service.startService()
-    await server.service.whenStarted()
-    return server
+    return await start_server(tmp_path, name, store, sim, domain, web={"port": 0, "resume_window": WINDOW})
 
 
 @pytest_twisted.ensureDeferred

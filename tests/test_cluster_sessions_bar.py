@@ -24,7 +24,7 @@ from twisted.protocols.portforward import ProxyFactory
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from test_bar_browser import ARGS, CHROMIUM, UCS, Bar, pytestmark  # noqa: F401 - the skip
-from test_cluster_node import ami_up, cluster_config
+from test_cluster_node import ami_up, start_server
 from test_cluster_sessions import WINDOW, members
 from ucs import demo
 from ucs.server import UCSServer
@@ -32,11 +32,8 @@ from ucs.sim.service import SimService
 
 
 async def node(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> UCSServer:
-    config = cluster_config(tmp_path, name, store, sim, domain)
-    server = UCSServer(config.replace(web={"listen": "127.0.0.1", "port": 0, "resume_window": WINDOW}), reactor)
-    server.service.startService()
-    await server.service.whenStarted()
-    return server
+    return await start_server(tmp_path, name, store, sim, domain,
+                              web={"listen": "127.0.0.1", "port": 0, "resume_window": WINDOW})
 
 
 @pytest_twisted.ensureDeferred
