@@ -185,7 +185,9 @@ async def test_who_is_logged_in_and_a_forced_logout(tmp_path: Path, store_url: s
         bar2 = await connect(server.get_web_service().ws_url)
         await bar2.call("login", list(demo.user_of(2)))  # logged in, no phone yet
         root = await admin_bar(server)
-        rows = {r["username"]: r for r in await root.call("ops.sessions")}
+        reply = await root.call("ops.sessions")
+        assert reply["nodes"] == [{"node": server.get_operations().node, "role": None}] and reply["missing"] == []
+        rows = {r["username"]: r for r in reply["users"]}
         assert set(rows) == {"admin", "agent1", "agent2"}
         one = rows["agent1"]
         assert (one["status"], one["role"], one["line"]["device"]) == ("READY", "agent", "SIP/1001")
@@ -208,7 +210,7 @@ async def test_who_is_logged_in_and_a_forced_logout(tmp_path: Path, store_url: s
         assert closed["message"] == "You were logged out by an administrator."
         await server.get_agents().settled()
         assert "SIP/1001" not in await members(server, "support") | await members(server, "sales")
-        assert "agent1" not in {r["username"] for r in await root.call("ops.sessions")}
+        assert "agent1" not in {r["username"] for r in (await root.call("ops.sessions"))["users"]}
         (entry,) = (await root.call("audit.list", {"filters": {"kind": "sessions"}}))["entries"]
         assert (entry["actor"], entry["action"], entry["entity_id"]) == ("admin", "logout", str(uid(server, "agent1")))
         assert entry["before"]["status"] == "READY" and entry["before"]["line"] == "SIP/1001"
@@ -224,7 +226,7 @@ async def test_who_is_logged_in_and_a_forced_logout(tmp_path: Path, store_url: s
             with pytest.raises(CallError) as e:
                 await bar2.call(method, args)
             assert e.value.error["error"] == "permission_denied" and "superuser" in e.value.error["message"]
-        assert {r["username"] for r in await root.call("ops.sessions")} == {"admin", "agent2"}
+        assert {r["username"] for r in (await root.call("ops.sessions"))["users"]} == {"admin", "agent2"}
         for bar in (bar1, bar2, root):
             bar.close()
     finally:

@@ -78,6 +78,42 @@ class UCSCollector(Collector):
         yield CounterMetricFamily("ucs_cdrs_refused", "CDRs the store refused for what they hold (stored without it)",
                                   value=float(cdrs.refused))
         yield CounterMetricFamily("ucs_bus_events", "Events published on the bus", value=float(s.get_bus().published))
+        cluster = s.get_cluster()
+        if cluster is not None:
+            yield from cluster_metrics(cluster.health(), cluster.elector.state)
+
+
+#: The roles ``ucs_cluster_role`` has a series for (the election's other states: ``disconnected``).
+ROLES = ("owner", "claiming", "standby", "disconnected")
+
+
+def cluster_metrics(health: dict[str, Any], state: str) -> Iterator[Any]:
+    """Issue 20: which node this is, its role, the stream's position, its links -- so a
+    scrape of each node tells who owns the AMI link and whether the others follow it.
+    ``health`` is :meth:`ucs.cluster.node.ClusterNode.health`, ``state`` its election's."""
+    node = str(health["node"])
+    role = GaugeMetricFamily("ucs_cluster_role", "1 for this node's role in the cluster (owner: it holds the "
+                             "AMI link; disconnected: no PostgreSQL session for the election)",
+                             labels=["node", "role"])
+    current = state if state in ROLES else "disconnected"
+    for name in ROLES:
+        role.add_metric([node, name], 1.0 if name == current else 0.0)
+    yield role
+    yield _one(GaugeMetricFamily, "ucs_cluster_seq", "The event stream's sequence this node is at: the owner's "
+               "last acknowledged publish, a standby's last applied event", node, float(health.get("seq") or 0))
+    yield _one(CounterMetricFamily, "ucs_cluster_lost_events", "Domain events the owner could not publish to the "
+               "stream (NATS away, backlog full): the standbys reload at the next term", node,
+               float(health.get("lost") or 0))
+    yield _one(GaugeMetricFamily, "ucs_cluster_nats_up", "1 when this node's NATS link is up", node,
+               1.0 if health.get("nats") == "up" else 0.0)
+    yield _one(GaugeMetricFamily, "ucs_cluster_postgresql_up", "1 when this node's election session to PostgreSQL "
+               "is up", node, 1.0 if health.get("postgresql") == "up" else 0.0)
+
+
+def _one(family: Any, name: str, documentation: str, node: str, value: float) -> Any:
+    metric = family(name, documentation, labels=["node"])
+    metric.add_metric([node], value)
+    return metric
 
 
 #: Seconds: a store operation is a few milliseconds when well; a hook's budget is 50 ms.

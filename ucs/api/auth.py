@@ -38,6 +38,7 @@ import attrs
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
+from ucs.api import logouts
 from ucs.api.registry import Param, Registry
 from ucs.api.session import Session, SessionManager
 from ucs.config import AuthConfig
@@ -425,10 +426,7 @@ class Auth:
         self._no_call("logout", user, "then log out")
         if self._agents.get(user.id) is not None:
             await self._agents.logout(user.id, "logout")
-        for s in self._sessions.of_user(user.id):
-            s.user, s.line, s.state = None, None, S.CREDENTIALS
-            if s is not session and s.push is not None:
-                s.push("logout", {"reason": "logged out in another window"})
+        logouts.end(self._sessions, user.id, logouts.LOGOUT, keep=session)  # every node's (issue 20)
         session.user, session.line, session.state = None, None, S.CREDENTIALS
 
     # -- the phone -------------------------------------------------------------------------

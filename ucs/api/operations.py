@@ -35,11 +35,13 @@ to throw someone out, use ``ops.logout``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from ucs.api import logouts
 from ucs.api.registry import Param, Registry
 from ucs.api.session import Session, SessionManager, role_of
 from ucs.constants import Role, SessionState
@@ -50,8 +52,7 @@ from ucs.events import EVENT_CONFIG_CHANGE, EVENT_USER_CHANGE
 #: Why a session was ended (``session.closed``'s reason; the hub words the message).
 USER_DELETED = "user deleted"
 FORCED = "logged out by an administrator"
-#: The kinds of session that are someone logged in (not UCS's own, nor a plugin's).
-_PEOPLE = ("ws", "iserver")
+_PEOPLE = logouts.PEOPLE
 
 
 class AgentsView(Protocol):
@@ -98,6 +99,11 @@ class Operations:
         self._version: str | None = None
         self._version_of: Any = None  # the AMI connection the version was asked on
         self._bus: Any = None
+        #: Issue 20, set by a cluster node: ``peers(me)`` fires with every other node's
+        #: :meth:`who` (``{node: {"role", "users"}}``) and the nodes that did not answer.
+        self.peers: Callable[[int | None], Deferred[tuple[dict[str, dict[str, Any]], list[str]]]] | None = None
+        #: This node's role in a cluster (``None``: one UCS alone).
+        self.role: Callable[[], str] | None = None
 
     # -- live changes ---------------------------------------------------------------------
 
@@ -117,7 +123,8 @@ class Operations:
     def _user_changed(self, user: Any, args: dict[str, Any]) -> None:
         if args.get("action") == "delete":
             # The agents service logs the agent out (its queues, OFFLINE); the sessions end here.
-            ended = self._end_sessions(user.id, USER_DELETED)
+            # Every node hears of the deletion itself (the directory's sync): not announced.
+            ended = self._end_sessions(user.id, USER_DELETED, announce=False)
             if ended:
                 self.log.info("user {user} deleted: {n} session(s) ended", user=user.username, n=ended)
 
@@ -134,11 +141,8 @@ class Operations:
                 self.log.info("line {device} deleted: {user}'s session back to choosing a phone",
                               device=line.device, user=session.user.username if session.user else "-")
 
-    def _end_sessions(self, user_id: int, reason: str) -> int:
-        mine = [s for s in self._sessions.of_user(user_id) if s.kind in _PEOPLE]
-        for session in mine:
-            self._sessions.close(session, reason)
-        return len(mine)
+    def _end_sessions(self, user_id: int, reason: str, *, announce: bool = True) -> int:
+        return logouts.end(self._sessions, user_id, logouts.FORCED, reason, announce=announce)
 
     # -- who is logged in ---------------------------------------------------------------------
 
@@ -178,6 +182,26 @@ class Operations:
                     r["line"] = {"id": line.id, "device": line.device, "name": line.name}
         return sorted(rows.values(), key=lambda r: r["username"].lower())
 
+    async def everyone(self, me: int | None = None) -> dict[str, Any]:
+        """``ops.sessions``: :meth:`who` of every node -- one UCS alone: this one; a cluster
+        (issue 20): each node answers for its own sessions, the owner for the agents, and a
+        node that did not answer in time is named in ``missing``."""
+        nodes = [{"node": self.node, "role": self.role() if self.role is not None else None}]
+        if self.peers is None:
+            return {"users": self.who(me), "nodes": nodes, "missing": []}
+        answers, missing = await self.peers(me)
+        nodes += [{"node": node, "role": answer.get("role")} for node, answer in sorted(answers.items())]
+        return {"users": merge([self.who(me), *(a.get("users") or [] for a in answers.values())], me),
+                "nodes": nodes, "missing": sorted(missing)}
+
+    async def _elsewhere(self, user_id: int) -> bool:
+        """Has ``user_id`` a session on another node (a cluster)?"""
+        if self.peers is None:
+            return False
+        answers, _ = await self.peers(None)
+        return any(r.get("user_id") == user_id and r.get("sessions")
+                   for a in answers.values() for r in a.get("users") or [])
+
     async def force_logout(self, actor: str, user_id: int) -> dict[str, Any]:
         """Log ``user_id`` out for good: audited first (an administrator's act never goes
         unrecorded; if the audit cannot be written nothing is done), then every session
@@ -187,7 +211,7 @@ class Operations:
             raise NotFound(f"user {user_id} does not exist")
         agent = self._agents.get(user_id)
         sessions = [s for s in self._sessions.of_user(user_id) if s.kind in _PEOPLE]
-        if agent is None and not sessions:
+        if agent is None and not sessions and not await self._elsewhere(user_id):
             raise NotFound(f"{user.username} is not logged in; nothing to log out")
         if actor == user.username:
             raise InvalidDataInput({"user_id": f"{user_id} is you; log yourself out with logout"})
@@ -232,6 +256,29 @@ class Operations:
         }
 
 
+def merge(answers: list[list[dict[str, Any]]], me: int | None) -> list[dict[str, Any]]:
+    """The nodes' :meth:`Operations.who` rows as one row per user: the sessions of every
+    node, the agent's status and phone from the node whose agents run it (the owner)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for answer in answers:
+        for r in answer:
+            found = rows.get(r["user_id"])
+            if found is None:
+                rows[r["user_id"]] = {**r, "sessions": list(r["sessions"]), "you": r["user_id"] == me}
+                continue
+            found["sessions"] += r["sessions"]
+            if r.get("status") is not None:  # the agent's node: its status and phone win
+                for key in ("status", "reason", "status_since", "line"):
+                    found[key] = r.get(key)
+            elif found.get("line") is None:
+                found["line"] = r.get("line")
+            if r.get("since") is not None:
+                found["since"] = r["since"] if found.get("since") is None else min(found["since"], r["since"])
+    for r in rows.values():
+        r["sessions"].sort(key=lambda s: (str(s.get("node")), s.get("since") or 0))
+    return sorted(rows.values(), key=lambda r: str(r["username"]).lower())
+
+
 def _positive(v: int) -> int:
     if v < 1:
         raise ValueError(f"{v} is not a user id; give a positive integer")
@@ -239,8 +286,8 @@ def _positive(v: int) -> int:
 
 
 def register(registry: Registry, ops: Operations) -> None:
-    def sessions(session: Session) -> list[dict[str, Any]]:
-        return ops.who(session.user_id)
+    async def sessions(session: Session) -> dict[str, Any]:
+        return await ops.everyone(session.user_id)
 
     async def logout(session: Session, user_id: int) -> dict[str, Any]:
         actor = session.user.username if session.user is not None else "anonymous"
@@ -250,7 +297,8 @@ def register(registry: Registry, ops: Operations) -> None:
         return await ops.ami_state()
 
     registry.add("ops.sessions", sessions, role=Role.SUPERUSER,
-                 doc="Who is logged in: user, role, agent status, phone, since when, sessions and their node.")
+                 doc="Who is logged in on every node: user, role, agent status, phone, since when, sessions and "
+                     "their node; the nodes that answered, and those that did not.")
     registry.add("ops.logout", logout, [Param("user_id", int, check=_positive, doc="the user's id")],
                  role=Role.SUPERUSER,
                  doc="Log a user out for good (audited): sessions ended with the reason, agent out of its queues.")

@@ -82,6 +82,9 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._by_user: dict[int, dict[str, Session]] = {}  # user id → its open sessions by sid
         self._watchers: list[Watcher] = []
+        #: Told ``(user_id, how, reason)`` when a logout ended a user's sessions here
+        #: (:func:`ucs.api.logouts.end`): a cluster node tells the others (issue 20).
+        self.ended_watchers: list[Callable[[int, str, str], None]] = []
 
     # -- who follows the changes --------------------------------------------------------
 

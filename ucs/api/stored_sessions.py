@@ -61,6 +61,7 @@ class SessionStoreLike(Protocol):
                       stale_after: float) -> Deferred[tuple[str, dict[str, Any] | None]]: ...
     def session_heartbeat(self, node: str, now: float, *, release: float | None = None) -> Deferred[None]: ...
     def session_sweep(self, now: float, window: float, stale_after: float) -> Deferred[list[dict[str, Any]]]: ...
+    def session_nodes(self, now: float, stale_after: float) -> Deferred[list[str]]: ...
 
 
 class DirectoryLike(Protocol):
@@ -318,6 +319,11 @@ class StoredSessions:
             d.callback(None)
 
     # -- heartbeat and expiry -------------------------------------------------------------------
+
+    async def live_nodes(self) -> list[str]:
+        """The nodes alive now, by their heartbeats (``ops.sessions`` expects each to answer)."""
+        nodes: list[str] = await self._store.session_nodes(self._clock.seconds(), self.stale_after)
+        return nodes
 
     def _tick(self) -> Deferred[None]:
         d = Deferred.fromCoroutine(self._beat())

@@ -15,9 +15,10 @@ Notices arriving in one turn are read in one batch per kind.  A node that was
 away from NATS (a reconnect) may have missed notices: it reads every kind
 again (:meth:`DirectorySync.catch_up`).
 
-Not covered: two nodes *adding* entities of one kind at the same instant may
-pick the same id (each node allocates ids from memory); the later write wins.
-Administration through one node at a time avoids it.
+Two nodes *adding* entities of one kind at the same instant may pick the same
+id (each allocates from memory): the store inserts a new entity's row only if
+the id is free, so the second node's write fails, reads the first one's entity
+and takes the next id (:meth:`ucs.directory.directory.Directory.apply`).
 """
 
 from __future__ import annotations

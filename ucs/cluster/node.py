@@ -44,6 +44,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ucs import events as ev
+from ucs.api import logouts
 from ucs.api.stored_sessions import StoredSessions
 from ucs.cluster.aio import AsyncioBridge
 from ucs.cluster.codec import Envelope, envelope
@@ -58,6 +59,7 @@ from ucs.cluster.lockconn import LockConnection, Timings, lock_key
 from ucs.cluster.mirror import Mirror, wire_subject
 from ucs.cluster.natslink import Names, NatsLink
 from ucs.cluster.replica import Replica
+from ucs.cluster import sessync
 from ucs.cluster.stream import EventStream
 
 if TYPE_CHECKING:
@@ -116,6 +118,7 @@ class ClusterNode(Service):
         self._duty_wanted = False
         self._duty_done = False
         self.dirsync: DirectorySync | None = None
+        self.sessync: sessync.SessionSync | None = None  # logouts and ops.sessions across the nodes
         self._dir_missed = True  # until subscribed, another node's change may be missed
         #: issue 20, bars on standbys: the owner's model as objects on this node's bus.
         self.mirror: Mirror = server.get_mirror()
@@ -139,6 +142,10 @@ class ClusterNode(Service):
         self.elector.start()
         self._server.get_web_service().hub.stored = self.sessions  # issue 20
         self.sessions.start()
+        ops = self._server.get_operations()  # ops.sessions lists every node's (ucs.cluster.sessync)
+        ops.node, ops.role = self.node, lambda: self.role
+        ops.peers = lambda me: Deferred.fromCoroutine(sessync.everyone(self.sessync, me, self.sessions.live_nodes,
+                                                                       self.node))
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -238,6 +245,12 @@ class ClusterNode(Service):
         if self.dirsync is not None and not nats:
             old, self.dirsync = self.dirsync, None
             await old.stop()
+        if self.sessync is not None and not nats:
+            gone, self.sessync = self.sessync, None
+            await gone.stop()
+        if nats and self.sessync is None and self.link is not None:
+            self.sessync = self._session_sync()
+            await self.sessync.start()
         if nats and self.dirsync is None:
             assert self.link is not None
             dirsync = DirectorySync(self.link, self.names, self._server.get_bus(), self._server.get_directory(),
@@ -428,6 +441,14 @@ class ClusterNode(Service):
         log.info("cluster: node {node} no longer owns the AMI link; its agents are the owner's", node=self.node)
 
     # --- seams --------------------------------------------------------------------------------
+
+    def _session_sync(self) -> sessync.SessionSync:
+        assert self.link is not None
+        sessions, ops = self._server.get_sessions(), self._server.get_operations()
+        return sessync.SessionSync(self.link, self.names, self.node, sessions,
+                                   lambda user_id, how, reason: logouts.end(sessions, user_id, how, reason,
+                                                                            announce=False),
+                                   ops.who, lambda: self.role, self.config.request_timeout)
 
     def call_changed_quietly(self, call: Any) -> None:
         """The owner's call changed without a bus event (``DomainPublisher.unpublished``):

@@ -45,7 +45,8 @@ from ucs.directory.model import (
 from ucs.error import InvalidDataInput, NotFound, ProcessingError, UCSError
 from ucs.events import EVENT_CONFIG_CHANGE, EVENT_USER_CHANGE
 from ucs.interfaces import KVStore
-from ucs.store.base import KV_DELETE
+from ucs.store.base import KV_DELETE, KVNew
+from ucs.store.errors import KeyTaken
 
 
 class AuditWriter(Protocol):
@@ -347,7 +348,28 @@ class Directory:
         ``revision``: the :attr:`revision` the caller computed the steps on (an import
         resolved names to ids on a copy); if the directory has changed since, nothing is
         done and :class:`Stale` says so, for the caller to compute them again.  Returns
-        each step's entity: the live one (a deleted one as it was)."""
+        each step's entity: the live one (a deleted one as it was).
+
+        A new entity's id is the next free one *in the store*: the row is inserted only if
+        no other UCS node has just taken that id (:class:`~ucs.store.base.KVNew`); if one
+        has, its entity is read in (:meth:`refresh`) and the batch planned again with the
+        ids after it (issue 20: two nodes adding at the same moment)."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                return await self._apply_once(steps, actor, source, audit, revision, what)
+            except KeyTaken as e:
+                kind = e.namespace.removeprefix("dir.")
+                if kind not in KINDS or attempt == _ATTEMPTS - 1:
+                    raise ProcessingError(f"{what or 'the change'} could not be stored: other UCS nodes kept "
+                                          f"taking the new ids ({e.namespace}/{e.key}); nothing was changed, "
+                                          "try again") from None
+                self.log.info("directory: {kind} {id} was just added on another UCS node; reading it and "
+                              "giving the new entity the next id", kind=kind, id=e.key)
+                await self.refresh(kind)
+        raise AssertionError("unreachable")
+
+    async def _apply_once(self, steps: Sequence[Step], actor: str, source: str, audit: Sequence[dict[str, Any]],
+                          revision: int | None, what: str) -> list[Any]:
         await self._lock.acquire()
         try:
             if revision is not None and revision != self.revision:
@@ -362,8 +384,10 @@ class Directory:
             hashes = await gatherResults([self.hash_password(p) for p in plan.passwords.values()])
             for key, hashed in zip(plan.passwords, hashes):
                 plan.final[key].password_hash = hashed
+            added = {(kind, entity_id) for kind, action, entity_id in plan.events if action == "add"}
             items: list[tuple[str, str, Any]] = [
-                (f"dir.{kind}", str(entity_id), KV_DELETE if entity is None else _to_doc(entity))
+                (f"dir.{kind}", str(entity_id), KV_DELETE if entity is None
+                 else KVNew(_to_doc(entity)) if (kind, entity_id) in added else _to_doc(entity))
                 for (kind, entity_id), entity in plan.final.items()]
             await self._write(items, plan.entries + list(audit), what)
             removed = {key: self.table(key[0])[key[1]] for key, e in plan.final.items()
@@ -505,7 +529,7 @@ class Directory:
                 await self._store.kv_write(items)
             else:
                 await self._audit.kv_write(items, audit=entries)
-        except UCSError:
+        except (UCSError, KeyTaken):
             raise
         except Exception as e:
             why = " ".join(str(e).split()) or type(e).__name__

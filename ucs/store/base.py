@@ -18,6 +18,8 @@ import queue
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+import attrs
+
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
@@ -26,7 +28,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ucs.store.audit import AuditMixin
 from ucs.store.coding import _deferred, dumps, no_nul
-from ucs.store.errors import StoreError, StoreRefused
+from ucs.store.errors import KeyTaken, StoreError, StoreRefused
 from ucs.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
 from ucs.store.sessions import SessionsMixin
 from ucs.store.url import StoreURL
@@ -62,6 +64,16 @@ MAX_LIST_LIMIT = 10_000
 
 #: The value that deletes a key in :meth:`Store.kv_write`.
 KV_DELETE: Any = type("KV_DELETE", (), {"__repr__": lambda self: "KV_DELETE"})()
+
+
+@attrs.frozen
+class KVNew:
+    """A :meth:`Store.kv_write` value that must not overwrite: the key is inserted only if
+    nobody has it, else the whole write fails with :class:`~ucs.store.errors.KeyTaken`.
+    A new directory entity's id is decided this way: two UCS nodes that pick the same id
+    at the same moment cannot both have it (issue 20); the one refused picks again."""
+
+    value: Any
 
 
 class Connection(Protocol):
@@ -462,7 +474,8 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
                        audit: Sequence[dict[str, Any]] = ()) -> None:
         """Several keys in one transaction: ``(namespace, key, value)`` stores
         ``value``, a value of :data:`KV_DELETE` deletes the key.  All or none
-        is written.  For a writer with many small documents (the agents' states
+        is written.  A :class:`KVNew` value is inserted only if the key is free
+        (:class:`~ucs.store.errors.KeyTaken` otherwise, nothing written).  For a writer with many small documents (the agents' states
         after thousands of logins): one trip to a store thread, one commit, and
         the JSON encoded there, not on the reactor thread.
 
@@ -475,16 +488,23 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
         if not checked and not audit_rows:
             return
         upsert = self._backend.sql(_KV_UPSERT)
+        insert = self._backend.sql("INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
+                                   "ON CONFLICT (namespace, key) DO NOTHING")
         delete = self._backend.sql("DELETE FROM kv WHERE namespace = ? AND key = ?")
         insert_audit = self._audit_insert()
 
         def write(conn: Connection) -> None:
-            rows = [(ns, key, value if value is KV_DELETE else dumps(value, f"kv {ns}/{key}"))
+            rows = [(ns, key, value if value is KV_DELETE
+                     else KVNew(dumps(value.value, f"kv {ns}/{key}")) if isinstance(value, KVNew)
+                     else dumps(value, f"kv {ns}/{key}"))
                     for ns, key, value in checked]
             with self._backend.transaction(conn):
                 for ns, key, value in rows:
                     if value is KV_DELETE:
                         conn.execute(delete, (ns, key))
+                    elif isinstance(value, KVNew):
+                        if not conn.execute(insert, (ns, key, value.value, now)).rowcount:
+                            raise KeyTaken(ns, key)  # rolls the whole write back
                     else:
                         conn.execute(upsert, (ns, key, value, now))
                 for row in audit_rows:

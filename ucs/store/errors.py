@@ -23,3 +23,14 @@ class StoreRefused(StoreError, ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class KeyTaken(StoreError):
+    """A key written as new (:class:`ucs.store.base.KVNew`) was there already: another
+    writer took it first (two UCS nodes adding an entity with the same id).  Nothing of
+    the write was kept; the writer reads what is there and picks again."""
+
+    def __init__(self, namespace: str, key: str) -> None:
+        super().__init__(f"{namespace}/{key} exists already (another writer took it first)")
+        self.namespace = namespace
+        self.key = key

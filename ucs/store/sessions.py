@@ -173,6 +173,16 @@ class SessionsMixin:
         await self._run(write)
 
     @_deferred
+    async def session_nodes(self, now: float, stale_after: float) -> list[str]:
+        """The nodes whose heartbeat is at most ``stale_after`` old: those alive."""
+
+        def read(conn: Any) -> list[str]:
+            return sorted(n for n, seen in self._heartbeats(conn).items() if seen >= now - stale_after)
+
+        result: list[str] = await self._run(read)
+        return result
+
+    @_deferred
     async def session_sweep(self, now: float, window: float, stale_after: float) -> list[dict[str, Any]]:
         """End every session due to end (:func:`effective_expiry`), each once whoever else
         sweeps: the rows deleted here, each with ``alone``: no other session of its user

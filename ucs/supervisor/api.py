@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ucs.api import logouts
 from ucs.api.registry import Param, Registry
 from ucs.api.scope import ActsOn, Subject
 from ucs.constants import Role, SessionState
@@ -53,9 +54,7 @@ def register(registry: Registry, supervision: Supervision, agents: Any, tracker:
             raise InvalidState(f"user {user_id} is not logged in as an agent")
         who = session.user.username if session.user is not None else "a supervisor"
         await agents.logout(user_id, f"logged out by {who}")
-        for s in sessions.of_user(user_id):
-            if s.state in (S.DEVICE, S.READY):
-                s.line, s.state = None, S.IDENTIFY
+        logouts.end(sessions, user_id, logouts.UNPAIRED)  # on every node (issue 20)
         return {"id": user_id, "status": "OFFLINE", "logged_in": False}
 
     async def monitor_agent(session: Any, user_id: int, mode: str) -> dict[str, Any]:

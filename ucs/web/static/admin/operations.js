@@ -1,6 +1,6 @@
-/* The admin page's operations tab (issue 19): who is logged in and on which phone
-   (ops.sessions, refreshed every few seconds while the tab is shown), a forced logout
-   with a confirmation (ops.logout), the plugins with load and unload (plugins.list,
+/* The admin page's operations tab (issue 19): who is logged in, on which phone and
+   which UCS node (ops.sessions: every node's, the nodes that did not answer named;
+   refreshed every few seconds while the tab is shown), a forced logout with a confirmation (ops.logout), the plugins with load and unload (plugins.list,
    plugins.load, plugins.unload), and the AMI link with its last resync (ops.ami).
 
    It works beside admin.js and changes nothing of it: it is loaded first and notes the
@@ -23,7 +23,8 @@
       f_lost: "Last lost", f_resync: "Last resync", f_resyncs: "Resyncs", f_node: "This UCS",
       up: "connected", connecting: "connecting", down: "down", ok: "complete", incomplete: "incomplete",
       never: "never", superuser: "superuser", supervisor: "supervisor", agent: "agent", noPlugins: "No plugins.",
-      ws: "agent bar", iserver: "Interaction Processor", noBar: "no bar connected"
+      ws: "agent bar", iserver: "Interaction Processor", noBar: "no bar connected", node: "UCS node",
+      missing: "Not answering, their users are not listed: {nodes}."
     },
     cs: {
       tab: "Provoz", who: "Přihlášení", user: "Uživatel", role: "Role", status: "Stav", phone: "Telefon",
@@ -38,7 +39,8 @@
       f_node: "Tento UCS", up: "připojeno", connecting: "připojuji", down: "odpojeno", ok: "úplná",
       incomplete: "neúplná", never: "nikdy", superuser: "superuživatel", supervisor: "supervizor",
       agent: "agent", noPlugins: "Žádné pluginy.", ws: "lišta", iserver: "Interaction Processor",
-      noBar: "bez připojené lišty"
+      noBar: "bez připojené lišty", node: "Uzel UCS",
+      missing: "Neodpovídají, jejich uživatelé chybí: {nodes}."
     }
   };
   var REFRESH = 3000;
@@ -110,7 +112,11 @@
 
   // -- who is logged in ---------------------------------------------------------------------------
   function loadWho() {
-    return call("ops.sessions").then(function (rows) {
+    return call("ops.sessions").then(function (reply) {
+      var rows = reply.users;
+      var missing = $("ops-missing");
+      missing.hidden = !reply.missing.length;
+      missing.textContent = reply.missing.length ? t("missing", { nodes: reply.missing.join(", ") }) : "";
       var trs = rows.map(function (r) {
         var tr = document.createElement("tr");
         tr.dataset.user = r.username;
@@ -119,6 +125,9 @@
         cell(tr, "status", r.status ? r.status + (r.reason ? " (" + r.reason + ")" : "") : "");
         cell(tr, "phone", r.line ? r.line.device + (r.line.name ? " — " + r.line.name : "") : "");
         cell(tr, "since", when(r.since));
+        cell(tr, "node", r.sessions.map(function (s) { return s.node; }).filter(function (n, i, all) {
+          return all.indexOf(n) === i;
+        }).join(", "));
         cell(tr, "where", r.sessions.length ? r.sessions.map(function (s) {
           return t(s.kind) + " " + (s.address || "") + " @ " + s.node;
         }).join("; ") : t("noBar"));
@@ -128,7 +137,7 @@
       });
       if (!trs.length) {
         var tr = document.createElement("tr");
-        cell(tr, "none", t("nobody")).colSpan = 7;
+        cell(tr, "none", t("nobody")).colSpan = 8;
         trs = [tr];
       }
       $("ops-who").replaceChildren.apply($("ops-who"), trs);

@@ -1,0 +1,214 @@
+"""A user's sessions across the nodes (issue 20): logouts reach every node, and
+``ops.sessions`` hears every node.
+
+**Logouts.** A logout, an administrator's forced logout or a supervisor's
+``agents.logout`` ends the user's sessions on the node it is made on
+(:func:`ucs.api.logouts.end`), which then says so on
+``ucs.<domain>.sessions.ended`` -- ``{"v": 1, "node", "user_id", "how",
+"reason"}``, plain NATS.  Every other node ends that user's sessions the same
+way (its bars get the message one UCS gives: "logged out in another window",
+"You were logged out by an administrator.", back to choosing a phone), and its
+stored rows go with them (:mod:`ucs.api.stored_sessions`).  A node away from
+NATS then misses it; its tabs find out when they reconnect (their session's row
+is gone: "log in again").
+
+**Who is logged in.** ``ops.sessions`` on any node asks every node on
+``ucs.<domain>.sessions.who`` (one publish with a reply inbox; each node
+answers for its own sessions, the owner also for the agents) and gathers the
+answers until every node it expects has answered or ``[cluster]
+request_timeout`` has passed.  The nodes expected are those whose sessions
+heartbeat in the store is fresh (:meth:`ucs.api.stored_sessions.StoredSessions.live_nodes`):
+one that does not answer in time is named in the reply's ``missing``.
+
+Why ask the nodes rather than read the sessions table: the table holds only
+what a resume needs of the agent bars logged in (no Interaction Processor
+clients, no addresses, no bars not logged in yet), and keeps a dead node's rows
+until the owner expires them -- it would list people as connected to a node
+that is gone, and could not tell a silent node from one with nobody on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ucs.cluster.natslink import Names, NatsLink
+
+log = Logger(namespace="ucs.cluster")
+
+VERSION = 1
+HOWS = ("logout", "forced", "unpaired")
+
+
+def subjects(names: Names) -> tuple[str, str]:
+    """The logout notices' subject and the who-is-logged-in requests'."""
+    return f"ucs.{names.slug}.sessions.ended", f"ucs.{names.slug}.sessions.who"
+
+
+class SessionSync:
+    """One node's part.  ``sessions`` is the node's session manager (its
+    ``ended_watchers`` are told of this node's logouts), ``end(user_id, how, reason)``
+    carries out another node's, ``who(me)`` lists this node's users (``ops.sessions``'
+    rows), ``role()`` says what this node is."""
+
+    def __init__(self, link: NatsLink, names: Names, node: str, sessions: Any,
+                 end: Callable[[int, str, str], Any], who: Callable[[int | None], list[dict[str, Any]]],
+                 role: Callable[[], str], timeout: float) -> None:
+        self.link = link
+        self.names = names
+        self.node = node
+        self._sessions = sessions
+        self._end = end
+        self._who = who
+        self._role = role
+        self.timeout = timeout
+        self.ended_subject, self.who_subject = subjects(names)
+        self._subs: list[Any] = []
+        #: Logouts carried out for other nodes (for tests and /health).
+        self.applied = 0
+
+    def start(self) -> Deferred[None]:
+        """Tell the others this node's logouts and hear theirs; fires once subscribed."""
+        self._sessions.ended_watchers.append(self._local)
+        ended, who = self.link.bridge.callback(self._heard_ended), self.link.bridge.callback(self._heard_who)
+        nc = self.link.nc
+
+        async def subscribe() -> list[Any]:
+            subs = [await nc.subscribe(self.ended_subject, cb=ended), await nc.subscribe(self.who_subject, cb=who)]
+            await nc.flush()
+            return subs
+
+        def subscribed(subs: list[Any]) -> None:
+            self._subs = subs
+
+        return self.link.bridge.run(subscribe).addCallback(subscribed)
+
+    def stop(self) -> Deferred[None]:
+        if self._local in self._sessions.ended_watchers:
+            self._sessions.ended_watchers.remove(self._local)
+        subs, self._subs = self._subs, []
+
+        async def unsubscribe() -> None:
+            for sub in subs:
+                try:
+                    await sub.unsubscribe()
+                except Exception as e:  # NATS closed already: the subscription went with it
+                    log.debug("cluster: unsubscribing the sessions' subjects: {e}", e=e)
+
+        return self.link.bridge.run(unsubscribe)
+
+    # --- logouts ----------------------------------------------------------------------------
+
+    def _local(self, user_id: int, how: str, reason: str) -> None:
+        data = json.dumps({"v": VERSION, "node": self.node, "user_id": user_id, "how": how,
+                           "reason": reason}).encode()
+        nc = self.link.nc
+        if nc is None or not nc.is_connected:
+            log.warn("cluster: the logout of user {user} was not told to the other nodes: NATS is away; their "
+                     "bars of that user find out when they reconnect", user=user_id)
+            return
+        d = self.link.bridge.run(nc.publish, self.ended_subject, data)
+        d.addErrback(lambda f: log.warn("cluster: the logout of user {user} was not told to the other nodes: {e}",
+                                        user=user_id, e=f.getErrorMessage()))
+
+    def _heard_ended(self, msg: Any) -> None:
+        try:
+            notice = json.loads(msg.data)
+            if notice.get("v") != VERSION:
+                raise ValueError(f"version {notice.get('v')!r}, not {VERSION}")
+            user_id, how, reason = notice["user_id"], notice["how"], notice.get("reason") or ""
+            if not isinstance(user_id, int) or how not in HOWS or not isinstance(reason, str):
+                raise ValueError(f"user_id {user_id!r}, how {how!r}")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            log.warn("cluster: a logout notice was not understood ({e}); ignored", e=e)
+            return
+        if notice.get("node") == self.node:
+            return
+        self.applied += 1
+        n = self._end(user_id, how, reason)
+        if n:
+            log.info("cluster: user {user} logged out on node {node} ({how}): {n} session(s) here ended",
+                     user=user_id, node=notice.get("node"), how=how, n=n)
+
+    # --- who is logged in -------------------------------------------------------------------
+
+    def _heard_who(self, msg: Any) -> None:
+        try:
+            request = json.loads(msg.data)
+            if request.get("v") != VERSION:
+                raise ValueError(f"version {request.get('v')!r}, not {VERSION}")
+            me = request.get("me")
+            if me is not None and not isinstance(me, int):
+                raise ValueError(f"me {me!r}")
+        except (ValueError, TypeError, AttributeError) as e:
+            log.warn("cluster: a sessions request was not understood ({e}); ignored", e=e)
+            return
+        if request.get("node") == self.node or not msg.reply:
+            return  # the asking node answers for itself
+        reply = json.dumps({"v": VERSION, "node": self.node, "role": self._role(), "users": self._who(me)}).encode()
+        d = self.link.bridge.run(msg.respond, reply)
+        d.addErrback(lambda f: log.warn("cluster: a sessions answer was lost: {e}", e=f.getErrorMessage()))
+
+    def gather(self, me: int | None, expected: set[str]) -> Deferred[dict[str, dict[str, Any]]]:
+        """Every other node's answer (``{node: {"role", "users"}}``): until each of
+        ``expected`` has answered, or :attr:`timeout`."""
+        data = json.dumps({"v": VERSION, "node": self.node, "me": me}).encode()
+        return self.link.bridge.run(self._gather, data, set(expected) - {self.node})
+
+    async def _gather(self, data: bytes, expected: set[str]) -> dict[str, dict[str, Any]]:
+        nc = self.link.nc
+        if nc is None or not nc.is_connected:
+            return {}
+        answers: dict[str, dict[str, Any]] = {}
+        complete = asyncio.Event()
+
+        async def heard(msg: Any) -> None:
+            try:
+                answer = json.loads(msg.data)
+                node, users = answer["node"], answer["users"]
+                if answer.get("v") != VERSION or not isinstance(node, str) or not isinstance(users, list):
+                    raise ValueError("not a sessions answer")
+            except (ValueError, KeyError, TypeError) as e:
+                log.warn("cluster: a sessions answer was not understood ({e}); ignored", e=e)
+                return
+            answers[node] = {"role": answer.get("role"), "users": users}
+            if expected <= answers.keys():
+                complete.set()
+
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox, cb=heard)
+        try:
+            await nc.publish(self.who_subject, data, reply=inbox)
+            if expected:
+                try:
+                    await asyncio.wait_for(complete.wait(), self.timeout)
+                except asyncio.TimeoutError:
+                    pass
+            else:  # nobody known alive: whoever answers within a moment
+                await asyncio.sleep(min(self.timeout, 0.2))
+        finally:
+            try:
+                await sub.unsubscribe()
+            except Exception as e:
+                log.debug("cluster: unsubscribing a sessions inbox: {e}", e=e)
+        return dict(answers)
+
+
+async def everyone(sync: SessionSync | None, me: int | None, live_nodes: Callable[[], Awaitable[list[str]]],
+                   node: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The other nodes' answers and the nodes expected that did not answer (all of them
+    while this node has no NATS link)."""
+    try:
+        expected = set(await live_nodes()) - {node}
+    except Exception as e:
+        log.warn("cluster: the live nodes could not be read from the store ({e}); listing who answers", e=e)
+        expected = set()
+    if sync is None:
+        return {}, sorted(expected)
+    answers = await sync.gather(me, expected)
+    return answers, sorted(expected - answers.keys())
