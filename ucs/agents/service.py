@@ -312,8 +312,10 @@ class Agents(PBXObserver, CallObserver):
             self.figures.save(agent.user.id)
             self._saver.delete(STATE, str(user_id))
             self.log.info("agent {user} logged out{why}", user=agent.user.username, why=f" ({reason})" if reason else "")
-            self._bus.publish(ev.EVENT_AGENT_LOGOUT, agent, reason=reason)
+            # The phone let go first, then the logout: whoever keeps agents from these events (a
+            # cluster's standbys, issue 20) ends with the agent gone, not re-added without a phone.
             self._bus.publish(ev.EVENT_AGENT_DEVICE, agent, line=None)
+            self._bus.publish(ev.EVENT_AGENT_LOGOUT, agent, reason=reason)
 
         await self.serial(user_id, run)
 

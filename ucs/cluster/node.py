@@ -161,6 +161,9 @@ class ClusterNode(Service):
         await self._duty
         await self._stop_follower()
         await self._stop_feed()
+        if self.sessync is not None:
+            gone, self.sessync = self.sessync, None
+            await gone.stop()
         if self.link is not None:
             try:
                 await self.link.close()

@@ -34,7 +34,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ucs.cluster.natslink import Names, NatsLink
@@ -100,7 +100,11 @@ class SessionSync:
                 except Exception as e:  # NATS closed already: the subscription went with it
                     log.debug("cluster: unsubscribing the sessions' subjects: {e}", e=e)
 
-        return self.link.bridge.run(unsubscribe)
+        try:
+            return self.link.bridge.run(unsubscribe)
+        except RuntimeError as e:  # the node stopped: its loop, and the subscriptions, are gone
+            log.debug("cluster: unsubscribing the sessions' subjects: {e}", e=e)
+            return succeed(None)
 
     # --- logouts ----------------------------------------------------------------------------
 

@@ -1,0 +1,185 @@
+"""Issue 20: a user's sessions across the nodes -- logouts, ``ops.sessions``, metrics.
+
+Three whole ``UCSServer``s with ``[cluster]`` in one process (real PostgreSQL,
+real NATS, the simulated Asterisk over AMI TCP), real WebSocket clients: node A
+owns the AMI link, B and C are standbys.  An agent with a bar on A and a bar on
+B logs out on A: B's bar gets the "logged out in another window" a second tab
+on one UCS gets, its session is back to the login form and its row is gone from
+the store.  An administrator on C logs the agent out: both bars get "You were
+logged out by an administrator.".  A supervisor on C logs another agent out:
+its bars on A and B go back to choosing a phone.  ``ops.sessions`` on C lists
+the sessions of all three nodes, each saying its node, with the owner's agent
+statuses; a node that stops answering is named in ``missing``, and its users'
+sessions are not listed.  ``/metrics`` of each node names it, its role and the
+stream position.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest_twisted
+import treq
+from twisted.internet import reactor, threads
+
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from serverkit import until
+from test_cluster_node import ami_up, start_server
+from test_metrics import samples
+from test_web_api import connect
+from ucs import demo
+from ucs.constants import SessionState
+from ucs.server import UCSServer
+from ucs.sim.service import SimService
+
+ADMIN = "admin-secret-1"
+
+
+def user_rows(schema: str, user_id: int) -> list[tuple[Any, ...]]:
+    """The stored agent-bar sessions of a user (every node's)."""
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        return list(conn.execute(f'SELECT node, state FROM "{schema}".sessions WHERE user_id = %s',
+                                 (user_id,)).fetchall())
+
+
+def states(server: UCSServer, user_id: int) -> list[SessionState]:
+    return [s.state for s in server.get_sessions() if s.kind == "ws" and s.user_id == user_id]
+
+
+async def bar_of(server: UCSServer, n: int, *, phone: bool) -> Any:
+    """Demo agent ``n``'s bar on ``server``, logged in (and working on its phone)."""
+    bar = await connect(server.get_web_service().ws_url)
+    await bar.call("login", list(demo.user_of(n)))
+    if phone:
+        await bar.call("identifier", [demo.line_of(n)[1]])
+        await bar.call("provision")
+    return bar
+
+
+async def metrics(server: UCSServer) -> str:
+    text: str = await (await treq.get(f"http://127.0.0.1:{server.get_web_service().port}/metrics")).text()
+    return text
+
+
+@pytest_twisted.ensureDeferred
+async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path: Path) -> None:
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=3, reactor=reactor)
+    sim.startService()
+    servers: list[UCSServer] = []
+    bars: list[Any] = []
+    timeout = {"request_timeout": 2.0}
+    try:
+        a = await start_server(tmp_path, "node-a", store, sim, domain, auth={"admin_password": ADMIN},
+                               cluster=timeout)
+        servers.append(a)
+        await a.get_cluster().elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        await demo.seed(a.get_directory(), 3)
+        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=timeout)
+        c = await start_server(tmp_path, "node-c", store, sim, domain, cluster=timeout)
+        servers += [b, c]
+        for s in (b, c):
+            await s.get_cluster().elector.when("standby")
+            await until(lambda s=s: s.get_cluster().health()["term"] == a.get_cluster().health()["term"], 10)
+        uid = {n: a.get_directory().user_by_username(demo.user_of(n)[0]).id for n in (1, 2)}  # type: ignore[union-attr]
+
+        # /metrics of each node: which node, its role, its links, the stream's position.
+        await until(lambda: b.get_cluster().health()["seq"] > 0, 10)
+        for server, name, role in ((a, "node-a", "owner"), (b, "node-b", "standby"), (c, "node-c", "standby")):
+            text = await metrics(server)
+            roles = samples(text, "ucs_cluster_role")
+            assert roles[f'{{node="{name}",role="{role}"}}'] == 1.0
+            assert sum(roles.values()) == 1.0 and len(roles) == 4
+            assert samples(text, "ucs_cluster_nats_up") == {f'{{node="{name}"}}': 1.0}
+            assert samples(text, "ucs_cluster_postgresql_up") == {f'{{node="{name}"}}': 1.0}
+            assert samples(text, "ucs_cluster_lost_events_total") == {f'{{node="{name}"}}': 0.0}
+            assert samples(text, "ucs_cluster_seq")[f'{{node="{name}"}}'] > 0
+        assert 'ucs_ami_link_up{state="up"} 1.0' in (await metrics(a)).splitlines()
+
+        # Agent 1 works through a bar on A and has a second bar on B (READY there too).
+        bar_a = await bar_of(a, 1, phone=True)
+        bars.append(bar_a)
+        await until(lambda: b.get_agents().get(uid[1]) is not None, 10)
+        bar_b = await bar_of(b, 1, phone=False)
+        bars.append(bar_b)
+        assert states(b, uid[1]) == [SessionState.READY]
+        await until(lambda: {r[0] for r in user_rows(schema, uid[1])} == {"node-a", "node-b"}, 10)
+
+        # ops.sessions on C: every node's sessions, each with its node; the agent's status from the owner.
+        root = await connect(c.get_web_service().ws_url)
+        bars.append(root)
+        await root.call("login", ["admin", ADMIN])
+        reply = await root.call("ops.sessions")
+        assert reply["missing"] == []
+        assert reply["nodes"] == [{"node": "node-c", "role": "standby"}, {"node": "node-a", "role": "owner"},
+                                  {"node": "node-b", "role": "standby"}]
+        rows = {r["username"]: r for r in reply["users"]}
+        assert set(rows) == {"admin", "agent1"}
+        one = rows["agent1"]
+        assert (one["status"], one["line"]["device"], one["you"]) == ("READY", "SIP/1001", False)
+        assert [(s["node"], s["kind"], s["state"]) for s in one["sessions"]] == [
+            ("node-a", "ws", "READY"), ("node-b", "ws", "READY")]
+        assert rows["admin"]["you"] and [s["node"] for s in rows["admin"]["sessions"]] == ["node-c"]
+
+        # The agent logs out on A: B's bar is told as a second tab on one UCS is, its row is gone.
+        await bar_a.call("logout")
+        told = await bar_b.event("logout", timeout=5)
+        assert told["data"] == {"reason": "logged out in another window"}
+        assert b.get_sessions().get(bar_b.hello["sid"]).state is SessionState.CREDENTIALS
+        assert states(b, uid[1]) == []
+        await until(lambda: user_rows(schema, uid[1]) == [], 10)
+        await until(lambda: b.get_agents().get(uid[1]) is None, 10)
+        assert "agent1" not in {r["username"] for r in (await root.call("ops.sessions"))["users"]}
+
+        # Back to work on both; the administrator on C logs the agent out: both bars are closed with why.
+        await bar_a.call("login", list(demo.user_of(1)))
+        await bar_a.call("identifier", [demo.line_of(1)[1]])
+        await bar_a.call("provision")
+        await until(lambda: b.get_agents().get(uid[1]) is not None, 10)
+        await bar_b.call("login", list(demo.user_of(1)))
+        await until(lambda: len(user_rows(schema, uid[1])) == 2, 10)
+        done = await root.call("ops.logout", [uid[1]])
+        assert (done["username"], done["agent"]) == ("agent1", True)
+        for bar in (bar_a, bar_b):
+            closed = (await bar.event("session.closed", timeout=5))["data"]
+            assert closed["message"] == "You were logged out by an administrator."
+        assert states(a, uid[1]) == [] and states(b, uid[1]) == []
+        await until(lambda: user_rows(schema, uid[1]) == [] and a.get_agents().get(uid[1]) is None, 10)
+
+        # A supervisor on C logs agent 2 out (the owner does it): its bars on A and B choose a phone again.
+        bars += [await bar_of(a, 2, phone=True)]
+        await until(lambda: b.get_agents().get(uid[2]) is not None, 10)
+        bars += [await bar_of(b, 2, phone=False)]
+        assert states(a, uid[2]) == [SessionState.READY] and states(b, uid[2]) == [SessionState.READY]
+        boss = await connect(c.get_web_service().ws_url)
+        bars.append(boss)
+        await boss.call("login", ["supervisor", "supervisor-demo"])
+        await boss.call("supervisor.start")
+        await boss.call("agents.logout", [uid[2]])
+        await until(lambda: states(a, uid[2]) == [SessionState.IDENTIFY]
+                    and states(b, uid[2]) == [SessionState.IDENTIFY], 5)
+        assert a.get_agents().get(uid[2]) is None
+
+        # B stops answering (its part of NATS for sessions gone; its heartbeat goes on): named, not listed.
+        await b.get_cluster().sessync.stop()
+        started = reactor.seconds()  # type: ignore[attr-defined]
+        reply = await root.call("ops.sessions")
+        assert reply["missing"] == ["node-b"]
+        assert [n["node"] for n in reply["nodes"]] == ["node-c", "node-a"]
+        assert reactor.seconds() - started >= 2.0  # type: ignore[attr-defined]  # waited its request_timeout
+        two = {r["username"]: r for r in reply["users"]}["agent2"]
+        assert [s["node"] for s in two["sessions"]] == ["node-a"]  # B's bar of agent 2 is not known
+    finally:
+        for bar in bars:
+            bar.close()
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
