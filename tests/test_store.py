@@ -14,7 +14,8 @@ from twisted.internet import defer, reactor, task, threads
 
 from ucs.store import CDR_FIELDS, LATEST_VERSION, StoreError, StoreURLError, open_store, parse_store_url
 from ucs.store.migrations import MIGRATIONS
-from ucs.store.base import KV_DELETE
+from ucs.store.base import KV_DELETE, KVNew
+from ucs.store.errors import KeyTaken
 from ucs.store.url import redact
 
 
@@ -253,6 +254,21 @@ async def test_kv_write_stores_and_deletes_many_in_one_transaction(store: Any) -
     assert await store.kv_get("ns", "new") is None
     with pytest.raises(ValueError, match=r"kv key 5 is not accepted"):
         await store.kv_write([("ns", 5, 1)])
+
+
+@pytest_twisted.ensureDeferred
+async def test_kv_write_of_a_new_key_refuses_a_key_taken_and_writes_nothing(store: Any) -> None:
+    """Issue 20: a new directory entity's id is decided by the insert (KVNew)."""
+    await store.kv_write([("dir.users", "7", KVNew({"id": 7, "by": "node-a"})), ("ns", "x", 1)])
+    assert await store.kv_get("dir.users", "7") == {"id": 7, "by": "node-a"}
+    with pytest.raises(KeyTaken, match=r"dir.users/7 exists already") as e:
+        await store.kv_write([("ns", "y", 2), ("dir.users", "7", KVNew({"id": 7, "by": "node-b"}))])
+    assert (e.value.namespace, e.value.key) == ("dir.users", "7")
+    assert await store.kv_get("dir.users", "7") == {"id": 7, "by": "node-a"}  # the first one's
+    assert await store.kv_get("ns", "y") is None  # nothing of the refused write
+    await store.kv_write([("dir.users", "7", KV_DELETE)])
+    await store.kv_write([("dir.users", "7", KVNew({"id": 7, "by": "node-c"}))])  # free again
+    assert (await store.kv_get("dir.users", "7"))["by"] == "node-c"
 
 
 # --- time -------------------------------------------------------------------------------
