@@ -52,6 +52,9 @@ def test_the_operations_tab(ucs: UCS, browser: Any) -> None:
     assert row.query_selector('[data-field="status"]').inner_text() == "READY"  # type: ignore[union-attr]
     assert "SIP/1001" in row.query_selector('[data-field="phone"]').inner_text()  # type: ignore[union-attr]
     assert "agent bar" in page.inner_text('#ops-who tr[data-user="admin"] [data-field="where"]')
+    node = ucs.run(lambda: ucs.server.get_operations().node)
+    assert page.inner_text('#ops-who tr[data-user="agent1"] [data-field="node"]') == node  # one UCS: itself
+    assert page.is_hidden("#ops-missing")
     assert page.query_selector('#ops-who tr[data-user="admin"] button.force-logout') is None  # not oneself
 
     # refreshed while shown: a second agent appears by itself

@@ -1,0 +1,106 @@
+"""Issue 20: the admin page's operations tab on one node of a cluster, in real Chromium.
+
+Two whole ``UCSServer``s with ``[cluster]`` (real PostgreSQL, NATS, the simulated
+Asterisk), agent 1 working through a bar on the owner A and with a second bar on
+the standby B (real WebSocket clients); the administrator opens /admin/ on B:
+agent 1's row names both nodes in its *UCS node* column and each connection says
+its node; the forced logout from B's page closes both bars.  When A stops
+answering, the tab names it ("Not answering") and lists what B knows.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor, threads
+
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from serverkit import until
+from test_admin_page import log_in
+from test_bar_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401 - the skip
+from test_cluster_logouts import ADMIN, bar_of
+from test_cluster_node import ami_up, start_server
+from ucs import demo
+from ucs.server import UCSServer
+from ucs.sim.service import SimService
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_operations_tab_shows_every_nodes_sessions(tmp_path: Path) -> None:
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    servers: list[UCSServer] = []
+    bars: list[Any] = []
+    timeout = {"request_timeout": 2.0}
+    try:
+        a = await start_server(tmp_path, "node-a", store, sim, domain, auth={"admin_password": ADMIN},
+                               cluster=timeout)
+        servers.append(a)
+        await a.get_cluster().elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        await demo.seed(a.get_directory(), 2)
+        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=timeout)
+        servers.append(b)
+        await b.get_cluster().elector.when("standby")
+        await until(lambda: b.get_cluster().health()["term"] == a.get_cluster().health()["term"], 10)
+        user = a.get_directory().user_by_username(demo.user_of(1)[0])
+        assert user is not None
+        bars.append(await bar_of(a, 1, phone=True))
+        await until(lambda: b.get_agents().get(user.id) is not None, 10)
+        bars.append(await bar_of(b, 1, phone=False))
+        base = b.get_web_service().url.rstrip("/")
+        silenced: list[bool] = []
+
+        def silence_a() -> Any:
+            silenced.append(True)
+            return a.get_cluster().sessync.stop()
+
+        def scenario() -> None:
+            from playwright.sync_api import sync_playwright
+
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                try:
+                    page = browser.new_page()
+                    errors: list[str] = []
+                    page.on("pageerror", lambda e: errors.append(str(e)))
+                    log_in(page, base, "admin", ADMIN)
+                    page.wait_for_selector("#rows tr[data-id]")
+                    page.click("#ops-tab")
+                    row = '#ops-who tr[data-user="agent1"]'
+                    page.wait_for_selector(f'{row} td[data-field="node"]:text-is("node-a, node-b")')
+                    assert page.inner_text(f'{row} [data-field="status"]') == "READY"
+                    where = page.inner_text(f'{row} [data-field="where"]')
+                    assert "@ node-a" in where and "@ node-b" in where
+                    assert page.inner_text('#ops-who tr[data-user="admin"] td[data-field="node"]') == "node-b"
+                    assert page.is_hidden("#ops-missing")
+                    page.on("dialog", lambda d: d.accept())
+                    page.click(f"{row} button.force-logout")
+                    page.wait_for_selector(row, state="detached")
+                    # A stops answering: named on the tab (refreshed by itself), its users not listed.
+                    threads.blockingCallFromThread(reactor, silence_a)
+                    page.wait_for_selector("#ops-missing:not([hidden])", timeout=15_000)
+                    assert "node-a" in page.inner_text("#ops-missing")
+                    assert not errors, errors
+                finally:
+                    browser.close()
+
+        await threads.deferToThread(scenario)
+        assert silenced
+        for bar in bars[:2]:
+            closed = (await bar.event("session.closed", timeout=5))["data"]
+            assert closed["message"] == "You were logged out by an administrator."
+    finally:
+        for bar in bars:
+            bar.close()
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
