@@ -78,7 +78,9 @@ class UCSCollector(Collector):
         yield CounterMetricFamily("ucs_cdrs_refused", "CDRs the store refused for what they hold (stored without it)",
                                   value=float(cdrs.refused))
         yield CounterMetricFamily("ucs_bus_events", "Events published on the bus", value=float(s.get_bus().published))
-        cluster = s.get_cluster()
+        # Not get_cluster(): that builds the service tree, and the registry is described
+        # (collected once) while the tree is being built.
+        cluster = getattr(s, "_cluster", None)
         if cluster is not None:
             yield from cluster_metrics(cluster.health(), cluster.elector.state)
 
