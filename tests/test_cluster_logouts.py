@@ -7,7 +7,8 @@ B logs out on A: B's bar gets the "logged out in another window" a second tab
 on one UCS gets, its session is back to the login form and its row is gone from
 the store.  An administrator on C logs the agent out: both bars get "You were
 logged out by an administrator.".  A supervisor on C logs another agent out:
-its bars on A and B go back to choosing a phone.  ``ops.sessions`` on C lists
+its bars on A and B go back to choosing a phone.  A tab on B with ``autologout``
+is logged out by its user's login on A.  ``ops.sessions`` on C lists
 the sessions of all three nodes, each saying its node, with the owner's agent
 statuses; a node that stops answering is named in ``missing``, and its users'
 sessions are not listed.  ``/metrics`` of each node names it, its role and the
@@ -166,6 +167,14 @@ async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path
         await until(lambda: states(a, uid[2]) == [SessionState.IDENTIFY]
                     and states(b, uid[2]) == [SessionState.IDENTIFY], 5)
         assert a.get_agents().get(uid[2]) is None
+
+        # Agent 3's tab on B asks to be logged out when they log in elsewhere: a login on A does it.
+        tab = await bar_of(b, 3, phone=False)
+        bars.append(tab)
+        await tab.call("session.options", {"autologout": True})
+        bars.append(await bar_of(a, 3, phone=False))
+        closed = (await tab.event("session.closed", timeout=5))["data"]
+        assert closed["message"] == "You were logged out: you logged in on another computer or window."
 
         # B stops answering (its part of NATS for sessions gone; its heartbeat goes on): named, not listed.
         await b.get_cluster().sessync.stop()

@@ -404,9 +404,8 @@ class Auth:
     def _logged_in(self, session: Session, user: User, how: str) -> dict[str, Any]:
         if session.state is not S.CREDENTIALS:
             raise InvalidState(f"this session is logged in already (state {session.state.value})")
-        for other in self._sessions.of_user(user.id):
-            if other is not session and other.autologout:
-                self._sessions.close(other, "logged in elsewhere")
+        # Its tabs with autologout, on every node (issue 20), are logged out.
+        logouts.end(self._sessions, user.id, logouts.ELSEWHERE, "logged in elsewhere", keep=session)
         session.data["logged_in"] = self._clock.seconds()  # since when (ops.sessions)
         session.user = user
         agent = self._agents.get(user.id)

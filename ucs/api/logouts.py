@@ -11,6 +11,8 @@ Three kinds, each what one UCS process always did to the user's sessions:
   which the bar shows ("You were logged out by an administrator.").
 - :data:`UNPAIRED`: a supervisor logged the agent out (``agents.logout``): the bars
   working on a phone go back to choosing one.
+- :data:`ELSEWHERE`: the user logged in (again): their sessions with ``autologout``
+  are closed ("logged in elsewhere").
 
 :func:`end` carries one out on this process's sessions and, unless it is another
 node's (``announce=False``), tells the manager's ``ended_watchers``: in a cluster the
@@ -26,7 +28,8 @@ from ucs.constants import SessionState as S
 LOGOUT = "logout"
 FORCED = "forced"
 UNPAIRED = "unpaired"
-KINDS = (LOGOUT, FORCED, UNPAIRED)
+ELSEWHERE = "elsewhere"
+KINDS = (LOGOUT, FORCED, UNPAIRED, ELSEWHERE)
 #: The kinds of session that are someone logged in (not UCS's own, nor a plugin's).
 PEOPLE = ("ws", "iserver")
 
@@ -43,8 +46,8 @@ def end(sessions: SessionManager, user_id: int, how: str, reason: str = "", *, k
             s.user, s.line, s.state = None, None, S.CREDENTIALS
             if s is not keep and s.push is not None:
                 s.push("logout", {"reason": "logged out in another window"})
-        elif how == FORCED:
-            if s.kind not in PEOPLE:
+        elif how in (FORCED, ELSEWHERE):
+            if s.kind not in PEOPLE or s is keep or (how == ELSEWHERE and not s.autologout):
                 continue
             sessions.close(s, reason)
         elif s.state in (S.DEVICE, S.READY):

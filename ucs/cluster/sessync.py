@@ -7,7 +7,8 @@
 ``ucs.<domain>.sessions.ended`` -- ``{"v": 1, "node", "user_id", "how",
 "reason"}``, plain NATS.  Every other node ends that user's sessions the same
 way (its bars get the message one UCS gives: "logged out in another window",
-"You were logged out by an administrator.", back to choosing a phone), and its
+"You were logged out by an administrator.", back to choosing a phone; a login
+closes the user's tabs with ``autologout``), and its
 stored rows go with them (:mod:`ucs.api.stored_sessions`).  A node away from
 NATS then misses it; its tabs find out when they reconnect (their session's row
 is gone: "log in again").
@@ -42,7 +43,7 @@ from ucs.cluster.natslink import Names, NatsLink
 log = Logger(namespace="ucs.cluster")
 
 VERSION = 1
-HOWS = ("logout", "forced", "unpaired")
+HOWS = ("logout", "forced", "unpaired", "elsewhere")
 
 
 def subjects(names: Names) -> tuple[str, str]:
