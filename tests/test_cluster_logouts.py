@@ -89,7 +89,7 @@ async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path
         for s in (b, c):
             await s.get_cluster().elector.when("standby")
             await until(lambda s=s: s.get_cluster().health()["term"] == a.get_cluster().health()["term"], 10)
-        uid = {n: a.get_directory().user_by_username(demo.user_of(n)[0]).id for n in (1, 2)}  # type: ignore[union-attr]
+        uid = {n: a.get_directory().user_by_username(demo.user_of(n)[0]).id for n in (1, 2, 3)}  # type: ignore[union-attr]
 
         # /metrics of each node: which node, its role, its links, the stream's position.
         await until(lambda: b.get_cluster().health()["seq"] > 0, 10)
@@ -172,9 +172,15 @@ async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path
         tab = await bar_of(b, 3, phone=False)
         bars.append(tab)
         await tab.call("session.options", {"autologout": True})
-        bars.append(await bar_of(a, 3, phone=False))
+        on_a = await bar_of(a, 3, phone=False)
+        bars.append(on_a)
         closed = (await tab.event("session.closed", timeout=5))["data"]
         assert closed["message"] == "You were logged out: you logged in on another computer or window."
+        # Agent 3 is logged in on A only, with no phone (no agent): C asks the others before refusing.
+        done = await root.call("ops.logout", [uid[3]])
+        assert (done["username"], done["sessions"], done["agent"]) == ("agent3", 0, False)
+        closed = (await on_a.event("session.closed", timeout=5))["data"]
+        assert closed["message"] == "You were logged out by an administrator."
 
         # B stops answering (its part of NATS for sessions gone; its heartbeat goes on): named, not listed.
         await b.get_cluster().sessync.stop()
