@@ -31,6 +31,7 @@ from serverkit import until
 from test_cluster_node import ami_up, start_server
 from test_metrics import samples
 from test_web_api import connect
+from ucs.cluster.sessync import subjects
 from ucs import demo
 from ucs.constants import SessionState
 from ucs.server import UCSServer
@@ -128,6 +129,18 @@ async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path
         assert [(s["node"], s["kind"], s["state"]) for s in one["sessions"]] == [
             ("node-a", "ws", "READY"), ("node-b", "ws", "READY")]
         assert rows["admin"]["you"] and [s["node"] for s in rows["admin"]["sessions"]] == ["node-c"]
+
+        # Notices nobody could have meant are ignored (logged): nothing ends, every node answers.
+        link, applied = a.get_cluster().link, b.get_cluster().sessync.applied
+        ended, who = subjects(a.get_cluster().names)
+        for subject, data in ((ended, b"not json"), (ended, b'{"v": 2, "user_id": 2, "how": "logout"}'),
+                              (ended, b'{"v": 1, "user_id": "2", "how": "logout"}'),
+                              (ended, b'{"v": 1, "user_id": 2, "how": "everything"}'), (who, b"[1]"),
+                              (who, b'{"v": 1, "me": "admin"}')):
+            await link.bridge.run(link.nc.publish, subject, data)
+        assert (await root.call("ops.sessions"))["missing"] == []
+        assert states(b, uid[1]) == [SessionState.READY] and states(a, uid[1]) == [SessionState.READY]
+        assert b.get_cluster().sessync.applied == applied
 
         # The agent logs out on A: B's bar is told as a second tab on one UCS is, its row is gone.
         await bar_a.call("logout")

@@ -252,8 +252,9 @@ class ClusterNode(Service):
             gone, self.sessync = self.sessync, None
             await gone.stop()
         if nats and self.sessync is None and self.link is not None:
-            self.sessync = self._session_sync()
-            await self.sessync.start()
+            sync = self._session_sync()
+            await sync.start()
+            self.sessync = sync
         if nats and self.dirsync is None:
             assert self.link is not None
             dirsync = DirectorySync(self.link, self.names, self._server.get_bus(), self._server.get_directory(),

@@ -75,7 +75,6 @@ class SessionSync:
 
     def start(self) -> Deferred[None]:
         """Tell the others this node's logouts and hear theirs; fires once subscribed."""
-        self._sessions.ended_watchers.append(self._local)
         ended, who = self.link.bridge.callback(self._heard_ended), self.link.bridge.callback(self._heard_who)
         nc = self.link.nc
 
@@ -86,6 +85,7 @@ class SessionSync:
 
         def subscribed(subs: list[Any]) -> None:
             self._subs = subs
+            self._sessions.ended_watchers.append(self._local)
 
         return self.link.bridge.run(subscribe).addCallback(subscribed)
 
