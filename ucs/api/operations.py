@@ -8,7 +8,9 @@ point):
   the Interaction Processor, or working as an agent whose bar is away (a bar
   that did not come back yet, an agent restored after a restart) -- with their
   role, agent status, phone, since when, and each session's kind, address,
-  state and node (the UCS process it is connected to);
+  state and node (the UCS process it is connected to); in a cluster every
+  node's (issue 20, :mod:`ucs.cluster.sessync`), and the nodes that did not
+  answer;
 - ``ops.logout(user_id)``: logs a user out for good, audited first (kind
   ``sessions``, action ``logout``): every session ends (each bar is told why and
   goes back to the login form) and the agent is logged out (QueueRemove in every
