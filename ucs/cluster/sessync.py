@@ -101,11 +101,9 @@ class SessionSync:
                 except Exception as e:  # NATS closed already: the subscription went with it
                     log.debug("cluster: unsubscribing the sessions' subjects: {e}", e=e)
 
-        try:
-            return self.link.bridge.run(unsubscribe)
-        except RuntimeError as e:  # the node stopped: its loop, and the subscriptions, are gone
-            log.debug("cluster: unsubscribing the sessions' subjects: {e}", e=e)
-            return succeed(None)
+        if self.link.bridge.loop.is_closed():
+            return succeed(None)  # the node stopped: its loop, and the subscriptions, are gone
+        return self.link.bridge.run(unsubscribe)
 
     # --- logouts ----------------------------------------------------------------------------
 
@@ -113,7 +111,7 @@ class SessionSync:
         data = json.dumps({"v": VERSION, "node": self.node, "user_id": user_id, "how": how,
                            "reason": reason}).encode()
         nc = self.link.nc
-        if nc is None or not nc.is_connected:
+        if nc is None or not nc.is_connected or self.link.bridge.loop.is_closed():
             log.warn("cluster: the logout of user {user} was not told to the other nodes: NATS is away; their "
                      "bars of that user find out when they reconnect", user=user_id)
             return
