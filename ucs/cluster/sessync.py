@@ -213,5 +213,9 @@ async def everyone(sync: SessionSync | None, me: int | None, live_nodes: Callabl
         expected = set()
     if sync is None:
         return {}, sorted(expected)
-    answers = await sync.gather(me, expected)
+    try:
+        answers = await sync.gather(me, expected)
+    except Exception as e:  # NATS went away meanwhile: nobody's answer, every node named
+        log.warn("cluster: asking the other nodes who is logged in failed: {e}", e=e)
+        answers = {}
     return answers, sorted(expected - answers.keys())
