@@ -53,7 +53,8 @@ async def close_link(link: NatsLink) -> None:
 
 async def delete_all(link: NatsLink, names: Names) -> None:
     async def delete() -> None:
-        for fn, name in ((link.js.delete_stream, names.stream), (link.js.delete_key_value, names.bucket)):
+        for fn, name in ((link.js.delete_stream, names.stream), (link.js.delete_key_value, names.bucket),
+                         (link.js.delete_object_store, names.snapshots)):
             try:
                 await fn(name)
             except Exception:  # noqa: S110 - not created by a test that failed early
@@ -181,8 +182,8 @@ async def test_a_follower_reloads_when_a_new_owner_starts_a_term() -> None:
 async def stored(stream: EventStream, feed: OwnerFeed) -> None:
     """Until the bucket holds a snapshot of ``feed``'s term."""
     for _ in range(200):
-        snapshot = await stream.get_snapshot()
-        if snapshot is not None and snapshot["term"] == feed.replica.term:
+        manifest = await stream.get_manifest()
+        if manifest is not None and manifest.term == feed.replica.term:
             return
         await defer.Deferred.fromCoroutine(_pause())
     raise AssertionError(f"no snapshot of term {feed.replica.term}")
