@@ -140,9 +140,12 @@ class EventStream:
         config = StreamConfig(name=self.names.stream, subjects=[self.names.all_events], max_age=self.max_age,
                               max_msgs=MAX_MSGS, storage=StorageType.FILE, discard=DiscardPolicy.OLD)
         try:
-            await js.add_stream(config)
+            info = await js.add_stream(config)
         except BadRequestError:  # it exists with other limits
-            await js.update_stream(config)
+            info = await js.update_stream(config)
+        # A new owner's first snapshot resumes after what is in the stream already, not from 0:
+        # from 0 a follower would replay the whole stream (the last owner's ghosts included).
+        self.bridge.to_reactor(self._acked, int(info.state.last_seq or 0))
         self._kv = await js.create_key_value(bucket=self.names.bucket, history=1,
                                              description=f"UCS snapshots of {self.names.domain}")
         self._objects = await js.create_object_store(
