@@ -139,7 +139,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     size = await _size(stream)
     t = time.perf_counter()
     follower_stream = EventStream(other, names)
-    snapshot = await _read(follower_stream)
+    snapshot = await follower_stream.get_body()
     read_ms = (time.perf_counter() - t) * 1000
     assert snapshot is not None and len(snapshot["state"]["agents"]) == args.agents
     print(f"{args.agents} agents, {args.calls} calls; stored snapshot {size}")
@@ -155,19 +155,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _size(stream: EventStream) -> str:
-    manifest = getattr(stream, "get_manifest", None)
-    if manifest is not None:
-        m = await manifest()
-        return f"{m.size / 1e6:.2f} MB compressed"
-    kv = await stream.bridge.run(stream.link.js.key_value, stream.names.bucket)
-    entry = await stream.bridge.run(kv.get, "snapshot")
-    return f"{len(entry.value) / 1e6:.2f} MB compressed (one KV value)"
-
-
-async def _read(stream: EventStream) -> Any:
-    if hasattr(stream, "get_manifest"):
-        return await stream.get_body()
-    return await stream.get_snapshot()
+    m = await stream.get_manifest()
+    assert m is not None
+    return f"{m.size / 1e6:.2f} MB compressed, {m.entries} entries"
 
 
 async def _delete(link: NatsLink, names: Names) -> None:
