@@ -54,12 +54,26 @@ class Frozen:
         return sum(len(t) for t in self.tables.values())
 
 
+#: Entries joined, encoded and compressed at a time by :func:`encode_body`.
+_BATCH = 500
+
+
 def encode_body(frozen: Frozen) -> bytes:
-    """The snapshot's body: zlib-compressed JSON ``{"v", "seq", "term", "state"}`` (zlib lets
-    other threads run; call it off the reactor)."""
-    head = to_json({"v": SNAPSHOT_VERSION, "seq": frozen.seq, "term": frozen.term})
-    state = ",".join(f'"{name}":{{{",".join(frozen.tables.get(name, ()))}}}' for name in _TABLES)
-    return zlib.compress(f'{head[:-1]},"state":{{{state}}}}}'.encode(), 1)
+    """The snapshot's body: zlib-compressed JSON ``{"v", "seq", "term", "state"}``.  Call it off
+    the reactor: it is made and compressed a few hundred entries at a time, so the reactor
+    thread is never kept from the GIL for more than a moment (zlib lets it run meanwhile)."""
+    z = zlib.compressobj(1)
+    out = [z.compress(to_json({"v": SNAPSHOT_VERSION, "seq": frozen.seq, "term": frozen.term})[:-1].encode())]
+    for i, name in enumerate(_TABLES):
+        out.append(z.compress(f'{"," if i else ""}"{name}":{{'.encode() if i else f',"state":{{"{name}":{{'.encode()))
+        entries = frozen.tables.get(name, [])
+        for start in range(0, len(entries), _BATCH):
+            piece = ",".join(entries[start:start + _BATCH])
+            out.append(z.compress((piece if start == 0 else "," + piece).encode()))
+        out.append(z.compress(b"}"))
+    out.append(z.compress(b"}}"))
+    out.append(z.flush())
+    return b"".join(out)
 
 
 def decode_body(data: bytes) -> dict[str, Any]:
