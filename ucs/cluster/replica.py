@@ -38,6 +38,8 @@ _GONE = {ev.EVENT_CALL_HANGUP, ev.EVENT_AGENT_LOGOUT, ev.EVENT_MEMBER_REMOVED}
 SNAPSHOT_VERSION = 2
 
 _TABLES = ("calls", "agents", "members", "waiting", "devices")
+#: The table of each category's entries (queue waiting callers apart).
+_TABLE_OF = {CALLS: "calls", AGENTS: "agents", QUEUES: "members", DEVICES: "devices"}
 
 
 @attrs.frozen
@@ -63,15 +65,16 @@ def encode_body(frozen: Frozen) -> bytes:
     the reactor: it is made and compressed a few hundred entries at a time, so the reactor
     thread is never kept from the GIL for more than a moment (zlib lets it run meanwhile)."""
     z = zlib.compressobj(1)
-    out = [z.compress(to_json({"v": SNAPSHOT_VERSION, "seq": frozen.seq, "term": frozen.term})[:-1].encode())]
+    head = to_json({"v": SNAPSHOT_VERSION, "seq": frozen.seq, "term": frozen.term})[:-1]  # without its "}"
+    out = [z.compress(f'{head},"state":{{'.encode())]
     for i, name in enumerate(_TABLES):
-        out.append(z.compress(f'{"," if i else ""}"{name}":{{'.encode() if i else f',"state":{{"{name}":{{'.encode()))
+        out.append(z.compress(f'{"," if i else ""}"{name}":{{'.encode()))
         entries = frozen.tables.get(name, [])
         for start in range(0, len(entries), _BATCH):
             piece = ",".join(entries[start:start + _BATCH])
-            out.append(z.compress((piece if start == 0 else "," + piece).encode()))
+            out.append(z.compress(f'{"," if start else ""}{piece}'.encode()))
         out.append(z.compress(b"}"))
-    out.append(z.compress(b"}}"))
+    out.append(z.compress(b"}}"))  # the state, the body
     out.append(z.flush())
     return b"".join(out)
 
@@ -128,10 +131,10 @@ class Replica:
         elif e.event in _GONE:
             table.pop(e.key, None)
             if self._json is not None:
-                self._json[e.category if e.category != QUEUES else "members"].pop(e.key, None)
+                self._json[_TABLE_OF[e.category]].pop(e.key, None)
         elif isinstance(e.subject, dict):
             table[e.key] = e.subject
-            self._keep(e.category if e.category != QUEUES else "members", e.key, e.subject, subject_json)
+            self._keep(_TABLE_OF[e.category], e.key, e.subject, subject_json)
 
     def _keep(self, table: str, key: str, value: Any, value_json: str | None = None) -> None:
         if self._json is not None:
