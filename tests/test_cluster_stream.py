@@ -53,7 +53,8 @@ async def close_link(link: NatsLink) -> None:
 
 async def delete_all(link: NatsLink, names: Names) -> None:
     async def delete() -> None:
-        for fn, name in ((link.js.delete_stream, names.stream), (link.js.delete_key_value, names.bucket)):
+        for fn, name in ((link.js.delete_stream, names.stream), (link.js.delete_key_value, names.bucket),
+                         (link.js.delete_object_store, names.snapshots)):
             try:
                 await fn(name)
             except Exception:  # noqa: S110 - not created by a test that failed early
@@ -181,8 +182,8 @@ async def test_a_follower_reloads_when_a_new_owner_starts_a_term() -> None:
 async def stored(stream: EventStream, feed: OwnerFeed) -> None:
     """Until the bucket holds a snapshot of ``feed``'s term."""
     for _ in range(200):
-        snapshot = await stream.get_snapshot()
-        if snapshot is not None and snapshot["term"] == feed.replica.term:
+        manifest = await stream.get_manifest()
+        if manifest is not None and manifest.term == feed.replica.term:
             return
         await defer.Deferred.fromCoroutine(_pause())
     raise AssertionError(f"no snapshot of term {feed.replica.term}")
@@ -283,3 +284,205 @@ def test_an_envelope_round_trips_and_a_newer_schema_is_refused() -> None:
     newer = encode(e).replace(f'"v":{SCHEMA_VERSION}'.encode(), b'"v":99')
     with pytest.raises(CodecError, match=f"version 99 is not supported; this node reads version {SCHEMA_VERSION}"):
         decode(newer)
+
+
+class Thing:
+    """A device as the bus carries it: its name and whatever state it has."""
+
+    def __init__(self, name: str, **state: Any) -> None:
+        self.name, self.state = name, state
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"device": self.name, **self.state}
+
+
+async def stream_order(link: NatsLink, n: Names) -> list[tuple[int, dict[str, Any]]]:
+    """Every envelope in the stream, read straight from JetStream: (sequence, subject)."""
+
+    async def read() -> list[tuple[int, dict[str, Any]]]:
+        info = await link.js.stream_info(n.stream)
+        sub = await link.js.subscribe(n.all_events, ordered_consumer=True, stream=n.stream)
+        out = []
+        for _ in range(info.state.messages):
+            msg = await sub.next_msg(timeout=5)
+            out.append((msg.metadata.sequence.stream, decode(msg.data).subject))
+        await sub.unsubscribe()
+        return out
+
+    return await link.bridge.run(read)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pipelined_publishing_keeps_the_bus_order_and_the_acknowledged_sequence() -> None:
+    from ucs.bus import EventBus
+
+    n = names()
+    link = await open_link("owner")
+    feed: OwnerFeed | None = None
+    try:
+        bus = EventBus()
+        stream = EventStream(link, n)
+        await stream.ensure()
+        feed = OwnerFeed(bus, stream, reactor, "owner", snapshot_interval=3600)
+        feed.start()
+        # 5,000 changes of 50 devices in one burst: many more than the window in flight.
+        for i in range(5000):
+            bus.publish(ev.EVENT_DEVICE_CHANGED, Thing(f"SIP/{i % 50}", n=i))
+        await stream.published()
+        assert stream.lost == 0 and not feed.broken
+        assert stream.acked_seq == 5000
+        read = await stream_order(link, n)
+        assert [seq for seq, _ in read] == list(range(1, 5001))
+        assert [subject["n"] for _, subject in read] == list(range(5000))  # the bus's order
+        assert feed.replica.devices["SIP/49"] == {"device": "SIP/49", "n": 4999}
+
+        # The stream gone under the owner: every envelope is lost and counted, the feed is
+        # broken, and what was acknowledged before stays the acknowledged sequence.
+        await link.bridge.run(link.js.delete_stream, n.stream)
+        for i in range(300):
+            bus.publish(ev.EVENT_DEVICE_CHANGED, Thing("SIP/0", n=5000 + i))
+        await stream.published()
+        await until(lambda: feed is not None and feed.broken, 10)
+        assert stream.lost == 300 and stream.acked_seq == 5000
+    finally:
+        if feed is not None:
+            feed.stop()
+        await delete_all(link, n)
+        await close_link(link)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_follower_reads_the_snapshots_body_only_for_a_new_term() -> None:
+    from ucs.bus import EventBus
+
+    n = names()
+    link_a, link_b = await open_link("a"), await open_link("b")
+    old = new = None
+    follower: Follower | None = None
+    try:
+        bus = EventBus()
+        stream = EventStream(link_a, n)
+        await stream.ensure()
+        old = OwnerFeed(bus, stream, reactor, "a", snapshot_interval=3600,
+                        initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Thing("SIP/1", state="IDLE"),
+                                                              {})] if e is not None])
+        old.start()
+        await stored(stream, old)
+        follower_stream = EventStream(link_b, n)
+        follower = Follower(follower_stream)
+        await follower.start()
+        assert follower_stream.bodies_read == 1 and follower.replica.devices == old.replica.devices
+
+        # The owner stores three more snapshots of its term; the follower hears their manifests
+        # (a watch of its own on the same connection hears them with it) and checks the last one
+        # three times, as its timer would: it never fetches the body again.
+        heard: list[Any] = []
+        watch = await follower_stream.watch_snapshots(heard.append)
+        for i in range(3):
+            bus.publish(ev.EVENT_DEVICE_CHANGED, Thing(f"SIP/{i + 2}", state="INUSE"))
+            await stream.published()
+            await old.store_snapshot()
+        await until(lambda: len(heard) == 3, 10)
+        assert {m.term for m in heard} == {old.replica.term} and heard[-1].seq == stream.acked_seq
+        for _ in range(3):
+            await follower.catch_up()
+        await until(lambda: follower is not None and follower.replica.seq == stream.acked_seq, 10)
+        assert follower_stream.bodies_read == 1
+        assert follower.replica.state() == old.replica.state()
+        await follower_stream.unfollow(watch)
+
+        # A new owner's term: its manifest makes the follower fetch the body, once.
+        old.stop()
+        new_stream = EventStream(link_a, n)  # a node of its own, as after a failover
+        await new_stream.ensure()
+        new = OwnerFeed(bus, new_stream, reactor, "b", snapshot_interval=3600,
+                        initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Thing("SIP/9", state="IDLE"),
+                                                              {})] if e is not None])
+        new.start()
+        await until(lambda: follower is not None and follower.replica.term == new.replica.term, 10)
+        await follower.catch_up()
+        assert follower_stream.bodies_read == 2
+        await until(lambda: follower is not None and follower.replica.state() == new.replica.state(), 10)
+    finally:
+        for feed in (old, new):
+            if feed is not None:
+                feed.stop()
+        if follower is not None:
+            await follower.stop()
+        await delete_all(link_a, n)
+        await close_link(link_a)
+        await close_link(link_b)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_snapshot_larger_than_max_payload_reaches_a_late_follower() -> None:
+    from ucs.bus import EventBus
+
+    n = names()
+    owner_link, late_link = await open_link("owner"), await open_link("late")
+    feed: OwnerFeed | None = None
+    try:
+        stream = EventStream(owner_link, n)
+        await stream.ensure()
+        # 4,000 devices with 600 random hex digits each: ~1.2 MB compressed, more than one
+        # NATS message may carry (max_payload, 1 MB by default).
+        things = [Thing(f"SIP/{i}", state="INUSE", noise=secrets.token_hex(300)) for i in range(4000)]
+        feed = OwnerFeed(EventBus(), stream, reactor, "owner", snapshot_interval=3600,
+                         initial=lambda: [e for e in (envelope(ev.EVENT_DEVICE_CHANGED, t, {}) for t in things)
+                                          if e is not None])
+        feed.start()
+        await stream.published()
+        await stored(stream, feed)
+        manifest = await stream.get_manifest()
+        assert manifest is not None and manifest.size > owner_link.nc.max_payload and manifest.entries == 4000
+
+        late_stream = EventStream(late_link, n)
+        late = Follower(late_stream)
+        await late.start()
+        assert late_stream.bodies_read == 1
+        assert late.replica.term == feed.replica.term and late.replica.seq == manifest.seq
+        assert late.replica.state() == feed.replica.state()
+        await late.stop()
+    finally:
+        if feed is not None:
+            feed.stop()
+        await delete_all(owner_link, n)
+        await close_link(owner_link)
+        await close_link(late_link)
+
+
+def test_a_snapshot_body_gives_the_owners_replica_and_another_version_is_refused() -> None:
+    import zlib
+
+    from ucs.cluster.replica import Replica, decode_body, encode_body
+    from ucs.cluster.stream import read_manifest
+
+    class Call:
+        def __init__(self, uniqueid: str, **state: Any) -> None:
+            self.uniqueid, self.state = uniqueid, state
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"uniqueid": self.uniqueid, **self.state}
+
+    owner = Replica(keep_json=True)
+    owner.term, owner.seq = "a:1:1", 7
+    for e in [envelope(ev.EVENT_CALL_NEW, Call("1.1", caller="Žofie \"Q\""), {}),
+              envelope(ev.EVENT_CALL_NEW, Call("1.2"), {}),
+              envelope(ev.EVENT_ACCOUNT_CODE, "1.1", {"account_code": "42"}),
+              envelope(ev.EVENT_CALL_HANGUP, Call("1.2"), {}),
+              envelope(ev.EVENT_DEVICE_CHANGED, Thing("SIP/1", state="IDLE"), {}),
+              envelope(ev.EVENT_QUEUE_WAITING, "support", {"waiting": [{"caller": "1"}]})]:
+        assert e is not None
+        owner.apply(e)
+    copy = Replica()
+    copy.load(decode_body(encode_body(owner.frozen())))
+    assert copy.state() == owner.state() and (copy.seq, copy.term) == (7, "a:1:1")
+    assert copy.calls["1.1"]["account_code"] == "42" and "1.2" not in copy.calls
+
+    old_body = zlib.compress(b'{"v":1,"seq":1,"term":"t","state":{}}')
+    with pytest.raises(ValueError, match="snapshot of version 1 .* this node reads version 2"):
+        read_manifest(old_body)  # what a node of the previous version left in the bucket
+    with pytest.raises(ValueError, match="snapshot version 3 is not supported; this node reads version 2"):
+        read_manifest(b'{"v":3,"term":"t","seq":1,"size":1,"digest":"x"}')
+    with pytest.raises(ValueError, match="snapshot version 1 is not supported"):
+        Replica().load({"v": 1, "seq": 1, "term": "t", "state": {}})

@@ -93,7 +93,10 @@ class AsyncioBridge:
 
     def to_loop(self, fn: Callable[..., Any], *args: Any) -> None:
         """From the reactor thread: call ``fn(*args)`` on the loop (soon, in order)."""
-        self.loop.call_soon_threadsafe(fn, *args)
+        if self.same_loop:  # no wake-up of the loop's selector needed: this is its thread
+            self.loop.call_soon(fn, *args)
+        else:
+            self.loop.call_soon_threadsafe(fn, *args)
 
     def close(self) -> None:
         """Stop the loop's own thread (none when it is the reactor's)."""

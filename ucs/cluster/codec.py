@@ -138,8 +138,21 @@ def envelope(name: str, subject: Any, args: dict[str, Any], *, node: str = "", t
     return Envelope(name, category, key_of(name, subject), encode(subject), jsonable(args), node, term, at)
 
 
-def encode(e: Envelope) -> bytes:
-    return json.dumps(attrs.asdict(e), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+def to_json(value: Any) -> str:
+    """``value`` (JSON values) as the compact JSON text envelopes and snapshots are made of."""
+    return _dumps(value)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def encode(e: Envelope, subject_json: str | None = None) -> bytes:
+    """``e`` as UTF-8 JSON; ``subject_json`` is ``to_json(e.subject)`` when the caller has it
+    already (the owner keeps it for its snapshot: each subject is encoded once)."""
+    head = attrs.asdict(e, recurse=False)
+    del head["subject"]
+    subject = _dumps(e.subject) if subject_json is None else subject_json
+    return f'{_dumps(head)[:-1]},"subject":{subject}}}'.encode()
 
 
 def decode(data: bytes) -> Envelope:
@@ -153,8 +166,11 @@ def decode(data: bytes) -> Envelope:
     if v != SCHEMA_VERSION:
         raise CodecError(f"event schema version {v!r} is not supported; this node reads version {SCHEMA_VERSION} "
                          "(upgrade every node of the cluster to the same UCS version)")
-    fields = {f.name for f in attrs.fields(Envelope)}
-    missing = {"event", "category", "key", "subject", "args"} - raw.keys()
+    missing = _REQUIRED - raw.keys()
     if missing:
         raise CodecError(f"event envelope without {', '.join(sorted(missing))}")
-    return Envelope(**{k: raw[k] for k in fields if k in raw})
+    return Envelope(**{k: raw[k] for k in _FIELDS if k in raw})
+
+
+_FIELDS = tuple(f.name for f in attrs.fields(Envelope))
+_REQUIRED = frozenset({"event", "category", "key", "subject", "args"})

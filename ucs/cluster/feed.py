@@ -28,9 +28,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ucs.bus import EventBus
-from ucs.cluster.codec import CALL_QUIET, Envelope, envelope, jsonable
+from ucs.cluster.codec import CALL_QUIET, Envelope, envelope, jsonable, to_json
 from ucs.cluster.replica import Replica
-from ucs.cluster.stream import EventStream
+from ucs.cluster.stream import EventStream, Manifest
 
 log = Logger(namespace="ucs.cluster")
 
@@ -49,7 +49,7 @@ class OwnerFeed:
         self.initial = initial
         #: How a subject becomes JSON (issue 20, bars on standbys: ``mirror.wire_subject``).
         self.encode = encode
-        self.replica = Replica()
+        self.replica = Replica(keep_json=True)
         self.running = False
         self._terms = 0
         self._snapshots = LoopingCall(self.store_snapshot)
@@ -84,7 +84,7 @@ class OwnerFeed:
         if not self.running:
             return
         self._terms += 1
-        self.replica = Replica()
+        self.replica = Replica(keep_json=True)
         self.replica.term = f"{self.node}:{int(self.clock.seconds() * 1000)}:{self._terms}"
         for e in self.initial():
             self._send(e)
@@ -103,13 +103,13 @@ class OwnerFeed:
             self.broken = False
             self.new_term()
 
-    def heard_snapshot(self, snapshot: dict[str, Any]) -> None:
+    def heard_snapshot(self, manifest: Manifest) -> None:
         """A snapshot was stored (:meth:`EventStream.watch_snapshots`): one of another node's
         term that began after this node became the owner means two nodes own the AMI link --
         two election keys (a store database or an Asterisk written differently).  Said loudly;
         nothing is stopped (neither can tell which is right).  An older term is a late snapshot
         of the owner before this one, and is no conflict."""
-        term = str(snapshot.get("term", ""))
+        term = manifest.term
         node, _, rest = term.rpartition(":")[0].rpartition(":")
         try:
             began = int(rest)
@@ -131,18 +131,28 @@ class OwnerFeed:
         if e is not None:
             self._send(e)
 
+    def restate(self, name: str, subject: Any) -> None:
+        """Tell the term what changed in the model without a bus event: the agents a new owner
+        restored from the store after its term began (its followers start from that term's
+        snapshot and the stream after it, nothing older)."""
+        if self.running:
+            self._heard(name, subject, {})
+
     def quiet(self, subject: Any) -> None:
         """A change of a call the bus says nothing about (:data:`~ucs.cluster.codec.CALL_QUIET`)."""
         if self.running:
             self._heard(CALL_QUIET, subject, {})
 
     def _send(self, e: Envelope) -> None:
-        self.replica.apply(e)
-        self.stream.publish(e)
+        subject = to_json(e.subject)  # once, for the stream and the snapshot
+        self.replica.apply(e, subject_json=subject)
+        self.stream.publish(e, subject)
         self._dirty = True
 
     def store_snapshot(self) -> Deferred[Any] | None:
-        """Store the replica (when it changed) with the last acknowledged sequence."""
+        """Store the replica (when it changed) with the last acknowledged sequence: here only
+        the lists of its entries' JSON are copied (:meth:`Replica.frozen`); the body is made
+        and stored off the reactor thread."""
         if self.running and self.broken:  # no news of the link: try a new term now and then
             self.broken = False
             self.new_term()
@@ -151,7 +161,7 @@ class OwnerFeed:
             return None
         self._dirty = False
         self.replica.seq = self.stream.acked_seq
-        d = self.stream.put_snapshot(self.replica.snapshot())
+        d = self.stream.put_snapshot(self.replica.frozen())
 
         def failed(f: Any) -> None:
             self._dirty = True  # try again next time

@@ -8,7 +8,8 @@ The names come from the instance domain (seed 003's ``instance-domain``), so
 that several contact centers can share one NATS: ``cc.example.com`` gives the
 subjects ``ucs.cc_example_com.events.calls`` (``.agents``, ``.queues``,
 ``.devices``, ``.pbx``), the stream ``UCS_cc_example_com_EVENTS``, the bucket
-``ucs_cc_example_com`` (key ``snapshot``) and ``ucs.cc_example_com.commands``.
+``ucs_cc_example_com`` (key ``snapshot``: the snapshot's manifest), the object store
+``ucs_cc_example_com_snapshots`` (its body) and ``ucs.cc_example_com.commands``.
 Dots become ``_`` because a dot separates subject tokens and is not allowed in
 stream or bucket names.
 """
@@ -51,6 +52,11 @@ class Names:
     @property
     def bucket(self) -> str:
         return f"ucs_{self.slug}"
+
+    @property
+    def snapshots(self) -> str:
+        """The object store that holds the snapshot's body (:mod:`ucs.cluster.stream`)."""
+        return f"ucs_{self.slug}_snapshots"
 
     @property
     def snapshot_subject(self) -> str:

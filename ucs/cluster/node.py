@@ -377,6 +377,9 @@ class ClusterNode(Service):
             self._reactor.callLater(self.config.retry_interval, self._retake)
             return
         self._duty_done = True
+        if self.feed is not None:  # restored without a bus event: the term began without them
+            for agent in agents.all():
+                self.feed.restate(ev.EVENT_AGENT_STATUS, agent)
         await self._recount()
         ami = self._server.get_ami_client()
         if self._duty_wanted and not ami.running:
