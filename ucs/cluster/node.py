@@ -53,6 +53,7 @@ from ucs.cluster.election import OWNER, Elector
 from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
 from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
+from ucs.cluster.heartbeat import UNHEARD, Heartbeat, OwnerWatch
 from ucs.cluster.gap import adopt, cdr_from_replica
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
 from ucs.cluster.mirror import Mirror, wire_subject
@@ -119,6 +120,11 @@ class ClusterNode(Service):
         self._dir_missed = True  # until subscribed, another node's change may be missed
         #: issue 20, bars on standbys: the owner's model as objects on this node's bus.
         self.mirror: Mirror = server.get_mirror()
+        #: issue 20: the owner's beats; a standby tells its owner's silence from a calm.
+        self.watch = OwnerWatch(self._reactor, c.owner_silence, refollow=self._refollow,
+                                position=lambda: (f.replica.term, f.replica.seq) if (f := self.follower) else None,
+                                on_change=lambda old, new: self._tell_bars(self.link.state if self.link else "down"))
+        self.heartbeat: Heartbeat | None = None
 
     # --- the service ---------------------------------------------------------------------
 
@@ -132,6 +138,9 @@ class ClusterNode(Service):
         self.link = NatsLink(self.config.nats, f"ucs {self.node}", self.bridge, on_change=self._link_changed)
         self.stream = EventStream(self.link, self.names, max_age=self.config.stream_max_age)
         self.commands = CommandClient(self.link, self.names, self.node, self.config.request_timeout)
+        self.heartbeat = Heartbeat(self.link, self.names, self.node, self._reactor, self.watch, beating=lambda: (
+            (self.feed.replica.term, self.stream.acked_seq) if self.feed is not None and self.stream else None))
+        self.heartbeat.start()
         log.info("cluster: node {node} of {domain}; NATS {nats}; electing the owner of the AMI link to {pbx}",
                  node=self.node, domain=self.names.domain, nats=", ".join(self.config.nats),
                  pbx=asterisk_name(self._server))
@@ -148,6 +157,8 @@ class ClusterNode(Service):
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         await self._chain
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
         await self.sessions.stop()  # issue 20
         await self.elector.stop()  # steps down first: the AMI link stops
         self._duty_changed()  # then the agents (saved to the store for the next owner)
@@ -189,6 +200,8 @@ class ClusterNode(Service):
     def _link_changed(self, state: str) -> None:
         if self.feed is not None:
             self.feed.link_changed(state)
+        if self.heartbeat is not None:
+            self.heartbeat.link_changed(state)
         if state != "up":
             self._dir_missed = True  # issue 20: directory notices may be missed meanwhile
         elif self.follower is not None:
@@ -204,7 +217,11 @@ class ClusterNode(Service):
         if not self.running:
             return  # stopping: its bars are about to be told the server goes
         up = state == "up"
-        if up:
+        unheard = up and self.watch.state == UNHEARD  # issue 20: its own link is fine, the owner silent
+        if unheard:
+            message = (f"UCS: the server that holds the link to the phone system has not been heard for "
+                       f"{self.config.owner_silence:g} s; what this bar shows may be out of date until it is.")
+        elif up:
             message = "The link to the other UCS nodes is back."
         elif self.elector.is_owner:
             message = ("UCS: this server lost its link to the other UCS nodes; calls and states "
@@ -213,7 +230,14 @@ class ClusterNode(Service):
             message = ("UCS: this server lost its link to the other UCS nodes; what this bar shows "
                        "may be out of date until it is back.")
         self._server.get_web_service().hub.cluster_notice(
-            {"ok": up, "nats": state, "role": self.role, "node": self.node, "message": message})
+            {"ok": up and not unheard, "nats": state, "owner": self.watch.state, "role": self.role,
+             "node": self.node, "message": message})
+
+    def _refollow(self) -> None:
+        """The owner's beat is ahead of this replica, which stands still: follow the stream again."""
+        follower = self.follower
+        if follower is not None:
+            self._chain.addCallback(lambda _: Deferred.fromCoroutine(follower.catch_up(link_back=True)))
 
     def _changed(self) -> None:
         """The role or the NATS link changed: the AMI link and the agents (:meth:`_duty_changed`),
@@ -493,4 +517,5 @@ class ClusterNode(Service):
                     else replica.seq if replica is not None else 0),
             "lost": self.stream.lost if self.stream is not None else 0,
             "conflict": self.feed.conflict if self.feed is not None else "",
+            **self.watch.health(),
         }
