@@ -275,6 +275,7 @@ class ClusterNode(Service):
         if want_feed and self.feed is None:
             assert self.stream is not None and self.link is not None
             await self.stream.ensure()
+            await self._from_the_streams_end()
             feed = OwnerFeed(self._server.get_bus(), self.stream, self._reactor, self.node,
                              snapshot_interval=self.config.snapshot_interval, initial=self._current_state,
                              encode=wire_subject)
@@ -300,6 +301,15 @@ class ClusterNode(Service):
                 raise
             if not self.elector.is_owner:
                 self.mirror.start(follower.replica)  # bars on this standby see the owner's model
+
+    async def _from_the_streams_end(self) -> None:
+        """A new term's first snapshot must say the stream's last sequence, not the last this node
+        had acknowledged (0 if it never published): the standbys follow from there, and would
+        otherwise replay the old owner's term over the new model -- a call that ended unseen in the
+        gap back on their bars (issue 20; tests/test_cluster_netns.py)."""
+        assert self.stream is not None and self.link is not None
+        info = await self.link.bridge.run(self.link.js.stream_info, self.names.stream)
+        self.stream.acked_seq = max(self.stream.acked_seq, int(info.state.last_seq))
 
     async def _stop_feed(self) -> None:
         feed, self.feed = self.feed, None
