@@ -53,8 +53,8 @@ from ucs.cluster.election import OWNER, Elector
 from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
 from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
-from ucs.cluster.heartbeat import UNHEARD, Heartbeat, OwnerWatch
 from ucs.cluster.gap import adopt, cdr_from_replica
+from ucs.cluster.heartbeat import UNHEARD, Heartbeat, OwnerWatch
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
 from ucs.cluster.mirror import Mirror, wire_subject
 from ucs.cluster.natslink import Names, NatsLink
@@ -220,7 +220,7 @@ class ClusterNode(Service):
         unheard = up and self.watch.state == UNHEARD  # issue 20: its own link is fine, the owner silent
         if unheard:
             message = (f"UCS: the server that holds the link to the phone system has not been heard for "
-                       f"{self.config.owner_silence:g} s; what this bar shows may be out of date until it is.")
+                       f"{self.config.owner_silence:g} s; what this bar shows may be out of date until it is heard again.")
         elif up:
             message = "The link to the other UCS nodes is back."
         elif self.elector.is_owner:
