@@ -253,7 +253,9 @@ class ClusterNode(Service):
 
     async def _reconcile(self) -> None:
         nats = self.link is not None and self.link.nc is not None and self.link.state != "closed" and self.running
-        want_feed = nats and self.elector.is_owner
+        # The term starts once the agents are restored (_promote): from a model without them the
+        # standbys' bars would show every agent logged out (their restore tells no events).
+        want_feed = nats and self.elector.is_owner and self._duty_done
         want_follower = nats and not self.elector.is_owner  # PostgreSQL away: still a standby that follows
         if self.follower is not None and not want_follower:
             await self._stop_follower()
@@ -394,6 +396,7 @@ class ClusterNode(Service):
             self._reactor.callLater(self.config.retry_interval, self._retake)
             return
         self._duty_done = True
+        self._changed()  # the feed may start now
         await self._recount()
         ami = self._server.get_ami_client()
         if self._duty_wanted and not ami.running:
