@@ -12,10 +12,17 @@ talks to it as to the server.  Two ways to cut, as two kinds of partition look:
 
 :meth:`CutProxy.restore` lets traffic through again (the frozen sockets are closed, as a
 peer that forgot them would reset them).
+
+``interface`` is where it listens (a network namespace's bridge: ``tests/netns.py``);
+with ``keepalive`` (seconds) its client side gets TCP keepalives and a user timeout of
+that long, and a client that stops answering has its upstream connection closed: what
+PostgreSQL's own keepalives would do to a node whose network went, were the node
+talking to it directly.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from twisted.internet import protocol
@@ -43,6 +50,14 @@ class _Downstream(protocol.Protocol):
 
     def connectionMade(self) -> None:
         self.proxy.conns.add(self)
+        if self.proxy.keepalive:
+            sock = self.transport.getHandle()
+            idle = max(1, self.proxy.keepalive - 3)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self.proxy.keepalive * 1000)
         if self.proxy.frozen:
             return  # accepted, never answered
         endpoint = TCP4ClientEndpoint(self.proxy.reactor, "127.0.0.1", self.proxy.target)
@@ -71,9 +86,11 @@ class _Downstream(protocol.Protocol):
 
 
 class CutProxy:
-    def __init__(self, reactor: Any, target: int) -> None:
+    def __init__(self, reactor: Any, target: int, interface: str = "127.0.0.1", keepalive: int = 0) -> None:
         self.reactor = reactor
         self.target = target
+        self.interface = interface
+        self.keepalive = keepalive
         self.frozen = False
         self.conns: set[_Downstream] = set()
         self.port = 0
@@ -81,7 +98,7 @@ class CutProxy:
 
     def start(self) -> None:
         factory = protocol.Factory.forProtocol(lambda: _Downstream(self))
-        self._listening = self.reactor.listenTCP(self.port, factory, interface="127.0.0.1")
+        self._listening = self.reactor.listenTCP(self.port, factory, interface=self.interface)
         self.port = self._listening.getHost().port
 
     def freeze(self) -> None:

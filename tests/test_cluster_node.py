@@ -131,7 +131,7 @@ async def test_the_election_moves_the_ami_link_between_two_containers_and_back(t
         moved = node_a.replica().calls[call.uniqueid]
         assert moved["caller_number"] == "420777000001" and moved["connected"] is not None
         assert set(node_a.replica().calls) == {call.uniqueid}
-        # ... and the agent b restored from the store (no bus event: OwnerFeed.restate), as b has
+        # ... and the agent b restored from the store (its term starts once they are restored), as b has
         # it: the new term's followers start from its snapshot, not from the old term's events.
         await until(lambda: str(agent.id) in node_a.replica().agents
                     and node_a.replica().agents == node_b.replica().agents, 10)

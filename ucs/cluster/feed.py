@@ -131,13 +131,6 @@ class OwnerFeed:
         if e is not None:
             self._send(e)
 
-    def restate(self, name: str, subject: Any) -> None:
-        """Tell the term what changed in the model without a bus event: the agents a new owner
-        restored from the store after its term began (its followers start from that term's
-        snapshot and the stream after it, nothing older)."""
-        if self.running:
-            self._heard(name, subject, {})
-
     def quiet(self, subject: Any) -> None:
         """A change of a call the bus says nothing about (:data:`~ucs.cluster.codec.CALL_QUIET`)."""
         if self.running:

@@ -55,6 +55,7 @@ from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
 from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
 from ucs.cluster.gap import adopt, cdr_from_replica
+from ucs.cluster.heartbeat import UNHEARD, Heartbeat, OwnerWatch
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
 from ucs.cluster.mirror import Mirror, wire_subject
 from ucs.cluster.natslink import Names, NatsLink
@@ -122,6 +123,11 @@ class ClusterNode(Service):
         self._dir_missed = True  # until subscribed, another node's change may be missed
         #: issue 20, bars on standbys: the owner's model as objects on this node's bus.
         self.mirror: Mirror = server.get_mirror()
+        #: issue 20: the owner's beats; a standby tells its owner's silence from a calm.
+        self.watch = OwnerWatch(self._reactor, c.owner_silence, refollow=self._refollow,
+                                position=lambda: (f.replica.term, f.replica.seq) if (f := self.follower) else None,
+                                on_change=lambda old, new: self._tell_bars(self.link.state if self.link else "down"))
+        self.heartbeat: Heartbeat | None = None
 
     # --- the service ---------------------------------------------------------------------
 
@@ -135,6 +141,9 @@ class ClusterNode(Service):
         self.link = NatsLink(self.config.nats, f"ucs {self.node}", self.bridge, on_change=self._link_changed)
         self.stream = EventStream(self.link, self.names, max_age=self.config.stream_max_age)
         self.commands = CommandClient(self.link, self.names, self.node, self.config.request_timeout)
+        self.heartbeat = Heartbeat(self.link, self.names, self.node, self._reactor, self.watch, beating=lambda: (
+            (self.feed.replica.term, self.stream.acked_seq) if self.feed is not None and self.stream else None))
+        self.heartbeat.start()
         log.info("cluster: node {node} of {domain}; NATS {nats}; electing the owner of the AMI link to {pbx}",
                  node=self.node, domain=self.names.domain, nats=", ".join(self.config.nats),
                  pbx=asterisk_name(self._server))
@@ -155,6 +164,8 @@ class ClusterNode(Service):
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
         await self._chain
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
         await self.sessions.stop()  # issue 20
         await self.elector.stop()  # steps down first: the AMI link stops
         self._duty_changed()  # then the agents (saved to the store for the next owner)
@@ -199,6 +210,8 @@ class ClusterNode(Service):
     def _link_changed(self, state: str) -> None:
         if self.feed is not None:
             self.feed.link_changed(state)
+        if self.heartbeat is not None:
+            self.heartbeat.link_changed(state)
         if state != "up":
             self._dir_missed = True  # issue 20: directory notices may be missed meanwhile
         elif self.follower is not None:
@@ -214,7 +227,11 @@ class ClusterNode(Service):
         if not self.running:
             return  # stopping: its bars are about to be told the server goes
         up = state == "up"
-        if up:
+        unheard = up and self.watch.state == UNHEARD  # issue 20: its own link is fine, the owner silent
+        if unheard:
+            message = (f"UCS: the server that holds the link to the phone system has not been heard for "
+                       f"{self.config.owner_silence:g} s; what this bar shows may be out of date until it is heard again.")
+        elif up:
             message = "The link to the other UCS nodes is back."
         elif self.elector.is_owner:
             message = ("UCS: this server lost its link to the other UCS nodes; calls and states "
@@ -223,7 +240,14 @@ class ClusterNode(Service):
             message = ("UCS: this server lost its link to the other UCS nodes; what this bar shows "
                        "may be out of date until it is back.")
         self._server.get_web_service().hub.cluster_notice(
-            {"ok": up, "nats": state, "role": self.role, "node": self.node, "message": message})
+            {"ok": up and not unheard, "nats": state, "owner": self.watch.state, "role": self.role,
+             "node": self.node, "message": message})
+
+    def _refollow(self) -> None:
+        """The owner's beat is ahead of this replica, which stands still: follow the stream again."""
+        follower = self.follower
+        if follower is not None:
+            self._chain.addCallback(lambda _: Deferred.fromCoroutine(follower.catch_up(link_back=True)))
 
     def _changed(self) -> None:
         """The role or the NATS link changed: the AMI link and the agents (:meth:`_duty_changed`),
@@ -239,7 +263,9 @@ class ClusterNode(Service):
 
     async def _reconcile(self) -> None:
         nats = self.link is not None and self.link.nc is not None and self.link.state != "closed" and self.running
-        want_feed = nats and self.elector.is_owner
+        # The term starts once the agents are restored (_promote): from a model without them the
+        # standbys' bars would show every agent logged out (their restore tells no events).
+        want_feed = nats and self.elector.is_owner and self._duty_done
         want_follower = nats and not self.elector.is_owner  # PostgreSQL away: still a standby that follows
         if self.follower is not None and not want_follower:
             await self._stop_follower()
@@ -267,7 +293,7 @@ class ClusterNode(Service):
             await self.dirsync.catch_up()
         if want_feed and self.feed is None:
             assert self.stream is not None and self.link is not None
-            await self.stream.ensure()
+            await self.stream.ensure()  # also: the first snapshot says the stream's last sequence
             feed = OwnerFeed(self._server.get_bus(), self.stream, self._reactor, self.node,
                              snapshot_interval=self.config.snapshot_interval, initial=self._current_state,
                              encode=wire_subject)
@@ -377,9 +403,7 @@ class ClusterNode(Service):
             self._reactor.callLater(self.config.retry_interval, self._retake)
             return
         self._duty_done = True
-        if self.feed is not None:  # restored without a bus event: the term began without them
-            for agent in agents.all():
-                self.feed.restate(ev.EVENT_AGENT_STATUS, agent)
+        self._changed()  # the feed may start now
         await self._recount()
         ami = self._server.get_ami_client()
         if self._duty_wanted and not ami.running:
@@ -521,4 +545,5 @@ class ClusterNode(Service):
                     else replica.seq if replica is not None else 0),
             "lost": self.stream.lost if self.stream is not None else 0,
             "conflict": self.feed.conflict if self.feed is not None else "",
+            **self.watch.health(),
         }

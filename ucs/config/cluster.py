@@ -98,6 +98,11 @@ class ClusterConfig:
                                     "A command sent to the owner over NATS fails when no reply comes within this.")
     snapshot_interval: float = option(10.0, number(0.5, 3600, "seconds"),
                                       "The owner stores the model's snapshot (for nodes that start late) this often.")
+    owner_silence: float = option(3.0, number(2, 300, "seconds (at least 2: the owner beats every second)"),
+                                  "A standby that hears no beat from the owner of the AMI link for this long, while "
+                                  "its own NATS link is up, says so on `/health` (`owner: \"unheard\"`) and tells its "
+                                  "bars; a standby whose replica stands behind the owner's beat this long follows "
+                                  "the stream again.")
     stream_max_age: float = option(3600.0, number(60, 30 * 86400, "seconds"),
                                    "Events are kept in the JetStream stream this long (a snapshot is newer).")
 
