@@ -17,11 +17,12 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, task, threads
 
-from pgkit import POSTGRES_URL
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from ucs.cluster.election import CLAIMING, DISCONNECTED, OWNER, STANDBY, TRANSITIONS, Elector
 from ucs.cluster.lockconn import ELECTION_LOCK, LockConnection, Timings, lock_key
 from ucs.config import ConfigError, Config
+from ucs.store.migrations import MIGRATIONS
 
 TIMINGS = Timings(retry_interval=1.0, check_interval=1.0, step_down_after=3.0, release_after=6)
 
@@ -117,6 +118,71 @@ async def test_one_owner_the_standby_takes_over_after_the_old_owner_stepped_down
             break
         await task.deferLater(reactor, 0.05, lambda: None)
     assert holders == []
+
+
+def _migrated_schema() -> str:
+    """A schema of its own with the store's tables (the ``election`` table among them)."""
+    schema = f"election_{secrets.token_hex(4)}"
+    _postgres_schema("create", schema)
+    url = with_search_path(POSTGRES_URL, schema)
+    types = {"json": "JSON", "real": "DOUBLE PRECISION", "text": "TEXT"}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for migration in MIGRATIONS:
+            for statement in migration.statements_for("postgresql", types):
+                conn.execute(statement)
+    return url
+
+
+def _age_of_proof(url: str) -> float:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT extract(epoch from clock_timestamp()) - max(proved) FROM election").fetchone()
+    return float(row[0]) if row and row[0] is not None else -1.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_an_owner_fell_silent_the_new_owner_does_not_wait_the_claim_again() -> None:
+    """An owner cut off from the network stops checking its session; PostgreSQL frees its lock
+    only ``release_after`` later, long after the cut owner stepped down. The node that wins
+    the lock then reads when the old owner last proved its session alive and takes over at
+    once -- not a whole claim later (issue 20: failover after a cut within 10 s). An owner whose
+    session ended just after a proof is still waited for (the test above)."""
+    timings = Timings(retry_interval=0.2, check_interval=0.2, step_down_after=0.5, release_after=1)
+    url = await threads.deferToThread(_migrated_schema)
+    schema = url.rpartition("search_path%3D")[2]
+    key = lock_key(f"test-{secrets.token_hex(4)}.example.com", "pbx:5038")
+    clock_a, clock_b = task.Clock(), task.Clock()
+    told: list[str] = []
+    a = Elector(lambda: LockConnection(url, key, timings, "ucs-test a"), timings, clock_a, reactor,
+                on_owner=lambda: told.append("a owner"), on_standby=lambda: told.append("a standby"), name="a")
+    b = Elector(lambda: LockConnection(url, key, timings, "ucs-test b"), timings, clock_b, reactor,
+                on_owner=lambda: told.append("b owner"), name="b")
+    try:
+        a.start()
+        while a.state != OWNER:
+            await until(lambda: a.waiting, 10)
+            clock_a.advance(0.2)
+        await until(lambda: a.waiting, 10)  # its check as owner answered: a proof
+        assert 0 <= await threads.deferToThread(_age_of_proof, url) < timings.claim
+        b.start()
+        await until(lambda: b.state == STANDBY and b.waiting, 10)
+        # a falls silent (its clock stands still: it checks no more) ...
+        await until(lambda: _age_of_proof(url) > timings.claim + 0.6, 10)
+        # ... and PostgreSQL, its keepalives spent, ends a's session: the lock is free.
+        assert a.backend_pid is not None
+        await threads.deferToThread(_terminate, a.backend_pid)
+        while b.state != CLAIMING:
+            clock_b.advance(0.2)
+            await until(lambda: b.waiting, 10)
+        won_at = clock_b.seconds()
+        while b.state != OWNER:
+            clock_b.advance(0.05)
+            await until(lambda: b.waiting or b.state == OWNER, 10)
+        assert clock_b.seconds() - won_at < 0.2 < timings.claim, "b waited a claim for an owner long silent"
+        assert told == ["a owner", "b owner"]
+    finally:
+        await a.stop()
+        await b.stop()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 @pytest_twisted.ensureDeferred

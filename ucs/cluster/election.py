@@ -11,7 +11,9 @@ for ``step_down_after``.
 So that the old owner has let go before a new one connects AMI, whatever freed
 the lock: a node that wins the lock first *claims* it for ``check_interval +
 step_down_after`` (holding it, checking its own session at the end) and only
-then becomes the owner.  An old owner whose session was terminated notices at
+then becomes the owner -- less the time since the old owner last proved its
+session alive (each check writes it: :meth:`LockConnection.claim_left`), so
+that after a cut the claim does not add to ``release_after``.  An old owner whose session was terminated notices at
 its next check; one that is cut off, at the latest ``step_down_after`` after
 that check -- both within the claim.  (PostgreSQL only frees a silent owner's
 lock after ``release_after``, which is more than ``check_interval +
@@ -25,7 +27,7 @@ The whole machine, :data:`TRANSITIONS` (state, input) -> (next state, outputs)::
     connecting   --connected--> standby       try
     connecting   --failed-->    disconnected  close, wait
     disconnected --timer-->     connecting    connect
-    standby      --won-->       claiming      wait (check_interval + step_down_after)
+    standby      --won-->       claiming      wait (what is left of the claim)
     claiming     --timer-->     claiming      check
     claiming     --alive-->     owner         take_over, wait
     claiming     --failed-->    disconnected  close, wait
@@ -54,7 +56,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ucs.cluster.lockconn import LockConnection, Timings
+from ucs.cluster.lockconn import CLAIM_MARGIN, LockConnection, Timings
 
 STOPPED, CONNECTING, DISCONNECTED, STANDBY, CLAIMING, OWNER = (
     "stopped", "connecting", "disconnected", "standby", "claiming", "owner")
@@ -111,6 +113,8 @@ class Elector:
         self._timer: IDelayedCall | None = None
         self._closing: Deferred[None] = succeed(None)
         self._waiting: list[tuple[str, Deferred[None]]] = []
+        #: How long a claim still lasts when the lock is won (:meth:`LockConnection.claim_left`).
+        self._claim_left = timings.claim
         #: The PostgreSQL backend serving this node's session (``pg_terminate_backend`` in tests).
         self.backend_pid: int | None = None
         #: The last changes of state, with the clock's time: (time, state).
@@ -211,9 +215,25 @@ class Elector:
     def _do_try(self, old: str) -> None:
         conn, epoch = self._conn, self._epoch
         assert conn is not None
-        d = self._in_thread(conn.try_lock)
-        d.addCallbacks(self._result(epoch, "", lambda won: "won" if won else "lost"),
-                       self._failed(epoch, "pg_try_advisory_lock"))
+        claim = self.timings.claim
+
+        def attempt() -> float | None:
+            return conn.claim_left(claim) if conn.try_lock() else None
+
+        d = self._in_thread(attempt)
+        d.addCallbacks(self._result(epoch, "", self._won), self._failed(epoch, "pg_try_advisory_lock"))
+
+    def _won(self, left: float | None) -> str:
+        if left is None:
+            return "lost"
+        self._claim_left = left
+        if left <= 0:
+            log.info("election {name}: the last owner proved its session alive more than {claim:g} s ago: "
+                     "it has stepped down; no claim", name=self.name, claim=self.timings.claim)
+        elif left < self.timings.claim:
+            log.info("election {name}: the last owner proved its session alive {ago:.1f} s ago: claiming for "
+                     "{left:.1f} s", name=self.name, ago=self.timings.claim + CLAIM_MARGIN - left, left=left)
+        return "won"
 
     def _do_check(self, old: str) -> None:
         conn, epoch = self._conn, self._epoch
@@ -223,7 +243,7 @@ class Elector:
         d.addCallbacks(self._result(epoch, "alive"), self._failed(epoch, "checking the lock's session"))
 
     def _do_wait(self, old: str) -> None:
-        delay = {OWNER: self.timings.check_interval, CLAIMING: self.timings.claim}.get(
+        delay = {OWNER: self.timings.check_interval, CLAIMING: self._claim_left}.get(
             self.state, self.timings.retry_interval)
         self._timer = self._clock.callLater(delay, self._tick)
 

@@ -183,6 +183,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX sessions_node ON sessions (node, expires)",
         ),
     ),
+    Migration(
+        6,
+        "election table: when the AMI owner of a cluster last proved its lock's session alive",
+        (
+            """CREATE TABLE election (
+                lock {text} PRIMARY KEY,
+                node {text} NOT NULL,
+                proved {real} NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
