@@ -1,0 +1,184 @@
+"""The agents across a take-over, when the old owner's last saves never reached the store (issue 20).
+
+Three real ``twistd --reactor=asyncio ucs`` nodes, the real PostgreSQL and NATS, the simulated
+Asterisk in this process.  node-a, the owner, reaches PostgreSQL through a TCP forwarder
+(:class:`cutproxy.CutProxy`) the test freezes: its agents' changes after that are carried out
+on Asterisk and told on NATS, but never written to the store.  Then node-a is killed
+(``kill -9``) -- or, in the second test, left cut off until it steps down by itself.  The node
+that takes over must bring every agent back as it was: AUX with its reason, ACW with its
+wrap-up deadline, READY with one queue suspended (paused there), each since the moment it
+changed -- on its own API and on a bar on the other standby -- and Asterisk's queue members
+must stay paused as they were.  Restoring from the store alone brought back the statuses
+of before the freeze (the store's), with new ``since`` times, and, when the reconciliation came
+first, READY with the queues unpaused.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest_twisted
+from twisted.internet import reactor, threads
+
+from cutproxy import CutProxy
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from test_cluster_partition import via
+from test_cluster_processes import DEADLINE, Node, _pause, node_config, until_health, wait_line
+from test_cluster_rolling import OWNS, _owner
+from test_web_api import connect
+from ucs import demo
+from ucs.bus import EventBus
+from ucs.directory.directory import Directory
+from ucs.sim.service import SimService
+from ucs.store import open_store
+
+#: agent n -> what it does while node-a's store is frozen.
+AUX, ACW, SUSPENDED = 1, 2, 3
+
+
+async def _seed(store: str, phones: int) -> None:
+    seeding = await open_store(store, reactor)
+    try:
+        directory = Directory(seeding, EventBus())
+        await directory.load()
+        await demo.seed(directory, phones)
+    finally:
+        await seeding.close()
+
+
+def members(sim: SimService) -> dict[tuple[str, str], tuple[bool, str]]:
+    """Asterisk's queue members: (queue, phone) -> (paused, reason)."""
+    return {(q.name, m.iface): (m.paused, m.reason) for q in sim.sim.queues.values() for m in q.members.values()}
+
+
+def seen(state: dict[str, Any]) -> dict[str, Any]:
+    """What a supervisor and the agent notice of an agent in a bar's ``state``."""
+    user = state["user"]
+    wrapup = user.get("wrapup") or {}
+    return {"status": state["status"], "reason": state["reason"], "since": user["since"],
+            "suspended": user["suspended"], "acw_until": wrapup.get("until"),
+            "queues": {str(k): (q["member"], q["paused"], q["paused_reason"], q["suspended"])
+                       for k, q in user["queues"].items()}}
+
+
+async def until_state(bar: Any, test: Any, what: str) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for _ in range(int(DEADLINE / 0.2)):
+        state = await bar.call("state")
+        if test(state):
+            return state
+        await _pause()
+    raise AssertionError(f"the bar never showed {what}: {seen(state) if state else state}")
+
+
+async def _run(tmp_path: Path, kill: bool) -> None:
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=3, reactor=reactor)
+    sim.startService()
+    pg = CutProxy(reactor, urlsplit(POSTGRES_URL).port or 5432)
+    pg.start()
+    names = ["node-a", "node-b", "node-c"]
+    procs: dict[str, Node] = {}
+    bars: list[Any] = []
+    try:
+        await _seed(store, 3)
+        configs = {n: node_config(tmp_path, n, via(store, pg) if n == "node-a" else store, sim, domain)
+                   for n in names}
+        for path, _ in configs.values():  # READY at login; a requested wrap-up lasts 300 s
+            path.write_text(path.read_text(encoding="utf-8")
+                            + '[agents]\ninitial_status = "ready"\nacw_seconds = 300\n', encoding="utf-8")
+        ports = {n: configs[n][1] for n in names}
+        procs["node-a"] = Node(configs["node-a"][0], tmp_path / "node-a")
+        await wait_line(procs["node-a"], OWNS)
+        await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
+        for n in ("node-b", "node-c"):
+            procs[n] = Node(configs[n][0], tmp_path / n)
+            await until_health(ports[n], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
+
+        # Each agent works through a bar on node-b and one on node-c (the standbys).
+        agent_bars: dict[int, dict[str, Any]] = {}
+        for i in (AUX, ACW, SUSPENDED):
+            agent_bars[i] = {}
+            for n in ("node-b", "node-c"):
+                bar = await connect(f"ws://127.0.0.1:{ports[n]}/ws")
+                bars.append(bar)
+                await bar.call("login", list(demo.user_of(i)))
+                if n == "node-b":  # on node-c the agent is working already: READY at once with its phone
+                    await bar.call("identifier", [demo.line_of(i)[1]])
+                    await bar.call("provision")
+                await until_state(bar, lambda s: s["status"] == "READY", "READY")
+                agent_bars[i][n] = bar
+        support = next(k for k, q in (await agent_bars[SUSPENDED]["node-b"].call("state"))["user"]["queues"].items()
+                       if q["name"] == "Support")
+        # Agent 3 is AUX in the store: then READY with Support suspended, unsaved.
+        await agent_bars[SUSPENDED]["node-b"].call("agent.changeStatus", ["AUX", "Break"])
+        await until_state(agent_bars[SUSPENDED]["node-c"], lambda s: s["reason"] == "Break", "AUX (Break)")
+
+        pg.freeze()  # node-a's store: nothing it writes from now on arrives
+        await agent_bars[AUX]["node-b"].call("agent.changeStatus", ["AUX", "Lunch"])
+        await agent_bars[ACW]["node-b"].call("agent.changeStatus", ["ACW"])
+        await agent_bars[SUSPENDED]["node-b"].call("agent.changeStatus", ["READY"])
+        await agent_bars[SUSPENDED]["node-b"].call("agent.suspend", [int(support)])
+        wanted = {
+            AUX: lambda s: s["reason"] == "Lunch",
+            ACW: lambda s: s["status"] == "ACW",
+            SUSPENDED: lambda s: s["status"] == "READY" and int(support) in s["user"]["suspended"],
+        }
+        before = {i: seen(await until_state(agent_bars[i]["node-c"], wanted[i], "the change")) for i in wanted}
+        paused = members(sim)
+        assert paused[("support", "SIP/1001")] == (True, "Lunch") and paused[("sales", "SIP/1002")] == (True, "ACW")
+        assert paused[("support", "SIP/1003")] == (True, "suspended") and not paused[("sales", "SIP/1003")][0]
+        assert before[ACW]["acw_until"] is not None and before[SUSPENDED]["queues"][support][1:] == (True, "suspended",
+                                                                                                    True)
+
+        if kill:
+            procs["node-a"].proc.send_signal(signal.SIGKILL)
+            procs["node-a"].proc.wait(DEADLINE)
+        else:  # cut off: it steps down at its failed check; the others elect a new owner
+            await wait_line(procs["node-a"], "this node steps down")
+        owner = await _owner({n: ports[n] for n in ("node-b", "node-c")}, procs)
+        await until_health(ports[owner], lambda h: h["cluster"]["term"].startswith(f"{owner}:"))
+        await wait_line(procs[owner], "PBX model resynchronised")
+        standby = "node-c" if owner == "node-b" else "node-b"
+        await until_health(ports[standby], lambda h: h["cluster"]["term"].startswith(f"{owner}:"))
+
+        # Every agent as it was, on the new owner (its own model) and on the standby (the mirror),
+        # and Asterisk's members still paused as they were (the reconciliation agreed).
+        for _ in range(10):  # what follows the resync has had its chance to move something
+            await _pause()
+        for i in wanted:
+            for n in (owner, standby):
+                now = seen(await agent_bars[i][n].call("state"))
+                assert now == before[i], (i, n, now, before[i])
+        assert members(sim) == paused
+        assert "status follows" not in procs[owner].output  # nothing had to be put right from the phone
+        if not kill:
+            assert "stepping down failed" not in procs["node-a"].output
+    finally:
+        for b in bars:
+            if b.proto is not None:
+                b.proto.dropConnection(abort=True)
+        for n in procs.values():
+            if n.proc.poll() is None:
+                await threads.deferToThread(n.stop)
+            print(n.output)  # shown by pytest when the test fails
+        pg.stop()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_owner_killed_before_its_last_saves_hands_every_agent_over_as_it_was(tmp_path: Path) -> None:
+    await _run(tmp_path, kill=True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_owner_cut_off_from_postgresql_hands_every_agent_over_as_it_was(tmp_path: Path) -> None:
+    await _run(tmp_path, kill=False)
