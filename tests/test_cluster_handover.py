@@ -165,6 +165,7 @@ async def _run(tmp_path: Path, kill: bool) -> None:
         for b in bars:
             if b.proto is not None:
                 b.proto.dropConnection(abort=True)
+        pg.restore()  # a node whose store is frozen would not stop
         for n in procs.values():
             if n.proc.poll() is None:
                 await threads.deferToThread(n.stop)
