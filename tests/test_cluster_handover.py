@@ -183,3 +183,79 @@ async def test_an_owner_killed_before_its_last_saves_hands_every_agent_over_as_i
 @pytest_twisted.ensureDeferred
 async def test_an_owner_cut_off_from_postgresql_hands_every_agent_over_as_it_was(tmp_path: Path) -> None:
     await _run(tmp_path, kill=False)
+
+
+# -- (b) a node that took over and steps down again saves its own agents' figures ------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_owner_stepping_down_saves_its_agents_figures_and_the_next_owner_goes_on_counting(
+        tmp_path: Path) -> None:
+    """node-b took the AMI link over from node-a (so it had followed node-a's agents, and its
+    agents' service answers from what it followed once it is a standby again); stepping down,
+    it saves the figures of *its own* agents -- the AUX time counted up to that moment -- and
+    node-a, owner again, goes on from them.  It used to fail while saving (``'AgentView' object
+    has no attribute 'accrued_until'``): the figures counted since the agent's last change were
+    lost and the agents were never forgotten."""
+    from twisted.logger import globalLogPublisher
+
+    from serverkit import until, working_agent
+    from test_cluster_node import _terminate, ami_up, start_server
+    from ucs.server import UCSServer
+
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    failures: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if "log_failure" in event:
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    servers: list[UCSServer] = []
+    quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
+    try:
+        a = await start_server(tmp_path, "node-a", store, sim, domain, cluster=quick)
+        servers.append(a)
+        node_a: Any = a.get_cluster()
+        await node_a.elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=quick)
+        servers.append(b)
+        node_b: Any = b.get_cluster()
+        await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
+        await demo.seed(a.get_directory(), 2)
+        await working_agent(a, 1)
+        (agent,) = a.get_agents().all()
+        await until(lambda: str(agent.id) in node_b.replica().agents, 10)
+
+        await threads.deferToThread(_terminate, node_a.elector.backend_pid)  # node-b takes over
+        await until(lambda: ami_up(b) and b.get_agents().local(agent.id) is not None, 20)
+        await b.get_agents().change_status(agent.id, "AUX", "Break")
+        mine = b.get_agents().local(agent.id)
+        assert mine is not None
+        changed = mine.since
+        await until(lambda: reactor.seconds() > changed + 2, 5)
+
+        stepped = reactor.seconds()
+        await threads.deferToThread(_terminate, node_b.elector.backend_pid)  # node-b steps down
+        await until(lambda: ami_up(a) and a.get_agents().local(agent.id) is not None, 20)
+        await until(lambda: b.get_agents().all() == [], 10)  # forgotten: they are node-a's now
+
+        stats = await a.get_store().kv_get("agents.stats", str(agent.id))
+        assert stats["accrued_until"] >= stepped - 0.5  # counted up to node-b's step-down
+        assert stats["auxtime"] >= 1.5 and stats["auxtimes"]["Break"] == stats["auxtime"]
+        restored = a.get_agents().local(agent.id)
+        assert restored is not None and (restored.status.name, restored.reason) == ("AUX", "Break")
+        assert restored.stats_now().auxtime >= stats["auxtime"]  # node-a goes on from them
+        assert not [f for f in failures if "cluster" in str(f.get("log_namespace", ""))], failures
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
