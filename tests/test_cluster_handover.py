@@ -259,3 +259,65 @@ async def test_a_new_owner_stepping_down_saves_its_agents_figures_and_the_next_o
             await s.service.stopService()
         await sim.stopService()
         await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+# -- (c) the agents a new owner restores after its term began reach the followers -----------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_agents_restored_after_the_new_owners_term_began_reach_its_followers(tmp_path: Path) -> None:
+    """The order is forced: node-b's take-over waits (before restoring its agents) until its
+    term has begun -- with no agent in it -- and node-a, a standby now, follows it.  Then the
+    agents are restored, without a bus event: ``OwnerFeed.restate`` tells the term, and node-a
+    has the agent as node-b has it (AUX, Lunch), in its replica and on its bars' model."""
+    from twisted.internet.defer import Deferred
+
+    from serverkit import until, working_agent
+    from test_cluster_node import _terminate, ami_up, start_server
+    from ucs.server import UCSServer
+
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    servers: list[UCSServer] = []
+    quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
+    try:
+        a = await start_server(tmp_path, "node-a", store, sim, domain, cluster=quick)
+        servers.append(a)
+        node_a: Any = a.get_cluster()
+        await node_a.elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=quick)
+        servers.append(b)
+        node_b: Any = b.get_cluster()
+        await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
+        await demo.seed(a.get_directory(), 2)
+        await working_agent(a, 1)
+        (agent,) = a.get_agents().all()
+        await a.get_agents().change_status(agent.id, "AUX", "Lunch")
+        await until(lambda: node_b.replica().agents.get(str(agent.id), {}).get("reason") == "Lunch", 10)
+
+        held: Deferred[None] = Deferred()
+        node_b._domain = held  # its take-over waits here, before restoring the agents
+        await threads.deferToThread(_terminate, node_a.elector.backend_pid)
+        await node_b.elector.when("owner")
+        await until(lambda: node_b.feed is not None and node_b.feed.replica.term.startswith("node-b:"), 20)
+        await until(lambda: node_a.health()["term"] == node_b.feed.replica.term, 20)
+        assert node_b.feed.replica.agents == {} and not b.get_agents().all()  # the term began without them
+        assert not node_a.replica().agents
+
+        held.callback(None)  # the agents are restored now: after the term began
+        await until(lambda: ami_up(b) and len(b.get_agents().all()) == 1, 20)
+        await until(lambda: node_a.replica().agents.get(str(agent.id), {}).get("reason") == "Lunch", 10)
+        assert node_a.replica().agents[str(agent.id)]["status"] == "AUX"
+        mirrored = a.get_mirror().get(agent.id)
+        assert mirrored is not None and (mirrored.status.name, mirrored.reason) == ("AUX", "Lunch")
+        await until(lambda: node_a.replica().agents == node_b.feed.replica.agents, 10)
+    finally:
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
