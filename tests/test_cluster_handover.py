@@ -321,3 +321,28 @@ async def test_agents_restored_after_the_new_owners_term_began_reach_its_followe
             await s.service.stopService()
         await sim.stopService()
         await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+# -- the rule itself -------------------------------------------------------------------------------
+
+
+def test_the_newer_of_the_stored_and_the_told_state_is_restored_and_a_logout_heard_later_stays() -> None:
+    from ucs.cluster.handover import newest
+
+    def doc(status: str, as_of: float) -> dict[str, Any]:
+        return {"user_id": 1, "line_id": 1, "status": status, "reason": "", "as_of": as_of}
+
+    stored = {"1": doc("READY", 10.0), "2": doc("AUX", 30.0), "3": doc("READY", 10.0), "4": doc("READY", 50.0),
+              "5": doc("READY", 10.0), "orphans": [["support", "SIP/1009"]]}
+    told = {"1": {"status": "AUX", "stored": doc("AUX", 20.0)},  # its save never arrived: the replica's
+            "2": {"status": "READY", "stored": doc("READY", 20.0)},  # its event never arrived: the store's
+            "5": {"status": "READY"},  # an owner of an older UCS sends no document: the store's
+            "6": {"status": "ACW", "stored": doc("ACW", 20.0)}}  # logged in, never saved
+    gone = {"3": 20.0,  # logged out after its last save: not brought back
+            "4": 40.0}  # logged out, then logged in again and saved (told before this node followed): kept
+    docs = newest(dict(stored), told, gone)
+    assert {k: d["status"] for k, d in docs.items() if k != "orphans"} == {
+        "1": "AUX", "2": "AUX", "4": "READY", "5": "READY", "6": "ACW"}
+    assert docs["1"] is told["1"]["stored"] and docs["2"] is stored["2"] and docs["orphans"] == stored["orphans"]
+    same = {"1": {"stored": dict(stored["1"], as_of=11.0)}}  # the same state told a moment later: the store's
+    assert newest(dict(stored), same, {})["1"] is stored["1"]
