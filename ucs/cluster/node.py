@@ -4,7 +4,8 @@ Installed by the container in place of the AMI client, and only when
 ``[cluster] enabled`` (without it nothing of :mod:`ucs.cluster` is imported).
 
 - **owner** (it holds the election's lock): its agents are restored from the
-  store, then its AMI client runs, so its PBX model, call tracker, agents and
+  store -- or as the old owner told them, where that is newer
+  (:mod:`ucs.cluster.handover`) --, then its AMI client runs, so its PBX model, call tracker, agents and
   bus are the truth; its bus's domain events go to the stream and its
   replica's snapshot to the bucket (:class:`~ucs.cluster.feed.OwnerFeed`), and
   it answers commands on ``ucs.<domain>.commands``: the standbys' API calls
