@@ -11,6 +11,11 @@ changed -- on its own API and on a bar on the other standby -- and Asterisk's qu
 must stay paused as they were.  Restoring from the store alone brought back the statuses
 of before the freeze (the store's), with new ``since`` times, and, when the reconciliation came
 first, READY with the queues unpaused.
+
+Below, with two whole ``UCSServer``s in this process: a node that took over and steps down
+again saves its own agents' figures (it failed on the views of the owner's agents it
+followed), and the agents a new owner restores after its term began reach its followers
+(``OwnerFeed.restate``, the order forced).  Last, the rule itself (:func:`ucs.cluster.handover.newest`).
 """
 
 from __future__ import annotations
