@@ -429,7 +429,7 @@ class UCSServer:
             self._supervision = Supervision(
                 self.get_directory(), agents, tracker, pbx, self.get_bus(),
                 self.get_store_proxy(), self._reactor, self.config.supervisor, scope,
-                timezone=self.config.agents.timezone, view_bus=self.get_view_bus())
+                timezone=self.config.agents.timezone, view_bus=self.get_view_bus(), own_agents=self.get_agents())
             self._wire()
         return self._supervision
 

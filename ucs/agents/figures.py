@@ -53,7 +53,7 @@ class Figures:
         if stats is None:
             return
         doc = stats.to_doc()
-        agent = self._agents.get(user_id)
+        agent = self._agents.local(user_id)  # never a cluster owner's agent seen from here
         if agent is not None:
             doc["accrued_until"] = agent.accrued_until
         self._saver.put(STATS, str(user_id), doc)

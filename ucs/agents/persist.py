@@ -2,7 +2,10 @@
 
 - ``agents.state`` / ``<user id>``: a logged-in agent — paired line, status,
   reason, since, suspended queues, the queues UCS made the phone a member of,
-  wrap-up (what to go back to, and when; the calls it will follow); ``agents.state`` / ``orphans``: queue
+  wrap-up (what to go back to, and when; the calls it will follow), and ``as_of``: the
+  time of the service's clock the document describes (issue 20: a cluster's owner sends
+  the same document with each agent event, and a new owner keeps whichever of the two is
+  newer, :mod:`ucs.cluster.handover`); ``agents.state`` / ``orphans``: queue
   memberships still to remove (a logout while Asterisk was unreachable).
 - ``agents.stats`` / ``<user id>``: the user's figures of the day (exact
   floats) and up to when time in states was counted.
@@ -91,7 +94,9 @@ class Saver:
 
 
 def state_doc(agent: Agent) -> dict[str, Any]:
+    """What :func:`restore_state` puts back, as of now on the agent's service's clock."""
     return {
+        "as_of": agent._service.now(),
         "user_id": agent.user.id, "line_id": agent.line.id, "device": agent.line.device,
         "status": agent.status.name, "reason": agent.reason, "since": agent.since,
         "logged_in": agent.logged_in, "suspended": sorted(agent.suspended), "applied": sorted(agent.applied),

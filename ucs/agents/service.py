@@ -188,6 +188,11 @@ class Agents(PBXObserver, CallObserver):
             return self.remote.get(user_id)  # type: ignore[no-any-return]
         return self._agents.get(user_id)
 
+    def local(self, user_id: int) -> Agent | None:
+        """This service's own agent of a user (issue 20: never the owner's, which :meth:`get`
+        answers on a cluster's standby): what its figures and saves are about."""
+        return self._agents.get(user_id)
+
     def all(self) -> list[Agent]:
         return sorted(self._agents.values(), key=lambda a: a.user.id)
 
@@ -395,13 +400,18 @@ class Agents(PBXObserver, CallObserver):
 
     # ==================================================================== life
 
-    async def start(self) -> None:
+    async def start(self, *, newer: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         """Load today's figures and the logged-in agents from the store, start
         the midnight reset and the periodic save, and put the agents'
-        memberships back if the AMI link is up."""
+        memberships back if the AMI link is up.
+
+        ``newer`` (issue 20, a cluster node taking over the AMI link): given the
+        stored agents' documents (``agents.state``, by key), it returns those to
+        restore -- with what the old owner told after its last save; what it
+        changed is saved, what it left out is deleted (:mod:`ucs.cluster.handover`)."""
         self._settling = waiting = self._settling or []
         try:
-            await self._start()
+            await self._start(newer)
         finally:
             self._settling = None
             for d in waiting:
@@ -418,17 +428,23 @@ class Agents(PBXObserver, CallObserver):
             self._settling.append(d)
         return d
 
-    async def _start(self) -> None:
+    async def _start(self, newer: Callable[[dict[str, Any]], dict[str, Any]] | None) -> None:
         now = self.now()
         self.forget()  # issue 20: a node that becomes the AMI owner again starts from the store
         accrued = self.figures.load(await self._store.kv_items(STATS), now)
-        for key, doc in (await self._store.kv_items(STATE)).items():
+        stored = await self._store.kv_items(STATE)
+        docs = stored if newer is None else newer(dict(stored))
+        for key in stored.keys() - docs.keys() - {ORPHANS}:
+            self._saver.delete(STATE, key)  # logged out after it was saved
+        for key, doc in docs.items():
             if key == ORPHANS:
                 self._reconcile.load_orphans(doc)
                 continue
             if not key.isdigit() or not isinstance(doc, dict):
                 continue
-            self._restore(int(key), doc, accrued, now)
+            agent = self._restore(int(key), doc, accrued, now)
+            if agent is not None and doc is not stored.get(key):
+                self.save_state(agent)  # newer than the store's: the store has it too now
         self.running = True
         self.figures.start()
         self._bus.subscribe(ev.EVENT_USER_CHANGE, self._reconcile.user_changed)
@@ -438,7 +454,7 @@ class Agents(PBXObserver, CallObserver):
         if getattr(self._ami, "state", "up") == "up":
             self.spawn(self.reconcile(), "reconcile after start")
 
-    def _restore(self, user_id: int, doc: dict[str, Any], accrued: dict[int, float], now: float) -> None:
+    def _restore(self, user_id: int, doc: dict[str, Any], accrued: dict[int, float], now: float) -> Agent | None:
         user = self._directory.users.get(user_id)
         line_id = doc.get("line_id")
         line = self._directory.lines.get(line_id) if isinstance(line_id, int) else None
@@ -448,7 +464,7 @@ class Agents(PBXObserver, CallObserver):
             if isinstance(device, str):
                 self._reconcile.add_orphans((q, device) for q in doc.get("applied") or () if isinstance(q, str))
             self._saver.delete(STATE, str(user_id))
-            return
+            return None
         agent = Agent(self, user, line, self.figures.of(user_id), now)
         restore_state(agent, doc)
         # Time while UCS was down counts in the status the agent kept on Asterisk.
@@ -457,6 +473,7 @@ class Agents(PBXObserver, CallObserver):
         self._by_device[line.device] = agent
         if agent.status == ACW:
             self.wrapup.start_timer(agent, now, until=agent.acw_until)
+        return agent
 
     async def stop(self) -> None:
         """Stop the timers, save every agent and figure, wait for the store."""

@@ -131,6 +131,12 @@ class OwnerFeed:
         if e is not None:
             self._send(e)
 
+    def restate(self, name: str, subject: Any) -> None:
+        """Tell the term what changed in the model without a bus event: the agents as the new
+        owner's first resync left them (:meth:`ClusterNode._restate`)."""
+        if self.running:
+            self._heard(name, subject, {})
+
     def quiet(self, subject: Any) -> None:
         """A change of a call the bus says nothing about (:data:`~ucs.cluster.codec.CALL_QUIET`)."""
         if self.running:

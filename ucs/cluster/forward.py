@@ -123,7 +123,7 @@ class AgentView:
         return frozenset(q for q in self.doc.get("suspended") or () if isinstance(q, int))
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.doc)
+        return {k: v for k, v in self.doc.items() if k not in ("acw_until", "stored")}  # mirror.AGENT_EXTRA
 
 
 class Forwarder:

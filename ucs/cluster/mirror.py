@@ -62,6 +62,7 @@ import attrs
 
 from ucs import events as ev
 from ucs.agents.agent import Agent
+from ucs.agents.persist import state_doc
 from ucs.bus import EventBus
 from ucs.calls.call import Call, CallState, Cause, JourneyStep, Leg
 from ucs.cluster.codec import AGENTS, CALL_QUIET, CALLS, DEVICES, QUEUES, Envelope, jsonable
@@ -71,6 +72,8 @@ from ucs.pbx.model import MEMBER_STATUSES, Device, Member, Queue, QueueCaller
 
 # -- what the owner sends: the subjects with what the views need --------------------------------
 
+#: What an agent's subject carries beyond seed 002's User object (not shown to clients).
+AGENT_EXTRA = ("acw_until", "stored")
 _LEG_EXTRA = ("dial_status", "hangup_requested", "gone_order", "transferred", "picked_up")
 
 
@@ -106,7 +109,9 @@ def wire_subject(subject: Any) -> Any:
     if isinstance(subject, Call):
         return call_to_wire(subject)
     if isinstance(subject, Agent):
-        return dict(jsonable(subject.to_dict()), acw_until=subject.acw_until)
+        # acw_until: the bars' wrap-up countdown; stored: what a new owner restores if it is newer
+        # than the store's (ucs.cluster.handover)
+        return dict(jsonable(subject.to_dict()), acw_until=subject.acw_until, stored=state_doc(subject))
     if isinstance(subject, Queue):
         return dict(jsonable(subject.to_dict()), callers=[attrs.asdict(c) for c in subject.callers.values()])
     return jsonable(subject)
@@ -151,7 +156,7 @@ class MirrorAgent:
 
     def to_dict(self) -> dict[str, Any]:
         """Seed 002's User object as the owner last sent it (its figures as of then)."""
-        return {k: v for k, v in self._dict.items() if k != "acw_until"}
+        return {k: v for k, v in self._dict.items() if k not in AGENT_EXTRA}
 
     def __repr__(self) -> str:
         return f"<MirrorAgent {self.user.id} {self.user.username}: {self.status.name}>"

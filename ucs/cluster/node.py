@@ -4,7 +4,8 @@ Installed by the container in place of the AMI client, and only when
 ``[cluster] enabled`` (without it nothing of :mod:`ucs.cluster` is imported).
 
 - **owner** (it holds the election's lock): its agents are restored from the
-  store, then its AMI client runs, so its PBX model, call tracker, agents and
+  store -- or as the old owner told them, where that is newer
+  (:mod:`ucs.cluster.handover`) --, then its AMI client runs, so its PBX model, call tracker, agents and
   bus are the truth; its bus's domain events go to the stream and its
   replica's snapshot to the bucket (:class:`~ucs.cluster.feed.OwnerFeed`), and
   it answers commands on ``ucs.<domain>.commands``: the standbys' API calls
@@ -55,6 +56,7 @@ from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
 from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
 from ucs.cluster.gap import adopt, cdr_from_replica
+from ucs.cluster.handover import Departures, newest
 from ucs.cluster.heartbeat import UNHEARD, Heartbeat, OwnerWatch
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
 from ucs.cluster.mirror import Mirror, wire_subject
@@ -101,6 +103,7 @@ class ClusterNode(Service):
         self.feed: OwnerFeed | None = None
         self.follower: Follower | None = None
         self._last_followed = Replica()
+        self.departures = Departures()  # the logouts heard, for a take-over (ucs.cluster.handover)
         self._chain: Deferred[None] = succeed(None)
         #: Issue 20: the agent-bar sessions in the store, resumable on any node.
         self.sessions = StoredSessions(server.get_store_proxy(), server.get_sessions(), server.get_directory(),
@@ -389,7 +392,9 @@ class ClusterNode(Service):
         agents = self._server.get_agents()
         agents.remote = None
         try:
-            await agents.start()  # restored from the store, as after a restart
+            # restored from the store, as after a restart -- or as the old owner told them after
+            # its last save (ucs.cluster.handover)
+            await agents.start(newer=lambda stored: newest(stored, self._followed().agents, self.departures.gone))
         except Exception:
             # The store failed: no AMI link without the agents; the take-over is tried again.
             log.failure("cluster: the agents could not be restored; taking over again in {t:g} s",
@@ -403,7 +408,7 @@ class ClusterNode(Service):
             self._reactor.callLater(self.config.retry_interval, self._retake)
             return
         self._duty_done = True
-        self._changed()  # the feed may start now
+        self._changed()  # the feed may start now: its term begins with the agents restored
         await self._recount()
         ami = self._server.get_ami_client()
         if self._duty_wanted and not ami.running:
@@ -418,6 +423,12 @@ class ClusterNode(Service):
         if not self._duty_wanted:
             await self._demote()
 
+    def _restate(self) -> None:
+        """The agents as they are now, told to this term without a bus event (``OwnerFeed.restate``)."""
+        if self.feed is not None and self._duty_done:
+            for agent in self._server.get_agents().all():
+                self.feed.restate(ev.EVENT_AGENT_STATUS, agent)
+
     def _retake(self) -> None:
         self._duty_wanted = False  # so that _duty_changed takes over again if this node still owns the link
         if self.running:
@@ -426,7 +437,11 @@ class ClusterNode(Service):
     def _after_resync(self, known: dict[str, dict[str, Any]]) -> None:
         """The first resync as owner: calls still up take back what the old owner knew; calls
         that ended unseen get their CDR from the replica (:mod:`ucs.cluster.gap`)."""
-        if not self._duty_done or not known:
+        if not self._duty_done:
+            return
+        # The agents' queues as Asterisk has them (restored before it was read): once reconciled.
+        self._server.get_agents().settled().addCallback(lambda _: self._restate())
+        if not known:
             return
         live = {c.uniqueid: c for c in self._server.get_call_tracker().active_calls()}
         for uniqueid, call in live.items():
@@ -490,6 +505,7 @@ class ClusterNode(Service):
     def on_event(self, e: Envelope) -> None:
         """A standby heard the owner's event (applied to its replica already): its objects,
         then its bus -- so its hub, ``state`` and Interaction Processor tell it."""
+        self.departures.heard(e)
         self.mirror.apply(e)
 
     def _command(self, method: str, args: list[Any], node: str) -> Any:

@@ -64,8 +64,11 @@ class Supervision(PBXObserver):
 
     def __init__(self, directory: Any, agents: Any, tracker: Any, pbx: Any, bus: Any, store: Any,
                  clock: IReactorTime, config: SupervisorConfig, scope: ScopeRule, *, timezone: str = "UTC",
-                 view_bus: Any = None) -> None:
+                 view_bus: Any = None, own_agents: Any = None) -> None:
         self._scope = scope
+        #: Whose time this node counts: its own agents.  ``agents`` is what the views read, on a
+        #: cluster's standby the owner's (issue 20): counting those would write over the owner's.
+        self._own_agents = own_agents if own_agents is not None else agents
         #: What the pushes (team view, wallboard) follow: the bus, or with ``[cluster]`` the
         #: bus the bars hear (a standby's carries the owner's events: issue 20).  The
         #: statistics are counted from the bus itself: a standby never counts the owner's.
@@ -100,7 +103,7 @@ class Supervision(PBXObserver):
             rows = await self._store.stats_read(kind, today, today)
             self.intervals.load((kind, s, d, slot, f) for s, d, slot, f in rows)
         now = self._clock.seconds()
-        for agent in self._agents.all():
+        for agent in self._own_agents.all():
             self._counting[agent.user.id] = (agent.status, max(now, agent.since))
         self._bus.subscribe_all(self._on_event)
         self._view_bus.subscribe_all(self.views_changed)

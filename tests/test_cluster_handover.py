@@ -1,0 +1,353 @@
+"""The agents across a take-over, when the old owner's last saves never reached the store (issue 20).
+
+Three real ``twistd --reactor=asyncio ucs`` nodes, the real PostgreSQL and NATS, the simulated
+Asterisk in this process.  node-a, the owner, reaches PostgreSQL through a TCP forwarder
+(:class:`cutproxy.CutProxy`) the test freezes: its agents' changes after that are carried out
+on Asterisk and told on NATS, but never written to the store.  Then node-a is killed
+(``kill -9``) -- or, in the second test, left cut off until it steps down by itself.  The node
+that takes over must bring every agent back as it was: AUX with its reason, ACW with its
+wrap-up deadline, READY with one queue suspended (paused there), each since the moment it
+changed -- on its own API and on a bar on the other standby -- and Asterisk's queue members
+must stay paused as they were.  Restoring from the store alone brought back the statuses
+of before the freeze (the store's), with new ``since`` times, and, when the reconciliation came
+first, READY with the queues unpaused.
+
+Below, with two whole ``UCSServer``s in this process: a node that took over and steps down
+again saves its own agents' figures (it failed on the views of the owner's agents it
+followed), and the agents a new owner restores after its term began reach its followers
+(``OwnerFeed.restate``, the order forced).  Last, the rule itself (:func:`ucs.cluster.handover.newest`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest_twisted
+from twisted.internet import reactor, threads
+
+from cutproxy import CutProxy
+from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from test_cluster_partition import via
+from test_cluster_processes import DEADLINE, Node, _pause, node_config, until_health, wait_line
+from test_cluster_rolling import OWNS, _owner
+from test_web_api import connect
+from ucs import demo
+from ucs.bus import EventBus
+from ucs.directory.directory import Directory
+from ucs.sim.service import SimService
+from ucs.store import open_store
+
+#: agent n -> what it does while node-a's store is frozen.
+AUX, ACW, SUSPENDED = 1, 2, 3
+
+
+async def _seed(store: str, phones: int) -> None:
+    seeding = await open_store(store, reactor)
+    try:
+        directory = Directory(seeding, EventBus())
+        await directory.load()
+        await demo.seed(directory, phones)
+    finally:
+        await seeding.close()
+
+
+def members(sim: SimService) -> dict[tuple[str, str], tuple[bool, str]]:
+    """Asterisk's queue members: (queue, phone) -> (paused, reason)."""
+    return {(q.name, m.iface): (m.paused, m.reason) for q in sim.sim.queues.values() for m in q.members.values()}
+
+
+def seen(state: dict[str, Any]) -> dict[str, Any]:
+    """What a supervisor and the agent notice of an agent in a bar's ``state``."""
+    user = state["user"]
+    wrapup = user.get("wrapup") or {}
+    return {"status": state["status"], "reason": state["reason"], "since": user["since"],
+            "suspended": user["suspended"], "acw_until": wrapup.get("until"),
+            "queues": {str(k): (q["member"], q["paused"], q["paused_reason"], q["suspended"])
+                       for k, q in user["queues"].items()}}
+
+
+async def until_state(bar: Any, test: Any, what: str) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for _ in range(int(DEADLINE / 0.2)):
+        state = await bar.call("state")
+        if test(state):
+            return state
+        await _pause()
+    raise AssertionError(f"the bar never showed {what}: {seen(state) if state else state}")
+
+
+async def _run(tmp_path: Path, kill: bool) -> None:
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=3, reactor=reactor)
+    sim.startService()
+    pg = CutProxy(reactor, urlsplit(POSTGRES_URL).port or 5432)
+    pg.start()
+    names = ["node-a", "node-b", "node-c"]
+    procs: dict[str, Node] = {}
+    bars: list[Any] = []
+    try:
+        await _seed(store, 3)
+        configs = {n: node_config(tmp_path, n, via(store, pg) if n == "node-a" else store, sim, domain)
+                   for n in names}
+        for path, _ in configs.values():  # READY at login; a requested wrap-up lasts 300 s
+            path.write_text(path.read_text(encoding="utf-8")
+                            + '[agents]\ninitial_status = "ready"\nacw_seconds = 300\n', encoding="utf-8")
+        ports = {n: configs[n][1] for n in names}
+        procs["node-a"] = Node(configs["node-a"][0], tmp_path / "node-a")
+        await wait_line(procs["node-a"], OWNS)
+        await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
+        for n in ("node-b", "node-c"):
+            procs[n] = Node(configs[n][0], tmp_path / n)
+            await until_health(ports[n], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
+
+        # Each agent works through a bar on node-b and one on node-c (the standbys).
+        agent_bars: dict[int, dict[str, Any]] = {}
+        for i in (AUX, ACW, SUSPENDED):
+            agent_bars[i] = {}
+            for n in ("node-b", "node-c"):
+                bar = await connect(f"ws://127.0.0.1:{ports[n]}/ws")
+                bars.append(bar)
+                await bar.call("login", list(demo.user_of(i)))
+                if n == "node-b":  # on node-c the agent is working already: READY at once with its phone
+                    await bar.call("identifier", [demo.line_of(i)[1]])
+                    await bar.call("provision")
+                await until_state(bar, lambda s: s["status"] == "READY", "READY")
+                agent_bars[i][n] = bar
+        support = next(k for k, q in (await agent_bars[SUSPENDED]["node-b"].call("state"))["user"]["queues"].items()
+                       if q["name"] == "Support")
+        # Agent 3 is AUX in the store: then READY with Support suspended, unsaved.
+        await agent_bars[SUSPENDED]["node-b"].call("agent.changeStatus", ["AUX", "Break"])
+        await until_state(agent_bars[SUSPENDED]["node-c"], lambda s: s["reason"] == "Break", "AUX (Break)")
+
+        pg.freeze()  # node-a's store: nothing it writes from now on arrives
+        await agent_bars[AUX]["node-b"].call("agent.changeStatus", ["AUX", "Lunch"])
+        await agent_bars[ACW]["node-b"].call("agent.changeStatus", ["ACW"])
+        await agent_bars[SUSPENDED]["node-b"].call("agent.changeStatus", ["READY"])
+        await agent_bars[SUSPENDED]["node-b"].call("agent.suspend", [int(support)])
+        wanted = {
+            AUX: lambda s: s["reason"] == "Lunch",
+            ACW: lambda s: s["status"] == "ACW",
+            SUSPENDED: lambda s: s["status"] == "READY" and int(support) in s["user"]["suspended"],
+        }
+        before = {i: seen(await until_state(agent_bars[i]["node-c"], wanted[i], "the change")) for i in wanted}
+        paused = members(sim)
+        assert paused[("support", "SIP/1001")] == (True, "Lunch") and paused[("sales", "SIP/1002")] == (True, "ACW")
+        assert paused[("support", "SIP/1003")] == (True, "suspended") and not paused[("sales", "SIP/1003")][0]
+        assert before[ACW]["acw_until"] is not None and before[SUSPENDED]["queues"][support][1:] == (True, "suspended",
+                                                                                                    True)
+
+        if kill:
+            procs["node-a"].proc.send_signal(signal.SIGKILL)
+            procs["node-a"].proc.wait(DEADLINE)
+        else:  # cut off: it steps down at its failed check; the others elect a new owner
+            await wait_line(procs["node-a"], "this node steps down")
+        owner = await _owner({n: ports[n] for n in ("node-b", "node-c")}, procs)
+        await until_health(ports[owner], lambda h: h["cluster"]["term"].startswith(f"{owner}:"))
+        await wait_line(procs[owner], "PBX model resynchronised")
+        standby = "node-c" if owner == "node-b" else "node-b"
+        await until_health(ports[standby], lambda h: h["cluster"]["term"].startswith(f"{owner}:"))
+
+        # Every agent as it was, on the new owner (its own model) and on the standby (the mirror),
+        # and Asterisk's members still paused as they were (the reconciliation agreed).
+        for _ in range(10):  # what follows the resync has had its chance to move something
+            await _pause()
+        for i in wanted:
+            for n in (owner, standby):
+                now = seen(await agent_bars[i][n].call("state"))
+                assert now == before[i], (i, n, now, before[i])
+        assert members(sim) == paused
+        assert "status follows" not in procs[owner].output  # nothing had to be put right from the phone
+        if not kill:
+            assert "stepping down failed" not in procs["node-a"].output
+    finally:
+        for b in bars:
+            if b.proto is not None:
+                b.proto.dropConnection(abort=True)
+        pg.restore()  # a node whose store is frozen would not stop
+        for n in procs.values():
+            if n.proc.poll() is None:
+                await threads.deferToThread(n.stop)
+            print(n.output)  # shown by pytest when the test fails
+        pg.stop()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_owner_killed_before_its_last_saves_hands_every_agent_over_as_it_was(tmp_path: Path) -> None:
+    await _run(tmp_path, kill=True)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_owner_cut_off_from_postgresql_hands_every_agent_over_as_it_was(tmp_path: Path) -> None:
+    await _run(tmp_path, kill=False)
+
+
+# -- (b) a node that took over and steps down again saves its own agents' figures ------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_owner_stepping_down_saves_its_agents_figures_and_the_next_owner_goes_on_counting(
+        tmp_path: Path) -> None:
+    """node-b took the AMI link over from node-a (so it had followed node-a's agents, and its
+    agents' service answers from what it followed once it is a standby again); stepping down,
+    it saves the figures of *its own* agents -- the AUX time counted up to that moment -- and
+    node-a, owner again, goes on from them.  It used to fail while saving (``'AgentView' object
+    has no attribute 'accrued_until'``): the figures counted since the agent's last change were
+    lost and the agents were never forgotten."""
+    from twisted.logger import globalLogPublisher
+
+    from serverkit import until, working_agent
+    from test_cluster_node import _terminate, ami_up, start_server
+    from ucs.server import UCSServer
+
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    failures: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if "log_failure" in event:
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    servers: list[UCSServer] = []
+    quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
+    try:
+        a = await start_server(tmp_path, "node-a", store, sim, domain, cluster=quick)
+        servers.append(a)
+        node_a: Any = a.get_cluster()
+        await node_a.elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=quick)
+        servers.append(b)
+        node_b: Any = b.get_cluster()
+        await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
+        await demo.seed(a.get_directory(), 2)
+        await working_agent(a, 1)
+        (agent,) = a.get_agents().all()
+        await until(lambda: str(agent.id) in node_b.replica().agents, 10)
+
+        await threads.deferToThread(_terminate, node_a.elector.backend_pid)  # node-b takes over
+        await until(lambda: ami_up(b) and b.get_agents().local(agent.id) is not None, 20)
+        await b.get_agents().change_status(agent.id, "AUX", "Break")
+        mine = b.get_agents().local(agent.id)
+        assert mine is not None
+        changed = mine.since
+        await until(lambda: reactor.seconds() > changed + 2, 5)
+
+        stepped = reactor.seconds()
+        await threads.deferToThread(_terminate, node_b.elector.backend_pid)  # node-b steps down
+        await until(lambda: ami_up(a) and a.get_agents().local(agent.id) is not None, 20)
+        await until(lambda: b.get_agents().all() == [], 10)  # forgotten: they are node-a's now
+
+        stats = await a.get_store().kv_get("agents.stats", str(agent.id))
+        assert stats["accrued_until"] >= stepped - 0.5  # counted up to node-b's step-down
+        assert stats["auxtime"] >= 1.5 and stats["auxtimes"]["Break"] == stats["auxtime"]
+        restored = a.get_agents().local(agent.id)
+        assert restored is not None and (restored.status.name, restored.reason) == ("AUX", "Break")
+        assert restored.stats_now().auxtime >= stats["auxtime"]  # node-a goes on from them
+        assert not [f for f in failures if "cluster" in str(f.get("log_namespace", ""))], failures
+    finally:
+        globalLogPublisher.removeObserver(observe)
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+# -- (c) the agents a new owner restores after its term began reach the followers -----------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_agents_restored_after_the_new_owners_term_began_reach_its_followers(tmp_path: Path) -> None:
+    """The order is forced: node-b's take-over waits (before restoring its agents) until its
+    term has begun -- with no agent in it -- and node-a, a standby now, follows it.  Then the
+    agents are restored, without a bus event: ``OwnerFeed.restate`` tells the term, and node-a
+    has the agent as node-b has it (AUX, Lunch), in its replica and on its bars' model."""
+    from twisted.internet.defer import Deferred
+
+    from serverkit import until, working_agent
+    from test_cluster_node import _terminate, ami_up, start_server
+    from ucs.server import UCSServer
+
+    schema = f"ucs_test_{secrets.token_hex(6)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    store = with_search_path(POSTGRES_URL, schema)
+    domain = f"test-{secrets.token_hex(4)}.example.com"
+    sim = SimService(port=0, phones=2, reactor=reactor)
+    sim.startService()
+    servers: list[UCSServer] = []
+    quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
+    try:
+        a = await start_server(tmp_path, "node-a", store, sim, domain, cluster=quick)
+        servers.append(a)
+        node_a: Any = a.get_cluster()
+        await node_a.elector.when("owner")
+        await until(lambda: ami_up(a), 10)
+        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=quick)
+        servers.append(b)
+        node_b: Any = b.get_cluster()
+        await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
+        await demo.seed(a.get_directory(), 2)
+        await working_agent(a, 1)
+        (agent,) = a.get_agents().all()
+        await a.get_agents().change_status(agent.id, "AUX", "Lunch")
+        await until(lambda: node_b.replica().agents.get(str(agent.id), {}).get("reason") == "Lunch", 10)
+
+        held: Deferred[None] = Deferred()
+        node_b._domain = held  # its take-over waits here, before restoring the agents
+        await threads.deferToThread(_terminate, node_a.elector.backend_pid)
+        await node_b.elector.when("owner")
+        await until(lambda: node_b.feed is not None and node_b.feed.replica.term.startswith("node-b:"), 20)
+        await until(lambda: node_a.health()["term"] == node_b.feed.replica.term, 20)
+        assert node_b.feed.replica.agents == {} and not b.get_agents().all()  # the term began without them
+        assert not node_a.replica().agents
+
+        held.callback(None)  # the agents are restored now: after the term began
+        await until(lambda: ami_up(b) and len(b.get_agents().all()) == 1, 20)
+        await until(lambda: node_a.replica().agents.get(str(agent.id), {}).get("reason") == "Lunch", 10)
+        assert node_a.replica().agents[str(agent.id)]["status"] == "AUX"
+        mirrored = a.get_mirror().get(agent.id)
+        assert mirrored is not None and (mirrored.status.name, mirrored.reason) == ("AUX", "Lunch")
+        await until(lambda: node_a.replica().agents == node_b.feed.replica.agents, 10)
+    finally:
+        for s in reversed(servers):
+            await s.service.stopService()
+        await sim.stopService()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+# -- the rule itself -------------------------------------------------------------------------------
+
+
+def test_the_newer_of_the_stored_and_the_told_state_is_restored_and_a_logout_heard_later_stays() -> None:
+    from ucs.cluster.handover import newest
+
+    def doc(status: str, as_of: float) -> dict[str, Any]:
+        return {"user_id": 1, "line_id": 1, "status": status, "reason": "", "as_of": as_of}
+
+    stored = {"1": doc("READY", 10.0), "2": doc("AUX", 30.0), "3": doc("READY", 10.0), "4": doc("READY", 50.0),
+              "5": doc("READY", 10.0), "orphans": [["support", "SIP/1009"]]}
+    told = {"1": {"status": "AUX", "stored": doc("AUX", 20.0)},  # its save never arrived: the replica's
+            "2": {"status": "READY", "stored": doc("READY", 20.0)},  # its event never arrived: the store's
+            "5": {"status": "READY"},  # an owner of an older UCS sends no document: the store's
+            "6": {"status": "ACW", "stored": doc("ACW", 20.0)}}  # logged in, never saved
+    gone = {"3": 20.0,  # logged out after its last save: not brought back
+            "4": 40.0}  # logged out, then logged in again and saved (told before this node followed): kept
+    docs = newest(dict(stored), told, gone)
+    assert {k: d["status"] for k, d in docs.items() if k != "orphans"} == {
+        "1": "AUX", "2": "AUX", "4": "READY", "5": "READY", "6": "ACW"}
+    assert docs["1"] is told["1"]["stored"] and docs["2"] is stored["2"] and docs["orphans"] == stored["orphans"]
+    same = {"1": {"stored": dict(stored["1"], as_of=11.0)}}  # the same state told a moment later: the store's
+    assert newest(dict(stored), same, {})["1"] is stored["1"]
