@@ -14,8 +14,8 @@ first, READY with the queues unpaused.
 
 Below, with two whole ``UCSServer``s in this process: a node that took over and steps down
 again saves its own agents' figures (it failed on the views of the owner's agents it
-followed), and the agents a new owner restores after its term began reach its followers
-(``OwnerFeed.restate``, the order forced).  Last, the rule itself (:func:`ucs.cluster.handover.newest`).
+followed), and a new owner's term begins only once its agents are restored (the order
+forced), so its followers have them from its first snapshot.  Last, the rule itself (:func:`ucs.cluster.handover.newest`).
 """
 
 from __future__ import annotations
@@ -270,10 +270,10 @@ async def test_a_new_owner_stepping_down_saves_its_agents_figures_and_the_next_o
 
 
 @pytest_twisted.ensureDeferred
-async def test_agents_restored_after_the_new_owners_term_began_reach_its_followers(tmp_path: Path) -> None:
-    """The order is forced: node-b's take-over waits (before restoring its agents) until its
-    term has begun -- with no agent in it -- and node-a, a standby now, follows it.  Then the
-    agents are restored, without a bus event: ``OwnerFeed.restate`` tells the term, and node-a
+async def test_a_new_owners_term_begins_only_with_its_agents_restored(tmp_path: Path) -> None:
+    """The order is forced: node-b's take-over waits (before restoring its agents).  Meanwhile
+    it publishes no term -- a term begun without the agents would show them logged out on every
+    standby's bars.  Once they are restored its term begins with them: node-a, a standby now,
     has the agent as node-b has it (AUX, Lunch), in its replica and on its bars' model."""
     from twisted.internet.defer import Deferred
 
@@ -309,12 +309,14 @@ async def test_agents_restored_after_the_new_owners_term_began_reach_its_followe
         node_b._domain = held  # its take-over waits here, before restoring the agents
         await threads.deferToThread(_terminate, node_a.elector.backend_pid)
         await node_b.elector.when("owner")
-        await until(lambda: node_b.feed is not None and node_b.feed.replica.term.startswith("node-b:"), 20)
-        await until(lambda: node_a.health()["term"] == node_b.feed.replica.term, 20)
-        assert node_b.feed.replica.agents == {} and not b.get_agents().all()  # the term began without them
-        assert not node_a.replica().agents
+        await node_a.elector.when("standby")
+        await until(lambda: node_a.follower is not None, 20)  # node-a follows again, and waits
+        assert node_b.feed is None and not b.get_agents().all()  # no term without the agents
 
-        held.callback(None)  # the agents are restored now: after the term began
+        held.callback(None)  # the agents are restored now, then the term begins
+        await until(lambda: node_b.feed is not None and node_b.feed.replica.term.startswith("node-b:"), 20)
+        assert node_b.feed.replica.agents.get(str(agent.id), {}).get("reason") == "Lunch"
+        await until(lambda: node_a.health()["term"] == node_b.feed.replica.term, 20)
         await until(lambda: ami_up(b) and len(b.get_agents().all()) == 1, 20)
         await until(lambda: node_a.replica().agents.get(str(agent.id), {}).get("reason") == "Lunch", 10)
         assert node_a.replica().agents[str(agent.id)]["status"] == "AUX"
