@@ -78,6 +78,8 @@ from ucs.sim.service import SimService  # noqa: E402
 
 #: How long a bar's view must stay true to count as having the truth again.
 HOLD = 2.0
+#: The bar's wait for ``hello`` on a new socket (operator.js: at least 5 s, twice the heartbeat).
+HELLO_TIMEOUT = 10.0
 #: A round that has not reached the truth by then is reported as such.
 ROUND_TIMEOUT = 30.0
 
@@ -112,7 +114,7 @@ class Bar(loadgen.Client):
         elif name == "agent.logout":
             self.status = "OFFLINE"
         elif name == "call.hangup":
-            self.calls.pop(d.get("uniqueid"), None)
+            self.calls.pop(d.get("uniqueid", ""), None)
         elif isinstance(name, str) and name.startswith("call.") and "uniqueid" in d and "state" in d:
             self.calls[d["uniqueid"]] = d["state"]
         else:
@@ -139,10 +141,14 @@ class Bar(loadgen.Client):
             self.node = self.bench.balance()
             self.gen.url = self.bench.url(self.node)
             try:
-                await asyncio.wait_for(self.open(), 10)
-                await asyncio.wait_for(self.call("session.resume", self.sid), 10)
-                state = await asyncio.wait_for(self.call("state"), 10)
-            except Exception:  # noqa: S112 - refused, or no answer: try again, as the bar does
+                # The bar gives up on a socket with no hello after a few seconds, but waits for
+                # its requests' answers as long as the socket lasts.
+                await asyncio.wait_for(self.open(), HELLO_TIMEOUT)
+                await self.call("session.resume", self.sid)
+                state = await self.call("state")
+            except Exception as e:  # noqa: S112 - refused, closed, or no hello: try again, as the bar does
+                if isinstance(e, RuntimeError):  # UCS refused the resume: say why
+                    self.bench.refusals[str(e)[:160]] = self.bench.refusals.get(str(e)[:160], 0) + 1
                 if self.ws is not None and self.ws.transport is not None:
                     self.ws.transport.abort()
                 continue
@@ -168,6 +174,10 @@ class Failover:
         #: of later rounds' truth, or one wrong view would spoil every round after it.
         self.ghosts: dict[int, set[str]] = {}
         self.measuring = False
+        #: Why views turned false during a round, counted.
+        self.why: dict[str, int] = {}
+        #: UCS's refusals of ``session.resume``, counted.
+        self.refusals: dict[str, int] = {}
 
     @staticmethod
     def url(node: Node) -> str:
@@ -196,6 +206,11 @@ class Failover:
         elif not now_true and bar.true_since is not None:
             bar.true_since = None
             bar.flips += 1
+            why = ("socket gone" if not bar.connected else f"status {bar.status}" if bar.status != "READY"
+                   else "a call shown that is not up" if set(bar.calls) - set(self.calls.get(bar.i, {}))
+                   else "its call not shown" if set(self.calls.get(bar.i, {})) - set(bar.calls)
+                   else "its call in another state")
+            self.why[why] = self.why.get(why, 0) + 1
 
     def all_true(self) -> bool:
         return all(self.true(b) for b in self.bars)
@@ -265,6 +280,8 @@ class Failover:
             b.true_since = t0 if self.true(b) else None
             b.flips = 0
             b.resumed_at = None
+        self.why = {}
+        self.refusals = {}
         self.measuring = True
         owner_up: float | None = None
         start = time.monotonic()
@@ -289,7 +306,7 @@ class Failover:
             "x_on_killed": x in on_owner, "y_on_killed": y in on_owner,
             "x_s": None if x.true_since is None else x.true_since - t0,
             "y_s": None if y.true_since is None else y.true_since - t0,
-            "flips": sum(b.flips for b in self.bars),
+            "flips": sum(b.flips for b in self.bars), "why": self.why, "resume_refused": dict(self.refusals),
             "resumed": sum(b.resumed_at is not None for b in self.bars),
             "not_true": [(b.username, b.node.name, b.connected, b.status, b.calls, self.calls.get(b.i, {}))
                          for b in late[:5]],
@@ -312,11 +329,29 @@ class Failover:
                     print(f"    {b.username} on {b.node.name} still shows {b.calls} though every call ended",
                           flush=True)
             res["ghosts_after"] = sum(len(g) for g in self.ghosts.values())
-            await self.until(self.all_true, 60, "every bar READY (leaving out the ghosts) after the round")
+            try:
+                await self.until(self.all_true, 60, "every bar READY (leaving out the ghosts) after the round")
+            except BenchError:
+                stuck = [b for b in self.bars if not self.true(b)]
+                res["stuck_after"] = [(b.username, b.node.name, b.connected, b.status, b.calls) for b in stuck[:5]]
+                res["stuck_count"] = len(stuck)
+                res["resume_refused_after"] = dict(self.refusals)
+                res["stop"] = True  # the bars cannot all come back: the rounds after would not measure failover
         return res
 
 
+def _quiet(loop: Any, context: dict[str, Any]) -> None:
+    """A bar's request that a lost socket failed after the bar stopped waiting for it is no news."""
+    if isinstance(context.get("exception"), ConnectionError):
+        return
+    loop.default_exception_handler(context)
+
+
 async def run(opts: argparse.Namespace) -> dict[str, Any]:
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.ERROR)  # "socket.send() raised exception": a bar's socket gone
+    asyncio.get_running_loop().set_exception_handler(_quiet)
     print(f"{machine()}; load average {load_average()} at the start", flush=True)
     name = f"ucs_bench_{secrets.token_hex(4)}"
     await asyncio.to_thread(schema, opts.store, "create", name)
@@ -365,6 +400,9 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 rounds.append(res)
                 shown = {key: round(v, 2) if isinstance(v, float) else v for key, v in res.items()}
                 print(f"kill {k + 1}: {json.dumps(shown)}", flush=True)
+                if res.get("stop"):
+                    print(f"stopped after kill {k + 1}: {res['stuck_count']} bars could not come back", flush=True)
+                    break
         finally:
             if bench is not None:
                 bench.closing = True

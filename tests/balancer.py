@@ -45,8 +45,9 @@ class _Front(protocol.Protocol):
         self._early: list[bytes] = []
         self._first = True
 
+    transport: Any
+
     def connectionMade(self) -> None:
-        assert self.transport is not None
         self.transport.pauseProducing()
         defer.ensureDeferred(self._connect())
 
@@ -54,10 +55,9 @@ class _Front(protocol.Protocol):
         for port in self.balancer.rotation():
             endpoint = TCP4ClientEndpoint(self.balancer.reactor, "127.0.0.1", port, timeout=5)
             try:
-                back = await endpoint.connect(protocol.Factory.forProtocol(lambda: _Back(self)))
+                back: Any = await endpoint.connect(protocol.Factory.forProtocol(lambda: _Back(self)))
             except Exception:  # noqa: S112 - refused: the next backend
                 continue
-            assert self.transport is not None
             self.back, self.backend = back, port
             self.balancer.open.add(self)
             for data in self._early:

@@ -79,11 +79,11 @@ async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_ca
             await following(n)
 
         balancer = Balancer(reactor, [ports[n] for n in names])
-        listening = reactor.listenTCP(0, balancer, interface="127.0.0.1")  # type: ignore[attr-defined]
-        front = SimpleNamespace(base=f"http://127.0.0.1:{listening.getHost().port}")
+        listening = reactor.listenTCP(0, balancer, interface="127.0.0.1")  # type: ignore[attr-defined,arg-type]
+        front: Any = SimpleNamespace(base=f"http://127.0.0.1:{listening.getHost().port}")
 
         def on_reactor(fn: Any, *args: Any) -> Any:
-            return threads.blockingCallFromThread(reactor, fn, *args)
+            return threads.blockingCallFromThread(reactor, fn, *args)  # type: ignore[arg-type]
 
         def bar_node() -> str:
             """The node serving the bar's WebSocket (the one open WebSocket through the balancer)."""
@@ -173,9 +173,9 @@ async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_ca
     finally:
         if listening is not None:
             await listening.stopListening()
-        for n in every:
-            if n.proc.poll() is None:
-                await threads.deferToThread(n.stop)
-            print(n.output)  # shown by pytest when the test fails
+        for node in every:
+            if node.proc.poll() is None:
+                await threads.deferToThread(node.stop)
+            print(node.output)  # shown by pytest when the test fails
         await sim.stopService()
         await threads.deferToThread(_postgres_schema, "drop", schema)
