@@ -144,7 +144,13 @@ class Bar(loadgen.Client):
                 # The bar gives up on a socket with no hello after a few seconds, but waits for
                 # its requests' answers as long as the socket lasts.
                 await asyncio.wait_for(self.open(), HELLO_TIMEOUT)
-                await self.call("session.resume", self.sid)
+                resumed = await self.call("session.resume", self.sid)
+                if resumed.get("state") == "IDENTIFY":
+                    # The session came back without its phone: the agent has to pick it again
+                    # (the bar shows the phone picker) -- the round fails, and is counted.
+                    self.bench.repaired += 1
+                    await self.call("identifier", f"bench-phone-{self.i}")
+                    await self.call("provision", parse=False)
                 state = await self.call("state")
             except Exception as e:  # noqa: S112 - refused, closed, or no hello: try again, as the bar does
                 if isinstance(e, RuntimeError):  # UCS refused the resume: say why
@@ -178,6 +184,8 @@ class Failover:
         self.why: dict[str, int] = {}
         #: UCS's refusals of ``session.resume``, counted.
         self.refusals: dict[str, int] = {}
+        #: Bars whose resumed session had lost its phone (IDENTIFY) and paired it again.
+        self.repaired = 0
 
     @staticmethod
     def url(node: Node) -> str:
@@ -282,6 +290,7 @@ class Failover:
             b.resumed_at = None
         self.why = {}
         self.refusals = {}
+        self.repaired = 0
         self.measuring = True
         owner_up: float | None = None
         start = time.monotonic()
@@ -302,7 +311,8 @@ class Failover:
         late = [b for b in self.bars if b.true_since is None]
         res: dict[str, Any] = {
             "killed": owner.name, "bars_on_killed": len(on_owner), "owner_up_s": owner_up,
-            "truth_s": None if late else max(s for s in since if s) - t0,
+            "truth_s": None if late or self.repaired else max(s for s in since if s) - t0,
+            "phone_lost": self.repaired,
             "x_on_killed": x in on_owner, "y_on_killed": y in on_owner,
             "x_s": None if x.true_since is None else x.true_since - t0,
             "y_s": None if y.true_since is None else y.true_since - t0,
