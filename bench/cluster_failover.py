@@ -71,8 +71,8 @@ from twisted.internet.defer import Deferred  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loadgen  # noqa: E402
-from clusterkit import (FIRST_DEVICE, SSO_SECRET, Node, bench_phones, bench_queue, in_schema, load_average,  # noqa: E402
-                        machine, schema, seed, summary_line)
+from clusterkit import (FIRST_DEVICE, SSO_SECRET, Node, bench_phones, bench_queue, in_schema,  # noqa: E402
+                        load_average, machine, schema, seed, summary_line)
 from timing import run_on_reactor  # noqa: E402
 from ucs.sim.service import SimService  # noqa: E402
 
@@ -471,8 +471,8 @@ def main() -> int:
 
     def tasks(*_: Any) -> None:  # kill -USR1: where every task of the bench waits
         loop: Any = asyncio.get_event_loop()
-        print("loop", loop.time(), len(loop._scheduled), sorted(h.when() for h in loop._scheduled)[:3], len(loop._ready),
-              flush=True)
+        print("loop", loop.time(), len(loop._scheduled), sorted(h.when() for h in loop._scheduled)[:3],
+              len(loop._ready), flush=True)
         for b in CURRENT[0].bars if CURRENT else ():
             if not CURRENT[0].true(b):
                 print("   not true:", b.username, b.node.name, b.connected, b.status, b.calls,

@@ -71,7 +71,8 @@ async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_ca
         async def following(name: str) -> None:
             owner = await _owner(ports, procs)
             term = (await health(ports[owner]))["cluster"]["term"]
-            await until_health(ports[name], lambda h: h["cluster"]["role"] == "standby" and h["cluster"]["term"] == term)
+            await until_health(ports[name],
+                               lambda h: h["cluster"]["role"] == "standby" and h["cluster"]["term"] == term)
 
         await wait_line(start("node-a"), OWNS)
         await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
@@ -131,7 +132,8 @@ async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_ca
                     # The bar's node first, the owner last (unless it is the bar's node).
                     owner = on_reactor(lambda: defer.ensureDeferred(_owner(ports, procs)))
                     first = bar_node()
-                    order = [first] + [n for n in names if n not in (first, owner)] + ([owner] if first != owner else [])
+                    order = [first] + [n for n in names if n not in (first, owner)]
+                    order += [owner] if first != owner else []
                     for name in order:
                         was_bars = bar_node() == name
                         was_owner = on_reactor(lambda: defer.ensureDeferred(_owner(ports, procs))) == name
