@@ -128,7 +128,9 @@ class Bar(loadgen.Client):
 
     async def _read(self) -> None:
         await super()._read()
-        self.connected = False  # the socket is gone
+        if not self.connected:
+            return  # a socket of an attempt that failed: come_back goes on trying
+        self.connected = False  # the bar's socket is gone
         self.bench.seen(self, time.time())
         if not self.bench.closing:
             asyncio.ensure_future(self.come_back())
