@@ -408,7 +408,11 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             await asyncio.gather(*(login(b) for b in bench.bars))
             print(f"{opts.bars} bars READY in {time.monotonic() - t:.1f} s, spread over {opts.nodes} nodes", flush=True)
             for k in range(opts.kills):
-                res = await (bench.round(k) if opts.bars else bare_round(bench))
+                try:
+                    res = await (bench.round(k) if opts.bars else bare_round(bench))
+                except BenchError as e:
+                    print(f"kill {k + 1}: the bench stopped: {e}", flush=True)
+                    break
                 rounds.append(res)
                 shown = {key: round(v, 2) if isinstance(v, float) else v for key, v in res.items()}
                 print(f"kill {k + 1}: {json.dumps(shown)}", flush=True)
@@ -423,7 +427,9 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                         b.ws.transport.abort()
             for node in nodes:
                 await asyncio.to_thread(node.stop)
-            await svc.stopService()
+            stopped = svc.stopService()
+            if stopped is not None:
+                await stopped.asFuture(asyncio.get_running_loop())
             await asyncio.to_thread(schema, opts.store, "drop", name)
     up = [r["owner_up_s"] for r in rounds if r.get("owner_up_s") is not None]
     truth = [r["truth_s"] for r in rounds if r.get("truth_s") is not None]
@@ -433,7 +439,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         print(summary_line("kill -9 -> another node's AMI link up", up), flush=True)
     if truth:
         print(summary_line("kill -9 -> every bar shows the truth", truth), flush=True)
-    if len(truth) < len(rounds):
+    if opts.bars and len(truth) < len(rounds):
         print(f"rounds whose bars did not all show the truth within {ROUND_TIMEOUT:g} s: "
               f"{len(rounds) - len(truth)}", flush=True)
     return {"rounds": rounds}
