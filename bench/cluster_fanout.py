@@ -35,130 +35,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from twisted.internet import reactor, threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from clusterkit import (FIRST_DEVICE, SSO_SECRET, Node, PoissonCalls, bench_phones, health, in_schema,  # noqa: E402
+                        machine, schema, seed)
 from loadgen_process import LoadGenProcess  # noqa: E402
 from timing import pct, run_on_reactor, sleep  # noqa: E402
-from ucs.directory.directory import _from_doc, _to_doc  # noqa: E402
 from ucs.sim.service import SimService  # noqa: E402
-from ucs.store import open_store  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-PYTHON = Path(sys.executable)
-TWISTD = PYTHON.with_name("twistd")
-SSO_SECRET = "bench-secret"
-QUEUES = 20
-FIRST_DEVICE = 100000
 LOADGEN = Path(__file__).resolve().parent / "cluster_loadgen.py"
 RESULTS = Path(__file__).resolve().parent / "cluster-fanout-results.jsonl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [e.get("PYTHONPATH")])])
-    return e
-
-
-def health(port: int) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-            body: dict[str, Any] = json.loads(r.read())
-            return body
-    except (OSError, ValueError):
-        return {}
-
-
-def schema(url: str, action: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"' if action == "create" else f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-
-class Node:
-    """One ``twistd -n --reactor=asyncio ucs`` process."""
-
-    def __init__(self, name: str, directory: Path, store: str, ami_port: int, cluster: str) -> None:
-        self.name = name
-        self.port = free_port()
-        directory.mkdir()
-        self.directory = directory
-        self.config = directory / "ucs.toml"
-        self.config.write_text(f"""
-[store]
-url = "{store}"
-[web]
-port = {self.port}
-max_connections = 0
-[ami]
-host = "127.0.0.1"
-port = {ami_port}
-username = "ucs"
-secret = "ucslab"
-[auth]
-sso_secret = "{SSO_SECRET}"
-sso_window = 3600.0
-[agents]
-initial_status = "ready"
-[plugins]
-directory = "{directory / 'plugins'}"
-[log]
-level = "warn"
-{cluster}
-""", encoding="utf-8")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = open(self.directory / "ucs.log", "ab")  # noqa: SIM115 - the process keeps it
-        self.proc = subprocess.Popen([str(TWISTD), "-n", "--pidfile=", "--reactor=asyncio", "ucs", "--config",
-                                      str(self.config)], cwd=self.directory, env=env(), stdout=log, stderr=log,
-                                     stdin=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGKILL)
-                self.proc.wait(30)
-
-    # /proc read directly (what psutil reads; psutil is not in every environment's venv)
-    def rss_mib(self) -> float:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def cpu_s(self) -> float:
-        """User + system CPU seconds of the process."""
-        assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def until(test: Any, timeout: float, what: str) -> None:
@@ -167,34 +62,6 @@ async def until(test: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"cluster_fanout: {what} not within {timeout:g} s")
         await sleep(0.3)
-
-
-async def seed(url: str, n: int) -> None:
-    """20 queues and N users and lines, written straight into the store's directory tables."""
-    store = await open_store(url, reactor)
-    try:
-        items: list[tuple[str, str, Any]] = []
-        for q in range(1, QUEUES + 1):
-            queue = _from_doc("queues", {"id": q, "name": f"Queue {q - 1:02d}", "asterisk_name": f"q{q - 1:02d}",
-                                         "type": 1})
-            items.append(("dir.queues", str(q), _to_doc(queue)))
-        for i in range(1, n + 1):
-            line = _from_doc("lines", {"id": i, "device": f"SIP/{FIRST_DEVICE + i}", "name": f"Bench phone {i}",
-                                       "identifiers": [f"bench-phone-{i}"], "auto_answer": "sip-notify"})
-            user = _from_doc("users", {"id": i, "username": f"bench{i}", "password_hash": "", "firstname": "Bench",
-                                       "lastname": str(i), "lines": [i], "queues": {i % QUEUES + 1: {"priority": 0}},
-                                       "locale": "en"})
-            items.append(("dir.lines", str(i), _to_doc(line)))
-            items.append(("dir.users", str(i), _to_doc(user)))
-            if len(items) >= 2000:
-                await store.kv_write(items)
-                items = []
-        if items:
-            await store.kv_write(items)
-    finally:
-        closed = store.close()
-        if closed is not None:
-            await closed
 
 
 class Emitted:
@@ -250,8 +117,7 @@ async def phase(opts: argparse.Namespace, store_base: str, tmp: Path, clustered:
     n = opts.agents
     name = f"ucs_bench_{secrets.token_hex(4)}"
     await threads.deferToThread(schema, store_base, "create", name)
-    sep = "&" if "?" in store_base else "?"
-    store = f"{store_base}{sep}options={quote(f'-csearch_path={name}', safe='')}"
+    store = in_schema(store_base, name)
     label = f"{opts.nodes} nodes" if clustered else "one process"
     domain = f"bench-{secrets.token_hex(3)}.example.com"
     count = opts.nodes if clustered else 1
@@ -261,12 +127,11 @@ async def phase(opts: argparse.Namespace, store_base: str, tmp: Path, clustered:
     svc, emitted = simulator(n)
     try:
         t = time.monotonic()
-        await seed(store, n)
+        await seed(store, n, reactor)
         print(f"[{label}] directory of {n} users written in {time.monotonic() - t:.1f} s", flush=True)
         for k in range(count):
-            cluster = (f'[cluster]\nenabled = true\nnats = ["{opts.nats}"]\ndomain = "{domain}"\n'
-                       f'node = "node-{k}"\n') if clustered else ""
-            node = Node(f"node-{k}", tmp / f"{res['mode']}-{k}", store, svc.port, cluster)
+            sections = {"cluster": Node.cluster(opts.nats, domain, f"node-{k}")} if clustered else {}
+            node = Node(f"node-{k}", tmp / f"{res['mode']}-{k}", store, svc.port, sections)
             nodes.append(node)
             node.start()
             if clustered and k == 0:  # the first is the owner: the others start as standbys
@@ -283,7 +148,6 @@ async def phase(opts: argparse.Namespace, store_base: str, tmp: Path, clustered:
             await until(lambda: health(nodes[0].port).get("ami") == "up", 120, "the AMI link")
             roles = ["alone"]
         res["roles"] = roles
-        sim = svc.sim
         await sleep(2)
         rss0 = [nd.rss_mib() for nd in nodes]
         print(f"[{label}] up: roles {roles}; RSS {[round(r, 1) for r in rss0]} MiB", flush=True)
@@ -320,25 +184,7 @@ async def phase(opts: argparse.Namespace, store_base: str, tmp: Path, clustered:
               f"{opts.idle:g} s {res['idle_cpu_pct']} % of a core", flush=True)
 
         # calls
-        rng = random.Random(1)
-        calls = [0]
-        stop = [False]
-        next_at = [time.monotonic()]
-
-        def one_call() -> None:
-            if stop[0]:
-                return
-            now = time.monotonic()
-            while next_at[0] <= now:
-                q = rng.randrange(QUEUES)
-                try:
-                    sim.caller_calls(str(5100 + q), f"420{rng.randint(600000000, 799999999)}", "Bench Caller",
-                                     hangup_after=(5.0, 15.0), abandon_after=(60.0, 90.0))
-                    calls[0] += 1
-                except Exception as e:  # the sim refused: count it
-                    print("call failed:", e)
-                next_at[0] += rng.expovariate(opts.rate)
-            reactor.callLater(max(0.0, next_at[0] - now), one_call)
+        calls = PoissonCalls(svc.sim, opts.rate, reactor)
 
         emitted.ring.clear()
         emitted.record = True
@@ -346,16 +192,16 @@ async def phase(opts: argparse.Namespace, store_base: str, tmp: Path, clustered:
         cpu0 = [nd.cpu_s() for nd in nodes]
         peak_rss = list(rss1)
         t = time.monotonic()
-        reactor.callLater(0, one_call)
+        calls.start()
         while time.monotonic() - t < opts.seconds:
             await sleep(1)
             peak_rss = [max(p, nd.rss_mib()) for p, nd in zip(peak_rss, nodes)]
-        stop[0] = True
+        calls.stop()
         took = time.monotonic() - t
         res["load_cpu_pct"] = [round((nd.cpu_s() - c) / took * 100, 1) for nd, c in zip(nodes, cpu0)]
         res["load_peak_rss_mib"] = [round(r, 1) for r in peak_rss]
-        res["calls"] = calls[0]
-        res["calls_per_s"] = round(calls[0] / took, 1)
+        res["calls"] = calls.calls
+        res["calls_per_s"] = round(calls.calls / took, 1)
         await sleep(2)
         emitted.record = False
 
@@ -372,7 +218,7 @@ async def phase(opts: argparse.Namespace, store_base: str, tmp: Path, clustered:
             by_role.setdefault(role, []).extend(values)
         res["latency"] = {role: summary(v) for role, v in by_role.items()}
         res["ringing_unmatched"] = unmatched
-        print(f"[{label}] {calls[0]} calls in {took:.0f} s ({res['calls_per_s']}/s); node CPU under load "
+        print(f"[{label}] {calls.calls} calls in {took:.0f} s ({res['calls_per_s']}/s); node CPU under load "
               f"{res['load_cpu_pct']} % of a core; peak RSS {res['load_peak_rss_mib']} MiB", flush=True)
         for role, s in res["latency"].items():
             where = "the owner" if role == "owner" else "standbys"
@@ -398,13 +244,7 @@ def simulator(n: int) -> tuple[SimService, Emitted]:
     """A fresh simulated Asterisk on a free AMI port: N bench phones, 20 queues."""
     svc = SimService(port=0, phones=1, reactor=reactor)
     sim = svc.sim
-    for i in range(1, n + 1):
-        dev = f"SIP/{FIRST_DEVICE + i}"
-        sim.add_line(dev, f"Bench {i}", f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}")
-        sim.phone(dev).set_behaviour(answer_after=(0.5, 2.0), remote_answer=True)
-    for i in range(QUEUES):
-        sim.add_queue(f"q{i:02d}", strategy="rrmemory", timeout=15)
-        sim.dialplan.add("from-carrier", str(5100 + i), [("Answer", ""), ("Queue", f"q{i:02d},t,,,120")])
+    bench_phones(sim, n, answer_after=(0.5, 2.0), remote_answer=True)
     emitted = Emitted(sim)
     svc.startService()
     return svc, emitted
@@ -426,20 +266,6 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     with RESULTS.open("a") as f:
         f.write(json.dumps(result) + "\n")
     return result
-
-
-def machine() -> str:
-    model = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    total = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
-    return f"{os.cpu_count()} cores {model}, {total / 2**30:.0f} GiB, " \
-           f"Python {sys.version.split()[0]}"
 
 
 def main() -> None:

@@ -57,7 +57,6 @@ import cProfile
 import pstats
 import json
 import os
-import random
 import sys
 import tempfile
 import time
@@ -71,6 +70,8 @@ from twisted.internet import reactor
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from clusterkit import (QUEUES, SSO_SECRET, PoissonCalls, bench_phones, bench_queue, bench_user,  # noqa: E402
+                        machine)
 from loadgen_process import LoadGenProcess  # noqa: E402
 from timing import pct, run_on_reactor, sleep  # noqa: E402
 from ucs import demo as ucs_demo  # noqa: E402
@@ -80,9 +81,6 @@ from ucs.directory.directory import _from_doc  # noqa: E402
 from ucs.server import UCSServer  # noqa: E402
 from ucs.web.connection import Connection  # noqa: E402
 
-SSO_SECRET = "bench-secret"
-QUEUES = 20
-FIRST_DEVICE = 100000
 #: The web port's listen backlog unless --backlog says otherwise: ``[web] backlog``'s default.
 DEFAULT_BACKLOG = Config().web.backlog
 
@@ -165,13 +163,9 @@ async def bench_seed(directory: Any, phones: int) -> None:
     lid = directory._next_id["lines"]
     uid = directory._next_id["users"]
     for i in range(1, N_AGENTS[0] + 1):
-        line = _from_doc("lines", {"id": lid, "device": f"SIP/{FIRST_DEVICE + i}", "name": f"Bench phone {i}",
-                                   "identifiers": [f"bench-phone-{i}"], "auto_answer": "sip-notify"})
-        directory.lines[lid] = line
-        user = _from_doc("users", {"id": uid, "username": f"bench{i}", "password_hash": "", "firstname": "Bench",
-                                   "lastname": str(i), "lines": [lid],
-                                   "queues": {qids[i % QUEUES]: {"priority": 0}}, "locale": "en"})
-        directory.users[uid] = user
+        line, user = bench_user(i, lid, uid, qids[bench_queue(i)])
+        directory.lines[lid] = _from_doc("lines", line)
+        directory.users[uid] = _from_doc("users", user)
         lid += 1
         uid += 1
     directory._next_id["lines"] = lid
@@ -344,13 +338,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     server = UCSServer(config, reactor)
     svc = server.get_demo_pbx()
     sim = svc.sim
-    for i in range(1, n + 1):
-        dev = f"SIP/{FIRST_DEVICE + i}"
-        sim.add_line(dev, f"Bench {i}", f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}")
-        sim.phone(dev).set_behaviour(answer_after=(0.5, 2.0), remote_answer=True)
-    for i in range(QUEUES):
-        sim.add_queue(f"q{i:02d}", strategy="rrmemory", timeout=15)
-        sim.dialplan.add("from-carrier", str(5100 + i), [("Answer", ""), ("Queue", f"q{i:02d},t,,,120")])
+    bench_phones(sim, n, answer_after=(0.5, 2.0), remote_answer=True)
     wrap_link(server.get_pbx_link())
     proc = psutil.Process()
     server.service.startService()
@@ -423,35 +411,14 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     print(f"idle CPU with {n} READY sessions over {opts.idle:g} s: {result['idle_cpu_pct']} % of a core", flush=True)
 
     # 4. calls
-    rng = random.Random(1)
-    calls = [0]
-    stop = [False]
-
-    # Poisson arrivals on a schedule of their own: a call whose time came while the
-    # reactor was busy is made as soon as it runs, so the rate asked is the rate made.
-    next_at = [time.monotonic()]
-
-    def one_call() -> None:
-        if stop[0]:
-            return
-        now = time.monotonic()
-        while next_at[0] <= now:
-            q = rng.randrange(QUEUES)
-            try:
-                sim.caller_calls(str(5100 + q), f"420{rng.randint(600000000, 799999999)}", "Bench Caller",
-                                 hangup_after=(5.0, 15.0), abandon_after=(60.0, 90.0))
-                calls[0] += 1
-            except Exception as e:  # the sim refused: count it
-                print("call failed:", e)
-            next_at[0] += rng.expovariate(opts.rate)
-        reactor.callLater(max(0.0, next_at[0] - now), one_call)
+    calls = PoissonCalls(sim, opts.rate, reactor)
 
     t_load = time.time()
     phases.start("load")
     cpu.start()
     stalls = Stalls()
     slow = SlowTurns() if opts.slow_turns else None
-    reactor.callLater(0, one_call)
+    calls.start()
     samples: list[float] = []
     lg_samples: list[float] = []
     lg_cpu.start()
@@ -461,7 +428,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         lg_samples.append(lg_cpu.percent())
         cpu.start()
         lg_cpu.start()
-    stop[0] = True
+    calls.stop()
     stalls.stop()
     if slow is not None:
         slow_list = slow.stop()
@@ -481,12 +448,12 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
           "; reactor stalls over 20 / 50 ms:", stalls.long_stalls, flush=True)
     if stalls.census:
         print("  objects the first middle collection walked:", stalls.census, flush=True)
-    result["calls"] = calls[0]
+    result["calls"] = calls.calls
     result["load_cpu_pct"] = round(sum(samples) / max(1, len(samples)), 1)
     result["load_cpu_max5s_pct"] = round(max(samples, default=0), 1)
     result["loadgen_cpu_pct"] = round(sum(lg_samples) / max(1, len(lg_samples)), 1)
     result["loadgen_cpu_max5s_pct"] = round(max(lg_samples, default=0), 1)
-    print(f"{calls[0]} calls in {opts.seconds:g} s; UCS CPU {result['load_cpu_pct']} % of a core "
+    print(f"{calls.calls} calls in {opts.seconds:g} s; UCS CPU {result['load_cpu_pct']} % of a core "
           f"(5 s max {result['load_cpu_max5s_pct']} %); load generator {result['loadgen_cpu_pct']} % "
           f"(5 s max {result['loadgen_cpu_max5s_pct']} %)", flush=True)
     await sleep(3)  # let the last messages arrive
@@ -746,19 +713,6 @@ def _find_port(server: UCSServer) -> int:
         if callable(get_host):
             return int(get_host().port)
     raise RuntimeError("cannot find the web port")
-
-
-def machine() -> str:
-    model = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores {model}, {psutil.virtual_memory().total / 2**30:.0f} GiB, " \
-           f"Python {sys.version.split()[0]}"
 
 
 def main() -> None:
