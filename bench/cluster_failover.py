@@ -279,7 +279,12 @@ class Failover:
         say(f"round {k + 1}: owner {owner.name}; X {x.username} on {x.node.name}, Y {y.username} on {y.node.name}")
         self.calls = {x.i: {await self.answer(x): 3}}
         self.calls[y.i] = {await self.answer(y): 3}
-        await self.until(self.all_true, 30, "every bar showing the two calls (and the others none), all READY")
+        try:
+            await self.until(self.all_true, 30, "every bar showing the two calls (and the others none), all READY")
+        except BenchError as e:
+            wrong = [f"{b.username} on {b.node.name}: {'connected' if b.connected else 'not connected'}, {b.status}, "
+                     f"{b.calls} (should be {self.calls.get(b.i, {})})" for b in self.bars if not self.true(b)]
+            raise BenchError(f"{e}: {'; '.join(wrong[:10])}") from None
 
         # The kill; C2 ends in the gap; C1 stays up.
         t0 = time.time()

@@ -63,6 +63,14 @@ class CallViews:
         self.viewers.setdefault(uid, set()).add(sid)
         return tuple(names), state
 
+    def shown(self, sid: str, uid: str, state: int) -> None:
+        """The session was shown the call another way (a ``state`` answer): its later changes,
+        its hang-up above all, are this session's too -- a bar that resumed on another node, or
+        reloaded, knows its calls from ``state`` alone (issue 20: a call that ended while no
+        node held the AMI link stayed on such bars)."""
+        self.calls.setdefault(sid, {})[uid] = state
+        self.viewers.setdefault(uid, set()).add(sid)
+
     def unview(self, uid: str, sid: str) -> None:
         viewers = self.viewers.get(uid)
         if viewers is not None:

@@ -315,6 +315,8 @@ class Hub:
         if req.method in _PAIRING:
             # What these change (a session's user, state, phone) the sessions report.
             d.addCallback(self._paired, session)
+        elif req.method == "state":
+            d.addCallback(self._stated, session)
         elif not req.method.startswith(_NO_SESSION_CHANGE):
             d.addBoth(self._changed)  # a plugin's method may change sessions: look again
         return d
@@ -323,6 +325,13 @@ class Hub:
         # Calls shown to a session belong to the phone it had.
         if session.line is None:
             self._views.forget(session.sid)
+        return result
+
+    def _stated(self, result: Any, session: Session) -> Any:
+        # The calls a ``state`` answer listed were shown to this session: their changes are its own.
+        for call in result.get("calls", ()) if isinstance(result, dict) else ():
+            if isinstance(call, dict) and isinstance(call.get("uniqueid"), str):
+                self._views.shown(session.sid, call["uniqueid"], int(call.get("state", 0)))
         return result
 
     def _changed(self, result: Any) -> Any:
