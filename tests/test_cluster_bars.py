@@ -415,6 +415,11 @@ async def test_a_call_that_ends_while_no_node_listens_ends_on_the_new_owners_bar
         sim.sim.caller_calls("5000", "420777000001", "Customer")
         connected = await bar.event("call.connect", timeout=10)
         uid = connected["data"]["uniqueid"]
+        # A second tab opened mid-call (a reload, a bar resumed here): it knows the call from
+        # ``state`` alone, and must be told its end too (found by bench/cluster_failover.py).
+        late = await login_bar(b, *demo.user_of(1))
+        clients.append(late)
+        assert [c["uniqueid"] for c in (await late.call("state"))["calls"]] == [uid]
 
         await threads.deferToThread(_terminate, node_a.elector.backend_pid)
         await until(lambda: not a.get_ami_client().running, 10)
@@ -425,6 +430,7 @@ async def test_a_call_that_ends_while_no_node_listens_ends_on_the_new_owners_bar
         await until(lambda: ami_up(b), 10)
         ended = await bar.event("call.hangup", timeout=10)
         assert ended["data"]["uniqueid"] == uid and ended["data"]["disconnected"] is not None
+        assert (await late.event("call.hangup", timeout=10))["data"]["uniqueid"] == uid
         assert (await bar.call("state"))["calls"] == []
         assert b.get_call_tracker().active_calls() == []
     finally:

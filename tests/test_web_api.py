@@ -576,31 +576,6 @@ async def test_call_events_reach_the_tabs_of_the_phone_in_the_call(server: UCSSe
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_bar_that_learnt_its_call_from_state_is_told_when_it_ends(server: UCSServer) -> None:
-    """A bar that came (back) while its call was up -- a reload, or a resume on another cluster
-    node (issue 20) -- knows the call from ``state`` alone; its hang-up must reach it, or the
-    bar shows a call that is long gone."""
-    sim = server.get_demo_pbx().sim
-    sim.dialplan.add("from-carrier", DID_1001, [("Dial", "SIP/1001,30,tT")])
-    a1 = await ready_agent(server, 1)
-    sim.caller_calls(DID_1001, "420777123456", "Customer")
-    await a1.event("call.ringing")
-    await a1.call("call.answer")
-    await a1.event("call.connect")
-    late = await connect(ws_url(server))  # a second tab, opened mid-call: no call event yet
-    await late.call("login", ["agent1", "demo-pass-1"])
-    state = await late.call("state")
-    uid = call_on(server, "SIP/1001").uniqueid
-    assert [(c["uniqueid"], c["state"]) for c in state["calls"]] == [(uid, 3)]
-    assert not [e for e in late.events() if e.startswith("call.")]
-    sim.trunk().hangup()
-    ended = await late.event("call.hangup")
-    assert ended["data"]["uniqueid"] == uid
-    for c in (a1, late):
-        c.close()
-
-
-@pytest_twisted.ensureDeferred
 async def test_a_transfer_target_sees_its_own_ringing_and_the_transferrer_its_hangup(server: UCSServer) -> None:
     sim = server.get_demo_pbx().sim
     sim.dialplan.add("from-carrier", DID_1001, [("Dial", "SIP/1001,30,tT")])
