@@ -173,6 +173,19 @@ async def test_a_session_follows_its_bar_to_another_node_and_the_owner_expires_o
         assert (await stored(alice.sid) or {})["node"] == "a"
         with pytest.raises(NotFound, match="has ended"):
             await a.resume("no such id", None)
+        # Two sockets of that bar resume it on b at once (a quick reconnect while the old socket
+        # is not yet seen closed): one session, not an error.
+        a.detached(again)
+        await written()
+        twice = await defer.gatherResults([defer.Deferred.fromCoroutine(b.resume(alice.sid, "10.0.0.10")),
+                                           defer.Deferred.fromCoroutine(b.resume(alice.sid, "10.0.0.11"))],
+                                          consumeErrors=True)
+        assert twice[0] is twice[1] and twice[0].sid == alice.sid and not twice[0].closed
+        b.attached(twice[0])
+        b.detached(twice[0])
+        await written()
+        again = await a.resume(alice.sid, "10.0.0.9")
+        a.attached(again)
 
         # Bob logs in on b; his bar is gone for good (the tab closed, its logout failed).
         bob = managers["b"].create("ws", "10.0.0.5")

@@ -200,6 +200,14 @@ class StoredSessions:
         restored = getattr(self._agents, "restored", None)
         if restored is not None:
             await restored()  # a take-over restoring the agents: wait to know where the agent works
+        try:
+            again: Session | None = self._sessions.get(sid)
+        except NotFound:
+            again = None
+        if again is not None and not again.closed:
+            # Another socket of the same bar resumed it meanwhile (a quick reconnect while the old
+            # socket was not yet seen closed): the same session, not a second one.
+            return again
         return self._recreate(sid, row, address)
 
     def _recreate(self, sid: str, row: dict[str, Any], address: str | None) -> Session:
