@@ -121,6 +121,9 @@ class Client:
             self.crcs.append(zlib.crc32(data))
             self.names.append(name)
 
+    def _reply(self, data: bytes, t: float) -> None:
+        """A reply as it is read, before its caller resumes (a subclass that keeps what the bar shows)."""
+
     async def _read(self) -> None:
         ws = self.ws
         try:
@@ -135,6 +138,7 @@ class Client:
                         if not w.done():
                             w.set_result(t)
                 else:
+                    self._reply(data, t)
                     m = REPLY.match(data)
                     if m is not None and m.group(2) == b"result":
                         rid: Any = int(m.group(1))
