@@ -13,17 +13,16 @@ agents from the store and Asterisk still has their memberships and pauses.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
 from serverkit import until, working_agent
-from test_cluster_node import _terminate, ami_up, start_server
+from test_cluster_node import _terminate, ami_up
 from test_web_api import CallError, connect
 from ucs import demo
 from ucs.constants import SessionState
@@ -39,23 +38,15 @@ def sim_member(sim: SimService, queue: str, interface: str) -> Any:
 @pytest_twisted.ensureDeferred
 async def test_a_bar_on_the_standby_works_through_the_owner_and_keeps_its_agent_across_failover(
         tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    bars: list[Any] = []
-    try:
-        a = await start_server(tmp_path, "node-a", store, sim, domain)
-        servers.append(a)
+    async with cluster_env(phones=2) as env:
+        store, sim = env.store, env.sim
+        bars = env.clients
+        a = await env.start(tmp_path, "node-a")
         node_a: Any = a.get_cluster()
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 10)
         await demo.seed(a.get_directory(), 2)  # in the store before b loads its directory
-        b = await start_server(tmp_path, "node-b", store, sim, domain)
-        servers.append(b)
+        b = await env.start(tmp_path, "node-b")
         node_b: Any = b.get_cluster()
         await node_b.elector.when("standby")
         await until(lambda: node_b.health()["term"] == node_a.health()["term"], 10)
@@ -185,33 +176,18 @@ async def test_a_bar_on_the_standby_works_through_the_owner_and_keeps_its_agent_
         await tab.call("logout")
         assert b.get_agents().get(user.id) is None
         assert all(sim_member(sim, q, "SIP/1001") is None for q in queues)
-    finally:
-        for bar in bars:
-            bar.close()
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_directory_change_on_one_node_reaches_the_other_and_the_owners_agents(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    try:
-        a = await start_server(tmp_path, "node-a", store, sim, domain)
-        servers.append(a)
+    async with cluster_env(phones=2) as env:
+        sim = env.sim
+        a = await env.start(tmp_path, "node-a")
         node_a: Any = a.get_cluster()
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 10)
         await demo.seed(a.get_directory(), 2)
-        b = await start_server(tmp_path, "node-b", store, sim, domain)
-        servers.append(b)
+        b = await env.start(tmp_path, "node-b")
         node_b: Any = b.get_cluster()
         await node_b.elector.when("standby")
         await until(lambda: node_b.dirsync is not None and node_a.dirsync is not None, 10)
@@ -254,8 +230,3 @@ async def test_a_directory_change_on_one_node_reaches_the_other_and_the_owners_a
         await a.get_registry().call(owner_admin, "config.users.delete", [created["id"]])
         await until(lambda: created["id"] not in b.get_directory().users, 10)
         assert b.get_directory().user_by_username("newcomer") is None
-    finally:
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)

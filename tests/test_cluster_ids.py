@@ -10,19 +10,18 @@ one's user in and gives its own the next id.  Both users exist on both nodes
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import psycopg
 import pytest_twisted
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 from twisted.internet.defer import Deferred, gatherResults
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
+from pgkit import POSTGRES_URL
 from serverkit import until
-from test_cluster_node import ami_up, start_server
+from test_cluster_node import ami_up
 from ucs.server import UCSServer
-from ucs.sim.service import SimService
 
 
 def stored_users(schema: str) -> dict[int, str]:
@@ -33,20 +32,12 @@ def stored_users(schema: str) -> dict[int, str]:
 
 @pytest_twisted.ensureDeferred
 async def test_two_nodes_adding_users_at_once_get_distinct_ids(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=1, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    try:
-        a = await start_server(tmp_path, "node-a", store, sim, domain)
-        servers.append(a)
+    async with cluster_env(phones=1) as env:
+        schema = env.schema
+        a = await env.start(tmp_path, "node-a")
         await a.get_cluster().elector.when("owner")
         await until(lambda: ami_up(a), 10)
-        b = await start_server(tmp_path, "node-b", store, sim, domain)
-        servers.append(b)
+        b = await env.start(tmp_path, "node-b")
         await b.get_cluster().elector.when("standby")
         await until(lambda: b.get_cluster().dirsync is not None and a.get_cluster().dirsync is not None, 10)
         da, db = a.get_directory(), b.get_directory()
@@ -66,8 +57,3 @@ async def test_two_nodes_adding_users_at_once_get_distinct_ids(tmp_path: Path) -
             stored = await threads.deferToThread(stored_users, schema)
             assert all(stored[i] == n for n, i in ids.items())
         assert len(da.users) == len(db.users) == 7  # the administrator and six
-    finally:
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)

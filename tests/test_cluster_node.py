@@ -12,7 +12,6 @@ this is built (the rest of the suite runs that way).
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
+from pgkit import POSTGRES_URL
 from serverkit import until, working_agent
 from test_cluster_stream import NATS_URL
 from ucs import demo
@@ -61,14 +61,9 @@ def ami_up(server: UCSServer) -> bool:
 
 @pytest_twisted.ensureDeferred
 async def test_the_election_moves_the_ami_link_between_two_containers_and_back(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim = env.store, env.domain, env.sim
+        servers = env.servers
         a = UCSServer(cluster_config(tmp_path, "node-a", store, sim, domain), reactor)
         servers.append(a)
         a.service.startService()
@@ -146,11 +141,6 @@ async def test_the_election_moves_the_ami_link_between_two_containers_and_back(t
         health = b.get_web_service().health()
         assert health["ami"] == "down" and health["cluster"]["role"] == "standby"
         assert health["cluster"]["nats"] == "up" and health["cluster"]["postgresql"] == "up"
-    finally:
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 def test_without_cluster_the_container_builds_no_node(tmp_path: Path) -> None:
