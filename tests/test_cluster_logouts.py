@@ -17,16 +17,16 @@ stream position.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest_twisted
 import treq
-from twisted.internet import reactor, threads
+from twisted.internet import reactor
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
+from pgkit import POSTGRES_URL
 from serverkit import until
 from test_cluster_node import ami_up, start_server
 from test_metrics import samples
@@ -35,7 +35,6 @@ from ucs.cluster.sessync import subjects
 from ucs import demo
 from ucs.constants import SessionState
 from ucs.server import UCSServer
-from ucs.sim.service import SimService
 
 ADMIN = "admin-secret-1"
 
@@ -68,19 +67,13 @@ async def metrics(server: UCSServer) -> str:
 
 @pytest_twisted.ensureDeferred
 async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=3, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    bars: list[Any] = []
-    timeout = {"request_timeout": 2.0}
-    try:
-        a = await start_server(tmp_path, "node-a", store, sim, domain, auth={"admin_password": ADMIN},
+    async with cluster_env(phones=3) as env:
+        schema, store, domain, sim = env.schema, env.store, env.domain, env.sim
+        servers = env.servers
+        bars = env.clients
+        timeout = {"request_timeout": 2.0}
+        a = await env.start(tmp_path, "node-a", auth={"admin_password": ADMIN},
                                cluster=timeout)
-        servers.append(a)
         await a.get_cluster().elector.when("owner")
         await until(lambda: ami_up(a), 10)
         await demo.seed(a.get_directory(), 3)
@@ -204,10 +197,3 @@ async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path
         assert reactor.seconds() - started >= 2.0  # type: ignore[attr-defined]  # waited its request_timeout
         two = {r["username"]: r for r in reply["users"]}["agent2"]
         assert [s["node"] for s in two["sessions"]] == ["node-a"]  # B's bar of agent 2 is not known
-    finally:
-        for bar in bars:
-            bar.close()
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)

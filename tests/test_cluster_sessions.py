@@ -30,9 +30,10 @@ from typing import Any
 
 import psycopg
 import pytest_twisted
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
+from pgkit import POSTGRES_URL
 from serverkit import until
 from test_cluster_node import ami_up, start_server
 from test_web_api import CallError, connect, ready_agent, ws_url
@@ -65,15 +66,10 @@ async def node(tmp_path: Path, name: str, store: str, sim: SimService, domain: s
 
 @pytest_twisted.ensureDeferred
 async def test_a_bar_resumes_on_another_node_after_its_node_stopped(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=3, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    bars: list[Any] = []
-    try:
+    async with cluster_env(phones=3) as env:
+        schema, store, domain, sim = env.schema, env.store, env.domain, env.sim
+        servers = env.servers
+        bars = env.clients
         a = await node(tmp_path, "node-a", store, sim, domain)
         servers.append(a)
         node_a: Any = a.get_cluster()
@@ -165,10 +161,3 @@ async def test_a_bar_resumes_on_another_node_after_its_node_stopped(tmp_path: Pa
         assert b.get_agents().agent(one_id).status.name == "READY"
         assert (await back.call("session.ping"))["now"] > 0
         assert node_b.sessions.expired == 1
-    finally:
-        for bar in bars:
-            bar.close()
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
