@@ -10,7 +10,6 @@ and the standby's mirror (:mod:`ucs.cluster.mirror`).
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet import reactor, task, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
 from serverkit import until, working_agent
 from test_cluster_cdr import cdr_rows
 from test_cluster_node import _terminate, ami_up, start_server
@@ -134,15 +133,10 @@ async def login_bar(server: UCSServer, username: str, password: str) -> Bar:
 
 @pytest_twisted.ensureDeferred
 async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    clients: list[Any] = []
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim = env.store, env.domain, env.sim
+        servers = env.servers
+        clients = env.clients
         a, node_a = await start_node(tmp_path, "node-a", store, sim, domain, servers)
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 10)
@@ -274,15 +268,6 @@ async def test_a_bar_and_an_ip_session_on_the_standby_see_what_the_owner_shows(t
         await until(lambda: len(agent_events(bar_a)) == len(agent_events(bar_b)) >= 2, 10)
         assert agent_events(bar_b) == agent_events(bar_a)
         assert [d["status"] for d in agent_events(bar_a)][-1] == "AUX"
-    finally:
-        for c in clients:
-            proto = getattr(c, "proto", c)
-            if proto is not None:
-                proto.dropConnection(abort=True)
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 @pytest_twisted.ensureDeferred
@@ -291,15 +276,10 @@ async def test_a_late_standby_shows_the_call_and_a_snapshot_brings_its_bars_back
     """A standby that starts after the call began shows it (snapshot); when NATS goes away
     and comes back, the owner's new term makes the standby's bars consistent again: the
     call that ended meanwhile ends on them, the one that began appears, the status changed."""
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    clients: list[Any] = []
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim = env.store, env.domain, env.sim
+        servers = env.servers
+        clients = env.clients
         a, node_a = await start_node(tmp_path, "node-a", store, sim, domain, servers, nats_server.url)
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 10)
@@ -376,14 +356,6 @@ async def test_a_late_standby_shows_the_call_and_a_snapshot_brings_its_bars_back
             await bar.wait(lambda b_=bar: (cluster_notices(b_) or [{}])[-1].get("ok") or None, 10)
             assert [n["ok"] for n in cluster_notices(bar)][-2:] == [False, True]
         await until_rows(store, [first.uniqueid, second.uniqueid])
-    finally:
-        for c in clients:
-            if c.proto is not None:
-                c.proto.dropConnection(abort=True)
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 @pytest_twisted.ensureDeferred
@@ -391,15 +363,10 @@ async def test_a_call_that_ends_while_no_node_listens_ends_on_the_new_owners_bar
     """The owner's session dies mid-call; the call ends while the standby claims the link
     (no AMI link anywhere).  The standby becomes the owner and resyncs: Asterisk has no
     such call any more, so the bar on that node is told it ended; its own model answers."""
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    clients: list[Any] = []
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim = env.store, env.domain, env.sim
+        servers = env.servers
+        clients = env.clients
         a, node_a = await start_node(tmp_path, "node-a", store, sim, domain, servers)
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 10)
@@ -433,11 +400,3 @@ async def test_a_call_that_ends_while_no_node_listens_ends_on_the_new_owners_bar
         assert (await late.event("call.hangup", timeout=10))["data"]["uniqueid"] == uid
         assert (await bar.call("state"))["calls"] == []
         assert b.get_call_tracker().active_calls() == []
-    finally:
-        for c in clients:
-            if c.proto is not None:
-                c.proto.dropConnection(abort=True)
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import pytest_twisted
 from twisted.internet import reactor, threads
 
+from clusterkit import cluster_env
 from cutproxy import CutProxy
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from test_cluster_partition import via
@@ -205,65 +206,53 @@ async def test_a_new_owner_stepping_down_saves_its_agents_figures_and_the_next_o
     from twisted.logger import globalLogPublisher
 
     from serverkit import until, working_agent
-    from test_cluster_node import _terminate, ami_up, start_server
-    from ucs.server import UCSServer
+    from test_cluster_node import _terminate, ami_up
 
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
     failures: list[dict[str, Any]] = []
 
     def observe(event: dict[str, Any]) -> None:
         if "log_failure" in event:
             failures.append(event)
 
-    globalLogPublisher.addObserver(observe)
-    servers: list[UCSServer] = []
     quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
+
+    globalLogPublisher.addObserver(observe)
     try:
-        a = await start_server(tmp_path, "node-a", store, sim, domain, cluster=quick)
-        servers.append(a)
-        node_a: Any = a.get_cluster()
-        await node_a.elector.when("owner")
-        await until(lambda: ami_up(a), 10)
-        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=quick)
-        servers.append(b)
-        node_b: Any = b.get_cluster()
-        await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
-        await demo.seed(a.get_directory(), 2)
-        await working_agent(a, 1)
-        (agent,) = a.get_agents().all()
-        await until(lambda: str(agent.id) in node_b.replica().agents, 10)
+        async with cluster_env(phones=2) as env:
+            a = await env.start(tmp_path, "node-a", cluster=quick)
+            node_a: Any = a.get_cluster()
+            await node_a.elector.when("owner")
+            await until(lambda: ami_up(a), 10)
+            b = await env.start(tmp_path, "node-b", cluster=quick)
+            node_b: Any = b.get_cluster()
+            await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
+            await demo.seed(a.get_directory(), 2)
+            await working_agent(a, 1)
+            (agent,) = a.get_agents().all()
+            await until(lambda: str(agent.id) in node_b.replica().agents, 10)
 
-        await threads.deferToThread(_terminate, node_a.elector.backend_pid)  # node-b takes over
-        await until(lambda: ami_up(b) and b.get_agents().local(agent.id) is not None, 20)
-        await b.get_agents().change_status(agent.id, "AUX", "Break")
-        mine = b.get_agents().local(agent.id)
-        assert mine is not None
-        changed = mine.since
-        await until(lambda: reactor.seconds() > changed + 2, 5)
+            await threads.deferToThread(_terminate, node_a.elector.backend_pid)  # node-b takes over
+            await until(lambda: ami_up(b) and b.get_agents().local(agent.id) is not None, 20)
+            await b.get_agents().change_status(agent.id, "AUX", "Break")
+            mine = b.get_agents().local(agent.id)
+            assert mine is not None
+            changed = mine.since
+            await until(lambda: reactor.seconds() > changed + 2, 5)
 
-        stepped = reactor.seconds()
-        await threads.deferToThread(_terminate, node_b.elector.backend_pid)  # node-b steps down
-        await until(lambda: ami_up(a) and a.get_agents().local(agent.id) is not None, 20)
-        await until(lambda: b.get_agents().all() == [], 10)  # forgotten: they are node-a's now
+            stepped = reactor.seconds()
+            await threads.deferToThread(_terminate, node_b.elector.backend_pid)  # node-b steps down
+            await until(lambda: ami_up(a) and a.get_agents().local(agent.id) is not None, 20)
+            await until(lambda: b.get_agents().all() == [], 10)  # forgotten: they are node-a's now
 
-        stats = await a.get_store().kv_get("agents.stats", str(agent.id))
-        assert stats["accrued_until"] >= stepped - 0.5  # counted up to node-b's step-down
-        assert stats["auxtime"] >= 1.5 and stats["auxtimes"]["Break"] == stats["auxtime"]
-        restored = a.get_agents().local(agent.id)
-        assert restored is not None and (restored.status.name, restored.reason) == ("AUX", "Break")
-        assert restored.stats_now().auxtime >= stats["auxtime"]  # node-a goes on from them
-        assert not [f for f in failures if "cluster" in str(f.get("log_namespace", ""))], failures
+            stats = await a.get_store().kv_get("agents.stats", str(agent.id))
+            assert stats["accrued_until"] >= stepped - 0.5  # counted up to node-b's step-down
+            assert stats["auxtime"] >= 1.5 and stats["auxtimes"]["Break"] == stats["auxtime"]
+            restored = a.get_agents().local(agent.id)
+            assert restored is not None and (restored.status.name, restored.reason) == ("AUX", "Break")
+            assert restored.stats_now().auxtime >= stats["auxtime"]  # node-a goes on from them
+            assert not [f for f in failures if "cluster" in str(f.get("log_namespace", ""))], failures
     finally:
         globalLogPublisher.removeObserver(observe)
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 # -- (c) the agents a new owner restores after its term began reach the followers -----------------
@@ -278,25 +267,15 @@ async def test_a_new_owners_term_begins_only_with_its_agents_restored(tmp_path: 
     from twisted.internet.defer import Deferred
 
     from serverkit import until, working_agent
-    from test_cluster_node import _terminate, ami_up, start_server
-    from ucs.server import UCSServer
+    from test_cluster_node import _terminate, ami_up
 
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
-    try:
-        a = await start_server(tmp_path, "node-a", store, sim, domain, cluster=quick)
-        servers.append(a)
+    async with cluster_env(phones=2) as env:
+        quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
+        a = await env.start(tmp_path, "node-a", cluster=quick)
         node_a: Any = a.get_cluster()
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 10)
-        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=quick)
-        servers.append(b)
+        b = await env.start(tmp_path, "node-b", cluster=quick)
         node_b: Any = b.get_cluster()
         await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
         await demo.seed(a.get_directory(), 2)
@@ -323,11 +302,6 @@ async def test_a_new_owners_term_begins_only_with_its_agents_restored(tmp_path: 
         mirrored = a.get_mirror().get(agent.id)
         assert mirrored is not None and (mirrored.status.name, mirrored.reason) == ("AUX", "Lunch")
         await until(lambda: node_a.replica().agents == node_b.feed.replica.agents, 10)
-    finally:
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 # -- the rule itself -------------------------------------------------------------------------------
