@@ -10,44 +10,33 @@ answering, the tab names it ("Not answering") and lists what B knows.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
 from serverkit import until
 from test_admin_page import log_in
 from test_bar_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401 - the skip
 from test_cluster_logouts import ADMIN, bar_of
-from test_cluster_node import ami_up, start_server
+from test_cluster_node import ami_up
 from ucs import demo
 from ucs.server import UCSServer
-from ucs.sim.service import SimService
 
 
 @pytest_twisted.ensureDeferred
 async def test_the_operations_tab_shows_every_nodes_sessions(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    bars: list[Any] = []
-    timeout = {"request_timeout": 2.0}
-    try:
-        a = await start_server(tmp_path, "node-a", store, sim, domain, auth={"admin_password": ADMIN},
+    async with cluster_env(phones=2) as env:
+        bars = env.clients
+        timeout = {"request_timeout": 2.0}
+        a = await env.start(tmp_path, "node-a", auth={"admin_password": ADMIN},
                                cluster=timeout)
-        servers.append(a)
         await a.get_cluster().elector.when("owner")
         await until(lambda: ami_up(a), 10)
         await demo.seed(a.get_directory(), 2)
-        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=timeout)
-        servers.append(b)
+        b = await env.start(tmp_path, "node-b", cluster=timeout)
         await b.get_cluster().elector.when("standby")
         await until(lambda: b.get_cluster().health()["term"] == a.get_cluster().health()["term"], 10)
         user = a.get_directory().user_by_username(demo.user_of(1)[0])
@@ -97,10 +86,3 @@ async def test_the_operations_tab_shows_every_nodes_sessions(tmp_path: Path) -> 
         for bar in bars[:2]:
             closed = (await bar.event("session.closed", timeout=5))["data"]
             assert closed["message"] == "You were logged out by an administrator."
-    finally:
-        for bar in bars:
-            bar.close()
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
