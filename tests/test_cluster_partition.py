@@ -10,17 +10,17 @@ sessions all along: never two owners.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest_twisted
-from twisted.internet import reactor, task, threads
+from twisted.internet import reactor, task
 
+from clusterkit import cluster_env
 from cutproxy import CutProxy
 from natsserver import NatsServer, nats_server  # noqa: F401 - the fixture
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from pgkit import POSTGRES_URL
 from serverkit import until
 from test_cluster_bars import cluster_notices, login_bar, until_rows
 from test_cluster_node import ami_up, start_server
@@ -67,17 +67,13 @@ async def start(tmp_path: Path, name: str, store: str, nats: str, sim: SimServic
 @pytest_twisted.ensureDeferred
 async def test_the_owner_cut_off_from_postgresql_steps_down_and_the_other_takes_over_without_a_fight(
         tmp_path: Path, nats_server: NatsServer) -> None:  # noqa: F811 - the fixture
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    pg = CutProxy(reactor, urlsplit(POSTGRES_URL).port or 5432)
-    pg.start()
-    watch = AmiWatch(sim)
-    servers: list[UCSServer] = []
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim, servers = env.store, env.domain, env.sim, env.servers
+        pg = CutProxy(reactor, urlsplit(POSTGRES_URL).port or 5432)
+        pg.start()
+        env.proxies.append(pg)
+        watch = AmiWatch(sim)
+        env.closing.append(watch.stop)
         a, node_a = await start(tmp_path, "node-a", via(store, pg), nats_server.url, sim, domain, servers)
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 20)
@@ -100,30 +96,19 @@ async def test_the_owner_cut_off_from_postgresql_steps_down_and_the_other_takes_
         assert not a.get_ami_client().running
         assert len(sim.server.sessions) == 1
         assert watch.most == 1, f"{watch.most} AMI sessions at once"
-    finally:
-        watch.stop()
-        for s in reversed(servers):
-            await s.service.stopService()
-        await pg.stop()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 @pytest_twisted.ensureDeferred
 async def test_the_owner_cut_off_from_nats_stays_owner_says_so_and_the_standby_converges_when_it_is_back(
         tmp_path: Path, nats_server: NatsServer) -> None:  # noqa: F811 - the fixture
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    nats = CutProxy(reactor, nats_server.port)
-    nats.start()
-    watch = AmiWatch(sim)
-    servers: list[UCSServer] = []
-    clients: list[Any] = []
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim, servers = env.store, env.domain, env.sim, env.servers
+        nats = CutProxy(reactor, nats_server.port)
+        nats.start()
+        env.proxies.append(nats)
+        watch = AmiWatch(sim)
+        env.closing.append(watch.stop)
+        clients = env.clients
         a, node_a = await start(tmp_path, "node-a", store, via(nats_server.url, nats), sim, domain, servers)
         await node_a.elector.when("owner")
         await until(lambda: ami_up(a), 20)
@@ -171,13 +156,3 @@ async def test_the_owner_cut_off_from_nats_stays_owner_says_so_and_the_standby_c
         await until_rows(store, [first["data"]["uniqueid"], second["data"]["uniqueid"]])
         assert node_a.elector.is_owner and not node_b.elector.is_owner
         assert watch.most == 1, f"{watch.most} AMI sessions at once"
-    finally:
-        watch.stop()
-        for c in clients:
-            if c.proto is not None:
-                c.proto.dropConnection(abort=True)
-        for s in reversed(servers):
-            await s.service.stopService()
-        await nats.stop()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
