@@ -4,9 +4,9 @@ A module of its own, not ``conftest`` (see :mod:`pgkit`).  ``cluster_env`` gives
 a PostgreSQL schema of the test's own (``env.store`` points into it), a NATS
 domain no other test uses, a started simulated Asterisk with ``phones`` phones,
 and lists the test fills: ``env.servers`` (``env.start`` appends to it),
-``env.clients``, ``env.closing`` and ``env.proxies``.  On the way out, whatever
-the test did, ``closing`` is called, the clients' sockets are dropped, the
-servers stopped last-started first, then the proxies and the simulator, and the
+``env.clients``, ``env.closing``, ``env.nodes`` and ``env.proxies``.  On the way
+out, whatever the test did, ``closing`` is called, the clients' sockets are
+dropped, the node processes stopped, the servers stopped last-started first, then the proxies and the simulator, and the
 schema dropped, so a failing test leaves nothing behind for the next one.
 """
 
@@ -39,6 +39,9 @@ class ClusterEnv:
     # Called before anything else is taken down, last added first (a Deferred returned is awaited):
     # what the test started around the nodes, a balancer's port, a watch on the simulator.
     closing: list[Callable[[], Any]] = field(default_factory=list)
+    # Nodes in processes of their own (``test_cluster_processes.Node``): stopped if still running,
+    # their output printed (pytest shows it when the test fails).
+    nodes: list[Any] = field(default_factory=list)
     # ``cutproxy.CutProxy``s between the nodes and PostgreSQL or NATS: stopped once the nodes
     # are, since a node cut off from its store mid-stop would not stop.
     proxies: list[Any] = field(default_factory=list)
@@ -58,6 +61,11 @@ def drop(client: Any) -> None:
         proto.dropConnection(abort=True)
 
 
+async def _done(result: Any) -> None:
+    if isinstance(result, Deferred):
+        await result
+
+
 @asynccontextmanager
 async def cluster_env(phones: int = 2) -> AsyncIterator[ClusterEnv]:
     schema = f"ucs_test_{secrets.token_hex(6)}"
@@ -70,14 +78,16 @@ async def cluster_env(phones: int = 2) -> AsyncIterator[ClusterEnv]:
         yield env
     finally:
         for close in reversed(env.closing):
-            result = close()
-            if isinstance(result, Deferred):
-                await result
+            await _done(close())
         for c in env.clients:
             drop(c)
+        for n in env.nodes:
+            if n.proc.poll() is None:
+                await threads.deferToThread(n.stop)
+            print(n.output)
         for s in reversed(env.servers):
             await s.service.stopService()
         for proxy in env.proxies:
-            await proxy.stop()
+            await _done(proxy.stop())
         await sim.stopService()
         await threads.deferToThread(_postgres_schema, "drop", schema)

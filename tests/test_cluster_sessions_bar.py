@@ -13,7 +13,6 @@ Playwright).
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor, threads
 from twisted.protocols.portforward import ProxyFactory
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
 from serverkit import until
 from test_bar_browser import ARGS, CHROMIUM, UCS, Bar, pytestmark  # noqa: F401 - the skip
 from test_cluster_node import ami_up, start_server
@@ -38,16 +37,11 @@ async def node(tmp_path: Path, name: str, store: str, sim: SimService, domain: s
 
 @pytest_twisted.ensureDeferred
 async def test_the_bar_behind_a_load_balancer_resumes_on_another_node(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    servers: list[UCSServer] = []
-    balancer = ProxyFactory("127.0.0.1", 0)
-    listening = reactor.listenTCP(0, balancer, interface="127.0.0.1")  # type: ignore[attr-defined]
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim, servers = env.store, env.domain, env.sim, env.servers
+        balancer = ProxyFactory("127.0.0.1", 0)
+        listening = reactor.listenTCP(0, balancer, interface="127.0.0.1")  # type: ignore[attr-defined]
+        env.closing.append(listening.stopListening)
         a = await node(tmp_path, "node-a", store, sim, domain)
         servers.append(a)
         await a.get_cluster().elector.when("owner")
@@ -100,9 +94,3 @@ async def test_the_bar_behind_a_load_balancer_resumes_on_another_node(tmp_path: 
         assert b.get_agents().all()[0].status.name == "READY"
         assert [s.user.username for s in b.get_sessions() if s.user is not None] == [demo.user_of(1)[0]]
         assert members(sim, "SIP/1001") == {"support": (False, ""), "sales": (False, "")}
-    finally:
-        await listening.stopListening()
-        for s in reversed(servers):
-            await s.service.stopService()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
