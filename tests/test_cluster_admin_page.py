@@ -31,8 +31,7 @@ async def test_the_operations_tab_shows_every_nodes_sessions(tmp_path: Path) -> 
     async with cluster_env(phones=2) as env:
         bars = env.clients
         timeout = {"request_timeout": 2.0}
-        a = await env.start(tmp_path, "node-a", auth={"admin_password": ADMIN},
-                               cluster=timeout)
+        a = await env.start(tmp_path, "node-a", auth={"admin_password": ADMIN}, cluster=timeout)
         await a.get_cluster().elector.when("owner")
         await until(lambda: ami_up(a), 10)
         await demo.seed(a.get_directory(), 2)

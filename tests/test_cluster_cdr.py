@@ -16,7 +16,6 @@ agents have them in that status.
 from __future__ import annotations
 
 import json
-import secrets
 import signal
 import time
 from pathlib import Path
@@ -27,14 +26,13 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
 from serverkit import until
 from test_cluster_processes import DEADLINE, Node, health, node_config, until_health, wait_line
 from test_web_api import CallError, connect
 from ucs import demo
 from ucs.bus import EventBus
 from ucs.directory.directory import Directory
-from ucs.sim.service import SimService
 from ucs.store import open_store
 
 
@@ -52,15 +50,10 @@ def cdr_rows(store: str) -> list[dict[str, Any]]:
 @pytest_twisted.ensureDeferred
 async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr_exactly_once(
         tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    nodes: list[Node] = []
-    bars: list[Any] = []
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim = env.store, env.domain, env.sim
+        nodes = env.nodes
+        bars = env.clients
         seeding = await open_store(store, reactor)  # the demo's users, lines and queues, in the store
         try:
             directory = Directory(seeding, EventBus())
@@ -154,15 +147,6 @@ async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr
         assert abs(short["created"] - started) < 0.5 and short["connected"] is not None
         assert "no node owned the AMI link" in short["data"]["ended_unseen"]
         assert short["disconnected"] >= killed
-    finally:
-        for bar in bars:
-            bar.close()
-        for n in nodes:
-            if n.proc.poll() is None:
-                await threads.deferToThread(n.stop)
-            print(n.output)  # shown by pytest when the test fails
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 async def _settle(seconds: float) -> None:

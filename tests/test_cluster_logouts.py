@@ -72,8 +72,7 @@ async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path
         servers = env.servers
         bars = env.clients
         timeout = {"request_timeout": 2.0}
-        a = await env.start(tmp_path, "node-a", auth={"admin_password": ADMIN},
-                               cluster=timeout)
+        a = await env.start(tmp_path, "node-a", auth={"admin_password": ADMIN}, cluster=timeout)
         await a.get_cluster().elector.when("owner")
         await until(lambda: ami_up(a), 10)
         await demo.seed(a.get_directory(), 3)

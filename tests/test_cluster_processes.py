@@ -12,7 +12,6 @@ standby and does not take the link back.
 from __future__ import annotations
 
 import json
-import secrets
 import signal
 import socket
 import time
@@ -23,7 +22,7 @@ import pytest_twisted
 import treq
 from twisted.internet import reactor, threads
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
 from test_cluster_stream import NATS_URL
 from test_twistd import Running
 from ucs.sim.service import SimService
@@ -117,14 +116,9 @@ async def _pause() -> None:
 @pytest_twisted.ensureDeferred
 async def test_kill_9_of_the_owner_makes_the_standby_the_owner_and_the_old_one_comes_back_as_standby(
         tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    nodes: list[Node] = []
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim = env.store, env.domain, env.sim
+        nodes = env.nodes
         config_a, port_a = node_config(tmp_path, "node-a", store, sim, domain)
         config_b, port_b = node_config(tmp_path, "node-b", store, sim, domain)
         a = Node(config_a, tmp_path / "node-a")
@@ -164,10 +158,3 @@ async def test_kill_9_of_the_owner_makes_the_standby_the_owner_and_the_old_one_c
         await _pause()
         assert (await health(port_b))["cluster"]["role"] == "owner"
         assert "this node owns the AMI link now" not in a2.output
-    finally:
-        for n in nodes:
-            if n.proc.poll() is None:
-                await threads.deferToThread(n.stop)
-            print(n.output)  # shown by pytest when the test fails
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)

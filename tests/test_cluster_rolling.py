@@ -12,14 +12,13 @@ stopped), never back.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
 from serverkit import until
 from test_cluster_cdr import _until_rows, cdr_rows
 from test_cluster_processes import Node, health, node_config, until_health, wait_line
@@ -27,7 +26,6 @@ from test_web_api import connect
 from ucs import demo
 from ucs.bus import EventBus
 from ucs.directory.directory import Directory
-from ucs.sim.service import SimService
 from ucs.store import open_store
 
 OWNS = "this node owns the AMI link now"
@@ -45,17 +43,12 @@ async def _seed(store: str) -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    names = ["node-a", "node-b", "node-c"]
-    procs: dict[str, Node] = {}
-    every: list[Node] = []
-    bars: list[Any] = []
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim = env.store, env.domain, env.sim
+        names = ["node-a", "node-b", "node-c"]
+        procs: dict[str, Node] = {}
+        every = env.nodes
+        bars = env.clients
         await _seed(store)
         configs = {n: node_config(tmp_path, n, store, sim, domain) for n in names}
         for path, _ in configs.values():  # agents READY once they have a phone
@@ -135,16 +128,6 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
         # The AMI link moved once (node-a stopped), and no node took it back.
         assert sum(n.output.count(OWNS) for n in every) == 2
         assert len(sim.server.sessions) == 1
-    finally:
-        for b in bars:
-            if b.proto is not None:
-                b.proto.dropConnection(abort=True)
-        for n in every:
-            if n.proc.poll() is None:
-                await threads.deferToThread(n.stop)
-            print(n.output)  # shown by pytest when the test fails
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 async def _ready(bar: Any) -> dict[str, Any]:
