@@ -19,7 +19,6 @@ tests/test_bar_browser.py (skipped without Chromium and Playwright).
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,13 +27,12 @@ import pytest_twisted
 from twisted.internet import defer, reactor, threads
 
 from balancer import Balancer
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from clusterkit import cluster_env
 from serverkit import until
 from test_bar_browser import ARGS, CHROMIUM, Bar, pytestmark  # noqa: F401 - the skip
 from test_cluster_cdr import _settle, _until_rows, cdr_rows
 from test_cluster_processes import Node, health, node_config, until_health, wait_line
 from test_cluster_rolling import OWNS, _owner, _seed
-from ucs.sim.service import SimService
 
 CALLER = "420777123456"
 CONNECTED = '.ucs-call[data-call-state="3"]'
@@ -42,18 +40,14 @@ CONNECTED = '.ucs-call[data-call-state="3"]'
 
 @pytest_twisted.ensureDeferred
 async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_call(tmp_path: Path) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=2, reactor=reactor)
-    sim.startService()
-    sim.sim.phone("SIP/1001").set_behaviour(remote_answer=True)  # answered from the bar (SIP NOTIFY)
-    names = ["node-a", "node-b", "node-c"]
-    procs: dict[str, Node] = {}
-    every: list[Node] = []
-    listening: Any = None
-    try:
+    async with cluster_env(phones=2) as env:
+        store, domain, sim = env.store, env.domain, env.sim
+        sim.sim.phone("SIP/1001").set_behaviour(remote_answer=True)  # answered from the bar (SIP NOTIFY)
+        names = ["node-a", "node-b", "node-c"]
+        procs: dict[str, Node] = {}
+        every = env.nodes
+        listening: Any = None
+        env.closing.append(lambda: listening.stopListening() if listening is not None else None)
         await _seed(store)
         configs = {n: node_config(tmp_path, n, store, sim, domain) for n in names}
         for path, _ in configs.values():
@@ -173,12 +167,3 @@ async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_ca
         assert len(rows) == 1, rows
         assert rows[0]["uniqueid"] == steps[-1]["uniqueid"] and rows[0]["caller_number"] == CALLER
         assert rows[0]["connected"] is not None
-    finally:
-        if listening is not None:
-            await listening.stopListening()
-        for node in every:
-            if node.proc.poll() is None:
-                await threads.deferToThread(node.stop)
-            print(node.output)  # shown by pytest when the test fails
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
