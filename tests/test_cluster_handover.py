@@ -20,7 +20,6 @@ forced), so its followers have them from its first snapshot.  Last, the rule its
 
 from __future__ import annotations
 
-import secrets
 import signal
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from twisted.internet import reactor, threads
 
 from clusterkit import cluster_env
 from cutproxy import CutProxy
-from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from pgkit import POSTGRES_URL
 from test_cluster_partition import via
 from test_cluster_processes import DEADLINE, Node, _pause, node_config, until_health, wait_line
 from test_cluster_rolling import OWNS, _owner
@@ -82,18 +81,15 @@ async def until_state(bar: Any, test: Any, what: str) -> dict[str, Any]:
 
 
 async def _run(tmp_path: Path, kill: bool) -> None:
-    schema = f"ucs_test_{secrets.token_hex(6)}"
-    await threads.deferToThread(_postgres_schema, "create", schema)
-    store = with_search_path(POSTGRES_URL, schema)
-    domain = f"test-{secrets.token_hex(4)}.example.com"
-    sim = SimService(port=0, phones=3, reactor=reactor)
-    sim.startService()
-    pg = CutProxy(reactor, urlsplit(POSTGRES_URL).port or 5432)
-    pg.start()
-    names = ["node-a", "node-b", "node-c"]
-    procs: dict[str, Node] = {}
-    bars: list[Any] = []
-    try:
+    async with cluster_env(phones=3) as env:
+        store, domain, sim = env.store, env.domain, env.sim
+        pg = CutProxy(reactor, urlsplit(POSTGRES_URL).port or 5432)
+        pg.start()
+        env.proxies.append(pg)
+        env.closing.append(pg.restore)  # a node whose store is frozen would not stop
+        names = ["node-a", "node-b", "node-c"]
+        procs: dict[str, Node] = {}
+        bars = env.clients
         await _seed(store, 3)
         configs = {n: node_config(tmp_path, n, via(store, pg) if n == "node-a" else store, sim, domain)
                    for n in names}
@@ -102,10 +98,12 @@ async def _run(tmp_path: Path, kill: bool) -> None:
                             + '[agents]\ninitial_status = "ready"\nacw_seconds = 300\n', encoding="utf-8")
         ports = {n: configs[n][1] for n in names}
         procs["node-a"] = Node(configs["node-a"][0], tmp_path / "node-a")
+        env.nodes.append(procs["node-a"])
         await wait_line(procs["node-a"], OWNS)
         await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
         for n in ("node-b", "node-c"):
             procs[n] = Node(configs[n][0], tmp_path / n)
+            env.nodes.append(procs[n])
             await until_health(ports[n], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
 
         # Each agent works through a bar on node-b and one on node-c (the standbys).
@@ -167,18 +165,6 @@ async def _run(tmp_path: Path, kill: bool) -> None:
         assert "status follows" not in procs[owner].output  # nothing had to be put right from the phone
         if not kill:
             assert "stepping down failed" not in procs["node-a"].output
-    finally:
-        for b in bars:
-            if b.proto is not None:
-                b.proto.dropConnection(abort=True)
-        pg.restore()  # a node whose store is frozen would not stop
-        for n in procs.values():
-            if n.proc.poll() is None:
-                await threads.deferToThread(n.stop)
-            print(n.output)  # shown by pytest when the test fails
-        pg.stop()
-        await sim.stopService()
-        await threads.deferToThread(_postgres_schema, "drop", schema)
 
 
 @pytest_twisted.ensureDeferred
