@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from clusterkit import cluster_env
+from clusterkit import ClusterEnv, cluster_env
 from cutproxy import CutProxy
 from pgkit import POSTGRES_URL
 from test_cluster_partition import via
@@ -180,6 +180,26 @@ async def test_an_owner_cut_off_from_postgresql_hands_every_agent_over_as_it_was
 # -- (b) a node that took over and steps down again saves its own agents' figures ------------------
 
 
+async def _agent_1_on_an_owner_and_a_standby(tmp_path: Path, env: ClusterEnv) -> tuple[Any, Any, Any, Any, Any]:
+    """node-a the owner, node-b following its term, both quick to step down and take over, and
+    demo agent 1 working on node-a: (a, its node, b, its node, the agent)."""
+    from serverkit import until, working_agent
+    from test_cluster_node import ami_up
+
+    quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
+    a = await env.start(tmp_path, "node-a", cluster=quick)
+    node_a: Any = a.get_cluster()
+    await node_a.elector.when("owner")
+    await until(lambda: ami_up(a), 10)
+    b = await env.start(tmp_path, "node-b", cluster=quick)
+    node_b: Any = b.get_cluster()
+    await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
+    await demo.seed(a.get_directory(), 2)
+    await working_agent(a, 1)
+    (agent,) = a.get_agents().all()
+    return a, node_a, b, node_b, agent
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_new_owner_stepping_down_saves_its_agents_figures_and_the_next_owner_goes_on_counting(
         tmp_path: Path) -> None:
@@ -191,7 +211,7 @@ async def test_a_new_owner_stepping_down_saves_its_agents_figures_and_the_next_o
     lost and the agents were never forgotten."""
     from twisted.logger import globalLogPublisher
 
-    from serverkit import until, working_agent
+    from serverkit import until
     from test_cluster_node import _terminate, ami_up
 
     failures: list[dict[str, Any]] = []
@@ -200,21 +220,10 @@ async def test_a_new_owner_stepping_down_saves_its_agents_figures_and_the_next_o
         if "log_failure" in event:
             failures.append(event)
 
-    quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
-
     globalLogPublisher.addObserver(observe)
     try:
         async with cluster_env(phones=2) as env:
-            a = await env.start(tmp_path, "node-a", cluster=quick)
-            node_a: Any = a.get_cluster()
-            await node_a.elector.when("owner")
-            await until(lambda: ami_up(a), 10)
-            b = await env.start(tmp_path, "node-b", cluster=quick)
-            node_b: Any = b.get_cluster()
-            await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
-            await demo.seed(a.get_directory(), 2)
-            await working_agent(a, 1)
-            (agent,) = a.get_agents().all()
+            a, node_a, b, node_b, agent = await _agent_1_on_an_owner_and_a_standby(tmp_path, env)
             await until(lambda: str(agent.id) in node_b.replica().agents, 10)
 
             await threads.deferToThread(_terminate, node_a.elector.backend_pid)  # node-b takes over
@@ -252,21 +261,11 @@ async def test_a_new_owners_term_begins_only_with_its_agents_restored(tmp_path: 
     has the agent as node-b has it (AUX, Lunch), in its replica and on its bars' model."""
     from twisted.internet.defer import Deferred
 
-    from serverkit import until, working_agent
+    from serverkit import until
     from test_cluster_node import _terminate, ami_up
 
     async with cluster_env(phones=2) as env:
-        quick = {"check_interval": 0.5, "step_down_after": 2.0, "release_after": 4}
-        a = await env.start(tmp_path, "node-a", cluster=quick)
-        node_a: Any = a.get_cluster()
-        await node_a.elector.when("owner")
-        await until(lambda: ami_up(a), 10)
-        b = await env.start(tmp_path, "node-b", cluster=quick)
-        node_b: Any = b.get_cluster()
-        await until(lambda: node_b.health()["term"] == node_a.health()["term"] != "", 10)
-        await demo.seed(a.get_directory(), 2)
-        await working_agent(a, 1)
-        (agent,) = a.get_agents().all()
+        a, node_a, b, node_b, agent = await _agent_1_on_an_owner_and_a_standby(tmp_path, env)
         await a.get_agents().change_status(agent.id, "AUX", "Lunch")
         await until(lambda: node_b.replica().agents.get(str(agent.id), {}).get("reason") == "Lunch", 10)
 
