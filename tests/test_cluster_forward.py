@@ -150,6 +150,8 @@ async def test_a_bar_on_the_standby_works_through_the_owner_and_keeps_its_agent_
         assert not any(sim_member(sim, q, "SIP/1001").paused for q in queues)
         await node_a.elector.when("standby")
         await until(lambda: node_a.commands is not None, 5)
+        # The new owner answers commands once its term has begun (after its agents' restore).
+        await until(lambda: node_b._command_server is not None and node_b._command_server._sub is not None, 10)
         other = a.get_sessions().create()
         other.user, other.line, other.state = user, a.get_directory().lines_of(user)[0], SessionState.READY
         done = await a.get_registry().call(other, "agent.changeStatus", ["AUX", "Break"])
