@@ -139,7 +139,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     size = await _size(stream)
     t = time.perf_counter()
     follower_stream = EventStream(other, names)
-    snapshot = await follower_stream.get_body()
+    manifest = await follower_stream.get_manifest()
+    assert manifest is not None
+    snapshot = await follower_stream.get_body(manifest)
     read_ms = (time.perf_counter() - t) * 1000
     assert snapshot is not None and len(snapshot["state"]["agents"]) == args.agents
     print(f"{args.agents} agents, {args.calls} calls; stored snapshot {size}")

@@ -15,6 +15,7 @@ own and deletes its stream and bucket afterwards.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,7 @@ async def test_a_follower_reloads_when_a_new_owner_starts_a_term() -> None:
         bus.publish(ev.EVENT_DEVICE_CHANGED, Device("SIP/ghost", "INUSE"))
         await until(lambda: set(follower.replica.devices) == {"SIP/1001", "SIP/ghost"}, 10)
         old.stop()
+        await stream.ensure()  # as a new owner does: its term starts after the stream's last event
         # A new owner knows only what its own model has: the ghost is gone from it.
         new = OwnerFeed(bus, stream, reactor, "b", snapshot_interval=3600,
                         initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Device("SIP/1001", "IDLE"),
@@ -174,6 +176,70 @@ async def test_a_follower_reloads_when_a_new_owner_starts_a_term() -> None:
         new.stop()
         await follower.stop()
     finally:
+        await delete_all(link_a, n)
+        await close_link(link_a)
+        await close_link(link_b)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_old_owners_late_snapshot_does_not_replace_the_new_owners() -> None:
+    """The race CI met: the old owner's snapshot still being stored when the new owner stored its
+    first one.  Whichever lands last, the bucket and the follower end on the new term, and only
+    its body is kept."""
+    from ucs.bus import EventBus
+    from ucs.cluster.stream import Superseded
+
+    n = names()
+    link_a, link_b = await open_link("a"), await open_link("b")
+    old = new = None
+    follower: Follower | None = None
+    try:
+        stream_a, stream_b = EventStream(link_a, n), EventStream(link_b, n)
+        await stream_a.ensure()
+        follower = Follower(EventStream(link_b, n))
+        await follower.start()
+        old = OwnerFeed(EventBus(), stream_a, reactor, "a", snapshot_interval=3600,
+                        initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Thing("SIP/ghost", state="INUSE"),
+                                                              {})] if e is not None])
+        old.start()
+        await stored(stream_a, old)
+        late = old.replica.frozen()  # what the old owner was storing when it stepped down
+        old.stop()
+        await stream_b.ensure()  # as a node does before its term: the term starts after the stream's last event
+        new = OwnerFeed(EventBus(), stream_b, reactor, "b", snapshot_interval=3600,
+                        initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Thing("SIP/1", state="IDLE"),
+                                                              {})] if e is not None])
+        new.start()
+        await stored(stream_b, new)
+        with pytest.raises(Superseded, match=re.escape(f"newer term's snapshot is stored ({new.replica.term})")):
+            await stream_a.put_snapshot(late)  # lands after the new owner's first
+        manifest = await stream_b.get_manifest()
+        assert manifest is not None and manifest.term == new.replica.term
+        await until(lambda: follower is not None and follower.replica.term == new.replica.term, 10)
+        assert follower.replica.devices == {"SIP/1": {"device": "SIP/1", "state": "IDLE"}}
+
+        async def bodies() -> set[str]:
+            store = await link_a.js.object_store(n.snapshots)
+            return {info.name for info in await store.list(ignore_deletes=True)}
+
+        assert await link_a.bridge.run(bodies) == {f"snapshot-{new.replica.term}"}
+        # A body whose manifest was never put (an owner killed between the two): the next term's
+        # first snapshot removes it with the rest.
+        async def orphan() -> None:
+            store = await link_a.js.object_store(n.snapshots)
+            await store.put(f"snapshot-{late.term}", b"half of a body")
+
+        await link_a.bridge.run(orphan)
+        new.stop()
+        new.start()
+        await stored(stream_b, new)
+        assert await link_a.bridge.run(bodies) == {f"snapshot-{new.replica.term}"}
+    finally:
+        for feed in (old, new):
+            if feed is not None:
+                feed.stop()
+        if follower is not None:
+            await follower.stop()
         await delete_all(link_a, n)
         await close_link(link_a)
         await close_link(link_b)
@@ -480,9 +546,11 @@ def test_a_snapshot_body_gives_the_owners_replica_and_another_version_is_refused
     assert copy.calls["1.1"]["account_code"] == "42" and "1.2" not in copy.calls
 
     old_body = zlib.compress(b'{"v":1,"seq":1,"term":"t","state":{}}')
-    with pytest.raises(ValueError, match="snapshot of version 1 .* this node reads version 2"):
-        read_manifest(old_body)  # what a node of the previous version left in the bucket
-    with pytest.raises(ValueError, match="snapshot version 3 is not supported; this node reads version 2"):
+    with pytest.raises(ValueError, match="snapshot of version 1 .* this node reads version 3"):
+        read_manifest(old_body)  # what a node of an old version left in the bucket
+    with pytest.raises(ValueError, match="snapshot version 2 is not supported; this node reads version 3"):
+        read_manifest(b'{"v":2,"term":"t","seq":1,"size":1,"digest":"x"}')  # one body for every term
+    with pytest.raises(ValueError, match="manifest without a valid 'body'"):
         read_manifest(b'{"v":3,"term":"t","seq":1,"size":1,"digest":"x"}')
     with pytest.raises(ValueError, match="snapshot version 1 is not supported"):
         Replica().load({"v": 1, "seq": 1, "term": "t", "state": {}})

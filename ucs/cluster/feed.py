@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from ucs.bus import EventBus
 from ucs.cluster.codec import CALL_QUIET, Envelope, envelope, jsonable, to_json
 from ucs.cluster.replica import Replica
-from ucs.cluster.stream import EventStream, Manifest
+from ucs.cluster.stream import EventStream, Manifest, Superseded, term_began
 
 log = Logger(namespace="ucs.cluster")
 
@@ -110,10 +110,9 @@ class OwnerFeed:
         nothing is stopped (neither can tell which is right).  An older term is a late snapshot
         of the owner before this one, and is no conflict."""
         term = manifest.term
-        node, _, rest = term.rpartition(":")[0].rpartition(":")
-        try:
-            began = int(rest)
-        except ValueError:
+        node = term.rsplit(":", 2)[0]
+        began = term_began(term)
+        if began is None:
             return
         if not self.running or node == self.node or began < self._started_at or term == self.conflict:
             return
@@ -163,6 +162,9 @@ class OwnerFeed:
         d = self.stream.put_snapshot(self.replica.frozen())
 
         def failed(f: Any) -> None:
+            if f.check(Superseded):  # a later owner's term: this one's snapshot would take the nodes back
+                log.warn("cluster: {node}'s snapshot was not stored: {e}", node=self.node, e=f.getErrorMessage())
+                return
             self._dirty = True  # try again next time
             log.warn("cluster: the snapshot could not be stored: {e}", e=f.getErrorMessage())
 

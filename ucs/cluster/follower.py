@@ -59,7 +59,7 @@ class Follower:
         self.running = True
         self._watch = await self.stream.watch_snapshots(self._snapshot)
         manifest = await self.stream.get_manifest()
-        snapshot = await self.stream.get_body() if manifest is not None else None
+        snapshot = await self.stream.get_body(manifest) if manifest is not None else None
         if snapshot is not None:
             self.replica.load(snapshot)
         self.started_from = self.replica.seq
@@ -141,13 +141,15 @@ class Follower:
 
     async def _reload(self) -> None:
         try:
-            # The body now (it may be newer than the manifest that sent for it: as good).
+            # The last manifest's body (it may be newer than the manifest that sent for it: as good;
+            # the body that one named may be gone already, a newer term's first snapshot removed it).
             try:
-                snapshot = await self.stream.get_body()
+                manifest = await self.stream.get_manifest()
+                snapshot = await self.stream.get_body(manifest) if manifest is not None else None
             except Exception as e:  # the link went, or the body was replaced while read: the timer's check
                 log.warn("cluster: reading the snapshot of a new term: {e}", e=e)
                 return
-            if snapshot is None or not self.running:
+            if snapshot is None or not self.running or snapshot.get("term") == self.replica.term:
                 return
             log.info("cluster: following term {term} from sequence {seq}", term=snapshot.get("term"),
                      seq=snapshot.get("seq"))

@@ -35,7 +35,8 @@ from ucs.cluster.codec import AGENTS, CALLS, DEVICES, QUEUES, Envelope, to_json
 _GONE = {ev.EVENT_CALL_HANGUP, ev.EVENT_AGENT_LOGOUT, ev.EVENT_MEMBER_REMOVED}
 
 #: 2: a small manifest in the bucket, the body in the object store (:mod:`ucs.cluster.stream`).
-SNAPSHOT_VERSION = 2
+#: 3: one body per term, named by the manifest; the manifest written only over an older term's.
+SNAPSHOT_VERSION = 3
 
 _TABLES = ("calls", "agents", "members", "waiting", "devices")
 #: The table of each category's entries (queue waiting callers apart).

@@ -12,19 +12,29 @@
   awaiting its acknowledgement, the owner sent ~3,600 envelopes/s and 5,000 logins
   kept the standbys seconds behind.
 - **The snapshot**, in two parts.  Its **body** -- the owner's
-  :class:`~ucs.cluster.replica.Replica` as zlib-compressed JSON -- is the object
-  ``snapshot`` of the object store ``ucs_<domain>_snapshots`` (nats-py splits it in
-  128 KiB chunks: no ``max_payload`` limit).  Its **manifest** -- version, term,
-  sequence, the body's size and digest, a few hundred bytes of JSON -- is the key
-  ``snapshot`` of the bucket ``ucs_<domain>`` (history 1), put after the body.  The
-  owner stores both every ``snapshot_interval`` when something changed, and when it
-  starts a term.  Followers read and watch only the manifest (a put is also a
-  message on ``$KV.<bucket>.snapshot``); they fetch and decode the body only when
-  its term is not the one they follow, or when they start.  The body fetched may be
-  newer than the manifest that sent for it (the owner stored another meanwhile):
-  it says its own term and sequence, and is as good.  A node that loads it resumes
-  the stream right after its sequence (:meth:`EventStream.follow`); envelopes are
-  idempotent, so a snapshot a little older than its sequence says is harmless.
+  :class:`~ucs.cluster.replica.Replica` as zlib-compressed JSON -- is an object of
+  the object store ``ucs_<domain>_snapshots`` (nats-py splits it in 128 KiB chunks:
+  no ``max_payload`` limit), one per term (``snapshot-<term>``).  Its **manifest**
+  -- version, term, sequence, the body's name, size and digest, a few hundred bytes
+  of JSON -- is the key ``snapshot`` of the bucket ``ucs_<domain>`` (history 1), put
+  after the body.  The owner stores both every ``snapshot_interval`` when something
+  changed, and when it starts a term.  Followers read and watch only the manifest (a
+  put is also a message on ``$KV.<bucket>.snapshot``); they fetch and decode the body
+  it names only when its term is not the one they follow, or when they start.  The
+  body fetched may be newer than the manifest that sent for it (the owner stored
+  another of the same term meanwhile): it says its own term and sequence, and is as
+  good.  A node that loads it resumes the stream right after its sequence
+  (:meth:`EventStream.follow`); envelopes are idempotent, so a snapshot a little
+  older than its sequence says is harmless.
+- **The last word is the newest term's.**  An owner that stepped down (or was cut
+  off, or killed mid-put) may still be storing a snapshot when the next owner stores
+  its first: the manifest is written only over one of the same or an older term
+  (compare-and-set on the key's revision), and each term's body has its own name, so
+  a late snapshot never replaces a newer term's manifest *or body* (issue 20: it did,
+  and followers stayed on the old term, its ghosts included, until the new owner's
+  model changed).  A term's first manifest removes the bodies of older terms.
+  Terms are ordered by the time they began (``node:ms:n``): the nodes' clocks are
+  assumed set by NTP, as for :mod:`ucs.cluster.handover`.
 
 Everything here runs nats-py's coroutines through the node's
 :class:`~ucs.cluster.aio.AsyncioBridge` and hands back Deferreds; callbacks
@@ -57,8 +67,8 @@ MAX_MSGS = 1_000_000
 MAX_BACKLOG = 100_000
 #: Envelopes sent and not acknowledged yet at most; the publisher waits past it.
 WINDOW = 1000
-#: The snapshot's body in the object store.
-BODY = "snapshot"
+#: The snapshot's key in the bucket (its manifest).
+KEY = "snapshot"
 #: Seconds a follower waits for a body at most (the owner may replace it while it reads).
 BODY_TIMEOUT = 30.0
 
@@ -72,6 +82,7 @@ class Manifest:
     seq: int
     size: int
     digest: str
+    body: str = ""
     entries: int = 0
     v: int = SNAPSHOT_VERSION
 
@@ -97,9 +108,33 @@ def read_manifest(data: bytes) -> Manifest:
                          f"{SNAPSHOT_VERSION}: upgrade every node of the cluster to the same UCS version")
     try:
         return Manifest(term=str(raw["term"]), seq=int(raw["seq"]), size=int(raw["size"]), digest=str(raw["digest"]),
-                        entries=int(raw.get("entries", 0)))
+                        body=str(raw["body"]), entries=int(raw.get("entries", 0)))
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"a UCS snapshot manifest without a valid {e}") from None
+
+
+def term_began(term: str) -> int | None:
+    """When (ms since the epoch) a term began, from its name ``<node>:<ms>:<n>``; ``None`` for
+    a name not made so."""
+    try:
+        return int(term.rsplit(":", 2)[-2])
+    except (IndexError, ValueError):
+        return None
+
+
+def older(term: str, than: str) -> bool:
+    """Whether ``term`` began before ``than`` (a name not made by a feed counts as oldest)."""
+    a, b = term_began(term), term_began(than)
+    return b is not None and (a is None or a < b)
+
+
+def body_name(term: str) -> str:
+    """The object holding a term's body."""
+    return f"snapshot-{term}"
+
+
+class Superseded(Exception):
+    """A newer term's snapshot is stored: this (older) one was not."""
 
 
 class EventStream:
@@ -270,16 +305,70 @@ class EventStream:
 
     def put_snapshot(self, frozen: Frozen) -> Deferred[Manifest]:
         """Store ``frozen`` (:meth:`Replica.frozen`): its body made off the reactor thread and
-        put in the object store, then its manifest in the bucket."""
+        put in the object store, then its manifest in the bucket -- unless a newer term's is
+        there already (fails with :class:`Superseded`)."""
         return self.bridge.run(self._put, frozen)
 
     async def _put(self, frozen: Frozen) -> Manifest:
+        name = body_name(frozen.term)
         data = await asyncio.get_running_loop().run_in_executor(None, encode_body, frozen)
-        info = await (await self._store()).put(BODY, data)
-        manifest = Manifest(term=frozen.term, seq=frozen.seq, size=len(data), digest=str(info.digest),
+        store = await self._store()
+        info = await store.put(name, data)
+        manifest = Manifest(term=frozen.term, seq=frozen.seq, size=len(data), digest=str(info.digest), body=name,
                             entries=frozen.entries)
-        await (await self._bucket()).put("snapshot", manifest.encode())
+        try:
+            replaced = await self._put_manifest(manifest)
+        except Superseded:
+            await self._delete_bodies(lambda other: other == name)
+            raise
+        if replaced != manifest.term:  # the term's first: older terms' bodies go (a late one's too)
+            await self._delete_bodies(lambda other: other != name and older(other[len("snapshot-"):], frozen.term))
         return manifest
+
+    async def _put_manifest(self, manifest: Manifest) -> str | None:
+        """Compare-and-set: the manifest over the current one if that is of this term or an older
+        one (or unreadable: another version's).  Returns the term it replaced."""
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+
+        kv = await self._bucket()
+        while True:
+            current: Manifest | None = None
+            try:
+                entry = await kv.get(KEY)
+                revision = entry.revision
+                if entry.value:
+                    try:
+                        current = read_manifest(entry.value)
+                    except ValueError:
+                        pass  # another version's: replaced (the version error is the followers' to say)
+            except KeyDeletedError as e:
+                revision = e.entry.revision if e.entry is not None else 0
+            except KeyNotFoundError:
+                revision = 0
+            if current is not None and current.term != manifest.term and older(manifest.term, current.term):
+                raise Superseded(f"a newer term's snapshot is stored ({current.term}); term {manifest.term}'s "
+                                 "is not")
+            try:
+                await kv.update(KEY, manifest.encode(), last=revision)
+            except KeyWrongLastSequenceError:
+                continue  # another node put meanwhile: look again
+            return current.term if current is not None else None
+
+    async def _delete_bodies(self, which: Callable[[str], bool]) -> None:
+        """Remove the bodies whose name ``which`` picks (a failure only leaves one behind)."""
+        from nats.js.errors import NotFoundError
+
+        store = await self._store()
+        try:
+            infos = await store.list(ignore_deletes=True)
+        except NotFoundError:
+            return
+        for info in infos:
+            if info.name.startswith("snapshot-") and which(info.name):
+                try:
+                    await store.delete(info.name)
+                except Exception as e:  # noqa: BLE001 - deleted by another node meanwhile, or the link went
+                    log.debug("cluster: removing the old snapshot body {name}: {e}", name=info.name, e=e)
 
     def stop_publishing(self) -> None:
         """Stop the publisher task; what it had not sent yet is dropped."""
@@ -298,25 +387,26 @@ class EventStream:
         from nats.js.errors import KeyNotFoundError
 
         try:
-            entry = await (await self._bucket()).get("snapshot")
+            entry = await (await self._bucket()).get(KEY)
         except KeyNotFoundError:
             return None
         return read_manifest(entry.value) if entry.value else None
 
-    def get_body(self) -> Deferred[dict[str, Any] | None]:
-        """The last snapshot's body (:meth:`Replica.load` takes it), or ``None`` when there is
-        none yet; fetched and decoded off the reactor thread."""
+    def get_body(self, manifest: Manifest) -> Deferred[dict[str, Any] | None]:
+        """The body ``manifest`` names (:meth:`Replica.load` takes it), or ``None`` when it is
+        gone (a newer term's first snapshot removed it); fetched and decoded off the reactor
+        thread."""
         self.bodies_read += 1
-        return self.bridge.run(self._get_body)
+        return self.bridge.run(self._get_body, manifest.body)
 
-    async def _get_body(self) -> dict[str, Any] | None:
+    async def _get_body(self, name: str) -> dict[str, Any] | None:
         from nats.js.errors import NotFoundError
 
         store = await self._store()
         try:
             # nats-py's get waits for the chunks with no limit: the owner may purge them meanwhile
-            result = await asyncio.wait_for(store.get(BODY), BODY_TIMEOUT)
-        except NotFoundError:  # ObjectNotFoundError is one
+            result = await asyncio.wait_for(store.get(name), BODY_TIMEOUT)
+        except NotFoundError:  # ObjectNotFoundError and ObjectDeletedError are ones
             return None
         except asyncio.TimeoutError:
             raise ValueError(f"the snapshot's body did not arrive within {BODY_TIMEOUT:.0f} s (replaced while "
