@@ -38,7 +38,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from ucs.bus import EventBus
-from ucs.directory import validate
+from ucs.directory import claims, validate
 from ucs.directory.model import (
     AuxReason, CallReason, Group, Line, Queue, QueueMembership, Team, User,
 )
@@ -311,8 +311,15 @@ class Directory:
         generated = None
         if not password:
             password = generated = secrets.token_urlsafe(12)
-        user = await self.add("users", {"username": "admin", "password": password, "superuser": True,
-                                         "displayname": "Administrator"})
+        try:
+            user = await self.add("users", {"username": "admin", "password": password, "superuser": True,
+                                             "displayname": "Administrator"})
+        except InvalidDataInput:
+            # Another UCS node starting on the same empty store made it first (the name's claim)
+            for user in self.users.values():
+                if user.superuser:
+                    return user, None
+            raise
         return user, generated
 
     # -- changing -------------------------------------------------------------------------------
@@ -353,23 +360,38 @@ class Directory:
         A new entity's id is the next free one *in the store*: the row is inserted only if
         no other UCS node has just taken that id (:class:`~ucs.store.base.KVNew`); if one
         has, its entity is read in (:meth:`refresh`) and the batch planned again with the
-        ids after it (issue 20: two nodes adding at the same moment)."""
-        for attempt in range(_ATTEMPTS):
+        ids after it (issue 20: two nodes adding at the same moment).  The same for a name
+        that must be one entity's (:mod:`ucs.directory.claims`): planned again, the step is
+        refused as taken, naming by whom."""
+        stale: set[tuple[str, str]] = set()
+        conflicts = 0
+        while True:
             try:
-                return await self._apply_once(steps, actor, source, audit, revision, what)
+                return await self._apply_once(steps, actor, source, audit, revision, what, stale)
             except KeyTaken as e:
-                kind = e.namespace.removeprefix("dir.")
-                if kind not in KINDS or attempt == _ATTEMPTS - 1:
+                claimed = claims.kind_of(e.namespace)
+                kind = claimed or e.namespace.removeprefix("dir.")
+                conflicts += 1
+                if kind not in KINDS or conflicts == _ATTEMPTS:
                     raise ProcessingError(f"{what or 'the change'} could not be stored: other UCS nodes kept "
-                                          f"taking the new ids ({e.namespace}/{e.key}); nothing was changed, "
-                                          "try again") from None
-                self.log.info("directory: {kind} {id} was just added on another UCS node; reading it and "
-                              "giving the new entity the next id", kind=kind, id=e.key)
+                                          f"taking the new ids or names ({e.namespace}/{e.key}); nothing was "
+                                          "changed, try again") from None
+                if claimed is None:
+                    self.log.info("directory: {kind} {id} was just added on another UCS node; reading it and "
+                                  "giving the new entity the next id", kind=kind, id=e.key)
+                else:
+                    self.log.info("directory: {kind} {claim} was just taken on another UCS node; reading the "
+                                  "{kind} again", kind=kind, claim=e.key)
                 await self.refresh(kind)
-        raise AssertionError("unreachable")
+                if claimed is not None and (e.namespace, e.key) not in stale \
+                        and not claims.held(kind, self.table(kind), e.key):
+                    self.log.warn("directory: the store's claim {ns}/{key} is held by no {kind}; written over",
+                                  ns=e.namespace, key=e.key, kind=kind[:-1])
+                    stale.add((e.namespace, e.key))
+                    conflicts -= 1  # not another node's doing: each such claim is written over once
 
     async def _apply_once(self, steps: Sequence[Step], actor: str, source: str, audit: Sequence[dict[str, Any]],
-                          revision: int | None, what: str) -> list[Any]:
+                          revision: int | None, what: str, stale: set[tuple[str, str]]) -> list[Any]:
         await self._lock.acquire()
         try:
             if revision is not None and revision != self.revision:
@@ -389,6 +411,12 @@ class Directory:
                 (f"dir.{kind}", str(entity_id), KV_DELETE if entity is None
                  else KVNew(_to_doc(entity)) if (kind, entity_id) in added else _to_doc(entity))
                 for (kind, entity_id), entity in plan.final.items()]
+            released: list[tuple[str, str, Any]] = []
+            for (kind, entity_id), entity in plan.final.items():
+                let_go, taken = claims.changes(kind, entity_id, self.table(kind).get(entity_id), entity, stale)
+                released += let_go
+                items += taken
+            items = released + items  # a value let go of may be taken in the same batch
             await self._write(items, plan.entries + list(audit), what)
             removed = {key: self.table(key[0])[key[1]] for key, e in plan.final.items()
                        if e is None and key[1] in self.table(key[0])}
