@@ -123,3 +123,43 @@ async def test_ucs_restarted_agents_calls_and_bars_come_back(tmp_path: Path) -> 
     finally:
         await f.stop()
         f.close_clock()
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_a_restart_an_agent_whose_bar_never_comes_back_stops_taking_calls(tmp_path: Path) -> None:
+    """The restored agents' bars had their sessions in the stopped process: one that comes back
+    and logs in keeps working; one that never does is logged out of its queues after
+    ``[web] resume_window``, as a bar gone for good is (``[agents] session_expiry``) -- not left
+    READY with queue calls ringing a phone nobody watches."""
+    f = Faults(tmp_path)
+    try:
+        await f.start()
+        f.sections["web"] = {"port": f.ucs.get_web_service().port, "resume_window": 1.0}
+        url = f.ucs.get_web_service().ws_url
+        bars = [await bar(url, 1), await bar(url, 2)]
+        await f.settle()
+        assert {a.username for a in f.ucs.get_agents().all()} == {"agent1", "agent2"}
+        await f.stop()
+        for b in bars:
+            await b.closed
+
+        await f.start()
+        assert {a.username: a.status for a in f.ucs.get_agents().all()} == {
+            "agent1": AgentStatus.READY, "agent2": AgentStatus.READY}
+        back = await bar(url, 1)  # agent1's bar comes back; agent2's never does
+        agents = f.ucs.get_agents()
+        await until(lambda: agents.get(demo_user_id(f, 2)) is None, 10)
+        assert agents.get(demo_user_id(f, 1)) is not None and agents.get(demo_user_id(f, 1)).status == AgentStatus.READY
+        await f.settle()
+        members = {iface for q in f.sim.queues.values() for iface in q.members}
+        assert "SIP/1001" in members and "SIP/1002" not in members  # out of every queue on Asterisk
+        back.close()
+    finally:
+        await f.stop()
+        f.close_clock()
+
+
+def demo_user_id(f: Faults, n: int) -> int:
+    user = f.ucs.get_directory().user_by_username(demo.user_of(n)[0])
+    assert user is not None
+    return user.id

@@ -148,6 +148,7 @@ class UCSServer:
         self._iserver: Any = None
         self._metrics: Metrics | None = None
         self._writer_lock: WriterLock | None = None
+        self._bars_back: Any = None  # the agents restored at start, waiting for their bars (Auth.expect_bars)
         self._operations: operations_api.Operations | None = None
         #: The cluster node (``ucs.cluster.node.ClusterNode``) with ``[cluster] enabled``, else ``None``.
         self._cluster: Any = None
@@ -619,7 +620,11 @@ class UCSServer:
         await self.get_shared().load()
         self.get_registry()
         if self._cluster is None:  # issue 20: in a cluster, the agents run on the AMI owner only
-            await self.get_agents().start()
+            agents = self.get_agents()
+            await agents.start()
+            if agents.all():  # their bars' sessions were the stopped process's: they must come back
+                self._bars_back = self.get_auth().expect_bars([a.user.id for a in agents.all()],
+                                                              self.config.web.resume_window)
         await self.get_supervision().start()
         if self._cluster is not None:  # issue 20: it starts them when this node owns the AMI link
             self._cluster.domain_started()
@@ -631,6 +636,8 @@ class UCSServer:
         return {"url": web.ws_url if web is not None and web.running else None}
 
     async def _stop_domain(self) -> None:
+        if self._bars_back is not None and self._bars_back.active():
+            self._bars_back.cancel()
         if self._operations is not None:
             self._operations.stop()
         if self._writer_lock is not None:

@@ -516,6 +516,28 @@ class Auth:
             return
         await self._agents.session_expired(user.id)
 
+    def expect_bars(self, user_ids: Iterable[int], window: float) -> Any:
+        """After a restart of a single UCS: the agents restored from the store worked in agent
+        bars whose sessions lived in the stopped process's memory.  Those bars reconnect and
+        log in again; an agent none of whose bars has within ``window`` (``[web]
+        resume_window``, as for a bar that went away) stops taking calls as one whose bar never
+        came back (``[agents] session_expiry``).  Before, such an agent stayed READY in its
+        queues after the restart, its phone ringing queue calls nobody was there to see.
+        Returns the delayed call (cancelled when UCS stops first)."""
+        waiting = list(user_ids)
+
+        def check() -> None:
+            for user_id in waiting:
+                if any(s.kind == "ws" for s in self._sessions.of_user(user_id)):
+                    continue
+                user = self._directory.users.get(user_id)
+                self.log.info("{user}'s agent bar did not come back after the restart",
+                              user=user.username if user is not None else user_id)
+                d = Deferred.fromCoroutine(self._agents.session_expired(user_id))
+                d.addErrback(lambda f: self.log.failure("an agent whose bar did not come back kept working", f))
+
+        return self._clock.callLater(window, check)
+
     def info(self, session: Session) -> dict[str, Any]:
         """What the server knows of this client: its address (for ``identifyIP``), state, user."""
         return {"sid": session.sid, "address": session.address, "state": session.state.value,

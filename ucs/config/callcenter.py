@@ -219,7 +219,9 @@ class AgentsConfig:
                                  "network lost) and did not come back within `[web] resume_window`, with no "
                                  "other tab of theirs open: `logout` removes their phone from every queue "
                                  "(OFFLINE, logged out), `aux` keeps them in their queues, paused with "
-                                 "`session_expiry_reason`. Either way a closed tab takes no queue call.")
+                                 "`session_expiry_reason`. Either way a closed tab takes no queue call. The same "
+                                 "after a restart of UCS for an agent none of whose bars logs in again within "
+                                 "`resume_window`.")
     session_expiry_reason: str = option("Disconnected", _status_reason(),
                                         "The AUX reason of `session_expiry = \"aux\"`.")
     timezone: str = option("UTC", _timezone(),
