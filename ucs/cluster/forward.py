@@ -226,7 +226,7 @@ class Forwarder:
                         raise ProcessingError(f"{what}: the AMI owner's answer is not understood: {reply!r}")
                     if reply["ok"]:
                         return reply.get("result")
-                    error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+                    error: dict[str, Any] = reply["error"] if isinstance(reply.get("error"), dict) else {}
                     if error.get("error") != OwnerUnavailable.kind:
                         raise rebuild_error(error)
                     unserved = str(error.get("message", ""))  # refused before any work (OwnerWork._run)
