@@ -84,7 +84,8 @@ async def test_a_call_made_while_no_node_serves_commands_is_carried_out_once_an_
         while await next_retry(clock, asked):
             pass
         assert await asked == {"id": 7, "status": "READY"}
-        assert [(m, a[:2], node) for m, a, node in heard] == [("api.call", ["agent.changeStatus", ["READY"]], "standby")]
+        assert [(m, a[:2], node) for m, a, node in heard] == [
+            ("api.call", ["agent.changeStatus", ["READY"]], "standby")]
         assert forwarder.waiting == 0 and clock.getDelayedCalls() == []
         await server.stop()
 

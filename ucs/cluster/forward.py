@@ -203,46 +203,53 @@ class Forwarder:
         await self._ask("agents.sessionExpired", user_id)
 
     async def _ask(self, command: str, *args: Any) -> Any:
+        """The owner's result, sent again while nobody received it (up to ``takeover_wait``)."""
         what = args[0] if command == "api.call" else command
         client = self._client()
         if client is None:
             raise OwnerUnavailable(f"{what}: this node is not connected to the cluster yet; try again in a few seconds")
-        deadline = self._clock.seconds() + self.takeover_wait if self._clock is not None else 0.0
+        clock = self._clock
+        deadline = clock.seconds() + self.takeover_wait if clock is not None else 0.0
         delay, waiting = RETRY_FIRST, False
         try:
             while True:
-                try:
-                    reply = await client.request(command, *args)
-                except NoOwner as e:
-                    unserved = str(e)  # nobody received it: safe to send again, whatever it is
-                except OwnerTimeout as e:
-                    # Heard but not answered in time: it may have been carried out; never sent twice.
-                    raise OwnerUnavailable(f"{e}; it may still have been carried out: check before trying "
-                                           "again") from None
-                except CommandError as e:
-                    raise ProcessingError(f"{what}: the AMI owner could not carry it out: {e}") from None
-                else:
-                    if not isinstance(reply, dict) or "ok" not in reply:
-                        raise ProcessingError(f"{what}: the AMI owner's answer is not understood: {reply!r}")
-                    if reply["ok"]:
-                        return reply.get("result")
-                    error: dict[str, Any] = reply["error"] if isinstance(reply.get("error"), dict) else {}
-                    if error.get("error") != OwnerUnavailable.kind:
-                        raise rebuild_error(error)
-                    unserved = str(error.get("message", ""))  # refused before any work (OwnerWork._run)
-                now = self._clock.seconds() if self._clock is not None else 0.0
-                if self._clock is None or now >= deadline:
+                served, result = await self._once(client, what, command, args)
+                if served:
+                    return result
+                now = clock.seconds() if clock is not None else 0.0
+                if clock is None or now >= deadline:
                     if self.takeover_wait > 0:
-                        unserved += f" (waited {self.takeover_wait:g} s for an owner: [cluster] takeover_wait)"
-                    raise OwnerUnavailable(unserved)
+                        result += f" (waited {self.takeover_wait:g} s for an owner: [cluster] takeover_wait)"
+                    raise OwnerUnavailable(result)
                 if not waiting:
                     waiting = True
                     self.waiting += 1
-                await deferLater(self._clock, min(delay, deadline - now), lambda: None)
+                await deferLater(clock, min(delay, deadline - now), lambda: None)
                 delay = min(delay * 1.5, RETRY_MAX)
         finally:
             if waiting:
                 self.waiting -= 1
+
+    async def _once(self, client: CommandClient, what: str, command: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """``(True, the owner's result)``, or ``(False, why)`` when nobody received the command
+        (safe to send again, whatever it is); the owner's error, or the 503 when it was heard
+        but did not answer in time (it may have carried it out: never sent twice)."""
+        try:
+            reply = await client.request(command, *args)
+        except NoOwner as e:
+            return False, str(e)
+        except OwnerTimeout as e:
+            raise OwnerUnavailable(f"{e}; it may still have been carried out: check before trying again") from None
+        except CommandError as e:
+            raise ProcessingError(f"{what}: the AMI owner could not carry it out: {e}") from None
+        if not isinstance(reply, dict) or "ok" not in reply:
+            raise ProcessingError(f"{what}: the AMI owner's answer is not understood: {reply!r}")
+        if reply["ok"]:
+            return True, reply.get("result")
+        error: dict[str, Any] = reply["error"] if isinstance(reply.get("error"), dict) else {}
+        if error.get("error") == OwnerUnavailable.kind:
+            return False, str(error.get("message", ""))  # refused before any work (OwnerWork._run)
+        raise rebuild_error(error)
 
 
 class OwnerWork:
