@@ -99,7 +99,7 @@ class ClusterConfig:
     takeover_wait: float = option(12.0, number(0, 300, "seconds"),
                                   "A standby's API call that is the owner's work, made while no node serves the "
                                   "owner's commands (an election or a take-over in progress: about 5 s after the "
-                                  "owner dies, 6-8 s after its network goes, with the defaults), is sent again "
+                                  "owner dies, with the default timings), is sent again "
                                   "every 100-250 ms for up to this long before the caller gets the 503 \"try "
                                   "again\" error. 0: the 503 at once.")
     snapshot_interval: float = option(10.0, number(0.5, 3600, "seconds"),
