@@ -7,7 +7,9 @@ request is ``{"v": 1, "method": ..., "args": [...], "node": ...}``; the reply
 {"code", "message"}}``.  Nobody subscribed (no owner: the election is
 between owners, or NATS is partitioned) fails at once with :class:`NoOwner`
 (NATS's "no responders"); an owner that does not answer within
-``[cluster] request_timeout`` with :class:`OwnerTimeout`.
+``[cluster] request_timeout`` with :class:`OwnerTimeout`.  Nothing here tries
+again: which failures may be retried depends on the command (the forwarder,
+:mod:`ucs.cluster.forward`, rides out a take-over on :class:`NoOwner` only).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class CommandServer:
         self.names = names
         self.handler = handler
         self._sub: Any = None
+
+    @property
+    def serving(self) -> bool:
+        """The subscription is made: requests reach :attr:`handler`."""
+        return self._sub is not None
 
     def serve(self) -> Deferred[None]:
         """Subscribe; fires once the NATS server has the subscription (requests reach it)."""

@@ -22,8 +22,18 @@ logs the agent in, ``logout``, a bar that did not come back) go the same way
 through ``Agents.remote`` (``agents.login``, ``agents.logout``,
 ``agents.sessionExpired``).
 
-No owner (an election in progress, NATS cut) → :class:`OwnerUnavailable`, code
-503: the client may try again in a few seconds.
+No owner (an election in progress, a take-over not done yet, NATS cut): the
+request is sent again, every 100-250 ms on the node's clock, for up to ``[cluster]
+takeover_wait`` -- so an agent who clicks READY during a failover gets the answer
+once the new owner serves commands, not an error to retry by hand -- and then
+:class:`OwnerUnavailable`, code 503: the client may try again in a few seconds.
+That is safe for every command, a dial included, because nobody received it:
+NATS said "no responders" (or this node's link is down), or the owner refused it
+before doing anything (:class:`OwnerWork` while its agents are not restored).
+An owner that was heard but did not answer within ``request_timeout`` is *not*
+asked again: it may have carried the command out (a status change would do no
+harm twice, a dial would ring twice), and it has been waited for already; the
+caller gets the 503 saying it may have been done.
 
 Which methods are the owner's work is :data:`OWNER_WORK` (the PBX, the agents,
 calls, recording, supervision).  Everything else runs where the session is:
@@ -38,6 +48,9 @@ from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, ensureDeferred
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 
 from ucs.cluster.codec import jsonable
 from ucs.cluster.commands import CommandClient, CommandError, NoOwner, OwnerTimeout
@@ -59,6 +72,11 @@ OWNER_WORK: frozenset[str] = frozenset({
 
 #: The commands :class:`OwnerWork` answers.
 COMMANDS = ("api.call", "agents.login", "agents.logout", "agents.sessionExpired")
+
+#: While no owner answers, a command is sent again after the first delay, each next one
+#: half as long again, never more than the last: NATS's "no responders" comes back at
+#: once, so this is what a waiting request costs NATS (4-10 requests a second).
+RETRY_FIRST, RETRY_MAX = 0.1, 0.25
 
 
 class OwnerUnavailable(UCSError):
@@ -133,15 +151,24 @@ class Forwarder:
     up); ``is_owner()`` says whether this node is the owner now (then nothing is
     forwarded: its own registry and agents do the work); ``agents()`` the owner's
     agents as this node's replica has them (seed 002 User objects by user id),
-    ``directory()`` this node's directory."""
+    ``directory()`` this node's directory.
+
+    While no node serves the owner's commands, a request is sent again on ``clock``
+    for up to ``takeover_wait`` seconds (0, or no clock: the 503 at once); see the
+    module's docstring for which failures are retried and why."""
 
     def __init__(self, client: Callable[[], CommandClient | None], is_owner: Callable[[], bool],
                  agents: Callable[[], dict[str, dict[str, Any]]] = dict,
-                 directory: Callable[[], Any] = lambda: None) -> None:
+                 directory: Callable[[], Any] = lambda: None, *,
+                 clock: IReactorTime | None = None, takeover_wait: float = 0.0) -> None:
         self._client = client
         self._is_owner = is_owner
         self._agents = agents
         self._directory = directory
+        self._clock = clock
+        self.takeover_wait = takeover_wait if clock is not None else 0.0
+        #: How many requests are waiting for an owner now (sent, nobody answered, sent again later).
+        self.waiting = 0
 
     def wants(self, name: str) -> bool:
         return name in OWNER_WORK and not self._is_owner()
@@ -176,22 +203,53 @@ class Forwarder:
         await self._ask("agents.sessionExpired", user_id)
 
     async def _ask(self, command: str, *args: Any) -> Any:
+        """The owner's result, sent again while nobody received it (up to ``takeover_wait``)."""
         what = args[0] if command == "api.call" else command
         client = self._client()
         if client is None:
             raise OwnerUnavailable(f"{what}: this node is not connected to the cluster yet; try again in a few seconds")
+        clock = self._clock
+        deadline = clock.seconds() + self.takeover_wait if clock is not None else 0.0
+        delay, waiting = RETRY_FIRST, False
+        try:
+            while True:
+                served, result = await self._once(client, what, command, args)
+                if served:
+                    return result
+                now = clock.seconds() if clock is not None else 0.0
+                if clock is None or now >= deadline:
+                    if self.takeover_wait > 0:
+                        result += f" (waited {self.takeover_wait:g} s for an owner: [cluster] takeover_wait)"
+                    raise OwnerUnavailable(result)
+                if not waiting:
+                    waiting = True
+                    self.waiting += 1
+                await deferLater(clock, min(delay, deadline - now), lambda: None)
+                delay = min(delay * 1.5, RETRY_MAX)
+        finally:
+            if waiting:
+                self.waiting -= 1
+
+    async def _once(self, client: CommandClient, what: str, command: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """``(True, the owner's result)``, or ``(False, why)`` when nobody received the command
+        (safe to send again, whatever it is); the owner's error, or the 503 when it was heard
+        but did not answer in time (it may have carried it out: never sent twice)."""
         try:
             reply = await client.request(command, *args)
-        except (NoOwner, OwnerTimeout) as e:
-            raise OwnerUnavailable(str(e)) from None
+        except NoOwner as e:
+            return False, str(e)
+        except OwnerTimeout as e:
+            raise OwnerUnavailable(f"{e}; it may still have been carried out: check before trying again") from None
         except CommandError as e:
             raise ProcessingError(f"{what}: the AMI owner could not carry it out: {e}") from None
         if not isinstance(reply, dict) or "ok" not in reply:
             raise ProcessingError(f"{what}: the AMI owner's answer is not understood: {reply!r}")
-        if not reply["ok"]:
-            error = reply.get("error")
-            raise rebuild_error(error if isinstance(error, dict) else {})
-        return reply.get("result")
+        if reply["ok"]:
+            return True, reply.get("result")
+        error: dict[str, Any] = reply["error"] if isinstance(reply.get("error"), dict) else {}
+        if error.get("error") == OwnerUnavailable.kind:
+            return False, str(error.get("message", ""))  # refused before any work (OwnerWork._run)
+        raise rebuild_error(error)
 
 
 class OwnerWork:

@@ -115,7 +115,8 @@ class ClusterNode(Service):
         # (ucs.cluster.forward); the agents run on the owner only (_promote, _demote).
         self.forwarder = Forwarder(lambda: self.commands, lambda: self.elector.is_owner,
                                    lambda: self._followed().agents,
-                                   server.get_directory)
+                                   server.get_directory, clock=self._reactor, takeover_wait=c.takeover_wait)
+        self._serving: list[Deferred[None]] = []  # whenServing()
         self._owner_work = OwnerWork(server.get_registry, server.get_directory, server.get_agents)
         self._domain: Deferred[None] = Deferred()
         self._duty: Deferred[None] = succeed(None)
@@ -209,6 +210,22 @@ class ClusterNode(Service):
         """``owner``, ``standby`` or the election's state while it has no session."""
         state = self.elector.state
         return state if state in (OWNER, "standby", "claiming") else f"standby ({state})"
+
+    @property
+    def serving(self) -> bool:
+        """This node answers the owner's commands: it owns the AMI link, its agents are
+        restored, its term has begun and its subscription to ``ucs.<domain>.commands`` is
+        made.  From then on the standbys' forwarded calls reach it; before (the claim, the
+        restore), they wait for it (``[cluster] takeover_wait``, :mod:`ucs.cluster.forward`)."""
+        return self._command_server is not None and self._command_server.serving
+
+    def whenServing(self) -> Deferred[None]:
+        """Fires once :attr:`serving` is true (at once if it is now)."""
+        if self.serving:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._serving.append(d)
+        return d
 
     def _link_changed(self, state: str) -> None:
         if self.feed is not None:
@@ -309,6 +326,9 @@ class ClusterNode(Service):
             except BaseException:
                 await self._stop_feed()  # all or nothing: the next attempt starts it again
                 raise
+            waiting, self._serving = self._serving, []
+            for d in waiting:
+                d.callback(None)
         if want_follower and self.follower is None:
             assert self.stream is not None
             await self.stream.ensure()

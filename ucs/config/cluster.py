@@ -96,6 +96,12 @@ class ClusterConfig:
                                 "before a standby can take over.")
     request_timeout: float = option(5.0, number(0.1, 300, "seconds"),
                                     "A command sent to the owner over NATS fails when no reply comes within this.")
+    takeover_wait: float = option(12.0, number(0, 300, "seconds"),
+                                  "A standby's API call that is the owner's work, made while no node serves the "
+                                  "owner's commands (an election or a take-over in progress: about 5 s after the "
+                                  "owner dies, with the default timings), is sent again "
+                                  "every 100-250 ms for up to this long before the caller gets the 503 \"try "
+                                  "again\" error. 0: the 503 at once.")
     snapshot_interval: float = option(10.0, number(0.5, 3600, "seconds"),
                                       "The owner stores the model's snapshot (for nodes that start late) this often.")
     owner_silence: float = option(3.0, number(2, 300, "seconds (at least 2: the owner beats every second)"),
