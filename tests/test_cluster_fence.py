@@ -4,7 +4,8 @@ Each ownership of the AMI link has a term, raised in the ``election`` table by t
 check (store migration 7); the owner's agent documents are written only while the row still
 names its term.  On the real PostgreSQL: two electors, the old owner's save after the
 take-over refused -- said once, nothing more written -- and the store keeps the new owner's
-document; then two whole nodes, the old owner slow (its store's threads held) so that its
+document; then an old owner cut off in the middle of a write (its session left open, as PostgreSQL
+has not noticed) holds nothing of the new owner's for long; then two whole nodes, the old owner slow (its store's threads held) so that its
 last save arrives after the new owner restored the agent and changed it.  A single node
 (SQLite) writes without a fence: ``tests/test_store.py`` and the agents' tests.
 """
@@ -22,13 +23,17 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import globalLogPublisher
 
 from clusterkit import cluster_env
+from cutproxy import CutProxy
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from test_cluster_election import TIMINGS, _terminate
+from test_cluster_partition import via
 from ucs.agents.persist import STATE, Saver
 from ucs.cluster.election import OWNER, STANDBY, Elector
 from ucs.cluster.lockconn import LockConnection, lock_key
 from ucs.store import open_store
+from ucs.store.base import Fence
+from ucs.store.errors import Fenced
 
 REFUSED = "it writes no more until it owns the link again"
 
@@ -167,3 +172,82 @@ async def test_a_slow_old_owners_last_save_arrives_after_the_new_owner_restored_
         restored = b.get_agents().local(agent.id)
         assert restored is not None and (restored.status.name, restored.reason) == ("AUX", "Break")
 
+
+
+def _writing(name: str) -> bool:
+    """Whether the store session ``name`` is inside a transaction that has written something."""
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                           "AND backend_xid IS NOT NULL", (name,)).fetchone()
+    return bool(row and row[0])
+
+
+def _end(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,))
+
+
+def _claim(lock: LockConnection) -> Fence | None:
+    lock.connect()
+    assert lock.try_lock()
+    return lock.take_term()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_owner_cut_off_in_the_middle_of_a_write_holds_nothing_of_the_new_owners() -> None:
+    """node-a's store is cut off (its packets dropped, PostgreSQL not told: the store's sessions
+    have the system's keepalives, hours) inside a fenced write that has written rows: those
+    rows stay locked only until PostgreSQL ends the session for its silence inside the
+    transaction (``FENCE_IDLE_MS``), so node-b, the new owner, writes the same document at
+    once after -- not hours later.  When the network mends, node-a's store reconnects and
+    writes again, under its old term: refused; nothing of node-a's write is in the store."""
+    schema = f"fence_{secrets.token_hex(4)}"
+    await threads.deferToThread(_postgres_schema, "create", schema)
+    url = with_search_path(POSTGRES_URL, schema)
+    store_b = await open_store(url, reactor)
+    proxy = CutProxy(reactor, 5432)
+    proxy.start()
+    name = f"ucs-fence-{secrets.token_hex(4)}"
+    store_a = await open_store(f"{via(url, proxy)}&application_name={name}", reactor, pool_size=1)
+    key = lock_key(f"test-{secrets.token_hex(4)}.example.com", "pbx:5038")
+    lock_a = LockConnection(url, key, TIMINGS, "ucs-test a")
+    lock_b = LockConnection(url, key, TIMINGS, "ucs-test b")
+    try:
+        fence_a = await threads.deferToThread(_claim, lock_a)
+        assert fence_a is not None and fence_a.term == 1
+        writing = store_a.kv_write([(STATE, str(i), {"by": "a"}) for i in range(5000)], fence=fence_a)
+        while not await threads.deferToThread(_writing, name):
+            assert not writing.called, "node-a's write ended before it could be cut"
+        proxy.freeze(server=False)  # node-a's network drops everything; PostgreSQL does not know
+        await threads.deferToThread(lock_a.close)  # its election session is gone (the lock free)
+
+        fence_b = await threads.deferToThread(_claim, lock_b)
+        assert fence_b is not None and fence_b.term == 2
+        # Key 0 is among the rows node-a's open transaction wrote: node-b's write waits for
+        # PostgreSQL to end that session.
+        mine = store_b.kv_write([(STATE, "0", {"by": "b"})], fence=fence_b)
+        mine.addTimeout(15, reactor)
+        await mine
+        assert not await threads.deferToThread(_writing, name)  # node-a's session was ended
+
+        proxy.restore()  # the network mends: node-a reconnects and writes again, under term 1
+        try:
+            await writing
+        except Fenced as e:
+            assert (e.term, e.now) == (1, 2)
+        else:
+            raise AssertionError("node-a's write was kept")
+        assert await store_b.kv_items(STATE) == {"0": {"by": "b"}}
+    finally:
+        await threads.deferToThread(_end, name)  # should the test fail with it still open
+        proxy.restore()
+        await store_a.close()
+        await proxy.stop()
+        await threads.deferToThread(lock_a.close)
+        await threads.deferToThread(lock_b.close)
+        await store_b.close()
+        await threads.deferToThread(_postgres_schema, "drop", schema)
