@@ -92,7 +92,8 @@ class Fence:
 
 
 #: A fenced write's transaction (PostgreSQL): a writer cut off in the middle of it would leave
-#: the election row share-locked -- and the next owner's claim waiting for it -- until
+#: the rows it wrote locked, and the election row share-locked -- the new owner's writes of
+#: the same documents, and the next claim, waiting for it -- until
 #: PostgreSQL notices the dead socket (hours, with the store's default keepalives); instead it
 #: ends the session once it has waited this long for its client inside the transaction
 #: (``idle_in_transaction_session_timeout``).  A live writer sends its statements one after
