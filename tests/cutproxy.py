@@ -6,7 +6,9 @@ talks to it as to the server.  Two ways to cut, as two kinds of partition look:
 - :meth:`CutProxy.freeze`: nothing goes through any more, but the node's sockets stay
   open and new ones are accepted and left silent -- what a node sees when the network
   drops its packets.  The server's side is closed at once (what PostgreSQL does after its
-  keepalives fail: here without waiting for them).
+  keepalives fail: here without waiting for them); with ``server=False`` it stays open and
+  silent too (a server that has not noticed yet: the store's sessions, whose keepalives are
+  the system's, hours).
 - :meth:`CutProxy.refuse`: every connection is closed and new ones are refused -- a
   server that is gone.
 
@@ -101,10 +103,10 @@ class CutProxy:
         self._listening = self.reactor.listenTCP(self.port, factory, interface=self.interface)
         self.port = self._listening.getHost().port
 
-    def freeze(self) -> None:
+    def freeze(self, server: bool = True) -> None:
         self.frozen = True
         for c in list(self.conns):
-            if c.up is not None:
+            if c.up is not None and server:
                 c.up.transport.abortConnection()
 
     def refuse(self) -> Any:
@@ -118,6 +120,8 @@ class CutProxy:
             self.frozen = False
             for c in list(self.conns):
                 c.transport.abortConnection()
+                if c.up is not None:
+                    c.up.transport.abortConnection()
         if self._listening is None:
             self.start()
 

@@ -14,8 +14,8 @@ from twisted.internet import defer, reactor, task, threads
 
 from ucs.store import CDR_FIELDS, LATEST_VERSION, StoreError, StoreURLError, open_store, parse_store_url
 from ucs.store.migrations import MIGRATIONS
-from ucs.store.base import KV_DELETE, KVNew
-from ucs.store.errors import KeyTaken
+from ucs.store.base import KV_DELETE, Fence, KVNew
+from ucs.store.errors import Fenced, KeyTaken
 from ucs.store.url import redact
 
 
@@ -269,6 +269,35 @@ async def test_kv_write_of_a_new_key_refuses_a_key_taken_and_writes_nothing(stor
     await store.kv_write([("dir.users", "7", KV_DELETE)])
     await store.kv_write([("dir.users", "7", KVNew({"id": 7, "by": "node-c"}))])  # free again
     assert (await store.kv_get("dir.users", "7"))["by"] == "node-c"
+
+
+@pytest_twisted.ensureDeferred
+async def test_kv_write_under_a_fence_is_kept_only_while_the_election_names_its_term(store: Any,
+                                                                                     store_url: str) -> None:
+    """Issue 20: an AMI owner's agent documents carry the term its ownership began with; once
+    another node has claimed the lock (the term raised) the old owner's writes are refused
+    whole, and the new owner's go on.  Without a fence, a write is the same as ever."""
+    lock = "1969452801:42"
+    await threads.deferToThread(
+        execute, store_url, f"INSERT INTO election (lock, node, proved, term) VALUES ('{lock}', 'node-a', 0, 3)")
+    old, new = Fence(lock, 3), Fence(lock, 4)
+    await store.kv_write([("agents.state", "1", {"by": "a"}), ("agents.state", "2", {"by": "a"})], fence=old)
+    assert await store.kv_get("agents.state", "1") == {"by": "a"}
+
+    await threads.deferToThread(execute, store_url,
+                                f"UPDATE election SET term = term + 1, node = 'node-b' WHERE lock = '{lock}'")
+    with pytest.raises(Fenced, match=r"is at term 4 of node-b, not this writer's term 3") as e:
+        await store.kv_write([("agents.state", "1", {"by": "a, late"}), ("agents.state", "2", KV_DELETE),
+                              ("agents.state", "3", {"by": "a, late"})], fence=old)
+    assert (e.value.term, e.value.now, e.value.node) == (3, 4, "node-b")
+    assert await store.kv_items("agents.state") == {"1": {"by": "a"}, "2": {"by": "a"}}  # nothing of it
+
+    await store.kv_write([("agents.state", "1", {"by": "b"})], fence=new)
+    await store.kv_write([("agents.state", "2", {"by": "anyone"})])  # no fence: a single node's write
+    assert await store.kv_items("agents.state") == {"1": {"by": "b"}, "2": {"by": "anyone"}}
+    with pytest.raises(Fenced, match=r"is at no term \(the election row is gone\)"):
+        await store.kv_write([("agents.state", "1", {"by": "c"})], fence=Fence("1969452801:7", 1))
+    assert await store.kv_get("agents.state", "1") == {"by": "b"}
 
 
 # --- time -------------------------------------------------------------------------------

@@ -15,6 +15,12 @@ in order by a single writer (up to :data:`BATCH` documents a transaction), so
 an older document never overwrites a newer one even on a store with several
 connections; :meth:`Saver.flush` waits
 until everything handed to it is written.
+
+On a cluster's AMI owner (issue 20) the writes carry the term its ownership began with
+(:attr:`Saver.fence`, :class:`ucs.store.base.Fence`): once another node has taken the link
+over, the store refuses them, and the Saver -- of a node that is no longer the owner --
+says so once, drops what it holds and writes nothing more until it is given a new term (the
+node owns the link again and restored its agents).  A single node has no fence.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from ucs.agents.transitions import parse_status
 from ucs.constants import AgentStatus
 from ucs.error import InvalidDataInput
 from ucs.interfaces import KVStore
-from ucs.store.base import KV_DELETE
+from ucs.store.base import KV_DELETE, Fence
+from ucs.store.errors import Fenced
 
 STATE = "agents.state"
 STATS = "agents.stats"
@@ -50,13 +57,33 @@ class Saver:
         self._writing = False
         self._waiters: list[Deferred[None]] = []
         self.written = 0
+        self._fence: Fence | None = None
+        #: The store refused this Saver's term (:class:`~ucs.store.errors.Fenced`): it writes
+        #: nothing more until it is given a term again.
+        self.fenced: Fenced | None = None
+
+    @property
+    def fence(self) -> Fence | None:
+        """The ownership the writes are made under (``None``: not fenced, a single node)."""
+        return self._fence
+
+    @fence.setter
+    def fence(self, fence: Fence | None) -> None:
+        """A new term (or none): written again, under it.  Documents still waiting keep their
+        order and go under the new term -- set it before handing over a new owner's documents."""
+        self._fence = fence
+        self.fenced = None
 
     def put(self, namespace: str, key: str, value: Any) -> None:
+        if self.fenced is not None:
+            return  # demoted: the new owner's documents are the truth
         self._dirty.pop((namespace, key), None)  # re-insert: written after the older ones
         self._dirty[(namespace, key)] = value
         self._kick()
 
     def delete(self, namespace: str, key: str) -> None:
+        if self.fenced is not None:
+            return
         self._dirty.pop((namespace, key), None)
         self._dirty[(namespace, key)] = KV_DELETE
         self._kick()
@@ -80,9 +107,23 @@ class Saver:
                 batch = []
                 for key in list(itertools.islice(self._dirty, BATCH)):
                     batch.append((key[0], key[1], self._dirty.pop(key)))
+                fence = self._fence
                 try:
-                    await self._store.kv_write(batch)
+                    if fence is None:
+                        await self._store.kv_write(batch)
+                    else:
+                        await self._store.kv_write(batch, fence=fence)
                     self.written += len(batch)
+                except Fenced as e:
+                    if fence is not self._fence:
+                        continue  # given a new term meanwhile: the next batches go under it
+                    self.fenced = e
+                    dropped = len(batch) + len(self._dirty)
+                    self._dirty.clear()
+                    self.log.warn("agents: this node no longer owns the AMI link ({why}): its {n} agent "
+                                  "documents waiting ({namespace}/{key} …) are dropped, and it writes no more "
+                                  "until it owns the link again -- the new owner's are kept",
+                                  why=e, n=dropped, namespace=batch[0][0], key=batch[0][1])
                 except Exception:  # noqa: BLE001 - logged; the next save writes the latest again
                     self.log.failure("agents: could not write {n} documents ({namespace}/{key} …) to the store",
                                      n=len(batch), namespace=batch[0][0], key=batch[0][1])

@@ -92,6 +92,7 @@ from ucs.interfaces import ActionSender, KVStore
 from ucs.pbx.model import Member
 from ucs.pbx.observer import PBXObserver
 from ucs.pbx.pbx import PBX
+from ucs.store.base import Fence
 
 T = TypeVar("T")
 
@@ -400,7 +401,8 @@ class Agents(PBXObserver, CallObserver):
 
     # ==================================================================== life
 
-    async def start(self, *, newer: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    async def start(self, *, newer: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                    fence: Fence | None = None) -> None:
         """Load today's figures and the logged-in agents from the store, start
         the midnight reset and the periodic save, and put the agents'
         memberships back if the AMI link is up.
@@ -408,7 +410,12 @@ class Agents(PBXObserver, CallObserver):
         ``newer`` (issue 20, a cluster node taking over the AMI link): given the
         stored agents' documents (``agents.state``, by key), it returns those to
         restore -- with what the old owner told after its last save; what it
-        changed is saved, what it left out is deleted (:mod:`ucs.cluster.handover`)."""
+        changed is saved, what it left out is deleted (:mod:`ucs.cluster.handover`).
+
+        ``fence`` (issue 20, the same node): the term its ownership of the AMI link began with;
+        every document is written under it, and refused once another node took the link over
+        (:mod:`ucs.agents.persist`).  ``None``: written as always (a single node)."""
+        self._saver.fence = fence
         self._settling = waiting = self._settling or []
         try:
             await self._start(newer)

@@ -39,6 +39,11 @@ The whole machine, :data:`TRANSITIONS` (state, input) -> (next state, outputs)::
     owner        --failed-->    disconnected  step_down, close, wait
     any but stopped --stop-->   stopped       cancel, step_down (if owner), close
 
+The claim's check also begins a new *term* of ownership (:meth:`LockConnection.take_term`,
+the ``election`` row's number raised in the same statement): :attr:`Elector.fence` is what
+the owner's agent documents are written under, so that once another node has claimed the
+lock a demoted owner's late writes are refused (:class:`ucs.store.base.Fence`).
+
 An input missing from the table raises before anything changes.  Results of
 work started on a session that was since closed (a check that answers after
 its deadline) are dropped, not fed to the machine: each session has an epoch.
@@ -57,6 +62,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ucs.cluster.lockconn import CLAIM_MARGIN, LockConnection, Timings
+from ucs.store.base import Fence
 
 STOPPED, CONNECTING, DISCONNECTED, STANDBY, CLAIMING, OWNER = (
     "stopped", "connecting", "disconnected", "standby", "claiming", "owner")
@@ -117,6 +123,9 @@ class Elector:
         self._claim_left = timings.claim
         #: The PostgreSQL backend serving this node's session (``pg_terminate_backend`` in tests).
         self.backend_pid: int | None = None
+        #: The term this node's ownership began with (its claim's check), ``None`` when it owns
+        #: nothing or the store has no terms yet: what its agents' writes are fenced by.
+        self.fence: Fence | None = None
         #: The last changes of state, with the clock's time: (time, state).
         self.history: deque[tuple[float, str]] = deque(maxlen=100)
 
@@ -238,9 +247,22 @@ class Elector:
     def _do_check(self, old: str) -> None:
         conn, epoch = self._conn, self._epoch
         assert conn is not None
-        d = self._in_thread(conn.check)
+        claiming = self.state == CLAIMING
+        d = self._in_thread(conn.take_term if claiming else conn.check)
         d.addTimeout(self.timings.step_down_after, self._clock)
+        if claiming:
+            d.addCallback(self._took, epoch)
         d.addCallbacks(self._result(epoch, "alive"), self._failed(epoch, "checking the lock's session"))
+
+    def _took(self, fence: Fence | None, epoch: int) -> None:
+        if epoch != self._epoch:
+            return
+        self.fence = fence
+        if fence is None:
+            log.warn("election {name}: the store has no election terms (not migrated to version 7): this "
+                     "owner's writes are not fenced", name=self.name)
+        else:
+            log.info("election {name}: term {term} of the AMI link's ownership", name=self.name, term=fence.term)
 
     def _do_wait(self, old: str) -> None:
         delay = {OWNER: self.timings.check_interval, CLAIMING: self._claim_left}.get(
@@ -269,6 +291,7 @@ class Elector:
         conn, self._conn = self._conn, None
         self._epoch += 1  # whatever the old session still answers is dropped
         self.backend_pid = None
+        self.fence = None
         if conn is not None:
             self._closing = self._in_thread(conn.close)
             self._closing.addErrback(lambda f: None)

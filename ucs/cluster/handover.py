@@ -11,7 +11,8 @@ the same document the owner saves (``stored``, :func:`ucs.agents.persist.state_d
 stamped ``as_of`` by the owner's clock.  At the take-over the new owner keeps, per agent,
 the newer of the two (:func:`newest`).  The store wins when the owner's last events did
 not reach NATS; the replica when its last saves did not reach PostgreSQL -- also when a
-demoted owner's last saves come after the new owner restored (``docs/cluster.md``).
+demoted owner's last saves would have come after the new owner restored: those the store
+refuses (the new ownership's term, :class:`ucs.store.base.Fence`).
 
 A logout removes the agent from the replica; that it happened, and when, is kept here
 (:class:`Departures`), so an agent whose logout was told but whose deletion was not

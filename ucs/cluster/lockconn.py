@@ -21,6 +21,15 @@ that proof: when PostgreSQL freed the lock because the owner fell silent (its ne
 cut), the proof is ``release_after`` old and the old owner has certainly stepped down,
 so the new one need not wait again (issue 20: a cut owner's failover within 10 s).
 
+Why a term (store migration 7): the claim's last check also raises the ``election`` row's
+``term`` (:meth:`LockConnection.take_term`), and the owner's agent documents are written
+only while the row still names its term (:class:`ucs.store.base.Fence`).  A demoted owner --
+cut off, paused, or slow -- whose save arrives after the new owner restored the agents is
+refused instead of overwriting the newer documents.  Why not compare the documents' ``as_of``:
+it is each node's own clock, an owner that goes on for seconds after a cut writes states
+newer than the ones the new owner restored (which then reconciled with Asterisk), and a
+deletion or a day's figures carry none.
+
 Why blocking psycopg in a thread (like :mod:`ucs.store.postgres`): UCS's reactor
 need not be asyncio's, and these calls are few (one every second or so).
 """
@@ -32,6 +41,8 @@ import math
 from typing import Any
 
 import attrs
+
+from ucs.store.base import Fence
 
 #: First key of the election's advisory lock (``pg_locks.classid``): "ucs" then 1 (the migrations' is 0).
 ELECTION_LOCK = 0x7563_7301
@@ -133,6 +144,25 @@ class LockConnection:
                 (self._lock, self.application_name))
         except psycopg.errors.UndefinedTable:  # a store not migrated yet: a plain round trip
             self._conn.execute("SELECT 1").fetchone()
+
+    def take_term(self) -> Fence | None:
+        """The claim's last check (:meth:`check`), which also begins a new term of ownership in
+        the same statement: the ``election`` row's ``term`` raised by one (1 for the first
+        owner).  Only the holder of the lock runs it, so terms are never given twice.  ``None``
+        for a store not migrated to version 7 yet (the owner's writes are then not fenced)."""
+        import psycopg
+
+        try:
+            row = self._conn.execute(
+                "INSERT INTO election (lock, node, proved, term) "
+                "VALUES (%s, %s, extract(epoch from clock_timestamp()), 1) "
+                "ON CONFLICT (lock) DO UPDATE SET node = excluded.node, proved = excluded.proved, "
+                "term = election.term + 1 RETURNING term",
+                (self._lock, self.application_name)).fetchone()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+            self.check()
+            return None
+        return Fence(self._lock, int(row[0]))
 
     def claim_left(self, claim: float) -> float:
         """How long a node that has just won the lock must still hold it before it connects AMI:

@@ -414,7 +414,8 @@ class ClusterNode(Service):
         try:
             # restored from the store, as after a restart -- or as the old owner told them after
             # its last save (ucs.cluster.handover)
-            await agents.start(newer=lambda stored: newest(stored, self._followed().agents, self.departures.gone))
+            await agents.start(newer=lambda stored: newest(stored, self._followed().agents, self.departures.gone),
+                               fence=self.elector.fence)  # its writes refused once another node took over
         except Exception:
             # The store failed: no AMI link without the agents; the take-over is tried again.
             log.failure("cluster: the agents could not be restored; taking over again in {t:g} s",

@@ -28,7 +28,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ucs.store.audit import AuditMixin
 from ucs.store.coding import _deferred, dumps, no_nul
-from ucs.store.errors import KeyTaken, StoreError, StoreRefused
+from ucs.store.errors import Fenced, KeyTaken, StoreError, StoreRefused
 from ucs.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
 from ucs.store.sessions import SessionsMixin
 from ucs.store.url import StoreURL
@@ -74,6 +74,32 @@ class KVNew:
     at the same moment cannot both have it (issue 20); the one refused picks again."""
 
     value: Any
+
+
+@attrs.frozen
+class Fence:
+    """The ownership a :meth:`Store.kv_write` is made under (issue 20, a cluster's AMI owner):
+    the election's lock (``election.lock``) and the term the owner took when it claimed it
+    (:meth:`ucs.cluster.lockconn.LockConnection.take_term`).  The write is kept only if the
+    ``election`` row still names that term, checked in the write's own transaction under a
+    share lock on the row: a new owner's claim, which raises the term, waits for a write that
+    passed the check to commit -- so it restores what that write wrote --, and every write that
+    checks after it is refused (:class:`~ucs.store.errors.Fenced`).  A node cut off, paused or
+    slow cannot overwrite a newer owner's documents, whenever its writes arrive."""
+
+    lock: str
+    term: int
+
+
+#: A fenced write's transaction (PostgreSQL): a writer cut off in the middle of it would leave
+#: the rows it wrote locked, and the election row share-locked -- the new owner's writes of
+#: the same documents, and the next claim, waiting for it -- until
+#: PostgreSQL notices the dead socket (hours, with the store's default keepalives); instead it
+#: ends the session once it has waited this long for its client inside the transaction
+#: (``idle_in_transaction_session_timeout``).  A live writer sends its statements one after
+#: the other, already encoded; one that was merely slow gets the error, reconnects and writes
+#: again (``Store._in_thread``).
+FENCE_IDLE_MS = 1000
 
 
 class Connection(Protocol):
@@ -471,7 +497,7 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
 
     @_deferred
     async def kv_write(self, items: Sequence[tuple[str, str, Any]], *,
-                       audit: Sequence[dict[str, Any]] = ()) -> None:
+                       audit: Sequence[dict[str, Any]] = (), fence: Fence | None = None) -> None:
         """Several keys in one transaction: ``(namespace, key, value)`` stores
         ``value``, a value of :data:`KV_DELETE` deletes the key.  All or none
         is written.  A :class:`KVNew` value is inserted only if the key is free
@@ -481,7 +507,11 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
 
         ``audit``: entries of the audit log (:meth:`audit_write`) that record this
         change, inserted in the same transaction: a change is never kept without
-        its entry, nor an entry without its change (the directory's changes)."""
+        its entry, nor an entry without its change (the directory's changes).
+
+        ``fence`` (issue 20, a cluster's AMI owner): written only while the ``election`` row
+        of ``fence.lock`` names ``fence.term``; else :class:`~ucs.store.errors.Fenced` and
+        nothing written (:class:`Fence`).  ``None`` (a single node): written as always."""
         checked = [(*_kv_names(namespace, key), value) for namespace, key, value in items]
         now = self._clock.seconds()
         audit_rows = self._audit_rows(audit, now)
@@ -492,6 +522,16 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
                                    "ON CONFLICT (namespace, key) DO NOTHING")
         delete = self._backend.sql("DELETE FROM kv WHERE namespace = ? AND key = ?")
         insert_audit = self._audit_insert()
+        postgresql = self._backend.dialect == "postgresql"
+        fenced = self._backend.sql("SELECT term, node FROM election WHERE lock = ?"
+                                   + (" FOR SHARE" if postgresql else ""))
+
+        def check(conn: Connection, fence: Fence) -> None:
+            # Last, just before the commit: the row is share-locked for the least time (each
+            # check of the owner's session writes it too, :meth:`LockConnection.check`).
+            row = conn.execute(fenced, (fence.lock,)).fetchone()
+            if row is None or row[0] != fence.term:
+                raise Fenced(fence.lock, fence.term, *(row if row is not None else (None, None)))
 
         def write(conn: Connection) -> None:
             rows = [(ns, key, value if value is KV_DELETE
@@ -499,6 +539,8 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
                      else dumps(value, f"kv {ns}/{key}"))
                     for ns, key, value in checked]
             with self._backend.transaction(conn):
+                if fence is not None and postgresql:
+                    conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {FENCE_IDLE_MS}")
                 for ns, key, value in rows:
                     if value is KV_DELETE:
                         conn.execute(delete, (ns, key))
@@ -509,6 +551,8 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
                         conn.execute(upsert, (ns, key, value, now))
                 for row in audit_rows:
                     conn.execute(insert_audit, row)
+                if fence is not None:
+                    check(conn, fence)  # raising rolls the whole write back
 
         await self._run(write)
 

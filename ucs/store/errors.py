@@ -34,3 +34,18 @@ class KeyTaken(StoreError):
         super().__init__(f"{namespace}/{key} exists already (another writer took it first)")
         self.namespace = namespace
         self.key = key
+
+
+class Fenced(StoreError):
+    """A write fenced by an ownership's term (:class:`ucs.store.base.Fence`) was refused: the
+    ``election`` table names a newer term -- another node took the AMI link over since, and its
+    documents are the truth now (issue 20).  Nothing of the write was kept.  Writing again
+    with the same term fails again: the writer has been demoted and stops."""
+
+    def __init__(self, lock: str, term: int, now: int | None, node: str | None) -> None:
+        held = (f"term {now} of {node}" if now is not None else "no term (the election row is gone)")
+        super().__init__(f"the AMI link's ownership (lock {lock}) is at {held}, not this writer's term {term}")
+        self.lock = lock
+        self.term = term
+        self.now = now
+        self.node = node

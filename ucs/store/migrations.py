@@ -194,6 +194,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        7,
+        "election term: each ownership of the AMI link's number, which fences a demoted owner's writes",
+        ("ALTER TABLE election ADD COLUMN term INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
