@@ -48,7 +48,6 @@ from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, ensureDeferred
-
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 
