@@ -8,23 +8,41 @@ and lists the test fills: ``env.servers`` (``env.start`` appends to it),
 out, whatever the test did, ``closing`` is called, the clients' sockets are
 dropped, the node processes stopped, the servers stopped last-started first, then the proxies and the simulator, and the
 schema dropped, so a failing test leaves nothing behind for the next one.
+
+What the cluster tests share beside it: nodes in processes of their own
+(:class:`Node`, their ``/health``, the lines they log), the demo's directory
+written to the store (:func:`seed`), the CDRs the nodes wrote (:func:`cdr_rows`,
+:func:`until_rows`), and the real agent bar in Chromium logged in through a
+balancer's address (:func:`ready_bar_in_chromium`).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import reactor, threads
+import psycopg
+import treq
+from twisted.internet import reactor, task, threads
 from twisted.internet.defer import Deferred
 
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from test_twistd import Running
+from ucs import demo
+from ucs.bus import EventBus
+from ucs.directory.directory import Directory
 from ucs.server import UCSServer
 from ucs.sim.service import SimService
+from ucs.store import open_store
+
+#: How long a test waits for a node in a process of its own (a start, a failover, a CDR).
+DEADLINE = 60.0
 
 
 @dataclass
@@ -39,7 +57,7 @@ class ClusterEnv:
     # Called before anything else is taken down, last added first (a Deferred returned is awaited):
     # what the test started around the nodes, a balancer's port, a watch on the simulator.
     closing: list[Callable[[], Any]] = field(default_factory=list)
-    # Nodes in processes of their own (``test_cluster_processes.Node``): stopped if still running,
+    # Nodes in processes of their own (:class:`Node`): stopped if still running,
     # their output printed (pytest shows it when the test fails).
     nodes: list[Any] = field(default_factory=list)
     # ``cutproxy.CutProxy``s between the nodes and PostgreSQL or NATS: stopped once the nodes
@@ -91,3 +109,122 @@ async def cluster_env(phones: int = 2) -> AsyncIterator[ClusterEnv]:
             await _done(proxy.stop())
         await sim.stopService()
         await threads.deferToThread(_postgres_schema, "drop", schema)
+
+
+# -- nodes in processes of their own -------------------------------------------------------------
+
+
+class Node(Running):
+    """``twistd -n --reactor=asyncio ucs --config FILE``, its command line passed through
+    ``wrap`` (``ip netns exec NS ...``: :class:`test_cluster_netns.NsNode`)."""
+
+    def __init__(self, config: Path, cwd: Path, wrap: Callable[[list[str]], list[str]] = list) -> None:
+        self.config = config
+        super().__init__(["--config", str(config)], cwd, options=["--reactor=asyncio"], wrap=wrap)
+
+
+async def settle(seconds: float) -> None:
+    """Let ``seconds`` pass: what would come late (a second CDR) has come by then."""
+    await task.deferLater(reactor, seconds, lambda: None)
+
+
+async def pause() -> None:
+    """A fifth of a second, between two looks at something outside this process."""
+    await settle(0.2)
+
+
+def _url(where: int | str) -> str:
+    return f"http://127.0.0.1:{where}/health" if isinstance(where, int) else f"http://{where}/health"
+
+
+async def health(where: int | str, timeout: float = 5) -> dict[str, Any]:
+    """The ``/health`` of the node on port ``where`` of this host, or at address ``"host:port"``."""
+    response = await treq.get(_url(where), timeout=timeout)
+    body: dict[str, Any] = json.loads(await response.content())
+    return body
+
+
+async def until_health(where: int | str, test: Any, timeout: float = 5) -> dict[str, Any]:
+    """The node's ``/health`` once ``test`` accepts it (waiting while it does not answer)."""
+    seen: dict[str, Any] = {}
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        try:
+            seen = await health(where, timeout)
+        except Exception:  # noqa: S112 - not listening yet
+            seen = {}
+        if seen and test(seen):
+            return seen
+        await pause()
+    raise AssertionError(f"/health on {where} never became what the test waits for; last: {seen}")
+
+
+async def wait_line(node: Running, text: str) -> str:
+    """The node's first output line with ``text`` (waited for in a thread)."""
+    line: str = await threads.deferToThread(node.wait_for, text)
+    return line
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+
+async def seed(store: str, agents: int = 2) -> None:
+    """The demo's users, lines and queues for ``agents`` agents, written to the store
+    (before the nodes start: each reads the directory from there)."""
+    seeding = await open_store(store, reactor)
+    try:
+        directory = Directory(seeding, EventBus())
+        await directory.load()
+        await demo.seed(directory, agents)
+    finally:
+        await seeding.close()
+
+
+def cdr_rows(store: str) -> list[dict[str, Any]]:
+    """Every CDR in the store (blocking: call it in a thread)."""
+    with psycopg.connect(store) as conn:
+        cur = conn.execute("SELECT uniqueid, caller_number, created, connected, disconnected, data FROM cdr")
+        rows = [dict(zip(("uniqueid", "caller_number", "created", "connected", "disconnected", "data"), r))
+                for r in cur.fetchall()]
+    for r in rows:
+        if isinstance(r["data"], str):
+            r["data"] = json.loads(r["data"])
+    return rows
+
+
+async def until_rows(store: str, n: int) -> list[dict[str, Any]]:
+    """The CDRs once there are at least ``n``."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        rows = await threads.deferToThread(cdr_rows, store)
+        if len(rows) >= n:
+            return rows
+        await pause()
+    raise AssertionError(f"fewer than {n} CDRs within {DEADLINE} s")
+
+
+# -- the real agent bar ---------------------------------------------------------------------------
+
+
+@contextmanager
+def ready_bar_in_chromium(front: Any, agent: int = 1) -> Iterator[Any]:
+    """Chromium with the demo CRM page from ``front.base`` (a load balancer's address), demo
+    agent ``agent`` logged in with the bar and READY: the bar (:class:`test_bar_browser.Bar`).
+
+    Blocking (run it in a worker thread).  When the block ends well the bar is closed,
+    which asserts the page had no error; the browser is closed whatever happens."""
+    from playwright.sync_api import sync_playwright
+
+    from test_bar_browser import ARGS, CHROMIUM, Bar
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            bar = Bar(browser, front)
+            bar.login(agent)
+            ready = bar.wait("onReady")["args"][0]
+            assert ready["status"] == "READY", ready
+            yield bar
+            bar.close()
+        finally:
+            browser.close()

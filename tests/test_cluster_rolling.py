@@ -16,29 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 
-from clusterkit import cluster_env
+from clusterkit import DEADLINE, Node, cdr_rows, cluster_env, health, pause, seed, until_health, until_rows, wait_line
 from serverkit import until
-from test_cluster_cdr import _until_rows, cdr_rows
-from test_cluster_processes import Node, health, node_config, until_health, wait_line
+from test_cluster_processes import node_config
 from test_web_api import connect
 from ucs import demo
-from ucs.bus import EventBus
-from ucs.directory.directory import Directory
-from ucs.store import open_store
 
 OWNS = "this node owns the AMI link now"
-
-
-async def _seed(store: str) -> None:
-    seeding = await open_store(store, reactor)
-    try:
-        directory = Directory(seeding, EventBus())
-        await directory.load()
-        await demo.seed(directory, 2)
-    finally:
-        await seeding.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -49,7 +35,7 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
         procs: dict[str, Node] = {}
         every = env.nodes
         bars = env.clients
-        await _seed(store)
+        await seed(store)
         configs = {n: node_config(tmp_path, n, store, sim, domain) for n in names}
         for path, _ in configs.values():  # agents READY once they have a phone
             path.write_text(path.read_text(encoding="utf-8") + '[agents]\ninitial_status = "ready"\n',
@@ -98,7 +84,7 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
             sim.sim.phone("SIP/1001").hangup()
             await until_health(ports[owner], lambda h: h["calls"] == 0)
             calls += 1
-            await _until_rows(store, calls)
+            await until_rows(store, calls)
 
         await a_call()
         for name in ("node-c", "node-b", "node-a"):  # the standbys first, the owner last
@@ -132,14 +118,12 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
 
 async def _ready(bar: Any) -> dict[str, Any]:
     """The bar's ``state`` once it says READY (a standby shows what it followed of the owner)."""
-    from test_cluster_processes import DEADLINE, _pause
-
     state: dict[str, Any] = {}
     for _ in range(int(DEADLINE / 0.2)):
         state = await bar.call("state")
         if state["status"] == "READY":
             return state
-        await _pause()
+        await pause()
     raise AssertionError(f"the bar never said READY: {state.get('status')} {state.get('reason')}")
 
 
@@ -159,10 +143,8 @@ async def _owner(ports: dict[str, int], procs: dict[str, Node]) -> str:
                     return True
         return False
 
-    from test_cluster_processes import DEADLINE, _pause
-
     for _ in range(int(DEADLINE / 0.2)):
         if await look():
             return found[0]
-        await _pause()
+        await pause()
     raise AssertionError("no node owns the AMI link")

@@ -20,9 +20,9 @@ import pytest_twisted
 from twisted.internet import defer, reactor, threads
 from twisted.protocols.portforward import ProxyFactory
 
-from clusterkit import cluster_env
+from clusterkit import cluster_env, ready_bar_in_chromium
 from serverkit import until
-from test_bar_browser import ARGS, CHROMIUM, UCS, Bar, pytestmark  # noqa: F401 - the skip
+from test_bar_browser import UCS, pytestmark  # noqa: F401 - the skip
 from test_cluster_node import ami_up, start_server
 from test_cluster_sessions import WINDOW, members
 from ucs import demo
@@ -64,25 +64,14 @@ async def test_the_bar_behind_a_load_balancer_resumes_on_another_node(tmp_path: 
         logged_in: list[Any] = []
 
         def scenario() -> None:
-            from playwright.sync_api import sync_playwright
-
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                try:
-                    bar = Bar(browser, front)
-                    bar.login(1)
-                    first = bar.wait("onReady")["args"][0]
-                    assert first["status"] == "READY"
-                    logged_in.append(front.run(lambda: {x.username: x.logged_in for x in a.get_agents().all()}))
-                    front.run(lambda: defer.ensureDeferred(b_takes_over()))
-                    bar.wait("onError", where="a.indexOf('lost') >= 0")
-                    again = bar.wait("onReady", count=2, timeout=20_000)["args"][0]
-                    assert again["status"] == "READY" and again["device"]["device"] == "SIP/1001"
-                    bar.page.wait_for_selector(".ucs-conn.ucs-ok")
-                    assert "onCredentials" not in bar.names()[bar.names().index("onReady"):]
-                    bar.close()
-                finally:
-                    browser.close()
+            with ready_bar_in_chromium(front) as bar:
+                logged_in.append(front.run(lambda: {x.username: x.logged_in for x in a.get_agents().all()}))
+                front.run(lambda: defer.ensureDeferred(b_takes_over()))
+                bar.wait("onError", where="a.indexOf('lost') >= 0")
+                again = bar.wait("onReady", count=2, timeout=20_000)["args"][0]
+                assert again["status"] == "READY" and again["device"]["device"] == "SIP/1001"
+                bar.page.wait_for_selector(".ucs-conn.ucs-ok")
+                assert "onCredentials" not in bar.names()[bar.names().index("onReady"):]
 
         await threads.deferToThread(scenario)
         b = servers[-1]
