@@ -10,8 +10,10 @@ dropped, the node processes stopped, the servers stopped last-started first, the
 schema dropped, so a failing test leaves nothing behind for the next one.
 
 What the cluster tests share beside it: nodes in processes of their own
-(:class:`Node`, their ``/health``, the lines they log), the demo's directory
-written to the store (:func:`seed`), the CDRs the nodes wrote (:func:`cdr_rows`,
+(:class:`Node`; ``env.processes(...)`` writes their configuration files and
+starts an owner and its standbys, :class:`ProcessNodes`; their ``/health``, the
+lines they log, which one owns the AMI link), the demo's directory written to
+the store (:func:`seed`), the CDRs the nodes wrote (:func:`cdr_rows`,
 :func:`until_rows`), and the real agent bar in Chromium logged in through a
 balancer's address (:func:`ready_bar_in_chromium`).
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,10 @@ import treq
 from twisted.internet import reactor, task, threads
 from twisted.internet.defer import Deferred
 
+from natsserver import free_port
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
+from serverkit import until
+from test_cluster_stream import NATS_URL
 from test_twistd import Running
 from ucs import demo
 from ucs.bus import EventBus
@@ -64,12 +69,43 @@ class ClusterEnv:
     # are, since a node cut off from its store mid-stop would not stop.
     proxies: list[Any] = field(default_factory=list)
 
+    def processes(self, tmp_path: Path, names: tuple[str, ...] = ("node-a", "node-b", "node-c"), extra: str = "",
+                  stores: dict[str, str] | None = None) -> ProcessNodes:
+        """Process nodes ``names`` (:class:`ProcessNodes`), not started yet; ``stores``: a
+        node's store URL other than :attr:`store` (through a proxy the test cuts)."""
+        configs = {}
+        for name in names:
+            path, port = node_config(tmp_path, name, (stores or {}).get(name, self.store), self.sim, self.domain)
+            if extra:
+                path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
+            configs[name] = (path, port)
+        return ProcessNodes(self, tmp_path, configs)
+
     async def start(self, tmp_path: Path, name: str, **sections: dict[str, Any]) -> UCSServer:
         """A started node ``name`` (:func:`test_cluster_node.start_server`), stopped on the way out."""
         from test_cluster_node import start_server  # here: that module uses this one
 
         server = await start_server(tmp_path, name, self.store, self.sim, self.domain, **sections)
         self.servers.append(server)
+        return server
+
+    async def start_owner(self, tmp_path: Path, name: str, agents: int, **sections: dict[str, Any]) -> UCSServer:
+        """Node ``name`` started (:meth:`start`) and owning the AMI link, up, with the demo's
+        ``agents`` agents in its directory (so in the store, for the nodes after it)."""
+        from test_cluster_node import ami_up
+
+        server = await self.start(tmp_path, name, **sections)
+        await server.get_cluster().elector.when("owner")
+        await until(lambda: ami_up(server), 10)
+        await demo.seed(server.get_directory(), agents)
+        return server
+
+    async def start_standby(self, tmp_path: Path, name: str, owner: UCSServer,
+                            **sections: dict[str, Any]) -> UCSServer:
+        """Node ``name`` started (:meth:`start`): a standby that follows ``owner``'s term."""
+        server = await self.start(tmp_path, name, **sections)
+        await server.get_cluster().elector.when("standby")
+        await until(lambda: server.get_cluster().health()["term"] == owner.get_cluster().health()["term"], 10)
         return server
 
 
@@ -121,6 +157,94 @@ class Node(Running):
     def __init__(self, config: Path, cwd: Path, wrap: Callable[[list[str]], list[str]] = list) -> None:
         self.config = config
         super().__init__(["--config", str(config)], cwd, options=["--reactor=asyncio"], wrap=wrap)
+
+
+def node_config(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> tuple[Path, int]:
+    """The configuration file of process node ``name`` (in ``tmp_path / name``), and its web port."""
+    port = free_port()
+    user, secret = sim.credentials
+    directory = tmp_path / name
+    directory.mkdir()
+    path = directory / "ucs.toml"
+    path.write_text(f"""
+[store]
+url = "{store}"
+[web]
+port = {port}
+[ami]
+host = "127.0.0.1"
+port = {sim.port}
+username = "{user}"
+secret = "{secret}"
+[plugins]
+directory = "{directory / 'plugins'}"
+[cluster]
+enabled = true
+nats = ["{NATS_URL}"]
+domain = "{domain}"
+node = "{name}"
+""", encoding="utf-8")
+    return path, port
+
+
+#: What a process node logs when it becomes the AMI owner.
+OWNS = "this node owns the AMI link now"
+
+
+@dataclass
+class ProcessNodes:
+    """Process nodes of one :class:`ClusterEnv`, their configuration files written
+    (:func:`node_config`, ``extra`` TOML appended to each): :meth:`start` one, or
+    :meth:`start_all` -- the first becomes the owner, the others standbys.  Each started
+    node is in ``env.nodes``: stopped on the way out."""
+
+    env: ClusterEnv
+    tmp_path: Path
+    configs: dict[str, tuple[Path, int]]
+    procs: dict[str, Node] = field(default_factory=dict)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {name: port for name, (_, port) in self.configs.items()}
+
+    def start(self, name: str) -> Node:
+        """Node ``name`` started (again)."""
+        node = Node(self.configs[name][0], self.tmp_path / name)
+        self.procs[name] = node
+        self.env.nodes.append(node)
+        return node
+
+    async def start_all(self) -> None:
+        """The first node started and owning the AMI link (with a term), then each other
+        one started and following as a standby."""
+        first, *others = self.configs
+        await wait_line(self.start(first), OWNS)
+        await until_health(self.ports[first], lambda h: h["ami"] == "up" and h["cluster"]["term"])
+        for name in others:
+            self.start(name)
+            await until_health(self.ports[name], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
+
+    async def owner(self, among: list[str] | None = None) -> str:
+        """The running node (of ``among``) whose AMI link is up."""
+        ports = self.ports
+        return await ami_owner({n: ports[n] for n in among or ports}, self.procs)
+
+
+async def ami_owner(ports: Mapping[str, int | str], procs: Mapping[str, Any], timeout: float = 5) -> str:
+    """The running node of ``ports`` (port or address) whose AMI link is up, waiting for
+    one, generously; ``procs`` has their processes (a node that exited is not asked)."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        for name, where in ports.items():
+            if procs[name].proc.poll() is None:
+                try:
+                    h = await health(where, timeout)
+                except Exception:  # noqa: S112 - not listening, or cut off
+                    continue
+                if h["ami"] == "up" and h["cluster"]["role"] == "owner":
+                    return name
+        await pause()
+    raise AssertionError(f"none of {sorted(ports)} owns the AMI link")
 
 
 async def settle(seconds: float) -> None:

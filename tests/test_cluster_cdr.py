@@ -23,10 +23,9 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from clusterkit import (DEADLINE, Node, cdr_rows, cluster_env, health, seed, settle, until_health, until_rows,
-                        wait_line)
+from clusterkit import (DEADLINE, Node, cdr_rows, cluster_env, health, node_config, seed, settle, until_health,
+                        until_rows, wait_line)
 from serverkit import until
-from test_cluster_processes import node_config
 from test_web_api import CallError, connect
 from ucs import demo
 

@@ -37,7 +37,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, task, threads
 
-from clusterkit import DEADLINE, Node, cdr_rows, health, pause, seed, until_health
+from clusterkit import DEADLINE, OWNS, Node, ami_owner, cdr_rows, health, pause, seed, until_health
 from netns import NetLab, Netns, netlab  # noqa: F401 - the fixture
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
@@ -47,7 +47,6 @@ from test_cluster_stream import NATS_URL
 from ucs import demo
 from ucs.sim.service import SimService
 
-OWNS = "this node owns the AMI link now"
 PORT = 8080  # every node has a network of its own
 TIMINGS = {"check_interval": 1.0, "step_down_after": 3.0, "release_after": 6}
 
@@ -144,17 +143,7 @@ release_after = {TIMINGS['release_after']}
 
     async def owner(self, among: list[str]) -> str:
         """The node of ``among`` whose AMI link is up (waiting for one)."""
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            for name in among:
-                try:
-                    h = await self.health(self.nodes[name])
-                except Exception:  # noqa: S112 - not answering
-                    continue
-                if h["ami"] == "up" and h["cluster"]["role"] == "owner":
-                    return name
-            await pause()
-        raise AssertionError(f"none of {among} owns the AMI link")
+        return await ami_owner({name: self.nodes[name].port for name in among}, self.nodes, timeout=2)
 
     async def bar(self, node: str, agent: int) -> Bar:
         """Agent ``agent`` logged in and READY on its phone, through a bar on ``node``."""

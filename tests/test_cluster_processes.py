@@ -12,50 +12,12 @@ standby and does not take the link back.
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from pathlib import Path
 
 import pytest_twisted
 
-from clusterkit import DEADLINE, Node, cluster_env, health, until_health, wait_line
-from clusterkit import pause as _pause
-from test_cluster_stream import NATS_URL
-from ucs.sim.service import SimService
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def node_config(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> tuple[Path, int]:
-    port = free_port()
-    user, secret = sim.credentials
-    directory = tmp_path / name
-    directory.mkdir()
-    path = directory / "ucs.toml"
-    path.write_text(f"""
-[store]
-url = "{store}"
-[web]
-port = {port}
-[ami]
-host = "127.0.0.1"
-port = {sim.port}
-username = "{user}"
-secret = "{secret}"
-[plugins]
-directory = "{directory / 'plugins'}"
-[cluster]
-enabled = true
-nats = ["{NATS_URL}"]
-domain = "{domain}"
-node = "{name}"
-""", encoding="utf-8")
-    return path, port
+from clusterkit import DEADLINE, Node, cluster_env, health, node_config, pause, until_health, wait_line
 
 
 @pytest_twisted.ensureDeferred
@@ -100,6 +62,6 @@ async def test_kill_9_of_the_owner_makes_the_standby_the_owner_and_the_old_one_c
         await wait_line(a2, "election node-a: connecting -> standby")
         h = await until_health(port_a, lambda h: h["cluster"]["term"].startswith("node-b:"))
         assert h["cluster"]["role"] == "standby" and h["ami"] == "down"
-        await _pause()
+        await pause()
         assert (await health(port_b))["cluster"]["role"] == "owner"
         assert "this node owns the AMI link now" not in a2.output

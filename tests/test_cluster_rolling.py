@@ -18,41 +18,20 @@ from typing import Any
 import pytest_twisted
 from twisted.internet import threads
 
-from clusterkit import DEADLINE, Node, cdr_rows, cluster_env, health, pause, seed, until_health, until_rows, wait_line
+from clusterkit import DEADLINE, OWNS, cdr_rows, cluster_env, pause, seed, until_health, until_rows
 from serverkit import until
-from test_cluster_processes import node_config
 from test_web_api import connect
 from ucs import demo
-
-OWNS = "this node owns the AMI link now"
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tmp_path: Path) -> None:
     async with cluster_env(phones=2) as env:
-        store, domain, sim = env.store, env.domain, env.sim
-        names = ["node-a", "node-b", "node-c"]
-        procs: dict[str, Node] = {}
-        every = env.nodes
-        bars = env.clients
+        store, sim, bars = env.store, env.sim, env.clients
         await seed(store)
-        configs = {n: node_config(tmp_path, n, store, sim, domain) for n in names}
-        for path, _ in configs.values():  # agents READY once they have a phone
-            path.write_text(path.read_text(encoding="utf-8") + '[agents]\ninitial_status = "ready"\n',
-                            encoding="utf-8")
-        ports = {n: configs[n][1] for n in names}
-
-        def start(name: str) -> Node:
-            node = Node(configs[name][0], tmp_path / name)
-            procs[name] = node
-            every.append(node)
-            return node
-
-        await wait_line(start("node-a"), OWNS)
-        await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
-        for n in ("node-b", "node-c"):
-            start(n)
-            await until_health(ports[n], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
+        nodes = env.processes(tmp_path, extra='[agents]\ninitial_status = "ready"\n')  # READY once with a phone
+        names, ports, procs = list(nodes.configs), nodes.ports, nodes.procs
+        await nodes.start_all()
 
         # Agent 1 works through a bar on node-b, agent 2 on node-c.
         where = {1: "node-b", 2: "node-c"}
@@ -76,7 +55,7 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
         async def a_call() -> None:
             """A customer calls phone 1001, it answers, the customer hangs up: one CDR more."""
             nonlocal calls
-            owner = await _owner(ports, procs)
+            owner = await nodes.owner()
             sim.sim.caller_calls("1001", f"42077700000{calls}", "Customer")
             await until(lambda: any(c.leg is not None and c.leg.answered
                                     for c in sim.sim.phone("SIP/1001").line.channels), 20)
@@ -102,7 +81,7 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
                 assert state["device"]["device"] == demo.line_of(i)[0]
                 where[i], live[i] = other, bar
             await a_call()  # while the node is away
-            start(name)
+            nodes.start(name)
             await until_health(ports[name], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
 
         # Every bar READY with its phone; agents still working; each call's CDR once.
@@ -112,7 +91,7 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
         rows = await threads.deferToThread(cdr_rows, store)
         assert len(rows) == calls == 4 and len({r["uniqueid"] for r in rows}) == calls
         # The AMI link moved once (node-a stopped), and no node took it back.
-        assert sum(n.output.count(OWNS) for n in every) == 2
+        assert sum(n.output.count(OWNS) for n in env.nodes) == 2
         assert len(sim.server.sessions) == 1
 
 
@@ -125,26 +104,3 @@ async def _ready(bar: Any) -> dict[str, Any]:
             return state
         await pause()
     raise AssertionError(f"the bar never said READY: {state.get('status')} {state.get('reason')}")
-
-
-async def _owner(ports: dict[str, int], procs: dict[str, Node]) -> str:
-    """The running node whose AMI link is up (waiting for one, generously)."""
-    found: list[str] = []
-
-    async def look() -> bool:
-        for name, port in ports.items():
-            if procs[name].proc.poll() is None:
-                try:
-                    h = await health(port)
-                except Exception:  # noqa: S112 - not listening
-                    continue
-                if h["ami"] == "up" and h["cluster"]["role"] == "owner":
-                    found.append(name)
-                    return True
-        return False
-
-    for _ in range(int(DEADLINE / 0.2)):
-        if await look():
-            return found[0]
-        await pause()
-    raise AssertionError("no node owns the AMI link")

@@ -27,12 +27,10 @@ import pytest_twisted
 from twisted.internet import defer, reactor, threads
 
 from balancer import Balancer
-from clusterkit import (Node, cdr_rows, cluster_env, health, ready_bar_in_chromium, seed, settle, until_health,
-                        until_rows, wait_line)
+from clusterkit import (cdr_rows, cluster_env, health, ready_bar_in_chromium, seed, settle, until_health, until_rows,
+                        wait_line)
 from serverkit import until
 from test_bar_browser import Bar, pytestmark  # noqa: F401 - the skip
-from test_cluster_processes import node_config
-from test_cluster_rolling import OWNS, _owner
 
 CALLER = "420777123456"
 CONNECTED = '.ucs-call[data-call-state="3"]'
@@ -41,37 +39,23 @@ CONNECTED = '.ucs-call[data-call-state="3"]'
 @pytest_twisted.ensureDeferred
 async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_call(tmp_path: Path) -> None:
     async with cluster_env(phones=2) as env:
-        store, domain, sim = env.store, env.domain, env.sim
+        store, sim = env.store, env.sim
         sim.sim.phone("SIP/1001").set_behaviour(remote_answer=True)  # answered from the bar (SIP NOTIFY)
-        names = ["node-a", "node-b", "node-c"]
-        procs: dict[str, Node] = {}
-        every = env.nodes
         listening: Any = None
         env.closing.append(lambda: listening.stopListening() if listening is not None else None)
         await seed(store)
-        configs = {n: node_config(tmp_path, n, store, sim, domain) for n in names}
-        for path, _ in configs.values():
-            path.write_text(path.read_text(encoding="utf-8") + '[agents]\ninitial_status = "ready"\nacw_seconds = 0\n',
-                            encoding="utf-8")
-        ports = {n: configs[n][1] for n in names}
+        nodes = env.processes(tmp_path, extra='[agents]\ninitial_status = "ready"\nacw_seconds = 0\n')
+        names, ports, procs = list(nodes.configs), nodes.ports, nodes.procs
         by_port = {p: n for n, p in ports.items()}
 
-        def start(name: str) -> Node:
-            node = Node(configs[name][0], tmp_path / name)
-            procs[name] = node
-            every.append(node)
-            return node
-
         async def following(name: str) -> None:
-            owner = await _owner(ports, procs)
+            owner = await nodes.owner()
             term = (await health(ports[owner]))["cluster"]["term"]
             await until_health(ports[name],
                                lambda h: h["cluster"]["role"] == "standby" and h["cluster"]["term"] == term)
 
-        await wait_line(start("node-a"), OWNS)
-        await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
+        await nodes.start_all()
         for n in ("node-b", "node-c"):
-            start(n)
             await following(n)
 
         balancer = Balancer(reactor, [ports[n] for n in names])
@@ -117,19 +101,19 @@ async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_ca
                 readies = len([n for n in bar.names() if n == "onReady"])
 
                 # The bar's node first, the owner last (unless it is the bar's node).
-                owner = on_reactor(lambda: defer.ensureDeferred(_owner(ports, procs)))
+                owner = on_reactor(lambda: defer.ensureDeferred(nodes.owner()))
                 first = bar_node()
                 order = [first] + [n for n in names if n not in (first, owner)]
                 order += [owner] if first != owner else []
                 for name in order:
                     was_bars = bar_node() == name
-                    was_owner = on_reactor(lambda: defer.ensureDeferred(_owner(ports, procs))) == name
+                    was_owner = on_reactor(lambda: defer.ensureDeferred(nodes.owner())) == name
                     procs[name].stop()
                     if was_bars:  # the bar lost its socket: it comes back through the balancer, resumed
                         bar.wait("onReady", count=readies + 1, timeout=40_000)
                         readies += 1
                         bar.page.wait_for_selector(".ucs-conn.ucs-ok", timeout=20_000)
-                    on_reactor(lambda n=name: defer.ensureDeferred(wait_line(start(n), "election")))
+                    on_reactor(lambda n=name: defer.ensureDeferred(wait_line(nodes.start(n), "election")))
                     on_reactor(lambda n=name: defer.ensureDeferred(following(n)))
                     shows_the_call(bar)
                     assert bar.log()[-1]["name"] != "onCredentials"
