@@ -46,8 +46,8 @@ from twisted.internet import reactor, threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clusterkit import (FIRST_DEVICE, SSO_SECRET, Node, PoissonCalls, bench_phones, health, in_schema,  # noqa: E402
-                        machine, schema, seed)
+from clusterkit import (FIRST_DEVICE, SSO_SECRET, Node, PoissonCalls, append_result, bench_phones, health,  # noqa: E402
+                        in_schema, machine, schema, seed)
 from loadgen_process import LoadGenProcess  # noqa: E402
 from timing import pct, run_on_reactor, sleep  # noqa: E402
 from ucs.sim.service import SimService  # noqa: E402
@@ -263,8 +263,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         print(f"cost per node against one process alone: load CPU {c['load_cpu_pct']} vs {s1['load_cpu_pct']} % "
               f"of a core; RSS {c['rss_mib']} vs {s1['rss_mib']} MiB; idle CPU {c['idle_cpu_pct']} vs "
               f"{s1['idle_cpu_pct']} %", flush=True)
-    with RESULTS.open("a") as f:
-        f.write(json.dumps(result) + "\n")
+    append_result(RESULTS, result)
     return result
 
 

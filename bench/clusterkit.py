@@ -1,6 +1,6 @@
 """What the benches share about setting UCS up: the bench directory and the simulated
 Asterisk that goes with it, a PostgreSQL schema of their own, a ``twistd`` node, the
-Poisson call generator, the machine's description.
+Poisson call generator, the machine's description, a run's result line.
 
 Used by ``bench/fanout.py`` (one process, in-process UCS), ``bench/cluster_fanout.py``
 and ``bench/cluster_failover.py`` (``twistd`` nodes).  Importing it imports no reactor:
@@ -93,6 +93,13 @@ def machine() -> str:
 def load_average() -> str:
     """The machine's 1/5/15-minute load average: other work running beside a bench shows here."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def append_result(path: Path, result: dict[str, Any]) -> None:
+    """``result`` as one more JSON line of ``path`` (``bench/*-results.jsonl``): the runs
+    accumulate, one a line, for comparing and plotting (``bench/plot_fanout.py``)."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(result) + "\n")
 
 
 # -- the bench's directory and PBX ---------------------------------------------------------------------

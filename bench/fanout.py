@@ -70,8 +70,8 @@ from twisted.internet import reactor
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from clusterkit import (QUEUES, SSO_SECRET, PoissonCalls, bench_phones, bench_queue, bench_user,  # noqa: E402
-                        machine)
+from clusterkit import (QUEUES, SSO_SECRET, PoissonCalls, append_result, bench_phones, bench_queue,  # noqa: E402
+                        bench_user, machine)
 from loadgen_process import LoadGenProcess  # noqa: E402
 from timing import pct, run_on_reactor, sleep  # noqa: E402
 from ucs import demo as ucs_demo  # noqa: E402
@@ -575,8 +575,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
     await server.service.stopService()
     if opts.profile:
         return result
-    with open(HERE / "fanout-results.jsonl", "a") as f:
-        f.write(json.dumps(result) + "\n")
+    append_result(HERE / "fanout-results.jsonl", result)
     return result
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server this test starts)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -33,7 +34,7 @@ class NatsServer:
     def __init__(self) -> None:
         self.binary = os.environ.get("UCS_NATS_SERVER") or shutil.which("nats-server") or ""
         self.dir = Path(tempfile.mkdtemp(prefix="ucs-nats-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -21,7 +21,6 @@ from serverkit import until
 from test_admin_page import log_in
 from test_bar_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401 - the skip
 from test_cluster_logouts import ADMIN, bar_of
-from test_cluster_node import ami_up
 from ucs import demo
 from ucs.server import UCSServer
 
@@ -31,13 +30,8 @@ async def test_the_operations_tab_shows_every_nodes_sessions(tmp_path: Path) -> 
     async with cluster_env(phones=2) as env:
         bars = env.clients
         timeout = {"request_timeout": 2.0}
-        a = await env.start(tmp_path, "node-a", auth={"admin_password": ADMIN}, cluster=timeout)
-        await a.get_cluster().elector.when("owner")
-        await until(lambda: ami_up(a), 10)
-        await demo.seed(a.get_directory(), 2)
-        b = await env.start(tmp_path, "node-b", cluster=timeout)
-        await b.get_cluster().elector.when("standby")
-        await until(lambda: b.get_cluster().health()["term"] == a.get_cluster().health()["term"], 10)
+        a = await env.start_owner(tmp_path, "node-a", 2, auth={"admin_password": ADMIN}, cluster=timeout)
+        b = await env.start_standby(tmp_path, "node-b", a, cluster=timeout)
         user = a.get_directory().user_by_username(demo.user_of(1)[0])
         assert user is not None
         bars.append(await bar_of(a, 1, phone=True))

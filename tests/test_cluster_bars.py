@@ -18,9 +18,8 @@ from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet import reactor, task, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from clusterkit import cluster_env
+from clusterkit import cdr_rows, cluster_env
 from serverkit import until, working_agent
-from test_cluster_cdr import cdr_rows
 from test_cluster_node import _terminate, ami_up, start_server
 from test_iserver import Client as IPClient
 from test_iserver import prepare

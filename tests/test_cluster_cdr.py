@@ -15,35 +15,19 @@ agents have them in that status.
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
-import psycopg
+import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from clusterkit import cluster_env
+from clusterkit import (DEADLINE, Node, cdr_rows, cluster_env, health, node_config, seed, settle, until_health,
+                        until_rows, wait_line)
 from serverkit import until
-from test_cluster_processes import DEADLINE, Node, health, node_config, until_health, wait_line
-from test_web_api import connect
+from test_web_api import CallError, connect
 from ucs import demo
-from ucs.bus import EventBus
-from ucs.directory.directory import Directory
-from ucs.store import open_store
-
-
-def cdr_rows(store: str) -> list[dict[str, Any]]:
-    with psycopg.connect(store) as conn:
-        cur = conn.execute("SELECT uniqueid, caller_number, created, connected, disconnected, data FROM cdr")
-        rows = [dict(zip(("uniqueid", "caller_number", "created", "connected", "disconnected", "data"), r))
-                for r in cur.fetchall()]
-    for r in rows:
-        if isinstance(r["data"], str):
-            r["data"] = json.loads(r["data"])
-    return rows
 
 
 @pytest_twisted.ensureDeferred
@@ -53,13 +37,7 @@ async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr
         store, domain, sim = env.store, env.domain, env.sim
         nodes = env.nodes
         bars = env.clients
-        seeding = await open_store(store, reactor)  # the demo's users, lines and queues, in the store
-        try:
-            directory = Directory(seeding, EventBus())
-            await directory.load()
-            await demo.seed(directory, 2)
-        finally:
-            await seeding.close()
+        await seed(store)  # the demo's users, lines and queues
         config_a, port_a = node_config(tmp_path, "node-a", store, sim, domain)
         config_b, port_b = node_config(tmp_path, "node-b", store, sim, domain)
         a = Node(config_a, tmp_path / "node-a")
@@ -97,7 +75,7 @@ async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr
         await until_health(port_a, lambda h: h["calls"] == 2)
         seq = (await health(port_a))["cluster"]["seq"]
         await until_health(port_b, lambda h: h["cluster"]["seq"] >= seq)
-        await _settle(1.0)  # the answers' events too
+        await settle(1.0)  # the answers' events too
         seq = (await health(port_a))["cluster"]["seq"]
         await until_health(port_b, lambda h: h["cluster"]["seq"] >= seq)
 
@@ -117,7 +95,7 @@ async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr
         # written from what node-a had told.
         await wait_line(b, "this node owns the AMI link now")
         await until_health(port_b, lambda h: h["ami"] == "up" and h["calls"] == 1)
-        await _until_rows(store, 1)
+        await until_rows(store, 1)
 
         # node-b restored the agent from the store: still AUX, still paused in every queue.
         await until_health(port_b, lambda h: h["agents"] == 1)
@@ -131,8 +109,8 @@ async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr
         # The long call ends on node-b's watch.
         sim.sim.phone("SIP/1001").hangup()
         await until_health(port_b, lambda h: h["calls"] == 0)
-        rows = await _until_rows(store, 2)
-        await _settle(1.0)
+        rows = await until_rows(store, 2)
+        await settle(1.0)
         rows = await threads.deferToThread(cdr_rows, store)
         assert len(rows) == 2 and len({r["uniqueid"] for r in rows}) == 2  # exactly once each
         by_caller = {r["caller_number"]: r for r in rows}
@@ -147,19 +125,3 @@ async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr
         assert abs(short["created"] - started) < 0.5 and short["connected"] is not None
         assert "no node owned the AMI link" in short["data"]["ended_unseen"]
         assert short["disconnected"] >= killed
-
-
-async def _settle(seconds: float) -> None:
-    from twisted.internet import task
-
-    await task.deferLater(reactor, seconds, lambda: None)
-
-
-async def _until_rows(store: str, n: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        rows = await threads.deferToThread(cdr_rows, store)
-        if len(rows) >= n:
-            return rows
-        await _settle(0.2)
-    raise AssertionError(f"fewer than {n} CDRs within {DEADLINE} s")

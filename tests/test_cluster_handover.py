@@ -28,31 +28,16 @@ from urllib.parse import urlsplit
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from clusterkit import ClusterEnv, cluster_env
+from clusterkit import DEADLINE, ClusterEnv, cluster_env, pause, seed, until_health, wait_line
 from cutproxy import CutProxy
 from pgkit import POSTGRES_URL
 from test_cluster_partition import via
-from test_cluster_processes import DEADLINE, Node, _pause, node_config, until_health, wait_line
-from test_cluster_rolling import OWNS, _owner
 from test_web_api import connect
 from ucs import demo
-from ucs.bus import EventBus
-from ucs.directory.directory import Directory
 from ucs.sim.service import SimService
-from ucs.store import open_store
 
 #: agent n -> what it does while node-a's store is frozen.
 AUX, ACW, SUSPENDED = 1, 2, 3
-
-
-async def _seed(store: str, phones: int) -> None:
-    seeding = await open_store(store, reactor)
-    try:
-        directory = Directory(seeding, EventBus())
-        await directory.load()
-        await demo.seed(directory, phones)
-    finally:
-        await seeding.close()
 
 
 def members(sim: SimService) -> dict[tuple[str, str], tuple[bool, str]]:
@@ -76,35 +61,23 @@ async def until_state(bar: Any, test: Any, what: str) -> dict[str, Any]:
         state = await bar.call("state")
         if test(state):
             return state
-        await _pause()
+        await pause()
     raise AssertionError(f"the bar never showed {what}: {seen(state) if state else state}")
 
 
 async def _run(tmp_path: Path, kill: bool) -> None:
     async with cluster_env(phones=3) as env:
-        store, domain, sim = env.store, env.domain, env.sim
+        store, sim = env.store, env.sim
         pg = CutProxy(reactor, urlsplit(POSTGRES_URL).port or 5432)
         pg.start()
         env.proxies.append(pg)
         env.closing.append(pg.restore)  # a node whose store is frozen would not stop
-        names = ["node-a", "node-b", "node-c"]
-        procs: dict[str, Node] = {}
         bars = env.clients
-        await _seed(store, 3)
-        configs = {n: node_config(tmp_path, n, via(store, pg) if n == "node-a" else store, sim, domain)
-                   for n in names}
-        for path, _ in configs.values():  # READY at login; a requested wrap-up lasts 300 s
-            path.write_text(path.read_text(encoding="utf-8")
-                            + '[agents]\ninitial_status = "ready"\nacw_seconds = 300\n', encoding="utf-8")
-        ports = {n: configs[n][1] for n in names}
-        procs["node-a"] = Node(configs["node-a"][0], tmp_path / "node-a")
-        env.nodes.append(procs["node-a"])
-        await wait_line(procs["node-a"], OWNS)
-        await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
-        for n in ("node-b", "node-c"):
-            procs[n] = Node(configs[n][0], tmp_path / n)
-            env.nodes.append(procs[n])
-            await until_health(ports[n], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
+        await seed(store, 3)
+        nodes = env.processes(tmp_path, extra='[agents]\ninitial_status = "ready"\nacw_seconds = 300\n',
+                              stores={"node-a": via(store, pg)})  # READY at login; a requested wrap-up lasts 300 s
+        ports, procs = nodes.ports, nodes.procs
+        await nodes.start_all()
 
         # Each agent works through a bar on node-b and one on node-c (the standbys).
         agent_bars: dict[int, dict[str, Any]] = {}
@@ -147,7 +120,7 @@ async def _run(tmp_path: Path, kill: bool) -> None:
             procs["node-a"].proc.wait(DEADLINE)
         else:  # cut off: it steps down at its failed check; the others elect a new owner
             await wait_line(procs["node-a"], "this node steps down")
-        owner = await _owner({n: ports[n] for n in ("node-b", "node-c")}, procs)
+        owner = await nodes.owner(["node-b", "node-c"])
         await until_health(ports[owner], lambda h: h["cluster"]["term"].startswith(f"{owner}:"))
         await wait_line(procs[owner], "PBX model resynchronised")
         standby = "node-c" if owner == "node-b" else "node-b"
@@ -156,7 +129,7 @@ async def _run(tmp_path: Path, kill: bool) -> None:
         # Every agent as it was, on the new owner (its own model) and on the standby (the mirror),
         # and Asterisk's members still paused as they were (the reconciliation agreed).
         for _ in range(10):  # what follows the resync has had its chance to move something
-            await _pause()
+            await pause()
         for i in wanted:
             for n in (owner, standby):
                 now = seen(await agent_bars[i][n].call("state"))

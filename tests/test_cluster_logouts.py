@@ -28,7 +28,6 @@ from twisted.internet import reactor
 from clusterkit import cluster_env
 from pgkit import POSTGRES_URL
 from serverkit import until
-from test_cluster_node import ami_up, start_server
 from test_metrics import samples
 from test_web_api import connect
 from ucs.cluster.sessync import subjects
@@ -68,20 +67,11 @@ async def metrics(server: UCSServer) -> str:
 @pytest_twisted.ensureDeferred
 async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path: Path) -> None:
     async with cluster_env(phones=3) as env:
-        schema, store, domain, sim = env.schema, env.store, env.domain, env.sim
-        servers = env.servers
-        bars = env.clients
+        schema, bars = env.schema, env.clients
         timeout = {"request_timeout": 2.0}
-        a = await env.start(tmp_path, "node-a", auth={"admin_password": ADMIN}, cluster=timeout)
-        await a.get_cluster().elector.when("owner")
-        await until(lambda: ami_up(a), 10)
-        await demo.seed(a.get_directory(), 3)
-        b = await start_server(tmp_path, "node-b", store, sim, domain, cluster=timeout)
-        c = await start_server(tmp_path, "node-c", store, sim, domain, cluster=timeout)
-        servers += [b, c]
-        for s in (b, c):
-            await s.get_cluster().elector.when("standby")
-            await until(lambda s=s: s.get_cluster().health()["term"] == a.get_cluster().health()["term"], 10)
+        a = await env.start_owner(tmp_path, "node-a", 3, auth={"admin_password": ADMIN}, cluster=timeout)
+        b = await env.start_standby(tmp_path, "node-b", a, cluster=timeout)
+        c = await env.start_standby(tmp_path, "node-c", a, cluster=timeout)
         uid = {n: a.get_directory().user_by_username(demo.user_of(n)[0]).id for n in (1, 2, 3)}  # type: ignore[union-attr]
 
         # /metrics of each node: which node, its role, its links, the stream's position.

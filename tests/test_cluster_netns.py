@@ -28,8 +28,6 @@ and, its last proof being older than the claim, taken over at once (about 6 s in
 from __future__ import annotations
 
 import secrets
-import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,38 +37,26 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, task, threads
 
+from clusterkit import DEADLINE, OWNS, Node, ami_owner, cdr_rows, health, pause, seed, until_health
 from netns import NetLab, Netns, netlab  # noqa: F401 - the fixture
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from test_cluster_bars import Bar, cluster_notices, connect
-from test_cluster_cdr import cdr_rows
 from test_cluster_partition import AmiWatch
-from test_cluster_processes import DEADLINE, _pause
-from test_cluster_rolling import _seed
 from test_cluster_stream import NATS_URL
-from test_twistd import TWISTD, Running, env
 from ucs import demo
 from ucs.sim.service import SimService
 
-OWNS = "this node owns the AMI link now"
 PORT = 8080  # every node has a network of its own
 TIMINGS = {"check_interval": 1.0, "step_down_after": 3.0, "release_after": 6}
 
 
-class NsNode(Running):
+class NsNode(Node):
     """``ip netns exec NS twistd -n --reactor=asyncio ucs --config FILE`` (the pid is twistd's)."""
 
     def __init__(self, ns: Netns, config: Path, cwd: Path) -> None:
         self.ns = ns
-        self.config = config
-        self.proc = subprocess.Popen(
-            ns.command([str(TWISTD), "-n", "--pidfile=", "--reactor=asyncio", "ucs", "--config", str(config)]),
-            cwd=cwd, env=env(), text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT)
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__(config, cwd, wrap=ns.command)
 
     @property
     def port(self) -> str:
@@ -94,7 +80,7 @@ class Cluster:
     async def start(self) -> None:
         await threads.deferToThread(_postgres_schema, "create", self.schema)
         self.sim.startService()
-        await _seed(self.store)
+        await seed(self.store)
         pg, nats = urlsplit(POSTGRES_URL), urlsplit(NATS_URL)
         for name in ("node-a", "node-b", "node-c"):
             self.lab.add(name, forward={"pg": pg.port or 5432, "nats": nats.port or 4222},
@@ -150,24 +136,14 @@ release_after = {TIMINGS['release_after']}
         return node
 
     async def health(self, node: NsNode) -> dict[str, Any]:
-        return await health_at(node.port)
+        return await health(node.port, timeout=2)
 
     async def until(self, node: NsNode, test: Any) -> dict[str, Any]:
-        return await until_health_at(node.port, test)
+        return await until_health(node.port, test, timeout=2)
 
     async def owner(self, among: list[str]) -> str:
         """The node of ``among`` whose AMI link is up (waiting for one)."""
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            for name in among:
-                try:
-                    h = await self.health(self.nodes[name])
-                except Exception:  # noqa: S112 - not answering
-                    continue
-                if h["ami"] == "up" and h["cluster"]["role"] == "owner":
-                    return name
-            await _pause()
-        raise AssertionError(f"none of {among} owns the AMI link")
+        return await ami_owner({name: self.nodes[name].port for name in among}, self.nodes, timeout=2)
 
     async def bar(self, node: str, agent: int) -> Bar:
         """Agent ``agent`` logged in and READY on its phone, through a bar on ``node``."""
@@ -179,7 +155,7 @@ release_after = {TIMINGS['release_after']}
         for _ in range(int(DEADLINE / 0.2)):
             if (await bar.call("state"))["status"] == "READY":
                 return bar
-            await _pause()
+            await pause()
         raise AssertionError(f"agent {agent}'s bar on {node} never READY")
 
     async def call_up(self, phone: str, caller: str) -> None:
@@ -200,31 +176,6 @@ release_after = {TIMINGS['release_after']}
         await self.lab.stop()
         await self.sim.stopService()
         await threads.deferToThread(_postgres_schema, "drop", self.schema)
-
-
-async def health_at(address: str) -> dict[str, Any]:
-    host, port = address.rsplit(":", 1)
-    import json
-
-    import treq
-
-    response = await treq.get(f"http://{host}:{port}/health", timeout=2)
-    body: dict[str, Any] = json.loads(await response.content())
-    return body
-
-
-async def until_health_at(address: str, test: Any) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        try:
-            seen = await health_at(address)
-        except Exception:  # noqa: S112 - not listening yet
-            seen = {}
-        if seen and test(seen):
-            return seen
-        await _pause()
-    raise AssertionError(f"/health on {address} never became what the test waits for; last: {seen}")
 
 
 def calls_of(bar: Bar) -> dict[str, dict[str, Any]]:
@@ -290,7 +241,7 @@ async def test_the_owner_cut_or_killed_mid_call_moves_the_link_and_every_survivi
             for _ in range(int(30 / 0.2)):
                 if await right(bar, agent):
                     break
-                await _pause()
+                await pause()
         took = time.monotonic() - cut
         print(f"{how}: {new} owned the AMI link and the bars were right {took:.2f} s after node-a's {how}")
         for (node, agent), bar in bars.items():
@@ -412,5 +363,5 @@ async def _rows(store: str, uniqueids: set[str]) -> list[dict[str, Any]]:
         rows = await threads.deferToThread(cdr_rows, store)
         if sorted(r["uniqueid"] for r in rows) == sorted(uniqueids):
             return rows
-        await _pause()
+        await pause()
     raise AssertionError(f"CDRs {[r['uniqueid'] for r in rows]}, not one each of {sorted(uniqueids)}")

@@ -11,106 +11,13 @@ standby and does not take the link back.
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest_twisted
-import treq
-from twisted.internet import reactor, threads
 
-from clusterkit import cluster_env
-from test_cluster_stream import NATS_URL
-from test_twistd import Running
-from ucs.sim.service import SimService
-
-DEADLINE = 60.0
-
-
-class Node(Running):
-    """``twistd -n --reactor=asyncio ucs --config FILE``."""
-
-    def __init__(self, config: Path, cwd: Path) -> None:
-        import subprocess
-        import threading
-
-        from test_twistd import TWISTD, env
-
-        self.proc = subprocess.Popen(
-            [str(TWISTD), "-n", "--pidfile=", "--reactor=asyncio", "ucs", "--config", str(config)], cwd=cwd,
-            env=env(), text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def node_config(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> tuple[Path, int]:
-    port = free_port()
-    user, secret = sim.credentials
-    directory = tmp_path / name
-    directory.mkdir()
-    path = directory / "ucs.toml"
-    path.write_text(f"""
-[store]
-url = "{store}"
-[web]
-port = {port}
-[ami]
-host = "127.0.0.1"
-port = {sim.port}
-username = "{user}"
-secret = "{secret}"
-[plugins]
-directory = "{directory / 'plugins'}"
-[cluster]
-enabled = true
-nats = ["{NATS_URL}"]
-domain = "{domain}"
-node = "{name}"
-""", encoding="utf-8")
-    return path, port
-
-
-async def health(port: int) -> dict[str, Any]:
-    response = await treq.get(f"http://127.0.0.1:{port}/health", timeout=5)
-    body: dict[str, Any] = json.loads(await response.content())
-    return body
-
-
-async def wait_line(node: Node, text: str) -> str:
-    line: str = await threads.deferToThread(node.wait_for, text)
-    return line
-
-
-async def until_health(port: int, test: Any) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        try:
-            seen = await health(port)
-        except Exception:  # noqa: S112 - not listening yet
-            seen = {}
-        if seen and test(seen):
-            return seen
-        await _pause()
-    raise AssertionError(f"/health on {port} never became what the test waits for; last: {seen}")
-
-
-async def _pause() -> None:
-    from twisted.internet import task
-
-    await task.deferLater(reactor, 0.2, lambda: None)
+from clusterkit import DEADLINE, Node, cluster_env, health, node_config, pause, until_health, wait_line
 
 
 @pytest_twisted.ensureDeferred
@@ -155,6 +62,6 @@ async def test_kill_9_of_the_owner_makes_the_standby_the_owner_and_the_old_one_c
         await wait_line(a2, "election node-a: connecting -> standby")
         h = await until_health(port_a, lambda h: h["cluster"]["term"].startswith("node-b:"))
         assert h["cluster"]["role"] == "standby" and h["ami"] == "down"
-        await _pause()
+        await pause()
         assert (await health(port_b))["cluster"]["role"] == "owner"
         assert "this node owns the AMI link now" not in a2.output

@@ -16,57 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 
-from clusterkit import cluster_env
+from clusterkit import DEADLINE, OWNS, cdr_rows, cluster_env, pause, seed, until_health, until_rows
 from serverkit import until
-from test_cluster_cdr import _until_rows, cdr_rows
-from test_cluster_processes import Node, health, node_config, until_health, wait_line
 from test_web_api import connect
 from ucs import demo
-from ucs.bus import EventBus
-from ucs.directory.directory import Directory
-from ucs.store import open_store
-
-OWNS = "this node owns the AMI link now"
-
-
-async def _seed(store: str) -> None:
-    seeding = await open_store(store, reactor)
-    try:
-        directory = Directory(seeding, EventBus())
-        await directory.load()
-        await demo.seed(directory, 2)
-    finally:
-        await seeding.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tmp_path: Path) -> None:
     async with cluster_env(phones=2) as env:
-        store, domain, sim = env.store, env.domain, env.sim
-        names = ["node-a", "node-b", "node-c"]
-        procs: dict[str, Node] = {}
-        every = env.nodes
-        bars = env.clients
-        await _seed(store)
-        configs = {n: node_config(tmp_path, n, store, sim, domain) for n in names}
-        for path, _ in configs.values():  # agents READY once they have a phone
-            path.write_text(path.read_text(encoding="utf-8") + '[agents]\ninitial_status = "ready"\n',
-                            encoding="utf-8")
-        ports = {n: configs[n][1] for n in names}
-
-        def start(name: str) -> Node:
-            node = Node(configs[name][0], tmp_path / name)
-            procs[name] = node
-            every.append(node)
-            return node
-
-        await wait_line(start("node-a"), OWNS)
-        await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
-        for n in ("node-b", "node-c"):
-            start(n)
-            await until_health(ports[n], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
+        store, sim, bars = env.store, env.sim, env.clients
+        await seed(store)
+        nodes = env.processes(tmp_path, extra='[agents]\ninitial_status = "ready"\n')  # READY once with a phone
+        names, ports, procs = list(nodes.configs), nodes.ports, nodes.procs
+        await nodes.start_all()
 
         # Agent 1 works through a bar on node-b, agent 2 on node-c.
         where = {1: "node-b", 2: "node-c"}
@@ -90,7 +55,7 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
         async def a_call() -> None:
             """A customer calls phone 1001, it answers, the customer hangs up: one CDR more."""
             nonlocal calls
-            owner = await _owner(ports, procs)
+            owner = await nodes.owner()
             sim.sim.caller_calls("1001", f"42077700000{calls}", "Customer")
             await until(lambda: any(c.leg is not None and c.leg.answered
                                     for c in sim.sim.phone("SIP/1001").line.channels), 20)
@@ -98,7 +63,7 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
             sim.sim.phone("SIP/1001").hangup()
             await until_health(ports[owner], lambda h: h["calls"] == 0)
             calls += 1
-            await _until_rows(store, calls)
+            await until_rows(store, calls)
 
         await a_call()
         for name in ("node-c", "node-b", "node-a"):  # the standbys first, the owner last
@@ -116,7 +81,7 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
                 assert state["device"]["device"] == demo.line_of(i)[0]
                 where[i], live[i] = other, bar
             await a_call()  # while the node is away
-            start(name)
+            nodes.start(name)
             await until_health(ports[name], lambda h: h["cluster"]["term"] and h["cluster"]["role"] == "standby")
 
         # Every bar READY with its phone; agents still working; each call's CDR once.
@@ -126,43 +91,16 @@ async def test_a_rolling_restart_of_three_nodes_keeps_every_bar_and_every_cdr(tm
         rows = await threads.deferToThread(cdr_rows, store)
         assert len(rows) == calls == 4 and len({r["uniqueid"] for r in rows}) == calls
         # The AMI link moved once (node-a stopped), and no node took it back.
-        assert sum(n.output.count(OWNS) for n in every) == 2
+        assert sum(n.output.count(OWNS) for n in env.nodes) == 2
         assert len(sim.server.sessions) == 1
 
 
 async def _ready(bar: Any) -> dict[str, Any]:
     """The bar's ``state`` once it says READY (a standby shows what it followed of the owner)."""
-    from test_cluster_processes import DEADLINE, _pause
-
     state: dict[str, Any] = {}
     for _ in range(int(DEADLINE / 0.2)):
         state = await bar.call("state")
         if state["status"] == "READY":
             return state
-        await _pause()
+        await pause()
     raise AssertionError(f"the bar never said READY: {state.get('status')} {state.get('reason')}")
-
-
-async def _owner(ports: dict[str, int], procs: dict[str, Node]) -> str:
-    """The running node whose AMI link is up (waiting for one, generously)."""
-    found: list[str] = []
-
-    async def look() -> bool:
-        for name, port in ports.items():
-            if procs[name].proc.poll() is None:
-                try:
-                    h = await health(port)
-                except Exception:  # noqa: S112 - not listening
-                    continue
-                if h["ami"] == "up" and h["cluster"]["role"] == "owner":
-                    found.append(name)
-                    return True
-        return False
-
-    from test_cluster_processes import DEADLINE, _pause
-
-    for _ in range(int(DEADLINE / 0.2)):
-        if await look():
-            return found[0]
-        await _pause()
-    raise AssertionError("no node owns the AMI link")

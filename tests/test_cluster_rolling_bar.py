@@ -27,12 +27,10 @@ import pytest_twisted
 from twisted.internet import defer, reactor, threads
 
 from balancer import Balancer
-from clusterkit import cluster_env
+from clusterkit import (cdr_rows, cluster_env, health, ready_bar_in_chromium, seed, settle, until_health, until_rows,
+                        wait_line)
 from serverkit import until
-from test_bar_browser import ARGS, CHROMIUM, Bar, pytestmark  # noqa: F401 - the skip
-from test_cluster_cdr import _settle, _until_rows, cdr_rows
-from test_cluster_processes import Node, health, node_config, until_health, wait_line
-from test_cluster_rolling import OWNS, _owner, _seed
+from test_bar_browser import Bar, pytestmark  # noqa: F401 - the skip
 
 CALLER = "420777123456"
 CONNECTED = '.ucs-call[data-call-state="3"]'
@@ -41,37 +39,23 @@ CONNECTED = '.ucs-call[data-call-state="3"]'
 @pytest_twisted.ensureDeferred
 async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_call(tmp_path: Path) -> None:
     async with cluster_env(phones=2) as env:
-        store, domain, sim = env.store, env.domain, env.sim
+        store, sim = env.store, env.sim
         sim.sim.phone("SIP/1001").set_behaviour(remote_answer=True)  # answered from the bar (SIP NOTIFY)
-        names = ["node-a", "node-b", "node-c"]
-        procs: dict[str, Node] = {}
-        every = env.nodes
         listening: Any = None
         env.closing.append(lambda: listening.stopListening() if listening is not None else None)
-        await _seed(store)
-        configs = {n: node_config(tmp_path, n, store, sim, domain) for n in names}
-        for path, _ in configs.values():
-            path.write_text(path.read_text(encoding="utf-8") + '[agents]\ninitial_status = "ready"\nacw_seconds = 0\n',
-                            encoding="utf-8")
-        ports = {n: configs[n][1] for n in names}
+        await seed(store)
+        nodes = env.processes(tmp_path, extra='[agents]\ninitial_status = "ready"\nacw_seconds = 0\n')
+        names, ports, procs = list(nodes.configs), nodes.ports, nodes.procs
         by_port = {p: n for n, p in ports.items()}
 
-        def start(name: str) -> Node:
-            node = Node(configs[name][0], tmp_path / name)
-            procs[name] = node
-            every.append(node)
-            return node
-
         async def following(name: str) -> None:
-            owner = await _owner(ports, procs)
+            owner = await nodes.owner()
             term = (await health(ports[owner]))["cluster"]["term"]
             await until_health(ports[name],
                                lambda h: h["cluster"]["role"] == "standby" and h["cluster"]["term"] == term)
 
-        await wait_line(start("node-a"), OWNS)
-        await until_health(ports["node-a"], lambda h: h["ami"] == "up" and h["cluster"]["term"])
+        await nodes.start_all()
         for n in ("node-b", "node-c"):
-            start(n)
             await following(n)
 
         balancer = Balancer(reactor, [ports[n] for n in names])
@@ -105,64 +89,54 @@ async def test_a_rolling_restart_behind_a_load_balancer_keeps_the_bar_and_its_ca
         steps: list[dict[str, Any]] = []
 
         def scenario() -> None:
-            from playwright.sync_api import sync_playwright
+            with ready_bar_in_chromium(front) as bar:
+                on_reactor(sim.sim.caller_calls, "5000", CALLER, "Jana Novak")
+                assert bar.wait("onCallRinging", timeout=20_000)["args"][0]["caller_number"] == CALLER
+                bar.page.click("[data-act=answer]")
+                bar.wait("onCallConnect", timeout=20_000)
+                shows_the_call(bar)
+                channel = on_reactor(lambda: call_up())
+                assert channel is not None
+                uniqueid = channel.linkedid
+                readies = len([n for n in bar.names() if n == "onReady"])
 
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                try:
-                    bar = Bar(browser, front)
-                    bar.login(1)
-                    assert bar.wait("onReady")["args"][0]["status"] == "READY"
-                    on_reactor(sim.sim.caller_calls, "5000", CALLER, "Jana Novak")
-                    assert bar.wait("onCallRinging", timeout=20_000)["args"][0]["caller_number"] == CALLER
-                    bar.page.click("[data-act=answer]")
-                    bar.wait("onCallConnect", timeout=20_000)
+                # The bar's node first, the owner last (unless it is the bar's node).
+                owner = on_reactor(lambda: defer.ensureDeferred(nodes.owner()))
+                first = bar_node()
+                order = [first] + [n for n in names if n not in (first, owner)]
+                order += [owner] if first != owner else []
+                for name in order:
+                    was_bars = bar_node() == name
+                    was_owner = on_reactor(lambda: defer.ensureDeferred(nodes.owner())) == name
+                    procs[name].stop()
+                    if was_bars:  # the bar lost its socket: it comes back through the balancer, resumed
+                        bar.wait("onReady", count=readies + 1, timeout=40_000)
+                        readies += 1
+                        bar.page.wait_for_selector(".ucs-conn.ucs-ok", timeout=20_000)
+                    on_reactor(lambda n=name: defer.ensureDeferred(wait_line(nodes.start(n), "election")))
+                    on_reactor(lambda n=name: defer.ensureDeferred(following(n)))
                     shows_the_call(bar)
-                    channel = on_reactor(lambda: call_up())
-                    assert channel is not None
-                    uniqueid = channel.linkedid
-                    readies = len([n for n in bar.names() if n == "onReady"])
+                    assert bar.log()[-1]["name"] != "onCredentials"
+                    assert "onCredentials" not in bar.names()[bar.names().index("onReady"):]
+                    now = on_reactor(lambda: call_up())
+                    assert now is channel, f"the call in the simulator changed across {name}'s restart"
+                    steps.append({"node": name, "bars": was_bars, "owner": was_owner, "now_on": bar_node()})
+                assert bar.page.query_selector("[data-act=answer]:visible") is None
 
-                    # The bar's node first, the owner last (unless it is the bar's node).
-                    owner = on_reactor(lambda: defer.ensureDeferred(_owner(ports, procs)))
-                    first = bar_node()
-                    order = [first] + [n for n in names if n not in (first, owner)]
-                    order += [owner] if first != owner else []
-                    for name in order:
-                        was_bars = bar_node() == name
-                        was_owner = on_reactor(lambda: defer.ensureDeferred(_owner(ports, procs))) == name
-                        procs[name].stop()
-                        if was_bars:  # the bar lost its socket: it comes back through the balancer, resumed
-                            bar.wait("onReady", count=readies + 1, timeout=40_000)
-                            readies += 1
-                            bar.page.wait_for_selector(".ucs-conn.ucs-ok", timeout=20_000)
-                        on_reactor(lambda n=name: defer.ensureDeferred(wait_line(start(n), "election")))
-                        on_reactor(lambda n=name: defer.ensureDeferred(following(n)))
-                        shows_the_call(bar)
-                        assert bar.log()[-1]["name"] != "onCredentials"
-                        assert "onCredentials" not in bar.names()[bar.names().index("onReady"):]
-                        now = on_reactor(lambda: call_up())
-                        assert now is channel, f"the call in the simulator changed across {name}'s restart"
-                        steps.append({"node": name, "bars": was_bars, "owner": was_owner, "now_on": bar_node()})
-                    assert bar.page.query_selector("[data-act=answer]:visible") is None
-
-                    # The agent hangs up with the bar; the caller is gone in the simulator.
-                    bar.page.click("[data-act=hangup]")
-                    bar.wait("onCallHangup", timeout=20_000)
-                    bar.page.wait_for_selector(CONNECTED, state="detached", timeout=20_000)
-                    on_reactor(lambda: defer.ensureDeferred(until(lambda: call_up() is None, 20)))
-                    steps.append({"uniqueid": uniqueid})
-                    bar.close()
-                finally:
-                    browser.close()
+                # The agent hangs up with the bar; the caller is gone in the simulator.
+                bar.page.click("[data-act=hangup]")
+                bar.wait("onCallHangup", timeout=20_000)
+                bar.page.wait_for_selector(CONNECTED, state="detached", timeout=20_000)
+                on_reactor(lambda: defer.ensureDeferred(until(lambda: call_up() is None, 20)))
+                steps.append({"uniqueid": uniqueid})
 
         await threads.deferToThread(scenario)
         print("rolling restart:", steps)
         assert [s["node"] for s in steps[:-1]] and len(steps) == 4, steps
         assert any(s["bars"] for s in steps[:-1]), steps  # the bar's node restarted under it
         assert any(s["owner"] for s in steps[:-1]), steps  # and the owner, with the call up
-        await _until_rows(store, 1)
-        await _settle(2)  # a second row (a CDR written twice under two uniqueids) would come now
+        await until_rows(store, 1)
+        await settle(2)  # a second row (a CDR written twice under two uniqueids) would come now
         rows = await threads.deferToThread(cdr_rows, store)
         assert len(rows) == 1, rows
         assert rows[0]["uniqueid"] == steps[-1]["uniqueid"] and rows[0]["caller_number"] == CALLER

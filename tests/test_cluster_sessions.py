@@ -35,10 +35,9 @@ from twisted.internet import threads
 from clusterkit import cluster_env
 from pgkit import POSTGRES_URL
 from serverkit import until
-from test_cluster_node import ami_up, start_server
+from test_cluster_node import ami_up
 from test_web_api import CallError, connect, ready_agent, ws_url
 from ucs import demo
-from ucs.server import UCSServer
 from ucs.sim.service import SimService
 
 #: The resume window of both nodes: long enough for B to take the AMI link in it (about 5 s).
@@ -60,22 +59,13 @@ def rows(schema: str) -> list[tuple[Any, ...]]:
         return list(conn.execute(f'SELECT * FROM "{schema}".sessions').fetchall())
 
 
-async def node(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> UCSServer:
-    return await start_server(tmp_path, name, store, sim, domain, web={"port": 0, "resume_window": WINDOW})
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_bar_resumes_on_another_node_after_its_node_stopped(tmp_path: Path) -> None:
     async with cluster_env(phones=3) as env:
-        schema, store, domain, sim = env.schema, env.store, env.domain, env.sim
-        servers = env.servers
-        bars = env.clients
-        a = await node(tmp_path, "node-a", store, sim, domain)
-        servers.append(a)
-        node_a: Any = a.get_cluster()
-        await node_a.elector.when("owner")
-        await until(lambda: ami_up(a), 10)
-        await demo.seed(a.get_directory(), 3)  # the demo's users and lines, on the simulator's phones
+        schema, sim, servers, bars = env.schema, env.sim, env.servers, env.clients
+        web = {"port": 0, "resume_window": WINDOW}
+        # The owner, with the demo's users and lines, on the simulator's phones.
+        a = await env.start_owner(tmp_path, "node-a", 3, web=web)
         await until(lambda: bool(a.get_pbx_link().resyncs), 10)
 
         # Three agents log in on A; the third logs out again.
@@ -98,8 +88,7 @@ async def test_a_bar_resumes_on_another_node_after_its_node_stopped(tmp_path: Pa
         assert row["expires"] is None  # a bar is attached
 
         await a.get_agents().flush()  # what B's agents restore when B starts
-        b = await node(tmp_path, "node-b", store, sim, domain)
-        servers.append(b)
+        b = await env.start(tmp_path, "node-b", web=web)
         node_b: Any = b.get_cluster()
         await node_b.elector.when("standby")
         # B has followed A's stream up to the agents' logins (a standby that has just started

@@ -20,33 +20,22 @@ import pytest_twisted
 from twisted.internet import defer, reactor, threads
 from twisted.protocols.portforward import ProxyFactory
 
-from clusterkit import cluster_env
+from clusterkit import cluster_env, ready_bar_in_chromium
 from serverkit import until
-from test_bar_browser import ARGS, CHROMIUM, UCS, Bar, pytestmark  # noqa: F401 - the skip
-from test_cluster_node import ami_up, start_server
+from test_bar_browser import UCS, pytestmark  # noqa: F401 - the skip
 from test_cluster_sessions import WINDOW, members
 from ucs import demo
-from ucs.server import UCSServer
-from ucs.sim.service import SimService
-
-
-async def node(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> UCSServer:
-    return await start_server(tmp_path, name, store, sim, domain,
-                              web={"listen": "127.0.0.1", "port": 0, "resume_window": WINDOW})
 
 
 @pytest_twisted.ensureDeferred
 async def test_the_bar_behind_a_load_balancer_resumes_on_another_node(tmp_path: Path) -> None:
     async with cluster_env(phones=2) as env:
-        store, domain, sim, servers = env.store, env.domain, env.sim, env.servers
+        sim, servers = env.sim, env.servers
         balancer = ProxyFactory("127.0.0.1", 0)
         listening = reactor.listenTCP(0, balancer, interface="127.0.0.1")  # type: ignore[attr-defined]
         env.closing.append(listening.stopListening)
-        a = await node(tmp_path, "node-a", store, sim, domain)
-        servers.append(a)
-        await a.get_cluster().elector.when("owner")
-        await until(lambda: ami_up(a), 10)
-        await demo.seed(a.get_directory(), 2)
+        web = {"listen": "127.0.0.1", "port": 0, "resume_window": WINDOW}
+        a = await env.start_owner(tmp_path, "node-a", 2, web=web)
         await until(lambda: bool(a.get_pbx_link().resyncs), 10)
         balancer.port = a.get_web_service().port
         front = UCS(a, a.get_web_service())
@@ -54,8 +43,7 @@ async def test_the_bar_behind_a_load_balancer_resumes_on_another_node(tmp_path: 
 
         async def b_takes_over() -> None:
             await a.get_agents().flush()
-            b = await node(tmp_path, "node-b", store, sim, domain)
-            servers.append(b)
+            b = await env.start(tmp_path, "node-b", web=web)
             await b.get_cluster().elector.when("standby")
             balancer.port = b.get_web_service().port  # new connections go to B
             await a.service.stopService()  # A goes: its bars lose their sockets
@@ -64,25 +52,14 @@ async def test_the_bar_behind_a_load_balancer_resumes_on_another_node(tmp_path: 
         logged_in: list[Any] = []
 
         def scenario() -> None:
-            from playwright.sync_api import sync_playwright
-
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-                try:
-                    bar = Bar(browser, front)
-                    bar.login(1)
-                    first = bar.wait("onReady")["args"][0]
-                    assert first["status"] == "READY"
-                    logged_in.append(front.run(lambda: {x.username: x.logged_in for x in a.get_agents().all()}))
-                    front.run(lambda: defer.ensureDeferred(b_takes_over()))
-                    bar.wait("onError", where="a.indexOf('lost') >= 0")
-                    again = bar.wait("onReady", count=2, timeout=20_000)["args"][0]
-                    assert again["status"] == "READY" and again["device"]["device"] == "SIP/1001"
-                    bar.page.wait_for_selector(".ucs-conn.ucs-ok")
-                    assert "onCredentials" not in bar.names()[bar.names().index("onReady"):]
-                    bar.close()
-                finally:
-                    browser.close()
+            with ready_bar_in_chromium(front) as bar:
+                logged_in.append(front.run(lambda: {x.username: x.logged_in for x in a.get_agents().all()}))
+                front.run(lambda: defer.ensureDeferred(b_takes_over()))
+                bar.wait("onError", where="a.indexOf('lost') >= 0")
+                again = bar.wait("onReady", count=2, timeout=20_000)["args"][0]
+                assert again["status"] == "READY" and again["device"]["device"] == "SIP/1001"
+                bar.page.wait_for_selector(".ucs-conn.ucs-ok")
+                assert "onCredentials" not in bar.names()[bar.names().index("onReady"):]
 
         await threads.deferToThread(scenario)
         b = servers[-1]

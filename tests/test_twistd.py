@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -40,9 +40,12 @@ def twistd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 class Running:
     """A ``twistd -n ucs`` process whose output is collected line by line."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, *, options: Sequence[str] = (),
+                 wrap: Callable[[list[str]], list[str]] = list) -> None:
+        """``twistd -n [options...] ucs [args...]``, its command line passed through ``wrap``
+        (a cluster node: ``ip netns exec NS ...``)."""
         self.proc = subprocess.Popen(
-            [str(TWISTD), "-n", "--pidfile=", "ucs", *args], cwd=cwd, env=env(), text=True,
+            wrap([str(TWISTD), "-n", "--pidfile=", *options, "ucs", *args]), cwd=cwd, env=env(), text=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         self.lines: list[str] = []

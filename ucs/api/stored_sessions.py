@@ -166,10 +166,7 @@ class StoredSessions:
     async def resume(self, sid: str, address: str | None) -> Session:
         """The session ``sid`` for a bar that reconnected to this node: taken over from the
         store (from whichever node served it), or this node's own."""
-        try:
-            local: Session | None = self._sessions.get(sid)
-        except NotFound:
-            local = None
+        local = self._local(sid)
         now = self._clock.seconds()
         try:
             status, row = await self._store.session_claim(token_hash(sid), self.node, now, self.window,
@@ -200,15 +197,19 @@ class StoredSessions:
         restored = getattr(self._agents, "restored", None)
         if restored is not None:
             await restored()  # a take-over restoring the agents: wait to know where the agent works
-        try:
-            again: Session | None = self._sessions.get(sid)
-        except NotFound:
-            again = None
+        again = self._local(sid)
         if again is not None and not again.closed:
             # Another socket of the same bar resumed it meanwhile (a quick reconnect while the old
             # socket was not yet seen closed): the same session, not a second one.
             return again
         return self._recreate(sid, row, address)
+
+    def _local(self, sid: str) -> Session | None:
+        """This node's session ``sid``, if it has one."""
+        try:
+            return self._sessions.get(sid)
+        except NotFound:
+            return None
 
     def _recreate(self, sid: str, row: dict[str, Any], address: str | None) -> Session:
         user = self._directory.users.get(int(row["user_id"]))

@@ -31,18 +31,26 @@ from twisted.logger import Logger
 
 from ucs import events as ev
 from ucs.bus import EventBus
-from ucs.cluster.natslink import Names, NatsLink
+from ucs.cluster.natslink import Names, NatsLink, read_notice
 
 log = Logger(namespace="ucs.cluster")
 
 VERSION = 1
 KINDS = ("users", "groups", "teams", "queues", "lines", "auxreasons", "callreasons")
+#: What a directory notice must be (said when one is not).
+ACCEPTED = f'{{"v": {VERSION}, "node": "...", "kind": one of {", ".join(KINDS)}, "id": an integer, "action": "..."}}'
 
 
 class Refreshable(Protocol):
     """What the sync needs of :class:`ucs.directory.directory.Directory`."""
 
     async def refresh(self, kind: str, ids: Any = None) -> int: ...
+
+
+def _check(notice: dict[str, Any]) -> None:
+    kind, entity_id = notice["kind"], notice["id"]
+    if kind not in KINDS or not isinstance(entity_id, int):
+        raise ValueError(f"kind {kind!r}, id {entity_id!r}")
 
 
 def subject(names: Names) -> str:
@@ -119,18 +127,11 @@ class DirectorySync:
     # --- the others' --------------------------------------------------------------------------
 
     def _heard(self, msg: Any) -> None:
-        try:
-            notice = json.loads(msg.data)
-            if notice.get("v") != VERSION:
-                raise ValueError(f"version {notice.get('v')!r}, not {VERSION}")
-            kind, entity_id = notice["kind"], notice["id"]
-            if kind not in KINDS or not isinstance(entity_id, int):
-                raise ValueError(f"kind {kind!r}, id {entity_id!r}")
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            log.warn("cluster: a directory notice was not understood ({e}); ignored", e=e)
+        notice = read_notice(msg.data, VERSION, self.node, what="a directory notice", accepted=ACCEPTED,
+                             check=_check)
+        if notice is None:
             return
-        if notice.get("node") == self.node:
-            return
+        kind, entity_id = notice["kind"], notice["id"]
         self._pending.setdefault(kind, set()).add(entity_id)
         if not self._scheduled:
             self._scheduled = True

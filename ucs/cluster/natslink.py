@@ -16,6 +16,7 @@ stream or bucket names.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -66,6 +67,38 @@ class Names:
     @property
     def commands(self) -> str:
         return f"ucs.{self.slug}.commands"
+
+
+def read_notice(data: bytes, version: int, node: str, *, what: str, accepted: str,
+                check: Callable[[dict[str, Any]], object] = lambda notice: None) -> dict[str, Any] | None:
+    """Another node's notice in ``data``: a JSON object of ``version`` that ``check``
+    accepts (``check`` raises ``ValueError``, ``KeyError`` or ``TypeError`` if not).
+
+    ``None`` for a notice of this ``node`` (each node hears its own) and for one not
+    understood, which is logged -- what was wrong and what is ``accepted`` -- because a
+    node of another version, or a stranger on the subject, must not stop this one: the
+    notice is ignored, and the warning says why nothing was done."""
+    try:
+        notice = json.loads(data)
+        if not isinstance(notice, dict):
+            raise ValueError(f"a JSON {type(notice).__name__}, not an object")
+        if notice.get("v") != version:
+            raise ValueError(f"version {notice.get('v')!r}, not {version}")
+        check(notice)
+    except KeyError as e:
+        _not_understood(what, f"no {e.args[0]!r}", accepted)
+        return None
+    except (ValueError, TypeError) as e:  # a UnicodeDecodeError or a JSONDecodeError is a ValueError
+        _not_understood(what, str(e), accepted)
+        return None
+    if notice.get("node") == node:
+        return None
+    return notice
+
+
+def _not_understood(what: str, wrong: str, accepted: str) -> None:
+    log.warn("cluster: {what} was not understood ({wrong}); ignored. Accepted: {accepted}",
+             what=what, wrong=wrong, accepted=accepted)
 
 
 class NatsLink:

@@ -38,17 +38,40 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from ucs.cluster.natslink import Names, NatsLink
+from ucs.cluster.natslink import Names, NatsLink, read_notice
 
 log = Logger(namespace="ucs.cluster")
 
 VERSION = 1
 HOWS = ("logout", "forced", "unpaired", "elsewhere")
+#: What a logout notice and a sessions request must be (said when one is not).
+ENDED = (f'{{"v": {VERSION}, "node": "...", "user_id": an integer, "how": one of {", ".join(HOWS)}, '
+         f'"reason": a string or null}}')
+WHO = f'{{"v": {VERSION}, "node": "...", "me": a user id or null}}, with a reply subject'
+ANSWER = f'{{"v": {VERSION}, "node": "...", "role": "...", "users": [...]}}'
 
 
 def subjects(names: Names) -> tuple[str, str]:
     """The logout notices' subject and the who-is-logged-in requests'."""
     return f"ucs.{names.slug}.sessions.ended", f"ucs.{names.slug}.sessions.who"
+
+
+def _check_ended(notice: dict[str, Any]) -> None:
+    user_id, how, reason = notice["user_id"], notice["how"], notice.get("reason") or ""
+    if not isinstance(user_id, int) or how not in HOWS or not isinstance(reason, str):
+        raise ValueError(f"user_id {user_id!r}, how {how!r}, reason {reason!r}")
+
+
+def _check_who(request: dict[str, Any]) -> None:
+    me = request.get("me")
+    if me is not None and not isinstance(me, int):
+        raise ValueError(f"me {me!r}")
+
+
+def _check_answer(answer: dict[str, Any]) -> None:
+    node, users = answer["node"], answer["users"]
+    if not isinstance(node, str) or not isinstance(users, list):
+        raise ValueError(f"node {node!r}, users of type {type(users).__name__}")
 
 
 class SessionSync:
@@ -120,18 +143,11 @@ class SessionSync:
                                         user=user_id, e=f.getErrorMessage()))
 
     def _heard_ended(self, msg: Any) -> None:
-        try:
-            notice = json.loads(msg.data)
-            if notice.get("v") != VERSION:
-                raise ValueError(f"version {notice.get('v')!r}, not {VERSION}")
-            user_id, how, reason = notice["user_id"], notice["how"], notice.get("reason") or ""
-            if not isinstance(user_id, int) or how not in HOWS or not isinstance(reason, str):
-                raise ValueError(f"user_id {user_id!r}, how {how!r}")
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            log.warn("cluster: a logout notice was not understood ({e}); ignored", e=e)
+        notice = read_notice(msg.data, VERSION, self.node, what="a logout notice", accepted=ENDED,
+                             check=_check_ended)
+        if notice is None:
             return
-        if notice.get("node") == self.node:
-            return
+        user_id, how, reason = notice["user_id"], notice["how"], notice.get("reason") or ""
         self.applied += 1
         n = self._end(user_id, how, reason)
         if n:
@@ -141,18 +157,11 @@ class SessionSync:
     # --- who is logged in -------------------------------------------------------------------
 
     def _heard_who(self, msg: Any) -> None:
-        try:
-            request = json.loads(msg.data)
-            if request.get("v") != VERSION:
-                raise ValueError(f"version {request.get('v')!r}, not {VERSION}")
-            me = request.get("me")
-            if me is not None and not isinstance(me, int):
-                raise ValueError(f"me {me!r}")
-        except (ValueError, TypeError, AttributeError) as e:
-            log.warn("cluster: a sessions request was not understood ({e}); ignored", e=e)
-            return
-        if request.get("node") == self.node or not msg.reply:
+        request = read_notice(msg.data, VERSION, self.node, what="a sessions request", accepted=WHO,
+                              check=_check_who)
+        if request is None or not msg.reply:
             return  # the asking node answers for itself
+        me = request.get("me")
         reply = json.dumps({"v": VERSION, "node": self.node, "role": self._role(), "users": self._who(me)}).encode()
         d = self.link.bridge.run(msg.respond, reply)
         d.addErrback(lambda f: log.warn("cluster: a sessions answer was lost: {e}", e=f.getErrorMessage()))
@@ -171,15 +180,11 @@ class SessionSync:
         complete = asyncio.Event()
 
         async def heard(msg: Any) -> None:
-            try:
-                answer = json.loads(msg.data)
-                node, users = answer["node"], answer["users"]
-                if answer.get("v") != VERSION or not isinstance(node, str) or not isinstance(users, list):
-                    raise ValueError("not a sessions answer")
-            except (ValueError, KeyError, TypeError) as e:
-                log.warn("cluster: a sessions answer was not understood ({e}); ignored", e=e)
+            answer = read_notice(msg.data, VERSION, self.node, what="a sessions answer", accepted=ANSWER,
+                                 check=_check_answer)
+            if answer is None:
                 return
-            answers[node] = {"role": answer.get("role"), "users": users}
+            answers[answer["node"]] = {"role": answer.get("role"), "users": answer["users"]}
             if expected <= answers.keys():
                 complete.set()
 
