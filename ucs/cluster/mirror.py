@@ -25,7 +25,14 @@ For that the envelopes carry what the views need beyond seed 002's Call object:
 each leg's Dial status, whether it asked to hang up, was picked up or
 transferred; the call's origin leg, hold parties and hold time; the journey's raw
 steps; an agent's ACW deadline; a queue's waiting callers (:func:`wire_subject`,
-used by the owner's feed: schema version 2 of :mod:`ucs.cluster.codec`).
+used by the owner's feed: schema version 2 of :mod:`ucs.cluster.codec`).  Version 3
+adds what the supervisor's views need: an agent's raw figures, so that
+:meth:`MirrorAgent.to_dict` counts them up to the moment asked as the owner's
+``Agent.stats_now`` does, and who monitors it (:meth:`Mirror.wire_subject`: only the
+owner hears Asterisk's ChanSpy events); ``agent.quiet`` tells an agent's change that put
+no event on the owner's bus (:mod:`ucs.cluster.quiet`), ``queue.figures`` a queue's
+figures of the day for the wallboard -- neither is a bus event, so the mirror hands
+them to the team view and the wallboard (``on_agent_quiet``, ``on_queue_figures``).
 
 What reads the model asks the role-aware views (:class:`AgentsView`,
 :class:`TrackerView`, :class:`PBXView`): while the node is a standby
