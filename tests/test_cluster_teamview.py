@@ -6,7 +6,7 @@ node.  The owner alone hears Asterisk (its ChanSpy events, its calls) and counts
 the figures; what a bar on the standby shows came through the stream: who monitors
 an agent (its envelopes' ``monitored``), the agent's figures (raw, counted up to now
 by the standby; ``agent.quiet`` when a call changes them) and the queues' figures of
-the day (``queue.figures``).
+the day (``queue.figures``, also in the snapshot a late standby loads).
 """
 
 from __future__ import annotations
@@ -136,6 +136,22 @@ async def test_a_supervisor_on_the_standby_sees_monitoring_figures_and_the_wallb
         # Its queues, paused for the break, as the owner's members say (what ``state`` shows there).
         await until(lambda: _json(mirrored.to_dict()["queues"]) == _json(agent.to_dict()["queues"]), 10)
         assert all(q["paused"] for q in _json(mirrored.to_dict()["queues"]).values())
+
+        # A standby that starts now shows the owner's figures of the day too (the snapshot and the
+        # stream since: the owner saves them to the store only every [supervisor] save_interval).
+        # (A snapshot stored now has every envelope so far: node c replays none of them.)
+        await until(lambda: node_a.stream.acked_seq >= node_b.replica().seq, 10)
+        await node_a.feed.store_snapshot()
+        c, node_c = await start_node(tmp_path, "node-c", env.store, sim, env.domain, env.servers)
+        await node_c.elector.when("standby")
+        await until(lambda: node_c.health()["term"] == node_a.health()["term"], 10)
+        sup_c = await connect(bar_url(c))
+        env.clients.append(sup_c)
+        await sup_c.call("login", ["supervisor", "supervisor-demo"])
+        await until(lambda: c.get_mirror().get(agent.id) is not None, 10)
+        board_c = await sup_c.call("wallboard.subscribe")
+        assert {k: support(board_c)[k] for k in COUNTED} == {k: support(board_a)[k] for k in COUNTED}
+        assert support(board_c)["answered"] == 1
 
 
 def _json(value: Any) -> Any:

@@ -490,6 +490,9 @@ class Mirror:
         self.queues = queues
         for name in r.waiting:
             self.bus.publish(ev.EVENT_QUEUE_WAITING, self._queue_named(name), waiting=r.waiting[name])
+        if self.on_queue_figures is not None:
+            for name, f in r.figures.items():
+                self.on_queue_figures(QueueFigures(name, str(f.get("day", "")), dict(f.get("figures") or {})))
 
     def start(self, replica: Replica) -> None:
         """The node follows the owner (a standby): readers use the mirror from now on."""
