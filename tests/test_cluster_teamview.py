@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
+from twisted.internet import task
 
 from clusterkit import cluster_env
 from serverkit import until, working_agent
 from test_cluster_bars import Bar, bar_url, connect, give_phone, login_bar, start_node
 from test_cluster_node import ami_up
 from ucs import demo
-from ucs.agents.stats import QUEUE_FIGURES, USER_FIGURES
+from ucs.agents.stats import QUEUE_FIGURES, USER_FIGURES, AgentStats, Days
+from ucs.cluster.mirror import MirrorAgent
+from ucs.directory.model import Line, User
 
 #: The figures that do not grow while the agent is in AUX or ACW: the same on both nodes.
 STILL = [f for f in USER_FIGURES if f not in ("auxtime", "acwtime")]
@@ -157,3 +160,32 @@ async def test_a_supervisor_on_the_standby_sees_monitoring_figures_and_the_wallb
 def _json(value: Any) -> Any:
     """``value`` as a bar gets it (JSON: the queues' keys are strings)."""
     return json.loads(json.dumps(value))
+
+
+def test_a_mirrored_agents_figures_count_up_to_now_and_start_a_new_day_at_midnight() -> None:
+    """What ``state().user`` says on a standby between two envelopes of the agent: the owner's
+    raw figures plus the time since, in the status told -- and, past midnight (the owner resets
+    its figures with no event), the new day's, counted from its start."""
+    days = Days("Europe/Prague")
+    clock = task.Clock()
+    midnight = days.next_midnight(1796650000.0)
+    told_at = midnight - 100.0
+    clock.advance(told_at)
+    raw = AgentStats(day=days.day(told_at), readytime=50.0, idletime=40.0, in_calls_answered=2)
+    raw.queue(3).answered = 2
+    d = {"id": 7, "username": "agent7", "status": "READY", "reason": "", "since": told_at - 50.0,
+         "readytime": 50, "idletime": 40, "in_calls_answered": 2,
+         "queues": {"3": {"queue_id": 3, "answered": 2, "suspendtime": 0}},
+         "figures": {"stats": raw.to_doc(), "accrued_until": told_at, "busy": False}}
+    agent = MirrorAgent(User(7, "agent7"), Line(1, "SIP/1007"), d, clock, days=days)
+    assert (agent.to_dict()["readytime"], agent.to_dict()["idletime"]) == (50, 40)
+    clock.advance(30.0)
+    now = agent.to_dict()
+    assert (now["readytime"], now["idletime"], now["in_calls_answered"]) == (80, 70, 2)
+    assert now["queues"]["3"]["answered"] == 2 and "figures" not in now
+    agent.update(dict(d, status="AUX", reason="Lunch", figures=dict(d["figures"], busy=True)))
+    assert agent.busy and agent.to_dict()["auxtimes"] == {"Lunch": 30} and agent.to_dict()["readytime"] == 50
+    clock.advance(100.0)  # 30 s past midnight
+    after = agent.to_dict()
+    assert (after["auxtime"], after["readytime"], after["in_calls_answered"]) == (30, 0, 0)
+    assert after["queues"]["3"]["answered"] == 0

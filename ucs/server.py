@@ -47,6 +47,7 @@ from ucs.events import EVENT_CALL_HANGUP
 from ucs.agents import history_api
 from ucs.agents.history import CallHistory
 from ucs.agents.service import Agents
+from ucs.agents.stats import Days
 from ucs.ami.client import AMIClient
 from ucs.api import auth as auth_api
 from ucs.api import operations as operations_api
@@ -313,7 +314,8 @@ class UCSServer:
             from ucs.cluster.mirror import Mirror
             from ucs.cluster.quiet import QuietAgents
 
-            self._mirror = Mirror(self.get_view_bus(), self.get_directory(), self._reactor, self.get_call_tracker())
+            self._mirror = Mirror(self.get_view_bus(), self.get_directory(), self._reactor, self.get_call_tracker(),
+                                  days=Days(self.config.agents.timezone))
             # The owner tells its agents' figures that change with no agent event (ucs.cluster.quiet).
             quiet = QuietAgents(self.get_agents(), self._reactor, self._tell_standbys)
             self.get_bus().subscribe_all(quiet.heard)

@@ -72,7 +72,7 @@ from ucs.agents.agent import Agent
 from ucs.agents.persist import state_doc
 from ucs.bus import EventBus
 from ucs.calls.call import Call, CallState, Cause, JourneyStep, Leg
-from ucs.agents.stats import AgentStats, QueueStats, accrue
+from ucs.agents.stats import AgentStats, Days, QueueStats, accrue
 from ucs.cluster.codec import (AGENT_QUIET, AGENTS, CALL_QUIET, CALLS, DEVICES, QUEUES, STATS, Envelope,
                                QueueFigures, jsonable)
 from ucs.cluster.replica import Replica
@@ -138,10 +138,13 @@ class MirrorAgent:
     :class:`Line`; its figures counted up to now (``clock``) from the owner's raw ones."""
 
     def __init__(self, user: Any, line: Any, d: dict[str, Any], clock: Any = None,
-                 member_of: Callable[[int, str], Member | None] | None = None) -> None:
+                 member_of: Callable[[int, str], Member | None] | None = None, days: Days | None = None) -> None:
         self.user = user
         self.line = line
         self.clock = clock
+        #: The agents' days (``[agents] timezone``): the owner resets the figures at midnight
+        #: with no event, so the standby starts the new day itself.
+        self.days = days
         #: The phone's membership of a queue (directory id) as the owner's members say now.
         self.member_of = member_of
         self.update(d)
@@ -191,7 +194,13 @@ class MirrorAgent:
             return None
         stats = AgentStats.from_doc(f["stats"])
         since, now = f.get("accrued_until"), self.clock.seconds() if self.clock is not None else None
-        if isinstance(since, (int, float)) and now is not None and now > since:
+        if not isinstance(since, (int, float)) or now is None:
+            return stats
+        if self.days is not None and stats.day and self.days.day(now) > stats.day:
+            # past the midnight the owner's figures were of: a new day, counted from its start
+            stats = AgentStats(day=self.days.day(now))
+            since = max(since, self.days.start_of_day(now))
+        if now > since:
             accrue(stats, self.status, self.reason, self.busy, self.suspended, now - since)
         return stats
 
@@ -240,9 +249,12 @@ class Mirror:
     """The owner's calls, agents, devices and queues as live objects on a standby, each
     change published on the standby's bus as the owner's bus published it."""
 
-    def __init__(self, bus: EventBus, directory: Any, clock: Any, tracker: Any = None) -> None:
+    def __init__(self, bus: EventBus, directory: Any, clock: Any, tracker: Any = None,
+                 days: Days | None = None) -> None:
         self.bus = bus
         self.clock = clock
+        #: The agents' days, for their figures past midnight (:class:`MirrorAgent`).
+        self.days = days
         #: This node's own call tracker: after a take-over, which shown calls Asterisk still has.
         self.tracker = tracker
         self._handed: dict[str, Call] = {}
@@ -388,7 +400,7 @@ class Mirror:
             return None
         agent = self.agents.get(user.id)
         if agent is None:
-            agent = MirrorAgent(user, line, d, self.clock, self._member_of)
+            agent = MirrorAgent(user, line, d, self.clock, self._member_of, self.days)
         else:
             agent.user, agent.line = user, line
             agent.update(d)
