@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("fronts", ("ucs.web", "ucs.web.*", "ucs.iserver", "ucs.iserver.*")),
     ("container", ("ucs.server", "ucs.lifecycle", "ucs.demo", "ucs.demo_pbx", "ucs.replay", "ucs.tap",
                    "ucs.admin", "ucs.admin.*", "ucs.cluster.node",
-                   "ucs.cluster.forward", "ucs.cluster.mirror")),
+                   "ucs.cluster.forward", "ucs.cluster.mirror", "ucs.cluster.quiet")),
 ]
 
 

@@ -47,6 +47,7 @@ from ucs.events import EVENT_CALL_HANGUP
 from ucs.agents import history_api
 from ucs.agents.history import CallHistory
 from ucs.agents.service import Agents
+from ucs.agents.stats import Days
 from ucs.ami.client import AMIClient
 from ucs.api import auth as auth_api
 from ucs.api import operations as operations_api
@@ -262,6 +263,8 @@ class UCSServer:
                 self._publisher.unpublished = functools.partial(self._quiet_change, self._publisher.unpublished)
         if self._mirror is not None:  # issue 20: a standby's bars hear the owner's quiet changes
             self._mirror.on_quiet = hub.call_changed_quietly if hub is not None else None
+        if self._mirror is not None and self._supervision is not None:
+            self._wire_supervision(self._mirror, self._supervision)
         if hub is not None:
             # A bar that went away and did not come back: its agent stops taking calls.
             hub.session_expired = self._auth.session_expired if self._auth is not None else None
@@ -310,9 +313,33 @@ class UCSServer:
         ``None`` without ``[cluster]``."""
         if self._mirror is None and self.config.cluster.enabled:
             from ucs.cluster.mirror import Mirror
+            from ucs.cluster.quiet import QuietAgents
 
-            self._mirror = Mirror(self.get_view_bus(), self.get_directory(), self._reactor, self.get_call_tracker())
+            self._mirror = Mirror(self.get_view_bus(), self.get_directory(), self._reactor, self.get_call_tracker(),
+                                  days=Days(self.config.agents.timezone))
+            # The owner tells its agents' figures that change with no agent event (ucs.cluster.quiet).
+            quiet = QuietAgents(self.get_agents(), self._reactor, self._tell_standbys)
+            self.get_bus().subscribe_all(quiet.heard)
+            self._wire()
         return self._mirror
+
+    def _tell_standbys(self, name: str, subject: Any) -> None:
+        """An envelope with no bus event behind it, to the owner's feed (nothing on a standby)."""
+        feed = self._cluster.feed if self._cluster is not None else None
+        if feed is not None:
+            feed.restate(name, subject)
+
+    def _wire_supervision(self, mirror: Any, supervision: Supervision) -> None:
+        """Issue 20: what the team view and the wallboard tell the standbys (on the owner), and
+        hear from the owner (on a standby): who monitors an agent, a queue's figures of the day."""
+        from ucs.cluster.codec import AGENT_QUIET, QUEUE_FIGURES, QueueFigures
+
+        supervision.on_spies = functools.partial(self._tell_standbys, AGENT_QUIET)
+        supervision.on_queue_figures = lambda queue, day, totals: self._tell_standbys(
+            QUEUE_FIGURES, QueueFigures(queue, day, totals))
+        mirror.monitored_of = supervision.monitored_of
+        mirror.on_agent_quiet = lambda agent: supervision.told_agent(agent.id)
+        mirror.on_queue_figures = lambda f: supervision.told_queue(f.queue, f.day, f.figures)
 
     def get_view_bus(self) -> EventBus:
         """What the bars, ``state`` and the Interaction Processor hear: the bus; with

@@ -35,14 +35,26 @@ from ucs import events as ev
 #: 2: a call's subject carries what each phone's view needs (its legs' Dial status,
 #: origin, hold parties, raw journey), an agent's its ACW deadline, a queue's its
 #: waiting callers (:func:`ucs.cluster.mirror.wire_subject`; standbys rebuild objects).
-SCHEMA_VERSION = 2
+#: 3: an agent's subject carries its raw figures (``figures``: the day's statistics as
+#: stored, up to when they are accrued, whether its phone is busy) and who monitors it
+#: (``monitored``); :data:`AGENT_QUIET` and :data:`QUEUE_FIGURES` are new.
+SCHEMA_VERSION = 3
 
-CALLS, AGENTS, QUEUES, DEVICES, PBX = "calls", "agents", "queues", "devices", "pbx"
+CALLS, AGENTS, QUEUES, DEVICES, PBX, STATS = "calls", "agents", "queues", "devices", "pbx", "stats"
 
 #: A change of a call that puts no event on the bus (a phone that rings or leaves inside a
 #: call that goes on: ``DomainPublisher.unpublished``): each phone's view may change, so the
 #: standbys' bars must hear it too.  Not a bus event name: an envelope's only.
 CALL_QUIET = "call.quiet"
+
+#: A change of an agent that puts no event on the bus: its figures (a call on its phone
+#: began, or ended and was counted) or who monitors it (ChanSpy).  The subject is the whole
+#: agent, as for every agent envelope.  An envelope's name only, never a bus event.
+AGENT_QUIET = "agent.quiet"
+
+#: A queue's figures of the day as the owner counted them (:class:`QueueFigures`): the
+#: standbys' wallboards show them.  An envelope's name only, never a bus event.
+QUEUE_FIGURES = "queue.figures"
 
 #: The events the AMI owner publishes, and their category.  The directory's
 #: (``user.change``, ``config.change``) and shared data are in the store every
@@ -54,12 +66,23 @@ CATEGORIES: dict[str, str] = {
     ev.EVENT_CALL_CHANGE: CALLS, ev.EVENT_ACCOUNT_CODE: CALLS, CALL_QUIET: CALLS,
     ev.EVENT_AGENT_STATUS: AGENTS, ev.EVENT_AGENT_LOGIN: AGENTS, ev.EVENT_AGENT_LOGOUT: AGENTS,
     ev.EVENT_AGENT_SUSPEND: AGENTS, ev.EVENT_AGENT_RESUME: AGENTS, ev.EVENT_AGENT_DEVICE: AGENTS,
-    ev.EVENT_AGENT_WRAPUP: AGENTS, ev.EVENT_AGENT_MISSED: AGENTS,
+    ev.EVENT_AGENT_WRAPUP: AGENTS, ev.EVENT_AGENT_MISSED: AGENTS, AGENT_QUIET: AGENTS,
     ev.EVENT_QUEUE_WAITING: QUEUES, ev.EVENT_MEMBER_ADDED: QUEUES, ev.EVENT_MEMBER_CHANGED: QUEUES,
     ev.EVENT_MEMBER_REMOVED: QUEUES,
     ev.EVENT_DEVICE_CHANGED: DEVICES,
     ev.EVENT_PBX_RESTARTED: PBX, ev.EVENT_PBX_RESYNCED: PBX,
+    QUEUE_FIGURES: STATS,
 }
+
+
+@attrs.frozen
+class QueueFigures:
+    """The subject of :data:`QUEUE_FIGURES`: a queue's (Asterisk name) totals of ``day``
+    (:meth:`ucs.supervisor.intervals.Intervals.day_total`), which replace what a standby had."""
+
+    queue: str
+    day: str
+    figures: dict[str, float]
 
 
 class CodecError(ValueError):
@@ -98,6 +121,8 @@ def key_of(name: str, subject: Any) -> str:
         return f"{subject.queue}/{subject.interface}"
     if category == DEVICES:
         return str(subject.name)
+    if category == STATS:
+        return str(subject.queue)
     return str(subject)
 
 

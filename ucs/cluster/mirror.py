@@ -25,7 +25,14 @@ For that the envelopes carry what the views need beyond seed 002's Call object:
 each leg's Dial status, whether it asked to hang up, was picked up or
 transferred; the call's origin leg, hold parties and hold time; the journey's raw
 steps; an agent's ACW deadline; a queue's waiting callers (:func:`wire_subject`,
-used by the owner's feed: schema version 2 of :mod:`ucs.cluster.codec`).
+used by the owner's feed: schema version 2 of :mod:`ucs.cluster.codec`).  Version 3
+adds what the supervisor's views need: an agent's raw figures, so that
+:meth:`MirrorAgent.to_dict` counts them up to the moment asked as the owner's
+``Agent.stats_now`` does, and who monitors it (:meth:`Mirror.wire_subject`: only the
+owner hears Asterisk's ChanSpy events); ``agent.quiet`` tells an agent's change that put
+no event on the owner's bus (:mod:`ucs.cluster.quiet`), ``queue.figures`` a queue's
+figures of the day for the wallboard -- neither is a bus event, so the mirror hands
+them to the team view and the wallboard (``on_agent_quiet``, ``on_queue_figures``).
 
 What reads the model asks the role-aware views (:class:`AgentsView`,
 :class:`TrackerView`, :class:`PBXView`): while the node is a standby
@@ -65,7 +72,9 @@ from ucs.agents.agent import Agent
 from ucs.agents.persist import state_doc
 from ucs.bus import EventBus
 from ucs.calls.call import Call, CallState, Cause, JourneyStep, Leg
-from ucs.cluster.codec import AGENTS, CALL_QUIET, CALLS, DEVICES, QUEUES, Envelope, jsonable
+from ucs.agents.stats import AgentStats, Days, QueueStats, accrue
+from ucs.cluster.codec import (AGENT_QUIET, AGENTS, CALL_QUIET, CALLS, DEVICES, QUEUES, STATS, Envelope,
+                               QueueFigures, jsonable)
 from ucs.cluster.replica import Replica
 from ucs.constants import AgentStatus
 from ucs.pbx.model import MEMBER_STATUSES, Device, Member, Queue, QueueCaller
@@ -73,7 +82,7 @@ from ucs.pbx.model import MEMBER_STATUSES, Device, Member, Queue, QueueCaller
 # -- what the owner sends: the subjects with what the views need --------------------------------
 
 #: What an agent's subject carries beyond seed 002's User object (not shown to clients).
-AGENT_EXTRA = ("acw_until", "stored")
+AGENT_EXTRA = ("acw_until", "stored", "figures", "monitored")
 _LEG_EXTRA = ("dial_status", "hangup_requested", "gone_order", "transferred", "picked_up")
 
 
@@ -110,8 +119,11 @@ def wire_subject(subject: Any) -> Any:
         return call_to_wire(subject)
     if isinstance(subject, Agent):
         # acw_until: the bars' wrap-up countdown; stored: what a new owner restores if it is newer
-        # than the store's (ucs.cluster.handover)
-        return dict(jsonable(subject.to_dict()), acw_until=subject.acw_until, stored=state_doc(subject))
+        # than the store's (ucs.cluster.handover); figures: the raw figures, so that a standby adds
+        # the time since (MirrorAgent.to_dict) as the owner's Agent.stats_now does
+        figures = {"stats": subject.stats.to_doc(), "accrued_until": subject.accrued_until, "busy": subject.busy}
+        return dict(jsonable(subject.to_dict()), acw_until=subject.acw_until, stored=state_doc(subject),
+                    figures=figures)
     if isinstance(subject, Queue):
         return dict(jsonable(subject.to_dict()), callers=[attrs.asdict(c) for c in subject.callers.values()])
     return jsonable(subject)
@@ -121,12 +133,20 @@ def wire_subject(subject: Any) -> Any:
 
 
 class MirrorAgent:
-    """An agent as the owner told it: the attributes the hub, ``state``, log-in and the
-    Interaction Processor read, the directory's own :class:`User` and :class:`Line`."""
+    """An agent as the owner told it: the attributes the hub, ``state``, log-in, the
+    Interaction Processor and the team view read, the directory's own :class:`User` and
+    :class:`Line`; its figures counted up to now (``clock``) from the owner's raw ones."""
 
-    def __init__(self, user: Any, line: Any, d: dict[str, Any]) -> None:
+    def __init__(self, user: Any, line: Any, d: dict[str, Any], clock: Any = None,
+                 member_of: Callable[[int, str], Member | None] | None = None, days: Days | None = None) -> None:
         self.user = user
         self.line = line
+        self.clock = clock
+        #: The agents' days (``[agents] timezone``): the owner resets the figures at midnight
+        #: with no event, so the standby starts the new day itself.
+        self.days = days
+        #: The phone's membership of a queue (directory id) as the owner's members say now.
+        self.member_of = member_of
         self.update(d)
 
     def update(self, d: dict[str, Any]) -> None:
@@ -137,6 +157,17 @@ class MirrorAgent:
         self.logged_in: float | None = d.get("logged_in")
         self.acw_until: float | None = d.get("acw_until")
         self.suspended: set[int] = set(d.get("suspended") or ())
+        #: Who monitors the agent's phone, as the owner's team view says it (its ``monitored``):
+        #: the owner alone hears Asterisk's ChanSpy events.
+        monitored = d.get("monitored")
+        self.monitored: list[dict[str, Any]] = list(monitored) if isinstance(monitored, list) else []
+        figures = d.get("figures")
+        self._figures: dict[str, Any] | None = figures if isinstance(figures, dict) else None
+
+    @property
+    def busy(self) -> bool:
+        """The phone rings or talks, as the owner last told (it tells each change: ``agent.quiet``)."""
+        return bool(self._figures and self._figures.get("busy"))
 
     @property
     def id(self) -> int:
@@ -154,9 +185,46 @@ class MirrorAgent:
         view = self._dict.get("wrapup")
         return view if isinstance(view, dict) else None
 
+    def stats_now(self) -> AgentStats | None:
+        """The figures as they are this instant: the owner's raw ones plus the time since it
+        accrued them, in the status it told (what ``Agent.stats_now`` does on the owner);
+        ``None`` from an owner that sends none."""
+        f = self._figures
+        if f is None or not isinstance(f.get("stats"), dict):
+            return None
+        stats = AgentStats.from_doc(f["stats"])
+        since, now = f.get("accrued_until"), self.clock.seconds() if self.clock is not None else None
+        if not isinstance(since, (int, float)) or now is None:
+            return stats
+        if self.days is not None and stats.day and self.days.day(now) > stats.day:
+            # past the midnight the owner's figures were of: a new day, counted from its start
+            stats = AgentStats(day=self.days.day(now))
+            since = max(since, self.days.start_of_day(now))
+        if now > since:
+            accrue(stats, self.status, self.reason, self.busy, self.suspended, now - since)
+        return stats
+
     def to_dict(self) -> dict[str, Any]:
-        """Seed 002's User object as the owner last sent it (its figures as of then)."""
-        return {k: v for k, v in self._dict.items() if k not in AGENT_EXTRA}
+        """Seed 002's User object as the owner last sent it, its figures counted up to now and
+        its queues' memberships as the owner's members are now (as ``Agent.to_dict`` does)."""
+        d = {k: v for k, v in self._dict.items() if k not in AGENT_EXTRA}
+        stats = self.stats_now()
+        if stats is not None:
+            d.update(stats.to_dict())
+        queues = d.get("queues")
+        if isinstance(queues, dict):
+            d["queues"] = {qid: self._queue(int(qid), q, stats) for qid, q in queues.items()}
+        return d
+
+    def _queue(self, queue_id: int, q: dict[str, Any], stats: AgentStats | None) -> dict[str, Any]:
+        q = dict(q)
+        if stats is not None:
+            q.update((stats.queues.get(queue_id) or QueueStats()).to_dict())
+        if self.member_of is not None:
+            m = self.member_of(queue_id, self.line.device)
+            q.update(member=m is not None, paused=bool(m and m.paused),
+                     paused_reason=m.paused_reason if m is not None else "")
+        return q
 
     def __repr__(self) -> str:
         return f"<MirrorAgent {self.user.id} {self.user.username}: {self.status.name}>"
@@ -181,9 +249,12 @@ class Mirror:
     """The owner's calls, agents, devices and queues as live objects on a standby, each
     change published on the standby's bus as the owner's bus published it."""
 
-    def __init__(self, bus: EventBus, directory: Any, clock: Any, tracker: Any = None) -> None:
+    def __init__(self, bus: EventBus, directory: Any, clock: Any, tracker: Any = None,
+                 days: Days | None = None) -> None:
         self.bus = bus
         self.clock = clock
+        #: The agents' days, for their figures past midnight (:class:`MirrorAgent`).
+        self.days = days
         #: This node's own call tracker: after a take-over, which shown calls Asterisk still has.
         self.tracker = tracker
         self._handed: dict[str, Call] = {}
@@ -200,6 +271,21 @@ class Mirror:
         #: The hub's ``call_changed_quietly`` (set by the container): a change of the owner's call
         #: that put no event on its bus, told to this node's bars the same way.
         self.on_quiet: Callable[[Call], Any] | None = None
+        #: The team view's (set by the container): an agent changed without an agent event
+        #: (``agent.quiet``: its figures, who monitors it; or a snapshot said so).
+        self.on_agent_quiet: Callable[[MirrorAgent], Any] | None = None
+        #: The wallboard's (set by the container): a queue's figures of the day, as the owner counted them.
+        self.on_queue_figures: Callable[[QueueFigures], Any] | None = None
+        #: On the owner (set by the container): who monitors the agent of a phone, for its envelopes
+        #: (:meth:`wire_subject`; ``Supervision.monitored_of``).
+        self.monitored_of: Callable[[str], list[dict[str, Any]]] | None = None
+
+    def wire_subject(self, subject: Any) -> Any:
+        """What the owner's feed sends (:func:`wire_subject`), an agent with who monitors it."""
+        d = wire_subject(subject)
+        if isinstance(subject, Agent) and self.monitored_of is not None:
+            d["monitored"] = self.monitored_of(subject.line.device)
+        return d
 
     # -- readers (the tracker's, the agents' and the PBX model's questions) --
 
@@ -224,6 +310,11 @@ class Mirror:
 
     def by_device(self, device: str) -> MirrorAgent | None:
         return self._by_device.get(device)
+
+    def _member_of(self, queue_id: int, device: str) -> Member | None:
+        q = self.directory.queues.get(queue_id)
+        mq = self.queues.get(q.asterisk_name) if q is not None else None
+        return mq.members.get(device) if mq is not None else None
 
     def _put(self, agent: MirrorAgent) -> None:
         self.agents[agent.id] = agent
@@ -252,6 +343,11 @@ class Mirror:
             self._agent(e)
         elif e.category == QUEUES:
             self._queue(e)
+        elif e.category == STATS:
+            if isinstance(e.subject, dict) and self.on_queue_figures is not None:
+                s = e.subject
+                self.on_queue_figures(QueueFigures(str(s.get("queue", e.key)), str(s.get("day", "")),
+                                                   dict(s.get("figures") or {})))
         elif e.category == DEVICES and isinstance(e.subject, dict):
             self.devices[e.key] = _device(e.subject)
             self.bus.publish(e.event, self.devices[e.key], **e.args)
@@ -304,7 +400,7 @@ class Mirror:
             return None
         agent = self.agents.get(user.id)
         if agent is None:
-            agent = MirrorAgent(user, line, d)
+            agent = MirrorAgent(user, line, d, self.clock, self._member_of, self.days)
         else:
             agent.user, agent.line = user, line
             agent.update(d)
@@ -324,6 +420,10 @@ class Mirror:
             self._drop(agent.id)
         else:
             self._put(agent)
+        if e.event == AGENT_QUIET:  # no bus event on the owner: none here either
+            if self.on_agent_quiet is not None:
+                self.on_agent_quiet(agent)
+            return
         if e.event == ev.EVENT_AGENT_LOGIN:
             args.pop("session", None)  # the owner's session object: nothing of this node's
         elif e.event == ev.EVENT_AGENT_DEVICE:
@@ -374,10 +474,13 @@ class Mirror:
         for uid_s, d in r.agents.items():
             before = self.agents.get(int(uid_s))
             previous = (before.status.name, before.reason) if before is not None else None
+            watched = before.monitored if before is not None else []
             agent = self._agent_of(d)
             if agent is None:
                 continue
             self._put(agent)
+            if agent.monitored != watched and self.on_agent_quiet is not None:
+                self.on_agent_quiet(agent)
             if previous is None:
                 self.bus.publish(ev.EVENT_AGENT_LOGIN, agent)
             if previous != (agent.status.name, agent.reason):
@@ -399,6 +502,9 @@ class Mirror:
         self.queues = queues
         for name in r.waiting:
             self.bus.publish(ev.EVENT_QUEUE_WAITING, self._queue_named(name), waiting=r.waiting[name])
+        if self.on_queue_figures is not None:
+            for name, f in r.figures.items():
+                self.on_queue_figures(QueueFigures(name, str(f.get("day", "")), dict(f.get("figures") or {})))
 
     def start(self, replica: Replica) -> None:
         """The node follows the owner (a standby): readers use the mirror from now on."""

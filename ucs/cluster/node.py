@@ -59,7 +59,7 @@ from ucs.cluster.gap import adopt, cdr_from_replica
 from ucs.cluster.handover import Departures, newest
 from ucs.cluster.heartbeat import UNHEARD, Heartbeat, OwnerWatch
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
-from ucs.cluster.mirror import Mirror, wire_subject
+from ucs.cluster.mirror import Mirror
 from ucs.cluster.natslink import Names, NatsLink
 from ucs.cluster.replica import Replica
 from ucs.cluster import sessync
@@ -316,7 +316,7 @@ class ClusterNode(Service):
             await self.stream.ensure()  # also: the first snapshot says the stream's last sequence
             feed = OwnerFeed(self._server.get_bus(), self.stream, self._reactor, self.node,
                              snapshot_interval=self.config.snapshot_interval, initial=self._current_state,
-                             encode=wire_subject)
+                             encode=self.mirror.wire_subject)
             feed.start()
             self.feed = feed
             try:
@@ -560,7 +560,7 @@ class ClusterNode(Service):
         items += [(ev.EVENT_CALL_CHANGE, c, {}) for c in s.get_call_tracker().active_calls()]
         items += [(ev.EVENT_AGENT_STATUS, a, {}) for a in s.get_agents().all()]
         for name, subject, args in items:
-            e = envelope(name, subject, args, node=self.node, encode=wire_subject)
+            e = envelope(name, subject, args, node=self.node, encode=self.mirror.wire_subject)
             if e is not None:
                 yield e
 

@@ -29,18 +29,20 @@ from typing import Any
 import attrs
 
 from ucs import events as ev
-from ucs.cluster.codec import AGENTS, CALLS, DEVICES, QUEUES, Envelope, to_json
+from ucs.cluster.codec import AGENTS, CALLS, DEVICES, QUEUES, STATS, Envelope, to_json
 
 #: Envelopes that remove what they are about.
 _GONE = {ev.EVENT_CALL_HANGUP, ev.EVENT_AGENT_LOGOUT, ev.EVENT_MEMBER_REMOVED}
 
 #: 2: a small manifest in the bucket, the body in the object store (:mod:`ucs.cluster.stream`).
-#: 3: one body per term, named by the manifest; the manifest written only over an older term's.
+#: 3: one body per term, named by the manifest; the manifest written only over an older term's;
+#: the table ``figures``.
 SNAPSHOT_VERSION = 3
 
-_TABLES = ("calls", "agents", "members", "waiting", "devices")
+#: ``figures``: each queue's figures of the day (``queue.figures``), for a late standby's wallboard.
+_TABLES = ("calls", "agents", "members", "waiting", "devices", "figures")
 #: The table of each category's entries (queue waiting callers apart).
-_TABLE_OF = {CALLS: "calls", AGENTS: "agents", QUEUES: "members", DEVICES: "devices"}
+_TABLE_OF = {CALLS: "calls", AGENTS: "agents", QUEUES: "members", DEVICES: "devices", STATS: "figures"}
 
 
 @attrs.frozen
@@ -93,7 +95,8 @@ def decode_body(data: bytes) -> dict[str, Any]:
 
 class Replica:
     """Calls (by Linkedid), agents (by user id), queue members (``queue/interface``),
-    queues' waiting callers (by queue) and devices (by name), as the owner told them."""
+    queues' waiting callers (by queue), devices (by name) and queues' figures of the day
+    (by queue), as the owner told them."""
 
     def __init__(self, *, keep_json: bool = False) -> None:
         self.calls: dict[str, dict[str, Any]] = {}
@@ -101,6 +104,7 @@ class Replica:
         self.members: dict[str, dict[str, Any]] = {}
         self.waiting: dict[str, Any] = {}
         self.devices: dict[str, dict[str, Any]] = {}
+        self.figures: dict[str, dict[str, Any]] = {}
         #: Stream sequence of the last envelope applied (0: none).
         self.seq = 0
         #: The owner's term the contents come from (set by :meth:`load`, or by the owner itself):
@@ -150,12 +154,14 @@ class Replica:
             return self.members
         if e.category == DEVICES:
             return self.devices
+        if e.category == STATS:
+            return self.figures
         return None  # PBX: restarts, resyncs
 
     def state(self) -> dict[str, Any]:
         """The model's contents (what two nodes compare)."""
         return {"calls": self.calls, "agents": self.agents, "members": self.members, "waiting": self.waiting,
-                "devices": self.devices}
+                "devices": self.devices, "figures": self.figures}
 
     def frozen(self) -> Frozen:
         """The contents now, for :func:`encode_body` (a replica made with ``keep_json``): a copy
@@ -175,6 +181,7 @@ class Replica:
         self.members = dict(state["members"])
         self.waiting = dict(state["waiting"])
         self.devices = dict(state["devices"])
+        self.figures = dict(state.get("figures") or {})
         self.seq = int(snapshot["seq"])
         self.term = str(snapshot.get("term", ""))
         if self._json is not None:

@@ -15,7 +15,11 @@ for the pushes); it reads the PBX model (waiting callers), the agents service
   at the 15-minute boundaries (:mod:`ucs.supervisor.intervals`).
 
 The rows are written to the store (table ``stats``, migration 3) every
-``save_interval`` seconds and on stop, and today's are read back on start.
+``save_interval`` seconds and on stop, and today's are read back on start.  On a
+cluster's standby (issue 20) nothing is counted: its wallboard shows the queues'
+figures of the day as the owner tells them through the stream (``told_queue``), and
+its team view who monitors an agent as the owner's agent envelopes say
+(``monitored_of`` on the owner; :mod:`ucs.cluster.mirror`).
 Sessions that asked for the wallboard or the team view are pushed its changes,
 coalesced for ``PUSH_DELAY`` seconds (well within the one second a wall screen may lag).
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import hmac
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
@@ -37,7 +42,7 @@ from ucs.constants import AgentStatus, Role
 from ucs.pbx.observer import PBXObserver
 from ucs.error import InvalidDataInput, PermissionDenied
 from ucs.supervisor.intervals import FIGURES, Intervals, rollup
-from ucs.supervisor.team import agent_row
+from ucs.supervisor.team import agent_row, spies_of
 
 PUSH_DELAY = 0.1
 #: The longest span one export covers.
@@ -94,10 +99,22 @@ class Supervision(PBXObserver):
         #: The monitoring UCS asked for, by the supervisor's phone: (username, mode).
         self.requested: dict[str, tuple[str, str]] = {}
         self.running = False
+        # -- issue 20, a cluster (set by the container; ``None`` without ``[cluster]``) --
+        #: The owner's: an agent's monitoring changed (ChanSpy), for the standbys' team views.
+        self.on_spies: Callable[[Any], Any] | None = None
+        #: The owner's: a queue's figures of the day changed (queue, day, totals), for the
+        #: standbys' wallboards.
+        self.on_queue_figures: Callable[[str, str, dict[str, float]], Any] | None = None
+        #: A standby's: each queue's figures of the day as the owner last told them (queue →
+        #: (day, totals)); they replace what this node read from the store at start.
+        self._told: dict[str, tuple[str, dict[str, float]]] = {}
+        #: Phones Asterisk said were spied on, maybe still (``monitored_of`` looks no further).
+        self._spied: set[str] = set()
 
     # -- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._told.clear()  # (re)started from the store: a new owner's figures, or a standby's
         today = self.days.day(self._clock.seconds())
         for kind in FIGURES:
             rows = await self._store.stats_read(kind, today, today)
@@ -207,6 +224,9 @@ class Supervision(PBXObserver):
         else:
             self.intervals.add("queue", q, "abandoned", 1, at)
             self.intervals.add("queue", q, "abandonwait", max(0.0, at - entered), at)
+        if self.on_queue_figures is not None:
+            today = self.days.day(now)
+            self.on_queue_figures(q, today, self.intervals.day_total("queue", q, today))
         for leg in call.legs.values():
             agent = self._agents.by_device(leg.device) if leg.device else None
             if agent is not None and leg.answered is not None:
@@ -221,10 +241,44 @@ class Supervision(PBXObserver):
         self.requested[device] = (username, mode)
 
     def spy_changed(self, spyee: Any, spyer: Any, started: bool) -> None:
+        if spyee.device:
+            self._spied.add(spyee.device)
         agent = self._agents.by_device(spyee.device) if spyee.device else None
         if agent is not None:
             self._team_changed.add(agent.user.id)
             self._schedule()
+            if self.on_spies is not None:
+                self.on_spies(agent)
+
+    def monitored_of(self, device: str) -> list[dict[str, Any]]:
+        """Who monitors the phone ``device`` now, as this node's PBX model says (the owner's
+        team view; its agent envelopes carry it to the standbys: issue 20).  Each agent
+        envelope asks: only the phones spied on are looked for among the channels."""
+        if device not in self._spied:
+            return []
+        found = spies_of(self._pbx, device, self.requested)
+        if not found:
+            self._spied.discard(device)
+        return found
+
+    # -- what a standby is told (issue 20) ----------------------------------------------------
+
+    def told_agent(self, user_id: int) -> None:
+        """The owner's agent changed without an agent event (its figures, who monitors it):
+        its team row is pushed again."""
+        self._team_changed.add(user_id)
+        self._schedule()
+
+    def told_queue(self, queue: str, day: str, totals: dict[str, float]) -> None:
+        """The owner's figures of the day of ``queue``: the wallboard shows them."""
+        self._told[queue] = (day, dict(totals))
+        self._schedule()
+
+    def _day_total(self, queue: str, day: str) -> dict[str, float]:
+        told = self._told.get(queue)
+        if told is not None and told[0] == day:
+            return dict(told[1])
+        return self.intervals.day_total("queue", queue, day)
 
     # -- the wallboard -------------------------------------------------------------------------
 
@@ -244,7 +298,7 @@ class Supervision(PBXObserver):
         now = self._clock.seconds()
         today = self.days.day(now)
         name = queue.asterisk_name
-        t = self.intervals.day_total("queue", name, today)
+        t = self._day_total(name, today)
         pq = self._pbx.queues.get(name)
         callers = list(pq.callers.values()) if pq is not None else []
         oldest = min((c.joined for c in callers), default=None)

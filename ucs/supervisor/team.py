@@ -55,7 +55,9 @@ def spies_of(pbx: Any, device: str, requested: dict[str, tuple[str, str]]) -> li
 def agent_row(user: Any, agent: Any, tracker: Any, now: float, pbx: Any = None,
               requested: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """One user of the team view (``agent``: the logged-in agent, or ``None``); with
-    ``pbx``, who monitors the agent's phone (``monitored``)."""
+    ``pbx``, who monitors the agent's phone (``monitored``).  On a cluster's standby the
+    agent is the owner's (:class:`ucs.cluster.mirror.MirrorAgent`) and says it itself: the
+    owner alone hears Asterisk's ``ChanSpyStart``."""
     row: dict[str, Any] = {"id": user.id, "username": user.username, "displayname": user.name,
                            "logged_in": agent is not None}
     if agent is None:
@@ -64,10 +66,12 @@ def agent_row(user: Any, agent: Any, tracker: Any, now: float, pbx: Any = None,
         return row
     device = agent.line.device
     views = [v for v in (phone_view(c, device, now) for c in tracker.calls_of_device(device)) if v is not None]
+    told = getattr(agent, "monitored", None)  # a cluster's standby: as the owner said (issue 20)
     row.update(status=agent.status.name, reason=agent.reason, since=agent.since,
                in_status=max(0, int(now - agent.since)), device=device,
                call=call_summary(primary(views), now), calls=len(views),
-               monitored=spies_of(pbx, device, requested or {}) if pbx is not None else [])
+               monitored=list(told) if isinstance(told, list) else
+               spies_of(pbx, device, requested or {}) if pbx is not None else [])
     return row
 
 
