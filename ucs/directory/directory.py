@@ -8,7 +8,9 @@ store), each change -- and each user a deletion edits in passing -- is also
 written to the audit log (who: ``actor``, through what: ``source``, the
 entity before and after, never a password hash).  Each entity is one JSON
 document in the store's key-value table (namespace ``dir.<kind>``), so both
-back ends share one schema.  A change and its audit entries are written in
+back ends share one schema; the document's ``rev`` counts its writes, and an
+edit or deletion is written only over the revision this node read (another UCS
+node's edit meanwhile: read again, planned again over it -- :meth:`Directory.apply`).  A change and its audit entries are written in
 one transaction (``kv_write(..., audit=...)``): a failure of either keeps
 neither, and nothing changes in memory or on the bus unless both are stored.
 
@@ -310,8 +312,8 @@ class Directory:
             docs = await self._store.kv_items(f"dir.{kind}")
             table = self.table(kind)
             table.clear()
-            for key in [k for k in self._revs if k[0] == kind]:
-                del self._revs[key]
+            for held in [k for k in self._revs if k[0] == kind]:
+                del self._revs[held]
             for key, doc in docs.items():
                 try:
                     entity = _from_doc(kind, doc)
@@ -462,19 +464,19 @@ class Directory:
             revs: dict[tuple[str, int], int] = {}
             expected: dict[str, set[int]] = {}
             for (kind, entity_id), entity in plan.final.items():
-                key = f"dir.{kind}", str(entity_id)
+                ns, name = f"dir.{kind}", str(entity_id)
                 if entity_id not in self.table(kind):
                     if entity is not None:
                         revs[(kind, entity_id)] = 1
-                        items.append((*key, KVNew({**_to_doc(entity), "rev": 1})))
+                        items.append((ns, name, KVNew({**_to_doc(entity), "rev": 1})))
                     continue
                 rev = self._revs.get((kind, entity_id), 0)
                 expected.setdefault(kind, set()).add(entity_id)
                 if entity is None:
-                    items.append((*key, KVExpect(KV_DELETE, rev)))
+                    items.append((ns, name, KVExpect(KV_DELETE, rev)))
                 else:
                     revs[(kind, entity_id)] = rev + 1
-                    items.append((*key, KVExpect({**_to_doc(entity), "rev": rev + 1}, rev)))
+                    items.append((ns, name, KVExpect({**_to_doc(entity), "rev": rev + 1}, rev)))
             released: list[tuple[str, str, Any]] = []
             for (kind, entity_id), entity in plan.final.items():
                 let_go, taken = claims.changes(kind, entity_id, self.table(kind).get(entity_id), entity, stale)
