@@ -10,9 +10,10 @@ entity before and after, never a password hash).  Each entity is one JSON
 document in the store's key-value table (namespace ``dir.<kind>``), so both
 back ends share one schema; the document's ``rev`` counts its writes, and an
 edit or deletion is written only over the revision this node read (another UCS
-node's edit meanwhile: read again, planned again over it -- :meth:`Directory.apply`).  A change and its audit entries are written in
-one transaction (``kv_write(..., audit=...)``): a failure of either keeps
-neither, and nothing changes in memory or on the bus unless both are stored.
+node's edit meanwhile: read again, planned again over it -- :meth:`Directory.apply`).
+A change and its audit entries are written in one transaction
+(``kv_write(..., audit=...)``): a failure of either keeps neither, and nothing
+changes in memory or on the bus unless both are stored.
 
 Every change is a batch (:meth:`Directory.apply`; ``add``/``edit``/``delete`` are
 batches of one step): under the directory's lock, the steps are checked in order
