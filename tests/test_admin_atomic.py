@@ -37,9 +37,10 @@ from ucs.store import open_store
 
 def refuse_rows_containing(store_url: str, marker: str) -> list[str]:
     """SQL making the database refuse to write a directory document that contains ``marker``."""
-    if store_url.startswith("sqlite"):
-        return [f"CREATE TRIGGER refuse_marked BEFORE INSERT ON kv WHEN instr(NEW.value, '{marker}') > 0 "
-                "BEGIN SELECT RAISE(ABORT, 'row refused by the database'); END"]
+    if store_url.startswith("sqlite"):  # an edit is an UPDATE (written over its revision), an add an INSERT
+        return [f"CREATE TRIGGER refuse_marked{i} BEFORE {op} ON kv WHEN instr(NEW.value, '{marker}') > 0 "
+                "BEGIN SELECT RAISE(ABORT, 'row refused by the database'); END"
+                for i, op in enumerate(("INSERT", "UPDATE"))]
     return ["CREATE FUNCTION refuse_marked() RETURNS trigger AS $$ BEGIN "
             "RAISE EXCEPTION 'row refused by the database'; END $$ LANGUAGE plpgsql",
             f"CREATE TRIGGER refuse_marked BEFORE INSERT OR UPDATE ON kv FOR EACH ROW "
@@ -48,7 +49,7 @@ def refuse_rows_containing(store_url: str, marker: str) -> list[str]:
 
 def stop_refusing(store_url: str) -> list[str]:
     if store_url.startswith("sqlite"):
-        return ["DROP TRIGGER refuse_marked"]
+        return ["DROP TRIGGER refuse_marked0", "DROP TRIGGER refuse_marked1"]
     return ["DROP TRIGGER refuse_marked ON kv"]
 
 

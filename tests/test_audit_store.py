@@ -143,9 +143,10 @@ async def test_config_changes_are_audited_and_read_by_superusers_only(store_url:
 _REFUSE = {
     "sqlite": {
         "audit": ["CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END"],
-        "queues": ["CREATE TRIGGER refuse_queues BEFORE INSERT ON kv WHEN NEW.namespace = 'dir.queues' "
-                   "BEGIN SELECT RAISE(ABORT, 'queues refused'); END"],
-        "drop": ["DROP TRIGGER IF EXISTS refuse_audit", "DROP TRIGGER IF EXISTS refuse_queues"],
+        "queues": [f"CREATE TRIGGER refuse_queues{op} BEFORE {op} ON kv WHEN NEW.namespace = 'dir.queues' "
+                   "BEGIN SELECT RAISE(ABORT, 'queues refused'); END" for op in ("INSERT", "UPDATE")],
+        "drop": ["DROP TRIGGER IF EXISTS refuse_audit", "DROP TRIGGER IF EXISTS refuse_queuesINSERT",
+                 "DROP TRIGGER IF EXISTS refuse_queuesUPDATE"],
     },
     "postgresql": {
         "audit": ["CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION '% refused', TG_ARGV[0]; "

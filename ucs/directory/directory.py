@@ -8,9 +8,12 @@ store), each change -- and each user a deletion edits in passing -- is also
 written to the audit log (who: ``actor``, through what: ``source``, the
 entity before and after, never a password hash).  Each entity is one JSON
 document in the store's key-value table (namespace ``dir.<kind>``), so both
-back ends share one schema.  A change and its audit entries are written in
-one transaction (``kv_write(..., audit=...)``): a failure of either keeps
-neither, and nothing changes in memory or on the bus unless both are stored.
+back ends share one schema; the document's ``rev`` counts its writes, and an
+edit or deletion is written only over the revision this node read (another UCS
+node's edit meanwhile: read again, planned again over it -- :meth:`Directory.apply`).
+A change and its audit entries are written in one transaction
+(``kv_write(..., audit=...)``): a failure of either keeps neither, and nothing
+changes in memory or on the bus unless both are stored.
 
 Every change is a batch (:meth:`Directory.apply`; ``add``/``edit``/``delete`` are
 batches of one step): under the directory's lock, the steps are checked in order
@@ -45,8 +48,8 @@ from ucs.directory.model import (
 from ucs.error import InvalidDataInput, NotFound, ProcessingError, UCSError
 from ucs.events import EVENT_CONFIG_CHANGE, EVENT_USER_CHANGE
 from ucs.interfaces import KVStore
-from ucs.store.base import KV_DELETE, KVNew
-from ucs.store.errors import KeyTaken
+from ucs.store.base import KV_DELETE, KVExpect, KVNew, kv_rev
+from ucs.store.errors import Changed, KeyTaken
 
 
 class AuditWriter(Protocol):
@@ -137,9 +140,12 @@ class Stale(ProcessingError):
 
 class _Draft:
     """The directory as a batch's steps leave it, while they are checked: the tables
-    copied (the entities shared until a step replaces one), never the live ones."""
+    copied (the entities shared until a step replaces one), never the live ones.
+    ``gone``: entities another UCS node deleted while this batch was being written (a
+    step on one is refused saying so)."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, gone: frozenset[tuple[str, int]] = frozenset()) -> None:
+        self.gone = gone
         self.tables: dict[str, dict[int, Any]] = {kind: dict(directory.table(kind)) for kind in KINDS}
         self.next_id = dict(directory._next_id)
         self.users: dict[int, User] = self.tables["users"]
@@ -154,8 +160,22 @@ class _Draft:
     def entity(self, kind: str, entity_id: int) -> Any:
         found = self.table(kind).get(entity_id)
         if found is None:
+            if (kind, entity_id) in self.gone:
+                raise NotFound(f"{kind[:-1]} {entity_id} was deleted (on another UCS node) while this change "
+                               "was being made; nothing was changed")
             raise NotFound(f"{kind[:-1]} {entity_id} does not exist")
         return found
+
+
+class _Conflict(Exception):
+    """A batch's write found an entity it edits or deletes changed in the store since this
+    node read it (:class:`~ucs.store.errors.Changed`); ``ids``: kind → the entities of the
+    batch that were written over what this node had read (read again before planning anew)."""
+
+    def __init__(self, changed: Changed, ids: dict[str, set[int]]) -> None:
+        super().__init__(str(changed))
+        self.changed = changed
+        self.ids = ids
 
 
 @attrs.define
@@ -189,6 +209,10 @@ class Directory:
         self.auxreasons: dict[int, AuxReason] = {}
         self.callreasons: dict[int, CallReason] = {}
         self._next_id: dict[str, int] = {kind: 1 for kind in KINDS}
+        #: (kind, id) → the revision of the entity's stored document this node last read or
+        #: wrote (``rev`` in the document; 0 for one stored before revisions).  An edit or a
+        #: deletion is written only over that revision (:class:`~ucs.store.base.KVExpect`).
+        self._revs: dict[tuple[str, int], int] = {}
         #: Counts the batches applied: a caller that computed changes on a copy
         #: (:func:`ucs.directory.csvio.apply_import`) says which revision it copied.
         self.revision = 0
@@ -289,6 +313,8 @@ class Directory:
             docs = await self._store.kv_items(f"dir.{kind}")
             table = self.table(kind)
             table.clear()
+            for held in [k for k in self._revs if k[0] == kind]:
+                del self._revs[held]
             for key, doc in docs.items():
                 try:
                     entity = _from_doc(kind, doc)
@@ -296,6 +322,7 @@ class Directory:
                     self.log.error("directory: stored {kind} {key} cannot be read ({e}); skipped", kind=kind, key=key, e=e)
                     continue
                 table[entity.id] = entity
+                self._revs[(kind, entity.id)] = kv_rev(doc)
             self._next_id[kind] = max(table, default=0) + 1
         self.revision += 1
         self._by_username = self._by_identifier = None
@@ -362,12 +389,36 @@ class Directory:
         has, its entity is read in (:meth:`refresh`) and the batch planned again with the
         ids after it (issue 20: two nodes adding at the same moment).  The same for a name
         that must be one entity's (:mod:`ucs.directory.claims`): planned again, the step is
-        refused as taken, naming by whom."""
+        refused as taken, naming by whom.
+
+        An entity edited or deleted is written only over the stored document this node
+        planned from (its ``rev``, :class:`~ucs.store.base.KVExpect`): if another UCS node
+        changed it meanwhile (its news not here yet), nothing is written, the entities are
+        read again (:meth:`refresh`) and the batch planned again over them -- each step's
+        fields applied over the other node's change, so both land, the audit's "before"
+        being the entity as the other node left it.  A step on an entity the other node
+        deleted is refused (:class:`NotFound`, saying so).  With ``revision``, the fresh
+        entities make the batch :class:`Stale` (the caller computes it again)."""
         stale: set[tuple[str, str]] = set()
-        conflicts = 0
+        gone: set[tuple[str, int]] = set()
+        conflicts = changed = 0
         while True:
             try:
-                return await self._apply_once(steps, actor, source, audit, revision, what, stale)
+                return await self._apply_once(steps, actor, source, audit, revision, what, stale, frozenset(gone))
+            except _Conflict as c:
+                e = c.changed
+                changed += 1
+                if changed == _ATTEMPTS:
+                    raise ProcessingError(f"{what or 'the change'} could not be stored: other UCS nodes kept "
+                                          f"changing the same entities ({e.namespace}/{e.key}); nothing was "
+                                          "changed, try again") from None
+                for kind, ids in sorted(c.ids.items()):
+                    self.log.info("directory: {kind} {ids} changed on another UCS node meanwhile; reading them "
+                                  "again and making the change over them", kind=kind,
+                                  ids=", ".join(map(str, sorted(ids))))
+                    before = set(self.table(kind))
+                    await self.refresh(kind, ids if len(ids) <= _INLINE_STEPS else None)
+                    gone |= {(kind, i) for i in before - set(self.table(kind))}
             except KeyTaken as e:
                 claimed = claims.kind_of(e.namespace)
                 kind = claimed or e.namespace.removeprefix("dir.")
@@ -391,7 +442,8 @@ class Directory:
                     conflicts -= 1  # not another node's doing: each such claim is written over once
 
     async def _apply_once(self, steps: Sequence[Step], actor: str, source: str, audit: Sequence[dict[str, Any]],
-                          revision: int | None, what: str, stale: set[tuple[str, str]]) -> list[Any]:
+                          revision: int | None, what: str, stale: set[tuple[str, str]],
+                          gone: frozenset[tuple[str, int]]) -> list[Any]:
         await self._lock.acquire()
         try:
             if revision is not None and revision != self.revision:
@@ -399,32 +451,53 @@ class Directory:
             for step in steps:
                 self.table(step.kind)  # an unknown kind: NotFound, naming the kinds
             if len(steps) > _INLINE_STEPS:  # thousands of rows: checked off the reactor's thread
-                draft = _Draft(self)
+                draft = _Draft(self, gone)
                 plan = await deferToThread(self._plan, steps, draft, actor, source)
             else:
-                plan = self._plan(steps, _Draft(self), actor, source)
+                plan = self._plan(steps, _Draft(self, gone), actor, source)
             hashes = await gatherResults([self.hash_password(p) for p in plan.passwords.values()])
             for key, hashed in zip(plan.passwords, hashes):
                 plan.final[key].password_hash = hashed
-            added = {(kind, entity_id) for kind, action, entity_id in plan.events if action == "add"}
-            items: list[tuple[str, str, Any]] = [
-                (f"dir.{kind}", str(entity_id), KV_DELETE if entity is None
-                 else KVNew(_to_doc(entity)) if (kind, entity_id) in added else _to_doc(entity))
-                for (kind, entity_id), entity in plan.final.items()]
+            # Each document carries its revision: a new one 1, an existing one's the next after
+            # the one this node read, written only over that one (another node's edit meanwhile:
+            # Changed). One added and deleted in the same batch was never stored: nothing to write.
+            items: list[tuple[str, str, Any]] = []
+            revs: dict[tuple[str, int], int] = {}
+            expected: dict[str, set[int]] = {}
+            for (kind, entity_id), entity in plan.final.items():
+                ns, name = f"dir.{kind}", str(entity_id)
+                if entity_id not in self.table(kind):
+                    if entity is not None:
+                        revs[(kind, entity_id)] = 1
+                        items.append((ns, name, KVNew({**_to_doc(entity), "rev": 1})))
+                    continue
+                rev = self._revs.get((kind, entity_id), 0)
+                expected.setdefault(kind, set()).add(entity_id)
+                if entity is None:
+                    items.append((ns, name, KVExpect(KV_DELETE, rev)))
+                else:
+                    revs[(kind, entity_id)] = rev + 1
+                    items.append((ns, name, KVExpect({**_to_doc(entity), "rev": rev + 1}, rev)))
             released: list[tuple[str, str, Any]] = []
             for (kind, entity_id), entity in plan.final.items():
                 let_go, taken = claims.changes(kind, entity_id, self.table(kind).get(entity_id), entity, stale)
                 released += let_go
                 items += taken
             items = released + items  # a value let go of may be taken in the same batch
-            await self._write(items, plan.entries + list(audit), what)
+            try:
+                await self._write(items, plan.entries + list(audit), what)
+            except Changed as e:
+                raise _Conflict(e, expected) from None
             removed = {key: self.table(key[0])[key[1]] for key, e in plan.final.items()
                        if e is None and key[1] in self.table(key[0])}
             for (kind, entity_id), entity in plan.final.items():
                 table = self.table(kind)
                 if entity is None:
                     table.pop(entity_id, None)
-                elif entity_id in table:
+                    self._revs.pop((kind, entity_id), None)
+                    continue
+                self._revs[(kind, entity_id)] = revs[(kind, entity_id)]
+                if entity_id in table:
                     _assign(table[entity_id], entity)  # the same object: agents and sessions hold it
                 else:
                     table[entity_id] = entity
@@ -557,7 +630,7 @@ class Directory:
                 await self._store.kv_write(items)
             else:
                 await self._audit.kv_write(items, audit=entries)
-        except (UCSError, KeyTaken):
+        except (UCSError, KeyTaken, Changed):
             raise
         except Exception as e:
             why = " ".join(str(e).split()) or type(e).__name__
@@ -571,23 +644,26 @@ class Directory:
         entities in the shared store (``ids``; ``None``: the whole kind, after missed news).
         Each is read again and applied in memory as a change of this node's would be (the
         same objects, published with ``origin="cluster"``, so it is not announced back).
-        Returns how many changed."""
+        Each entity's stored revision is kept: this node's next edit of it is written over
+        that one.  Read under the directory's lock, so that a change of this node's written
+        meanwhile is not undone by an older read.  Returns how many changed."""
         table = self.table(kind)
-        if ids is None:
-            stored = {int(k): d for k, d in (await self._store.kv_items(f"dir.{kind}")).items() if k.isdigit()}
-            wanted = set(stored) | set(table)
-        else:
-            wanted, stored = set(ids), {}
-            for entity_id in sorted(wanted):
-                doc = await self._store.kv_get(f"dir.{kind}", str(entity_id))
-                if doc is not None:
-                    stored[entity_id] = doc
         changes: list[tuple[Any, str]] = []
         await self._lock.acquire()
         try:
+            if ids is None:
+                stored = {int(k): d for k, d in (await self._store.kv_items(f"dir.{kind}")).items() if k.isdigit()}
+                wanted = set(stored) | set(table)
+            else:
+                wanted, stored = set(ids), {}
+                for entity_id in sorted(wanted):
+                    doc = await self._store.kv_get(f"dir.{kind}", str(entity_id))
+                    if doc is not None:
+                        stored[entity_id] = doc
             for entity_id in sorted(wanted):
                 current, doc = table.get(entity_id), stored.get(entity_id)
                 if doc is None:
+                    self._revs.pop((kind, entity_id), None)
                     if current is not None:
                         del table[entity_id]
                         changes.append((current, "delete"))
@@ -598,6 +674,7 @@ class Directory:
                     self.log.error("directory: stored {kind} {key} cannot be read ({e}); skipped", kind=kind,
                                    key=entity_id, e=e)
                     continue
+                self._revs[(kind, entity_id)] = kv_rev(doc)
                 if current is None:
                     table[entity_id] = entity
                     changes.append((entity, "add"))

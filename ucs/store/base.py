@@ -28,7 +28,7 @@ from twisted.python.threadpool import ThreadPool
 
 from ucs.store.audit import AuditMixin
 from ucs.store.coding import _deferred, dumps, no_nul
-from ucs.store.errors import Fenced, KeyTaken, StoreError, StoreRefused
+from ucs.store.errors import Changed, Fenced, KeyTaken, StoreError, StoreRefused
 from ucs.store.migrations import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_TABLE
 from ucs.store.sessions import SessionsMixin
 from ucs.store.url import StoreURL
@@ -74,6 +74,23 @@ class KVNew:
     at the same moment cannot both have it (issue 20); the one refused picks again."""
 
     value: Any
+
+
+@attrs.frozen
+class KVExpect:
+    """A :meth:`Store.kv_write` value (a document, or :data:`KV_DELETE`) written only over the
+    document the writer read: the key's stored document must be at revision ``rev`` -- its
+    ``"rev"`` field, a document without one (or with one that is not an integer) counting as 0
+    --, else the whole write fails with :class:`~ucs.store.errors.Changed` and nothing is kept.
+
+    Two UCS nodes editing one directory entity at once (issue 20) each plan from their own
+    memory of it; the store keeps the first write, and the second, refused, reads the entity
+    again and makes its change over the first instead of writing a stale copy over it whole.
+    The compare is in the ``UPDATE``/``DELETE`` statement itself (one statement, atomic on
+    both stores: PostgreSQL re-checks the row a concurrent writer just committed)."""
+
+    value: Any
+    rev: int
 
 
 @attrs.frozen
@@ -183,6 +200,21 @@ _KV_UPSERT = (
     "INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated"
 )
+#: The stored document's revision (:class:`KVExpect`), as SQL: an integer ``rev``, else 0 (a
+#: document written before revisions, or by hand) -- as :func:`kv_rev` reads it in Python.
+_KV_REV = {
+    "sqlite": "(CASE json_type(value, '$.rev') WHEN 'integer' THEN json_extract(value, '$.rev') ELSE 0 END)",
+    "postgresql": "(CASE WHEN json_typeof(value -> 'rev') = 'number' AND (value ->> 'rev') ~ '^-{0,1}[0-9]+$' "
+                  "THEN (value ->> 'rev')::numeric ELSE 0 END)",
+}
+
+
+def kv_rev(document: Any) -> int:
+    """A stored document's revision (:class:`KVExpect`): its integer ``rev``, else 0."""
+    rev = document.get("rev") if isinstance(document, dict) else None
+    return rev if isinstance(rev, int) and not isinstance(rev, bool) else 0
+
+
 _SELECT_CDR = f"SELECT {', '.join(CDR_FIELDS)} FROM cdr"
 _DELETE_PARTIES = "DELETE FROM cdr_party WHERE uniqueid = ?"
 _INSERT_PARTY = "INSERT INTO cdr_party (uniqueid, device, answered, created) VALUES (?, ?, ?, ?)"
@@ -501,9 +533,11 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
         """Several keys in one transaction: ``(namespace, key, value)`` stores
         ``value``, a value of :data:`KV_DELETE` deletes the key.  All or none
         is written.  A :class:`KVNew` value is inserted only if the key is free
-        (:class:`~ucs.store.errors.KeyTaken` otherwise, nothing written).  For a writer with many small documents (the agents' states
-        after thousands of logins): one trip to a store thread, one commit, and
-        the JSON encoded there, not on the reactor thread.
+        (:class:`~ucs.store.errors.KeyTaken` otherwise, nothing written); a :class:`KVExpect`
+        value is written (or deleted) only if the stored document is still at the revision
+        the writer read (:class:`~ucs.store.errors.Changed` otherwise, nothing written).  For a
+        writer with many small documents (the agents' states after thousands of logins): one
+        trip to a store thread, one commit, and the JSON encoded there, not on the reactor thread.
 
         ``audit``: entries of the audit log (:meth:`audit_write`) that record this
         change, inserted in the same transaction: a change is never kept without
@@ -521,6 +555,10 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
         insert = self._backend.sql("INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
                                    "ON CONFLICT (namespace, key) DO NOTHING")
         delete = self._backend.sql("DELETE FROM kv WHERE namespace = ? AND key = ?")
+        rev = _KV_REV[self._backend.dialect]
+        update_if = self._backend.sql(f"UPDATE kv SET value = ?, updated = ? WHERE namespace = ? AND key = ? "
+                                      f"AND {rev} = ?")
+        delete_if = self._backend.sql(f"DELETE FROM kv WHERE namespace = ? AND key = ? AND {rev} = ?")
         insert_audit = self._audit_insert()
         postgresql = self._backend.dialect == "postgresql"
         fenced = self._backend.sql("SELECT term, node FROM election WHERE lock = ?"
@@ -534,10 +572,14 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
                 raise Fenced(fence.lock, fence.term, *(row if row is not None else (None, None)))
 
         def write(conn: Connection) -> None:
-            rows = [(ns, key, value if value is KV_DELETE
-                     else KVNew(dumps(value.value, f"kv {ns}/{key}")) if isinstance(value, KVNew)
-                     else dumps(value, f"kv {ns}/{key}"))
-                    for ns, key, value in checked]
+            def encoded(ns: str, key: str, value: Any) -> Any:
+                if value is KV_DELETE:
+                    return value
+                if isinstance(value, (KVNew, KVExpect)):
+                    return attrs.evolve(value, value=encoded(ns, key, value.value))
+                return dumps(value, f"kv {ns}/{key}")
+
+            rows = [(ns, key, encoded(ns, key, value)) for ns, key, value in checked]
             with self._backend.transaction(conn):
                 if fence is not None and postgresql:
                     conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {FENCE_IDLE_MS}")
@@ -547,6 +589,11 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
                     elif isinstance(value, KVNew):
                         if not conn.execute(insert, (ns, key, value.value, now)).rowcount:
                             raise KeyTaken(ns, key)  # rolls the whole write back
+                    elif isinstance(value, KVExpect):
+                        done = (conn.execute(delete_if, (ns, key, value.rev)) if value.value is KV_DELETE
+                                else conn.execute(update_if, (value.value, now, ns, key, value.rev)))
+                        if not done.rowcount:
+                            raise Changed(ns, key, value.rev)  # rolls the whole write back
                     else:
                         conn.execute(upsert, (ns, key, value, now))
                 for row in audit_rows:

@@ -36,6 +36,20 @@ class KeyTaken(StoreError):
         self.key = key
 
 
+class Changed(StoreError):
+    """A document written over what the writer had read (:class:`ucs.store.base.KVExpect`) is
+    no longer that: another writer changed or deleted it since (two UCS nodes editing one
+    directory entity at once).  Nothing of the write was kept; the writer reads the document
+    again and makes its change over what is there now."""
+
+    def __init__(self, namespace: str, key: str, rev: int) -> None:
+        super().__init__(f"{namespace}/{key} is no longer at revision {rev} (another writer changed or "
+                         "deleted it first)")
+        self.namespace = namespace
+        self.key = key
+        self.rev = rev
+
+
 class Fenced(StoreError):
     """A write fenced by an ownership's term (:class:`ucs.store.base.Fence`) was refused: the
     ``election`` table names a newer term -- another node took the AMI link over since, and its
