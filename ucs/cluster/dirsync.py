@@ -18,7 +18,12 @@ again (:meth:`DirectorySync.catch_up`).
 Two nodes *adding* entities of one kind at the same instant may pick the same
 id (each allocates from memory): the store inserts a new entity's row only if
 the id is free, so the second node's write fails, reads the first one's entity
-and takes the next id (:meth:`ucs.directory.directory.Directory.apply`).
+and takes the next id (:meth:`ucs.directory.directory.Directory.apply`).  The
+same store decides the rest of what two nodes may do at one instant, before
+either has heard the other's notice: a name that must be one entity's is claimed
+(:mod:`ucs.directory.claims`), and an edit or deletion is written only over the
+revision the node read (``rev``), else the entity is read again and the change
+planned over the other node's.
 """
 
 from __future__ import annotations
