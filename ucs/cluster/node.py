@@ -6,7 +6,9 @@ Installed by the container in place of the AMI client, and only when
 - **owner** (it holds the election's lock): its agents are restored from the
   store -- or as the old owner told them, where that is newer
   (:mod:`ucs.cluster.handover`) --, then its AMI client runs, so its PBX model, call tracker, agents and
-  bus are the truth; its bus's domain events go to the stream and its
+  bus are the truth (the take-over and the step-down, and their order, are one
+  transition table, :mod:`ucs.cluster.duty`, whose outputs this node carries
+  out); its bus's domain events go to the stream and its
   replica's snapshot to the bucket (:class:`~ucs.cluster.feed.OwnerFeed`), and
   it answers commands on ``ucs.<domain>.commands``: the standbys' API calls
   that are its work (:mod:`ucs.cluster.forward`).  After its first resync the
@@ -37,7 +39,7 @@ each envelope applied is rebuilt into objects and told on this node's bus
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
@@ -51,6 +53,7 @@ from ucs.cluster.aio import AsyncioBridge
 from ucs.cluster.codec import Envelope, envelope
 from ucs.cluster.dirsync import DirectorySync
 from ucs.cluster.commands import CommandClient, CommandServer
+from ucs.cluster.duty import STOPPED, Duty
 from ucs.cluster.election import OWNER, Elector
 from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
@@ -112,16 +115,17 @@ class ClusterNode(Service):
         self._retry: Any = None
         self._owner_watch: Any = None
         # issue 20 (cl-commands): the owner's work asked on a standby goes to the owner
-        # (ucs.cluster.forward); the agents run on the owner only (_promote, _demote).
+        # (ucs.cluster.forward); the agents run on the owner only (self.duty: restore, step_down).
         self.forwarder = Forwarder(lambda: self.commands, lambda: self.elector.is_owner,
                                    lambda: self._followed().agents,
                                    server.get_directory, clock=self._reactor, takeover_wait=c.takeover_wait)
         self._serving: list[Deferred[None]] = []  # whenServing()
         self._owner_work = OwnerWork(server.get_registry, server.get_directory, server.get_agents)
         self._domain: Deferred[None] = Deferred()
-        self._duty: Deferred[None] = succeed(None)
-        self._duty_wanted = False
-        self._duty_done = False
+        #: issue 20: the take-over and the step-down (ucs.cluster.duty); this node does its outputs.
+        self.duty = Duty(self, self._reactor, c.retry_interval, name=self.node)
+        self._duty_work: Deferred[None] = succeed(None)  # its outputs' work, one at a time
+        self._known: dict[str, dict[str, Any]] = {}  # the old owner's calls, as followed (remember)
         self.dirsync: DirectorySync | None = None
         self.sessync: sessync.SessionSync | None = None  # logouts and ops.sessions across the nodes
         self._dir_missed = True  # until subscribed, another node's change may be missed
@@ -137,6 +141,10 @@ class ClusterNode(Service):
 
     def startService(self) -> None:
         super().startService()
+        if self.duty.state == STOPPED:  # started again
+            self.duty = Duty(self, self._reactor, self.config.retry_interval, name=self.node)
+            if self._domain.called:
+                self.duty.domain()
         self.bridge = AsyncioBridge(self._reactor)
         if not self.bridge.same_loop:
             log.warn("cluster: the reactor is not asyncio's: NATS runs on a loop in a thread of its own. "
@@ -172,8 +180,7 @@ class ClusterNode(Service):
             await self.heartbeat.stop()
         await self.sessions.stop()  # issue 20
         await self.elector.stop()  # steps down first: the AMI link stops
-        self._duty_changed()  # then the agents (saved to the store for the next owner)
-        await self._duty
+        await self.duty.stop()  # then the agents (saved to the store for the next owner)
         await self._stop_follower()
         await self._stop_feed()
         if self.sessync is not None:
@@ -270,9 +277,12 @@ class ClusterNode(Service):
             self._chain.addCallback(lambda _: Deferred.fromCoroutine(follower.catch_up(link_back=True)))
 
     def _changed(self) -> None:
-        """The role or the NATS link changed: the AMI link and the agents (:meth:`_duty_changed`),
+        """The role or the NATS link changed: the AMI link and the agents (:attr:`duty`),
         the rest one change at a time."""
-        self._duty_changed()
+        self.duty.role(bool(self.elector.is_owner and self.running))
+        self._reconcile_soon()
+
+    def _reconcile_soon(self) -> None:
         self._chain.addCallback(lambda _: Deferred.fromCoroutine(self._reconcile()))
         self._chain.addErrback(self._failed)
 
@@ -283,9 +293,9 @@ class ClusterNode(Service):
 
     async def _reconcile(self) -> None:
         nats = self.link is not None and self.link.nc is not None and self.link.state != "closed" and self.running
-        # The term starts once the agents are restored (_promote): from a model without them the
-        # standbys' bars would show every agent logged out (their restore tells no events).
-        want_feed = nats and self.elector.is_owner and self._duty_done
+        # The term starts once the agents are restored (Duty: begin_term): from a model without them
+        # the standbys' bars would show every agent logged out (their restore tells no events).
+        want_feed = nats and self.elector.is_owner and self.duty.restored
         want_follower = nats and not self.elector.is_owner  # PostgreSQL away: still a standby that follows
         if self.follower is not None and not want_follower:
             await self._stop_follower()
@@ -374,7 +384,7 @@ class ClusterNode(Service):
             return self.follower.replica
         return self._last_followed
 
-    # --- the owner's duty: the agents, then the AMI link (issue 20) -----------------------------
+    # --- the owner's duty: the agents, then the AMI link (issue 20, ucs.cluster.duty) ----------
 
     def domain_started(self) -> None:
         """The container loaded the directory and built the registry (``UCSServer._start_domain``):
@@ -382,33 +392,27 @@ class ClusterNode(Service):
         self._server.get_registry().forward = self.forwarder
         if not self._domain.called:
             self._domain.callback(None)
+        self.duty.domain()
         if self.running:
             self._changed()  # the directory may now be read again (DirectorySync.catch_up)
 
-    def _duty_changed(self) -> None:
-        """Stepping down stops the AMI link at once (before the election's session closes, as
-        the election requires), then the agents; taking over starts the agents from the store
-        first, then the AMI link, whose resync makes them reconcile with Asterisk."""
-        want = bool(self.elector.is_owner and self.running)
-        ami = self._server.get_ami_client()
-        if not want and ami.running:
-            ami.stopService()
-        if want == self._duty_wanted:
-            return
-        self._duty_wanted = want
-        self._duty.addCallback(lambda _: Deferred.fromCoroutine(self._promote() if want else self._demote()))
-        self._duty.addErrback(lambda f: log.failure("cluster: {what} failed", f,
-                                                    what="taking over" if want else "stepping down"))
+    def _after(self, work: Callable[[], Coroutine[Any, Any, None]], what: str) -> None:
+        """``work`` once the duty's work before it is over: a step-down saves the agents before
+        the next take-over restores them, and a take-over's AMI start is decided before a step-down."""
+        self._duty_work.addCallback(lambda _: Deferred.fromCoroutine(work()))
+        self._duty_work.addErrback(lambda f: log.failure("cluster: {what} failed", f, what=what))
 
-    async def _promote(self) -> None:
-        if not self._duty_wanted:
-            return
-        # What the old owner told of its calls (this node's replica as a standby): for the
-        # calls' CDRs across the gap (ucs.cluster.gap), once Asterisk has been read again.
-        known = dict(self.follower.replica.calls) if self.follower is not None else {}
-        await self._domain
-        if not self._duty_wanted or self._duty_done:
-            return
+    def remember(self) -> None:
+        """(Duty output, at the election.) What the old owner told of its calls (this node's replica
+        as a standby): for the calls' CDRs across the gap (ucs.cluster.gap), once Asterisk has been
+        read again."""
+        self._known = dict(self.follower.replica.calls) if self.follower is not None else {}
+
+    def restore(self) -> None:
+        """(Duty output.) The agents from the store, before the AMI link; then ``restored`` or ``failed``."""
+        self._after(self._restore, "taking over")
+
+    async def _restore(self) -> None:
         agents = self._server.get_agents()
         agents.remote = None
         try:
@@ -426,13 +430,25 @@ class ClusterNode(Service):
                 log.debug("cluster: stopping the agents after a failed restore: {e}", e=e)
             agents.forget()
             agents.remote = self.forwarder
-            self._reactor.callLater(self.config.retry_interval, self._retake)
-            return
-        self._duty_done = True
-        self._changed()  # the feed may start now: its term begins with the agents restored
+            self.duty.restore_ended(False)
+        else:
+            self.duty.restore_ended(True)
+
+    def begin_term(self) -> None:
+        """(Duty output.) The feed may start now: its term begins with the agents restored."""
+        self._reconcile_soon()
+
+    def take_link(self) -> None:
+        """(Duty output.) Supervision's figures read again, then the AMI link."""
+        self._after(self._take_link, "taking over")
+
+    async def _take_link(self) -> None:
         await self._recount()
+        if not self.duty.restored:
+            return  # stepped down meanwhile (its step_down comes next): no AMI link
         ami = self._server.get_ami_client()
-        if self._duty_wanted and not ami.running:
+        if not ami.running:
+            known = self._known
             synced = self._server.get_pbx_link().whenSynced()
             # issue 20: the bars read this node's own model from now on; the mirrored calls wait
             # for its resync, which may come before the feed starts (Mirror.stop).
@@ -440,25 +456,45 @@ class ClusterNode(Service):
             ami.startService()  # its resync makes the agents reconcile their memberships
             synced.addCallback(lambda _: self._after_resync(known))
             synced.addErrback(lambda f: log.failure("cluster: the calls across the take-over", f))
-        log.info("cluster: node {node} owns the AMI link; {n} agents restored", node=self.node, n=len(agents.all()))
-        if not self._duty_wanted:
-            await self._demote()
+        log.info("cluster: node {node} owns the AMI link; {n} agents restored", node=self.node,
+                 n=len(self._server.get_agents().all()))
+
+    def stop_link(self) -> None:
+        """(Duty output.) Stepping down stops the AMI link at once: before the election's session
+        closes, as the election requires (its ``on_standby`` comes first)."""
+        ami = self._server.get_ami_client()
+        if ami.running:
+            ami.stopService()
+
+    def step_down(self) -> None:
+        """(Duty output.) The agents saved and forgotten; then ``down``."""
+        self._after(self._step_down, "stepping down")
+
+    async def _step_down(self) -> None:
+        try:
+            agents = self._server.get_agents()
+            agents.remote = self.forwarder
+            if agents.running:
+                await agents.stop()  # saves them: the next owner restores them from the store
+            supervision = self._server.get_supervision()
+            if supervision.running:
+                await supervision.stop()  # the figures counted so far, saved while they are this node's
+            agents.forget()
+            await self._recount()
+            log.info("cluster: node {node} no longer owns the AMI link; its agents are the owner's", node=self.node)
+        finally:
+            self.duty.down()
 
     def _restate(self) -> None:
         """The agents as they are now, told to this term without a bus event (``OwnerFeed.restate``)."""
-        if self.feed is not None and self._duty_done:
+        if self.feed is not None and self.duty.restored:
             for agent in self._server.get_agents().all():
                 self.feed.restate(ev.EVENT_AGENT_STATUS, agent)
-
-    def _retake(self) -> None:
-        self._duty_wanted = False  # so that _duty_changed takes over again if this node still owns the link
-        if self.running:
-            self._duty_changed()
 
     def _after_resync(self, known: dict[str, dict[str, Any]]) -> None:
         """The first resync as owner: calls still up take back what the old owner knew; calls
         that ended unseen get their CDR from the replica (:mod:`ucs.cluster.gap`)."""
-        if not self._duty_done:
+        if not self.duty.restored:
             return
         # The agents' queues as Asterisk has them (restored before it was read): once reconciled.
         self._server.get_agents().settled().addCallback(lambda _: self._restate())
@@ -491,21 +527,6 @@ class ClusterNode(Service):
         if supervision.running:
             await supervision.stop()
         await supervision.start()
-
-    async def _demote(self) -> None:
-        if not self._duty_done:
-            return
-        self._duty_done = False
-        agents = self._server.get_agents()
-        agents.remote = self.forwarder
-        if agents.running:
-            await agents.stop()  # saves them: the next owner restores them from the store
-        supervision = self._server.get_supervision()
-        if supervision.running:
-            await supervision.stop()  # the figures counted so far, saved while they are this node's
-        agents.forget()
-        await self._recount()
-        log.info("cluster: node {node} no longer owns the AMI link; its agents are the owner's", node=self.node)
 
     # --- seams --------------------------------------------------------------------------------
 
