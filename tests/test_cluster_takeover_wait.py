@@ -148,3 +148,30 @@ async def test_an_owner_taking_over_is_asked_again_but_an_owner_heard_is_never_a
         assert "may still have been carried out" in str(slow.value)
         assert len(heard) == 1 and clock.getDelayedCalls() == [] and forwarder.waiting == 0
         await server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_status_change_is_asked_again_after_an_owner_heard_did_not_answer() -> None:
+    """The gap after an owner's network went: NATS still gives the request to its dead
+    subscription, which never answers.  A status change does no harm twice: asked again, the
+    owner that serves now answers; a dial (the test above) is not."""
+    async with two_nodes() as (n, owner, client):
+        clock = Clock()
+        forwarder = Forwarder(lambda: client, lambda: False, clock=clock, takeover_wait=12)
+        heard: list[Any] = []
+
+        def first_silent(method: str, args: list[Any], node: str) -> Any:
+            heard.append(args[0])
+            if len(heard) == 1:
+                return Deferred()  # the old owner's subscription: heard, never answered
+            return {"ok": True, "result": {"id": 7, "status": "READY"}}
+
+        server = CommandServer(owner, n, first_silent)
+        await server.serve()
+        client.timeout = 0.3
+        asked = ready(forwarder)
+        while await next_retry(clock, asked):
+            pass
+        assert await asked == {"id": 7, "status": "READY"}
+        assert heard == ["agent.changeStatus", "agent.changeStatus"] and forwarder.waiting == 0
+        await server.stop()

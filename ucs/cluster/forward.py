@@ -30,10 +30,10 @@ once the new owner serves commands, not an error to retry by hand -- and then
 That is safe for every command, a dial included, because nobody received it:
 NATS said "no responders" (or this node's link is down), or the owner refused it
 before doing anything (:class:`OwnerWork` while its agents are not restored).
-An owner that was heard but did not answer within ``request_timeout`` is *not*
-asked again: it may have carried the command out (a status change would do no
-harm twice, a dial would ring twice), and it has been waited for already; the
-caller gets the 503 saying it may have been done.
+An owner that was heard but did not answer within ``request_timeout`` is asked
+again only for what does no harm twice (:data:`SAFE_AGAIN`: a status change, a
+read); anything else (a dial would ring twice) gets the 503 saying it may have been
+done.
 
 Which methods are the owner's work is :data:`OWNER_WORK` (the PBX, the agents,
 calls, recording, supervision).  Everything else runs where the session is:
@@ -69,6 +69,18 @@ OWNER_WORK: frozenset[str] = frozenset({
     "call.record", "call.stopRecord", "supervisor.monitor", "ops.ami",
 })
 
+#: What may be sent again after an owner was *heard* and did not answer in time
+#: (:class:`OwnerTimeout`): done twice, it does what it did once -- a status set (asked
+#: ACW again, a wrap-up starts over), a read, a queue paused or resumed, a code or
+#: metadata set.  That gap is real: after the owner's network went (no TCP close),
+#: NATS keeps its subscription until its pings fail, so the next owner's answer
+#: comes only on a second try.  Never a dial, an answer, a hang-up, a transfer or a
+#: wrap-up's extension: twice, they ring twice or cut a second call.
+SAFE_AGAIN: frozenset[str] = frozenset({
+    "agent.changeStatus", "agents.changeStatus", "agent.suspend", "agent.resume", "agent.state",
+    "agent.queueFigures", "agents.list", "ops.ami", "call.setAccountCode", "cdr.metadata",
+})
+
 #: The commands :class:`OwnerWork` answers.
 COMMANDS = ("api.call", "agents.login", "agents.logout", "agents.sessionExpired")
 
@@ -76,6 +88,13 @@ COMMANDS = ("api.call", "agents.login", "agents.logout", "agents.sessionExpired"
 #: half as long again, never more than the last: NATS's "no responders" comes back at
 #: once, so this is what a waiting request costs NATS (4-10 requests a second).
 RETRY_FIRST, RETRY_MAX = 0.1, 0.25
+
+
+def safe_again(command: str, args: tuple[Any, ...]) -> bool:
+    """Whether ``command`` may be sent again after the owner was heard (:data:`SAFE_AGAIN`)."""
+    if command in ("agents.logout", "agents.sessionExpired"):  # the agent out, or stopped: once is all
+        return True
+    return command == "api.call" and bool(args) and args[0] in SAFE_AGAIN
 
 
 class OwnerUnavailable(UCSError):
@@ -230,14 +249,17 @@ class Forwarder:
                 self.waiting -= 1
 
     async def _once(self, client: CommandClient, what: str, command: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
-        """``(True, the owner's result)``, or ``(False, why)`` when nobody received the command
-        (safe to send again, whatever it is); the owner's error, or the 503 when it was heard
-        but did not answer in time (it may have carried it out: never sent twice)."""
+        """``(True, the owner's result)``, or ``(False, why)`` when it may be sent again: nobody
+        received it (whatever it is), or the owner heard it, did not answer in time, and it does
+        no harm twice (:func:`safe_again`).  Else the owner's error, or the 503 saying it may
+        have been carried out."""
         try:
             reply = await client.request(command, *args)
         except NoOwner as e:
             return False, str(e)
         except OwnerTimeout as e:
+            if safe_again(command, args):
+                return False, str(e)
             raise OwnerUnavailable(f"{e}; it may still have been carried out: check before trying again") from None
         except CommandError as e:
             raise ProcessingError(f"{what}: the AMI owner could not carry it out: {e}") from None
