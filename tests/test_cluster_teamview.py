@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from twisted.internet import task
+from twisted.internet import task, threads
 
 from clusterkit import cluster_env
 from serverkit import until, working_agent
 from test_cluster_bars import Bar, bar_url, connect, give_phone, login_bar, start_node
-from test_cluster_node import ami_up
+from test_cluster_node import _terminate, ami_up
 from ucs import demo
 from ucs.agents.stats import QUEUE_FIGURES, USER_FIGURES, AgentStats, Days
 from ucs.cluster.mirror import MirrorAgent
@@ -155,6 +155,18 @@ async def test_a_supervisor_on_the_standby_sees_monitoring_figures_and_the_wallb
         board_c = await sup_c.call("wallboard.subscribe")
         assert {k: support(board_c)[k] for k in COUNTED} == {k: support(board_a)[k] for k in COUNTED}
         assert support(board_c)["answered"] == 1
+
+        # The owner's election session ends: node-b or node-c takes over.  Its term starts with
+        # every queue's figures of the day (read from the store node-a saved as it stepped down),
+        # so a standby that starts in that term has them from the snapshot, not only from the store.
+        await threads.deferToThread(_terminate, node_a.elector.backend_pid)
+        await until(lambda: node_b.elector.is_owner or node_c.elector.is_owner, 20)
+        (new, other, other_sup) = (node_b, c, sup_c) if node_b.elector.is_owner else (node_c, b, sup_b)
+        await until(lambda: new.feed is not None and "support" in new.feed.replica.figures, 20)
+        assert new.feed.replica.figures["support"]["figures"]["answered"] == 1
+        await until(lambda: other.get_cluster().health()["term"] == new.health()["term"], 20)
+        board = await other_sup.call("wallboard.subscribe")
+        assert support(board)["answered"] == 1
 
 
 def _json(value: Any) -> Any:

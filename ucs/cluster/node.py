@@ -50,7 +50,7 @@ from ucs import events as ev
 from ucs.api import logouts
 from ucs.api.stored_sessions import StoredSessions
 from ucs.cluster.aio import AsyncioBridge
-from ucs.cluster.codec import Envelope, envelope
+from ucs.cluster.codec import QUEUE_FIGURES, Envelope, QueueFigures, envelope
 from ucs.cluster.dirsync import DirectorySync
 from ucs.cluster.commands import CommandClient, CommandServer
 from ucs.cluster.duty import STOPPED, Duty
@@ -444,6 +444,9 @@ class ClusterNode(Service):
 
     async def _take_link(self) -> None:
         await self._recount()
+        if self.feed is not None:  # the term began before the figures were read: told now
+            for figures in self._queue_figures():
+                self.feed.restate(QUEUE_FIGURES, figures)
         if not self.duty.restored:
             return  # stepped down meanwhile (its step_down comes next): no AMI link
         ami = self._server.get_ami_client()
@@ -580,10 +583,22 @@ class ClusterNode(Service):
             items.append((ev.EVENT_QUEUE_WAITING, q, {"waiting": len(q.callers)}))
         items += [(ev.EVENT_CALL_CHANGE, c, {}) for c in s.get_call_tracker().active_calls()]
         items += [(ev.EVENT_AGENT_STATUS, a, {}) for a in s.get_agents().all()]
+        items += [(QUEUE_FIGURES, f, {}) for f in self._queue_figures()]
         for name, subject, args in items:
             e = envelope(name, subject, args, node=self.node, encode=self.mirror.wire_subject)
             if e is not None:
                 yield e
+
+    def _queue_figures(self) -> list[QueueFigures]:
+        """Each queue's figures of the day as supervision has them (read from the store when this
+        node took over): a new term's standbys start from them, not from the store at their own
+        start (their wallboards would lag until one of the queue's calls ended)."""
+        supervision = self._server.get_supervision()
+        if not supervision.running:
+            return []
+        today = supervision.days.day(self._reactor.seconds())
+        return [QueueFigures(q.asterisk_name, today, supervision.intervals.day_total("queue", q.asterisk_name, today))
+                for q in self._server.get_directory().queues.values()]
 
     # --- health ---------------------------------------------------------------------------------
 
