@@ -35,7 +35,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                   "ucs.plugins", "ucs.plugins.*")),
     ("api", ("ucs.api", "ucs.api.*", "ucs.*.api", "ucs.*.*_api")),
     ("fronts", ("ucs.web", "ucs.web.*", "ucs.iserver", "ucs.iserver.*")),
-    ("container", ("ucs.server", "ucs.lifecycle", "ucs.demo", "ucs.demo_pbx", "ucs.replay", "ucs.tap",
+    ("container", ("ucs.server", "ucs.lifecycle", "ucs.domain", "ucs.endpoints", "ucs.standbys",
+                   "ucs.demo", "ucs.demo_pbx", "ucs.replay", "ucs.tap",
                    "ucs.admin", "ucs.admin.*", "ucs.cluster.node",
                    "ucs.cluster.forward", "ucs.cluster.mirror", "ucs.cluster.quiet")),
 ]

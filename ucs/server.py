@@ -9,16 +9,19 @@ constructor; nothing is a module-level singleton.
 This module is the container only: which component gets which others, and
 who hears what in which order (:meth:`UCSServer._wire`).  What the container
 uses but is not its job lives beside it: running the service tree
-(:mod:`ucs.lifecycle`, :class:`UCSService`, re-exported here), the store's
-service and its stand-in until it opens (:mod:`ucs.store.service`), the AMI
-client built from ``[ami]`` (:mod:`ucs.pbx.connection`) and the demo's
-simulated PBX (:mod:`ucs.demo_pbx`).
+(:mod:`ucs.lifecycle`, :class:`UCSService`, re-exported here), the domain's
+start and stop (:mod:`ucs.domain`), what is served -- the API registry's
+methods and the web service's resources (:mod:`ucs.endpoints`) --, what a
+cluster's standbys are wired with (:mod:`ucs.standbys`), the store's service
+and its stand-in until it opens (:mod:`ucs.store.service`), the AMI client
+built from ``[ami]`` (:mod:`ucs.pbx.connection`) and the demo's simulated PBX
+(:mod:`ucs.demo_pbx`).
 
 Start-up order (see :class:`UCSService`):
 
 1. the store opens (``[store] url``) and migrates its schema;
-2. the domain: the directory loads (with the demo's users in demo mode, and the
-   first superuser), shared data, the agents as they were;
+2. the domain (:mod:`ucs.domain`): the directory loads (with the demo's users in
+   demo mode, and the first superuser), shared data, the agents as they were;
 3. the simulated PBX in demo mode; the AMI client, which logs in and resyncs
    the PBX model (the call tracker, the agents and the bus follow the model);
 4. the web server (agent bar, ``/metrics``, ``/health``) and the Interaction
@@ -41,60 +44,48 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ucs import demo, iserver
-from ucs.agents import api as agents_api
-from ucs.events import EVENT_CALL_HANGUP
-from ucs.agents import history_api
+from ucs import demo, endpoints, iserver, standbys
 from ucs.agents.history import CallHistory
 from ucs.agents.service import Agents
-from ucs.agents.stats import Days
 from ucs.ami.client import AMIClient
-from ucs.api import auth as auth_api
 from ucs.api import operations as operations_api
 from ucs.api import remember as remember_api
-from ucs.api import state as state_api
 from ucs.api.auth import Auth
 from ucs.api.registry import Registry
 from ucs.api.session import SessionManager
 from ucs.api.state import StateBuilder
 from ucs.bus import EventBus
-from ucs.calls.publisher import DomainPublisher
-from ucs.calls import calllog
-from ucs.calls import control_api, recording_api
+from ucs.calls import calllog, recording_api
 from ucs.calls.cdr import CDRWriter
 from ucs.calls.control import CallControl
 from ucs.calls.control_xfer import TransferKeys
 from ucs.calls.numbers import DeviceClassifier, NumberNormalizer
+from ucs.calls.publisher import DomainPublisher
 from ucs.calls.tracker import CallTracker
 from ucs.config import Config, ConfigError
 from ucs.demo_pbx import SOFTPHONE_DEVICE, SOFTPHONE_SECRET, build_demo_pbx
-from ucs.lookup import api as lookup_api
+from ucs.directory.directory import Directory
+from ucs.domain import Domain
+from ucs.events import EVENT_CALL_HANGUP
+from ucs.lifecycle import Lifecycle, UCSService
 from ucs.lookup.calls import CallerLookup
 from ucs.lookup.parties import PartyFiller
 from ucs.lookup.service import LookupService
 from ucs.lookup.sources import build_sources
-from ucs.plugins import api as plugins_api
-from ucs.plugins.facade import PluginContext
-from ucs.plugins.host import PluginHost
-from ucs.plugins.shared import SharedData
-from ucs.supervisor import api as supervisor_api
-from ucs.supervisor.service import Supervision
-from ucs.web.wallboard import admin_files, stats_resource, wallboard_files
-from ucs.web.options import WebOptions
-from ucs.web.service import WebService
-from ucs.constants import Role
-from ucs.directory import api as directory_api
-from ucs.directory import audit_api
-from ucs.directory import csv_api
-from ucs.directory.directory import Directory
-from ucs.lifecycle import Lifecycle, UCSService
 from ucs.metrics import Metrics
 from ucs.pbx.connection import build_ami_client
 from ucs.pbx.link import PBXLink
 from ucs.pbx.pbx import PBX
+from ucs.plugins import api as plugins_api
+from ucs.plugins.facade import PluginContext
+from ucs.plugins.host import PluginHost
+from ucs.plugins.shared import SharedData
 from ucs.store import Store, StoreError
-from ucs.store.locks import ADMIN_LOCK, NODE_PREFIX, WriterLock, holder_id
+from ucs.store.locks import NODE_PREFIX, holder_id
 from ucs.store.service import StoreProxy, StoreService
+from ucs.supervisor.service import Supervision
+from ucs.web.options import WebOptions
+from ucs.web.service import WebService
 
 __all__ = ["UCSServer", "UCSService"]  # UCSService lives in ucs.lifecycle
 
@@ -148,8 +139,8 @@ class UCSServer:
         self._web: WebService | None = None
         self._iserver: Any = None
         self._metrics: Metrics | None = None
-        self._writer_lock: WriterLock | None = None
-        self._bars_back: Any = None  # the agents restored at start, waiting for their bars (Auth.expect_bars)
+        #: The domain's start and stop (ucs.domain): the writer's lock, the bars awaited.
+        self._domain = Domain(self)
         self._operations: operations_api.Operations | None = None
         #: The cluster node (``ucs.cluster.node.ClusterNode``) with ``[cluster] enabled``, else ``None``.
         self._cluster: Any = None
@@ -170,7 +161,7 @@ class UCSServer:
     def _build_services(self, root: MultiService) -> None:
         """Add every child service to ``root``, in start order (the store always first)."""
         self.get_store_service().setServiceParent(root)
-        Lifecycle("domain", self._start_domain, self._stop_domain).setServiceParent(root)
+        Lifecycle("domain", self._domain.start, self._domain.stop).setServiceParent(root)
         if self.config.demo.enabled:
             self._build_demo_pbx(root)
         if self.config.cluster.enabled:  # issue 20: the election decides whether the AMI link runs
@@ -260,11 +251,12 @@ class UCSServer:
         if self._publisher is not None:
             self._publisher.unpublished = hub.call_changed_quietly if hub is not None else None
             if self.config.cluster.enabled:  # issue 20: the owner's feed sends them to the standbys' bars
-                self._publisher.unpublished = functools.partial(self._quiet_change, self._publisher.unpublished)
+                self._publisher.unpublished = functools.partial(standbys.quiet_change, self,
+                                                                self._publisher.unpublished)
         if self._mirror is not None:  # issue 20: a standby's bars hear the owner's quiet changes
             self._mirror.on_quiet = hub.call_changed_quietly if hub is not None else None
         if self._mirror is not None and self._supervision is not None:
-            self._wire_supervision(self._mirror, self._supervision)
+            standbys.wire_supervision(self, self._mirror, self._supervision)
         if hub is not None:
             # A bar that went away and did not come back: its agent stops taking calls.
             hub.session_expired = self._auth.session_expired if self._auth is not None else None
@@ -300,46 +292,16 @@ class UCSServer:
             calllog.subscribe(self._bus)
         return self._bus
 
-    # --- issue 20, bars on standbys (ucs.cluster.mirror): what bars and IP sessions read ---
-
-    def _quiet_change(self, hub: Any, call: Any) -> None:
-        if hub is not None:
-            hub(call)
-        if self._cluster is not None:
-            self._cluster.call_changed_quietly(call)
+    # --- issue 20, bars on standbys (ucs.standbys): what bars and IP sessions read ----------
 
     def get_mirror(self) -> Any:
         """A standby's copy of the owner's model as objects (``ucs.cluster.mirror.Mirror``);
         ``None`` without ``[cluster]``."""
         if self._mirror is None and self.config.cluster.enabled:
-            from ucs.cluster.mirror import Mirror
-            from ucs.cluster.quiet import QuietAgents
-
-            self._mirror = Mirror(self.get_view_bus(), self.get_directory(), self._reactor, self.get_call_tracker(),
-                                  days=Days(self.config.agents.timezone))
-            # The owner tells its agents' figures that change with no agent event (ucs.cluster.quiet).
-            quiet = QuietAgents(self.get_agents(), self._reactor, self._tell_standbys)
-            self.get_bus().subscribe_all(quiet.heard)
+            self._mirror = standbys.build_mirror(self)
+            standbys.tell_quiet_agents(self)
             self._wire()
         return self._mirror
-
-    def _tell_standbys(self, name: str, subject: Any) -> None:
-        """An envelope with no bus event behind it, to the owner's feed (nothing on a standby)."""
-        feed = self._cluster.feed if self._cluster is not None else None
-        if feed is not None:
-            feed.restate(name, subject)
-
-    def _wire_supervision(self, mirror: Any, supervision: Supervision) -> None:
-        """Issue 20: what the team view and the wallboard tell the standbys (on the owner), and
-        hear from the owner (on a standby): who monitors an agent, a queue's figures of the day."""
-        from ucs.cluster.codec import AGENT_QUIET, QUEUE_FIGURES, QueueFigures
-
-        supervision.on_spies = functools.partial(self._tell_standbys, AGENT_QUIET)
-        supervision.on_queue_figures = lambda queue, day, totals: self._tell_standbys(
-            QUEUE_FIGURES, QueueFigures(queue, day, totals))
-        mirror.monitored_of = supervision.monitored_of
-        mirror.on_agent_quiet = lambda agent: supervision.told_agent(agent.id)
-        mirror.on_queue_figures = lambda f: supervision.told_queue(f.queue, f.day, f.figures)
 
     def get_view_bus(self) -> EventBus:
         """What the bars, ``state`` and the Interaction Processor hear: the bus; with
@@ -349,8 +311,7 @@ class UCSServer:
         if not self.config.cluster.enabled:
             return self.get_bus()
         if self._view_bus is None:
-            view = self._view_bus = EventBus()
-            self.get_bus().subscribe_all(lambda name, subject, args: view.publish(name, subject, **args))
+            self._view_bus = standbys.view_bus(self.get_bus())
         return self._view_bus
 
     def get_readers(self) -> tuple[Any, Any, Any]:
@@ -359,10 +320,7 @@ class UCSServer:
         mirror = self.get_mirror()
         if mirror is None:
             return self.get_agents(), self.get_call_tracker(), self.get_pbx()
-        from ucs.cluster.mirror import AgentsView, PBXView, TrackerView
-
-        return (AgentsView(self.get_agents(), mirror), TrackerView(self.get_call_tracker(), mirror),
-                PBXView(self.get_pbx(), mirror))
+        return standbys.readers(self.get_agents(), self.get_call_tracker(), self.get_pbx(), mirror)
 
     def get_pbx(self) -> PBX:
         """The PBX model: Asterisk's view, fed by the AMI client's events (its observers: :meth:`_wire`)."""
@@ -558,15 +516,7 @@ class UCSServer:
                 self.get_registry(), self.get_sessions(), self.get_view_bus(), self.get_state(), self._reactor,
                 WebOptions.from_config(self.config.web), health=self._health,
             )
-            directory = self.get_directory()
-            self._web.demo.connect_sources = lambda: [  # the softphone's WebSockets (issue 18)
-                line.ws_url for line in directory.lines.values() if line.kind == "webrtc" and line.ws_url]
-            self._web.put("/metrics", self.get_metrics().resource())
-            self._web.put("/remember", self.get_remember().resource())
-            self._web.put("/recording", self.get_recording_links().resource())
-            self._web.put("/wallboard", wallboard_files())
-            self._web.put("/admin", admin_files())  # issue 19: the admin page
-            self._web.put("/stats.csv", stats_resource(self.get_registry(), self.get_sessions()))
+            endpoints.mount(self._web, self)
             self._wire()
         return self._web
 
@@ -598,23 +548,8 @@ class UCSServer:
     def get_registry(self) -> Registry:
         """Every API method, for the agent bar, the Interaction Processor and plugins."""
         if self._registry is None:
-            reg = self._registry = Registry()
-            auth_api.register(reg, self.get_auth())
-            remember_api.register(reg, self.get_remember())
-            state_api.register(reg, self.get_state())
-            directory_api.register(reg, self.get_directory())
-            audit_api.register(reg, self.get_store_proxy())
-            csv_api.register(reg, self.get_directory(), self.get_store_proxy(), self._reactor)
-            agents_api.register(reg, self.get_agents())
-            history_api.register(reg, self.get_call_history())
-            control_api.register(reg, self.get_call_control())
-            recording_api.register(reg, self.get_call_control(), self.get_recording_links())
-            lookup_api.register(reg, self.get_lookups())
-            supervisor_api.register(reg, self.get_supervision(), self.get_agents(), self.get_call_tracker(),
-                                    self.get_ami_client(), self.get_sessions(), self.get_state())
-            operations_api.register(reg, self.get_operations())
-            reg.add("api.methods", lambda session: [reg.get(n).describe() for n in reg.names()],
-                    role=Role.ANONYMOUS, doc="Every API method with its arguments, role and states.")
+            self._registry = Registry()
+            endpoints.register_api(self._registry, self)
         return self._registry
 
     def get_operations(self) -> operations_api.Operations:
@@ -626,56 +561,6 @@ class UCSServer:
                 self.get_ami_client(), self.get_pbx_link(), self._reactor,
                 node=holder_id(NODE_PREFIX.rstrip(":")), address=self._ami_address)
         return self._operations
-
-    async def _start_domain(self) -> None:
-        """After the store opens, before the AMI link: the directory, the demo's
-        users, the first admin, the agents as they were.  First this UCS takes its
-        writer's lock in the store, and refuses to start while ``ucs-admin`` writes
-        the store directly (:mod:`ucs.store.locks`)."""
-        self._writer_lock = WriterLock(self.get_store(), self._reactor, holder_id(NODE_PREFIX.rstrip(":")),
-                                       lambda name: name == ADMIN_LOCK, self._advertised)
-        await self._writer_lock.take()
-        directory = self.get_directory()
-        await directory.load()
-        if self.config.demo.enabled:
-            await demo.seed(directory, self.config.demo.phones)
-        password = self.config.auth.admin_password or (demo.ADMIN_PASSWORD if self.config.demo.enabled else "")
-        admin, generated = await directory.ensure_admin(password)
-        if generated:
-            log.warn("created the superuser {name!r} with password {password!r}: change it "
-                     "(config.users.edit) or set auth.admin_password", name=admin.username, password=generated)
-        await self.get_shared().load()
-        self.get_registry()
-        if self._cluster is None:  # issue 20: in a cluster, the agents run on the AMI owner only
-            agents = self.get_agents()
-            await agents.start()
-            if agents.all():  # their bars' sessions were the stopped process's: they must come back
-                self._bars_back = self.get_auth().expect_bars([a.user.id for a in agents.all()],
-                                                              self.config.web.resume_window)
-        await self.get_supervision().start()
-        if self._cluster is not None:  # issue 20: it starts them when this node owns the AMI link
-            self._cluster.domain_started()
-        self.get_operations().start(self.get_bus())  # after the agents: they log out, then sessions end
-
-    def _advertised(self) -> dict[str, Any]:
-        """What this UCS tells ``ucs-admin`` in its lock: where its API is."""
-        web = self._web
-        return {"url": web.ws_url if web is not None and web.running else None}
-
-    async def _stop_domain(self) -> None:
-        if self._bars_back is not None and self._bars_back.active():
-            self._bars_back.cancel()
-        if self._operations is not None:
-            self._operations.stop()
-        if self._writer_lock is not None:
-            lock, self._writer_lock = self._writer_lock, None
-            await lock.release()
-        if self._supervision is not None and self._supervision.running:
-            await self._supervision.stop()
-        if self._agents is not None and (self._cluster is None or self._agents.running):  # issue 20
-            await self._agents.stop()
-        if self._lookups is not None:
-            await self._lookups.close()
 
     def get_pbx_link(self) -> PBXLink:
         """What the AMI client tells about Asterisk: events and resyncs into the model."""

@@ -3,8 +3,10 @@ statistics and the agent API methods.
 
 - :mod:`ucs.agents.transitions` — the status machine as one table (state × input →
   next state, what is carried out on the PBX, refusal) and what each status is on Asterisk;
-- :mod:`ucs.agents.service` — :class:`Agents`, the service: requests, the per-agent lock,
-  carrying a row out (carry / apply / commit), life;
+- :mod:`ucs.agents.service` — :class:`Agents`, the service: the roster, requests, the
+  per-agent lock, carrying a row out (carry / apply / commit);
+- :mod:`ucs.agents.logins` — login, logout, a bar that did not come back, a phone change;
+- :mod:`ucs.agents.restore` — start and stop: the agents back from the store, a cluster's hand-over;
 - :mod:`ucs.agents.agent` — :class:`Agent`, one logged-in agent;
 - :mod:`ucs.agents.membership` — queue memberships made to match, confirmed by Asterisk
   (through :mod:`ucs.calls.confirm`, the one confirmation module);

@@ -24,21 +24,17 @@ responsibility: following the phone (:mod:`ucs.agents.follow`), counting
 calls (:mod:`ucs.agents.counting`), wrap-up and its timers
 (:mod:`ucs.agents.wrapup`), the day's figures and the midnight rollover
 (:mod:`ucs.agents.figures`), what survives a restart
-(:mod:`ucs.agents.persist`), the status hook (:mod:`ucs.agents.hook`).
+(:mod:`ucs.agents.persist`), the memberships put back after Asterisk restarts
+or the AMI link resyncs (:mod:`ucs.agents.reconcile`), the status hook of seed
+000/001, consulted for requested changes and the initial status at login
+(:mod:`ucs.agents.hook`), logging in and out (:mod:`ucs.agents.logins`), the
+start from the store and a cluster's hand-over (:mod:`ucs.agents.restore`).
 
-After Asterisk restarts or the AMI link resyncs (``resynced``), every agent's
-memberships are put back as its status says (READY and AUX alike), and
-memberships left by a logout that could not reach Asterisk are removed.
-
-The status hook (seed 000/001) is consulted for requested changes and the
-initial status at login; see :mod:`ucs.agents.hook` for how it runs (in a
-thread, with a time budget).
-
-Why this module is a little over 600 lines (issue 15): it is the one place that
-takes an agent's lock and carries a change out (login, logout, a status, a
-suspension, a phone change, a bar that did not come back); what needs no lock
-is in the modules above.  The next part to leave is the life of an agent's
-sessions (login, logout, ``session_expired``, ``_move``).
+Why this module (issue 15): it holds the roster of logged-in agents, their
+locks, and is the one place that carries a change out (``_request``,
+``carry``, ``apply``, ``commit``), for its own requests (a status, a
+suspension) and for the parts above; what needs no lock, or only puts agents
+in the roster and takes them out, is in those modules.
 """
 
 from __future__ import annotations
@@ -57,23 +53,12 @@ from ucs.agents.figures import Figures
 from ucs.agents.follow import PhoneFollower
 from ucs.agents.hook import Hook, StatusHook
 from ucs.agents.membership import Change, Memberships
-from ucs.agents.persist import ORPHANS, STATE, STATS, Saver, restore_state, state_doc
+from ucs.agents.logins import Logins
+from ucs.agents.persist import STATE, Saver, state_doc
 from ucs.agents.reconcile import Reconciler
+from ucs.agents.restore import Restorer
 from ucs.agents.stats import AgentStats, QueueStats
-from ucs.agents.transitions import (
-    ACW,
-    ASK,
-    LOGOUT,
-    OFFLINE,
-    READY,
-    RESUME,
-    SUSPEND,
-    Target,
-    check_reason,
-    parse_status,
-    step,
-    target,
-)
+from ucs.agents.transitions import ACW, ASK, READY, RESUME, SUSPEND, Target, check_reason, parse_status, step, target
 from ucs.agents.waiting import QueueFigures
 from ucs.agents.wrapup import WrapUp
 from ucs.bus import EventBus
@@ -82,12 +67,7 @@ from ucs.calls.tracker import CallObserver, CallTracker
 from ucs.constants import AgentStatus
 from ucs.directory.directory import Directory
 from ucs.directory.model import Line, Queue, User
-from ucs.error import (
-    InvalidDataInput,
-    InvalidState,
-    PBXError,
-    UCSError,
-)
+from ucs.error import InvalidDataInput, InvalidState, PBXError, UCSError
 from ucs.interfaces import ActionSender, KVStore
 from ucs.pbx.model import Member
 from ucs.pbx.observer import PBXObserver
@@ -142,11 +122,9 @@ class Agents(PBXObserver, CallObserver):
         acw_max_seconds: float = 300.0,
     ) -> None:
         self._directory = directory
-        self._ami = ami
         self._pbx = pbx
         self._tracker = tracker
         self._bus = self.bus = bus
-        self._store = store
         self._clock = clock
         self.acw_seconds = acw_seconds
         self.initial_status = parse_status(initial_status)
@@ -172,8 +150,10 @@ class Agents(PBXObserver, CallObserver):
         self._reconcile = Reconciler(self, pbx, self._saver)
         self.waiting = QueueFigures(directory, pbx, clock)
         self.running = False
-        #: Waiting for a restore from the store to end (:meth:`restored`): issue 20.
-        self._settling: list[Deferred[None]] | None = None
+        # Logging in and out, and the start from the store (issue 15): on this roster.
+        self._logins = Logins(self, self._agents, self._by_device, self._reconcile, self._saver)
+        self._restorer = Restorer(self, self._agents, self._by_device, directory, ami, store,
+                                  self._reconcile, self._saver)
         #: Issue 20 (cluster hook, :class:`ucs.cluster.forward.Forwarder`): on a standby, the AMI
         #: owner logs agents in and out; ``None`` where this service does the work itself.
         self.remote: Any = None
@@ -246,111 +226,19 @@ class Agents(PBXObserver, CallObserver):
     # ==================================================================== requests
 
     async def login(self, user: User, line: Line, *, session: Any = None) -> Agent:
-        """Make ``user`` an agent on ``line`` and take them to the initial status.
-
-        Logging in again on the same line returns the agent as it is; on
-        another line the memberships move to the new phone, status kept.
-        The agent exists (OFFLINE, ``EVENT_AGENT_LOGIN``) before the initial
-        status is carried out; if the hook blocks it or Asterisk refuses, the
-        agent stays logged in and OFFLINE (logged; the bar can retry).
-        """
-        if not isinstance(user, User) or not isinstance(line, Line):
-            raise InvalidDataInput("login needs a directory user and line")
-        if self.remote is not None:  # issue 20: a standby; the owner's agents log in
-            return await self.remote.login(user, line, session=session)  # type: ignore[no-any-return]
-
-        async def run() -> Agent:
-            other = self._by_device.get(line.device)
-            if other is not None and other.user.id != user.id:
-                raise InvalidDataInput({"line": f"line {line.id} ({line.device}) is paired with agent "
-                                                f"{other.user.username}; choose another phone"})
-            agent = self._agents.get(user.id)
-            if agent is not None:
-                if agent.line.device != line.device:
-                    await self._move(agent, line)
-                return agent
-            now = self.now()
-            agent = Agent(self, user, line, self.figures.of(user.id), now)
-            self._agents[user.id] = agent
-            self._by_device[line.device] = agent
-            self._reconcile.paired(line.device)
-            self.save_state(agent)
-            self.log.info("agent {user} logged in on {device}", user=user.username, device=line.device)
-            self._bus.publish(ev.EVENT_AGENT_LOGIN, agent, session=session)
-            self._bus.publish(ev.EVENT_AGENT_DEVICE, agent, line=line)
-            if self.initial_status != OFFLINE:
-                try:
-                    await self._request(agent, self.initial_status, self.initial_reason, configured=True)
-                except UCSError as e:
-                    self.log.warn("agent {user} stays OFFLINE after login: {why}", user=user.username, why=str(e))
-            return agent
-
-        return await self.serial(user.id, run)
+        """Make ``user`` an agent on ``line`` and take them to the initial status
+        (:meth:`ucs.agents.logins.Logins.login`)."""
+        return await self._logins.login(user, line, session=session)
 
     async def logout(self, user_id: int, reason: str = "") -> None:
-        """Remove the agent's phone from every queue, OFFLINE, and the agent is gone.
-
-        If Asterisk cannot be reached the agent is logged out anyway and the
-        memberships left behind are removed when it is back.
-        """
-        if self.remote is not None:  # issue 20: a standby; the owner's agents log out
-            await self.remote.logout(user_id, reason)
-            return
-
-        async def run() -> None:
-            agent = self.agent(user_id)
-            step(agent.status, LOGOUT)  # → OFFLINE from any status: QueueRemove everywhere
-            self.wrapup.cancel(agent)
-            try:
-                await self.apply(agent, OFFLINE, "")
-            except PBXError as e:
-                left = {c.queue for c in self._changes(agent, READY, "")} | agent.applied
-                self._reconcile.add_orphans((q, agent.device) for q in left
-                                            if self.members.member(q, agent.device) is not None)
-                self.log.warn("agent {user} logged out, but Asterisk could not be told ({why}); "
-                              "their memberships are removed when it is back", user=agent.user.username, why=str(e))
-            self.commit(agent, OFFLINE, "")
-            agent.accrue(self.now())
-            agent.gone = True
-            del self._agents[user_id]
-            if self._by_device.get(agent.device) is agent:
-                del self._by_device[agent.device]
-            self.figures.save(agent.user.id)
-            self._saver.delete(STATE, str(user_id))
-            self.log.info("agent {user} logged out{why}", user=agent.user.username, why=f" ({reason})" if reason else "")
-            # The phone let go first, then the logout: whoever keeps agents from these events (a
-            # cluster's standbys, issue 20) ends with the agent gone, not re-added without a phone.
-            self._bus.publish(ev.EVENT_AGENT_DEVICE, agent, line=None)
-            self._bus.publish(ev.EVENT_AGENT_LOGOUT, agent, reason=reason)
-
-        await self.serial(user_id, run)
+        """Remove the agent's phone from every queue, OFFLINE, and the agent is gone
+        (:meth:`ucs.agents.logins.Logins.logout`)."""
+        await self._logins.logout(user_id, reason)
 
     async def session_expired(self, user_id: int) -> None:
-        """The agent's last agent bar went away and did not come back: nobody can see
-        a call ring, so the agent stops taking queue calls, as ``session_expiry``
-        says — logged out of every queue, or AUX with ``session_expiry_reason``
-        (its queues paused; the agent finds that status when they log in again).
-        Nothing for a user who is not logged in as an agent."""
-        if self.remote is not None:  # issue 20: a standby; the owner's agent stops taking calls
-            await self.remote.session_expired(user_id)
-            return
-        agent = self.get(user_id)
-        if agent is None:
-            return
-        if self.session_expiry == "logout":
-            self.log.info("agent {user}: the agent bar did not come back; logged out", user=agent.user.username)
-            await self.logout(user_id, "the agent bar did not come back")
-            return
-
-        async def run() -> None:
-            current = self.get(user_id)
-            if current is None or (current.status, current.reason) == (AgentStatus.AUX, self.session_expiry_reason):
-                return
-            self.log.info("agent {user}: the agent bar did not come back; AUX ({reason})",
-                          user=current.user.username, reason=self.session_expiry_reason)
-            await self._request(current, AgentStatus.AUX, self.session_expiry_reason, configured=True)
-
-        await self.serial(user_id, run)
+        """The agent's last agent bar went away and did not come back: the agent stops
+        taking queue calls as ``session_expiry`` says (:meth:`ucs.agents.logins.Logins.session_expired`)."""
+        await self._logins.session_expired(user_id)
 
     async def change_status(self, user_id: int, status: AgentStatus | str | int, reason: str = "", *,
                             own: bool = False) -> Agent:
@@ -403,105 +291,23 @@ class Agents(PBXObserver, CallObserver):
 
     async def start(self, *, newer: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                     fence: Fence | None = None) -> None:
-        """Load today's figures and the logged-in agents from the store, start
-        the midnight reset and the periodic save, and put the agents'
-        memberships back if the AMI link is up.
-
-        ``newer`` (issue 20, a cluster node taking over the AMI link): given the
-        stored agents' documents (``agents.state``, by key), it returns those to
-        restore -- with what the old owner told after its last save; what it
-        changed is saved, what it left out is deleted (:mod:`ucs.cluster.handover`).
-
-        ``fence`` (issue 20, the same node): the term its ownership of the AMI link began with;
-        every document is written under it, and refused once another node took the link over
-        (:mod:`ucs.agents.persist`).  ``None``: written as always (a single node)."""
-        self._saver.fence = fence
-        self._settling = waiting = self._settling or []
-        try:
-            await self._start(newer)
-        finally:
-            self._settling = None
-            for d in waiting:
-                d.callback(None)
+        """Load today's figures and the logged-in agents from the store, start the midnight
+        reset and the periodic save, put the memberships back if the AMI link is up; a
+        cluster node's ``newer`` and ``fence``: :meth:`ucs.agents.restore.Restorer.start`."""
+        await self._restorer.start(newer=newer, fence=fence)
 
     def restored(self) -> Deferred[None]:
-        """Fires once no restore from the store is under way: until then who works on which
-        phone is not known here (a cluster node taking over the AMI link restores its agents),
-        and a session resumed meanwhile must not conclude its agent stopped working."""
-        d: Deferred[None] = Deferred()
-        if self._settling is None:
-            d.callback(None)
-        else:
-            self._settling.append(d)
-        return d
-
-    async def _start(self, newer: Callable[[dict[str, Any]], dict[str, Any]] | None) -> None:
-        now = self.now()
-        self.forget()  # issue 20: a node that becomes the AMI owner again starts from the store
-        accrued = self.figures.load(await self._store.kv_items(STATS), now)
-        stored = await self._store.kv_items(STATE)
-        docs = stored if newer is None else newer(dict(stored))
-        for key in stored.keys() - docs.keys() - {ORPHANS}:
-            self._saver.delete(STATE, key)  # logged out after it was saved
-        for key, doc in docs.items():
-            if key == ORPHANS:
-                self._reconcile.load_orphans(doc)
-                continue
-            if not key.isdigit() or not isinstance(doc, dict):
-                continue
-            agent = self._restore(int(key), doc, accrued, now)
-            if agent is not None and doc is not stored.get(key):
-                self.save_state(agent)  # newer than the store's: the store has it too now
-        self.running = True
-        self.figures.start()
-        self._bus.subscribe(ev.EVENT_USER_CHANGE, self._reconcile.user_changed)
-        self._bus.subscribe(ev.EVENT_CONFIG_CHANGE, self._reconcile.config_changed)
-        self._bus.subscribe(ev.EVENT_ACCOUNT_CODE, self.wrapup.account_code_set)
-        self.log.info("agents: {n} logged-in agents restored", n=len(self._agents))
-        if getattr(self._ami, "state", "up") == "up":
-            self.spawn(self.reconcile(), "reconcile after start")
-
-    def _restore(self, user_id: int, doc: dict[str, Any], accrued: dict[int, float], now: float) -> Agent | None:
-        user = self._directory.users.get(user_id)
-        line_id = doc.get("line_id")
-        line = self._directory.lines.get(line_id) if isinstance(line_id, int) else None
-        if user is None or line is None or line.device in self._by_device:
-            self.log.warn("agents: stored agent {user} cannot come back (user or line gone); logged out", user=user_id)
-            device = doc.get("device")
-            if isinstance(device, str):
-                self._reconcile.add_orphans((q, device) for q in doc.get("applied") or () if isinstance(q, str))
-            self._saver.delete(STATE, str(user_id))
-            return None
-        agent = Agent(self, user, line, self.figures.of(user_id), now)
-        restore_state(agent, doc)
-        # Time while UCS was down counts in the status the agent kept on Asterisk.
-        agent.accrued_until = max(accrued.get(user_id, now), self.figures.days.start_of_day(now))
-        self._agents[user_id] = agent
-        self._by_device[line.device] = agent
-        if agent.status == ACW:
-            self.wrapup.start_timer(agent, now, until=agent.acw_until)
-        return agent
+        """Fires once no restore from the store is under way (:meth:`ucs.agents.restore.Restorer.restored`)."""
+        return self._restorer.restored()
 
     async def stop(self) -> None:
         """Stop the timers, save every agent and figure, wait for the store."""
-        self.running = False
-        self.figures.stop()
-        self._bus.unsubscribe(ev.EVENT_USER_CHANGE, self._reconcile.user_changed)
-        self._bus.unsubscribe(ev.EVENT_CONFIG_CHANGE, self._reconcile.config_changed)
-        self._bus.unsubscribe(ev.EVENT_ACCOUNT_CODE, self.wrapup.account_code_set)
-        now = self.now()
-        for agent in self._agents.values():
-            self.wrapup.stop_timer(agent)
-            agent.accrue(now)
-            self.save_state(agent)
-        self.figures.save_all()
-        await self._saver.flush()
+        await self._restorer.stop()
 
     def forget(self) -> None:
         """Drop every agent from memory (issue 20: a node no longer the AMI owner; the store
         and the new owner have them).  Call after :meth:`stop`."""
-        self._agents.clear()
-        self._by_device.clear()
+        self._restorer.forget()
 
     def settled(self) -> Deferred[None]:
         """Fires when no background work (wrap-up, following the phone,
@@ -653,27 +459,6 @@ class Agents(PBXObserver, CallObserver):
             agent.suspended.discard(queue_id)
         self.save_state(agent)
         self._bus.publish(ev.EVENT_AGENT_SUSPEND if on else ev.EVENT_AGENT_RESUME, agent, queue_id=queue_id)
-
-    async def _move(self, agent: Agent, line: Line) -> None:
-        """Re-pair: memberships leave the old phone and come to the new one."""
-        old = agent.device
-        await self.members.apply(old, agent.user.name,
-                                 [Change(c.queue, Target(False)) for c in self._changes(agent, OFFLINE, "")])
-        agent.applied.clear()
-        if self._by_device.get(old) is agent:
-            del self._by_device[old]
-        agent.line = line
-        agent.live_legs.clear()
-        agent.held.clear()  # the old phone's calls are no longer followed: no wrap-up after them
-        self._by_device[line.device] = agent
-        self.save_state(agent)
-        self._bus.publish(ev.EVENT_AGENT_DEVICE, agent, line=line)
-        try:
-            await self.apply(agent, agent.status, agent.reason)
-        except PBXError as e:
-            self.log.warn("agent {user}: memberships not added on the new phone {device}: {why}",
-                          user=agent.user.username, device=line.device, why=str(e))
-            raise
 
     # ==================================================================== helpers
 
