@@ -99,7 +99,7 @@ STATES = (STARTING, WAITING, STANDBY, RESTORING, RESTORING_LOST, RESTORING_STOP,
 # --- inputs
 ELECTED = "elected"    # the election says this node owns the AMI link
 LOST = "lost"          # ... that it does not (or the node is stopping)
-DOMAIN = "domain"      # the directory is loaded and the registry built (UCSServer._start_domain)
+DOMAIN = "domain"      # the directory is loaded and the registry built (ucs.domain.Domain.start)
 RESTORED = "restored"  # the node's restore ended: the agents are this node's
 FAILED = "failed"      # ... it failed (and the node forgot what it had restored)
 TIMER = "timer"        # retry_interval after a failed restore

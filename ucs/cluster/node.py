@@ -387,7 +387,7 @@ class ClusterNode(Service):
     # --- the owner's duty: the agents, then the AMI link (issue 20, ucs.cluster.duty) ----------
 
     def domain_started(self) -> None:
-        """The container loaded the directory and built the registry (``UCSServer._start_domain``):
+        """The container loaded the directory and built the registry (``ucs.domain.Domain.start``):
         standbys' API calls may be forwarded, and the agents may start if this node owns the link."""
         self._server.get_registry().forward = self.forwarder
         if not self._domain.called:
