@@ -73,9 +73,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+
+from ucs.cluster.waiters import StateWaiters
 
 log = Logger(namespace="ucs.cluster")
 
@@ -195,7 +197,7 @@ class Duty:
         self.name = name
         self.state = STARTING
         self._timer: IDelayedCall | None = None
-        self._waiting: list[tuple[str, Deferred[None]]] = []
+        self._waiters = StateWaiters()
         self._queue: list[str] = []  # the input being taken, then those its outputs fed
 
     @property
@@ -205,11 +207,7 @@ class Duty:
 
     def when(self, state: str) -> Deferred[None]:
         """Fires when the machine is in ``state`` (at once if it is)."""
-        if self.state == state:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._waiting.append((state, d))
-        return d
+        return self._waiters.when(self.state, state)
 
     # --- the inputs --------------------------------------------------------------------------
 
@@ -264,9 +262,7 @@ class Duty:
             else:
                 getattr(self.actions, output)()
         if new != old:
-            for waiter in [w for w in self._waiting if w[0] == new]:
-                self._waiting.remove(waiter)
-                waiter[1].callback(None)
+            self._waiters.entered(new)
 
     def _tick(self) -> None:
         self._timer = None

@@ -62,6 +62,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ucs.cluster.lockconn import CLAIM_MARGIN, LockConnection, Timings
+from ucs.cluster.waiters import StateWaiters
 from ucs.store.base import Fence
 
 STOPPED, CONNECTING, DISCONNECTED, STANDBY, CLAIMING, OWNER = (
@@ -118,7 +119,7 @@ class Elector:
         self._epoch = 0
         self._timer: IDelayedCall | None = None
         self._closing: Deferred[None] = succeed(None)
-        self._waiting: list[tuple[str, Deferred[None]]] = []
+        self._waiters = StateWaiters()
         #: How long a claim still lasts when the lock is won (:meth:`LockConnection.claim_left`).
         self._claim_left = timings.claim
         #: The PostgreSQL backend serving this node's session (``pg_terminate_backend`` in tests).
@@ -156,11 +157,7 @@ class Elector:
 
     def when(self, state: str) -> Deferred[None]:
         """Fires when the machine is in ``state`` (at once if it is)."""
-        if self.state == state:
-            return succeed(None)
-        d: Deferred[None] = Deferred()
-        self._waiting.append((state, d))
-        return d
+        return self._waiters.when(self.state, state)
 
     # --- the machine -----------------------------------------------------------------------
 
@@ -176,9 +173,7 @@ class Elector:
         for output in outputs:
             getattr(self, "_do_" + output)(old)
         if new != old:
-            for waiter in [w for w in self._waiting if w[0] == new]:
-                self._waiting.remove(waiter)
-                waiter[1].callback(None)
+            self._waiters.entered(new)
 
     def _result(self, epoch: int, success: str, value_to_input: Callable[[Any], str] | None = None
                 ) -> Callable[[Any], None]:
