@@ -11,32 +11,14 @@ by nobody is written over; a deletion or rename lets the name go.
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList
 
-from ucs.directory.directory import Directory
+from dirkit import at_once, two_nodes
 from ucs.error import InvalidDataInput
-from ucs.store import open_store
 
 CLAIMS = "dir.users.claims"
-
-
-async def two_nodes(store_url: str) -> tuple[Any, Directory, Directory]:
-    store = await open_store(store_url, reactor)
-    a, b = Directory(store), Directory(store)
-    await a.load()
-    await b.load()
-    return store, a, b
-
-
-async def at_once(*coroutines: Any) -> list[tuple[bool, Any]]:
-    """Each coroutine's (succeeded, result or failure's value), started in the same turn."""
-    results = await DeferredList([Deferred.fromCoroutine(c) for c in coroutines], consumeErrors=True)
-    return [(ok, value if ok else value.value) for ok, value in results]
 
 
 @pytest_twisted.ensureDeferred

@@ -18,27 +18,13 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList
 
+from dirkit import at_once, two_nodes
 from ucs.directory.directory import Directory
 from ucs.error import NotFound, ProcessingError
 from ucs.store import open_store
 from ucs.store.base import KV_DELETE, KVExpect
 from ucs.store.errors import Changed
-
-
-async def two_nodes(store_url: str) -> tuple[Any, Directory, Directory]:
-    store = await open_store(store_url, reactor)
-    a, b = Directory(store, audit=store), Directory(store, audit=store)
-    await a.load()
-    await b.load()
-    return store, a, b
-
-
-async def at_once(*coroutines: Any) -> list[tuple[bool, Any]]:
-    """Each coroutine's (succeeded, result or failure's value), started in the same turn."""
-    results = await DeferredList([Deferred.fromCoroutine(c) for c in coroutines], consumeErrors=True)
-    return [(ok, value if ok else value.value) for ok, value in results]
 
 
 async def stored_user(store: Any, user_id: int) -> dict[str, Any] | None:
@@ -48,7 +34,7 @@ async def stored_user(store: Any, user_id: int) -> dict[str, Any] | None:
 
 @pytest_twisted.ensureDeferred
 async def test_two_nodes_editing_different_fields_of_one_user_keep_both(store_url: str) -> None:
-    store, a, b = await two_nodes(store_url)
+    store, a, b = await two_nodes(store_url, audit=True)
     try:
         user = await a.add("users", {"username": "hanna", "firstname": "Hanna", "email": "h@old.example"})
         await b.refresh("users")
@@ -84,7 +70,7 @@ async def test_two_nodes_editing_different_fields_of_one_user_keep_both(store_ur
 @pytest_twisted.ensureDeferred
 async def test_a_queues_members_set_on_one_node_and_the_user_edited_on_the_other_both_land(
         store_url: str) -> None:
-    store, a, b = await two_nodes(store_url)
+    store, a, b = await two_nodes(store_url, audit=True)
     try:
         sales = await a.add("queues", {"name": "Sales", "asterisk_name": "sales"})
         support = await a.add("queues", {"name": "Support", "asterisk_name": "support"})
@@ -118,7 +104,7 @@ async def test_a_queues_members_set_on_one_node_and_the_user_edited_on_the_other
 
 @pytest_twisted.ensureDeferred
 async def test_an_edit_racing_a_deletion(store_url: str) -> None:
-    store, a, b = await two_nodes(store_url)
+    store, a, b = await two_nodes(store_url, audit=True)
     try:
         keep = await a.add("users", {"username": "admin", "superuser": True})  # not the last superuser
         jan = await a.add("users", {"username": "jan"})
@@ -210,7 +196,7 @@ async def test_the_store_writes_over_a_document_only_at_the_revision_expected(st
 
 @pytest_twisted.ensureDeferred
 async def test_a_node_that_keeps_losing_the_race_is_told_to_try_again(store_url: str) -> None:
-    store, a, b = await two_nodes(store_url)
+    store, a, b = await two_nodes(store_url, audit=True)
     try:
         user = await a.add("users", {"username": "max"})
         await b.refresh("users")
