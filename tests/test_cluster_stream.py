@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from twisted.internet import defer, reactor
 from serverkit import start_demo, until, working_agent
 from ucs import events as ev
 from ucs.cluster.aio import AsyncioBridge
-from ucs.cluster.codec import SCHEMA_VERSION, CodecError, decode, encode, envelope
+from ucs.cluster.codec import SCHEMA_VERSION, CodecError, Envelope, decode, encode, envelope
 from ucs.cluster.commands import CommandClient, CommandServer, NoOwner, OwnerTimeout
 from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
@@ -62,6 +63,24 @@ async def delete_all(link: NatsLink, names: Names) -> None:
                 pass
 
     await link.bridge.run(delete)
+
+
+def devices(*things: Any) -> Callable[[], list[Envelope]]:
+    """A new owner's model (``initial``): these devices."""
+    return lambda: [e for t in things if (e := envelope(ev.EVENT_DEVICE_CHANGED, t, {})) is not None]
+
+
+async def wind_up(n: Names, link: NatsLink, *others: NatsLink, feeds: tuple[OwnerFeed | None, ...] = (),
+                  follower: Follower | None = None) -> None:
+    """A test's end: its feeds and follower stopped, its stream, bucket and bodies deleted, its links closed."""
+    for feed in feeds:
+        if feed is not None:
+            feed.stop()
+    if follower is not None:
+        await follower.stop()
+    await delete_all(link, n)
+    for each in (link, *others):
+        await close_link(each)
 
 
 def names() -> Names:
@@ -142,6 +161,8 @@ async def test_a_late_joiner_rebuilds_the_owners_model_from_the_snapshot_and_the
 async def test_a_follower_reloads_when_a_new_owner_starts_a_term() -> None:
     n = names()
     link_a, link_b = await open_link("a"), await open_link("b")
+    old = new = None
+    follower: Follower | None = None
     try:
         from ucs.bus import EventBus
 
@@ -167,18 +188,13 @@ async def test_a_follower_reloads_when_a_new_owner_starts_a_term() -> None:
         await stream.ensure()  # as a new owner does: its term starts after the stream's last event
         # A new owner knows only what its own model has: the ghost is gone from it.
         new = OwnerFeed(bus, stream, reactor, "b", snapshot_interval=3600,
-                        initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Device("SIP/1001", "IDLE"),
-                                                              {})] if e is not None])
+                        initial=devices(Device("SIP/1001", "IDLE")))
         new.start()
         await until(lambda: follower.replica.term == new.replica.term, 10)
         await until(lambda: follower.replica.state() == new.replica.state(), 10)
         assert follower.replica.devices == {"SIP/1001": {"device": "SIP/1001", "state": "IDLE"}}
-        new.stop()
-        await follower.stop()
     finally:
-        await delete_all(link_a, n)
-        await close_link(link_a)
-        await close_link(link_b)
+        await wind_up(n, link_a, link_b, feeds=(old, new), follower=follower)
 
 
 @pytest_twisted.ensureDeferred
@@ -199,16 +215,14 @@ async def test_an_old_owners_late_snapshot_does_not_replace_the_new_owners() -> 
         follower = Follower(EventStream(link_b, n))
         await follower.start()
         old = OwnerFeed(EventBus(), stream_a, reactor, "a", snapshot_interval=3600,
-                        initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Thing("SIP/ghost", state="INUSE"),
-                                                              {})] if e is not None])
+                        initial=devices(Thing("SIP/ghost", state="INUSE")))
         old.start()
         await stored(stream_a, old)
         late = old.replica.frozen()  # what the old owner was storing when it stepped down
         old.stop()
         await stream_b.ensure()  # as a node does before its term: the term starts after the stream's last event
         new = OwnerFeed(EventBus(), stream_b, reactor, "b", snapshot_interval=3600,
-                        initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Thing("SIP/1", state="IDLE"),
-                                                              {})] if e is not None])
+                        initial=devices(Thing("SIP/1", state="IDLE")))
         new.start()
         await stored(stream_b, new)
         with pytest.raises(Superseded, match=re.escape(f"newer term's snapshot is stored ({new.replica.term})")):
@@ -235,14 +249,7 @@ async def test_an_old_owners_late_snapshot_does_not_replace_the_new_owners() -> 
         await stored(stream_b, new)
         assert await link_a.bridge.run(bodies) == {f"snapshot-{new.replica.term}"}
     finally:
-        for feed in (old, new):
-            if feed is not None:
-                feed.stop()
-        if follower is not None:
-            await follower.stop()
-        await delete_all(link_a, n)
-        await close_link(link_a)
-        await close_link(link_b)
+        await wind_up(n, link_a, link_b, feeds=(old, new), follower=follower)
 
 
 async def stored(stream: EventStream, feed: OwnerFeed) -> None:
@@ -430,8 +437,7 @@ async def test_a_follower_reads_the_snapshots_body_only_for_a_new_term() -> None
         stream = EventStream(link_a, n)
         await stream.ensure()
         old = OwnerFeed(bus, stream, reactor, "a", snapshot_interval=3600,
-                        initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Thing("SIP/1", state="IDLE"),
-                                                              {})] if e is not None])
+                        initial=devices(Thing("SIP/1", state="IDLE")))
         old.start()
         await stored(stream, old)
         follower_stream = EventStream(link_b, n)
@@ -462,22 +468,14 @@ async def test_a_follower_reads_the_snapshots_body_only_for_a_new_term() -> None
         new_stream = EventStream(link_a, n)  # a node of its own, as after a failover
         await new_stream.ensure()
         new = OwnerFeed(bus, new_stream, reactor, "b", snapshot_interval=3600,
-                        initial=lambda: [e for e in [envelope(ev.EVENT_DEVICE_CHANGED, Thing("SIP/9", state="IDLE"),
-                                                              {})] if e is not None])
+                        initial=devices(Thing("SIP/9", state="IDLE")))
         new.start()
         await until(lambda: follower is not None and follower.replica.term == new.replica.term, 10)
         await follower.catch_up()
         assert follower_stream.bodies_read == 2
         await until(lambda: follower is not None and follower.replica.state() == new.replica.state(), 10)
     finally:
-        for feed in (old, new):
-            if feed is not None:
-                feed.stop()
-        if follower is not None:
-            await follower.stop()
-        await delete_all(link_a, n)
-        await close_link(link_a)
-        await close_link(link_b)
+        await wind_up(n, link_a, link_b, feeds=(old, new), follower=follower)
 
 
 @pytest_twisted.ensureDeferred
@@ -494,8 +492,7 @@ async def test_a_snapshot_larger_than_max_payload_reaches_a_late_follower() -> N
         # NATS message may carry (max_payload, 1 MB by default).
         things = [Thing(f"SIP/{i}", state="INUSE", noise=secrets.token_hex(300)) for i in range(4000)]
         feed = OwnerFeed(EventBus(), stream, reactor, "owner", snapshot_interval=3600,
-                         initial=lambda: [e for e in (envelope(ev.EVENT_DEVICE_CHANGED, t, {}) for t in things)
-                                          if e is not None])
+                         initial=devices(*things))
         feed.start()
         await stream.published()
         await stored(stream, feed)
@@ -511,11 +508,7 @@ async def test_a_snapshot_larger_than_max_payload_reaches_a_late_follower() -> N
         assert late.replica.state() == feed.replica.state()
         await late.stop()
     finally:
-        if feed is not None:
-            feed.stop()
-        await delete_all(owner_link, n)
-        await close_link(owner_link)
-        await close_link(late_link)
+        await wind_up(n, owner_link, late_link, feeds=(feed,))
 
 
 def test_a_snapshot_body_gives_the_owners_replica_and_another_version_is_refused() -> None:
