@@ -8,6 +8,9 @@ store -- on its session logged in before it (the bar gets the message a second
 tab gets), not on the one logged in after; nor twice, whether it was heard first
 (a bar that chose a phone again after a supervisor's logout keeps it) or read
 first (the notice that arrives late does nothing more); nor on a's own sessions.
+A session taken over from a node that died without ending it is refused at its
+resume if its user logged out since, and resumed if not (a supervisor's logout is
+not applied there: the agents, as they are now, say whether it works on a phone).
 Tests/test_cluster_logouts.py does it with whole nodes, one cut off from NATS.
 """
 
@@ -15,14 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import pytest_twisted
+from test_stored_sessions import Agents, Directory
 from twisted.internet import reactor, task
 
 from ucs.api import logouts
 from ucs.api.session import Session, SessionManager
 from ucs.api.stored_logouts import StoredLogouts
+from ucs.api.stored_sessions import StoredSessions, token_hash
 from ucs.constants import SessionState
 from ucs.directory.model import Line, User
+from ucs.error import NotFound
 from ucs.store import open_store
 
 
@@ -124,4 +131,48 @@ async def test_a_node_that_missed_a_logout_carries_it_out_once_on_the_sessions_b
     finally:
         for n in nodes.values():
             n.stop()
+        await s.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_session_left_by_a_dead_node_is_not_resumed_after_its_users_logout(store_url: str) -> None:
+    s = await open_store(store_url, reactor)
+    clock = task.Clock()
+    clock.advance(1000)
+    directory = Directory()
+    agents = Agents({8: directory.lines[4]})  # Bob works on a phone (again, after his supervisor's logout)
+    managers = {n: SessionManager(clock) for n in "ab"}
+    nodes = {n: StoredSessions(s, managers[n], directory, agents, clock, n, 600.0, lambda: False) for n in "ab"}
+    alice, bob = directory.users[7], directory.users[8]
+    try:
+        for n in nodes.values():
+            n.start()
+        a, b = nodes["a"], nodes["b"]
+        # Alice and Bob have a bar each on b; b dies (its rows stay, within the resume window).
+        sessions = {}
+        for user in (alice, bob):
+            sessions[user.id] = logged_in(managers["b"], user, clock.seconds(), [])
+            b.attached(sessions[user.id])
+        clock.advance(0)
+        await b.flushed()
+        await b.stop()
+        # Alice is logged out by an administrator on a, Bob by a supervisor; minutes later their bars
+        # come back, to a.
+        clock.advance(1)
+        logouts.end(managers["a"], alice.id, logouts.FORCED, "You were logged out by an administrator.")
+        logouts.end(managers["a"], bob.id, logouts.UNPAIRED)
+        await a.logouts.flushed()
+        clock.advance(300)
+        with pytest.raises(NotFound, match="its user was logged out since, on another node"):
+            await a.resume(sessions[alice.id].sid, "10.0.0.8")
+        assert managers["a"].of_user(alice.id) == []
+        clock.advance(0)
+        await a.flushed()
+        assert await s.session_get(token_hash(sessions[alice.id].sid)) is None  # nor elsewhere later
+        taken = await a.resume(sessions[bob.id].sid, "10.0.0.9")
+        assert taken.user is bob and not taken.closed
+        assert taken.state is SessionState.READY and taken.line is directory.lines[4]  # the agents say so
+    finally:
+        for n in nodes.values():
+            await n.stop()
         await s.close()

@@ -12,7 +12,9 @@ heartbeat of its stored sessions (:class:`ucs.api.stored_sessions.StoredSessions
 one query) and when its NATS link comes back, and carries out those of other
 nodes on its own sessions of the user, as the notice would have (the same
 messages) -- but only on the sessions logged in before the logout: a tab that
-logged in since stays.
+logged in since stays.  A session taken over from another node (a resume) is
+checked at once against its user's logouts since it logged in (:meth:`StoredLogouts.resumed`):
+its old node, dead or away, may have left it logged in.
 
 **Once.**  The notice carries the logout's id (and when it was made).  A node
 notes, per logout, the sessions it carried it out on (heard or read); a logout
@@ -49,6 +51,7 @@ MARGIN = 60.0
 class LogoutStoreLike(Protocol):
     def logout_write(self, logout: dict[str, Any], written: float, prune_before: float) -> Deferred[None]: ...
     def logouts_since(self, since: float) -> Deferred[list[dict[str, Any]]]: ...
+    def logouts_of(self, user_id: int, after: float) -> Deferred[list[dict[str, Any]]]: ...
 
 
 def logged_in(session: Session) -> float:
@@ -179,13 +182,35 @@ class StoredLogouts:
             del self._done[lid]
         return touched
 
-    def _apply(self, lid: str, logout: dict[str, Any], before: float | None) -> int:
+    async def resumed(self, session: Session) -> int:
+        """``session`` was just taken over from another node (a resume): the logouts of its
+        user made since it logged in, which its old node did not carry out (it was away, or
+        dead, and left its row), are -- one query, whatever the heartbeats read.  Not
+        ``unpaired``: the take-over pairs the session from the agents as they are now."""
+        user_id = session.user_id
+        if user_id is None:
+            return 0
+        try:
+            rows = await self._store.logouts_of(user_id, logged_in(session))
+        except Exception as e:
+            self.log.warn("the logouts of user {user} could not be read from the store ({e}); a session taken "
+                          "over is resumed as it was", user=user_id, e=e)
+            return 0
+        touched = 0
+        for row in rows:
+            if session.closed or session.user is None:
+                break
+            if row["how"] != logouts.UNPAIRED:
+                touched += self._apply(str(row["id"]), row, float(row["at"]), sid=session.sid)
+        return touched
+
+    def _apply(self, lid: str, logout: dict[str, Any], before: float | None, *, sid: str | None = None) -> int:
         """Carry ``logout`` out on the user's sessions here it has not touched yet (logged in
-        before ``before``, when given), and note them."""
+        before ``before``, when given; ``sid`` only, when given), and note them."""
         user_id = int(logout["user_id"])
         done = self._done.get(lid, (0.0, set()))[1]
         chosen = {s.sid for s in self._sessions.of_user(user_id)
-                  if s.sid not in done and (before is None or logged_in(s) < before)}
+                  if s.sid not in done and (before is None or logged_in(s) < before) and sid in (None, s.sid)}
         if not chosen:
             return 0
         at = logout.get("at")

@@ -210,7 +210,12 @@ class StoredSessions:
             # Another socket of the same bar resumed it meanwhile (a quick reconnect while the old
             # socket was not yet seen closed): the same session, not a second one.
             return again
-        return self._recreate(sid, row, address)
+        session = self._recreate(sid, row, address)
+        await self.logouts.resumed(session)  # its user logged out since, and its old node did not end it
+        if session.closed or session.user is None:
+            self._sessions.close(session, "logged out on another node")
+            raise NotFound("that session has ended (its user was logged out since, on another node); log in again")
+        return session
 
     def _local(self, sid: str) -> Session | None:
         """This node's session ``sid``, if it has one."""

@@ -213,6 +213,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 written {real} NOT NULL
             )""",
             "CREATE INDEX logouts_written ON logouts (written)",
+            "CREATE INDEX logouts_user ON logouts (user_id, at)",
         ),
     ),
 )

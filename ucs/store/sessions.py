@@ -62,6 +62,7 @@ _LOGOUT = (f"INSERT INTO logouts ({', '.join(LOGOUT_FIELDS)}) VALUES (?, ?, ?, ?
            "ON CONFLICT (id) DO NOTHING")
 _PRUNE = "DELETE FROM logouts WHERE written < ?"
 _LOGOUTS = f"SELECT {', '.join(LOGOUT_FIELDS)} FROM logouts WHERE written >= ? ORDER BY written, id"
+_LOGOUTS_OF = f"SELECT {', '.join(LOGOUT_FIELDS)} FROM logouts WHERE user_id = ? AND at > ? ORDER BY at, id"
 _RELEASE = "UPDATE sessions SET expires = ?, version = version + 1 WHERE node = ? AND expires IS NULL"
 
 
@@ -252,6 +253,17 @@ class SessionsMixin:
 
         def read(conn: Any) -> list[dict[str, Any]]:
             return [dict(zip(LOGOUT_FIELDS, row)) for row in conn.execute(sql, (float(since),)).fetchall()]
+
+        result: list[dict[str, Any]] = await self._run(read)
+        return result
+
+    @_deferred
+    async def logouts_of(self, user_id: int, after: float) -> list[dict[str, Any]]:
+        """The logouts of ``user_id`` made after ``after``, oldest first."""
+        sql = self._backend.sql(_LOGOUTS_OF)
+
+        def read(conn: Any) -> list[dict[str, Any]]:
+            return [dict(zip(LOGOUT_FIELDS, row)) for row in conn.execute(sql, (int(user_id), float(after))).fetchall()]
 
         result: list[dict[str, Any]] = await self._run(read)
         return result
