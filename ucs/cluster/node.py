@@ -233,11 +233,11 @@ class ClusterNode(Service):
             self.heartbeat.link_changed(state)
         if state != "up":
             self._dir_missed = True  # issue 20: directory notices may be missed meanwhile
-        else:
+        elif self.follower is not None:
+            follower = self.follower
+            self._chain.addCallback(lambda _: Deferred.fromCoroutine(follower.catch_up(link_back=True)))
+        if state == "up":
             self.sessions.logouts.catch_up()  # issue 20: the logouts made meanwhile (logs its failures)
-            if self.follower is not None:
-                follower = self.follower
-                self._chain.addCallback(lambda _: Deferred.fromCoroutine(follower.catch_up(link_back=True)))
         self._tell_bars(state)
         self._changed()
 
