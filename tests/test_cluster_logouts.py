@@ -13,12 +13,20 @@ the sessions of all three nodes, each saying its node, with the owner's agent
 statuses; a node that stops answering is named in ``missing``, and its users'
 sessions are not listed.  ``/metrics`` of each node names it, its role and the
 stream position.
+
+A node cut off from NATS misses the logout's notice: node B, alone cut off, reads
+it from the store at its next sessions heartbeat -- its bar logged in before the
+logout gets "logged out in another window", its tab logged in after stays, and
+nothing more happens when its link comes back; a supervisor's logout heard on B
+is not carried out again when B reads it from the store (the bar that chose its
+phone again keeps it).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest_twisted
@@ -26,8 +34,10 @@ import treq
 from twisted.internet import reactor
 
 from clusterkit import cluster_env
+from cutproxy import CutProxy
 from pgkit import POSTGRES_URL
 from serverkit import until
+from test_cluster_stream import NATS_URL
 from test_metrics import samples
 from test_web_api import connect
 from ucs.cluster.sessync import subjects
@@ -186,3 +196,76 @@ async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path
         assert reactor.seconds() - started >= 2.0  # type: ignore[attr-defined]  # waited its request_timeout
         two = {r["username"]: r for r in reply["users"]}["agent2"]
         assert [s["node"] for s in two["sessions"]] == ["node-a"]  # B's bar of agent 2 is not known
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_cut_off_from_nats_carries_out_the_logout_it_missed_once(tmp_path: Path) -> None:
+    async with cluster_env(phones=2) as env:
+        nats = CutProxy(reactor, urlsplit(NATS_URL).port or 4222)  # node B's way to NATS
+        nats.start()
+        env.proxies.append(nats)
+        fast = {"resume_window": 4.0}  # a sessions heartbeat a second
+        a = await env.start_owner(tmp_path, "node-a", 2, web=fast)
+        b = await env.start_standby(tmp_path, "node-b", a, web=fast,
+                                    cluster={"nats": [f"nats://127.0.0.1:{nats.port}"]})
+        node_b, bars = b.get_cluster(), env.clients
+        stored = node_b.sessions.logouts
+        uid = {n: a.get_directory().user_by_username(demo.user_of(n)[0]).id for n in (1, 2)}  # type: ignore[union-attr]
+
+        def logouts_told(bar: Any) -> list[dict[str, Any]]:
+            return [m["data"] for m in bar.inbox if m["event"] == "logout"]
+
+        async def reads(n: int) -> None:
+            """B has read the store ``n`` more times from now."""
+            first = stored.reads
+            await until(lambda: stored.reads >= first + n, 10)
+
+        # Agent 1 works through a bar on A and has a bar on B; then B is cut off from NATS.
+        bar_a = await bar_of(a, 1, phone=True)
+        bars.append(bar_a)
+        await until(lambda: b.get_agents().get(uid[1]) is not None, 10)
+        bar_b = await bar_of(b, 1, phone=False)
+        bars.append(bar_b)
+        assert states(b, uid[1]) == [SessionState.READY]
+        await nats.refuse()
+        await until(lambda: node_b.link.state != "up", 20)
+
+        # The agent logs out on A; B does not hear it.  A tab logs in on B after the logout.
+        await bar_a.call("logout")
+        tab = await connect(b.get_web_service().ws_url)
+        bars.append(tab)
+        await tab.call("login", list(demo.user_of(1)))
+        # B's heartbeat reads it: the bar logged in before is told as a second tab is; the tab stays.
+        told = await bar_b.event("logout", timeout=10)
+        assert told["data"] == {"reason": "logged out in another window"}
+        assert b.get_sessions().get(bar_b.hello["sid"]).state is SessionState.CREDENTIALS
+        await reads(2)  # a read after the tab's login
+        assert b.get_sessions().get(tab.hello["sid"]).user_id == uid[1] and logouts_told(tab) == []
+        assert stored.caught_up == 1
+
+        # B's link comes back (a read at once, then its heartbeats): nothing more.
+        nats.restore()
+        await until(lambda: node_b.link.state == "up", 30)
+        await reads(2)
+        assert b.get_sessions().get(tab.hello["sid"]).user_id == uid[1] and len(states(b, uid[1])) == 1
+        assert logouts_told(tab) == [] and logouts_told(bar_b) == [] and stored.caught_up == 1
+
+        # A supervisor on A logs agent 2 out; B hears it: its bar chooses a phone again, and keeps it
+        # when B reads that logout from the store afterwards.
+        bars.append(await bar_of(a, 2, phone=True))
+        await until(lambda: b.get_agents().get(uid[2]) is not None, 10)
+        bar_b2 = await bar_of(b, 2, phone=False)
+        bars.append(bar_b2)
+        assert states(b, uid[2]) == [SessionState.READY]
+        boss = await connect(a.get_web_service().ws_url)
+        bars.append(boss)
+        await boss.call("login", ["supervisor", "supervisor-demo"])
+        await boss.call("supervisor.start")
+        await boss.call("agents.logout", [uid[2]])
+        await until(lambda: states(b, uid[2]) == [SessionState.IDENTIFY], 5)
+        caught = stored.caught_up  # heard (or, were the notice slow, read first)
+        await bar_b2.call("identifier", [demo.line_of(2)[1]])
+        await bar_b2.call("provision")
+        assert states(b, uid[2]) == [SessionState.READY]
+        await reads(2)
+        assert states(b, uid[2]) == [SessionState.READY] and stored.caught_up == caught

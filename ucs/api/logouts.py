@@ -16,13 +16,16 @@ Three kinds, each what one UCS process always did to the user's sessions:
 
 :func:`end` carries one out on this process's sessions and, unless it is another
 node's (``announce=False``), tells the manager's ``ended_watchers``: in a cluster the
-node's :class:`ucs.cluster.sessync.SessionSync`, which tells every other node, where
-:func:`end` runs again.
+node's :class:`ucs.api.stored_logouts.StoredLogouts`, which writes it to the store and
+has :class:`ucs.cluster.sessync.SessionSync` tell every other node, where :func:`end`
+runs again (from the notice, or from the store when the notice was missed).
 """
 
 from __future__ import annotations
 
-from ucs.api.session import SessionManager
+from collections.abc import Callable
+
+from ucs.api.session import Session, SessionManager
 from ucs.constants import SessionState as S
 
 LOGOUT = "logout"
@@ -35,13 +38,16 @@ PEOPLE = ("ws", "iserver")
 
 
 def end(sessions: SessionManager, user_id: int, how: str, reason: str = "", *, keep: object = None,
-        announce: bool = True) -> int:
+        announce: bool = True, only: Callable[[Session], bool] | None = None) -> int:
     """End ``user_id``'s sessions here as ``how`` says (``keep``: the session that asked,
-    which its own handler answers); returns how many were touched."""
+    which its own handler answers; ``only``: those it accepts, when another node's logout
+    read late must spare the sessions logged in since); returns how many were touched."""
     if how not in KINDS:
         raise ValueError(f"{how!r} is not a kind of logout; {', '.join(KINDS)}")
     touched = 0
     for s in sessions.of_user(user_id):
+        if only is not None and not only(s):
+            continue
         if how == LOGOUT:
             s.user, s.line, s.state = None, None, S.CREDENTIALS
             if s is not keep and s.push is not None:

@@ -13,7 +13,9 @@ login in Asterisk, no status change; the bar then loads ``state`` as after a
 reload.
 
 Ending a session (logout, a forced logout, a login elsewhere with autologout, a
-deleted user) deletes its row: it cannot be resumed anywhere.  A bar gone for
+deleted user) deletes its row: it cannot be resumed anywhere.  A logout is also
+written to the store, and read at each heartbeat by the nodes that did not hear
+its notice (:mod:`ucs.api.stored_logouts`).  A bar gone for
 good (not back within the resume window, a closed tab whose logout failed)
 leaves its row due; so do the sessions of a node that died (its heartbeat
 stops).  Only the node that owns the AMI link expires what is due, once
@@ -36,6 +38,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ucs.api.session import Session, SessionManager
+from ucs.api.stored_logouts import LogoutStoreLike, StoredLogouts
 from ucs.constants import SessionState
 from ucs.directory.model import Line, User
 from ucs.error import NotFound, UCSError
@@ -55,7 +58,7 @@ class Unavailable(UCSError):
     code = 503
 
 
-class SessionStoreLike(Protocol):
+class SessionStoreLike(LogoutStoreLike, Protocol):
     def session_write(self, ops: Any) -> Deferred[None]: ...
     def session_claim(self, sid_hash: str, node: str, now: float, window: float,
                       stale_after: float) -> Deferred[tuple[str, dict[str, Any] | None]]: ...
@@ -117,11 +120,14 @@ class StoredSessions:
         self._sweeping = False
         #: Sessions this node expired as the owner (for /health and tests).
         self.expired = 0
+        #: The logouts of other nodes this node missed, read at each heartbeat (ucs.api.stored_logouts).
+        self.logouts = StoredLogouts(store, sessions, clock, node)
 
     # -- life -------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._sessions.watch(self._changed)
+        self.logouts.start()
         self._first = True
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self._clock
@@ -131,12 +137,14 @@ class StoredSessions:
         """Stop listening; what is queued is written.  The rows stay: the bars of a node
         that stops come back elsewhere, or are expired by the owner."""
         self._sessions.unwatch(self._changed)
+        self.logouts.stop()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
         self._flush()
         self._kick()  # what failed before is tried once more
         await self.flushed()
+        await self.logouts.flushed()
 
     def flushed(self) -> Deferred[None]:
         """Fires when every change so far is written (or failed)."""
@@ -202,7 +210,12 @@ class StoredSessions:
             # Another socket of the same bar resumed it meanwhile (a quick reconnect while the old
             # socket was not yet seen closed): the same session, not a second one.
             return again
-        return self._recreate(sid, row, address)
+        session = self._recreate(sid, row, address)
+        await self.logouts.resumed(session)  # its user logged out since, and its old node did not end it
+        if session.closed or session.user is None:
+            self._sessions.close(session, "logged out on another node")
+            raise NotFound("that session has ended (its user was logged out since, on another node); log in again")
+        return session
 
     def _local(self, sid: str) -> Session | None:
         """This node's session ``sid``, if it has one."""
@@ -345,6 +358,7 @@ class StoredSessions:
         await self._store.session_heartbeat(self.node, now, release=now + self.window if self._first else None)
         self._first = False
         self._kick()  # what failed before
+        await self.logouts.catch_up()  # another node's logout this node did not hear (logs its failures)
         if self._is_owner() and not self._sweeping:
             self._sweeping = True
             try:

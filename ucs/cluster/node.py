@@ -47,7 +47,6 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
 from ucs import events as ev
-from ucs.api import logouts
 from ucs.api.stored_sessions import StoredSessions
 from ucs.cluster.aio import AsyncioBridge
 from ucs.cluster.codec import QUEUE_FIGURES, Envelope, QueueFigures, envelope
@@ -244,6 +243,8 @@ class ClusterNode(Service):
         elif self.follower is not None:
             follower = self.follower
             self._chain.addCallback(lambda _: Deferred.fromCoroutine(follower.catch_up(link_back=True)))
+        if state == "up":
+            self.sessions.logouts.catch_up()  # issue 20: the logouts made meanwhile (logs its failures)
         self._tell_bars(state)
         self._changed()
 
@@ -535,11 +536,8 @@ class ClusterNode(Service):
 
     def _session_sync(self) -> sessync.SessionSync:
         assert self.link is not None
-        sessions, ops = self._server.get_sessions(), self._server.get_operations()
-        return sessync.SessionSync(self.link, self.names, self.node, sessions,
-                                   lambda user_id, how, reason: logouts.end(sessions, user_id, how, reason,
-                                                                            announce=False),
-                                   ops.who, lambda: self.role, self.config.request_timeout)
+        return sessync.SessionSync(self.link, self.names, self.node, self.sessions.logouts,
+                                   self._server.get_operations().who, lambda: self.role, self.config.request_timeout)
 
     def call_changed_quietly(self, call: Any) -> None:
         """The owner's call changed without a bus event (``DomainPublisher.unpublished``):

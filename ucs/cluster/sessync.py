@@ -5,13 +5,15 @@
 ``agents.logout`` ends the user's sessions on the node it is made on
 (:func:`ucs.api.logouts.end`), which then says so on
 ``ucs.<domain>.sessions.ended`` -- ``{"v": 1, "node", "user_id", "how",
-"reason"}``, plain NATS.  Every other node ends that user's sessions the same
+"reason", "id", "at"}``, plain NATS.  Every other node ends that user's sessions the same
 way (its bars get the message one UCS gives: "logged out in another window",
 "You were logged out by an administrator.", back to choosing a phone; a login
 closes the user's tabs with ``autologout``), and its
-stored rows go with them (:mod:`ucs.api.stored_sessions`).  A node away from
-NATS then misses it; its tabs find out when they reconnect (their session's row
-is gone: "log in again").
+stored rows go with them (:mod:`ucs.api.stored_sessions`).  The logout is also
+written to the store (:mod:`ucs.api.stored_logouts`): a node away from NATS
+then, which misses the notice, reads it at its next sessions heartbeat (or when
+its link comes back) and carries it out on its sessions logged in before it --
+once, by the logout's ``id``, whichever way it arrives first.
 
 **Who is logged in.** ``ops.sessions`` on any node asks every node on
 ``ucs.<domain>.sessions.who`` (one publish with a reply inbox; each node
@@ -33,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -46,7 +48,7 @@ VERSION = 1
 HOWS = ("logout", "forced", "unpaired", "elsewhere")
 #: What a logout notice and a sessions request must be (said when one is not).
 ENDED = (f'{{"v": {VERSION}, "node": "...", "user_id": an integer, "how": one of {", ".join(HOWS)}, '
-         f'"reason": a string or null}}')
+         f'"reason": a string or null, "id": a string (optional), "at": a number (optional)}}')
 WHO = f'{{"v": {VERSION}, "node": "...", "me": a user id or null}}, with a reply subject'
 ANSWER = f'{{"v": {VERSION}, "node": "...", "role": "...", "users": [...]}}'
 
@@ -60,6 +62,9 @@ def _check_ended(notice: dict[str, Any]) -> None:
     user_id, how, reason = notice["user_id"], notice["how"], notice.get("reason") or ""
     if not isinstance(user_id, int) or how not in HOWS or not isinstance(reason, str):
         raise ValueError(f"user_id {user_id!r}, how {how!r}, reason {reason!r}")
+    lid, at = notice.get("id"), notice.get("at")
+    if (lid is not None and not isinstance(lid, str)) or (at is not None and not isinstance(at, (int, float))):
+        raise ValueError(f"id {lid!r}, at {at!r}")
 
 
 def _check_who(request: dict[str, Any]) -> None:
@@ -74,20 +79,26 @@ def _check_answer(answer: dict[str, Any]) -> None:
         raise ValueError(f"node {node!r}, users of type {type(users).__name__}")
 
 
+class LogoutsLike(Protocol):
+    """The node's :class:`ucs.api.stored_logouts.StoredLogouts`."""
+
+    told: list[Callable[[dict[str, Any]], None]]
+
+    def heard(self, notice: dict[str, Any]) -> int: ...
+
+
 class SessionSync:
-    """One node's part.  ``sessions`` is the node's session manager (its
-    ``ended_watchers`` are told of this node's logouts), ``end(user_id, how, reason)``
-    carries out another node's, ``who(me)`` lists this node's users (``ops.sessions``'
+    """One node's part.  ``logouts`` tells it this node's logouts (``told``) and carries
+    out another node's (``heard``), ``who(me)`` lists this node's users (``ops.sessions``'
     rows), ``role()`` says what this node is."""
 
-    def __init__(self, link: NatsLink, names: Names, node: str, sessions: Any,
-                 end: Callable[[int, str, str], Any], who: Callable[[int | None], list[dict[str, Any]]],
-                 role: Callable[[], str], timeout: float) -> None:
+    def __init__(self, link: NatsLink, names: Names, node: str, logouts: LogoutsLike,
+                 who: Callable[[int | None], list[dict[str, Any]]], role: Callable[[], str],
+                 timeout: float) -> None:
         self.link = link
         self.names = names
         self.node = node
-        self._sessions = sessions
-        self._end = end
+        self._logouts = logouts
         self._who = who
         self._role = role
         self.timeout = timeout
@@ -108,13 +119,13 @@ class SessionSync:
 
         def subscribed(subs: list[Any]) -> None:
             self._subs = subs
-            self._sessions.ended_watchers.append(self._local)
+            self._logouts.told.append(self._local)
 
         return self.link.bridge.run(subscribe).addCallback(subscribed)
 
     def stop(self) -> Deferred[None]:
-        if self._local in self._sessions.ended_watchers:
-            self._sessions.ended_watchers.remove(self._local)
+        if self._local in self._logouts.told:
+            self._logouts.told.remove(self._local)
         subs, self._subs = self._subs, []
 
         async def unsubscribe() -> None:
@@ -130,13 +141,14 @@ class SessionSync:
 
     # --- logouts ----------------------------------------------------------------------------
 
-    def _local(self, user_id: int, how: str, reason: str) -> None:
-        data = json.dumps({"v": VERSION, "node": self.node, "user_id": user_id, "how": how,
-                           "reason": reason}).encode()
+    def _local(self, logout: dict[str, Any]) -> None:
+        user_id = logout["user_id"]
+        data = json.dumps({"v": VERSION, "node": self.node, "user_id": user_id, "how": logout["how"],
+                           "reason": logout["reason"], "id": logout["id"], "at": logout["at"]}).encode()
         nc = self.link.nc
         if nc is None or not nc.is_connected or self.link.bridge.loop.is_closed():
-            log.warn("cluster: the logout of user {user} was not told to the other nodes: NATS is away; their "
-                     "bars of that user find out when they reconnect", user=user_id)
+            log.warn("cluster: the logout of user {user} was not told to the other nodes: NATS is away; they "
+                     "read it from the store at their next sessions heartbeat", user=user_id)
             return
         d = self.link.bridge.run(nc.publish, self.ended_subject, data)
         d.addErrback(lambda f: log.warn("cluster: the logout of user {user} was not told to the other nodes: {e}",
@@ -147,9 +159,9 @@ class SessionSync:
                              check=_check_ended)
         if notice is None:
             return
-        user_id, how, reason = notice["user_id"], notice["how"], notice.get("reason") or ""
+        user_id, how = notice["user_id"], notice["how"]
         self.applied += 1
-        n = self._end(user_id, how, reason)
+        n = self._logouts.heard(notice)
         if n:
             log.info("cluster: user {user} logged out on node {node} ({how}): {n} session(s) here ended",
                      user=user_id, node=notice.get("node"), how=how, n=n)

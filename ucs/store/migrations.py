@@ -199,6 +199,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         "election term: each ownership of the AMI link's number, which fences a demoted owner's writes",
         ("ALTER TABLE election ADD COLUMN term INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        8,
+        "logouts table: each user's logout, for the nodes of a cluster that missed its notice",
+        (
+            """CREATE TABLE logouts (
+                id {text} PRIMARY KEY,
+                user_id INTEGER NOT NULL,
+                how {text} NOT NULL,
+                reason {text} NOT NULL,
+                node {text} NOT NULL,
+                at {real} NOT NULL,
+                written {real} NOT NULL
+            )""",
+            "CREATE INDEX logouts_written ON logouts (written)",
+            "CREATE INDEX logouts_user ON logouts (user_id, at)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -18,6 +18,12 @@ its last heartbeat.  ``version`` grows with every write: a claim (a resume)
 and a sweep (the owner expiring what is due) are compare-and-set on it, so a
 session is either resumed or expired, once, whatever the nodes do at the
 same time.
+
+``logouts`` (migration 8) holds each user's logout, for the nodes that missed
+its notice on NATS (:mod:`ucs.api.stored_logouts`): ``at`` is when it was
+made, ``written`` when it was written (the writer's clock both; a write tried
+again later has a later ``written``), which the readers follow.  Each write
+prunes what was written longer ago than the writer keeps.
 """
 
 from __future__ import annotations
@@ -50,6 +56,13 @@ _CLAIM = ("UPDATE sessions SET node = ?, expires = NULL, seen = ?, version = ver
 _EXPIRE = "DELETE FROM sessions WHERE sid_hash = ? AND version = ?"
 _HEARTBEAT = ("INSERT INTO kv (namespace, key, value, updated) VALUES (?, ?, ?, ?) "
               "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated = excluded.updated")
+#: The columns of a logout row, in order.
+LOGOUT_FIELDS = ("id", "user_id", "how", "reason", "node", "at", "written")
+_LOGOUT = (f"INSERT INTO logouts ({', '.join(LOGOUT_FIELDS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+           "ON CONFLICT (id) DO NOTHING")
+_PRUNE = "DELETE FROM logouts WHERE written < ?"
+_LOGOUTS = f"SELECT {', '.join(LOGOUT_FIELDS)} FROM logouts WHERE written >= ? ORDER BY written, id"
+_LOGOUTS_OF = f"SELECT {', '.join(LOGOUT_FIELDS)} FROM logouts WHERE user_id = ? AND at > ? ORDER BY at, id"
 _RELEASE = "UPDATE sessions SET expires = ?, version = version + 1 WHERE node = ? AND expires IS NULL"
 
 
@@ -214,4 +227,43 @@ class SessionsMixin:
             return ended
 
         result: list[dict[str, Any]] = await self._run(sweep)
+        return result
+
+    @_deferred
+    async def logout_write(self, logout: dict[str, Any], written: float, prune_before: float) -> None:
+        """Store a user's logout (a dict of :data:`LOGOUT_FIELDS` but ``written``), once
+        whatever the retries (its ``id``); those written before ``prune_before`` go."""
+        b = self._backend
+        insert, prune = b.sql(_LOGOUT), b.sql(_PRUNE)
+        params = (no_nul(str(logout["id"])), int(logout["user_id"]), no_nul(str(logout["how"])),
+                  no_nul(str(logout["reason"] or "")), no_nul(str(logout["node"])), float(logout["at"]),
+                  float(written))
+
+        def write(conn: Any) -> None:
+            with b.transaction(conn):
+                conn.execute(prune, (float(prune_before),))
+                conn.execute(insert, params)
+
+        await self._run(write)
+
+    @_deferred
+    async def logouts_since(self, since: float) -> list[dict[str, Any]]:
+        """The logouts written at or after ``since``, oldest first."""
+        sql = self._backend.sql(_LOGOUTS)
+
+        def read(conn: Any) -> list[dict[str, Any]]:
+            return [dict(zip(LOGOUT_FIELDS, row)) for row in conn.execute(sql, (float(since),)).fetchall()]
+
+        result: list[dict[str, Any]] = await self._run(read)
+        return result
+
+    @_deferred
+    async def logouts_of(self, user_id: int, after: float) -> list[dict[str, Any]]:
+        """The logouts of ``user_id`` made after ``after``, oldest first."""
+        sql = self._backend.sql(_LOGOUTS_OF)
+
+        def read(conn: Any) -> list[dict[str, Any]]:
+            return [dict(zip(LOGOUT_FIELDS, row)) for row in conn.execute(sql, (int(user_id), float(after))).fetchall()]
+
+        result: list[dict[str, Any]] = await self._run(read)
         return result
