@@ -116,8 +116,9 @@ class Restorer:
             agent = self._restore(int(key), doc, accrued, now)
             if agent is not None and doc is not stored.get(key):
                 agents.save_state(agent)  # newer than the store's: the store has it too now
+        today = agents.figures.days.day(now)
         for key, doc in figures.items():
-            if key.isdigit() and doc is not counted.get(key):
+            if key.isdigit() and doc is not counted.get(key) and isinstance(doc, dict) and doc.get("day") == today:
                 agents.figures.save(int(key))  # the same (with the restored agent's accrued_until)
         agents.running = True
         agents.figures.start()
