@@ -15,11 +15,12 @@ for the pushes); it reads the PBX model (waiting callers), the agents service
   at the 15-minute boundaries (:mod:`ucs.supervisor.intervals`).
 
 The rows are written to the store (table ``stats``, migration 3) every
-``save_interval`` seconds and on stop, and today's are read back on start.  On a
-cluster's standby (issue 20) nothing is counted: its wallboard shows the queues'
-figures of the day as the owner tells them through the stream (``told_queue``), and
-its team view who monitors an agent as the owner's agent envelopes say
-(``monitored_of`` on the owner; :mod:`ucs.cluster.mirror`).
+``save_interval`` seconds and on stop, and today's are read back on start; a cluster's
+owner writes them under its ownership's term (``start(fence=)``: a demoted owner's late rows
+are refused, said once).  On a cluster's standby (issue 20) nothing is counted: its
+wallboard shows the queues' figures of the day as the owner tells them through the stream
+(``told_queue``), and its team view who monitors an agent as the owner's agent envelopes
+say (``monitored_of`` on the owner; :mod:`ucs.cluster.mirror`).
 Sessions that asked for the wallboard or the team view are pushed its changes,
 coalesced for ``PUSH_DELAY`` seconds (well within the one second a wall screen may lag).
 """
