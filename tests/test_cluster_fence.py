@@ -1,4 +1,4 @@
-"""A demoted AMI owner cannot overwrite the new owner's agent documents (issue 20).
+"""A demoted AMI owner cannot overwrite the new owner's agent documents or intervals (issue 20).
 
 Each ownership of the AMI link has a term, raised in the ``election`` table by the claim's
 check (store migration 7); the owner's agent documents are written only while the row still
@@ -6,7 +6,8 @@ names its term.  On the real PostgreSQL: two electors, the old owner's save afte
 take-over refused -- said once, nothing more written -- and the store keeps the new owner's
 document; then an old owner cut off in the middle of a write (its session left open, as PostgreSQL
 has not noticed) holds nothing of the new owner's for long; then two whole nodes, the old owner slow (its store's threads held) so that its
-last save arrives after the new owner restored the agent and changed it.  A single node
+last save arrives after the new owner restored the agent and changed it -- and its supervision's
+interval rows, refused the same way.  A single node
 (SQLite) writes without a fence: ``tests/test_store.py`` and the agents' tests.
 """
 
@@ -36,6 +37,7 @@ from ucs.store.base import Fence
 from ucs.store.errors import Fenced
 
 REFUSED = "it writes no more until it owns the link again"
+ROWS_REFUSED = "interval rows not written"
 
 
 class Logged:
@@ -118,6 +120,19 @@ async def test_the_old_owners_save_after_the_take_over_is_refused_and_the_new_ow
         await new.flush()
         assert new.fenced is None and await store.kv_get(STATE, "2") == {"by": "b"}
 
+        # Supervision's interval rows the same way: a's under its old term refused, nothing kept.
+        await store.stats_write([("agent", "1", "2026-12-07", 600, {"readytime": 30.0})], fence=b.fence)
+        try:
+            await store.stats_write([("agent", "1", "2026-12-07", 600, {"readytime": 90.0}),
+                                     ("queue", "support", "2026-12-07", 600, {"offered": 1})], fence=a.fence)
+        except Fenced as e:
+            assert (e.term, e.now) == (1, 2)
+        else:
+            raise AssertionError("a's rows were kept")
+        assert await store.stats_read("agent", "2026-12-07", "2026-12-07") == [("1", "2026-12-07", 600,
+                                                                               {"readytime": 30.0})]
+        assert await store.stats_read("queue", "2026-12-07", "2026-12-07") == []
+
         # a notices, steps down and (its session gone) the next claim is another term.
         clock_a.advance(TIMINGS.check_interval)
         await until(lambda: a.state != OWNER and a.fence is None, 10)
@@ -161,13 +176,26 @@ async def test_a_slow_old_owners_last_save_arrives_after_the_new_owner_restored_
             await b.get_agents().change_status(agent.id, "AUX", "Break")
             await b.get_agents().flush()
             assert (await b.get_store().kv_get(STATE, str(agent.id)))["reason"] == "Break"
+            # node-b's supervision (started from the store when it took over) saves its rows.
+            supervision = b.get_supervision()
+            assert supervision.fence == node_b.elector.fence
+            await until(lambda: reactor.seconds() > b.get_agents().local(agent.id).since + 0.5, 5)
+            await supervision.save()
+            today = supervision.days.day(reactor.seconds())
+            rows = await b.get_store().stats_read("agent", today, today)
+            assert sum(r[3].get("auxtime", 0) for r in rows if r[0] == str(agent.id)) > 0, rows
 
-            held.set()  # node-a's last save arrives now
-            await a.get_agents().flush()
-            await until(lambda: not a.get_agents().all(), 10)  # forgotten: node-b's now
+            with Logged(ROWS_REFUSED) as refused:
+                held.set()  # node-a's last saves arrive now: its agents', then its intervals'
+                await a.get_agents().flush()
+                await until(lambda: not a.get_agents().all(), 10)  # forgotten: node-b's now
         doc = await b.get_store().kv_get(STATE, str(agent.id))
         assert (doc["status"], doc["reason"]) == ("AUX", "Break")
         assert len(logged.events) == 1 and not logged.failures, (logged.events, logged.failures)
+        # node-a's intervals (agent 1's READY time it counted up to its step-down) were refused too,
+        # said once: the store has node-b's rows, as node-b wrote them.
+        assert len(refused.events) == 1 and not refused.failures, (refused.events, refused.failures)
+        assert await b.get_store().stats_read("agent", today, today) == rows
         assert a.get_agents()._saver.fenced is not None
         restored = b.get_agents().local(agent.id)
         assert restored is not None and (restored.status.name, restored.reason) == ("AUX", "Break")

@@ -10,7 +10,10 @@ wrap-up deadline, READY with one queue suspended (paused there), each since the 
 changed -- on its own API and on a bar on the other standby -- and Asterisk's queue members
 must stay paused as they were.  Restoring from the store alone brought back the statuses
 of before the freeze (the store's), with new ``since`` times, and, when the reconciliation came
-first, READY with the queues unpaused.
+first, READY with the queues unpaused.  So must its figures of the day: agent 1 answers a call
+while the store is frozen, then goes AUX -- the call is counted, and the READY time before the
+change is READY time, not AUX (restored from the store alone the call was gone and the time
+since the last save counted as AUX).
 
 Below, with two whole ``UCSServer``s in this process: a node that took over and steps down
 again saves its own agents' figures (it failed on the views of the owner's agents it
@@ -53,6 +56,13 @@ def seen(state: dict[str, Any]) -> dict[str, Any]:
             "suspended": user["suspended"], "acw_until": wrapup.get("until"),
             "queues": {str(k): (q["member"], q["paused"], q["paused_reason"], q["suspended"])
                        for k, q in user["queues"].items()}}
+
+
+def figures(state: dict[str, Any]) -> dict[str, int]:
+    """An agent's figures of the day in a bar's ``state`` that the test follows."""
+    user = state["user"]
+    return {"in_calls_answered": user["in_calls_answered"], "readytime": user["readytime"],
+            "auxtime": user["auxtime"], "Lunch": user["auxtimes"].get("Lunch", 0)}
 
 
 async def until_state(bar: Any, test: Any, what: str) -> dict[str, Any]:
@@ -99,6 +109,12 @@ async def _run(tmp_path: Path, kill: bool) -> None:
         await until_state(agent_bars[SUSPENDED]["node-c"], lambda s: s["reason"] == "Break", "AUX (Break)")
 
         pg.freeze()  # node-a's store: nothing it writes from now on arrives
+        # Agent 1 answers a customer's call (counted on node-a, told on NATS only), then goes AUX.
+        sim.sim.dialplan.add("from-carrier", "_1XXX", [("Dial", "SIP/${EXTEN},30"), ("Hangup", "")])
+        sim.sim.phone("SIP/1001").set_behaviour(answer_after=0.1)
+        sim.sim.caller_calls("1001", "420777000001", "Customer", hangup_after=1.0)
+        await until_state(agent_bars[AUX]["node-c"], lambda s: s["user"]["in_calls_answered"] == 1 and not s["calls"],
+                          "the call counted")
         await agent_bars[AUX]["node-b"].call("agent.changeStatus", ["AUX", "Lunch"])
         await agent_bars[ACW]["node-b"].call("agent.changeStatus", ["ACW"])
         await agent_bars[SUSPENDED]["node-b"].call("agent.changeStatus", ["READY"])
@@ -108,7 +124,10 @@ async def _run(tmp_path: Path, kill: bool) -> None:
             ACW: lambda s: s["status"] == "ACW",
             SUSPENDED: lambda s: s["status"] == "READY" and int(support) in s["user"]["suspended"],
         }
-        before = {i: seen(await until_state(agent_bars[i]["node-c"], wanted[i], "the change")) for i in wanted}
+        told = {i: await until_state(agent_bars[i]["node-c"], wanted[i], "the change") for i in wanted}
+        before = {i: seen(told[i]) for i in wanted}
+        counted = figures(told[AUX])
+        assert counted["in_calls_answered"] == 1 and counted["readytime"] >= 1, counted  # the call was READY time
         paused = members(sim)
         assert paused[("support", "SIP/1001")] == (True, "Lunch") and paused[("sales", "SIP/1002")] == (True, "ACW")
         assert paused[("support", "SIP/1003")] == (True, "suspended") and not paused[("sales", "SIP/1003")][0]
@@ -132,8 +151,14 @@ async def _run(tmp_path: Path, kill: bool) -> None:
             await pause()
         for i in wanted:
             for n in (owner, standby):
-                now = seen(await agent_bars[i][n].call("state"))
+                state = await agent_bars[i][n].call("state")
+                now = seen(state)
                 assert now == before[i], (i, n, now, before[i])
+                if i == AUX:  # the call still counted, the READY time before the change still READY time
+                    later = figures(state)
+                    assert later["in_calls_answered"] == 1, (n, later, counted)
+                    assert later["readytime"] >= counted["readytime"], (n, later, counted)
+                    assert later["Lunch"] >= counted["Lunch"], (n, later, counted)
         assert members(sim) == paused
         assert "status follows" not in procs[owner].output  # nothing had to be put right from the phone
         if not kill:
@@ -285,3 +310,33 @@ def test_the_newer_of_the_stored_and_the_told_state_is_restored_and_a_logout_hea
     assert docs["1"] is told["1"]["stored"] and docs["2"] is stored["2"] and docs["orphans"] == stored["orphans"]
     same = {"1": {"stored": dict(stored["1"], as_of=11.0)}}  # the same state told a moment later: the store's
     assert newest(dict(stored), same, {})["1"] is stored["1"]
+
+
+def test_the_newer_of_the_stored_and_the_told_figures_are_restored() -> None:
+    from ucs.cluster.handover import newest_figures
+
+    def stats(calls: int, ready: float) -> dict[str, Any]:
+        return {"day": "2026-12-07", "in_calls_answered": calls, "readytime": ready, "auxtimes": {}, "queues": {}}
+
+    def told(calls: int, ready: float, until: float, as_of: float | None) -> dict[str, Any]:
+        figures: dict[str, Any] = {"stats": stats(calls, ready), "accrued_until": until, "busy": False}
+        if as_of is not None:
+            figures["as_of"] = as_of
+        return {"status": "READY", "stored": {"as_of": 99.0}, "figures": figures}
+
+    stored = {"1": dict(stats(0, 5.0), accrued_until=10.0, as_of=10.0),
+              "2": dict(stats(3, 50.0), accrued_until=60.0, as_of=60.0),
+              "3": dict(stats(1, 5.0), accrued_until=10.0),  # saved by an older UCS: no as_of
+              "4": dict(stats(0, 5.0), accrued_until=10.0, as_of=10.0)}
+    docs = newest_figures(dict(stored), {
+        "1": told(1, 8.0, 20.0, 20.0),  # a call counted after the last save: the told figures
+        "2": told(2, 40.0, 50.0, 50.0),  # saved after it was last told: the store's
+        "3": told(2, 9.0, 30.0, None),  # told with no as_of: the state's (99)
+        "5": {"status": "READY"},  # an owner of an older UCS tells no figures: nothing
+        "6": told(1, 2.0, 20.0, 20.0),  # never saved
+    }, {"4": told(4, 9.0, 30.0, 30.0)})  # logged out after its last save: as the logout told
+    assert {k: d["in_calls_answered"] for k, d in docs.items()} == {"1": 1, "2": 3, "3": 2, "4": 4, "6": 1}
+    assert docs["2"] is stored["2"] and (docs["1"]["accrued_until"], docs["1"]["as_of"]) == (20.0, 20.0)
+    assert docs["3"]["as_of"] == 99.0
+    same = {"1": told(0, 5.0, 10.0, 15.0)}  # the same figures told a moment later: the store's
+    assert newest_figures(dict(stored), same, {})["1"] is stored["1"]

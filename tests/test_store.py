@@ -274,7 +274,7 @@ async def test_kv_write_of_a_new_key_refuses_a_key_taken_and_writes_nothing(stor
 @pytest_twisted.ensureDeferred
 async def test_kv_write_under_a_fence_is_kept_only_while_the_election_names_its_term(store: Any,
                                                                                      store_url: str) -> None:
-    """Issue 20: an AMI owner's agent documents carry the term its ownership began with; once
+    """Issue 20: an AMI owner's agent documents and interval rows carry its ownership's term; once
     another node has claimed the lock (the term raised) the old owner's writes are refused
     whole, and the new owner's go on.  Without a fence, a write is the same as ever."""
     lock = "1969452801:42"
@@ -298,6 +298,16 @@ async def test_kv_write_under_a_fence_is_kept_only_while_the_election_names_its_
     with pytest.raises(Fenced, match=r"is at no term \(the election row is gone\)"):
         await store.kv_write([("agents.state", "1", {"by": "c"})], fence=Fence("1969452801:7", 1))
     assert await store.kv_get("agents.state", "1") == {"by": "b"}
+
+    # Supervision's interval rows the same way: the old owner's refused whole, the new owner's kept.
+    await store.stats_write([("agent", "1", "2026-12-07", 600, {"readytime": 30.0})], fence=new)
+    with pytest.raises(Fenced, match=r"is at term 4 of node-b, not this writer's term 3"):
+        await store.stats_write([("queue", "support", "2026-12-07", 600, {"offered": 1}),
+                                 ("agent", "1", "2026-12-07", 600, {"readytime": 90.0})], fence=old)
+    await store.stats_write([("agent", "2", "2026-12-07", 600, {"auxtime": 5.0})])  # no fence: as ever
+    assert await store.stats_read("agent", "2026-12-07", "2026-12-07") == [
+        ("1", "2026-12-07", 600, {"readytime": 30.0}), ("2", "2026-12-07", 600, {"auxtime": 5.0})]
+    assert await store.stats_read("queue", "2026-12-07", "2026-12-07") == []
 
 
 # --- time -------------------------------------------------------------------------------

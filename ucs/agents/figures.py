@@ -53,6 +53,9 @@ class Figures:
         if stats is None:
             return
         doc = stats.to_doc()
+        # as_of (issue 20): the figures as they were at this time of the service's clock; the
+        # owner's agent envelopes carry them too, and a new owner keeps the newer (ucs.cluster.handover)
+        doc["as_of"] = self._agents.now()
         agent = self._agents.local(user_id)  # never a cluster owner's agent seen from here
         if agent is not None:
             doc["accrued_until"] = agent.accrued_until

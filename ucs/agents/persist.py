@@ -8,7 +8,8 @@
   newer, :mod:`ucs.cluster.handover`); ``agents.state`` / ``orphans``: queue
   memberships still to remove (a logout while Asterisk was unreachable).
 - ``agents.stats`` / ``<user id>``: the user's figures of the day (exact
-  floats) and up to when time in states was counted.
+  floats), up to when time in states was counted (``accrued_until``) and ``as_of``
+  (issue 20: a new owner keeps these or the owner's told figures, whichever is newer).
 
 Writes go through one :class:`Saver`: the latest document per key, written
 in order by a single writer (up to :data:`BATCH` documents a transaction), so

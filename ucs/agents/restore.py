@@ -9,7 +9,8 @@ store waited for.
 
 Why a module of its own (issue 15, issue 20): on a cluster this is also the
 hand-over of the AMI link -- a node that takes the link over restores the
-agents with what the old owner told after its last save (``newer``), writes
+agents and their figures with what the old owner told after its last save
+(``newer``, ``newer_figures``), writes
 under the term its ownership began with (``fence``), and a node that lets the
 link go drops its agents (``forget``); while a restore runs, a resumed session
 waits (``restored``).  None of this takes an agent's lock or carries a change
@@ -57,6 +58,7 @@ class Restorer:
         self._settling: list[Deferred[None]] | None = None
 
     async def start(self, *, newer: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                    newer_figures: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                     fence: Fence | None = None) -> None:
         """Load today's figures and the logged-in agents from the store, start
         the midnight reset and the periodic save, and put the agents'
@@ -66,6 +68,9 @@ class Restorer:
         stored agents' documents (``agents.state``, by key), it returns those to
         restore -- with what the old owner told after its last save; what it
         changed is saved, what it left out is deleted (:mod:`ucs.cluster.handover`).
+        ``newer_figures`` (the same node): the same for the users' figures of the day
+        (``agents.stats``); a restored agent's time is counted from the ``accrued_until`` of
+        the figures kept, in the status it is restored in.
 
         ``fence`` (issue 20, the same node): the term its ownership of the AMI link began with;
         every document is written under it, and refused once another node took the link over
@@ -73,7 +78,7 @@ class Restorer:
         self._saver.fence = fence
         self._settling = waiting = self._settling or []
         try:
-            await self._start(newer)
+            await self._start(newer, newer_figures)
         finally:
             self._settling = None
             for d in waiting:
@@ -90,11 +95,14 @@ class Restorer:
             self._settling.append(d)
         return d
 
-    async def _start(self, newer: Callable[[dict[str, Any]], dict[str, Any]] | None) -> None:
+    async def _start(self, newer: Callable[[dict[str, Any]], dict[str, Any]] | None,
+                     newer_figures: Callable[[dict[str, Any]], dict[str, Any]] | None) -> None:
         agents = self._agents
         now = agents.now()
         self.forget()  # issue 20: a node that becomes the AMI owner again starts from the store
-        accrued = agents.figures.load(await self._store.kv_items(STATS), now)
+        counted = await self._store.kv_items(STATS)
+        figures = counted if newer_figures is None else newer_figures(dict(counted))
+        accrued = agents.figures.load(figures, now)
         stored = await self._store.kv_items(STATE)
         docs = stored if newer is None else newer(dict(stored))
         for key in stored.keys() - docs.keys() - {ORPHANS}:
@@ -108,6 +116,10 @@ class Restorer:
             agent = self._restore(int(key), doc, accrued, now)
             if agent is not None and doc is not stored.get(key):
                 agents.save_state(agent)  # newer than the store's: the store has it too now
+        today = agents.figures.days.day(now)
+        for key, doc in figures.items():
+            if key.isdigit() and doc is not counted.get(key) and isinstance(doc, dict) and doc.get("day") == today:
+                agents.figures.save(int(key))  # the same (with the restored agent's accrued_until)
         agents.running = True
         agents.figures.start()
         agents.bus.subscribe(ev.EVENT_USER_CHANGE, self._reconcile.user_changed)

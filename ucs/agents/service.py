@@ -290,11 +290,13 @@ class Agents(PBXObserver, CallObserver):
     # ==================================================================== life
 
     async def start(self, *, newer: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                    newer_figures: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                     fence: Fence | None = None) -> None:
         """Load today's figures and the logged-in agents from the store, start the midnight
         reset and the periodic save, put the memberships back if the AMI link is up; a
-        cluster node's ``newer`` and ``fence``: :meth:`ucs.agents.restore.Restorer.start`."""
-        await self._restorer.start(newer=newer, fence=fence)
+        cluster node's ``newer``, ``newer_figures`` and ``fence``:
+        :meth:`ucs.agents.restore.Restorer.start`."""
+        await self._restorer.start(newer=newer, newer_figures=newer_figures, fence=fence)
 
     def restored(self) -> Deferred[None]:
         """Fires once no restore from the store is under way (:meth:`ucs.agents.restore.Restorer.restored`)."""

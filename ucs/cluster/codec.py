@@ -37,7 +37,8 @@ from ucs import events as ev
 #: waiting callers (:func:`ucs.cluster.mirror.wire_subject`; standbys rebuild objects).
 #: 3: an agent's subject carries its raw figures (``figures``: the day's statistics as
 #: stored, up to when they are accrued, whether its phone is busy) and who monitors it
-#: (``monitored``); :data:`AGENT_QUIET` and :data:`QUEUE_FIGURES` are new.
+#: (``monitored``); :data:`AGENT_QUIET` and :data:`QUEUE_FIGURES` are new.  (Later, within
+#: 3: the figures' ``as_of``, the owner's time they are of -- read as ``stored``'s when missing.)
 SCHEMA_VERSION = 3
 
 CALLS, AGENTS, QUEUES, DEVICES, PBX, STATS = "calls", "agents", "queues", "devices", "pbx", "stats"

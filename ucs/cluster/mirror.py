@@ -121,9 +121,11 @@ def wire_subject(subject: Any) -> Any:
         # acw_until: the bars' wrap-up countdown; stored: what a new owner restores if it is newer
         # than the store's (ucs.cluster.handover); figures: the raw figures, so that a standby adds
         # the time since (MirrorAgent.to_dict) as the owner's Agent.stats_now does
-        figures = {"stats": subject.stats.to_doc(), "accrued_until": subject.accrued_until, "busy": subject.busy}
-        return dict(jsonable(subject.to_dict()), acw_until=subject.acw_until, stored=state_doc(subject),
-                    figures=figures)
+        # (as_of: when, as stored's, for a new owner to tell the newer figures)
+        stored = state_doc(subject)
+        figures = {"stats": subject.stats.to_doc(), "accrued_until": subject.accrued_until, "busy": subject.busy,
+                   "as_of": stored["as_of"]}
+        return dict(jsonable(subject.to_dict()), acw_until=subject.acw_until, stored=stored, figures=figures)
     if isinstance(subject, Queue):
         return dict(jsonable(subject.to_dict()), callers=[attrs.asdict(c) for c in subject.callers.values()])
     return jsonable(subject)

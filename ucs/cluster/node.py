@@ -58,7 +58,7 @@ from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
 from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
 from ucs.cluster.gap import adopt, cdr_from_replica
-from ucs.cluster.handover import Departures, newest
+from ucs.cluster.handover import Departures, newest, newest_figures
 from ucs.cluster.heartbeat import UNHEARD, Heartbeat, OwnerWatch
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
 from ucs.cluster.mirror import Mirror
@@ -69,6 +69,7 @@ from ucs.cluster.stream import EventStream
 
 if TYPE_CHECKING:
     from ucs.server import UCSServer
+    from ucs.store.base import Fence
 
 log = Logger(namespace="ucs.cluster")
 
@@ -420,6 +421,8 @@ class ClusterNode(Service):
             # restored from the store, as after a restart -- or as the old owner told them after
             # its last save (ucs.cluster.handover)
             await agents.start(newer=lambda stored: newest(stored, self._followed().agents, self.departures.gone),
+                               newer_figures=lambda stored: newest_figures(stored, self._followed().agents,
+                                                                           self.departures.last),
                                fence=self.elector.fence)  # its writes refused once another node took over
         except Exception:
             # The store failed: no AMI link without the agents; the take-over is tried again.
@@ -444,7 +447,7 @@ class ClusterNode(Service):
         self._after(self._take_link, "taking over")
 
     async def _take_link(self) -> None:
-        await self._recount()
+        await self._recount(self.elector.fence)  # its rows refused once another node took over
         if self.feed is not None:  # the term began before the figures were read: told now
             for figures in self._queue_figures():
                 self.feed.restate(QUEUE_FIGURES, figures)
@@ -523,14 +526,15 @@ class ClusterNode(Service):
                      "from what the old owner told", uniqueid=call["uniqueid"])
             writer.add(cdr_from_replica(call, now))
 
-    async def _recount(self) -> None:
+    async def _recount(self, fence: Fence | None = None) -> None:
         """Supervision's figures start again from the store with the agents this node has now
         (the owner's restored ones, or none): a standby counts nobody's time, so it never
-        writes figures over the owner's, and a new owner adds to what is stored."""
+        writes figures over the owner's, and a new owner adds to what is stored -- under
+        ``fence``, its ownership's term."""
         supervision = self._server.get_supervision()
         if supervision.running:
             await supervision.stop()
-        await supervision.start()
+        await supervision.start(fence=fence)
 
     # --- seams --------------------------------------------------------------------------------
 

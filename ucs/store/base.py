@@ -117,6 +117,7 @@ class Fence:
 #: the other, already encoded; one that was merely slow gets the error, reconnects and writes
 #: again (``Store._in_thread``).
 FENCE_IDLE_MS = 1000
+_FENCE_IDLE = f"SET LOCAL idle_in_transaction_session_timeout = {FENCE_IDLE_MS}"
 
 
 class Connection(Protocol):
@@ -561,15 +562,7 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
         delete_if = self._backend.sql(f"DELETE FROM kv WHERE namespace = ? AND key = ? AND {rev} = ?")
         insert_audit = self._audit_insert()
         postgresql = self._backend.dialect == "postgresql"
-        fenced = self._backend.sql("SELECT term, node FROM election WHERE lock = ?"
-                                   + (" FOR SHARE" if postgresql else ""))
-
-        def check(conn: Connection, fence: Fence) -> None:
-            # Last, just before the commit: the row is share-locked for the least time (each
-            # check of the owner's session writes it too, :meth:`LockConnection.check`).
-            row = conn.execute(fenced, (fence.lock,)).fetchone()
-            if row is None or row[0] != fence.term:
-                raise Fenced(fence.lock, fence.term, *(row if row is not None else (None, None)))
+        check = self._fence_check()
 
         def write(conn: Connection) -> None:
             def encoded(ns: str, key: str, value: Any) -> Any:
@@ -582,7 +575,7 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
             rows = [(ns, key, encoded(ns, key, value)) for ns, key, value in checked]
             with self._backend.transaction(conn):
                 if fence is not None and postgresql:
-                    conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {FENCE_IDLE_MS}")
+                    conn.execute(_FENCE_IDLE)
                 for ns, key, value in rows:
                     if value is KV_DELETE:
                         conn.execute(delete, (ns, key))
@@ -602,6 +595,22 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
                     check(conn, fence)  # raising rolls the whole write back
 
         await self._run(write)
+
+    def _fence_check(self) -> Callable[[Connection, Fence], None]:
+        """What a fenced write (:class:`Fence`) runs last in its transaction: raises
+        :class:`~ucs.store.errors.Fenced` (rolling the whole write back) unless the ``election``
+        row of the fence's lock still names its term."""
+        fenced = self._backend.sql("SELECT term, node FROM election WHERE lock = ?"
+                                   + (" FOR SHARE" if self._backend.dialect == "postgresql" else ""))
+
+        def check(conn: Connection, fence: Fence) -> None:
+            # Last, just before the commit: the row is share-locked for the least time (each
+            # check of the owner's session writes it too, :meth:`LockConnection.check`).
+            row = conn.execute(fenced, (fence.lock,)).fetchone()
+            if row is None or row[0] != fence.term:
+                raise Fenced(fence.lock, fence.term, *(row if row is not None else (None, None)))
+
+        return check
 
     @_deferred
     async def kv_delete(self, namespace: str, key: str) -> bool:
@@ -629,11 +638,17 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
     # -- statistics by interval (migration 3) -------------------------------------------------
 
     @_deferred
-    async def stats_write(self, rows: Sequence[tuple[str, str, str, int, dict[str, Any]]]) -> None:
+    async def stats_write(self, rows: Sequence[tuple[str, str, str, int, dict[str, Any]]], *,
+                          fence: Fence | None = None) -> None:
         """``(kind, subject, day, slot, figures)`` rows, each replacing the row it names, in
         one transaction.  ``kind`` is ``agent`` or ``queue``, ``subject`` the user id or the
         queue's Asterisk name, ``day`` an ISO date, ``slot`` the minute of the day the
-        15-minute interval starts at."""
+        15-minute interval starts at.
+
+        ``fence`` (issue 20, a cluster's AMI owner): as for :meth:`kv_write` -- written only
+        while the ``election`` row names its term, else :class:`~ucs.store.errors.Fenced` and
+        nothing written: a demoted owner's last rows cannot replace those the new owner read
+        and counted on from."""
         if not rows:
             return
         sql = self._backend.sql(
@@ -641,13 +656,19 @@ class Store(AuditMixin, SessionsMixin):  # SessionsMixin: issue 20 (ucs.store.se
             "ON CONFLICT (kind, day, subject, slot) DO UPDATE SET figures = excluded.figures, "
             "updated = excluded.updated")
         now = self._clock.seconds()
+        postgresql = self._backend.dialect == "postgresql"
+        check = self._fence_check()
 
         def write(conn: Connection) -> None:
             encoded = [(str(k), str(s), str(d), int(slot), dumps(f, f"stats {k}/{s}/{d}/{slot}"), now)
                        for k, s, d, slot, f in rows]
             with self._backend.transaction(conn):
+                if fence is not None and postgresql:
+                    conn.execute(_FENCE_IDLE)
                 for row in encoded:
                     conn.execute(sql, row)
+                if fence is not None:
+                    check(conn, fence)  # raising rolls the whole write back
 
         await self._run(write)
 

@@ -15,11 +15,12 @@ for the pushes); it reads the PBX model (waiting callers), the agents service
   at the 15-minute boundaries (:mod:`ucs.supervisor.intervals`).
 
 The rows are written to the store (table ``stats``, migration 3) every
-``save_interval`` seconds and on stop, and today's are read back on start.  On a
-cluster's standby (issue 20) nothing is counted: its wallboard shows the queues'
-figures of the day as the owner tells them through the stream (``told_queue``), and
-its team view who monitors an agent as the owner's agent envelopes say
-(``monitored_of`` on the owner; :mod:`ucs.cluster.mirror`).
+``save_interval`` seconds and on stop, and today's are read back on start; a cluster's
+owner writes them under its ownership's term (``start(fence=)``: a demoted owner's late rows
+are refused, said once).  On a cluster's standby (issue 20) nothing is counted: its
+wallboard shows the queues' figures of the day as the owner tells them through the stream
+(``told_queue``), and its team view who monitors an agent as the owner's agent envelopes
+say (``monitored_of`` on the owner; :mod:`ucs.cluster.mirror`).
 Sessions that asked for the wallboard or the team view are pushed its changes,
 coalesced for ``PUSH_DELAY`` seconds (well within the one second a wall screen may lag).
 """
@@ -41,6 +42,8 @@ from ucs.config.callcenter import SupervisorConfig
 from ucs.constants import AgentStatus, Role
 from ucs.pbx.observer import PBXObserver
 from ucs.error import InvalidDataInput, PermissionDenied
+from ucs.store.base import Fence
+from ucs.store.errors import Fenced
 from ucs.supervisor.intervals import FIGURES, Intervals, rollup
 from ucs.supervisor.team import agent_row, spies_of
 
@@ -110,11 +113,27 @@ class Supervision(PBXObserver):
         self._told: dict[str, tuple[str, dict[str, float]]] = {}
         #: Phones Asterisk said were spied on, maybe still (``monitored_of`` looks no further).
         self._spied: set[str] = set()
+        #: The term of the AMI link's ownership the rows are written under (a cluster's owner:
+        #: :meth:`start`); ``None``: not fenced (a single node, a standby, which counts nothing).
+        self.fence: Fence | None = None
+        #: The store refused :attr:`fence` (another node owns the link): nothing more is
+        #: written until :meth:`start` is given a term again.
+        self.fenced: Fenced | None = None
 
     # -- life --------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, fence: Fence | None = None) -> None:
+        """Read today's rows and count from them.
+
+        ``fence`` (issue 20, a cluster node that took the AMI link over): the term its ownership
+        began with; every row is written under it, and refused once another node took the link
+        over -- a demoted owner's last save cannot replace rows the new owner read and counts on
+        from (:class:`ucs.store.base.Fence`)."""
         self._told.clear()  # (re)started from the store: a new owner's figures, or a standby's
+        self.fence, self.fenced = fence, None
+        # Only the store's rows: what this node counted before (an owner demoted, its last save
+        # refused) is not the truth any more.
+        self.intervals = Intervals(self.days)
         today = self.days.day(self._clock.seconds())
         for kind in FIGURES:
             rows = await self._store.stats_read(kind, today, today)
@@ -158,8 +177,19 @@ class Supervision(PBXObserver):
             self._count_time(uid, status, since, now)
             self._counting[uid] = (status, now)
         rows = self.intervals.dirty()
-        if rows:
-            await self._store.stats_write(rows)
+        fence = self.fence
+        if rows and self.fenced is None:
+            try:
+                if fence is None:
+                    await self._store.stats_write(rows)
+                else:
+                    await self._store.stats_write(rows, fence=fence)
+            except Fenced as e:
+                if fence is self.fence and self.fenced is None:  # not started again meanwhile
+                    self.fenced = e
+                    self.log.warn("supervisor: this node no longer owns the AMI link ({why}): {n} interval "
+                                  "rows not written, nor any more until it owns the link again -- the new "
+                                  "owner's are kept", why=e, n=len(rows))
         yesterday = (datetime.date.fromisoformat(self.days.day(now)) - datetime.timedelta(days=1)).isoformat()
         self.intervals.forget_before(yesterday)
 
