@@ -71,8 +71,9 @@ def adopt(call: Call, known: dict[str, Any], now: float) -> None:
         return
     _adopt_legs(call, old, now)
     _adopt_journey(call, old, now)
-    call.transfers[:0] = [t for t in old.transfers if t not in call.transfers]
-    call.recordings[:0] = [r for r in old.recordings if r not in call.recordings]
+    # copies: the recordings' entries are filled in later (when one stops), the replica's stay as told
+    call.transfers[:0] = [dict(t) for t in old.transfers if t not in call.transfers]
+    call.recordings[:0] = [dict(r) for r in old.recordings if r not in call.recordings]
     call.recorded = call.recorded or old.recorded
 
 
