@@ -6,7 +6,8 @@ the simulated Asterisk in this process.  Two customer calls are up on the
 owner (node-a) when it is killed with SIGKILL: one ends during the gap (before
 node-b has taken the AMI link), the other after node-b resynced.  The store
 then holds exactly one CDR per call: the second with its real start and answer
-times (what node-b knew as a standby, not the seconds Asterisk tells), the
+times and its whole journey (what node-b knew as a standby, not the seconds
+Asterisk tells nor a journey begun at the resync), the
 first written by node-b from its replica, saying that its end was not seen.
 An agent logged in and paused through a bar on node-b (the standby then) is
 still paused in the simulator's queues after node-b took over, and node-b's
@@ -121,6 +122,10 @@ async def test_kill_9_of_the_owner_mid_call_keeps_the_agents_and_leaves_each_cdr
         assert long["connected"] is not None and long["connected"] - started < 1.0
         assert long["disconnected"] > killed
         assert "ended_unseen" not in long["data"]
+        # ... and its whole journey: the phone rung and answered on node-a's watch, once.
+        steps = [(s["Device"], s["Description"]) for s in long["data"]["journey"]]
+        assert [d for d, _ in steps] == ["SIP/carrier", "SIP/1001"], steps
+        assert steps[1][1].startswith("Rang ") and steps[1][1].endswith("(1001), answered"), steps
         # The short call's CDR says its end was not seen, and when it was found gone.
         assert abs(short["created"] - started) < 0.5 and short["connected"] is not None
         assert "no node owned the AMI link" in short["data"]["ended_unseen"]

@@ -20,11 +20,12 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from clusterkit import cluster_env
+from clusterkit import ClusterEnv, cluster_env
 from pgkit import POSTGRES_URL
 from serverkit import until, working_agent
 from test_cluster_stream import NATS_URL
 from ucs import demo
+from ucs.calls.call import Call
 from ucs.cluster.commands import CommandError
 from ucs.config import Config
 from ucs.server import UCSServer
@@ -147,3 +148,100 @@ def test_without_cluster_the_container_builds_no_node(tmp_path: Path) -> None:
     server = UCSServer(Config().replace(store={"url": f"sqlite:///{tmp_path / 'ucs.db'}"}, web={"port": 0}), reactor)
     assert server.get_cluster() is None
     assert server.service.getServiceNamed("ami") is server.get_ami_client()
+
+
+async def _queue_call_answered(env: ClusterEnv, tmp_path: Path) -> tuple[UCSServer, UCSServer, Call]:
+    """Two nodes; a customer waits in the support queue and agent 1's phone rings and answers,
+    on the owner (``a``); both phones answer whatever rings them."""
+    a = await env.start_owner(tmp_path, "node-a", 2)
+    b = await env.start_standby(tmp_path, "node-b", a)
+    await working_agent(a, 1)
+    for phone in ("SIP/1001", "SIP/1002"):
+        env.sim.sim.phone(phone).set_behaviour(answer_after=0.1)
+    env.sim.sim.caller_calls("5000", "420777000001", "Customer")
+    await until(lambda: any(c.connected for c in a.get_call_tracker().active_calls()), 10)
+    (call,) = a.get_call_tracker().active_calls()
+    steps = [(s.device, s.description) for s in call.journey]
+    assert [d for d, _ in steps] == ["SIP/carrier", "Queue:support", "SIP/1001"], steps
+    assert steps[1][1] == "Waited in queue support, answered by SIP/1001", steps
+    assert steps[2][1].startswith("Rang ") and steps[2][1].endswith("(queue support), answered"), steps
+    return a, b, call
+
+
+async def _take_over(a: UCSServer, b: UCSServer, call: Call) -> Call:
+    """Once ``b`` follows ``call``'s journey as ``a`` has it, ``a``'s session dies mid-call: ``b``
+    takes the AMI link and resyncs.  ``b``'s live call."""
+    node_a: Any = a.get_cluster()
+    node_b: Any = b.get_cluster()
+    told = [(s.device, s.description) for s in call.journey]
+    await until(lambda: [(s[0], s[2]) for s in node_b.replica().calls.get(call.uniqueid, {}).get("journey", [])]
+                == told, 10)
+    await threads.deferToThread(_terminate, node_a.elector.backend_pid)
+    await node_b.elector.when("owner")
+    await until(lambda: ami_up(b), 10)
+    await until(lambda: [c.uniqueid for c in b.get_call_tracker().active_calls()] == [call.uniqueid], 10)
+    (live,) = b.get_call_tracker().active_calls()
+    return live
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_call_up_across_a_take_over_keeps_its_whole_journey_in_its_cdr(tmp_path: Path) -> None:
+    async with cluster_env(phones=2) as env:
+        a, b, call = await _queue_call_answered(env, tmp_path)
+        before = [(s.device, s.description) for s in call.journey]
+        entered = next(s.start for s in call.journey if s.device == "Queue:support")
+        live = await _take_over(a, b, call)
+        # node-b's bars see the whole journey at once (told after the resync), and so do the
+        # standbys of its term.
+        await until(lambda: [(s.device, s.description) for s in live.journey] == before, 10)
+        node_a: Any = a.get_cluster()
+        await until(lambda: [(s[0], s[2]) for s in node_a.replica().calls.get(call.uniqueid, {}).get("journey", [])]
+                    == before, 10)
+
+        # On node-b: held, taken back, then blindly transferred to agent 2's phone, which answers.
+        await b.get_call_control().hold("SIP/1001")
+        await b.get_call_control().unhold("SIP/1001")
+        await b.get_call_control().blind_transfer("SIP/1001", "1002")
+        await until(lambda: any(leg.device == "SIP/1002" and leg.answered for leg in live.legs.values()), 10)
+        env.sim.sim.phone("SIP/1002").hangup()
+        await until(lambda: not b.get_call_tracker().active_calls(), 10)
+
+        cdr = await b.get_call_control().stored_cdr(call.uniqueid)
+        assert cdr is not None
+        steps = [(s["Device"], s["Description"]) for s in cdr["journey"]]
+        # The steps before the take-over first, once each; then what happened on node-b.
+        assert steps[:3] == [before[0], before[1], ("SIP/1001", before[2][1] + ", transferred")], steps
+        assert [d for d, _ in steps[3:]] == ["MusicOnHold", "SIP/1002"], steps  # the hold, the transfer
+        assert steps[4][1].startswith("Rang ") and steps[4][1].endswith("(1002), answered"), steps
+        # Its times are the real ones: the wait in the queue, the first ring, the answer.
+        assert cdr["created"] == call.created and cdr["connected"] == call.connected
+        legs = {leg["device"]: leg for leg in cdr["data"]["legs"]}
+        assert legs["SIP/1001"]["created"] == next(leg.created for leg in call.legs.values()
+                                                   if leg.device == "SIP/1001")
+        assert next(s.start for s in live.journey if s.device == "Queue:support") == entered
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_call_transferred_before_a_take_over_keeps_the_legs_that_left_it(tmp_path: Path) -> None:
+    async with cluster_env(phones=2) as env:
+        a, b, call = await _queue_call_answered(env, tmp_path)
+        # Agent 1 transfers the caller to agent 2's phone, which answers: still on node-a.
+        await a.get_call_control().blind_transfer("SIP/1001", "1002")
+        await until(lambda: any(leg.device == "SIP/1002" and leg.answered for leg in call.legs.values()), 10)
+        before = [(s.device, s.description) for s in call.journey]
+        assert [d for d, _ in before] == ["SIP/carrier", "Queue:support", "SIP/1001", "SIP/1002"], before
+        first = next(leg for leg in call.legs.values() if leg.device == "SIP/1001")
+        assert first.ended is not None
+        await _take_over(a, b, call)
+
+        # Agent 2 hangs up on node-b's watch.
+        env.sim.sim.phone("SIP/1002").hangup()
+        await until(lambda: not b.get_call_tracker().active_calls(), 10)
+        cdr = await b.get_call_control().stored_cdr(call.uniqueid)
+        assert cdr is not None
+        # Agent 1's part, over before the take-over, is in it: its step, its leg, the transfer.
+        assert [(s["Device"], s["Description"]) for s in cdr["journey"]] == before
+        legs = {leg["device"]: leg for leg in cdr["data"]["legs"]}
+        assert legs["SIP/1001"]["ended"] == first.ended and legs["SIP/1001"]["created"] == first.created
+        assert [(t["kind"], t["to"]) for t in cdr["data"]["transfers"]] == [(t["kind"], t["to"]) for t in call.transfers]
+        assert cdr["data"]["transfers"]

@@ -507,10 +507,12 @@ class ClusterNode(Service):
         self._server.get_agents().settled().addCallback(lambda _: self._restate())
         if not known:
             return
-        live = {c.uniqueid: c for c in self._server.get_call_tracker().active_calls()}
+        tracker = self._server.get_call_tracker()
+        live = {c.uniqueid: c for c in tracker.active_calls()}
         for uniqueid, call in live.items():
             if uniqueid in known:
-                adopt(call, known[uniqueid])
+                adopt(call, known[uniqueid], self._reactor.seconds())
+                tracker.touch(call)  # the bars and the new term's standbys see its whole journey
         gone = [call for uniqueid, call in known.items() if uniqueid not in live]
         if gone:
             d = Deferred.fromCoroutine(self._gap_cdrs(gone))
