@@ -69,6 +69,18 @@ async def bar_of(server: UCSServer, n: int, *, phone: bool) -> Any:
     return bar
 
 
+async def working_on_a_with_a_bar_on_b(a: UCSServer, b: UCSServer, user_id: int, bars: list[Any]) -> tuple[Any, Any]:
+    """Demo agent 1 works through a bar on ``a`` (its phone paired) and has a second bar on ``b``,
+    READY there too (the owner's agent, as ``b`` follows it)."""
+    bar_a = await bar_of(a, 1, phone=True)
+    bars.append(bar_a)
+    await until(lambda: b.get_agents().get(user_id) is not None, 10)
+    bar_b = await bar_of(b, 1, phone=False)
+    bars.append(bar_b)
+    assert states(b, user_id) == [SessionState.READY]
+    return bar_a, bar_b
+
+
 async def metrics(server: UCSServer) -> str:
     text: str = await (await treq.get(f"http://127.0.0.1:{server.get_web_service().port}/metrics")).text()
     return text
@@ -98,12 +110,7 @@ async def test_logouts_reach_every_node_and_ops_sessions_lists_them_all(tmp_path
         assert 'ucs_ami_link_up{state="up"} 1.0' in (await metrics(a)).splitlines()
 
         # Agent 1 works through a bar on A and has a second bar on B (READY there too).
-        bar_a = await bar_of(a, 1, phone=True)
-        bars.append(bar_a)
-        await until(lambda: b.get_agents().get(uid[1]) is not None, 10)
-        bar_b = await bar_of(b, 1, phone=False)
-        bars.append(bar_b)
-        assert states(b, uid[1]) == [SessionState.READY]
+        bar_a, bar_b = await working_on_a_with_a_bar_on_b(a, b, uid[1], bars)
         await until(lambda: {r[0] for r in user_rows(schema, uid[1])} == {"node-a", "node-b"}, 10)
 
         # ops.sessions on C: every node's sessions, each with its node; the agent's status from the owner.
@@ -221,12 +228,7 @@ async def test_a_node_cut_off_from_nats_carries_out_the_logout_it_missed_once(tm
             await until(lambda: stored.reads >= first + n, 10)
 
         # Agent 1 works through a bar on A and has a bar on B; then B is cut off from NATS.
-        bar_a = await bar_of(a, 1, phone=True)
-        bars.append(bar_a)
-        await until(lambda: b.get_agents().get(uid[1]) is not None, 10)
-        bar_b = await bar_of(b, 1, phone=False)
-        bars.append(bar_b)
-        assert states(b, uid[1]) == [SessionState.READY]
+        bar_a, bar_b = await working_on_a_with_a_bar_on_b(a, b, uid[1], bars)
         await nats.refuse()
         await until(lambda: node_b.link.state != "up", 20)
 
