@@ -206,7 +206,10 @@ def test_a_supervisor_with_a_phone_listens_in(ucs: UCS, browser: Any) -> None:
     spy = ucs.run(lambda: [c for c in ucs.sim.channels.values() if c.name.startswith("SIP/1003-")])
     assert len(spy) == 1 and spy[0].app == "ChanSpy" and spy[0].state == 6
     sup.page.wait_for_selector(row(1, ucs) + " .ucs-sup-mon")  # the team panel: monitored
-    sup.page.wait_for_selector(".ucs-calls .ucs-call")  # the spy call on the supervisor's own phone
+    # The spy leg on the supervisor's own phone: shown as monitoring (it is no call: no CDR, no
+    # recent call), with its hang-up button to stop listening.
+    sup.page.wait_for_selector(".ucs-calls .ucs-call.ucs-call-monitoring:has-text('Monitoring (listen)')")
+    assert sup.page.query_selector(".ucs-calls .ucs-call-monitoring [data-act=hangup]") is not None
     assert a1.page.evaluate("window.ucsOperator.calls().length") == 1  # the agent's bar is unchanged
 
     # A refusal on the bar: agent 2 has no call to monitor.

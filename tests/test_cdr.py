@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -41,6 +42,31 @@ async def test_finished_calls_are_stored(store_url: str, captures_dir: Path) -> 
         assert [s["Device"] for s in cdr["journey"]] == ["SIP/carrier", "Queue:support", "SIP/1001", "SIP/1003"]
         assert cdr["data"]["transfers"]
         assert cdr["disconnected"] >= cdr["connected"] >= cdr["created"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("capture, agent, spy", [("sip_chanspy_listen", "SIP/1001", "SIP/1002"),
+                                                  ("pj_chanspy_listen", "PJSIP/2001", "PJSIP/2002")])
+@pytest_twisted.ensureDeferred
+async def test_a_supervisors_listening_is_kept_on_the_call_it_monitored(
+        store_url: str, captures_dir: Path, capture: str, agent: str, spy: str) -> None:
+    """Real Asterisk 20: a supervisor's phone rung into ChanSpy on the agent's channel (an
+    Originate UCS did not make in this replay: recognised from Asterisk's events).  One
+    CDR, the customer's, saying who listened and when; none for the supervisor's leg."""
+    store = await open_store(store_url, reactor)
+    try:
+        writer = CDRWriter(store, reactor)
+        replay_into(writer, captures_dir / f"{capture}.ami")
+        await writer.flushed()
+        (cdr,) = await store.list_cdrs()
+        assert (cdr["direction"], cdr["queue"], cdr["answered_by"], cdr["cause"]) == ("INCOMING", "support", agent, 3)
+        (watched,) = cdr["data"]["monitors"]
+        assert (watched["by"], watched["device"], watched["spied"], watched["mode"]) == (None, spy, agent, "listen")
+        assert watched["channel"].startswith(spy + "-")
+        # ChanSpyStart a second after the answer; ChanSpyStop just before the customer's hang-up.
+        assert cdr["connected"] < watched["started"] < watched["stopped"] <= cdr["disconnected"]
+        assert await store.list_cdrs(devices=[spy]) == []  # not in the supervisor's recent calls
     finally:
         await store.close()
 

@@ -68,6 +68,8 @@ def replay(stream: BinaryIO, *, country_code: str = "420", dial_prefix: str = ""
     now = clock.seconds()
     for call in calls:
         d = call.to_dict(now)
+        if call.monitors:  # who monitored it (ChanSpy), as its CDR keeps it
+            d["monitors"] = [dict(m) for m in call.monitors]
         yield {
             "uniqueid": d.pop("uniqueid"),
             "direction": d.pop("direction"),

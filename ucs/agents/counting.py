@@ -59,7 +59,8 @@ class CallCounter:
                     agent.live_legs.discard(uid)
                 if uid not in agent.counted_legs:
                     agent.counted_legs.add(uid)
-                    self._count(agent, call, leg)
+                    if call.monitoring is None:  # a supervisor's monitoring is not a call (ucs.calls.spying)
+                        self._count(agent, call, leg)
             if ended:
                 for leg in call.legs.values():
                     agent = agents.by_device(leg.device)

@@ -166,6 +166,16 @@ class Call:
     #: a phone's dialling that picked up a ringing call (``Pickup``).  It ends for the
     #: phone's bar, but it was never a call of its own: no CDR.
     merged_into: str = ""
+    #: This "call" is a supervisor's monitoring session (ChanSpy on the supervisor's phone,
+    #: :mod:`ucs.calls.spying`), not a call: ``{"call", "channel", "device", "mode", "by"}``
+    #: (the monitored call's Linkedid, the spied channel and phone, listen / whisper /
+    #: barge, the supervisor's username when UCS rang the phone).  No CDR, no figures.
+    monitoring: dict[str, Any] | None = None
+    #: Who monitored this call (ChanSpyStart … ChanSpyStop on one of its legs):
+    #: ``{"by", "device", "channel", "spied", "mode", "started", "stopped"}`` each.  Not in
+    #: :meth:`to_dict` (what the bars are sent: a listening supervisor is neither heard nor
+    #: shown to the agent); the CDR keeps them in its ``data`` (:func:`ucs.calls.cdr.cdr_of`).
+    monitors: list[dict[str, Any]] = attrs.Factory(list)
 
     @property
     def ended(self) -> bool:
@@ -240,6 +250,7 @@ class Call:
             "recorded": self.recorded,
             "recording": self.recording and self.disconnected is None,
             "recordings": [dict(r) for r in self.recordings],
+            "monitoring": dict(self.monitoring) if self.monitoring is not None else None,
             "legs": [leg.to_dict() for leg in self.legs.values()],
             "journey": [step.to_dict(now) for step in self.journey],
         }

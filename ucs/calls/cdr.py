@@ -34,6 +34,8 @@ class CDRStore(Protocol):
 
 def cdr_of(call: Call) -> dict[str, Any]:
     full = call.to_dict()
+    # Who monitored the call (ChanSpy; :mod:`ucs.calls.spying`): kept with it, not sent to bars.
+    full["monitors"] = [dict(m) for m in call.monitors]
     return {
         "uniqueid": call.uniqueid,
         "direction": call.direction,
@@ -100,6 +102,8 @@ class CDRWriter(CallObserver):
     def call_ended(self, call: Call) -> None:
         if call.merged_into:
             return  # a pickup's dialling, folded into the call it picked up
+        if call.monitoring is not None:
+            return  # a supervisor's monitoring session: kept on the monitored call's CDR
         self.add(cdr_of(call))
 
     def add(self, cdr: dict[str, Any]) -> None:

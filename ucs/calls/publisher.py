@@ -34,7 +34,7 @@ class DomainPublisher(PBXObserver, CallObserver):
     def __init__(self, bus: EventBus, unpublished: Callable[[Call], Any] | None = None) -> None:
         self._bus = bus
         self.unpublished = unpublished
-        self._seen: dict[str, tuple[int, bool, bool, str, int, bool, int]] = {}
+        self._seen: dict[str, tuple[int, bool, bool, str, int, bool, int, str]] = {}
         self._held: set[str] = set()  # calls on hold until they are connected again
 
     # calls
@@ -54,8 +54,8 @@ class DomainPublisher(PBXObserver, CallObserver):
         now = self._look(call)
         self._seen[call.uniqueid] = now
         if before is None:
-            before = (-1, False, False, "", 0, False, 0)
-        state, caller_muted, connected_muted, connected_channel, transfers, _, _ = now
+            before = (-1, False, False, "", 0, False, 0, "")
+        state, caller_muted, connected_muted, connected_channel, transfers, _, _, _ = now
         publish = self._bus.publish
         # Hold by redirect passes through "suspended" (no bridge) on its way back:
         # held until connected again.
@@ -83,9 +83,11 @@ class DomainPublisher(PBXObserver, CallObserver):
         self._bus.publish(ev.EVENT_CALL_HANGUP, call)
 
     @staticmethod
-    def _look(call: Call) -> tuple[int, bool, bool, str, int, bool, int]:
+    def _look(call: Call) -> tuple[int, bool, bool, str, int, bool, int, str]:
+        m = call.monitoring  # a monitoring session: whose call it spies on, told once known
         return (int(call.state), call.caller_muted, call.connected_muted, call.connected_channel,
-                len(call.transfers), call.recording, len(call.recordings))
+                len(call.transfers), call.recording, len(call.recordings),
+                "" if m is None else f"{m.get('mode')} {m.get('call')} {m.get('device')}")
 
     # the PBX
 

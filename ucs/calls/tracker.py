@@ -30,6 +30,7 @@ from ucs.calls.hangup import Hangups
 from ucs.calls.journey import JOURNEY_APPS, Journey, add_step, describe_leg_end
 from ucs.calls.numbers import LINE, LOCAL, TRUNK, DeviceClassifier, NumberNormalizer
 from ucs.calls.parties import party_name, set_connected, set_origin
+from ucs.calls.spying import CHANSPY, Spies
 from ucs.calls.topology import far_end
 from ucs.calls.transfers import consult_of, record_transfer
 from ucs.pbx.model import Bridge, Channel, Queue
@@ -82,6 +83,9 @@ class CallTracker(PBXObserver):
         self._redirecting = self._hangups.redirecting
         self._journey = Journey(clock)
         self._originating: dict[str, str] = {}  # device → the number UCS asked it to call
+        #: Supervisors' monitoring (ChanSpy): which calls are monitoring sessions, and of
+        #: which calls (:mod:`ucs.calls.spying`).
+        self.spies = Spies()
         #: Linkedid of a call that ended while two of its legs talked on → the call they
         #: are now (:mod:`ucs.calls.consultation`): channels still to come join that one.
         self._successor: dict[str, str] = {}
@@ -155,6 +159,8 @@ class CallTracker(PBXObserver):
                 origin.step.description = f"Call to {origin.number or origin.device}"
                 origin.step.start = leg.created
             set_origin(call, leg, ch, self.normalize, self._originating)
+            if self.spies.expected and len(call.legs) == 1:
+                self.spies.created(call, ch.device)
             if leg.step is not None and call.journey[0] is not leg.step:
                 call.journey.remove(leg.step)
                 call.journey.insert(0, leg.step)
@@ -179,6 +185,15 @@ class CallTracker(PBXObserver):
 
     def forget_origination(self, device: str) -> None:
         self._originating.pop(device, None)
+
+    def expect_spy(self, device: str, mode: str, by: str, channel: str) -> None:
+        """UCS is about to ring ``device`` into ChanSpy on ``channel`` for the supervisor
+        ``by``: the call its phone gets is a monitoring session from its first ``call.new``
+        (:mod:`ucs.calls.spying`)."""
+        self.spies.expect(device, mode, by, channel)
+
+    def forget_spy(self, device: str) -> None:
+        self.spies.forget(device)
 
     def channel_updated(self, ch: Channel, msg: Message) -> None:
         call = self._leg_call.get(ch.uniqueid)
@@ -341,6 +356,8 @@ class CallTracker(PBXObserver):
 
     def _finish(self, call: Call, now: float, forced: bool) -> None:
         call.disconnected = now
+        if call.monitoring is not None or call.monitors:
+            self.spies.finished(call, now)
         call.cause = Cause.UNKNOWN if forced else self._hangups.call_cause(call)
         call.state = CallState.NEW if call.connected is None else CallState.CONNECTED
         for step in call.journey:
@@ -518,6 +535,12 @@ class CallTracker(PBXObserver):
             self._changed(call)
 
     def application(self, ch: Channel, app: str, data: str) -> None:
+        if app == CHANSPY:  # a dialplan ChanSpy (a feature code): a monitoring session
+            self.spies.data[ch.uniqueid] = data
+            spy = self._leg_call.get(ch.uniqueid)
+            if spy is not None and self.spies.mark(spy, data):
+                self._changed(spy)
+            return
         if app not in JOURNEY_APPS:
             return
         call = self._leg_call.get(ch.uniqueid)
@@ -525,6 +548,38 @@ class CallTracker(PBXObserver):
             return
         self._journey.application(call, app, data)
 
+    # -- monitoring (ChanSpy): not calls, facts of the calls monitored -------------------
+
+    def originate_response(self, msg: Message) -> None:
+        """An Originate to ``Application: ChanSpy`` (UCS's or anyone's) answered: its
+        channel is a monitoring session."""
+        if msg.get("Application") != CHANSPY or msg.get("Response") != "Success":
+            return
+        uid, data = msg.get("Uniqueid", ""), msg.get("Data", "")
+        if not uid:
+            return
+        self.spies.data[uid] = data
+        spy = self._leg_call.get(uid)
+        if spy is not None and self.spies.mark(spy, data):
+            self._changed(spy)
+
+    def spy_changed(self, spyee: Channel, spyer: Channel | None, started: bool) -> None:
+        now = self._clock.seconds()
+        target = self._leg_call.get(spyee.uniqueid)
+        if started:
+            if spyer is None:
+                return  # a spy UCS never saw (its Newchannel before a reconnect): no phone to name
+            spy = self._leg_call.get(spyer.uniqueid)
+            self.spies.started(spy, spyer.uniqueid, spyer.device, spyer.name, target, spyee.name, spyee.device, now)
+            if spy is not None:
+                self._changed(spy)
+        else:
+            uid = spyer.uniqueid if spyer is not None else ""
+            if uid:
+                self.spies.stopped(uid, now)
+        # Not a change the monitored call's parties are told: a listening supervisor is not
+        # heard, nor shown (its CDR keeps the fact).
+
     def pbx_restarted(self) -> None:
         # PBX.clear() already hung every channel up with cause 0.
-        pass
+        self.spies.clear()

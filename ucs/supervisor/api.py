@@ -63,8 +63,9 @@ def register(registry: Registry, supervision: Supervision, agents: Any, tracker:
         if agent is None:
             raise InvalidState(f"user {user_id} is not logged in as an agent")
         mine = session.line.device if session.line is not None else None
-        result = await monitor(ami, mine, agent, tracker, mode)
-        supervision.monitoring(result["phone"], session.user.username if session.user is not None else "", mode)
+        by = session.user.username if session.user is not None else ""
+        result = await monitor(ami, mine, agent, tracker, mode, by=by)
+        supervision.monitoring(result["phone"], by, mode)
         return result
 
     def wallboard(session: Any, token: str | None) -> dict[str, Any]:

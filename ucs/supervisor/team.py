@@ -65,7 +65,8 @@ def agent_row(user: Any, agent: Any, tracker: Any, now: float, pbx: Any = None,
                    calls=0, monitored=[])
         return row
     device = agent.line.device
-    views = [v for v in (phone_view(c, device, now) for c in tracker.calls_of_device(device)) if v is not None]
+    views = [v for v in (phone_view(c, device, now) for c in tracker.calls_of_device(device) if c.monitoring is None)
+             if v is not None]  # a supervisor's monitoring session is not a call of theirs
     told = getattr(agent, "monitored", None)  # a cluster's standby: as the owner said (issue 20)
     row.update(status=agent.status.name, reason=agent.reason, since=agent.since,
                in_status=max(0, int(now - agent.since)), device=device,
@@ -78,7 +79,7 @@ def agent_row(user: Any, agent: Any, tracker: Any, now: float, pbx: Any = None,
 def spy_channel(agent: Any, tracker: Any) -> str:
     """The channel of the agent's phone in its current call (answered first)."""
     device = agent.line.device
-    legs = [leg for call in tracker.calls_of_device(device) for leg in call.legs.values()
+    legs = [leg for call in tracker.calls_of_device(device) if call.monitoring is None for leg in call.legs.values()
             if leg.device == device and leg.ended is None]
     legs.sort(key=lambda leg: (leg.answered is None, -leg.created))
     if not legs:
@@ -87,8 +88,10 @@ def spy_channel(agent: Any, tracker: Any) -> str:
 
 
 async def monitor(ami: Any, supervisor_device: str | None, agent: Any, tracker: Any, mode: str,
-                  caller_id: str = "") -> dict[str, Any]:
-    """Ring ``supervisor_device`` into the agent's call, as ``mode`` says."""
+                  caller_id: str = "", by: str = "") -> dict[str, Any]:
+    """Ring ``supervisor_device`` into the agent's call, as ``mode`` says.  The tracker is
+    told first: the supervisor's phone's call is a monitoring session by ``by``, not a call
+    (:mod:`ucs.calls.spying`)."""
     options = SPY_OPTIONS.get(mode)
     if options is None:
         raise InvalidDataInput({"mode": f"{mode!r}: give listen, whisper or barge"})
@@ -102,9 +105,11 @@ async def monitor(ami: Any, supervisor_device: str | None, agent: Any, tracker: 
         "CallerID": caller_id or f"{mode} <{agent.line.device.partition('/')[2]}>",
         "Timeout": 30000, "Async": "true",
     }
+    tracker.expect_spy(supervisor_device, mode, by, channel)
     try:
         await ami.sendAction("Originate", headers)
     except AMIError as e:  # Asterisk's message, or the link is down
+        tracker.forget_spy(supervisor_device)
         raise PBXError(f"monitoring {agent.user.username}: Asterisk refused the Originate: {e}") from None
     return {"mode": mode, "agent": agent.user.id, "channel": channel, "phone": supervisor_device,
             "options": options}

@@ -1460,11 +1460,14 @@
       buttons += btn("hangup", "hangup", t("hangup"), "ucs-red");
     }
     var dirText = c.direction === "OUTGOING" ? t("outgoing") : c.direction === "INTERNAL" ? t("internal") : t("incoming");
+    // A supervisor's monitoring session on their own phone: not a call, said so (no recent call, no CDR).
+    var mon = c.monitoring && c.monitoring.mode;
+    if (mon) dirText = t("supActionMonitor") + " (" + t("sup" + mon.charAt(0).toUpperCase() + mon.slice(1)).toLowerCase() + ")";
     var stateText = t("st" + c.state) + (muted ? " · " + t("muted") : "");
     var recText = c.recording ? '<span class="ucs-rec" data-ref="recording" title="' + esc(t("recordingNow")) + '">' + icon("rec") + esc(t("recordingNow")) + "</span>" : "";
     var consultText = model.consult[c.uniqueid] && !xfer.swapped[c.uniqueid] ? '<div class="ucs-consult">' + icon("transfer") + esc(t("consulting", { number: model.consult[c.uniqueid] })) + "</div>" : "";
     consultText += xferNote(c);  // the transfer: swapped, conference
-    var html = '<div class="ucs-call' + (primary ? "" : " ucs-call-held") + (ringing ? " ucs-ringing" : "") + '" data-uniqueid="' + esc(c.uniqueid) + '" data-call-state="' + esc(c.state) + '">' +
+    var html = '<div class="ucs-call' + (mon ? " ucs-call-monitoring" : "") + (primary ? "" : " ucs-call-held") + (ringing ? " ucs-ringing" : "") + '" data-uniqueid="' + esc(c.uniqueid) + '" data-call-state="' + esc(c.state) + '">' +
       '<div class="ucs-call-icon">' + icon(dirIcon) + "</div>" +
       '<div class="ucs-call-who"><div class="ucs-call-name">' + esc(who || number || t("unknownCaller")) + "</div>" +
       '<div class="ucs-call-meta">' + esc(number) + (c.queue ? ' · <span class="ucs-queue">' + esc(c.queue) + "</span>" : "") + " · " + esc(dirText) + "</div>" + consultText + "</div>" +
