@@ -135,3 +135,30 @@ async def test_monitoring_is_on_the_monitored_calls_cdr_and_is_no_call(server: U
     assert (figures.get("offered"), figures.get("answered")) == (2, 2)
     for c in (sup, a1, a2):
         c.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_monitoring_begun_while_the_link_was_down_is_no_call_either(server: UCSServer) -> None:
+    """UCS missed the spy leg's birth (the AMI link was down): the resync's ``CoreShowChannel``
+    says it runs ChanSpy, which is enough to keep it out of the CDRs."""
+    sup = await supervisor(server)
+    await ready_agent(server, 1)
+    agent_channel = await answered_queue_call(server, "420777123456")
+    link = server.get_pbx_link()
+    resyncs = link.resyncs
+    server.get_ami_client().protocol.transport.abortConnection()
+    sim(server).originate("SIP/1004", application="ChanSpy", data=f"{agent_channel.name},qE", action_id="script-2")
+    sim(server).phone("SIP/1004").answer()
+    await until(lambda: any(j.mode == "listen" for j in sim(server).spies_of(agent_channel)), 10)
+    await until(lambda: link.resyncs > resyncs, 15)  # reconnected: the model rebuilt from the lists
+    tracker = server.get_call_tracker()
+    await until(lambda: any(c.monitoring for c in tracker.calls_of_device("SIP/1004")), 10)
+    [spying] = tracker.calls_of_device("SIP/1004")
+    assert spying.monitoring is not None and spying.monitoring["mode"] == "listen"
+    assert spying.monitoring["channel"] == agent_channel.name
+    customer_hangs_up(server)
+    await until(lambda: not tracker.active_calls(), 10)
+    [cdr] = await cdrs(server)
+    assert cdr["caller_number"] == "420777123456"
+    assert await cdrs(server, devices=["SIP/1004"]) == []
+    sup.close()

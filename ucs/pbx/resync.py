@@ -118,6 +118,11 @@ class Resync:
                     ch.answered = ch.created
             else:
                 self._newstate(entry)
+            if entry.get("Application") == "ChanSpy" and ch.application != "ChanSpy":
+                # A supervisor's monitoring that began while the link was down: the one
+                # application the tracker must know of at once (ucs.calls.spying).
+                ch.application = "ChanSpy"
+                pbx._emit("application", ch, "ChanSpy", entry.get("ApplicationData", ""))
             bid = entry.get("BridgeId") or entry.get("BridgeID") or None
             if bid and ch.bridge != bid:
                 pbx._enter(bid, ch)
