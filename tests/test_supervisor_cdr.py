@@ -107,7 +107,7 @@ async def test_monitoring_is_on_the_monitored_calls_cdr_and_is_no_call(server: U
     await until(lambda: any((c.monitoring or {}).get("device") == "SIP/1001" for c in tracker.calls_of_device("SIP/1002")))
     [spying] = tracker.calls_of_device("SIP/1002")
     assert spying.monitoring is not None and spying.monitoring["mode"] == "barge" and spying.monitoring["by"] is None
-    assert any(d.get("monitoring") for d in calls_told(a2))  # agent 2's bar: it is monitoring, not a call
+    await until(lambda: any(d.get("monitoring") for d in calls_told(a2)))  # agent 2's bar: monitoring, not a call
     sim(server).phone("SIP/1002").hangup()
     await until(lambda: channel_of(server, "SIP/1002") is None, 10)
     assert channel_of(server, "SIP/1001") is not None  # the call goes on
@@ -162,3 +162,34 @@ async def test_a_monitoring_begun_while_the_link_was_down_is_no_call_either(serv
     assert cdr["caller_number"] == "420777123456"
     assert await cdrs(server, devices=["SIP/1004"]) == []
     sup.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_monitoring_asterisk_could_not_ring_leaves_the_supervisors_next_call_a_call(server: UCSServer) -> None:
+    """The supervisor's phone was unreachable: Asterisk's ``OriginateResponse`` says the
+    monitoring failed, and the call the supervisor makes next is an ordinary call, CDR and all."""
+    sup = await supervisor(server)
+    await ready_agent(server, 1)
+    a2 = await ready_agent(server, 2)
+    await sup.call("agents.changeStatus", [user_id(server, 2), "AUX", "Meeting"])
+    await answered_queue_call(server, "420777123456")
+    line = sim(server).line("SIP/1004")
+    address, line.ip = line.ip, None  # the phone is unreachable (a static peer that stopped answering)
+    await sup.call("supervisor.monitor", [user_id(server, 1), "listen"])  # queued, then refused
+    tracker = server.get_call_tracker()
+    await until(lambda: "SIP/1004" not in tracker.spies.expected)
+    assert not tracker.calls_of_device("SIP/1004")
+    line.ip = address
+    sim(server).phone("SIP/1004").dial("1002")
+    await until(lambda: sim(server).phone("SIP/1002").ringing)
+    sim(server).phone("SIP/1002").answer()
+    await until(lambda: any(c.connected for c in tracker.calls_of_device("SIP/1004")))
+    assert all(c.monitoring is None for c in tracker.calls_of_device("SIP/1004"))
+    sim(server).phone("SIP/1004").hangup()
+    customer_hangs_up(server)
+    await until(lambda: not tracker.active_calls(), 10)
+    [mine] = await cdrs(server, devices=["SIP/1004"])  # in the supervisor's recent calls
+    assert (mine["direction"], mine["answered_by"]) == ("INTERNAL", "SIP/1002")
+    assert mine["data"]["monitoring"] is None
+    for c in (sup, a2):
+        c.close()

@@ -34,6 +34,10 @@ from ucs.calls.call import Call
 #: The dialplan application.
 CHANSPY = "ChanSpy"
 
+#: How long after UCS's request the supervisor's phone's channel is its monitoring: the
+#: Originate's channel comes at once (it rings for up to 30 s after).
+EXPECT_SECONDS = 10.0
+
 _ARGS = re.compile(r"\([^)]*\)")
 
 
@@ -59,16 +63,18 @@ class Spies:
         #: A spy channel's open entry in the monitored call: spyer Uniqueid → (call, entry).
         self.open: dict[str, tuple[Call, dict[str, Any]]] = {}
 
-    def expect(self, device: str, mode: str, by: str, channel: str) -> None:
-        self.expected[device] = {"mode": mode, "by": by, "channel": channel}
+    def expect(self, device: str, mode: str, by: str, channel: str, now: float) -> None:
+        self.expected[device] = {"mode": mode, "by": by, "channel": channel, "at": now}
 
     def forget(self, device: str) -> None:
         self.expected.pop(device, None)
 
-    def created(self, call: Call, device: str) -> None:
-        """The first channel of ``call`` is up on ``device``: the monitoring UCS rang it for?"""
+    def created(self, call: Call, device: str, now: float) -> None:
+        """The first channel of ``call`` is up on ``device``: the monitoring UCS rang it for?
+        Not when UCS asked longer ago than an Originate rings: the supervisor's next own
+        call must not lose its CDR to a request Asterisk never carried out."""
         asked = self.expected.pop(device, None)
-        if asked is not None and call.monitoring is None:
+        if asked is not None and call.monitoring is None and now - asked["at"] <= EXPECT_SECONDS:
             call.monitoring = {"call": None, "channel": asked["channel"], "device": None,
                                "mode": asked["mode"], "by": asked["by"] or None}
 

@@ -160,7 +160,7 @@ class CallTracker(PBXObserver):
                 origin.step.start = leg.created
             set_origin(call, leg, ch, self.normalize, self._originating)
             if self.spies.expected and len(call.legs) == 1:
-                self.spies.created(call, ch.device)
+                self.spies.created(call, ch.device, now)
             if leg.step is not None and call.journey[0] is not leg.step:
                 call.journey.remove(leg.step)
                 call.journey.insert(0, leg.step)
@@ -190,7 +190,7 @@ class CallTracker(PBXObserver):
         """UCS is about to ring ``device`` into ChanSpy on ``channel`` for the supervisor
         ``by``: the call its phone gets is a monitoring session from its first ``call.new``
         (:mod:`ucs.calls.spying`)."""
-        self.spies.expect(device, mode, by, channel)
+        self.spies.expect(device, mode, by, channel, self._clock.seconds())
 
     def forget_spy(self, device: str) -> None:
         self.spies.forget(device)
@@ -553,7 +553,10 @@ class CallTracker(PBXObserver):
     def originate_response(self, msg: Message) -> None:
         """An Originate to ``Application: ChanSpy`` (UCS's or anyone's) answered: its
         channel is a monitoring session."""
-        if msg.get("Application") != CHANSPY or msg.get("Response") != "Success":
+        if msg.get("Application") != CHANSPY:
+            return
+        if msg.get("Response") != "Success":  # the phone never answered: nothing more to expect
+            self.spies.forget(msg.get("Channel", ""))
             return
         uid, data = msg.get("Uniqueid", ""), msg.get("Data", "")
         if not uid:
