@@ -352,3 +352,12 @@ def ready_bar_in_chromium(front: Any, agent: int = 1) -> Iterator[Any]:
             bar.close()
         finally:
             browser.close()
+
+
+async def give_phone(server: UCSServer, username: str, n: int) -> None:
+    """``username`` (the demo supervisor) works at demo phone ``n`` too."""
+    directory = server.get_directory()
+    user = directory.user_by_username(username)
+    line = directory.line_by_device(demo.line_of(n)[0])
+    assert user is not None and line is not None
+    await directory.edit("users", user.id, {"lines": [line.id]})

@@ -18,7 +18,7 @@ from autobahn.twisted.websocket import WebSocketClientFactory
 from twisted.internet import reactor, task, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from clusterkit import cdr_rows, cluster_env
+from clusterkit import cdr_rows, cluster_env, give_phone
 from serverkit import until, working_agent
 from test_cluster_node import _terminate, ami_up, start_server
 from test_iserver import Client as IPClient
@@ -105,15 +105,6 @@ async def ip_connect(server: UCSServer) -> IPClient:
     proto: IPClient = await endpoint.connect(factory)  # type: ignore[assignment]
     await proto.opened
     return proto
-
-
-async def give_phone(server: UCSServer, username: str, n: int) -> None:
-    """``username`` (the demo supervisor) works at demo phone ``n`` too."""
-    directory = server.get_directory()
-    user = directory.user_by_username(username)
-    line = directory.line_by_device(demo.line_of(n)[0])
-    assert user is not None and line is not None
-    await directory.edit("users", user.id, {"lines": [line.id]})
 
 
 async def start_node(tmp_path: Path, name: str, store: str, sim: SimService, domain: str,

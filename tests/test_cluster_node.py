@@ -20,7 +20,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, threads
 
-from clusterkit import ClusterEnv, cluster_env
+from clusterkit import ClusterEnv, cluster_env, give_phone
 from pgkit import POSTGRES_URL
 from serverkit import until, working_agent
 from test_cluster_stream import NATS_URL
@@ -245,3 +245,42 @@ async def test_a_call_transferred_before_a_take_over_keeps_the_legs_that_left_it
         assert legs["SIP/1001"]["ended"] == first.ended and legs["SIP/1001"]["created"] == first.created
         assert [(t["kind"], t["to"]) for t in cdr["data"]["transfers"]] == [(t["kind"], t["to"]) for t in call.transfers]
         assert cdr["data"]["transfers"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_monitoring_across_a_take_over_is_no_call_and_stays_on_the_monitored_calls_cdr(
+        tmp_path: Path) -> None:
+    """A supervisor listens to agent 1's call on node-a; node-a's session dies and the supervisor
+    hangs up while no node owns the AMI link.  The new owner writes no CDR for the monitoring
+    session it learns ended in the gap (it is no call), and the customer's CDR, written by the
+    new owner when the call ends, says who monitored it."""
+    async with cluster_env(phones=2) as env:
+        a, b, call = await _queue_call_answered(env, tmp_path)
+        await give_phone(a, "supervisor", 2)
+        sup = a.get_sessions().create()
+        await a.get_registry().call(sup, "login", ["supervisor", "supervisor-demo"])
+        await a.get_registry().call(sup, "identifier", [demo.line_of(2)[1]])
+        agent = next(x for x in a.get_agents().all() if x.username == demo.user_of(1)[0])
+        await a.get_registry().call(sup, "supervisor.monitor", [agent.id, "listen"])
+        await until(lambda: any(c.monitoring for c in a.get_call_tracker().active_calls()), 10)
+        spy = next(c for c in a.get_call_tracker().active_calls() if c.monitoring)
+        await until(lambda: bool(call.monitors), 10)  # ChanSpyStart heard: the call records it
+        node_a: Any = a.get_cluster()
+        node_b: Any = b.get_cluster()
+        await until(lambda: spy.uniqueid in node_b.replica().calls
+                    and node_b.replica().calls[call.uniqueid].get("monitors"), 10)
+
+        await threads.deferToThread(_terminate, node_a.elector.backend_pid)
+        await until(lambda: not a.get_ami_client().running, 10)  # node-a stepped down: the gap
+        env.sim.sim.phone("SIP/1002").hangup()  # the supervisor stops listening, unseen
+        await node_b.elector.when("owner")
+        await until(lambda: ami_up(b), 10)
+        await until(lambda: [c.uniqueid for c in b.get_call_tracker().active_calls()] == [call.uniqueid], 10)
+        env.sim.sim.phone("SIP/1001").hangup()
+        await until(lambda: not b.get_call_tracker().active_calls(), 10)
+
+        cdr = await b.get_call_control().stored_cdr(call.uniqueid)
+        assert cdr is not None
+        (monitor,) = cdr["data"]["monitors"]
+        assert (monitor["by"], monitor["mode"], monitor["spied"]) == ("supervisor", "listen", "SIP/1001")
+        assert await b.get_call_control().stored_cdr(spy.uniqueid) is None  # no call of its own

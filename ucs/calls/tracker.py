@@ -578,10 +578,12 @@ class CallTracker(PBXObserver):
                 self._changed(spy)
         else:
             uid = spyer.uniqueid if spyer is not None else ""
-            if uid:
-                self.spies.stopped(uid, now)
-        # Not a change the monitored call's parties are told: a listening supervisor is not
-        # heard, nor shown (its CDR keeps the fact).
+            target = self.spies.stopped(uid, now) if uid else None
+        # The monitored call's ``monitors`` changed: a change no party is told (a listening
+        # supervisor is not heard, nor shown: no phone's view changes, so the bars get no frame),
+        # but a cluster's standbys are (a new owner's CDR of the call keeps who monitored it).
+        if target is not None:
+            self.touch(target)
 
     def pbx_restarted(self) -> None:
         # PBX.clear() already hung every channel up with cause 0.

@@ -74,6 +74,8 @@ def adopt(call: Call, known: dict[str, Any], now: float) -> None:
     # copies: the recordings' entries are filled in later (when one stops), the replica's stay as told
     call.transfers[:0] = [dict(t) for t in old.transfers if t not in call.transfers]
     call.recordings[:0] = [dict(r) for r in old.recordings if r not in call.recordings]
+    # who monitored it (for its CDR; one still open ends at the latest with the call)
+    call.monitors[:0] = [dict(m) for m in old.monitors if m not in call.monitors]
     call.recorded = call.recorded or old.recorded
 
 
@@ -130,6 +132,13 @@ def _adopt_journey(call: Call, old: Call, now: float) -> None:
                 step.end = now
         journey.append(step)
     call.journey = journey + fresh
+
+
+def needs_cdr(call: dict[str, Any]) -> bool:
+    """Whether a call known only from the replica gets a CDR of its own: not a supervisor's
+    monitoring session (:mod:`ucs.calls.spying`), nor a phone's dialling that turned out part
+    of another call (``merged_into``) -- as on the owner that saw them end."""
+    return not call.get("monitoring") and not call.get("merged_into")
 
 
 def cdr_from_replica(call: dict[str, Any], found_gone: float) -> dict[str, Any]:

@@ -93,6 +93,8 @@ def call_to_wire(call: Call) -> dict[str, Any]:
     d["journey"] = [[s.device, s.device_type, s.description, s.start, s.end] for s in call.journey]
     d.update(origin=call.origin, held_since=call.held_since, hold_parties=sorted(call.hold_parties),
              recording=call.recording, merged_into=call.merged_into)
+    if call.monitors:  # not the bars' (to_dict), but the CDR's: a new owner's CDR keeps them
+        d["monitors"] = [dict(m) for m in call.monitors]
     return d
 
 

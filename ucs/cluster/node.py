@@ -57,7 +57,7 @@ from ucs.cluster.election import OWNER, Elector
 from ucs.cluster.feed import OwnerFeed
 from ucs.cluster.follower import Follower
 from ucs.cluster.forward import COMMANDS as FORWARDED, Forwarder, OwnerWork
-from ucs.cluster.gap import adopt, cdr_from_replica
+from ucs.cluster.gap import adopt, cdr_from_replica, needs_cdr
 from ucs.cluster.handover import Departures, newest, newest_figures
 from ucs.cluster.heartbeat import UNHEARD, Heartbeat, OwnerWatch
 from ucs.cluster.lockconn import LockConnection, Timings, lock_key
@@ -522,6 +522,8 @@ class ClusterNode(Service):
         store, writer = self._server.get_store(), self._server.get_cdr_writer()
         now = self._reactor.seconds()
         for call in gone:
+            if not needs_cdr(call):
+                continue  # a supervisor's monitoring, or part of another call: no CDR of its own
             if await store.get_cdr(call["uniqueid"]) is not None:
                 continue  # the old owner wrote it before it died
             log.info("cluster: call {uniqueid} ended while no node owned the AMI link; its CDR is written "
