@@ -25,6 +25,9 @@ from ucs.constants import AgentStatus
 READY, ACW = AgentStatus.READY, AgentStatus.ACW
 PAUSED_ACW = {("support", True, "ACW"), ("sales", True, "ACW")}
 FREE = {("support", False, ""), ("sales", False, "")}
+#: Agent 2's queues: Support suspended by the test, so that the queue rings agent 1 only.
+TWO_FREE = {("support", True, "suspended"), ("sales", False, "")}
+TWO_PAUSED_ACW = {("support", True, "suspended"), ("sales", True, "ACW")}
 
 
 def members(w: Whole, device: str) -> set[tuple[str, bool, str]]:
@@ -49,7 +52,6 @@ async def consulting(w: Whole) -> tuple[Client, Client, Agent, Agent]:
     bar2 = await ready_agent(w.server, 2)
     one, two = agent(w, "SIP/1001"), agent(w, "SIP/1002")
     w.sim.phone("SIP/1001").set_behaviour(answer_after=1)
-    w.sim.phone("SIP/1002").set_behaviour(answer_after=None)  # the queue rings agent 1 only
     await bar2.call("agent.suspend", [support_id(w)])
     w.sim.caller_calls("5000", "420777000001", "Jana Novak")
     await w.advance(2)
@@ -66,11 +68,6 @@ def support_id(w: Whole) -> int:
     queue = w.server.get_directory().queue_by_asterisk_name("support")
     assert queue is not None
     return queue.id
-
-
-#: Agent 2's queues while it works: Support suspended by the test (the queue rings agent 1 only).
-TWO_FREE = {("support", True, "suspended"), ("sales", False, "")}
-TWO_PAUSED_ACW = {("support", True, "suspended"), ("sales", True, "ACW")}
 
 
 @pytest_twisted.ensureDeferred
