@@ -178,8 +178,8 @@ FLOWS: dict[str, Flow] = {
                      hangup(3)],
                "c": [RINGING_IN, CONNECT, hangup(3),
                      ("call.connect", {"direction": "INTERNAL", "number": "a#"}), hangup(3)]},
-        # c is held for after-call work as soon as it talks in a queue call, consulted or not
-        {"a": ("ACW", ""), "c": ("ACW", "")},
+        # a's wrap-up follows the customer's call; c, consulted, only took an internal call: no ACW
+        {"a": ("ACW", ""), "c": ("READY", "")},
         {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3,
          "journey_has": ["SIP/carrier", "Queue:support", "a", "c"]},
         more_cdrs=[{"direction": "INTERNAL", "caller_number": "a#", "called_number": "c#", "answered_by": "c",

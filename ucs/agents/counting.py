@@ -2,11 +2,18 @@
 
 Every leg on an agent's phone makes the phone busy while it rings or talks
 (time counts as busy), and is counted once in the day's figures when it
-ends (:func:`ucs.agents.stats.count_leg`).  A queue call the agent talks on
-is the ``talking`` input of the status machine (the leg is held, see
-:mod:`ucs.agents.wrapup`); its end is ``hung up``.  A queue call the agent
-transferred counts as an external transfer once the call is over and it is
-known that it left the PBX.
+ends (:func:`ucs.agents.stats.count_leg`).  A queue call the agent serves
+(:func:`serves`: talks with its customer) is the ``talking`` input of the
+status machine (the leg is held, see :mod:`ucs.agents.wrapup`); the end of
+a held leg is ``hung up``.  A queue call the agent transferred counts as an
+external transfer once the call is over and it is known that it left the PBX.
+
+Every channel of an attended transfer shares the caller's ``Linkedid``, so
+a colleague the agent consults has a leg in the customer's queue call while
+the customer waits on hold.  That leg talks with the agent, not the
+customer: it is not held, and its end is no wrap-up (the colleague took an
+internal call).  It becomes the colleague's customer call when the transfer
+completes (or a conference joins them) and they talk with the customer.
 """
 
 from __future__ import annotations
@@ -17,24 +24,58 @@ from twisted.logger import Logger
 
 from ucs.agents.agent import Agent
 from ucs.agents.stats import count_external_transfer, count_leg, is_queue_call, talking
-from ucs.agents.transitions import ACW, HUNG_UP, step
 from ucs.calls.call import Call, Cause, Leg
-from ucs.calls.numbers import TRUNK
+from ucs.calls.numbers import LOCAL, TRUNK
+from ucs.calls.topology import talk_together
 from ucs.calls.tracker import CallTracker
 from ucs.directory.directory import Directory
 from ucs.pbx.model import device_of
+from ucs.pbx.pbx import PBX
 
 if TYPE_CHECKING:
     from ucs.agents.service import Agents
 
 
+def customer_of(call: Call) -> str | None:
+    """The Uniqueid of the customer's leg of a queue call: the caller of a call
+    that came in through a queue; of a call placed for an outgoing queue (the
+    agent's phone is its caller), the first other leg, the party it called
+    (Local channels aside; a consultation's leg comes after it)."""
+    if call.data.get("outbound_id") is None:
+        return call.origin
+    for leg in call.legs.values():
+        if leg.uniqueid != call.origin and leg.kind != LOCAL:
+            return leg.uniqueid
+    return None
+
+
+def serves(pbx: PBX, call: Call, leg: Leg) -> bool:
+    """Whether the live ``leg`` of the queue call ``call`` serves its customer now,
+    making the call the agent's own (wrap-up follows it): the agent who placed a
+    call for an outgoing queue once it connects, any other leg while it talks
+    with the customer (:func:`~ucs.calls.topology.talk_together`): who answered
+    from the queue, who got the call by a transfer, who joined a conference.  Not
+    the customer's own leg (an agent calling a queue is its customer), nor a
+    colleague consulted while the customer waits on hold."""
+    customer = customer_of(call)
+    if customer is None or leg.uniqueid == customer:
+        return False
+    if leg.uniqueid == call.origin:
+        return talking(call, leg)
+    if leg.answered is None:
+        return False
+    ch = pbx.channels.get(leg.uniqueid)
+    return ch is not None and talk_together(pbx, ch, customer)
+
+
 class CallCounter:
     log = Logger()
 
-    def __init__(self, agents: Agents, directory: Directory, tracker: CallTracker) -> None:
+    def __init__(self, agents: Agents, directory: Directory, tracker: CallTracker, pbx: PBX) -> None:
         self._agents = agents
         self._directory = directory
         self._tracker = tracker
+        self._pbx = pbx
         self._transfers: dict[str, list[tuple[int, int | None, Leg]]] = {}
 
     def call_event(self, call: Call, ended: bool) -> None:
@@ -51,7 +92,7 @@ class CallCounter:
                         agent.accrue(now)
                         agent.live_legs.add(uid)
                     if (uid in agent.live_legs and uid not in agent.held and agents.acw_seconds > 0
-                            and is_queue_call(call) and talking(call, leg)):
+                            and is_queue_call(call) and serves(self._pbx, call, leg)):
                         agents.wrapup.hold(agent, uid)
                     continue
                 if uid in agent.live_legs:
@@ -73,13 +114,12 @@ class CallCounter:
     def _count(self, agent: Agent, call: Call, leg: Leg) -> None:
         agents = self._agents
         queue_id = self._call_queue_id(call)
-        talked = count_leg(agent.stats, call, leg, queue_id)
+        count_leg(agent.stats, call, leg, queue_id)
         if is_queue_call(call) and (leg.transferred or leg.cause == Cause.TRANSFER):
             self._transfers.setdefault(call.uniqueid, []).append((agent.user.id, queue_id, leg))
         agents.figures.save(agent.user.id)
         uid = leg.uniqueid
-        if uid in agent.held or (talked and agents.acw_seconds > 0
-                                         and step(agent.status, HUNG_UP).next == ACW):
+        if uid in agent.held:  # a leg that served the customer (see serves); wrap_up lets go of it
             agents.spawn(agents.serial(agent.user.id, lambda: agents.wrapup.wrap_up(agent, uid, call)),
                          f"wrap-up of {agent.user.username}")
 

@@ -144,7 +144,7 @@ class Agents(PBXObserver, CallObserver):
         self.figures = Figures(self, clock, self._saver, timezone=timezone, save_interval=save_interval)
         self.wrapup = WrapUp(self, clock, directory, step=acw_extend_step, max_seconds=acw_max_seconds)
         self._phone = PhoneFollower(self, directory)
-        self._calls = CallCounter(self, directory, tracker)
+        self._calls = CallCounter(self, directory, tracker, pbx)
         self._tasks: set[Deferred[Any]] = set()
         self._idle_waiters: list[Deferred[None]] = []
         self._reconcile = Reconciler(self, pbx, self._saver)

@@ -4,8 +4,9 @@ what is carried out on the PBX, or the refusal message.
 States: OFFLINE, READY, AUX (with a reason), ACW (wrap-up).  Two modifiers
 are not states of their own, they change what a status is in a queue
 (:func:`target`): a *suspended* queue (paused "suspended" whatever the
-status), and a *held* leg (``agent.held``: a queue call the agent talks on,
-wrap-up to follow; a READY agent is then paused "ACW" already, its status
+status), and a *held* leg (``agent.held``: a queue call the agent serves —
+talks with its customer, :func:`ucs.agents.counting.serves`, not a colleague's
+consultation — wrap-up to follow; a READY agent is then paused "ACW" already, its status
 still READY — app_queue offers the next caller to a member the moment its
 device is free unless it is paused, so the pause must be in place before the
 call ends).
@@ -18,7 +19,7 @@ to, ``seen`` the status the PBX shows)::
     ask READY                   READY          READY          READY          READY          carry
     ask AUX                     AUX            AUX            AUX            AUX            carry
     ask ACW                     refused        ACW            ACW            ACW            carry
-    talking (queue call)        =              = pause ahead  =              =              pause / -
+    talking (queue call served) =              = pause ahead  =              =              pause / -
     hung up (that call)         = no wrap-up   ACW            ACW            ACW            carry
     acw over (timer, resync)    =              =              =              back           carry / -
     extend acw (the agent)      refused        refused        refused        =              timer

@@ -1,8 +1,15 @@
 """Wrap-up (ACW): the pause ahead of it, its start when the call ends, its timer.
 
-When the agent's leg of a queue call they talked on ends, the agent goes ACW
+When the agent's leg of a queue call they served ends, the agent goes ACW
 (paused, reason "ACW") for ``acw_seconds``, then back to the status they had
-before (READY, or AUX with its reason).  Any requested change during ACW ends
+before (READY, or AUX with its reason).  *Served*
+(:func:`ucs.agents.counting.serves`): they talked with the call's customer —
+answered it from the queue, got it by a transfer, joined a conference with
+the customer, placed it for an outgoing queue.  A colleague consulted while
+the customer waits on hold (an attended transfer's consultation) took an
+internal call: no wrap-up for them, whether the caller hangs up meanwhile or
+the consultation ends without a transfer; once the transfer completes the
+call is theirs.  Any requested change during ACW ends
 it early; a requested ACW lasts ``acw_seconds`` the same way.  The rows are
 ``talking``, ``hung up`` and ``acw over`` of :data:`ucs.agents.transitions.MACHINE`.
 
@@ -10,7 +17,7 @@ The pause comes *before* the call ends.  app_queue offers the next waiting
 caller to a member as soon as its device is free, unless the member is
 paused; a pause sent when UCS hears of the hangup can arrive after that
 offer, and the agent would sit in ACW with a new call ringing.  So as soon
-as the agent talks on a queue call (with ``acw_seconds`` > 0) the leg is
+as the agent serves a queue call (with ``acw_seconds`` > 0) the leg is
 *held* (``agent.held``): a READY agent's queues are paused "ACW" while the
 call is up (Asterisk does not take a call away from a member paused during
 it), its status stays READY, and when the leg ends ACW begins with the pause
@@ -78,7 +85,7 @@ class WrapUp:
     # -- talking → hung up ------------------------------------------------------------
 
     def hold(self, agent: Agent, uid: str) -> None:
-        """The agent talks on a queue call: pause their queues now, so that
+        """The agent serves a queue call: pause their queues now, so that
         they are paused before the call ends (see the module docstring)."""
         agents = self._agents
         agent.held.add(uid)
@@ -96,7 +103,7 @@ class WrapUp:
         agents.spawn(agents.serial(agent.user.id, pause), f"pause ahead of wrap-up of {agent.user.username}")
 
     async def wrap_up(self, agent: Agent, uid: str, call: Any = None) -> None:
-        """The agent's leg of a queue call ended (the lock held): ACW begins; a
+        """The agent's held leg of a queue call ended (the lock held): ACW begins; a
         held leg lets go of its pause only once ACW holds it (or no ACW comes).
         ``call`` (the Call) is the wrap-up's call: its queue may require a reason."""
         agents = self._agents

@@ -45,3 +45,30 @@ def far_end(pbx: PBX, ch: Channel, seen: set[str], path: list[Channel] | None = 
                     path.extend((other, partner))
                 return found
     return None
+
+
+def talk_together(pbx: PBX, ch: Channel, other: str) -> bool:
+    """Whether ``ch`` talks with the channel whose Uniqueid is ``other``: both in
+    one bridge, or in bridges joined by Local channel pairs.  Unlike
+    :func:`far_end` this sees every party of a bridge (a three-way conference),
+    not only the first; a bridge on hold for a consultation is nobody's party."""
+    seen = {ch.uniqueid}
+    todo = [ch]
+    while todo:
+        bridge = pbx.bridges.get(todo.pop().bridge or "")
+        if bridge is None:
+            continue
+        for uid in bridge.channels:
+            if uid == other:
+                return True
+            if uid in seen:
+                continue
+            seen.add(uid)
+            peer = pbx.channels.get(uid)
+            if peer is None or not peer.is_local:
+                continue
+            partner = pbx.channel_by_name(local_partner_name(peer.name))
+            if partner is not None and partner.uniqueid not in seen:
+                seen.add(partner.uniqueid)
+                todo.append(partner)
+    return False

@@ -197,9 +197,11 @@ class AgentsConfig:
     """Agents: after-call work, the first status after login, when the statistics day ends."""
 
     acw_seconds: float = option(15.0, number(0, 3600, "seconds"),
-                                "After-call work after a queue call, before the agent is back to the "
-                                "status before the call (0: no ACW). The agent's queues are paused "
-                                "(reason ACW) as soon as they answer a queue call, their status still "
+                                "After-call work after a queue call the agent served (talked with its "
+                                "customer: answered it, got it by a transfer or a conference; not a "
+                                "colleague's consultation), before the agent is back to the status "
+                                "before the call (0: no ACW). The agent's queues are paused "
+                                "(reason ACW) as soon as they serve a queue call, their status still "
                                 "READY, so no next caller rings them between the call and ACW.")
     acw_extend_step: float = option(30.0, number(1, 3600, "seconds"),
                                     "What one *Extend* of the agent bar adds to the wrap-up (agent.extendWrapUp).")
