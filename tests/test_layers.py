@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("container", ("ucs.server", "ucs.lifecycle", "ucs.domain", "ucs.endpoints", "ucs.standbys",
                    "ucs.demo", "ucs.demo_pbx", "ucs.replay", "ucs.tap",
                    "ucs.admin", "ucs.admin.*", "ucs.cluster.node",
-                   "ucs.cluster.forward", "ucs.cluster.mirror", "ucs.cluster.quiet")),
+                   "ucs.cluster.forward", "ucs.cluster.mirror", "ucs.cluster.quiet", "ucs.cluster.gap")),
 ]
 
 
