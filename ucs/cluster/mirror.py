@@ -531,15 +531,25 @@ class Mirror:
         self.bus.unsubscribe(ev.EVENT_PBX_RESYNCED, self._resynced)
         self.clock.callLater(0, self._settle)  # once every observer of the resync has run
 
+    def holding(self, uniqueid: str) -> bool:
+        """Whether the bars keep what they were shown of call ``uniqueid``: a call handed over
+        at a take-over, until the resync is done.  The resync rebuilds it as the events would,
+        one channel at a time -- first the caller's alone, not yet the agent's -- and each
+        phone's view would take the first step for the call's end on that phone: a hang-up,
+        then a new connect, on a call that never stopped (the hub asks, :attr:`Hub.holding`)."""
+        return uniqueid in self._handed
+
     def _settle(self) -> None:
         handed, self._handed = self._handed, {}
         if self.active:
             return  # a standby again: the mirror tells the owner's truth
-        live = {c.uniqueid for c in self.tracker.active_calls()} if self.tracker is not None else set()
+        live = {c.uniqueid: c for c in self.tracker.active_calls()} if self.tracker is not None else {}
         for uid, call in handed.items():
             if uid not in live:
                 self.calls[uid] = call
                 self._end(uid)  # on this node's bars only (the view bus): no CDR, no plugin
+            else:  # the call as rebuilt (with what the old owner knew: ``gap.adopt``), held till now
+                self.bus.publish(ev.EVENT_CALL_CHANGE, live[uid])
 
 
 # -- the role-aware views the container gives the readers ----------------------------------------
