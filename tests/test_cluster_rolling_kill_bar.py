@@ -11,12 +11,11 @@ owner is killed mid-call at least once) and, once the bar is right, started agai
 After each kill, within 10 s of it (the issue's failover bound), with the new owner's
 AMI link up when the owner was killed: the bar (resumed on a surviving node through the
 balancer when its node was killed) is logged in, READY, shows the call connected with the
-caller's number and the connection indicator ok, with no cluster warning.  It was told of
-no hang-up when it is on the new owner (``Mirror.holding``: without it, the new owner's
-resync rebuilding the call made its bars hang it up and connect it again) or the owner was
-not killed; on a standby at an owner's kill it may still be (a known bug, docs/cluster.md
-"Rolling restarts": recorded as ``flickers``, not asserted).  The simulator still has the
-same call up.  The killed node, started again,
+caller's number and the connection indicator ok, with no cluster warning.  It is never
+told of a hang-up: the new owner's resync rebuilds the call one channel at a time, which
+made bars hang it up and connect it again -- on the new owner (``Mirror.holding``) and on a
+standby (``Mirror._hold``: held as shown from the new owner's first term to its resync's
+end).  The simulator still has the same call up.  The killed node, started again,
 follows the owner's term as a standby and the owner stays the owner (no fight: it never
 logged "owns the AMI link"; never two AMI sessions at once, watched every 20 ms all
 along).  At the end the agent hangs up with the bar: the store has exactly one CDR for
@@ -58,7 +57,6 @@ async def test_a_rolling_kill_behind_a_load_balancer_keeps_the_bar_and_its_call(
             with ready_bar_in_chromium(cluster.front) as bar:
                 channel = cluster.answered_call(bar)
                 readies = bar.names().count("onReady")
-                flickers: list[str] = []
 
                 for name in cluster.order():  # the bar's node first, the owner last
                     was_bars = cluster.bar_node() == name
@@ -94,22 +92,16 @@ async def test_a_rolling_kill_behind_a_load_balancer_keeps_the_bar_and_its_call(
                     assert OWNS not in cluster.nodes.procs[name].output, f"{name} owned the AMI link again"
                     shows_the_call(bar, timeout=10_000)
                     hung_up = bar.names().count("onCallHangup") > hangups  # seconds after the resync
-                    if was_owner and cluster.bar_node() != owner:
-                        # KNOWN BUG (docs/cluster.md, "Not done yet", "Rolling restarts"): a bar on a
-                        # *standby* when the owner is killed may be told the call ended, then
-                        # connected again (the new owner's feed tells the standbys each step of its
-                        # resync's rebuild of the call).  The bar ends right (asserted above):
-                        # recorded, not asserted, until that is fixed.
-                        flickers.append(name) if hung_up else None
-                    else:  # the bar on the new owner (``Mirror.holding``), or the owner still there
-                        assert not hung_up, f"the bar was told the call ended when {name} was killed"
+                    # Never told the call ended: on the new owner (``Mirror.holding``), nor on a
+                    # standby (held at the new owner's first term until its resync, ``Mirror._hold``).
+                    assert not hung_up, f"the bar was told the call ended when {name} was killed"
                     steps.append({"node": name, "bars": was_bars, "owner": was_owner, "now_on": cluster.bar_node(),
                                   "owner_now": owner, "right_after": round(took, 1)})
                 cluster.hang_up(bar)
                 bar.page.wait_for_selector(CONNECTED, state="detached", timeout=10_000)
                 assert bar_status(bar) == "READY"
                 assert bar.page.query_selector("[data-ref=loginBtn]:visible") is None
-                steps.append({"uniqueid": channel.linkedid, "flickers": flickers})
+                steps.append({"uniqueid": channel.linkedid})
 
         await threads.deferToThread(scenario)
         print("rolling kill:", steps)
