@@ -14,31 +14,36 @@ What the cluster tests share beside it: nodes in processes of their own
 starts an owner and its standbys, :class:`ProcessNodes`; their ``/health``, the
 lines they log, which one owns the AMI link), the demo's directory written to
 the store (:func:`seed`), the CDRs the nodes wrote (:func:`cdr_rows`,
-:func:`until_rows`), and the real agent bar in Chromium logged in through a
-balancer's address (:func:`ready_bar_in_chromium`).
+:func:`until_rows`), the real agent bar in Chromium logged in through a
+balancer's address (:func:`ready_bar_in_chromium`), and three process nodes behind
+a round-robin load balancer with that bar on a customer's call (:func:`balanced_nodes`,
+:class:`BalancedNodes`: the rolling restarts, SIGTERM and ``kill -9``).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import treq
-from twisted.internet import reactor, task, threads
+from twisted.internet import defer, reactor, task, threads
 from twisted.internet.defer import Deferred
 
+from balancer import Balancer
 from natsserver import free_port
 from pgkit import POSTGRES_URL, _postgres_schema, with_search_path
 from serverkit import until
 from test_cluster_stream import NATS_URL
-from test_twistd import Running
+from test_twistd import TIMEOUT, Running
 from ucs import demo
 from ucs.bus import EventBus
 from ucs.directory.directory import Directory
@@ -157,6 +162,13 @@ class Node(Running):
     def __init__(self, config: Path, cwd: Path, wrap: Callable[[list[str]], list[str]] = list) -> None:
         self.config = config
         super().__init__(["--config", str(config)], cwd, options=["--reactor=asyncio"], wrap=wrap)
+
+    def kill(self) -> None:
+        """``kill -9``: the process gone at once, nothing of it cleaned up (its sockets closed by
+        the kernel), waited for; its output read to the end."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(TIMEOUT)
+        self._reader.join(TIMEOUT)
 
 
 def node_config(tmp_path: Path, name: str, store: str, sim: SimService, domain: str) -> tuple[Path, int]:
@@ -352,6 +364,137 @@ def ready_bar_in_chromium(front: Any, agent: int = 1) -> Iterator[Any]:
             bar.close()
         finally:
             browser.close()
+
+
+# -- three nodes behind a load balancer, the bar on a call: the rolling restarts ---------------------
+
+#: The customer who calls the support queue (5000) in the rolling restarts.
+CALLER = "420777123456"
+#: A call the bar shows connected.
+CONNECTED = '.ucs-call[data-call-state="3"]'
+
+
+def on_reactor(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on the reactor, from the worker thread Playwright runs in (a Deferred waited for)."""
+    return threads.blockingCallFromThread(reactor, fn, *args)  # type: ignore[arg-type]
+
+
+@dataclass
+class BalancedNodes:
+    """Process nodes (:class:`ProcessNodes`) behind a round-robin TCP load balancer
+    (``tests/balancer.py``), ``front.base`` its address, for the bar in Chromium; the agent's
+    phone answers what the bar answers.  The blocking methods are for the Playwright thread."""
+
+    env: ClusterEnv
+    nodes: ProcessNodes
+    balancer: Balancer
+    front: Any
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.nodes.configs)
+
+    async def following(self, name: str) -> None:
+        """Node ``name`` is a standby that follows the owner's term."""
+        ports = self.nodes.ports
+        term = (await health(ports[await self.nodes.owner()]))["cluster"]["term"]
+        await until_health(ports[name], lambda h: h["cluster"]["role"] == "standby" and h["cluster"]["term"] == term)
+
+    def owner(self) -> str:
+        """The running node that owns the AMI link (blocking)."""
+        return on_reactor(lambda: defer.ensureDeferred(self.nodes.owner()))  # type: ignore[no-any-return]
+
+    def restart(self, name: str) -> None:
+        """Node ``name`` started again and following the owner's term as a standby (blocking)."""
+        on_reactor(lambda: defer.ensureDeferred(wait_line(self.nodes.start(name), "election")))
+        on_reactor(lambda: defer.ensureDeferred(self.following(name)))
+
+    def bar_node(self) -> str:
+        """The node serving the bar's WebSocket (the one open WebSocket through the balancer)."""
+        ws = on_reactor(self.balancer.websockets)
+        assert len(ws) == 1, ws
+        return {p: n for n, p in self.nodes.ports.items()}[ws[0]]
+
+    def order(self) -> list[str]:
+        """Each node once: the bar's node first, the owner last (unless it is the bar's node)."""
+        owner, first = self.owner(), self.bar_node()
+        return [first] + [n for n in self.names if n not in (first, owner)] + ([owner] if first != owner else [])
+
+    def call_up(self) -> Any:
+        """The customer's call in the simulator: its channel on the agent's phone, answered and
+        up, or ``None`` (blocking)."""
+        return on_reactor(self._call_up)
+
+    def _call_up(self) -> Any:
+        chans = [c for c in self.env.sim.sim.phone("SIP/1001").line.channels
+                 if c.leg is not None and c.leg.answered and not c.leg.ended and not c.gone]
+        return chans[0] if len(chans) == 1 else None
+
+    def answered_call(self, bar: Any) -> Any:
+        """The customer calls the support queue, the agent answers with the bar's button: the
+        call's channel in the simulator, the bar showing it (blocking)."""
+        on_reactor(self.env.sim.sim.caller_calls, "5000", CALLER, "Jana Novak")
+        assert bar.wait("onCallRinging", timeout=20_000)["args"][0]["caller_number"] == CALLER
+        bar.page.click("[data-act=answer]")
+        bar.wait("onCallConnect", timeout=20_000)
+        shows_the_call(bar)
+        channel = self.call_up()
+        assert channel is not None
+        return channel
+
+    def hang_up(self, bar: Any) -> None:
+        """The agent hangs up with the bar; the bar and the simulator have the call gone (blocking)."""
+        bar.page.click("[data-act=hangup]")
+        bar.wait("onCallHangup", timeout=20_000)
+        bar.page.wait_for_selector(CONNECTED, state="detached", timeout=20_000)
+        on_reactor(lambda: defer.ensureDeferred(until(lambda: self._call_up() is None, 20)))
+
+
+def shows_the_call(bar: Any, timeout: float = 30_000) -> None:
+    """Logged in, READY, the customer's call connected: on the page and in the bar's callbacks
+    (within ``timeout`` ms)."""
+    bar.page.wait_for_selector(CONNECTED, timeout=timeout)
+    assert bar_status(bar) == "READY"
+    assert CALLER in bar.page.inner_text(".ucs-calls")
+    assert bar.page.query_selector("[data-ref=loginBtn]:visible") is None  # still logged in
+    assert bar.page.query_selector("[data-act=hangup]:visible") is not None
+
+
+def bar_status(bar: Any) -> str:
+    """The agent's status the bar was last told (``onReady``, ``onStateChange``)."""
+    said = [e["args"][0] for e in bar.log() if e["name"] in ("onReady", "onStateChange")]
+    status: str = said[-1]["status"]
+    return status
+
+
+async def balanced_nodes(env: ClusterEnv, tmp_path: Path) -> BalancedNodes:
+    """node-a (the owner), node-b and node-c (standbys following its term) in processes of
+    their own, agents READY at login and no wrap-up, the demo's directory seeded, behind a
+    :class:`Balancer` listening on this host (closed with ``env``)."""
+    env.sim.sim.phone("SIP/1001").set_behaviour(remote_answer=True)  # answered from the bar (SIP NOTIFY)
+    await seed(env.store)
+    nodes = env.processes(tmp_path, extra='[agents]\ninitial_status = "ready"\nacw_seconds = 0\n')
+    await nodes.start_all()
+    balancer = Balancer(reactor, list(nodes.ports.values()))
+    cluster = BalancedNodes(env, nodes, balancer, None)
+    for name in cluster.names[1:]:
+        await cluster.following(name)
+    listening = reactor.listenTCP(0, balancer, interface="127.0.0.1")  # type: ignore[attr-defined]
+    env.closing.append(listening.stopListening)
+    cluster.front = SimpleNamespace(base=f"http://127.0.0.1:{listening.getHost().port}")
+    return cluster
+
+
+async def one_cdr(store: str, uniqueid: str) -> dict[str, Any]:
+    """The call's CDR, once it is written, and no other (a second row, for a CDR written twice
+    under two uniqueids, would come within the two seconds waited)."""
+    await until_rows(store, 1)
+    await settle(2)
+    rows = await threads.deferToThread(cdr_rows, store)
+    assert len(rows) == 1, rows
+    assert rows[0]["uniqueid"] == uniqueid and rows[0]["caller_number"] == CALLER
+    assert rows[0]["connected"] is not None
+    return rows[0]
 
 
 async def give_phone(server: UCSServer, username: str, n: int) -> None:

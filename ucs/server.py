@@ -255,6 +255,8 @@ class UCSServer:
                                                                 self._publisher.unpublished)
         if self._mirror is not None:  # issue 20: a standby's bars hear the owner's quiet changes
             self._mirror.on_quiet = hub.call_changed_quietly if hub is not None else None
+            if hub is not None:  # and a new owner's bars keep the calls handed over until its resync
+                hub.holding = self._mirror.holding
         if self._mirror is not None and self._supervision is not None:
             standbys.wire_supervision(self, self._mirror, self._supervision)
         if hub is not None:

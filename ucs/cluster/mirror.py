@@ -236,6 +236,11 @@ class MirrorAgent:
 
 _MEMBER_STATUS = {name: code for code, name in MEMBER_STATUSES.items()}
 
+#: Seconds a standby holds the calls its bars were shown, at another owner's first term, if
+#: that owner's ``pbx.resynced`` never comes (its resync failed, or came before the snapshot
+#: this node loaded): then each is told as the new owner has it, or ended.
+HOLD_LIMIT = 10.0
+
 
 def _member(d: dict[str, Any]) -> Member:
     return Member(d["queue"], d["interface"], name=d.get("name", ""), penalty=d.get("penalty", 0),
@@ -262,6 +267,14 @@ class Mirror:
         #: This node's own call tracker: after a take-over, which shown calls Asterisk still has.
         self.tracker = tracker
         self._handed: dict[str, Call] = {}
+        #: A standby's, at another owner's first term: the calls its bars were shown, held as
+        #: shown while the new owner rebuilds them from Asterisk (:meth:`_hold`), and those of
+        #: them the new owner has told since (rebuilt: told whole at its resync's end).
+        self._held: dict[str, Call] = {}
+        self._rebuilt: set[str] = set()
+        self._release_call: Any = None
+        #: Whose term the mirror follows (the node's name in it): another's is a take-over.
+        self._owner = ""
         self.directory = directory
         #: A standby's: readers use the mirror (the role-aware views).  Off on the owner.
         self.active = False
@@ -361,6 +374,8 @@ class Mirror:
             self.bus.publish(e.event, None, **e.args)
         elif e.event == ev.EVENT_PBX_RESYNCED:
             self.bus.publish(e.event, None, **e.args)
+            if self._held:
+                self._release_soon(0)  # the new owner has read Asterisk's calls
 
     def _call(self, e: Envelope) -> None:
         if e.event == ev.EVENT_ACCOUNT_CODE:
@@ -372,6 +387,13 @@ class Mirror:
         if not isinstance(e.subject, dict):
             return
         call = call_from_wire(e.subject)
+        if e.key in self._held:
+            if e.event != ev.EVENT_CALL_HANGUP:
+                self.calls[e.key] = call  # a step of the new owner's rebuild: not shown yet
+                self._rebuilt.add(e.key)
+                return
+            del self._held[e.key]  # it ended: told now, as ever
+            self._rebuilt.discard(e.key)
         if e.event == CALL_QUIET:
             self.calls[e.key] = call
             if self.on_quiet is not None:
@@ -467,12 +489,19 @@ class Mirror:
         if not self.active:
             return
         r = replica
-        for uid in [u for u in self.calls if u not in r.calls]:
+        owner = r.term.rsplit(":", 2)[0] if r.term.count(":") >= 2 else ""
+        if owner and self._owner and owner != self._owner and self.calls:
+            self._hold()  # another owner's first term: it has not read Asterisk's calls yet
+        self._owner = owner or self._owner
+        for uid in [u for u in self.calls if u not in r.calls and u not in self._held]:
             self._end(uid)
         for uid, d in r.calls.items():
             old = self.calls.get(uid)
             new = call_from_wire(d)
-            if old is None or call_to_wire(old) != call_to_wire(new):
+            if uid in self._held:
+                self.calls[uid] = new  # a step of the new owner's rebuild: not shown yet
+                self._rebuilt.add(uid)
+            elif old is None or call_to_wire(old) != call_to_wire(new):
                 self.calls[uid] = new
                 self.bus.publish(ev.EVENT_CALL_CHANGE, new)
         for uid_s, d in r.agents.items():
@@ -523,6 +552,12 @@ class Mirror:
             if not self._handed:
                 self.bus.subscribe(ev.EVENT_PBX_RESYNCED, self._resynced)
             self._handed.update(self.calls)
+        self._held.clear()
+        self._rebuilt.clear()
+        if self._release_call is not None and self._release_call.active():
+            self._release_call.cancel()
+        self._release_call = None
+        self._owner = ""
         self.active = False
         self.calls.clear()
         self.agents.clear()
@@ -531,19 +566,58 @@ class Mirror:
         self.devices.clear()
         self.queues.clear()
 
+    def _hold(self) -> None:
+        """A standby's bars keep the calls they were shown while a new owner rebuilds them: its
+        first term starts before it has read Asterisk (no calls), and its resync then tells each
+        call as the events would, one channel at a time -- first the caller's alone -- which each
+        phone's view would take for the call's end on that phone: a hang-up, then a new connect,
+        on a call that never stopped (issue 20, ``test_cluster_rolling_kill_bar``).  Released at
+        the new owner's ``pbx.resynced`` (or after :data:`HOLD_LIMIT`, if it never comes)."""
+        self._held.update(self.calls)
+        self._release_soon(HOLD_LIMIT)
+
+    def _release_soon(self, delay: float) -> None:
+        if self._release_call is not None and self._release_call.active():
+            self._release_call.cancel()
+        self._release_call = self.clock.callLater(delay, self._release)
+
+    def _release(self) -> None:
+        """The new owner's resync is done: each held call it rebuilt is told whole; one it did
+        not ended while no node listened, and ends on the bars."""
+        self._release_call = None
+        held, self._held = self._held, {}
+        rebuilt, self._rebuilt = self._rebuilt, set()
+        if not self.active:
+            return
+        for uid in held:
+            if uid in rebuilt and uid in self.calls:
+                self.bus.publish(ev.EVENT_CALL_CHANGE, self.calls[uid])
+            elif uid in self.calls:
+                self._end(uid)
+
     def _resynced(self, subject: Any, args: dict[str, Any]) -> None:
         self.bus.unsubscribe(ev.EVENT_PBX_RESYNCED, self._resynced)
         self.clock.callLater(0, self._settle)  # once every observer of the resync has run
+
+    def holding(self, uniqueid: str) -> bool:
+        """Whether the bars keep what they were shown of call ``uniqueid``: a call handed over
+        at a take-over, until the resync is done.  The resync rebuilds it as the events would,
+        one channel at a time -- first the caller's alone, not yet the agent's -- and each
+        phone's view would take the first step for the call's end on that phone: a hang-up,
+        then a new connect, on a call that never stopped (the hub asks, :attr:`Hub.holding`)."""
+        return uniqueid in self._handed or uniqueid in self._held
 
     def _settle(self) -> None:
         handed, self._handed = self._handed, {}
         if self.active:
             return  # a standby again: the mirror tells the owner's truth
-        live = {c.uniqueid for c in self.tracker.active_calls()} if self.tracker is not None else set()
+        live = {c.uniqueid: c for c in self.tracker.active_calls()} if self.tracker is not None else {}
         for uid, call in handed.items():
             if uid not in live:
                 self.calls[uid] = call
                 self._end(uid)  # on this node's bars only (the view bus): no CDR, no plugin
+            else:  # the call as rebuilt (with what the old owner knew: ``gap.adopt``), held till now
+                self.bus.publish(ev.EVENT_CALL_CHANGE, live[uid])
 
 
 # -- the role-aware views the container gives the readers ----------------------------------------

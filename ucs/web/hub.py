@@ -131,6 +131,10 @@ class Hub:
         #: other nodes (``{"ok": False, "message": ...}`` while NATS is away), sent to every
         #: bar when it changes and to each bar that connects meanwhile (:meth:`cluster_notice`).
         self.cluster: dict[str, Any] | None = None
+        #: Issue 20, with ``[cluster]``: whether a call's changes wait before they reach the
+        #: bars (``Mirror.holding``: a new owner's resync rebuilding, step by step, a call its
+        #: bars were shown whole -- they keep what they were shown until the resync is done).
+        self.holding: Callable[[str], bool] | None = None
 
     def cluster_notice(self, notice: dict[str, Any]) -> None:
         """Tell every bar (logged in or not) how the node stands in its cluster: a bar on a
@@ -577,6 +581,8 @@ class Hub:
     def _call_event(self, name: str, call: Call, args: dict[str, Any], quiet: bool = False) -> None:
         if not self.connections:
             return  # no bar to show it to (a bar that comes back asks for its calls with ``state``)
+        if self.holding is not None and self.holding(call.uniqueid):
+            return  # told whole once the resync is done (``Mirror._settle``)
         views = self._views
         devices = {leg.device for leg in call.legs.values()}
         now = self.clock.seconds()
