@@ -30,6 +30,15 @@ was rung, *outgoing* when the phone placed the call:
   a trunk), and per queue ``answered``, ``unanswered``, ``ringtime``,
   ``talktime``, ``transferred``, ``transferred_external``.
 
+A colleague the agent consults (an attended transfer) rings this phone inside
+the customer's queue call (the consultation shares its ``Linkedid``), but it is
+an *internal* call: counted in ``in_calls_answered`` / ``in_calls_unanswered``
+only, no queue figure (:mod:`ucs.agents.counting`), unless the agent then
+talked with the customer (the transfer completed, a conference): then it is
+the agent's answered queue call, its ring and talk times from the consultation
+on.  Each leg is counted once, also when the customer hangs up during the
+consultation and the two talk on in a new internal call.
+
 Ringing of an incoming leg lasts from its creation to its answer (or end);
 talking from its answer to its end, hold included.  For an outgoing leg,
 ringing lasts until the call connects.  A call is counted whole on the day

@@ -12,8 +12,9 @@ for the pushes); it reads the PBX model (waiting callers), the agents service
   with ``abandonwait``;
 * per agent: ``answered`` and ``talktime`` of the queue calls their phone answered
   (not a colleague's consultation while the customer waited, unless it became theirs:
-  :meth:`ucs.agents.service.Agents.consultation`), and the time in READY, AUX and ACW (``readytime``, ``auxtime``, ``acwtime``), split
-  at the 15-minute boundaries (:mod:`ucs.supervisor.intervals`).
+  :meth:`ucs.agents.service.Agents.consultation`), and the time in READY, AUX and ACW
+  (``readytime``, ``auxtime``, ``acwtime``), split at the 15-minute boundaries
+  (:mod:`ucs.supervisor.intervals`).
 
 The rows are written to the store (table ``stats``, migration 3) every
 ``save_interval`` seconds and on stop, and today's are read back on start; a cluster's
