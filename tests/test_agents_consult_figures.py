@@ -7,8 +7,8 @@ caller's queue call.  What a contact-center engineer expects of the figures:
 - the consultation is agent 2's internal call, counted once (``in_calls_answered``), not an
   answered queue call: no queue talk time, nothing in the queue's column — also when the
   caller hangs up meanwhile and the two talk on (a new internal call of the same phones);
-- once the transfer completes and agent 2 talks with the customer, agent 2 has served the
-  queue call: one answered queue call, counted once;
+- once the transfer completes (or a conference joins them) and agent 2 talks with the
+  customer, agent 2 has served the queue call: one answered queue call, counted once;
 - agent 1 answered the queue call: one answered queue call;
 - the queue was offered one call and it was answered once, whatever the consultation did;
   the supervisor's figures by agent say the same.
@@ -147,6 +147,30 @@ async def test_a_completed_transfer_is_the_consulted_agents_answered_queue_call(
         assert queue == {"offered": 1, "answered": 1, "abandoned": 0}
         assert by_agent.get(user_id(w.server, 1)) == (1, 3)
         assert by_agent.get(user_id(w.server, 2)) == (1, 6)
+        bar1.close()
+        bar2.close()
+    finally:
+        await w.server.service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_conference_with_the_customer_makes_it_the_consulted_agents_queue_call(tmp_path: Path) -> None:
+    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
+    try:
+        bar1, bar2, _, _ = await consulting(w)
+        await bar1.call("call.conference")  # all three talk: agent 2 with the customer too
+        await w.advance(1)
+        await bar1.call("call.hangup")  # agent 1 leaves the conference
+        await w.advance(3)
+        w.sim.trunk().hangup()
+        await w.advance(1)
+
+        one, two = await figures(w, bar1), await figures(w, bar2)
+        assert (one["in_calls_answered"], one["out_calls_answered"], one["support"]["answered"]) == (1, 0, 1)
+        assert (two["in_calls_answered"], two["out_calls_answered"], two["support"]["answered"]) == (1, 0, 1)
+        queue, by_agent = await supervised(w)
+        assert queue == {"offered": 1, "answered": 1, "abandoned": 0}
+        assert by_agent[user_id(w.server, 2)][0] == 1
         bar1.close()
         bar2.close()
     finally:

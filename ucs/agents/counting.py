@@ -163,6 +163,8 @@ class CallCounter:
                     agent = agents.by_device(leg.device)
                     if agent is not None:
                         agent.counted_legs.discard(leg.uniqueid)
+                    if leg.uniqueid not in self._pbx.channels:  # (the phone went to another agent meanwhile)
+                        self._carried.discard(leg.uniqueid)
                 self._settle_transfers(call)
         except Exception:  # noqa: BLE001 - an observer must never break the tracker's dispatch
             self.log.failure("agents: call {uniqueid} could not be counted", uniqueid=call.uniqueid)
