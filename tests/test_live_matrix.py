@@ -63,6 +63,10 @@ class Flow:
     #: Fields of the CDRs stored after the first, in order (a consultation that
     #: became a call of its own).
     more_cdrs: list[dict[str, Any]] = field(default_factory=list)
+    #: Calls in each role's figures of the day once the flow is over: ``in_calls_answered``,
+    #: ``in_calls_unanswered``, ``out_calls_answered``, ``out_calls_unanswered``, and the
+    #: support queue's ``answered`` and ``unanswered`` (each phone leg counted once).
+    calls: dict[str, tuple[int, int, int, int, int, int]] = field(default_factory=dict)
 
 
 def _queue_call(queue: str = "support") -> dict[str, Any]:
@@ -154,7 +158,8 @@ FLOWS: dict[str, Flow] = {
         "ab", {"a": [RINGING_IN, CONNECT, TRANSFERRED, hangup(8)], "b": [RINGING_IN, CONNECT, hangup(3)]},
         {"a": ("ACW", ""), "b": ("ACW", "")},
         {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3,
-         "journey_has": ["SIP/carrier", "Queue:support", "a", "b"]}),
+         "journey_has": ["SIP/carrier", "Queue:support", "a", "b"]},
+        calls={"a": (1, 0, 0, 0, 1, 0), "b": (1, 0, 0, 0, 1, 0)}),
     # support call answered by a; a consults c from the bar (the customer on hold); c answers;
     # a finishes the transfer from the bar; the customer hangs up
     "atxfer_complete": Flow(
@@ -162,13 +167,17 @@ FLOWS: dict[str, Flow] = {
                "c": [RINGING_IN, CONNECT, TRANSFERRED, hangup(3)]},
         {"a": ("ACW", ""), "c": ("ACW", "")},
         {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3,
-         "journey_has": ["SIP/carrier", "Queue:support", "a", "c"]}),
+         "journey_has": ["SIP/carrier", "Queue:support", "a", "c"]},
+        # c: the consultation became the customer's call, one answered queue call
+        calls={"a": (1, 0, 0, 0, 1, 0), "c": (1, 0, 0, 0, 1, 0)}),
     # as above, but c never answers: the consultation is cancelled, the customer is back with a
     "atxfer_target_noanswer": Flow(
         "ac", {"a": [RINGING_IN, CONNECT, ("call.hold", {}), ("call.resume", {}), hangup(3)],
                "c": [RINGING_IN, hangup(6)]},  # c rang out (the transfer's no-answer timeout), not "answered elsewhere"
         {"a": ("ACW", ""), "c": ("READY", "")},
-        {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3}),
+        {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3},
+        # c: a consultation not picked up, an internal call missed, not a queue call
+        calls={"a": (1, 0, 0, 0, 1, 0), "c": (0, 1, 0, 0, 0, 0)}),
     # support call answered by a; a consults c from the bar (the customer on hold); c answers;
     # the customer hangs up while a and c talk: the customer's call ends for both (cause 3) and
     # a's talk with c goes on as a call of its own, from a to c; a hangs up from the bar
@@ -183,7 +192,9 @@ FLOWS: dict[str, Flow] = {
         {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3,
          "journey_has": ["SIP/carrier", "Queue:support", "a", "c"]},
         more_cdrs=[{"direction": "INTERNAL", "caller_number": "a#", "called_number": "c#", "answered_by": "c",
-                    "cause": 3, "queue": None, "journey_has": ["a", "c"]}]),
+                    "cause": 3, "queue": None, "journey_has": ["a", "c"]}],
+        # each phone leg once: a's, the queue call it answered; c's, the internal call it took
+        calls={"a": (1, 0, 0, 0, 1, 0), "c": (1, 0, 0, 0, 0, 0)}),
     # as above, but c never answers: the customer hangs up while it rings, and Asterisk ends
     # the consultation (the transfer fails) and a's part with it
     "atxfer_caller_hangs_up_ringing": Flow(
@@ -191,7 +202,8 @@ FLOWS: dict[str, Flow] = {
                "c": [RINGING_IN, hangup(3)]},  # for c too, the caller hung up
         {"a": ("ACW", ""), "c": ("READY", "")},
         {"direction": "INCOMING", "caller_number": CUSTOMER, "queue": "support", "answered_by": "a", "cause": 3,
-         "journey_has": ["SIP/carrier", "Queue:support", "a", "c"]}),
+         "journey_has": ["SIP/carrier", "Queue:support", "a", "c"]},
+        calls={"a": (1, 0, 0, 0, 1, 0), "c": (0, 1, 0, 0, 0, 0)}),
     # support call answered by a; mute and unmute from the bar; the customer hangs up
     "mute_during_call": Flow(
         "a", {"a": [RINGING_IN, CONNECT, ("call.mute", {}), ("call.unmute", {}), hangup(3)]}, {"a": ("ACW", "")},
@@ -492,6 +504,17 @@ async def _scenario(live: Live, stage: Stage, driver: Driver, flow: Flow, roles:
     for role, (status, reason) in flow.status.items():
         st = await live.bars[roles[role]].call("state")
         assert (st["status"], st.get("reason") or "") == (status, reason), f"{roles[role]}: {st['status']} {st.get('reason')}"
+
+    # The calls in the agents' figures of the day (the support queue's too where the phone is
+    # no member of it: the User object shows the user's queues, the figures keep every one).
+    support = live.server.get_directory().queue_by_asterisk_name("support")
+    assert support is not None
+    for role, counts in flow.calls.items():
+        user = (await live.bars[roles[role]].call("state"))["user"]
+        queue = live.server.get_agents().figures.of(user["id"]).queues.get(support.id)
+        got = (user["in_calls_answered"], user["in_calls_unanswered"], user["out_calls_answered"],
+               user["out_calls_unanswered"], queue.answered if queue else 0, queue.unanswered if queue else 0)
+        assert got == counts, f"{roles[role]}'s calls (in ans/unans, out ans/unans, support ans/unans): {got}"
 
     # The CDR.
     await live.server.get_cdr_writer().flushed()

@@ -14,12 +14,23 @@ the customer waits on hold.  That leg talks with the agent, not the
 customer: it is not held, and its end is no wrap-up (the colleague took an
 internal call).  It becomes the colleague's customer call when the transfer
 completes (or a conference joins them) and they talk with the customer.
+
+The figures follow the same rule (:class:`Roles`): a leg the call named as the
+consultation (``Call.consult``) that never served the customer is counted as
+the internal call it is, not as the queue's.  Each phone leg is counted once:
+when the caller hangs up during the consultation, the tracker ends the
+caller's call and the two who talk on are a new internal call of the same legs
+(:mod:`ucs.calls.consultation`).  A leg that served the customer is counted
+then, in the queue call, and not again when it ends; one that did not (the
+consulted colleague) is counted only where it ends, as that internal call.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
+import attrs
 from twisted.logger import Logger
 
 from ucs.agents.agent import Agent
@@ -68,6 +79,21 @@ def serves(pbx: PBX, call: Call, leg: Leg) -> bool:
     return ch is not None and talk_together(pbx, ch, customer)
 
 
+@attrs.define
+class Roles:
+    """What the agents' legs of one queue call were to its customer, as seen while
+    they lived (the channels are gone once a leg ends): ``consulted``, named by
+    the call as whom the agent consults (``Call.consult``); ``served``, talked
+    with the customer (:func:`serves`)."""
+
+    consulted: set[str] = attrs.Factory(set)
+    served: set[str] = attrs.Factory(set)
+
+    def consultation(self, uid: str) -> bool:
+        """Whether the leg was only a colleague's consultation: an internal call."""
+        return uid in self.consulted and uid not in self.served
+
+
 class CallCounter:
     log = Logger()
 
@@ -77,11 +103,38 @@ class CallCounter:
         self._tracker = tracker
         self._pbx = pbx
         self._transfers: dict[str, list[tuple[int, int | None, Leg]]] = {}
+        #: The queue calls' legs, while the Call lives (the supervisor counts its call
+        #: after the tracker let go of it: :meth:`consultation`).
+        self._roles: WeakKeyDictionary[Call, Roles] = WeakKeyDictionary()
+        #: Legs counted in a queue call they served that ended while they talk on in
+        #: another call (the caller hung up during a consultation): not counted again.
+        self._carried: set[str] = set()
+
+    def consultation(self, call: Call, leg: Leg) -> bool:
+        """Whether ``leg`` of ``call`` was a colleague consulted while the customer
+        waited, who never served the customer: an internal call, not the queue's."""
+        roles = self._roles.get(call)
+        return roles is not None and roles.consultation(leg.uniqueid)
+
+    def _roles_of(self, call: Call) -> Roles | None:
+        """The call's :class:`Roles`, with whom it consults now; ``None`` for a call
+        that is no queue call."""
+        if not is_queue_call(call):
+            return None
+        roles = self._roles.get(call)
+        if roles is None:
+            roles = self._roles[call] = Roles()
+        consulted = call.consult.get("channel") if call.consult else None
+        if consulted:
+            roles.consulted.update(uid for uid, leg in call.legs.items()
+                                   if leg.channel == consulted and uid != call.origin)
+        return roles
 
     def call_event(self, call: Call, ended: bool) -> None:
         agents = self._agents
         try:
             now = agents.now()
+            roles = self._roles_of(call) if not ended else self._roles.get(call)
             for leg in call.legs.values():
                 agent = agents.by_device(leg.device)
                 if agent is None:
@@ -91,8 +144,11 @@ class CallCounter:
                     if uid not in agent.live_legs and uid not in agent.counted_legs:
                         agent.accrue(now)
                         agent.live_legs.add(uid)
-                    if (uid in agent.live_legs and uid not in agent.held and agents.acw_seconds > 0
-                            and is_queue_call(call) and serves(self._pbx, call, leg)):
+                    if (roles is not None and uid in agent.live_legs and uid not in roles.served
+                            and serves(self._pbx, call, leg)):
+                        roles.served.add(uid)
+                    if (roles is not None and uid in roles.served and uid not in agent.held
+                            and agents.acw_seconds > 0):
                         agents.wrapup.hold(agent, uid)
                     continue
                 if uid in agent.live_legs:
@@ -101,21 +157,35 @@ class CallCounter:
                 if uid not in agent.counted_legs:
                     agent.counted_legs.add(uid)
                     if call.monitoring is None:  # a supervisor's monitoring is not a call (ucs.calls.spying)
-                        self._count(agent, call, leg)
+                        self._settle_leg(agent, call, leg, roles)
             if ended:
                 for leg in call.legs.values():
                     agent = agents.by_device(leg.device)
                     if agent is not None:
                         agent.counted_legs.discard(leg.uniqueid)
+                    if leg.uniqueid not in self._pbx.channels:  # (the phone went to another agent meanwhile)
+                        self._carried.discard(leg.uniqueid)
                 self._settle_transfers(call)
         except Exception:  # noqa: BLE001 - an observer must never break the tracker's dispatch
             self.log.failure("agents: call {uniqueid} could not be counted", uniqueid=call.uniqueid)
 
-    def _count(self, agent: Agent, call: Call, leg: Leg) -> None:
+    def _settle_leg(self, agent: Agent, call: Call, leg: Leg, roles: Roles | None) -> None:
+        """The agent's leg ended in ``call``: counted once (see the module's doc)."""
+        uid = leg.uniqueid
+        if uid in self._carried:  # counted in the queue call it served, before it talked on here
+            self._carried.discard(uid)
+            return
+        if uid in self._pbx.channels and leg.cause != Cause.PICKUP:  # the leg talks on in another call
+            if roles is None or uid not in roles.served:
+                return  # counted where it ends, as the call it is there
+            self._carried.add(uid)
+        self._count(agent, call, leg, consultation=roles is not None and roles.consultation(uid))
+
+    def _count(self, agent: Agent, call: Call, leg: Leg, *, consultation: bool) -> None:
         agents = self._agents
         queue_id = self._call_queue_id(call)
-        count_leg(agent.stats, call, leg, queue_id)
-        if is_queue_call(call) and (leg.transferred or leg.cause == Cause.TRANSFER):
+        count_leg(agent.stats, call, leg, queue_id, consultation=consultation)
+        if is_queue_call(call) and not consultation and (leg.transferred or leg.cause == Cause.TRANSFER):
             self._transfers.setdefault(call.uniqueid, []).append((agent.user.id, queue_id, leg))
         agents.figures.save(agent.user.id)
         uid = leg.uniqueid

@@ -62,7 +62,7 @@ from ucs.agents.transitions import ACW, ASK, READY, RESUME, SUSPEND, Target, che
 from ucs.agents.waiting import QueueFigures
 from ucs.agents.wrapup import WrapUp
 from ucs.bus import EventBus
-from ucs.calls.call import Call
+from ucs.calls.call import Call, Leg
 from ucs.calls.tracker import CallObserver, CallTracker
 from ucs.constants import AgentStatus
 from ucs.directory.directory import Directory
@@ -365,6 +365,11 @@ class Agents(PBXObserver, CallObserver):
 
     def call_ended(self, call: Call) -> None:
         self._calls.call_event(call, ended=True)
+
+    def consultation(self, call: Call, leg: Leg) -> bool:
+        """Whether the agent's ``leg`` of the queue call ``call`` was only a colleague's
+        consultation, never the customer's (an internal call: not in the queue's figures)."""
+        return self._calls.consultation(call, leg)
 
     # ==================================================================== the core
 

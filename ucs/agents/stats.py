@@ -30,6 +30,15 @@ was rung, *outgoing* when the phone placed the call:
   a trunk), and per queue ``answered``, ``unanswered``, ``ringtime``,
   ``talktime``, ``transferred``, ``transferred_external``.
 
+A colleague the agent consults (an attended transfer) rings this phone inside
+the customer's queue call (the consultation shares its ``Linkedid``), but it is
+an *internal* call: counted in ``in_calls_answered`` / ``in_calls_unanswered``
+only, no queue figure (:mod:`ucs.agents.counting`), unless the agent then
+talked with the customer (the transfer completed, a conference): then it is
+the agent's answered queue call, its ring and talk times from the consultation
+on.  Each leg is counted once, also when the customer hangs up during the
+consultation and the two talk on in a new internal call.
+
 Ringing of an incoming leg lasts from its creation to its answer (or end);
 talking from its answer to its end, hold included.  For an outgoing leg,
 ringing lasts until the call connects.  A call is counted whole on the day
@@ -213,10 +222,14 @@ def leg_times(call: Call, leg: Leg) -> tuple[bool, bool, float, float]:
     return incoming, True, max(0.0, answered_at - leg.created), max(0.0, end - answered_at)
 
 
-def count_leg(stats: AgentStats, call: Call, leg: Leg, queue_id: int | None) -> bool:
+def count_leg(stats: AgentStats, call: Call, leg: Leg, queue_id: int | None, *,
+              consultation: bool = False) -> bool:
     """Count one ended leg of the agent's phone.  ``queue_id`` is the directory
-    queue the call came through (or was placed for), if any.  Returns whether
-    the leg was a queue call the agent talked on (which starts ACW)."""
+    queue the call came through (or was placed for), if any.  A ``consultation``
+    (a colleague consulted the agent while the queue call's customer waited, and
+    the agent never talked with the customer) is the internal call it is, not an
+    agent call from the queue.  Returns whether the leg was a queue call the
+    agent talked on."""
     incoming, answered, ring, talk = leg_times(call, leg)
     if incoming:
         if answered:
@@ -227,7 +240,7 @@ def count_leg(stats: AgentStats, call: Call, leg: Leg, queue_id: int | None) -> 
         stats.out_calls_answered += 1
     else:
         stats.out_calls_unanswered += 1
-    if not is_queue_call(call):
+    if consultation or not is_queue_call(call):
         return False
     stats.ringtime += ring
     stats.talktime += talk

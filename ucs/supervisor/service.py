@@ -10,9 +10,11 @@ for the pushes); it reads the PBX model (waiting callers), the agents service
   queue → answered) and ``talktime`` (answered → end), ``answered_in_sl`` when the
   wait was at most ``[supervisor] service_level_seconds``; otherwise ``abandoned``
   with ``abandonwait``;
-* per agent: ``answered`` and ``talktime`` of the queue calls their phone answered,
-  and the time in READY, AUX and ACW (``readytime``, ``auxtime``, ``acwtime``), split
-  at the 15-minute boundaries (:mod:`ucs.supervisor.intervals`).
+* per agent: ``answered`` and ``talktime`` of the queue calls their phone answered
+  (not a colleague's consultation while the customer waited, unless it became theirs:
+  :meth:`ucs.agents.service.Agents.consultation`), and the time in READY, AUX and ACW
+  (``readytime``, ``auxtime``, ``acwtime``), split at the 15-minute boundaries
+  (:mod:`ucs.supervisor.intervals`).
 
 The rows are written to the store (table ``stats``, migration 3) every
 ``save_interval`` seconds and on stop, and today's are read back on start; a cluster's
@@ -259,7 +261,7 @@ class Supervision(PBXObserver):
             self.on_queue_figures(q, today, self.intervals.day_total("queue", q, today))
         for leg in call.legs.values():
             agent = self._agents.by_device(leg.device) if leg.device else None
-            if agent is not None and leg.answered is not None:
+            if agent is not None and leg.answered is not None and not self._own_agents.consultation(call, leg):
                 end = leg.ended or at
                 self.intervals.add("agent", str(agent.user.id), "answered", 1, at)
                 self.intervals.add("agent", str(agent.user.id), "talktime", max(0.0, end - leg.answered), at)
