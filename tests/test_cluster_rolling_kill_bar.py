@@ -94,7 +94,8 @@ async def test_a_rolling_kill_behind_a_load_balancer_keeps_the_bar_and_its_call(
                     hung_up = bar.names().count("onCallHangup") > hangups  # seconds after the resync
                     # Never told the call ended: on the new owner (``Mirror.holding``), nor on a
                     # standby (held at the new owner's first term until its resync, ``Mirror._hold``).
-                    assert not hung_up, f"the bar was told the call ended when {name} was killed"
+                    assert not hung_up, (f"the bar was told the call ended when {name} was killed (bar on {cluster.bar_node()}, "
+                                         f"owner {owner}): {bar.names()[-12:]}")
                     steps.append({"node": name, "bars": was_bars, "owner": was_owner, "now_on": cluster.bar_node(),
                                   "owner_now": owner, "right_after": round(took, 1)})
                 cluster.hang_up(bar)

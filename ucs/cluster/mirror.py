@@ -354,6 +354,7 @@ class Mirror:
         """One envelope the standby applied to its replica: the object, then the bus."""
         if not self.active:
             return
+        self._follows(e.term)  # the new owner's first events may come before its snapshot's news
         if e.category == CALLS:
             self._call(e)
         elif e.category == AGENTS:
@@ -489,10 +490,7 @@ class Mirror:
         if not self.active:
             return
         r = replica
-        owner = r.term.rsplit(":", 2)[0] if r.term.count(":") >= 2 else ""
-        if owner and self._owner and owner != self._owner and self.calls:
-            self._hold()  # another owner's first term: it has not read Asterisk's calls yet
-        self._owner = owner or self._owner
+        self._follows(r.term)
         for uid in [u for u in self.calls if u not in r.calls and u not in self._held]:
             self._end(uid)
         for uid, d in r.calls.items():
@@ -565,6 +563,16 @@ class Mirror:
         self._device_of.clear()
         self.devices.clear()
         self.queues.clear()
+
+    def _follows(self, term: str) -> None:
+        """The term of what this node applies now: another owner's (a take-over) holds the calls
+        the bars were shown (:meth:`_hold`)."""
+        owner = term.rsplit(":", 2)[0] if term.count(":") >= 2 else ""
+        if not owner or owner == self._owner:
+            return
+        if self._owner and self.calls:
+            self._hold()  # another owner's first term: it has not read Asterisk's calls yet
+        self._owner = owner
 
     def _hold(self) -> None:
         """A standby's bars keep the calls they were shown while a new owner rebuilds them: its
