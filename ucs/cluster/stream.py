@@ -72,8 +72,15 @@ KEY = "snapshot"
 #: Copies of the stream, the bucket and the object store made in a NATS cluster (3 servers
 #: or more): a majority of them survives one server's loss, or its split from the others.
 CLUSTER_REPLICAS = 3
-#: Seconds a follower waits for a body at most (the owner may replace it while it reads).
-BODY_TIMEOUT = 30.0
+#: Seconds a follower waits for a body at most (the owner may replace it while it reads), plus
+#: a second per :data:`BODY_RATE` bytes of it.  Issue 20, a NATS cluster split and mended: a
+#: body read just after was seen to wait for its chunks for good (nats-py's ordered consumer
+#: on the object store, the servers' JetStream still answering "temporarily unavailable"), and
+#: every follower stood on the old term until this ran out (it was 30 s for any body); the next
+#: check reads it again.
+BODY_TIMEOUT = 8.0
+#: Bytes a second a body is read at, at least (a slow link), for its timeout.
+BODY_RATE = 128 * 1024
 
 
 @attrs.frozen
@@ -434,20 +441,20 @@ class EventStream:
         gone (a newer term's first snapshot removed it); fetched and decoded off the reactor
         thread."""
         self.bodies_read += 1
-        return self.bridge.run(self._get_body, manifest.body)
+        return self.bridge.run(self._get_body, manifest.body, BODY_TIMEOUT + manifest.size / BODY_RATE)
 
-    async def _get_body(self, name: str) -> dict[str, Any] | None:
+    async def _get_body(self, name: str, timeout: float = BODY_TIMEOUT) -> dict[str, Any] | None:
         from nats.js.errors import NotFoundError
 
         store = await self._store()
         try:
             # nats-py's get waits for the chunks with no limit: the owner may purge them meanwhile
-            result = await asyncio.wait_for(store.get(name), BODY_TIMEOUT)
+            result = await asyncio.wait_for(store.get(name), timeout)
         except NotFoundError:  # ObjectNotFoundError and ObjectDeletedError are ones
             return None
         except asyncio.TimeoutError:
-            raise ValueError(f"the snapshot's body did not arrive within {BODY_TIMEOUT:.0f} s (replaced while "
-                             "it was read?); the next check reads it again") from None
+            raise ValueError(f"the snapshot's body did not arrive within {timeout:.0f} s (replaced while "
+                             "it was read, or JetStream not serving it yet?); the next check reads it again") from None
         return await asyncio.get_running_loop().run_in_executor(None, decode_body, result.data)
 
     def follow(self, after: int, fn: Callable[[Envelope, int], Any]) -> Deferred[Any]:
