@@ -41,8 +41,8 @@ from ucs.server import UCSServer
 #: owner's feed trying a new term that often (the default 10 s would only make it slower).
 TIMINGS = {"snapshot_interval": 2.0}
 #: Seconds B and C get to converge once the routes are mended: 2.3-14.6 s in most runs here; a
-#: snapshot body read just after the mend may hang until ``stream.BODY_TIMEOUT`` (30 s when it
-#: was seen: 37.3 and 42.8 s, once more than 60 s), then the next check reads it again.
+#: snapshot body read just after the mend may hang until its limit (``stream.BODY_TIMEOUT``, 8 s
+#: for these), then the next check reads it again: 21-23 s (with the 30 s it had: 37, 43, >60 s).
 CONVERGE = 60.0
 
 
