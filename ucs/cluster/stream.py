@@ -69,8 +69,18 @@ MAX_BACKLOG = 100_000
 WINDOW = 1000
 #: The snapshot's key in the bucket (its manifest).
 KEY = "snapshot"
-#: Seconds a follower waits for a body at most (the owner may replace it while it reads).
-BODY_TIMEOUT = 30.0
+#: Copies of the stream, the bucket and the object store made in a NATS cluster (3 servers
+#: or more): a majority of them survives one server's loss, or its split from the others.
+CLUSTER_REPLICAS = 3
+#: Seconds a follower waits for a body at most (the owner may replace it while it reads), plus
+#: a second per :data:`BODY_RATE` bytes of it.  Issue 20, a NATS cluster split and mended: a
+#: body read just after was seen to wait for its chunks for good (nats-py's ordered consumer
+#: on the object store, the servers' JetStream still answering "temporarily unavailable"), and
+#: every follower stood on the old term until this ran out (it was 30 s for any body); the next
+#: check reads it again.
+BODY_TIMEOUT = 8.0
+#: Bytes a second a body is read at, at least (a slow link), for its timeout.
+BODY_RATE = 128 * 1024
 
 
 @attrs.frozen
@@ -164,28 +174,62 @@ class EventStream:
 
     def ensure(self) -> Deferred[None]:
         """Create the stream, the bucket and the object store, or bring the stream's limits
-        in line (every node may)."""
+        in line (every node may).
+
+        Replicas: in a NATS *cluster* each is made with :data:`CLUSTER_REPLICAS` copies, so that
+        the side of a split that keeps a majority of the servers keeps them (with one copy, the
+        server holding it on the other side takes the stream away from the standbys, or from the
+        owner).  A stream, bucket or store that exists keeps the replicas it has (an operator may
+        have scaled it): nothing here scales it down."""
         return self.bridge.run(self._ensure)
 
+    def _clustered(self) -> bool:
+        """Whether the server this node is connected to is one of a NATS cluster (its INFO names it)."""
+        info = getattr(self.link.nc, "_server_info", None) or {}
+        return bool(info.get("cluster"))
+
     async def _ensure(self) -> None:
-        from nats.js.api import DiscardPolicy, ObjectStoreConfig, StorageType, StreamConfig
-        from nats.js.errors import BadRequestError
+        from nats.js.api import DiscardPolicy, KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
+        from nats.js.errors import APIError, NotFoundError
 
         js = self.link.js
-        config = StreamConfig(name=self.names.stream, subjects=[self.names.all_events], max_age=self.max_age,
-                              max_msgs=MAX_MSGS, storage=StorageType.FILE, discard=DiscardPolicy.OLD)
+        wanted = CLUSTER_REPLICAS if self._clustered() else 1
+
+        def config(replicas: int) -> StreamConfig:
+            return StreamConfig(name=self.names.stream, subjects=[self.names.all_events], max_age=self.max_age,
+                                max_msgs=MAX_MSGS, storage=StorageType.FILE, discard=DiscardPolicy.OLD,
+                                num_replicas=replicas)
+
         try:
-            info = await js.add_stream(config)
-        except BadRequestError:  # it exists with other limits
-            info = await js.update_stream(config)
+            existing = await js.stream_info(self.names.stream)
+        except NotFoundError:
+            try:
+                info = await js.add_stream(config(wanted))
+            except APIError as e:
+                if wanted == 1:
+                    raise
+                log.warn("cluster: the stream {name} could not have {n} replicas ({e}); it has one: a NATS "
+                         "server that goes (or a split) may take it away", name=self.names.stream, n=wanted, e=e)
+                wanted = 1
+                info = await js.add_stream(config(1))
+        else:
+            wanted = existing.config.num_replicas or 1
+            info = await js.update_stream(config(wanted))
         # A new owner's first snapshot resumes after what is in the stream already, not from 0:
         # from 0 a follower would replay the whole stream (the last owner's ghosts included).
         self.bridge.to_reactor(self._acked, int(info.state.last_seq or 0))
-        self._kv = await js.create_key_value(bucket=self.names.bucket, history=1,
-                                             description=f"UCS snapshots of {self.names.domain}")
-        self._objects = await js.create_object_store(
-            self.names.snapshots, ObjectStoreConfig(description=f"UCS snapshot bodies of {self.names.domain}",
-                                                    storage=StorageType.FILE))
+        try:
+            self._kv = await js.key_value(self.names.bucket)
+        except NotFoundError:
+            self._kv = await js.create_key_value(KeyValueConfig(
+                bucket=self.names.bucket, history=1, replicas=wanted,
+                description=f"UCS snapshots of {self.names.domain}"))
+        try:
+            self._objects = await js.object_store(self.names.snapshots)
+        except NotFoundError:
+            self._objects = await js.create_object_store(
+                self.names.snapshots, ObjectStoreConfig(description=f"UCS snapshot bodies of {self.names.domain}",
+                                                        storage=StorageType.FILE, replicas=wanted))
 
     async def _bucket(self) -> Any:
         if self._kv is None:
@@ -397,20 +441,20 @@ class EventStream:
         gone (a newer term's first snapshot removed it); fetched and decoded off the reactor
         thread."""
         self.bodies_read += 1
-        return self.bridge.run(self._get_body, manifest.body)
+        return self.bridge.run(self._get_body, manifest.body, BODY_TIMEOUT + manifest.size / BODY_RATE)
 
-    async def _get_body(self, name: str) -> dict[str, Any] | None:
+    async def _get_body(self, name: str, timeout: float = BODY_TIMEOUT) -> dict[str, Any] | None:
         from nats.js.errors import NotFoundError
 
         store = await self._store()
         try:
             # nats-py's get waits for the chunks with no limit: the owner may purge them meanwhile
-            result = await asyncio.wait_for(store.get(name), BODY_TIMEOUT)
+            result = await asyncio.wait_for(store.get(name), timeout)
         except NotFoundError:  # ObjectNotFoundError and ObjectDeletedError are ones
             return None
         except asyncio.TimeoutError:
-            raise ValueError(f"the snapshot's body did not arrive within {BODY_TIMEOUT:.0f} s (replaced while "
-                             "it was read?); the next check reads it again") from None
+            raise ValueError(f"the snapshot's body did not arrive within {timeout:.0f} s (replaced while "
+                             "it was read, or JetStream not serving it yet?); the next check reads it again") from None
         return await asyncio.get_running_loop().run_in_executor(None, decode_body, result.data)
 
     def follow(self, after: int, fn: Callable[[Envelope, int], Any]) -> Deferred[Any]:
