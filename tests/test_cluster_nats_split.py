@@ -183,6 +183,9 @@ async def test_a_nats_cluster_split_mid_call_the_owner_goes_on_alone_and_the_clu
         h = node_a.health()
         assert h["role"] == "owner" and h["nats"] == "up", h
         assert node_a.elector.is_owner and ami_up(a)
+        # A's own bar is told its events do not reach the other nodes (its calls go on).
+        told_a = await bar_a.wait(lambda: next((n for n in cluster_notices(bar_a) if not n["ok"]), None), 20)
+        assert told_a["nats"] == "up" and told_a["role"] == "owner" and "do not reach" in told_a["message"]
         # Nothing of it reached B meanwhile.
         assert not calls_of(bar_b, "call.hangup", first) and not calls_of(bar_b, "call.connect", second)
 
@@ -209,6 +212,7 @@ async def test_a_nats_cluster_split_mid_call_the_owner_goes_on_alone_and_the_clu
         if took > 10:
             print(*logged, sep="\n")
         await bar_b.wait(lambda: (cluster_notices(bar_b) or [{}])[-1].get("ok") or None, 20)
+        await bar_a.wait(lambda: (cluster_notices(bar_a) or [{}])[-1].get("ok") or None, 20)  # A's new term
         # B's bar: the first call ended, the second is up, the agent on it.
         await bar_b.wait(lambda: calls_of(bar_b, "call.hangup", first) or None, 20)
         await bar_b.wait(lambda: calls_of(bar_b, "call.connect", second) or None, 20)

@@ -55,11 +55,24 @@ class OwnerFeed:
         self._snapshots = LoopingCall(self.store_snapshot)
         self._snapshots.clock = clock
         self._dirty = False
-        #: An envelope could not be published: nothing is queued until a new term starts.
-        self.broken = False
+        self._broken = False
+        #: Told when :attr:`broken` changes (the node tells its bars: NATS answers it, but its
+        #: events do not reach the others -- a NATS cluster split leaves its server alone).
+        self.on_broken: Callable[[bool], Any] = lambda broken: None
         #: A newer term of another node seen while this one publishes: two owners (``/health``).
         self.conflict = ""
         self._started_at = 0
+
+    @property
+    def broken(self) -> bool:
+        """An envelope could not be published: nothing is queued until a new term starts."""
+        return self._broken
+
+    @broken.setter
+    def broken(self, broken: bool) -> None:
+        if broken != self._broken:
+            self._broken = broken
+            self.on_broken(broken)
 
     def start(self) -> None:
         """Begin a term with the model as it is, then follow the bus."""

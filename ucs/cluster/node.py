@@ -257,7 +257,13 @@ class ClusterNode(Service):
             return  # stopping: its bars are about to be told the server goes
         up = state == "up"
         unheard = up and self.watch.state == UNHEARD  # issue 20: its own link is fine, the owner silent
-        if unheard:
+        # the owner's link is fine but its events are not taken (its NATS server cut off from the
+        # rest of a NATS cluster: no quorum for the stream)
+        unsent = up and self.feed is not None and self.feed.broken
+        if unsent:
+            message = ("UCS: this server's events do not reach the other UCS nodes (NATS does not take them); "
+                       "calls and states here go on, but bars on other servers cannot follow them until it does.")
+        elif unheard:
             message = (f"UCS: the server that holds the link to the phone system has not been heard for "
                        f"{self.config.owner_silence:g} s; what this bar shows may be out of date until it is heard again.")
         elif up:
@@ -269,7 +275,7 @@ class ClusterNode(Service):
             message = ("UCS: this server lost its link to the other UCS nodes; what this bar shows "
                        "may be out of date until it is back.")
         self._server.get_web_service().hub.cluster_notice(
-            {"ok": up and not unheard, "nats": state, "owner": self.watch.state, "role": self.role,
+            {"ok": up and not unheard and not unsent, "nats": state, "owner": self.watch.state, "role": self.role,
              "node": self.node, "message": message})
 
     def _refollow(self) -> None:
@@ -329,6 +335,7 @@ class ClusterNode(Service):
             feed = OwnerFeed(self._server.get_bus(), self.stream, self._reactor, self.node,
                              snapshot_interval=self.config.snapshot_interval, initial=self._current_state,
                              encode=self.mirror.wire_subject)
+            feed.on_broken = lambda broken: self._tell_bars(self.link.state if self.link is not None else "down")
             feed.start()
             self.feed = feed
             try:
