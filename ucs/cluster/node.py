@@ -126,6 +126,10 @@ class ClusterNode(Service):
         self.duty = Duty(self, self._reactor, c.retry_interval, name=self.node)
         self._duty_work: Deferred[None] = succeed(None)  # its outputs' work, one at a time
         self._known: dict[str, dict[str, Any]] = {}  # the old owner's calls, as followed (remember)
+        #: This node, as owner, has read Asterisk's calls (its first resync is done): a term that
+        #: begins after it says so (``pbx.resynced`` in its first envelopes), for the standbys
+        #: holding their bars' calls until then (``Mirror._hold``).
+        self._resynced = False
         self.dirsync: DirectorySync | None = None
         self.sessync: sessync.SessionSync | None = None  # logouts and ops.sessions across the nodes
         self._dir_missed = True  # until subscribed, another node's change may be missed
@@ -462,6 +466,7 @@ class ClusterNode(Service):
             return  # stepped down meanwhile (its step_down comes next): no AMI link
         ami = self._server.get_ami_client()
         if not ami.running:
+            self._resynced = False
             known = self._known
             synced = self._server.get_pbx_link().whenSynced()
             # issue 20: the bars read this node's own model from now on; the mirrored calls wait
@@ -476,6 +481,7 @@ class ClusterNode(Service):
     def stop_link(self) -> None:
         """(Duty output.) Stepping down stops the AMI link at once: before the election's session
         closes, as the election requires (its ``on_standby`` comes first)."""
+        self._resynced = False
         ami = self._server.get_ami_client()
         if ami.running:
             ami.stopService()
@@ -510,6 +516,7 @@ class ClusterNode(Service):
         that ended unseen get their CDR from the replica (:mod:`ucs.cluster.gap`)."""
         if not self.duty.restored:
             return
+        self._resynced = True
         # The agents' queues as Asterisk has them (restored before it was read): once reconciled.
         self._server.get_agents().settled().addCallback(lambda _: self._restate())
         if not known:
@@ -597,6 +604,8 @@ class ClusterNode(Service):
         items += [(ev.EVENT_CALL_CHANGE, c, {}) for c in s.get_call_tracker().active_calls()]
         items += [(ev.EVENT_AGENT_STATUS, a, {}) for a in s.get_agents().all()]
         items += [(QUEUE_FIGURES, f, {}) for f in self._queue_figures()]
+        if self._resynced:  # the calls above are Asterisk's: a standby holding its bars' may let go
+            items.append((ev.EVENT_PBX_RESYNCED, None, {}))
         for name, subject, args in items:
             e = envelope(name, subject, args, node=self.node, encode=self.mirror.wire_subject)
             if e is not None:
