@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from test_agents_consult_wrapup import consulting, support_id
+from test_agents_consult_wrapup import consultation, support_id
 from test_agents_wrapup import Whole, whole_server
 from test_supervisor import supervisor
 from test_web_api import Client, user_id
@@ -60,9 +60,7 @@ async def supervised(w: Whole) -> tuple[dict[str, Any], dict[int, tuple[int, int
 @pytest_twisted.ensureDeferred
 async def test_a_consultation_the_caller_hangs_up_during_is_the_consulted_agents_internal_call(
         tmp_path: Path) -> None:
-    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
-    try:
-        bar1, bar2, _, _ = await consulting(w)  # agent 1 answered at +1 s, agent 2 at +3 s
+    async with consultation(tmp_path) as (w, bar1, bar2, _, _):  # agent 1 answered at +1 s, agent 2 at +3 s
         w.sim.trunk().hangup()  # +4 s: the customer gives up while the agents talk
         await w.advance(5)
         w.sim.phone("SIP/1002").hangup()  # +9 s: the consultation ends
@@ -87,17 +85,11 @@ async def test_a_consultation_the_caller_hangs_up_during_is_the_consulted_agents
         uid1, uid2 = user_id(w.server, 1), user_id(w.server, 2)
         assert by_agent.get(uid1) == (1, 3)
         assert by_agent.get(uid2, (0, 0))[0] == 0  # the consultation is no answered queue call
-        bar1.close()
-        bar2.close()
-    finally:
-        await w.server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_consultation_that_ends_without_a_transfer_is_an_internal_call(tmp_path: Path) -> None:
-    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
-    try:
-        bar1, bar2, _, _ = await consulting(w)  # agent 1 answered at +1 s, agent 2 at +3 s
+    async with consultation(tmp_path) as (w, bar1, bar2, _, _):  # agent 1 answered at +1 s, agent 2 at +3 s
         await w.advance(3)
         await bar1.call("call.hangup")  # +7 s: agent 1 ends the consultation, back with the customer
         await w.advance(5)
@@ -115,17 +107,11 @@ async def test_a_consultation_that_ends_without_a_transfer_is_an_internal_call(t
         assert queue == {"offered": 1, "answered": 1, "abandoned": 0}
         assert by_agent.get(user_id(w.server, 1)) == (1, 11)
         assert by_agent.get(user_id(w.server, 2), (0, 0))[0] == 0
-        bar1.close()
-        bar2.close()
-    finally:
-        await w.server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_completed_transfer_is_the_consulted_agents_answered_queue_call(tmp_path: Path) -> None:
-    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
-    try:
-        bar1, bar2, _, _ = await consulting(w)  # agent 1 answered at +1 s, agent 2 at +3 s
+    async with consultation(tmp_path) as (w, bar1, bar2, _, _):  # agent 1 answered at +1 s, agent 2 at +3 s
         await bar1.call("call.finishTransfer")  # +4 s: the customer is agent 2's
         await w.advance(5)
         w.sim.trunk().hangup()  # +9 s
@@ -147,17 +133,11 @@ async def test_a_completed_transfer_is_the_consulted_agents_answered_queue_call(
         assert queue == {"offered": 1, "answered": 1, "abandoned": 0}
         assert by_agent.get(user_id(w.server, 1)) == (1, 3)
         assert by_agent.get(user_id(w.server, 2)) == (1, 6)
-        bar1.close()
-        bar2.close()
-    finally:
-        await w.server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_conference_with_the_customer_makes_it_the_consulted_agents_queue_call(tmp_path: Path) -> None:
-    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
-    try:
-        bar1, bar2, _, _ = await consulting(w)
+    async with consultation(tmp_path) as (w, bar1, bar2, _, _):
         await bar1.call("call.conference")  # all three talk: agent 2 with the customer too
         await w.advance(1)
         await bar1.call("call.hangup")  # agent 1 leaves the conference
@@ -171,7 +151,3 @@ async def test_a_conference_with_the_customer_makes_it_the_consulted_agents_queu
         queue, by_agent = await supervised(w)
         assert queue == {"offered": 1, "answered": 1, "abandoned": 0}
         assert by_agent[user_id(w.server, 2)][0] == 1
-        bar1.close()
-        bar2.close()
-    finally:
-        await w.server.service.stopService()

@@ -13,6 +13,8 @@ Asterisk over AMI TCP, the agents' bars over WebSocket.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest_twisted
@@ -64,6 +66,22 @@ async def consulting(w: Whole) -> tuple[Client, Client, Agent, Agent]:
     return bar1, bar2, one, two
 
 
+@asynccontextmanager
+async def consultation(tmp_path: Path) -> AsyncIterator[tuple[Whole, Client, Client, Agent, Agent]]:
+    """The whole server (wrap-up of 10 s), agent 1 consulting agent 2 about a customer's queue
+    call (:func:`consulting`); the bars closed and the server stopped at the end."""
+    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
+    try:
+        bar1, bar2, one, two = await consulting(w)
+        try:
+            yield w, bar1, bar2, one, two
+        finally:
+            bar1.close()
+            bar2.close()
+    finally:
+        await w.server.service.stopService()
+
+
 def support_id(w: Whole) -> int:
     queue = w.server.get_directory().queue_by_asterisk_name("support")
     assert queue is not None
@@ -72,9 +90,7 @@ def support_id(w: Whole) -> int:
 
 @pytest_twisted.ensureDeferred
 async def test_the_consulted_agent_gets_no_wrap_up_when_the_caller_hangs_up(tmp_path: Path) -> None:
-    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
-    try:
-        bar1, bar2, one, two = await consulting(w)
+    async with consultation(tmp_path) as (w, bar1, bar2, one, two):
         # consulted: an internal call, so agent 2's queues are not paused ahead of a wrap-up
         assert (two.status, members(w, "SIP/1002")) == (READY, TWO_FREE)
         assert members(w, "SIP/1001") == PAUSED_ACW  # agent 1's call: paused ahead of its wrap-up
@@ -93,17 +109,11 @@ async def test_the_consulted_agent_gets_no_wrap_up_when_the_caller_hangs_up(tmp_
         assert (one.status, members(w, "SIP/1001")) == (READY, FREE)
         assert await statuses(bar1) == ["ACW", "READY"]
         assert await statuses(bar2) == []
-        bar1.close()
-        bar2.close()
-    finally:
-        await w.server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_consultation_that_ends_without_a_transfer_is_no_wrap_up_for_the_consulted(tmp_path: Path) -> None:
-    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
-    try:
-        bar1, bar2, one, two = await consulting(w)
+    async with consultation(tmp_path) as (w, bar1, bar2, one, two):
         await w.advance(3)
         await bar1.call("call.hangup")  # agent 1 ends the consultation: back with the customer
         await w.advance(1)
@@ -119,17 +129,11 @@ async def test_a_consultation_that_ends_without_a_transfer_is_no_wrap_up_for_the
         assert (one.status, members(w, "SIP/1001")) == (READY, FREE)
         assert await statuses(bar1) == ["ACW", "READY"]
         assert await statuses(bar2) == []
-        bar1.close()
-        bar2.close()
-    finally:
-        await w.server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_completed_transfer_makes_the_call_the_consulted_agents_own(tmp_path: Path) -> None:
-    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
-    try:
-        bar1, bar2, one, two = await consulting(w)
+    async with consultation(tmp_path) as (w, bar1, bar2, one, two):
         assert (two.status, members(w, "SIP/1002")) == (READY, TWO_FREE)
         await bar1.call("call.finishTransfer")
         await w.advance(1)
@@ -150,17 +154,11 @@ async def test_a_completed_transfer_makes_the_call_the_consulted_agents_own(tmp_
         assert members(w, "SIP/1002") == TWO_FREE
         assert await statuses(bar1) == ["ACW", "READY"]
         assert await statuses(bar2) == ["ACW", "READY"]
-        bar1.close()
-        bar2.close()
-    finally:
-        await w.server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_an_agent_who_joins_a_conference_with_the_customer_gets_wrap_up(tmp_path: Path) -> None:
-    w = await whole_server(tmp_path, agents={"acw_seconds": 10})
-    try:
-        bar1, bar2, one, two = await consulting(w)
+    async with consultation(tmp_path) as (w, bar1, bar2, one, two):
         await bar1.call("call.conference")
         await w.advance(1)
         # all three talk: agent 2 talks with the customer, the call is agent 2's too
@@ -173,10 +171,6 @@ async def test_an_agent_who_joins_a_conference_with_the_customer_gets_wrap_up(tm
         await w.advance(1)
         assert two.status == ACW
         assert await statuses(bar2) == ["ACW"]
-        bar1.close()
-        bar2.close()
-    finally:
-        await w.server.service.stopService()
 
 
 @pytest_twisted.ensureDeferred
